@@ -40,6 +40,7 @@ func mainErr() int {
 		ssizes   = flag.String("search-sizes", "64,512,1518", "frame sizes for the search")
 		legs     = flag.String("legs", "linux,linux-backlog,xdp,fwdd-afxdp,fwdd-afpacket", "forwarders to measure")
 		budget   = flag.Duration("budget", 9*time.Minute, "no new measurement starts after this")
+		sink     = flag.String("sink", "tc", "sink counter: tc (tcx ingress on s0, GRO on for NAPI; the sender pays no skb→xdp copy) or xdp")
 		bench    = flag.String("benchmarks", "", "rewrite the \"end to end\" section of this BENCHMARKS.md")
 		svg      = flag.String("svg", "", "write the Mpps-per-size plot here (SVG)")
 		fetchURL = flag.String("fetch", "", "internal: fetch URL to -o (run inside the router namespace)")
@@ -60,7 +61,7 @@ func mainErr() int {
 		return 2
 	}
 	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi,
-		search: *search, searchDur: *sdur, searchMax: *smax, budget: *budget}
+		search: *search, sink: *sink, searchDur: *sdur, searchMax: *smax, budget: *budget}
 	var err error
 	if cfg.sizes, err = parseInts(*sizes); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-e2e: -sizes:", err)
@@ -127,6 +128,12 @@ func runHarness(cfg config, log *os.File) (*report, int) {
 	bctx, cancel := context.WithTimeout(ctx, cfg.budget)
 	defer cancel()
 	h := &harness{cfg: cfg, topo: topo, self: self, log: log, budget: bctx}
+	// NAPI on the sink veth: redirected frames (XDP, AF_XDP) are dropped
+	// silently without it.
+	if err := topo.ethtool(ctx, topo.S, "-K", topo.S0, "gro", "on"); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
+		return nil, 1
+	}
 	fmt.Fprintf(log, "bench-e2e: topology %s/%s/%s up; generator on CPU %d, router on CPU %d\n", topo.G, topo.R, topo.S, cfg.genCPU, cfg.rtrCPU)
 	err = h.runAll(ctx)
 	code := 0

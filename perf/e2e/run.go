@@ -42,7 +42,7 @@ type config struct {
 	searchSz  []int
 	legs      []string
 	budget    time.Duration
-	verbose   bool
+	sink      string // tc or xdp
 }
 
 type harness struct {
@@ -199,7 +199,7 @@ func (h *harness) fwdgen() string { return filepath.Join(h.cfg.bin, "fwdgen") }
 func (h *harness) trial(ctx context.Context, g string, size int, rate float64, dur time.Duration, during func() func()) (trialRes, error) {
 	t := h.topo
 	sink, err := start(ctx, "fwdgen: ready", "ip", "netns", "exec", t.S, h.fwdgen(),
-		"-rx", "-backend", "xdp", "-i", t.S0, "-d", "0", "-j", "-q")
+		"-rx", "-backend", h.cfg.sink, "-i", t.S0, "-d", "0", "-j", "-q")
 	if err != nil {
 		return trialRes{}, fmt.Errorf("sink: %w", err)
 	}

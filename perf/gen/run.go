@@ -15,6 +15,7 @@ const (
 	BackendAFPacket = "afpacket" // TPACKET_V2 TX ring, PACKET_QDISC_BYPASS
 	BackendLive     = "live"     // BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES
 	BackendXDP      = "xdp"      // receive side: counting XDP sink program
+	BackendTC       = "tc"       // receive side: counting tcx ingress program
 )
 
 // TxConfig configures a transmit run.

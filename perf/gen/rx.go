@@ -48,7 +48,7 @@ func Receive(ctx context.Context, cfg RxConfig) (*Summary, error) {
 	switch cfg.Backend {
 	case "", BackendAFPacket:
 		return receiveAFPacket(ctx, cfg)
-	case BackendXDP:
+	case BackendXDP, BackendTC:
 		return receiveXDP(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w: unknown receive back end %q (afpacket, xdp)", ErrSpec, cfg.Backend)
@@ -59,14 +59,18 @@ func receiveXDP(ctx context.Context, cfg RxConfig) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := xdpprog.NewSink()
+	newSink, attach := xdpprog.NewSink, xdpprog.Attach
+	if cfg.Backend == BackendTC {
+		newSink, attach = xdpprog.NewTCSink, xdpprog.AttachTCIngress
+	}
+	s, err := newSink()
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	l, err := xdpprog.Attach(s.Prog, idx)
+	l, err := attach(s.Prog, idx)
 	if err != nil {
-		return nil, fmt.Errorf("xdp sink on %s: %w", cfg.Dev, err)
+		return nil, fmt.Errorf("%s sink on %s: %w", cfg.Backend, cfg.Dev, err)
 	}
 	defer l.Close()
 	t0 := time.Now()
@@ -85,7 +89,7 @@ func receiveXDP(ctx context.Context, cfg RxConfig) (*Summary, error) {
 				return nil, err
 			}
 			el := time.Since(t0)
-			sum := &Summary{Mode: "rx", Backend: BackendXDP, Dev: cfg.Dev, Workers: 1, Seconds: el.Seconds(),
+			sum := &Summary{Mode: "rx", Backend: cfg.Backend, Dev: cfg.Dev, Workers: 1, Seconds: el.Seconds(),
 				Packets: c.Packets, Bytes: c.Bytes}
 			sum.finish()
 			return sum, nil

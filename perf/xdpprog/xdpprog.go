@@ -27,14 +27,18 @@ const (
 )
 
 func load(name string, insns asm.Instructions) (*ebpf.Program, error) {
+	return loadT(ebpf.XDP, name, insns)
+}
+
+func loadT(typ ebpf.ProgramType, name string, insns asm.Instructions) (*ebpf.Program, error) {
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         name,
-		Type:         ebpf.XDP,
+		Type:         typ,
 		License:      "Dual MIT/GPL",
 		Instructions: insns,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load XDP program %s: %w (needs root and a kernel with BPF)", name, err)
+		return nil, fmt.Errorf("load BPF program %s: %w (needs root and a kernel with BPF)", name, err)
 	}
 	return p, nil
 }
@@ -82,22 +86,32 @@ type Counters struct {
 	Bytes   uint64
 }
 
-// Sink is the counting XDP sink: UDP over IPv4/IPv6 is counted per CPU and
-// dropped; everything else (ARP, NDP, ...) passes to the stack.
+// Sink is the counting sink: UDP over IPv4/IPv6 is counted per CPU and
+// dropped; everything else (ARP, NDP, ...) passes to the stack. It runs as
+// XDP (NewSink) or as a tc ingress program (NewTCSink).
 type Sink struct {
 	Prog *ebpf.Program
 	Map  *ebpf.Map
 }
 
-// NewSink loads the sink program and its per-CPU counter map.
-func NewSink() (*Sink, error) {
+// NewSink loads the XDP sink program and its per-CPU counter map.
+func NewSink() (*Sink, error) { return newSink(ebpf.XDP, mdData, mdDataEnd, xdpPass, xdpDrop) }
+
+// NewTCSink loads the same sink as a tc (SchedCLS) program for tcx ingress.
+// It counts frames that reached the stack as skbs, so the sink costs the
+// sender nothing extra: an XDP sink on a veth converts every skb from the
+// peer into an xdp_buff (a page allocation and a copy) first.
+func NewTCSink() (*Sink, error) { return newSink(ebpf.SchedCLS, 76, 80, 0, 2) }
+
+func newSink(typ ebpf.ProgramType, offData, offEnd int16, pass, drop int32) (*Sink, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_sink", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 16, MaxEntries: 1})
 	if err != nil {
 		return nil, fmt.Errorf("sink counter map: %w", err)
 	}
-	p, err := load("fwdd_sink", asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, mdData, asm.Word),
-		asm.LoadMem(asm.R3, asm.R1, mdDataEnd, asm.Word),
+	xdpPass, xdpDrop := pass, drop
+	p, err := loadT(typ, "fwdd_sink", asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R1, offData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R1, offEnd, asm.Word),
 		asm.Mov.Reg(asm.R7, asm.R3),
 		asm.Sub.Reg(asm.R7, asm.R2), // r7 = frame length
 		asm.Mov.Reg(asm.R4, asm.R2),
@@ -319,6 +333,16 @@ func Attach(prog *ebpf.Program, ifindex int) (link.Link, error) {
 	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex})
 	if err != nil {
 		return nil, fmt.Errorf("attach XDP to ifindex %d: %w (is another XDP program attached? see ip link)", ifindex, err)
+	}
+	return l, nil
+}
+
+// AttachTCIngress attaches a SchedCLS program to ifindex's tcx ingress
+// (Linux ≥ 6.6) through a bpf_link.
+func AttachTCIngress(prog *ebpf.Program, ifindex int) (link.Link, error) {
+	l, err := link.AttachTCX(link.TCXOptions{Program: prog, Attach: ebpf.AttachTCXIngress, Interface: ifindex})
+	if err != nil {
+		return nil, fmt.Errorf("attach tcx ingress to ifindex %d: %w (needs Linux ≥ 6.6)", ifindex, err)
 	}
 	return l, nil
 }

@@ -33,7 +33,7 @@ func machine() string {
 }
 
 type ratio struct {
-	name, num, den, target string
+	name, num, den, target         string
 	numLeg, numGen, denLeg, denGen string
 	min                            float64
 }

@@ -185,18 +185,18 @@ type LiveTXSpec struct {
 	// PartialSum is the UDP checksum sum (big-endian words, unfolded) of the
 	// frame with the source port, seq and ts zeroed.
 	PartialSum uint32
-	// SeqMap, if set, is the per-CPU sequence counter to share (so that
+	// SeqMap, if set, is the sequence counter to share (so that
 	// programs for several frame sizes number one stream); nil creates one.
 	SeqMap *ebpf.Map
 }
 
 // LiveTX is the live-frames generator program: run with BPF_PROG_RUN and
-// BPF_F_TEST_XDP_LIVE_FRAMES it stamps each frame with a per-CPU sequence
+// BPF_F_TEST_XDP_LIVE_FRAMES it stamps each frame with the stream's sequence
 // number and bpf_ktime_get_ns, sets the source port of the frame's flow,
 // fixes the UDP checksum and returns XDP_TX.
 type LiveTX struct {
 	Prog *ebpf.Program
-	Map  *ebpf.Map // per-CPU u64 sequence counter
+	Map  *ebpf.Map // the stream's u64 sequence counter
 	own  bool
 }
 
@@ -208,7 +208,12 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 	m, own := spec.SeqMap, false
 	if m == nil {
 		var err error
-		m, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_seq", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+		// A plain array, not per-CPU: the thread running the program may
+		// migrate between runs, and a per-CPU counter would then repeat
+		// sequence numbers. One stream's program runs on one thread at a
+		// time (BPF_PROG_RUN disables migration during a run), so the
+		// non-atomic increment is safe.
+		m, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_seq", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
 		if err != nil {
 			return nil, fmt.Errorf("live-frames seq map: %w", err)
 		}

@@ -25,7 +25,7 @@ func TestLinuxLegQuick(t *testing.T) {
 	}
 	cfg := config{bin: bin, dur: time.Second, reps: 2, sizes: []int{64}, flows: 16, genCPU: 0, rtrCPU: 1, napi: true,
 		search: true, searchDur: time.Second, searchMax: 4, searchSz: []int{64}, legs: []string{"linux"},
-		budget: 25 * time.Second, sink: "tc"}
+		budget: 25 * time.Second, sink: "auto", napiRT: 50}
 	log, err := os.Create(filepath.Join(t.TempDir(), "log"))
 	if err != nil {
 		t.Fatal(err)

@@ -34,13 +34,14 @@ func mainErr() int {
 		genCPU   = flag.Int("gen-cpu", 0, "CPU of the generator")
 		rtrCPU   = flag.Int("router-cpu", 1, "CPU of the router: fwdd's worker, the router veth's NAPI thread")
 		napi     = flag.Bool("napi", true, "threaded NAPI on the router's ingress veth, pinned to -router-cpu (linux, xdp legs)")
+		napiRT   = flag.Int("napi-rt", 50, "SCHED_FIFO priority for the router's NAPI thread (0 = ordinary scheduling)")
 		search   = flag.Bool("search", true, "RFC 2544-style throughput search (loss ≤ 0.1%) for linux and fwdd")
 		sdur     = flag.Duration("search-d", 2*time.Second, "duration of each search trial")
 		smax     = flag.Int("search-trials", 7, "search trials per size at most")
 		ssizes   = flag.String("search-sizes", "64,512,1518", "frame sizes for the search")
 		legs     = flag.String("legs", "linux,linux-backlog,xdp,fwdd-afxdp,fwdd-afpacket", "forwarders to measure")
 		budget   = flag.Duration("budget", 9*time.Minute, "no new measurement starts after this")
-		sink     = flag.String("sink", "tc", "sink counter: tc (tcx ingress on s0, GRO on for NAPI; the sender pays no skb→xdp copy) or xdp")
+		sink     = flag.String("sink", "auto", "sink counter on s0: tc (tcx ingress; cheapest for skbs), xdp (cheapest for redirected xdp frames), or auto (xdp for the xdp leg, tc for the others)")
 		bench    = flag.String("benchmarks", "", "rewrite the \"end to end\" section of this BENCHMARKS.md")
 		svg      = flag.String("svg", "", "write the Mpps-per-size plot here (SVG)")
 		fetchURL = flag.String("fetch", "", "internal: fetch URL to -o (run inside the router namespace)")
@@ -60,7 +61,7 @@ func mainErr() int {
 		fmt.Fprintln(os.Stderr, "bench-e2e: needs root (namespaces, veth, XDP); run: sudo make bench-e2e")
 		return 2
 	}
-	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi,
+	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT,
 		search: *search, sink: *sink, searchDur: *sdur, searchMax: *smax, budget: *budget}
 	var err error
 	if cfg.sizes, err = parseInts(*sizes); err != nil {

@@ -132,10 +132,10 @@ func (r *report) markdown(svg string) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "Measured %s by `make bench-e2e` (perf/e2e; %.0f s) on %s.\n", r.when.Format("2006-01-02 15:04 UTC"), r.elapsed.Seconds(), machine())
 	fmt.Fprintf(&b, "Topology: gen namespace → veth → router namespace → veth → sink namespace (RFC 2544 addresses); "+
-		"the sink counts UDP frames in a BPF program (%s) and drops them. Generator pinned to CPU %d, router work "+
-		"(fwdd's worker; the ingress veth's threaded NAPI for linux and xdp) to CPU %d. %d flows, IPv4 UDP, %v per run, "+
+		"the sink counts UDP frames in a BPF program and drops them (per leg: %s; tc at tcx ingress is cheapest for skbs, XDP for redirected xdp frames). Generator pinned to CPU %d, router work "+
+		"(fwdd's worker; for linux and xdp the ingress veth's threaded NAPI, SCHED_FIFO %d so that other tenants of this shared machine do not starve it, as they cannot starve softirqs) to CPU %d. %d flows, IPv4 UDP, %v per run, "+
 		"median of %d runs (min–max). The machine is shared and noisy: compare rows of one run only.\n\n",
-		h.cfg.sink, h.cfg.genCPU, h.cfg.rtrCPU, h.cfg.flows, h.cfg.dur, h.cfg.reps)
+		strings.Join(h.legSinks, ", "), h.cfg.genCPU, h.cfg.napiRT, h.cfg.rtrCPU, h.cfg.flows, h.cfg.dur, h.cfg.reps)
 	b.WriteString("Generators: `afpacket` = fwdgen's AF_PACKET TPACKET_V2 TX ring (feeds the kernel stack, so it is the one for the Linux comparison); " +
 		"`live` = fwdgen's BPF_PROG_RUN live-frames generator (XDP_TX; its frames do not reach the kernel IP stack, so it only feeds XDP/AF_XDP forwarders).\n\n")
 	b.WriteString("| forwarder | generator | frame size | delivered Mpps (median) | min–max | offered Mpps | loss % |\n|---|---|---|---|---|---|---|\n")

@@ -36,6 +36,7 @@ type config struct {
 	genCPU    int
 	rtrCPU    int
 	napi      bool // threaded NAPI for the router's ingress veth, pinned to rtrCPU
+	napiRT    int  // SCHED_FIFO priority of that NAPI thread (0 = normal)
 	search    bool
 	searchDur time.Duration
 	searchMax int // trials per size
@@ -46,16 +47,18 @@ type config struct {
 }
 
 type harness struct {
-	cfg    config
-	topo   *Topo
-	self   string
-	log    io.Writer
-	res    []*result
-	srch   []*searchResult
-	prof   []*profileResult
-	skips  []string
-	notes  []string
-	budget context.Context
+	cfg      config
+	topo     *Topo
+	self     string
+	log      io.Writer
+	res      []*result
+	srch     []*searchResult
+	prof     []*profileResult
+	skips    []string
+	notes    []string
+	budget   context.Context
+	curSink  string // the running leg's sink
+	legSinks []string
 }
 
 // trialRes is one measurement.
@@ -198,8 +201,12 @@ func (h *harness) fwdgen() string { return filepath.Join(h.cfg.bin, "fwdgen") }
 // sink's XDP counter. rate 0 = flat out.
 func (h *harness) trial(ctx context.Context, g string, size int, rate float64, dur time.Duration, during func() func()) (trialRes, error) {
 	t := h.topo
+	sinkKind := h.cfg.sink
+	if sinkKind == "auto" || sinkKind == "" {
+		sinkKind = h.curSink
+	}
 	sink, err := start(ctx, "fwdgen: ready", "ip", "netns", "exec", t.S, h.fwdgen(),
-		"-rx", "-backend", h.cfg.sink, "-i", t.S0, "-d", "0", "-j", "-q")
+		"-rx", "-backend", sinkKind, "-i", t.S0, "-d", "0", "-j", "-q")
 	if err != nil {
 		return trialRes{}, fmt.Errorf("sink: %w", err)
 	}
@@ -259,6 +266,7 @@ type leg struct {
 	gens  []string
 	desc  string
 	fwdd  string // "" or the fwdd driver
+	sink  string // counting sink on s0 suited to the frames this leg delivers
 	setup func(ctx context.Context) (teardown func(), err error)
 }
 
@@ -268,15 +276,15 @@ func (h *harness) legs() []leg {
 		if !h.cfg.napi {
 			return nil
 		}
-		return t.threadedNAPI(ctx, t.R, t.R0, h.cfg.rtrCPU)
+		return t.threadedNAPI(ctx, t.R, t.R0, h.cfg.rtrCPU, h.cfg.napiRT)
 	}
 	unnapi := func() {
 		if h.cfg.napi {
-			_ = t.threadedNAPI(context.Background(), t.R, t.R0, -1)
+			_ = t.threadedNAPI(context.Background(), t.R, t.R0, -1, 0)
 		}
 	}
 	all := []leg{
-		{name: "linux", gens: []string{genAFP},
+		{name: "linux", gens: []string{genAFP}, sink: gen.BackendTC,
 			desc: "Linux IPv4 forwarding in the router namespace; r0 has GRO on (NAPI) with threaded NAPI pinned to the router CPU",
 			setup: func(ctx context.Context) (func(), error) {
 				if err := t.forwarding(ctx, true); err != nil {
@@ -294,7 +302,7 @@ func (h *harness) legs() []leg {
 					_ = t.forwarding(context.Background(), false)
 				}, nil
 			}},
-		{name: "linux-backlog", gens: []string{genAFP},
+		{name: "linux-backlog", gens: []string{genAFP}, sink: gen.BackendTC,
 			desc: "Linux IPv4 forwarding, default veth (no NAPI on r0): forwarding runs in the generator CPU's softirq",
 			setup: func(ctx context.Context) (func(), error) {
 				if err := t.forwarding(ctx, true); err != nil {
@@ -302,7 +310,7 @@ func (h *harness) legs() []leg {
 				}
 				return func() { _ = t.forwarding(context.Background(), false) }, nil
 			}},
-		{name: "xdp", gens: []string{genAFP, genLive},
+		{name: "xdp", gens: []string{genAFP, genLive}, sink: gen.BackendXDP,
 			desc: "XDP-native forwarder on r0: rewrite MACs, bpf_redirect to r1 (threaded NAPI of r0 pinned to the router CPU)",
 			setup: func(ctx context.Context) (func(), error) {
 				td, err := h.attachForwarder()
@@ -315,9 +323,9 @@ func (h *harness) legs() []leg {
 				}
 				return func() { unnapi(); td() }, nil
 			}},
-		{name: "fwdd-afxdp", gens: []string{genAFP, genLive}, fwdd: "afxdp",
+		{name: "fwdd-afxdp", gens: []string{genAFP, genLive}, fwdd: "afxdp", sink: gen.BackendTC,
 			desc: "fwdd, afxdp driver on r0 and r1, one worker pinned to the router CPU"},
-		{name: "fwdd-afpacket", gens: []string{genAFP}, fwdd: "afpacket",
+		{name: "fwdd-afpacket", gens: []string{genAFP}, fwdd: "afpacket", sink: gen.BackendTC,
 			desc: "fwdd, afpacket driver on r0 and r1, one worker pinned to the router CPU"},
 	}
 	var out []leg
@@ -353,7 +361,12 @@ func (h *harness) runAll(ctx context.Context) error {
 			h.skips = append(h.skips, l.name+": time budget exhausted")
 			continue
 		}
-		h.logf("== %s: %s", l.name, l.desc)
+		h.curSink = l.sink
+		if h.cfg.sink != "auto" && h.cfg.sink != "" {
+			h.curSink = h.cfg.sink
+		}
+		h.logf("== %s: %s (sink: %s)", l.name, l.desc, h.curSink)
+		h.legSinks = append(h.legSinks, l.name+": "+h.curSink)
 		td, err := l.setup(ctx)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -126,8 +126,9 @@ func (t *Topo) ethtool(ctx context.Context, ns string, args ...string) error {
 
 // threadedNAPI turns threaded NAPI on for dev in ns (it needs NAPI: GRO on
 // or an XDP program attached, and must be set after attaching) and pins
-// its kthread to cpu. cpu < 0 turns threading off.
-func (t *Topo) threadedNAPI(ctx context.Context, ns, dev string, cpu int) error {
+// its kthread to cpu, with SCHED_FIFO priority rtPrio if > 0. cpu < 0 turns
+// threading off.
+func (t *Topo) threadedNAPI(ctx context.Context, ns, dev string, cpu, rtPrio int) error {
 	v := "1"
 	if cpu < 0 {
 		v = "0"
@@ -148,6 +149,14 @@ func (t *Topo) threadedNAPI(ctx context.Context, ns, dev string, cpu int) error 
 			for _, p := range pids {
 				if err := unix.SchedSetaffinity(p, &set); err != nil {
 					return fmt.Errorf("pin %s (pid %d) to cpu %d: %w", prefix, p, cpu, err)
+				}
+				if rtPrio > 0 {
+					// SCHED_FIFO: the NAPI thread preempts ordinary tasks,
+					// as softirq processing would.
+					a := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: 1, Priority: uint32(rtPrio)}
+					if err := unix.SchedSetAttr(p, &a, 0); err != nil {
+						return fmt.Errorf("SCHED_FIFO for %s (pid %d): %w", prefix, p, err)
+					}
 				}
 			}
 			return nil

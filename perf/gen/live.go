@@ -108,7 +108,9 @@ func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count
 		if rate > 0 {
 			g, wait := lim.Grant(clk.now(), int(n))
 			if g == 0 {
-				time.Sleep(wait)
+				// Sleep until a whole chunk is due: a run per packet
+				// would cost a syscall each.
+				time.Sleep(wait + time.Duration(float64(n-1)/rate*1e9))
 				continue
 			}
 			n = uint64(g)

@@ -126,7 +126,11 @@ func TestSpecErrors(t *testing.T) {
 		mod  func(*Spec)
 	}{
 		{"too small v4", func(s *Spec) { s.Sizes = []int{63} }},
-		{"too small v6", func(s *Spec) { s.IPv6 = true; s.SrcIP, s.DstIP = netip.MustParseAddr("2001:2::1"), netip.MustParseAddr("2001:2::2"); s.Sizes = []int{64} }},
+		{"too small v6", func(s *Spec) {
+			s.IPv6 = true
+			s.SrcIP, s.DstIP = netip.MustParseAddr("2001:2::1"), netip.MustParseAddr("2001:2::2")
+			s.Sizes = []int{64}
+		}},
 		{"too big", func(s *Spec) { s.Sizes = []int{1519} }},
 		{"family mismatch", func(s *Spec) { s.DstIP = netip.MustParseAddr("2001:2::1") }},
 		{"no address", func(s *Spec) { s.SrcIP = netip.Addr{} }},

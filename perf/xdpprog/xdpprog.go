@@ -109,11 +109,30 @@ func newSink(typ ebpf.ProgramType, offData, offEnd int16, pass, drop int32) (*Si
 		return nil, fmt.Errorf("sink counter map: %w", err)
 	}
 	xdpPass, xdpDrop := pass, drop
-	p, err := loadT(typ, "fwdd_sink", asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, offData, asm.Word),
-		asm.LoadMem(asm.R3, asm.R1, offEnd, asm.Word),
-		asm.Mov.Reg(asm.R7, asm.R3),
-		asm.Sub.Reg(asm.R7, asm.R2), // r7 = frame length
+	var pre asm.Instructions
+	if typ == ebpf.SchedCLS {
+		// An skb's headers may sit in page fragments (AF_PACKET TX rings
+		// put all but the Ethernet header there): pull the first 54
+		// bytes into the linear area (fails harmlessly on shorter
+		// frames), and take the length from skb->len.
+		pre = asm.Instructions{
+			asm.Mov.Reg(asm.R6, asm.R1),
+			asm.Mov.Imm(asm.R2, 54),
+			asm.FnSkbPullData.Call(),
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.LoadMem(asm.R7, asm.R1, 0, asm.Word), // r7 = skb->len
+			asm.LoadMem(asm.R2, asm.R1, offData, asm.Word),
+			asm.LoadMem(asm.R3, asm.R1, offEnd, asm.Word),
+		}
+	} else {
+		pre = asm.Instructions{
+			asm.LoadMem(asm.R2, asm.R1, offData, asm.Word),
+			asm.LoadMem(asm.R3, asm.R1, offEnd, asm.Word),
+			asm.Mov.Reg(asm.R7, asm.R3),
+			asm.Sub.Reg(asm.R7, asm.R2), // r7 = frame length
+		}
+	}
+	p, err := loadT(typ, "fwdd_sink", append(pre, asm.Instructions{
 		asm.Mov.Reg(asm.R4, asm.R2),
 		asm.Add.Imm(asm.R4, 54),
 		asm.JGT.Reg(asm.R4, asm.R3, "short"),
@@ -148,7 +167,7 @@ func newSink(typ ebpf.ProgramType, offData, offEnd int16, pass, drop int32) (*Si
 		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
 		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
 		asm.Return(),
-	})
+	}...))
 	if err != nil {
 		m.Close()
 		return nil, err

@@ -466,6 +466,13 @@ func (b *batch) freeSlot() (uint16, bool) {
 // finish runs the checks that need the whole batch: every gateway still on
 // a connected network after addresses moved.
 func (b *batch) finish() error {
+	for _, l := range b.loads {
+		for _, p := range l.prefixes {
+			s := l.spec
+			b.routes[routeKey{l.fib, p}] = &s
+		}
+	}
+	b.loads = nil
 	if !b.addrsMoved {
 		return nil
 	}
@@ -505,12 +512,6 @@ func (b *batch) finish() error {
 func (b *batch) commit() *model {
 	m := b.m
 	m.routes = b.base.routes
-	for _, l := range b.loads {
-		for _, p := range l.prefixes {
-			s := l.spec
-			m.routes[routeKey{l.fib, p}] = &s
-		}
-	}
 	for k, r := range b.routes {
 		if r == nil {
 			delete(m.routes, k)

@@ -223,8 +223,8 @@ type AddrDel struct {
 	Prefix netip.Prefix `json:"prefix"`
 }
 
-func (*AddrAdd) Verb() string      { return "addr add" }
-func (*AddrDel) Verb() string      { return "addr del" }
+func (*AddrAdd) Verb() string     { return "addr add" }
+func (*AddrDel) Verb() string     { return "addr del" }
 func (c *AddrAdd) String() string { return "addr add " + c.Port + " " + c.Prefix.String() }
 func (c *AddrDel) String() string { return "addr del " + c.Port + " " + c.Prefix.String() }
 

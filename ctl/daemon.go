@@ -2,6 +2,8 @@ package ctl
 
 import (
 	"bufio"
+	"compress/gzip"
+	"io"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +55,8 @@ type Daemon struct {
 }
 
 type request struct {
+	// fn, if set, runs on the control goroutine instead of a batch.
+	fn     func(*stack)
 	ctx    context.Context
 	cmds   []cmdlang.Command
 	reload bool
@@ -84,6 +88,11 @@ type stack struct {
 	pendingConnected map[connKey]uint32
 
 	nb *neighbours
+
+	// ruleBases holds each rule slot's counter value when its rule was
+	// made: slots are reused after a rule is deleted, counters are not
+	// reset (workers own them).
+	ruleBases map[uint16]uint64
 }
 
 // CheckFile parses and validates a configuration file without touching
@@ -133,7 +142,7 @@ func Start(opts Options) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}}
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
 	if err := st.reconcile(st.model, st.model.begin(), false); err != nil {
@@ -156,7 +165,7 @@ func Start(opts Options) (d *Daemon, err error) {
 	}
 	d.reg = newMetrics(d)
 	if opts.Socket != "" {
-		srv, err := ctlsock.Listen(ctlsock.Config{Path: opts.Socket, Exec: d, Log: opts.Log})
+		srv, err := ctlsock.Listen(ctlsock.Config{Path: opts.Socket, Exec: d, Logger: opts.Log})
 		if err != nil {
 			return nil, err
 		}
@@ -190,6 +199,38 @@ func (d *Daemon) exec(ctx context.Context, cmds []cmdlang.Command, reload bool) 
 	// Once taken, a batch completes (or is undone) whatever ctx does.
 	resp := <-r.reply
 	return resp.results, resp.err
+}
+
+// do runs fn on the control goroutine and waits for it.
+func (d *Daemon) do(fn func(*stack)) error {
+	r := request{fn: fn, reply: make(chan response, 1)}
+	select {
+	case d.reqs <- r:
+	case <-d.stop:
+		return errStopped
+	}
+	<-r.reply
+	return nil
+}
+
+// stateSnapshot is what the metrics collector reads, taken on the control
+// goroutine.
+type stateSnapshot struct {
+	ports []PortView
+	rules []RuleView
+	neigh map[[2]string]int
+	fibs  []FIBView
+}
+
+func (d *Daemon) snapshot() (*stateSnapshot, error) {
+	var snap stateSnapshot
+	err := d.do(func(s *stack) {
+		snap.ports = s.portViews()
+		snap.rules, _ = s.showRules().Data.([]RuleView)
+		snap.neigh = s.nb.countByState()
+		snap.fibs, _ = s.showFIBs().Data.([]FIBView)
+	})
+	return &snap, err
 }
 
 // Reload re-reads the configuration file and applies the difference
@@ -241,6 +282,11 @@ func (d *Daemon) loop() {
 	for {
 		select {
 		case r := <-d.reqs:
+			if r.fn != nil {
+				r.fn(d.st)
+				r.reply <- response{}
+				continue
+			}
 			res, err := d.st.run(r)
 			r.reply <- response{res, err}
 		case <-wake:
@@ -337,8 +383,17 @@ func readPrefixes(dir, name string) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("route load: %w", err)
 	}
 	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(name, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("route load %s: %w", name, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
 	var out []netip.Prefix
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	line := 0
 	for sc.Scan() {
 		line++

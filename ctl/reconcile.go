@@ -133,6 +133,11 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		return err
 	}
 	s.rules = compiled
+	for id, r := range nm.rules {
+		if old, ok := om.rules[id]; !ok || old.Slot != r.Slot {
+			s.ruleBases[r.Slot] = s.eng.RuleHits(r.Slot)
+		}
+	}
 
 	// 6. Neighbours and the workers' view.
 	s.model = nm

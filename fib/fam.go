@@ -6,10 +6,12 @@ type fam4 struct {
 	chunks map[uint16]*rc16
 	t      tab4 // working copy; published by value copy
 	a      arena
+	leaf   map[uint32]uint16 // next-hop id -> index in t.nh
 }
 
 func newFam4(zero *dirPage) *fam4 {
-	f := &fam4{chunks: make(map[uint16]*rc16)}
+	f := &fam4{chunks: make(map[uint16]*rc16), leaf: map[uint32]uint16{NoRoute: 0}}
+	f.t.nh = []uint32{NoRoute}
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f
@@ -52,7 +54,7 @@ func (f *fam4) change(a uint32, l int, nh uint32, del bool) bool {
 func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
 	old := f.d.get(slot)
 	if old&chunkFlag != 0 {
-		f.a.garbage += int(old>>32) & 0x7fffffff
+		f.a.garbage += span(old)
 	}
 	def := f.d.def(slot)
 	rc := f.chunks[slot]
@@ -60,9 +62,29 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
 		f.d.set(slot, uint64(def))
 		return
 	}
+	f.d.set(slot, f.emit(sc, rc, def))
+}
+
+// emit appends the range table of rc and returns its dir entry. Values
+// are stored as 16-bit indexes into the table's next-hop list.
+func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
+	var n int
+	sc.k, sc.v, _, n = sc.build16(rc.pfx, nil, def, sc.k[:0], sc.v[:0])
 	start := len(f.t.k16)
-	f.t.k16, f.t.v16, _ = sc.build16(rc.pfx, nil, def, f.t.k16, f.t.v16)
-	f.d.set(slot, chunkEnt(start, len(f.t.k16)-start))
+	f.t.k16 = append(f.t.k16, sc.k...)
+	for _, v := range sc.v[:n] {
+		li, ok := f.leaf[v]
+		if !ok {
+			li = uint16(len(f.t.nh)) // Apply checked that it fits
+			f.leaf[v] = li
+			f.t.nh = append(f.t.nh, v)
+		}
+		f.t.v16 = append(f.t.v16, li)
+	}
+	for range len(sc.v) - n {
+		f.t.v16 = append(f.t.v16, 0)
+	}
+	return chunkEnt(start, n)
 }
 
 // commit rebuilds what the batch touched and returns the new table.
@@ -80,6 +102,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 	clear(f.d.dirty)
 	f.t.k16 = trim(f.t.k16)
 	f.t.v16 = trim(f.t.v16)
+	f.t.nh = trim(f.t.nh)
 	f.t.top = f.d.top
 	f.d.endBatch()
 	t := f.t
@@ -91,7 +114,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 func (f *fam4) rebuildAll(sc *scratch) {
 	live := max(len(f.t.k16)-f.a.garbage, 0)
 	f.t.k16 = make([]uint16, 0, live+live/8+64)
-	f.t.v16 = make([]uint32, 0, live+live/8+64)
+	f.t.v16 = make([]uint16, 0, live+live/8+64)
 	f.a.garbage = 0
 	f.d.defs = f.d.defaults(f.d.defs)
 	for s := 0; s < 1<<16; s++ {
@@ -102,10 +125,14 @@ func (f *fam4) rebuildAll(sc *scratch) {
 			f.d.set(slot, uint64(def))
 			continue
 		}
-		start := len(f.t.k16)
-		f.t.k16, f.t.v16, _ = sc.build16(rc.pfx, nil, def, f.t.k16, f.t.v16)
-		f.d.set(slot, chunkEnt(start, len(f.t.k16)-start))
+		f.d.set(slot, f.emit(sc, rc, def))
 	}
+}
+
+// span is the arena length of the range table of a dir entry.
+func span(e uint64) int {
+	n := int(e>>32) & 0x7fffffff
+	return n + summaryLen(n)
 }
 
 // fam6 is the writer state of one FIB's IPv6 table.
@@ -258,7 +285,7 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 	old := f.d.get(slot)
 	if old&chunkFlag != 0 {
-		f.a16.garbage += int(old>>32) & 0x7fffffff
+		f.a16.garbage += span(old)
 	}
 	rc := f.chunks[slot]
 	if rc == nil {
@@ -267,8 +294,9 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 	}
 	start := len(f.t.k16)
 	var ents []rangeEnt[uint16]
-	f.t.k16, f.t.v16, ents = sc.build16(rc.pfx, rc.kids, def, f.t.k16, f.t.v16)
-	f.d.set(slot, chunkEnt(start, len(f.t.k16)-start))
+	var n int
+	f.t.k16, f.t.v16, ents, n = sc.build16(rc.pfx, rc.kids, def, f.t.k16, f.t.v16)
+	f.d.set(slot, chunkEnt(start, n))
 	for _, e := range ents {
 		if e.v&refFlag != 0 {
 			id := e.v &^ refFlag

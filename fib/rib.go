@@ -188,9 +188,14 @@ type scratch struct {
 	s64 []rangeEnt[uint64]
 	e32 []rangeEnt[uint32]
 	s32 []rangeEnt[uint32]
+	k   []uint16
+	v   []uint32
 }
 
-func (sc *scratch) build16(pfx map[uint32]uint32, kids map[uint16]*rc64, def uint32, keys []uint16, vals []uint32) ([]uint16, []uint32, []rangeEnt[uint16]) {
+// build16 appends the range table (keys, then summary) of one /16 region
+// and returns the grown arenas, the sorted entries (with their under
+// values) and the number of ranges.
+func (sc *scratch) build16(pfx map[uint32]uint32, kids map[uint16]*rc64, def uint32, keys []uint16, vals []uint32) ([]uint16, []uint32, []rangeEnt[uint16], int) {
 	ents := sc.e16[:0]
 	for k, nh := range pfx {
 		rel := k >> 16
@@ -201,9 +206,35 @@ func (sc *scratch) build16(pfx map[uint32]uint32, kids map[uint16]*rc64, def uin
 		ents = append(ents, rangeEnt[uint16]{start: k, end: k, plen: 17, v: refFlag | kid.id})
 	}
 	slices.SortFunc(ents, lessEnt)
+	base := len(keys)
 	keys, vals, sc.s16 = sweep(ents, def, keys, vals, sc.s16)
+	n := len(keys) - base
+	keys, vals = addSummary(keys, vals, base)
 	sc.e16 = ents
-	return keys, vals, ents
+	return keys, vals, ents, n
+}
+
+// Range tables of uint16 keys longer than blockLen carry a summary after
+// their keys: the first key of every block of blockLen keys. A lookup
+// searches the summary (one or two cache lines), then one block, instead of
+// touching log2(n) lines of a plain binary search.
+const blockLen = 16
+
+func summaryLen(n int) int {
+	if n <= blockLen {
+		return 0
+	}
+	return (n + blockLen - 1) / blockLen
+}
+
+func addSummary[V any](keys []uint16, vals []V, base int) ([]uint16, []V) {
+	n := len(keys) - base
+	var zero V
+	for j := range summaryLen(n) {
+		keys = append(keys, keys[base+j*blockLen])
+		vals = append(vals, zero)
+	}
+	return keys, vals
 }
 
 func (sc *scratch) build64(r *rc64, keys []uint64, vals []uint32) ([]uint64, []uint32, []rangeEnt[uint64]) {

@@ -19,8 +19,9 @@ func (t *Table) Input(ms ...*mbuf.Mbuf) {
 }
 
 func (t *Table) input(m *mbuf.Mbuf) {
-	why := t.inputFrame(m.Port, m.Data())
-	t.ctr.Dropped[why]++
+	if why := t.inputFrame(m.Port, m.Data()); why != DropNone {
+		t.ctr.Dropped[why]++
+	}
 	t.freeOne(m)
 }
 

@@ -43,15 +43,16 @@
 // or several, serialised by a mutex never taken on the fast path) publishes
 // immutable snapshots through an atomic.Pointer. A Sender loads the
 // snapshot once at the start of a burst (its first Transmit or Drain) and
-// drops it in Flush. It publishes its state (generation<<1 | in-burst) with
-// one atomic store at each edge: that is the per-worker quiescent counter.
+// drops it in Flush. It counts burst edges in one atomic (odd inside a
+// burst, even between bursts), one store at each edge: that is the
+// per-worker quiescent counter.
 //
 // Table.Flush (if_qflush) frees everything queued for a removed port. IT
 // MUST RUN ONLY AFTER NO WORKER TOUCHES THE PORT: Remove, then a grace
 // period, then Flush. Flush checks the Senders' states and refuses with
-// ErrInUse (freeing nothing) when a Sender may still be inside a burst that
-// loaded a snapshot with the port; Synchronize waits for exactly that
-// condition. The engine's own grace period (every worker finished a poll
+// ErrInUse (freeing nothing) when a Sender that was inside a burst when the
+// port was removed has not left that burst yet; Synchronize waits for
+// exactly that condition. The engine's own grace period (every worker finished a poll
 // iteration, which calls Sender.Flush and Drain) satisfies it too. For a
 // link going down: Remove, grace period, Flush; Add again on link up.
 //

@@ -23,7 +23,6 @@ type Sender struct {
 	pools []*mbuf.Pool
 
 	snap *snapshot // non-nil inside a burst
-	gen  uint64    // generation of the last snapshot loaded
 
 	bufs   []portBuf // index = port id: l3fwd's TX buffer per port
 	dirty  []uint16  // ports with a non-empty buffer this burst
@@ -31,13 +30,15 @@ type Sender struct {
 	sorted [BurstSize]*mbuf.Mbuf
 	peek   [BurstSize]*mbuf.Mbuf
 	one    [1]*mbuf.Mbuf
+	qs     [BurstSize]uint16 // target queue of each packet in sendForeign
 
 	ctr    []portCounters // len maxPorts+1; the last one counts ids >= maxPorts
 	leaked pmd.Counter
 
 	_ [128]byte
-	// state is gen<<1 | inBurst, written by the owner at the start and end of
-	// every burst, read by the control plane (Flush, Synchronize).
+	// state counts burst edges: odd inside a burst, even between bursts.
+	// Written by the owner at the start and end of every burst (the
+	// per-worker quiescent counter), read by the control plane.
 	state atomic.Uint64
 	_     [128]byte
 }
@@ -66,6 +67,8 @@ type Stats struct {
 	DropBacklogFull uint64 `json:"drop_backlog_full"`
 	// DropPortGone: transmitted to a port id not in the table.
 	DropPortGone uint64 `json:"drop_port_gone"`
+	// Flushed: freed by Table.Flush (if_qflush) after the port was removed.
+	Flushed uint64 `json:"flushed"`
 }
 
 // Add adds o to s.
@@ -75,6 +78,7 @@ func (s *Stats) Add(o Stats) {
 	s.DropRingFull += o.DropRingFull
 	s.DropBacklogFull += o.DropBacklogFull
 	s.DropPortGone += o.DropPortGone
+	s.Flushed += o.Flushed
 }
 
 // Drops returns the sum of the drop counters.
@@ -123,28 +127,23 @@ func (t *Table) NewSender(worker int, cache *mbuf.Cache) (*Sender, error) {
 // Worker returns the worker id.
 func (s *Sender) Worker() int { return s.w }
 
-// enter starts a burst: marks the Sender busy, then loads the snapshot.
-// The order matters: a control plane that reads an idle state after
-// publishing knows the next load sees its snapshot (sync/atomic operations
-// are sequentially consistent).
+// enter starts a burst: marks the Sender busy (state odd), then loads the
+// snapshot. The order matters: a control plane that reads an even state
+// after publishing knows the Sender's next load sees its snapshot
+// (sync/atomic operations are sequentially consistent).
 func (s *Sender) enter() *snapshot {
 	if s.snap != nil {
 		return s.snap
 	}
-	s.state.Store(s.gen<<1 | 1)
-	sn := s.t.snap.Load()
-	if sn.gen != s.gen {
-		s.gen = sn.gen
-		s.state.Store(s.gen<<1 | 1)
-	}
-	s.snap = sn
-	return sn
+	s.state.Store(s.state.Load() + 1)
+	s.snap = s.t.snap.Load()
+	return s.snap
 }
 
-// exit ends a burst: the Sender holds no snapshot and no mbuf.
+// exit ends a burst (state even): the Sender holds no snapshot and no mbuf.
 func (s *Sender) exit() {
 	s.snap = nil
-	s.state.Store(s.gen << 1)
+	s.state.Store(s.state.Load() + 1)
 }
 
 func (s *Sender) counters(port uint16) *portCounters {
@@ -238,16 +237,23 @@ func (s *Sender) Drain() {
 	}
 }
 
-// Close flushes what the Sender buffers and unregisters it. The queues this
-// worker owns are drained no more: remove and flush the ports (Table.Remove,
-// Table.Flush) when workers stop.
+// Close flushes what the Sender buffers and unregisters it, keeping its
+// counters in the table's. The queues this worker owns are drained no more:
+// remove and flush the ports (Table.Remove, Table.Flush) when workers stop.
+// Owner goroutine, or any goroutine once the owner has stopped.
 func (s *Sender) Close() {
 	s.Flush()
-	s.t.mu.Lock()
-	if s.t.senders[s.w] == s {
-		s.t.senders[s.w] = nil
+	t := s.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.senders[s.w] != s {
+		return
 	}
-	s.t.mu.Unlock()
+	t.senders[s.w] = nil
+	for i := range s.ctr {
+		t.retired[i].Add(s.ctr[i].snapshot())
+	}
+	t.leaked += s.leaked.Load()
 }
 
 // Stats returns this worker's counters for port.
@@ -289,23 +295,25 @@ func (s *Sender) sendOwn(p *txPort, q *txQueue, c *portCounters, ms []*mbuf.Mbuf
 // Only called when this worker has no queue on p, hence p.nq < workers and
 // every target queue has an owner and a ring.
 func (s *Sender) sendForeign(p *txPort, c *portCounters, ms []*mbuf.Mbuf) {
-	nq := uint32(p.nq)
-	if nq == 1 {
+	if p.nq == 1 {
 		s.enqueue(&p.queues[0], c, ms)
 		return
 	}
-	cnt := s.qcount[:nq]
+	cnt := s.qcount[:p.nq]
 	clear(cnt)
-	for _, m := range ms {
-		cnt[m.Hash%nq]++
+	qs := s.qs[:len(ms)]
+	for i, m := range ms {
+		q := p.mod.mod(m.Hash)
+		qs[i] = uint16(q)
+		cnt[q]++
 	}
 	off := 0
 	for q, k := range cnt {
 		cnt[q] = off
 		off += k
 	}
-	for _, m := range ms {
-		q := m.Hash % nq
+	for i, m := range ms {
+		q := qs[i]
 		s.sorted[cnt[q]] = m
 		cnt[q]++
 	}

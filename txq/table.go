@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,9 @@ type Table struct {
 	gen     uint64             // generation of the published snapshot
 	removed map[uint16]*txPort // removed, not yet flushed
 	senders []*Sender          // index = worker id; nil until NewSender
+	retired []Stats            // counters of closed Senders, index = port id (last: ids >= maxPorts)
+	flushed []uint64           // mbufs freed by Flush, index = port id
+	leaked  uint64             // Leaked of closed Senders
 }
 
 // snapshot is immutable once published.
@@ -100,13 +104,14 @@ type ownedQueue struct {
 // txPort is one port's transmit state. It outlives snapshots: the same
 // *txPort is carried into each new snapshot until the port is removed.
 type txPort struct {
-	id         uint16
-	dev        pmd.Port
-	nq         int       // TX queues in use (as configured)
-	queues     []txQueue // len min(nq, workers): queue q is owned by worker q
-	ringSize   int
-	backlog    int
-	removedGen uint64
+	id       uint16
+	dev      pmd.Port
+	nq       int       // TX queues in use (as configured)
+	mod      fastmod   // x % nq, without a division
+	queues   []txQueue // len min(nq, workers): queue q is owned by worker q
+	ringSize int
+	backlog  int
+	busy     []busyMark // Senders inside a burst when the port was removed
 }
 
 // txQueue is one TX queue. ring is multi-producer (any non-owner worker),
@@ -171,6 +176,8 @@ func New(cfg Config) (*Table, error) {
 		pools:    append([]*mbuf.Pool(nil), cfg.Pools...),
 		removed:  map[uint16]*txPort{},
 		senders:  make([]*Sender, cfg.Workers),
+		retired:  make([]Stats, cfg.MaxPorts+1),
+		flushed:  make([]uint64, cfg.MaxPorts),
 	}
 	t.snap.Store(&snapshot{ports: make([]*txPort, cfg.MaxPorts), owned: make([][]ownedQueue, cfg.Workers)})
 	return t, nil
@@ -206,7 +213,7 @@ func (t *Table) Add(id uint16, pc PortConfig) error {
 	if pc.Backlog < 1 || pc.Backlog > MaxBacklog {
 		return fmt.Errorf("%w: port %d: backlog %d, want 1 to %d", ErrConfig, id, pc.Backlog, MaxBacklog)
 	}
-	p := &txPort{id: id, dev: pc.Port, nq: pc.TxQueues, ringSize: pc.RingSize, backlog: pc.Backlog}
+	p := &txPort{id: id, dev: pc.Port, nq: pc.TxQueues, mod: newFastmod(uint32(pc.TxQueues)), ringSize: pc.RingSize, backlog: pc.Backlog}
 	p.queues = make([]txQueue, min(pc.TxQueues, t.workers))
 	for q := range p.queues {
 		tq := &p.queues[q]
@@ -250,7 +257,7 @@ func (t *Table) Remove(id uint16) error {
 	ports := append([]*txPort(nil), old.ports...)
 	ports[id] = nil
 	t.publish(ports)
-	p.removedGen = t.gen
+	p.busy = t.busySenders()
 	t.removed[id] = p
 	return nil
 }
@@ -270,16 +277,32 @@ func (t *Table) publish(ports []*txPort) {
 	t.snap.Store(s)
 }
 
-// quiescentSince reports whether every Sender has left every burst that
-// could have loaded a snapshot older than gen: it is idle (outside a burst)
-// or its current burst loaded generation gen or later. t.mu held.
-func (t *Table) quiescentSince(gen uint64) bool {
+// busyMark records a Sender found inside a burst, and its state then.
+type busyMark struct {
+	s  *Sender
+	st uint64
+}
+
+// busySenders returns the Senders now inside a burst. Called after
+// publishing, a Sender not in the list cannot hold an older snapshot, and
+// one in the list no longer does once its state has moved. t.mu held.
+func (t *Table) busySenders() []busyMark {
+	var out []busyMark
 	for _, s := range t.senders {
 		if s == nil {
 			continue
 		}
-		st := s.state.Load()
-		if st&1 != 0 && st>>1 < gen {
+		if st := s.state.Load(); st&1 != 0 {
+			out = append(out, busyMark{s, st})
+		}
+	}
+	return out
+}
+
+// passed reports whether every marked Sender has left the burst it was in.
+func passed(marks []busyMark) bool {
+	for _, b := range marks {
+		if b.s.state.Load() == b.st {
 			return false
 		}
 	}
@@ -288,20 +311,14 @@ func (t *Table) quiescentSince(gen uint64) bool {
 
 // Synchronize waits until no Sender can still hold a snapshot published
 // before the call (a grace period, RCU's synchronize_rcu, restricted to
-// txq). Idle Senders (between bursts, or stopped) do not delay it. It
-// returns ctx's error if a Sender stays inside one burst past ctx's end.
-// Control plane only.
+// txq): every Sender that was inside a burst has left it. Idle Senders
+// (between bursts, or stopped) do not delay it. It returns ctx's error if a
+// Sender stays inside one burst past ctx's end. Control plane only.
 func (t *Table) Synchronize(ctx context.Context) error {
 	t.mu.Lock()
-	gen := t.gen
+	marks := t.busySenders()
 	t.mu.Unlock()
-	for spins := 0; ; spins++ {
-		t.mu.Lock()
-		ok := t.quiescentSince(gen)
-		t.mu.Unlock()
-		if ok {
-			return nil
-		}
+	for spins := 0; !passed(marks); spins++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("txq: grace period: a worker is stuck in a burst: %w", err)
 		}
@@ -311,6 +328,7 @@ func (t *Table) Synchronize(ctx context.Context) error {
 			time.Sleep(20 * time.Microsecond)
 		}
 	}
+	return nil
 }
 
 // Flush (if_qflush) returns to their pools every mbuf queued for the removed
@@ -335,7 +353,7 @@ func (t *Table) Flush(id uint16) (int, error) {
 		}
 		return 0, fmt.Errorf("%w: %d (nothing to flush)", ErrPort, id)
 	}
-	if !t.quiescentSince(p.removedGen) {
+	if !passed(p.busy) {
 		return 0, fmt.Errorf("%w: port %d: wait for a grace period (Synchronize) and retry", ErrInUse, id)
 	}
 	freed := 0
@@ -359,6 +377,7 @@ func (t *Table) Flush(id uint16) (int, error) {
 		}
 	}
 	delete(t.removed, id)
+	t.flushed[id] += uint64(freed)
 	return freed, nil
 }
 
@@ -416,12 +435,18 @@ func freeTo(pools []*mbuf.Pool, cache *mbuf.Cache, ms []*mbuf.Mbuf) int {
 	return leaked
 }
 
-// Stats returns port id's counters summed over the workers. Ids >= MaxPorts
-// share one set of counters (only DropPortGone can be non-zero there).
+// Stats returns port id's counters summed over the workers (closed Senders
+// included). Ids >= MaxPorts share one set of counters (only DropPortGone
+// can be non-zero there). For a port id, every mbuf given to Transmit is
+// sent, dropped, freed by Flush, or still queued.
 func (t *Table) Stats(id uint16) Stats {
-	var st Stats
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	i := min(int(id), t.maxPorts)
+	st := t.retired[i]
+	if i < t.maxPorts {
+		st.Flushed = t.flushed[i]
+	}
 	for _, s := range t.senders {
 		if s != nil {
 			st.Add(s.counters(id).snapshot())
@@ -433,8 +458,8 @@ func (t *Table) Stats(id uint16) Stats {
 // Leaked returns how many mbufs the Senders could not free because their
 // PoolID named no pool of the table (a bug elsewhere; never expected).
 func (t *Table) Leaked() uint64 {
-	var n uint64
 	t.mu.Lock()
+	n := t.leaked
 	defer t.mu.Unlock()
 	for _, s := range t.senders {
 		if s != nil {
@@ -442,4 +467,21 @@ func (t *Table) Leaked() uint64 {
 		}
 	}
 	return n
+}
+
+// fastmod computes x % d for 32-bit x with two multiplications instead of a
+// division (Lemire, Kaser, Kurz: "Faster remainder by direct computation",
+// 2019): exact for every uint32 x and d >= 1.
+type fastmod struct {
+	m uint64
+	d uint64
+}
+
+func newFastmod(d uint32) fastmod {
+	return fastmod{m: ^uint64(0)/uint64(d) + 1, d: uint64(d)}
+}
+
+func (f fastmod) mod(x uint32) uint32 {
+	hi, _ := bits.Mul64(f.m*uint64(x), f.d)
+	return uint32(hi)
 }

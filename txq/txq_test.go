@@ -547,3 +547,43 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	e.teardown(t, 0, 1)
 }
+
+// TestFastmod checks fastmod against the % operator.
+func TestFastmod(t *testing.T) {
+	xs := []uint32{0, 1, 2, 3, 7, 63, 64, 65, 1<<16 - 1, 1 << 16, 1<<31 - 1, 1 << 31, 1<<32 - 1, 2654435761}
+	for x := uint32(0); x < 1<<32-1<<26; x += 1<<26 + 12345 {
+		xs = append(xs, x)
+	}
+	for _, d := range []uint32{1, 2, 3, 5, 7, 8, 12, 63, 64, 100, 1<<16 - 1, 1 << 16} {
+		f := newFastmod(d)
+		for _, x := range xs {
+			if got, want := f.mod(x), x%d; got != want {
+				t.Fatalf("%d %% %d = %d, want %d", x, d, got, want)
+			}
+		}
+	}
+}
+
+func TestCloseKeepsCounters(t *testing.T) {
+	e := newEnv(t, 1)
+	p := newFakePort(1, 2, []*mbuf.Pool{e.pool})
+	e.add(t, 0, p, 0, 4)
+	e.s[0].Transmit(0, allocN(t, e.caches[0], 10, 0, nil)) // 2 sent, 4 backlog, 4 dropped
+	e.s[0].Transmit(6, allocN(t, e.caches[0], 1, 0, nil))  // gone
+	e.s[0].Close()
+	want := Stats{SentPackets: 2, SentBytes: 128, DropBacklogFull: 4}
+	if st := e.tbl.Stats(0); st != want {
+		t.Errorf("after Close: %+v, want %+v", st, want)
+	}
+	if st := e.tbl.Stats(6); st.DropPortGone != 1 {
+		t.Errorf("port 6 after Close: %+v", st)
+	}
+	e.s = nil
+	if n := e.teardown(t, 0); n != 4 {
+		t.Errorf("flushed %d, want 4", n)
+	}
+	want.Flushed = 4
+	if st := e.tbl.Stats(0); st != want {
+		t.Errorf("after Flush: %+v, want %+v", st, want)
+	}
+}

@@ -517,12 +517,15 @@ func TestZeroAllocs(t *testing.T) {
 		name string
 		from int
 		port uint16
+		one  bool // TransmitOne per packet
 	}{
-		{"own queue", 0, 0},
-		{"via ring", 1, 0},
-		{"partial, backlog, drops", 0, 1},
-		{"partial via ring, drops", 1, 1},
-		{"port gone", 0, 5},
+		{"own queue", 0, 0, false},
+		{"via ring", 1, 0, false},
+		{"partial, backlog, drops", 0, 1, false},
+		{"partial via ring, drops", 1, 1, false},
+		{"port gone", 0, 5, false},
+		{"TransmitOne via ring", 1, 0, true},
+		{"TransmitOne port gone", 1, 5, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := e.caches[tc.from]
@@ -532,7 +535,13 @@ func TestZeroAllocs(t *testing.T) {
 					ms[i].SetLen(60)
 					ms[i].Hash = uint32(i)
 				}
-				e.s[tc.from].Transmit(tc.port, ms[:n])
+				if tc.one {
+					for _, m := range ms[:n] {
+						e.s[tc.from].TransmitOne(tc.port, m)
+					}
+				} else {
+					e.s[tc.from].Transmit(tc.port, ms[:n])
+				}
 				e.s[tc.from].Flush()
 				e.s[0].Drain()
 				e.s[1].Drain()

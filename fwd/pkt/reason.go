@@ -46,17 +46,17 @@ const (
 	BadARP           // ARP that is not Ethernet/IPv4
 
 	// IP headers (RFC 1812 §5.2.2, RFC 8200).
-	BadVersion           // IP version does not match the EtherType
-	BadIHL               // IPv4 IHL < 5
-	BadTotalLength       // IPv4 total length < header or > frame
-	BadChecksum          // IPv4 header checksum
-	BadOptions           // IPv4 options malformed (length out of bounds)
-	SourceRoute          // IPv4 LSRR/SSRR option: not honoured, dropped (RFC 7126 §4.3, 4.4)
-	BadFragment          // IPv4 fragment ending beyond 65535 bytes
-	BadPayloadLength     // IPv6 payload length > frame
-	BadExtHeader         // IPv6 extension header truncated, or Hop-by-Hop not first
-	TooManyExtHeaders    // IPv6 header chain longer than MaxExtHeaders
-	BadNDHopLimit        // neighbour discovery with hop limit != 255 (RFC 4861 §7.1)
+	BadVersion        // IP version does not match the EtherType
+	BadIHL            // IPv4 IHL < 5
+	BadTotalLength    // IPv4 total length < header or > frame
+	BadChecksum       // IPv4 header checksum
+	BadOptions        // IPv4 options malformed (length out of bounds)
+	SourceRoute       // IPv4 LSRR/SSRR option: not honoured, dropped (RFC 7126 §4.3, 4.4)
+	BadFragment       // IPv4 fragment ending beyond 65535 bytes
+	BadPayloadLength  // IPv6 payload length > frame
+	BadExtHeader      // IPv6 extension header truncated, or Hop-by-Hop not first
+	TooManyExtHeaders // IPv6 header chain longer than MaxExtHeaders
+	BadNDHopLimit     // neighbour discovery with hop limit != 255 (RFC 4861 §7.1)
 
 	// Martian addresses (RFC 1812 §5.3.7, RFC 4291 §2.5.2-2.5.3, 2.7).
 	SrcUnspecified // 0.0.0.0/8, ::

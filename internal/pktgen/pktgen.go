@@ -172,7 +172,7 @@ func (c Config) Write(buf []byte, i int) (int, error) {
 		ip[0] = 0x45
 		binary.BigEndian.PutUint16(ip[2:], uint16(c.Size-EthLen))
 		binary.BigEndian.PutUint16(ip[4:], uint16(i)) // identification
-		ip[6] = 0x40                                   // DF
+		ip[6] = 0x40                                  // DF
 		ip[8] = c.TTL
 		ip[9] = 17
 		s, d := src.As4(), c.Dst.As4()

@@ -112,7 +112,7 @@ func newPort(cfg pmd.Config, p params, pr *pair, side int) *Port {
 		tx: pr.rings[side], rx: pr.rings[1-side],
 		pools: cfg.Pools,
 		ctr:   make([]pmd.QueueCounters, p.queues),
-		info: pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: p.mac, MTU: 1500 /* nominal */, RxQueues: p.queues, TxQueues: p.queues},
+		info:  pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: p.mac, MTU: 1500 /* nominal */, RxQueues: p.queues, TxQueues: p.queues},
 	}
 	pr.open[side].Store(true)
 	return pt

@@ -208,6 +208,3 @@ func (s *sock) close() {
 		s.fd = -1
 	}
 }
-
-
-

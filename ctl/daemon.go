@@ -3,10 +3,10 @@ package ctl
 import (
 	"bufio"
 	"compress/gzip"
-	"io"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -19,6 +19,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/ctlsock"
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
+	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -125,7 +126,7 @@ func parseFile(path string) ([]cmdlang.Command, error) {
 // completely first: a bad file starts nothing), starts the workers, the
 // control goroutine and the control socket. A failed start undoes what it
 // did.
-func Start(opts Options) (d *Daemon, err error) {
+func Start(opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
@@ -134,6 +135,7 @@ func Start(opts Options) (d *Daemon, err error) {
 		if err := CheckFile(opts.ConfigFile); err != nil {
 			return nil, err
 		}
+		var err error
 		if cmds, err = parseFile(opts.ConfigFile); err != nil {
 			return nil, err
 		}
@@ -149,16 +151,12 @@ func Start(opts Options) (d *Daemon, err error) {
 		eng.Close()
 		return nil, err
 	}
-	d = &Daemon{opts: opts, log: opts.Log, st: st, reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Log, st: st, reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{})}
 	eng.Start()
 	go d.loop()
-	defer func() {
-		if err != nil {
-			d.Shutdown()
-		}
-	}()
 	if len(cmds) > 0 {
 		if _, err := d.exec(context.Background(), cmds, false); err != nil {
+			d.Shutdown()
 			return nil, err
 		}
 		opts.Log.Info("configuration applied", "file", opts.ConfigFile, "commands", len(cmds))
@@ -167,6 +165,7 @@ func Start(opts Options) (d *Daemon, err error) {
 	if opts.Socket != "" {
 		srv, err := ctlsock.Listen(ctlsock.Config{Path: opts.Socket, Exec: d, Logger: opts.Log})
 		if err != nil {
+			d.Shutdown()
 			return nil, err
 		}
 		d.srv = srv
@@ -275,8 +274,7 @@ func (d *Daemon) Shutdown() {
 // loop is the control goroutine.
 func (d *Daemon) loop() {
 	defer close(d.done)
-	punt, wake := d.st.eng.Punt()
-	_ = punt
+	wake := d.st.eng.Woken()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -54,17 +54,17 @@ func (s *stack) query(c cmdlang.Command) (cmdlang.Result, error) {
 
 // PortView is the JSON form of a port in show ports.
 type PortView struct {
-	Name    string           `json:"name"`
-	ID      uint16           `json:"id"`
-	Info    pmd.Info         `json:"info"`
-	Args    string           `json:"args"`
-	FIB     int              `json:"fib"`
-	MTU     int              `json:"mtu"`
-	Admin   bool             `json:"admin_up"`
-	Link    pmd.Link         `json:"link"`
-	Addrs   []netip.Prefix   `json:"addrs"`
-	Stats   pmd.QueueStats   `json:"stats"`
-	Queues  []pmd.QueueStats `json:"queues"`
+	Name   string           `json:"name"`
+	ID     uint16           `json:"id"`
+	Info   pmd.Info         `json:"info"`
+	Args   string           `json:"args"`
+	FIB    int              `json:"fib"`
+	MTU    int              `json:"mtu"`
+	Admin  bool             `json:"admin_up"`
+	Link   pmd.Link         `json:"link"`
+	Addrs  []netip.Prefix   `json:"addrs"`
+	Stats  pmd.QueueStats   `json:"stats"`
+	Queues []pmd.QueueStats `json:"queues"`
 }
 
 func (s *stack) portViews() []PortView {
@@ -262,11 +262,11 @@ func (s *stack) routeGet(c *cmdlang.RouteGet) (cmdlang.Result, error) {
 
 // FIBView is one FIB in show fibs.
 type FIBView struct {
-	FIB      int `json:"fib"`
-	Routes4  int `json:"routes4"`
-	Routes6  int `json:"routes6"`
-	Bytes4   int `json:"bytes4"`
-	Bytes6   int `json:"bytes6"`
+	FIB     int `json:"fib"`
+	Routes4 int `json:"routes4"`
+	Routes6 int `json:"routes6"`
+	Bytes4  int `json:"bytes4"`
+	Bytes6  int `json:"bytes6"`
 }
 
 func (s *stack) showFIBs() cmdlang.Result {
@@ -320,7 +320,7 @@ func (s *stack) showRules() cmdlang.Result {
 
 // StatsView is show stats.
 type StatsView struct {
-	Counters map[string]uint64 `json:"counters"`
+	Counters map[string]uint64   `json:"counters"`
 	Workers  []map[string]uint64 `json:"workers"`
 	Pools    any                 `json:"pools"`
 	Punt     map[string]uint64   `json:"punt"`

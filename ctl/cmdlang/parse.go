@@ -23,6 +23,9 @@ type Options struct {
 	MaxErrors int
 	// FirstLine is the number of the first line (default 1).
 	FirstLine int
+	// Unnumbered leaves Where.Line 0, so errors carry no line number: for
+	// one command typed by the operator, where "line 1:" is noise.
+	Unnumbered bool
 }
 
 // Parse reads a whole file. It returns every command, or no command and
@@ -69,7 +72,11 @@ func ParseLines(lines []string, opt Options) ([]Command, error) {
 	var cmds []Command
 	var errs ErrorList
 	for i, l := range lines {
-		c, err := parseLine(l, Where{File: opt.File, Line: opt.first() + i}, &opt)
+		at := Where{File: opt.File, Line: opt.first() + i}
+		if opt.Unnumbered {
+			at.Line = 0
+		}
+		c, err := parseLine(l, at, &opt)
 		if err != nil {
 			errs = append(errs, err)
 			if len(errs) >= max {

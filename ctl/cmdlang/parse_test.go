@@ -411,6 +411,11 @@ func TestParseFileAllOrNothing(t *testing.T) {
 	if !errors.As(err, &list) || len(list) != 2 {
 		t.Errorf("MaxErrors 2: %v", err)
 	}
+	// Unnumbered drops them.
+	_, err = ParseLines([]string{"route add 198.51.100.0/24 via foo"}, Options{Unnumbered: true})
+	if err == nil || err.Error() != `route add: "via" needs an address, got "foo"` {
+		t.Errorf("Unnumbered: %v", err)
+	}
 	// FirstLine shifts the numbers.
 	_, err = ParseLines([]string{"x"}, Options{FirstLine: 40})
 	if err == nil || !strings.HasPrefix(err.Error(), "line 40: ") {
@@ -470,8 +475,8 @@ func TestExecError(t *testing.T) {
 	if got, want := e.Error(), "f.conf:2: port del p9: no such port (see show ports)"; got != want {
 		t.Errorf("got %q want %q", got, want)
 	}
-	c1, _ := ParseLine("port del p9")
-	e = &ExecError{Cmd: c1, Err: errors.New("no such port")}
+	c1, _ := ParseLines([]string{"port del p9"}, Options{Unnumbered: true})
+	e = &ExecError{Cmd: c1[0], Err: errors.New("no such port")}
 	if got, want := e.Error(), "port del p9: no such port"; got != want {
 		t.Errorf("got %q want %q", got, want)
 	}

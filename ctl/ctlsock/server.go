@@ -377,7 +377,10 @@ func Handle(ctx context.Context, ex cmdlang.Executor, req *Request) *Response {
 }
 
 func handle(ctx context.Context, ex cmdlang.Executor, req *Request, log *slog.Logger) (resp *Response) {
-	cmds, err := cmdlang.ParseLines(req.Lines, cmdlang.Options{File: req.Source, Dir: req.Dir})
+	// One command with no source is a live command: its errors need no
+	// line number.
+	live := len(req.Lines) == 1 && req.Source == ""
+	cmds, err := cmdlang.ParseLines(req.Lines, cmdlang.Options{File: req.Source, Dir: req.Dir, Unnumbered: live})
 	if err != nil {
 		return &Response{Error: err.Error()}
 	}

@@ -127,7 +127,7 @@ func TestParseErrorExecutesNothing(t *testing.T) {
 		t.Fatalf("got %+v\nwant error %s", r, want)
 	}
 	r = do(t, c, &Request{Lines: []string{"route add 198.51.100.0/24 via foo"}})
-	if r.Error != `line 1: route add: "via" needs an address, got "foo"` {
+	if r.Error != `route add: "via" needs an address, got "foo"` {
 		t.Errorf("live error: %q", r.Error)
 	}
 	if n := len(ex.Batches()); n != 0 {

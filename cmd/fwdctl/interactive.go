@@ -54,7 +54,7 @@ func (s *session) loop(ctx context.Context, t *term.Terminal, fd int) int {
 	status := 0
 	for {
 		if fd >= 0 {
-			if w, h, err := term.GetSize(fd); err == nil {
+			if w, h, err := term.GetSize(fd); err == nil && w > 0 && h > 0 {
 				t.SetSize(w, h)
 			}
 		}

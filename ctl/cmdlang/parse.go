@@ -569,7 +569,7 @@ func (p *parser) portAdd() Command {
 				}
 				v = vw.text
 			} else {
-				vw = w
+				vw = &word{text: v, col: w.col + len(k) + 1}
 				if !validIdent(k) {
 					p.fail(w, "driver argument %q: the key must be a lower-case word", w.text)
 					break

@@ -188,7 +188,7 @@ var parseErr = []struct{ in, want string }{
 	{"port add p0 driver afxdp", `line 1: port add: driver afxdp needs dev IFNAME (the kernel interface to attach to; see ip link)`},
 	{"port add p0 driver afxdp dev a/b", `line 1: port add: "dev" needs a kernel interface name, got "a/b"`},
 	{"port add p0 driver afxdp dev r0 queues 0", `line 1: port add: "queues" needs a queue count from 1 to 256, got "0"`},
-	{"port add p0 driver afxdp dev r0 queues=x", `line 1: port add: "queues" needs a queue count from 1 to 256, got "queues=x"`},
+	{"port add p0 driver afxdp dev r0 queues=x", `line 1: port add: "queues" needs a queue count from 1 to 256, got "x"`},
 	{"port add p0 driver afxdp dev r0 mode fast", `line 1: port add: "mode" needs auto, copy or zerocopy, got "fast"`},
 	{"port add p0 driver afpacket dev r0 mode copy", `line 1: port add: driver afpacket has no mode (mode is for afxdp)`},
 	{"port add p0 driver null fib 256", `line 1: port add: "fib" needs a FIB number from 0 to 255, got "256"`},

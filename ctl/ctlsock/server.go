@@ -24,6 +24,7 @@ const (
 	DefaultMaxRequest = 4 << 20 // bytes in one request line
 	DefaultMaxClients = 64
 	maxPathLen        = 107 // sizeof(sun_path) - 1
+	closeWriteGrace   = 5 * time.Second
 )
 
 // Config configures a Server.
@@ -252,8 +253,10 @@ func (s *Server) Close() error {
 	s.closed = true
 	err := s.ln.Close()
 	for c := range s.conns {
-		// Unblock readers; a handler busy executing still writes its answer.
+		// Unblock readers; a handler busy executing still writes its
+		// answer, but a client that does not read it cannot hold us up.
 		c.CloseRead()
+		c.SetWriteDeadline(time.Now().Add(closeWriteGrace))
 	}
 	served := s.served
 	s.mu.Unlock()

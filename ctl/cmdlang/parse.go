@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -130,7 +131,8 @@ type parser struct {
 	verb  string
 	opt   *Options
 	err   *Error
-	seen  map[string]bool
+	seen  []string // keywords (or keyword groups) given so far
+	seenA [8]string
 }
 
 func (p *parser) fail(w *word, format string, args ...any) {
@@ -169,9 +171,9 @@ func (p *parser) value(kw *word, what string) *word {
 // once fails if keyword kw (or one of its group, named by key) was already given.
 func (p *parser) once(kw *word, key string) bool {
 	if p.seen == nil {
-		p.seen = map[string]bool{}
+		p.seen = p.seenA[:0]
 	}
-	if p.seen[key] {
+	if slices.Contains(p.seen, key) {
 		if key == kw.text {
 			p.fail(kw, "%q given twice", kw.text)
 		} else {
@@ -179,7 +181,7 @@ func (p *parser) once(kw *word, key string) bool {
 		}
 		return false
 	}
-	p.seen[key] = true
+	p.seen = append(p.seen, key)
 	return true
 }
 
@@ -880,7 +882,7 @@ func (p *parser) rulePrefix(kw *word) netip.Prefix {
 	if w.text == "any" {
 		return netip.Prefix{}
 	}
-	return p.prefixWord(w, fmt.Sprintf("%q", kw.text))
+	return p.prefixWord(w, `"`+kw.text+`"`)
 }
 
 func (p *parser) ruleAdd() Command {

@@ -635,3 +635,5 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(b)
 }
+
+func newBenchExec() cmdlang.Executor { return ctltest.New() }

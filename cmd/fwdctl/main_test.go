@@ -16,6 +16,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/ctl/ctlsock"
 	"github.com/fwdd/fwdd/ctl/ctltest"
+	"github.com/fwdd/fwdd/ctl/show"
 	"golang.org/x/term"
 )
 
@@ -90,8 +91,8 @@ func TestJSONOutput(t *testing.T) {
 	sock, _ := startServer(t)
 	fwdctl(t, "", "-s", sock, "route", "add", "2001:db8::/32", "via", "2001:2::2", "via", "2001:2::3")
 	r := fwdctl(t, "", "-s", sock, "-j", "show", "routes")
-	var rows []ctltest.Route
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rows) != nil || len(rows) != 1 || len(rows[0].Via) != 2 {
+	var rows []show.Route
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rows) != nil || len(rows) != 1 || len(rows[0].Gateways) != 2 {
 		t.Fatalf("-j show routes: %+v", r)
 	}
 	// A command without data prints nothing.

@@ -141,8 +141,14 @@ func TestParseOK(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(again, got) {
 				t.Errorf("round trip of %q: %#v, %v", got.String(), again, err)
 			}
-			if _, err := json.Marshal(got); err != nil {
-				t.Errorf("json.Marshal: %v", err)
+			// JSON round trip into a fresh value of the same type.
+			b, err := json.Marshal(got)
+			if err != nil {
+				t.Fatalf("json.Marshal: %v", err)
+			}
+			back := reflect.New(reflect.TypeOf(got).Elem()).Interface()
+			if err := json.Unmarshal(b, back); err != nil || !reflect.DeepEqual(back, got) {
+				t.Errorf("json round trip of %s: %#v, %v", b, back, err)
 			}
 			if got.Verb() == "" || !strings.HasPrefix(got.String(), got.Verb()) {
 				t.Errorf("Verb() = %q does not start String() %q", got.Verb(), got.String())

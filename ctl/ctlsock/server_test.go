@@ -20,6 +20,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/ctl/ctltest"
+	"github.com/fwdd/fwdd/ctl/show"
 	"golang.org/x/sys/unix"
 )
 
@@ -94,8 +95,8 @@ func TestRequestResponse(t *testing.T) {
 	if len(r.Data) != 1 {
 		t.Fatalf("data: %s", r.Data)
 	}
-	var rows []ctltest.Route
-	if err := json.Unmarshal(r.Data[0], &rows); err != nil || len(rows) != 1 || rows[0].Dev != "p1" {
+	var rows []show.Route
+	if err := json.Unmarshal(r.Data[0], &rows); err != nil || len(rows) != 1 || rows[0].Netif != "p1" {
 		t.Fatalf("data %s: %v", r.Data[0], err)
 	}
 	// Commands without data give null; blank requests are fine.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -61,6 +62,22 @@ func (o Options) first() int {
 		return 1
 	}
 	return o.FirstLine
+}
+
+// ParseFile reads and parses the file at path (the startup file of fwdd -c,
+// or fwdd -check): errors are named after path, and relative file names in
+// it (route load) are relative to the file's directory.
+func ParseFile(path string) ([]Command, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %w", err)
+	}
+	defer f.Close()
+	dir := ""
+	if abs, err := filepath.Abs(path); err == nil {
+		dir = filepath.Dir(abs)
+	}
+	return Parse(f, Options{File: path, Dir: dir})
 }
 
 // ParseLines parses lines[i] as line Options.FirstLine+i, with Parse's
@@ -309,6 +326,8 @@ func (p *parser) unicast(w *word, role string, a netip.Addr) bool {
 		p.fail(w, "%s %s is the unspecified address", role, a)
 	case a.IsMulticast():
 		p.fail(w, "%s %s is a multicast address", role, a)
+	case a.IsLoopback():
+		p.fail(w, "%s %s is a loopback address", role, a)
 	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		p.fail(w, "%s %s is the broadcast address", role, a)
 	default:
@@ -1024,9 +1043,6 @@ func (p *parser) neighAdd() Command {
 	}
 	if p.err == nil && c.LLAddr == nil {
 		p.fail(nil, "missing lladdr MAC (neigh add PORT ADDR lladdr 02:00:00:00:00:09)")
-	}
-	if p.err == nil && c.Addr.Is4() && c.Addr.IsLoopback() {
-		p.fail(nil, "neighbour %s is a loopback address", c.Addr)
 	}
 	if p.err != nil {
 		return nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -240,6 +242,7 @@ var parseErr = []struct{ in, want string }{
 	{"route add 198.51.100.0/24 via 198.19.0.2 via 198.19.0.2", `line 1: route add: via 198.19.0.2 given twice`},
 	{"route add 198.51.100.0/24 via 0.0.0.0", `line 1: route add: via 0.0.0.0 is the unspecified address`},
 	{"route add 198.51.100.0/24 via 224.0.0.5", `line 1: route add: via 224.0.0.5 is a multicast address`},
+	{"route add 198.51.100.0/24 via 127.0.0.1", `line 1: route add: via 127.0.0.1 is a loopback address`},
 	{"route add 198.51.100.0/24 via 255.255.255.255", `line 1: route add: via 255.255.255.255 is the broadcast address`},
 	{"route add 2001:db8::/32 via fe80::1%eth0 dev p1", `line 1: route add: "via": zones are not used in "fe80::1%eth0"; name the port with dev`},
 	{"route add 2001:db8::/32 via fe80::1", `line 1: route add: via fe80::1 is link-local: name its port with dev PORT`},
@@ -297,6 +300,7 @@ var parseErr = []struct{ in, want string }{
 	{"neigh add p1 198.19.0.9 lladdr 00:00:00:00:00:00", `line 1: neigh add: lladdr 00:00:00:00:00:00 is all zeros`},
 	{"neigh add p1 198.19.0.9 lladdr 02:00:00:00:00:09 lladdr 02:00:00:00:00:0a", `line 1: neigh add: "lladdr" given twice`},
 	{"neigh add p1 127.0.0.1 lladdr 02:00:00:00:00:09", `line 1: neigh add: neighbour 127.0.0.1 is a loopback address`},
+	{"neigh add p1 ::1 lladdr 02:00:00:00:00:09", `line 1: neigh add: neighbour ::1 is a loopback address`},
 	{"neigh add p1 ff02::1 lladdr 02:00:00:00:00:09", `line 1: neigh add: neighbour ff02::1 is a multicast address`},
 	{"neigh add p1 bogus lladdr 02:00:00:00:00:09", `line 1: neigh add: neighbour needs an address, got "bogus"`},
 	{"neigh add p1", `line 1: neigh add: neighbour needs an address, got end of line`},
@@ -485,5 +489,28 @@ func TestExecError(t *testing.T) {
 	e = &ExecError{Cmd: c1[0], Err: errors.New("no such port")}
 	if got, want := e.Error(), "port del p9: no such port"; got != want {
 		t.Errorf("got %q want %q", got, want)
+	}
+}
+
+func TestParseFilePath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fwdd.conf")
+	os.WriteFile(path, []byte("route load full.txt blackhole\n"), 0o644)
+	cmds, err := ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cmds[0].(*RouteLoad).File; f != filepath.Join(dir, "full.txt") {
+		t.Errorf("file %q", f)
+	}
+	if w := cmds[0].Location(); w.File != path || w.Line != 1 {
+		t.Errorf("where %+v", w)
+	}
+	os.WriteFile(path, []byte("\nroute load\n"), 0o644)
+	if _, err := ParseFile(path); err == nil || !strings.HasPrefix(err.Error(), path+":2: route load: missing file name") {
+		t.Errorf("err %v", err)
+	}
+	if _, err := ParseFile(filepath.Join(dir, "none")); !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "config open ") {
+		t.Errorf("missing: %v", err)
 	}
 }

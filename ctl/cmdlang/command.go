@@ -32,7 +32,7 @@ type Command interface {
 // Where is the source of a command.
 type Where struct {
 	File string `json:"file,omitempty"` // "" for live commands
-	Line int    `json:"line"`           // 1-based; 0 with Options.Unnumbered
+	Line int    `json:"line,omitempty"` // 1-based; 0 with Options.Unnumbered
 }
 
 // Location returns w; every command embeds a Where.

@@ -32,7 +32,7 @@ type Command interface {
 // Where is the source of a command.
 type Where struct {
 	File string `json:"file,omitempty"` // "" for live commands
-	Line int    `json:"line"`           // 1-based
+	Line int    `json:"line,omitempty"` // 1-based; 0 with Options.Unnumbered
 }
 
 // Location returns w; every command embeds a Where.
@@ -517,6 +517,25 @@ func (c *NeighAdd) MarshalJSON() ([]byte, error) {
 	}{c.Where, c.Port, c.Addr, c.LLAddr.String()})
 }
 
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *NeighAdd) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Where
+		Port   string     `json:"port"`
+		Addr   netip.Addr `json:"addr"`
+		LLAddr string     `json:"lladdr"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	mac, err := net.ParseMAC(v.LLAddr)
+	if err != nil {
+		return err
+	}
+	*c = NeighAdd{Where: v.Where, Port: v.Port, Addr: v.Addr, LLAddr: mac}
+	return nil
+}
+
 // NeighDel is "neigh del PORT ADDR".
 type NeighDel struct {
 	Where
@@ -607,4 +626,33 @@ func IsShow(c Command) bool {
 		return true
 	}
 	return false
+}
+
+func unmarshalEnum[T ~uint8](dst *T, b []byte, what string, names map[string]T) error {
+	v, ok := names[string(b)]
+	if !ok {
+		return fmt.Errorf("unknown %s %q", what, b)
+	}
+	*dst = v
+	return nil
+}
+
+// UnmarshalText accepts what MarshalText writes.
+func (f *Family) UnmarshalText(b []byte) error {
+	return unmarshalEnum(f, b, "family", map[string]Family{"any": AnyFamily, "inet": Inet, "inet6": Inet6})
+}
+
+// UnmarshalText accepts what MarshalText writes.
+func (a *Admin) UnmarshalText(b []byte) error {
+	return unmarshalEnum(a, b, "admin state", map[string]Admin{"unchanged": AdminUnchanged, "up": AdminUp, "down": AdminDown})
+}
+
+// UnmarshalText accepts what MarshalText writes.
+func (k *RouteKind) UnmarshalText(b []byte) error {
+	return unmarshalEnum(k, b, "route kind", map[string]RouteKind{"unicast": Unicast, "blackhole": Blackhole, "reject": Reject})
+}
+
+// UnmarshalText accepts what MarshalText writes.
+func (k *ActionKind) UnmarshalText(b []byte) error {
+	return unmarshalEnum(k, b, "rule action", map[string]ActionKind{"setfib": ActionSetFIB, "count": ActionCount, "drop": ActionDrop})
 }

@@ -45,7 +45,7 @@ func (e *ExecError) Error() string {
 	switch {
 	case w.File != "":
 		return fmt.Sprintf("%s:%d: %s: %v", w.File, w.Line, e.Cmd, e.Err)
-	case w.Line > 1:
+	case w.Line > 0:
 		return fmt.Sprintf("line %d: %s: %v", w.Line, e.Cmd, e.Err)
 	}
 	return fmt.Sprintf("%s: %v", e.Cmd, e.Err)

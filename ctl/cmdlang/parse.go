@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -23,6 +25,9 @@ type Options struct {
 	MaxErrors int
 	// FirstLine is the number of the first line (default 1).
 	FirstLine int
+	// Unnumbered leaves Where.Line 0, so errors carry no line number: for
+	// one command typed by the operator, where "line 1:" is noise.
+	Unnumbered bool
 }
 
 // Parse reads a whole file. It returns every command, or no command and
@@ -59,6 +64,22 @@ func (o Options) first() int {
 	return o.FirstLine
 }
 
+// ParseFile reads and parses the file at path (the startup file of fwdd -c,
+// or fwdd -check): errors are named after path, and relative file names in
+// it (route load) are relative to the file's directory.
+func ParseFile(path string) ([]Command, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %w", err)
+	}
+	defer f.Close()
+	dir := ""
+	if abs, err := filepath.Abs(path); err == nil {
+		dir = filepath.Dir(abs)
+	}
+	return Parse(f, Options{File: path, Dir: dir})
+}
+
 // ParseLines parses lines[i] as line Options.FirstLine+i, with Parse's
 // all-or-nothing result. Blank and comment lines yield no command.
 func ParseLines(lines []string, opt Options) ([]Command, error) {
@@ -69,7 +90,11 @@ func ParseLines(lines []string, opt Options) ([]Command, error) {
 	var cmds []Command
 	var errs ErrorList
 	for i, l := range lines {
-		c, err := parseLine(l, Where{File: opt.File, Line: opt.first() + i}, &opt)
+		at := Where{File: opt.File, Line: opt.first() + i}
+		if opt.Unnumbered {
+			at.Line = 0
+		}
+		c, err := parseLine(l, at, &opt)
 		if err != nil {
 			errs = append(errs, err)
 			if len(errs) >= max {
@@ -123,7 +148,8 @@ type parser struct {
 	verb  string
 	opt   *Options
 	err   *Error
-	seen  map[string]bool
+	seen  []string // keywords (or keyword groups) given so far
+	seenA [8]string
 }
 
 func (p *parser) fail(w *word, format string, args ...any) {
@@ -162,9 +188,9 @@ func (p *parser) value(kw *word, what string) *word {
 // once fails if keyword kw (or one of its group, named by key) was already given.
 func (p *parser) once(kw *word, key string) bool {
 	if p.seen == nil {
-		p.seen = map[string]bool{}
+		p.seen = p.seenA[:0]
 	}
-	if p.seen[key] {
+	if slices.Contains(p.seen, key) {
 		if key == kw.text {
 			p.fail(kw, "%q given twice", kw.text)
 		} else {
@@ -172,7 +198,7 @@ func (p *parser) once(kw *word, key string) bool {
 		}
 		return false
 	}
-	p.seen[key] = true
+	p.seen = append(p.seen, key)
 	return true
 }
 
@@ -300,6 +326,8 @@ func (p *parser) unicast(w *word, role string, a netip.Addr) bool {
 		p.fail(w, "%s %s is the unspecified address", role, a)
 	case a.IsMulticast():
 		p.fail(w, "%s %s is a multicast address", role, a)
+	case a.IsLoopback():
+		p.fail(w, "%s %s is a loopback address", role, a)
 	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		p.fail(w, "%s %s is the broadcast address", role, a)
 	default:
@@ -562,7 +590,7 @@ func (p *parser) portAdd() Command {
 				}
 				v = vw.text
 			} else {
-				vw = w
+				vw = &word{text: v, col: w.col + len(k) + 1}
 				if !validIdent(k) {
 					p.fail(w, "driver argument %q: the key must be a lower-case word", w.text)
 					break
@@ -873,7 +901,7 @@ func (p *parser) rulePrefix(kw *word) netip.Prefix {
 	if w.text == "any" {
 		return netip.Prefix{}
 	}
-	return p.prefixWord(w, fmt.Sprintf("%q", kw.text))
+	return p.prefixWord(w, `"`+kw.text+`"`)
 }
 
 func (p *parser) ruleAdd() Command {
@@ -1015,9 +1043,6 @@ func (p *parser) neighAdd() Command {
 	}
 	if p.err == nil && c.LLAddr == nil {
 		p.fail(nil, "missing lladdr MAC (neigh add PORT ADDR lladdr 02:00:00:00:00:09)")
-	}
-	if p.err == nil && c.Addr.Is4() && c.Addr.IsLoopback() {
-		p.fail(nil, "neighbour %s is a loopback address", c.Addr)
 	}
 	if p.err != nil {
 		return nil

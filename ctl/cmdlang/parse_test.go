@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -141,8 +143,14 @@ func TestParseOK(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(again, got) {
 				t.Errorf("round trip of %q: %#v, %v", got.String(), again, err)
 			}
-			if _, err := json.Marshal(got); err != nil {
-				t.Errorf("json.Marshal: %v", err)
+			// JSON round trip into a fresh value of the same type.
+			b, err := json.Marshal(got)
+			if err != nil {
+				t.Fatalf("json.Marshal: %v", err)
+			}
+			back := reflect.New(reflect.TypeOf(got).Elem()).Interface()
+			if err := json.Unmarshal(b, back); err != nil || !reflect.DeepEqual(back, got) {
+				t.Errorf("json round trip of %s: %#v, %v", b, back, err)
 			}
 			if got.Verb() == "" || !strings.HasPrefix(got.String(), got.Verb()) {
 				t.Errorf("Verb() = %q does not start String() %q", got.Verb(), got.String())
@@ -188,7 +196,7 @@ var parseErr = []struct{ in, want string }{
 	{"port add p0 driver afxdp", `line 1: port add: driver afxdp needs dev IFNAME (the kernel interface to attach to; see ip link)`},
 	{"port add p0 driver afxdp dev a/b", `line 1: port add: "dev" needs a kernel interface name, got "a/b"`},
 	{"port add p0 driver afxdp dev r0 queues 0", `line 1: port add: "queues" needs a queue count from 1 to 256, got "0"`},
-	{"port add p0 driver afxdp dev r0 queues=x", `line 1: port add: "queues" needs a queue count from 1 to 256, got "queues=x"`},
+	{"port add p0 driver afxdp dev r0 queues=x", `line 1: port add: "queues" needs a queue count from 1 to 256, got "x"`},
 	{"port add p0 driver afxdp dev r0 mode fast", `line 1: port add: "mode" needs auto, copy or zerocopy, got "fast"`},
 	{"port add p0 driver afpacket dev r0 mode copy", `line 1: port add: driver afpacket has no mode (mode is for afxdp)`},
 	{"port add p0 driver null fib 256", `line 1: port add: "fib" needs a FIB number from 0 to 255, got "256"`},
@@ -234,6 +242,7 @@ var parseErr = []struct{ in, want string }{
 	{"route add 198.51.100.0/24 via 198.19.0.2 via 198.19.0.2", `line 1: route add: via 198.19.0.2 given twice`},
 	{"route add 198.51.100.0/24 via 0.0.0.0", `line 1: route add: via 0.0.0.0 is the unspecified address`},
 	{"route add 198.51.100.0/24 via 224.0.0.5", `line 1: route add: via 224.0.0.5 is a multicast address`},
+	{"route add 198.51.100.0/24 via 127.0.0.1", `line 1: route add: via 127.0.0.1 is a loopback address`},
 	{"route add 198.51.100.0/24 via 255.255.255.255", `line 1: route add: via 255.255.255.255 is the broadcast address`},
 	{"route add 2001:db8::/32 via fe80::1%eth0 dev p1", `line 1: route add: "via": zones are not used in "fe80::1%eth0"; name the port with dev`},
 	{"route add 2001:db8::/32 via fe80::1", `line 1: route add: via fe80::1 is link-local: name its port with dev PORT`},
@@ -291,6 +300,7 @@ var parseErr = []struct{ in, want string }{
 	{"neigh add p1 198.19.0.9 lladdr 00:00:00:00:00:00", `line 1: neigh add: lladdr 00:00:00:00:00:00 is all zeros`},
 	{"neigh add p1 198.19.0.9 lladdr 02:00:00:00:00:09 lladdr 02:00:00:00:00:0a", `line 1: neigh add: "lladdr" given twice`},
 	{"neigh add p1 127.0.0.1 lladdr 02:00:00:00:00:09", `line 1: neigh add: neighbour 127.0.0.1 is a loopback address`},
+	{"neigh add p1 ::1 lladdr 02:00:00:00:00:09", `line 1: neigh add: neighbour ::1 is a loopback address`},
 	{"neigh add p1 ff02::1 lladdr 02:00:00:00:00:09", `line 1: neigh add: neighbour ff02::1 is a multicast address`},
 	{"neigh add p1 bogus lladdr 02:00:00:00:00:09", `line 1: neigh add: neighbour needs an address, got "bogus"`},
 	{"neigh add p1", `line 1: neigh add: neighbour needs an address, got end of line`},
@@ -411,6 +421,11 @@ func TestParseFileAllOrNothing(t *testing.T) {
 	if !errors.As(err, &list) || len(list) != 2 {
 		t.Errorf("MaxErrors 2: %v", err)
 	}
+	// Unnumbered drops them.
+	_, err = ParseLines([]string{"route add 198.51.100.0/24 via foo"}, Options{Unnumbered: true})
+	if err == nil || err.Error() != `route add: "via" needs an address, got "foo"` {
+		t.Errorf("Unnumbered: %v", err)
+	}
 	// FirstLine shifts the numbers.
 	_, err = ParseLines([]string{"x"}, Options{FirstLine: 40})
 	if err == nil || !strings.HasPrefix(err.Error(), "line 40: ") {
@@ -470,9 +485,32 @@ func TestExecError(t *testing.T) {
 	if got, want := e.Error(), "f.conf:2: port del p9: no such port (see show ports)"; got != want {
 		t.Errorf("got %q want %q", got, want)
 	}
-	c1, _ := ParseLine("port del p9")
-	e = &ExecError{Cmd: c1, Err: errors.New("no such port")}
+	c1, _ := ParseLines([]string{"port del p9"}, Options{Unnumbered: true})
+	e = &ExecError{Cmd: c1[0], Err: errors.New("no such port")}
 	if got, want := e.Error(), "port del p9: no such port"; got != want {
 		t.Errorf("got %q want %q", got, want)
+	}
+}
+
+func TestParseFilePath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fwdd.conf")
+	os.WriteFile(path, []byte("route load full.txt blackhole\n"), 0o644)
+	cmds, err := ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := cmds[0].(*RouteLoad).File; f != filepath.Join(dir, "full.txt") {
+		t.Errorf("file %q", f)
+	}
+	if w := cmds[0].Location(); w.File != path || w.Line != 1 {
+		t.Errorf("where %+v", w)
+	}
+	os.WriteFile(path, []byte("\nroute load\n"), 0o644)
+	if _, err := ParseFile(path); err == nil || !strings.HasPrefix(err.Error(), path+":2: route load: missing file name") {
+		t.Errorf("err %v", err)
+	}
+	if _, err := ParseFile(filepath.Join(dir, "none")); !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "config open ") {
+		t.Errorf("missing: %v", err)
 	}
 }

@@ -15,6 +15,11 @@ import (
 // ErrNotRunning is wrapped by Dial when nobody listens on the socket.
 var ErrNotRunning = errors.New("fwdd is not running")
 
+// ErrNotSent is wrapped by Do when the request could not be sent at all:
+// the daemon cannot have executed it, so it is safe to retry on a new
+// connection. Other transport errors leave that unknown.
+var ErrNotSent = errors.New("request not sent")
+
 // MaxResponse bounds one response the client accepts (show routes of a
 // full table is large, but not this large).
 const MaxResponse = 1 << 30
@@ -38,9 +43,9 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
-			return nil, fmt.Errorf("cannot reach fwdd at %s: is fwdd running? (start it with: fwdd -c FILE): %w", path, ErrNotRunning)
+			return nil, &hintError{fmt.Sprintf("cannot reach fwdd at %s: is fwdd running? (start it with: fwdd -c FILE)", path), ErrNotRunning}
 		case errors.Is(err, os.ErrPermission):
-			return nil, fmt.Errorf("cannot connect to fwdd at %s: permission denied; the control socket is root's: run as root (e.g. with sudo): %w", path, os.ErrPermission)
+			return nil, &hintError{fmt.Sprintf("cannot connect to fwdd at %s: permission denied; the control socket is root's: run as root (e.g. with sudo)", path), os.ErrPermission}
 		}
 		return nil, fmt.Errorf("cannot reach fwdd at %s: %w", path, err)
 	}
@@ -66,7 +71,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 				return &resp, nil
 			}
 		}
-		return nil, c.transport(ctx, werr)
+		return nil, fmt.Errorf("%w: %w", c.transport(ctx, werr), ErrNotSent)
 	}
 	line, err := readRequest(c.br, MaxResponse)
 	if err != nil {
@@ -97,3 +102,13 @@ func (c *Client) Close() error { return c.conn.Close() }
 func NewClient(conn net.Conn, path string) *Client {
 	return &Client{path: path, conn: conn, br: bufio.NewReaderSize(conn, 64<<10)}
 }
+
+// hintError is a complete operator message that still matches a sentinel
+// with errors.Is.
+type hintError struct {
+	msg string
+	err error
+}
+
+func (e *hintError) Error() string { return e.msg }
+func (e *hintError) Unwrap() error { return e.err }

@@ -12,8 +12,8 @@ type Request struct {
 	Lines []string `json:"lines"`
 	// JSON asks for Response.Data.
 	JSON bool `json:"json,omitempty"`
-	// Source names the lines in errors ("fwdd.conf:3: ..."); "" for a live
-	// command ("line 3: ...").
+	// Source names the lines in errors ("fwdd.conf:3: ..."); "" for live
+	// commands ("line 3: ..."; a single live line gets no number).
 	Source string `json:"source,omitempty"`
 	// Dir is the client's working directory, against which relative file
 	// names (route load FILE) are resolved; "" leaves them as written.

@@ -24,6 +24,7 @@ const (
 	DefaultMaxRequest = 4 << 20 // bytes in one request line
 	DefaultMaxClients = 64
 	maxPathLen        = 107 // sizeof(sun_path) - 1
+	closeWriteGrace   = 5 * time.Second
 )
 
 // Config configures a Server.
@@ -252,8 +253,10 @@ func (s *Server) Close() error {
 	s.closed = true
 	err := s.ln.Close()
 	for c := range s.conns {
-		// Unblock readers; a handler busy executing still writes its answer.
+		// Unblock readers; a handler busy executing still writes its
+		// answer, but a client that does not read it cannot hold us up.
 		c.CloseRead()
+		c.SetWriteDeadline(time.Now().Add(closeWriteGrace))
 	}
 	served := s.served
 	s.mu.Unlock()
@@ -377,7 +380,10 @@ func Handle(ctx context.Context, ex cmdlang.Executor, req *Request) *Response {
 }
 
 func handle(ctx context.Context, ex cmdlang.Executor, req *Request, log *slog.Logger) (resp *Response) {
-	cmds, err := cmdlang.ParseLines(req.Lines, cmdlang.Options{File: req.Source, Dir: req.Dir})
+	// One command with no source is a live command: its errors need no
+	// line number.
+	live := len(req.Lines) == 1 && req.Source == ""
+	cmds, err := cmdlang.ParseLines(req.Lines, cmdlang.Options{File: req.Source, Dir: req.Dir, Unnumbered: live})
 	if err != nil {
 		return &Response{Error: err.Error()}
 	}

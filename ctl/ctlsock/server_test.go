@@ -20,6 +20,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/ctl/ctltest"
+	"github.com/fwdd/fwdd/ctl/show"
 	"golang.org/x/sys/unix"
 )
 
@@ -94,8 +95,8 @@ func TestRequestResponse(t *testing.T) {
 	if len(r.Data) != 1 {
 		t.Fatalf("data: %s", r.Data)
 	}
-	var rows []ctltest.Route
-	if err := json.Unmarshal(r.Data[0], &rows); err != nil || len(rows) != 1 || rows[0].Dev != "p1" {
+	var rows []show.Route
+	if err := json.Unmarshal(r.Data[0], &rows); err != nil || len(rows) != 1 || rows[0].Netif != "p1" {
 		t.Fatalf("data %s: %v", r.Data[0], err)
 	}
 	// Commands without data give null; blank requests are fine.
@@ -127,7 +128,7 @@ func TestParseErrorExecutesNothing(t *testing.T) {
 		t.Fatalf("got %+v\nwant error %s", r, want)
 	}
 	r = do(t, c, &Request{Lines: []string{"route add 198.51.100.0/24 via foo"}})
-	if r.Error != `line 1: route add: "via" needs an address, got "foo"` {
+	if r.Error != `route add: "via" needs an address, got "foo"` {
 		t.Errorf("live error: %q", r.Error)
 	}
 	if n := len(ex.Batches()); n != 0 {
@@ -635,3 +636,5 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(b)
 }
+
+func newBenchExec() cmdlang.Executor { return ctltest.New() }

@@ -1,48 +1,35 @@
 // Package ctltest provides an in-memory cmdlang.Executor for tests of the
-// control socket and fwdctl: it keeps a toy routing table and port list so
-// that "route add" followed by "show routes" shows something, applies each
-// batch all or nothing, and can be told to fail or to block.
+// control socket and fwdctl: it keeps a toy routing table, port list and
+// sysctl tree so that "route add" followed by "show routes" shows something
+// (formatted by package show, as the real executor should), applies each
+// batch all or nothing, and can be told to fail or to block. It is also a
+// small worked example of an Executor.
 package ctltest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
+	"github.com/fwdd/fwdd/ctl/show"
 )
 
-// Route is one row of the fake's "show routes" data.
-type Route struct {
-	FIB         int          `json:"fib"`
-	Destination netip.Prefix `json:"destination"`
-	Kind        string       `json:"kind"`
-	Via         []netip.Addr `json:"via,omitempty"`
-	Dev         string       `json:"dev,omitempty"`
-}
-
-// Port is one row of the fake's "show ports" data.
-type Port struct {
-	Name   string `json:"name"`
-	Driver string `json:"driver"`
-	FIB    int    `json:"fib"`
-	Up     bool   `json:"up"`
-}
-
 type state struct {
-	routes map[int]map[netip.Prefix]Route
-	ports  map[string]Port
+	routes map[int]map[netip.Prefix]show.Route
+	ports  map[string]show.Port
 	sysctl map[string]string
 }
 
 func (s *state) clone() *state {
-	n := &state{routes: map[int]map[netip.Prefix]Route{}, ports: map[string]Port{}, sysctl: map[string]string{}}
+	n := &state{routes: map[int]map[netip.Prefix]show.Route{}, ports: map[string]show.Port{}, sysctl: map[string]string{}}
 	for f, t := range s.routes {
-		n.routes[f] = map[netip.Prefix]Route{}
+		n.routes[f] = map[netip.Prefix]show.Route{}
 		for k, v := range t {
 			n.routes[f][k] = v
 		}
@@ -76,7 +63,7 @@ var _ cmdlang.Executor = (*Executor)(nil)
 
 // New returns a fake with no ports and no routes, net.fibs 2.
 func New() *Executor {
-	return &Executor{st: &state{routes: map[int]map[netip.Prefix]Route{}, ports: map[string]Port{}, sysctl: map[string]string{"net.fibs": "2"}}}
+	return &Executor{st: &state{routes: map[int]map[netip.Prefix]show.Route{}, ports: map[string]show.Port{}, sysctl: map[string]string{"net.fibs": "2"}}}
 }
 
 // Batches returns a copy of every batch Exec applied successfully.
@@ -143,7 +130,7 @@ func (s *state) apply(c cmdlang.Command) (cmdlang.Result, error) {
 		if _, ok := s.ports[c.Name]; ok {
 			return cmdlang.Result{}, errors.New("port exists (see show ports)")
 		}
-		s.ports[c.Name] = Port{Name: c.Name, Driver: c.Driver, FIB: c.FIB, Up: true}
+		s.ports[c.Name] = show.Port{Name: c.Name, Ifindex: len(s.ports) + 1, Driver: c.Driver, Args: c.Args, FIB: c.FIB, MTU: cmp.Or(c.MTU, 1500), Up: true, Queues: 1}
 	case *cmdlang.PortDel:
 		if _, ok := s.ports[c.Name]; !ok {
 			return cmdlang.Result{}, errNoPort
@@ -157,20 +144,20 @@ func (s *state) apply(c cmdlang.Command) (cmdlang.Result, error) {
 		}
 		t := s.routes[c.FIB]
 		if t == nil {
-			t = map[netip.Prefix]Route{}
+			t = map[netip.Prefix]show.Route{}
 			s.routes[c.FIB] = t
 		}
 		if _, ok := t[c.Prefix]; ok {
 			return cmdlang.Result{}, errors.New("route exists (route del it first)")
 		}
-		t[c.Prefix] = Route{FIB: c.FIB, Destination: c.Prefix, Kind: c.Kind.String(), Via: c.Via, Dev: c.Dev}
+		t[c.Prefix] = show.Route{FIB: c.FIB, Destination: c.Prefix, Kind: c.Kind, Origin: show.Static, Gateways: c.Via, Netif: c.Dev}
 	case *cmdlang.RouteDel:
 		if _, ok := s.routes[c.FIB][c.Prefix]; !ok {
 			return cmdlang.Result{}, errors.New("no such route (see show routes)")
 		}
 		delete(s.routes[c.FIB], c.Prefix)
 	case *cmdlang.ShowRoutes:
-		var rows []Route
+		rows := []show.Route{}
 		for f, t := range s.routes {
 			if c.FIB != cmdlang.AnyFIB && f != c.FIB {
 				continue
@@ -182,42 +169,29 @@ func (s *state) apply(c cmdlang.Command) (cmdlang.Result, error) {
 				rows = append(rows, r)
 			}
 		}
-		sort.Slice(rows, func(i, j int) bool {
-			if rows[i].FIB != rows[j].FIB {
-				return rows[i].FIB < rows[j].FIB
-			}
-			return rows[i].Destination.String() < rows[j].Destination.String()
-		})
+		show.SortRoutes(rows)
 		var b strings.Builder
-		fmt.Fprintf(&b, "%-4s %-24s %-24s %s\n", "FIB", "Destination", "Gateway", "Netif")
-		for _, r := range rows {
-			gw := r.Kind
-			if len(r.Via) > 0 {
-				var s []string
-				for _, v := range r.Via {
-					s = append(s, v.String())
-				}
-				gw = strings.Join(s, ",")
-			}
-			fmt.Fprintf(&b, "%-4d %-24s %-24s %s\n", r.FIB, r.Destination, gw, r.Dev)
-		}
-		if rows == nil {
-			rows = []Route{}
-		}
+		show.Routes(&b, rows, nil)
 		return cmdlang.Result{Text: b.String(), Data: rows}, nil
 	case *cmdlang.ShowPorts:
-		var rows []Port
+		rows := []show.Port{}
 		for _, p := range s.ports {
 			rows = append(rows, p)
 		}
-		sort.Slice(rows, func(i, j int) bool { return rows[i].Name < rows[j].Name })
+		slices.SortFunc(rows, func(a, b show.Port) int { return strings.Compare(a.Name, b.Name) })
 		var b strings.Builder
-		for _, p := range rows {
-			fmt.Fprintf(&b, "%s: driver %s fib %d\n", p.Name, p.Driver, p.FIB)
+		show.Ports(&b, rows)
+		return cmdlang.Result{Text: b.String(), Data: rows}, nil
+	case *cmdlang.ShowSysctl:
+		rows := []show.Sysctl{}
+		for k, v := range s.sysctl {
+			if show.HasKeyPrefix(k, c.Prefix) {
+				rows = append(rows, show.Sysctl{Key: k, Value: v})
+			}
 		}
-		if rows == nil {
-			rows = []Port{}
-		}
+		slices.SortFunc(rows, func(a, b show.Sysctl) int { return strings.Compare(a.Key, b.Key) })
+		var b strings.Builder
+		show.Sysctls(&b, rows, "")
 		return cmdlang.Result{Text: b.String(), Data: rows}, nil
 	}
 	// Everything else is accepted and changes nothing in the fake.

@@ -43,7 +43,7 @@ func (Where) isCommand() {}
 // Limits checked by the parser. They are syntactic bounds; the stack checks
 // the live ones (net.fibs, the ports that exist).
 const (
-	MaxFIB      = 255   // fib numbers are 0..MaxFIB; net.fibs bounds them at run time
+	MaxFIB      = 4095  // fib numbers are 0..MaxFIB (net.fibs up to 4096 bounds them at run time)
 	MaxQueues   = 256   // "queues N" (driver argument, checked for known drivers)
 	MinMTU      = 68    // RFC 791 minimum; IPv6 needs 1280, the stack says so
 	MaxMTU      = 65535 //

@@ -147,10 +147,12 @@ func Start(opts Options) (*Daemon, error) {
 	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}}
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
-	if err := st.reconcile(st.model, st.model.begin(), false); err != nil {
+	b := st.model.begin()
+	if err := st.reconcile(st.model, b, false); err != nil {
 		eng.Close()
 		return nil, err
 	}
+	st.model = b.commit()
 	d := &Daemon{opts: opts, log: opts.Log, st: st, reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{})}
 	eng.Start()
 	go d.loop()

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fwdd/fwdd/internal/testnet"
 	"github.com/fwdd/fwdd/internal/pktgen"
+	"github.com/fwdd/fwdd/internal/testnet"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
 	"golang.org/x/sys/unix"

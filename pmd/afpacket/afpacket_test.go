@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -377,6 +378,32 @@ func TestLinkEvents(t *testing.T) {
 	if s := pool.Stats(); s.InUse != 0 {
 		t.Fatalf("leak %+v", s)
 	}
+}
+
+// TestOpenDown: a port opened on a down interface reports its link down,
+// holds no socket, drops what it is given, and attaches when the interface
+// comes up. Its monitor goroutine ends at Close.
+func TestOpenDown(t *testing.T) {
+	tp := newTopo(t, 1)
+	g0 := runtime.NumGoroutine()
+	tp.n.In(tp.a, "ip", "link", "set", tp.an, "down")
+	pool := newPool(t, 512)
+	p := tp.open(t, pool, "")
+	if l := p.Link(); l.Up || !l.Present || p.RxFD(0) != -1 || sockets(t, tp) != 0 {
+		t.Fatalf("link %+v fd %d", l, p.RxFD(0))
+	}
+	ms := make([]*mbuf.Mbuf, 4)
+	pool.Alloc(ms)
+	if p.TxBurst(0, ms) != 4 || p.Stats()[0].TxDrops != 4 {
+		t.Fatalf("down port must take and drop: %+v", p.Stats()[0])
+	}
+	tp.n.In(tp.a, "ip", "link", "set", tp.an, "up")
+	testnet.Eventually(t, 5*time.Second, "attach on up", func() bool { return p.Link().Up && p.RxFD(0) >= 0 })
+	p.Close()
+	if s := pool.Stats(); s.InUse != 0 {
+		t.Fatalf("leak %+v", s)
+	}
+	testnet.Eventually(t, 5*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= g0 })
 }
 
 // TestZeroAllocs: a TX burst on one port and the RX burst receiving it on

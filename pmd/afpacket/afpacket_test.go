@@ -380,6 +380,39 @@ func TestLinkEvents(t *testing.T) {
 	}
 }
 
+// TestVLAN: a tagged frame arrives with its 802.1Q tag in the data,
+// although the kernel's receive path untags it before AF_PACKET sees it
+// (the tag is then in the ring frame's header).
+func TestVLAN(t *testing.T) {
+	tp := newTopo(t, 1)
+	pool := newPool(t, 512)
+	p := tp.open(t, pool, "")
+	plain := make([]byte, 100)
+	if _, err := (pktgen.Config{Size: 100, SrcMAC: tp.bMAC, DstMAC: tp.aMAC, Src: tp.kernel, Dst: tp.port, DstPort: 4242}).Write(plain, 0); err != nil {
+		t.Fatal(err)
+	}
+	tagged := append(append(append([]byte(nil), plain[:12]...), 0x81, 0x00, 0x20, 0x0a), plain[12:]...) // PCP 1, VID 10
+	fd := rawSocketIn(t, testnet.Path(tp.b), tp.bn)
+	var frame []byte
+	testnet.Eventually(t, 5*time.Second, "the tagged frame", func() bool {
+		if _, err := unix.Write(fd, tagged); err != nil {
+			t.Fatal(err)
+		}
+		ms := make([]*mbuf.Mbuf, 32)
+		n := p.RxBurst(0, ms)
+		for _, m := range ms[:n] {
+			if d := m.Data(); len(d) == len(tagged) && binary.BigEndian.Uint16(d[12:]) == 0x8100 {
+				frame = append([]byte(nil), d...)
+			}
+		}
+		p.free(&p.qs[0], ms[:n])
+		return frame != nil
+	})
+	if string(frame) != string(tagged) {
+		t.Fatalf("received\n%x\nsent\n%x", frame, tagged)
+	}
+}
+
 // TestOpenDown: a port opened on a down interface reports its link down,
 // holds no socket, drops what it is given, and attaches when the interface
 // comes up. Its monitor goroutine ends at Close.
@@ -526,10 +559,13 @@ func (tp *topo) openB(tb testing.TB, pool *mbuf.Pool) *Port {
 }
 
 // rawSocket opens a plain AF_PACKET socket bound to the port's veth end.
-func rawSocket(tb testing.TB, tp *topo) int {
+func rawSocket(tb testing.TB, tp *topo) int { return rawSocketIn(tb, testnet.Path(tp.a), tp.an) }
+
+// rawSocketIn opens a plain AF_PACKET socket bound to dev in namespace ns.
+func rawSocketIn(tb testing.TB, ns, dev string) int {
 	fd := -1
-	err := pmd.InNetNS(testnet.Path(tp.a), func() error {
-		ifi, err := net.InterfaceByName(tp.an)
+	err := pmd.InNetNS(ns, func() error {
+		ifi, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err
 		}

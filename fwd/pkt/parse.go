@@ -255,7 +255,6 @@ func parse6(m *mbuf.Mbuf, d []byte, off int) (Class, Reason) {
 		m.Trim(len(ip) - end)
 		ip = ip[:end]
 	}
-	m.Flags |= mbuf.FlagIPv6
 	nh := ip[6]
 	l4 := IPv6Len
 	hbh := nh == ProtoHopByHop
@@ -310,6 +309,7 @@ func finish6(m *mbuf.Mbuf, ip []byte, off, l4 int, hbh bool) (Class, Reason) {
 		return ClassDrop, SrcMulticast
 	}
 	if hbh {
+		m.Flags |= mbuf.FlagIPv6
 		return ClassHopByHop, OK
 	}
 	if m.L4Proto == ProtoICMPv6 && l4 != 0 && l4 < len(ip) {
@@ -317,6 +317,7 @@ func finish6(m *mbuf.Mbuf, ip []byte, off, l4 int, hbh bool) (Class, Reason) {
 			if ip[7] != 255 {
 				return ClassDrop, BadNDHopLimit
 			}
+			m.Flags |= mbuf.FlagIPv6
 			return ClassND, OK
 		}
 	}
@@ -325,6 +326,7 @@ func finish6(m *mbuf.Mbuf, ip []byte, off, l4 int, hbh bool) (Class, Reason) {
 			return ClassDrop, r
 		}
 	}
+	m.Flags |= mbuf.FlagIPv6
 	return ClassIPv6, OK
 }
 

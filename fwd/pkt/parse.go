@@ -172,9 +172,11 @@ func parse4(m *mbuf.Mbuf, d []byte, off int) (Class, Reason) {
 // sum20 is the folded ones'-complement sum of a 20-byte IPv4 header.
 func sum20(ip []byte) uint16 {
 	_ = ip[19]
-	s := uint64(binary.BigEndian.Uint32(ip[0:4])) + uint64(binary.BigEndian.Uint32(ip[4:8])) +
-		uint64(binary.BigEndian.Uint32(ip[8:12])) + uint64(binary.BigEndian.Uint32(ip[12:16])) +
-		uint64(binary.BigEndian.Uint32(ip[16:20]))
+	// Three loads; the 64-bit sum of two 64-bit words can carry, the
+	// 32-bit halves summed separately cannot.
+	a := binary.BigEndian.Uint64(ip[0:8])
+	b := binary.BigEndian.Uint64(ip[8:16])
+	s := a>>32 + a&0xffffffff + b>>32 + b&0xffffffff + uint64(binary.BigEndian.Uint32(ip[16:20]))
 	return Fold(s)
 }
 

@@ -526,3 +526,55 @@ func TestList(t *testing.T) {
 		t.Fatal("empty String")
 	}
 }
+
+// Re-armed timers do not accumulate: the heap holds each entry at most once.
+func TestTimerHeapBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	e.into(peer4, StateReachable)
+	for i := 0; i < 10000; i++ {
+		e.in(arpFrame(ourMAC, peerMAC, arpOpReply, peerMAC, peer4, ourMAC, our4))
+	}
+	if n, _ := e.tab.Len(); len(e.tab.timers) > n {
+		t.Fatalf("%d timers for %d entries", len(e.tab.timers), n)
+	}
+	e.wantState(peer4, StateReachable)
+}
+
+// A flood of misses to unresolvable destinations: entries, held mbufs and
+// requests stay within their limits, everything refused is counted, and
+// once the flood stops everything is released.
+func TestFlood(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.MaxPerPort = 1000
+		c.MaxHeld = 200
+		c.RequestsPerSecond = 100
+	})
+	const n = 20000
+	for i := 0; i < n; i++ {
+		a := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		e.miss(a)
+		if i%1000 == 999 {
+			e.advance(100 * time.Millisecond)
+		}
+	}
+	entries, held := e.tab.Len()
+	if entries > 1000 || held > 200 {
+		t.Fatalf("%d entries, %d held", entries, held)
+	}
+	if got := e.pool.Stats().InUse; got != held {
+		t.Fatalf("%d mbufs in use, %d held", got, held)
+	}
+	if sent := len(e.stk.take()); sent > 100+2*100+1 {
+		t.Fatalf("%d requests in 2 s", sent)
+	}
+	c := e.tab.Counters()
+	if c.HoldRefused+c.RefusedPort+c.HoldDropped == 0 || c.RateLimited == 0 {
+		t.Fatalf("nothing refused: %+v", c)
+	}
+	e.advance(4 * time.Second)
+	e.advance(21 * time.Second)
+	if entries, held := e.tab.Len(); entries != 0 || held != 0 {
+		t.Fatalf("after the flood: %d entries, %d held", entries, held)
+	}
+	e.checkNoLeak()
+}

@@ -206,7 +206,7 @@ type entry struct {
 	lastReq  time.Time
 	updated  time.Time
 	deadline time.Time
-	seq      uint32 // timer generation: heap items with another seq are stale
+	hidx     int // index in the timer heap, -1 when not armed
 	staleGen uint64 // first snapshot generation showing the entry STALE
 	hold     []*mbuf.Mbuf
 	dead     bool
@@ -218,23 +218,46 @@ type portState struct {
 	n     int
 }
 
-type timer struct {
-	at  time.Time
-	e   *entry
-	seq uint32
-}
-
-type timerHeap []timer
+// timerHeap is a min-heap of entries by deadline; each entry is in it at
+// most once (entry.hidx), so its size is bounded by the entry count however
+// often timers are re-armed.
+type timerHeap []*entry
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h timerHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *timerHeap) Push(x any) {
+	e := x.(*entry)
+	e.hidx = len(*h)
+	*h = append(*h, e)
+}
 func (h *timerHeap) Pop() any {
 	old := *h
-	x := old[len(old)-1]
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	return x
+	e.hidx = -1
+	return e
+}
+
+// arm sets e's timer to fire at now+d; d <= 0 disarms it.
+func (t *Table) arm(e *entry, now time.Time, d time.Duration) {
+	if d <= 0 {
+		e.deadline = time.Time{}
+		if e.hidx >= 0 {
+			heap.Remove(&t.timers, e.hidx)
+		}
+		return
+	}
+	e.deadline = now.Add(d)
+	if e.hidx >= 0 {
+		heap.Fix(&t.timers, e.hidx)
+	} else {
+		heap.Push(&t.timers, e)
+	}
 }
 
 // Table is the neighbour table of one stack: every port's ARP and NDP
@@ -521,7 +544,7 @@ func (t *Table) create(port uint16, ps *portState, a netip.Addr, st State, now t
 		id = uint32(len(t.byID))
 		t.byID = append(t.byID, nil)
 	}
-	e := &entry{id: id, key: key{port, a}, state: st, updated: now}
+	e := &entry{id: id, key: key{port, a}, state: st, updated: now, hidx: -1}
 	t.byID[id] = e
 	t.entries[e.key] = e
 	ps.n++
@@ -550,7 +573,7 @@ func (t *Table) delete(e *entry) {
 	t.byID[e.id] = nil
 	t.freeIDs = append(t.freeIDs, e.id)
 	e.dead = true
-	e.seq++
+	t.arm(e, time.Time{}, 0)
 }
 
 // setState moves e to st, arming its timer for d (0: no timer).
@@ -566,13 +589,7 @@ func (t *Table) setState(e *entry, st State, now time.Time, d time.Duration) {
 	}
 	e.state = st
 	e.updated = now
-	e.seq++
-	if d > 0 {
-		e.deadline = now.Add(d)
-		heap.Push(&t.timers, timer{at: e.deadline, e: e, seq: e.seq})
-	} else {
-		e.deadline = time.Time{}
-	}
+	t.arm(e, now, d)
 }
 
 func (t *Table) reachableTime() time.Duration {
@@ -635,12 +652,9 @@ func (t *Table) fail(e *entry, now time.Time) {
 // ---- timers ----
 
 func (t *Table) runTimers(now time.Time) {
-	for len(t.timers) > 0 && !t.timers[0].at.After(now) {
-		tm := heap.Pop(&t.timers).(timer)
-		e := tm.e
-		if e.dead || tm.seq != e.seq {
-			continue
-		}
+	for len(t.timers) > 0 && !t.timers[0].deadline.After(now) {
+		e := heap.Pop(&t.timers).(*entry)
+		e.deadline = time.Time{}
 		t.expire(e, now)
 	}
 }
@@ -679,11 +693,7 @@ func (t *Table) expire(e *entry, now time.Time) {
 }
 
 // rearm re-arms e's timer without changing its state.
-func (t *Table) rearm(e *entry, now time.Time, d time.Duration) {
-	e.seq++
-	e.deadline = now.Add(d)
-	heap.Push(&t.timers, timer{at: e.deadline, e: e, seq: e.seq})
-}
+func (t *Table) rearm(e *entry, now time.Time, d time.Duration) { t.arm(e, now, d) }
 
 func (t *Table) toDelay(e *entry, now time.Time) {
 	t.setState(e, StateDelay, now, t.cfg.DelayFirstProbe)

@@ -16,7 +16,7 @@ var families = []struct {
 // request describes a request frame we sent.
 type request struct {
 	ok      bool
-	unicast bool   // Ethernet destination is the peer's MAC
+	unicast bool // Ethernet destination is the peer's MAC
 	ethDst  [6]byte
 	ipDst   netip.Addr // NS only
 	src     netip.Addr

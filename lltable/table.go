@@ -206,7 +206,7 @@ type entry struct {
 	lastReq  time.Time
 	updated  time.Time
 	deadline time.Time
-	hidx     int // index in the timer heap, -1 when not armed
+	hidx     int    // index in the timer heap, -1 when not armed
 	staleGen uint64 // first snapshot generation showing the entry STALE
 	hold     []*mbuf.Mbuf
 	dead     bool
@@ -282,18 +282,18 @@ type Table struct {
 	timers  timerHeap
 	held    int
 
-	tokens     float64
-	tokensAt   time.Time
-	lastScan   time.Time
-	ctr        Counters
-	missRing   *ring.Ring[*mbuf.Mbuf]
-	inputRing  *ring.Ring[*mbuf.Mbuf]
-	readersMu  sync.Mutex
-	readers    []*Reader
-	scratch    []snapEntry
-	burst      [32]*mbuf.Mbuf
-	one        [1]*mbuf.Mbuf
-	txBuf      []*mbuf.Mbuf
+	tokens    float64
+	tokensAt  time.Time
+	lastScan  time.Time
+	ctr       Counters
+	missRing  *ring.Ring[*mbuf.Mbuf]
+	inputRing *ring.Ring[*mbuf.Mbuf]
+	readersMu sync.Mutex
+	readers   []*Reader
+	scratch   []snapEntry
+	burst     [32]*mbuf.Mbuf
+	one       [1]*mbuf.Mbuf
+	txBuf     []*mbuf.Mbuf
 }
 
 // New returns an empty table. It publishes an empty snapshot at once.

@@ -2,7 +2,9 @@ package lltable
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"github.com/fwdd/fwdd/mbuf"
 	"net/netip"
 	"testing"
 	"time"
@@ -577,4 +579,67 @@ func TestFlood(t *testing.T) {
 		t.Fatalf("after the flood: %d entries, %d held", entries, held)
 	}
 	e.checkNoLeak()
+}
+
+// A packet that reaches the control goroutine for a STALE entry (the
+// snapshot was not yet republished) is sent and moves the entry to DELAY.
+func TestResolveOnStale(t *testing.T) {
+	e := newEnv(t, nil)
+	e.into(peer6, StateStale)
+	s := e.miss(peer6)
+	e.wantState(peer6, StateDelay)
+	if out := e.stk.take(); len(out) != 1 || seqOf(out[0].data) != s || [6]byte(out[0].data[0:6]) != peerMAC {
+		t.Fatal("packet not sent")
+	}
+}
+
+// A FAILED entry that hears from its neighbour comes back.
+func TestFailedRelearned(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.miss(fam.peer)
+			for i := 0; i < 3; i++ {
+				e.advance(time.Second)
+			}
+			e.wantState(fam.peer, StateFailed)
+			if fam.peer.Is4() {
+				e.in(arpFrame(broadcastMAC, peerMAC, arpOpRequest, peerMAC, peer4, [6]byte{}, our4))
+			} else {
+				e.in(nsFrame(peer6, peerMAC, our6, our6, &peerMAC))
+			}
+			e.wantState(fam.peer, StateStale)
+			e.tab.Poll()
+			if _, ok := e.rd.Lookup(e.tab.Snapshot(), fam.peer); !ok {
+				t.Fatal("not usable again")
+			}
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	pool, err := mbuf.NewPool(mbuf.Config{Count: 16, CacheSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	stk := &fakeStack{pool: pool}
+	for _, c := range []Config{
+		{Pool: pool},
+		{Stack: stk},
+		{Stack: stk, Pool: pool, HoldLen: 1000},
+		{Stack: stk, Pool: pool, RetransTimer: time.Millisecond},
+		{Stack: stk, Pool: pool, MissRing: 1000},
+		{Stack: stk, Pool: pool, MaxEntries: -1},
+	} {
+		if _, err := New(c); !errors.Is(err, ErrConfig) {
+			t.Errorf("New(%+v): %v", c, err)
+		}
+	}
+	if _, err := ParseMAC("01:00:5e:00:00:01"); err == nil {
+		t.Error("multicast lladdr accepted")
+	}
+	if m, err := ParseMAC("02:00:5e:10:00:01"); err != nil || m != [6]byte{2, 0, 0x5e, 0x10, 0, 1} {
+		t.Errorf("ParseMAC: %x %v", m, err)
+	}
 }

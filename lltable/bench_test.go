@@ -102,3 +102,13 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBuildSnapshot measures a full rebuild (what one publication
+// costs the control goroutine) at the default MaxEntries.
+func BenchmarkBuildSnapshot(b *testing.B) {
+	_, es := benchSet(8192) // 16384 entries, both families
+	b.ReportAllocs()
+	for b.Loop() {
+		buildSnapshot(2, es)
+	}
+}

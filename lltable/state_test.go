@@ -643,3 +643,28 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("ParseMAC: %x %v", m, err)
 	}
 }
+
+// Changes that do not affect forwarding wait up to LazyPublish; changes to
+// usable entries are published at the end of the iteration.
+func TestLazyPublish(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.StaleTime = time.Minute; c.LazyPublish = time.Second })
+	e.into(peer4, StateStale)
+	e.advance(time.Minute - 10*time.Millisecond)
+	if err := e.tab.AddStatic(port1, netip.MustParseAddr("198.18.0.9"), peerMAC); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(time.Millisecond) // publishes the static entry at once
+	gen := e.tab.Snapshot().Gen()
+	if _, ok := e.tab.Snapshot().lookupAddr(port1, netip.MustParseAddr("198.18.0.9")); !ok {
+		t.Fatal("static entry not published")
+	}
+	e.advance(10 * time.Millisecond) // peer4 collected: lazy
+	e.wantState(peer4, 0)
+	if e.tab.Snapshot().Gen() != gen {
+		t.Fatal("lazy change published at once")
+	}
+	e.advance(time.Second)
+	if _, ok := e.tab.Snapshot().lookupAddr(port1, peer4); ok || e.tab.Snapshot().Gen() == gen {
+		t.Fatal("lazy change never published")
+	}
+}

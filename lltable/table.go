@@ -118,6 +118,12 @@ type Config struct {
 	// UseScanInterval is how often the control goroutine reads the
 	// workers' use marks of STALE entries. Default 100 ms.
 	UseScanInterval time.Duration
+	// LazyPublish bounds how long changes that do not affect forwarding
+	// (an entry going STALE or leaving it, an unused STALE entry deleted)
+	// wait to be published, so that a table with many entries is not
+	// rebuilt at every control iteration. Changes to usable entries and
+	// MACs are published at the end of the iteration. Default 200 ms.
+	LazyPublish time.Duration
 
 	// MissRing and InputRing size the MPSC rings from the workers (a power
 	// of two). Default 1024 each.
@@ -163,6 +169,7 @@ func (c *Config) setDefaults() error {
 	defd(&c.StaleTime, 10*time.Minute)
 	defd(&c.FailedTime, 20*time.Second)
 	defd(&c.UseScanInterval, 100*time.Millisecond)
+	defd(&c.LazyPublish, 200*time.Millisecond)
 	if c.Clock == nil {
 		c.Clock = wallClock{}
 	}
@@ -185,7 +192,7 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("%w: solicit counts must be positive", ErrConfig)
 	case c.RequestsPerSecond < 1:
 		return fmt.Errorf("%w: RequestsPerSecond must be positive", ErrConfig)
-	case c.BaseReachableTime < time.Second || c.DelayFirstProbe <= 0 || c.StaleTime <= 0 || c.FailedTime <= 0 || c.UseScanInterval <= 0:
+	case c.BaseReachableTime < time.Second || c.DelayFirstProbe <= 0 || c.StaleTime <= 0 || c.FailedTime <= 0 || c.UseScanInterval <= 0 || c.LazyPublish < 0:
 		return fmt.Errorf("%w: timers must be positive (BaseReachableTime >= 1s)", ErrConfig)
 	}
 	return nil
@@ -270,9 +277,11 @@ type Table struct {
 	cache *mbuf.Cache
 	rnd   *rand.Rand
 
-	snap  atomic.Pointer[Snapshot]
-	gen   uint64
-	dirty bool
+	snap    atomic.Pointer[Snapshot]
+	gen     uint64
+	dirty   bool // the usable set or a MAC changed: publish this iteration
+	lazy    bool // only STALE flags or STALE entries changed: publish within LazyPublish
+	lastPub time.Time
 
 	entries map[key]*entry
 	byID    []*entry
@@ -323,6 +332,7 @@ func New(cfg Config) (*Table, error) {
 	t.tokensAt = t.clock.Now()
 	t.lastScan = t.tokensAt
 	t.snap.Store(buildSnapshot(0, nil))
+	t.lastPub = t.tokensAt
 	return t, nil
 }
 
@@ -387,17 +397,23 @@ func (t *Table) Poll() {
 		t.scanUse()
 	}
 	t.runTimers(now)
-	t.Publish()
+	if t.dirty || (t.lazy && now.Sub(t.lastPub) >= t.cfg.LazyPublish) {
+		t.publish(now)
+	}
 }
 
-// Publish publishes a new snapshot if the usable set changed since the
-// last one. Poll calls it; control code that wants a change visible at
-// once (a static entry added by the CLI) may call it too.
+// Publish publishes a new snapshot now if anything changed since the last
+// one. Poll publishes by itself; control code that wants a change visible
+// at once (a static entry added by the CLI) may call it.
 func (t *Table) Publish() {
-	if !t.dirty {
-		return
+	if t.dirty || t.lazy {
+		t.publish(t.clock.Now())
 	}
-	t.dirty = false
+}
+
+func (t *Table) publish(now time.Time) {
+	t.dirty, t.lazy = false, false
+	t.lastPub = now
 	t.gen++
 	es := t.scratch[:0]
 	for _, e := range t.entries {
@@ -562,7 +578,10 @@ func (t *Table) delete(e *entry) {
 		clear(e.hold)
 		e.hold = e.hold[:0]
 	}
-	if e.state.usable() {
+	switch {
+	case e.state == StateStale:
+		t.lazy = true // unused neighbour collected: no hurry
+	case e.state.usable():
 		t.dirty = true
 	}
 	delete(t.stale, e)
@@ -578,8 +597,11 @@ func (t *Table) delete(e *entry) {
 
 // setState moves e to st, arming its timer for d (0: no timer).
 func (t *Table) setState(e *entry, st State, now time.Time, d time.Duration) {
-	if e.state.usable() != st.usable() || (e.state == StateStale) != (st == StateStale) {
+	switch {
+	case e.state.usable() != st.usable():
 		t.dirty = true
+	case (e.state == StateStale) != (st == StateStale):
+		t.lazy = true // only the use-report flag changes
 	}
 	if st == StateStale && e.state != StateStale {
 		e.staleGen = t.gen + 1 // the next published snapshot is the first showing it

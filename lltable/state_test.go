@@ -668,3 +668,16 @@ func TestLazyPublish(t *testing.T) {
 		t.Fatal("lazy change never published")
 	}
 }
+
+func TestResolveBadTarget(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, a := range []string{"198.18.0.1", "224.0.0.5", "255.255.255.255", "0.0.0.0", "ff02::1", "::", "2001:2::1"} {
+		e.tab.Resolve(e.packet(peer4), port1, netip.MustParseAddr(a))
+	}
+	e.tab.Resolve(e.packet(peer4), 42, peer4)
+	c := e.tab.Counters()
+	if n, _ := e.tab.Len(); n != 0 || c.Dropped[DropBadTarget] != 7 || c.Dropped[DropNoPort] != 1 || len(e.stk.take()) != 0 {
+		t.Fatalf("bad targets: %d entries, %v", n, c.Dropped)
+	}
+	e.checkNoLeak()
+}

@@ -921,8 +921,13 @@ func (t *Table) Resolve(m *mbuf.Mbuf, port uint16, target netip.Addr) {
 	t.ctr.Misses++
 	now := t.clock.Now()
 	ps := t.ports[port]
-	if ps == nil || !validNeighbour(target) {
+	if ps == nil {
 		t.ctr.Dropped[DropNoPort]++
+		t.freeOne(m)
+		return
+	}
+	if !validNeighbour(target) || ps.ours(target) {
+		t.ctr.Dropped[DropBadTarget]++
 		t.freeOne(m)
 		return
 	}

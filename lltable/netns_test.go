@@ -110,7 +110,7 @@ func newPeerLab(t *testing.T) *peerLab {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2 (ip)")
 	}
-	sfx := fmt.Sprintf("%04x%02x", os.Getpid()&0xffff, rand.IntN(256))
+	sfx := fmt.Sprintf("%04x%04x", os.Getpid()&0xffff, rand.IntN(1<<16))
 	sub := 1 + rand.IntN(250)
 	l := &peerLab{t: t, ns: "llt-" + sfx, dev: "lltp" + sfx, ours: "llto" + sfx,
 		my4:   netip.AddrFrom4([4]byte{198, 19, byte(sub), 1}),

@@ -365,28 +365,32 @@ func (t *Table) Counters() Counters {
 	return c
 }
 
-// Poll runs one control iteration: it drains the input and miss rings,
-// reads the workers' use marks (at most every UseScanInterval), runs the
-// timers that are due and publishes one snapshot if anything usable
-// changed. Call it from the control loop when woken and at least every
-// 100 ms or so.
+// Poll runs one control iteration: it drains the input and miss rings (at
+// most one ring capacity each), reads the workers' use marks (at most every
+// UseScanInterval), runs the timers that are due and publishes one snapshot
+// if anything usable changed (lazy changes within LazyPublish). Call it
+// from the control loop when woken and at least every 100 ms or so.
 func (t *Table) Poll() {
-	for {
-		n := t.inputRing.DequeueBurst(t.burst[:])
+	// Each ring is drained of at most its capacity per iteration, so
+	// workers that keep it full cannot starve the timers and publication.
+	for budget := t.inputRing.Cap(); budget > 0; {
+		n := t.inputRing.DequeueBurst(t.burst[:min(len(t.burst), budget)])
 		for _, m := range t.burst[:n] {
 			t.input(m)
 		}
 		clear(t.burst[:n])
+		budget -= n
 		if n < len(t.burst) {
 			break
 		}
 	}
-	for {
-		n := t.missRing.DequeueBurst(t.burst[:])
+	for budget := t.missRing.Cap(); budget > 0; {
+		n := t.missRing.DequeueBurst(t.burst[:min(len(t.burst), budget)])
 		for _, m := range t.burst[:n] {
 			t.missTagged(m)
 		}
 		clear(t.burst[:n])
+		budget -= n
 		if n < len(t.burst) {
 			break
 		}

@@ -509,7 +509,9 @@ route add 198.19.128.0/17 via 198.19.0.2
 	if err := os.WriteFile(cfgFile, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := start(ctx, "", "ip", "netns", "exec", t.R, "taskset", "-c", strconv.Itoa(h.cfg.rtrCPU), fwdd,
+	// No taskset: fwdd checks -cpus against runtime.NumCPU (affinity-
+	// limited) as if CPUs were numbered from 0; its worker pins itself.
+	p, err := start(ctx, "", "ip", "netns", "exec", t.R, fwdd,
 		"-c", cfgFile, "-s", sock, "-cpus", strconv.Itoa(h.cfg.rtrCPU), "-pprof", "127.0.0.1:6060")
 	if err != nil {
 		os.RemoveAll(dir)
@@ -533,7 +535,7 @@ route add 198.19.128.0/17 via 198.19.0.2
 			return nil, fmt.Errorf("fwdd not runnable yet: exited (%v): %s", err, tail(p.stderr.String(), 400))
 		default:
 		}
-		if exec.CommandContext(ctx, fwdctl, "-s", sock, "show", "stats", "-j").Run() == nil {
+		if exec.CommandContext(ctx, fwdctl, "-s", sock, "-j", "show", "stats").Run() == nil {
 			if h.cfg.napi && driver == "afxdp" {
 				h.notes = append(h.notes, "fwdd-afxdp: r0's NAPI left unthreaded (fwdd's own XDP program); see -napi")
 			}

@@ -36,7 +36,7 @@ func run() error {
 	var (
 		dev      = flag.String("i", "", "interface to send on (or receive on with -rx)")
 		rx       = flag.Bool("rx", false, "sink mode: receive, count, check sequence numbers and latency")
-		backend  = flag.String("backend", "", "tx: afpacket (default) or live (BPF_PROG_RUN live frames); rx: afpacket (default, checks stamps), xdp or tc (count in BPF only; tc needs NAPI/GRO on veth for redirected frames)")
+		backend  = flag.String("backend", "", "tx: afpacket (default: TPACKET_V2 TX ring), mmsg (sendmmsg) or live (BPF_PROG_RUN live frames); rx: afpacket (default, checks stamps), xdp or tc (count in BPF only; tc needs NAPI/GRO on veth for redirected frames)")
 		v6       = flag.Bool("6", false, "IPv6 (default IPv4)")
 		size     = flag.Int("size", 64, "frame size in bytes including FCS (64-1518; IPv6 minimum 84)")
 		imix     = flag.Bool("imix", false, "simple IMIX (7×64, 4×594, 1×1518) instead of -size")

@@ -34,6 +34,7 @@ func mainErr() int {
 		genCPU   = flag.Int("gen-cpu", 0, "CPU of the generator")
 		rtrCPU   = flag.Int("router-cpu", 1, "CPU of the router: fwdd's worker, the router veth's NAPI thread")
 		napi     = flag.Bool("napi", true, "threaded NAPI on the router's ingress veth, pinned to -router-cpu (linux, xdp legs)")
+		afpTx    = flag.String("afp-tx", "afpacket", "fwdgen back end for the AF_PACKET generator: afpacket (TPACKET_V2 TX ring) or mmsg (sendmmsg)")
 		napiRT   = flag.Int("napi-rt", 50, "SCHED_FIFO priority for the router's NAPI thread (0 = ordinary scheduling)")
 		search   = flag.Bool("search", true, "RFC 2544-style throughput search (loss ≤ 0.1%) for linux and fwdd")
 		sdur     = flag.Duration("search-d", 2*time.Second, "duration of each search trial")
@@ -61,7 +62,7 @@ func mainErr() int {
 		fmt.Fprintln(os.Stderr, "bench-e2e: needs root (namespaces, veth, XDP); run: sudo make bench-e2e")
 		return 2
 	}
-	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT,
+	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT, afpTx: *afpTx,
 		search: *search, sink: *sink, searchDur: *sdur, searchMax: *smax, budget: *budget}
 	var err error
 	if cfg.sizes, err = parseInts(*sizes); err != nil {

@@ -44,6 +44,14 @@ type config struct {
 	legs      []string
 	budget    time.Duration
 	sink      string // tc or xdp
+	afpTx     string // fwdgen back end of the AF_PACKET generator: afpacket (TX ring) or mmsg
+}
+
+func (h *harness) genBackend(g string) string {
+	if g == genAFP && h.cfg.afpTx != "" {
+		return h.cfg.afpTx
+	}
+	return g
 }
 
 type harness struct {
@@ -214,7 +222,7 @@ func (h *harness) trial(ctx context.Context, g string, size int, rate float64, d
 	args := []string{"netns", "exec", t.G, "taskset", "-c", strconv.Itoa(h.cfg.genCPU), h.fwdgen(),
 		"-i", t.G0, "-dst-mac", t.MAC[t.R0], "-size", strconv.Itoa(size), "-flows", strconv.Itoa(h.cfg.flows),
 		"-dst-addrs", strconv.Itoa(h.cfg.flows), "-d", dur.String(), "-cpus", strconv.Itoa(h.cfg.genCPU),
-		"-backend", g, "-j", "-q"}
+		"-backend", h.genBackend(g), "-j", "-q"}
 	if rate > 0 {
 		args = append(args, "-rate", strconv.FormatFloat(rate, 'f', 0, 64))
 	}
@@ -372,9 +380,9 @@ func (h *harness) runAll(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			msg := fmt.Sprintf("%s: skipped: %v", l.name, err)
+			msg := fmt.Sprintf("%s: %v", l.name, err)
 			h.skips = append(h.skips, msg)
-			h.logf("   %s", msg)
+			h.logf("   skipped: %s", msg)
 			continue
 		}
 		err = h.runLeg(ctx, l)

@@ -287,3 +287,86 @@ func pinThread(cpu int) error {
 	}
 	return nil
 }
+
+// mmsgHdr is struct mmsghdr (amd64/arm64 layout: msghdr then msg_len).
+type mmsgHdr struct {
+	hdr unix.Msghdr
+	n   uint32
+	_   [4]byte
+}
+
+// mmsgTx is an AF_PACKET socket sending batches with sendmmsg: the kernel
+// copies each frame into a linear skb. Unlike the TX ring (whose skbs
+// point into the ring's pages), nothing has to be copied again when a
+// veth hands the skb to its peer (skb_copy_ubufs).
+type mmsgTx struct {
+	fd   int
+	bufs [][]byte
+	iov  []unix.Iovec
+	hdr  []mmsgHdr
+}
+
+func newMmsgTx(dev string, bypass bool, batch int) (*mmsgTx, error) {
+	idx, err := ifIndex(dev)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("AF_PACKET socket: %w (needs CAP_NET_RAW: run as root)", err)
+	}
+	m := &mmsgTx{fd: fd}
+	if bypass {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			m.close()
+			return nil, fmt.Errorf("AF_PACKET tx on %s: PACKET_QDISC_BYPASS: %w", dev, err)
+		}
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 64<<20)
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: idx}); err != nil {
+		m.close()
+		return nil, fmt.Errorf("AF_PACKET tx on %s: bind: %w", dev, err)
+	}
+	m.bufs = make([][]byte, batch)
+	m.iov = make([]unix.Iovec, batch)
+	m.hdr = make([]mmsgHdr, batch)
+	for i := range m.bufs {
+		m.bufs[i] = make([]byte, txFrameSize)
+		m.iov[i].Base = &m.bufs[i][0]
+		m.hdr[i].hdr.Iov = &m.iov[i]
+		m.hdr[i].hdr.Iovlen = 1
+	}
+	return m, nil
+}
+
+func (m *mmsgTx) close() {
+	if m.fd >= 0 {
+		_ = unix.Close(m.fd)
+		m.fd = -1
+	}
+}
+
+// send transmits frames 0..n-1 of bufs with lengths lens and returns how
+// many the kernel took. Safe: hdr, iov and bufs are heap slices that stay
+// referenced by m (Go's collector does not move them) for the whole call.
+func (m *mmsgTx) send(lens []int) (int, error) {
+	n := len(lens)
+	for i, l := range lens {
+		m.iov[i].Len = uint64(l)
+	}
+	sent := 0
+	for sent < n {
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(m.fd), uintptr(unsafe.Pointer(&m.hdr[sent])), uintptr(n-sent), 0, 0, 0)
+		if e != 0 {
+			if e == unix.EINTR || e == unix.EAGAIN || e == unix.ENOBUFS {
+				if sent == 0 {
+					return 0, nil
+				}
+				return sent, nil
+			}
+			return sent, fmt.Errorf("AF_PACKET sendmmsg: %w", e)
+		}
+		sent += int(r)
+	}
+	return sent, nil
+}

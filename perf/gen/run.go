@@ -13,6 +13,7 @@ import (
 // Transmit back ends.
 const (
 	BackendAFPacket = "afpacket" // TPACKET_V2 TX ring, PACKET_QDISC_BYPASS
+	BackendMmsg     = "mmsg"     // AF_PACKET sendmmsg, PACKET_QDISC_BYPASS
 	BackendLive     = "live"     // BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES
 	BackendXDP      = "xdp"      // receive side: counting XDP sink program
 	BackendTC       = "tc"       // receive side: counting tcx ingress program
@@ -150,6 +151,10 @@ func Transmit(ctx context.Context, cfg TxConfig) (*Summary, error) {
 		start = func(i int, ready chan<- error) func() error {
 			return func() error { return afpTxWorker(ctx, cfg, spec, uint8(i), per[i], perRate, &ctrs[i], ready) }
 		}
+	case BackendMmsg:
+		start = func(i int, ready chan<- error) func() error {
+			return func() error { return mmsgTxWorker(ctx, cfg, spec, uint8(i), per[i], perRate, &ctrs[i], ready) }
+		}
 	case BackendLive:
 		lv, err := newLiveGen(cfg, b)
 		if err != nil {
@@ -160,7 +165,7 @@ func Transmit(ctx context.Context, cfg TxConfig) (*Summary, error) {
 			return func() error { return lv.worker(ctx, cfg, uint8(i), per[i], perRate, &ctrs[i], ready) }
 		}
 	default:
-		return nil, fmt.Errorf("%w: unknown transmit back end %q (afpacket, live)", ErrSpec, cfg.Backend)
+		return nil, fmt.Errorf("%w: unknown transmit back end %q (afpacket, mmsg, live)", ErrSpec, cfg.Backend)
 	}
 	errs := make([]error, cfg.Workers)
 	var wg sync.WaitGroup
@@ -309,6 +314,78 @@ func afpTxWorker(ctx context.Context, cfg TxConfig, spec Spec, stream uint8, cou
 		c.bytes.Store(by)
 		if sent < n {
 			// Ring full: the kernel still owns the oldest frames.
+			runtime.Gosched()
+		}
+	}
+}
+
+// mmsgTxWorker is one AF_PACKET socket sending with sendmmsg.
+func mmsgTxWorker(ctx context.Context, cfg TxConfig, spec Spec, stream uint8, count uint64, rate float64,
+	c *txCounters, ready chan<- error) error {
+	b, err := NewBuilder(spec)
+	if err != nil {
+		ready <- err
+		return err
+	}
+	m, err := newMmsgTx(cfg.Dev, !cfg.NoBypass, cfg.Batch)
+	if err != nil {
+		ready <- err
+		return err
+	}
+	defer m.close()
+	ready <- nil
+	clk := newMonoClock()
+	lim := NewLimiter(rate, cfg.Batch)
+	lens := make([]int, cfg.Batch)
+	var seq, pk, by uint64
+	done := ctx.Done()
+	for iter := 0; ; iter++ {
+		if iter&63 == 0 {
+			select {
+			case <-done:
+				return nil
+			default:
+			}
+		}
+		n := cfg.Batch
+		if count > 0 {
+			if seq >= count {
+				return nil
+			}
+			if rem := count - seq; rem < uint64(n) {
+				n = int(rem)
+			}
+		}
+		now := clk.now()
+		if rate > 0 {
+			var wait time.Duration
+			n, wait = lim.Grant(now, n)
+			if n == 0 {
+				if wait > 200*time.Microsecond {
+					time.Sleep(wait - 100*time.Microsecond)
+				} else {
+					runtime.Gosched()
+				}
+				continue
+			}
+		}
+		for i := 0; i < n; i++ {
+			lens[i] = b.Build(m.bufs[i], stream, seq+uint64(i), uint64(now))
+		}
+		k, err := m.send(lens[:n])
+		if err != nil {
+			c.errs.Add(1)
+		}
+		for i := 0; i < k; i++ {
+			by += uint64(lens[i])
+		}
+		// Frames the kernel did not take are rebuilt with the same
+		// sequence numbers next time.
+		seq += uint64(k)
+		pk += uint64(k)
+		c.pkts.Store(pk)
+		c.bytes.Store(by)
+		if k < n {
 			runtime.Gosched()
 		}
 	}

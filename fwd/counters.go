@@ -1,0 +1,140 @@
+package fwd
+
+import (
+	"sync/atomic"
+)
+
+// Reason is why the pipeline dropped, punted or handled a packet: one
+// counter per reason per worker.
+type Reason uint8
+
+const (
+	RxPackets Reason = iota // packets received
+	Forwarded               // handed to txq for another port
+	LocalIn                 // delivered to us (echo answered, control traffic)
+	Punted                  // handed to the control plane (ARP, NDP, neighbour misses)
+	ICMPSent                // ICMP errors and echo replies generated
+
+	// Drops, by reason (RFC 1812 5.2.2 and friends).
+	DropParse         // too short or malformed link layer / headers (see pkt reasons)
+	DropNotIP         // EtherType we do not route
+	DropBadHeader     // IP header failed validation
+	DropMartian       // source or destination address not routable
+	DropTTL           // TTL/hop limit expired (an ICMP error may have been sent)
+	DropNoRoute       // no route (ICMP net unreachable may have been sent)
+	DropBlackhole     // blackhole route
+	DropReject        // reject route (ICMP unreachable may have been sent)
+	DropRule          // classifier rule drop
+	DropTooBig        // larger than the egress MTU (ICMP may have been sent)
+	DropFragFailed    // could not fragment (no buffers, options)
+	DropPuntFull      // the control ring was full
+	DropNoBuffer      // mbuf pool exhausted while building a packet
+	DropLocal         // for us but not handled (no local stack)
+	DropPortDown      // egress port down or gone
+	DropICMPRateLimit // an ICMP error was due but rate-limited (the packet is dropped as well)
+	DropHopByHop      // IPv6 hop-by-hop options (not supported on the fast path)
+	DropBroadcast     // link-layer broadcast/multicast that is not for us
+
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	RxPackets: "rx", Forwarded: "forwarded", LocalIn: "local_in", Punted: "punted", ICMPSent: "icmp_sent",
+	DropParse: "drop_parse", DropNotIP: "drop_not_ip", DropBadHeader: "drop_bad_header", DropMartian: "drop_martian",
+	DropTTL: "drop_ttl_expired", DropNoRoute: "drop_no_route", DropBlackhole: "drop_blackhole", DropReject: "drop_reject",
+	DropRule: "drop_rule", DropTooBig: "drop_too_big", DropFragFailed: "drop_frag_failed", DropPuntFull: "drop_punt_full",
+	DropNoBuffer: "drop_no_buffer", DropLocal: "drop_local_unhandled", DropPortDown: "drop_port_down",
+	DropICMPRateLimit: "drop_icmp_ratelimited", DropHopByHop: "drop_hop_by_hop", DropBroadcast: "drop_l2_broadcast",
+}
+
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// IsDrop reports whether the reason counts dropped packets.
+func (r Reason) IsDrop() bool { return r >= DropParse && r < numReasons }
+
+// Reasons returns every reason, in order.
+func Reasons() []Reason {
+	out := make([]Reason, numReasons)
+	for i := range out {
+		out[i] = Reason(i)
+	}
+	return out
+}
+
+// counters are a worker's live counters: written only by the worker, once
+// per burst, read by anyone. The worker accumulates a burst in plain local
+// fields (burstCounts) and adds them here at the end of the burst.
+type counters struct {
+	v    [numReasons]atomic.Uint64
+	hits [MaxRules]atomic.Uint64
+	_    [64]byte
+}
+
+// burstCounts are a worker's per-burst counts, plain fields, flushed into
+// counters once per burst.
+type burstCounts struct {
+	v    [numReasons]uint32
+	hits [MaxRules]uint32
+}
+
+// flush adds the burst's counts to the live counters. rules is the rule set
+// the burst was classified with: only its slots can have hits.
+func (c *counters) flush(b *burstCounts, rules *Rules) {
+	for i := range b.v {
+		if n := b.v[i]; n != 0 {
+			c.v[i].Store(c.v[i].Load() + uint64(n))
+			b.v[i] = 0
+		}
+	}
+	if rules == nil {
+		return
+	}
+	for i := range rules.rules {
+		slot := rules.rules[i].slot
+		if n := b.hits[slot]; n != 0 {
+			c.hits[slot].Store(c.hits[slot].Load() + uint64(n))
+			b.hits[slot] = 0
+		}
+	}
+}
+
+// Counters is a snapshot of an engine's counters summed over its workers.
+type Counters map[string]uint64
+
+// Counters sums the workers' counters by reason name.
+func (e *Engine) Counters() Counters {
+	out := Counters{}
+	for _, w := range e.workers {
+		for r := Reason(0); r < numReasons; r++ {
+			out[r.String()] += w.pl.ctr.v[r].Load()
+		}
+	}
+	return out
+}
+
+// CountersByWorker returns each worker's counters by reason.
+func (e *Engine) CountersByWorker() []Counters {
+	out := make([]Counters, len(e.workers))
+	for i, w := range e.workers {
+		c := Counters{}
+		for r := Reason(0); r < numReasons; r++ {
+			c[r.String()] = w.pl.ctr.v[r].Load()
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// RuleHits returns the hits of counter slot, summed over workers.
+func (e *Engine) RuleHits(slot uint16) uint64 {
+	var n uint64
+	for _, w := range e.workers {
+		n += w.pl.ctr.hits[slot].Load()
+	}
+	return n
+}

@@ -242,6 +242,24 @@ func (p *Program) Register(s *Socket) error {
 	return nil
 }
 
+// RegisterFD directs the frames of queue to an AF_XDP socket made outside
+// this package (e.g. by another library), given by its descriptor, bound to
+// this interface and queue.
+func (p *Program) RegisterFD(queue, fd int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.close {
+		return fmt.Errorf("xsk: dev %s: register: %w", p.ifname, ErrClosed)
+	}
+	if queue < 0 || queue >= p.queues || fd < 0 {
+		return fmt.Errorf("xsk: dev %s: queue %d fd %d: %w", p.ifname, queue, fd, ErrInvalidConfig)
+	}
+	if err := p.xsks.Put(uint32(queue), uint32(fd)); err != nil {
+		return fmt.Errorf("xsk: dev %s: XSKMAP[%d] = fd %d: %w", p.ifname, queue, fd, err)
+	}
+	return nil
+}
+
 // Unregister stops redirecting queue's frames to a socket: they go to the
 // kernel stack again. Closing a socket also removes it from the map.
 func (p *Program) Unregister(queue int) error {

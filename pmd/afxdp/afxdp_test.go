@@ -30,7 +30,11 @@ type topo struct {
 	queueFlags []string
 }
 
-func newTopo(t *testing.T, queues int) *topo {
+func newTopo(t *testing.T, queues int) *topo { return newTopoQ(t, queues) }
+
+func newTopoT(t testing.TB) *topo { return newTopoQ(t, 1) }
+
+func newTopoQ(t testing.TB, queues int) *topo {
 	n := testnet.New(t)
 	tp := &topo{n: n, r: n.NS("r"), x: n.NS("x"), y: n.NS("y"),
 		ra: n.Name("ra"), rb: n.Name("rb"), xa: n.Name("xa"), yb: n.Name("yb")}

@@ -150,18 +150,32 @@ func (u *Umem) NewSocket(cfg SocketConfig) (*Socket, error) {
 		}
 	}
 
-	fd, err := newXDPSocket()
-	if err != nil {
-		return nil, err
-	}
-	s := &Socket{fd: fd, umem: u, ifindex: cfg.Ifindex, queue: cfg.Queue}
-	if err := s.setup(cfg, sizes, anchor, where); err != nil {
+	// The kernel releases a closed socket's hold on its queue in deferred
+	// work (xp_release_deferred), so a bind right after closing the previous
+	// socket of the queue may see EBUSY for a moment, longer on a loaded
+	// machine. Retry with a fresh socket for up to busyRetry.
+	deadline := time.Now().Add(busyRetry)
+	for {
+		fd, err := newXDPSocket()
+		if err != nil {
+			return nil, err
+		}
+		s := &Socket{fd: fd, umem: u, ifindex: cfg.Ifindex, queue: cfg.Queue}
+		err = s.setup(cfg, sizes, anchor, where)
+		if err == nil {
+			u.live = append(u.live, s)
+			return s, nil
+		}
 		s.release()
-		return nil, err
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	u.live = append(u.live, s)
-	return s, nil
 }
+
+// busyRetry bounds how long NewSocket retries a bind that fails with EBUSY.
+const busyRetry = 2 * time.Second
 
 func (s *Socket) setup(cfg SocketConfig, sizes [4]uint32, anchor *Socket, where string) error {
 	u := s.umem

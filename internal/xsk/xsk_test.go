@@ -417,3 +417,23 @@ func TestSetupErrors(t *testing.T) {
 	}
 	e.closeAndVerify()
 }
+
+// TestReopenQueue: closing a socket and binding a new one on the same queue
+// right away works (the kernel frees the queue in deferred work; NewSocket
+// retries EBUSY for a bounded time).
+func TestReopenQueue(t *testing.T) {
+	e := newEnv(t)
+	ns := e.newNS("n")
+	v := e.newVeth("a", ns, 1, "198.18.0.1/24", "198.18.0.2")
+	u := e.newUmem(64)
+	for i := range 10 {
+		s, err := u.NewSocket(SocketConfig{Ifindex: v.ifindex, FillSize: 64, CompletionSize: 64, RxSize: 64, TxSize: 64})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.closeAndVerify()
+}

@@ -75,8 +75,8 @@ type SocketConfig struct {
 // A Socket's burst methods (Fill, Complete, Receive, Transmit, FlushTx,
 // WakeupRx, FillFree, TxFree) must be called from one goroutine at a time
 // (the worker that owns the queue); they never allocate or block. Stats,
-// Err and the accessors may be called from any goroutine. Close must not
-// race with the burst methods.
+// Err and the accessors may be called from any goroutine while the socket is
+// open. Close must not race with any other method: stop the worker first.
 type Socket struct {
 	fd       int
 	umem     *Umem
@@ -405,7 +405,9 @@ func (s *Socket) TxPending() int { return int(s.tx.outstanding()) }
 
 // FlushTx kicks the kernel (sendto, non-blocking) if the TX ring holds
 // descriptors it has not consumed and, with need_wakeup, only if the kernel
-// set XDP_RING_NEED_WAKEUP on the TX ring. Transient conditions (EAGAIN,
+// set XDP_RING_NEED_WAKEUP on the TX ring; while the kernel answers EAGAIN
+// (copy mode: it took its budget of 32 and more are waiting) it kicks again,
+// at most maxTxKicks times. Transient conditions (EAGAIN,
 // EBUSY, ENOBUFS: the kernel consumed part of the ring) return nil; call
 // again next round. Other errors (ENETDOWN: link down; ENXIO: interface
 // gone) are returned as a unix.Errno (no allocation) and remembered in Err.
@@ -420,9 +422,24 @@ func (s *Socket) FlushTx() error {
 		s.txKicksSkipped.Store(s.txKicksSkipped.Load() + 1)
 		return nil
 	}
-	s.txKicks.Store(s.txKicks.Load() + 1)
-	return s.kickResult(kickTx(s.fd))
+	// In copy mode the kernel sends at most 32 frames per sendto and says
+	// EAGAIN when more are waiting: kick again, a bounded number of times,
+	// so that a 64-frame burst leaves in one FlushTx instead of piling up.
+	var e unix.Errno
+	kicks := uint64(0)
+	for range maxTxKicks {
+		kicks++
+		if e = kickTx(s.fd); e != unix.EAGAIN {
+			break
+		}
+	}
+	s.txKicks.Store(s.txKicks.Load() + kicks)
+	return s.kickResult(e)
 }
+
+// maxTxKicks bounds the sendto calls of one FlushTx (4 x 32 frames in copy
+// mode covers two 64-frame bursts).
+const maxTxKicks = 4
 
 // WakeupRx kicks the kernel's receive side (recvfrom, non-blocking) when it
 // needs it: with busy polling on (that is what drives the NAPI context), or

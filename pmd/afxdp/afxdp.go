@@ -259,6 +259,8 @@ func (p *Port) Link() pmd.Link {
 		l.Up = nl.Attrs().Flags&net.FlagUp != 0 && nl.Attrs().RawFlags&unix.IFF_RUNNING != 0
 		return nil
 	})
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for i := range p.queues {
 		if e := p.queues[i].s; e != nil && errors.Is(e.Err(), unix.ENXIO) {
 			l.Present, l.Up = false, false
@@ -273,6 +275,8 @@ func (p *Port) Stats() []pmd.QueueStats { return pmd.Snapshots(p.counters) }
 // XSKStats returns the AF_XDP socket counters of queue q (kicks, kernel
 // drops, ring-empty events), for diagnostics.
 func (p *Port) XSKStats(q int) (xsk.Stats, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if uint(q) >= uint(len(p.queues)) || p.queues[q].s == nil {
 		return xsk.Stats{}, xsk.ErrClosed
 	}

@@ -250,14 +250,25 @@ func noXDP(t *testing.T, tp *topo) {
 // over (Copies == 0); after Close every mbuf is back in the pool and no XDP
 // program is left.
 func TestForwardSharedUmem(t *testing.T) {
-	for _, queues := range []int{1, 2} {
-		t.Run(fmt.Sprint(queues, "queues"), func(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		queues int
+		extra  string
+		mode   string
+	}{
+		{"1queue", 1, "", "copy,native"},
+		{"2queues", 2, "", "copy,native"},
+		{"generic-copy", 1, ",xdpmode=generic,mode=copy", "copy,generic"},
+		{"busypoll", 1, ",busypoll=20", "copy,native"},
+	} {
+		queues := tc.queues
+		t.Run(tc.name, func(t *testing.T) {
 			tp := newTopo(t, queues)
 			pool := newPool(t, 0, 4096)
 			pools := []*mbuf.Pool{pool}
-			a := openPort(t, "A", 0, tp.r, tp.ra, pools, nil, ",ring=512")
-			b := openPort(t, "B", 1, tp.r, tp.rb, pools, nil, ",ring=512")
-			if a.Info().RxQueues != queues || !strings.HasPrefix(a.Info().Mode, "copy,native") {
+			a := openPort(t, "A", 0, tp.r, tp.ra, pools, nil, ",ring=512"+tc.extra)
+			b := openPort(t, "B", 1, tp.r, tp.rb, pools, nil, ",ring=512"+tc.extra)
+			if a.Info().RxQueues != queues || a.Info().Mode != tc.mode {
 				t.Fatalf("info %+v", a.Info())
 			}
 			if l := a.Link(); !l.Up || !l.Present {

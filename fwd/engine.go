@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"time"
 
+	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
-	"github.com/fwdd/fwdd/ring"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,11 +32,11 @@ type Config struct {
 	PoolSize int
 	// BufSize is the mbuf buffer size. Default mbuf.DefaultBufSize.
 	BufSize int
-	// PuntRing is the size of the ring carrying packets from workers to
-	// the control plane. Default 4096.
-	PuntRing int
 	// CheckedPools turns on mbuf ownership checks (tests).
 	CheckedPools bool
+	// Neigh configures the neighbour table (limits, timers); its Stack and
+	// Pool are filled in by the engine.
+	Neigh lltable.Config
 }
 
 func (c *Config) setDefaults() {
@@ -51,9 +52,6 @@ func (c *Config) setDefaults() {
 	if c.BufSize <= 0 {
 		c.BufSize = mbuf.DefaultBufSize
 	}
-	if c.PuntRing <= 0 {
-		c.PuntRing = 4096
-	}
 }
 
 // Engine is one dataplane instance (a vnet): its workers, their pools, the
@@ -66,12 +64,15 @@ type Engine struct {
 	pools   []*mbuf.Pool
 	workers []*Worker
 
-	// punt carries packets the workers hand to the control plane (ARP,
-	// NDP, neighbour misses, local traffic for the control plane).
-	punt *ring.Ring[*mbuf.Mbuf]
 	// wake is signalled (non-blocking, once per burst at most) when a
-	// worker punted something.
+	// worker handed something to the control plane (through the neighbour
+	// table's rings).
 	wake chan struct{}
+	// hashSeed seeds the flow hash (per engine, so that neighbours running
+	// fwdd do not polarise ECMP).
+	hashSeed uint64
+	// ctl is the control goroutine's own pipeline.
+	ctl *ctlPath
 
 	mu      sync.Mutex // guards ports and running for control-side callers
 	ports   map[uint16]pmd.Port
@@ -92,11 +93,7 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 			return nil, fmt.Errorf("cpu %d does not exist (this machine has CPUs 0-%d)", c, runtime.NumCPU()-1)
 		}
 	}
-	punt, err := ring.New[*mbuf.Mbuf](roundPow2(cfg.PuntRing), ring.MPSC)
-	if err != nil {
-		return nil, fmt.Errorf("punt ring: %w", err)
-	}
-	e := &Engine{cfg: cfg, log: log, punt: punt, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}}
+	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, hashSeed: rand.Uint64()}
 	for i := 0; i < cfg.Workers; i++ {
 		p, err := mbuf.NewPool(mbuf.Config{
 			Name: fmt.Sprintf("worker%d", i), ID: uint16(i), Count: cfg.PoolSize,
@@ -108,7 +105,12 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 		}
 		e.pools = append(e.pools, p)
 	}
-	e.dp = newDataplane(e)
+	dp, err := newDataplane(e)
+	if err != nil {
+		e.closePools()
+		return nil, err
+	}
+	e.dp = dp
 	for i := 0; i < cfg.Workers; i++ {
 		cpu := -1
 		if len(cfg.CPUs) > 0 {
@@ -117,18 +119,20 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 		w := &Worker{id: i, cpu: cpu, e: e, cache: e.pools[i].NewCache(), done: make(chan struct{})}
 		w.queues.Store(&workerQueues{})
 		w.offline.Store(true)
-		w.pl.init(e, w)
+		w.pl.w = w
+		if err := w.pl.init(e, i, w.cache); err != nil {
+			e.closePools()
+			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
 		e.workers = append(e.workers, w)
 	}
-	return e, nil
-}
-
-func roundPow2(n int) int {
-	p := 1
-	for p < n {
-		p <<= 1
+	e.ctl = &ctlPath{e: e}
+	e.ctl.pl.control = true
+	if err := e.ctl.pl.init(e, cfg.Workers, e.pools[0].NewCache()); err != nil {
+		e.closePools()
+		return nil, err
 	}
-	return p
+	return e, nil
 }
 
 // Workers returns the engine's workers.
@@ -143,9 +147,17 @@ func (e *Engine) Config() Config { return e.cfg }
 // QueuePool maps a port's queue q to the pool of the worker that polls it.
 func (e *Engine) QueuePool(q int) int { return q % len(e.workers) }
 
-// Punt returns the ring workers punt packets to, and the channel signalled
-// when they do. Only the control goroutine dequeues.
-func (e *Engine) Punt() (*ring.Ring[*mbuf.Mbuf], <-chan struct{}) { return e.punt, e.wake }
+// Woken is signalled when a worker handed packets to the control plane:
+// the control goroutine then polls the neighbour table.
+func (e *Engine) Woken() <-chan struct{} { return e.wake }
+
+// Wake signals the control goroutine (non-blocking).
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
 
 // Start launches the workers.
 func (e *Engine) Start() {
@@ -192,7 +204,7 @@ func (e *Engine) Close() error {
 			}
 		}
 	}
-	e.drainPunt()
+	e.ctl.pl.shutdown()
 	e.dp.close()
 	e.closePools()
 	return errors.Join(errs...)
@@ -206,17 +218,6 @@ func (e *Engine) portIDs() map[uint16]bool {
 		ids[id] = true
 	}
 	return ids
-}
-
-func (e *Engine) drainPunt() {
-	var ms [Burst]*mbuf.Mbuf
-	for {
-		n := e.punt.DequeueBurst(ms[:])
-		if n == 0 {
-			return
-		}
-		e.FreeMbufs(ms[:n])
-	}
 }
 
 // FreeMbufs returns mbufs to their pools (any goroutine).

@@ -5,24 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fwdd/fwdd/fwd/pkt"
 	"github.com/fwdd/fwdd/mbuf"
-)
-
-// Punt reasons, carried in the mbuf's flags when a packet goes to the
-// control plane.
-const (
-	// FlagPuntARP: an ARP frame.
-	FlagPuntARP = mbuf.FlagUser << iota
-	// FlagPuntND: an ICMPv6 neighbour discovery message (RS, RA, NS, NA,
-	// redirect).
-	FlagPuntND
-	// FlagPuntResolve: a routed packet whose next hop has no usable
-	// neighbour entry; OutPort is the egress port and NextHop the FIB
-	// next-hop id. Its TTL was already decremented.
-	FlagPuntResolve
-	// FlagPuntLocal: a packet for one of our addresses that the fast path
-	// does not answer itself.
-	FlagPuntLocal
 )
 
 // dataplane is the state the workers share read-only: the snapshots the
@@ -37,10 +21,13 @@ type dataplane struct {
 // pipeline is a worker's per-burst state: scratch arrays allocated once,
 // counters it alone writes, its transmit state and ICMP token bucket.
 type pipeline struct {
-	w     *Worker
+	w     *Worker // nil for the control goroutine's pipeline
 	d     *dataplane
 	cache *mbuf.Cache
 	wg    workerGlue
+	// control: this is the control goroutine's pipeline (ICMP for packets
+	// the neighbour table gave up on); a neighbour miss is dropped there.
+	control bool
 
 	rx [Burst]*mbuf.Mbuf
 
@@ -65,36 +52,31 @@ type pipeline struct {
 	bc  burstCounts
 	ctr counters
 
-	icmpTokens float64
-	icmpLast   int64 // unix nanoseconds of the last refill
+	icmp     pkt.TokenBucket
+	icmpRate [2]int // rate, burst the bucket was set with
+	frags    [64]*mbuf.Mbuf
+	hashSeed uint64
 }
 
-func newDataplane(e *Engine) *dataplane {
-	d := &dataplane{e: e}
-	d.state.Store(&State{})
-	d.glue.init(e)
-	return d
-}
-
-func (p *pipeline) init(e *Engine, w *Worker) {
-	p.w = w
+func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
 	p.d = e.dp
-	p.cache = w.cache
-	p.wg.init(e, w)
+	p.cache = cache
+	p.hashSeed = e.hashSeed
+	return p.wg.init(e, id, cache)
 }
 
 // process handles one received burst from port.
 func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	st := p.d.state.Load()
 	fs := p.d.glue.loadFIB()
-	ns := p.d.glue.loadNeigh()
+	ns := p.wg.loadNeigh()
 	in := st.port(port)
 	b := &p.bc
 	b.v[RxPackets] += uint32(len(ms))
 	n4, n6 := 0, 0
 	for _, m := range ms {
 		m.Port = port
-		cls, why := classify(m)
+		cls, why := pkt.Parse(m)
 		switch cls {
 		case classIPv4:
 			if !isOurMAC(m, in) {
@@ -102,6 +84,8 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = in.FIB
+			m.Hash = pkt.FlowHash(m, p.hashSeed)
+			m.Flags |= mbuf.FlagHashValid
 			if st.Rules.Len() > 0 && !p.classify4(m, st.Rules) {
 				continue
 			}
@@ -109,25 +93,25 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			p.dst4[n4] = dst4(m)
 			n4++
 		case classIPv6:
-			if isND(m) {
-				p.punt(m, FlagPuntND)
-				continue
-			}
 			if !isOurMAC(m, in) {
 				p.drop(m, DropBroadcast)
 				continue
 			}
 			m.FIB = in.FIB
+			m.Hash = pkt.FlowHash(m, p.hashSeed)
+			m.Flags |= mbuf.FlagHashValid
 			if st.Rules.Len() > 0 && !p.classify6(m, st.Rules) {
 				continue
 			}
 			p.v6[n6] = m
 			p.dst6[n6] = dst6(m)
 			n6++
-		case classARP:
-			p.punt(m, FlagPuntARP)
+		case classARP, classND:
+			p.input(m)
+		case classHBH:
+			p.drop(m, DropHopByHop)
 		default:
-			p.drop(m, why)
+			p.parseDrop(m, why)
 		}
 	}
 	if n4 > 0 {
@@ -187,6 +171,10 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		p.icmp4(m, st, icmpHostUnreach)
 		p.drop(m, DropReject)
 		return
+	case nhConnected, nhGateway:
+	default:
+		p.drop(m, DropNoRoute)
+		return
 	case nhLocal:
 		if decTTL {
 			p.local4(m, st)
@@ -206,27 +194,19 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		p.drop(m, DropPortDown)
 		return
 	}
-	if l3len(m) > out.MTU {
-		if !p.tooBig4(m, st, out) {
-			return
-		}
+	if l3len(m) > out.MTU && !p.tooBig4(m, st, out) {
+		return
 	}
-	target := p.dst4OrGW(m, nh)
-	mac, ok := p.d.glue.neigh4(ns, nh.port, target)
+	target := dst4(m)
+	if nh.kind == nhGateway {
+		target = nh.gw4()
+	}
+	mac, ok := p.wg.neigh4(ns, nh.port, target)
 	if !ok {
-		m.OutPort = nh.port
-		m.NextHop = nhid
-		p.punt(m, FlagPuntResolve)
+		p.miss(m, nh.port, nhid, target, nil)
 		return
 	}
 	p.send(m, nh.port, out, mac)
-}
-
-func (p *pipeline) dst4OrGW(m *mbuf.Mbuf, nh nexthop) uint32 {
-	if nh.kind == nhGateway {
-		return nh.gw4
-	}
-	return dst4(m)
 }
 
 // forward6 is forward4 for IPv6.
@@ -241,8 +221,12 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		p.drop(m, DropBlackhole)
 		return
 	case nhReject:
-		p.icmp6(m, st, icmp6AdminProhibited)
+		p.icmp6(m, st, icmp6Reject)
 		p.drop(m, DropReject)
+		return
+	case nhConnected, nhGateway:
+	default:
+		p.drop(m, DropNoRoute)
 		return
 	case nhLocal:
 		if decTTL {
@@ -269,15 +253,13 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 	}
 	var target [16]byte
 	if nh.kind == nhGateway {
-		target = nh.gw6
+		target = nh.gw6()
 	} else {
 		target = dst6(m)
 	}
-	mac, ok := p.d.glue.neigh6(ns, nh.port, &target)
+	mac, ok := p.wg.neigh6(ns, nh.port, &target)
 	if !ok {
-		m.OutPort = nh.port
-		m.NextHop = nhid
-		p.punt(m, FlagPuntResolve)
+		p.miss(m, nh.port, nhid, 0, &target)
 		return
 	}
 	p.send(m, nh.port, out, mac)
@@ -293,10 +275,19 @@ func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState) bool {
 		p.drop(m, DropTooBig)
 		return false
 	}
-	if !p.fragment4(m, out.MTU) {
+	n, res := pkt.Fragment4(m, out.MTU, p.cache, p.frags[:])
+	if res != pkt.FragOK {
 		p.drop(m, DropFragFailed)
+		return false
 	}
-	return false
+	// The fragments are new packets with m's next hop: send them on as
+	// generated packets would be, without another TTL decrement.
+	for _, f := range p.frags[1:n] {
+		f.Flags |= mbuf.FlagIPv4
+		p.generated(f)
+	}
+	p.bc.v[Fragmented] += uint32(n)
+	return true
 }
 
 // send rewrites the link-layer header and hands m to txq.
@@ -370,27 +361,20 @@ func (p *pipeline) routeGenerated(st *State, fs fibSnap, ns neighSnap) {
 	p.nGen = 0
 }
 
-// icmpAllowed applies the per-worker token bucket.
+// icmpAllowed applies the per-worker token bucket (FreeBSD icmplim).
 func (p *pipeline) icmpAllowed(st *State) bool {
 	if st.ICMPRate <= 0 {
 		return true
 	}
 	now := time.Now().UnixNano()
-	burst := float64(max(st.ICMPBurst, 1))
-	if p.icmpLast == 0 {
-		p.icmpTokens = burst
-	} else {
-		p.icmpTokens += float64(now-p.icmpLast) * float64(st.ICMPRate) / 1e9
-		if p.icmpTokens > burst {
-			p.icmpTokens = burst
-		}
+	if p.icmpRate != [2]int{st.ICMPRate, st.ICMPBurst} {
+		p.icmp.Set(st.ICMPRate, max(st.ICMPBurst, 1), now)
+		p.icmpRate = [2]int{st.ICMPRate, st.ICMPBurst}
 	}
-	p.icmpLast = now
-	if p.icmpTokens < 1 {
-		p.bc.v[DropICMPRateLimit]++
+	if !p.icmp.Allow(now) {
+		p.bc.v[ICMPRateLimited]++
 		return false
 	}
-	p.icmpTokens--
 	return true
 }
 
@@ -410,7 +394,7 @@ func (p *pipeline) icmp6MTU(m *mbuf.Mbuf, st *State, mtu int) {
 func (p *pipeline) icmpErr(m *mbuf.Mbuf, st *State, kind icmpKind, mtu int) {
 	in := st.port(m.Port)
 	v4 := m.Flags&mbuf.FlagIPv4 != 0
-	if (v4 && !in.HasAddr4) || (!v4 && !in.HasAddr6) || !icmpErrorAllowed(m) {
+	if (v4 && !in.HasAddr4) || (!v4 && !in.HasAddr6) || !icmpErrorAllowed(m, kind) {
 		return
 	}
 	if !p.icmpAllowed(st) {
@@ -434,18 +418,51 @@ func (p *pipeline) icmpErr(m *mbuf.Mbuf, st *State, kind icmpKind, mtu int) {
 	}
 	out.FIB = m.FIB
 	out.Port = m.Port
+	out.Hash = pkt.FlowHash(out, p.hashSeed)
 	p.generated(out)
 }
 
-// punt hands m to the control plane.
-func (p *pipeline) punt(m *mbuf.Mbuf, why mbuf.Flags) {
-	m.Flags |= why
-	if !p.d.e.punt.Enqueue(m) {
+// input hands an ARP or neighbour discovery frame to the control plane.
+func (p *pipeline) input(m *mbuf.Mbuf) {
+	if p.control {
 		p.drop(m, DropPuntFull)
 		return
 	}
-	p.bc.v[Punted]++
-	p.punted++
+	if p.wg.input(m) {
+		p.bc.v[Punted]++
+		p.punted++
+	} else {
+		p.bc.v[DropPuntFull]++
+	}
+}
+
+// miss hands a packet whose next hop has no neighbour entry to the control
+// plane, which holds it while it resolves target (an IPv4 address in t4, or
+// t6 for IPv6).
+func (p *pipeline) miss(m *mbuf.Mbuf, port uint16, nhid uint32, t4 uint32, t6 *[16]byte) {
+	m.OutPort = port
+	m.NextHop = nhid
+	if p.control {
+		p.drop(m, DropNoNeighbour)
+		return
+	}
+	var ok bool
+	if t6 == nil {
+		ok = p.wg.miss4(m, port, t4)
+	} else {
+		ok = p.wg.miss6(m, port, t6)
+	}
+	if ok {
+		p.bc.v[Punted]++
+		p.punted++
+	} else {
+		p.bc.v[DropPuntFull]++
+	}
+}
+
+func (p *pipeline) parseDrop(m *mbuf.Mbuf, why pkt.Reason) {
+	p.bc.parse[why]++
+	p.drop(m, DropParse)
 }
 
 func (p *pipeline) drop(m *mbuf.Mbuf, why Reason) {
@@ -470,10 +487,7 @@ func (p *pipeline) finish(st *State) {
 	p.ctr.flush(&p.bc, st.Rules)
 	if p.punted > 0 {
 		p.punted = 0
-		select {
-		case p.d.e.wake <- struct{}{}:
-		default:
-		}
+		p.d.e.Wake()
 	}
 }
 
@@ -535,21 +549,6 @@ func isOurMAC(m *mbuf.Mbuf, in *PortState) bool {
 	d := m.Data()
 	return binary.BigEndian.Uint32(d[0:4]) == binary.BigEndian.Uint32(in.MAC[0:4]) &&
 		binary.BigEndian.Uint16(d[4:6]) == binary.BigEndian.Uint16(in.MAC[4:6])
-}
-
-// isND reports whether an IPv6 packet is an ICMPv6 neighbour discovery
-// message (types 133-137).
-func isND(m *mbuf.Mbuf) bool {
-	if m.L4Proto != 58 {
-		return false
-	}
-	d := m.Data()
-	o := int(m.L4Off)
-	if o >= len(d) {
-		return false
-	}
-	t := d[o]
-	return t >= 133 && t <= 137
 }
 
 func isEchoRequest4(m *mbuf.Mbuf) bool {

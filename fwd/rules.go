@@ -42,9 +42,10 @@ const MaxRules = 1024
 // refused.
 type Rule struct {
 	ID     uint32       `json:"id"`
-	InPort int          `json:"in_port"` // -1: any
-	FIB    int          `json:"fib"`     // current FIB to match, -1: any
-	Src    netip.Prefix `json:"src"`     // invalid prefix: any
+	InPort int          `json:"-"`            // port id, -1: any
+	InName string       `json:"in,omitempty"` // the port's name, for people
+	FIB    int          `json:"fib"`          // current FIB to match, -1: any
+	Src    netip.Prefix `json:"src"`          // invalid prefix: any
 	Dst    netip.Prefix `json:"dst"`
 	Proto  int          `json:"proto"` // -1: any
 	SPort  PortRange    `json:"sport"`
@@ -74,7 +75,9 @@ func (r PortRange) String() string {
 func (r Rule) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d", r.ID)
-	if r.InPort >= 0 {
+	if r.InName != "" {
+		fmt.Fprintf(&b, " in %s", r.InName)
+	} else if r.InPort >= 0 {
 		fmt.Fprintf(&b, " in %d", r.InPort)
 	}
 	if r.FIB >= 0 {

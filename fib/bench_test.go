@@ -1,0 +1,333 @@
+package fib
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gaissmai/bart"
+)
+
+// The benchmark fixture: the full table in FIBs and in bart, and 1M probes
+// per family, each a random address inside a random prefix of the table.
+var benchOnce struct {
+	sync.Once
+	f        *FIBs
+	bt       *bart.Table[uint32]
+	p4       []uint32
+	a4       []netip.Addr
+	p6       [][16]byte
+	a6       []netip.Addr
+	n4, n6   int
+	loadTime time.Duration
+}
+
+const nProbes = 1 << 20
+
+func fixture(b *testing.B) {
+	v4, v6 := fullTable(b)
+	benchOnce.Do(func() {
+		f := newWithNH(b, 1)
+		cs := append(adds(0, v4), adds(0, v6)...)
+		t0 := time.Now()
+		if err := f.Apply(cs); err != nil {
+			b.Fatal(err)
+		}
+		benchOnce.loadTime = time.Since(t0)
+		bt := new(bart.Table[uint32])
+		for _, c := range cs {
+			bt.Insert(c.Prefix, c.NextHop)
+		}
+		rng := rand.New(rand.NewPCG(42, 42))
+		for range nProbes {
+			a := randIn(rng, v4[rng.IntN(len(v4))])
+			benchOnce.a4 = append(benchOnce.a4, a)
+			benchOnce.p4 = append(benchOnce.p4, u32(a))
+			a = randIn(rng, v6[rng.IntN(len(v6))])
+			benchOnce.a6 = append(benchOnce.a6, a)
+			benchOnce.p6 = append(benchOnce.p6, a.As16())
+		}
+		benchOnce.f, benchOnce.bt = f, bt
+		benchOnce.n4, benchOnce.n6 = len(v4), len(v6)
+	})
+	if benchOnce.f == nil {
+		b.Fatal("fixture failed")
+	}
+}
+
+func reportRate(b *testing.B, n int) {
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(n)
+	b.ReportMetric(ns, "ns/lookup")
+	b.ReportMetric(1e9/ns, "lookups/s")
+}
+
+var sink uint32
+
+func BenchmarkLookup4Batch(b *testing.B) {
+	fixture(b)
+	s := benchOnce.f.Load()
+	v4, _ := s.MemStats(0)
+	var out [64]uint32
+	p := benchOnce.p4
+	n := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 64 {
+		j := (i) & (nProbes - 1)
+		s.Lookup4Batch(0, p[j:j+64], out[:])
+		n += 64
+	}
+	sink += out[0]
+	reportRate(b, n)
+	b.ReportMetric(float64(v4)/float64(benchOnce.n4), "B/prefix")
+}
+
+func BenchmarkLookup4(b *testing.B) {
+	fixture(b)
+	s := benchOnce.f.Load()
+	p := benchOnce.p4
+	var x uint32
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x += s.Lookup4(0, p[i&(nProbes-1)])
+	}
+	sink += x
+	reportRate(b, b.N)
+}
+
+func BenchmarkBartLookup4(b *testing.B) {
+	fixture(b)
+	t := benchOnce.bt
+	p := benchOnce.a4
+	var x uint32
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v, _ := t.Lookup(p[i&(nProbes-1)])
+		x += v
+	}
+	sink += x
+	reportRate(b, b.N)
+}
+
+func BenchmarkLookup6Batch(b *testing.B) {
+	fixture(b)
+	s := benchOnce.f.Load()
+	_, v6 := s.MemStats(0)
+	var out [64]uint32
+	p := benchOnce.p6
+	n := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 64 {
+		j := i & (nProbes - 1)
+		s.Lookup6Batch(0, p[j:j+64], out[:])
+		n += 64
+	}
+	sink += out[0]
+	reportRate(b, n)
+	b.ReportMetric(float64(v6)/float64(benchOnce.n6), "B/prefix")
+}
+
+func BenchmarkLookup6(b *testing.B) {
+	fixture(b)
+	s := benchOnce.f.Load()
+	p := benchOnce.p6
+	var x uint32
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x += s.Lookup6(0, &p[i&(nProbes-1)])
+	}
+	sink += x
+	reportRate(b, b.N)
+}
+
+func BenchmarkBartLookup6(b *testing.B) {
+	fixture(b)
+	t := benchOnce.bt
+	p := benchOnce.a6
+	var x uint32
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v, _ := t.Lookup(p[i&(nProbes-1)])
+		x += v
+	}
+	sink += x
+	reportRate(b, b.N)
+}
+
+// BenchmarkLoad loads the full table (both families) into a new FIBs in
+// one batch.
+func BenchmarkLoad(b *testing.B) {
+	v4, v6 := fullTable(b)
+	cs := append(adds(0, v4), adds(0, v6)...)
+	for b.Loop() {
+		f := newWithNH(b, 1)
+		if err := f.Apply(cs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/load")
+}
+
+// churnResult is what runChurn measures.
+type churnResult struct {
+	idle, busy   float64 // lookups/s without and with changes
+	p50, p99, mx time.Duration
+	changes      int
+	batches      int
+}
+
+// runChurn measures one reader looking up continuously (IPv4 batches of
+// 64), first idle for d, then for d while the writer applies rate route
+// changes per second (deletes and re-adds of random table prefixes, both
+// families in proportion, applied in batches of whatever is due). A change
+// is visible when the reader first loads a snapshot that contains it; its
+// latency counts from the time it was due.
+func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate int, d time.Duration) churnResult {
+	var stop atomic.Bool
+	type sight struct {
+		s *Snapshot
+		t time.Time
+	}
+	sights := make([]sight, 0, 1<<20)
+	reader := func() (n int) {
+		var out [64]uint32
+		var last *Snapshot
+		for i := 0; !stop.Load(); i += 64 {
+			s := f.Load()
+			if s != last {
+				if len(sights) < cap(sights) {
+					sights = append(sights, sight{s, time.Now()})
+				}
+				last = s
+			}
+			j := i & (len(probes) - 1)
+			s.Lookup4Batch(0, probes[j:j+64], out[:])
+			n += 64
+		}
+		return n
+	}
+	run := func(write bool) (float64, []*Snapshot, []time.Time, []int) {
+		stop.Store(false)
+		sights = sights[:0]
+		done := make(chan int)
+		t0 := time.Now()
+		go func() { done <- reader() }()
+		var pubs []*Snapshot
+		var due []time.Time // due time of the first change of each batch
+		var cnt []int       // changes per batch
+		rng := rand.New(rand.NewPCG(9, 9))
+		present := make(map[netip.Prefix]bool)
+		applied := 0
+		for time.Since(t0) < d {
+			if !write {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			el := time.Since(t0)
+			want := int(el.Seconds() * float64(rate))
+			if want <= applied {
+				time.Sleep(20 * time.Microsecond)
+				continue
+			}
+			cs := make([]Change, 0, want-applied)
+			for range want - applied {
+				p := all[rng.IntN(len(all))]
+				if present[p] {
+					cs = append(cs, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
+					present[p] = false
+				} else {
+					cs = append(cs, Change{Op: OpDelete, Prefix: p})
+					present[p] = true
+				}
+			}
+			if err := f.Apply(cs); err != nil {
+				tb.Fatal(err)
+			}
+			pubs = append(pubs, f.Load())
+			due = append(due, t0.Add(time.Duration(float64(applied+1)/float64(rate)*1e9)))
+			cnt = append(cnt, len(cs))
+			applied = want
+		}
+		stop.Store(true)
+		n := <-done
+		el := time.Since(t0)
+		// Restore the table.
+		var cs []Change
+		for p, deleted := range present {
+			if deleted {
+				cs = append(cs, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
+			}
+		}
+		if err := f.Apply(cs); err != nil {
+			tb.Fatal(err)
+		}
+		return float64(n) / el.Seconds(), pubs, due, cnt
+	}
+	var r churnResult
+	r.idle, _, _, _ = run(false)
+	var pubs []*Snapshot
+	var due []time.Time
+	var cnt []int
+	r.busy, pubs, due, cnt = run(true)
+	// Latency: for batch k, the first sighting of snapshot k or later.
+	idx := make(map[*Snapshot]int, len(pubs))
+	for k, s := range pubs {
+		idx[s] = k
+	}
+	var lat []time.Duration
+	si := 0
+	for k := range pubs {
+		for si < len(sights) {
+			if j, ok := idx[sights[si].s]; ok && j >= k {
+				break
+			}
+			si++
+		}
+		if si == len(sights) {
+			break // not seen before the reader stopped
+		}
+		// The batch's first change was due at due[k]; later ones of the
+		// same batch were due later, so this is the worst of the batch.
+		for range cnt[k] {
+			lat = append(lat, sights[si].t.Sub(due[k]))
+		}
+		r.changes += cnt[k]
+	}
+	r.batches = len(pubs)
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		r.p50 = lat[len(lat)/2]
+		r.p99 = lat[len(lat)*99/100]
+		r.mx = lat[len(lat)-1]
+	}
+	return r
+}
+
+// BenchmarkChurn: lookup rate while the writer applies 10k changes/s, and
+// the change-to-visible latency.
+func BenchmarkChurn(b *testing.B) {
+	v4, v6 := fullTable(b)
+	fixture(b)
+	f := newWithNH(b, 1)
+	if err := f.Apply(append(adds(0, v4), adds(0, v6)...)); err != nil {
+		b.Fatal(err)
+	}
+	all := append(append([]netip.Prefix(nil), v4...), v6...)
+	var r churnResult
+	for b.Loop() {
+		r = runChurn(b, f, all, benchOnce.p4, 10000, time.Second)
+	}
+	b.ReportMetric(r.idle, "idle-lookups/s")
+	b.ReportMetric(r.busy, "churn-lookups/s")
+	b.ReportMetric(r.busy/r.idle*100, "%-of-idle")
+	b.ReportMetric(float64(r.p50.Microseconds()), "p50-visible-µs")
+	b.ReportMetric(float64(r.p99.Microseconds()), "p99-visible-µs")
+	b.ReportMetric(float64(r.mx.Microseconds()), "max-visible-µs")
+	b.ReportMetric(float64(r.changes), "changes")
+}
+
+var _ = binary.BigEndian

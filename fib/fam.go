@@ -1,0 +1,368 @@
+package fib
+
+// fam4 is the writer state of one FIB's IPv4 table.
+type fam4 struct {
+	d      dirw
+	chunks map[uint16]*rc16
+	t      tab4 // working copy; published by value copy
+	a      arena
+	leaf   map[uint32]uint16 // next-hop id -> index in t.nh
+}
+
+func newFam4(zero *dirPage) *fam4 {
+	f := &fam4{chunks: make(map[uint16]*rc16), leaf: map[uint32]uint16{NoRoute: 0}}
+	f.t.nh = []uint32{NoRoute}
+	f.d.init(zero)
+	f.t.top = f.d.top
+	return f
+}
+
+// change applies one route change to the RIB and marks what to rebuild.
+// It reports whether the RIB changed.
+func (f *fam4) change(a uint32, l int, nh uint32, del bool) bool {
+	if l <= 16 {
+		return f.d.setShort(uint16(a>>16), l, nh, del)
+	}
+	slot := uint16(a >> 16)
+	k := uint32(l-16)<<16 | a&0xffff
+	rc := f.chunks[slot]
+	if del {
+		if rc == nil {
+			return false
+		}
+		if _, ok := rc.pfx[k]; !ok {
+			return false
+		}
+		delete(rc.pfx, k)
+		if len(rc.pfx) == 0 {
+			delete(f.chunks, slot)
+		}
+	} else {
+		if rc == nil {
+			rc = &rc16{pfx: make(map[uint32]uint32)}
+			f.chunks[slot] = rc
+		}
+		if old, ok := rc.pfx[k]; ok && old == nh {
+			return false
+		}
+		rc.pfx[k] = nh
+	}
+	f.d.dirty[slot] = struct{}{}
+	return true
+}
+
+func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
+	old := f.d.get(slot)
+	if old&chunkFlag != 0 {
+		f.a.garbage += span(old)
+	}
+	def := f.d.def(slot)
+	rc := f.chunks[slot]
+	if rc == nil {
+		f.d.set(slot, uint64(def))
+		return
+	}
+	f.d.set(slot, f.emit(sc, rc, def))
+}
+
+// emit appends the range table of rc and returns its dir entry. Values
+// are stored as 16-bit indexes into the table's next-hop list.
+func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
+	var n int
+	sc.k, sc.v, _, n = sc.build16(rc.pfx, nil, def, sc.k[:0], sc.v[:0])
+	start := len(f.t.k16)
+	f.t.k16 = append(f.t.k16, sc.k...)
+	for _, v := range sc.v[:n] {
+		li, ok := f.leaf[v]
+		if !ok {
+			li = uint16(len(f.t.nh)) // Apply checked that it fits
+			f.leaf[v] = li
+			f.t.nh = append(f.t.nh, v)
+		}
+		f.t.v16 = append(f.t.v16, li)
+	}
+	for range len(sc.v) - n {
+		f.t.v16 = append(f.t.v16, 0)
+	}
+	return chunkEnt(start, n)
+}
+
+// commit rebuilds what the batch touched and returns the new table.
+func (f *fam4) commit(sc *scratch) *tab4 {
+	if len(f.d.dirty) > len(f.chunks)/2+1024 {
+		f.rebuildAll(sc)
+	} else {
+		for slot := range f.d.dirty {
+			f.rebuildSlot(sc, slot)
+		}
+		if live := len(f.t.k16) - f.a.garbage; f.a.garbage > live+65536 {
+			f.rebuildAll(sc)
+		}
+	}
+	clear(f.d.dirty)
+	f.t.k16 = trim(f.t.k16)
+	f.t.v16 = trim(f.t.v16)
+	f.t.nh = trim(f.t.nh)
+	f.t.top = f.d.top
+	f.d.endBatch()
+	t := f.t
+	return &t
+}
+
+// rebuildAll rebuilds the whole table into fresh arenas (bulk loads and
+// garbage collection of the arenas).
+func (f *fam4) rebuildAll(sc *scratch) {
+	live := max(len(f.t.k16)-f.a.garbage, 0)
+	f.t.k16 = make([]uint16, 0, live+live/8+64)
+	f.t.v16 = make([]uint16, 0, live+live/8+64)
+	f.a.garbage = 0
+	f.d.defs = f.d.defaults(f.d.defs)
+	for s := 0; s < 1<<16; s++ {
+		slot := uint16(s)
+		def := f.d.defs[s]
+		rc := f.chunks[slot]
+		if rc == nil {
+			f.d.set(slot, uint64(def))
+			continue
+		}
+		f.d.set(slot, f.emit(sc, rc, def))
+	}
+}
+
+// span is the arena length of the range table of a dir entry.
+func span(e uint64) int {
+	n := int(e>>32) & 0x7fffffff
+	return n + summaryLen(n)
+}
+
+// fam6 is the writer state of one FIB's IPv6 table.
+type fam6 struct {
+	d      dirw
+	chunks map[uint16]*rc16
+	h      hdrw
+	t      tab6
+	d2     map[*rc64]struct{}
+	d3     map[*rc32]struct{}
+	a16    arena
+	a64    arena
+	a32    arena
+}
+
+func newFam6(zero *dirPage) *fam6 {
+	f := &fam6{chunks: make(map[uint16]*rc16), d2: make(map[*rc64]struct{}), d3: make(map[*rc32]struct{})}
+	f.d.init(zero)
+	f.t.top = f.d.top
+	return f
+}
+
+func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
+	if l <= 16 {
+		return f.d.setShort(uint16(hi>>48), l, nh, del)
+	}
+	slot := uint16(hi >> 48)
+	rc := f.chunks[slot]
+	if rc == nil {
+		if del {
+			return false
+		}
+		rc = &rc16{pfx: make(map[uint32]uint32), kids: make(map[uint16]*rc64)}
+		f.chunks[slot] = rc
+	}
+	defer f.dropEmpty(slot, rc)
+	k1 := uint16(hi >> 32)
+	if l <= 32 {
+		k := uint32(l-16)<<16 | uint32(k1)
+		if !setMap(rc.pfx, k, nh, del) {
+			return false
+		}
+		f.d.dirty[slot] = struct{}{}
+		return true
+	}
+	r2 := rc.kids[k1]
+	if r2 == nil {
+		if del {
+			return false
+		}
+		r2 = &rc64{pfx: make(map[pk64]uint32), kids: make(map[uint64]*rc32), id: f.h.alloc()}
+		rc.kids[k1] = r2
+		f.d.dirty[slot] = struct{}{}
+	}
+	defer f.dropEmpty64(slot, rc, k1, r2)
+	k2 := hi<<32 | lo>>32
+	if l <= 96 {
+		if !setMap(r2.pfx, pk64{k2, uint8(l - 32)}, nh, del) {
+			return false
+		}
+		f.d2[r2] = struct{}{}
+		return true
+	}
+	r3 := r2.kids[k2]
+	if r3 == nil {
+		if del {
+			return false
+		}
+		r3 = &rc32{pfx: make(map[pk32]uint32), id: f.h.alloc()}
+		r2.kids[k2] = r3
+		f.d2[r2] = struct{}{}
+	}
+	if !setMap(r3.pfx, pk32{uint32(lo), uint8(l - 96)}, nh, del) {
+		return false
+	}
+	f.d3[r3] = struct{}{}
+	if len(r3.pfx) == 0 {
+		delete(r2.kids, k2)
+		f.free(r3.id, &f.a32)
+		r3.removed = true
+		f.d2[r2] = struct{}{}
+	}
+	return true
+}
+
+func (f *fam6) free(id uint32, a *arena) {
+	a.garbage += int(f.h.get(id).count)
+	f.h.free = append(f.h.free, id)
+}
+
+func (f *fam6) dropEmpty64(slot uint16, rc *rc16, k1 uint16, r2 *rc64) {
+	if len(r2.pfx) == 0 && len(r2.kids) == 0 && !r2.removed {
+		delete(rc.kids, k1)
+		f.free(r2.id, &f.a64)
+		r2.removed = true
+		f.d.dirty[slot] = struct{}{}
+	}
+}
+
+func (f *fam6) dropEmpty(slot uint16, rc *rc16) {
+	if len(rc.pfx) == 0 && len(rc.kids) == 0 {
+		delete(f.chunks, slot)
+		f.d.dirty[slot] = struct{}{}
+	}
+}
+
+func setMap[K comparable](m map[K]uint32, k K, nh uint32, del bool) bool {
+	old, ok := m[k]
+	if del {
+		if !ok {
+			return false
+		}
+		delete(m, k)
+		return true
+	}
+	if ok && old == nh {
+		return false
+	}
+	m[k] = nh
+	return true
+}
+
+func (f *fam6) build3(sc *scratch, r *rc32) {
+	h := f.h.get(r.id)
+	f.a32.garbage += int(h.count)
+	start := len(f.t.k32)
+	f.t.k32, f.t.v32 = sc.build32(r, f.t.k32, f.t.v32)
+	h.start, h.count = uint32(start), uint32(len(f.t.k32)-start)
+	f.h.set(r.id, h)
+}
+
+func (f *fam6) build2(sc *scratch, r *rc64) {
+	h := f.h.get(r.id)
+	f.a64.garbage += int(h.count)
+	start := len(f.t.k64)
+	var ents []rangeEnt[uint64]
+	f.t.k64, f.t.v64, ents = sc.build64(r, f.t.k64, f.t.v64)
+	h.start, h.count = uint32(start), uint32(len(f.t.k64)-start)
+	f.h.set(r.id, h)
+	for _, e := range ents {
+		if e.v&refFlag != 0 {
+			id := e.v &^ refFlag
+			kh := f.h.get(id)
+			kh.def = e.under
+			f.h.set(id, kh)
+		}
+	}
+}
+
+func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
+	old := f.d.get(slot)
+	if old&chunkFlag != 0 {
+		f.a16.garbage += span(old)
+	}
+	rc := f.chunks[slot]
+	if rc == nil {
+		f.d.set(slot, uint64(def))
+		return
+	}
+	start := len(f.t.k16)
+	var ents []rangeEnt[uint16]
+	var n int
+	f.t.k16, f.t.v16, ents, n = sc.build16(rc.pfx, rc.kids, def, f.t.k16, f.t.v16)
+	f.d.set(slot, chunkEnt(start, n))
+	for _, e := range ents {
+		if e.v&refFlag != 0 {
+			id := e.v &^ refFlag
+			kh := f.h.get(id)
+			kh.def = e.under
+			f.h.set(id, kh)
+		}
+	}
+}
+
+func (f *fam6) commit(sc *scratch) *tab6 {
+	if len(f.d.dirty) > len(f.chunks)/2+1024 || len(f.d2) > 4096 && len(f.d2) > int(f.h.next)/2 {
+		f.rebuildAll(sc)
+	} else {
+		for r := range f.d3 {
+			if !r.removed {
+				f.build3(sc, r)
+			}
+		}
+		for r := range f.d2 {
+			if !r.removed {
+				f.build2(sc, r)
+			}
+		}
+		for slot := range f.d.dirty {
+			f.buildSlot(sc, slot, f.d.def(slot))
+		}
+		if f.a16.garbage > len(f.t.k16)-f.a16.garbage+65536 ||
+			f.a64.garbage > len(f.t.k64)-f.a64.garbage+65536 ||
+			f.a32.garbage > len(f.t.k32)-f.a32.garbage+65536 {
+			f.rebuildAll(sc)
+		}
+	}
+	clear(f.d.dirty)
+	clear(f.d2)
+	clear(f.d3)
+	f.t.k16, f.t.v16 = trim(f.t.k16), trim(f.t.v16)
+	f.t.k64, f.t.v64 = trim(f.t.k64), trim(f.t.v64)
+	f.t.k32, f.t.v32 = trim(f.t.k32), trim(f.t.v32)
+	f.t.top = f.d.top
+	f.t.hdrs = f.h.pages
+	f.d.endBatch()
+	f.h.endBatch()
+	t := f.t
+	return &t
+}
+
+func (f *fam6) rebuildAll(sc *scratch) {
+	l16 := max(len(f.t.k16)-f.a16.garbage, 0)
+	l64 := max(len(f.t.k64)-f.a64.garbage, 0)
+	l32 := max(len(f.t.k32)-f.a32.garbage, 0)
+	f.t.k16, f.t.v16 = make([]uint16, 0, l16+l16/8+64), make([]uint32, 0, l16+l16/8+64)
+	f.t.k64, f.t.v64 = make([]uint64, 0, l64+l64/8+64), make([]uint32, 0, l64+l64/8+64)
+	f.t.k32, f.t.v32 = make([]uint32, 0, l32+l32/8), make([]uint32, 0, l32+l32/8)
+	f.a16.garbage, f.a64.garbage, f.a32.garbage = 0, 0, 0
+	for _, rc := range f.chunks {
+		for _, r2 := range rc.kids {
+			for _, r3 := range r2.kids {
+				f.build3(sc, r3)
+			}
+			f.build2(sc, r2)
+		}
+	}
+	f.d.defs = f.d.defaults(f.d.defs)
+	for s := 0; s < 1<<16; s++ {
+		f.buildSlot(sc, uint16(s), f.d.defs[s])
+	}
+	f.a16.garbage, f.a64.garbage, f.a32.garbage = 0, 0, 0
+}

@@ -1,0 +1,309 @@
+package fib
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+)
+
+// MaxFIBs is the largest number of FIBs New accepts.
+const MaxFIBs = 65536
+
+// Config sets up a FIBs instance.
+type Config struct {
+	// FIBs is the number of FIBs (net.fibs); 0 means 1.
+	FIBs int
+}
+
+// Errors of Apply and AddNextHop; they are wrapped with the offending change.
+var (
+	ErrBadPrefix = errors.New("invalid prefix")
+	ErrHostBits  = errors.New("host bits set in prefix (use the network address, e.g. 10.0.0.0/8)")
+	ErrFIB       = errors.New("FIB number out of range (see net.fibs)")
+	ErrNextHop   = errors.New("unknown next hop (add it with AddNextHop first)")
+	ErrBadOp     = errors.New("unknown operation")
+	ErrBadNH     = errors.New("invalid next hop")
+)
+
+// Op is what a Change does.
+type Op uint8
+
+const (
+	// OpAdd adds a route, or replaces the next hop of an existing one.
+	OpAdd Op = iota + 1
+	// OpDelete deletes a route; deleting a missing route is a no-op.
+	OpDelete
+)
+
+// Change is one route change of a batch.
+type Change struct {
+	Op      Op
+	FIB     uint32 // ignored when Connected
+	Prefix  netip.Prefix
+	NextHop uint32 // OpAdd only
+	// Connected applies the change to every FIB (routes from an address on
+	// a port). A connected route can still be deleted from one FIB with a
+	// plain OpDelete on that FIB.
+	Connected bool
+}
+
+// Route is one route, as enumerated by Routes or returned by RouteGet.
+type Route struct {
+	FIB     uint32
+	Prefix  netip.Prefix
+	NextHop uint32
+}
+
+// Snapshot is an immutable view of all FIBs and next hops. Workers load it
+// once per burst with FIBs.Load and may keep it for the burst; it is never
+// modified after publication.
+type Snapshot struct {
+	v4 []*tab4
+	v6 []*tab6
+	nh []NextHop
+}
+
+// FIBs owns the routing tables of one stack. All methods but Load must be
+// called from the single control goroutine; Load and the Snapshot methods
+// may be called from any goroutine at any time.
+type FIBs struct {
+	cur    atomic.Pointer[Snapshot]
+	nfib   int
+	zero   *dirPage
+	empty4 *tab4
+	empty6 *tab6
+	f4     []*fam4 // nil until the FIB gets its first IPv4 route
+	f6     []*fam6
+	nhs    []NextHop
+	sc     scratch
+}
+
+// New returns FIBs with cfg.FIBs empty FIBs and next hop NoRoute.
+// An empty FIB costs two pointers.
+func New(cfg Config) (*FIBs, error) {
+	n := cfg.FIBs
+	if n == 0 {
+		n = 1
+	}
+	if n < 0 || n > MaxFIBs {
+		return nil, fmt.Errorf("fib: %d FIBs: %w (1..%d)", cfg.FIBs, ErrFIB, MaxFIBs)
+	}
+	f := &FIBs{nfib: n, zero: new(dirPage), f4: make([]*fam4, n), f6: make([]*fam6, n)}
+	f.empty4 = &tab4{}
+	f.empty6 = &tab6{}
+	for i := range 256 {
+		f.empty4.top[i] = f.zero
+		f.empty6.top[i] = f.zero
+	}
+	f.nhs = []NextHop{{Kind: KindNone}}
+	s := &Snapshot{v4: make([]*tab4, n), v6: make([]*tab6, n), nh: f.nhs}
+	for i := range n {
+		s.v4[i] = f.empty4
+		s.v6[i] = f.empty6
+	}
+	f.cur.Store(s)
+	return f, nil
+}
+
+// Load returns the current snapshot. Workers call it once per burst.
+func (f *FIBs) Load() *Snapshot { return f.cur.Load() }
+
+// NumFIBs is the number of FIBs.
+func (f *FIBs) NumFIBs() int { return f.nfib }
+
+// AddNextHop registers a next hop and publishes it; it returns its id.
+// ECMP members must already exist and must not be groups themselves.
+func (f *FIBs) AddNextHop(nh NextHop) (uint32, error) {
+	switch nh.Kind {
+	case KindGateway:
+		if !nh.Addr.IsValid() {
+			return 0, fmt.Errorf("fib: gateway next hop without address: %w", ErrBadNH)
+		}
+	case KindLocal:
+		if !nh.Addr.IsValid() {
+			return 0, fmt.Errorf("fib: local next hop without address: %w", ErrBadNH)
+		}
+	case KindConnected, KindBlackhole, KindReject:
+	case KindECMP:
+		if len(nh.Members) == 0 {
+			return 0, fmt.Errorf("fib: ECMP group without members: %w", ErrBadNH)
+		}
+		for _, m := range nh.Members {
+			if m == NoRoute || int(m) >= len(f.nhs) || f.nhs[m].Kind == KindECMP {
+				return 0, fmt.Errorf("fib: ECMP member %d: %w (members must be existing non-group next hops)", m, ErrBadNH)
+			}
+		}
+		nh.Members = slices.Clone(nh.Members)
+	default:
+		return 0, fmt.Errorf("fib: next hop kind %v: %w", nh.Kind, ErrBadNH)
+	}
+	if len(f.nhs) >= MaxNextHops {
+		return 0, fmt.Errorf("fib: %w: %d next hops is the limit", ErrBadNH, MaxNextHops)
+	}
+	id := uint32(len(f.nhs))
+	f.nhs = append(f.nhs, nh)
+	s := *f.cur.Load()
+	s.nh = f.nhs
+	f.cur.Store(&s)
+	return id, nil
+}
+
+func (f *FIBs) validate(i int, c *Change) error {
+	bad := func(err error) error {
+		return fmt.Errorf("fib: change %d (op %d fib %d %v nexthop %d): %w", i, c.Op, c.FIB, c.Prefix, c.NextHop, err)
+	}
+	if c.Op != OpAdd && c.Op != OpDelete {
+		return bad(ErrBadOp)
+	}
+	if !c.Connected && int64(c.FIB) >= int64(f.nfib) {
+		return bad(ErrFIB)
+	}
+	p := c.Prefix
+	if !p.IsValid() || p.Addr().Zone() != "" {
+		return bad(ErrBadPrefix)
+	}
+	if p.Masked() != p {
+		return bad(ErrHostBits)
+	}
+	if c.Op == OpAdd && (c.NextHop == NoRoute || int64(c.NextHop) >= int64(len(f.nhs))) {
+		return bad(ErrNextHop)
+	}
+	return nil
+}
+
+// Apply validates the whole batch, then applies it and publishes one new
+// snapshot. If any change is invalid, nothing is applied and the error
+// names the first bad change. Changes apply in order (a later change to the
+// same prefix wins).
+func (f *FIBs) Apply(changes []Change) error {
+	for i := range changes {
+		if err := f.validate(i, &changes[i]); err != nil {
+			return err
+		}
+	}
+	t4 := make(map[int]struct{})
+	t6 := make(map[int]struct{})
+	for i := range changes {
+		c := &changes[i]
+		if c.Connected {
+			for fib := range f.nfib {
+				f.change(fib, c, t4, t6)
+			}
+			continue
+		}
+		f.change(int(c.FIB), c, t4, t6)
+	}
+	if len(t4) == 0 && len(t6) == 0 {
+		return nil
+	}
+	old := f.cur.Load()
+	s := &Snapshot{v4: old.v4, v6: old.v6, nh: f.nhs}
+	if len(t4) > 0 {
+		s.v4 = slices.Clone(old.v4)
+		for fib := range t4 {
+			s.v4[fib] = f.f4[fib].commit(&f.sc)
+		}
+	}
+	if len(t6) > 0 {
+		s.v6 = slices.Clone(old.v6)
+		for fib := range t6 {
+			s.v6[fib] = f.f6[fib].commit(&f.sc)
+		}
+	}
+	f.cur.Store(s)
+	return nil
+}
+
+func (f *FIBs) change(fib int, c *Change, t4, t6 map[int]struct{}) {
+	del := c.Op == OpDelete
+	a := c.Prefix.Addr()
+	l := c.Prefix.Bits()
+	if a.Is4() {
+		fm := f.f4[fib]
+		if fm == nil {
+			if del {
+				return
+			}
+			fm = newFam4(f.zero)
+			f.f4[fib] = fm
+		}
+		b := a.As4()
+		if fm.change(binary.BigEndian.Uint32(b[:]), l, c.NextHop, del) {
+			t4[fib] = struct{}{}
+		}
+		return
+	}
+	fm := f.f6[fib]
+	if fm == nil {
+		if del {
+			return
+		}
+		fm = newFam6(f.zero)
+		f.f6[fib] = fm
+	}
+	b := a.As16()
+	if fm.change(binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), l, c.NextHop, del) {
+		t6[fib] = struct{}{}
+	}
+}
+
+// Lookup4 returns the next-hop id of the longest prefix in FIB fib matching
+// the IPv4 address dst (host order, e.g. binary.BigEndian.Uint32 of the
+// header field), or NoRoute. fib must be < NumFIBs (it panics otherwise,
+// like an index out of range: the caller checks the FIB number once when
+// configuring the port or socket).
+func (s *Snapshot) Lookup4(fib uint32, dst uint32) uint32 {
+	return s.v4[fib].lookup(dst)
+}
+
+// Lookup4Batch looks dst[i] up in FIB fib and stores the next-hop id in
+// out[i]. len(out) must be >= len(dst). It does not allocate.
+func (s *Snapshot) Lookup4Batch(fib uint32, dst []uint32, out []uint32) {
+	_ = out[:len(dst)]
+	s.v4[fib].lookupBatch(dst, out)
+}
+
+// Lookup6 returns the next-hop id of the longest prefix in FIB fib matching
+// the IPv6 address dst (network order), or NoRoute.
+func (s *Snapshot) Lookup6(fib uint32, dst *[16]byte) uint32 {
+	return s.v6[fib].lookup(binary.BigEndian.Uint64(dst[:8]), binary.BigEndian.Uint64(dst[8:]))
+}
+
+// Lookup6Batch looks dst[i] up in FIB fib and stores the next-hop id in
+// out[i]. len(out) must be >= len(dst). It does not allocate.
+func (s *Snapshot) Lookup6Batch(fib uint32, dst [][16]byte, out []uint32) {
+	_ = out[:len(dst)]
+	s.v6[fib].lookupBatch(dst, out)
+}
+
+// NextHop returns the next hop with id id. The pointer is into the
+// immutable snapshot: do not modify it.
+func (s *Snapshot) NextHop(id uint32) *NextHop { return &s.nh[id] }
+
+// Select resolves an ECMP group to the member chosen by the packet's flow
+// hash; any other id is returned unchanged.
+func (s *Snapshot) Select(id uint32, hash uint32) uint32 {
+	nh := &s.nh[id]
+	if nh.Kind != KindECMP {
+		return id
+	}
+	m := nh.Members
+	return m[uint64(hash)*uint64(len(m))>>32]
+}
+
+// SelectBatch applies Select to ids[i] with hash[i], in place.
+// len(hash) must be >= len(ids).
+func (s *Snapshot) SelectBatch(ids []uint32, hash []uint32) {
+	_ = hash[:len(ids)]
+	for i, id := range ids {
+		ids[i] = s.Select(id, hash[i])
+	}
+}
+
+// MemStats reports the bytes of the lookup structures of FIB fib.
+func (s *Snapshot) MemStats(fib uint32) (v4, v6 int) {
+	return s.v4[fib].bytes(), s.v6[fib].bytes()
+}

@@ -1,0 +1,233 @@
+package fib
+
+import (
+	"bufio"
+	"compress/gzip"
+	"encoding/binary"
+	"hash/maphash"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// dataDir finds ../shared/data relative to the repository root (walking up
+// from the package directory to go.mod). A worktree may sit deeper than the
+// main checkout, so the directories above the root are tried as well.
+func dataDir(tb testing.TB) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	root := ""
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && root == "" {
+			root = dir
+		}
+		if root != "" {
+			if st, err := os.Stat(filepath.Join(dir, "..", "shared", "data")); err == nil && st.IsDir() {
+				return filepath.Join(dir, "..", "shared", "data")
+			}
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			tb.Skip("no ../shared/data above the repository root")
+		}
+		dir = up
+	}
+}
+
+var fullOnce struct {
+	sync.Once
+	v4, v6 []netip.Prefix
+	err    error
+}
+
+// fullTable returns the prefixes of fulltable-2024 (read once per process).
+func fullTable(tb testing.TB) (v4, v6 []netip.Prefix) {
+	path := filepath.Join(dataDir(tb), "fulltable-2024.txt.gz")
+	if _, err := os.Stat(path); err != nil {
+		tb.Skipf("full table not available: %v", err)
+	}
+	fullOnce.Do(func() {
+		f, err := os.Open(path)
+		if err != nil {
+			fullOnce.err = err
+			return
+		}
+		defer f.Close()
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			fullOnce.err = err
+			return
+		}
+		sc := bufio.NewScanner(z)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(line)
+			if err != nil {
+				fullOnce.err = err
+				return
+			}
+			if p.Addr().Is4() {
+				fullOnce.v4 = append(fullOnce.v4, p)
+			} else {
+				fullOnce.v6 = append(fullOnce.v6, p)
+			}
+		}
+		fullOnce.err = sc.Err()
+	})
+	if fullOnce.err != nil {
+		tb.Fatalf("reading %s: %v", path, fullOnce.err)
+	}
+	return fullOnce.v4, fullOnce.v6
+}
+
+var nhSeed = maphash.MakeSeed()
+
+// nhOf derives the next hop of a prefix from its hash: ids 1..64.
+func nhOf(p netip.Prefix) uint32 {
+	return uint32(maphash.Comparable(nhSeed, p)%64) + 1
+}
+
+// newWithNH returns FIBs with n FIBs and 64 gateway next hops (ids 1..64).
+func newWithNH(tb testing.TB, n int) *FIBs {
+	f, err := New(Config{FIBs: n})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := range 64 {
+		id, err := f.AddNextHop(NextHop{Kind: KindGateway, Port: uint32(i % 4), Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(i + 1)})})
+		if err != nil || id != uint32(i+1) {
+			tb.Fatalf("AddNextHop: %d %v", id, err)
+		}
+	}
+	return f
+}
+
+func adds(fib uint32, ps []netip.Prefix) []Change {
+	cs := make([]Change, len(ps))
+	for i, p := range ps {
+		cs[i] = Change{Op: OpAdd, FIB: fib, Prefix: p, NextHop: nhOf(p)}
+	}
+	return cs
+}
+
+// ref is the naive reference: a map per FIB, longest match by trying every
+// length from the longest down.
+type ref struct{ m []map[netip.Prefix]uint32 }
+
+func newRef(n int) *ref {
+	r := &ref{m: make([]map[netip.Prefix]uint32, n)}
+	for i := range r.m {
+		r.m[i] = make(map[netip.Prefix]uint32)
+	}
+	return r
+}
+
+func (r *ref) apply(cs []Change) {
+	for _, c := range cs {
+		fibs := []uint32{c.FIB}
+		if c.Connected {
+			fibs = fibs[:0]
+			for i := range r.m {
+				fibs = append(fibs, uint32(i))
+			}
+		}
+		for _, fib := range fibs {
+			if c.Op == OpAdd {
+				r.m[fib][c.Prefix] = c.NextHop
+			} else {
+				delete(r.m[fib], c.Prefix)
+			}
+		}
+	}
+}
+
+func (r *ref) lookup(fib uint32, a netip.Addr) (netip.Prefix, uint32) {
+	m := r.m[fib]
+	for l := a.BitLen(); l >= 0; l-- {
+		p, _ := a.Prefix(l)
+		if nh, ok := m[p]; ok {
+			return p, nh
+		}
+	}
+	return netip.Prefix{}, NoRoute
+}
+
+// randIn returns a random address inside p.
+func randIn(rng *rand.Rand, p netip.Prefix) netip.Addr {
+	b := p.Addr().As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	rh, rl := rng.Uint64(), rng.Uint64()
+	if bits < 64 {
+		hi |= rh & (^uint64(0) >> bits)
+		lo = rl
+	} else if bits < 128 {
+		lo |= rl & (^uint64(0) >> (bits - 64))
+	}
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		a = a.Unmap()
+	}
+	return a
+}
+
+// lastIn returns the last address of p.
+func lastIn(p netip.Prefix) netip.Addr {
+	b := p.Addr().As16()
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	for i := bits; i < 128; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a := netip.AddrFrom16(b)
+	if p.Addr().Is4() {
+		a = a.Unmap()
+	}
+	return a
+}
+
+func u32(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// lookup looks a up with the single-address path.
+func lookup(s *Snapshot, fib uint32, a netip.Addr) uint32 {
+	if a.Is4() {
+		return s.Lookup4(fib, u32(a))
+	}
+	b := a.As16()
+	return s.Lookup6(fib, &b)
+}
+
+// randPrefix returns a random prefix of the family, biased to short
+// lengths and a small address space so that prefixes nest and overlap.
+func randPrefix(rng *rand.Rand, v6 bool) netip.Prefix {
+	if !v6 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], rng.Uint32()&0xc0ff00ff|0x0a000000)
+		p, _ := netip.AddrFrom4(b).Prefix(rng.IntN(33))
+		return p
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], rng.Uint64()&0xc000ff00ff00ff0f|0x2001000000000000)
+	binary.BigEndian.PutUint64(b[8:], rng.Uint64()&0xff000000ff0000ff)
+	p, _ := netip.AddrFrom16(b).Prefix(rng.IntN(129))
+	return p
+}

@@ -1,0 +1,260 @@
+package fib
+
+import "encoding/binary"
+
+// Lookup structure (read side). See docs/fib.md for the design.
+//
+// Level 0 is a direct table on the top 16 bits of the address, split in 256
+// pages of 256 entries so that a change copies one 2 KiB page, not 512 KiB.
+// A dir entry is either a next-hop id (chunkFlag clear) or the position of a
+// range table in an arena (chunkFlag set: start in bits 0-31, count in bits
+// 32-62).
+//
+// IPv4 has one range level (bits 16-31, uint16 keys), leaf-pushed: its
+// values are final next-hop ids. IPv6 has three: L1 bits 16-31 (uint16 keys,
+// leaf-pushed), L2 bits 32-95 (uint64 keys), L3 bits 96-127 (uint32 keys). A
+// value with refFlag set refers to a header (start, count, inherited
+// default) of a deeper table; in L2 and L3 the value 0 means "no prefix of
+// this level covers the address": use the inherited default.
+//
+// Arenas (k16, v16, ...) only grow while a table lives: a rebuilt range table
+// is appended past the end, so every published snapshot only reads indexes
+// below its own lengths, which the writer never writes again. Garbage is
+// reclaimed by rebuilding the family's table into fresh arenas.
+
+const (
+	chunkFlag = 1 << 63
+	refFlag   = 1 << 31
+)
+
+type dirPage [256]uint64
+
+type hdr struct {
+	start, count uint32
+	def          uint32 // inherited default; 0: inherit from the level above
+}
+
+type hdrPage [256]hdr
+
+func chunkEnt(start, count int) uint64 {
+	return chunkFlag | uint64(count)<<32 | uint64(uint32(start))
+}
+
+// tab4 is the immutable IPv4 lookup structure of one FIB.
+type tab4 struct {
+	top [256]*dirPage
+	k16 []uint16
+	v16 []uint16 // index into nh
+	nh  []uint32 // next-hop ids of the range values
+}
+
+// tab6 is the immutable IPv6 lookup structure of one FIB.
+type tab6 struct {
+	top  [256]*dirPage
+	k16  []uint16
+	v16  []uint32
+	k64  []uint64
+	v64  []uint32
+	k32  []uint32
+	v32  []uint32
+	hdrs []*hdrPage
+}
+
+func (t *tab4) lookup(a uint32) uint32 {
+	e := t.top[a>>24][(a>>16)&255]
+	if e&chunkFlag == 0 {
+		return uint32(e)
+	}
+	return t.chunk(e, a)
+}
+
+func (t *tab4) chunk(e uint64, a uint32) uint32 {
+	return t.nh[t.v16[find16(t.k16, e, uint16(a))]]
+}
+
+// find16 returns the position of the range of k in the uint16 range table
+// of dir entry e: it searches the summary, then one block.
+func find16(keys []uint16, e uint64, k uint16) uint32 {
+	s := uint32(e)
+	n := uint32(e>>32) & 0x7fffffff
+	if n > blockLen {
+		m := (n + blockLen - 1) / blockLen
+		j := uint32(search(keys[s+n:s+n+m], k))
+		s += j * blockLen
+		n = min(blockLen, n-j*blockLen)
+	}
+	return s + uint32(search(keys[s:s+n], k))
+}
+
+// lookupBatch resolves dst into out in stages over blocks of up to 64
+// addresses so that the memory accesses of different addresses overlap
+// (Go has no prefetch): stage 1 reads the direct table for the whole block,
+// stage 2 searches the summaries in lockstep, one step for every address
+// per round (branch-free: a finished search steps by 0), stage 3 searches
+// the blocks the same way, stage 4 reads the values.
+func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
+	if len(t.k16) == 0 {
+		for i, a := range dst {
+			out[i] = uint32(t.top[a>>24][(a>>16)&255])
+		}
+		return
+	}
+	var (
+		base [64]uint32 // start of the range table
+		cnt  [64]uint32 // its number of ranges
+		pos  [64]uint32 // search position
+		left [64]uint32 // search width
+		leaf [64]bool
+	)
+	k16, v16, nh := t.k16, t.v16, t.nh
+	for len(dst) > 0 {
+		n := min(len(dst), len(pos))
+		d := dst[:n]
+		o := out[:n]
+		var maxm uint32
+		for i, a := range d {
+			e := t.top[a>>24][(a>>16)&255]
+			leaf[i] = e&chunkFlag == 0
+			s, c := uint32(e), uint32(e>>32)&0x7fffffff
+			if leaf[i] {
+				o[i] = uint32(e)
+				s, c = 0, 1
+			}
+			base[i], cnt[i] = s, c
+			if c > blockLen {
+				m := (c + blockLen - 1) / blockLen
+				pos[i], left[i] = s+c, m
+				maxm = max(maxm, m)
+			} else {
+				pos[i], left[i] = s, 1
+			}
+		}
+		for maxm > 1 {
+			for i := range d {
+				h := left[i] >> 1
+				p := pos[i] + h
+				if k16[p] <= uint16(d[i]) {
+					pos[i] = p
+				}
+				left[i] -= h
+			}
+			maxm -= maxm >> 1
+		}
+		maxb := uint32(1)
+		for i := range d {
+			s, c := base[i], cnt[i]
+			if c > blockLen {
+				j := pos[i] - (s + c)
+				s += j * blockLen
+				c = min(blockLen, c-j*blockLen)
+			}
+			pos[i], left[i] = s, c
+			maxb = max(maxb, c)
+		}
+		for maxb > 1 {
+			for i := range d {
+				h := left[i] >> 1
+				p := pos[i] + h
+				if k16[p] <= uint16(d[i]) {
+					pos[i] = p
+				}
+				left[i] -= h
+			}
+			maxb -= maxb >> 1
+		}
+		for i := range d {
+			if !leaf[i] {
+				o[i] = nh[v16[pos[i]]]
+			}
+		}
+		dst = dst[n:]
+		out = out[n:]
+	}
+}
+
+func (t *tab6) hdr(id uint32) *hdr {
+	return &t.hdrs[id>>8][id&255]
+}
+
+func (t *tab6) lookup(hi, lo uint64) uint32 {
+	e := t.top[hi>>56][(hi>>48)&255]
+	if e&chunkFlag == 0 {
+		return uint32(e)
+	}
+	return t.deep(e, hi, lo)
+}
+
+func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
+	v := t.v16[find16(t.k16, e, uint16(hi>>32))]
+	if v&refFlag == 0 {
+		return v
+	}
+	h := t.hdr(v &^ refFlag)
+	best := h.def
+	s, n := h.start, h.count
+	v = t.v64[s+uint32(search(t.k64[s:s+n], hi<<32|lo>>32))]
+	if v&refFlag == 0 {
+		if v == 0 {
+			return best
+		}
+		return v
+	}
+	h = t.hdr(v &^ refFlag)
+	if h.def != 0 {
+		best = h.def
+	}
+	s, n = h.start, h.count
+	v = t.v32[s+uint32(search(t.k32[s:s+n], uint32(lo)))]
+	if v == 0 {
+		return best
+	}
+	return v
+}
+
+func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
+	var ent [64]uint64
+	for len(dst) > 0 {
+		n := min(len(dst), len(ent))
+		d := dst[:n]
+		o := out[:n]
+		for i := range d {
+			hi := binary.BigEndian.Uint64(d[i][:8])
+			ent[i] = t.top[hi>>56][(hi>>48)&255]
+		}
+		for i := range d {
+			e := ent[i]
+			if e&chunkFlag == 0 {
+				o[i] = uint32(e)
+				continue
+			}
+			o[i] = t.deep(e, binary.BigEndian.Uint64(d[i][:8]), binary.BigEndian.Uint64(d[i][8:]))
+		}
+		dst = dst[n:]
+		out = out[n:]
+	}
+}
+
+func (t *tab4) bytes() int {
+	return 256*8 + countPages(&t.top)*256*8 + cap(t.k16)*2 + cap(t.v16)*2 + cap(t.nh)*4
+}
+
+func (t *tab6) bytes() int {
+	return 256*8 + countPages(&t.top)*256*8 + cap(t.k16)*2 + cap(t.v16)*4 +
+		cap(t.k64)*8 + cap(t.v64)*4 + cap(t.k32)*4 + cap(t.v32)*4 +
+		cap(t.hdrs)*8 + len(t.hdrs)*256*12
+}
+
+// countPages counts distinct dir pages (the shared empty page counts once).
+func countPages(top *[256]*dirPage) int {
+	n := 0
+	for i, p := range top {
+		dup := false
+		for j := 0; j < i && !dup; j++ {
+			dup = top[j] == p
+		}
+		if !dup {
+			n++
+		}
+	}
+	return n
+}

@@ -191,8 +191,8 @@ func closeAndCheck(t *testing.T, tp *topo, stop func(), ports []pmd.Port, pools 
 
 // echo runs a UDP echo server in y and checks count requests from x come
 // back, resending the missing ones until a deadline.
-func echo(t *testing.T, tp *topo, flows, count int) {
-	srv := udpIn(t, tp.y, "198.18.2.1:7")
+func echo(t *testing.T, tp *topo, flows, count int, round int) {
+	srv := udpIn(t, tp.y, fmt.Sprintf("198.18.2.1:%d", 7+round))
 	go func() {
 		buf := make([]byte, 2048)
 		for {
@@ -203,9 +203,9 @@ func echo(t *testing.T, tp *topo, flows, count int) {
 			srv.WriteToUDP(buf[:n], from)
 		}
 	}()
-	dst := &net.UDPAddr{IP: net.IPv4(198, 18, 2, 1), Port: 7}
+	dst := &net.UDPAddr{IP: net.IPv4(198, 18, 2, 1), Port: 7 + round}
 	for f := range flows {
-		c := udpIn(t, tp.x, fmt.Sprintf("198.18.1.1:%d", 30000+f))
+		c := udpIn(t, tp.x, fmt.Sprintf("198.18.1.1:%d", 30000+100*round+f))
 		got := map[string]bool{}
 		buf := make([]byte, 2048)
 		deadline := time.Now().Add(10 * time.Second)
@@ -275,7 +275,7 @@ func TestForwardSharedUmem(t *testing.T) {
 				t.Fatalf("link %+v", l)
 			}
 			stop := startForwarder(t, tp, a, b, pools, queues)
-			echo(t, tp, 4*queues, 50)
+			echo(t, tp, 4*queues, 50, 0)
 			sa, sb := sum(a.Stats()), sum(b.Stats())
 			t.Logf("A %+v\nB %+v", sa, sb)
 			if sa.Copies != 0 || sb.Copies != 0 || sa.RxPackets < 50 || sb.TxPackets < 50 || sa.RxErrors+sa.TxErrors+sb.RxErrors+sb.TxErrors != 0 {
@@ -302,7 +302,7 @@ func TestForwardTwoPools(t *testing.T) {
 	a := openPort(t, "A", 0, tp.r, tp.ra, pools, func(int) int { return 0 }, ",ring=512")
 	b := openPort(t, "B", 1, tp.r, tp.rb, pools, func(int) int { return 1 }, ",ring=512")
 	stop := startForwarder(t, tp, a, b, pools, 1)
-	echo(t, tp, 1, 50)
+	echo(t, tp, 1, 50, 0)
 	sa, sb := sum(a.Stats()), sum(b.Stats())
 	t.Logf("A %+v\nB %+v", sa, sb)
 	if sa.Copies < 50 || sb.Copies < 50 {
@@ -311,26 +311,55 @@ func TestForwardTwoPools(t *testing.T) {
 	closeAndCheck(t, tp, stop, []pmd.Port{a, b}, pools)
 }
 
-// TestLinkGone: the device disappears under a polling worker: no panic,
-// Link says not present, Close returns every mbuf.
-func TestLinkGone(t *testing.T) {
+// TestLinkGoneAndBack: the device goes down, then disappears under a
+// polling worker: no panic, Link follows, the port releases the buffers the
+// kernel held; the device is re-created (new ifindex, same name) and the
+// port comes back by itself and forwards again. Close returns every mbuf.
+func TestLinkGoneAndBack(t *testing.T) {
 	tp := newTopo(t, 1)
 	pool := newPool(t, 0, 2048)
 	pools := []*mbuf.Pool{pool}
 	a := openPort(t, "A", 0, tp.r, tp.ra, pools, nil, ",ring=512")
 	b := openPort(t, "B", 1, tp.r, tp.rb, pools, nil, ",ring=512")
 	stop := startForwarder(t, tp, a, b, pools, 1)
-	echo(t, tp, 1, 10)
+	echo(t, tp, 1, 10, 0)
+	inUse := pool.Stats().InUse
+
 	tp.n.In(tp.r, "ip", "link", "set", tp.rb, "down")
 	testnet.Eventually(t, 5*time.Second, "B down", func() bool { l := b.Link(); return !l.Up && l.Present })
+	testnet.Eventually(t, 5*time.Second, "B's buffers released", func() bool { return pool.Stats().InUse <= inUse-500 })
+	tp.n.In(tp.r, "ip", "link", "set", tp.rb, "up")
+	testnet.Eventually(t, 5*time.Second, "B up again", func() bool { return b.Link().Up })
+	echo(t, tp, 1, 10, 1)
+
+	oldIf := b.Info().IfIndex
 	tp.n.In(tp.r, "ip", "link", "del", tp.rb)
 	testnet.Eventually(t, 5*time.Second, "B gone", func() bool { return !b.Link().Present })
-	// Traffic into A keeps being forwarded towards the dead B.
+	// Traffic into A keeps being forwarded towards the absent B: TxBurst
+	// takes nothing and the forwarder frees.
 	c := udpIn(t, tp.x, "198.18.1.1:40000")
+	rx0 := sum(a.Stats()).RxPackets
 	for range 50 {
 		c.WriteToUDP([]byte("into the void"), &net.UDPAddr{IP: net.IPv4(198, 18, 2, 1), Port: 7})
 	}
-	testnet.Eventually(t, 5*time.Second, "A keeps receiving", func() bool { return sum(a.Stats()).RxPackets >= 60 })
+	testnet.Eventually(t, 5*time.Second, "A keeps receiving", func() bool { return sum(a.Stats()).RxPackets >= rx0+50 })
+
+	// Re-create B's interface with the same name and MACs.
+	tp.n.Veth(tp.r, tp.rb, tp.y, tp.yb)
+	tp.n.In(tp.r, "ip", "link", "set", tp.rb, "down")
+	tp.n.In(tp.r, "ip", "link", "set", tp.rb, "address", tp.macRB.String())
+	tp.n.In(tp.r, "ip", "link", "set", tp.rb, "up")
+	tp.n.In(tp.y, "ip", "link", "set", tp.yb, "down")
+	tp.n.In(tp.y, "ip", "link", "set", tp.yb, "address", tp.macYB.String())
+	tp.n.In(tp.y, "ip", "link", "set", tp.yb, "up")
+	tp.n.In(tp.y, "ip", "addr", "add", "198.18.2.1/24", "dev", tp.yb)
+	tp.n.In(tp.y, "ip", "route", "add", "198.18.1.0/24", "via", "198.18.2.2")
+	tp.n.In(tp.y, "ip", "neigh", "replace", "198.18.2.2", "lladdr", tp.macRB.String(), "dev", tp.yb, "nud", "permanent")
+	testnet.Eventually(t, 5*time.Second, "B back", func() bool { return b.Link().Up })
+	if b.Info().IfIndex == oldIf {
+		t.Errorf("ifindex %d did not change", oldIf)
+	}
+	echo(t, tp, 1, 10, 2)
 	t.Logf("A %+v\nB %+v", sum(a.Stats()), sum(b.Stats()))
 	closeAndCheck(t, tp, stop, []pmd.Port{a, b}, pools)
 }

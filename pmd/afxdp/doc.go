@@ -38,8 +38,11 @@
 //
 // # Link state
 //
-// Link reads the interface via netlink; a deleted interface shows as not
-// Present (the sockets report ENXIO, counted in Rx/TxErrors). The port does
-// not rebind by itself when an interface of the same name comes back: close
-// it and open it again (the control plane's job; see docs/afxdp.md).
+// The port follows its interface by name through pmd/linkmon: when it goes
+// down or disappears, the sockets are unpublished (the poller's RxBurst and
+// TxBurst then return 0), closed, and every mbuf the kernel held goes back
+// to the pool; when it is up again (re-created: new ifindex), the program
+// and sockets are attached anew. Link reports the last reconciled state. The
+// poller and the control side meet through one atomic pointer and a busy
+// flag per queue (as in pmd/afpacket).
 package afxdp

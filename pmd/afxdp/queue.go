@@ -1,63 +1,134 @@
 package afxdp
 
 import (
-	"errors"
-	"fmt"
 	"math/bits"
+	"sync/atomic"
 
 	"github.com/fwdd/fwdd/internal/xsk"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
-	"golang.org/x/sys/unix"
 )
 
-// queue is one RX/TX queue pair: its socket, the pool (UMEM) it uses, a
-// per-queue mbuf cache, scratch arrays and the set of mbufs the kernel holds.
-// Only the queue's poller touches it (pmd contract), so nothing here is
-// shared: counters are single-writer.
+// qsock is one attachment of a queue: its socket and the set of mbufs the
+// kernel holds through it. Published to the poller by queue.cur.
+type qsock struct {
+	s *xsk.Socket
+	// inKernel has bit i set while mbuf i of the pool is owned by the kernel
+	// (on the fill ring, in the driver, on the TX ring until completed).
+	// Releasing the socket gives exactly those back; a descriptor the kernel
+	// should not have returned is counted (Rx/TxErrors), never freed twice.
+	inKernel []uint64
+}
+
+func (st *qsock) mark(i uint32) { st.inKernel[i>>6] |= 1 << (i & 63) }
+
+func (st *qsock) unmark(i uint32) bool {
+	w, b := &st.inKernel[i>>6], uint64(1)<<(i&63)
+	had := *w&b != 0
+	*w &^= b
+	return had
+}
+
+// queue is one RX/TX queue pair. cur and busy are shared between the poller
+// and the control side (attach/detach); everything after the padding is the
+// poller's alone (the pmd contract: one poller per queue), except at attach
+// and release, which run while cur is nil and the poller is out of its burst.
 type queue struct {
-	s      *xsk.Socket
+	cur  atomic.Pointer[qsock]
+	busy atomic.Uint32
+	_    [52]byte
+
+	umem   *xsk.Umem
 	pool   *mbuf.Pool
 	cache  *mbuf.Cache
 	c      *pmd.QueueCounters
 	pools  []*mbuf.Pool
 	portID uint16
 	qid    uint16
-	fillLo int // refill when the fill ring has more than this many free slots
-
-	// inKernel has bit i set while mbuf i of pool is owned by the kernel
-	// (on the fill ring, in the driver, or on the TX ring until completed).
-	// It lets Close give every one of them back, and catches a descriptor
-	// the kernel should not have returned (counted in RxErrors).
-	inKernel []uint64
 
 	descs  [Burst]xsk.Desc
 	addrs  [Burst]uint64
 	ms     [Burst]*mbuf.Mbuf
+	sent   [Burst]*mbuf.Mbuf // what went on the TX ring (original or copy)
 	copied [Burst]*mbuf.Mbuf // originals of packets copied into our pool
 	copyAt [Burst]int        // their index in the burst
-	sent   [Burst]*mbuf.Mbuf // what went on the TX ring (original or copy)
 }
 
-func (q *queue) init(s *xsk.Socket, pool *mbuf.Pool, c *pmd.QueueCounters, port, qid uint16, pools []*mbuf.Pool) {
-	q.s, q.pool, q.c, q.portID, q.qid, q.pools = s, pool, c, port, qid, pools
+func (q *queue) init(u *xsk.Umem, pool *mbuf.Pool, c *pmd.QueueCounters, port, qid uint16, pools []*mbuf.Pool) {
+	q.umem, q.pool, q.c, q.portID, q.qid, q.pools = u, pool, c, port, qid, pools
 	q.cache = pool.NewCache()
-	q.inKernel = make([]uint64, (pool.Count()+63)/64)
-	q.fillLo = Burst
 }
 
-func (q *queue) mark(i uint32) { q.inKernel[i>>6] |= 1 << (i & 63) }
-func (q *queue) unmark(i uint32) bool {
-	w, b := &q.inKernel[i>>6], uint64(1)<<(i&63)
-	had := *w&b != 0
-	*w &^= b
-	return had
+// prime fills a new socket's fill ring from the pool's shared ring (control
+// side: the poller's cache is not ours to use).
+func (q *queue) prime(st *qsock) {
+	ms := make([]*mbuf.Mbuf, Burst)
+	addrs := make([]uint64, Burst)
+	for st.s.FillFree() >= Burst {
+		n := q.pool.Alloc(ms)
+		for i, m := range ms[:n] {
+			addrs[i] = q.pool.Addr(m)
+			st.mark(m.Index())
+		}
+		k := st.s.Fill(addrs[:n])
+		for _, m := range ms[k:n] {
+			st.unmark(m.Index())
+		}
+		if k < n {
+			q.pool.Free(ms[k:n])
+		}
+		if n < Burst || k < n {
+			return
+		}
+	}
+}
+
+// release closes st's socket and gives every mbuf the kernel held back to
+// the pool's shared ring (control side).
+func (q *queue) release(st *qsock) {
+	if err := st.s.Close(); err != nil {
+		q.c.TxErrors.Add(1)
+	}
+	var one [1]*mbuf.Mbuf
+	for w, set := range st.inKernel {
+		for set != 0 {
+			b := set & -set
+			set &^= b
+			one[0] = q.pool.ByIndex(uint32(w*64 + bits.TrailingZeros64(b)))
+			q.pool.Free(one[:])
+		}
+		st.inKernel[w] = 0
+	}
+}
+
+func (q *queue) rxBurst(ms []*mbuf.Mbuf) int {
+	q.busy.Store(1)
+	st := q.cur.Load()
+	if st == nil {
+		q.busy.Store(0)
+		return 0
+	}
+	n := q.rx(st, ms)
+	q.busy.Store(0)
+	return n
+}
+
+func (q *queue) txBurst(ms []*mbuf.Mbuf) int {
+	q.busy.Store(1)
+	st := q.cur.Load()
+	if st == nil {
+		q.busy.Store(0)
+		return 0
+	}
+	n := q.tx(st, ms)
+	q.busy.Store(0)
+	return n
 }
 
 // refill gives the kernel fresh mbufs for receiving, a burst at a time,
 // while the fill ring has room.
-func (q *queue) refill() {
-	for q.s.FillFree() >= q.fillLo {
+func (q *queue) refill(st *qsock) {
+	for st.s.FillFree() >= Burst {
 		n := q.cache.Alloc(q.ms[:])
 		if n == 0 {
 			// Pool exhausted: the fill ring runs dry and the kernel counts
@@ -66,12 +137,12 @@ func (q *queue) refill() {
 		}
 		for i, m := range q.ms[:n] {
 			q.addrs[i] = q.pool.Addr(m)
-			q.mark(m.Index())
+			st.mark(m.Index())
 		}
-		k := q.s.Fill(q.addrs[:n])
+		k := st.s.Fill(q.addrs[:n])
 		if k < n {
 			for _, m := range q.ms[k:n] {
-				q.unmark(m.Index())
+				st.unmark(m.Index())
 			}
 			q.cache.Free(q.ms[k:n])
 			return
@@ -79,17 +150,14 @@ func (q *queue) refill() {
 	}
 }
 
-func (q *queue) rxBurst(ms []*mbuf.Mbuf) int {
-	if q.s == nil {
-		return 0
-	}
+func (q *queue) rx(st *qsock, ms []*mbuf.Mbuf) int {
 	want := min(len(ms), Burst)
-	n := q.s.Receive(q.descs[:want])
+	n := st.s.Receive(q.descs[:want])
 	var bytes uint64
 	k := 0
 	for _, d := range q.descs[:n] {
 		m := q.pool.ByAddr(d.Addr)
-		if m == nil || !q.unmark(m.Index()) {
+		if m == nil || !st.unmark(m.Index()) {
 			q.c.RxErrors.Add(1)
 			continue
 		}
@@ -108,33 +176,34 @@ func (q *queue) rxBurst(ms []*mbuf.Mbuf) int {
 		q.c.RxPackets.Add(uint64(k))
 		q.c.RxBytes.Add(bytes)
 	}
-	q.refill()
-	if err := q.s.WakeupRx(); err != nil {
+	q.refill(st)
+	if err := st.s.WakeupRx(); err != nil {
 		q.c.RxErrors.Add(1)
 	}
 	if n == 0 {
-		q.complete() // idle: collect TX completions too
+		q.complete(st) // idle: collect TX completions too
 	}
 	return k
 }
 
 func (q *queue) freeOne(m *mbuf.Mbuf) {
-	q.copied[0] = m
-	q.cache.Free(q.copied[:1])
+	var one [1]*mbuf.Mbuf
+	one[0] = m
+	q.cache.Free(one[:])
 }
 
 // complete takes transmitted frames back from the completion ring and frees
 // their mbufs to the queue's cache.
-func (q *queue) complete() {
+func (q *queue) complete(st *qsock) {
 	for {
-		n := q.s.Complete(q.addrs[:])
+		n := st.s.Complete(q.addrs[:])
 		if n == 0 {
 			return
 		}
 		k := 0
 		for _, a := range q.addrs[:n] {
 			m := q.pool.ByAddr(a)
-			if m == nil || !q.unmark(m.Index()) {
+			if m == nil || !st.unmark(m.Index()) {
 				q.c.TxErrors.Add(1)
 				continue
 			}
@@ -148,12 +217,9 @@ func (q *queue) complete() {
 	}
 }
 
-func (q *queue) txBurst(ms []*mbuf.Mbuf) int {
-	if q.s == nil {
-		return 0
-	}
-	q.complete()
-	n := min(len(ms), Burst, q.s.TxFree())
+func (q *queue) tx(st *qsock, ms []*mbuf.Mbuf) int {
+	q.complete(st)
+	n := min(len(ms), Burst, st.s.TxFree())
 	var bytes uint64
 	nc := 0 // packets copied from another pool's memory
 	i := 0
@@ -179,15 +245,15 @@ func (q *queue) txBurst(ms []*mbuf.Mbuf) int {
 		}
 		q.sent[i] = m
 		q.descs[i] = xsk.Desc{Addr: q.pool.DataAddr(m), Len: uint32(m.Len())}
-		q.mark(m.Index())
+		st.mark(m.Index())
 		bytes += uint64(m.Len())
 	}
 	// k == i: i is bounded by TxFree and we are the ring's only producer.
 	// Should the kernel disagree, the caller keeps ms[k:] and our copies of
 	// them go back to our cache.
-	k := q.s.Transmit(q.descs[:i])
+	k := st.s.Transmit(q.descs[:i])
 	for j := k; j < i; j++ {
-		q.unmark(q.sent[j].Index())
+		st.unmark(q.sent[j].Index())
 		bytes -= uint64(q.sent[j].Len())
 		if q.sent[j] != ms[j] {
 			q.freeOne(q.sent[j])
@@ -213,33 +279,8 @@ func (q *queue) txBurst(ms []*mbuf.Mbuf) int {
 		q.c.TxPackets.Add(uint64(k))
 		q.c.TxBytes.Add(bytes)
 	}
-	if err := q.s.FlushTx(); err != nil {
+	if err := st.s.FlushTx(); err != nil {
 		q.c.TxErrors.Add(1)
 	}
 	return k
-}
-
-// close unregisters nothing (the program is closed first), closes the
-// socket and frees every mbuf the kernel held.
-func (q *queue) close() error {
-	if q.s == nil {
-		return nil
-	}
-	err := q.s.Close()
-	q.s = nil
-	for w, set := range q.inKernel {
-		for set != 0 {
-			b := set & -set
-			set &^= b
-			i := uint32(w*64 + bits.TrailingZeros64(b))
-			q.ms[0] = q.pool.ByIndex(i)
-			q.cache.Free(q.ms[:1])
-		}
-		q.inKernel[w] = 0
-	}
-	q.cache.Flush()
-	if err != nil && !errors.Is(err, unix.EBADF) {
-		return fmt.Errorf("queue %d: %w", q.qid, err)
-	}
-	return nil
 }

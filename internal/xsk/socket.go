@@ -154,7 +154,11 @@ func (u *Umem) NewSocket(cfg SocketConfig) (*Socket, error) {
 	// work (xp_release_deferred), so a bind right after closing the previous
 	// socket of the queue may see EBUSY for a moment, longer on a loaded
 	// machine. Retry with a fresh socket for up to busyRetry.
+	//
+	// A shared bind through an anchor whose device was deleted fails with
+	// EBADF (the kernel unbound it): try the next open socket as anchor.
 	deadline := time.Now().Add(busyRetry)
+	next := 1
 	for {
 		fd, err := newXDPSocket()
 		if err != nil {
@@ -167,10 +171,15 @@ func (u *Umem) NewSocket(cfg SocketConfig) (*Socket, error) {
 			return s, nil
 		}
 		s.release()
-		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+		switch {
+		case anchor != nil && errors.Is(err, unix.EBADF) && next < len(u.live):
+			anchor = u.live[next]
+			next++
+		case errors.Is(err, unix.EBUSY) && time.Now().Before(deadline):
+			time.Sleep(5 * time.Millisecond)
+		default:
 			return nil, err
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -281,6 +290,8 @@ func bindHint(err error) string {
 		return "queue id out of range for the device? check its channel count"
 	case errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO):
 		return "no such interface: check the ifindex (see ip link)"
+	case errors.Is(err, unix.EBADF):
+		return "every socket sharing this UMEM lost its device: close them and open again"
 	case errors.Is(err, unix.EOPNOTSUPP):
 		return "the driver cannot do this mode, or shared UMEM across devices needs kernel >= 5.10"
 	}

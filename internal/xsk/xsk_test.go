@@ -437,3 +437,29 @@ func TestReopenQueue(t *testing.T) {
 	}
 	e.closeAndVerify()
 }
+
+// TestSharedAnchorGone: the Umem's first socket (the one later sockets
+// share through) loses its device; a new socket still joins the Umem,
+// through another open socket.
+func TestSharedAnchorGone(t *testing.T) {
+	e := newEnv(t)
+	ns := e.newNS("n")
+	v1 := e.newVeth("a", ns, 1, "198.18.1.1/24", "198.18.1.2")
+	v2 := e.newVeth("b", ns, 1, "198.18.2.1/24", "198.18.2.2")
+	v3 := e.newVeth("c", ns, 1, "198.18.3.1/24", "198.18.3.2")
+	u := e.newUmem(256)
+	cfg := func(ifindex int) SocketConfig {
+		return SocketConfig{Ifindex: ifindex, FillSize: 64, CompletionSize: 64, RxSize: 64, TxSize: 64}
+	}
+	e.socket(u, cfg(v1.ifindex))
+	e.socket(u, cfg(v2.ifindex))
+	ipCmd(t, "link", "del", v1.local)
+	s3, err := u.NewSocket(cfg(v3.ifindex))
+	if err != nil {
+		t.Fatalf("join after the anchor's device went away: %v", err)
+	}
+	if err := s3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.closeAndVerify()
+}

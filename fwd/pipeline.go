@@ -283,7 +283,6 @@ func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState) bool {
 	// The fragments are new packets with m's next hop: send them on as
 	// generated packets would be, without another TTL decrement.
 	for _, f := range p.frags[1:n] {
-		f.Flags |= mbuf.FlagIPv4
 		p.generated(f)
 	}
 	p.bc.v[Fragmented] += uint32(n)
@@ -297,7 +296,9 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 		// bytes are rewritten below, so only the front moves.
 		m.Adj(4)
 		m.L3Off -= 4
-		m.L4Off -= 4
+		if m.L4Off != 0 { // 0: no transport header (non-first fragment)
+			m.L4Off -= 4
+		}
 		m.Flags &^= mbuf.FlagVLAN
 	}
 	d := m.Data()

@@ -135,3 +135,16 @@ func (e Entry) String() string {
 	}
 	return s
 }
+
+// ParseMAC parses a unicast Ethernet address for `neigh add ... lladdr`.
+func ParseMAC(s string) ([6]byte, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return [6]byte{}, fmt.Errorf("%w: lladdr %q: want six hex bytes like 02:00:5e:10:00:01", ErrAddr, s)
+	}
+	mac := [6]byte(hw)
+	if isMulticastMAC(mac) || mac == [6]byte{} {
+		return [6]byte{}, fmt.Errorf("%w: lladdr %s is not a unicast MAC", ErrAddr, s)
+	}
+	return mac, nil
+}

@@ -29,6 +29,7 @@ const (
 	DropNoPort                  // frame or packet for a port the table does not know
 	DropNotOnLink               // sender address outside the port's prefixes: not learned
 	DropNotForUs                // request for an address that is not ours
+	DropBadTarget               // miss for a multicast, unspecified or own address
 	NumDrops
 )
 
@@ -40,7 +41,7 @@ var dropNames = [NumDrops]string{
 	DropTargetMulticast: "target_multicast", DropSourceMulticast: "source_multicast",
 	DropOption: "option", DropDADDest: "dad_dest", DropDADOption: "dad_option",
 	DropSolicitedMulticast: "solicited_multicast", DropSpoof: "spoof", DropNoPort: "no_port",
-	DropNotOnLink: "not_on_link", DropNotForUs: "not_for_us",
+	DropNotOnLink: "not_on_link", DropNotForUs: "not_for_us", DropBadTarget: "bad_target",
 }
 
 func (d Drop) String() string {

@@ -29,6 +29,18 @@
 //     never a line another worker writes. The control goroutine reads the
 //     marks every UseScanInterval, and when a STALE entry's GC timer fires.
 //
+// # Wiring it into a stack
+//
+// The stack implements Stack (Transmit, Free, Unreachable), gives a Pool
+// for requests, declares ports with SetPort (MAC and addresses with their
+// prefixes) and calls Poll from its control loop (when woken, and at
+// least every ~100 ms: timers have 1 s granularity). Workers reach the
+// control goroutine either through the table's own rings (Reader.Miss4,
+// Reader.Miss6, Reader.Input) or through the stack's punt ring, the control
+// goroutine then calling Table.Resolve(m, port, target) and Table.Input(m)
+// itself. Either way the frame starts at its Ethernet header and ownership
+// moves to the table.
+//
 // # State machine (both families)
 //
 //	miss            -> INCOMPLETE: broadcast ARP / multicast NS, every

@@ -108,7 +108,7 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
-	pool, err := mbuf.NewPool(mbuf.Config{Name: "test", Count: 4096, Checked: true})
+	pool, err := mbuf.NewPool(mbuf.Config{Name: "test", Count: 512, Checked: true})
 	if err != nil {
 		t.Fatal(err)
 	}

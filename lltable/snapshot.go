@@ -256,7 +256,8 @@ const (
 // Miss4 hands m, a routed packet whose IPv4 next hop target has no usable
 // entry on port, to the control goroutine. It takes ownership: if the miss
 // ring is full (or m has no 24 bytes of headroom for the target tag) m is
-// freed to the Reader's cache and counted. The frame must start with its
+// freed to the Reader's cache (so m must come from that cache's pool, as a
+// worker's received mbufs do) and counted. The frame must start with its
 // Ethernet header; its TTL is expected to be decremented already.
 func (r *Reader) Miss4(m *mbuf.Mbuf, port uint16, target uint32) bool {
 	var a [16]byte

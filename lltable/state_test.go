@@ -2,7 +2,9 @@ package lltable
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"github.com/fwdd/fwdd/mbuf"
 	"net/netip"
 	"testing"
 	"time"
@@ -16,7 +18,7 @@ var families = []struct {
 // request describes a request frame we sent.
 type request struct {
 	ok      bool
-	unicast bool   // Ethernet destination is the peer's MAC
+	unicast bool // Ethernet destination is the peer's MAC
 	ethDst  [6]byte
 	ipDst   netip.Addr // NS only
 	src     netip.Addr
@@ -525,4 +527,157 @@ func TestList(t *testing.T) {
 	if s := l[0].String(); s == "" {
 		t.Fatal("empty String")
 	}
+}
+
+// Re-armed timers do not accumulate: the heap holds each entry at most once.
+func TestTimerHeapBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	e.into(peer4, StateReachable)
+	for i := 0; i < 10000; i++ {
+		e.in(arpFrame(ourMAC, peerMAC, arpOpReply, peerMAC, peer4, ourMAC, our4))
+	}
+	if n, _ := e.tab.Len(); len(e.tab.timers) > n {
+		t.Fatalf("%d timers for %d entries", len(e.tab.timers), n)
+	}
+	e.wantState(peer4, StateReachable)
+}
+
+// A flood of misses to unresolvable destinations: entries, held mbufs and
+// requests stay within their limits, everything refused is counted, and
+// once the flood stops everything is released.
+func TestFlood(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.MaxPerPort = 1000
+		c.MaxHeld = 200
+		c.RequestsPerSecond = 100
+	})
+	const n = 20000
+	for i := 0; i < n; i++ {
+		a := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		e.miss(a)
+		if i%1000 == 999 {
+			e.advance(100 * time.Millisecond)
+		}
+	}
+	entries, held := e.tab.Len()
+	if entries > 1000 || held > 200 {
+		t.Fatalf("%d entries, %d held", entries, held)
+	}
+	if got := e.pool.Stats().InUse; got != held {
+		t.Fatalf("%d mbufs in use, %d held", got, held)
+	}
+	if sent := len(e.stk.take()); sent > 100+2*100+1 {
+		t.Fatalf("%d requests in 2 s", sent)
+	}
+	c := e.tab.Counters()
+	if c.HoldRefused+c.RefusedPort+c.HoldDropped == 0 || c.RateLimited == 0 {
+		t.Fatalf("nothing refused: %+v", c)
+	}
+	e.advance(4 * time.Second)
+	e.advance(21 * time.Second)
+	if entries, held := e.tab.Len(); entries != 0 || held != 0 {
+		t.Fatalf("after the flood: %d entries, %d held", entries, held)
+	}
+	e.checkNoLeak()
+}
+
+// A packet that reaches the control goroutine for a STALE entry (the
+// snapshot was not yet republished) is sent and moves the entry to DELAY.
+func TestResolveOnStale(t *testing.T) {
+	e := newEnv(t, nil)
+	e.into(peer6, StateStale)
+	s := e.miss(peer6)
+	e.wantState(peer6, StateDelay)
+	if out := e.stk.take(); len(out) != 1 || seqOf(out[0].data) != s || [6]byte(out[0].data[0:6]) != peerMAC {
+		t.Fatal("packet not sent")
+	}
+}
+
+// A FAILED entry that hears from its neighbour comes back.
+func TestFailedRelearned(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.miss(fam.peer)
+			for i := 0; i < 3; i++ {
+				e.advance(time.Second)
+			}
+			e.wantState(fam.peer, StateFailed)
+			if fam.peer.Is4() {
+				e.in(arpFrame(broadcastMAC, peerMAC, arpOpRequest, peerMAC, peer4, [6]byte{}, our4))
+			} else {
+				e.in(nsFrame(peer6, peerMAC, our6, our6, &peerMAC))
+			}
+			e.wantState(fam.peer, StateStale)
+			e.tab.Poll()
+			if _, ok := e.rd.Lookup(e.tab.Snapshot(), fam.peer); !ok {
+				t.Fatal("not usable again")
+			}
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	pool, err := mbuf.NewPool(mbuf.Config{Count: 16, CacheSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	stk := &fakeStack{pool: pool}
+	for _, c := range []Config{
+		{Pool: pool},
+		{Stack: stk},
+		{Stack: stk, Pool: pool, HoldLen: 1000},
+		{Stack: stk, Pool: pool, RetransTimer: time.Millisecond},
+		{Stack: stk, Pool: pool, MissRing: 1000},
+		{Stack: stk, Pool: pool, MaxEntries: -1},
+	} {
+		if _, err := New(c); !errors.Is(err, ErrConfig) {
+			t.Errorf("New(%+v): %v", c, err)
+		}
+	}
+	if _, err := ParseMAC("01:00:5e:00:00:01"); err == nil {
+		t.Error("multicast lladdr accepted")
+	}
+	if m, err := ParseMAC("02:00:5e:10:00:01"); err != nil || m != [6]byte{2, 0, 0x5e, 0x10, 0, 1} {
+		t.Errorf("ParseMAC: %x %v", m, err)
+	}
+}
+
+// Changes that do not affect forwarding wait up to LazyPublish; changes to
+// usable entries are published at the end of the iteration.
+func TestLazyPublish(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.StaleTime = time.Minute; c.LazyPublish = time.Second })
+	e.into(peer4, StateStale)
+	e.advance(time.Minute - 10*time.Millisecond)
+	if err := e.tab.AddStatic(port1, netip.MustParseAddr("198.18.0.9"), peerMAC); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(time.Millisecond) // publishes the static entry at once
+	gen := e.tab.Snapshot().Gen()
+	if _, ok := e.tab.Snapshot().lookupAddr(port1, netip.MustParseAddr("198.18.0.9")); !ok {
+		t.Fatal("static entry not published")
+	}
+	e.advance(10 * time.Millisecond) // peer4 collected: lazy
+	e.wantState(peer4, 0)
+	if e.tab.Snapshot().Gen() != gen {
+		t.Fatal("lazy change published at once")
+	}
+	e.advance(time.Second)
+	if _, ok := e.tab.Snapshot().lookupAddr(port1, peer4); ok || e.tab.Snapshot().Gen() == gen {
+		t.Fatal("lazy change never published")
+	}
+}
+
+func TestResolveBadTarget(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, a := range []string{"198.18.0.1", "224.0.0.5", "255.255.255.255", "0.0.0.0", "ff02::1", "::", "2001:2::1"} {
+		e.tab.Resolve(e.packet(peer4), port1, netip.MustParseAddr(a))
+	}
+	e.tab.Resolve(e.packet(peer4), 42, peer4)
+	c := e.tab.Counters()
+	if n, _ := e.tab.Len(); n != 0 || c.Dropped[DropBadTarget] != 7 || c.Dropped[DropNoPort] != 1 || len(e.stk.take()) != 0 {
+		t.Fatalf("bad targets: %d entries, %v", n, c.Dropped)
+	}
+	e.checkNoLeak()
 }

@@ -118,6 +118,12 @@ type Config struct {
 	// UseScanInterval is how often the control goroutine reads the
 	// workers' use marks of STALE entries. Default 100 ms.
 	UseScanInterval time.Duration
+	// LazyPublish bounds how long changes that do not affect forwarding
+	// (an entry going STALE or leaving it, an unused STALE entry deleted)
+	// wait to be published, so that a table with many entries is not
+	// rebuilt at every control iteration. Changes to usable entries and
+	// MACs are published at the end of the iteration. Default 200 ms.
+	LazyPublish time.Duration
 
 	// MissRing and InputRing size the MPSC rings from the workers (a power
 	// of two). Default 1024 each.
@@ -163,6 +169,7 @@ func (c *Config) setDefaults() error {
 	defd(&c.StaleTime, 10*time.Minute)
 	defd(&c.FailedTime, 20*time.Second)
 	defd(&c.UseScanInterval, 100*time.Millisecond)
+	defd(&c.LazyPublish, 200*time.Millisecond)
 	if c.Clock == nil {
 		c.Clock = wallClock{}
 	}
@@ -185,7 +192,7 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("%w: solicit counts must be positive", ErrConfig)
 	case c.RequestsPerSecond < 1:
 		return fmt.Errorf("%w: RequestsPerSecond must be positive", ErrConfig)
-	case c.BaseReachableTime < time.Second || c.DelayFirstProbe <= 0 || c.StaleTime <= 0 || c.FailedTime <= 0 || c.UseScanInterval <= 0:
+	case c.BaseReachableTime < time.Second || c.DelayFirstProbe <= 0 || c.StaleTime <= 0 || c.FailedTime <= 0 || c.UseScanInterval <= 0 || c.LazyPublish < 0:
 		return fmt.Errorf("%w: timers must be positive (BaseReachableTime >= 1s)", ErrConfig)
 	}
 	return nil
@@ -206,7 +213,7 @@ type entry struct {
 	lastReq  time.Time
 	updated  time.Time
 	deadline time.Time
-	seq      uint32 // timer generation: heap items with another seq are stale
+	hidx     int    // index in the timer heap, -1 when not armed
 	staleGen uint64 // first snapshot generation showing the entry STALE
 	hold     []*mbuf.Mbuf
 	dead     bool
@@ -218,23 +225,46 @@ type portState struct {
 	n     int
 }
 
-type timer struct {
-	at  time.Time
-	e   *entry
-	seq uint32
-}
-
-type timerHeap []timer
+// timerHeap is a min-heap of entries by deadline; each entry is in it at
+// most once (entry.hidx), so its size is bounded by the entry count however
+// often timers are re-armed.
+type timerHeap []*entry
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h timerHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *timerHeap) Push(x any) {
+	e := x.(*entry)
+	e.hidx = len(*h)
+	*h = append(*h, e)
+}
 func (h *timerHeap) Pop() any {
 	old := *h
-	x := old[len(old)-1]
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	return x
+	e.hidx = -1
+	return e
+}
+
+// arm sets e's timer to fire at now+d; d <= 0 disarms it.
+func (t *Table) arm(e *entry, now time.Time, d time.Duration) {
+	if d <= 0 {
+		e.deadline = time.Time{}
+		if e.hidx >= 0 {
+			heap.Remove(&t.timers, e.hidx)
+		}
+		return
+	}
+	e.deadline = now.Add(d)
+	if e.hidx >= 0 {
+		heap.Fix(&t.timers, e.hidx)
+	} else {
+		heap.Push(&t.timers, e)
+	}
 }
 
 // Table is the neighbour table of one stack: every port's ARP and NDP
@@ -247,9 +277,11 @@ type Table struct {
 	cache *mbuf.Cache
 	rnd   *rand.Rand
 
-	snap  atomic.Pointer[Snapshot]
-	gen   uint64
-	dirty bool
+	snap    atomic.Pointer[Snapshot]
+	gen     uint64
+	dirty   bool // the usable set or a MAC changed: publish this iteration
+	lazy    bool // only STALE flags or STALE entries changed: publish within LazyPublish
+	lastPub time.Time
 
 	entries map[key]*entry
 	byID    []*entry
@@ -259,18 +291,18 @@ type Table struct {
 	timers  timerHeap
 	held    int
 
-	tokens     float64
-	tokensAt   time.Time
-	lastScan   time.Time
-	ctr        Counters
-	missRing   *ring.Ring[*mbuf.Mbuf]
-	inputRing  *ring.Ring[*mbuf.Mbuf]
-	readersMu  sync.Mutex
-	readers    []*Reader
-	scratch    []snapEntry
-	burst      [32]*mbuf.Mbuf
-	one        [1]*mbuf.Mbuf
-	txBuf      []*mbuf.Mbuf
+	tokens    float64
+	tokensAt  time.Time
+	lastScan  time.Time
+	ctr       Counters
+	missRing  *ring.Ring[*mbuf.Mbuf]
+	inputRing *ring.Ring[*mbuf.Mbuf]
+	readersMu sync.Mutex
+	readers   []*Reader
+	scratch   []snapEntry
+	burst     [32]*mbuf.Mbuf
+	one       [1]*mbuf.Mbuf
+	txBuf     []*mbuf.Mbuf
 }
 
 // New returns an empty table. It publishes an empty snapshot at once.
@@ -300,6 +332,7 @@ func New(cfg Config) (*Table, error) {
 	t.tokensAt = t.clock.Now()
 	t.lastScan = t.tokensAt
 	t.snap.Store(buildSnapshot(0, nil))
+	t.lastPub = t.tokensAt
 	return t, nil
 }
 
@@ -332,28 +365,32 @@ func (t *Table) Counters() Counters {
 	return c
 }
 
-// Poll runs one control iteration: it drains the input and miss rings,
-// reads the workers' use marks (at most every UseScanInterval), runs the
-// timers that are due and publishes one snapshot if anything usable
-// changed. Call it from the control loop when woken and at least every
-// 100 ms or so.
+// Poll runs one control iteration: it drains the input and miss rings (at
+// most one ring capacity each), reads the workers' use marks (at most every
+// UseScanInterval), runs the timers that are due and publishes one snapshot
+// if anything usable changed (lazy changes within LazyPublish). Call it
+// from the control loop when woken and at least every 100 ms or so.
 func (t *Table) Poll() {
-	for {
-		n := t.inputRing.DequeueBurst(t.burst[:])
+	// Each ring is drained of at most its capacity per iteration, so
+	// workers that keep it full cannot starve the timers and publication.
+	for budget := t.inputRing.Cap(); budget > 0; {
+		n := t.inputRing.DequeueBurst(t.burst[:min(len(t.burst), budget)])
 		for _, m := range t.burst[:n] {
 			t.input(m)
 		}
 		clear(t.burst[:n])
+		budget -= n
 		if n < len(t.burst) {
 			break
 		}
 	}
-	for {
-		n := t.missRing.DequeueBurst(t.burst[:])
+	for budget := t.missRing.Cap(); budget > 0; {
+		n := t.missRing.DequeueBurst(t.burst[:min(len(t.burst), budget)])
 		for _, m := range t.burst[:n] {
 			t.missTagged(m)
 		}
 		clear(t.burst[:n])
+		budget -= n
 		if n < len(t.burst) {
 			break
 		}
@@ -364,17 +401,23 @@ func (t *Table) Poll() {
 		t.scanUse()
 	}
 	t.runTimers(now)
-	t.Publish()
+	if t.dirty || (t.lazy && now.Sub(t.lastPub) >= t.cfg.LazyPublish) {
+		t.publish(now)
+	}
 }
 
-// Publish publishes a new snapshot if the usable set changed since the
-// last one. Poll calls it; control code that wants a change visible at
-// once (a static entry added by the CLI) may call it too.
+// Publish publishes a new snapshot now if anything changed since the last
+// one. Poll publishes by itself; control code that wants a change visible
+// at once (a static entry added by the CLI) may call it.
 func (t *Table) Publish() {
-	if !t.dirty {
-		return
+	if t.dirty || t.lazy {
+		t.publish(t.clock.Now())
 	}
-	t.dirty = false
+}
+
+func (t *Table) publish(now time.Time) {
+	t.dirty, t.lazy = false, false
+	t.lastPub = now
 	t.gen++
 	es := t.scratch[:0]
 	for _, e := range t.entries {
@@ -521,7 +564,7 @@ func (t *Table) create(port uint16, ps *portState, a netip.Addr, st State, now t
 		id = uint32(len(t.byID))
 		t.byID = append(t.byID, nil)
 	}
-	e := &entry{id: id, key: key{port, a}, state: st, updated: now}
+	e := &entry{id: id, key: key{port, a}, state: st, updated: now, hidx: -1}
 	t.byID[id] = e
 	t.entries[e.key] = e
 	ps.n++
@@ -539,7 +582,10 @@ func (t *Table) delete(e *entry) {
 		clear(e.hold)
 		e.hold = e.hold[:0]
 	}
-	if e.state.usable() {
+	switch {
+	case e.state == StateStale:
+		t.lazy = true // unused neighbour collected: no hurry
+	case e.state.usable():
 		t.dirty = true
 	}
 	delete(t.stale, e)
@@ -550,13 +596,16 @@ func (t *Table) delete(e *entry) {
 	t.byID[e.id] = nil
 	t.freeIDs = append(t.freeIDs, e.id)
 	e.dead = true
-	e.seq++
+	t.arm(e, time.Time{}, 0)
 }
 
 // setState moves e to st, arming its timer for d (0: no timer).
 func (t *Table) setState(e *entry, st State, now time.Time, d time.Duration) {
-	if e.state.usable() != st.usable() || (e.state == StateStale) != (st == StateStale) {
+	switch {
+	case e.state.usable() != st.usable():
 		t.dirty = true
+	case (e.state == StateStale) != (st == StateStale):
+		t.lazy = true // only the use-report flag changes
 	}
 	if st == StateStale && e.state != StateStale {
 		e.staleGen = t.gen + 1 // the next published snapshot is the first showing it
@@ -566,13 +615,7 @@ func (t *Table) setState(e *entry, st State, now time.Time, d time.Duration) {
 	}
 	e.state = st
 	e.updated = now
-	e.seq++
-	if d > 0 {
-		e.deadline = now.Add(d)
-		heap.Push(&t.timers, timer{at: e.deadline, e: e, seq: e.seq})
-	} else {
-		e.deadline = time.Time{}
-	}
+	t.arm(e, now, d)
 }
 
 func (t *Table) reachableTime() time.Duration {
@@ -635,12 +678,9 @@ func (t *Table) fail(e *entry, now time.Time) {
 // ---- timers ----
 
 func (t *Table) runTimers(now time.Time) {
-	for len(t.timers) > 0 && !t.timers[0].at.After(now) {
-		tm := heap.Pop(&t.timers).(timer)
-		e := tm.e
-		if e.dead || tm.seq != e.seq {
-			continue
-		}
+	for len(t.timers) > 0 && !t.timers[0].deadline.After(now) {
+		e := heap.Pop(&t.timers).(*entry)
+		e.deadline = time.Time{}
 		t.expire(e, now)
 	}
 }
@@ -679,11 +719,7 @@ func (t *Table) expire(e *entry, now time.Time) {
 }
 
 // rearm re-arms e's timer without changing its state.
-func (t *Table) rearm(e *entry, now time.Time, d time.Duration) {
-	e.seq++
-	e.deadline = now.Add(d)
-	heap.Push(&t.timers, timer{at: e.deadline, e: e, seq: e.seq})
-}
+func (t *Table) rearm(e *entry, now time.Time, d time.Duration) { t.arm(e, now, d) }
 
 func (t *Table) toDelay(e *entry, now time.Time) {
 	t.setState(e, StateDelay, now, t.cfg.DelayFirstProbe)
@@ -889,8 +925,13 @@ func (t *Table) Resolve(m *mbuf.Mbuf, port uint16, target netip.Addr) {
 	t.ctr.Misses++
 	now := t.clock.Now()
 	ps := t.ports[port]
-	if ps == nil || !validNeighbour(target) {
+	if ps == nil {
 		t.ctr.Dropped[DropNoPort]++
+		t.freeOne(m)
+		return
+	}
+	if !validNeighbour(target) || ps.ours(target) {
+		t.ctr.Dropped[DropBadTarget]++
 		t.freeOne(m)
 		return
 	}

@@ -61,25 +61,38 @@ ip -n $H2 route add default via 198.19.2.1
 ip -n $H2 -6 route add default via 2001:2:0:2::1
 ok "h1 198.18.1.2 <-> [r0 fwdd r1] <-> h2 198.19.2.2"
 
-say "Starting fwdd in the router namespace (AF_XDP on r0 and r1)"
-cat > $WORK/fwdd.conf <<EOF
+DRIVER=${FWDD_DRIVER:-afxdp}
+start_fwdd() {
+	cat > $WORK/fwdd.conf <<EOF
 # fwdd demo configuration: the same language as fwdctl.
-port add p0 driver afxdp dev r0
-port add p1 driver afxdp dev r1
+port add p0 driver $DRIVER dev r0
+port add p1 driver $DRIVER dev r1
 addr add p0 198.18.1.1/24
 addr add p0 2001:2:0:1::1/64
 addr add p1 198.19.2.1/24
 addr add p1 2001:2:0:2::1/64
 EOF
-sed 's/^/    /' $WORK/fwdd.conf
-ip netns exec $RT ./bin/fwdd -c $WORK/fwdd.conf -s $SOCK -log-level warn >$WORK/fwdd.log 2>&1 &
-FWDD_PID=$!
-for _ in $(seq 100); do [ -S $SOCK ] && break; kill -0 $FWDD_PID 2>/dev/null || break; sleep 0.1; done
-if [ ! -S $SOCK ]; then
-	cat $WORK/fwdd.log >&2
-	die "fwdd did not start (log above)"
+	rm -f $SOCK
+	ip netns exec $RT ./bin/fwdd -c $WORK/fwdd.conf -s $SOCK -log-level info >$WORK/fwdd.log 2>&1 &
+	FWDD_PID=$!
+	for _ in $(seq 100); do [ -S $SOCK ] && return 0; kill -0 $FWDD_PID 2>/dev/null || break; sleep 0.1; done
+	wait $FWDD_PID 2>/dev/null; FWDD_PID=
+	return 1
+}
+say "Starting fwdd in the router namespace ($DRIVER on r0 and r1)"
+if ! start_fwdd; then
+	sed 's/^/    /' $WORK/fwdd.log >&2
+	if [ "$DRIVER" = afxdp ]; then
+		warn "AF_XDP did not start here (log above): falling back to the afpacket driver"
+		DRIVER=afpacket
+		start_fwdd || { sed 's/^/    /' $WORK/fwdd.log >&2; die "fwdd did not start (log above)"; }
+	else
+		die "fwdd did not start (log above)"
+	fi
 fi
-ok "fwdd is up (pid $FWDD_PID); control socket $SOCK"
+sed 's/^/    /' $WORK/fwdd.conf
+ok "fwdd is up (pid $FWDD_PID, driver $DRIVER); control socket $SOCK"
+grep -E 'port up' $WORK/fwdd.log | sed 's/.*msg=/    log: /' | head -4
 ctl() { ./bin/fwdctl -s $SOCK "$@"; }
 ctl show ports | sed 's/^/    /'
 
@@ -90,15 +103,25 @@ ip netns exec $H2 ping -c 1 -W 2 198.18.1.1 >/dev/null && ok "h2 pings the route
 
 say "A short traffic burst with the project's generator"
 if [ -x bin/fwdgen ]; then
-	ip netns exec $H2 ./bin/fwdgen -mode sink -dev h2 -duration 4s -j >$WORK/sink.json 2>$WORK/sink.err &
+	R0MAC=$(ip netns exec $RT cat /sys/class/net/r0/address)
+	ip netns exec $H2 ./bin/fwdgen -i h2 -rx -d 5s -q -j >$WORK/sink.json 2>$WORK/sink.err &
 	SINK=$!
 	sleep 0.5
-	ip netns exec $H1 ./bin/fwdgen -dev h1 -dst 198.19.2.2 -dmac "$(ip netns exec $RT cat /sys/class/net/r0/address)" \
-		-src 198.18.1.2 -flows 64 -size 64 -rate 200000 -duration 3s 2>&1 | tail -n 4 | sed 's/^/    /' || warn "generator failed"
+	echo "    fwdgen: 64-byte UDP, 64 flows, 100k packets/s for 3 s, h1 -> h2 through fwdd"
+	ip netns exec $H1 ./bin/fwdgen -i h1 -dst-mac "$R0MAC" -src 198.18.1.2 -dst 198.19.2.2 \
+		-flows 64 -size 64 -rate 100000 -d 3s 2>&1 | tail -n 3 | sed 's/^/    /' || warn "generator failed"
 	wait $SINK || true
+	if [ -s $WORK/sink.json ]; then
+		python3 - $WORK/sink.json <<'PY' 2>/dev/null || sed 's/^/    /' $WORK/sink.json
+import json, sys
+s = json.load(open(sys.argv[1]))
+get = lambda *ks: next((s[k] for k in ks if k in s), "?")
+print("    sink on h2: received %s packets, lost %s, reordered %s" % (get("received", "rx_packets"), get("lost", "loss"), get("reordered", "reorder")))
+PY
+	fi
 	ok "generator done"
 else
-	warn "bin/fwdgen not built yet: sending a ping flood instead"
+	warn "bin/fwdgen is not built: sending a ping flood instead"
 	ip netns exec $H1 ping -f -c 20000 -s 18 198.19.2.2 | tail -n 2 | sed 's/^/    /' || true
 fi
 

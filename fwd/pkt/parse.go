@@ -172,9 +172,11 @@ func parse4(m *mbuf.Mbuf, d []byte, off int) (Class, Reason) {
 // sum20 is the folded ones'-complement sum of a 20-byte IPv4 header.
 func sum20(ip []byte) uint16 {
 	_ = ip[19]
-	s := uint64(binary.BigEndian.Uint32(ip[0:4])) + uint64(binary.BigEndian.Uint32(ip[4:8])) +
-		uint64(binary.BigEndian.Uint32(ip[8:12])) + uint64(binary.BigEndian.Uint32(ip[12:16])) +
-		uint64(binary.BigEndian.Uint32(ip[16:20]))
+	// Three loads; the 64-bit sum of two 64-bit words can carry, the
+	// 32-bit halves summed separately cannot.
+	a := binary.BigEndian.Uint64(ip[0:8])
+	b := binary.BigEndian.Uint64(ip[8:16])
+	s := a>>32 + a&0xffffffff + b>>32 + b&0xffffffff + uint64(binary.BigEndian.Uint32(ip[16:20]))
 	return Fold(s)
 }
 
@@ -255,7 +257,6 @@ func parse6(m *mbuf.Mbuf, d []byte, off int) (Class, Reason) {
 		m.Trim(len(ip) - end)
 		ip = ip[:end]
 	}
-	m.Flags |= mbuf.FlagIPv6
 	nh := ip[6]
 	l4 := IPv6Len
 	hbh := nh == ProtoHopByHop
@@ -310,6 +311,7 @@ func finish6(m *mbuf.Mbuf, ip []byte, off, l4 int, hbh bool) (Class, Reason) {
 		return ClassDrop, SrcMulticast
 	}
 	if hbh {
+		m.Flags |= mbuf.FlagIPv6
 		return ClassHopByHop, OK
 	}
 	if m.L4Proto == ProtoICMPv6 && l4 != 0 && l4 < len(ip) {
@@ -317,6 +319,7 @@ func finish6(m *mbuf.Mbuf, ip []byte, off, l4 int, hbh bool) (Class, Reason) {
 			if ip[7] != 255 {
 				return ClassDrop, BadNDHopLimit
 			}
+			m.Flags |= mbuf.FlagIPv6
 			return ClassND, OK
 		}
 	}
@@ -325,6 +328,7 @@ func finish6(m *mbuf.Mbuf, ip []byte, off, l4 int, hbh bool) (Class, Reason) {
 			return ClassDrop, r
 		}
 	}
+	m.Flags |= mbuf.FlagIPv6
 	return ClassIPv6, OK
 }
 

@@ -26,14 +26,15 @@ const (
 	UDPLen  = 8
 )
 
-// Defaults for Config.
+// Defaults for Config (unexported: package-level values must not be
+// mutable from outside).
 var (
-	DefaultSrc4   = netip.MustParseAddr("198.18.0.1")
-	DefaultDst4   = netip.MustParseAddr("198.19.0.1")
-	DefaultSrc6   = netip.MustParseAddr("2001:2::1")
-	DefaultDst6   = netip.MustParseAddr("2001:2:0:1::1")
-	DefaultSrcMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}
-	DefaultDstMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x02}
+	defaultSrc4   = netip.MustParseAddr("198.18.0.1")
+	defaultDst4   = netip.MustParseAddr("198.19.0.1")
+	defaultSrc6   = netip.MustParseAddr("2001:2::1")
+	defaultDst6   = netip.MustParseAddr("2001:2:0:1::1")
+	defaultSrcMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}
+	defaultDstMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x02}
 )
 
 const (
@@ -73,21 +74,21 @@ func (c Config) withDefaults() Config {
 		c.Flows = 1
 	}
 	if c.SrcMAC == nil {
-		c.SrcMAC = DefaultSrcMAC
+		c.SrcMAC = defaultSrcMAC
 	}
 	if c.DstMAC == nil {
-		c.DstMAC = DefaultDstMAC
+		c.DstMAC = defaultDstMAC
 	}
 	if !c.Src.IsValid() {
-		c.Src = DefaultSrc4
+		c.Src = defaultSrc4
 		if c.IPv6 {
-			c.Src = DefaultSrc6
+			c.Src = defaultSrc6
 		}
 	}
 	if !c.Dst.IsValid() {
-		c.Dst = DefaultDst4
+		c.Dst = defaultDst4
 		if c.IPv6 {
-			c.Dst = DefaultDst6
+			c.Dst = defaultDst6
 		}
 	}
 	if c.SrcPort == 0 {

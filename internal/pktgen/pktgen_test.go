@@ -18,8 +18,8 @@ func TestConfigErrors(t *testing.T) {
 		{"small", Config{Size: 63}},
 		{"big", Config{Size: 1519}},
 		{"flows", Config{Flows: MaxFlows + 1}},
-		{"v6 addr for v4", Config{Src: DefaultSrc6}},
-		{"v4 addr for v6", Config{IPv6: true, Dst: DefaultDst4}},
+		{"v6 addr for v4", Config{Src: defaultSrc6}},
+		{"v4 addr for v6", Config{IPv6: true, Dst: defaultDst4}},
 		{"mac", Config{DstMAC: []byte{1, 2, 3}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

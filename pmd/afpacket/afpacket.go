@@ -173,9 +173,9 @@ func Open(cfg pmd.Config) (*Port, error) {
 		return nil, fmt.Errorf("afpacket: dev %s: %w", prm.Dev, err)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	st := mon.State()
 	if !st.Present {
+		p.mu.Unlock()
 		mon.Close()
 		return nil, fmt.Errorf("afpacket: dev %s: %w (see ip link%s)", prm.Dev, ErrNoDevice, nsHint(cfg.NetNS))
 	}
@@ -183,10 +183,10 @@ func Open(cfg pmd.Config) (*Port, error) {
 		p.qs[q].cache = p.qs[q].pool.NewCache()
 	}
 	p.mon = mon
-	if err := p.reconcile(st); err != nil {
-		p.mu.Unlock()
+	err = p.reconcile(st)
+	p.mu.Unlock()
+	if err != nil {
 		p.Close()
-		p.mu.Lock()
 		return nil, fmt.Errorf("afpacket: dev %s: %w", prm.Dev, err)
 	}
 	if !st.Up {

@@ -17,6 +17,9 @@ const DriverName = "null"
 // MaxQueues bounds the queues argument.
 const MaxQueues = 64
 
+// MaxTemplateBytes bounds flows*size: the templates are built at Open.
+const MaxTemplateBytes = 32 << 20
+
 // Help describes the driver's arguments.
 const Help = "RX makes template UDP packets, TX frees: size=64..1518 flows=N proto=ipv4|ipv6 " +
 	"smac= dmac= src= dst= sport= dport= queues=N"
@@ -107,6 +110,9 @@ func ParseArgs(a pmd.Args) (pktgen.Config, int, error) {
 	queues, err := a.Int("queues", 1, 1, MaxQueues)
 	if err != nil {
 		return c, 0, fmt.Errorf("null: %w", err)
+	}
+	if c.Flows*c.Size > MaxTemplateBytes {
+		return c, 0, fmt.Errorf("null: flows=%d of size=%d need %d bytes of templates, more than %d (use fewer flows)", c.Flows, c.Size, c.Flows*c.Size, MaxTemplateBytes)
 	}
 	if c, err = c.Check(); err != nil {
 		return c, 0, fmt.Errorf("null: %w (set proto=ipv6 for IPv6 addresses)", err)

@@ -32,6 +32,7 @@ func TestArgs(t *testing.T) {
 		{"size=63", "size=\"63\""},
 		{"size=1519", "[64, 1518]"},
 		{"flows=0", "flows"},
+		{"flows=1000000,size=1518", "more than 33554432"},
 		{"proto=ipx", "want one of ipv4, ipv6"},
 		{"dmac=zz", "want a MAC address"},
 		{"src=nope", "want an IP address"},
@@ -218,6 +219,27 @@ func BenchmarkNullRxTx(b *testing.B) {
 				copy(dst[k*64:k*64+64], tmpl.Frame(flow))
 				flow = (flow + 1) & 63
 			}
+		}
+	})
+}
+
+// FuzzArgs: no argument string makes Open panic or build huge templates.
+func FuzzArgs(f *testing.F) {
+	for _, s := range []string{"", "size=1518,flows=100,proto=ipv6", "src=198.18.0.1,dst=2001:2::1", "flows=1048576,size=64", "dmac=02:00:00:00:00:01,queues=64"} {
+		f.Add(s)
+	}
+	pool := newPool(f, 0, 256, false)
+	f.Fuzz(func(t *testing.T, s string) {
+		a, err := pmd.ParseArgs(s)
+		if err != nil {
+			return
+		}
+		p, err := Open(pmd.Config{Name: "p0", Args: a, Pools: []*mbuf.Pool{pool}})
+		if err == nil {
+			ms := make([]*mbuf.Mbuf, 4)
+			n := p.RxBurst(0, ms)
+			p.TxBurst(0, ms[:n])
+			p.Close()
 		}
 	})
 }

@@ -41,51 +41,49 @@ func init() {
 // The shared UMEMs: one xsk.Umem per mbuf pool, so that every socket whose
 // queue uses that pool (on any port) shares it (XDP_SHARED_UMEM) and a
 // packet received on one port is transmitted on another by handing over its
-// descriptor. Keyed by *mbuf.Pool, which belongs to exactly one stack, so
-// stacks never share an entry; an entry lives while a port uses it.
-//
-// This is the driver's only package-level state besides its registration:
-// pmd.Config has no per-stack slot for driver state (see docs/afxdp.md).
-var umems = struct {
-	sync.Mutex
-	m map[*mbuf.Pool]*umemRef
-}{m: map[*mbuf.Pool]*umemRef{}}
+// descriptor. They live in the stack's pmd.Shared (keyed by umemKey), so
+// stacks never share one; an entry lives while a port uses it.
+type umemKey struct{ pool *mbuf.Pool }
 
 type umemRef struct {
 	u    *xsk.Umem
 	refs int
 }
 
-func acquireUmem(p *mbuf.Pool) (*xsk.Umem, error) {
-	umems.Lock()
-	defer umems.Unlock()
-	if r := umems.m[p]; r != nil {
-		r.refs++
-		return r.u, nil
-	}
-	size := p.Count() * p.BufSize()
-	if p.BufSize() < 2048 {
-		return nil, fmt.Errorf("mbuf pool %s: buffer size %d: AF_XDP needs buffers of 2048 to 4096 bytes (set the pool's BufSize)", p.Name(), p.BufSize())
-	}
-	if p.Headroom() != 256 {
-		return nil, fmt.Errorf("mbuf pool %s: headroom %d: the afxdp driver needs 256 (XDP_PACKET_HEADROOM, where the kernel puts received frames)", p.Name(), p.Headroom())
-	}
-	u, err := xsk.NewUmem(p.Region()[:size], xsk.UmemConfig{ChunkSize: uint32(p.BufSize())})
-	if err != nil {
-		return nil, fmt.Errorf("mbuf pool %s as UMEM: %w", p.Name(), err)
-	}
-	umems.m[p] = &umemRef{u: u, refs: 1}
-	return u, nil
+func acquireUmem(sh *pmd.Shared, p *mbuf.Pool) (u *xsk.Umem, err error) {
+	sh.Do(func(m map[any]any) {
+		if r, ok := m[umemKey{p}].(*umemRef); ok {
+			r.refs++
+			u = r.u
+			return
+		}
+		size := p.Count() * p.BufSize()
+		if p.BufSize() < 2048 {
+			err = fmt.Errorf("mbuf pool %s: buffer size %d: AF_XDP needs buffers of 2048 to 4096 bytes (set the pool's BufSize)", p.Name(), p.BufSize())
+			return
+		}
+		if p.Headroom() != 256 {
+			err = fmt.Errorf("mbuf pool %s: headroom %d: the afxdp driver needs 256 (XDP_PACKET_HEADROOM, where the kernel puts received frames)", p.Name(), p.Headroom())
+			return
+		}
+		u, err = xsk.NewUmem(p.Region()[:size], xsk.UmemConfig{ChunkSize: uint32(p.BufSize())})
+		if err != nil {
+			err = fmt.Errorf("mbuf pool %s as UMEM: %w", p.Name(), err)
+			return
+		}
+		m[umemKey{p}] = &umemRef{u: u, refs: 1}
+	})
+	return u, err
 }
 
-func releaseUmem(p *mbuf.Pool) {
-	umems.Lock()
-	defer umems.Unlock()
-	if r := umems.m[p]; r != nil {
-		if r.refs--; r.refs == 0 {
-			delete(umems.m, p)
+func releaseUmem(sh *pmd.Shared, p *mbuf.Pool) {
+	sh.Do(func(m map[any]any) {
+		if r, ok := m[umemKey{p}].(*umemRef); ok {
+			if r.refs--; r.refs == 0 {
+				delete(m, umemKey{p})
+			}
 		}
-	}
+	})
 }
 
 // Port is an afxdp port: one AF_XDP socket per queue on a kernel interface,
@@ -95,6 +93,7 @@ func releaseUmem(p *mbuf.Pool) {
 // buffer they held, when it goes down or disappears; re-created when it is
 // up again, under the same name (a new ifindex if it was re-created).
 type Port struct {
+	shared  *pmd.Shared
 	name    string
 	nsPath  string
 	dev     string
@@ -179,6 +178,10 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 		pools: cfg.Pools, log: lg.Info, logErr: lg.Error,
 		info: pmd.Info{Name: cfg.Name, Driver: DriverName, Device: dev, RxQueues: queues, TxQueues: queues},
 	}
+	p.shared = cfg.Shared
+	if p.shared == nil {
+		p.shared = pmd.NewShared()
+	}
 	p.link.Store(&pmd.Link{})
 	for q := range p.queues {
 		pool := cfg.Pool(q)
@@ -186,7 +189,7 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 			p.releaseUmems()
 			return nil, fmt.Errorf("%s: queue %d has no mbuf pool", where, q)
 		}
-		u, err := acquireUmem(pool)
+		u, err := acquireUmem(p.shared, pool)
 		if err != nil {
 			p.releaseUmems()
 			return nil, fmt.Errorf("%s: %w", where, err)
@@ -352,7 +355,7 @@ func (p *Port) detach() {
 
 func (p *Port) releaseUmems() {
 	for _, pool := range p.held {
-		releaseUmem(pool)
+		releaseUmem(p.shared, pool)
 	}
 	p.held = nil
 }

@@ -61,6 +61,15 @@ func newTopoQ(t testing.TB, queues int) *topo {
 	return tp
 }
 
+// sharedFor plays the stack's part: ports opened over the same pools share
+// one pmd.Shared, hence one UMEM per pool.
+var testShared sync.Map // *mbuf.Pool -> *pmd.Shared
+
+func sharedFor(pools []*mbuf.Pool) *pmd.Shared {
+	sh, _ := testShared.LoadOrStore(pools[0], pmd.NewShared())
+	return sh.(*pmd.Shared)
+}
+
 func newPool(t *testing.T, id uint16, count int) *mbuf.Pool {
 	p, err := mbuf.NewPool(mbuf.Config{Name: fmt.Sprint("p", id), ID: id, Count: count, Checked: true})
 	if err != nil {
@@ -76,7 +85,7 @@ func openPort(t *testing.T, name string, id uint16, ns, dev string, pools []*mbu
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pmd.Open(pmd.Config{Name: name, ID: id, Driver: DriverName, Args: args, Pools: pools, QueuePool: qp, NetNS: testnet.Path(ns)})
+	p, err := pmd.Open(pmd.Config{Name: name, ID: id, Driver: DriverName, Args: args, Pools: pools, QueuePool: qp, NetNS: testnet.Path(ns), Shared: sharedFor(pools)})
 	if err != nil {
 		t.Fatal(err)
 	}

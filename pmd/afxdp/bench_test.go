@@ -512,7 +512,7 @@ func openPortTB(b *testing.B, name string, id uint16, ns, dev string, pools []*m
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := pmd.Open(pmd.Config{Name: name, ID: id, Driver: DriverName, Args: args, Pools: pools, NetNS: testnet.Path(ns)})
+	p, err := pmd.Open(pmd.Config{Name: name, ID: id, Driver: DriverName, Args: args, Pools: pools, NetNS: testnet.Path(ns), Shared: sharedFor(pools)})
 	if err != nil {
 		b.Fatal(fmt.Errorf("open %s: %w", name, err))
 	}

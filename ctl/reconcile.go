@@ -62,7 +62,7 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		id := s.freePortID(removed)
 		p, err := pmd.Open(pmd.Config{
 			Name: np.Name, ID: id, Driver: np.Driver, Args: pmd.Args(np.Args),
-			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log,
+			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
 		})
 		if err != nil {
 			return err

@@ -73,6 +73,8 @@ type Engine struct {
 	hashSeed uint64
 	// ctl is the control goroutine's own pipeline.
 	ctl *ctlPath
+	// shared is the drivers' per-stack state (pmd.Config.Shared).
+	shared *pmd.Shared
 
 	mu      sync.Mutex // guards ports and running for control-side callers
 	ports   map[uint16]pmd.Port
@@ -93,7 +95,7 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 			return nil, fmt.Errorf("cpu %d does not exist (this machine has CPUs 0-%d)", c, runtime.NumCPU()-1)
 		}
 	}
-	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, hashSeed: rand.Uint64()}
+	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, hashSeed: rand.Uint64(), shared: pmd.NewShared()}
 	for i := 0; i < cfg.Workers; i++ {
 		p, err := mbuf.NewPool(mbuf.Config{
 			Name: fmt.Sprintf("worker%d", i), ID: uint16(i), Count: cfg.PoolSize,
@@ -134,6 +136,9 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// Shared returns the drivers' per-stack state, to pass in pmd.Config.
+func (e *Engine) Shared() *pmd.Shared { return e.shared }
 
 // Workers returns the engine's workers.
 func (e *Engine) Workers() []*Worker { return e.workers }

@@ -3,6 +3,7 @@ package pmd
 import (
 	"log/slog"
 	"net"
+	"sync"
 
 	"github.com/fwdd/fwdd/mbuf"
 )
@@ -89,6 +90,9 @@ type Config struct {
 	NetNS string
 	// Log receives the driver's setup messages; nil means slog.Default().
 	Log *slog.Logger
+	// Shared is the stack's state shared between ports of one driver (nil:
+	// the port shares nothing with other ports).
+	Shared *Shared
 }
 
 // Pool returns the pool serving queue q.
@@ -105,4 +109,26 @@ func (c *Config) Logger() *slog.Logger {
 		return c.Log
 	}
 	return slog.Default()
+}
+
+// Shared is per-stack state that a driver shares between the ports it
+// opens, such as the afxdp driver's UMEMs (one per mbuf pool, used by every
+// socket of that pool's worker). A stack makes one and passes it in every
+// Config; drivers keep their entries under keys of their own unexported
+// types, so drivers never see each other's state. It replaces
+// package-level driver state, so several stacks live in one process.
+type Shared struct {
+	mu sync.Mutex
+	m  map[any]any
+}
+
+// NewShared returns an empty Shared.
+func NewShared() *Shared { return &Shared{m: map[any]any{}} }
+
+// Do runs f with the entries, under the Shared's lock (control plane only:
+// Open and Close, never the fast path).
+func (s *Shared) Do(f func(entries map[any]any)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s.m)
 }

@@ -70,6 +70,8 @@ func TestGeneratorIntoSink(t *testing.T) {
 		{"afpacket-v4", []string{"-backend", "afpacket"}, []string{"-rate", "50000", "-flows", "8"}, 20000, true},
 		{"afpacket-v4-tc", []string{"-backend", "tc"}, []string{"-rate", "100000"}, 50000, false},
 		{"mmsg-v4", []string{"-backend", "afpacket"}, []string{"-backend", "mmsg", "-rate", "50000", "-flows", "8", "-workers", "2"}, 20000, true},
+		{"afxdp-v4", []string{"-backend", "afpacket"}, []string{"-backend", "afxdp", "-rate", "50000", "-flows", "8", "-workers", "2"}, 20000, true},
+		{"afxdp-v6-copy-flat", []string{"-backend", "tc"}, []string{"-6", "-backend", "afxdp", "-xdp-mode", "copy"}, 100000, false},
 		{"afpacket-v6-imix", []string{"-backend", "afpacket"}, []string{"-6", "-imix", "-rate", "50000", "-workers", "2"}, 20000, true},
 		{"live-v4-tc", []string{"-backend", "tc"}, []string{"-backend", "live", "-flows", "16"}, 200000, false},
 		{"live-v6-stamped", []string{"-backend", "afpacket"}, []string{"-6", "-backend", "live", "-rate", "50000", "-size", "128"}, 20000, true},

@@ -36,7 +36,7 @@ func run() error {
 	var (
 		dev      = flag.String("i", "", "interface to send on (or receive on with -rx)")
 		rx       = flag.Bool("rx", false, "sink mode: receive, count, check sequence numbers and latency")
-		backend  = flag.String("backend", "", "tx: afpacket (default: TPACKET_V2 TX ring), mmsg (sendmmsg) or live (BPF_PROG_RUN live frames); rx: afpacket (default, checks stamps), xdp or tc (count in BPF only; tc needs NAPI/GRO on veth for redirected frames)")
+		backend  = flag.String("backend", "", "tx: afpacket (default: TPACKET_V2 TX ring), mmsg (sendmmsg), afxdp (AF_XDP TX ring, need_wakeup; see -xdp-mode) or live (BPF_PROG_RUN live frames); rx: afpacket (default, checks stamps), xdp or tc (count in BPF only; tc needs NAPI/GRO on veth for redirected frames)")
 		v6       = flag.Bool("6", false, "IPv6 (default IPv4)")
 		size     = flag.Int("size", 64, "frame size in bytes including FCS (64-1518; IPv6 minimum 84)")
 		imix     = flag.Bool("imix", false, "simple IMIX (7×64, 4×594, 1×1518) instead of -size")
@@ -56,6 +56,7 @@ func run() error {
 		cpus     = flag.String("cpus", "", "CPUs to pin workers to, e.g. 0 or 2,3 (default unpinned)")
 		batch    = flag.Int("batch", 64, "frames per kick")
 		noBypass = flag.Bool("no-bypass", false, "AF_PACKET: go through the qdisc (no PACKET_QDISC_BYPASS)")
+		xdpMode  = flag.String("xdp-mode", "auto", "afxdp: auto (zero-copy if the driver can, else copy), copy or zerocopy")
 		jsonOut  = flag.Bool("j", false, "print the summary as JSON")
 		quiet    = flag.Bool("q", false, "no progress lines")
 	)
@@ -88,7 +89,7 @@ func run() error {
 			return err
 		}
 		sum, err = gen.Transmit(ctx, gen.TxConfig{Dev: *dev, Backend: *backend, Spec: spec, Workers: *workers,
-			CPUs: cpuList, Rate: *rate, Duration: *dur, Count: *count, Batch: *batch, NoBypass: *noBypass,
+			CPUs: cpuList, Rate: *rate, Duration: *dur, Count: *count, Batch: *batch, NoBypass: *noBypass, XDPMode: *xdpMode,
 			Progress: progress})
 	}
 	if err != nil {

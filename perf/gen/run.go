@@ -31,6 +31,7 @@ type TxConfig struct {
 	Count    uint64        // stop after this many packets in total (0 = no limit)
 	Batch    int           // frames per kick (default 64)
 	NoBypass bool          // go through the qdisc (AF_PACKET)
+	XDPMode  string        // afxdp: auto (default), copy or zerocopy
 	// Progress, if set, is called about once per second from a monitor goroutine.
 	Progress func(Progress)
 }
@@ -155,6 +156,10 @@ func Transmit(ctx context.Context, cfg TxConfig) (*Summary, error) {
 		start = func(i int, ready chan<- error) func() error {
 			return func() error { return mmsgTxWorker(ctx, cfg, spec, uint8(i), per[i], perRate, &ctrs[i], ready) }
 		}
+	case BackendAFXDP:
+		start = func(i int, ready chan<- error) func() error {
+			return func() error { return afxdpTxWorker(ctx, cfg, spec, uint8(i), per[i], perRate, &ctrs[i], ready) }
+		}
 	case BackendLive:
 		lv, err := newLiveGen(cfg, b)
 		if err != nil {
@@ -165,7 +170,7 @@ func Transmit(ctx context.Context, cfg TxConfig) (*Summary, error) {
 			return func() error { return lv.worker(ctx, cfg, uint8(i), per[i], perRate, &ctrs[i], ready) }
 		}
 	default:
-		return nil, fmt.Errorf("%w: unknown transmit back end %q (afpacket, mmsg, live)", ErrSpec, cfg.Backend)
+		return nil, fmt.Errorf("%w: unknown transmit back end %q (afpacket, mmsg, afxdp, live)", ErrSpec, cfg.Backend)
 	}
 	errs := make([]error, cfg.Workers)
 	var wg sync.WaitGroup

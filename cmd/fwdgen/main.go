@@ -38,7 +38,7 @@ func run() error {
 		rx       = flag.Bool("rx", false, "sink mode: receive, count, check sequence numbers and latency")
 		backend  = flag.String("backend", "", "tx: afpacket (default: TPACKET_V2 TX ring), mmsg (sendmmsg), afxdp (AF_XDP TX ring, need_wakeup; see -xdp-mode) or live (BPF_PROG_RUN live frames); rx: afpacket (default, checks stamps), xdp or tc (count in BPF only; tc needs NAPI/GRO on veth for redirected frames)")
 		v6       = flag.Bool("6", false, "IPv6 (default IPv4)")
-		size     = flag.Int("size", 64, "frame size in bytes including FCS (64-1518; IPv6 minimum 84)")
+		size     = flag.Int("size", 64, "frame size in bytes including FCS (64-1518; IPv6 minimum and default 84)")
 		imix     = flag.Bool("imix", false, "simple IMIX (7×64, 4×594, 1×1518) instead of -size")
 		flows    = flag.Int("flows", 1, "number of flows (UDP source port varies; see -src-addrs/-dst-addrs)")
 		srcAddrs = flag.Int("src-addrs", 1, "source addresses to spread flows over (low 16 bits of -src)")
@@ -84,7 +84,9 @@ func run() error {
 			Ready: func() { fmt.Fprintln(os.Stderr, "fwdgen: ready") }})
 	} else {
 		var spec gen.Spec
-		spec, err = buildSpec(*dev, *v6, *size, *imix, *flows, *srcAddrs, *dstAddrs, *srcMAC, *dstMAC, *src, *dst, *sport, *dport)
+		sizeSet := false
+		flag.Visit(func(f *flag.Flag) { sizeSet = sizeSet || f.Name == "size" })
+		spec, err = buildSpec(*dev, *v6, sizeSet, *size, *imix, *flows, *srcAddrs, *dstAddrs, *srcMAC, *dstMAC, *src, *dst, *sport, *dport)
 		if err != nil {
 			return err
 		}
@@ -130,7 +132,7 @@ func parseCPUs(s string) ([]int, error) {
 	return out, nil
 }
 
-func buildSpec(dev string, v6 bool, size int, imix bool, flows, srcAddrs, dstAddrs int, srcMAC, dstMAC, src, dst string,
+func buildSpec(dev string, v6, sizeSet bool, size int, imix bool, flows, srcAddrs, dstAddrs int, srcMAC, dstMAC, src, dst string,
 	sport, dport uint) (gen.Spec, error) {
 	sp := gen.Spec{IPv6: v6, Flows: flows, SrcAddrs: srcAddrs, DstAddrs: dstAddrs, SrcPort: uint16(sport), DstPort: uint16(dport)}
 	if imix {
@@ -140,6 +142,9 @@ func buildSpec(dev string, v6 bool, size int, imix bool, flows, srcAddrs, dstAdd
 		}
 	} else {
 		sp.Sizes = []int{size}
+		if v6 && !sizeSet && size < gen.MinFrame(true) {
+			sp.Sizes = []int{gen.MinFrame(true)} // the smallest stamped IPv6 frame
+		}
 	}
 	if dstMAC == "" {
 		return sp, fmt.Errorf("-dst-mac is required: the MAC of the router port the frames go to (ip link show)")

@@ -35,6 +35,7 @@ func mainErr() int {
 		rtrCPU   = flag.Int("router-cpu", 1, "CPU of the router: fwdd's worker, the router veth's NAPI thread")
 		napi     = flag.Bool("napi", true, "threaded NAPI on the router's ingress veth, pinned to -router-cpu (linux, xdp legs)")
 		afpTx    = flag.String("afp-tx", "afpacket", "fwdgen back end for the AF_PACKET generator: afpacket (TPACKET_V2 TX ring) or mmsg (sendmmsg)")
+		fwddArgs = flag.String("fwdd-args", "", "extra fwdd flags, space-separated (e.g. \"-poll busy\")")
 		napiRT   = flag.Int("napi-rt", 50, "SCHED_FIFO priority for the router's NAPI thread (0 = ordinary scheduling)")
 		search   = flag.Bool("search", true, "RFC 2544-style throughput search (loss ≤ 0.1%) for linux and fwdd")
 		sdur     = flag.Duration("search-d", 2*time.Second, "duration of each search trial")
@@ -62,7 +63,7 @@ func mainErr() int {
 		fmt.Fprintln(os.Stderr, "bench-e2e: needs root (namespaces, veth, XDP); run: sudo make bench-e2e")
 		return 2
 	}
-	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT, afpTx: *afpTx,
+	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT, afpTx: *afpTx, fwddArgs: strings.Fields(*fwddArgs),
 		search: *search, sink: *sink, searchDur: *sdur, searchMax: *smax, budget: *budget}
 	var err error
 	if cfg.sizes, err = parseInts(*sizes); err != nil {

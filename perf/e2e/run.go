@@ -44,6 +44,7 @@ type config struct {
 	legs      []string
 	budget    time.Duration
 	sink      string // tc or xdp
+	fwddArgs  []string
 	afpTx     string // fwdgen back end of the AF_PACKET generator: afpacket (TX ring) or mmsg
 }
 
@@ -519,8 +520,8 @@ route add 198.19.128.0/17 via 198.19.0.2
 	}
 	// No taskset: fwdd checks -cpus against runtime.NumCPU (affinity-
 	// limited) as if CPUs were numbered from 0; its worker pins itself.
-	p, err := start(ctx, "", "ip", "netns", "exec", t.R, fwdd,
-		"-c", cfgFile, "-s", sock, "-cpus", strconv.Itoa(h.cfg.rtrCPU), "-pprof", "127.0.0.1:6060")
+	args := []string{"netns", "exec", t.R, fwdd, "-c", cfgFile, "-s", sock, "-cpus", strconv.Itoa(h.cfg.rtrCPU), "-pprof", "127.0.0.1:6060"}
+	p, err := start(ctx, "", "ip", append(args, h.cfg.fwddArgs...)...)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("fwdd not runnable yet: %w", err)

@@ -157,8 +157,12 @@ func receiveAFPacket(ctx context.Context, cfg RxConfig) (*Summary, error) {
 					return
 				}
 				w.seq[st.Stream].Observe(st.Seq)
-				if lat := rxReal - off - int64(st.TS); lat >= 0 && st.TS != 0 {
-					w.hist.Record(uint64(lat))
+				if st.TS != 0 {
+					// The clock offset is read once at start (two clock
+					// reads apart): sub-µs latencies can come out slightly
+					// negative; count them as 0.
+					lat := rxReal - off - int64(st.TS)
+					w.hist.Record(uint64(max(lat, 0)))
 				}
 			}
 			for {

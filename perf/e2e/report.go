@@ -93,8 +93,8 @@ func (r *report) text() string {
 		fmt.Fprintf(&b, "\nRFC 2544-style throughput (loss ≤ %.1f%%, AF_PACKET generator):\n", lossThreshold)
 		for _, s := range h.srch {
 			note := ""
-			if s.GenBound {
-				note = " (generator-bound: flat out passed)"
+			if n := s.note(); n != "" {
+				note = " (" + n + ")"
 			}
 			fmt.Fprintf(&b, "  %-14s %5d B: %s Mpps (%.2f Gbit/s L1), %d trials%s\n", s.Leg, s.Size, mpps(s.PPS),
 				s.PPS*float64(s.Size+20)*8/1e9, s.Trials, note)
@@ -159,10 +159,7 @@ func (r *report) markdown(svg string) string {
 			lossThreshold, h.cfg.searchDur, h.cfg.searchMax)
 		b.WriteString("| forwarder | frame size | throughput Mpps | Gbit/s (L1) | trials | note |\n|---|---|---|---|---|---|\n")
 		for _, s := range h.srch {
-			note := ""
-			if s.GenBound {
-				note = "generator-bound (flat out passed)"
-			}
+			note := s.note()
 			fmt.Fprintf(&b, "| %s | %d | %s | %.2f | %d | %s |\n", s.Leg, s.Size, mpps(s.PPS), s.PPS*float64(s.Size+20)*8/1e9, s.Trials, note)
 		}
 	}

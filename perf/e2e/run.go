@@ -449,6 +449,18 @@ type searchResult struct {
 	Trials    int
 	GenBound  bool // flat out passed: the generator, not the forwarder, is the limit
 	FlatOffer float64
+	MinFailed float64 // lowest rate tried that failed (when nothing passed)
+}
+
+// note says how to read a search result.
+func (s *searchResult) note() string {
+	switch {
+	case s.GenBound:
+		return "generator-bound (flat out passed)"
+	case s.PPS == 0:
+		return fmt.Sprintf("no rate passed: below %.3f Mpps, the lowest tried", s.MinFailed/1e6)
+	}
+	return ""
 }
 
 const lossThreshold = 0.1 // percent
@@ -485,6 +497,9 @@ func (h *harness) throughput(ctx context.Context, legName string, size int) (*se
 			}
 		} else {
 			hi = rate
+			if s.MinFailed == 0 || rate < s.MinFailed {
+				s.MinFailed = rate
+			}
 		}
 		if hi > 0 && (hi-lo)/hi < 0.05 {
 			break

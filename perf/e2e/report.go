@@ -94,7 +94,7 @@ func (r *report) text() string {
 		for _, s := range h.srch {
 			note := ""
 			if n := s.note(); n != "" {
-				note = " (" + n + ")"
+				note = "; " + n
 			}
 			fmt.Fprintf(&b, "  %-14s %5d B: %s Mpps (%.2f Gbit/s L1), %d trials%s\n", s.Leg, s.Size, mpps(s.PPS),
 				s.PPS*float64(s.Size+20)*8/1e9, s.Trials, note)

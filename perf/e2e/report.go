@@ -117,6 +117,9 @@ func (r *report) text() string {
 			fmt.Fprintf(&b, "  %6.1f%% %6.1f%%  %s\n", 100*f.Flat, 100*f.Cum, f.Name)
 		}
 	}
+	for _, s := range h.fwddStats {
+		fmt.Fprintf(&b, "\n%s", s)
+	}
 	for _, s := range h.skips {
 		fmt.Fprintf(&b, "\nskipped: %s", s)
 	}

@@ -56,18 +56,19 @@ func (h *harness) genBackend(g string) string {
 }
 
 type harness struct {
-	cfg      config
-	topo     *Topo
-	self     string
-	log      io.Writer
-	res      []*result
-	srch     []*searchResult
-	prof     []*profileResult
-	skips    []string
-	notes    []string
-	budget   context.Context
-	curSink  string // the running leg's sink
-	legSinks []string
+	cfg       config
+	topo      *Topo
+	self      string
+	log       io.Writer
+	res       []*result
+	srch      []*searchResult
+	prof      []*profileResult
+	skips     []string
+	notes     []string
+	budget    context.Context
+	curSink   string // the running leg's sink
+	legSinks  []string
+	fwddStats []string
 }
 
 // trialRes is one measurement.
@@ -542,6 +543,12 @@ route add 198.19.128.0/17 via 198.19.0.2
 		return nil, fmt.Errorf("fwdd not runnable yet: %w", err)
 	}
 	td := func() {
+		// fwdd's own counters (drops by reason) explain the losses.
+		for _, what := range []string{"stats", "ports"} {
+			if out, err := exec.Command(fwdctl, "-s", sock, "show", what).CombinedOutput(); err == nil {
+				h.fwddStats = append(h.fwddStats, fmt.Sprintf("fwdd (%s driver) after its runs, fwdctl show %s:\n%s", driver, what, out))
+			}
+		}
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:

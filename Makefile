@@ -39,7 +39,9 @@ test-race:
 
 # Micro benchmarks of every package (each next to its baseline).
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3 $(PKGS)
+	@mkdir -p $(BIN) docs/img
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3 $(PKGS) | tee $(BIN)/bench-micro.txt
+	$(GO) run ./perf/benchreport -in $(BIN)/bench-micro.txt -md BENCHMARKS.md -svg docs/img/fib-vs-bart.svg
 
 # End-to-end harness (root): gen → router → sink namespaces; Linux
 # forwarding, the XDP-native forwarder and fwdd (once cmd/fwdd runs).

@@ -202,6 +202,18 @@ func TestE2EForwarding(t *testing.T) {
 					}
 				}
 			})
+			t.Run("shutdown", func(t *testing.T) {
+				// Stopping detaches the XDP programs and closes the sockets.
+				x.d.Shutdown()
+				out := x.n.In(x.rt, "ip", "-d", "link", "show")
+				if strings.Contains(out, "xdp") || strings.Contains(out, "prog/xdp") {
+					t.Fatalf("an XDP program is left on the router's interfaces:\n%s", out)
+				}
+				pk := x.n.In(x.rt, "cat", "/proc/net/packet")
+				if n := strings.Count(strings.TrimSpace(pk), "\n"); n > 0 {
+					t.Fatalf("packet sockets left open:\n%s", pk)
+				}
+			})
 		})
 	}
 }

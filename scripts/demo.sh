@@ -115,8 +115,11 @@ if [ -x bin/fwdgen ]; then
 		python3 - $WORK/sink.json <<'PY' 2>/dev/null || sed 's/^/    /' $WORK/sink.json
 import json, sys
 s = json.load(open(sys.argv[1]))
-get = lambda *ks: next((s[k] for k in ks if k in s), "?")
-print("    sink on h2: received %s packets, lost %s, reordered %s" % (get("received", "rx_packets"), get("lost", "loss"), get("reordered", "reorder")))
+lat = s.get("latency") or {}
+print("    sink on h2: received %d packets, lost %d (%.2f %%), reordered %d, duplicates %d" % (
+    s.get("packets", 0), s.get("lost", 0), s.get("loss_pct", 0.0), s.get("reorder", 0), s.get("dups", 0)))
+if lat:
+    print("    latency through fwdd: p50 %.0f us, p99 %.0f us, max %.0f us" % (lat.get("p50_us", 0), lat.get("p99_us", 0), lat.get("max_us", 0)))
 PY
 	fi
 	ok "generator done"

@@ -134,8 +134,9 @@ func (d *dirw) setShort(top uint16, l int, nh uint32, del bool) bool {
 type hdrw struct {
 	pages []*hdrPage
 	own   []bool
-	free  []uint32
-	next  uint32
+	free   []uint32
+	next   uint32
+	cloned bool // pages is a private copy in this batch
 }
 
 func (h *hdrw) alloc() uint32 {
@@ -162,6 +163,12 @@ func (h *hdrw) set(id uint32, v hdr) {
 		return
 	}
 	if !h.own[p] {
+		if !h.cloned {
+			// The published snapshot holds the old slice: never write
+			// into its backing array.
+			h.pages = slices.Clone(h.pages)
+			h.cloned = true
+		}
 		np := new(hdrPage)
 		*np = *h.pages[p]
 		h.pages[p] = np
@@ -172,6 +179,7 @@ func (h *hdrw) set(id uint32, v hdr) {
 
 func (h *hdrw) endBatch() {
 	h.pages = slices.Clip(h.pages) // the next append copies: published pages stay as they are
+	h.cloned = false
 	for i := range h.own {
 		h.own[i] = false
 	}

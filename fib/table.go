@@ -86,12 +86,67 @@ func find16(keys []uint16, e uint64, k uint16) uint32 {
 	return s + uint32(search(keys[s:s+n], k))
 }
 
-// lookupBatch resolves dst into out in stages over blocks of up to 64
-// addresses so that the memory accesses of different addresses overlap
-// (Go has no prefetch): stage 1 reads the direct table for the whole block,
-// stage 2 searches the summaries in lockstep, one step for every address
-// per round (branch-free: a finished search steps by 0), stage 3 searches
-// the blocks the same way, stage 4 reads the values.
+// batchLen is the block of addresses a batch lookup works on at once.
+const batchLen = 64
+
+// lockstep16 runs the range-table searches of n addresses together: key[i]
+// in the uint16 table at base[i] with cnt[i] ranges (cnt 1 and base 0 for
+// addresses without a table), leaving the range positions in pos. Stage 1
+// searches the summaries, one step for every address per round
+// (branch-free: a finished search steps by 0), stage 2 the blocks the same
+// way. Each round's loads are independent of each other, so they overlap.
+func lockstep16(k16 []uint16, key *[batchLen]uint16, base, cnt, pos *[batchLen]uint32, n int) {
+	var left [batchLen]uint32
+	var maxm uint32
+	for i := range n {
+		s, c := base[i], cnt[i]
+		if c > blockLen {
+			m := (c + blockLen - 1) / blockLen
+			pos[i], left[i] = s+c, m
+			maxm = max(maxm, m)
+		} else {
+			pos[i], left[i] = s, 1
+		}
+	}
+	for maxm > 1 {
+		for i := range n {
+			h := left[i] >> 1
+			p := pos[i] + h
+			if k16[p] <= key[i] {
+				pos[i] = p
+			}
+			left[i] -= h
+		}
+		maxm -= maxm >> 1
+	}
+	maxb := uint32(1)
+	for i := range n {
+		s, c := base[i], cnt[i]
+		if c > blockLen {
+			j := pos[i] - (s + c)
+			s += j * blockLen
+			c = min(blockLen, c-j*blockLen)
+		}
+		pos[i], left[i] = s, c
+		maxb = max(maxb, c)
+	}
+	for maxb > 1 {
+		for i := range n {
+			h := left[i] >> 1
+			p := pos[i] + h
+			if k16[p] <= key[i] {
+				pos[i] = p
+			}
+			left[i] -= h
+		}
+		maxb -= maxb >> 1
+	}
+}
+
+// lookupBatch resolves dst into out in stages over blocks of batchLen
+// addresses so that the memory accesses of different addresses overlap (Go
+// has no prefetch): the direct table for the whole block, then the range
+// searches in lockstep, then the values.
 func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	if len(t.k16) == 0 {
 		for i, a := range dst {
@@ -100,68 +155,29 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		return
 	}
 	var (
-		base [64]uint32 // start of the range table
-		cnt  [64]uint32 // its number of ranges
-		pos  [64]uint32 // search position
-		left [64]uint32 // search width
-		leaf [64]bool
+		key       [batchLen]uint16
+		base, cnt [batchLen]uint32
+		pos       [batchLen]uint32
+		leaf      [batchLen]bool
 	)
 	k16, v16, nh := t.k16, t.v16, t.nh
 	for len(dst) > 0 {
-		n := min(len(dst), len(pos))
+		n := min(len(dst), batchLen)
 		d := dst[:n]
 		o := out[:n]
-		var maxm uint32
 		for i, a := range d {
 			e := t.top[a>>24][(a>>16)&255]
-			leaf[i] = e&chunkFlag == 0
-			s, c := uint32(e), uint32(e>>32)&0x7fffffff
-			if leaf[i] {
+			key[i] = uint16(a)
+			l := e&chunkFlag == 0
+			leaf[i] = l
+			if l {
 				o[i] = uint32(e)
-				s, c = 0, 1
-			}
-			base[i], cnt[i] = s, c
-			if c > blockLen {
-				m := (c + blockLen - 1) / blockLen
-				pos[i], left[i] = s+c, m
-				maxm = max(maxm, m)
+				base[i], cnt[i] = 0, 1
 			} else {
-				pos[i], left[i] = s, 1
+				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
 			}
 		}
-		for maxm > 1 {
-			for i := range d {
-				h := left[i] >> 1
-				p := pos[i] + h
-				if k16[p] <= uint16(d[i]) {
-					pos[i] = p
-				}
-				left[i] -= h
-			}
-			maxm -= maxm >> 1
-		}
-		maxb := uint32(1)
-		for i := range d {
-			s, c := base[i], cnt[i]
-			if c > blockLen {
-				j := pos[i] - (s + c)
-				s += j * blockLen
-				c = min(blockLen, c-j*blockLen)
-			}
-			pos[i], left[i] = s, c
-			maxb = max(maxb, c)
-		}
-		for maxb > 1 {
-			for i := range d {
-				h := left[i] >> 1
-				p := pos[i] + h
-				if k16[p] <= uint16(d[i]) {
-					pos[i] = p
-				}
-				left[i] -= h
-			}
-			maxb -= maxb >> 1
-		}
+		lockstep16(k16, &key, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
 				o[i] = nh[v16[pos[i]]]
@@ -189,6 +205,11 @@ func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
 	if v&refFlag == 0 {
 		return v
 	}
+	return t.deep2(v, hi, lo)
+}
+
+// deep2 continues a lookup at the L2 table that L1 value v refers to.
+func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	h := t.hdr(v &^ refFlag)
 	best := h.def
 	s, n := h.start, h.count
@@ -211,23 +232,52 @@ func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
 	return v
 }
 
+// lookupBatch works like tab4.lookupBatch; addresses that need the deeper
+// levels (prefixes longer than /32) finish one by one.
 func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
-	var ent [64]uint64
+	if len(t.k16) == 0 {
+		for i := range dst {
+			hi := binary.BigEndian.Uint64(dst[i][:8])
+			out[i] = uint32(t.top[hi>>56][(hi>>48)&255])
+		}
+		return
+	}
+	var (
+		key       [batchLen]uint16
+		base, cnt [batchLen]uint32
+		pos       [batchLen]uint32
+		leaf      [batchLen]bool
+		his       [batchLen]uint64
+	)
+	k16, v16 := t.k16, t.v16
 	for len(dst) > 0 {
-		n := min(len(dst), len(ent))
+		n := min(len(dst), batchLen)
 		d := dst[:n]
 		o := out[:n]
 		for i := range d {
 			hi := binary.BigEndian.Uint64(d[i][:8])
-			ent[i] = t.top[hi>>56][(hi>>48)&255]
+			his[i] = hi
+			e := t.top[hi>>56][(hi>>48)&255]
+			key[i] = uint16(hi >> 32)
+			l := e&chunkFlag == 0
+			leaf[i] = l
+			if l {
+				o[i] = uint32(e)
+				base[i], cnt[i] = 0, 1
+			} else {
+				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
+			}
+		}
+		lockstep16(k16, &key, &base, &cnt, &pos, n)
+		for i := range d {
+			if !leaf[i] {
+				o[i] = v16[pos[i]]
+			}
 		}
 		for i := range d {
-			e := ent[i]
-			if e&chunkFlag == 0 {
-				o[i] = uint32(e)
-				continue
+			if v := o[i]; !leaf[i] && v&refFlag != 0 {
+				o[i] = t.deep2(v, his[i], binary.BigEndian.Uint64(d[i][8:]))
 			}
-			o[i] = t.deep(e, binary.BigEndian.Uint64(d[i][:8]), binary.BigEndian.Uint64(d[i][8:]))
 		}
 		dst = dst[n:]
 		out = out[n:]

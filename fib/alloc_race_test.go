@@ -109,9 +109,9 @@ func TestConcurrentReadWrite(t *testing.T) {
 			}
 		}()
 	}
-	rounds := 400
+	rounds := 200
 	if raceEnabled {
-		rounds = 100
+		rounds = 60
 	}
 	for i := range rounds {
 		nh := uint32(1 + i%2)

@@ -24,28 +24,19 @@ func (f *fam4) change(a uint32, l int, nh uint32, del bool) bool {
 		return f.d.setShort(uint16(a>>16), l, nh, del)
 	}
 	slot := uint16(a >> 16)
-	k := uint32(l-16)<<16 | a&0xffff
 	rc := f.chunks[slot]
-	if del {
-		if rc == nil {
+	if rc == nil {
+		if del {
 			return false
 		}
-		if _, ok := rc.pfx[k]; !ok {
-			return false
-		}
-		delete(rc.pfx, k)
-		if len(rc.pfx) == 0 {
-			delete(f.chunks, slot)
-		}
-	} else {
-		if rc == nil {
-			rc = &rc16{pfx: make(map[uint32]uint32)}
-			f.chunks[slot] = rc
-		}
-		if old, ok := rc.pfx[k]; ok && old == nh {
-			return false
-		}
-		rc.pfx[k] = nh
+		rc = &rc16{}
+		f.chunks[slot] = rc
+	}
+	if !setEnt(&rc.ents, uint16(a), uint8(l-16), nh, del) {
+		return false
+	}
+	if len(rc.ents) == 0 {
+		delete(f.chunks, slot)
 	}
 	f.d.dirty[slot] = struct{}{}
 	return true
@@ -69,7 +60,7 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
 // are stored as 16-bit indexes into the table's next-hop list.
 func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
 	var n int
-	sc.k, sc.v, _, n = sc.build16(rc.pfx, nil, def, sc.k[:0], sc.v[:0])
+	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
 	start := len(f.t.k16)
 	f.t.k16 = append(f.t.k16, sc.k...)
 	for _, v := range sc.v[:n] {
@@ -165,14 +156,13 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		if del {
 			return false
 		}
-		rc = &rc16{pfx: make(map[uint32]uint32), kids: make(map[uint16]*rc64)}
+		rc = &rc16{kids: make(map[uint16]*rc64)}
 		f.chunks[slot] = rc
 	}
 	defer f.dropEmpty(slot, rc)
 	k1 := uint16(hi >> 32)
 	if l <= 32 {
-		k := uint32(l-16)<<16 | uint32(k1)
-		if !setMap(rc.pfx, k, nh, del) {
+		if !setEnt(&rc.ents, k1, uint8(l-16), nh, del) {
 			return false
 		}
 		f.d.dirty[slot] = struct{}{}
@@ -183,14 +173,15 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		if del {
 			return false
 		}
-		r2 = &rc64{pfx: make(map[pk64]uint32), kids: make(map[uint64]*rc32), id: f.h.alloc()}
+		r2 = &rc64{kids: make(map[uint64]*rc32), id: f.h.alloc()}
 		rc.kids[k1] = r2
+		setEnt(&rc.ents, k1, 17, refFlag|r2.id, false)
 		f.d.dirty[slot] = struct{}{}
 	}
 	defer f.dropEmpty64(slot, rc, k1, r2)
 	k2 := hi<<32 | lo>>32
 	if l <= 96 {
-		if !setMap(r2.pfx, pk64{k2, uint8(l - 32)}, nh, del) {
+		if !setEnt(&r2.ents, k2, uint8(l-32), nh, del) {
 			return false
 		}
 		f.d2[r2] = struct{}{}
@@ -201,16 +192,18 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		if del {
 			return false
 		}
-		r3 = &rc32{pfx: make(map[pk32]uint32), id: f.h.alloc()}
+		r3 = &rc32{id: f.h.alloc()}
 		r2.kids[k2] = r3
+		setEnt(&r2.ents, k2, 65, refFlag|r3.id, false)
 		f.d2[r2] = struct{}{}
 	}
-	if !setMap(r3.pfx, pk32{uint32(lo), uint8(l - 96)}, nh, del) {
+	if !setEnt(&r3.ents, uint32(lo), uint8(l-96), nh, del) {
 		return false
 	}
 	f.d3[r3] = struct{}{}
-	if len(r3.pfx) == 0 {
+	if len(r3.ents) == 0 {
 		delete(r2.kids, k2)
+		setEnt(&r2.ents, k2, 65, 0, true)
 		f.free(r3.id, &f.a32)
 		r3.removed = true
 		f.d2[r2] = struct{}{}
@@ -224,8 +217,9 @@ func (f *fam6) free(id uint32, a *arena) {
 }
 
 func (f *fam6) dropEmpty64(slot uint16, rc *rc16, k1 uint16, r2 *rc64) {
-	if len(r2.pfx) == 0 && len(r2.kids) == 0 && !r2.removed {
+	if len(r2.ents) == 0 && !r2.removed {
 		delete(rc.kids, k1)
+		setEnt(&rc.ents, k1, 17, 0, true)
 		f.free(r2.id, &f.a64)
 		r2.removed = true
 		f.d.dirty[slot] = struct{}{}
@@ -233,33 +227,17 @@ func (f *fam6) dropEmpty64(slot uint16, rc *rc16, k1 uint16, r2 *rc64) {
 }
 
 func (f *fam6) dropEmpty(slot uint16, rc *rc16) {
-	if len(rc.pfx) == 0 && len(rc.kids) == 0 {
+	if len(rc.ents) == 0 {
 		delete(f.chunks, slot)
 		f.d.dirty[slot] = struct{}{}
 	}
-}
-
-func setMap[K comparable](m map[K]uint32, k K, nh uint32, del bool) bool {
-	old, ok := m[k]
-	if del {
-		if !ok {
-			return false
-		}
-		delete(m, k)
-		return true
-	}
-	if ok && old == nh {
-		return false
-	}
-	m[k] = nh
-	return true
 }
 
 func (f *fam6) build3(sc *scratch, r *rc32) {
 	h := f.h.get(r.id)
 	f.a32.garbage += int(h.count)
 	start := len(f.t.k32)
-	f.t.k32, f.t.v32 = sc.build32(r, f.t.k32, f.t.v32)
+	f.t.k32, f.t.v32, sc.s32 = sweep(r.ents, 0, f.t.k32, f.t.v32, sc.s32)
 	h.start, h.count = uint32(start), uint32(len(f.t.k32)-start)
 	f.h.set(r.id, h)
 }
@@ -268,11 +246,10 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
 	f.a64.garbage += int(h.count)
 	start := len(f.t.k64)
-	var ents []rangeEnt[uint64]
-	f.t.k64, f.t.v64, ents = sc.build64(r, f.t.k64, f.t.v64)
+	f.t.k64, f.t.v64, sc.s64 = sweep(r.ents, 0, f.t.k64, f.t.v64, sc.s64)
 	h.start, h.count = uint32(start), uint32(len(f.t.k64)-start)
 	f.h.set(r.id, h)
-	for _, e := range ents {
+	for _, e := range r.ents {
 		if e.v&refFlag != 0 {
 			id := e.v &^ refFlag
 			kh := f.h.get(id)
@@ -293,11 +270,10 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 		return
 	}
 	start := len(f.t.k16)
-	var ents []rangeEnt[uint16]
 	var n int
-	f.t.k16, f.t.v16, ents, n = sc.build16(rc.pfx, rc.kids, def, f.t.k16, f.t.v16)
+	f.t.k16, f.t.v16, n = sc.build16(rc.ents, def, f.t.k16, f.t.v16)
 	f.d.set(slot, chunkEnt(start, n))
-	for _, e := range ents {
+	for _, e := range rc.ents {
 		if e.v&refFlag != 0 {
 			id := e.v &^ refFlag
 			kh := f.h.get(id)

@@ -212,7 +212,11 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 }
 
 func (f *fam6) free(id uint32, a *arena) {
-	a.garbage += int(f.h.get(id).count)
+	n := int(f.h.get(id).count)
+	if a == &f.a64 {
+		n += summaryLen(n)
+	}
+	a.garbage += n
 	f.h.free = append(f.h.free, id)
 }
 
@@ -244,10 +248,12 @@ func (f *fam6) build3(sc *scratch, r *rc32) {
 
 func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
-	f.a64.garbage += int(h.count)
+	f.a64.garbage += int(h.count) + summaryLen(int(h.count))
 	start := len(f.t.k64)
 	f.t.k64, f.t.v64, sc.s64 = sweep(r.ents, 0, f.t.k64, f.t.v64, sc.s64)
-	h.start, h.count = uint32(start), uint32(len(f.t.k64)-start)
+	n := len(f.t.k64) - start
+	f.t.k64, f.t.v64 = addSummary(f.t.k64, f.t.v64, start)
+	h.start, h.count = uint32(start), uint32(n)
 	f.h.set(r.id, h)
 	for _, e := range r.ents {
 		if e.v&refFlag != 0 {

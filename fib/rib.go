@@ -258,7 +258,7 @@ func summaryLen(n int) int {
 	return (n + blockLen - 1) / blockLen
 }
 
-func addSummary[V any](keys []uint16, vals []V, base int) ([]uint16, []V) {
+func addSummary[K rangeKey, V any](keys []K, vals []V, base int) ([]K, []V) {
 	n := len(keys) - base
 	var zero V
 	for j := range summaryLen(n) {

@@ -73,10 +73,14 @@ func (t *tab4) chunk(e uint64, a uint32) uint32 {
 }
 
 // find16 returns the position of the range of k in the uint16 range table
-// of dir entry e: it searches the summary, then one block.
+// of dir entry e.
 func find16(keys []uint16, e uint64, k uint16) uint32 {
-	s := uint32(e)
-	n := uint32(e>>32) & 0x7fffffff
+	return find(keys, uint32(e), uint32(e>>32)&0x7fffffff, k)
+}
+
+// find returns the position of the range of k in the range table at s with
+// n ranges: it searches the summary (if any), then one block.
+func find[K rangeKey](keys []K, s, n uint32, k K) uint32 {
 	if n > blockLen {
 		m := (n + blockLen - 1) / blockLen
 		j := uint32(search(keys[s+n:s+n+m], k))
@@ -89,13 +93,13 @@ func find16(keys []uint16, e uint64, k uint16) uint32 {
 // batchLen is the block of addresses a batch lookup works on at once.
 const batchLen = 64
 
-// lockstep16 runs the range-table searches of n addresses together: key[i]
+// lockstep runs the range-table searches of n addresses together: key[i]
 // in the uint16 table at base[i] with cnt[i] ranges (cnt 1 and base 0 for
 // addresses without a table), leaving the range positions in pos. Stage 1
 // searches the summaries, one step for every address per round
 // (branch-free: a finished search steps by 0), stage 2 the blocks the same
 // way. Each round's loads are independent of each other, so they overlap.
-func lockstep16(k16 []uint16, key *[batchLen]uint16, base, cnt, pos *[batchLen]uint32, n int) {
+func lockstep[K rangeKey](k16 []K, key *[batchLen]K, base, cnt, pos *[batchLen]uint32, n int) {
 	var left [batchLen]uint32
 	var maxm uint32
 	for i := range n {
@@ -177,7 +181,7 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
 			}
 		}
-		lockstep16(k16, &key, &base, &cnt, &pos, n)
+		lockstep(k16, &key, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
 				o[i] = nh[v16[pos[i]]]
@@ -212,19 +216,24 @@ func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
 func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	h := t.hdr(v &^ refFlag)
 	best := h.def
-	s, n := h.start, h.count
-	v = t.v64[s+uint32(search(t.k64[s:s+n], hi<<32|lo>>32))]
+	v = t.v64[find(t.k64, h.start, h.count, hi<<32|lo>>32)]
 	if v&refFlag == 0 {
 		if v == 0 {
 			return best
 		}
 		return v
 	}
-	h = t.hdr(v &^ refFlag)
+	return t.deep3(v, best, lo)
+}
+
+// deep3 finishes a lookup at the L3 table that L2 value v refers to; best
+// is the result so far.
+func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
+	h := t.hdr(v &^ refFlag)
 	if h.def != 0 {
 		best = h.def
 	}
-	s, n = h.start, h.count
+	s, n := h.start, h.count
 	v = t.v32[s+uint32(search(t.k32[s:s+n], uint32(lo)))]
 	if v == 0 {
 		return best
@@ -248,6 +257,9 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		pos       [batchLen]uint32
 		leaf      [batchLen]bool
 		his       [batchLen]uint64
+		k64       [batchLen]uint64
+		best      [batchLen]uint32
+		idx       [batchLen]uint8
 	)
 	k16, v16 := t.k16, t.v16
 	for len(dst) > 0 {
@@ -268,15 +280,39 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
 			}
 		}
-		lockstep16(k16, &key, &base, &cnt, &pos, n)
+		lockstep(k16, &key, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
 				o[i] = v16[pos[i]]
 			}
 		}
+		// L2 for the addresses under a /32 with longer prefixes: headers,
+		// then lockstep searches, then values.
+		m := 0
 		for i := range d {
-			if v := o[i]; !leaf[i] && v&refFlag != 0 {
-				o[i] = t.deep2(v, his[i], binary.BigEndian.Uint64(d[i][8:]))
+			if !leaf[i] && o[i]&refFlag != 0 {
+				idx[m] = uint8(i)
+				m++
+			}
+		}
+		for j := range m {
+			i := idx[j]
+			h := t.hdr(o[i] &^ refFlag)
+			best[j] = h.def
+			base[j], cnt[j] = h.start, h.count
+			k64[j] = his[i]<<32 | binary.BigEndian.Uint64(d[i][8:])>>32
+		}
+		lockstep(t.k64, &k64, &base, &cnt, &pos, m)
+		for j := range m {
+			i := idx[j]
+			v := t.v64[pos[j]]
+			switch {
+			case v == 0:
+				o[i] = best[j]
+			case v&refFlag == 0:
+				o[i] = v
+			default:
+				o[i] = t.deep3(v, best[j], binary.BigEndian.Uint64(d[i][8:]))
 			}
 		}
 		dst = dst[n:]

@@ -169,8 +169,8 @@ func (d *dirw) setShort(top uint16, l int, nh uint32, del bool) bool {
 
 // hdrw is the writable header table of an IPv6 family.
 type hdrw struct {
-	pages []*hdrPage
-	own   []bool
+	pages  []*hdrPage
+	own    []bool
 	free   []uint32
 	next   uint32
 	cloned bool // pages is a private copy in this batch

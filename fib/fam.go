@@ -61,19 +61,18 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
 func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
 	var n int
 	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
-	start := len(f.t.k16)
-	f.t.k16 = append(f.t.k16, sc.k...)
-	for _, v := range sc.v[:n] {
+	start := len(f.t.ent)
+	for i, v := range sc.v[:n] {
 		li, ok := f.leaf[v]
 		if !ok {
 			li = uint16(len(f.t.nh)) // Apply checked that it fits
 			f.leaf[v] = li
 			f.t.nh = append(f.t.nh, v)
 		}
-		f.t.v16 = append(f.t.v16, li)
+		f.t.ent = append(f.t.ent, uint32(sc.k[i])<<16|uint32(li))
 	}
-	for range len(sc.v) - n {
-		f.t.v16 = append(f.t.v16, 0)
+	for _, k := range sc.k[n:] {
+		f.t.ent = append(f.t.ent, uint32(k)<<16)
 	}
 	return chunkEnt(start, n)
 }
@@ -86,13 +85,12 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 		for slot := range f.d.dirty {
 			f.rebuildSlot(sc, slot)
 		}
-		if live := len(f.t.k16) - f.a.garbage; f.a.garbage > live+65536 {
+		if live := len(f.t.ent) - f.a.garbage; f.a.garbage > live+65536 {
 			f.rebuildAll(sc)
 		}
 	}
 	clear(f.d.dirty)
-	f.t.k16 = trim(f.t.k16)
-	f.t.v16 = trim(f.t.v16)
+	f.t.ent = trim(f.t.ent)
 	f.t.nh = trim(f.t.nh)
 	f.t.top = f.d.top
 	f.d.endBatch()
@@ -103,9 +101,8 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 // rebuildAll rebuilds the whole table into fresh arenas (bulk loads and
 // garbage collection of the arenas).
 func (f *fam4) rebuildAll(sc *scratch) {
-	live := max(len(f.t.k16)-f.a.garbage, 0)
-	f.t.k16 = make([]uint16, 0, live+live/8+64)
-	f.t.v16 = make([]uint16, 0, live+live/8+64)
+	live := max(len(f.t.ent)-f.a.garbage, 0)
+	f.t.ent = make([]uint32, 0, live+live/8+64)
 	f.a.garbage = 0
 	f.d.defs = f.d.defaults(f.d.defs)
 	for s := 0; s < 1<<16; s++ {

@@ -43,8 +43,10 @@ func chunkEnt(start, count int) uint64 {
 // tab4 is the immutable IPv4 lookup structure of one FIB.
 type tab4 struct {
 	top [256]*dirPage
-	k16 []uint16
-	v16 []uint16 // index into nh
+	// ent holds the range tables: key<<16 | index into nh per range, so a
+	// range's value shares the cache line of its key (the summary entries
+	// have index 0). Searching for k<<16|0xffff finds the last key <= k.
+	ent []uint32
 	nh  []uint32 // next-hop ids of the range values
 }
 
@@ -69,7 +71,7 @@ func (t *tab4) lookup(a uint32) uint32 {
 }
 
 func (t *tab4) chunk(e uint64, a uint32) uint32 {
-	return t.nh[t.v16[find16(t.k16, e, uint16(a))]]
+	return t.nh[t.ent[find(t.ent, uint32(e), uint32(e>>32)&0x7fffffff, a<<16|0xffff)]&0xffff]
 }
 
 // find16 returns the position of the range of k in the uint16 range table
@@ -115,10 +117,11 @@ func lockstep[K rangeKey](k16 []K, key *[batchLen]K, base, cnt, pos *[batchLen]u
 	for maxm > 1 {
 		for i := range n {
 			h := left[i] >> 1
-			p := pos[i] + h
-			if k16[p] <= key[i] {
-				pos[i] = p
+			p, q := pos[i], pos[i]+h
+			if k16[q] <= key[i] {
+				p = q // a conditional move, not a branch: see docs/fib.md
 			}
+			pos[i] = p
 			left[i] -= h
 		}
 		maxm -= maxm >> 1
@@ -137,10 +140,11 @@ func lockstep[K rangeKey](k16 []K, key *[batchLen]K, base, cnt, pos *[batchLen]u
 	for maxb > 1 {
 		for i := range n {
 			h := left[i] >> 1
-			p := pos[i] + h
-			if k16[p] <= key[i] {
-				pos[i] = p
+			p, q := pos[i], pos[i]+h
+			if k16[q] <= key[i] {
+				p = q // a conditional move, not a branch: see docs/fib.md
 			}
+			pos[i] = p
 			left[i] -= h
 		}
 		maxb -= maxb >> 1
@@ -152,26 +156,26 @@ func lockstep[K rangeKey](k16 []K, key *[batchLen]K, base, cnt, pos *[batchLen]u
 // has no prefetch): the direct table for the whole block, then the range
 // searches in lockstep, then the values.
 func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
-	if len(t.k16) == 0 {
+	if len(t.ent) == 0 {
 		for i, a := range dst {
 			out[i] = uint32(t.top[a>>24][(a>>16)&255])
 		}
 		return
 	}
 	var (
-		key       [batchLen]uint16
+		key       [batchLen]uint32
 		base, cnt [batchLen]uint32
 		pos       [batchLen]uint32
 		leaf      [batchLen]bool
 	)
-	k16, v16, nh := t.k16, t.v16, t.nh
+	ent, nh := t.ent, t.nh
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d := dst[:n]
 		o := out[:n]
 		for i, a := range d {
 			e := t.top[a>>24][(a>>16)&255]
-			key[i] = uint16(a)
+			key[i] = a<<16 | 0xffff
 			l := e&chunkFlag == 0
 			leaf[i] = l
 			if l {
@@ -181,10 +185,10 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
 			}
 		}
-		lockstep(k16, &key, &base, &cnt, &pos, n)
+		lockstep(ent, &key, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
-				o[i] = nh[v16[pos[i]]]
+				o[i] = nh[ent[pos[i]]&0xffff]
 			}
 		}
 		dst = dst[n:]
@@ -321,7 +325,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 }
 
 func (t *tab4) bytes() int {
-	return 256*8 + countPages(&t.top)*256*8 + cap(t.k16)*2 + cap(t.v16)*2 + cap(t.nh)*4
+	return 256*8 + countPages(&t.top)*256*8 + cap(t.ent)*4 + cap(t.nh)*4
 }
 
 func (t *tab6) bytes() int {

@@ -198,6 +198,7 @@ func BenchmarkLoad(b *testing.B) {
 // churnResult is what runChurn measures.
 type churnResult struct {
 	idle, busy   float64 // lookups/s without and with changes
+	writerCPU    time.Duration // CPU time of the writer thread during the churn phase
 	p50, p99, mx time.Duration
 	changes      int
 	batches      int
@@ -233,7 +234,12 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 		}
 		return n
 	}
+	var wcpu time.Duration
 	run := func(write bool) (float64, []*Snapshot, []time.Time, []int) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		c0 := threadCPU()
+		defer func() { wcpu = threadCPU() - c0 }()
 		stop.Store(false)
 		sights = sights[:0]
 		done := make(chan int)
@@ -296,6 +302,7 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 	var due []time.Time
 	var cnt []int
 	r.busy, pubs, due, cnt = run(true)
+	r.writerCPU = wcpu
 	// Latency: for batch k, the first sighting of snapshot k or later.
 	idx := make(map[*Snapshot]int, len(pubs))
 	for k, s := range pubs {
@@ -351,6 +358,7 @@ func BenchmarkChurn(b *testing.B) {
 	b.ReportMetric(float64(r.p99.Microseconds()), "p99-visible-µs")
 	b.ReportMetric(float64(r.mx.Microseconds()), "max-visible-µs")
 	b.ReportMetric(float64(r.changes), "changes")
+	b.ReportMetric(float64(r.writerCPU.Microseconds())/float64(max(r.changes, 1)), "writer-cpu-µs/change")
 }
 
 var _ = binary.BigEndian

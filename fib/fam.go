@@ -6,11 +6,11 @@ type fam4 struct {
 	chunks map[uint16]*rc16
 	t      tab4 // working copy; published by value copy
 	a      arena
-	leaf   map[uint32]uint16 // next-hop id -> index in t.nh
+	leaf   []uint16 // next-hop id -> index in t.nh (0: none yet, or NoRoute)
 }
 
 func newFam4(zero *dirPage) *fam4 {
-	f := &fam4{chunks: make(map[uint16]*rc16), leaf: map[uint32]uint16{NoRoute: 0}}
+	f := &fam4{chunks: make(map[uint16]*rc16)}
 	f.t.nh = []uint32{NoRoute}
 	f.d.init(zero)
 	f.t.top = f.d.top
@@ -56,6 +56,26 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
 	f.d.set(slot, f.emit(sc, rc, def))
 }
 
+// leafOf returns the index of next hop v in t.nh, adding it if needed.
+func (f *fam4) leafOf(v uint32) uint16 {
+	if v == NoRoute {
+		return 0
+	}
+	if int(v) >= len(f.leaf) {
+		f.leaf = append(f.leaf, make([]uint16, int(v)+1-len(f.leaf))...)
+	}
+	li := f.leaf[v]
+	if li == 0 {
+		li = uint16(len(f.t.nh)) // Apply checked that it fits
+		f.leaf[v] = li
+		f.t.nh = append(f.t.nh, v)
+	}
+	return li
+}
+
+// hasLeaf reports whether next hop v has an index in t.nh.
+func (f *fam4) hasLeaf(v uint32) bool { return int(v) < len(f.leaf) && f.leaf[v] != 0 }
+
 // emit appends the range table of rc and returns its dir entry. Values
 // are stored as 16-bit indexes into the table's next-hop list.
 func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
@@ -63,12 +83,7 @@ func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
 	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
 	start := len(f.t.ent)
 	for i, v := range sc.v[:n] {
-		li, ok := f.leaf[v]
-		if !ok {
-			li = uint16(len(f.t.nh)) // Apply checked that it fits
-			f.leaf[v] = li
-			f.t.nh = append(f.t.nh, v)
-		}
+		li := f.leafOf(v)
 		f.t.ent = append(f.t.ent, uint32(sc.k[i])<<16|uint32(li))
 	}
 	for _, k := range sc.k[n:] {
@@ -165,6 +180,9 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		f.d.dirty[slot] = struct{}{}
 		return true
 	}
+	// A /32 region left without prefixes keeps its (empty) L2 table, so that
+	// deleting and re-adding the only /48 of a /32 - the most common IPv6
+	// churn - never rebuilds the /16's L1 table; rebuildAll drops them.
 	r2 := rc.kids[k1]
 	if r2 == nil {
 		if del {
@@ -175,7 +193,6 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		setEnt(&rc.ents, k1, 17, refFlag|r2.id, false)
 		f.d.dirty[slot] = struct{}{}
 	}
-	defer f.dropEmpty64(slot, rc, k1, r2)
 	k2 := hi<<32 | lo>>32
 	if l <= 96 {
 		if !setEnt(&r2.ents, k2, uint8(l-32), nh, del) {
@@ -217,15 +234,6 @@ func (f *fam6) free(id uint32, a *arena) {
 	f.h.free = append(f.h.free, id)
 }
 
-func (f *fam6) dropEmpty64(slot uint16, rc *rc16, k1 uint16, r2 *rc64) {
-	if len(r2.ents) == 0 && !r2.removed {
-		delete(rc.kids, k1)
-		setEnt(&rc.ents, k1, 17, 0, true)
-		f.free(r2.id, &f.a64)
-		r2.removed = true
-		f.d.dirty[slot] = struct{}{}
-	}
-}
 
 func (f *fam6) dropEmpty(slot uint16, rc *rc16) {
 	if len(rc.ents) == 0 {
@@ -303,11 +311,12 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		for slot := range f.d.dirty {
 			f.buildSlot(sc, slot, f.d.def(slot))
 		}
-		if f.a16.garbage > len(f.t.k16)-f.a16.garbage+65536 ||
-			f.a64.garbage > len(f.t.k64)-f.a64.garbage+65536 ||
-			f.a32.garbage > len(f.t.k32)-f.a32.garbage+65536 {
-			f.rebuildAll(sc)
-		}
+		// Collect the garbage of each arena separately: copying the live
+		// tables of one level costs about its live size.
+		f.compact(sc,
+			f.a32.garbage > len(f.t.k32)-f.a32.garbage+65536,
+			f.a64.garbage > len(f.t.k64)-f.a64.garbage+65536,
+			f.a16.garbage > len(f.t.k16)-f.a16.garbage+65536)
 	}
 	clear(f.d.dirty)
 	clear(f.d2)
@@ -323,25 +332,56 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	return &t
 }
 
+// rebuildAll rebuilds every table into fresh arenas (bulk loads), first
+// dropping the /32 regions left without prefixes.
 func (f *fam6) rebuildAll(sc *scratch) {
-	l16 := max(len(f.t.k16)-f.a16.garbage, 0)
-	l64 := max(len(f.t.k64)-f.a64.garbage, 0)
-	l32 := max(len(f.t.k32)-f.a32.garbage, 0)
-	f.t.k16, f.t.v16 = make([]uint16, 0, l16+l16/8+64), make([]uint32, 0, l16+l16/8+64)
-	f.t.k64, f.t.v64 = make([]uint64, 0, l64+l64/8+64), make([]uint32, 0, l64+l64/8+64)
-	f.t.k32, f.t.v32 = make([]uint32, 0, l32+l32/8), make([]uint32, 0, l32+l32/8)
-	f.a16.garbage, f.a64.garbage, f.a32.garbage = 0, 0, 0
-	for _, rc := range f.chunks {
-		for _, r2 := range rc.kids {
-			for _, r3 := range r2.kids {
-				f.build3(sc, r3)
+	for slot, rc := range f.chunks {
+		for k1, r2 := range rc.kids {
+			if len(r2.ents) == 0 {
+				delete(rc.kids, k1)
+				setEnt(&rc.ents, k1, 17, 0, true)
+				f.free(r2.id, &f.a64)
+				r2.removed = true
 			}
-			f.build2(sc, r2)
+		}
+		if len(rc.ents) == 0 {
+			delete(f.chunks, slot)
 		}
 	}
-	f.d.defs = f.d.defaults(f.d.defs)
-	for s := 0; s < 1<<16; s++ {
-		f.buildSlot(sc, uint16(s), f.d.defs[s])
+	f.compact(sc, true, true, true)
+}
+
+// compact rebuilds the tables of the chosen levels into fresh arenas.
+func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
+	if l3 {
+		n := max(len(f.t.k32)-f.a32.garbage, 0)
+		f.t.k32, f.t.v32 = make([]uint32, 0, n+n/8), make([]uint32, 0, n+n/8)
+		for _, rc := range f.chunks {
+			for _, r2 := range rc.kids {
+				for _, r3 := range r2.kids {
+					f.build3(sc, r3)
+				}
+			}
+		}
+		f.a32.garbage = 0
 	}
-	f.a16.garbage, f.a64.garbage, f.a32.garbage = 0, 0, 0
+	if l2 {
+		n := max(len(f.t.k64)-f.a64.garbage, 0)
+		f.t.k64, f.t.v64 = make([]uint64, 0, n+n/8+64), make([]uint32, 0, n+n/8+64)
+		for _, rc := range f.chunks {
+			for _, r2 := range rc.kids {
+				f.build2(sc, r2)
+			}
+		}
+		f.a64.garbage = 0
+	}
+	if l1 {
+		n := max(len(f.t.k16)-f.a16.garbage, 0)
+		f.t.k16, f.t.v16 = make([]uint16, 0, n+n/8+64), make([]uint32, 0, n+n/8+64)
+		f.d.defs = f.d.defaults(f.d.defs)
+		for s := 0; s < 1<<16; s++ {
+			f.buildSlot(sc, uint16(s), f.d.defs[s])
+		}
+		f.a16.garbage = 0
+	}
 }

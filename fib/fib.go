@@ -250,10 +250,10 @@ func (f *FIBs) checkLeafRoom(changes []Change) error {
 		for fib := lo; fib < hi; fib++ {
 			have := 1
 			if fm := f.f4[fib]; fm != nil {
-				if _, ok := fm.leaf[c.NextHop]; ok {
+				if fm.hasLeaf(c.NextHop) {
 					continue
 				}
-				have = len(fm.leaf)
+				have = len(fm.t.nh)
 			}
 			if extra == nil {
 				extra = make(map[int]map[uint32]struct{})

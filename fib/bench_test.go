@@ -197,7 +197,7 @@ func BenchmarkLoad(b *testing.B) {
 
 // churnResult is what runChurn measures.
 type churnResult struct {
-	idle, busy   float64 // lookups/s without and with changes
+	idle, busy   float64       // lookups/s without and with changes
 	writerCPU    time.Duration // CPU time of the writer thread during the churn phase
 	p50, p99, mx time.Duration
 	changes      int

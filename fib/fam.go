@@ -234,7 +234,6 @@ func (f *fam6) free(id uint32, a *arena) {
 	f.h.free = append(f.h.free, id)
 }
 
-
 func (f *fam6) dropEmpty(slot uint16, rc *rc16) {
 	if len(rc.ents) == 0 {
 		delete(f.chunks, slot)

@@ -279,9 +279,12 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 		f.d.set(slot, uint64(def))
 		return
 	}
-	start := len(f.t.k16)
 	var n int
-	f.t.k16, f.t.v16, n = sc.build16(rc.ents, def, f.t.k16, f.t.v16)
+	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
+	start := len(f.t.e16)
+	for i, k := range sc.k {
+		f.t.e16 = append(f.t.e16, uint64(k)<<32|uint64(sc.v[i]))
+	}
 	f.d.set(slot, chunkEnt(start, n))
 	for _, e := range rc.ents {
 		if e.v&refFlag != 0 {
@@ -315,12 +318,12 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		f.compact(sc,
 			f.a32.garbage > len(f.t.k32)-f.a32.garbage+65536,
 			f.a64.garbage > len(f.t.k64)-f.a64.garbage+65536,
-			f.a16.garbage > len(f.t.k16)-f.a16.garbage+65536)
+			f.a16.garbage > len(f.t.e16)-f.a16.garbage+65536)
 	}
 	clear(f.d.dirty)
 	clear(f.d2)
 	clear(f.d3)
-	f.t.k16, f.t.v16 = trim(f.t.k16), trim(f.t.v16)
+	f.t.e16 = trim(f.t.e16)
 	f.t.k64, f.t.v64 = trim(f.t.k64), trim(f.t.v64)
 	f.t.k32, f.t.v32 = trim(f.t.k32), trim(f.t.v32)
 	f.t.top = f.d.top
@@ -375,8 +378,8 @@ func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 		f.a64.garbage = 0
 	}
 	if l1 {
-		n := max(len(f.t.k16)-f.a16.garbage, 0)
-		f.t.k16, f.t.v16 = make([]uint16, 0, n+n/8+64), make([]uint32, 0, n+n/8+64)
+		n := max(len(f.t.e16)-f.a16.garbage, 0)
+		f.t.e16 = make([]uint64, 0, n+n/8+64)
 		f.d.defs = f.d.defaults(f.d.defs)
 		for s := 0; s < 1<<16; s++ {
 			f.buildSlot(sc, uint16(s), f.d.defs[s])

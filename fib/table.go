@@ -53,8 +53,7 @@ type tab4 struct {
 // tab6 is the immutable IPv6 lookup structure of one FIB.
 type tab6 struct {
 	top  [256]*dirPage
-	k16  []uint16
-	v16  []uint32
+	e16  []uint64 // L1: key<<32 | value per range (summary entries: key<<32)
 	k64  []uint64
 	v64  []uint32
 	k32  []uint32
@@ -209,7 +208,7 @@ func (t *tab6) lookup(hi, lo uint64) uint32 {
 }
 
 func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
-	v := t.v16[find16(t.k16, e, uint16(hi>>32))]
+	v := uint32(t.e16[find(t.e16, uint32(e), uint32(e>>32)&0x7fffffff, hi&0xffff00000000|0xffffffff)])
 	if v&refFlag == 0 {
 		return v
 	}
@@ -248,7 +247,7 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 // lookupBatch works like tab4.lookupBatch; addresses that need the deeper
 // levels (prefixes longer than /32) finish one by one.
 func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
-	if len(t.k16) == 0 {
+	if len(t.e16) == 0 {
 		for i := range dst {
 			hi := binary.BigEndian.Uint64(dst[i][:8])
 			out[i] = uint32(t.top[hi>>56][(hi>>48)&255])
@@ -256,7 +255,6 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		return
 	}
 	var (
-		key       [batchLen]uint16
 		base, cnt [batchLen]uint32
 		pos       [batchLen]uint32
 		leaf      [batchLen]bool
@@ -265,7 +263,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		best      [batchLen]uint32
 		idx       [batchLen]uint8
 	)
-	k16, v16 := t.k16, t.v16
+	e16 := t.e16
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d := dst[:n]
@@ -274,7 +272,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			hi := binary.BigEndian.Uint64(d[i][:8])
 			his[i] = hi
 			e := t.top[hi>>56][(hi>>48)&255]
-			key[i] = uint16(hi >> 32)
+			k64[i] = hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
 			l := e&chunkFlag == 0
 			leaf[i] = l
 			if l {
@@ -284,10 +282,10 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
 			}
 		}
-		lockstep(k16, &key, &base, &cnt, &pos, n)
+		lockstep(e16, &k64, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
-				o[i] = v16[pos[i]]
+				o[i] = uint32(e16[pos[i]])
 			}
 		}
 		// L2 for the addresses under a /32 with longer prefixes: headers,
@@ -329,7 +327,7 @@ func (t *tab4) bytes() int {
 }
 
 func (t *tab6) bytes() int {
-	return 256*8 + countPages(&t.top)*256*8 + cap(t.k16)*2 + cap(t.v16)*4 +
+	return 256*8 + countPages(&t.top)*256*8 + cap(t.e16)*8 +
 		cap(t.k64)*8 + cap(t.v64)*4 + cap(t.k32)*4 + cap(t.v32)*4 +
 		cap(t.hdrs)*8 + len(t.hdrs)*256*12
 }

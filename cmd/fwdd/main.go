@@ -1,0 +1,215 @@
+// Command fwdd is the fwdd router daemon.
+//
+//	fwdd -c FILE [-s SOCKET] [-metrics ADDR] [-pprof ADDR] [-profile cpu|mem|mutex|block|trace]
+//	     [-profile-dir DIR] [-cpus LIST] [-workers N] [-poll busy|adaptive] [-log-level LEVEL]
+//	fwdd -check -c FILE
+//
+// It reads FILE (the command language of fwdctl, one command per line),
+// validates all of it, starts the dataplane and applies it, then serves the
+// control socket. SIGHUP re-reads FILE and applies the difference; SIGTERM
+// and SIGINT stop it cleanly.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fwdd/fwdd/ctl"
+	"github.com/fwdd/fwdd/fwd"
+	"github.com/pkg/profile"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("fwdd", flag.ContinueOnError)
+	var (
+		config    = fs.String("c", "", "configuration `file` (required)")
+		check     = fs.Bool("check", false, "validate the configuration file and exit (like nginx -t)")
+		socket    = fs.String("s", ctl.DefaultSocket, "control socket `path`")
+		metrics   = fs.String("metrics", "", "serve Prometheus metrics on `addr` (e.g. 127.0.0.1:9417); off by default")
+		pprofAddr = fs.String("pprof", "", "serve net/http/pprof on `addr` (e.g. 127.0.0.1:6060); off by default")
+		profMode  = fs.String("profile", "", "write a profile for the whole run: cpu, mem, mutex, block or trace")
+		profDir   = fs.String("profile-dir", ".", "`directory` for -profile output")
+		cpus      = fs.String("cpus", "", "pin workers to these CPUs, e.g. 1 or 0-3,6; one worker per CPU")
+		workers   = fs.Int("workers", 0, "number of poll-mode workers (default: one per -cpus entry, or 1)")
+		pollMode  = fs.String("poll", "adaptive", "worker poll mode: busy (spin, like DPDK) or adaptive (sleep when idle)")
+		poolSize  = fs.Int("mbufs", 0, "mbufs per worker (default 16384)")
+		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn or error")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: fwdd -c FILE [options]\n       fwdd -check -c FILE\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "fwdd: unexpected argument %q (options come as -flag value)\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "fwdd: -log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if *config == "" {
+		fmt.Fprintln(os.Stderr, "fwdd: -c FILE is required (see fwdd -h; an example is in docs/config.md)")
+		return 2
+	}
+	if *check {
+		if err := ctl.CheckFile(*config); err != nil {
+			fmt.Fprintf(os.Stderr, "fwdd: %v\n", err)
+			return 1
+		}
+		fmt.Printf("fwdd: configuration file %s is valid\n", *config)
+		return 0
+	}
+	cpuList, err := parseCPUList(*cpus)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fwdd: -cpus: %v\n", err)
+		return 2
+	}
+	pm, err := fwd.ParsePollMode(*pollMode)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fwdd: -poll: %v\n", err)
+		return 2
+	}
+	if *profMode != "" {
+		var mode func(*profile.Profile)
+		switch *profMode {
+		case "cpu":
+			mode = profile.CPUProfile
+		case "mem":
+			mode = profile.MemProfile
+		case "mutex":
+			mode = profile.MutexProfile
+		case "block":
+			mode = profile.BlockProfile
+		case "trace":
+			mode = profile.TraceProfile
+		default:
+			fmt.Fprintf(os.Stderr, "fwdd: -profile %q: want cpu, mem, mutex, block or trace\n", *profMode)
+			return 2
+		}
+		defer profile.Start(mode, profile.ProfilePath(*profDir), profile.Quiet, profile.NoShutdownHook).Stop()
+	}
+
+	d, err := ctl.Start(ctl.Options{
+		ConfigFile: *config,
+		Socket:     *socket,
+		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, PollMode: pm, PoolSize: *poolSize},
+		Log:        log,
+	})
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+
+	var servers []*http.Server
+	if *metrics != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(d.Metrics(), promhttp.HandlerOpts{}))
+		srv, err := serve(*metrics, mux, log, "metrics")
+		if err != nil {
+			log.Error("metrics", "err", err)
+			d.Shutdown()
+			return 1
+		}
+		servers = append(servers, srv)
+	}
+	if *pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		srv, err := serve(*pprofAddr, mux, log, "pprof")
+		if err != nil {
+			log.Error("pprof", "err", err)
+			d.Shutdown()
+			return 1
+		}
+		servers = append(servers, srv)
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			if err := d.Reload(); err != nil {
+				log.Error("reload failed; the running configuration is unchanged", "file", *config, "err", err)
+			} else {
+				log.Info("reloaded", "file", *config)
+			}
+			continue
+		}
+		log.Info("stopping", "signal", sig.String())
+		break
+	}
+	signal.Stop(sigs)
+	for _, s := range servers {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.Shutdown(ctx)
+		cancel()
+	}
+	d.Shutdown()
+	log.Info("stopped")
+	return 0
+}
+
+func serve(addr string, h http.Handler, log *slog.Logger, what string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-%s %s: %w", what, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("serving "+what, "addr", ln.Addr().String())
+	return srv, nil
+}
+
+// parseCPUList parses "0-3,6".
+func parseCPUList(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(strings.TrimSpace(lo))
+		if err != nil || a < 0 {
+			return nil, fmt.Errorf("%q: want CPU numbers like 0-3,6", s)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(strings.TrimSpace(hi)); err != nil || b < a {
+				return nil, fmt.Errorf("%q: bad range %q", s, part)
+			}
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}

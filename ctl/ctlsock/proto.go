@@ -1,0 +1,33 @@
+package ctlsock
+
+import "encoding/json"
+
+// DefaultPath is where fwdd listens unless told otherwise (-s).
+const DefaultPath = "/run/fwdd.sock"
+
+// Request is one batch of command lines.
+type Request struct {
+	// Lines are parsed as lines 1..n (blank lines and comments allowed,
+	// so a file's line numbers are kept).
+	Lines []string `json:"lines"`
+	// JSON asks for Response.Data.
+	JSON bool `json:"json,omitempty"`
+	// Source names the lines in errors ("fwdd.conf:3: ..."); "" for live
+	// commands ("line 3: ..."; a single live line gets no number).
+	Source string `json:"source,omitempty"`
+	// Dir is the client's working directory, against which relative file
+	// names (route load FILE) are resolved; "" leaves them as written.
+	Dir string `json:"dir,omitempty"`
+}
+
+// Response answers one Request.
+type Response struct {
+	OK bool `json:"ok"`
+	// Error is the reason the batch was refused or failed; it may span
+	// several lines (one per rejected line). Nothing was changed.
+	Error string `json:"error,omitempty"`
+	// Text is the human-readable output of the commands, concatenated.
+	Text string `json:"text,omitempty"`
+	// Data holds one JSON value per command when Request.JSON was set.
+	Data []json.RawMessage `json:"data,omitempty"`
+}

@@ -1,0 +1,426 @@
+package ctlsock
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fwdd/fwdd/ctl/cmdlang"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxRequest = 4 << 20 // bytes in one request line
+	DefaultMaxClients = 64
+	maxPathLen        = 107 // sizeof(sun_path) - 1
+	closeWriteGrace   = 5 * time.Second
+)
+
+// Config configures a Server.
+type Config struct {
+	// Path of the socket; DefaultPath if "".
+	Path string
+	// Exec applies the parsed batches. Required.
+	Exec cmdlang.Executor
+	// MaxRequest bounds one request line in bytes (DefaultMaxRequest if 0).
+	MaxRequest int
+	// MaxClients bounds concurrent connections (DefaultMaxClients if 0).
+	MaxClients int
+	// Authorize decides whether a peer may talk to the daemon; a non-nil
+	// error is sent to the peer and the connection closed. nil means
+	// RootOrSelf.
+	Authorize func(Cred) error
+	// Logger receives connection-level events; slog.Default() if nil.
+	Logger *slog.Logger
+}
+
+// ErrNotRoot is wrapped by RootOrSelf's refusals.
+var ErrNotRoot = errors.New("permission denied")
+
+// RootOrSelf admits root and the daemon's own effective uid.
+func RootOrSelf(c Cred) error {
+	if c.UID == 0 || int(c.UID) == os.Geteuid() {
+		return nil
+	}
+	return fmt.Errorf("fwdd: %w: uid %d (pid %d) may not control fwdd; run fwdctl as root (e.g. with sudo)", ErrNotRoot, c.UID, c.PID)
+}
+
+// Server is a running control socket.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	ln     *net.UnixListener
+	info   os.FileInfo // the socket file as created, to remove only our own
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    chan struct{}
+
+	mu     sync.Mutex
+	conns  map[*net.UnixConn]struct{}
+	closed bool
+	wg     sync.WaitGroup // connection handlers
+	done   chan struct{}  // closed when Serve returns
+	served bool
+}
+
+// Listen creates the socket at cfg.Path (mode 0600, owned by root when
+// running as root). A stale socket file is replaced; a socket on which a
+// daemon answers, or a file that is not a socket, is an error. Call Serve
+// to accept connections and Close to stop.
+func Listen(cfg Config) (*Server, error) {
+	if cfg.Exec == nil {
+		return nil, errors.New("ctlsock: Config.Exec is nil")
+	}
+	if cfg.Path == "" {
+		cfg.Path = DefaultPath
+	}
+	if cfg.MaxRequest <= 0 {
+		cfg.MaxRequest = DefaultMaxRequest
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.Authorize == nil {
+		cfg.Authorize = RootOrSelf
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	path := cfg.Path
+	if len(path) > maxPathLen {
+		return nil, fmt.Errorf("control socket %s: path is %d bytes, at most %d fit in a Unix socket address; choose a shorter one with -s", path, len(path), maxPathLen)
+	}
+	if err := clearStale(path, log); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("control socket %s: the directory does not exist (create it, or choose another path with -s): %w", path, err)
+		}
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	// We remove the file ourselves in Close, and only if it is still ours.
+	ln.SetUnlinkOnClose(false)
+	fail := func(err error) (*Server, error) {
+		ln.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	// Between bind and chmod the file has the umask's mode; SO_PEERCRED
+	// guards that window, since every connection is checked anyway.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fail(fmt.Errorf("control socket %s: %w", path, err))
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Lchown(path, 0, 0); err != nil {
+			return fail(fmt.Errorf("control socket %s: %w", path, err))
+		}
+	}
+	info, err := os.Lstat(path)
+	if err != nil {
+		return fail(fmt.Errorf("control socket %s: %w", path, err))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, log: log, ln: ln, info: info, ctx: ctx, cancel: cancel,
+		sem:   make(chan struct{}, cfg.MaxClients),
+		conns: map[*net.UnixConn]struct{}{},
+		done:  make(chan struct{}),
+	}, nil
+}
+
+// clearStale removes a socket file nobody listens on, and refuses a live
+// one or a file that is not a socket.
+func clearStale(path string, log *slog.Logger) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("control socket %s: the file exists and is not a socket; remove it or choose another path with -s", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("control socket %s: another fwdd is already running there (stop it first, or give this one another socket with -s)", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("control socket %s: cannot tell whether another fwdd uses it: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("control socket %s: removing the stale socket: %w", path, err)
+	}
+	log.Info("removed stale control socket", "path", path)
+	return nil
+}
+
+// Path returns the socket's path.
+func (s *Server) Path() string { return s.cfg.Path }
+
+// Serve accepts connections until Close. It returns nil after Close, or
+// the error that stopped accepting.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	if s.served {
+		s.mu.Unlock()
+		return errors.New("ctlsock: Serve called twice")
+	}
+	s.served = true
+	s.mu.Unlock()
+	defer close(s.done)
+	var delay time.Duration
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors: back off rather than spin.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("control socket accept", "err", err, "retry_in", delay)
+				select {
+				case <-time.After(delay):
+				case <-s.ctx.Done():
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("control socket %s: accept: %w", s.cfg.Path, err)
+		}
+		delay = 0
+		if !s.track(c) {
+			c.Close()
+			return nil
+		}
+		go s.handle(c)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// track registers c, or reports false once the server is closing.
+func (s *Server) track(c *net.UnixConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *net.UnixConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.Close()
+	s.wg.Done()
+}
+
+// Close stops the server: no new connections; requests being executed
+// finish and are answered; idle connections are closed; the socket file is
+// removed if it is still the one Listen created. It waits for every
+// connection handler and is safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	err := s.ln.Close()
+	for c := range s.conns {
+		// Unblock readers; a handler busy executing still writes its
+		// answer, but a client that does not read it cannot hold us up.
+		c.CloseRead()
+		c.SetWriteDeadline(time.Now().Add(closeWriteGrace))
+	}
+	served := s.served
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	if served {
+		<-s.done
+	}
+	if fi, serr := os.Lstat(s.cfg.Path); serr == nil && os.SameFile(fi, s.info) {
+		if rerr := os.Remove(s.cfg.Path); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+var errTooLarge = errors.New("request too large")
+
+// readRequest reads one newline-terminated line of at most max bytes.
+// A line cut short by EOF is io.ErrUnexpectedEOF (discarded by the caller).
+func readRequest(br *bufio.Reader, max int) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(buf)+len(chunk) > max+1 { // +1: the newline
+			return nil, errTooLarge
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case err == nil:
+			return buf, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(buf) > 0:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (s *Server) handle(c *net.UnixConn) {
+	defer s.untrack(c)
+	log := s.log
+	cred, err := peerCred(c)
+	if err != nil {
+		log.Warn("control connection refused: cannot read peer credentials", "err", err)
+		writeResponse(c, &Response{Error: "fwdd: cannot read your credentials; connection refused"})
+		return
+	}
+	log = log.With("pid", cred.PID, "uid", cred.UID)
+	if err := s.cfg.Authorize(cred); err != nil {
+		log.Warn("control connection refused", "err", err)
+		writeResponse(c, &Response{Error: err.Error()})
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		log.Warn("control connection refused: too many clients", "max", s.cfg.MaxClients)
+		writeResponse(c, &Response{Error: fmt.Sprintf("fwdd: too many control connections (%d); try again later", s.cfg.MaxClients)})
+		return
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	for {
+		line, err := readRequest(br, s.cfg.MaxRequest)
+		if err != nil {
+			switch {
+			case errors.Is(err, errTooLarge):
+				log.Warn("control request too large", "max", s.cfg.MaxRequest)
+				writeResponse(c, &Response{Error: fmt.Sprintf("fwdd: request too large (at most %d bytes); split the batch or use route load FILE for many routes", s.cfg.MaxRequest)})
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				log.Debug("control client left mid-request; request discarded")
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			default:
+				log.Debug("control connection read", "err", err)
+			}
+			return
+		}
+		var req Request
+		if err := json.Unmarshal(line, &req); err != nil {
+			writeResponse(c, &Response{Error: fmt.Sprintf("fwdd: malformed request (%v); use fwdctl", err)})
+			return
+		}
+		resp := s.Do(s.ctx, &req)
+		if !resp.OK {
+			log.Info("control request failed", "err", resp.Error)
+		}
+		if err := writeResponse(c, resp); err != nil {
+			log.Debug("control client left before its answer", "err", err)
+			return
+		}
+	}
+}
+
+func writeResponse(w io.Writer, r *Response) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		b, _ = json.Marshal(&Response{Error: "fwdd: internal error: cannot encode the response: " + err.Error()})
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// Do parses and executes one request, exactly as a connection would. The
+// daemon may use it for its own batches (the startup file goes through
+// the same path).
+func (s *Server) Do(ctx context.Context, req *Request) *Response {
+	return handle(ctx, s.cfg.Exec, req, s.log)
+}
+
+// Handle parses req.Lines as one batch and runs it on ex: parse errors
+// and execution errors become Response.Error; nothing is executed when a
+// line is rejected.
+func Handle(ctx context.Context, ex cmdlang.Executor, req *Request) *Response {
+	return handle(ctx, ex, req, slog.Default())
+}
+
+func handle(ctx context.Context, ex cmdlang.Executor, req *Request, log *slog.Logger) (resp *Response) {
+	// One command with no source is a live command: its errors need no
+	// line number.
+	live := len(req.Lines) == 1 && req.Source == ""
+	cmds, err := cmdlang.ParseLines(req.Lines, cmdlang.Options{File: req.Source, Dir: req.Dir, Unnumbered: live})
+	if err != nil {
+		return &Response{Error: err.Error()}
+	}
+	if len(cmds) == 0 {
+		return &Response{OK: true}
+	}
+	defer func() {
+		// The executor is the daemon's; a bug there must not take the
+		// control socket down with it.
+		if p := recover(); p != nil {
+			log.Error("executor panic", "panic", p, "stack", string(debug.Stack()))
+			resp = &Response{Error: fmt.Sprintf("fwdd: internal error executing the batch: %v (please report it)", p)}
+		}
+	}()
+	results, err := ex.Exec(ctx, cmds)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return &Response{Error: "fwdd: shutting down; the batch was not applied"}
+		}
+		return &Response{Error: err.Error()}
+	}
+	resp = &Response{OK: true}
+	var text strings.Builder
+	for i, r := range results {
+		text.WriteString(r.Text)
+		if req.JSON {
+			var raw json.RawMessage = []byte("null")
+			if r.Data != nil {
+				b, err := json.Marshal(r.Data)
+				if err != nil {
+					return &Response{Error: fmt.Sprintf("fwdd: internal error: the result of %s cannot be encoded as JSON: %v", cmds[i].Verb(), err)}
+				}
+				raw = b
+			}
+			resp.Data = append(resp.Data, raw)
+		}
+	}
+	resp.Text = text.String()
+	return resp
+}

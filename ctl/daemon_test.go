@@ -1,0 +1,264 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fwdd/fwdd/ctl/cmdlang"
+	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/internal/testnet"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+	pmodel "github.com/prometheus/common/model"
+)
+
+// nullDaemon starts fwdd with null ports (no devices, no root needed).
+func nullDaemon(t *testing.T, config string) (*Daemon, string) {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "fwdd.conf")
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Start(Options{
+		ConfigFile: conf, Engine: fwd.Config{Workers: 1, PoolSize: 2048, CheckedPools: true},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Shutdown)
+	return d, conf
+}
+
+func run(t *testing.T, d *Daemon, lines ...string) ([]cmdlang.Result, error) {
+	t.Helper()
+	cmds, err := cmdlang.ParseLines(lines, cmdlang.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Exec(context.Background(), cmds)
+}
+
+func text(t *testing.T, d *Daemon, line string) string {
+	t.Helper()
+	res, err := run(t, d, line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[0].Text
+}
+
+const nullConfig = `
+port add p0 driver null
+port add p1 driver null
+addr add p0 198.18.1.1/24
+addr add p1 198.19.2.1/24
+route add 198.19.128.0/17 via 198.19.2.9
+`
+
+// TestBatchAllOrNothing: a batch whose last command fails changes nothing.
+func TestBatchAllOrNothing(t *testing.T) {
+	d, _ := nullDaemon(t, nullConfig)
+	// Port counters move (null ports receive all the time): compare the
+	// configuration, not the statistics.
+	state := func() []string {
+		out := []string{text(t, d, "show routes"), text(t, d, "show rules"), text(t, d, "show neigh")}
+		res, _ := run(t, d, "show ports")
+		for _, p := range res[0].Data.([]PortView) {
+			out = append(out, fmt.Sprint(p.Name, p.Addrs, p.FIB, p.MTU, p.Admin))
+		}
+		return out
+	}
+	before := state()
+	_, err := run(t, d,
+		"route add 198.19.64.0/18 via 198.19.2.9",
+		"rule add 5 from 198.18.1.0/24 count",
+		"addr add p1 198.19.3.1/24",
+		"port del p9")
+	var ee *cmdlang.ExecError
+	if !errors.As(err, &ee) || !strings.Contains(err.Error(), "p9") {
+		t.Fatalf("want an ExecError naming p9, got %v", err)
+	}
+	after := state()
+	for i := range before {
+		if before[i] != after[i] {
+			t.Errorf("a failed batch changed the state:\nbefore:\n%s\nafter:\n%s", before[i], after[i])
+		}
+	}
+	for _, tc := range []struct{ line, want string }{
+		{"route del 198.51.100.0/24", "no static route"},
+		{"route add 198.19.0.0/16 via 198.20.0.1", "not on a connected network"},
+		{"port set p0 fib 3", "raise net.fibs"},
+		{"set net.fibs 5000", "out of range"},
+		{"set nosuch.key 1", "unknown key"},
+		{"rule del 42", "no rule 42"},
+		{"addr del p0 198.18.9.1/24", "has no address"},
+		{"neigh del p0 198.18.1.9", "no static neighbour"},
+	} {
+		if _, err := run(t, d, tc.line); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want one mentioning %q", tc.line, err, tc.want)
+		}
+	}
+}
+
+func TestReload(t *testing.T) {
+	d, conf := nullDaemon(t, nullConfig)
+	if !strings.Contains(text(t, d, "show routes"), "198.19.128.0/17") {
+		t.Fatal("the startup route is missing")
+	}
+	next := strings.Replace(nullConfig, "route add 198.19.128.0/17 via 198.19.2.9", "route add 198.19.64.0/18 via 198.19.2.9\nrule add 7 from 198.18.1.0/24 count", 1)
+	if err := os.WriteFile(conf, []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	routes := text(t, d, "show routes")
+	if strings.Contains(routes, "198.19.128.0/17") || !strings.Contains(routes, "198.19.64.0/18") {
+		t.Fatalf("reload did not apply the difference:\n%s", routes)
+	}
+	if !strings.Contains(text(t, d, "show rules"), "count") {
+		t.Fatal("reload did not add the rule")
+	}
+	// A broken file is refused whole; the running configuration stays.
+	if err := os.WriteFile(conf, []byte(next+"route add 198.19.0.0/16 via nonsense\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err == nil {
+		t.Fatal("reload of a broken file succeeded")
+	}
+	if text(t, d, "show routes") != routes {
+		t.Fatal("a failed reload changed the routes")
+	}
+}
+
+func TestCheckFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.conf")
+	bad := filepath.Join(dir, "bad.conf")
+	os.WriteFile(good, []byte(nullConfig), 0o644)
+	os.WriteFile(bad, []byte("port add p0 driver null\naddr add p1 198.18.1.1/24\n"), 0o644)
+	if err := CheckFile(good); err != nil {
+		t.Fatalf("good file: %v", err)
+	}
+	err := CheckFile(bad)
+	if err == nil || !strings.Contains(err.Error(), "bad.conf:2") || !strings.Contains(err.Error(), "no such port") {
+		t.Fatalf("bad file: %v, want the file, line 2 and the reason", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	d, _ := nullDaemon(t, nullConfig+"rule add 3 proto udp count\n")
+	srv := httptest.NewServer(promhttp.HandlerFor(d.Metrics(), promhttp.HandlerOpts{}))
+	defer srv.Close()
+	// Let the null ports' traffic flow for a moment.
+	testnet.Eventually(t, 5*time.Second, "packets counted", func() bool {
+		return d.Engine().Counters()["rx"] > 0
+	})
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(pmodel.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	for _, name := range []string{"fwdd_port_packets_total", "fwdd_pipeline_packets_total", "fwdd_rule_hits_total",
+		"fwdd_mbuf_pool", "fwdd_fib_routes"} {
+		if fams[name] == nil || len(fams[name].Metric) == 0 {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	var rx float64
+	for _, m := range fams["fwdd_port_packets_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "dir" && l.GetValue() == "rx" {
+				rx += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if rx == 0 {
+		t.Error("no received packets in the metrics")
+	}
+}
+
+// TestDaemonBinary runs the real fwdd binary: it starts from a file, answers
+// fwdctl, reloads on SIGHUP, and on SIGTERM exits 0 leaving no socket file.
+func TestDaemonBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries")
+	}
+	dir := t.TempDir()
+	for _, c := range []string{"fwdd", "fwdctl"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../cmd/"+c).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", c, err, out)
+		}
+	}
+	conf := filepath.Join(dir, "fwdd.conf")
+	sock := filepath.Join(dir, "fwdd.sock")
+	os.WriteFile(conf, []byte(nullConfig), 0o644)
+	if out, err := exec.Command(filepath.Join(dir, "fwdd"), "-check", "-c", conf).CombinedOutput(); err != nil {
+		t.Fatalf("fwdd -check: %v\n%s", err, out)
+	}
+	cmd := exec.Command(filepath.Join(dir, "fwdd"), "-c", conf, "-s", sock, "-mbufs", "2048")
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("fwdd log:\n%s", logs.String())
+		}
+	})
+	testnet.Eventually(t, 10*time.Second, "the control socket", func() bool {
+		_, err := os.Stat(sock)
+		return err == nil
+	})
+	fwdctl := func(args ...string) (string, error) {
+		out, err := exec.Command(filepath.Join(dir, "fwdctl"), append([]string{"-s", sock}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := fwdctl("show", "routes"); err != nil || !strings.Contains(out, "198.19.128.0/17") {
+		t.Fatalf("fwdctl show routes: %v\n%s", err, out)
+	}
+	if out, err := fwdctl("route", "del", "198.51.100.0/24"); err == nil || !strings.Contains(out, "no static route") {
+		t.Fatalf("fwdctl with a failing command: err %v, output %s", err, out)
+	}
+	os.WriteFile(conf, []byte(strings.Replace(nullConfig, "198.19.128.0/17", "198.19.192.0/18", 1)), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	testnet.Eventually(t, 10*time.Second, "the reload", func() bool {
+		out, _ := fwdctl("show", "routes")
+		return strings.Contains(out, "198.19.192.0/18")
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("fwdd exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fwdd did not stop on SIGTERM")
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket file left behind: %v", err)
+	}
+}

@@ -1,0 +1,89 @@
+package ctl
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector reads fwdd's counters at scrape time: the workers keep their
+// own counters and pay nothing for metrics. The stack's model is read
+// through the control goroutine (an Exec of show commands), so a scrape
+// never races with a change.
+type collector struct {
+	d *Daemon
+
+	pkts, bytes, drops, errs *prometheus.Desc
+	pipeline, ruleHits       *prometheus.Desc
+	pool                     *prometheus.Desc
+	neigh                    *prometheus.Desc
+	fibRoutes                *prometheus.Desc
+}
+
+func newMetrics(d *Daemon) *prometheus.Registry {
+	c := &collector{
+		d:         d,
+		pkts:      prometheus.NewDesc("fwdd_port_packets_total", "Packets per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		bytes:     prometheus.NewDesc("fwdd_port_bytes_total", "Bytes per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		drops:     prometheus.NewDesc("fwdd_port_drops_total", "Packets dropped by the driver per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		errs:      prometheus.NewDesc("fwdd_port_errors_total", "Driver errors per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		pipeline:  prometheus.NewDesc("fwdd_pipeline_packets_total", "Pipeline packets by outcome (forwarded, punted, drop reasons...) per worker.", []string{"worker", "reason"}, nil),
+		ruleHits:  prometheus.NewDesc("fwdd_rule_hits_total", "Packets matching each classifier rule.", []string{"rule"}, nil),
+		pool:      prometheus.NewDesc("fwdd_mbuf_pool", "Mbufs per pool by state.", []string{"pool", "state"}, nil),
+		neigh:     prometheus.NewDesc("fwdd_neighbours", "Neighbour entries by port and state.", []string{"port", "state"}, nil),
+		fibRoutes: prometheus.NewDesc("fwdd_fib_routes", "Routes per FIB and family.", []string{"fib", "family"}, nil),
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	return reg
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.pkts, c.bytes, c.drops, c.errs, c.pipeline, c.ruleHits, c.pool, c.neigh, c.fibRoutes} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	snap, err := c.d.snapshot()
+	if err != nil {
+		return
+	}
+	ctr := prometheus.CounterValue
+	for _, p := range snap.ports {
+		for q, st := range p.Queues {
+			qs := strconv.Itoa(q)
+			ch <- prometheus.MustNewConstMetric(c.pkts, ctr, float64(st.RxPackets), p.Name, qs, "rx")
+			ch <- prometheus.MustNewConstMetric(c.pkts, ctr, float64(st.TxPackets), p.Name, qs, "tx")
+			ch <- prometheus.MustNewConstMetric(c.bytes, ctr, float64(st.RxBytes), p.Name, qs, "rx")
+			ch <- prometheus.MustNewConstMetric(c.bytes, ctr, float64(st.TxBytes), p.Name, qs, "tx")
+			ch <- prometheus.MustNewConstMetric(c.drops, ctr, float64(st.RxDrops), p.Name, qs, "rx")
+			ch <- prometheus.MustNewConstMetric(c.drops, ctr, float64(st.TxDrops), p.Name, qs, "tx")
+			ch <- prometheus.MustNewConstMetric(c.errs, ctr, float64(st.RxErrors), p.Name, qs, "rx")
+			ch <- prometheus.MustNewConstMetric(c.errs, ctr, float64(st.TxErrors), p.Name, qs, "tx")
+		}
+	}
+	for w, counters := range c.d.st.eng.CountersByWorker() {
+		ws := strconv.Itoa(w)
+		for reason, v := range counters {
+			ch <- prometheus.MustNewConstMetric(c.pipeline, ctr, float64(v), ws, reason)
+		}
+	}
+	for _, r := range snap.rules {
+		ch <- prometheus.MustNewConstMetric(c.ruleHits, ctr, float64(r.Hits), strconv.Itoa(int(r.ID)))
+	}
+	for _, p := range c.d.st.eng.Pools() {
+		st := p.Stats()
+		g := prometheus.GaugeValue
+		ch <- prometheus.MustNewConstMetric(c.pool, g, float64(st.Free), st.Name, "free")
+		ch <- prometheus.MustNewConstMetric(c.pool, g, float64(st.Cached), st.Name, "cached")
+		ch <- prometheus.MustNewConstMetric(c.pool, g, float64(st.InUse), st.Name, "in_use")
+	}
+	for k, n := range snap.neigh {
+		ch <- prometheus.MustNewConstMetric(c.neigh, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+	for _, f := range snap.fibs {
+		ch <- prometheus.MustNewConstMetric(c.fibRoutes, prometheus.GaugeValue, float64(f.Routes4), strconv.Itoa(f.FIB), "inet")
+		ch <- prometheus.MustNewConstMetric(c.fibRoutes, prometheus.GaugeValue, float64(f.Routes6), strconv.Itoa(f.FIB), "inet6")
+	}
+}

@@ -1,0 +1,543 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/fwdd/fwdd/ctl/cmdlang"
+	"github.com/fwdd/fwdd/fwd"
+)
+
+// model is the configuration as the operator stated it: pure data, no
+// devices. A batch of commands is applied to a copy of the model (routes as
+// an overlay, since a full table is a million of them); if every command
+// validates, the control goroutine reconciles the running stack with the
+// new model. So a failed command changes nothing, and a reload (SIGHUP) is
+// "build the model from the file, reconcile".
+type model struct {
+	sysctl map[string]string
+	ports  map[string]*portModel
+	// order of port creation, for stable ids and output
+	portOrder []string
+	rules     map[int]fwd.Rule
+	neigh     map[neighKey]net.HardwareAddr
+	routes    map[routeKey]*routeSpec
+}
+
+type portModel struct {
+	Name   string
+	Driver string
+	Args   map[string]string
+	FIB    int
+	MTU    int
+	Up     bool
+	Addrs  []netip.Prefix
+}
+
+type neighKey struct {
+	Port string
+	Addr netip.Addr
+}
+
+type routeKey struct {
+	FIB    int
+	Prefix netip.Prefix
+}
+
+// routeSpec is a static route. Connected and local routes are not stored:
+// they follow from the ports' addresses.
+type routeSpec struct {
+	Kind cmdlang.RouteKind
+	Via  []netip.Addr
+	Dev  string
+}
+
+func (r *routeSpec) equal(o *routeSpec) bool {
+	return r.Kind == o.Kind && r.Dev == o.Dev && slices.Equal(r.Via, o.Via)
+}
+
+// Sysctl keys and their defaults.
+var sysctlDefaults = map[string]string{
+	"net.fibs":              "1",
+	"net.icmp.ratelimit":    "1000", // ICMP errors per second per worker (icmplim)
+	"net.icmp.burst":        "100",
+	"net.neigh.max_entries": "65536", // per port
+	"net.neigh.hold":        "16",    // packets held per unresolved neighbour
+}
+
+// Limits of sysctl values.
+const (
+	maxFIBs = 4096
+)
+
+func newModel() *model {
+	return &model{
+		sysctl: maps.Clone(sysctlDefaults),
+		ports:  map[string]*portModel{},
+		rules:  map[int]fwd.Rule{},
+		neigh:  map[neighKey]net.HardwareAddr{},
+		routes: map[routeKey]*routeSpec{},
+	}
+}
+
+// batch is a model being edited: everything but routes is a deep copy;
+// route changes are an overlay (nil value: deleted) over base.routes.
+type batch struct {
+	base       *model
+	m          *model // sysctl, ports, rules, neigh copied; routes empty
+	routes     map[routeKey]*routeSpec
+	addrsMoved bool // an address was added or removed: re-check every gateway
+	loads      []routeLoad
+}
+
+// routeLoad is a bulk load kept as one entry (a full table is a million
+// routes: not worth an overlay entry each until commit).
+type routeLoad struct {
+	fib      int
+	prefixes []netip.Prefix
+	spec     routeSpec
+}
+
+func (m *model) begin() *batch {
+	c := &model{
+		sysctl:    maps.Clone(m.sysctl),
+		ports:     make(map[string]*portModel, len(m.ports)),
+		portOrder: slices.Clone(m.portOrder),
+		rules:     maps.Clone(m.rules),
+		neigh:     maps.Clone(m.neigh),
+	}
+	for k, p := range m.ports {
+		cp := *p
+		cp.Args = maps.Clone(p.Args)
+		cp.Addrs = slices.Clone(p.Addrs)
+		c.ports[k] = &cp
+	}
+	return &batch{base: m, m: c, routes: map[routeKey]*routeSpec{}}
+}
+
+// route returns the route at k as the batch sees it.
+func (b *batch) route(k routeKey) *routeSpec {
+	if r, ok := b.routes[k]; ok {
+		return r
+	}
+	return b.base.routes[k]
+}
+
+func (b *batch) fibs() int {
+	n, _ := strconv.Atoi(b.m.sysctl["net.fibs"])
+	return n
+}
+
+var errNoPort = errors.New("no such port (see show ports)")
+
+func (b *batch) port(name string) (*portModel, error) {
+	p, ok := b.m.ports[name]
+	if !ok {
+		return nil, fmt.Errorf("port %s: %w", name, errNoPort)
+	}
+	return p, nil
+}
+
+func (b *batch) checkFIB(fib int) error {
+	if fib < 0 || fib >= b.fibs() {
+		return fmt.Errorf("fib %d out of range [0, %d] (raise net.fibs: set net.fibs %d)", fib, b.fibs()-1, fib+1)
+	}
+	return nil
+}
+
+// apply validates one command and records its effect in the batch. Show and
+// get commands change nothing and are answered by the caller.
+func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, error)) error {
+	switch c := c.(type) {
+	case *cmdlang.Set:
+		return b.set(c.Key, c.Value)
+	case *cmdlang.PortAdd:
+		if _, dup := b.m.ports[c.Name]; dup {
+			return fmt.Errorf("port %s exists already (port del %s first, or port set to change it)", c.Name, c.Name)
+		}
+		if len(b.m.ports) >= 1<<16-1 {
+			return fmt.Errorf("too many ports")
+		}
+		if err := b.checkFIB(c.FIB); err != nil {
+			return err
+		}
+		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true}
+		b.m.portOrder = append(b.m.portOrder, c.Name)
+	case *cmdlang.PortSet:
+		p, err := b.port(c.Name)
+		if err != nil {
+			return err
+		}
+		if c.FIB != cmdlang.AnyFIB {
+			if err := b.checkFIB(c.FIB); err != nil {
+				return err
+			}
+			p.FIB = c.FIB
+		}
+		if c.MTU != 0 {
+			p.MTU = c.MTU
+		}
+		switch c.Admin {
+		case cmdlang.AdminUp:
+			p.Up = true
+		case cmdlang.AdminDown:
+			p.Up = false
+		}
+	case *cmdlang.PortDel:
+		if _, err := b.port(c.Name); err != nil {
+			return err
+		}
+		for _, r := range b.m.rules {
+			if r.InName == c.Name {
+				return fmt.Errorf("port %s is used by rule %d (rule del %d first)", c.Name, r.ID, r.ID)
+			}
+		}
+		delete(b.m.ports, c.Name)
+		b.m.portOrder = slices.DeleteFunc(b.m.portOrder, func(s string) bool { return s == c.Name })
+		for k := range b.m.neigh {
+			if k.Port == c.Name {
+				delete(b.m.neigh, k)
+			}
+		}
+		b.addrsMoved = true
+	case *cmdlang.AddrAdd:
+		p, err := b.port(c.Port)
+		if err != nil {
+			return err
+		}
+		for _, q := range b.m.ports {
+			for _, a := range q.Addrs {
+				if a.Addr() == c.Prefix.Addr() {
+					return fmt.Errorf("address %s is already on port %s", c.Prefix.Addr(), q.Name)
+				}
+			}
+		}
+		if c.Prefix.Addr().Is4() && c.Prefix.Bits() > 32 || c.Prefix.Addr().Is6() && c.Prefix.Addr().IsMulticast() {
+			return fmt.Errorf("address %s: not a unicast interface address", c.Prefix)
+		}
+		p.Addrs = append(p.Addrs, c.Prefix)
+		b.addrsMoved = true
+	case *cmdlang.AddrDel:
+		p, err := b.port(c.Port)
+		if err != nil {
+			return err
+		}
+		i := slices.Index(p.Addrs, c.Prefix)
+		if i < 0 {
+			return fmt.Errorf("port %s has no address %s (see show ports)", c.Port, c.Prefix)
+		}
+		p.Addrs = slices.Delete(p.Addrs, i, i+1)
+		b.addrsMoved = true
+	case *cmdlang.RouteAdd:
+		if err := b.checkFIB(c.FIB); err != nil {
+			return err
+		}
+		spec := &routeSpec{Kind: c.Kind, Via: slices.Clone(c.Via), Dev: c.Dev}
+		if err := b.checkSpec(spec); err != nil {
+			return err
+		}
+		b.routes[routeKey{c.FIB, c.Prefix}] = spec
+	case *cmdlang.RouteDel:
+		if err := b.checkFIB(c.FIB); err != nil {
+			return err
+		}
+		k := routeKey{c.FIB, c.Prefix}
+		if b.route(k) == nil {
+			return fmt.Errorf("no static route %s in fib %d (see show routes fib %d)", c.Prefix, c.FIB, c.FIB)
+		}
+		b.routes[k] = nil
+	case *cmdlang.RouteLoad:
+		if err := b.checkFIB(c.FIB); err != nil {
+			return err
+		}
+		spec := routeSpec{Kind: c.Kind, Via: slices.Clone(c.Via), Dev: c.Dev}
+		if err := b.checkSpec(&spec); err != nil {
+			return err
+		}
+		prefixes, err := readFile(c.File)
+		if err != nil {
+			return err
+		}
+		b.loads = append(b.loads, routeLoad{fib: c.FIB, prefixes: prefixes, spec: spec})
+	case *cmdlang.RuleAdd:
+		return b.ruleAdd(c)
+	case *cmdlang.RuleDel:
+		if _, ok := b.m.rules[c.ID]; !ok {
+			return fmt.Errorf("no rule %d (see show rules)", c.ID)
+		}
+		delete(b.m.rules, c.ID)
+	case *cmdlang.NeighAdd:
+		p, err := b.port(c.Port)
+		if err != nil {
+			return err
+		}
+		_ = p
+		b.m.neigh[neighKey{c.Port, c.Addr}] = slices.Clone(c.LLAddr)
+	case *cmdlang.NeighDel:
+		if _, err := b.port(c.Port); err != nil {
+			return err
+		}
+		k := neighKey{c.Port, c.Addr}
+		if _, ok := b.m.neigh[k]; !ok {
+			return fmt.Errorf("no static neighbour %s on %s (dynamic entries expire by themselves; see show neigh)", c.Addr, c.Port)
+		}
+		delete(b.m.neigh, k)
+	}
+	return nil
+}
+
+func (b *batch) set(key, value string) error {
+	if _, ok := sysctlDefaults[key]; !ok {
+		keys := slices.Sorted(maps.Keys(sysctlDefaults))
+		return fmt.Errorf("unknown key %q (known: %v)", key, keys)
+	}
+	n, err := strconv.Atoi(value)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not a number", key, value)
+	}
+	switch key {
+	case "net.fibs":
+		if n < 1 || n > maxFIBs {
+			return fmt.Errorf("net.fibs %d out of range [1, %d]", n, maxFIBs)
+		}
+		// Shrinking must not strand anything in the FIBs that go away.
+		for _, p := range b.m.ports {
+			if p.FIB >= n {
+				return fmt.Errorf("net.fibs %d: port %s uses fib %d (port set %s fib 0 first)", n, p.Name, p.FIB, p.Name)
+			}
+		}
+		for _, r := range b.m.rules {
+			if r.FIB >= n || (r.Action == fwd.ActSetFIB && int(r.SetFIB) >= n) {
+				return fmt.Errorf("net.fibs %d: rule %d uses a higher fib (rule del %d first)", n, r.ID, r.ID)
+			}
+		}
+		if old, _ := strconv.Atoi(b.m.sysctl["net.fibs"]); n < old && b.hasRoutesAbove(n) {
+			return fmt.Errorf("net.fibs %d: static routes exist in fib %d or above (delete them first)", n, n)
+		}
+	case "net.icmp.ratelimit", "net.icmp.burst":
+		if n < 0 || n > 10_000_000 {
+			return fmt.Errorf("%s %d out of range [0, 10000000] (0: unlimited)", key, n)
+		}
+	case "net.neigh.max_entries":
+		if n < 1 || n > 1<<20 {
+			return fmt.Errorf("%s %d out of range [1, %d]", key, n, 1<<20)
+		}
+	case "net.neigh.hold":
+		if n < 0 || n > 1024 {
+			return fmt.Errorf("%s %d out of range [0, 1024]", key, n)
+		}
+	}
+	b.m.sysctl[key] = strconv.Itoa(n)
+	return nil
+}
+
+func (b *batch) hasRoutesAbove(n int) bool {
+	for k, r := range b.routes {
+		if r != nil && k.FIB >= n {
+			return true
+		}
+	}
+	for k := range b.base.routes {
+		if k.FIB >= n {
+			if r, ok := b.routes[k]; !ok || r != nil {
+				return true
+			}
+		}
+	}
+	for _, l := range b.loads {
+		if l.fib >= n {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSpec checks a route's next hops against the ports and addresses the
+// batch has now. Gateways must be on a connected network (or name dev).
+func (b *batch) checkSpec(s *routeSpec) error {
+	if s.Dev != "" {
+		if _, err := b.port(s.Dev); err != nil {
+			return err
+		}
+	}
+	for _, v := range s.Via {
+		if s.Dev != "" {
+			continue
+		}
+		if _, ok := b.connectedPort(v); !ok {
+			return fmt.Errorf("gateway %s is not on a connected network (add an address on the port that reaches it, or give dev PORT)", v)
+		}
+	}
+	return nil
+}
+
+// connectedPort returns the port whose connected network holds a (the
+// longest such prefix wins).
+func (b *batch) connectedPort(a netip.Addr) (string, bool) {
+	return b.m.connectedPort(a)
+}
+
+func (m *model) connectedPort(a netip.Addr) (string, bool) {
+	best, bestBits := "", -1
+	for _, name := range m.portOrder {
+		for _, pfx := range m.ports[name].Addrs {
+			if pfx.Masked().Contains(a) && pfx.Bits() > bestBits {
+				best, bestBits = name, pfx.Bits()
+			}
+		}
+	}
+	return best, bestBits >= 0
+}
+
+func (b *batch) ruleAdd(c *cmdlang.RuleAdd) error {
+	id := c.ID
+	if id == 0 {
+		id = 100
+		for k := range b.m.rules {
+			if k >= id {
+				id = (k/100 + 1) * 100
+			}
+		}
+	}
+	if _, dup := b.m.rules[id]; dup {
+		return fmt.Errorf("rule %d exists already (rule del %d first)", id, id)
+	}
+	if len(b.m.rules) >= fwd.MaxRules {
+		return fmt.Errorf("too many rules (at most %d)", fwd.MaxRules)
+	}
+	r := fwd.Rule{ID: uint32(id), InPort: -1, FIB: c.FIB, Src: c.From, Dst: c.To, Proto: c.Proto}
+	if c.In != "" {
+		if _, err := b.port(c.In); err != nil {
+			return err
+		}
+		r.InPort = 0 // resolved to the port id at reconcile time
+		r.InName = c.In
+	}
+	if c.Sport.Set {
+		r.SPort = fwd.PortRange{Lo: c.Sport.Lo, Hi: c.Sport.Hi}
+	}
+	if c.Dport.Set {
+		r.DPort = fwd.PortRange{Lo: c.Dport.Lo, Hi: c.Dport.Hi}
+	}
+	switch c.Action.Kind {
+	case cmdlang.ActionSetFIB:
+		r.Action, r.SetFIB = fwd.ActSetFIB, uint16(c.Action.FIB)
+	case cmdlang.ActionCount:
+		r.Action = fwd.ActCount
+	case cmdlang.ActionDrop:
+		r.Action = fwd.ActDrop
+	}
+	slot, ok := b.freeSlot()
+	if !ok {
+		return fmt.Errorf("too many rules (at most %d)", fwd.MaxRules)
+	}
+	r.Slot = slot
+	if err := r.Validate(b.fibs()); err != nil {
+		return err
+	}
+	b.m.rules[id] = r
+	return nil
+}
+
+func (b *batch) freeSlot() (uint16, bool) {
+	used := make(map[uint16]bool, len(b.m.rules))
+	for _, r := range b.m.rules {
+		used[r.Slot] = true
+	}
+	// Slots of rules deleted in this batch are not reused before commit,
+	// so a deleted rule's counter never leaks into a new one.
+	for _, r := range b.base.rules {
+		used[r.Slot] = true
+	}
+	for s := uint16(0); s < fwd.MaxRules; s++ {
+		if !used[s] {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+// finish runs the checks that need the whole batch: every gateway still on
+// a connected network after addresses moved.
+func (b *batch) finish() error {
+	for _, l := range b.loads {
+		for _, p := range l.prefixes {
+			s := l.spec
+			b.routes[routeKey{l.fib, p}] = &s
+		}
+	}
+	b.loads = nil
+	if !b.addrsMoved {
+		return nil
+	}
+	check := func(k routeKey, s *routeSpec) error {
+		if err := b.checkSpec(s); err != nil {
+			return fmt.Errorf("route %s (fib %d): %w", k.Prefix, k.FIB, err)
+		}
+		return nil
+	}
+	for k, s := range b.routes {
+		if s != nil {
+			if err := check(k, s); err != nil {
+				return err
+			}
+		}
+	}
+	// Base routes: one check per distinct next-hop set is enough.
+	seen := map[string]bool{}
+	for k, s := range b.base.routes {
+		if o, ok := b.routes[k]; ok && o == nil {
+			continue
+		}
+		key := fmt.Sprint(s.Via, s.Dev)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		if err := check(k, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit produces the new model (the base's routes map is updated in place:
+// only the control goroutine holds it, after reconcile succeeded).
+func (b *batch) commit() *model {
+	m := b.m
+	m.routes = b.base.routes
+	for k, r := range b.routes {
+		if r == nil {
+			delete(m.routes, k)
+		} else {
+			m.routes[k] = r
+		}
+	}
+	return m
+}
+
+// sortedPorts returns the ports in creation order.
+func (m *model) sortedPorts() []*portModel {
+	out := make([]*portModel, 0, len(m.portOrder))
+	for _, n := range m.portOrder {
+		out = append(out, m.ports[n])
+	}
+	return out
+}
+
+// sortedRules returns the rules by id.
+func (m *model) sortedRules() []fwd.Rule {
+	ids := slices.Sorted(maps.Keys(m.rules))
+	out := make([]fwd.Rule, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, m.rules[id])
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

@@ -1,0 +1,153 @@
+package ctl
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fwdd/fwdd/ctl/cmdlang"
+	"github.com/fwdd/fwdd/lltable"
+)
+
+// neighbours drives the engine's neighbour table from the control
+// goroutine: ports and their addresses, static entries, polling.
+type neighbours struct {
+	s *stack
+	t *lltable.Table
+}
+
+func newNeighbours(s *stack) *neighbours { return &neighbours{s: s, t: s.eng.Neigh()} }
+
+// input polls the table: rings from the workers, timers, publication.
+func (n *neighbours) input() { n.t.Poll() }
+
+func (n *neighbours) tick(time.Time) { n.t.Poll() }
+
+func (n *neighbours) close() {}
+
+// syncNeighbours tells the table about ports, addresses and static entries
+// after a reconcile.
+func (s *stack) syncNeighbours(om, nm *model, removed []*livePort) {
+	t := s.nb.t
+	for _, lp := range removed {
+		t.RemovePort(lp.id)
+	}
+	for _, lp := range s.live {
+		var mac [6]byte
+		copy(mac[:], lp.info.MAC)
+		addrs := slices.Clone(lp.model.Addrs)
+		// The IPv6 link-local address (EUI-64 from the MAC) answers NDP for
+		// neighbours that route to us by link-local next hop.
+		if hasV6(addrs) {
+			addrs = append(addrs, linkLocal(mac))
+		}
+		if err := t.SetPort(lp.id, mac, addrs); err != nil {
+			s.log.Warn("neighbour table: port", "port", lp.model.Name, "err", err)
+		}
+	}
+	for k := range om.neigh {
+		if _, ok := nm.neigh[k]; !ok {
+			if lp, ok := s.live[k.Port]; ok {
+				_ = t.Delete(lp.id, k.Addr)
+			}
+		}
+	}
+	for k, mac := range nm.neigh {
+		lp, ok := s.live[k.Port]
+		if !ok {
+			continue
+		}
+		var m [6]byte
+		copy(m[:], mac)
+		if err := t.AddStatic(lp.id, k.Addr, m); err != nil {
+			s.log.Warn("neighbour table: static entry", "port", k.Port, "addr", k.Addr, "err", err)
+		}
+	}
+	t.Publish()
+}
+
+func hasV6(addrs []netip.Prefix) bool {
+	for _, a := range addrs {
+		if a.Addr().Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// linkLocal returns fe80::/64 with the modified EUI-64 of mac (RFC 4291
+// appendix A).
+func linkLocal(mac [6]byte) netip.Prefix {
+	var a [16]byte
+	a[0], a[1] = 0xfe, 0x80
+	a[8] = mac[0] ^ 0x02
+	a[9], a[10] = mac[1], mac[2]
+	a[11], a[12] = 0xff, 0xfe
+	a[13], a[14], a[15] = mac[3], mac[4], mac[5]
+	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
+}
+
+// NeighView is one entry of show neigh.
+type NeighView struct {
+	Port string `json:"port"`
+	lltable.Entry
+}
+
+func (n *neighbours) show(port string) (cmdlang.Result, error) {
+	var id uint16
+	if port != "" {
+		lp, ok := n.s.live[port]
+		if !ok {
+			return cmdlang.Result{}, fmt.Errorf("port %s: %w", port, errNoPort)
+		}
+		id = lp.id
+	}
+	var views []NeighView
+	for _, e := range n.t.List() {
+		if port != "" && e.Port != id {
+			continue
+		}
+		views = append(views, NeighView{Port: n.s.portName(uint32(e.Port)), Entry: e})
+	}
+	slices.SortFunc(views, func(a, b NeighView) int {
+		if c := strings.Compare(a.Port, b.Port); c != 0 {
+			return c
+		}
+		return a.Addr.Compare(b.Addr)
+	})
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Neighbor\tLinklayer Address\tNetif\tState\tExpire\tFlags")
+	for _, v := range views {
+		ll := v.LLAddr
+		if ll == "" {
+			ll = "(incomplete)"
+		}
+		exp := "permanent"
+		if v.StateS != "static" {
+			exp = v.Expires.Round(time.Second).String()
+		}
+		flags := ""
+		if v.Router {
+			flags = "R"
+		}
+		if v.Held > 0 {
+			flags += fmt.Sprintf(" held=%d", v.Held)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Addr, ll, v.Port, v.StateS, exp, strings.TrimSpace(flags))
+	}
+	tw.Flush()
+	return cmdlang.Result{Text: b.String(), Data: views}, nil
+}
+
+// countByState counts entries per (port, state) for the metrics.
+func (n *neighbours) countByState() map[[2]string]int {
+	out := map[[2]string]int{}
+	for _, e := range n.t.List() {
+		out[[2]string{n.s.portName(uint32(e.Port)), e.StateS}]++
+	}
+	return out
+}

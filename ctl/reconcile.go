@@ -1,0 +1,386 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/fwdd/fwdd/fib"
+	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/pmd"
+)
+
+// livePort is a port that exists in the running stack.
+type livePort struct {
+	model *portModel
+	id    uint16
+	port  pmd.Port
+	info  pmd.Info
+	mtu   int
+}
+
+// nhKey identifies a FIB next hop so that equal next hops are shared.
+type nhKey struct {
+	kind fib.Kind
+	port uint32
+	addr netip.Addr
+	ecmp string
+}
+
+// reconcile makes the running stack match the batch's model, coming from
+// model om. With incremental, only the static routes the batch touched are
+// compared (a live command); otherwise all of them (a reload). On error the
+// running stack is as it was: ports opened on the way are closed again.
+// The caller commits the batch only after reconcile succeeded.
+func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
+	nm := b.m
+	// 1. Ports to remove: gone, or their driver or arguments changed.
+	var removed []*livePort
+	for name, lp := range s.live {
+		np, ok := nm.ports[name]
+		if !ok || np.Driver != lp.model.Driver || !mapsEqual(np.Args, lp.model.Args) {
+			removed = append(removed, lp)
+		}
+	}
+	// 2. Ports to add: open them first, the step most likely to fail.
+	var opened []*livePort
+	defer func() {
+		if err != nil {
+			for _, lp := range opened {
+				s.eng.DetachPort(lp.id)
+				_ = lp.port.Close()
+				delete(s.live, lp.model.Name)
+			}
+		}
+	}()
+	for _, np := range nm.sortedPorts() {
+		if lp, ok := s.live[np.Name]; ok && !slices.Contains(removed, lp) {
+			continue
+		}
+		id := s.freePortID(removed)
+		p, err := pmd.Open(pmd.Config{
+			Name: np.Name, ID: id, Driver: np.Driver, Args: pmd.Args(np.Args),
+			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+		})
+		if err != nil {
+			return err
+		}
+		lp := &livePort{model: np, id: id, port: p, info: p.Info()}
+		if err := s.eng.AttachPort(id, p); err != nil {
+			_ = p.Close()
+			return fmt.Errorf("port %s: %w", np.Name, err)
+		}
+		opened = append(opened, lp)
+		s.live[np.Name] = lp
+		s.log.Info("port up", "port", np.Name, "driver", np.Driver, "device", lp.info.Device,
+			"queues", lp.info.RxQueues, "mode", lp.info.Mode, "mac", lp.info.MAC.String())
+	}
+	// Removed ports leave the live set now, so that their names and ids are
+	// free for the route and rule computations below; they are closed at
+	// the end, once nothing refers to them.
+	for _, lp := range removed {
+		if s.live[lp.model.Name] == lp {
+			delete(s.live, lp.model.Name)
+		}
+	}
+	for _, lp := range s.live {
+		lp.model = nm.ports[lp.model.Name]
+		lp.mtu = lp.model.MTU
+		if lp.mtu == 0 {
+			lp.mtu = lp.info.MTU
+		}
+	}
+
+	// 3. FIB count: a new FIB set is filled completely before the workers
+	// see it; on error the old one stays.
+	if nm.sysctl["net.fibs"] != om.sysctl["net.fibs"] || s.fibs == nil {
+		n, _ := strconv.Atoi(nm.sysctl["net.fibs"])
+		oldF, oldNH, oldInst, oldConn := s.fibs, s.nhs, s.installed, s.connected
+		if err := s.resizeFIBs(n); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				s.fibs, s.nhs, s.installed, s.connected = oldF, oldNH, oldInst, oldConn
+			} else {
+				s.eng.SetFIB(s.fibs)
+			}
+		}()
+		incremental = false // a new FIB set: install everything
+	}
+
+	// 4. Routes.
+	changes, err := s.routeChanges(om, b, incremental, removed)
+	if err != nil {
+		return err
+	}
+	if err := s.fibs.Apply(changes); err != nil {
+		return fmt.Errorf("routes: %w", err)
+	}
+	s.routesApplied()
+
+	// 5. Rules.
+	rules := nm.sortedRules()
+	for i := range rules {
+		if rules[i].InName != "" {
+			rules[i].InPort = int(s.live[rules[i].InName].id)
+		}
+	}
+	compiled, err := fwd.CompileRules(rules, s.fibs.NumFIBs())
+	if err != nil {
+		return err
+	}
+	s.rules = compiled
+	for id, r := range nm.rules {
+		if old, ok := om.rules[id]; !ok || old.Slot != r.Slot {
+			s.ruleBases[r.Slot] = s.eng.RuleHits(r.Slot)
+		}
+	}
+
+	// 6. Neighbours and the workers' view.
+	s.model = nm
+	s.syncNeighbours(om, nm, removed)
+	s.publish()
+
+	// 7. Close what was removed, now that no snapshot refers to it.
+	for _, lp := range removed {
+		s.eng.DetachPort(lp.id)
+		if err := lp.port.Close(); err != nil {
+			s.log.Warn("port close", "port", lp.model.Name, "err", err)
+		}
+		s.log.Info("port removed", "port", lp.model.Name)
+	}
+	return nil
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// freePortID returns the lowest id neither live nor about to be reused.
+func (s *stack) freePortID(removed []*livePort) uint16 {
+	used := map[uint16]bool{}
+	for _, lp := range s.live {
+		used[lp.id] = true
+	}
+	for _, lp := range removed {
+		used[lp.id] = true
+	}
+	for id := uint16(0); ; id++ {
+		if !used[id] {
+			return id
+		}
+	}
+}
+
+// resizeFIBs replaces the FIB set with n empty FIBs; routeChanges then
+// installs everything.
+func (s *stack) resizeFIBs(n int) error {
+	f, err := fib.New(fib.Config{FIBs: n})
+	if err != nil {
+		return err
+	}
+	s.fibs = f
+	s.nhs = map[nhKey]uint32{}
+	s.installed = map[routeKey]uint32{}
+	s.connected = map[connKey]uint32{}
+	return nil
+}
+
+// connKey is a connected or local route installed in every FIB.
+type connKey struct {
+	prefix netip.Prefix
+	port   string
+}
+
+// routeChanges computes the FIB changes from the old model to the new one.
+func (s *stack) routeChanges(om *model, b *batch, incremental bool, removed []*livePort) ([]fib.Change, error) {
+	nm := b.m
+	var out []fib.Change
+	// Connected networks and local addresses, in every FIB.
+	want := map[connKey]uint32{}
+	for _, p := range nm.sortedPorts() {
+		lp := s.live[p.Name]
+		for _, a := range p.Addrs {
+			nh, err := s.nexthop(fib.NextHop{Kind: fib.KindConnected, Port: uint32(lp.id)})
+			if err != nil {
+				return nil, err
+			}
+			want[connKey{a.Masked(), p.Name}] = nh
+			host := netip.PrefixFrom(a.Addr(), a.Addr().BitLen())
+			lnh, err := s.nexthop(fib.NextHop{Kind: fib.KindLocal, Addr: a.Addr()})
+			if err != nil {
+				return nil, err
+			}
+			want[connKey{host, ""}] = lnh
+		}
+	}
+	for k := range s.connected {
+		if _, ok := want[k]; !ok {
+			out = append(out, fib.Change{Op: fib.OpDelete, Prefix: k.prefix, Connected: true})
+		}
+	}
+	for k, nh := range want {
+		if old, ok := s.connected[k]; !ok || old != nh {
+			out = append(out, fib.Change{Op: fib.OpAdd, Prefix: k.prefix, NextHop: nh, Connected: true})
+		}
+	}
+	s.pendingConnected = want
+
+	// Static routes: the ones the batch touched, or all of them when ports
+	// went away, addresses moved or the FIB set is new (a gateway's port
+	// may have changed).
+	var changed map[routeKey]bool
+	if incremental && len(removed) == 0 && !addrsDiffer(om, nm) {
+		changed = make(map[routeKey]bool, len(b.routes))
+		for k := range b.routes {
+			changed[k] = true
+		}
+	} else {
+		changed = make(map[routeKey]bool, len(s.installed)+len(b.routes))
+		for k := range s.installed {
+			changed[k] = true
+		}
+		for k := range b.base.routes {
+			changed[k] = true
+		}
+		for k := range b.routes {
+			changed[k] = true
+		}
+	}
+	// installed is updated only once the changes are applied.
+	next := map[routeKey]uint32{}
+	var gone []routeKey
+	for k := range changed {
+		spec := b.route(k)
+		if spec == nil {
+			if _, ok := s.installed[k]; ok {
+				out = append(out, fib.Change{Op: fib.OpDelete, FIB: uint32(k.FIB), Prefix: k.Prefix})
+				gone = append(gone, k)
+			}
+			continue
+		}
+		nh, err := s.specNextHop(nm, spec)
+		if err != nil {
+			return nil, fmt.Errorf("route %s (fib %d): %w", k.Prefix, k.FIB, err)
+		}
+		if old, ok := s.installed[k]; ok && old == nh {
+			continue
+		}
+		out = append(out, fib.Change{Op: fib.OpAdd, FIB: uint32(k.FIB), Prefix: k.Prefix, NextHop: nh})
+		next[k] = nh
+	}
+	s.pendingInstalled, s.pendingGone = next, gone
+	return out, nil
+}
+
+// routesApplied records what routeChanges computed, once Apply succeeded.
+func (s *stack) routesApplied() {
+	for k, nh := range s.pendingInstalled {
+		s.installed[k] = nh
+	}
+	for _, k := range s.pendingGone {
+		delete(s.installed, k)
+	}
+	s.connected = s.pendingConnected
+	s.pendingConnected = nil
+	s.pendingInstalled, s.pendingGone = nil, nil
+}
+
+func addrsDiffer(a, b *model) bool {
+	if len(a.ports) != len(b.ports) {
+		return true
+	}
+	for name, p := range a.ports {
+		q, ok := b.ports[name]
+		if !ok || !slices.Equal(p.Addrs, q.Addrs) {
+			return true
+		}
+	}
+	return false
+}
+
+// specNextHop returns the FIB next hop of a static route.
+func (s *stack) specNextHop(m *model, spec *routeSpec) (uint32, error) {
+	switch spec.Kind {
+	case 1: // blackhole
+		return s.nexthop(fib.NextHop{Kind: fib.KindBlackhole})
+	case 2: // reject
+		return s.nexthop(fib.NextHop{Kind: fib.KindReject})
+	}
+	if len(spec.Via) == 0 {
+		lp, ok := s.live[spec.Dev]
+		if !ok {
+			return 0, fmt.Errorf("port %s: %w", spec.Dev, errNoPort)
+		}
+		return s.nexthop(fib.NextHop{Kind: fib.KindConnected, Port: uint32(lp.id)})
+	}
+	var members []uint32
+	for _, v := range spec.Via {
+		name := spec.Dev
+		if name == "" {
+			var ok bool
+			if name, ok = m.connectedPort(v); !ok {
+				return 0, fmt.Errorf("gateway %s is not on a connected network", v)
+			}
+		}
+		lp, ok := s.live[name]
+		if !ok {
+			return 0, fmt.Errorf("port %s: %w", name, errNoPort)
+		}
+		id, err := s.nexthop(fib.NextHop{Kind: fib.KindGateway, Port: uint32(lp.id), Addr: v})
+		if err != nil {
+			return 0, err
+		}
+		members = append(members, id)
+	}
+	if len(members) == 1 {
+		return members[0], nil
+	}
+	return s.nexthop(fib.NextHop{Kind: fib.KindECMP, Members: members})
+}
+
+// nexthop returns the id of an equal next hop, registering it if new.
+func (s *stack) nexthop(nh fib.NextHop) (uint32, error) {
+	k := nhKey{kind: nh.Kind, port: nh.Port, addr: nh.Addr}
+	if nh.Kind == fib.KindECMP {
+		k.ecmp = fmt.Sprint(nh.Members)
+	}
+	if id, ok := s.nhs[k]; ok {
+		return id, nil
+	}
+	id, err := s.fibs.AddNextHop(nh)
+	if err != nil {
+		return 0, err
+	}
+	s.nhs[k] = id
+	return id, nil
+}
+
+// publish gives the workers the current ports and rules.
+func (s *stack) publish() {
+	st := &fwd.State{Rules: s.rules}
+	st.ICMPRate, _ = strconv.Atoi(s.model.sysctl["net.icmp.ratelimit"])
+	st.ICMPBurst, _ = strconv.Atoi(s.model.sysctl["net.icmp.burst"])
+	for _, lp := range s.live {
+		for int(lp.id) >= len(st.Ports) {
+			st.Ports = append(st.Ports, fwd.PortState{})
+		}
+		link := lp.port.Link()
+		st.Ports[lp.id] = fwd.NewPortState(lp.info.MAC, lp.mtu, uint16(lp.model.FIB),
+			lp.model.Up && link.Up && link.Present, lp.model.Addrs)
+	}
+	s.eng.PublishState(st)
+}
+
+var errStopped = errors.New("fwdd is shutting down")

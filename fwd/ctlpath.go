@@ -1,0 +1,42 @@
+package fwd
+
+import (
+	"github.com/fwdd/fwdd/mbuf"
+)
+
+// ctlPath is the control goroutine's own small pipeline: it transmits the
+// frames the neighbour table builds (requests, answers, released held
+// packets) and answers packets whose neighbour failed with ICMP. It is used
+// only from the control goroutine, through the neighbour table's Stack
+// callbacks.
+type ctlPath struct {
+	e  *Engine
+	pl pipeline
+}
+
+// sendFrames transmits complete frames on port through txq.
+func (c *ctlPath) sendFrames(port uint16, ms []*mbuf.Mbuf) {
+	for _, m := range ms {
+		c.pl.wg.transmit(port, m)
+	}
+	c.pl.wg.flush()
+}
+
+// unreachable answers each packet with ICMP host / address unreachable
+// (in the packet's FIB) and frees it.
+func (c *ctlPath) unreachable(ms []*mbuf.Mbuf) {
+	p := &c.pl
+	st := p.d.state.Load()
+	for _, m := range ms {
+		if m.Flags&mbuf.FlagIPv4 != 0 {
+			p.icmp4(m, st, icmpHostUnreach)
+		} else {
+			p.icmp6(m, st, icmp6AddrUnreach)
+		}
+		p.drop(m, DropNoNeighbour)
+	}
+	fs := p.d.glue.loadFIB()
+	ns := p.wg.loadNeigh()
+	p.routeGenerated(st, fs, ns)
+	p.finish(st)
+}

@@ -1,0 +1,324 @@
+package fwd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/pmd"
+	"golang.org/x/sys/unix"
+)
+
+// Config sizes an engine. Zero values take the defaults.
+type Config struct {
+	// Workers is the number of poll-mode workers. Default: the number of
+	// CPUs in CPUs, or 1.
+	Workers int
+	// CPUs pins worker i to CPUs[i % len(CPUs)]. Empty: no pinning.
+	CPUs []int
+	// PollMode: adaptive (default) or busy.
+	PollMode PollMode
+	// IdleSpins is how many empty polls an adaptive worker makes before it
+	// waits. Default 256.
+	IdleSpins int
+	// PoolSize is the number of mbufs per worker pool (the UMEM of that
+	// worker's AF_XDP sockets). Default 16384.
+	PoolSize int
+	// BufSize is the mbuf buffer size. Default mbuf.DefaultBufSize.
+	BufSize int
+	// CheckedPools turns on mbuf ownership checks (tests).
+	CheckedPools bool
+	// Neigh configures the neighbour table (limits, timers); its Stack and
+	// Pool are filled in by the engine.
+	Neigh lltable.Config
+}
+
+func (c *Config) setDefaults() {
+	if c.Workers <= 0 {
+		c.Workers = max(1, len(c.CPUs))
+	}
+	if c.IdleSpins <= 0 {
+		c.IdleSpins = 256
+	}
+	if c.PoolSize <= 0 {
+		c.PoolSize = 16384
+	}
+	if c.BufSize <= 0 {
+		c.BufSize = mbuf.DefaultBufSize
+	}
+}
+
+// Engine is one dataplane instance (a vnet): its workers, their pools, the
+// ports they poll and the snapshots they read. Control-side methods
+// (AttachPort, DetachPort, Publish*, Start, Stop) must be called from one
+// goroutine at a time: the control goroutine.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	pools   []*mbuf.Pool
+	workers []*Worker
+
+	// wake is signalled (non-blocking, once per burst at most) when a
+	// worker handed something to the control plane (through the neighbour
+	// table's rings).
+	wake chan struct{}
+	// hashSeed seeds the flow hash (per engine, so that neighbours running
+	// fwdd do not polarise ECMP).
+	hashSeed uint64
+	// ctl is the control goroutine's own pipeline.
+	ctl *ctlPath
+	// shared is the drivers' per-stack state (pmd.Config.Shared).
+	shared *pmd.Shared
+
+	mu      sync.Mutex // guards ports and running for control-side callers
+	ports   map[uint16]pmd.Port
+	running bool
+
+	dp *dataplane
+}
+
+// New creates an engine: its pools (one per worker) and workers, not yet
+// running. It succeeds completely or releases what it made.
+func New(cfg Config, log *slog.Logger) (*Engine, error) {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	for _, c := range cfg.CPUs {
+		if c < 0 || c >= runtime.NumCPU() {
+			return nil, fmt.Errorf("cpu %d does not exist (this machine has CPUs 0-%d)", c, runtime.NumCPU()-1)
+		}
+	}
+	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, hashSeed: rand.Uint64(), shared: pmd.NewShared()}
+	for i := 0; i < cfg.Workers; i++ {
+		p, err := mbuf.NewPool(mbuf.Config{
+			Name: fmt.Sprintf("worker%d", i), ID: uint16(i), Count: cfg.PoolSize,
+			BufSize: cfg.BufSize, Checked: cfg.CheckedPools,
+		})
+		if err != nil {
+			e.closePools()
+			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
+		e.pools = append(e.pools, p)
+	}
+	dp, err := newDataplane(e)
+	if err != nil {
+		e.closePools()
+		return nil, err
+	}
+	e.dp = dp
+	for i := 0; i < cfg.Workers; i++ {
+		cpu := -1
+		if len(cfg.CPUs) > 0 {
+			cpu = cfg.CPUs[i%len(cfg.CPUs)]
+		}
+		w := &Worker{id: i, cpu: cpu, e: e, cache: e.pools[i].NewCache(), done: make(chan struct{})}
+		w.queues.Store(&workerQueues{})
+		w.offline.Store(true)
+		w.pl.w = w
+		if err := w.pl.init(e, i, w.cache); err != nil {
+			e.closePools()
+			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
+		e.workers = append(e.workers, w)
+	}
+	e.ctl = &ctlPath{e: e}
+	e.ctl.pl.control = true
+	if err := e.ctl.pl.init(e, cfg.Workers, e.pools[0].NewCache()); err != nil {
+		e.closePools()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Shared returns the drivers' per-stack state, to pass in pmd.Config.
+func (e *Engine) Shared() *pmd.Shared { return e.shared }
+
+// Workers returns the engine's workers.
+func (e *Engine) Workers() []*Worker { return e.workers }
+
+// Pools returns the mbuf pools, indexed by pool id = worker id.
+func (e *Engine) Pools() []*mbuf.Pool { return e.pools }
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+// QueuePool maps a port's queue q to the pool of the worker that polls it.
+func (e *Engine) QueuePool(q int) int { return q % len(e.workers) }
+
+// Woken is signalled when a worker handed packets to the control plane:
+// the control goroutine then polls the neighbour table.
+func (e *Engine) Woken() <-chan struct{} { return e.wake }
+
+// Wake signals the control goroutine (non-blocking).
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start launches the workers.
+func (e *Engine) Start() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running {
+		return
+	}
+	e.running = true
+	for _, w := range e.workers {
+		w.offline.Store(false)
+		w.started = true
+		go w.run()
+	}
+}
+
+// Stop stops the workers and waits for them. Ports stay attached.
+func (e *Engine) Stop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.running {
+		return
+	}
+	for _, w := range e.workers {
+		w.stop.Store(true)
+	}
+	for _, w := range e.workers {
+		if w.started {
+			<-w.done
+		}
+	}
+	e.running = false
+}
+
+// Close stops the workers, detaches every port (closing it) and releases
+// the pools. The engine cannot be used afterwards.
+func (e *Engine) Close() error {
+	e.Stop()
+	var errs []error
+	for id := range e.portIDs() {
+		if p := e.DetachPort(id); p != nil {
+			if err := p.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	e.ctl.pl.shutdown()
+	e.dp.close()
+	e.closePools()
+	return errors.Join(errs...)
+}
+
+func (e *Engine) portIDs() map[uint16]bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ids := map[uint16]bool{}
+	for id := range e.ports {
+		ids[id] = true
+	}
+	return ids
+}
+
+// FreeMbufs returns mbufs to their pools (any goroutine).
+func (e *Engine) FreeMbufs(ms []*mbuf.Mbuf) {
+	for i, m := range ms {
+		e.pools[m.PoolID()].Free(ms[i : i+1])
+	}
+}
+
+func (e *Engine) closePools() {
+	for _, p := range e.pools {
+		p.Close()
+	}
+}
+
+// AttachPort makes the workers poll port p (id = its pmd.Config.ID): its
+// receive queue q goes to worker q % workers, and its transmit queues are
+// made known to every worker.
+func (e *Engine) AttachPort(id uint16, p pmd.Port) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, dup := e.ports[id]; dup {
+		return fmt.Errorf("port id %d is attached already", id)
+	}
+	e.ports[id] = p
+	if err := e.dp.addPort(id, p); err != nil {
+		delete(e.ports, id)
+		return err
+	}
+	e.publishQueuesLocked()
+	return nil
+}
+
+// DetachPort stops polling the port, waits until no worker can touch it,
+// flushes its transmit queues (every mbuf back to its pool) and returns it
+// for the caller to close. It returns nil if no port has that id.
+func (e *Engine) DetachPort(id uint16) pmd.Port {
+	e.mu.Lock()
+	p, ok := e.ports[id]
+	if !ok {
+		e.mu.Unlock()
+		return nil
+	}
+	delete(e.ports, id)
+	e.publishQueuesLocked()
+	e.dp.removePort(id)
+	e.mu.Unlock()
+	e.Synchronize()
+	e.dp.flushPort(id)
+	return p
+}
+
+// publishQueuesLocked gives every worker its new queue set.
+func (e *Engine) publishQueuesLocked() {
+	sets := make([]*workerQueues, len(e.workers))
+	for i := range sets {
+		sets[i] = &workerQueues{all: true}
+	}
+	for id, p := range e.ports {
+		info := p.Info()
+		poller, _ := p.(pmd.Poller)
+		for q := 0; q < info.RxQueues; q++ {
+			ws := sets[q%len(e.workers)]
+			fd := -1
+			if poller != nil {
+				fd = poller.RxFD(q)
+			}
+			ws.rx = append(ws.rx, rxQueue{port: p, portID: id, queue: q, fd: fd})
+			if fd >= 0 {
+				ws.fds = append(ws.fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+			} else {
+				ws.all = false
+			}
+		}
+	}
+	for i, w := range e.workers {
+		w.queues.Store(sets[i])
+	}
+}
+
+// Synchronize waits for a grace period: until every worker has finished
+// the iteration it was in (its epoch moved) or is offline. After it
+// returns, no worker holds a pointer loaded before the call (RCU's
+// synchronize_rcu).
+func (e *Engine) Synchronize() {
+	start := make([]uint64, len(e.workers))
+	for i, w := range e.workers {
+		start[i] = w.epoch.Load()
+	}
+	for i, w := range e.workers {
+		for spins := 0; !w.offline.Load() && w.epoch.Load() == start[i]; spins++ {
+			if spins < 100 {
+				runtime.Gosched()
+			} else {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}
+}

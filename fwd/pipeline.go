@@ -1,0 +1,608 @@
+package fwd
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+	"time"
+
+	"github.com/fwdd/fwdd/fwd/pkt"
+	"github.com/fwdd/fwdd/mbuf"
+)
+
+// dataplane is the state the workers share read-only: the snapshots the
+// control plane publishes, the FIB and neighbour readers and the transmit
+// table.
+type dataplane struct {
+	e     *Engine
+	state atomic.Pointer[State]
+	glue  dpGlue
+}
+
+// pipeline is a worker's per-burst state: scratch arrays allocated once,
+// counters it alone writes, its transmit state and ICMP token bucket.
+type pipeline struct {
+	w     *Worker // nil for the control goroutine's pipeline
+	d     *dataplane
+	cache *mbuf.Cache
+	wg    workerGlue
+	// control: this is the control goroutine's pipeline (ICMP for packets
+	// the neighbour table gave up on); a neighbour miss is dropped there.
+	control bool
+
+	rx [Burst]*mbuf.Mbuf
+
+	// IPv4 and IPv6 packets to look up, with their destinations.
+	v4   [Burst]*mbuf.Mbuf
+	dst4 [Burst]uint32
+	nh4  [Burst]uint32
+	v6   [Burst]*mbuf.Mbuf
+	dst6 [Burst][16]byte
+	nh6  [Burst]uint32
+
+	// Packets we generated (ICMP errors, echo replies), routed after the
+	// burst without TTL decrement. Bounded: at most one per received packet.
+	gen  [Burst]*mbuf.Mbuf
+	nGen int
+
+	drops  [2 * Burst]*mbuf.Mbuf
+	nDrops int
+
+	punted int
+
+	bc  burstCounts
+	ctr counters
+
+	icmp     pkt.TokenBucket
+	icmpRate [2]int // rate, burst the bucket was set with
+	frags    [64]*mbuf.Mbuf
+	hashSeed uint64
+}
+
+func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
+	p.d = e.dp
+	p.cache = cache
+	p.hashSeed = e.hashSeed
+	return p.wg.init(e, id, cache)
+}
+
+// process handles one received burst from port.
+func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
+	st := p.d.state.Load()
+	fs := p.d.glue.loadFIB()
+	ns := p.wg.loadNeigh()
+	in := st.port(port)
+	b := &p.bc
+	b.v[RxPackets] += uint32(len(ms))
+	n4, n6 := 0, 0
+	for _, m := range ms {
+		m.Port = port
+		cls, why := pkt.Parse(m)
+		switch cls {
+		case classIPv4:
+			if !isOurMAC(m, in) {
+				p.drop(m, DropBroadcast)
+				continue
+			}
+			m.FIB = in.FIB
+			m.Hash = pkt.FlowHash(m, p.hashSeed)
+			m.Flags |= mbuf.FlagHashValid
+			if st.Rules.Len() > 0 && !p.classify4(m, st.Rules) {
+				continue
+			}
+			p.v4[n4] = m
+			p.dst4[n4] = dst4(m)
+			n4++
+		case classIPv6:
+			if !isOurMAC(m, in) {
+				p.drop(m, DropBroadcast)
+				continue
+			}
+			m.FIB = in.FIB
+			m.Hash = pkt.FlowHash(m, p.hashSeed)
+			m.Flags |= mbuf.FlagHashValid
+			if st.Rules.Len() > 0 && !p.classify6(m, st.Rules) {
+				continue
+			}
+			p.v6[n6] = m
+			p.dst6[n6] = dst6(m)
+			n6++
+		case classARP, classND:
+			p.input(m)
+		case classHBH:
+			p.drop(m, DropHopByHop)
+		default:
+			p.parseDrop(m, why)
+		}
+	}
+	if n4 > 0 {
+		p.d.glue.lookup4(fs, p.v4[:n4], p.dst4[:n4], p.nh4[:n4])
+		for i, m := range p.v4[:n4] {
+			p.forward4(m, p.nh4[i], st, fs, ns, true)
+		}
+	}
+	if n6 > 0 {
+		p.d.glue.lookup6(fs, p.v6[:n6], p.dst6[:n6], p.nh6[:n6])
+		for i, m := range p.v6[:n6] {
+			p.forward6(m, p.nh6[i], st, fs, ns, true)
+		}
+	}
+	p.routeGenerated(st, fs, ns)
+	p.finish(st)
+}
+
+// classify4 runs the rules for an IPv4 packet; false means it was dropped.
+func (p *pipeline) classify4(m *mbuf.Mbuf, rules *Rules) bool {
+	var k flowKey
+	fillKey4(&k, m)
+	fib, drop := rules.match(&k, &p.bc.hits)
+	if drop {
+		p.drop(m, DropRule)
+		return false
+	}
+	m.FIB = uint16(fib)
+	return true
+}
+
+func (p *pipeline) classify6(m *mbuf.Mbuf, rules *Rules) bool {
+	var k flowKey
+	fillKey6(&k, m)
+	fib, drop := rules.match(&k, &p.bc.hits)
+	if drop {
+		p.drop(m, DropRule)
+		return false
+	}
+	m.FIB = uint16(fib)
+	return true
+}
+
+// forward4 takes a looked-up IPv4 packet to its next hop. decTTL is false
+// for packets we generated.
+func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
+	nh := p.d.glue.nexthop(fs, nhid, m.Hash)
+	switch nh.kind {
+	case nhNone:
+		p.icmp4(m, st, icmpNetUnreach)
+		p.drop(m, DropNoRoute)
+		return
+	case nhBlackhole:
+		p.drop(m, DropBlackhole)
+		return
+	case nhReject:
+		p.icmp4(m, st, icmpHostUnreach)
+		p.drop(m, DropReject)
+		return
+	case nhConnected, nhGateway:
+	default:
+		p.drop(m, DropNoRoute)
+		return
+	case nhLocal:
+		if decTTL {
+			p.local4(m, st)
+		} else {
+			// Something we generated for ourselves: nothing to do.
+			p.drop(m, DropLocal)
+		}
+		return
+	}
+	if decTTL && !decTTL4(m) {
+		p.icmp4(m, st, icmpTimeExceeded)
+		p.drop(m, DropTTL)
+		return
+	}
+	out := st.port(nh.port)
+	if !out.Present || !out.Up {
+		p.drop(m, DropPortDown)
+		return
+	}
+	if l3len(m) > out.MTU && !p.tooBig4(m, st, out) {
+		return
+	}
+	target := dst4(m)
+	if nh.kind == nhGateway {
+		target = nh.gw4()
+	}
+	mac, ok := p.wg.neigh4(ns, nh.port, target)
+	if !ok {
+		p.miss(m, nh.port, nhid, target, nil)
+		return
+	}
+	p.send(m, nh.port, out, mac)
+}
+
+// forward6 is forward4 for IPv6.
+func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
+	nh := p.d.glue.nexthop(fs, nhid, m.Hash)
+	switch nh.kind {
+	case nhNone:
+		p.icmp6(m, st, icmp6NoRoute)
+		p.drop(m, DropNoRoute)
+		return
+	case nhBlackhole:
+		p.drop(m, DropBlackhole)
+		return
+	case nhReject:
+		p.icmp6(m, st, icmp6Reject)
+		p.drop(m, DropReject)
+		return
+	case nhConnected, nhGateway:
+	default:
+		p.drop(m, DropNoRoute)
+		return
+	case nhLocal:
+		if decTTL {
+			p.local6(m, st)
+		} else {
+			p.drop(m, DropLocal)
+		}
+		return
+	}
+	if decTTL && !decHopLimit6(m) {
+		p.icmp6(m, st, icmp6TimeExceeded)
+		p.drop(m, DropTTL)
+		return
+	}
+	out := st.port(nh.port)
+	if !out.Present || !out.Up {
+		p.drop(m, DropPortDown)
+		return
+	}
+	if l3len(m) > out.MTU {
+		p.icmp6MTU(m, st, out.MTU)
+		p.drop(m, DropTooBig)
+		return
+	}
+	var target [16]byte
+	if nh.kind == nhGateway {
+		target = nh.gw6()
+	} else {
+		target = dst6(m)
+	}
+	mac, ok := p.wg.neigh6(ns, nh.port, &target)
+	if !ok {
+		p.miss(m, nh.port, nhid, 0, &target)
+		return
+	}
+	p.send(m, nh.port, out, mac)
+}
+
+// tooBig4 handles an IPv4 packet larger than the egress MTU: with DF an
+// ICMP "fragmentation needed" (RFC 1191), without DF fragmentation.
+// It returns true if m itself should still be sent (never, currently: the
+// fragments are sent instead).
+func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState) bool {
+	if dfSet(m) {
+		p.icmp4MTU(m, st, out.MTU)
+		p.drop(m, DropTooBig)
+		return false
+	}
+	n, res := pkt.Fragment4(m, out.MTU, p.cache, p.frags[:])
+	if res != pkt.FragOK {
+		p.drop(m, DropFragFailed)
+		return false
+	}
+	// The fragments are new packets with m's next hop: send them on as
+	// generated packets would be, without another TTL decrement.
+	for _, f := range p.frags[1:n] {
+		p.generated(f)
+	}
+	p.bc.v[Fragmented] += uint32(n)
+	return true
+}
+
+// send rewrites the link-layer header and hands m to txq.
+func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) {
+	if m.Flags&mbuf.FlagVLAN != 0 {
+		// Egress ports are untagged: drop the 802.1Q tag. The 12 address
+		// bytes are rewritten below, so only the front moves.
+		m.Adj(4)
+		m.L3Off -= 4
+		if m.L4Off != 0 { // 0: no transport header (non-first fragment)
+			m.L4Off -= 4
+		}
+		m.Flags &^= mbuf.FlagVLAN
+	}
+	d := m.Data()
+	if len(d) < 14 {
+		p.drop(m, DropParse)
+		return
+	}
+	copy(d[0:6], mac[:])
+	copy(d[6:12], out.MAC[:])
+	p.bc.v[Forwarded]++
+	p.wg.transmit(port, m)
+}
+
+// local4 handles an IPv4 packet for one of our addresses.
+func (p *pipeline) local4(m *mbuf.Mbuf, st *State) {
+	if isEchoRequest4(m) && echoReply4(m) {
+		p.bc.v[LocalIn]++
+		p.generated(m)
+		return
+	}
+	p.drop(m, DropLocal)
+}
+
+// local6 handles an IPv6 packet for one of our addresses.
+func (p *pipeline) local6(m *mbuf.Mbuf, st *State) {
+	if isEchoRequest6(m) && echoReply6(m) {
+		p.bc.v[LocalIn]++
+		p.generated(m)
+		return
+	}
+	p.drop(m, DropLocal)
+}
+
+// generated queues a packet we built (or turned around) for routing at the
+// end of the burst.
+func (p *pipeline) generated(m *mbuf.Mbuf) {
+	if p.nGen == len(p.gen) {
+		p.drop(m, DropNoBuffer)
+		return
+	}
+	p.gen[p.nGen] = m
+	p.nGen++
+}
+
+// routeGenerated looks up and sends the packets we generated this burst.
+// They keep the FIB of the packet they answer.
+func (p *pipeline) routeGenerated(st *State, fs fibSnap, ns neighSnap) {
+	for i := 0; i < p.nGen; i++ {
+		m := p.gen[i]
+		p.gen[i] = nil
+		p.bc.v[ICMPSent]++
+		if m.Flags&mbuf.FlagIPv4 != 0 {
+			nh := p.d.glue.lookup4One(fs, m.FIB, dst4(m))
+			p.forward4(m, nh, st, fs, ns, false)
+		} else {
+			dst := dst6(m)
+			nh := p.d.glue.lookup6One(fs, m.FIB, &dst)
+			p.forward6(m, nh, st, fs, ns, false)
+		}
+	}
+	p.nGen = 0
+}
+
+// icmpAllowed applies the per-worker token bucket (FreeBSD icmplim).
+func (p *pipeline) icmpAllowed(st *State) bool {
+	if st.ICMPRate <= 0 {
+		return true
+	}
+	now := time.Now().UnixNano()
+	if p.icmpRate != [2]int{st.ICMPRate, st.ICMPBurst} {
+		p.icmp.Set(st.ICMPRate, max(st.ICMPBurst, 1), now)
+		p.icmpRate = [2]int{st.ICMPRate, st.ICMPBurst}
+	}
+	if !p.icmp.Allow(now) {
+		p.bc.v[ICMPRateLimited]++
+		return false
+	}
+	return true
+}
+
+// icmp4 sends an ICMP error about m (which the caller then drops).
+func (p *pipeline) icmp4(m *mbuf.Mbuf, st *State, kind icmpKind) { p.icmpErr(m, st, kind, 0) }
+
+func (p *pipeline) icmp4MTU(m *mbuf.Mbuf, st *State, mtu int) {
+	p.icmpErr(m, st, icmpFragNeeded, mtu)
+}
+
+func (p *pipeline) icmp6(m *mbuf.Mbuf, st *State, kind icmpKind) { p.icmpErr(m, st, kind, 0) }
+
+func (p *pipeline) icmp6MTU(m *mbuf.Mbuf, st *State, mtu int) {
+	p.icmpErr(m, st, icmp6PacketTooBig, mtu)
+}
+
+func (p *pipeline) icmpErr(m *mbuf.Mbuf, st *State, kind icmpKind, mtu int) {
+	in := st.port(m.Port)
+	v4 := m.Flags&mbuf.FlagIPv4 != 0
+	if (v4 && !in.HasAddr4) || (!v4 && !in.HasAddr6) || !icmpErrorAllowed(m, kind) {
+		return
+	}
+	if !p.icmpAllowed(st) {
+		return
+	}
+	var one [1]*mbuf.Mbuf
+	if p.cache.Alloc(one[:]) == 0 {
+		p.bc.v[DropNoBuffer]++
+		return
+	}
+	out := one[0]
+	var ok bool
+	if v4 {
+		ok = buildICMP4(out, m, kind, mtu, in.Addr4)
+	} else {
+		ok = buildICMP6(out, m, kind, mtu, &in.Addr6)
+	}
+	if !ok {
+		p.cache.Free(one[:])
+		return
+	}
+	out.FIB = m.FIB
+	out.Port = m.Port
+	out.Hash = pkt.FlowHash(out, p.hashSeed)
+	p.generated(out)
+}
+
+// input hands an ARP or neighbour discovery frame to the control plane.
+func (p *pipeline) input(m *mbuf.Mbuf) {
+	if p.control {
+		p.drop(m, DropPuntFull)
+		return
+	}
+	if p.wg.input(m) {
+		p.bc.v[Punted]++
+		p.punted++
+	} else {
+		p.bc.v[DropPuntFull]++
+	}
+}
+
+// miss hands a packet whose next hop has no neighbour entry to the control
+// plane, which holds it while it resolves target (an IPv4 address in t4, or
+// t6 for IPv6).
+func (p *pipeline) miss(m *mbuf.Mbuf, port uint16, nhid uint32, t4 uint32, t6 *[16]byte) {
+	m.OutPort = port
+	m.NextHop = nhid
+	if p.control {
+		p.drop(m, DropNoNeighbour)
+		return
+	}
+	var ok bool
+	if t6 == nil {
+		ok = p.wg.miss4(m, port, t4)
+	} else {
+		ok = p.wg.miss6(m, port, t6)
+	}
+	if ok {
+		p.bc.v[Punted]++
+		p.punted++
+	} else {
+		p.bc.v[DropPuntFull]++
+	}
+}
+
+func (p *pipeline) parseDrop(m *mbuf.Mbuf, why pkt.Reason) {
+	p.bc.parse[why]++
+	p.drop(m, DropParse)
+}
+
+func (p *pipeline) drop(m *mbuf.Mbuf, why Reason) {
+	p.bc.v[why]++
+	if p.nDrops == len(p.drops) {
+		p.cache.Free(p.drops[:p.nDrops])
+		p.nDrops = 0
+	}
+	p.drops[p.nDrops] = m
+	p.nDrops++
+}
+
+// finish ends a burst: transmit, free drops, publish counters, wake the
+// control plane if something was punted.
+func (p *pipeline) finish(st *State) {
+	p.wg.flush()
+	if p.nDrops > 0 {
+		freeMixed(p.d.e, p.cache, p.drops[:p.nDrops])
+		clear(p.drops[:p.nDrops])
+		p.nDrops = 0
+	}
+	p.ctr.flush(&p.bc, st.Rules)
+	if p.punted > 0 {
+		p.punted = 0
+		p.d.e.Wake()
+	}
+}
+
+// freeMixed frees mbufs that may come from several pools: the worker's own
+// go to its cache, others back to their pool.
+func freeMixed(e *Engine, c *mbuf.Cache, ms []*mbuf.Mbuf) {
+	own := c.Pool().ID()
+	start := 0
+	for i, m := range ms {
+		if m.PoolID() != own {
+			if i > start {
+				c.Free(ms[start:i])
+			}
+			e.pools[m.PoolID()].Free(ms[i : i+1])
+			start = i + 1
+		}
+	}
+	if start < len(ms) {
+		c.Free(ms[start:])
+	}
+}
+
+// idle runs every poll iteration, traffic or not.
+func (p *pipeline) idle() { p.wg.drain() }
+
+// shutdown releases what the worker holds when it stops.
+func (p *pipeline) shutdown() {
+	p.wg.shutdown()
+	p.cache.Flush()
+}
+
+// Helpers on parsed packets (metadata set by classify).
+
+func dst4(m *mbuf.Mbuf) uint32 {
+	d := m.Data()
+	o := int(m.L3Off)
+	return binary.BigEndian.Uint32(d[o+16 : o+20])
+}
+
+func dst6(m *mbuf.Mbuf) (a [16]byte) {
+	d := m.Data()
+	o := int(m.L3Off)
+	copy(a[:], d[o+24:o+40])
+	return a
+}
+
+// l3len is the IP packet's length (header and payload).
+func l3len(m *mbuf.Mbuf) int { return m.Len() - int(m.L3Off) }
+
+func dfSet(m *mbuf.Mbuf) bool {
+	d := m.Data()
+	return d[int(m.L3Off)+6]&0x40 != 0
+}
+
+// isOurMAC reports whether the frame's destination is the port's MAC. Other
+// unicast, broadcast and multicast frames carrying IP are not routed (RFC
+// 1812 5.3.4); ARP and ND reach the control plane before this check.
+func isOurMAC(m *mbuf.Mbuf, in *PortState) bool {
+	d := m.Data()
+	return binary.BigEndian.Uint32(d[0:4]) == binary.BigEndian.Uint32(in.MAC[0:4]) &&
+		binary.BigEndian.Uint16(d[4:6]) == binary.BigEndian.Uint16(in.MAC[4:6])
+}
+
+func isEchoRequest4(m *mbuf.Mbuf) bool {
+	if m.L4Proto != 1 {
+		return false
+	}
+	d := m.Data()
+	o := int(m.L4Off)
+	return o+8 <= len(d) && d[o] == 8 && d[o+1] == 0
+}
+
+func isEchoRequest6(m *mbuf.Mbuf) bool {
+	if m.L4Proto != 58 {
+		return false
+	}
+	d := m.Data()
+	o := int(m.L4Off)
+	return o+8 <= len(d) && d[o] == 128 && d[o+1] == 0
+}
+
+// fillKey4 extracts the rule-matching key of an IPv4 packet.
+func fillKey4(k *flowKey, m *mbuf.Mbuf) {
+	d := m.Data()
+	o := int(m.L3Off)
+	k.inPort = int32(m.Port)
+	k.fib = int32(m.FIB)
+	k.proto = m.L4Proto
+	k.src4 = binary.BigEndian.Uint32(d[o+12 : o+16])
+	k.dst4 = binary.BigEndian.Uint32(d[o+16 : o+20])
+	fillPorts(k, m, d)
+}
+
+func fillKey6(k *flowKey, m *mbuf.Mbuf) {
+	d := m.Data()
+	o := int(m.L3Off)
+	k.inPort = int32(m.Port)
+	k.fib = int32(m.FIB)
+	k.proto = m.L4Proto
+	k.v6 = true
+	k.src6[0] = binary.BigEndian.Uint64(d[o+8 : o+16])
+	k.src6[1] = binary.BigEndian.Uint64(d[o+16 : o+24])
+	k.dst6[0] = binary.BigEndian.Uint64(d[o+24 : o+32])
+	k.dst6[1] = binary.BigEndian.Uint64(d[o+32 : o+40])
+	fillPorts(k, m, d)
+}
+
+func fillPorts(k *flowKey, m *mbuf.Mbuf, d []byte) {
+	switch m.L4Proto {
+	case 6, 17, 132:
+		o := int(m.L4Off)
+		if o > 0 && o+4 <= len(d) {
+			k.sport = binary.BigEndian.Uint16(d[o : o+2])
+			k.dport = binary.BigEndian.Uint16(d[o+2 : o+4])
+		}
+	}
+}

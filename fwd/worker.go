@@ -1,0 +1,153 @@
+package fwd
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/pmd"
+	"golang.org/x/sys/unix"
+)
+
+// Burst is the number of packets a worker asks each receive queue for.
+const Burst = 32
+
+// PollMode says what an idle worker does.
+type PollMode uint8
+
+const (
+	// PollAdaptive (default) spins while traffic flows and, after
+	// IdleSpins empty polls, waits in poll(2) on its queues (or sleeps
+	// briefly when a driver has no descriptor), so an idle router does not
+	// burn a core.
+	PollAdaptive PollMode = iota
+	// PollBusy spins forever, like DPDK: lowest latency, one core per
+	// worker at 100 %.
+	PollBusy
+)
+
+func (m PollMode) String() string {
+	if m == PollBusy {
+		return "busy"
+	}
+	return "adaptive"
+}
+
+// ParsePollMode parses "busy" or "adaptive".
+func ParsePollMode(s string) (PollMode, error) {
+	switch s {
+	case "busy":
+		return PollBusy, nil
+	case "adaptive", "":
+		return PollAdaptive, nil
+	}
+	return 0, fmt.Errorf("poll mode %q: want busy or adaptive", s)
+}
+
+// rxQueue is one receive queue a worker polls.
+type rxQueue struct {
+	port   pmd.Port
+	portID uint16
+	queue  int
+	fd     int // pmd.Poller descriptor or -1
+}
+
+// workerQueues is the immutable set of queues a worker polls, published by
+// the engine (control side) and loaded by the worker once per iteration.
+type workerQueues struct {
+	rx  []rxQueue
+	fds []unix.PollFd // the pollable subset, for idle waits
+	all bool          // every queue is pollable
+}
+
+// Worker is one poll-mode worker: a goroutine locked to an OS thread,
+// optionally pinned to a CPU, owning a set of receive queues, its own mbuf
+// cache, transmit state and counters. Nothing it writes per packet is
+// shared with another worker.
+type Worker struct {
+	id    int
+	cpu   int // -1: not pinned
+	e     *Engine
+	cache *mbuf.Cache
+
+	queues atomic.Pointer[workerQueues]
+
+	// epoch counts loop iterations: the engine's grace periods wait for it
+	// to move (or for offline to be set) before freeing what workers might
+	// still see. Written by the worker only.
+	epoch   atomic.Uint64
+	offline atomic.Bool // set while the worker sleeps or has stopped
+
+	stop    atomic.Bool
+	done    chan struct{}
+	started bool
+
+	pl pipeline
+}
+
+// ID returns the worker's index.
+func (w *Worker) ID() int { return w.id }
+
+// CPU returns the CPU the worker is pinned to, or -1.
+func (w *Worker) CPU() int { return w.cpu }
+
+func (w *Worker) run() {
+	defer close(w.done)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if w.cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(w.cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			w.e.log.Warn("worker: cannot pin to CPU, running unpinned", "worker", w.id, "cpu", w.cpu, "err", err)
+		}
+	}
+	mode := w.e.cfg.PollMode
+	idleSpins := w.e.cfg.IdleSpins
+	empty := 0
+	for !w.stop.Load() {
+		q := w.queues.Load()
+		got := 0
+		for i := range q.rx {
+			rq := &q.rx[i]
+			n := rq.port.RxBurst(rq.queue, w.pl.rx[:])
+			if n > 0 {
+				w.pl.process(rq.portID, w.pl.rx[:n])
+				got += n
+			}
+		}
+		w.pl.idle()
+		w.epoch.Store(w.epoch.Load() + 1)
+		if got > 0 || mode == PollBusy {
+			empty = 0
+			continue
+		}
+		empty++
+		if empty < idleSpins {
+			continue
+		}
+		w.wait(q)
+	}
+	w.pl.shutdown()
+	w.offline.Store(true)
+}
+
+// wait blocks briefly while there is no traffic: in poll(2) on the queues'
+// descriptors when every queue has one, else in a short sleep. The worker
+// is offline (ignored by grace periods) while it waits.
+func (w *Worker) wait(q *workerQueues) {
+	w.offline.Store(true)
+	if q.all && len(q.fds) > 0 {
+		for i := range q.fds {
+			q.fds[i].Revents = 0
+		}
+		// Short timeout: the worker also drains transmit rings other
+		// workers and the control plane fill.
+		_, _ = unix.Poll(q.fds, 1)
+	} else {
+		time.Sleep(200 * time.Microsecond)
+	}
+	w.offline.Store(false)
+}

@@ -1,0 +1,5 @@
+//go:build mbufcheck
+
+package mbuf
+
+const checkedBuild = true

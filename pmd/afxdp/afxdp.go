@@ -1,0 +1,448 @@
+package afxdp
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fwdd/fwdd/internal/xsk"
+	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/linkmon"
+)
+
+// DriverName is the name the driver registers under.
+const DriverName = "afxdp"
+
+// Burst is the largest burst one RxBurst or TxBurst call moves; longer
+// slices are served up to Burst.
+const Burst = 64
+
+// Arguments.
+const (
+	argDev      = "dev"      // kernel interface (required)
+	argQueues   = "queues"   // number of queues (default: the device's, ethtool channels)
+	argMode     = "mode"     // auto | copy | zerocopy
+	argXDPMode  = "xdpmode"  // auto | native | generic
+	argBusyPoll = "busypoll" // preferred busy polling timeout in µs (0: off)
+	argRing     = "ring"     // ring size (fill, completion, rx, tx), power of two
+)
+
+func init() {
+	pmd.Register(pmd.Driver{
+		Name: DriverName,
+		Help: "AF_XDP sockets, UMEM = the mbuf pool: dev=IF [queues=N] [mode=auto|copy|zerocopy] [xdpmode=auto|native|generic] [busypoll=USECS] [ring=2048]",
+		Open: open,
+	})
+}
+
+// The shared UMEMs: one xsk.Umem per mbuf pool, so that every socket whose
+// queue uses that pool (on any port) shares it (XDP_SHARED_UMEM) and a
+// packet received on one port is transmitted on another by handing over its
+// descriptor. They live in the stack's pmd.Shared (keyed by umemKey), so
+// stacks never share one; an entry lives while a port uses it.
+type umemKey struct{ pool *mbuf.Pool }
+
+type umemRef struct {
+	u    *xsk.Umem
+	refs int
+}
+
+func acquireUmem(sh *pmd.Shared, p *mbuf.Pool) (u *xsk.Umem, err error) {
+	sh.Do(func(m map[any]any) {
+		if r, ok := m[umemKey{p}].(*umemRef); ok {
+			r.refs++
+			u = r.u
+			return
+		}
+		size := p.Count() * p.BufSize()
+		if p.BufSize() < 2048 {
+			err = fmt.Errorf("mbuf pool %s: buffer size %d: AF_XDP needs buffers of 2048 to 4096 bytes (set the pool's BufSize)", p.Name(), p.BufSize())
+			return
+		}
+		if p.Headroom() != 256 {
+			err = fmt.Errorf("mbuf pool %s: headroom %d: the afxdp driver needs 256 (XDP_PACKET_HEADROOM, where the kernel puts received frames)", p.Name(), p.Headroom())
+			return
+		}
+		u, err = xsk.NewUmem(p.Region()[:size], xsk.UmemConfig{ChunkSize: uint32(p.BufSize())})
+		if err != nil {
+			err = fmt.Errorf("mbuf pool %s as UMEM: %w", p.Name(), err)
+			return
+		}
+		m[umemKey{p}] = &umemRef{u: u, refs: 1}
+	})
+	return u, err
+}
+
+func releaseUmem(sh *pmd.Shared, p *mbuf.Pool) {
+	sh.Do(func(m map[any]any) {
+		if r, ok := m[umemKey{p}].(*umemRef); ok {
+			if r.refs--; r.refs == 0 {
+				delete(m, umemKey{p})
+			}
+		}
+	})
+}
+
+// Port is an afxdp port: one AF_XDP socket per queue on a kernel interface,
+// the interface's XDP program redirecting queue q to socket q.
+//
+// The sockets follow the interface (pmd/linkmon): released, with every
+// buffer they held, when it goes down or disappears; re-created when it is
+// up again, under the same name (a new ifindex if it was re-created).
+type Port struct {
+	shared  *pmd.Shared
+	name    string
+	nsPath  string
+	dev     string
+	mode    xsk.Mode
+	xdpMode xsk.XDPMode
+	busyUs  int
+	ring    uint32
+	queues  []queue
+	ctr     []pmd.QueueCounters
+	pools   []*mbuf.Pool // the stack's pools, by PoolID, for foreign mbufs
+	log     func(msg string, args ...any)
+	logErr  func(msg string, args ...any)
+
+	link    atomic.Pointer[pmd.Link]
+	reopens atomic.Uint64
+
+	mu     sync.Mutex // control side: attach, detach, Info, Close
+	mon    *linkmon.Monitor
+	info   pmd.Info
+	prog   *xsk.Program
+	bound  int          // ifindex the sockets are bound to, 0 when detached
+	held   []*mbuf.Pool // pools whose UMEM we acquired
+	closed bool
+}
+
+var (
+	_ pmd.Port   = (*Port)(nil)
+	_ pmd.Poller = (*Port)(nil)
+)
+
+// detachWait bounds how long detaching waits for a poller to leave its
+// burst before giving up on that socket (leaking it rather than unmapping
+// it under the poller).
+const detachWait = 2 * time.Second
+
+func open(cfg pmd.Config) (pmd.Port, error) {
+	a := cfg.Args
+	if err := a.Check(DriverName, argDev, argQueues, argMode, argXDPMode, argBusyPoll, argRing); err != nil {
+		return nil, err
+	}
+	dev := a.Str(argDev, "")
+	if dev == "" {
+		return nil, fmt.Errorf("driver %s: argument dev=IF is required (the kernel interface, see ip link)", DriverName)
+	}
+	queues, err := a.Int(argQueues, 0, 1, 4096)
+	if err != nil {
+		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	modeS, err := a.Enum(argMode, "auto", "auto", "copy", "zerocopy")
+	if err != nil {
+		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	xdpS, err := a.Enum(argXDPMode, "auto", "auto", "native", "generic")
+	if err != nil {
+		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	busy, err := a.Int(argBusyPoll, 0, 0, 1000000)
+	if err != nil {
+		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	ring, err := a.Int(argRing, xsk.DefaultRingSize, 64, 1<<16)
+	if err != nil || ring&(ring-1) != 0 {
+		return nil, fmt.Errorf("driver %s: argument ring=%q: want a power of two in [64, 65536]", DriverName, a.Str(argRing, ""))
+	}
+	where := fmt.Sprintf("driver %s: dev %s", DriverName, dev)
+	if queues == 0 {
+		err = pmd.InNetNS(cfg.NetNS, func() error {
+			queues, err = xsk.QueueCount(dev)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	lg := cfg.Logger().With("port", cfg.Name, "driver", DriverName, "dev", dev)
+	p := &Port{
+		name: cfg.Name, nsPath: cfg.NetNS, dev: dev,
+		mode:    map[string]xsk.Mode{"auto": xsk.ModeAuto, "copy": xsk.ModeCopy, "zerocopy": xsk.ModeZeroCopy}[modeS],
+		xdpMode: map[string]xsk.XDPMode{"auto": xsk.XDPAuto, "native": xsk.XDPNative, "generic": xsk.XDPGeneric}[xdpS],
+		busyUs:  busy, ring: uint32(ring),
+		queues: make([]queue, queues), ctr: make([]pmd.QueueCounters, queues),
+		pools: cfg.Pools, log: lg.Info, logErr: lg.Error,
+		info: pmd.Info{Name: cfg.Name, Driver: DriverName, Device: dev, RxQueues: queues, TxQueues: queues},
+	}
+	p.shared = cfg.Shared
+	if p.shared == nil {
+		p.shared = pmd.NewShared()
+	}
+	p.link.Store(&pmd.Link{})
+	for q := range p.queues {
+		pool := cfg.Pool(q)
+		if pool == nil {
+			p.releaseUmems()
+			return nil, fmt.Errorf("%s: queue %d has no mbuf pool", where, q)
+		}
+		u, err := acquireUmem(p.shared, pool)
+		if err != nil {
+			p.releaseUmems()
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		p.held = append(p.held, pool)
+		p.queues[q].init(u, pool, &p.ctr[q], cfg.ID, uint16(q), cfg.Pools)
+	}
+	mon, err := linkmon.Watch(dev, cfg.NetNS, p.onLink)
+	if err != nil {
+		p.releaseUmems()
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	p.mu.Lock()
+	st := mon.State()
+	if !st.Present {
+		p.mu.Unlock()
+		mon.Close()
+		p.releaseUmems()
+		return nil, fmt.Errorf("%s: no such interface (see ip link%s)", where, nsHint(cfg.NetNS))
+	}
+	p.mon = mon
+	err = p.reconcile(st)
+	p.mu.Unlock()
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if !st.Up {
+		p.log("interface is down; the port attaches when it comes up")
+	}
+	return p, nil
+}
+
+func nsHint(ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return " in " + ns
+}
+
+// onLink is the link monitor's callback.
+func (p *Port) onLink(linkmon.State) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mon == nil || p.closed {
+		return // Open reconciles itself; Close detaches
+	}
+	if err := p.reconcile(p.mon.State()); err != nil {
+		p.logErr("cannot attach to the interface; waiting for the next link change", "err", err)
+	}
+}
+
+// reconcile makes the sockets match the interface: attached to its current
+// ifindex while present and up, released otherwise. Called with p.mu held.
+func (p *Port) reconcile(st linkmon.State) error {
+	want := st.Present && st.Up
+	if p.bound != 0 && (!want || p.bound != st.Index) {
+		p.detach()
+		p.log("released sockets and buffers", "link", st.String())
+	}
+	if st.Present {
+		p.info.IfIndex, p.info.MTU = st.Index, st.MTU
+		p.info.MAC = append(net.HardwareAddr(nil), st.MAC...)
+	}
+	var err error
+	if want && p.bound == 0 {
+		if err = p.attach(st.Index); err == nil && p.reopens.Add(1) > 1 {
+			p.log("re-attached", "ifindex", st.Index)
+		}
+	}
+	p.link.Store(&pmd.Link{Up: want && p.bound != 0, Present: st.Present})
+	return err
+}
+
+// attach loads the XDP program, opens one socket per queue (in the port's
+// namespace), gives each a fill ring's worth of buffers, registers it and
+// publishes it to the pollers. Called with p.mu held.
+func (p *Port) attach(ifindex int) error {
+	sts := make([]*qsock, len(p.queues))
+	var prog *xsk.Program
+	err := pmd.InNetNS(p.nsPath, func() error {
+		var err error
+		if prog, err = xsk.AttachProgram(xsk.ProgramConfig{Ifindex: ifindex, Queues: len(p.queues), Mode: p.xdpMode}); err != nil {
+			return err
+		}
+		for q := range p.queues {
+			sc := xsk.SocketConfig{Ifindex: ifindex, Queue: q, Mode: p.mode,
+				FillSize: p.ring, CompletionSize: p.ring, RxSize: p.ring, TxSize: p.ring}
+			if p.busyUs > 0 {
+				sc.BusyPoll = xsk.BusyPoll{Timeout: time.Duration(p.busyUs) * time.Microsecond, Budget: Burst}
+			}
+			s, err := p.queues[q].umem.NewSocket(sc)
+			if err != nil {
+				return fmt.Errorf("queue %d: %w", q, err)
+			}
+			sts[q] = &qsock{s: s, inKernel: make([]uint64, (p.queues[q].pool.Count()+63)/64)}
+			p.queues[q].prime(sts[q])
+			if err := prog.Register(s); err != nil {
+				return fmt.Errorf("queue %d: %w", q, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for q, st := range sts {
+			if st != nil {
+				p.queues[q].release(st)
+			}
+		}
+		if prog != nil {
+			prog.Close()
+		}
+		return err
+	}
+	for q, st := range sts {
+		p.queues[q].cur.Store(st)
+	}
+	p.prog, p.bound = prog, ifindex
+	zc := "copy"
+	if sts[0].s.ZeroCopy() {
+		zc = "zerocopy"
+	}
+	p.info.Mode = zc + "," + prog.Mode().String()
+	p.log("afxdp attached", "ifindex", ifindex, "queues", len(p.queues), "mode", zc,
+		"xdp", prog.Mode().String(), "need_wakeup", sts[0].s.NeedWakeup(), "busypoll_us", p.busyUs)
+	return nil
+}
+
+// detach unpublishes every queue's socket, waits for its poller to leave
+// the burst, closes it and gives the buffers the kernel held back to the
+// pool; then detaches the program. Called with p.mu held.
+func (p *Port) detach() {
+	for q := range p.queues {
+		qu := &p.queues[q]
+		st := qu.cur.Swap(nil)
+		if st == nil {
+			continue
+		}
+		// The poller sets busy before loading cur and clears it after its
+		// last use of st (sequentially consistent atomics): once busy reads
+		// 0 after the Swap, no poller holds st.
+		deadline := time.Now().Add(detachWait)
+		for qu.busy.Load() != 0 {
+			if time.Now().After(deadline) {
+				p.logErr("poller did not leave its burst; leaking the socket rather than unmapping it under the poller", "queue", q)
+				st = nil
+				break
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+		if st != nil {
+			qu.release(st)
+		}
+	}
+	if p.prog != nil {
+		if err := p.prog.Close(); err != nil {
+			p.logErr("detach XDP program", "err", err)
+		}
+		p.prog = nil
+	}
+	p.bound = 0
+}
+
+func (p *Port) releaseUmems() {
+	for _, pool := range p.held {
+		releaseUmem(p.shared, pool)
+	}
+	p.held = nil
+}
+
+// RxBurst receives up to min(len(ms), Burst) packets into ms.
+func (p *Port) RxBurst(q int, ms []*mbuf.Mbuf) int {
+	if uint(q) >= uint(len(p.queues)) {
+		return 0
+	}
+	return p.queues[q].rxBurst(ms)
+}
+
+// TxBurst transmits a prefix of ms (at most Burst) and returns its length.
+func (p *Port) TxBurst(q int, ms []*mbuf.Mbuf) int {
+	if uint(q) >= uint(len(p.queues)) {
+		return 0
+	}
+	return p.queues[q].txBurst(ms)
+}
+
+// RxFD returns queue q's socket, readable when it has packets, or -1 while
+// the port is detached.
+func (p *Port) RxFD(q int) int {
+	if uint(q) >= uint(len(p.queues)) {
+		return -1
+	}
+	if st := p.queues[q].cur.Load(); st != nil {
+		return st.s.FD()
+	}
+	return -1
+}
+
+// Info describes the port (MAC, MTU and ifindex follow the interface).
+func (p *Port) Info() pmd.Info {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := p.info
+	i.MAC = append(net.HardwareAddr(nil), p.info.MAC...)
+	return i
+}
+
+// Link returns the link state as last reconciled: Up while the sockets are
+// attached, Present while the interface exists.
+func (p *Port) Link() pmd.Link { return *p.link.Load() }
+
+// Stats returns per-queue counters.
+func (p *Port) Stats() []pmd.QueueStats { return pmd.Snapshots(p.ctr) }
+
+// XSKStats returns the AF_XDP socket counters of queue q (kicks, kernel
+// drops, ring-empty events), for diagnostics.
+func (p *Port) XSKStats(q int) (xsk.Stats, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if uint(q) >= uint(len(p.queues)) {
+		return xsk.Stats{}, xsk.ErrClosed
+	}
+	st := p.queues[q].cur.Load()
+	if st == nil {
+		return xsk.Stats{}, xsk.ErrClosed
+	}
+	return st.s.Stats()
+}
+
+// Close stops following the interface, detaches the XDP program, closes the
+// sockets and returns every mbuf the port holds to its pool. Polling must
+// have stopped. Idempotent.
+func (p *Port) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	mon := p.mon
+	p.mu.Unlock()
+	if mon != nil {
+		mon.Close() // waits for a callback in progress; it must not hold p.mu
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.detach()
+	for q := range p.queues {
+		if c := p.queues[q].cache; c != nil {
+			c.Flush()
+		}
+	}
+	p.releaseUmems()
+	p.link.Store(&pmd.Link{})
+	return nil
+}

@@ -52,6 +52,14 @@ type pipeline struct {
 	bc  burstCounts
 	ctr counters
 
+	// The last IPv4 neighbour looked up in this burst: consecutive packets
+	// usually share a gateway, and this saves the hash lookup. Valid
+	// while nb4snap is the snapshot of the current burst.
+	nb4snap neighSnap
+	nb4port uint16
+	nb4ip   uint32
+	nb4mac  [6]byte
+
 	icmp     pkt.TokenBucket
 	icmpRate [2]int // rate, burst the bucket was set with
 	frags    [64]*mbuf.Mbuf
@@ -201,10 +209,16 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 	if nh.kind == nhGateway {
 		target = nh.gw4()
 	}
-	mac, ok := p.wg.neigh4(ns, nh.port, target)
-	if !ok {
-		p.miss(m, nh.port, nhid, target, nil)
-		return
+	var mac [6]byte
+	if p.nb4snap == ns && p.nb4port == nh.port && p.nb4ip == target {
+		mac = p.nb4mac
+	} else {
+		var ok bool
+		if mac, ok = p.wg.neigh4(ns, nh.port, target); !ok {
+			p.miss(m, nh.port, nhid, target, nil)
+			return
+		}
+		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, nh.port, target, mac
 	}
 	p.send(m, nh.port, out, mac)
 }
@@ -486,6 +500,7 @@ func (p *pipeline) finish(st *State) {
 		p.nDrops = 0
 	}
 	p.ctr.flush(&p.bc, st.Rules)
+	p.nb4snap = nil
 	if p.punted > 0 {
 		p.punted = 0
 		p.d.e.Wake()

@@ -1,0 +1,99 @@
+package fwd
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/fwdd/fwdd/fib"
+	"github.com/fwdd/fwdd/internal/testnet"
+	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/null"
+)
+
+// TestEngineRuns runs real workers (two of them, in adaptive mode) over two
+// 2-queue null ports: packets are forwarded from p0 to p1 on both workers'
+// queues; stopping and closing returns every mbuf to its pool.
+func TestEngineRuns(t *testing.T) {
+	for _, mode := range []PollMode{PollAdaptive, PollBusy} {
+		t.Run(mode.String(), func(t *testing.T) {
+			e, err := New(Config{Workers: 2, PoolSize: 4096, CheckedPools: true, PollMode: mode}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mac0 := "02:00:00:00:00:10"
+			ports := []pmd.Port{}
+			for id, args := range []pmd.Args{
+				{"queues": "2", "flows": "64", "smac": mac0, "dmac": mac0, "dst": "198.19.1.1"},
+				{"queues": "2", "smac": "02:00:00:00:00:11", "dmac": "02:00:00:00:00:12"},
+			} {
+				p, err := null.Open(pmd.Config{Name: "p" + string(rune('0'+id)), ID: uint16(id), Args: args,
+					Pools: e.Pools(), QueuePool: e.QueuePool, Shared: e.Shared()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ports = append(ports, p)
+				if err := e.AttachPort(uint16(id), p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, _ := fib.New(fib.Config{})
+			gw := netip.MustParseAddr("198.18.2.9")
+			nh, _ := f.AddNextHop(fib.NextHop{Kind: fib.KindGateway, Port: 1, Addr: gw})
+			c1, _ := f.AddNextHop(fib.NextHop{Kind: fib.KindConnected, Port: 1})
+			if err := f.Apply([]fib.Change{
+				{Op: fib.OpAdd, Prefix: netip.MustParsePrefix("198.19.0.0/16"), NextHop: nh},
+				{Op: fib.OpAdd, Prefix: netip.MustParsePrefix("198.18.2.0/24"), NextHop: c1, Connected: true},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			e.SetFIB(f)
+			var m1 [6]byte
+			copy(m1[:], ports[1].Info().MAC)
+			if err := e.Neigh().SetPort(1, m1, []netip.Prefix{netip.MustParsePrefix("198.18.2.1/24")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Neigh().AddStatic(1, gw, [6]byte{2, 0, 0, 0, 0, 0x21}); err != nil {
+				t.Fatal(err)
+			}
+			e.Neigh().Publish()
+			e.PublishState(&State{Ports: []PortState{
+				NewPortState(ports[0].Info().MAC, 1500, 0, true, nil),
+				NewPortState(ports[1].Info().MAC, 1500, 0, true, []netip.Prefix{netip.MustParsePrefix("198.18.2.1/24")}),
+			}})
+			e.Start()
+			defer func() {
+				if t.Failed() {
+					t.Logf("counters per worker: %v", e.CountersByWorker())
+				}
+			}()
+			testnet.Eventually(t, 10*time.Second, "forwarding on both workers", func() bool {
+				ws := e.CountersByWorker()
+				return ws[0]["forwarded"] > 1000 && ws[1]["forwarded"] > 1000
+			})
+			// A grace period completes while the workers run.
+			done := make(chan struct{})
+			go func() { e.Synchronize(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Synchronize did not return while the workers ran")
+			}
+			e.Stop()
+			c := e.Counters()
+			if c["rx"] == 0 || c["forwarded"] == 0 {
+				t.Fatalf("counters %v", c)
+			}
+			var tx uint64
+			for _, q := range ports[1].Stats() {
+				tx += q.TxPackets
+			}
+			if tx == 0 {
+				t.Fatal("p1 transmitted nothing")
+			}
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -104,7 +104,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 			f.rebuildAll(sc)
 		}
 	}
-	clear(f.d.dirty)
+	f.d.dirty = reset(f.d.dirty)
 	f.t.ent = trim(f.t.ent)
 	f.t.nh = trim(f.t.nh)
 	f.t.top = f.d.top
@@ -320,9 +320,9 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 			f.a64.garbage > len(f.t.k64)-f.a64.garbage+65536,
 			f.a16.garbage > len(f.t.e16)-f.a16.garbage+65536)
 	}
-	clear(f.d.dirty)
-	clear(f.d2)
-	clear(f.d3)
+	f.d.dirty = reset(f.d.dirty)
+	f.d2 = reset(f.d2)
+	f.d3 = reset(f.d3)
 	f.t.e16 = trim(f.t.e16)
 	f.t.k64, f.t.v64 = trim(f.t.k64), trim(f.t.v64)
 	f.t.k32, f.t.v32 = trim(f.t.k32), trim(f.t.v32)
@@ -386,4 +386,14 @@ func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 		}
 		f.a16.garbage = 0
 	}
+}
+
+// reset empties a dirty set. A cleared Go map keeps its buckets and ranging
+// over it costs its peak size, so a set that grew (a bulk load) is replaced.
+func reset[K comparable](m map[K]struct{}) map[K]struct{} {
+	if len(m) > 64 {
+		return make(map[K]struct{})
+	}
+	clear(m)
+	return m
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
+	"github.com/fwdd/fwdd/pmd/ringpmd"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -90,6 +91,9 @@ type stack struct {
 
 	nb *neighbours
 
+	// hub pairs "ring" ports given peer=NAME.
+	hub *ringpmd.Hub
+
 	// ruleBases holds each rule slot's counter value when its rule was
 	// made: slots are reused after a rule is deleted, counters are not
 	// reset (workers own them).
@@ -144,7 +148,7 @@ func Start(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, hub: ringpmd.NewHub()}
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
 	b := st.model.begin()

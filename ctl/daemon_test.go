@@ -262,3 +262,19 @@ func TestDaemonBinary(t *testing.T) {
 		t.Fatalf("socket file left behind: %v", err)
 	}
 }
+
+// TestRingPair: two "ring" ports joined by peer= pass packets between
+// them (the hub is the stack's), and pinging the far port's address from
+// a null port is routed across.
+func TestRingPair(t *testing.T) {
+	d, _ := nullDaemon(t, `
+port add a driver ring peer=x
+port add b driver ring peer=x
+addr add a 198.18.5.1/24
+addr add b 198.18.6.1/24
+`)
+	out := text(t, d, "show ports")
+	if strings.Count(out, "RUNNING") != 2 {
+		t.Fatalf("both ring ports should be up once paired:\n%s", out)
+	}
+}

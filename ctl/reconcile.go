@@ -10,6 +10,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/ringpmd"
 )
 
 // livePort is a port that exists in the running stack.
@@ -60,10 +61,21 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 			continue
 		}
 		id := s.freePortID(removed)
-		p, err := pmd.Open(pmd.Config{
+		pcfg := pmd.Config{
 			Name: np.Name, ID: id, Driver: np.Driver, Args: pmd.Args(np.Args),
 			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
-		})
+		}
+		var p pmd.Port
+		if np.Driver == ringpmd.DriverName && np.Args["peer"] != "" {
+			// Ring pairs meet in the stack's hub: the first port of a
+			// pair waits (link down) for the second.
+			p, err = s.hub.Open(pcfg)
+			if err != nil {
+				err = fmt.Errorf("port %s: %w", np.Name, err)
+			}
+		} else {
+			p, err = pmd.Open(pcfg)
+		}
 		if err != nil {
 			return err
 		}

@@ -45,12 +45,12 @@ func (f *FIBs) Routes(fib uint32) ([]Route, error) {
 				hi0 := uint64(slot)<<48 | uint64(k1)<<32
 				for _, e := range r2.ents {
 					if e.v&refFlag == 0 {
-						add(addr6(hi0|e.start>>32, e.start<<32), int(e.plen)+32, e.v)
+						add(addr6(hi0|uint64(e.start), 0), int(e.plen)+32, e.v)
 					}
 				}
 				for k2, r3 := range r2.kids {
 					for _, e := range r3.ents {
-						add(addr6(hi0|k2>>32, k2<<32|uint64(e.start)), int(e.plen)+96, e.v)
+						add(addr6(hi0|uint64(k2), e.start), int(e.plen)+64, e.v)
 					}
 				}
 			}
@@ -132,15 +132,15 @@ func (f *FIBs) exact(fib uint32, p netip.Prefix) (uint32, bool) {
 	if r2 == nil {
 		return 0, false
 	}
-	k2 := hi<<32 | lo>>32
-	if l <= 96 {
+	k2 := uint32(hi)
+	if l <= 64 {
 		return getEnt(r2.ents, k2, uint8(l-32))
 	}
 	r3 := r2.kids[k2]
 	if r3 == nil {
 		return 0, false
 	}
-	return getEnt(r3.ents, uint32(lo), uint8(l-96))
+	return getEnt(r3.ents, lo, uint8(l-64))
 }
 
 func addr4(a uint32) netip.Addr {

@@ -188,13 +188,13 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		if del {
 			return false
 		}
-		r2 = &rc64{kids: make(map[uint64]*rc32), id: f.h.alloc()}
+		r2 = &rc64{kids: make(map[uint32]*rc32), id: f.h.alloc()}
 		rc.kids[k1] = r2
 		setEnt(&rc.ents, k1, 17, refFlag|r2.id, false)
 		f.d.dirty[slot] = struct{}{}
 	}
-	k2 := hi<<32 | lo>>32
-	if l <= 96 {
+	k2 := uint32(hi)
+	if l <= 64 {
 		if !setEnt(&r2.ents, k2, uint8(l-32), nh, del) {
 			return false
 		}
@@ -208,16 +208,16 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		}
 		r3 = &rc32{id: f.h.alloc()}
 		r2.kids[k2] = r3
-		setEnt(&r2.ents, k2, 65, refFlag|r3.id, false)
+		setEnt(&r2.ents, k2, 33, refFlag|r3.id, false)
 		f.d2[r2] = struct{}{}
 	}
-	if !setEnt(&r3.ents, uint32(lo), uint8(l-96), nh, del) {
+	if !setEnt(&r3.ents, lo, uint8(l-64), nh, del) {
 		return false
 	}
 	f.d3[r3] = struct{}{}
 	if len(r3.ents) == 0 {
 		delete(r2.kids, k2)
-		setEnt(&r2.ents, k2, 65, 0, true)
+		setEnt(&r2.ents, k2, 33, 0, true)
 		f.free(r3.id, &f.a32)
 		r3.removed = true
 		f.d2[r2] = struct{}{}
@@ -244,19 +244,22 @@ func (f *fam6) dropEmpty(slot uint16, rc *rc16) {
 func (f *fam6) build3(sc *scratch, r *rc32) {
 	h := f.h.get(r.id)
 	f.a32.garbage += int(h.count)
-	start := len(f.t.k32)
-	f.t.k32, f.t.v32, sc.s32 = sweep(r.ents, 0, f.t.k32, f.t.v32, sc.s32)
-	h.start, h.count = uint32(start), uint32(len(f.t.k32)-start)
+	start := len(f.t.k3)
+	f.t.k3, f.t.v3, sc.s64 = sweep(r.ents, 0, f.t.k3, f.t.v3, sc.s64)
+	h.start, h.count = uint32(start), uint32(len(f.t.k3)-start)
 	f.h.set(r.id, h)
 }
 
 func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
 	f.a64.garbage += int(h.count) + summaryLen(int(h.count))
-	start := len(f.t.k64)
-	f.t.k64, f.t.v64, sc.s64 = sweep(r.ents, 0, f.t.k64, f.t.v64, sc.s64)
-	n := len(f.t.k64) - start
-	f.t.k64, f.t.v64 = addSummary(f.t.k64, f.t.v64, start)
+	sc.k2, sc.v2, sc.s32 = sweep(r.ents, 0, sc.k2[:0], sc.v2[:0], sc.s32)
+	n := len(sc.k2)
+	sc.k2, sc.v2 = addSummary(sc.k2, sc.v2, 0)
+	start := len(f.t.e2)
+	for i, k := range sc.k2 {
+		f.t.e2 = append(f.t.e2, uint64(k)<<32|uint64(sc.v2[i]))
+	}
 	h.start, h.count = uint32(start), uint32(n)
 	f.h.set(r.id, h)
 	for _, e := range r.ents {
@@ -316,16 +319,16 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		// Collect the garbage of each arena separately: copying the live
 		// tables of one level costs about its live size.
 		f.compact(sc,
-			f.a32.garbage > len(f.t.k32)-f.a32.garbage+65536,
-			f.a64.garbage > len(f.t.k64)-f.a64.garbage+65536,
+			f.a32.garbage > len(f.t.k3)-f.a32.garbage+65536,
+			f.a64.garbage > len(f.t.e2)-f.a64.garbage+65536,
 			f.a16.garbage > len(f.t.e16)-f.a16.garbage+65536)
 	}
 	f.d.dirty = reset(f.d.dirty)
 	f.d2 = reset(f.d2)
 	f.d3 = reset(f.d3)
 	f.t.e16 = trim(f.t.e16)
-	f.t.k64, f.t.v64 = trim(f.t.k64), trim(f.t.v64)
-	f.t.k32, f.t.v32 = trim(f.t.k32), trim(f.t.v32)
+	f.t.e2 = trim(f.t.e2)
+	f.t.k3, f.t.v3 = trim(f.t.k3), trim(f.t.v3)
 	f.t.top = f.d.top
 	f.t.hdrs = f.h.pages
 	f.d.endBatch()
@@ -356,8 +359,8 @@ func (f *fam6) rebuildAll(sc *scratch) {
 // compact rebuilds the tables of the chosen levels into fresh arenas.
 func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 	if l3 {
-		n := max(len(f.t.k32)-f.a32.garbage, 0)
-		f.t.k32, f.t.v32 = make([]uint32, 0, n+n/8), make([]uint32, 0, n+n/8)
+		n := max(len(f.t.k3)-f.a32.garbage, 0)
+		f.t.k3, f.t.v3 = make([]uint64, 0, n+n/8), make([]uint32, 0, n+n/8)
 		for _, rc := range f.chunks {
 			for _, r2 := range rc.kids {
 				for _, r3 := range r2.kids {
@@ -368,8 +371,8 @@ func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 		f.a32.garbage = 0
 	}
 	if l2 {
-		n := max(len(f.t.k64)-f.a64.garbage, 0)
-		f.t.k64, f.t.v64 = make([]uint64, 0, n+n/8+64), make([]uint32, 0, n+n/8+64)
+		n := max(len(f.t.e2)-f.a64.garbage, 0)
+		f.t.e2 = make([]uint64, 0, n+n/8+64)
 		for _, rc := range f.chunks {
 			for _, r2 := range rc.kids {
 				f.build2(sc, r2)

@@ -18,18 +18,18 @@ type rc16 struct {
 	kids map[uint16]*rc64   // IPv6: /32 regions (by bits 16-31) with longer prefixes
 }
 
-// rc64 holds the /33-/96 prefixes of one IPv6 /32 (keys: bits 32-95) and
-// its /96 regions with longer prefixes.
+// rc64 holds the /33-/64 prefixes of one IPv6 /32 (keys: bits 32-63) and
+// its /64 regions with longer prefixes.
 type rc64 struct {
-	ents    []rangeEnt[uint64] // plen = len-32; 65 for a kid
-	kids    map[uint64]*rc32
+	ents    []rangeEnt[uint32] // plen = len-32; 33 for a kid
+	kids    map[uint32]*rc32
 	id      uint32 // header id
 	removed bool
 }
 
-// rc32 holds the /97-/128 prefixes of one IPv6 /96 (keys: bits 96-127).
+// rc32 holds the /65-/128 prefixes of one IPv6 /64 (keys: bits 64-127).
 type rc32 struct {
-	ents    []rangeEnt[uint32] // plen = len-96
+	ents    []rangeEnt[uint64] // plen = len-64
 	id      uint32
 	removed bool
 }
@@ -230,6 +230,8 @@ type scratch struct {
 	s16 []rangeEnt[uint16]
 	s64 []rangeEnt[uint64]
 	s32 []rangeEnt[uint32]
+	k2  []uint32
+	v2  []uint32
 	k   []uint16
 	v   []uint32
 }

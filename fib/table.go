@@ -54,10 +54,9 @@ type tab4 struct {
 type tab6 struct {
 	top  [256]*dirPage
 	e16  []uint64 // L1: key<<32 | value per range (summary entries: key<<32)
-	k64  []uint64
-	v64  []uint32
-	k32  []uint32
-	v32  []uint32
+	e2   []uint64 // L2 (bits 32-63): key<<32 | value per range, like e16
+	k3   []uint64 // L3 (bits 64-127) keys
+	v3   []uint32 // L3 values
 	hdrs []*hdrPage
 }
 
@@ -219,7 +218,7 @@ func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
 func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	h := t.hdr(v &^ refFlag)
 	best := h.def
-	v = t.v64[find(t.k64, h.start, h.count, hi<<32|lo>>32)]
+	v = uint32(t.e2[find(t.e2, h.start, h.count, hi<<32|0xffffffff)])
 	if v&refFlag == 0 {
 		if v == 0 {
 			return best
@@ -237,7 +236,7 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 		best = h.def
 	}
 	s, n := h.start, h.count
-	v = t.v32[s+uint32(search(t.k32[s:s+n], uint32(lo)))]
+	v = t.v3[s+uint32(search(t.k3[s:s+n], lo))]
 	if v == 0 {
 		return best
 	}
@@ -302,12 +301,12 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			h := t.hdr(o[i] &^ refFlag)
 			best[j] = h.def
 			base[j], cnt[j] = h.start, h.count
-			k64[j] = his[i]<<32 | binary.BigEndian.Uint64(d[i][8:])>>32
+			k64[j] = his[i]<<32 | 0xffffffff
 		}
-		lockstep(t.k64, &k64, &base, &cnt, &pos, m)
+		lockstep(t.e2, &k64, &base, &cnt, &pos, m)
 		for j := range m {
 			i := idx[j]
-			v := t.v64[pos[j]]
+			v := uint32(t.e2[pos[j]])
 			switch {
 			case v == 0:
 				o[i] = best[j]
@@ -328,7 +327,7 @@ func (t *tab4) bytes() int {
 
 func (t *tab6) bytes() int {
 	return 256*8 + countPages(&t.top)*256*8 + cap(t.e16)*8 +
-		cap(t.k64)*8 + cap(t.v64)*4 + cap(t.k32)*4 + cap(t.v32)*4 +
+		cap(t.e2)*8 + cap(t.k3)*8 + cap(t.v3)*4 +
 		cap(t.hdrs)*8 + len(t.hdrs)*256*12
 }
 

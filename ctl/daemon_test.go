@@ -98,7 +98,7 @@ func TestBatchAllOrNothing(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ line, want string }{
-		{"route del 198.51.100.0/24", "no static route"},
+		{"route del 198.51.100.0/24", "no route 198.51.100.0/24 in fib 0"},
 		{"route add 198.19.0.0/16 via 198.20.0.1", "not on a connected network"},
 		{"port set p0 fib 3", "raise net.fibs"},
 		{"set net.fibs 5000", "out of range"},
@@ -240,7 +240,7 @@ func TestDaemonBinary(t *testing.T) {
 	if out, err := fwdctl("show", "routes"); err != nil || !strings.Contains(out, "198.19.128.0/17") {
 		t.Fatalf("fwdctl show routes: %v\n%s", err, out)
 	}
-	if out, err := fwdctl("route", "del", "198.51.100.0/24"); err == nil || !strings.Contains(out, "no static route") {
+	if out, err := fwdctl("route", "del", "198.51.100.0/24"); err == nil || !strings.Contains(out, "no route") {
 		t.Fatalf("fwdctl with a failing command: err %v, output %s", err, out)
 	}
 	os.WriteFile(conf, []byte(strings.Replace(nullConfig, "198.19.128.0/17", "198.19.192.0/18", 1)), 0o644)
@@ -276,5 +276,32 @@ addr add b 198.18.6.1/24
 	out := text(t, d, "show ports")
 	if strings.Count(out, "RUNNING") != 2 {
 		t.Fatalf("both ring ports should be up once paired:\n%s", out)
+	}
+}
+
+// TestConnectedRouteDeletedFromOneFIB: connected routes appear in every FIB
+// and can be deleted from one by hand.
+func TestConnectedRouteDeletedFromOneFIB(t *testing.T) {
+	d, _ := nullDaemon(t, "set net.fibs 3\n"+nullConfig)
+	for f := range 3 {
+		if !strings.Contains(text(t, d, fmt.Sprintf("show routes fib %d", f)), "198.18.1.0/24") {
+			t.Fatalf("connected route missing from fib %d", f)
+		}
+	}
+	if _, err := run(t, d, "route del 198.18.1.0/24 fib 1"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text(t, d, "show routes fib 1"), "198.18.1.0/24") {
+		t.Fatal("connected route still in fib 1 after route del")
+	}
+	if !strings.Contains(text(t, d, "show routes fib 2"), "198.18.1.0/24") {
+		t.Fatal("route del fib 1 removed the connected route from fib 2")
+	}
+	if _, err := run(t, d, "route get 198.18.1.7 fib 1"); err == nil {
+		t.Fatal("route get found the deleted connected route")
+	}
+	// A second delete is an error (nothing left to delete).
+	if _, err := run(t, d, "route del 198.18.1.0/24 fib 1"); err == nil {
+		t.Fatal("deleting twice succeeded")
 	}
 }

@@ -28,6 +28,10 @@ type model struct {
 	rules     map[int]fwd.Rule
 	neigh     map[neighKey]net.HardwareAddr
 	routes    map[routeKey]*routeSpec
+	// connDel are connected (or local) routes deleted by hand from one FIB
+	// (route del PREFIX fib N): they stay out of that FIB while the
+	// address exists, as in FreeBSD.
+	connDel map[routeKey]bool
 }
 
 type portModel struct {
@@ -78,11 +82,12 @@ const (
 
 func newModel() *model {
 	return &model{
-		sysctl: maps.Clone(sysctlDefaults),
-		ports:  map[string]*portModel{},
-		rules:  map[int]fwd.Rule{},
-		neigh:  map[neighKey]net.HardwareAddr{},
-		routes: map[routeKey]*routeSpec{},
+		sysctl:  maps.Clone(sysctlDefaults),
+		ports:   map[string]*portModel{},
+		rules:   map[int]fwd.Rule{},
+		neigh:   map[neighKey]net.HardwareAddr{},
+		connDel: map[routeKey]bool{},
+		routes:  map[routeKey]*routeSpec{},
 	}
 }
 
@@ -111,6 +116,7 @@ func (m *model) begin() *batch {
 		portOrder: slices.Clone(m.portOrder),
 		rules:     maps.Clone(m.rules),
 		neigh:     maps.Clone(m.neigh),
+		connDel:   maps.Clone(m.connDel),
 	}
 	for k, p := range m.ports {
 		cp := *p
@@ -248,10 +254,15 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 			return err
 		}
 		k := routeKey{c.FIB, c.Prefix}
-		if b.route(k) == nil {
-			return fmt.Errorf("no static route %s in fib %d (see show routes fib %d)", c.Prefix, c.FIB, c.FIB)
+		if b.route(k) != nil {
+			b.routes[k] = nil
+			return nil
 		}
-		b.routes[k] = nil
+		if b.m.isConnected(c.Prefix) && !b.m.connDel[k] {
+			b.m.connDel[k] = true
+			return nil
+		}
+		return fmt.Errorf("no route %s in fib %d (see show routes fib %d)", c.Prefix, c.FIB, c.FIB)
 	case *cmdlang.RouteLoad:
 		if err := b.checkFIB(c.FIB); err != nil {
 			return err
@@ -520,6 +531,19 @@ func (b *batch) commit() *model {
 		}
 	}
 	return m
+}
+
+// isConnected reports whether p is the connected network or the local host
+// route of one of the ports' addresses.
+func (m *model) isConnected(p netip.Prefix) bool {
+	for _, pm := range m.ports {
+		for _, a := range pm.Addrs {
+			if a.Masked() == p || netip.PrefixFrom(a.Addr(), a.Addr().BitLen()) == p {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sortedPorts returns the ports in creation order.

@@ -247,6 +247,22 @@ func (s *stack) routeChanges(om *model, b *batch, incremental bool, removed []*l
 			out = append(out, fib.Change{Op: fib.OpAdd, Prefix: k.prefix, NextHop: nh, Connected: true})
 		}
 	}
+	// Connected routes deleted by hand from one FIB: re-delete them after
+	// any re-add above (changes apply in order), and put back the ones no
+	// longer deleted.
+	for k := range nm.connDel {
+		out = append(out, fib.Change{Op: fib.OpDelete, FIB: uint32(k.FIB), Prefix: k.Prefix})
+	}
+	for k := range om.connDel {
+		if nm.connDel[k] {
+			continue
+		}
+		for ck, nh := range want {
+			if ck.prefix == k.Prefix {
+				out = append(out, fib.Change{Op: fib.OpAdd, FIB: uint32(k.FIB), Prefix: k.Prefix, NextHop: nh})
+			}
+		}
+	}
 	s.pendingConnected = want
 
 	// Static routes: the ones the batch touched, or all of them when ports

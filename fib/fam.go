@@ -101,7 +101,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 			f.rebuildSlot(sc, slot)
 		}
 		if live := len(f.t.ent) - f.a.garbage; f.a.garbage > live+65536 {
-			f.rebuildAll(sc)
+			f.compact()
 		}
 	}
 	f.d.dirty = reset(f.d.dirty)
@@ -113,8 +113,27 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 	return &t
 }
 
-// rebuildAll rebuilds the whole table into fresh arenas (bulk loads and
-// garbage collection of the arenas).
+// compact collects the arena's garbage by copying every live range table
+// into a fresh arena in slot order (a memory copy, no re-sweep: a few ms for
+// a full table) and pointing the dir entries at the copies.
+func (f *fam4) compact() {
+	live := max(len(f.t.ent)-f.a.garbage, 0)
+	ne := make([]uint32, 0, live+live/8+64)
+	for s := range 1 << 16 {
+		e := f.d.get(uint16(s))
+		if e&chunkFlag == 0 {
+			continue
+		}
+		st, n := int(uint32(e)), int(e>>32)&0x7fffffff
+		ns := len(ne)
+		ne = append(ne, f.t.ent[st:st+n+summaryLen(n)]...)
+		f.d.set(uint16(s), chunkEnt(ns, n))
+	}
+	f.t.ent = ne
+	f.a.garbage = 0
+}
+
+// rebuildAll rebuilds the whole table into fresh arenas (bulk loads).
 func (f *fam4) rebuildAll(sc *scratch) {
 	live := max(len(f.t.ent)-f.a.garbage, 0)
 	f.t.ent = make([]uint32, 0, live+live/8+64)
@@ -318,10 +337,13 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		}
 		// Collect the garbage of each arena separately: copying the live
 		// tables of one level costs about its live size.
-		f.compact(sc,
-			f.a32.garbage > len(f.t.k3)-f.a32.garbage+65536,
-			f.a64.garbage > len(f.t.e2)-f.a64.garbage+65536,
-			f.a16.garbage > len(f.t.e16)-f.a16.garbage+65536)
+		f.compact(sc, f.a32.garbage > len(f.t.k3)-f.a32.garbage+65536, false, false)
+		if f.a64.garbage > len(f.t.e2)-f.a64.garbage+65536 {
+			f.compactCopy2()
+		}
+		if f.a16.garbage > len(f.t.e16)-f.a16.garbage+65536 {
+			f.compactCopy1()
+		}
 	}
 	f.d.dirty = reset(f.d.dirty)
 	f.d2 = reset(f.d2)
@@ -354,6 +376,42 @@ func (f *fam6) rebuildAll(sc *scratch) {
 		}
 	}
 	f.compact(sc, true, true, true)
+}
+
+// compactCopy1 collects the L1 arena's garbage by copying the live tables
+// (see fam4.compact).
+func (f *fam6) compactCopy1() {
+	live := max(len(f.t.e16)-f.a16.garbage, 0)
+	ne := make([]uint64, 0, live+live/8+64)
+	for s := range 1 << 16 {
+		e := f.d.get(uint16(s))
+		if e&chunkFlag == 0 {
+			continue
+		}
+		st, n := int(uint32(e)), int(e>>32)&0x7fffffff
+		ns := len(ne)
+		ne = append(ne, f.t.e16[st:st+n+summaryLen(n)]...)
+		f.d.set(uint16(s), chunkEnt(ns, n))
+	}
+	f.t.e16 = ne
+	f.a16.garbage = 0
+}
+
+// compactCopy2 does the same for the L2 arena, through the headers.
+func (f *fam6) compactCopy2() {
+	live := max(len(f.t.e2)-f.a64.garbage, 0)
+	ne := make([]uint64, 0, live+live/8+64)
+	for _, rc := range f.chunks {
+		for _, r2 := range rc.kids {
+			h := f.h.get(r2.id)
+			st, n := int(h.start), int(h.count)
+			h.start = uint32(len(ne))
+			ne = append(ne, f.t.e2[st:st+n+summaryLen(n)]...)
+			f.h.set(r2.id, h)
+		}
+	}
+	f.t.e2 = ne
+	f.a64.garbage = 0
 }
 
 // compact rebuilds the tables of the chosen levels into fresh arenas.

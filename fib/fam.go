@@ -96,6 +96,8 @@ func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
 func (f *fam4) commit(sc *scratch) *tab4 {
 	if len(f.d.dirty) > len(f.chunks)/2+1024 {
 		f.rebuildAll(sc)
+		f.t.ent = trim(f.t.ent)
+		f.t.nh = trim(f.t.nh)
 	} else {
 		for slot := range f.d.dirty {
 			f.rebuildSlot(sc, slot)
@@ -105,8 +107,6 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 		}
 	}
 	f.d.dirty = reset(f.d.dirty)
-	f.t.ent = trim(f.t.ent)
-	f.t.nh = trim(f.t.nh)
 	f.t.top = f.d.top
 	f.d.endBatch()
 	t := f.t
@@ -118,7 +118,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 // a full table) and pointing the dir entries at the copies.
 func (f *fam4) compact() {
 	live := max(len(f.t.ent)-f.a.garbage, 0)
-	ne := make([]uint32, 0, live+live/8+64)
+	ne := make([]uint32, 0, churnCap(live))
 	for s := range 1 << 16 {
 		e := f.d.get(uint16(s))
 		if e&chunkFlag == 0 {
@@ -321,6 +321,9 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 func (f *fam6) commit(sc *scratch) *tab6 {
 	if len(f.d.dirty) > len(f.chunks)/2+1024 || len(f.d2) > 4096 && len(f.d2) > int(f.h.next)/2 {
 		f.rebuildAll(sc)
+		f.t.e16 = trim(f.t.e16)
+		f.t.e2 = trim(f.t.e2)
+		f.t.k3, f.t.v3 = trim(f.t.k3), trim(f.t.v3)
 	} else {
 		for r := range f.d3 {
 			if !r.removed {
@@ -348,9 +351,6 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	f.d.dirty = reset(f.d.dirty)
 	f.d2 = reset(f.d2)
 	f.d3 = reset(f.d3)
-	f.t.e16 = trim(f.t.e16)
-	f.t.e2 = trim(f.t.e2)
-	f.t.k3, f.t.v3 = trim(f.t.k3), trim(f.t.v3)
 	f.t.top = f.d.top
 	f.t.hdrs = f.h.pages
 	f.d.endBatch()
@@ -382,7 +382,7 @@ func (f *fam6) rebuildAll(sc *scratch) {
 // (see fam4.compact).
 func (f *fam6) compactCopy1() {
 	live := max(len(f.t.e16)-f.a16.garbage, 0)
-	ne := make([]uint64, 0, live+live/8+64)
+	ne := make([]uint64, 0, churnCap(live))
 	for s := range 1 << 16 {
 		e := f.d.get(uint16(s))
 		if e&chunkFlag == 0 {
@@ -400,7 +400,7 @@ func (f *fam6) compactCopy1() {
 // compactCopy2 does the same for the L2 arena, through the headers.
 func (f *fam6) compactCopy2() {
 	live := max(len(f.t.e2)-f.a64.garbage, 0)
-	ne := make([]uint64, 0, live+live/8+64)
+	ne := make([]uint64, 0, churnCap(live))
 	for _, rc := range f.chunks {
 		for _, r2 := range rc.kids {
 			h := f.h.get(r2.id)
@@ -458,3 +458,9 @@ func reset[K comparable](m map[K]struct{}) map[K]struct{} {
 	clear(m)
 	return m
 }
+
+// churnCap is the capacity of an arena after a compaction: room for the
+// garbage of a whole cycle (the next compaction starts at live+65536 of
+// garbage), so that Go never has to grow (copy) it in between. Bulk loads
+// trim instead, so the memory figure after a load is the real footprint.
+func churnCap(live int) int { return 2*live + 65536 + live/16 }

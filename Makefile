@@ -9,7 +9,7 @@ RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|ll
 TESTFLAGS ?= -count=1 -timeout 20m
 BENCHTIME ?= 1s
 
-.PHONY: all build test test-unit test-race bench bench-micro demo vet fmt fmt-check clean
+.PHONY: all build test test-unit test-race bench bench-micro bench-e2e demo vet fmt fmt-check clean
 
 all: build
 
@@ -41,7 +41,23 @@ test-race:
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3 $(PKGS)
 
+# End-to-end harness (root): gen → router → sink namespaces; Linux
+# forwarding, the XDP-native forwarder and fwdd (once cmd/fwdd runs).
+# About 5-10 minutes; E2EFLAGS=-quick for 1-2 minutes. Rewrites the
+# "end to end" section of BENCHMARKS.md and docs/img/bench-e2e.svg.
+E2EFLAGS ?=
+bench-e2e:
+	@mkdir -p $(BIN) docs/img
+	$(GO) build -o $(BIN)/ ./cmd/fwdgen
+	$(GO) build -o $(BIN)/bench-e2e ./perf/e2e
+	@$(GO) build -o $(BIN)/ ./cmd/fwdd 2>/dev/null || echo "bench-e2e: cmd/fwdd does not build yet: the fwdd legs will be skipped"
+	@$(GO) build -o $(BIN)/ ./cmd/fwdctl 2>/dev/null || true
+	$(BIN)/bench-e2e -bin $(BIN) -benchmarks BENCHMARKS.md -svg docs/img/bench-e2e.svg $(E2EFLAGS)
+
+# make bench: micro benchmarks, then the end-to-end harness where root is
+# available.
 bench: bench-micro
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) bench-e2e; else echo "bench: not root: skipping the end-to-end harness (sudo make bench-e2e)"; fi
 
 demo: build
 	@bash scripts/demo.sh

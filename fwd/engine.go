@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,9 +91,15 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	for _, c := range cfg.CPUs {
-		if c < 0 || c >= runtime.NumCPU() {
-			return nil, fmt.Errorf("cpu %d does not exist (this machine has CPUs 0-%d)", c, runtime.NumCPU()-1)
+	// The CPUs are checked against the process's affinity mask, not
+	// against runtime.NumCPU (which counts the allowed CPUs, not their
+	// numbers: under taskset -c 1 it is 1 while CPU 1 is the one allowed).
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err == nil {
+		for _, c := range cfg.CPUs {
+			if c < 0 || c >= len(allowed)*64 || !allowed.IsSet(c) {
+				return nil, fmt.Errorf("cpu %d is not available to this process (allowed: %s; see taskset or -cpus)", c, cpuList(&allowed))
+			}
 		}
 	}
 	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, hashSeed: rand.Uint64(), shared: pmd.NewShared()}
@@ -213,6 +220,27 @@ func (e *Engine) Close() error {
 	e.dp.close()
 	e.closePools()
 	return errors.Join(errs...)
+}
+
+// cpuList renders a CPU set as "0-3,6".
+func cpuList(s *unix.CPUSet) string {
+	var parts []string
+	for c := 0; c < len(s)*64; c++ {
+		if !s.IsSet(c) {
+			continue
+		}
+		e := c
+		for e+1 < len(s)*64 && s.IsSet(e+1) {
+			e++
+		}
+		if e == c {
+			parts = append(parts, fmt.Sprint(c))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", c, e))
+		}
+		c = e
+	}
+	return strings.Join(parts, ",")
 }
 
 func (e *Engine) portIDs() map[uint16]bool {

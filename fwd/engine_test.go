@@ -2,6 +2,7 @@ package fwd
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +97,15 @@ func TestEngineRuns(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestEngineCPUs(t *testing.T) {
+	if _, err := New(Config{CPUs: []int{4096}}, nil); err == nil || !strings.Contains(err.Error(), "not available") {
+		t.Fatalf("CPU 4096: err %v", err)
+	}
+	e, err := New(Config{CPUs: []int{0}, PoolSize: 1024}, nil)
+	if err != nil {
+		t.Fatalf("CPU 0: %v", err)
+	}
+	e.Close()
 }

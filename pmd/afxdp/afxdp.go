@@ -401,8 +401,27 @@ func (p *Port) Info() pmd.Info {
 // attached, Present while the interface exists.
 func (p *Port) Link() pmd.Link { return *p.link.Load() }
 
-// Stats returns per-queue counters.
-func (p *Port) Stats() []pmd.QueueStats { return pmd.Snapshots(p.ctr) }
+// Stats returns per-queue counters. Receive drops and invalid descriptors
+// include what the kernel counted on the queue's current socket
+// (XDP_STATISTICS: frames dropped because the RX ring was full or no fill
+// buffer was there), which the driver itself never sees.
+func (p *Port) Stats() []pmd.QueueStats {
+	out := pmd.Snapshots(p.ctr)
+	for q := range out {
+		st := p.queues[q].cur.Load()
+		if st == nil {
+			continue
+		}
+		ks, err := st.s.Stats()
+		if err != nil {
+			continue
+		}
+		out[q].RxDrops += ks.Kernel.Rx_dropped + ks.Kernel.Rx_ring_full
+		out[q].RxErrors += ks.Kernel.Rx_invalid_descs
+		out[q].TxErrors += ks.Kernel.Tx_invalid_descs
+	}
+	return out
+}
 
 // XSKStats returns the AF_XDP socket counters of queue q (kicks, kernel
 // drops, ring-empty events), for diagnostics.

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLinuxLegQuick runs the harness's Linux-forwarding leg in quick mode
+// (2 × 1 s at 64 bytes, a 4-trial throughput search) end to end: topology,
+// generator, sink, report, cleanup.
+func TestLinuxLegQuick(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces, veth, BPF)")
+	}
+	if testing.Short() {
+		t.Skip("end-to-end harness; skipped with -short")
+	}
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/fwdgen").CombinedOutput(); err != nil {
+		t.Fatalf("build fwdgen: %v\n%s", err, out)
+	}
+	cfg := config{bin: bin, dur: time.Second, reps: 2, sizes: []int{64}, flows: 16, genCPU: 0, rtrCPU: 1, napi: true,
+		search: true, searchDur: time.Second, searchMax: 4, searchSz: []int{64}, legs: []string{"linux"},
+		budget: 25 * time.Second, sink: "auto", napiRT: 50}
+	log, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	rep, code := runHarness(cfg, log)
+	if rep == nil || code != 0 {
+		b, _ := os.ReadFile(log.Name())
+		t.Fatalf("harness failed (code %d):\n%s", code, b)
+	}
+	txt := rep.text()
+	t.Log(txt)
+	r := rep.h.find("linux", genAFP, 64)
+	if r == nil || len(r.Trials) != 2 {
+		t.Fatalf("no linux result: %+v", rep.h.res)
+	}
+	for _, tr := range r.Trials {
+		if tr.Sent == 0 || tr.Recv == 0 || tr.Recv > tr.Sent+10 {
+			t.Errorf("implausible trial %+v", tr)
+		}
+	}
+	if len(rep.h.srch) != 1 || rep.h.srch[0].PPS <= 0 {
+		t.Errorf("no throughput result: %+v", rep.h.srch)
+	}
+	// The topology is gone.
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	if strings.Contains(string(out), rep.h.topo.R) {
+		t.Errorf("namespace %s left behind", rep.h.topo.R)
+	}
+	// The markdown section replaces only its own section.
+	md := filepath.Join(t.TempDir(), "B.md")
+	if err := os.WriteFile(md, []byte("# B\n\n## ring\n\nkeep\n\n## end to end\n\nold\n\n## mbuf\n\nkeep too\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rewriteSection(md, "end to end", rep.markdown("")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(md)
+	s := string(b)
+	if strings.Contains(s, "\nold\n") || !strings.Contains(s, "keep\n") || !strings.Contains(s, "keep too") || !strings.Contains(s, "| linux | afpacket | 64 |") {
+		t.Errorf("rewritten BENCHMARKS.md:\n%s", s)
+	}
+}
+
+func TestRewriteSectionAppends(t *testing.T) {
+	md := filepath.Join(t.TempDir(), "B.md")
+	if err := os.WriteFile(md, []byte("# B\n\n## ring\n\nx\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rewriteSection(md, "end to end", "body\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(md)
+	if string(b) != "# B\n\n## ring\n\nx\n\n## end to end\n\nbody\n" {
+		t.Errorf("got %q", b)
+	}
+}
+
+func TestMedianMinMax(t *testing.T) {
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median %v", m)
+	}
+	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("median %v", m)
+	}
+	if lo, hi := minmax([]float64{3, 1, 2}); lo != 1 || hi != 3 {
+		t.Errorf("minmax %v %v", lo, hi)
+	}
+}

@@ -1,0 +1,164 @@
+// Command e2e is fwdd's end-to-end benchmark harness (make bench-e2e, root):
+// it builds the gen → router → sink namespace topology and measures the
+// packets per second delivered at the sink for Linux forwarding, the
+// XDP-native forwarder and fwdd (afxdp, afpacket), with the same generator
+// and CPU pinning in the same run, then prints a report and optionally
+// rewrites the "end to end" section of BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(mainErr())
+}
+
+func mainErr() int {
+	var (
+		bin      = flag.String("bin", "bin", "directory holding fwdgen (and fwdd, fwdctl)")
+		quick    = flag.Bool("quick", false, "about 1-2 minutes: 64 bytes only, 2 reps of 1 s, short search")
+		dur      = flag.Duration("d", 2*time.Second, "duration of each measurement")
+		reps     = flag.Int("reps", 3, "repetitions per measurement")
+		sizes    = flag.String("sizes", "64,512,1518", "frame sizes (with FCS) for the flat-out runs")
+		flows    = flag.Int("flows", 64, "flows (UDP source ports and destination addresses)")
+		genCPU   = flag.Int("gen-cpu", 0, "CPU of the generator")
+		rtrCPU   = flag.Int("router-cpu", 1, "CPU of the router: fwdd's worker, the router veth's NAPI thread")
+		napi     = flag.Bool("napi", true, "threaded NAPI on the router's ingress veth, pinned to -router-cpu (linux, xdp legs)")
+		afpTx    = flag.String("afp-tx", "afpacket", "fwdgen back end for the AF_PACKET generator: afpacket (TPACKET_V2 TX ring) or mmsg (sendmmsg)")
+		fwddArgs = flag.String("fwdd-args", "", "extra fwdd flags, space-separated (e.g. \"-poll busy\")")
+		napiRT   = flag.Int("napi-rt", 50, "SCHED_FIFO priority for the router's NAPI thread (0 = ordinary scheduling)")
+		search   = flag.Bool("search", true, "RFC 2544-style throughput search (loss ≤ 0.1%) for linux and fwdd")
+		sdur     = flag.Duration("search-d", 2*time.Second, "duration of each search trial")
+		smax     = flag.Int("search-trials", 7, "search trials per size at most")
+		ssizes   = flag.String("search-sizes", "64,512,1518", "frame sizes for the search")
+		legs     = flag.String("legs", "linux,linux-backlog,xdp,fwdd-afxdp,fwdd-afpacket", "forwarders to measure")
+		budget   = flag.Duration("budget", 9*time.Minute, "no new measurement starts after this")
+		sink     = flag.String("sink", "auto", "sink counter on s0: tc (tcx ingress; cheapest for skbs), xdp (cheapest for redirected xdp frames), or auto (xdp for the xdp leg, tc for the others)")
+		bench    = flag.String("benchmarks", "", "rewrite the \"end to end\" section of this BENCHMARKS.md")
+		svg      = flag.String("svg", "", "write the Mpps-per-size plot here (SVG)")
+		fetchURL = flag.String("fetch", "", "internal: fetch URL to -o (run inside the router namespace)")
+		fetchOut = flag.String("o", "", "internal: output of -fetch")
+	)
+	flag.Parse()
+	if *fetchURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := fetch(ctx, *fetchURL, *fetchOut); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "bench-e2e: needs root (namespaces, veth, XDP); run: sudo make bench-e2e")
+		return 2
+	}
+	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT, afpTx: *afpTx, fwddArgs: strings.Fields(*fwddArgs),
+		search: *search, sink: *sink, searchDur: *sdur, searchMax: *smax, budget: *budget}
+	var err error
+	if cfg.sizes, err = parseInts(*sizes); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-e2e: -sizes:", err)
+		return 2
+	}
+	if cfg.searchSz, err = parseInts(*ssizes); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-e2e: -search-sizes:", err)
+		return 2
+	}
+	cfg.legs = strings.Split(*legs, ",")
+	if *quick {
+		cfg.dur, cfg.reps, cfg.sizes = time.Second, 2, []int{64}
+		cfg.searchDur, cfg.searchMax, cfg.searchSz = time.Second, 4, []int{64}
+		cfg.budget = 90 * time.Second
+	}
+	rep, code := runHarness(cfg, os.Stderr)
+	if rep == nil {
+		return code
+	}
+	fmt.Print(rep.text())
+	if *svg != "" {
+		if err := os.WriteFile(*svg, []byte(rep.svg()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-e2e:", err)
+			return 1
+		}
+	}
+	if *bench != "" {
+		svgRel := ""
+		if *svg != "" {
+			if r, err := filepath.Rel(filepath.Dir(*bench), *svg); err == nil {
+				svgRel = r
+			}
+		}
+		if err := rewriteSection(*bench, "end to end", rep.markdown(svgRel)); err != nil {
+			fmt.Fprintln(os.Stderr, "bench-e2e:", err)
+			return 1
+		}
+	}
+	return code
+}
+
+// runHarness builds the topology, runs the legs and returns the report. It
+// cleans up on every path, including SIGINT/SIGTERM.
+func runHarness(cfg config, log *os.File) (*report, int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cleanupStale()
+	if _, err := os.Stat(filepath.Join(cfg.bin, "fwdgen")); err != nil {
+		fmt.Fprintf(os.Stderr, "bench-e2e: %s/fwdgen missing: run make bench-e2e (or go build -o %s/ ./cmd/fwdgen)\n", cfg.bin, cfg.bin)
+		return nil, 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
+		return nil, 1
+	}
+	start := time.Now()
+	topo, err := newTopo(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-e2e: topology:", err)
+		return nil, 1
+	}
+	defer topo.Close()
+	bctx, cancel := context.WithTimeout(ctx, cfg.budget)
+	defer cancel()
+	h := &harness{cfg: cfg, topo: topo, self: self, log: log, budget: bctx}
+	// NAPI on the sink veth: redirected frames (XDP, AF_XDP) are dropped
+	// silently without it.
+	if err := topo.ethtool(ctx, topo.S, "-K", topo.S0, "gro", "on"); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
+		return nil, 1
+	}
+	fmt.Fprintf(log, "bench-e2e: topology %s/%s/%s up; generator on CPU %d, router on CPU %d\n", topo.G, topo.R, topo.S, cfg.genCPU, cfg.rtrCPU)
+	err = h.runAll(ctx)
+	code := 0
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
+		code = 1
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "bench-e2e: interrupted; namespaces removed")
+			return nil, 130
+		}
+	}
+	return &report{h: h, elapsed: time.Since(start), when: time.Now().UTC()}, code
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

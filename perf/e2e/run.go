@@ -1,0 +1,589 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fwdd/fwdd/perf/gen"
+)
+
+// Generators.
+const (
+	genAFP  = "afpacket"
+	genLive = "live"
+)
+
+type config struct {
+	bin       string        // directory with fwdgen (and fwdd, fwdctl when they exist)
+	dur       time.Duration // per measurement
+	reps      int
+	sizes     []int
+	flows     int
+	genCPU    int
+	rtrCPU    int
+	napi      bool // threaded NAPI for the router's ingress veth, pinned to rtrCPU
+	napiRT    int  // SCHED_FIFO priority of that NAPI thread (0 = normal)
+	search    bool
+	searchDur time.Duration
+	searchMax int // trials per size
+	searchSz  []int
+	legs      []string
+	budget    time.Duration
+	sink      string // tc or xdp
+	fwddArgs  []string
+	afpTx     string // fwdgen back end of the AF_PACKET generator: afpacket (TX ring) or mmsg
+}
+
+func (h *harness) genBackend(g string) string {
+	if g == genAFP && h.cfg.afpTx != "" {
+		return h.cfg.afpTx
+	}
+	return g
+}
+
+type harness struct {
+	cfg       config
+	topo      *Topo
+	self      string
+	log       io.Writer
+	res       []*result
+	srch      []*searchResult
+	prof      []*profileResult
+	skips     []string
+	notes     []string
+	budget    context.Context
+	curSink   string // the running leg's sink
+	legSinks  []string
+	fwddStats []string
+}
+
+// trialRes is one measurement.
+type trialRes struct {
+	Sent, Recv   uint64
+	Seconds      float64
+	OfferedPPS   float64
+	DeliveredPPS float64
+	LossPct      float64
+}
+
+type result struct {
+	Leg, Gen string
+	Size     int
+	Trials   []trialRes
+}
+
+func (r *result) delivered() []float64 {
+	v := make([]float64, len(r.Trials))
+	for i, t := range r.Trials {
+		v[i] = t.DeliveredPPS
+	}
+	return v
+}
+
+func (r *result) offered() []float64 {
+	v := make([]float64, len(r.Trials))
+	for i, t := range r.Trials {
+		v[i] = t.OfferedPPS
+	}
+	return v
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func minmax(v []float64) (lo, hi float64) {
+	for i, x := range v {
+		if i == 0 || x < lo {
+			lo = x
+		}
+		if i == 0 || x > hi {
+			hi = x
+		}
+	}
+	return
+}
+
+func (h *harness) logf(format string, a ...any) {
+	fmt.Fprintf(h.log, format+"\n", a...)
+}
+
+// proc is a started child process with captured output.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+func start(ctx context.Context, ready string, name string, args ...string) (*proc, error) {
+	p := &proc{cmd: exec.CommandContext(ctx, name, args...), done: make(chan error, 1)}
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Cancel = func() error { return p.cmd.Process.Signal(syscall.SIGTERM) }
+	p.cmd.WaitDelay = 3 * time.Second
+	var sc *bufio.Scanner
+	if ready != "" {
+		pr, err := p.cmd.StderrPipe()
+		if err != nil {
+			return nil, err
+		}
+		sc = bufio.NewScanner(pr)
+	} else {
+		p.cmd.Stderr = &p.stderr
+	}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	if sc == nil {
+		go func() { p.done <- p.cmd.Wait() }()
+		return p, nil
+	}
+	got := make(chan bool, 1)
+	go func() {
+		ok := false
+		for sc.Scan() {
+			line := sc.Text()
+			p.stderr.WriteString(line + "\n")
+			if !ok && strings.Contains(line, ready) {
+				ok = true
+				got <- true
+			}
+		}
+		if !ok {
+			got <- false
+		}
+		p.done <- p.cmd.Wait()
+	}()
+	select {
+	case ok := <-got:
+		if !ok {
+			err := <-p.done
+			return nil, fmt.Errorf("%s exited before ready: %v: %s", name, err, strings.TrimSpace(p.stderr.String()))
+		}
+	case <-time.After(10 * time.Second):
+		p.stop()
+		return nil, fmt.Errorf("%s not ready after 10s: %s", name, strings.TrimSpace(p.stderr.String()))
+	}
+	return p, nil
+}
+
+// stop interrupts the process and waits for it (idempotent).
+func (p *proc) stop() error {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case p.err = <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+			p.err = <-p.done
+		}
+	})
+	return p.err
+}
+
+func (h *harness) fwdgen() string { return filepath.Join(h.cfg.bin, "fwdgen") }
+
+// trial offers traffic from the gen namespace and counts what reaches the
+// sink's XDP counter. rate 0 = flat out.
+func (h *harness) trial(ctx context.Context, g string, size int, rate float64, dur time.Duration, during func() func()) (trialRes, error) {
+	t := h.topo
+	sinkKind := h.cfg.sink
+	if sinkKind == "auto" || sinkKind == "" {
+		sinkKind = h.curSink
+	}
+	sink, err := start(ctx, "fwdgen: ready", "ip", "netns", "exec", t.S, h.fwdgen(),
+		"-rx", "-backend", sinkKind, "-i", t.S0, "-d", "0", "-j", "-q")
+	if err != nil {
+		return trialRes{}, fmt.Errorf("sink: %w", err)
+	}
+	defer sink.stop()
+	args := []string{"netns", "exec", t.G, "taskset", "-c", strconv.Itoa(h.cfg.genCPU), h.fwdgen(),
+		"-i", t.G0, "-dst-mac", t.MAC[t.R0], "-size", strconv.Itoa(size), "-flows", strconv.Itoa(h.cfg.flows),
+		"-dst-addrs", strconv.Itoa(h.cfg.flows), "-d", dur.String(), "-cpus", strconv.Itoa(h.cfg.genCPU),
+		"-backend", h.genBackend(g), "-j", "-q"}
+	if rate > 0 {
+		args = append(args, "-rate", strconv.FormatFloat(rate, 'f', 0, 64))
+	}
+	var after func()
+	if during != nil {
+		after = during()
+	}
+	out, err := exec.CommandContext(ctx, "ip", args...).Output()
+	if after != nil {
+		after()
+	}
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return trialRes{}, fmt.Errorf("generator: %w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return trialRes{}, fmt.Errorf("generator: %w", err)
+	}
+	var tx gen.Summary
+	if err := json.Unmarshal(out, &tx); err != nil {
+		return trialRes{}, fmt.Errorf("generator output: %w", err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the last frames drain through the router
+	if err := sink.stop(); err != nil {
+		return trialRes{}, fmt.Errorf("sink: %w: %s", err, sink.stderr.String())
+	}
+	var rx gen.Summary
+	if err := json.Unmarshal(sink.stdout.Bytes(), &rx); err != nil {
+		return trialRes{}, fmt.Errorf("sink output %q: %w", sink.stdout.String(), err)
+	}
+	r := trialRes{Sent: tx.Packets, Recv: rx.Packets, Seconds: tx.Seconds}
+	if tx.Seconds > 0 {
+		r.OfferedPPS = float64(tx.Packets) / tx.Seconds
+		r.DeliveredPPS = float64(rx.Packets) / tx.Seconds
+	}
+	if tx.Packets > 0 {
+		l := float64(tx.Packets) - float64(rx.Packets)
+		if l < 0 {
+			l = 0
+		}
+		r.LossPct = 100 * l / float64(tx.Packets)
+	}
+	return r, nil
+}
+
+// leg is one forwarder configuration in the router namespace.
+type leg struct {
+	name  string
+	gens  []string
+	desc  string
+	fwdd  string // "" or the fwdd driver
+	sink  string // counting sink on s0 suited to the frames this leg delivers
+	setup func(ctx context.Context) (teardown func(), err error)
+}
+
+func (h *harness) legs() []leg {
+	t := h.topo
+	napi := func(ctx context.Context) error {
+		if !h.cfg.napi {
+			return nil
+		}
+		return t.threadedNAPI(ctx, t.R, t.R0, h.cfg.rtrCPU, h.cfg.napiRT)
+	}
+	unnapi := func() {
+		if h.cfg.napi {
+			_ = t.threadedNAPI(context.Background(), t.R, t.R0, -1, 0)
+		}
+	}
+	all := []leg{
+		{name: "linux", gens: []string{genAFP}, sink: gen.BackendTC,
+			desc: "Linux IPv4 forwarding in the router namespace; r0 has GRO on (NAPI) with threaded NAPI pinned to the router CPU",
+			setup: func(ctx context.Context) (func(), error) {
+				if err := t.forwarding(ctx, true); err != nil {
+					return nil, err
+				}
+				if err := t.ethtool(ctx, t.R, "-K", t.R0, "gro", "on"); err != nil {
+					return nil, err
+				}
+				if err := napi(ctx); err != nil {
+					return nil, err
+				}
+				return func() {
+					unnapi()
+					_ = t.ethtool(context.Background(), t.R, "-K", t.R0, "gro", "off")
+					_ = t.forwarding(context.Background(), false)
+				}, nil
+			}},
+		{name: "linux-backlog", gens: []string{genAFP}, sink: gen.BackendTC,
+			desc: "Linux IPv4 forwarding, default veth (no NAPI on r0): forwarding runs in the generator CPU's softirq",
+			setup: func(ctx context.Context) (func(), error) {
+				if err := t.forwarding(ctx, true); err != nil {
+					return nil, err
+				}
+				return func() { _ = t.forwarding(context.Background(), false) }, nil
+			}},
+		{name: "xdp", gens: []string{genAFP, genLive}, sink: gen.BackendXDP,
+			desc: "XDP-native forwarder on r0: rewrite MACs, bpf_redirect to r1 (threaded NAPI of r0 pinned to the router CPU)",
+			setup: func(ctx context.Context) (func(), error) {
+				td, err := h.attachForwarder()
+				if err != nil {
+					return nil, err
+				}
+				if err := napi(ctx); err != nil {
+					td()
+					return nil, err
+				}
+				return func() { unnapi(); td() }, nil
+			}},
+		{name: "fwdd-afxdp", gens: []string{genAFP, genLive}, fwdd: "afxdp", sink: gen.BackendTC,
+			desc: "fwdd, afxdp driver on r0 and r1, one worker pinned to the router CPU"},
+		{name: "fwdd-afpacket", gens: []string{genAFP}, fwdd: "afpacket", sink: gen.BackendTC,
+			desc: "fwdd, afpacket driver on r0 and r1, one worker pinned to the router CPU"},
+	}
+	var out []leg
+	for _, l := range all {
+		for _, want := range h.cfg.legs {
+			if want == l.name {
+				if l.fwdd != "" {
+					drv := l.fwdd
+					l.setup = func(ctx context.Context) (func(), error) { return h.startFwdd(ctx, drv) }
+				}
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+func (h *harness) find(legName, g string, size int) *result {
+	for _, r := range h.res {
+		if r.Leg == legName && r.Gen == g && r.Size == size {
+			return r
+		}
+	}
+	return nil
+}
+
+func budgetLeft(ctx context.Context) bool { return ctx.Err() == nil }
+
+// runAll measures every leg and, if asked, runs the throughput search.
+func (h *harness) runAll(ctx context.Context) error {
+	for _, l := range h.legs() {
+		if !budgetLeft(h.budget) {
+			h.skips = append(h.skips, l.name+": time budget exhausted")
+			continue
+		}
+		h.curSink = l.sink
+		if h.cfg.sink != "auto" && h.cfg.sink != "" {
+			h.curSink = h.cfg.sink
+		}
+		h.logf("== %s: %s (sink: %s)", l.name, l.desc, h.curSink)
+		h.legSinks = append(h.legSinks, l.name+": "+h.curSink)
+		td, err := l.setup(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			msg := fmt.Sprintf("%s: %v", l.name, err)
+			h.skips = append(h.skips, msg)
+			h.logf("   skipped: %s", msg)
+			continue
+		}
+		err = h.runLeg(ctx, l)
+		td()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *harness) runLeg(ctx context.Context, l leg) error {
+	// Warm-up: neighbours resolved, XDP/NAPI paths set up; not recorded.
+	if _, err := h.trial(ctx, genAFP, 64, 10000, 300*time.Millisecond, nil); err != nil {
+		return fmt.Errorf("%s warm-up: %w", l.name, err)
+	}
+	for _, g := range l.gens {
+		for _, size := range h.cfg.sizes {
+			r := &result{Leg: l.name, Gen: g, Size: size}
+			for i := 0; i < h.cfg.reps; i++ {
+				if !budgetLeft(h.budget) {
+					break
+				}
+				var during func() func()
+				if l.fwdd != "" && i == 0 && size == h.cfg.sizes[0] {
+					during = h.profileDuring(l.name+"-"+g, h.cfg.dur)
+				}
+				tr, err := h.trial(ctx, g, size, 0, h.cfg.dur, during)
+				if err != nil {
+					return fmt.Errorf("%s/%s/%dB: %w", l.name, g, size, err)
+				}
+				r.Trials = append(r.Trials, tr)
+				h.logf("   %-14s gen %-8s %4dB rep %d: offered %7.3f Mpps, delivered %7.3f Mpps, loss %6.2f%%",
+					l.name, g, size, i+1, tr.OfferedPPS/1e6, tr.DeliveredPPS/1e6, tr.LossPct)
+			}
+			if len(r.Trials) > 0 {
+				h.res = append(h.res, r)
+			}
+		}
+	}
+	if h.cfg.search && l.name != "xdp" && l.name != "linux-backlog" {
+		for _, size := range h.cfg.searchSz {
+			if !budgetLeft(h.budget) {
+				break
+			}
+			s, err := h.throughput(ctx, l.name, size)
+			if err != nil {
+				return err
+			}
+			h.srch = append(h.srch, s)
+		}
+	}
+	return nil
+}
+
+// searchResult is an RFC 2544-style throughput: the highest offered rate
+// with loss ≤ 0.1 %.
+type searchResult struct {
+	Leg       string
+	Size      int
+	PPS       float64 // offered rate achieved at the best passing trial
+	Loss      float64
+	Trials    int
+	GenBound  bool // flat out passed: the generator, not the forwarder, is the limit
+	FlatOffer float64
+	MinFailed float64 // lowest rate tried that failed (when nothing passed)
+}
+
+// note says how to read a search result.
+func (s *searchResult) note() string {
+	switch {
+	case s.GenBound:
+		return "generator-bound (flat out passed)"
+	case s.PPS == 0:
+		return fmt.Sprintf("no rate passed: below %.3f Mpps, the lowest tried", s.MinFailed/1e6)
+	}
+	return ""
+}
+
+const lossThreshold = 0.1 // percent
+
+func (h *harness) throughput(ctx context.Context, legName string, size int) (*searchResult, error) {
+	s := &searchResult{Leg: legName, Size: size}
+	tr, err := h.trial(ctx, genAFP, size, 0, h.cfg.searchDur, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.Trials++
+	s.FlatOffer = tr.OfferedPPS
+	h.logf("   search %-12s %4dB flat out: offered %.3f Mpps loss %.3f%%", legName, size, tr.OfferedPPS/1e6, tr.LossPct)
+	if tr.LossPct <= lossThreshold {
+		s.PPS, s.Loss, s.GenBound = tr.OfferedPPS, tr.LossPct, true
+		return s, nil
+	}
+	lo, hi := 0.0, tr.OfferedPPS
+	rate := tr.DeliveredPPS * 0.95
+	for s.Trials < h.cfg.searchMax && budgetLeft(h.budget) {
+		if rate <= lo || rate >= hi {
+			rate = (lo + hi) / 2
+		}
+		tr, err := h.trial(ctx, genAFP, size, rate, h.cfg.searchDur, nil)
+		if err != nil {
+			return nil, err
+		}
+		s.Trials++
+		h.logf("   search %-12s %4dB rate %.3f Mpps: offered %.3f Mpps loss %.3f%%", legName, size, rate/1e6, tr.OfferedPPS/1e6, tr.LossPct)
+		if tr.LossPct <= lossThreshold {
+			lo = rate
+			if tr.OfferedPPS > s.PPS {
+				s.PPS, s.Loss = tr.OfferedPPS, tr.LossPct
+			}
+		} else {
+			hi = rate
+			if s.MinFailed == 0 || rate < s.MinFailed {
+				s.MinFailed = rate
+			}
+		}
+		if hi > 0 && (hi-lo)/hi < 0.05 {
+			break
+		}
+		rate = (lo + hi) / 2
+	}
+	return s, nil
+}
+
+// startFwdd writes the config, starts fwdd in the router namespace pinned
+// to the router CPU, and waits until fwdctl answers.
+func (h *harness) startFwdd(ctx context.Context, driver string) (func(), error) {
+	t := h.topo
+	fwdd, fwdctl := filepath.Join(h.cfg.bin, "fwdd"), filepath.Join(h.cfg.bin, "fwdctl")
+	for _, b := range []string{fwdd, fwdctl} {
+		if _, err := os.Stat(b); err != nil {
+			return nil, fmt.Errorf("fwdd not runnable yet: %s missing (build cmd/fwdd and cmd/fwdctl with make build)", b)
+		}
+	}
+	dir, err := os.MkdirTemp("", "fwb-fwdd-")
+	if err != nil {
+		return nil, err
+	}
+	cfgFile, sock := filepath.Join(dir, "fwdd.conf"), filepath.Join(dir, "fwdd.sock")
+	conf := fmt.Sprintf(`port add p0 driver %[1]s dev %[2]s
+port add p1 driver %[1]s dev %[3]s
+addr add p0 198.18.0.1/24
+addr add p1 198.19.0.1/24
+route add 198.19.128.0/17 via 198.19.0.2
+`, driver, t.R0, t.R1)
+	if err := os.WriteFile(cfgFile, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	// No taskset: fwdd checks -cpus against runtime.NumCPU (affinity-
+	// limited) as if CPUs were numbered from 0; its worker pins itself.
+	args := []string{"netns", "exec", t.R, fwdd, "-c", cfgFile, "-s", sock, "-cpus", strconv.Itoa(h.cfg.rtrCPU), "-pprof", "127.0.0.1:6060"}
+	p, err := start(ctx, "", "ip", append(args, h.cfg.fwddArgs...)...)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("fwdd not runnable yet: %w", err)
+	}
+	td := func() {
+		// fwdd's own counters (drops by reason) explain the losses.
+		for _, what := range []string{"stats", "ports"} {
+			if out, err := exec.Command(fwdctl, "-s", sock, "show", what).CombinedOutput(); err == nil {
+				h.fwddStats = append(h.fwddStats, fmt.Sprintf("fwdd (%s driver) after its runs, fwdctl show %s:\n%s", driver, what, out))
+			}
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		os.RemoveAll(dir)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case err := <-p.done:
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("fwdd not runnable yet: exited (%v): %s", err, tail(p.stderr.String(), 400))
+		default:
+		}
+		if exec.CommandContext(ctx, fwdctl, "-s", sock, "-j", "show", "stats").Run() == nil {
+			if h.cfg.napi && driver == "afxdp" {
+				h.notes = append(h.notes, "fwdd-afxdp: r0's NAPI left unthreaded (fwdd's own XDP program); see -napi")
+			}
+			return td, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			td()
+			return nil, fmt.Errorf("fwdd not runnable yet: fwdctl -s %s show stats does not answer after 15s: %s", sock, tail(p.stderr.String(), 400))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}

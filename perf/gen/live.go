@@ -1,0 +1,127 @@
+package gen
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/fwdd/fwdd/perf/xdpprog"
+)
+
+// liveGen is the BPF_PROG_RUN live-frames generator: one XDP program per
+// frame size, run in chunks from pinned threads. Flows vary the UDP source
+// port only (addresses are those of flow 0).
+type liveGen struct {
+	ifindex int
+	progs   []*xdpprog.LiveTX
+	frames  [][]byte // template per size and stream: frames[size*256+stream] built lazily
+	b       *Builder
+	pass    link.Link
+}
+
+func newLiveGen(cfg TxConfig, b *Builder) (*liveGen, error) {
+	idx, err := ifIndex(cfg.Dev)
+	if err != nil {
+		return nil, err
+	}
+	lg := &liveGen{ifindex: idx, b: b}
+	// XDP_TX needs an XDP program on the device itself.
+	pp, err := xdpprog.Pass()
+	if err != nil {
+		return nil, err
+	}
+	lg.pass, err = xdpprog.Attach(pp, idx)
+	pp.Close()
+	if err != nil {
+		return nil, fmt.Errorf("live frames on %s: %w", cfg.Dev, err)
+	}
+	return lg, nil
+}
+
+func (lg *liveGen) close() {
+	for _, p := range lg.progs {
+		p.Close()
+	}
+	if lg.pass != nil {
+		lg.pass.Close()
+	}
+}
+
+// worker runs live frames for one stream. Packets of a size pattern are
+// sent in runs per size (a chunk per size in turn), not interleaved.
+func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count uint64, rate float64,
+	c *txCounters, ready chan<- error) error {
+	spec := lg.b.Spec()
+	type sz struct {
+		prog  *xdpprog.LiveTX
+		frame []byte
+	}
+	var sizes []sz
+	var seqMap *ebpf.Map
+	for i := range spec.Sizes {
+		p, err := xdpprog.NewLiveTX(xdpprog.LiveTXSpec{
+			StampOff: StampOffset(spec.IPv6), UDPOff: StampOffset(spec.IPv6) - udpLen,
+			Flows: spec.Flows, BasePort: spec.SrcPort, PartialSum: lg.b.PartialUDPSum(i, stream),
+			SeqMap: seqMap,
+		})
+		if err != nil {
+			ready <- err
+			return err
+		}
+		defer p.Close()
+		seqMap = p.Map
+		sizes = append(sizes, sz{p, lg.b.Template(i, stream)})
+	}
+	ready <- nil
+	// Chunk: about 10 ms of packets at the target rate, 64 Ki flat out.
+	chunk := uint64(1 << 16)
+	if rate > 0 {
+		chunk = uint64(rate / 100)
+		if chunk < 1 {
+			chunk = 1
+		}
+		if chunk > 1<<16 {
+			chunk = 1 << 16
+		}
+	}
+	lim := NewLimiter(rate, int(chunk))
+	clk := newMonoClock()
+	var pk, by uint64
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		default:
+		}
+		n := chunk
+		if count > 0 {
+			if pk >= count {
+				return nil
+			}
+			if count-pk < n {
+				n = count - pk
+			}
+		}
+		if rate > 0 {
+			g, wait := lim.Grant(clk.now(), int(n))
+			if g == 0 {
+				// Sleep until a whole chunk is due: a run per packet
+				// would cost a syscall each.
+				time.Sleep(wait + time.Duration(float64(n-1)/rate*1e9))
+				continue
+			}
+			n = uint64(g)
+		}
+		s := sizes[i%len(sizes)]
+		if err := s.prog.Run(s.frame, lg.ifindex, uint32(n), 64); err != nil {
+			return err
+		}
+		pk += n
+		by += n * uint64(len(s.frame))
+		c.pkts.Store(pk)
+		c.bytes.Store(by)
+	}
+}

@@ -1,1 +1,43 @@
+// Package fib holds the forwarding tables of one stack: a configurable
+// number of FIBs (FreeBSD's setfib), each with an IPv4 and an IPv6
+// longest-prefix-match table, and the next-hop objects routes point at.
+//
+// # What it owns
+//
+//   - Next hops (gateway, connected, local, blackhole, reject, ECMP groups),
+//     addressed by dense uint32 ids that index a slice in the snapshot.
+//     Id 0 is NoRoute, the result of every miss.
+//   - Per FIB and family an editable RIB (maps of prefixes per region,
+//     control side only) and an immutable lookup structure rebuilt from it
+//     incrementally: a direct table on the top 16 bits, in 256 pages, and
+//     range tables (sorted range starts with a block summary) below it.
+//     docs/fib.md explains the algorithm and its costs.
+//
+// # Who writes what
+//
+// Only the control goroutine calls the FIBs methods that change or read
+// the RIB (AddNextHop, Apply, Routes, RouteGet). Apply validates a whole
+// batch first (nothing is applied if any change is bad), applies it to the
+// RIB, rebuilds only the range tables, dir pages and IPv6 headers the batch
+// touched (copy on write; new range tables are appended past the end of
+// the arenas, which published snapshots never read), and publishes one new
+// Snapshot with atomic.Pointer.
+//
+// Workers call FIBs.Load once per burst and use the Snapshot lookups
+// (Lookup4Batch, Lookup6Batch, Lookup4, Lookup6, Select): no locks, no
+// allocations, no interface calls. A Snapshot is never modified after
+// publication; the Go garbage collector frees it when no worker holds it.
+//
+// # Invariants
+//
+//   - A published Snapshot, its dir pages, header pages and arena prefixes
+//     up to their lengths are immutable.
+//   - Every range table starts with a range at key 0.
+//   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds
+//     at most 65535 distinct next-hop ids (16-bit range values).
+//   - Connected changes apply to every FIB; a plain delete removes the route
+//     from one FIB only.
+//
+// Anchors: FreeBSD DXR (direct table + range table) and fib_algo; DPDK
+// rte_fib (RIB/FIB split, bulk lookups returning next-hop ids).
 package fib

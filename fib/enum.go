@@ -26,8 +26,8 @@ func (f *FIBs) Routes(fib uint32) ([]Route, error) {
 			add(addr4(k<<16&0xffff0000), l, nh)
 		}
 		for slot, rc := range fm.chunks {
-			for k, nh := range rc.pfx {
-				add(addr4(uint32(slot)<<16|k&0xffff), int(k>>16)+16, nh)
+			for _, e := range rc.ents {
+				add(addr4(uint32(slot)<<16|uint32(e.start)), int(e.plen)+16, e.v)
 			}
 		}
 	}
@@ -36,17 +36,21 @@ func (f *FIBs) Routes(fib uint32) ([]Route, error) {
 			add(addr6(uint64(k&0xffff)<<48, 0), int(k>>16), nh)
 		}
 		for slot, rc := range fm.chunks {
-			for k, nh := range rc.pfx {
-				add(addr6(uint64(slot)<<48|uint64(k&0xffff)<<32, 0), int(k>>16)+16, nh)
+			for _, e := range rc.ents {
+				if e.v&refFlag == 0 {
+					add(addr6(uint64(slot)<<48|uint64(e.start)<<32, 0), int(e.plen)+16, e.v)
+				}
 			}
 			for k1, r2 := range rc.kids {
 				hi0 := uint64(slot)<<48 | uint64(k1)<<32
-				for k, nh := range r2.pfx {
-					add(addr6(hi0|k.bits>>32, k.bits<<32), int(k.len)+32, nh)
+				for _, e := range r2.ents {
+					if e.v&refFlag == 0 {
+						add(addr6(hi0|uint64(e.start), 0), int(e.plen)+32, e.v)
+					}
 				}
 				for k2, r3 := range r2.kids {
-					for k, nh := range r3.pfx {
-						add(addr6(hi0|k2>>32, k2<<32|uint64(k.bits)), int(k.len)+96, nh)
+					for _, e := range r3.ents {
+						add(addr6(hi0|uint64(k2), e.start), int(e.plen)+64, e.v)
 					}
 				}
 			}
@@ -104,8 +108,7 @@ func (f *FIBs) exact(fib uint32, p netip.Prefix) (uint32, bool) {
 		if rc == nil {
 			return 0, false
 		}
-		nh, ok := rc.pfx[uint32(l-16)<<16|a&0xffff]
-		return nh, ok
+		return getEnt(rc.ents, uint16(a), uint8(l-16))
 	}
 	fm := f.f6[fib]
 	if fm == nil {
@@ -123,24 +126,21 @@ func (f *FIBs) exact(fib uint32, p netip.Prefix) (uint32, bool) {
 	}
 	k1 := uint16(hi >> 32)
 	if l <= 32 {
-		nh, ok := rc.pfx[uint32(l-16)<<16|uint32(k1)]
-		return nh, ok
+		return getEnt(rc.ents, k1, uint8(l-16))
 	}
 	r2 := rc.kids[k1]
 	if r2 == nil {
 		return 0, false
 	}
-	k2 := hi<<32 | lo>>32
-	if l <= 96 {
-		nh, ok := r2.pfx[pk64{k2, uint8(l - 32)}]
-		return nh, ok
+	k2 := uint32(hi)
+	if l <= 64 {
+		return getEnt(r2.ents, k2, uint8(l-32))
 	}
 	r3 := r2.kids[k2]
 	if r3 == nil {
 		return 0, false
 	}
-	nh, ok := r3.pfx[pk32{uint32(lo), uint8(l - 96)}]
-	return nh, ok
+	return getEnt(r3.ents, lo, uint8(l-64))
 }
 
 func addr4(a uint32) netip.Addr {

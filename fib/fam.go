@@ -6,11 +6,11 @@ type fam4 struct {
 	chunks map[uint16]*rc16
 	t      tab4 // working copy; published by value copy
 	a      arena
-	leaf   map[uint32]uint16 // next-hop id -> index in t.nh
+	leaf   []uint16 // next-hop id -> index in t.nh (0: none yet, or NoRoute)
 }
 
 func newFam4(zero *dirPage) *fam4 {
-	f := &fam4{chunks: make(map[uint16]*rc16), leaf: map[uint32]uint16{NoRoute: 0}}
+	f := &fam4{chunks: make(map[uint16]*rc16)}
 	f.t.nh = []uint32{NoRoute}
 	f.d.init(zero)
 	f.t.top = f.d.top
@@ -24,28 +24,19 @@ func (f *fam4) change(a uint32, l int, nh uint32, del bool) bool {
 		return f.d.setShort(uint16(a>>16), l, nh, del)
 	}
 	slot := uint16(a >> 16)
-	k := uint32(l-16)<<16 | a&0xffff
 	rc := f.chunks[slot]
-	if del {
-		if rc == nil {
+	if rc == nil {
+		if del {
 			return false
 		}
-		if _, ok := rc.pfx[k]; !ok {
-			return false
-		}
-		delete(rc.pfx, k)
-		if len(rc.pfx) == 0 {
-			delete(f.chunks, slot)
-		}
-	} else {
-		if rc == nil {
-			rc = &rc16{pfx: make(map[uint32]uint32)}
-			f.chunks[slot] = rc
-		}
-		if old, ok := rc.pfx[k]; ok && old == nh {
-			return false
-		}
-		rc.pfx[k] = nh
+		rc = &rc16{}
+		f.chunks[slot] = rc
+	}
+	if !setEnt(&rc.ents, uint16(a), uint8(l-16), nh, del) {
+		return false
+	}
+	if len(rc.ents) == 0 {
+		delete(f.chunks, slot)
 	}
 	f.d.dirty[slot] = struct{}{}
 	return true
@@ -65,24 +56,38 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
 	f.d.set(slot, f.emit(sc, rc, def))
 }
 
+// leafOf returns the index of next hop v in t.nh, adding it if needed.
+func (f *fam4) leafOf(v uint32) uint16 {
+	if v == NoRoute {
+		return 0
+	}
+	if int(v) >= len(f.leaf) {
+		f.leaf = append(f.leaf, make([]uint16, int(v)+1-len(f.leaf))...)
+	}
+	li := f.leaf[v]
+	if li == 0 {
+		li = uint16(len(f.t.nh)) // Apply checked that it fits
+		f.leaf[v] = li
+		f.t.nh = append(f.t.nh, v)
+	}
+	return li
+}
+
+// hasLeaf reports whether next hop v has an index in t.nh.
+func (f *fam4) hasLeaf(v uint32) bool { return int(v) < len(f.leaf) && f.leaf[v] != 0 }
+
 // emit appends the range table of rc and returns its dir entry. Values
 // are stored as 16-bit indexes into the table's next-hop list.
 func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
 	var n int
-	sc.k, sc.v, _, n = sc.build16(rc.pfx, nil, def, sc.k[:0], sc.v[:0])
-	start := len(f.t.k16)
-	f.t.k16 = append(f.t.k16, sc.k...)
-	for _, v := range sc.v[:n] {
-		li, ok := f.leaf[v]
-		if !ok {
-			li = uint16(len(f.t.nh)) // Apply checked that it fits
-			f.leaf[v] = li
-			f.t.nh = append(f.t.nh, v)
-		}
-		f.t.v16 = append(f.t.v16, li)
+	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
+	start := len(f.t.ent)
+	for i, v := range sc.v[:n] {
+		li := f.leafOf(v)
+		f.t.ent = append(f.t.ent, uint32(sc.k[i])<<16|uint32(li))
 	}
-	for range len(sc.v) - n {
-		f.t.v16 = append(f.t.v16, 0)
+	for _, k := range sc.k[n:] {
+		f.t.ent = append(f.t.ent, uint32(k)<<16)
 	}
 	return chunkEnt(start, n)
 }
@@ -91,30 +96,47 @@ func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
 func (f *fam4) commit(sc *scratch) *tab4 {
 	if len(f.d.dirty) > len(f.chunks)/2+1024 {
 		f.rebuildAll(sc)
+		f.t.ent = trim(f.t.ent)
+		f.t.nh = trim(f.t.nh)
 	} else {
 		for slot := range f.d.dirty {
 			f.rebuildSlot(sc, slot)
 		}
-		if live := len(f.t.k16) - f.a.garbage; f.a.garbage > live+65536 {
-			f.rebuildAll(sc)
+		if live := len(f.t.ent) - f.a.garbage; f.a.garbage > live+65536 {
+			f.compact()
 		}
 	}
-	clear(f.d.dirty)
-	f.t.k16 = trim(f.t.k16)
-	f.t.v16 = trim(f.t.v16)
-	f.t.nh = trim(f.t.nh)
+	f.d.dirty = reset(f.d.dirty)
 	f.t.top = f.d.top
 	f.d.endBatch()
 	t := f.t
 	return &t
 }
 
-// rebuildAll rebuilds the whole table into fresh arenas (bulk loads and
-// garbage collection of the arenas).
+// compact collects the arena's garbage by copying every live range table
+// into a fresh arena in slot order (a memory copy, no re-sweep: a few ms for
+// a full table) and pointing the dir entries at the copies.
+func (f *fam4) compact() {
+	live := max(len(f.t.ent)-f.a.garbage, 0)
+	ne := make([]uint32, 0, churnCap(live))
+	for s := range 1 << 16 {
+		e := f.d.get(uint16(s))
+		if e&chunkFlag == 0 {
+			continue
+		}
+		st, n := int(uint32(e)), int(e>>32)&0x7fffffff
+		ns := len(ne)
+		ne = append(ne, f.t.ent[st:st+n+summaryLen(n)]...)
+		f.d.set(uint16(s), chunkEnt(ns, n))
+	}
+	f.t.ent = ne
+	f.a.garbage = 0
+}
+
+// rebuildAll rebuilds the whole table into fresh arenas (bulk loads).
 func (f *fam4) rebuildAll(sc *scratch) {
-	live := max(len(f.t.k16)-f.a.garbage, 0)
-	f.t.k16 = make([]uint16, 0, live+live/8+64)
-	f.t.v16 = make([]uint16, 0, live+live/8+64)
+	live := max(len(f.t.ent)-f.a.garbage, 0)
+	f.t.ent = make([]uint32, 0, live+live/8+64)
 	f.a.garbage = 0
 	f.d.defs = f.d.defaults(f.d.defs)
 	for s := 0; s < 1<<16; s++ {
@@ -165,32 +187,34 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		if del {
 			return false
 		}
-		rc = &rc16{pfx: make(map[uint32]uint32), kids: make(map[uint16]*rc64)}
+		rc = &rc16{kids: make(map[uint16]*rc64)}
 		f.chunks[slot] = rc
 	}
 	defer f.dropEmpty(slot, rc)
 	k1 := uint16(hi >> 32)
 	if l <= 32 {
-		k := uint32(l-16)<<16 | uint32(k1)
-		if !setMap(rc.pfx, k, nh, del) {
+		if !setEnt(&rc.ents, k1, uint8(l-16), nh, del) {
 			return false
 		}
 		f.d.dirty[slot] = struct{}{}
 		return true
 	}
+	// A /32 region left without prefixes keeps its (empty) L2 table, so that
+	// deleting and re-adding the only /48 of a /32 - the most common IPv6
+	// churn - never rebuilds the /16's L1 table; rebuildAll drops them.
 	r2 := rc.kids[k1]
 	if r2 == nil {
 		if del {
 			return false
 		}
-		r2 = &rc64{pfx: make(map[pk64]uint32), kids: make(map[uint64]*rc32), id: f.h.alloc()}
+		r2 = &rc64{kids: make(map[uint32]*rc32), id: f.h.alloc()}
 		rc.kids[k1] = r2
+		setEnt(&rc.ents, k1, 17, refFlag|r2.id, false)
 		f.d.dirty[slot] = struct{}{}
 	}
-	defer f.dropEmpty64(slot, rc, k1, r2)
-	k2 := hi<<32 | lo>>32
-	if l <= 96 {
-		if !setMap(r2.pfx, pk64{k2, uint8(l - 32)}, nh, del) {
+	k2 := uint32(hi)
+	if l <= 64 {
+		if !setEnt(&r2.ents, k2, uint8(l-32), nh, del) {
 			return false
 		}
 		f.d2[r2] = struct{}{}
@@ -201,16 +225,18 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		if del {
 			return false
 		}
-		r3 = &rc32{pfx: make(map[pk32]uint32), id: f.h.alloc()}
+		r3 = &rc32{id: f.h.alloc()}
 		r2.kids[k2] = r3
+		setEnt(&r2.ents, k2, 33, refFlag|r3.id, false)
 		f.d2[r2] = struct{}{}
 	}
-	if !setMap(r3.pfx, pk32{uint32(lo), uint8(l - 96)}, nh, del) {
+	if !setEnt(&r3.ents, lo, uint8(l-64), nh, del) {
 		return false
 	}
 	f.d3[r3] = struct{}{}
-	if len(r3.pfx) == 0 {
+	if len(r3.ents) == 0 {
 		delete(r2.kids, k2)
+		setEnt(&r2.ents, k2, 33, 0, true)
 		f.free(r3.id, &f.a32)
 		r3.removed = true
 		f.d2[r2] = struct{}{}
@@ -219,60 +245,43 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 }
 
 func (f *fam6) free(id uint32, a *arena) {
-	a.garbage += int(f.h.get(id).count)
+	n := int(f.h.get(id).count)
+	if a == &f.a64 {
+		n += summaryLen(n)
+	}
+	a.garbage += n
 	f.h.free = append(f.h.free, id)
 }
 
-func (f *fam6) dropEmpty64(slot uint16, rc *rc16, k1 uint16, r2 *rc64) {
-	if len(r2.pfx) == 0 && len(r2.kids) == 0 && !r2.removed {
-		delete(rc.kids, k1)
-		f.free(r2.id, &f.a64)
-		r2.removed = true
-		f.d.dirty[slot] = struct{}{}
-	}
-}
-
 func (f *fam6) dropEmpty(slot uint16, rc *rc16) {
-	if len(rc.pfx) == 0 && len(rc.kids) == 0 {
+	if len(rc.ents) == 0 {
 		delete(f.chunks, slot)
 		f.d.dirty[slot] = struct{}{}
 	}
 }
 
-func setMap[K comparable](m map[K]uint32, k K, nh uint32, del bool) bool {
-	old, ok := m[k]
-	if del {
-		if !ok {
-			return false
-		}
-		delete(m, k)
-		return true
-	}
-	if ok && old == nh {
-		return false
-	}
-	m[k] = nh
-	return true
-}
-
 func (f *fam6) build3(sc *scratch, r *rc32) {
 	h := f.h.get(r.id)
 	f.a32.garbage += int(h.count)
-	start := len(f.t.k32)
-	f.t.k32, f.t.v32 = sc.build32(r, f.t.k32, f.t.v32)
-	h.start, h.count = uint32(start), uint32(len(f.t.k32)-start)
+	start := len(f.t.k3)
+	f.t.k3, f.t.v3, sc.s64 = sweep(r.ents, 0, f.t.k3, f.t.v3, sc.s64)
+	h.start, h.count = uint32(start), uint32(len(f.t.k3)-start)
 	f.h.set(r.id, h)
 }
 
 func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
-	f.a64.garbage += int(h.count)
-	start := len(f.t.k64)
-	var ents []rangeEnt[uint64]
-	f.t.k64, f.t.v64, ents = sc.build64(r, f.t.k64, f.t.v64)
-	h.start, h.count = uint32(start), uint32(len(f.t.k64)-start)
+	f.a64.garbage += int(h.count) + summaryLen(int(h.count))
+	sc.k2, sc.v2, sc.s32 = sweep(r.ents, 0, sc.k2[:0], sc.v2[:0], sc.s32)
+	n := len(sc.k2)
+	sc.k2, sc.v2 = addSummary(sc.k2, sc.v2, 0)
+	start := len(f.t.e2)
+	for i, k := range sc.k2 {
+		f.t.e2 = append(f.t.e2, uint64(k)<<32|uint64(sc.v2[i]))
+	}
+	h.start, h.count = uint32(start), uint32(n)
 	f.h.set(r.id, h)
-	for _, e := range ents {
+	for _, e := range r.ents {
 		if e.v&refFlag != 0 {
 			id := e.v &^ refFlag
 			kh := f.h.get(id)
@@ -292,12 +301,14 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 		f.d.set(slot, uint64(def))
 		return
 	}
-	start := len(f.t.k16)
-	var ents []rangeEnt[uint16]
 	var n int
-	f.t.k16, f.t.v16, ents, n = sc.build16(rc.pfx, rc.kids, def, f.t.k16, f.t.v16)
+	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
+	start := len(f.t.e16)
+	for i, k := range sc.k {
+		f.t.e16 = append(f.t.e16, uint64(k)<<32|uint64(sc.v[i]))
+	}
 	f.d.set(slot, chunkEnt(start, n))
-	for _, e := range ents {
+	for _, e := range rc.ents {
 		if e.v&refFlag != 0 {
 			id := e.v &^ refFlag
 			kh := f.h.get(id)
@@ -310,6 +321,9 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 func (f *fam6) commit(sc *scratch) *tab6 {
 	if len(f.d.dirty) > len(f.chunks)/2+1024 || len(f.d2) > 4096 && len(f.d2) > int(f.h.next)/2 {
 		f.rebuildAll(sc)
+		f.t.e16 = trim(f.t.e16)
+		f.t.e2 = trim(f.t.e2)
+		f.t.k3, f.t.v3 = trim(f.t.k3), trim(f.t.v3)
 	} else {
 		for r := range f.d3 {
 			if !r.removed {
@@ -324,18 +338,19 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		for slot := range f.d.dirty {
 			f.buildSlot(sc, slot, f.d.def(slot))
 		}
-		if f.a16.garbage > len(f.t.k16)-f.a16.garbage+65536 ||
-			f.a64.garbage > len(f.t.k64)-f.a64.garbage+65536 ||
-			f.a32.garbage > len(f.t.k32)-f.a32.garbage+65536 {
-			f.rebuildAll(sc)
+		// Collect the garbage of each arena separately: copying the live
+		// tables of one level costs about its live size.
+		f.compact(sc, f.a32.garbage > len(f.t.k3)-f.a32.garbage+65536, false, false)
+		if f.a64.garbage > len(f.t.e2)-f.a64.garbage+65536 {
+			f.compactCopy2()
+		}
+		if f.a16.garbage > len(f.t.e16)-f.a16.garbage+65536 {
+			f.compactCopy1()
 		}
 	}
-	clear(f.d.dirty)
-	clear(f.d2)
-	clear(f.d3)
-	f.t.k16, f.t.v16 = trim(f.t.k16), trim(f.t.v16)
-	f.t.k64, f.t.v64 = trim(f.t.k64), trim(f.t.v64)
-	f.t.k32, f.t.v32 = trim(f.t.k32), trim(f.t.v32)
+	f.d.dirty = reset(f.d.dirty)
+	f.d2 = reset(f.d2)
+	f.d3 = reset(f.d3)
 	f.t.top = f.d.top
 	f.t.hdrs = f.h.pages
 	f.d.endBatch()
@@ -344,25 +359,108 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	return &t
 }
 
+// rebuildAll rebuilds every table into fresh arenas (bulk loads), first
+// dropping the /32 regions left without prefixes.
 func (f *fam6) rebuildAll(sc *scratch) {
-	l16 := max(len(f.t.k16)-f.a16.garbage, 0)
-	l64 := max(len(f.t.k64)-f.a64.garbage, 0)
-	l32 := max(len(f.t.k32)-f.a32.garbage, 0)
-	f.t.k16, f.t.v16 = make([]uint16, 0, l16+l16/8+64), make([]uint32, 0, l16+l16/8+64)
-	f.t.k64, f.t.v64 = make([]uint64, 0, l64+l64/8+64), make([]uint32, 0, l64+l64/8+64)
-	f.t.k32, f.t.v32 = make([]uint32, 0, l32+l32/8), make([]uint32, 0, l32+l32/8)
-	f.a16.garbage, f.a64.garbage, f.a32.garbage = 0, 0, 0
-	for _, rc := range f.chunks {
-		for _, r2 := range rc.kids {
-			for _, r3 := range r2.kids {
-				f.build3(sc, r3)
+	for slot, rc := range f.chunks {
+		for k1, r2 := range rc.kids {
+			if len(r2.ents) == 0 {
+				delete(rc.kids, k1)
+				setEnt(&rc.ents, k1, 17, 0, true)
+				f.free(r2.id, &f.a64)
+				r2.removed = true
 			}
-			f.build2(sc, r2)
+		}
+		if len(rc.ents) == 0 {
+			delete(f.chunks, slot)
 		}
 	}
-	f.d.defs = f.d.defaults(f.d.defs)
-	for s := 0; s < 1<<16; s++ {
-		f.buildSlot(sc, uint16(s), f.d.defs[s])
-	}
-	f.a16.garbage, f.a64.garbage, f.a32.garbage = 0, 0, 0
+	f.compact(sc, true, true, true)
 }
+
+// compactCopy1 collects the L1 arena's garbage by copying the live tables
+// (see fam4.compact).
+func (f *fam6) compactCopy1() {
+	live := max(len(f.t.e16)-f.a16.garbage, 0)
+	ne := make([]uint64, 0, churnCap(live))
+	for s := range 1 << 16 {
+		e := f.d.get(uint16(s))
+		if e&chunkFlag == 0 {
+			continue
+		}
+		st, n := int(uint32(e)), int(e>>32)&0x7fffffff
+		ns := len(ne)
+		ne = append(ne, f.t.e16[st:st+n+summaryLen(n)]...)
+		f.d.set(uint16(s), chunkEnt(ns, n))
+	}
+	f.t.e16 = ne
+	f.a16.garbage = 0
+}
+
+// compactCopy2 does the same for the L2 arena, through the headers.
+func (f *fam6) compactCopy2() {
+	live := max(len(f.t.e2)-f.a64.garbage, 0)
+	ne := make([]uint64, 0, churnCap(live))
+	for _, rc := range f.chunks {
+		for _, r2 := range rc.kids {
+			h := f.h.get(r2.id)
+			st, n := int(h.start), int(h.count)
+			h.start = uint32(len(ne))
+			ne = append(ne, f.t.e2[st:st+n+summaryLen(n)]...)
+			f.h.set(r2.id, h)
+		}
+	}
+	f.t.e2 = ne
+	f.a64.garbage = 0
+}
+
+// compact rebuilds the tables of the chosen levels into fresh arenas.
+func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
+	if l3 {
+		n := max(len(f.t.k3)-f.a32.garbage, 0)
+		f.t.k3, f.t.v3 = make([]uint64, 0, n+n/8), make([]uint32, 0, n+n/8)
+		for _, rc := range f.chunks {
+			for _, r2 := range rc.kids {
+				for _, r3 := range r2.kids {
+					f.build3(sc, r3)
+				}
+			}
+		}
+		f.a32.garbage = 0
+	}
+	if l2 {
+		n := max(len(f.t.e2)-f.a64.garbage, 0)
+		f.t.e2 = make([]uint64, 0, n+n/8+64)
+		for _, rc := range f.chunks {
+			for _, r2 := range rc.kids {
+				f.build2(sc, r2)
+			}
+		}
+		f.a64.garbage = 0
+	}
+	if l1 {
+		n := max(len(f.t.e16)-f.a16.garbage, 0)
+		f.t.e16 = make([]uint64, 0, n+n/8+64)
+		f.d.defs = f.d.defaults(f.d.defs)
+		for s := 0; s < 1<<16; s++ {
+			f.buildSlot(sc, uint16(s), f.d.defs[s])
+		}
+		f.a16.garbage = 0
+	}
+}
+
+// reset empties a dirty set. A cleared Go map keeps its buckets and ranging
+// over it costs its peak size, so a set that grew (a bulk load) is replaced.
+func reset[K comparable](m map[K]struct{}) map[K]struct{} {
+	if len(m) > 64 {
+		return make(map[K]struct{})
+	}
+	clear(m)
+	return m
+}
+
+// churnCap is the capacity of an arena after a compaction: room for the
+// garbage of a whole cycle (the next compaction starts at live+65536 of
+// garbage), so that Go never has to grow (copy) it in between. Bulk loads
+// trim instead, so the memory figure after a load is the real footprint.
+func churnCap(live int) int { return 2*live + 65536 + live/16 }

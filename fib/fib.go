@@ -26,6 +26,7 @@ var (
 	ErrNextHop   = errors.New("unknown next hop (add it with AddNextHop first)")
 	ErrBadOp     = errors.New("unknown operation")
 	ErrBadNH     = errors.New("invalid next hop")
+	ErrFull      = errors.New("too many distinct next hops in one FIB's IPv4 table (65535)")
 )
 
 // Op is what a Change does.
@@ -184,6 +185,15 @@ func (f *FIBs) Apply(changes []Change) error {
 			return err
 		}
 	}
+	if err := f.checkLeafRoom(changes); err != nil {
+		return err
+	}
+	if len(changes) > 4096 && !slices.IsSortedFunc(changes, cmpChange) {
+		// Bulk loads: in address order every insert into a region's sorted
+		// entries is an append. Stable, so the last change to a prefix wins.
+		changes = slices.Clone(changes)
+		slices.SortStableFunc(changes, cmpChange)
+	}
 	t4 := make(map[int]struct{})
 	t6 := make(map[int]struct{})
 	for i := range changes {
@@ -214,6 +224,51 @@ func (f *FIBs) Apply(changes []Change) error {
 		}
 	}
 	f.cur.Store(s)
+	return nil
+}
+
+func cmpChange(a, b Change) int {
+	if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+		return c
+	}
+	return a.Prefix.Bits() - b.Prefix.Bits()
+}
+
+// checkLeafRoom checks that no IPv4 table would need more than 65535
+// distinct next-hop ids (its range values are 16-bit indexes).
+func (f *FIBs) checkLeafRoom(changes []Change) error {
+	var extra map[int]map[uint32]struct{}
+	for i := range changes {
+		c := &changes[i]
+		if c.Op != OpAdd || !c.Prefix.Addr().Is4() {
+			continue
+		}
+		lo, hi := int(c.FIB), int(c.FIB)+1
+		if c.Connected {
+			lo, hi = 0, f.nfib
+		}
+		for fib := lo; fib < hi; fib++ {
+			have := 1
+			if fm := f.f4[fib]; fm != nil {
+				if fm.hasLeaf(c.NextHop) {
+					continue
+				}
+				have = len(fm.t.nh)
+			}
+			if extra == nil {
+				extra = make(map[int]map[uint32]struct{})
+			}
+			m := extra[fib]
+			if m == nil {
+				m = make(map[uint32]struct{})
+				extra[fib] = m
+			}
+			m[c.NextHop] = struct{}{}
+			if have+len(m) > 1<<16 {
+				return fmt.Errorf("fib: change %d (fib %d %v nexthop %d): %w", i, fib, c.Prefix, c.NextHop, ErrFull)
+			}
+		}
+	}
 	return nil
 }
 

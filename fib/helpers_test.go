@@ -121,10 +121,13 @@ func adds(fib uint32, ps []netip.Prefix) []Change {
 
 // ref is the naive reference: a map per FIB, longest match by trying every
 // length from the longest down.
-type ref struct{ m []map[netip.Prefix]uint32 }
+type ref struct {
+	m    []map[netip.Prefix]uint32
+	lens [][2][129]int // routes per FIB, family (0 IPv4) and length
+}
 
 func newRef(n int) *ref {
-	r := &ref{m: make([]map[netip.Prefix]uint32, n)}
+	r := &ref{m: make([]map[netip.Prefix]uint32, n), lens: make([][2][129]int, n)}
 	for i := range r.m {
 		r.m[i] = make(map[netip.Prefix]uint32)
 	}
@@ -140,11 +143,20 @@ func (r *ref) apply(cs []Change) {
 				fibs = append(fibs, uint32(i))
 			}
 		}
+		fam := 0
+		if c.Prefix.Addr().Is6() {
+			fam = 1
+		}
 		for _, fib := range fibs {
+			_, had := r.m[fib][c.Prefix]
 			if c.Op == OpAdd {
 				r.m[fib][c.Prefix] = c.NextHop
-			} else {
+				if !had {
+					r.lens[fib][fam][c.Prefix.Bits()]++
+				}
+			} else if had {
 				delete(r.m[fib], c.Prefix)
+				r.lens[fib][fam][c.Prefix.Bits()]--
 			}
 		}
 	}
@@ -152,7 +164,14 @@ func (r *ref) apply(cs []Change) {
 
 func (r *ref) lookup(fib uint32, a netip.Addr) (netip.Prefix, uint32) {
 	m := r.m[fib]
+	lens := &r.lens[fib][0]
+	if a.Is6() {
+		lens = &r.lens[fib][1]
+	}
 	for l := a.BitLen(); l >= 0; l-- {
+		if lens[l] == 0 {
+			continue
+		}
 		p, _ := a.Prefix(l)
 		if nh, ok := m[p]; ok {
 			return p, nh

@@ -6,37 +6,74 @@ import "slices"
 // rebuilds only the parts of the lookup structure a change affects.
 // Everything here is owned by the single control goroutine.
 
+// The RIB of a region is a slice of range entries kept sorted by (start,
+// length), so a rebuild is one linear sweep (no sort). A prefix is the entry
+// (start, len) with its next hop; a deeper region is an entry one bit longer
+// than the level's longest prefix whose value is refFlag|header id.
+
 // rc16 holds the prefixes of one /16 region longer than /16: for IPv4 all of
-// them (/17-/32), for IPv6 /17-/32 plus the deeper regions (kids).
+// them (/17-/32), for IPv6 /17-/32 plus the deeper /32 regions (kids).
 type rc16 struct {
-	pfx  map[uint32]uint32 // (len-16)<<16 | bits 16-31 -> next hop
-	kids map[uint16]*rc64  // IPv6: /32 regions (by bits 16-31) with longer prefixes
+	ents []rangeEnt[uint16] // plen = len-16; 17 for a kid
+	kids map[uint16]*rc64   // IPv6: /32 regions (by bits 16-31) with longer prefixes
 }
 
-type pk64 struct {
-	bits uint64 // address bits 32-95
-	len  uint8  // prefix length - 32 (1..64)
-}
-
-type pk32 struct {
-	bits uint32 // address bits 96-127
-	len  uint8  // prefix length - 96 (1..32)
-}
-
-// rc64 holds the /33-/96 prefixes of one IPv6 /32 and its /96 regions with
-// longer prefixes.
+// rc64 holds the /33-/64 prefixes of one IPv6 /32 (keys: bits 32-63) and
+// its /64 regions with longer prefixes.
 type rc64 struct {
-	pfx     map[pk64]uint32
-	kids    map[uint64]*rc32
+	ents    []rangeEnt[uint32] // plen = len-32; 33 for a kid
+	kids    map[uint32]*rc32
 	id      uint32 // header id
 	removed bool
 }
 
-// rc32 holds the /97-/128 prefixes of one IPv6 /96.
+// rc32 holds the /65-/128 prefixes of one IPv6 /64 (keys: bits 64-127).
 type rc32 struct {
-	pfx     map[pk32]uint32
+	ents    []rangeEnt[uint64] // plen = len-64
 	id      uint32
 	removed bool
+}
+
+// setEnt adds, replaces (del false) or deletes the entry (start, plen) of a
+// sorted entry slice; it reports whether the slice changed.
+func setEnt[K rangeKey](s *[]rangeEnt[K], start K, plen uint8, v uint32, del bool) bool {
+	bits := keyBits[K]()
+	end := start
+	if int(plen) < bits {
+		end = start | K(uint64(1)<<(bits-int(plen))-1)
+	}
+	e := rangeEnt[K]{start: start, end: end, plen: plen, v: v}
+	i, found := slices.BinarySearchFunc(*s, e, lessEnt)
+	switch {
+	case del && !found:
+		return false
+	case del:
+		*s = slices.Delete(*s, i, i+1)
+	case found && (*s)[i].v == v:
+		return false
+	case found:
+		(*s)[i].v = v
+	default:
+		*s = slices.Insert(*s, i, e)
+	}
+	return true
+}
+
+// getEnt returns the value of entry (start, plen).
+func getEnt[K rangeKey](s []rangeEnt[K], start K, plen uint8) (uint32, bool) {
+	i, found := slices.BinarySearchFunc(s, rangeEnt[K]{start: start, plen: plen}, lessEnt)
+	if !found {
+		return 0, false
+	}
+	return s[i].v, true
+}
+
+func keyBits[K rangeKey]() int {
+	n := 0
+	for x := ^K(0); x != 0; x >>= 1 {
+		n++
+	}
+	return n
 }
 
 // dirw is the writable state of a direct table: the /0-/16 prefixes and the
@@ -132,10 +169,11 @@ func (d *dirw) setShort(top uint16, l int, nh uint32, del bool) bool {
 
 // hdrw is the writable header table of an IPv6 family.
 type hdrw struct {
-	pages []*hdrPage
-	own   []bool
-	free  []uint32
-	next  uint32
+	pages  []*hdrPage
+	own    []bool
+	free   []uint32
+	next   uint32
+	cloned bool // pages is a private copy in this batch
 }
 
 func (h *hdrw) alloc() uint32 {
@@ -162,6 +200,12 @@ func (h *hdrw) set(id uint32, v hdr) {
 		return
 	}
 	if !h.own[p] {
+		if !h.cloned {
+			// The published snapshot holds the old slice: never write
+			// into its backing array.
+			h.pages = slices.Clone(h.pages)
+			h.cloned = true
+		}
 		np := new(hdrPage)
 		*np = *h.pages[p]
 		h.pages[p] = np
@@ -172,6 +216,7 @@ func (h *hdrw) set(id uint32, v hdr) {
 
 func (h *hdrw) endBatch() {
 	h.pages = slices.Clip(h.pages) // the next append copies: published pages stay as they are
+	h.cloned = false
 	for i := range h.own {
 		h.own[i] = false
 	}
@@ -182,36 +227,24 @@ type arena struct{ garbage int }
 
 // scratch holds reusable sweep buffers.
 type scratch struct {
-	e16 []rangeEnt[uint16]
 	s16 []rangeEnt[uint16]
-	e64 []rangeEnt[uint64]
 	s64 []rangeEnt[uint64]
-	e32 []rangeEnt[uint32]
 	s32 []rangeEnt[uint32]
+	k2  []uint32
+	v2  []uint32
 	k   []uint16
 	v   []uint32
 }
 
 // build16 appends the range table (keys, then summary) of one /16 region
-// and returns the grown arenas, the sorted entries (with their under
-// values) and the number of ranges.
-func (sc *scratch) build16(pfx map[uint32]uint32, kids map[uint16]*rc64, def uint32, keys []uint16, vals []uint32) ([]uint16, []uint32, []rangeEnt[uint16], int) {
-	ents := sc.e16[:0]
-	for k, nh := range pfx {
-		rel := k >> 16
-		b := uint16(k)
-		ents = append(ents, rangeEnt[uint16]{start: b, end: b | uint16(1<<(16-rel)-1), plen: uint8(rel), v: nh})
-	}
-	for k, kid := range kids {
-		ents = append(ents, rangeEnt[uint16]{start: k, end: k, plen: 17, v: refFlag | kid.id})
-	}
-	slices.SortFunc(ents, lessEnt)
+// and returns the grown arenas and the number of ranges. The entries get
+// their under values (the inherited defaults of the kids).
+func (sc *scratch) build16(ents []rangeEnt[uint16], def uint32, keys []uint16, vals []uint32) ([]uint16, []uint32, int) {
 	base := len(keys)
 	keys, vals, sc.s16 = sweep(ents, def, keys, vals, sc.s16)
 	n := len(keys) - base
 	keys, vals = addSummary(keys, vals, base)
-	sc.e16 = ents
-	return keys, vals, ents, n
+	return keys, vals, n
 }
 
 // Range tables of uint16 keys longer than blockLen carry a summary after
@@ -227,38 +260,13 @@ func summaryLen(n int) int {
 	return (n + blockLen - 1) / blockLen
 }
 
-func addSummary[V any](keys []uint16, vals []V, base int) ([]uint16, []V) {
+func addSummary[K rangeKey, V any](keys []K, vals []V, base int) ([]K, []V) {
 	n := len(keys) - base
 	var zero V
 	for j := range summaryLen(n) {
 		keys = append(keys, keys[base+j*blockLen])
 		vals = append(vals, zero)
 	}
-	return keys, vals
-}
-
-func (sc *scratch) build64(r *rc64, keys []uint64, vals []uint32) ([]uint64, []uint32, []rangeEnt[uint64]) {
-	ents := sc.e64[:0]
-	for k, nh := range r.pfx {
-		ents = append(ents, rangeEnt[uint64]{start: k.bits, end: k.bits | (uint64(1)<<(64-k.len) - 1), plen: k.len, v: nh})
-	}
-	for k, kid := range r.kids {
-		ents = append(ents, rangeEnt[uint64]{start: k, end: k, plen: 65, v: refFlag | kid.id})
-	}
-	slices.SortFunc(ents, lessEnt)
-	keys, vals, sc.s64 = sweep(ents, 0, keys, vals, sc.s64)
-	sc.e64 = ents
-	return keys, vals, ents
-}
-
-func (sc *scratch) build32(r *rc32, keys []uint32, vals []uint32) ([]uint32, []uint32) {
-	ents := sc.e32[:0]
-	for k, nh := range r.pfx {
-		ents = append(ents, rangeEnt[uint32]{start: k.bits, end: k.bits | uint32(uint64(1)<<(32-k.len)-1), plen: k.len, v: nh})
-	}
-	slices.SortFunc(ents, lessEnt)
-	keys, vals, sc.s32 = sweep(ents, 0, keys, vals, sc.s32)
-	sc.e32 = ents
 	return keys, vals
 }
 

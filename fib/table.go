@@ -43,20 +43,20 @@ func chunkEnt(start, count int) uint64 {
 // tab4 is the immutable IPv4 lookup structure of one FIB.
 type tab4 struct {
 	top [256]*dirPage
-	k16 []uint16
-	v16 []uint16 // index into nh
+	// ent holds the range tables: key<<16 | index into nh per range, so a
+	// range's value shares the cache line of its key (the summary entries
+	// have index 0). Searching for k<<16|0xffff finds the last key <= k.
+	ent []uint32
 	nh  []uint32 // next-hop ids of the range values
 }
 
 // tab6 is the immutable IPv6 lookup structure of one FIB.
 type tab6 struct {
 	top  [256]*dirPage
-	k16  []uint16
-	v16  []uint32
-	k64  []uint64
-	v64  []uint32
-	k32  []uint32
-	v32  []uint32
+	e16  []uint64 // L1: key<<32 | value per range (summary entries: key<<32)
+	e2   []uint64 // L2 (bits 32-63): key<<32 | value per range, like e16
+	k3   []uint64 // L3 (bits 64-127) keys
+	v3   []uint32 // L3 values
 	hdrs []*hdrPage
 }
 
@@ -69,14 +69,18 @@ func (t *tab4) lookup(a uint32) uint32 {
 }
 
 func (t *tab4) chunk(e uint64, a uint32) uint32 {
-	return t.nh[t.v16[find16(t.k16, e, uint16(a))]]
+	return t.nh[t.ent[find(t.ent, uint32(e), uint32(e>>32)&0x7fffffff, a<<16|0xffff)]&0xffff]
 }
 
 // find16 returns the position of the range of k in the uint16 range table
-// of dir entry e: it searches the summary, then one block.
+// of dir entry e.
 func find16(keys []uint16, e uint64, k uint16) uint32 {
-	s := uint32(e)
-	n := uint32(e>>32) & 0x7fffffff
+	return find(keys, uint32(e), uint32(e>>32)&0x7fffffff, k)
+}
+
+// find returns the position of the range of k in the range table at s with
+// n ranges: it searches the summary (if any), then one block.
+func find[K rangeKey](keys []K, s, n uint32, k K) uint32 {
 	if n > blockLen {
 		m := (n + blockLen - 1) / blockLen
 		j := uint32(search(keys[s+n:s+n+m], k))
@@ -86,85 +90,103 @@ func find16(keys []uint16, e uint64, k uint16) uint32 {
 	return s + uint32(search(keys[s:s+n], k))
 }
 
-// lookupBatch resolves dst into out in stages over blocks of up to 64
-// addresses so that the memory accesses of different addresses overlap
-// (Go has no prefetch): stage 1 reads the direct table for the whole block,
-// stage 2 searches the summaries in lockstep, one step for every address
-// per round (branch-free: a finished search steps by 0), stage 3 searches
-// the blocks the same way, stage 4 reads the values.
+// batchLen is the block of addresses a batch lookup works on at once.
+const batchLen = 64
+
+// lockstep runs the range-table searches of n addresses together: key[i]
+// in the uint16 table at base[i] with cnt[i] ranges (cnt 1 and base 0 for
+// addresses without a table), leaving the range positions in pos. Stage 1
+// searches the summaries, one step for every address per round
+// (branch-free: a finished search steps by 0), stage 2 the blocks the same
+// way. Each round's loads are independent of each other, so they overlap.
+func lockstep[K rangeKey](k16 []K, key *[batchLen]K, base, cnt, pos *[batchLen]uint32, n int) {
+	var left [batchLen]uint32
+	var maxm uint32
+	for i := range n {
+		s, c := base[i], cnt[i]
+		if c > blockLen {
+			m := (c + blockLen - 1) / blockLen
+			pos[i], left[i] = s+c, m
+			maxm = max(maxm, m)
+		} else {
+			pos[i], left[i] = s, 1
+		}
+	}
+	for maxm > 1 {
+		for i := range n {
+			h := left[i] >> 1
+			p, q := pos[i], pos[i]+h
+			if k16[q] <= key[i] {
+				p = q // a conditional move, not a branch: see docs/fib.md
+			}
+			pos[i] = p
+			left[i] -= h
+		}
+		maxm -= maxm >> 1
+	}
+	maxb := uint32(1)
+	for i := range n {
+		s, c := base[i], cnt[i]
+		if c > blockLen {
+			j := pos[i] - (s + c)
+			s += j * blockLen
+			c = min(blockLen, c-j*blockLen)
+		}
+		pos[i], left[i] = s, c
+		maxb = max(maxb, c)
+	}
+	for maxb > 1 {
+		for i := range n {
+			h := left[i] >> 1
+			p, q := pos[i], pos[i]+h
+			if k16[q] <= key[i] {
+				p = q // a conditional move, not a branch: see docs/fib.md
+			}
+			pos[i] = p
+			left[i] -= h
+		}
+		maxb -= maxb >> 1
+	}
+}
+
+// lookupBatch resolves dst into out in stages over blocks of batchLen
+// addresses so that the memory accesses of different addresses overlap (Go
+// has no prefetch): the direct table for the whole block, then the range
+// searches in lockstep, then the values.
 func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
-	if len(t.k16) == 0 {
+	if len(t.ent) == 0 {
 		for i, a := range dst {
 			out[i] = uint32(t.top[a>>24][(a>>16)&255])
 		}
 		return
 	}
 	var (
-		base [64]uint32 // start of the range table
-		cnt  [64]uint32 // its number of ranges
-		pos  [64]uint32 // search position
-		left [64]uint32 // search width
-		leaf [64]bool
+		key       [batchLen]uint32
+		base, cnt [batchLen]uint32
+		pos       [batchLen]uint32
+		leaf      [batchLen]bool
 	)
-	k16, v16, nh := t.k16, t.v16, t.nh
+	ent, nh := t.ent, t.nh
 	for len(dst) > 0 {
-		n := min(len(dst), len(pos))
+		n := min(len(dst), batchLen)
 		d := dst[:n]
 		o := out[:n]
-		var maxm uint32
 		for i, a := range d {
 			e := t.top[a>>24][(a>>16)&255]
-			leaf[i] = e&chunkFlag == 0
-			s, c := uint32(e), uint32(e>>32)&0x7fffffff
-			if leaf[i] {
+			key[i] = a<<16 | 0xffff
+			l := e&chunkFlag == 0
+			leaf[i] = l
+			if l {
 				o[i] = uint32(e)
-				s, c = 0, 1
-			}
-			base[i], cnt[i] = s, c
-			if c > blockLen {
-				m := (c + blockLen - 1) / blockLen
-				pos[i], left[i] = s+c, m
-				maxm = max(maxm, m)
+				base[i], cnt[i] = 0, 1
 			} else {
-				pos[i], left[i] = s, 1
+				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
 			}
 		}
-		for maxm > 1 {
-			for i := range d {
-				h := left[i] >> 1
-				p := pos[i] + h
-				if k16[p] <= uint16(d[i]) {
-					pos[i] = p
-				}
-				left[i] -= h
-			}
-			maxm -= maxm >> 1
-		}
-		maxb := uint32(1)
-		for i := range d {
-			s, c := base[i], cnt[i]
-			if c > blockLen {
-				j := pos[i] - (s + c)
-				s += j * blockLen
-				c = min(blockLen, c-j*blockLen)
-			}
-			pos[i], left[i] = s, c
-			maxb = max(maxb, c)
-		}
-		for maxb > 1 {
-			for i := range d {
-				h := left[i] >> 1
-				p := pos[i] + h
-				if k16[p] <= uint16(d[i]) {
-					pos[i] = p
-				}
-				left[i] -= h
-			}
-			maxb -= maxb >> 1
-		}
+		lockstep(ent, &key, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
-				o[i] = nh[v16[pos[i]]]
+				o[i] = nh[ent[pos[i]]&0xffff]
 			}
 		}
 		dst = dst[n:]
@@ -185,49 +207,114 @@ func (t *tab6) lookup(hi, lo uint64) uint32 {
 }
 
 func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
-	v := t.v16[find16(t.k16, e, uint16(hi>>32))]
+	v := uint32(t.e16[find(t.e16, uint32(e), uint32(e>>32)&0x7fffffff, hi&0xffff00000000|0xffffffff)])
 	if v&refFlag == 0 {
 		return v
 	}
+	return t.deep2(v, hi, lo)
+}
+
+// deep2 continues a lookup at the L2 table that L1 value v refers to.
+func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	h := t.hdr(v &^ refFlag)
 	best := h.def
-	s, n := h.start, h.count
-	v = t.v64[s+uint32(search(t.k64[s:s+n], hi<<32|lo>>32))]
+	v = uint32(t.e2[find(t.e2, h.start, h.count, hi<<32|0xffffffff)])
 	if v&refFlag == 0 {
 		if v == 0 {
 			return best
 		}
 		return v
 	}
-	h = t.hdr(v &^ refFlag)
+	return t.deep3(v, best, lo)
+}
+
+// deep3 finishes a lookup at the L3 table that L2 value v refers to; best
+// is the result so far.
+func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
+	h := t.hdr(v &^ refFlag)
 	if h.def != 0 {
 		best = h.def
 	}
-	s, n = h.start, h.count
-	v = t.v32[s+uint32(search(t.k32[s:s+n], uint32(lo)))]
+	s, n := h.start, h.count
+	v = t.v3[s+uint32(search(t.k3[s:s+n], lo))]
 	if v == 0 {
 		return best
 	}
 	return v
 }
 
+// lookupBatch works like tab4.lookupBatch; addresses that need the deeper
+// levels (prefixes longer than /32) finish one by one.
 func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
-	var ent [64]uint64
+	if len(t.e16) == 0 {
+		for i := range dst {
+			hi := binary.BigEndian.Uint64(dst[i][:8])
+			out[i] = uint32(t.top[hi>>56][(hi>>48)&255])
+		}
+		return
+	}
+	var (
+		base, cnt [batchLen]uint32
+		pos       [batchLen]uint32
+		leaf      [batchLen]bool
+		his       [batchLen]uint64
+		k64       [batchLen]uint64
+		best      [batchLen]uint32
+		idx       [batchLen]uint8
+	)
+	e16 := t.e16
 	for len(dst) > 0 {
-		n := min(len(dst), len(ent))
+		n := min(len(dst), batchLen)
 		d := dst[:n]
 		o := out[:n]
 		for i := range d {
 			hi := binary.BigEndian.Uint64(d[i][:8])
-			ent[i] = t.top[hi>>56][(hi>>48)&255]
-		}
-		for i := range d {
-			e := ent[i]
-			if e&chunkFlag == 0 {
+			his[i] = hi
+			e := t.top[hi>>56][(hi>>48)&255]
+			k64[i] = hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
+			l := e&chunkFlag == 0
+			leaf[i] = l
+			if l {
 				o[i] = uint32(e)
-				continue
+				base[i], cnt[i] = 0, 1
+			} else {
+				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
 			}
-			o[i] = t.deep(e, binary.BigEndian.Uint64(d[i][:8]), binary.BigEndian.Uint64(d[i][8:]))
+		}
+		lockstep(e16, &k64, &base, &cnt, &pos, n)
+		for i := range d {
+			if !leaf[i] {
+				o[i] = uint32(e16[pos[i]])
+			}
+		}
+		// L2 for the addresses under a /32 with longer prefixes: headers,
+		// then lockstep searches, then values.
+		m := 0
+		for i := range d {
+			if !leaf[i] && o[i]&refFlag != 0 {
+				idx[m] = uint8(i)
+				m++
+			}
+		}
+		for j := range m {
+			i := idx[j]
+			h := t.hdr(o[i] &^ refFlag)
+			best[j] = h.def
+			base[j], cnt[j] = h.start, h.count
+			k64[j] = his[i]<<32 | 0xffffffff
+		}
+		lockstep(t.e2, &k64, &base, &cnt, &pos, m)
+		for j := range m {
+			i := idx[j]
+			v := uint32(t.e2[pos[j]])
+			switch {
+			case v == 0:
+				o[i] = best[j]
+			case v&refFlag == 0:
+				o[i] = v
+			default:
+				o[i] = t.deep3(v, best[j], binary.BigEndian.Uint64(d[i][8:]))
+			}
 		}
 		dst = dst[n:]
 		out = out[n:]
@@ -235,12 +322,12 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 }
 
 func (t *tab4) bytes() int {
-	return 256*8 + countPages(&t.top)*256*8 + cap(t.k16)*2 + cap(t.v16)*2 + cap(t.nh)*4
+	return 256*8 + countPages(&t.top)*256*8 + cap(t.ent)*4 + cap(t.nh)*4
 }
 
 func (t *tab6) bytes() int {
-	return 256*8 + countPages(&t.top)*256*8 + cap(t.k16)*2 + cap(t.v16)*4 +
-		cap(t.k64)*8 + cap(t.v64)*4 + cap(t.k32)*4 + cap(t.v32)*4 +
+	return 256*8 + countPages(&t.top)*256*8 + cap(t.e16)*8 +
+		cap(t.e2)*8 + cap(t.k3)*8 + cap(t.v3)*4 +
 		cap(t.hdrs)*8 + len(t.hdrs)*256*12
 }
 

@@ -7,7 +7,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
@@ -27,7 +26,7 @@ const (
 	maxFrame         = 1522 // 1500 bytes of IP, Ethernet header and a VLAN tag
 	// detachWait bounds how long detaching waits for a poller to finish
 	// its burst; bursts never block, so this is generous.
-	detachWait = 2 * time.Second
+	detachWait = pmd.QuiesceTimeout
 )
 
 // Help describes the driver's arguments.
@@ -288,17 +287,9 @@ func (p *Port) detach() {
 		if s == nil {
 			continue
 		}
-		// The poller sets busy before loading sock and clears it after its
-		// last use of s; both sides use sequentially consistent atomics,
-		// so once busy reads 0 after the Swap, no poller holds s.
-		deadline := time.Now().Add(detachWait)
-		for qu.busy.Load() != 0 {
-			if time.Now().After(deadline) {
-				p.logErr("poller did not leave its burst; leaking the socket rather than unmapping under it", "queue", q)
-				s = nil
-				break
-			}
-			time.Sleep(10 * time.Microsecond)
+		if !pmd.Quiesce(&qu.busy, detachWait) {
+			p.logErr("poller did not leave its burst; leaking the socket rather than unmapping under it", "queue", q)
+			s = nil
 		}
 		if s != nil {
 			qu.kdrops += s.kernelDrops()

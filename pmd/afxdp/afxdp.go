@@ -127,7 +127,7 @@ var (
 // detachWait bounds how long detaching waits for a poller to leave its
 // burst before giving up on that socket (leaking it rather than unmapping
 // it under the poller).
-const detachWait = 2 * time.Second
+const detachWait = pmd.QuiesceTimeout
 
 func open(cfg pmd.Config) (pmd.Port, error) {
 	a := cfg.Args
@@ -328,17 +328,9 @@ func (p *Port) detach() {
 		if st == nil {
 			continue
 		}
-		// The poller sets busy before loading cur and clears it after its
-		// last use of st (sequentially consistent atomics): once busy reads
-		// 0 after the Swap, no poller holds st.
-		deadline := time.Now().Add(detachWait)
-		for qu.busy.Load() != 0 {
-			if time.Now().After(deadline) {
-				p.logErr("poller did not leave its burst; leaking the socket rather than unmapping it under the poller", "queue", q)
-				st = nil
-				break
-			}
-			time.Sleep(10 * time.Microsecond)
+		if !pmd.Quiesce(&qu.busy, detachWait) {
+			p.logErr("poller did not leave its burst; leaking the socket rather than unmapping it under the poller", "queue", q)
+			st = nil
 		}
 		if st != nil {
 			qu.release(st)

@@ -167,29 +167,7 @@ func (p *pipeline) classify6(m *mbuf.Mbuf, rules *Rules) bool {
 // for packets we generated.
 func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
 	nh := p.d.glue.nexthop(fs, nhid, m.Hash)
-	switch nh.kind {
-	case nhNone:
-		p.icmp4(m, st, icmpNetUnreach)
-		p.drop(m, DropNoRoute)
-		return
-	case nhBlackhole:
-		p.drop(m, DropBlackhole)
-		return
-	case nhReject:
-		p.icmp4(m, st, icmpHostUnreach)
-		p.drop(m, DropReject)
-		return
-	case nhConnected, nhGateway:
-	default:
-		p.drop(m, DropNoRoute)
-		return
-	case nhLocal:
-		if decTTL {
-			p.local4(m, st)
-		} else {
-			// Something we generated for ourselves: nothing to do.
-			p.drop(m, DropLocal)
-		}
+	if p.terminal(m, nh, st, decTTL, false) {
 		return
 	}
 	if decTTL && !decTTL4(m) {
@@ -197,9 +175,8 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		p.drop(m, DropTTL)
 		return
 	}
-	out := st.port(nh.port)
-	if !out.Present || !out.Up {
-		p.drop(m, DropPortDown)
+	out := p.egress(m, nh, st)
+	if out == nil {
 		return
 	}
 	if l3len(m) > out.MTU && !p.tooBig4(m, st, out) {
@@ -226,28 +203,7 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 // forward6 is forward4 for IPv6.
 func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
 	nh := p.d.glue.nexthop(fs, nhid, m.Hash)
-	switch nh.kind {
-	case nhNone:
-		p.icmp6(m, st, icmp6NoRoute)
-		p.drop(m, DropNoRoute)
-		return
-	case nhBlackhole:
-		p.drop(m, DropBlackhole)
-		return
-	case nhReject:
-		p.icmp6(m, st, icmp6Reject)
-		p.drop(m, DropReject)
-		return
-	case nhConnected, nhGateway:
-	default:
-		p.drop(m, DropNoRoute)
-		return
-	case nhLocal:
-		if decTTL {
-			p.local6(m, st)
-		} else {
-			p.drop(m, DropLocal)
-		}
+	if p.terminal(m, nh, st, decTTL, true) {
 		return
 	}
 	if decTTL && !decHopLimit6(m) {
@@ -255,9 +211,8 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		p.drop(m, DropTTL)
 		return
 	}
-	out := st.port(nh.port)
-	if !out.Present || !out.Up {
-		p.drop(m, DropPortDown)
+	out := p.egress(m, nh, st)
+	if out == nil {
 		return
 	}
 	if l3len(m) > out.MTU {
@@ -277,6 +232,54 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		return
 	}
 	p.send(m, nh.port, out, mac)
+}
+
+// terminal handles the next hops that end a packet's trip here (no route,
+// blackhole, reject, one of our addresses) and reports whether it did; for
+// gateway and connected next hops it does nothing and returns false.
+func (p *pipeline) terminal(m *mbuf.Mbuf, nh nexthop, st *State, decTTL, v6 bool) bool {
+	switch nh.kind {
+	case nhConnected, nhGateway:
+		return false
+	case nhNone:
+		p.icmpErr(m, st, pick(v6, icmp6NoRoute, icmpNetUnreach), 0)
+		p.drop(m, DropNoRoute)
+	case nhBlackhole:
+		p.drop(m, DropBlackhole)
+	case nhReject:
+		p.icmpErr(m, st, pick(v6, icmp6Reject, icmpHostUnreach), 0)
+		p.drop(m, DropReject)
+	case nhLocal:
+		switch {
+		case !decTTL:
+			p.drop(m, DropLocal) // something we generated for ourselves
+		case v6:
+			p.local6(m, st)
+		default:
+			p.local4(m, st)
+		}
+	default:
+		p.drop(m, DropNoRoute)
+	}
+	return true
+}
+
+func pick(v6 bool, k6, k4 icmpKind) icmpKind {
+	if v6 {
+		return k6
+	}
+	return k4
+}
+
+// egress returns the state of the next hop's port, or nil (m dropped) when
+// it is down or gone.
+func (p *pipeline) egress(m *mbuf.Mbuf, nh nexthop, st *State) *PortState {
+	out := st.port(nh.port)
+	if !out.Present || !out.Up {
+		p.drop(m, DropPortDown)
+		return nil
+	}
+	return out
 }
 
 // tooBig4 handles an IPv4 packet larger than the egress MTU: with DF an

@@ -63,10 +63,12 @@ type pipeline struct {
 	icmp     pkt.TokenBucket
 	icmpRate [2]int // rate, burst the bucket was set with
 	frags    [64]*mbuf.Mbuf
+	id       int // worker id (the control path: the number of workers)
 	hashSeed uint64
 }
 
 func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
+	p.id = id
 	p.d = e.dp
 	p.cache = cache
 	p.hashSeed = e.hashSeed
@@ -92,8 +94,6 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = in.FIB
-			m.Hash = pkt.FlowHash(m, p.hashSeed)
-			m.Flags |= mbuf.FlagHashValid
 			if st.Rules.Len() > 0 && !p.classify4(m, st.Rules) {
 				continue
 			}
@@ -106,8 +106,6 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = in.FIB
-			m.Hash = pkt.FlowHash(m, p.hashSeed)
-			m.Flags |= mbuf.FlagHashValid
 			if st.Rules.Len() > 0 && !p.classify6(m, st.Rules) {
 				continue
 			}
@@ -166,7 +164,7 @@ func (p *pipeline) classify6(m *mbuf.Mbuf, rules *Rules) bool {
 // forward4 takes a looked-up IPv4 packet to its next hop. decTTL is false
 // for packets we generated.
 func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
-	nh := p.d.glue.nexthop(fs, nhid, m.Hash)
+	nh := p.nexthop(m, fs, nhid)
 	if p.terminal(m, nh, st, decTTL, false) {
 		return
 	}
@@ -202,7 +200,7 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 
 // forward6 is forward4 for IPv6.
 func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
-	nh := p.d.glue.nexthop(fs, nhid, m.Hash)
+	nh := p.nexthop(m, fs, nhid)
 	if p.terminal(m, nh, st, decTTL, true) {
 		return
 	}
@@ -232,6 +230,25 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		return
 	}
 	p.send(m, nh.port, out, mac)
+}
+
+// nexthop resolves a FIB next hop for m: an ECMP group to the member its
+// flow hash picks.
+func (p *pipeline) nexthop(m *mbuf.Mbuf, fs fibSnap, id uint32) nexthop {
+	if p.d.glue.isECMP(fs, id) {
+		p.hash(m)
+	}
+	return p.d.glue.nexthop(fs, id, m.Hash)
+}
+
+// hash computes m's flow hash once, when something needs it: an ECMP group,
+// or a transmit queue of a port this worker does not own (txq picks the
+// queue by hash). Most packets need neither, and skip the cost.
+func (p *pipeline) hash(m *mbuf.Mbuf) {
+	if m.Flags&mbuf.FlagHashValid == 0 {
+		m.Hash = pkt.FlowHash(m, p.hashSeed)
+		m.Flags |= mbuf.FlagHashValid
+	}
 }
 
 // terminal handles the next hops that end a packet's trip here (no route,
@@ -322,6 +339,9 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	if len(d) < 14 {
 		p.drop(m, DropParse)
 		return
+	}
+	if out.TxQueues > 1 && p.id >= out.TxQueues {
+		p.hash(m) // txq spreads foreign queues by flow hash
 	}
 	copy(d[0:6], mac[:])
 	copy(d[6:12], out.MAC[:])
@@ -436,7 +456,6 @@ func (p *pipeline) icmpErr(m *mbuf.Mbuf, st *State, kind icmpKind, mtu int) {
 	}
 	out.FIB = m.FIB
 	out.Port = m.Port
-	out.Hash = pkt.FlowHash(out, p.hashSeed)
 	p.generated(out)
 }
 

@@ -1,1 +1,24 @@
+// Package ctl is fwdd's control plane: the daemon (Daemon, Start), the one
+// goroutine that owns every change, and the show/get answers.
+//
+// Model and reconcile. The configuration the operator stated is a model
+// (model.go): sysctls, ports with their addresses, static routes, rules,
+// static neighbours. A batch of commands (a startup file, a fwdctl line, a
+// reload) is applied to a copy of the model - routes as an overlay, since a
+// full table is a million of them - validating every command; if one fails,
+// the batch is refused with an error naming the command and nothing
+// changes. Otherwise the running stack is reconciled with the new model
+// (reconcile.go): ports opened first (the step most likely to fail; undone
+// on error), then FIB changes in one batch (connected and local routes in
+// every FIB, static routes in theirs), rules compiled, neighbour table
+// told, the workers' State published, removed ports closed last. A reload
+// (SIGHUP) is the same with a model built from the file: only the
+// difference is applied.
+//
+// Concurrency: Exec is called from any goroutine (the control socket's
+// clients, the metrics collector); batches are serialised through the
+// control goroutine's channel, which also polls the neighbour table when
+// workers hand it packets and every 100 ms.
+//
+// The command language is ctl/cmdlang, the socket ctl/ctlsock.
 package ctl

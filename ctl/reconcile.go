@@ -407,6 +407,7 @@ func (s *stack) publish() {
 		link := lp.port.Link()
 		st.Ports[lp.id] = fwd.NewPortState(lp.info.MAC, lp.mtu, uint16(lp.model.FIB),
 			lp.model.Up && link.Up && link.Present, lp.model.Addrs)
+		st.Ports[lp.id].TxQueues = min(lp.info.TxQueues, len(s.eng.Workers()))
 	}
 	s.eng.PublishState(st)
 }

@@ -1,1 +1,46 @@
+// Package fwd is the router itself: the poll-mode workers and the
+// forwarding pipeline between RxBurst and TxBurst.
+//
+// An Engine is one dataplane instance (a vnet): its workers, one mbuf pool
+// per worker (the UMEM of that worker's AF_XDP sockets), the ports they
+// poll, the transmit table (txq), the neighbour table (lltable), the FIB set
+// (fib) and the State the control plane publishes. Several engines can run
+// in one process; nothing here is package-level.
+//
+// Workers: goroutines locked to OS threads, optionally pinned to CPUs;
+// receive queue q of every port belongs to worker q % workers. A worker
+// polls its queues, runs each burst through the pipeline, flushes and drains
+// its transmit queues, and when idle either spins (PollBusy) or waits in
+// poll(2) on its queues (PollAdaptive). Each worker owns its scratch arrays,
+// its mbuf cache and its counters; nothing it writes per packet is shared.
+//
+// The pipeline, per burst (pipeline.go):
+//
+//  1. classify and validate (fwd/pkt): Ethernet, one 802.1Q tag, IPv4, IPv6
+//     (RFC 1812 5.2.2, RFC 8200), ARP; every refusal counted by reason;
+//  2. ARP and neighbour discovery go to the neighbour table's ring; IP
+//     packets not addressed to the port's MAC are dropped;
+//  3. FIB selection: the port's FIB, then the classifier rules in order
+//     (setfib, count, drop; per-rule hit counters per worker);
+//  4. one batch FIB lookup per run of packets sharing a FIB; ECMP member by
+//     flow hash;
+//  5. per packet: local delivery (echo answered), no route / reject (ICMP
+//     unreachable), blackhole, TTL (ICMP time exceeded, RFC 1624 update),
+//     MTU (ICMP fragmentation needed / packet too big, or fragmentation),
+//     neighbour (a miss goes to the control plane, which holds the packet),
+//     MAC rewrite, txq;
+//  6. packets we generated (ICMP errors, echo replies, fragments) are routed
+//     after the burst in the FIB of the packet they answer.
+//
+// Invariants: no allocation, lock, channel, map, defer or interface call per
+// packet (interface calls per burst: RxBurst, TxBurst); snapshots (State,
+// FIB, neighbours, txq ports) are loaded once per burst; counters are plain
+// per-burst counts flushed into the worker's atomics once per burst and
+// summed on read. The control plane changes anything only by publishing a
+// new snapshot and, before freeing what workers might still see, waiting
+// for a grace period (Engine.Synchronize: every worker finished an
+// iteration or is idle).
+//
+// The control goroutine's own small pipeline (ctlpath.go) transmits what
+// the neighbour table builds and answers packets whose neighbour failed.
 package fwd

@@ -132,6 +132,8 @@ func (g *dpGlue) lookup6One(fs fibSnap, f uint16, dst *[16]byte) uint32 {
 	return fs.Lookup6(uint32(f), dst)
 }
 
+func (g *dpGlue) isECMP(fs fibSnap, id uint32) bool { return fs.NextHop(id).Kind == fib.KindECMP }
+
 func (g *dpGlue) nexthop(fs fibSnap, id uint32, hash uint32) nexthop {
 	nh := fs.NextHop(id)
 	if nh.Kind == fib.KindECMP {

@@ -63,10 +63,12 @@ type pipeline struct {
 	icmp     pkt.TokenBucket
 	icmpRate [2]int // rate, burst the bucket was set with
 	frags    [64]*mbuf.Mbuf
+	id       int // worker id (the control path: the number of workers)
 	hashSeed uint64
 }
 
 func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
+	p.id = id
 	p.d = e.dp
 	p.cache = cache
 	p.hashSeed = e.hashSeed
@@ -92,8 +94,6 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = in.FIB
-			m.Hash = pkt.FlowHash(m, p.hashSeed)
-			m.Flags |= mbuf.FlagHashValid
 			if st.Rules.Len() > 0 && !p.classify4(m, st.Rules) {
 				continue
 			}
@@ -106,8 +106,6 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = in.FIB
-			m.Hash = pkt.FlowHash(m, p.hashSeed)
-			m.Flags |= mbuf.FlagHashValid
 			if st.Rules.Len() > 0 && !p.classify6(m, st.Rules) {
 				continue
 			}
@@ -166,30 +164,8 @@ func (p *pipeline) classify6(m *mbuf.Mbuf, rules *Rules) bool {
 // forward4 takes a looked-up IPv4 packet to its next hop. decTTL is false
 // for packets we generated.
 func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
-	nh := p.d.glue.nexthop(fs, nhid, m.Hash)
-	switch nh.kind {
-	case nhNone:
-		p.icmp4(m, st, icmpNetUnreach)
-		p.drop(m, DropNoRoute)
-		return
-	case nhBlackhole:
-		p.drop(m, DropBlackhole)
-		return
-	case nhReject:
-		p.icmp4(m, st, icmpHostUnreach)
-		p.drop(m, DropReject)
-		return
-	case nhConnected, nhGateway:
-	default:
-		p.drop(m, DropNoRoute)
-		return
-	case nhLocal:
-		if decTTL {
-			p.local4(m, st)
-		} else {
-			// Something we generated for ourselves: nothing to do.
-			p.drop(m, DropLocal)
-		}
+	nh := p.nexthop(m, fs, nhid)
+	if p.terminal(m, nh, st, decTTL, false) {
 		return
 	}
 	if decTTL && !decTTL4(m) {
@@ -197,9 +173,8 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		p.drop(m, DropTTL)
 		return
 	}
-	out := st.port(nh.port)
-	if !out.Present || !out.Up {
-		p.drop(m, DropPortDown)
+	out := p.egress(m, nh, st)
+	if out == nil {
 		return
 	}
 	if l3len(m) > out.MTU && !p.tooBig4(m, st, out) {
@@ -225,29 +200,8 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 
 // forward6 is forward4 for IPv6.
 func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
-	nh := p.d.glue.nexthop(fs, nhid, m.Hash)
-	switch nh.kind {
-	case nhNone:
-		p.icmp6(m, st, icmp6NoRoute)
-		p.drop(m, DropNoRoute)
-		return
-	case nhBlackhole:
-		p.drop(m, DropBlackhole)
-		return
-	case nhReject:
-		p.icmp6(m, st, icmp6Reject)
-		p.drop(m, DropReject)
-		return
-	case nhConnected, nhGateway:
-	default:
-		p.drop(m, DropNoRoute)
-		return
-	case nhLocal:
-		if decTTL {
-			p.local6(m, st)
-		} else {
-			p.drop(m, DropLocal)
-		}
+	nh := p.nexthop(m, fs, nhid)
+	if p.terminal(m, nh, st, decTTL, true) {
 		return
 	}
 	if decTTL && !decHopLimit6(m) {
@@ -255,9 +209,8 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		p.drop(m, DropTTL)
 		return
 	}
-	out := st.port(nh.port)
-	if !out.Present || !out.Up {
-		p.drop(m, DropPortDown)
+	out := p.egress(m, nh, st)
+	if out == nil {
 		return
 	}
 	if l3len(m) > out.MTU {
@@ -277,6 +230,73 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		return
 	}
 	p.send(m, nh.port, out, mac)
+}
+
+// nexthop resolves a FIB next hop for m: an ECMP group to the member its
+// flow hash picks.
+func (p *pipeline) nexthop(m *mbuf.Mbuf, fs fibSnap, id uint32) nexthop {
+	if p.d.glue.isECMP(fs, id) {
+		p.hash(m)
+	}
+	return p.d.glue.nexthop(fs, id, m.Hash)
+}
+
+// hash computes m's flow hash once, when something needs it: an ECMP group,
+// or a transmit queue of a port this worker does not own (txq picks the
+// queue by hash). Most packets need neither, and skip the cost.
+func (p *pipeline) hash(m *mbuf.Mbuf) {
+	if m.Flags&mbuf.FlagHashValid == 0 {
+		m.Hash = pkt.FlowHash(m, p.hashSeed)
+		m.Flags |= mbuf.FlagHashValid
+	}
+}
+
+// terminal handles the next hops that end a packet's trip here (no route,
+// blackhole, reject, one of our addresses) and reports whether it did; for
+// gateway and connected next hops it does nothing and returns false.
+func (p *pipeline) terminal(m *mbuf.Mbuf, nh nexthop, st *State, decTTL, v6 bool) bool {
+	switch nh.kind {
+	case nhConnected, nhGateway:
+		return false
+	case nhNone:
+		p.icmpErr(m, st, pick(v6, icmp6NoRoute, icmpNetUnreach), 0)
+		p.drop(m, DropNoRoute)
+	case nhBlackhole:
+		p.drop(m, DropBlackhole)
+	case nhReject:
+		p.icmpErr(m, st, pick(v6, icmp6Reject, icmpHostUnreach), 0)
+		p.drop(m, DropReject)
+	case nhLocal:
+		switch {
+		case !decTTL:
+			p.drop(m, DropLocal) // something we generated for ourselves
+		case v6:
+			p.local6(m, st)
+		default:
+			p.local4(m, st)
+		}
+	default:
+		p.drop(m, DropNoRoute)
+	}
+	return true
+}
+
+func pick(v6 bool, k6, k4 icmpKind) icmpKind {
+	if v6 {
+		return k6
+	}
+	return k4
+}
+
+// egress returns the state of the next hop's port, or nil (m dropped) when
+// it is down or gone.
+func (p *pipeline) egress(m *mbuf.Mbuf, nh nexthop, st *State) *PortState {
+	out := st.port(nh.port)
+	if !out.Present || !out.Up {
+		p.drop(m, DropPortDown)
+		return nil
+	}
+	return out
 }
 
 // tooBig4 handles an IPv4 packet larger than the egress MTU: with DF an
@@ -319,6 +339,9 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	if len(d) < 14 {
 		p.drop(m, DropParse)
 		return
+	}
+	if out.TxQueues > 1 && p.id >= out.TxQueues {
+		p.hash(m) // txq spreads foreign queues by flow hash
 	}
 	copy(d[0:6], mac[:])
 	copy(d[6:12], out.MAC[:])
@@ -433,7 +456,6 @@ func (p *pipeline) icmpErr(m *mbuf.Mbuf, st *State, kind icmpKind, mtu int) {
 	}
 	out.FIB = m.FIB
 	out.Port = m.Port
-	out.Hash = pkt.FlowHash(out, p.hashSeed)
 	p.generated(out)
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -314,5 +315,55 @@ func TestPipelineZeroAllocs(t *testing.T) {
 	h.p0.discard, h.p1.discard = true, true
 	if a := testing.AllocsPerRun(200, run); a != 0 {
 		t.Fatalf("%v allocations per burst, want 0", a)
+	}
+}
+
+// TestECMP: an ECMP route spreads flows over its members by flow hash, and
+// one flow always takes the same member.
+func TestECMP(t *testing.T) {
+	h := newHarness(t, true)
+	gw2 := netip.MustParseAddr("198.18.2.10")
+	mac2 := [6]byte{2, 0, 0, 0, 0, 0x22}
+	if err := h.e.Neigh().AddStatic(1, gw2, mac2); err != nil {
+		t.Fatal(err)
+	}
+	h.e.Neigh().Publish()
+	a, _ := h.fibs.AddNextHop(fib.NextHop{Kind: fib.KindGateway, Port: 1, Addr: gw4})
+	b, _ := h.fibs.AddNextHop(fib.NextHop{Kind: fib.KindGateway, Port: 1, Addr: gw2})
+	g, err := h.fibs.AddNextHop(fib.NextHop{Kind: fib.KindECMP, Members: []uint32{a, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fibs.Apply([]fib.Change{{Op: fib.OpAdd, Prefix: netip.MustParsePrefix("198.19.100.0/24"), NextHop: g}}); err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.MustParseAddr("198.19.100.1")
+	perFlow := map[uint16][6]byte{}
+	used := map[[6]byte]int{}
+	for round := 0; round < 2; round++ {
+		for sport := uint16(1000); sport < 1064; sport += 16 {
+			var frames [][]byte
+			for i := uint16(0); i < 16; i++ {
+				frames = append(frames, frame4(t, pktOpt{dst: dst, sport: sport + i}))
+			}
+			_, out1 := h.inject(0, frames...)
+			if len(out1) != 16 {
+				t.Fatalf("got %d of 16 packets out", len(out1))
+			}
+			for i, f := range out1 {
+				d := decode(t, f)
+				mac := [6]byte(d.eth.DstMAC)
+				sp := uint16(d.udp.SrcPort)
+				if prev, ok := perFlow[sp]; ok && prev != mac {
+					t.Fatalf("flow %d moved from %x to %x", sp, prev, mac)
+				}
+				perFlow[sp] = mac
+				used[mac]++
+				_ = i
+			}
+		}
+	}
+	if len(used) != 2 || used[[6]byte(macGW)] < 16 || used[mac2] < 16 {
+		t.Fatalf("ECMP did not spread 64 flows over both gateways: %v", used)
 	}
 }

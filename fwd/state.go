@@ -27,6 +27,9 @@ type PortState struct {
 	MTU     int
 	// FIB is the port's default FIB (FreeBSD's per-interface fib).
 	FIB uint16
+	// TxQueues is the number of transmit queues txq uses on the port
+	// (min(device queues, workers)); 0 counts as 1.
+	TxQueues int
 	// Addr4 / Addr6 are the port's first IPv4 and IPv6 addresses (zero
 	// if none): the source of ICMP errors generated for packets that
 	// arrived on the port.

@@ -2,6 +2,7 @@ package pmd
 
 import (
 	"fmt"
+	"path/filepath"
 	"runtime"
 
 	"github.com/vishvananda/netns"
@@ -45,4 +46,13 @@ func InNetNS(path string, f func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// SeeIPLink returns the hint drivers append to "no such interface" errors:
+// "see ip link", or for a device in a namespace "see ip -n NAME link".
+func SeeIPLink(nsPath string) string {
+	if nsPath == "" {
+		return "see ip link"
+	}
+	return "see ip -n " + filepath.Base(nsPath) + " link"
 }

@@ -73,7 +73,7 @@ func run(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if *config == "" {
-		fmt.Fprintln(os.Stderr, "fwdd: -c FILE is required (see fwdd -h; an example is in docs/config.md)")
+		fmt.Fprintln(os.Stderr, "fwdd: -c FILE is required (see fwdd -h; an example is in docs/config.md of the source tree)")
 		return 2
 	}
 	if *check {

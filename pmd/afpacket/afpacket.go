@@ -176,7 +176,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 	if !st.Present {
 		p.mu.Unlock()
 		mon.Close()
-		return nil, fmt.Errorf("afpacket: dev %s: %w (see ip link%s)", prm.Dev, ErrNoDevice, nsHint(cfg.NetNS))
+		return nil, fmt.Errorf("afpacket: dev %s: %w (%s)", prm.Dev, ErrNoDevice, pmd.SeeIPLink(cfg.NetNS))
 	}
 	for q := range p.qs {
 		p.qs[q].cache = p.qs[q].pool.NewCache()
@@ -192,13 +192,6 @@ func Open(cfg pmd.Config) (*Port, error) {
 		p.log("interface is down; the port will attach when it comes up")
 	}
 	return p, nil
-}
-
-func nsHint(ns string) string {
-	if ns == "" {
-		return ""
-	}
-	return " -n " + ns
 }
 
 // onLink is the link monitor's callback.

@@ -208,7 +208,7 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 		p.mu.Unlock()
 		mon.Close()
 		p.releaseUmems()
-		return nil, fmt.Errorf("%s: no such interface (see ip link%s)", where, nsHint(cfg.NetNS))
+		return nil, fmt.Errorf("%s: no such interface (%s)", where, pmd.SeeIPLink(cfg.NetNS))
 	}
 	p.mon = mon
 	err = p.reconcile(st)
@@ -221,13 +221,6 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 		p.log("interface is down; the port attaches when it comes up")
 	}
 	return p, nil
-}
-
-func nsHint(ns string) string {
-	if ns == "" {
-		return ""
-	}
-	return " in " + ns
 }
 
 // onLink is the link monitor's callback.

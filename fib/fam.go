@@ -314,9 +314,11 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 	f.a64.garbage += int(h.count) + summaryLen(int(h.count))
 	sc.k2, sc.v2, sc.s32 = sweep(r.ents, 0, sc.k2[:0], sc.v2[:0], sc.s32)
 	n := len(sc.k2)
-	var start, pad int
-	f.t.e2, start, n, pad = putTab64(f.t.e2, sc.k2, sc.v2, n, 0xffffffff)
-	f.a64.garbage += pad
+	sc.k2, sc.v2 = addSummary(sc.k2, sc.v2, 0)
+	start := len(f.t.e2)
+	for i, k := range sc.k2 {
+		f.t.e2 = append(f.t.e2, uint64(k)<<32|uint64(sc.v2[i]))
+	}
 	h.start, h.count = uint32(start), uint32(n)
 	f.h.set(r.id, h)
 	for _, e := range r.ents {
@@ -341,9 +343,10 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 	}
 	var n int
 	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
-	var start, pad int
-	f.t.e16, start, n, pad = putTab64(f.t.e16, sc.k, sc.v, n, 0xffff)
-	f.a16.garbage += pad
+	start := len(f.t.e16)
+	for i, k := range sc.k {
+		f.t.e16 = append(f.t.e16, uint64(k)<<32|uint64(sc.v[i]))
+	}
 	f.d.set(slot, chunkEnt(start, n))
 	for _, e := range rc.ents {
 		if e.v&refFlag != 0 {
@@ -424,41 +427,35 @@ func (f *fam6) rebuildAll(sc *scratch) {
 func (f *fam6) compactCopy1() {
 	live := max(len(f.t.e16)-f.a16.garbage, 0)
 	ne := make([]uint64, 0, churnCap(live))
-	f.a16.garbage = 0
 	for s := range 1 << 16 {
 		e := f.d.get(uint16(s))
 		if e&chunkFlag == 0 {
 			continue
 		}
 		st, n := int(uint32(e)), int(e>>32)&0x7fffffff
-		var pad int
-		ne, pad = alignTab64(ne, n)
-		f.a16.garbage += pad
 		ns := len(ne)
 		ne = append(ne, f.t.e16[st:st+n+summaryLen(n)]...)
 		f.d.set(uint16(s), chunkEnt(ns, n))
 	}
 	f.t.e16 = ne
+	f.a16.garbage = 0
 }
 
 // compactCopy2 does the same for the L2 arena, through the headers.
 func (f *fam6) compactCopy2() {
 	live := max(len(f.t.e2)-f.a64.garbage, 0)
 	ne := make([]uint64, 0, churnCap(live))
-	f.a64.garbage = 0
 	for _, rc := range f.chunks {
 		for _, r2 := range rc.kids {
 			h := f.h.get(r2.id)
 			st, n := int(h.start), int(h.count)
-			var pad int
-			ne, pad = alignTab64(ne, n)
-			f.a64.garbage += pad
 			h.start = uint32(len(ne))
 			ne = append(ne, f.t.e2[st:st+n+summaryLen(n)]...)
 			f.h.set(r2.id, h)
 		}
 	}
 	f.t.e2 = ne
+	f.a64.garbage = 0
 }
 
 // compact rebuilds the tables of the chosen levels into fresh arenas.
@@ -511,44 +508,3 @@ func reset[K comparable](m map[K]struct{}) map[K]struct{} {
 // garbage), so that Go never has to grow (copy) it in between. Bulk loads
 // trim instead, so the memory figure after a load is the real footprint.
 func churnCap(live int) int { return 2*live + 65536 + live/16 }
-
-// putTab64 appends the range table of n ranges keys[:n], vals[:n] to an
-// IPv6 arena of key<<32|value entries, laid out for cache lines like the
-// IPv4 tables (see fam4.emit; 8 entries per line): a table with a summary
-// starts on a line, its count is padded to whole blocks with copies of its
-// last range (key maxKey, same value) and its summary (the first key of
-// every block) follows. It returns the arena, the table's start and
-// padded count, and the number of pad entries before the table.
-func putTab64[K rangeKey](a []uint64, keys []K, vals []uint32, n int, maxKey uint64) ([]uint64, int, int, int) {
-	a, pad := alignTab64(a, n)
-	start := len(a)
-	for i := range n {
-		a = append(a, uint64(keys[i])<<32|uint64(vals[i]))
-	}
-	if n > blockLen {
-		last := a[len(a)-1] & 0xffffffff
-		for (len(a)-start)%blockLen != 0 {
-			a = append(a, maxKey<<32|last)
-		}
-		n = len(a) - start
-		for j := range n / blockLen {
-			a = append(a, a[start+j*blockLen]&^0xffffffff)
-		}
-	}
-	return a, start, n, pad
-}
-
-// alignTab64 pads an IPv6 arena so that a table of n ranges appended next
-// starts on a cache line if it spans more than one, or does not straddle
-// one otherwise. It returns the number of pad entries.
-func alignTab64(a []uint64, n int) ([]uint64, int) {
-	const line = 8
-	s := len(a)
-	if n <= line && s/line == (s+n-1)/line {
-		return a, 0
-	}
-	for len(a)%line != 0 {
-		a = append(a, 0)
-	}
-	return a, len(a) - s
-}

@@ -78,53 +78,18 @@ func (f *fam4) hasLeaf(v uint32) bool { return int(v) < len(f.leaf) && f.leaf[v]
 
 // emit appends the range table of rc and returns its dir entry. Values
 // are stored as 16-bit indexes into the table's next-hop list.
-//
-// Layout for cache lines (16 entries of 4 bytes = 64 bytes): a table with
-// a summary starts on a line boundary and its range count is padded to a
-// multiple of blockLen with copies of its last range (key 0xffff, same
-// value: the last key <= k is then a pad exactly for the addresses whose
-// low 16 bits are 0xffff, which the last range covered anyway), so every
-// block and the summary (up to 16 entries) are each one aligned line; a
-// table without a summary is moved to the next line if it would straddle
-// one. A lookup then touches one line per level.
 func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
 	var n int
 	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
-	var pad int
-	f.t.ent, pad = alignTab(f.t.ent, n)
-	f.a.garbage += pad
 	start := len(f.t.ent)
 	for i, v := range sc.v[:n] {
 		li := f.leafOf(v)
 		f.t.ent = append(f.t.ent, uint32(sc.k[i])<<16|uint32(li))
 	}
-	if n > blockLen {
-		last := f.t.ent[len(f.t.ent)-1] & 0xffff
-		for (len(f.t.ent)-start)%blockLen != 0 {
-			f.t.ent = append(f.t.ent, 0xffff<<16|last)
-		}
-		n = len(f.t.ent) - start
-		for j := range n / blockLen {
-			f.t.ent = append(f.t.ent, f.t.ent[start+j*blockLen]&^0xffff)
-		}
+	for _, k := range sc.k[n:] {
+		f.t.ent = append(f.t.ent, uint32(k)<<16)
 	}
 	return chunkEnt(start, n)
-}
-
-// alignTab pads arena a (with entries no table uses) so that a range table
-// of n ranges appended next starts on a cache line if it has a summary, or
-// does not straddle a line if it has none (see fam4.emit). It returns the
-// number of pad entries. Arenas are large allocations, which Go aligns to
-// pages, so indexes aligned to blockLen are line-aligned addresses.
-func alignTab(a []uint32, n int) ([]uint32, int) {
-	s := len(a)
-	if n <= blockLen && s/blockLen == (s+n-1)/blockLen {
-		return a, 0
-	}
-	for len(a)%blockLen != 0 {
-		a = append(a, 0)
-	}
-	return a, len(a) - s
 }
 
 // commit rebuilds what the batch touched and returns the new table.
@@ -133,14 +98,12 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 		f.rebuildAll(sc)
 		f.t.ent = trim(f.t.ent)
 		f.t.nh = trim(f.t.nh)
-		adviseHuge(f.t.ent)
 	} else {
 		for slot := range f.d.dirty {
 			f.rebuildSlot(sc, slot)
 		}
 		if live := len(f.t.ent) - f.a.garbage; f.a.garbage > live+65536 {
 			f.compact()
-			adviseHuge(f.t.ent)
 		}
 	}
 	f.d.dirty = reset(f.d.dirty)
@@ -156,21 +119,18 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 func (f *fam4) compact() {
 	live := max(len(f.t.ent)-f.a.garbage, 0)
 	ne := make([]uint32, 0, churnCap(live))
-	f.a.garbage = 0
 	for s := range 1 << 16 {
 		e := f.d.get(uint16(s))
 		if e&chunkFlag == 0 {
 			continue
 		}
 		st, n := int(uint32(e)), int(e>>32)&0x7fffffff
-		var pad int
-		ne, pad = alignTab(ne, n)
-		f.a.garbage += pad
 		ns := len(ne)
 		ne = append(ne, f.t.ent[st:st+n+summaryLen(n)]...)
 		f.d.set(uint16(s), chunkEnt(ns, n))
 	}
 	f.t.ent = ne
+	f.a.garbage = 0
 }
 
 // rebuildAll rebuilds the whole table into fresh arenas (bulk loads).
@@ -364,8 +324,6 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		f.t.e16 = trim(f.t.e16)
 		f.t.e2 = trim(f.t.e2)
 		f.t.k3, f.t.v3 = trim(f.t.k3), trim(f.t.v3)
-		adviseHuge(f.t.e16)
-		adviseHuge(f.t.e2)
 	} else {
 		for r := range f.d3 {
 			if !r.removed {
@@ -385,11 +343,9 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		f.compact(sc, f.a32.garbage > len(f.t.k3)-f.a32.garbage+65536, false, false)
 		if f.a64.garbage > len(f.t.e2)-f.a64.garbage+65536 {
 			f.compactCopy2()
-			adviseHuge(f.t.e2)
 		}
 		if f.a16.garbage > len(f.t.e16)-f.a16.garbage+65536 {
 			f.compactCopy1()
-			adviseHuge(f.t.e16)
 		}
 	}
 	f.d.dirty = reset(f.d.dirty)

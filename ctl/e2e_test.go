@@ -191,7 +191,7 @@ func TestE2EForwarding(t *testing.T) {
 			})
 			t.Run("show", func(t *testing.T) {
 				for _, c := range []struct{ line, want string }{
-					{"show neigh", "REACHABLE"},
+					{"show neigh", "reachable"},
 					{"show routes", "198.19.2.0/24"},
 					{"show ports", "RUNNING"},
 					{"show stats", "forwarded"},

@@ -332,7 +332,7 @@ neigh add p1 198.19.2.9 lladdr 02:00:00:00:00:09
 		{"show neigh", func(b *strings.Builder, data any) error { return show.Neighbours(b, data.([]show.Neighbour)) },
 			[]string{"? (198.19.2.9) at 02:00:00:00:00:09 on p1 permanent [ethernet]"}},
 		{"show stats", func(b *strings.Builder, data any) error { return show.Stats(b, data.([]show.Counter), false) },
-			[]string{"fwd:\n", "mbuf pool "}},
+			[]string{"mbuf pool "}}, // fwd counters may all still be zero
 		{"show sysctl net.fibs", func(b *strings.Builder, data any) error { return show.Sysctls(b, data.([]show.Sysctl), "") },
 			[]string{"net.fibs: 2\n"}},
 	} {

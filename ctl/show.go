@@ -284,8 +284,8 @@ func (s *stack) showRules() (cmdlang.Result, error) {
 }
 
 // counterRows returns show stats' rows: the pipeline's counters (drops
-// after the others), then each worker's (the last is the control path's),
-// then the mbuf pools.
+// after the others), then each worker's (the last is the control path's)
+// when more than one has counted something, then the mbuf pools.
 func (s *stack) counterRows() []show.Counter {
 	var rows []show.Counter
 	add := func(scope string, c fwd.Counters) {
@@ -306,6 +306,18 @@ func (s *stack) counterRows() []show.Counter {
 	}
 	add("fwd", s.eng.Counters())
 	byWorker := s.eng.CountersByWorker()
+	busy := 0
+	for _, c := range byWorker {
+		for _, v := range c {
+			if v > 0 {
+				busy++
+				break
+			}
+		}
+	}
+	if busy < 2 {
+		byWorker = nil // one busy worker: its counters are the totals above
+	}
 	for w, c := range byWorker {
 		scope := fmt.Sprintf("fwd worker %d", w)
 		if w == len(byWorker)-1 {

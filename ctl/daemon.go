@@ -17,6 +17,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/ctl/ctlsock"
+	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
@@ -221,19 +222,19 @@ func (d *Daemon) do(fn func(*stack)) error {
 // stateSnapshot is what the metrics collector reads, taken on the control
 // goroutine.
 type stateSnapshot struct {
-	ports []PortView
-	rules []RuleView
+	ports []show.Port
+	rules []show.Rule
 	neigh map[[2]string]int
-	fibs  []FIBView
+	fibs  []show.FIB
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
 	var snap stateSnapshot
 	err := d.do(func(s *stack) {
-		snap.ports = s.portViews()
-		snap.rules, _ = s.showRules().Data.([]RuleView)
+		snap.ports = s.ports()
+		snap.rules = s.ruleRows()
 		snap.neigh = s.nb.countByState()
-		snap.fibs, _ = s.showFIBs().Data.([]FIBView)
+		snap.fibs = s.fibRows()
 	})
 	return &snap, err
 }

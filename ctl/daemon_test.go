@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
+	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/internal/testnet"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -76,8 +77,8 @@ func TestBatchAllOrNothing(t *testing.T) {
 	state := func() []string {
 		out := []string{text(t, d, "show routes"), text(t, d, "show rules"), text(t, d, "show neigh")}
 		res, _ := run(t, d, "show ports")
-		for _, p := range res[0].Data.([]PortView) {
-			out = append(out, fmt.Sprint(p.Name, p.Addrs, p.FIB, p.MTU, p.Admin))
+		for _, p := range res[0].Data.([]show.Port) {
+			out = append(out, fmt.Sprint(p.Name, p.Addrs, p.FIB, p.MTU, p.Up))
 		}
 		return out
 	}
@@ -303,5 +304,65 @@ func TestConnectedRouteDeletedFromOneFIB(t *testing.T) {
 	// A second delete is an error (nothing left to delete).
 	if _, err := run(t, d, "route del 198.18.1.0/24 fib 1"); err == nil {
 		t.Fatal("deleting twice succeeded")
+	}
+}
+
+// TestShowRows: the show commands answer with ctl/show's rows as Data and
+// their text is ctl/show's rendering of exactly those rows, so fwdctl -j,
+// the text and ctl/ctltest's fake executor agree.
+func TestShowRows(t *testing.T) {
+	d, _ := nullDaemon(t, "set net.fibs 2\n"+nullConfig+`
+addr add p1 2001:2::1/64
+route add 2001:2:9::/48 via 2001:2::5 via 2001:2::6
+route add 203.0.113.0/24 blackhole
+rule add 10 in p0 from 198.18.1.0/24 proto udp dport 53 setfib 1
+neigh add p1 198.19.2.9 lladdr 02:00:00:00:00:09
+`)
+	for _, tc := range []struct {
+		line   string
+		render func(b *strings.Builder, data any) error
+		want   []string
+	}{
+		{"show ports", func(b *strings.Builder, data any) error { return show.Ports(b, data.([]show.Port)) },
+			[]string{"p1: flags=<UP,RUNNING> mtu 1500 fib 0 index 2", "inet 198.19.2.1 netmask 0xffffff00", "inet6 2001:2::1 prefixlen 64"}},
+		{"show routes", func(b *strings.Builder, data any) error { return show.Routes(b, data.([]show.Route), nil) },
+			[]string{"Routing tables (fib: 1)", "198.19.128.0/17  198.19.2.9  UGS    p1", "2001:2:9::/48  2001:2::6  UGS    p1", "203.0.113.0/24   blackhole   USB    -", "198.18.1.1       link#1      UH     p0"}},
+		{"show rules", func(b *strings.Builder, data any) error { return show.Rules(b, data.([]show.Rule)) },
+			[]string{"00010          0 in p0 from 198.18.1.0/24 proto udp dport 53 setfib 1"}},
+		{"show neigh", func(b *strings.Builder, data any) error { return show.Neighbours(b, data.([]show.Neighbour)) },
+			[]string{"? (198.19.2.9) at 02:00:00:00:00:09 on p1 permanent [ethernet]"}},
+		{"show stats", func(b *strings.Builder, data any) error { return show.Stats(b, data.([]show.Counter), false) },
+			[]string{"mbuf pool "}}, // fwd counters may all still be zero
+		{"show sysctl net.fibs", func(b *strings.Builder, data any) error { return show.Sysctls(b, data.([]show.Sysctl), "") },
+			[]string{"net.fibs: 2\n"}},
+	} {
+		res, err := run(t, d, tc.line)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.line, err)
+		}
+		var b strings.Builder
+		if err := tc.render(&b, res[0].Data); err != nil {
+			t.Fatal(err)
+		}
+		// Counters move between two reads (null ports receive all the
+		// time): compare the stats' shape only.
+		if tc.line != "show stats" && b.String() != res[0].Text {
+			t.Errorf("%s: the text is not ctl/show's rendering of its data:\n--- text\n%s--- rendered\n%s", tc.line, res[0].Text, b.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(res[0].Text, w) {
+				t.Errorf("%s: no %q in:\n%s", tc.line, w, res[0].Text)
+			}
+		}
+	}
+	res, err := run(t, d, "route get 198.19.200.1", "show fibs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := res[0].Data.(show.Route); !ok || r.Netif != "p1" || r.Destination.String() != "198.19.128.0/17" {
+		t.Errorf("route get data: %#v", res[0].Data)
+	}
+	if fs, ok := res[1].Data.([]show.FIB); !ok || len(fs) != 2 || fs[0].Routes6 != 3 || fs[0].Bytes4 == 0 || !strings.Contains(res[1].Text, "net.fibs: 2") {
+		t.Errorf("show fibs data %#v text:\n%s", res[1].Data, res[1].Text)
 	}
 }

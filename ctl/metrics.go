@@ -51,7 +51,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctr := prometheus.CounterValue
 	for _, p := range snap.ports {
-		for q, st := range p.Queues {
+		for q, st := range p.PerQueue {
 			qs := strconv.Itoa(q)
 			ch <- prometheus.MustNewConstMetric(c.pkts, ctr, float64(st.RxPackets), p.Name, qs, "rx")
 			ch <- prometheus.MustNewConstMetric(c.pkts, ctr, float64(st.TxPackets), p.Name, qs, "tx")
@@ -70,7 +70,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, r := range snap.rules {
-		ch <- prometheus.MustNewConstMetric(c.ruleHits, ctr, float64(r.Hits), strconv.Itoa(int(r.ID)))
+		ch <- prometheus.MustNewConstMetric(c.ruleHits, ctr, float64(r.Packets), strconv.Itoa(r.Rule.ID))
 	}
 	for _, p := range c.d.st.eng.Pools() {
 		st := p.Stats()

@@ -5,10 +5,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
+	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/lltable"
 )
 
@@ -90,12 +90,7 @@ func linkLocal(mac [6]byte) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
 }
 
-// NeighView is one entry of show neigh.
-type NeighView struct {
-	Port string `json:"port"`
-	lltable.Entry
-}
-
+// show answers show neigh [PORT].
 func (n *neighbours) show(port string) (cmdlang.Result, error) {
 	var id uint16
 	if port != "" {
@@ -105,42 +100,20 @@ func (n *neighbours) show(port string) (cmdlang.Result, error) {
 		}
 		id = lp.id
 	}
-	var views []NeighView
+	rows := []show.Neighbour{}
 	for _, e := range n.t.List() {
 		if port != "" && e.Port != id {
 			continue
 		}
-		views = append(views, NeighView{Port: n.s.portName(uint32(e.Port)), Entry: e})
+		row := show.Neighbour{Port: n.s.portName(uint32(e.Port)), Addr: e.Addr, State: strings.ToLower(e.StateS),
+			Expire: e.Expires, Router: e.Router, Probes: e.Probes, Held: e.Held}
+		if e.LLAddr != "" {
+			row.LLAddr = show.HWAddr(slices.Clone(e.MAC[:]))
+		}
+		rows = append(rows, row)
 	}
-	slices.SortFunc(views, func(a, b NeighView) int {
-		if c := strings.Compare(a.Port, b.Port); c != 0 {
-			return c
-		}
-		return a.Addr.Compare(b.Addr)
-	})
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "Neighbor\tLinklayer Address\tNetif\tState\tExpire\tFlags")
-	for _, v := range views {
-		ll := v.LLAddr
-		if ll == "" {
-			ll = "(incomplete)"
-		}
-		exp := "permanent"
-		if v.StateS != "static" {
-			exp = v.Expires.Round(time.Second).String()
-		}
-		flags := ""
-		if v.Router {
-			flags = "R"
-		}
-		if v.Held > 0 {
-			flags += fmt.Sprintf(" held=%d", v.Held)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Addr, ll, v.Port, v.StateS, exp, strings.TrimSpace(flags))
-	}
-	tw.Flush()
-	return cmdlang.Result{Text: b.String(), Data: views}, nil
+	show.SortNeighbours(rows)
+	return render(rows, func(b *strings.Builder) error { return show.Neighbours(b, rows) })
 }
 
 // countByState counts entries per (port, state) for the metrics.

@@ -5,16 +5,17 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
+	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/fib"
-	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/fwd"
 )
 
-// query answers a command that reads state.
+// query answers a command that reads state. The rows are ctl/show's (also
+// the JSON Data) and ctl/show writes the text, so the daemon and
+// ctl/ctltest's fake executor print the same tables.
 func (s *stack) query(c cmdlang.Command) (cmdlang.Result, error) {
 	switch c := c.(type) {
 	case *cmdlang.Get:
@@ -22,158 +23,139 @@ func (s *stack) query(c cmdlang.Command) (cmdlang.Result, error) {
 		if !ok {
 			return cmdlang.Result{}, fmt.Errorf("unknown key %q (see show sysctl)", c.Key)
 		}
-		return cmdlang.Result{Text: fmt.Sprintf("%s: %s\n", c.Key, v), Data: map[string]string{c.Key: v}}, nil
+		return render(map[string]string{c.Key: v}, func(b *strings.Builder) error {
+			return show.Sysctls(b, []show.Sysctl{{Key: c.Key, Value: v}}, "")
+		})
 	case *cmdlang.ShowSysctl:
-		keys := slices.Sorted(maps.Keys(s.model.sysctl))
-		var b strings.Builder
-		data := map[string]string{}
-		for _, k := range keys {
-			if strings.HasPrefix(k, c.Prefix) {
-				fmt.Fprintf(&b, "%s: %s\n", k, s.model.sysctl[k])
-				data[k] = s.model.sysctl[k]
+		rows := []show.Sysctl{}
+		for _, k := range slices.Sorted(maps.Keys(s.model.sysctl)) {
+			if show.HasKeyPrefix(k, c.Prefix) {
+				rows = append(rows, show.Sysctl{Key: k, Value: s.model.sysctl[k]})
 			}
 		}
-		return cmdlang.Result{Text: b.String(), Data: data}, nil
+		return render(rows, func(b *strings.Builder) error { return show.Sysctls(b, rows, "") })
 	case *cmdlang.RouteGet:
 		return s.routeGet(c)
 	case *cmdlang.ShowPorts:
-		return s.showPorts(), nil
+		return s.showPorts()
 	case *cmdlang.ShowRoutes:
 		return s.showRoutes(c)
 	case *cmdlang.ShowFIBs:
-		return s.showFIBs(), nil
+		return s.showFIBs()
 	case *cmdlang.ShowRules:
-		return s.showRules(), nil
+		return s.showRules()
 	case *cmdlang.ShowStats:
-		return s.showStats(), nil
+		return s.showStats()
 	case *cmdlang.ShowNeigh:
 		return s.nb.show(c.Port)
 	}
 	return cmdlang.Result{}, fmt.Errorf("%s: not a query", c.Verb())
 }
 
-// PortView is the JSON form of a port in show ports.
-type PortView struct {
-	Name   string           `json:"name"`
-	ID     uint16           `json:"id"`
-	Info   pmd.Info         `json:"info"`
-	Args   string           `json:"args"`
-	FIB    int              `json:"fib"`
-	MTU    int              `json:"mtu"`
-	Admin  bool             `json:"admin_up"`
-	Link   pmd.Link         `json:"link"`
-	Addrs  []netip.Prefix   `json:"addrs"`
-	Stats  pmd.QueueStats   `json:"stats"`
-	Queues []pmd.QueueStats `json:"queues"`
+// render returns data with the text write makes of it.
+func render(data any, write func(*strings.Builder) error) (cmdlang.Result, error) {
+	var b strings.Builder
+	if err := write(&b); err != nil {
+		return cmdlang.Result{}, err
+	}
+	return cmdlang.Result{Text: b.String(), Data: data}, nil
 }
 
-func (s *stack) portViews() []PortView {
-	var out []PortView
+// ifindex is a port's index as show prints it: its id plus one, so that
+// the first port is index 1 as in ifconfig (0 means none in show.Route).
+func ifindex(id uint16) int { return int(id) + 1 }
+
+// ports returns show ports' rows, in configuration order.
+func (s *stack) ports() []show.Port {
+	out := []show.Port{}
 	for _, pm := range s.model.sortedPorts() {
 		lp := s.live[pm.Name]
 		if lp == nil {
 			continue
 		}
-		v := PortView{Name: pm.Name, ID: lp.id, Info: lp.port.Info(), Args: pmd.Args(pm.Args).String(),
-			FIB: pm.FIB, MTU: lp.mtu, Admin: pm.Up, Link: lp.port.Link(), Addrs: pm.Addrs, Queues: lp.port.Stats()}
-		for _, q := range v.Queues {
-			v.Stats.Add(q)
+		info, link := lp.port.Info(), lp.port.Link()
+		p := show.Port{Name: pm.Name, Ifindex: ifindex(lp.id), Driver: info.Driver, Args: maps.Clone(pm.Args),
+			FIB: pm.FIB, MTU: lp.mtu, Up: pm.Up, Running: link.Up && link.Present, LLAddr: show.HWAddr(info.MAC),
+			Addrs: slices.Clone(pm.Addrs), Queues: info.RxQueues, TxQueues: info.TxQueues, Mode: info.Mode,
+			NoDevice: !link.Present, PerQueue: lp.port.Stats()}
+		for _, q := range p.PerQueue {
+			p.Stats.Add(q)
 		}
-		out = append(out, v)
+		out = append(out, p)
 	}
 	return out
 }
 
-func (s *stack) showPorts() cmdlang.Result {
-	views := s.portViews()
-	var b strings.Builder
-	for _, v := range views {
-		flags := []string{}
-		if v.Admin {
-			flags = append(flags, "UP")
+func (s *stack) showPorts() (cmdlang.Result, error) {
+	rows := s.ports()
+	return render(rows, func(b *strings.Builder) error {
+		if len(rows) == 0 {
+			b.WriteString("no ports (add one: port add p0 driver afxdp dev eth0)\n")
 		}
-		if v.Link.Up && v.Link.Present {
-			flags = append(flags, "RUNNING")
-		}
-		if !v.Link.Present {
-			flags = append(flags, "NO-DEVICE")
-		}
-		fmt.Fprintf(&b, "%s: flags=<%s> mtu %d fib %d\n", v.Name, strings.Join(flags, ","), v.MTU, v.FIB)
-		fmt.Fprintf(&b, "\tdriver %s", v.Info.Driver)
-		if v.Info.Device != "" {
-			fmt.Fprintf(&b, " dev %s", v.Info.Device)
-		}
-		if v.Info.Mode != "" {
-			fmt.Fprintf(&b, " mode %s", v.Info.Mode)
-		}
-		fmt.Fprintf(&b, " queues %d/%d\n", v.Info.RxQueues, v.Info.TxQueues)
-		fmt.Fprintf(&b, "\tether %s\n", v.Info.MAC)
-		for _, a := range v.Addrs {
-			fam := "inet"
-			if a.Addr().Is6() {
-				fam = "inet6"
-			}
-			fmt.Fprintf(&b, "\t%s %s\n", fam, a)
-		}
-		st := v.Stats
-		fmt.Fprintf(&b, "\tRX packets %d bytes %d drops %d errors %d\n", st.RxPackets, st.RxBytes, st.RxDrops, st.RxErrors)
-		fmt.Fprintf(&b, "\tTX packets %d bytes %d drops %d errors %d\n", st.TxPackets, st.TxBytes, st.TxDrops, st.TxErrors)
-		if st.Copies > 0 {
-			fmt.Fprintf(&b, "\tcopies %d\n", st.Copies)
-		}
-	}
-	if len(views) == 0 {
-		b.WriteString("no ports (add one: port add p0 driver afxdp dev eth0)\n")
-	}
-	return cmdlang.Result{Text: b.String(), Data: views}
+		return show.Ports(b, rows)
+	})
 }
 
-// RouteView is the JSON form of a route.
-type RouteView struct {
-	FIB     uint32       `json:"fib"`
-	Prefix  netip.Prefix `json:"prefix"`
-	Kind    string       `json:"kind"`
-	Gateway []string     `json:"gateway,omitempty"`
-	Port    string       `json:"port,omitempty"`
+// portOf returns the live port with id.
+func (s *stack) portOf(id uint32) (string, int) {
+	for name, lp := range s.live {
+		if uint32(lp.id) == id {
+			return name, ifindex(lp.id)
+		}
+	}
+	return fmt.Sprintf("port#%d", id), 0
 }
 
 func (s *stack) portName(id uint32) string {
-	for name, lp := range s.live {
-		if uint32(lp.id) == id {
-			return name
-		}
-	}
-	return fmt.Sprintf("port#%d", id)
+	name, _ := s.portOf(id)
+	return name
 }
 
-// describe turns a next-hop id into the gateway and port columns.
-func (s *stack) describe(snap *fib.Snapshot, id uint32) (kind string, gws []string, port string) {
-	nh := snap.NextHop(id)
+// route turns a FIB route into show's row.
+func (s *stack) route(snap *fib.Snapshot, r fib.Route) show.Route {
+	row := show.Route{FIB: int(r.FIB), Destination: r.Prefix, Kind: cmdlang.Unicast, Origin: show.Static}
+	nh := snap.NextHop(r.NextHop)
 	switch nh.Kind {
 	case fib.KindGateway:
-		return "gateway", []string{nh.Addr.String()}, s.portName(nh.Port)
+		row.Gateways = []netip.Addr{nh.Addr}
+		row.Netif, row.Ifindex = s.portOf(nh.Port)
 	case fib.KindConnected:
-		return "connected", nil, s.portName(nh.Port)
+		row.Origin = show.Connected
+		row.Netif, row.Ifindex = s.portOf(nh.Port)
 	case fib.KindLocal:
-		return "local", nil, ""
+		row.Origin = show.Local
+		row.Netif, row.Ifindex = s.owner(nh.Addr)
 	case fib.KindBlackhole:
-		return "blackhole", nil, ""
+		row.Kind = cmdlang.Blackhole
 	case fib.KindReject:
-		return "reject", nil, ""
+		row.Kind = cmdlang.Reject
 	case fib.KindECMP:
-		var ports []string
 		for _, m := range nh.Members {
 			mh := snap.NextHop(m)
-			gws = append(gws, mh.Addr.String())
-			ports = append(ports, s.portName(mh.Port))
+			row.Gateways = append(row.Gateways, mh.Addr)
+			row.Netifs = append(row.Netifs, s.portName(mh.Port))
 		}
-		return "ecmp", gws, strings.Join(ports, ",")
+		uniq := slices.Compact(slices.Sorted(slices.Values(row.Netifs)))
+		row.Netif = strings.Join(uniq, ",")
+		if len(uniq) == 1 {
+			row.Netifs = nil
+		}
 	}
-	return "none", nil, ""
+	return row
+}
+
+// owner returns the port that has local address a and its index, or "", 0.
+func (s *stack) owner(a netip.Addr) (string, int) {
+	for _, pm := range s.model.sortedPorts() {
+		if lp := s.live[pm.Name]; lp != nil && slices.ContainsFunc(pm.Addrs, func(p netip.Prefix) bool { return p.Addr() == a }) {
+			return pm.Name, ifindex(lp.id)
+		}
+	}
+	return "", 0
 }
 
 func (s *stack) showRoutes(c *cmdlang.ShowRoutes) (cmdlang.Result, error) {
-	fibs := []int{}
+	var fibs []int
 	if c.FIB == cmdlang.AnyFIB {
 		for i := 0; i < s.fibs.NumFIBs(); i++ {
 			fibs = append(fibs, i)
@@ -185,54 +167,26 @@ func (s *stack) showRoutes(c *cmdlang.ShowRoutes) (cmdlang.Result, error) {
 		fibs = append(fibs, c.FIB)
 	}
 	snap := s.fibs.Load()
-	var b strings.Builder
-	var views []RouteView
+	rows := []show.Route{}
+	var shown []int
 	for _, f := range fibs {
 		routes, err := s.fibs.Routes(uint32(f))
 		if err != nil {
 			return cmdlang.Result{}, err
 		}
 		if len(routes) == 0 && c.FIB == cmdlang.AnyFIB && f > 0 {
-			continue
+			continue // thousands of empty FIBs are not worth a header each
 		}
-		fmt.Fprintf(&b, "Routing table (fib %d)\n", f)
-		for _, fam := range []cmdlang.Family{cmdlang.Inet, cmdlang.Inet6} {
-			if c.Family != cmdlang.AnyFamily && c.Family != fam {
+		shown = append(shown, f)
+		for _, r := range routes {
+			if c.Family == cmdlang.Inet && !r.Prefix.Addr().Is4() || c.Family == cmdlang.Inet6 && r.Prefix.Addr().Is4() {
 				continue
 			}
-			if fam == cmdlang.Inet {
-				b.WriteString("\nInternet:\n")
-			} else {
-				b.WriteString("\nInternet6:\n")
-			}
-			tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "Destination\tGateway\tFlags\tNetif")
-			for _, r := range routes {
-				if r.Prefix.Addr().Is4() != (fam == cmdlang.Inet) {
-					continue
-				}
-				kind, gws, port := s.describe(snap, r.NextHop)
-				views = append(views, RouteView{FIB: r.FIB, Prefix: r.Prefix, Kind: kind, Gateway: gws, Port: port})
-				gw, flags := strings.Join(gws, ","), "U"
-				switch kind {
-				case "gateway", "ecmp":
-					flags = "UGS"
-				case "connected":
-					gw = "link#" + port
-				case "local":
-					gw, flags = "link#lo", "UHS"
-				case "blackhole":
-					gw, flags = "-", "UB"
-				case "reject":
-					gw, flags = "-", "UR"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Prefix, gw, flags, port)
-			}
-			tw.Flush()
+			rows = append(rows, s.route(snap, r))
 		}
-		b.WriteString("\n")
 	}
-	return cmdlang.Result{Text: b.String(), Data: views}, nil
+	show.SortRoutes(rows)
+	return render(rows, func(b *strings.Builder) error { return show.Routes(b, rows, shown) })
 }
 
 func (s *stack) routeGet(c *cmdlang.RouteGet) (cmdlang.Result, error) {
@@ -246,112 +200,145 @@ func (s *stack) routeGet(c *cmdlang.RouteGet) (cmdlang.Result, error) {
 	if !ok {
 		return cmdlang.Result{}, fmt.Errorf("route to %s in fib %d: no route (network unreachable)", c.Addr, c.FIB)
 	}
-	kind, gws, port := s.describe(s.fibs.Load(), r.NextHop)
-	v := RouteView{FIB: r.FIB, Prefix: r.Prefix, Kind: kind, Gateway: gws, Port: port}
-	var b strings.Builder
-	fmt.Fprintf(&b, "   route to: %s\ndestination: %s\n", c.Addr, r.Prefix)
-	if len(gws) > 0 {
-		fmt.Fprintf(&b, "    gateway: %s\n", strings.Join(gws, ", "))
-	}
-	if port != "" {
-		fmt.Fprintf(&b, "  interface: %s\n", port)
-	}
-	fmt.Fprintf(&b, "       kind: %s\n        fib: %d\n", kind, r.FIB)
-	return cmdlang.Result{Text: b.String(), Data: v}, nil
+	row := s.route(s.fibs.Load(), r)
+	return render(row, func(b *strings.Builder) error { return show.RouteGet(b, c.Addr, &row) })
 }
 
-// FIBView is one FIB in show fibs.
-type FIBView struct {
-	FIB     int `json:"fib"`
-	Routes4 int `json:"routes4"`
-	Routes6 int `json:"routes6"`
-	Bytes4  int `json:"bytes4"`
-	Bytes6  int `json:"bytes6"`
-}
-
-func (s *stack) showFIBs() cmdlang.Result {
+// fibRows returns show fibs' rows (empty FIBs other than 0 are left out
+// when there are more than 16).
+func (s *stack) fibRows() []show.FIB {
 	snap := s.fibs.Load()
-	var views []FIBView
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIB\tIPv4 routes\tIPv6 routes\tIPv4 bytes\tIPv6 bytes")
+	inputs := map[int][]string{}
+	for _, pm := range s.model.sortedPorts() {
+		inputs[pm.FIB] = append(inputs[pm.FIB], pm.Name)
+	}
+	rows := []show.FIB{}
 	for f := 0; f < s.fibs.NumFIBs(); f++ {
 		routes, _ := s.fibs.Routes(uint32(f))
-		v := FIBView{FIB: f}
+		row := show.FIB{FIB: f, Ports: inputs[f]}
 		for _, r := range routes {
 			if r.Prefix.Addr().Is4() {
-				v.Routes4++
+				row.Routes4++
 			} else {
-				v.Routes6++
+				row.Routes6++
 			}
 		}
-		v.Bytes4, v.Bytes6 = snap.MemStats(uint32(f))
-		if f > 0 && v.Routes4+v.Routes6 == 0 && s.fibs.NumFIBs() > 16 {
-			continue // thousands of empty FIBs are not worth a line each
-		}
-		views = append(views, v)
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\n", f, v.Routes4, v.Routes6, v.Bytes4, v.Bytes6)
-	}
-	tw.Flush()
-	fmt.Fprintf(&b, "net.fibs: %d\n", s.fibs.NumFIBs())
-	return cmdlang.Result{Text: b.String(), Data: views}
-}
-
-// RuleView is one rule in show rules.
-type RuleView struct {
-	ID   uint32 `json:"id"`
-	Rule string `json:"rule"`
-	Hits uint64 `json:"hits"`
-}
-
-func (s *stack) showRules() cmdlang.Result {
-	var views []RuleView
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tHits\tRule")
-	for _, r := range s.rules.List() {
-		v := RuleView{ID: r.ID, Rule: r.String(), Hits: s.eng.RuleHits(r.Slot) - s.ruleBases[r.Slot]}
-		views = append(views, v)
-		fmt.Fprintf(tw, "%d\t%d\t%s\n", v.ID, v.Hits, v.Rule)
-	}
-	tw.Flush()
-	return cmdlang.Result{Text: b.String(), Data: views}
-}
-
-// StatsView is show stats.
-type StatsView struct {
-	Counters map[string]uint64   `json:"counters"`
-	Workers  []map[string]uint64 `json:"workers"`
-	Pools    any                 `json:"pools"`
-	Punt     map[string]uint64   `json:"punt"`
-}
-
-func (s *stack) showStats() cmdlang.Result {
-	c := s.eng.Counters()
-	v := StatsView{Counters: c, Workers: nil, Punt: map[string]uint64{}}
-	for _, w := range s.eng.CountersByWorker() {
-		v.Workers = append(v.Workers, w)
-	}
-	var pools []any
-	for _, p := range s.eng.Pools() {
-		pools = append(pools, p.Stats())
-	}
-	v.Pools = pools
-	keys := slices.Sorted(maps.Keys(c))
-	sort.SliceStable(keys, func(i, j int) bool { return !strings.HasPrefix(keys[i], "drop") && strings.HasPrefix(keys[j], "drop") })
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
-	for _, k := range keys {
-		if c[k] == 0 && strings.HasPrefix(k, "drop") {
+		row.Bytes4, row.Bytes6 = snap.MemStats(uint32(f))
+		if f > 0 && row.Routes4+row.Routes6 == 0 && s.fibs.NumFIBs() > 16 {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\n", k, c[k])
+		rows = append(rows, row)
 	}
-	tw.Flush()
+	return rows
+}
+
+func (s *stack) showFIBs() (cmdlang.Result, error) {
+	rows := s.fibRows()
+	return render(rows, func(b *strings.Builder) error {
+		if err := show.FIBs(b, rows); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(b, "net.fibs: %d\n", s.fibs.NumFIBs())
+		return err
+	})
+}
+
+// ruleAdd turns an engine rule back into the command that adds it.
+func ruleAdd(r fwd.Rule) cmdlang.RuleAdd {
+	c := cmdlang.RuleAdd{ID: int(r.ID), In: r.InName, FIB: r.FIB, From: r.Src, To: r.Dst, Proto: r.Proto}
+	if c.FIB < 0 {
+		c.FIB = cmdlang.AnyFIB
+	}
+	if c.Proto < 0 {
+		c.Proto = cmdlang.AnyProto
+	}
+	if !r.SPort.Any() {
+		c.Sport = cmdlang.PortRange{Set: true, Lo: r.SPort.Lo, Hi: r.SPort.Hi}
+	}
+	if !r.DPort.Any() {
+		c.Dport = cmdlang.PortRange{Set: true, Lo: r.DPort.Lo, Hi: r.DPort.Hi}
+	}
+	switch r.Action {
+	case fwd.ActSetFIB:
+		c.Action = cmdlang.Action{Kind: cmdlang.ActionSetFIB, FIB: int(r.SetFIB)}
+	case fwd.ActCount:
+		c.Action = cmdlang.Action{Kind: cmdlang.ActionCount}
+	case fwd.ActDrop:
+		c.Action = cmdlang.Action{Kind: cmdlang.ActionDrop}
+	}
+	return c
+}
+
+// ruleRows returns show rules' rows: the engine counts packets, not bytes.
+func (s *stack) ruleRows() []show.Rule {
+	rows := []show.Rule{}
+	for _, r := range s.rules.List() {
+		rows = append(rows, show.Rule{Rule: ruleAdd(r), Packets: s.eng.RuleHits(r.Slot) - s.ruleBases[r.Slot]})
+	}
+	return rows
+}
+
+func (s *stack) showRules() (cmdlang.Result, error) {
+	rows := s.ruleRows()
+	return render(rows, func(b *strings.Builder) error { return show.Rules(b, rows) })
+}
+
+// counterRows returns show stats' rows: the pipeline's counters (drops
+// after the others), then each worker's (the last is the control path's)
+// when more than one has counted something, then the mbuf pools.
+func (s *stack) counterRows() []show.Counter {
+	var rows []show.Counter
+	add := func(scope string, c fwd.Counters) {
+		keys := slices.Sorted(maps.Keys(c))
+		slices.SortStableFunc(keys, func(a, b string) int {
+			da, db := strings.HasPrefix(a, "drop"), strings.HasPrefix(b, "drop")
+			switch {
+			case da == db:
+				return 0
+			case db:
+				return -1
+			}
+			return 1
+		})
+		for _, k := range keys {
+			rows = append(rows, show.Counter{Scope: scope, Name: k, Value: c[k]})
+		}
+	}
+	add("fwd", s.eng.Counters())
+	byWorker := s.eng.CountersByWorker()
+	busy := 0
+	for _, c := range byWorker {
+		for _, v := range c {
+			if v > 0 {
+				busy++
+				break
+			}
+		}
+	}
+	if busy < 2 {
+		byWorker = nil // one busy worker: its counters are the totals above
+	}
+	for w, c := range byWorker {
+		scope := fmt.Sprintf("fwd worker %d", w)
+		if w == len(byWorker)-1 {
+			scope = "fwd control"
+		}
+		add(scope, c)
+	}
 	for _, p := range s.eng.Pools() {
 		st := p.Stats()
-		fmt.Fprintf(&b, "pool %s: %d mbufs, %d free, %d cached, %d in use, %d allocation misses\n",
-			st.Name, st.Count, st.Free, st.Cached, st.InUse, st.AllocMiss)
+		scope := "mbuf pool " + st.Name
+		for _, c := range []struct {
+			name string
+			v    uint64
+		}{{"mbufs", uint64(st.Count)}, {"free", uint64(st.Free)}, {"cached", uint64(st.Cached)}, {"in use", uint64(st.InUse)}, {"allocation misses", uint64(st.AllocMiss)}} {
+			rows = append(rows, show.Counter{Scope: scope, Name: c.name, Value: c.v})
+		}
 	}
-	return cmdlang.Result{Text: b.String(), Data: v}
+	return rows
+}
+
+func (s *stack) showStats() (cmdlang.Result, error) {
+	rows := s.counterRows()
+	return render(rows, func(b *strings.Builder) error { return show.Stats(b, rows, false) })
 }

@@ -37,8 +37,11 @@ type Route struct {
 	Origin      RouteOrigin       `json:"origin"`
 	Gateways    []netip.Addr      `json:"gateways,omitempty"`
 	Netif       string            `json:"netif,omitempty"`
-	Ifindex     int               `json:"ifindex,omitempty"` // for link#N of on-link routes
-	Use         uint64            `json:"use,omitempty"`     // lookups that chose it, if counted
+	// Netifs, when it has one entry per gateway, names each gateway's
+	// port (an ECMP route across ports; Netif then lists them all).
+	Netifs  []string `json:"netifs,omitempty"`
+	Ifindex int      `json:"ifindex,omitempty"` // for link#N of on-link routes
+	Use     uint64   `json:"use,omitempty"`     // lookups that chose it, if counted
 }
 
 // Flags returns netstat's flags: U up, G gateway, H host, S static,
@@ -104,6 +107,8 @@ func Routes(w io.Writer, rs []Route, fibs []int) error {
 	}
 	slices.Sort(order)
 	order = slices.Compact(order)
+	// Use is shown only when something counts lookups.
+	use := slices.ContainsFunc(rs, func(r Route) bool { return r.Use > 0 })
 	tw := newTable(w, 2)
 	for i, f := range order {
 		if i > 0 {
@@ -124,7 +129,11 @@ func Routes(w io.Writer, rs []Route, fibs []int) error {
 				continue
 			}
 			fmt.Fprintf(tw, "\n%s:\n", fam.name)
-			fmt.Fprintf(tw, "Destination\tGateway\tFlags\tNetif\tUse\n")
+			if use {
+				fmt.Fprintf(tw, "Destination\tGateway\tFlags\tNetif\tUse\n")
+			} else {
+				fmt.Fprintf(tw, "Destination\tGateway\tFlags\tNetif\n")
+			}
 			for _, r := range rows {
 				gws := make([]string, 0, len(r.Gateways))
 				for _, g := range r.Gateways {
@@ -144,8 +153,16 @@ func Routes(w io.Writer, rs []Route, fibs []int) error {
 				if netif == "" {
 					netif = "-"
 				}
-				for _, g := range gws {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", destString(r.Destination), g, r.Flags(), netif, r.Use)
+				for i, g := range gws {
+					nif := netif
+					if len(r.Netifs) == len(gws) {
+						nif = r.Netifs[i]
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s", destString(r.Destination), g, r.Flags(), nif)
+					if use {
+						fmt.Fprintf(tw, "\t%d", r.Use)
+					}
+					fmt.Fprintln(tw)
 				}
 			}
 		}
@@ -185,6 +202,25 @@ type Neighbour struct {
 	State  string        `json:"state"`            // incomplete, reachable, stale, delay, probe, failed, permanent
 	Expire time.Duration `json:"expire_ns,omitempty"`
 	Router bool          `json:"router,omitempty"` // NDP R flag
+	Probes int           `json:"probes,omitempty"` // solicitations sent in this state
+	Held   int           `json:"held,omitempty"`   // packets waiting for resolution
+}
+
+// extra is what follows an entry: its state (if asked and not already
+// said by "permanent" or "(incomplete)"), and the probes and held
+// packets, if any.
+func (n *Neighbour) extra(state bool) string {
+	var b strings.Builder
+	if state && n.State != "permanent" && n.State != "" {
+		b.WriteString(" " + n.State)
+	}
+	if n.Probes > 0 {
+		fmt.Fprintf(&b, " probes=%d", n.Probes)
+	}
+	if n.Held > 0 {
+		fmt.Fprintf(&b, " held=%d", n.Held)
+	}
+	return b.String()
 }
 
 // HWAddr is a link-layer address that marshals as "02:00:00:00:00:09"
@@ -237,7 +273,7 @@ func Neighbours(w io.Writer, ns []Neighbour) error {
 		default:
 			exp = "expired"
 		}
-		fmt.Fprintf(w, "? (%s) at %s on %s %s [ethernet]\n", n.Addr, ll, n.Port, exp)
+		fmt.Fprintf(w, "? (%s) at %s on %s %s [ethernet]%s\n", n.Addr, ll, n.Port, exp, n.extra(n.State != "incomplete"))
 	}
 	if len(v6) == 0 {
 		return nil
@@ -257,6 +293,7 @@ func Neighbours(w io.Writer, ns []Neighbour) error {
 		if n.Router {
 			flags = "R"
 		}
+		flags = strings.TrimSpace(flags + n.extra(false))
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Addr, ll, n.Port, exp, n.State, flags)
 	}
 	return tw.Flush()
@@ -293,6 +330,12 @@ type Port struct {
 	Addrs   []netip.Prefix    `json:"addrs,omitempty"`
 	Queues  int               `json:"queues"`
 	Stats   pmd.QueueStats    `json:"stats"` // summed over queues
+
+	// What a real driver adds (all optional).
+	TxQueues int              `json:"tx_queues,omitempty"` // when it differs from Queues (receive)
+	Mode     string           `json:"mode,omitempty"`      // the mode the driver runs in (zerocopy, copy, native...)
+	NoDevice bool             `json:"no_device,omitempty"` // the underlying device has disappeared
+	PerQueue []pmd.QueueStats `json:"per_queue,omitempty"` // Stats by queue
 }
 
 // Ports writes ps in the manner of ifconfig.
@@ -306,6 +349,9 @@ func Ports(w io.Writer, ps []Port) error {
 		if p.Running {
 			flags = append(flags, "RUNNING")
 		}
+		if p.NoDevice {
+			flags = append(flags, "NO-DEVICE")
+		}
 		fmt.Fprintf(w, "%s: flags=<%s> mtu %d fib %d index %d\n", p.Name, strings.Join(flags, ","), p.MTU, p.FIB, p.Ifindex)
 		keys := make([]string, 0, len(p.Args))
 		for k := range p.Args {
@@ -315,8 +361,18 @@ func Ports(w io.Writer, ps []Port) error {
 		var b strings.Builder
 		for _, k := range keys {
 			b.WriteString(" " + k + " " + cmdlang.Quote(p.Args[k]))
+			if k == "mode" && p.Mode != "" && p.Mode != p.Args[k] {
+				b.WriteString(" (" + p.Mode + ")") // mode auto (copy)
+			}
 		}
-		fmt.Fprintf(w, "\tdriver %s%s queues %d\n", p.Driver, b.String(), p.Queues)
+		if _, ok := p.Args["mode"]; !ok && p.Mode != "" {
+			b.WriteString(" mode " + p.Mode)
+		}
+		queues := strconv.Itoa(p.Queues)
+		if p.TxQueues > 0 && p.TxQueues != p.Queues {
+			queues += "/" + strconv.Itoa(p.TxQueues)
+		}
+		fmt.Fprintf(w, "\tdriver %s%s queues %s\n", p.Driver, b.String(), queues)
 		if len(p.LLAddr) > 0 {
 			fmt.Fprintf(w, "\tether %s\n", p.LLAddr)
 		}
@@ -335,6 +391,9 @@ func Ports(w io.Writer, ps []Port) error {
 		s := p.Stats
 		fmt.Fprintf(w, "\tRX packets %d bytes %d drops %d errors %d\n", s.RxPackets, s.RxBytes, s.RxDrops, s.RxErrors)
 		fmt.Fprintf(w, "\tTX packets %d bytes %d drops %d errors %d\n", s.TxPackets, s.TxBytes, s.TxDrops, s.TxErrors)
+		if s.Copies > 0 {
+			fmt.Fprintf(w, "\tcopies %d\n", s.Copies)
+		}
 	}
 	return nil
 }
@@ -356,13 +415,19 @@ type Rule struct {
 }
 
 // Rules writes rules like ipfw show: number, packets, bytes, the rule in
-// the command language.
+// the command language. The bytes column is left out when no rule counts
+// bytes (a stack that counts packets only).
 func Rules(w io.Writer, rs []Rule) error {
+	bytes := slices.ContainsFunc(rs, func(r Rule) bool { return r.Bytes > 0 })
 	for _, r := range rs {
 		body := r.Rule.String()
 		body = strings.TrimPrefix(body, "rule add ")
 		body = strings.TrimPrefix(body, strconv.Itoa(r.Rule.ID)+" ")
-		fmt.Fprintf(w, "%05d %10d %12d %s\n", r.Rule.ID, r.Packets, r.Bytes, body)
+		if bytes {
+			fmt.Fprintf(w, "%05d %10d %12d %s\n", r.Rule.ID, r.Packets, r.Bytes, body)
+		} else {
+			fmt.Fprintf(w, "%05d %10d %s\n", r.Rule.ID, r.Packets, body)
+		}
 	}
 	return nil
 }
@@ -376,19 +441,38 @@ type FIB struct {
 	Routes6 int      `json:"routes6"`
 	Lookups uint64   `json:"lookups"`
 	Misses  uint64   `json:"misses"`
-	Ports   []string `json:"ports,omitempty"` // ports whose input FIB this is
+	Ports   []string `json:"ports,omitempty"`  // ports whose input FIB this is
+	Bytes4  int      `json:"bytes4,omitempty"` // memory of the IPv4 table
+	Bytes6  int      `json:"bytes6,omitempty"`
 }
 
-// FIBs writes one line per FIB.
+// FIBs writes one line per FIB. The lookup and memory columns are left
+// out when no FIB has them.
 func FIBs(w io.Writer, fs []FIB) error {
+	lookups := slices.ContainsFunc(fs, func(f FIB) bool { return f.Lookups > 0 || f.Misses > 0 })
+	mem := slices.ContainsFunc(fs, func(f FIB) bool { return f.Bytes4 > 0 || f.Bytes6 > 0 })
 	tw := newTable(w, 2)
-	fmt.Fprintf(tw, "FIB\tIPv4 routes\tIPv6 routes\tLookups\tMisses\tPorts\n")
+	fmt.Fprintf(tw, "FIB\tIPv4 routes\tIPv6 routes")
+	if lookups {
+		fmt.Fprintf(tw, "\tLookups\tMisses")
+	}
+	if mem {
+		fmt.Fprintf(tw, "\tIPv4 bytes\tIPv6 bytes")
+	}
+	fmt.Fprintf(tw, "\tPorts\n")
 	for _, f := range fs {
 		ports := strings.Join(f.Ports, ",")
 		if ports == "" {
 			ports = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%s\n", f.FIB, f.Routes4, f.Routes6, f.Lookups, f.Misses, ports)
+		fmt.Fprintf(tw, "%d\t%d\t%d", f.FIB, f.Routes4, f.Routes6)
+		if lookups {
+			fmt.Fprintf(tw, "\t%d\t%d", f.Lookups, f.Misses)
+		}
+		if mem {
+			fmt.Fprintf(tw, "\t%d\t%d", f.Bytes4, f.Bytes6)
+		}
+		fmt.Fprintf(tw, "\t%s\n", ports)
 	}
 	return tw.Flush()
 }

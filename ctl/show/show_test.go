@@ -108,7 +108,7 @@ func TestNeighbours(t *testing.T) {
 	SortNeighbours(ns)
 	check(t, "Neighbours", text(t, func(b *strings.Builder) error { return Neighbours(b, ns) }),
 		`? (198.18.0.7) at (incomplete) on p0 expired [ethernet]
-? (198.19.0.2) at 02:00:00:00:00:02 on p1 expires in 1185 seconds [ethernet]
+? (198.19.0.2) at 02:00:00:00:00:02 on p1 expires in 1185 seconds [ethernet] reachable
 ? (198.19.0.9) at 02:00:00:00:00:09 on p1 permanent [ethernet]
 Neighbor  Linklayer Address Netif Expire State     Flags
 2001:2::9 02:00:00:00:00:0a p1    25s    reachable R
@@ -181,4 +181,59 @@ func TestFIBsStatsSysctl(t *testing.T) {
 		"net.fibs: 2\nnet.inet.ip.ttl: 64\n")
 	check(t, "Sysctl all", text(t, func(b *strings.Builder) error { return Sysctls(b, ss, "") }),
 		"net.fibs: 2\nnet.inet.ip.ttl: 64\nnetwork.x: ?\n")
+}
+
+// TestDaemonExtras: the fields only a real stack fills (driver mode,
+// missing device, copies, per-port ECMP, probes and held packets, no
+// byte or lookup counters, FIB memory) and the columns left out when
+// nothing fills them.
+func TestDaemonExtras(t *testing.T) {
+	ps := []Port{
+		{Name: "p0", Ifindex: 1, Driver: "afxdp", Args: map[string]string{"dev": "r0", "mode": "auto"}, Mode: "copy", MTU: 1500,
+			Up: true, Queues: 2, TxQueues: 3, Stats: pmd.QueueStats{Copies: 7}, PerQueue: []pmd.QueueStats{{Copies: 3}, {Copies: 4}}},
+		{Name: "p1", Ifindex: 2, Driver: "afpacket", Args: map[string]string{"dev": "r1"}, Mode: "mmap", MTU: 1500, Up: true, NoDevice: true, Queues: 1, TxQueues: 1},
+	}
+	check(t, "Ports", text(t, func(b *strings.Builder) error { return Ports(b, ps) }),
+		`p0: flags=<UP> mtu 1500 fib 0 index 1
+	driver afxdp dev r0 mode auto (copy) queues 2/3
+	RX packets 0 bytes 0 drops 0 errors 0
+	TX packets 0 bytes 0 drops 0 errors 0
+	copies 7
+p1: flags=<UP,NO-DEVICE> mtu 1500 fib 0 index 2
+	driver afpacket dev r1 mode mmap queues 1
+	RX packets 0 bytes 0 drops 0 errors 0
+	TX packets 0 bytes 0 drops 0 errors 0
+`)
+	rs := []Route{
+		{FIB: 0, Destination: pfx("198.51.100.0/24"), Origin: Static, Gateways: []netip.Addr{ip("198.18.0.2"), ip("198.19.0.2")}, Netif: "p0,p1", Netifs: []string{"p0", "p1"}},
+		{FIB: 0, Destination: pfx("198.18.0.1/32"), Origin: Local, Netif: "p0", Ifindex: 1},
+	}
+	SortRoutes(rs)
+	check(t, "Routes", text(t, func(b *strings.Builder) error { return Routes(b, rs, nil) }), `Routing tables (fib: 0)
+
+Internet:
+Destination      Gateway     Flags  Netif
+198.18.0.1       link#1      UH     p0
+198.51.100.0/24  198.18.0.2  UGS    p0
+198.51.100.0/24  198.19.0.2  UGS    p1
+`)
+	ns := []Neighbour{
+		{Port: "p0", Addr: ip("198.18.0.7"), State: "incomplete", Probes: 2, Held: 3},
+		{Port: "p0", Addr: ip("198.18.0.8"), LLAddr: mac("02:00:00:00:00:08"), State: "stale", Expire: 10 * time.Second},
+		{Port: "p0", Addr: ip("2001:2::7"), State: "incomplete", Probes: 1, Held: 1, Router: true},
+	}
+	check(t, "Neighbours", text(t, func(b *strings.Builder) error { return Neighbours(b, ns) }),
+		`? (198.18.0.7) at (incomplete) on p0 expired [ethernet] probes=2 held=3
+? (198.18.0.8) at 02:00:00:00:00:08 on p0 expires in 10 seconds [ethernet] stale
+Neighbor  Linklayer Address Netif Expire  State      Flags
+2001:2::7 (incomplete)      p0    expired incomplete R probes=1 held=1
+`)
+	d, _ := cmdlang.ParseLine("rule add 200 drop")
+	check(t, "Rules without bytes", text(t, func(b *strings.Builder) error { return Rules(b, []Rule{{Rule: *d.(*cmdlang.RuleAdd), Packets: 5}}) }),
+		"00200          5 drop\n")
+	check(t, "FIBs with memory", text(t, func(b *strings.Builder) error {
+		return FIBs(b, []FIB{{FIB: 0, Routes4: 3, Bytes4: 8288, Bytes6: 512, Ports: []string{"p0"}}})
+	}), `FIB  IPv4 routes  IPv6 routes  IPv4 bytes  IPv6 bytes  Ports
+0    3            0            8288        512         p0
+`)
 }

@@ -179,7 +179,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("/metrics does not parse: %v", err)
 	}
 	for _, name := range []string{"fwdd_port_packets_total", "fwdd_pipeline_packets_total", "fwdd_rule_hits_total",
-		"fwdd_mbuf_pool", "fwdd_fib_routes"} {
+		"fwdd_mbuf_pool", "fwdd_fib_routes", "fwdd_fib_lookups_total"} {
 		if fams[name] == nil || len(fams[name].Metric) == 0 {
 			t.Errorf("metric %s missing", name)
 		}

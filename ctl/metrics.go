@@ -18,6 +18,7 @@ type collector struct {
 	pool                     *prometheus.Desc
 	neigh                    *prometheus.Desc
 	fibRoutes                *prometheus.Desc
+	fibLookups, fibMisses    *prometheus.Desc
 }
 
 func newMetrics(d *Daemon) *prometheus.Registry {
@@ -32,6 +33,8 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		pool:      prometheus.NewDesc("fwdd_mbuf_pool", "Mbufs per pool by state.", []string{"pool", "state"}, nil),
 		neigh:     prometheus.NewDesc("fwdd_neighbours", "Neighbour entries by port and state.", []string{"port", "state"}, nil),
 		fibRoutes: prometheus.NewDesc("fwdd_fib_routes", "Routes per FIB and family.", []string{"fib", "family"}, nil),
+		fibLookups: prometheus.NewDesc("fwdd_fib_lookups_total", "FIB lookups of received packets per FIB.", []string{"fib"}, nil),
+		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
@@ -39,7 +42,7 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pkts, c.bytes, c.drops, c.errs, c.pipeline, c.ruleHits, c.pool, c.neigh, c.fibRoutes} {
+	for _, d := range []*prometheus.Desc{c.pkts, c.bytes, c.drops, c.errs, c.pipeline, c.ruleHits, c.pool, c.neigh, c.fibRoutes, c.fibLookups, c.fibMisses} {
 		ch <- d
 	}
 }
@@ -85,5 +88,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range snap.fibs {
 		ch <- prometheus.MustNewConstMetric(c.fibRoutes, prometheus.GaugeValue, float64(f.Routes4), strconv.Itoa(f.FIB), "inet")
 		ch <- prometheus.MustNewConstMetric(c.fibRoutes, prometheus.GaugeValue, float64(f.Routes6), strconv.Itoa(f.FIB), "inet6")
+		ch <- prometheus.MustNewConstMetric(c.fibLookups, prometheus.CounterValue, float64(f.Lookups), strconv.Itoa(f.FIB))
+		ch <- prometheus.MustNewConstMetric(c.fibMisses, prometheus.CounterValue, float64(f.Misses), strconv.Itoa(f.FIB))
 	}
 }

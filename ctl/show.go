@@ -224,7 +224,8 @@ func (s *stack) fibRows() []show.FIB {
 			}
 		}
 		row.Bytes4, row.Bytes6 = snap.MemStats(uint32(f))
-		if f > 0 && row.Routes4+row.Routes6 == 0 && s.fibs.NumFIBs() > 16 {
+		row.Lookups, row.Misses = s.eng.FIBLookups(f)
+		if f > 0 && row.Routes4+row.Routes6 == 0 && row.Lookups == 0 && s.fibs.NumFIBs() > 16 {
 			continue
 		}
 		rows = append(rows, row)

@@ -76,6 +76,10 @@ type counters struct {
 	v     [numReasons]atomic.Uint64
 	parse [pkt.NumReasons]atomic.Uint64
 	hits  [MaxRules]atomic.Uint64
+	// Per FIB: lookups of received packets, and those that found no
+	// route.
+	fibLookups [MaxFIBs]atomic.Uint64
+	fibMisses  [MaxFIBs]atomic.Uint64
 	_     [64]byte
 }
 
@@ -85,6 +89,30 @@ type burstCounts struct {
 	v     [numReasons]uint32
 	parse [pkt.NumReasons]uint32
 	hits  [MaxRules]uint32
+	// Per-FIB counts of this burst, and the FIBs they touched (at most
+	// one per packet).
+	fibN, fibMiss [MaxFIBs]uint32
+	fibs          [Burst]uint16
+	nfibs         int
+}
+
+// countFIB counts a lookup in FIB f.
+func (b *burstCounts) countFIB(f uint16) {
+	if int(f) >= MaxFIBs {
+		return
+	}
+	if b.fibN[f] == 0 && b.fibMiss[f] == 0 && b.nfibs < len(b.fibs) {
+		b.fibs[b.nfibs] = f
+		b.nfibs++
+	}
+	b.fibN[f]++
+}
+
+// countMiss counts a lookup in FIB f that found no route (after countFIB).
+func (b *burstCounts) countMiss(f uint16) {
+	if int(f) < MaxFIBs {
+		b.fibMiss[f]++
+	}
 }
 
 // flush adds the burst's counts to the live counters. rules is the rule set
@@ -102,6 +130,17 @@ func (c *counters) flush(b *burstCounts, rules *Rules) {
 			b.parse[i] = 0
 		}
 	}
+	for _, f := range b.fibs[:b.nfibs] {
+		if n := b.fibN[f]; n != 0 {
+			c.fibLookups[f].Store(c.fibLookups[f].Load() + uint64(n))
+			b.fibN[f] = 0
+		}
+		if n := b.fibMiss[f]; n != 0 {
+			c.fibMisses[f].Store(c.fibMisses[f].Load() + uint64(n))
+			b.fibMiss[f] = 0
+		}
+	}
+	b.nfibs = 0
 	if rules == nil {
 		return
 	}
@@ -150,6 +189,23 @@ func (e *Engine) CountersByWorker() []Counters {
 	}
 	add(&e.ctl.pl.ctr)
 	return out
+}
+
+// MaxFIBs is the number of FIBs whose lookups the workers count (net.fibs
+// goes up to 4096).
+const MaxFIBs = 4096
+
+// FIBLookups returns the lookups of received packets in FIB f and those
+// that found no route, summed over workers.
+func (e *Engine) FIBLookups(f int) (lookups, misses uint64) {
+	if f < 0 || f >= MaxFIBs {
+		return 0, 0
+	}
+	for _, w := range e.workers {
+		lookups += w.pl.ctr.fibLookups[f].Load()
+		misses += w.pl.ctr.fibMisses[f].Load()
+	}
+	return lookups, misses
 }
 
 // RuleHits returns the hits of counter slot, summed over workers.

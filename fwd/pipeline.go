@@ -123,17 +123,28 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	if n4 > 0 {
 		p.d.glue.lookup4(fs, p.v4[:n4], p.dst4[:n4], p.nh4[:n4])
 		for i, m := range p.v4[:n4] {
+			p.countLookup(m.FIB, p.nh4[i])
 			p.forward4(m, p.nh4[i], st, fs, ns, true)
 		}
 	}
 	if n6 > 0 {
 		p.d.glue.lookup6(fs, p.v6[:n6], p.dst6[:n6], p.nh6[:n6])
 		for i, m := range p.v6[:n6] {
+			p.countLookup(m.FIB, p.nh6[i])
 			p.forward6(m, p.nh6[i], st, fs, ns, true)
 		}
 	}
 	p.routeGenerated(st, fs, ns)
 	p.finish(st)
+}
+
+// countLookup counts a received packet's FIB lookup (and a miss: next hop
+// 0 is the FIB's "no route").
+func (p *pipeline) countLookup(f uint16, nh uint32) {
+	p.bc.countFIB(f)
+	if nh == 0 {
+		p.bc.countMiss(f)
+	}
 }
 
 // classify4 runs the rules for an IPv4 packet; false means it was dropped.

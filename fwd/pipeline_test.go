@@ -37,6 +37,9 @@ func TestForward4(t *testing.T) {
 	if c := h.e.Counters(); c["forwarded"] != 1 || c["rx"] != 1 {
 		t.Errorf("counters %v", c)
 	}
+	if l, m := h.e.FIBLookups(0); l != 1 || m != 0 {
+		t.Errorf("FIB 0: %d lookups, %d misses; want 1, 0", l, m)
+	}
 	if n := h.inUse(); n != 0 {
 		t.Errorf("%d mbufs leaked", n)
 	}
@@ -279,6 +282,9 @@ func TestRulesInPipeline(t *testing.T) {
 	c := h.e.Counters()
 	if c["drop_rule"] != 1 || c["drop_no_route"] != 1 {
 		t.Errorf("counters %v", c)
+	}
+	if l, m := h.e.FIBLookups(1); l != 1 || m != 1 {
+		t.Errorf("FIB 1: %d lookups, %d misses; want 1, 1", l, m)
 	}
 	if h.e.RuleHits(1) != 1 || h.e.RuleHits(2) != 1 {
 		t.Errorf("rule hits: setfib %d drop %d, want 1 and 1", h.e.RuleHits(1), h.e.RuleHits(2))

@@ -23,16 +23,16 @@ type collector struct {
 
 func newMetrics(d *Daemon) *prometheus.Registry {
 	c := &collector{
-		d:         d,
-		pkts:      prometheus.NewDesc("fwdd_port_packets_total", "Packets per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
-		bytes:     prometheus.NewDesc("fwdd_port_bytes_total", "Bytes per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
-		drops:     prometheus.NewDesc("fwdd_port_drops_total", "Packets dropped by the driver per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
-		errs:      prometheus.NewDesc("fwdd_port_errors_total", "Driver errors per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
-		pipeline:  prometheus.NewDesc("fwdd_pipeline_packets_total", "Pipeline packets by outcome (forwarded, punted, drop reasons...) per worker.", []string{"worker", "reason"}, nil),
-		ruleHits:  prometheus.NewDesc("fwdd_rule_hits_total", "Packets matching each classifier rule.", []string{"rule"}, nil),
-		pool:      prometheus.NewDesc("fwdd_mbuf_pool", "Mbufs per pool by state.", []string{"pool", "state"}, nil),
-		neigh:     prometheus.NewDesc("fwdd_neighbours", "Neighbour entries by port and state.", []string{"port", "state"}, nil),
-		fibRoutes: prometheus.NewDesc("fwdd_fib_routes", "Routes per FIB and family.", []string{"fib", "family"}, nil),
+		d:          d,
+		pkts:       prometheus.NewDesc("fwdd_port_packets_total", "Packets per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		bytes:      prometheus.NewDesc("fwdd_port_bytes_total", "Bytes per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		drops:      prometheus.NewDesc("fwdd_port_drops_total", "Packets dropped by the driver per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		errs:       prometheus.NewDesc("fwdd_port_errors_total", "Driver errors per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		pipeline:   prometheus.NewDesc("fwdd_pipeline_packets_total", "Pipeline packets by outcome (forwarded, punted, drop reasons...) per worker.", []string{"worker", "reason"}, nil),
+		ruleHits:   prometheus.NewDesc("fwdd_rule_hits_total", "Packets matching each classifier rule.", []string{"rule"}, nil),
+		pool:       prometheus.NewDesc("fwdd_mbuf_pool", "Mbufs per pool by state.", []string{"pool", "state"}, nil),
+		neigh:      prometheus.NewDesc("fwdd_neighbours", "Neighbour entries by port and state.", []string{"port", "state"}, nil),
+		fibRoutes:  prometheus.NewDesc("fwdd_fib_routes", "Routes per FIB and family.", []string{"fib", "family"}, nil),
 		fibLookups: prometheus.NewDesc("fwdd_fib_lookups_total", "FIB lookups of received packets per FIB.", []string{"fib"}, nil),
 		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
 	}

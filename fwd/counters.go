@@ -80,7 +80,7 @@ type counters struct {
 	// route.
 	fibLookups [MaxFIBs]atomic.Uint64
 	fibMisses  [MaxFIBs]atomic.Uint64
-	_     [64]byte
+	_          [64]byte
 }
 
 // burstCounts are a worker's per-burst counts, plain fields, flushed into

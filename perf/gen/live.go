@@ -116,11 +116,14 @@ func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count
 			n = uint64(g)
 		}
 		s := sizes[i%len(sizes)]
-		if err := s.prog.Run(s.frame, lg.ifindex, uint32(n), 64); err != nil {
+		ran, err := s.prog.Run(s.frame, lg.ifindex, uint32(n), 64)
+		if err != nil {
 			return err
 		}
-		pk += n
-		by += n * uint64(len(s.frame))
+		// The kernel may run the program more often than asked (an
+		// interrupted batch runs again): count what it really sent.
+		pk += ran
+		by += ran * uint64(len(s.frame))
 		c.pkts.Store(pk)
 		c.bytes.Store(by)
 	}

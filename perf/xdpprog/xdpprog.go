@@ -331,8 +331,16 @@ var ErrLiveFrames = errors.New("BPF_F_TEST_XDP_LIVE_FRAMES not supported (needs 
 
 // Run transmits repeat copies of frame (stamped by the program) out of
 // ifindex from the calling thread's CPU. The device must have an XDP
-// program attached (see Pass). It returns when all were run.
-func (l *LiveTX) Run(frame []byte, ifindex int, repeat uint32, batch uint32) error {
+// program attached (see Pass). It returns when all were run, with the
+// number of frames the program really stamped: the kernel may run it more
+// often than repeat (an interrupted batch is run again), so callers count
+// this, not repeat. The count comes from the sequence map, so streams
+// sharing a map must not run at the same time.
+func (l *LiveTX) Run(frame []byte, ifindex int, repeat uint32, batch uint32) (uint64, error) {
+	var before, after uint64
+	if err := l.Map.Lookup(uint32(0), &before); err != nil {
+		return 0, fmt.Errorf("live-frames seq map: %w", err)
+	}
 	md := xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}
 	_, err := l.Prog.Run(&ebpf.RunOptions{
 		Data:      frame,
@@ -343,11 +351,14 @@ func (l *LiveTX) Run(frame []byte, ifindex int, repeat uint32, batch uint32) err
 	})
 	if err != nil {
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, ebpf.ErrNotSupported) {
-			return fmt.Errorf("%w: %w", ErrLiveFrames, err)
+			return 0, fmt.Errorf("%w: %w", ErrLiveFrames, err)
 		}
-		return fmt.Errorf("live-frames run: %w", err)
+		return 0, fmt.Errorf("live-frames run: %w", err)
 	}
-	return nil
+	if err := l.Map.Lookup(uint32(0), &after); err != nil {
+		return uint64(repeat), nil
+	}
+	return after - before, nil
 }
 
 // Attach attaches prog to ifindex in generic-free native/driver mode (veth

@@ -104,7 +104,7 @@ type stack struct {
 // CheckFile parses and validates a configuration file without touching
 // any device: fwdd -check.
 func CheckFile(path string) error {
-	cmds, err := parseFile(path)
+	cmds, err := cmdlang.ParseFile(path)
 	if err != nil {
 		return err
 	}
@@ -116,15 +116,6 @@ func CheckFile(path string) error {
 		}
 	}
 	return b.finish()
-}
-
-func parseFile(path string) ([]cmdlang.Command, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("configuration file: %w", err)
-	}
-	defer f.Close()
-	return cmdlang.Parse(f, cmdlang.Options{File: path})
 }
 
 // Start builds the dataplane, applies the configuration file (validated
@@ -141,7 +132,7 @@ func Start(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 		var err error
-		if cmds, err = parseFile(opts.ConfigFile); err != nil {
+		if cmds, err = cmdlang.ParseFile(opts.ConfigFile); err != nil {
 			return nil, err
 		}
 	}
@@ -248,7 +239,7 @@ func (d *Daemon) Reload() error {
 	if err := CheckFile(d.opts.ConfigFile); err != nil {
 		return err
 	}
-	cmds, err := parseFile(d.opts.ConfigFile)
+	cmds, err := cmdlang.ParseFile(d.opts.ConfigFile)
 	if err != nil {
 		return err
 	}

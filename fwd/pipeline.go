@@ -94,7 +94,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = in.FIB
-			if st.Rules.Len() > 0 && !p.classify4(m, st.Rules) {
+			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, false) {
 				continue
 			}
 			p.v4[n4] = m
@@ -106,7 +106,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = in.FIB
-			if st.Rules.Len() > 0 && !p.classify6(m, st.Rules) {
+			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, true) {
 				continue
 			}
 			p.v6[n6] = m
@@ -147,22 +147,14 @@ func (p *pipeline) countLookup(f uint16, nh uint32) {
 	}
 }
 
-// classify4 runs the rules for an IPv4 packet; false means it was dropped.
-func (p *pipeline) classify4(m *mbuf.Mbuf, rules *Rules) bool {
+// classify runs the rules for a packet; false means it was dropped.
+func (p *pipeline) classify(m *mbuf.Mbuf, rules *Rules, v6 bool) bool {
 	var k flowKey
-	fillKey4(&k, m)
-	fib, drop := rules.match(&k, &p.bc.hits)
-	if drop {
-		p.drop(m, DropRule)
-		return false
+	if v6 {
+		fillKey6(&k, m)
+	} else {
+		fillKey4(&k, m)
 	}
-	m.FIB = uint16(fib)
-	return true
-}
-
-func (p *pipeline) classify6(m *mbuf.Mbuf, rules *Rules) bool {
-	var k flowKey
-	fillKey6(&k, m)
 	fib, drop := rules.match(&k, &p.bc.hits)
 	if drop {
 		p.drop(m, DropRule)

@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -33,6 +34,20 @@ type Options struct {
 	// NetNS, if set, is the namespace path where ports find their devices.
 	NetNS string
 	Log   *slog.Logger
+	// MaxAnswer bounds the text of one batch's answers (DefaultMaxAnswer
+	// if 0): past it, further show/get commands of the batch are refused.
+	// The first one is always answered.
+	MaxAnswer int
+}
+
+// DefaultMaxAnswer is Options.MaxAnswer's default.
+const DefaultMaxAnswer = 32 << 20
+
+func (s *stack) maxAnswer() int {
+	if s.opts.MaxAnswer > 0 {
+		return s.opts.MaxAnswer
+	}
+	return DefaultMaxAnswer
 }
 
 // Daemon is a running fwdd: the dataplane engine, the control goroutine
@@ -355,14 +370,35 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		s.model = b.commit()
 	}
 	results := make([]cmdlang.Result, len(r.cmds))
-	for i, c := range r.cmds {
+	size, queries, done := 0, 0, 0
+	for _, c := range r.cmds {
 		if isQuery(c) {
-			res, err := s.query(c)
-			if err != nil {
-				return nil, &cmdlang.ExecError{Cmd: c, Err: err}
-			}
-			results[i] = res
+			queries++
 		}
+	}
+	for i, c := range r.cmds {
+		if !isQuery(c) {
+			continue
+		}
+		// The answers of one batch are bounded: the first query is
+		// always answered (a full table is large), later ones only
+		// while the answer stays under maxAnswer, so a batch of many
+		// big shows neither holds the control goroutine long nor
+		// builds a huge answer while other clients wait.
+		if done > 0 && size > s.maxAnswer() {
+			applied := "nothing was changed"
+			if changes {
+				applied = "the batch's changes were applied"
+			}
+			return nil, &cmdlang.ExecError{Cmd: c, Err: fmt.Errorf("not answered: the batch's answer is over %d MiB after %d of its %d show/get commands; send the rest in other requests (%s)", s.maxAnswer()>>20, done, queries, applied)}
+		}
+		res, err := s.query(c)
+		if err != nil {
+			return nil, &cmdlang.ExecError{Cmd: c, Err: err}
+		}
+		results[i] = res
+		size += len(res.Text)
+		done++
 	}
 	return results, nil
 }

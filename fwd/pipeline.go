@@ -91,6 +91,12 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	for _, m := range ms {
 		m.Port = port
 		cls, why := pkt.Parse(m)
+		if m.Flags&mbuf.FlagVLAN != 0 && cls != classDrop {
+			// A tag whose VLAN has no sub-interface: never routed as if
+			// it were untagged (issue 12.15).
+			p.drop(m, DropUnknownVLAN)
+			continue
+		}
 		switch cls {
 		case pkt.ClassIPv4:
 			if !isOurMAC(m, in) {

@@ -91,7 +91,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	for _, m := range ms {
 		m.Port = port
 		cls, why := pkt.Parse(m)
-		if m.Flags&mbuf.FlagVLAN != 0 && cls != classDrop {
+		if m.Flags&mbuf.FlagVLAN != 0 && cls != pkt.ClassDrop {
 			// A tag whose VLAN has no sub-interface: never routed as if
 			// it were untagged (issue 12.15).
 			p.drop(m, DropUnknownVLAN)

@@ -54,7 +54,10 @@ func (d Drop) String() string {
 // Counters are the table's counters. The control goroutine writes them;
 // read them through Table.Counters (same goroutine).
 type Counters struct {
-	// Input: frames handed to the table, and those dropped by reason.
+	// Input: frames handed to the table (Input: every one, each then
+	// counted once more as InARP, InND or a drop before that), and those
+	// dropped by reason.
+	Input       uint64
 	InARP, InND uint64
 	Dropped     [NumDrops]uint64
 
@@ -72,8 +75,9 @@ type Counters struct {
 	Unreachable    uint64 // packets handed to the ICMP-unreachable callback
 	Resolved       uint64 // INCOMPLETE -> REACHABLE/STALE
 	Failed         uint64 // entries that went FAILED
-	RefusedPort    uint64 // entries not created: per-port limit
-	RefusedTotal   uint64 // entries not created: global limit
+	RefusedPort    uint64 // entries not created: per-port limit, nothing evictable
+	RefusedTotal   uint64 // entries not created: global limit, nothing evictable
+	Evicted        uint64 // unused STALE or FAILED entries deleted to make room
 	RateLimited    uint64 // requests deferred by the global request budget
 	NoSource       uint64 // requests not sent: no address of that family on the port
 	AllocFailed    uint64 // requests or answers not sent: no mbuf

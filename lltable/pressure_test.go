@@ -269,3 +269,25 @@ func TestSetLimits(t *testing.T) {
 	}
 	e.checkNoLeak()
 }
+
+// FlushDynamic (a port whose device vanished) keeps static entries.
+func TestFlushDynamic(t *testing.T) {
+	e := newEnv(t, nil)
+	e.reachable(peer4)
+	e.miss(peer6)
+	static := netip.MustParseAddr("198.18.0.9")
+	if err := e.tab.AddStatic(port1, static, peerMAC); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.tab.FlushDynamic(port1); n != 2 {
+		t.Fatalf("flushed %d", n)
+	}
+	e.tab.Poll()
+	if _, ok := e.rd.Lookup(e.tab.Snapshot(), peer4); ok {
+		t.Fatal("flushed entry still published")
+	}
+	if _, ok := e.rd.Lookup(e.tab.Snapshot(), static); !ok {
+		t.Fatal("static entry flushed")
+	}
+	e.checkNoLeak()
+}

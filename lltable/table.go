@@ -610,6 +610,21 @@ func (t *Table) FlushPort(port uint16) int {
 	return n
 }
 
+// FlushDynamic deletes every entry of port but the static ones, and frees
+// their held packets: for a port whose device vanished or was replaced
+// (its neighbours were learned on a link that is gone). It returns how
+// many entries it deleted.
+func (t *Table) FlushDynamic(port uint16) int {
+	n := 0
+	for k, e := range t.entries {
+		if k.port == port && e.state != StateStatic {
+			t.delete(e)
+			n++
+		}
+	}
+	return n
+}
+
 // ours reports whether a is one of port's addresses.
 func (ps *portState) ours(a netip.Addr) bool { return containsAddr(ps.addrs, a) }
 

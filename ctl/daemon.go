@@ -219,7 +219,7 @@ type stateSnapshot struct {
 	neigh map[[2]string]int
 	// neighCtr are the neighbour table's counters.
 	neighCtr []lltable.Counter
-	fibs  []show.FIB
+	fibs     []show.FIB
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/lltable"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
 	"github.com/fwdd/fwdd/pmd/ringpmd"
 	"github.com/prometheus/client_golang/prometheus"
@@ -259,7 +260,9 @@ type stateSnapshot struct {
 	ports []show.Port
 	rules []show.Rule
 	neigh map[[2]string]int
-	fibs  []show.FIB
+	// neighCtr are the neighbour table's counters.
+	neighCtr []lltable.Counter
+	fibs     []show.FIB
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
@@ -268,6 +271,7 @@ func (d *Daemon) snapshot() (*stateSnapshot, error) {
 		snap.ports = s.ports()
 		snap.rules = s.ruleRows()
 		snap.neigh = s.nb.countByState()
+		snap.neighCtr = s.nb.counters()
 		snap.fibs = s.fibRows()
 	})
 	return &snap, err
@@ -412,16 +416,21 @@ func isQuery(c cmdlang.Command) bool {
 	return false
 }
 
-// linkCheck republishes the workers' view when a port's link changed.
+// linkCheck follows the ports' drivers: it re-reads every port's identity
+// (identityCheck) and link, and republishes the workers' view once when
+// either changed.
 func (s *stack) linkCheck() {
+	republish := s.identityCheck()
 	st := s.eng.State()
 	for _, lp := range s.live {
 		l := lp.port.Link()
 		up := lp.model.Up && l.Up && l.Present
 		if int(lp.id) < len(st.Ports) && st.Ports[lp.id].Up != up {
 			s.log.Info("link changed", "port", lp.model.Name, "up", l.Up, "present", l.Present)
-			s.publish()
-			return
+			republish = true
 		}
+	}
+	if republish {
+		s.publish()
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
@@ -67,6 +69,14 @@ type Daemon struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	// failed is closed when the control goroutine stopped on a panic that
+	// may have left the running stack half-changed (see docs/ctl.md,
+	// "Panics"); failErr says which.
+	failed  chan struct{}
+	failErr error
+	// panics counts the panics recovered on the control goroutine.
+	panics atomic.Uint64
 }
 
 type request struct {
@@ -107,6 +117,11 @@ type stack struct {
 
 	// hub pairs "ring" ports given peer=NAME.
 	hub *ringpmd.Hub
+
+	// phase is what the control goroutine is doing, for the panic policy.
+	phase phase
+	// panicHook, if set (tests), is called at each phase of a batch.
+	panicHook func(phase)
 
 	// ruleBases holds each rule slot's counter value when its rule was
 	// made: slots are reused after a rule is deleted, counters are not
@@ -165,7 +180,7 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	st.model = b.commit()
-	d := &Daemon{opts: opts, log: opts.Log, st: st, files: defaultLoader(), reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Log, st: st, files: defaultLoader(), reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{}), failed: make(chan struct{})}
 	eng.Start()
 	go d.loop()
 	if len(cmds) > 0 {
@@ -228,6 +243,8 @@ func (d *Daemon) exec(ctx context.Context, cmds []cmdlang.Command, reload bool) 
 		return nil, ctx.Err()
 	case <-d.stop:
 		return nil, errStopped
+	case <-d.failed:
+		return nil, d.failErr
 	}
 	// Once taken, a batch completes (or is undone) whatever ctx does.
 	resp := <-r.reply
@@ -249,6 +266,8 @@ func (d *Daemon) do(fn func(*stack)) error {
 	case d.reqs <- r:
 	case <-d.stop:
 		return errStopped
+	case <-d.failed:
+		return d.failErr
 	}
 	<-r.reply
 	return nil
@@ -315,28 +334,128 @@ func (d *Daemon) Shutdown() {
 	})
 }
 
+// Failed is closed when the control goroutine stopped on a panic that may
+// have left the running stack half-changed; Err then says why. The daemon
+// serves nothing more: the caller (cmd/fwdd) calls Shutdown, which closes
+// the ports and detaches their XDP programs, and exits non-zero so a
+// supervisor restarts it from the configuration file.
+func (d *Daemon) Failed() <-chan struct{} { return d.failed }
+
+// Err is the reason the daemon failed (nil until Failed is closed).
+func (d *Daemon) Err() error {
+	select {
+	case <-d.failed:
+		return d.failErr
+	default:
+		return nil
+	}
+}
+
+// Panics returns how many panics the control goroutine recovered from.
+func (d *Daemon) Panics() uint64 { return d.panics.Load() }
+
+// phase is a step of the control goroutine, for the panic policy.
+type phase uint8
+
+const (
+	phaseIdle      phase = iota
+	phaseValidate        // a batch checked on a copy of the model: nothing changed yet
+	phaseReconcile       // the running stack being changed
+	phaseQuery           // show/get answered: read-only
+	phaseRead            // a read for the metrics: read-only
+	phaseNeigh           // neighbour input, timers, link checks
+)
+
+func (p phase) String() string {
+	return [...]string{"idle", "validating a batch", "applying a batch", "answering a query", "reading state", "neighbour/link work"}[p]
+}
+
+// recoverable reports whether a panic in phase p left the running stack as
+// it was (validation works on a copy, queries and reads change nothing).
+func (p phase) recoverable() bool {
+	return p == phaseValidate || p == phaseQuery || p == phaseRead
+}
+
+func (s *stack) enter(p phase) {
+	s.phase = p
+	if s.panicHook != nil {
+		s.panicHook(p)
+	}
+}
+
+// guard runs f on the control goroutine with the panic policy of
+// docs/ctl.md: a panic while validating, answering or reading is logged
+// with its stack, counted, and becomes the request's error (nothing was
+// changed); a panic while the running stack changes, or in neighbour and
+// link work, stops the daemon (fatal true), since its state may no longer
+// be the model.
+func (d *Daemon) guard(f func()) (perr error, fatal bool) {
+	defer func() {
+		p := recover()
+		ph := d.st.phase
+		d.st.phase = phaseIdle
+		if p == nil {
+			return
+		}
+		d.panics.Add(1)
+		d.log.Error("control goroutine panic", "phase", ph.String(), "panic", p, "stack", string(debug.Stack()))
+		if ph.recoverable() {
+			perr = fmt.Errorf("fwdd: internal error while %s: %v (nothing was changed; please report it with the log)", ph, p)
+			return
+		}
+		perr = fmt.Errorf("fwdd: internal error while %s: %v; fwdd stopped, since its running state may no longer match its configuration (restart it; please report it with the log)", ph, p)
+		fatal = true
+	}()
+	f()
+	return nil, false
+}
+
 // loop is the control goroutine.
 func (d *Daemon) loop() {
 	defer close(d.done)
 	wake := d.st.eng.Woken()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	fail := func(err error) {
+		d.failErr = err
+		close(d.failed)
+		d.log.Error("control goroutine stopped", "err", err)
+	}
 	for {
 		select {
 		case r := <-d.reqs:
-			if r.fn != nil {
-				r.fn(d.st)
-				r.reply <- response{}
-				continue
+			var resp response
+			perr, fatal := d.guard(func() {
+				if r.fn != nil {
+					d.st.enter(phaseRead)
+					r.fn(d.st)
+					return
+				}
+				resp.results, resp.err = d.st.run(r)
+			})
+			if perr != nil {
+				resp = response{err: perr}
 			}
-			res, err := d.st.run(r)
-			r.reply <- response{res, err}
+			r.reply <- resp
+			if fatal {
+				fail(perr)
+				return
+			}
 		case <-wake:
-			d.st.nb.input()
+			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.nb.input() }); fatal {
+				fail(perr)
+				return
+			}
 		case now := <-tick.C:
-			d.st.nb.input()
-			d.st.nb.tick(now)
-			d.st.linkCheck()
+			if perr, fatal := d.guard(func() {
+				d.st.enter(phaseNeigh)
+				d.st.nb.input()
+				d.st.nb.tick(now)
+				d.st.linkCheck()
+			}); fatal {
+				fail(perr)
+				return
+			}
 		case <-d.stop:
 			d.st.nb.close()
 			return
@@ -353,6 +472,7 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		// A reload starts from nothing but keeps the routes map separate
 		// from the running model's.
 	}
+	s.enter(phaseValidate)
 	b := base.begin()
 	changes := false
 	for _, c := range r.cmds {
@@ -368,11 +488,13 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		return nil, err
 	}
 	if changes || r.reload {
+		s.enter(phaseReconcile)
 		if err := s.reconcile(s.model, b, !r.reload); err != nil {
 			return nil, err
 		}
 		s.model = b.commit()
 	}
+	s.enter(phaseQuery)
 	results := make([]cmdlang.Result, len(r.cmds))
 	size, queries, done := 0, 0, 0
 	for _, c := range r.cmds {

@@ -17,6 +17,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/pmd"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
 	"github.com/fwdd/fwdd/pmd/ringpmd"
 	"github.com/prometheus/client_golang/prometheus"
@@ -129,9 +130,15 @@ type stack struct {
 	ruleBases map[uint16]uint64
 }
 
-// CheckFile parses and validates a configuration file without touching
-// any device: fwdd -check.
-func CheckFile(path string) error {
+// CheckFile parses and validates a configuration file without opening any
+// device: fwdd -check. Beyond what every batch is checked for (the
+// commands, each port's driver and arguments through pmd.Check), it checks
+// that the kernel interfaces the ports name exist (in the current network
+// namespace). Errors name the file and line.
+func CheckFile(path string) error { return checkFile(path, "") }
+
+// checkFile is CheckFile with the devices looked up in namespace netns.
+func checkFile(path, netns string) error {
 	cmds, err := cmdlang.ParseFile(path)
 	if err != nil {
 		return err
@@ -144,6 +151,12 @@ func CheckFile(path string) error {
 	for _, c := range cmds {
 		if err := b.apply(c, files.read); err != nil {
 			return &cmdlang.ExecError{Cmd: c, Err: err}
+		}
+		if pa, ok := c.(*cmdlang.PortAdd); ok {
+			cfg := pmd.Config{Name: pa.Name, Driver: pa.Driver, Args: pmd.Args(pa.Args), NetNS: netns}
+			if err := pmd.Check(cfg, true); err != nil {
+				return &cmdlang.ExecError{Cmd: c, Err: err}
+			}
 		}
 	}
 	return b.finish()
@@ -159,7 +172,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	var cmds []cmdlang.Command
 	if opts.ConfigFile != "" {
-		if err := CheckFile(opts.ConfigFile); err != nil {
+		if err := checkFile(opts.ConfigFile, opts.NetNS); err != nil {
 			return nil, err
 		}
 		var err error

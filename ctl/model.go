@@ -13,6 +13,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/pmd"
 )
 
 // model is the configuration as the operator stated it: pure data, no
@@ -46,6 +47,9 @@ type portModel struct {
 	// LCP is the name of the port's kernel interface (lcp/), "" for none.
 	// Unique across ports, and never another port's dev.
 	LCP string
+	// At is where the port was added (file:line of a startup file), for
+	// errors when opening it fails.
+	At cmdlang.Where
 }
 
 type neighKey struct {
@@ -212,7 +216,13 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 		if err := b.checkLCP(c.Name, c.LCP, c.Args); err != nil {
 			return err
 		}
-		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true, LCP: c.LCP}
+		// The driver and its arguments are checked now (pmd.Check), so
+		// that a bad one is refused with the command's file:line before
+		// anything is opened.
+		if err := pmd.Check(pmd.Config{Name: c.Name, Driver: c.Driver, Args: pmd.Args(c.Args)}, false); err != nil {
+			return err
+		}
+		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true, LCP: c.LCP, At: c.Where}
 		b.m.portOrder = append(b.m.portOrder, c.Name)
 	case *cmdlang.PortSet:
 		p, err := b.port(c.Name)
@@ -555,8 +565,8 @@ func (b *batch) finish() error {
 	// Base routes: one check per distinct next-hop set is enough.
 	seen := map[string]bool{}
 	for k, s := range b.base.routes {
-		if o, ok := b.routes[k]; ok && o == nil {
-			continue
+		if _, ok := b.routes[k]; ok {
+			continue // deleted or replaced by the batch: checked above
 		}
 		key := fmt.Sprint(s.Via, s.Dev)
 		if seen[key] {

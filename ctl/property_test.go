@@ -358,3 +358,19 @@ func TestPanicPolicy(t *testing.T) {
 	}
 	d.Shutdown()
 }
+
+// TestReplacedGatewayRouteNotRechecked: found by TestPropertyBatches. A
+// gateway route replaced in the same batch that removes its gateway's
+// network is checked as replaced, not as it was.
+func TestReplacedGatewayRouteNotRechecked(t *testing.T) {
+	d, _ := nullDaemon(t, nullConfig+"addr add p0 198.18.5.1/24\nroute add 198.19.5.0/24 via 198.18.5.9\n")
+	if _, err := run(t, d, "route add 198.19.5.0/24 blackhole", "addr del p0 198.18.5.1/24"); err != nil {
+		t.Fatalf("replacing the route and removing its gateway's network in one batch: %v", err)
+	}
+	if _, err := run(t, d, "addr add p0 198.18.6.1/24", "route add 198.19.6.0/24 via 198.18.6.9"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, d, "addr del p0 198.18.6.1/24"); err == nil {
+		t.Fatal("removing a gateway's network under a route that still uses it was accepted")
+	}
+}

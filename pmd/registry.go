@@ -3,6 +3,7 @@ package pmd
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,11 @@ type Driver struct {
 	// Open creates a port. It succeeds completely or returns an error having
 	// released everything it took.
 	Open func(cfg Config) (Port, error)
+	// Check, if set, validates cfg.Args as Open would, opening nothing,
+	// and returns the kernel interface the port would use ("" if none).
+	// fwdd -check and every batch call it (through pmd.Check) before
+	// anything is opened.
+	Check func(cfg Config) (dev string, err error)
 }
 
 // The driver table is the package's only shared state: drivers register
@@ -57,8 +63,7 @@ func Drivers() []Driver {
 	return out
 }
 
-// Open creates a port with the driver cfg.Driver.
-func Open(cfg Config) (Port, error) {
+func lookup(cfg Config) (Driver, error) {
 	driversMu.RLock()
 	d, ok := drivers[cfg.Driver]
 	driversMu.RUnlock()
@@ -67,7 +72,55 @@ func Open(cfg Config) (Port, error) {
 		for _, d := range Drivers() {
 			names = append(names, d.Name)
 		}
-		return nil, fmt.Errorf("port %s: %w %q (available: %s)", cfg.Name, ErrUnknownDriver, cfg.Driver, strings.Join(names, ", "))
+		return d, fmt.Errorf("port %s: %w %q (available: %s)", cfg.Name, ErrUnknownDriver, cfg.Driver, strings.Join(names, ", "))
+	}
+	return d, nil
+}
+
+// ErrNoDevice is wrapped by Check's refusal of a device that does not
+// exist.
+var ErrNoDevice = errors.New("no such interface")
+
+// Check validates a port's configuration without opening anything
+// exclusively: the driver is registered and accepts cfg.Args (its Check),
+// and, with devices, the kernel interface it names exists (in cfg.NetNS).
+// Errors read like Open's.
+func Check(cfg Config, devices bool) error {
+	d, err := lookup(cfg)
+	if err != nil {
+		return err
+	}
+	if d.Check == nil {
+		return nil
+	}
+	if cfg.Args == nil {
+		cfg.Args = Args{}
+	}
+	dev, err := d.Check(cfg)
+	if err != nil {
+		return fmt.Errorf("port %s: %w", cfg.Name, err)
+	}
+	if !devices || dev == "" {
+		return nil
+	}
+	var lookErr error
+	if err := InNetNS(cfg.NetNS, func() error {
+		_, lookErr = net.InterfaceByName(dev)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("port %s: %w", cfg.Name, err)
+	}
+	if lookErr != nil {
+		return fmt.Errorf("port %s: driver %s: dev %s: %w (%s)", cfg.Name, cfg.Driver, dev, ErrNoDevice, SeeIPLink(cfg.NetNS))
+	}
+	return nil
+}
+
+// Open creates a port with the driver cfg.Driver.
+func Open(cfg Config) (Port, error) {
+	d, err := lookup(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if len(cfg.Pools) == 0 {
 		return nil, fmt.Errorf("port %s: driver %s: no mbuf pool given", cfg.Name, cfg.Driver)

@@ -39,7 +39,13 @@ var argNames = []string{"dev", "queues", "promisc", "bypass", "frames", "framesi
 var ErrNoDevice = errors.New("no such interface")
 
 func init() {
-	pmd.Register(pmd.Driver{Name: DriverName, Help: Help, Open: func(cfg pmd.Config) (pmd.Port, error) { return Open(cfg) }})
+	pmd.Register(pmd.Driver{Name: DriverName, Help: Help,
+		Open: func(cfg pmd.Config) (pmd.Port, error) { return Open(cfg) },
+		Check: func(cfg pmd.Config) (string, error) {
+			p, err := ParseArgs(cfg.Args)
+			return p.Dev, err
+		},
+	})
 }
 
 var (

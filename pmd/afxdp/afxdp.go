@@ -35,6 +35,10 @@ func init() {
 		Name: DriverName,
 		Help: "AF_XDP sockets, UMEM = the mbuf pool: dev=IF [queues=N] [mode=auto|copy|zerocopy] [xdpmode=auto|native|generic] [busypoll=USECS] [ring=2048]",
 		Open: open,
+		Check: func(cfg pmd.Config) (string, error) {
+			a, err := parseArgs(cfg.Args)
+			return a.dev, err
+		},
 	})
 }
 
@@ -129,35 +133,51 @@ var (
 // it under the poller).
 const detachWait = pmd.QuiesceTimeout
 
-func open(cfg pmd.Config) (pmd.Port, error) {
-	a := cfg.Args
+// args are the driver's arguments, parsed.
+type args struct {
+	dev         string
+	queues      int
+	modeS, xdpS string
+	busy, ring  int
+}
+
+// parseArgs checks the arguments and fills in defaults (queues 0: the
+// device's count, found at open).
+func parseArgs(a pmd.Args) (args, error) {
+	var r args
 	if err := a.Check(DriverName, argDev, argQueues, argMode, argXDPMode, argBusyPoll, argRing); err != nil {
+		return r, err
+	}
+	r.dev = a.Str(argDev, "")
+	if r.dev == "" {
+		return r, fmt.Errorf("driver %s: argument dev=IF is required (the kernel interface, see ip link)", DriverName)
+	}
+	var err error
+	if r.queues, err = a.Int(argQueues, 0, 1, 4096); err != nil {
+		return r, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	if r.modeS, err = a.Enum(argMode, "auto", "auto", "copy", "zerocopy"); err != nil {
+		return r, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	if r.xdpS, err = a.Enum(argXDPMode, "auto", "auto", "native", "generic"); err != nil {
+		return r, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	if r.busy, err = a.Int(argBusyPoll, 0, 0, 1000000); err != nil {
+		return r, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	r.ring, err = a.Int(argRing, xsk.DefaultRingSize, 64, 1<<16)
+	if err != nil || r.ring&(r.ring-1) != 0 {
+		return r, fmt.Errorf("driver %s: argument ring=%q: want a power of two in [64, 65536]", DriverName, a.Str(argRing, ""))
+	}
+	return r, nil
+}
+
+func open(cfg pmd.Config) (pmd.Port, error) {
+	pa, err := parseArgs(cfg.Args)
+	if err != nil {
 		return nil, err
 	}
-	dev := a.Str(argDev, "")
-	if dev == "" {
-		return nil, fmt.Errorf("driver %s: argument dev=IF is required (the kernel interface, see ip link)", DriverName)
-	}
-	queues, err := a.Int(argQueues, 0, 1, 4096)
-	if err != nil {
-		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
-	}
-	modeS, err := a.Enum(argMode, "auto", "auto", "copy", "zerocopy")
-	if err != nil {
-		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
-	}
-	xdpS, err := a.Enum(argXDPMode, "auto", "auto", "native", "generic")
-	if err != nil {
-		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
-	}
-	busy, err := a.Int(argBusyPoll, 0, 0, 1000000)
-	if err != nil {
-		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
-	}
-	ring, err := a.Int(argRing, xsk.DefaultRingSize, 64, 1<<16)
-	if err != nil || ring&(ring-1) != 0 {
-		return nil, fmt.Errorf("driver %s: argument ring=%q: want a power of two in [64, 65536]", DriverName, a.Str(argRing, ""))
-	}
+	dev, queues, modeS, xdpS, busy, ring := pa.dev, pa.queues, pa.modeS, pa.xdpS, pa.busy, pa.ring
 	where := fmt.Sprintf("driver %s: dev %s", DriverName, dev)
 	if queues == 0 {
 		err = pmd.InNetNS(cfg.NetNS, func() error {

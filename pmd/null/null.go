@@ -27,7 +27,13 @@ const Help = "RX makes template UDP packets, TX frees: size=64..1518 flows=N pro
 var argNames = []string{"size", "flows", "proto", "smac", "dmac", "src", "dst", "sport", "dport", "queues"}
 
 func init() {
-	pmd.Register(pmd.Driver{Name: DriverName, Help: Help, Open: func(cfg pmd.Config) (pmd.Port, error) { return Open(cfg) }})
+	pmd.Register(pmd.Driver{Name: DriverName, Help: Help,
+		Open: func(cfg pmd.Config) (pmd.Port, error) { return Open(cfg) },
+		Check: func(cfg pmd.Config) (string, error) {
+			_, _, err := ParseArgs(cfg.Args)
+			return "", err
+		},
+	})
 }
 
 var _ pmd.Port = (*Port)(nil)

@@ -33,7 +33,12 @@ func init() {
 				"the driver registry keeps no state to pair ports (omit peer for a loopback port)", peer)
 		}
 		return NewLoop(cfg)
-	}})
+	},
+		Check: func(cfg pmd.Config) (string, error) {
+			_, err := parseArgs(cfg)
+			return "", err
+		},
+	})
 }
 
 var _ pmd.Port = (*Port)(nil)
@@ -70,10 +75,15 @@ type params struct {
 }
 
 func parse(cfg pmd.Config) (params, error) {
-	var p params
 	if len(cfg.Pools) == 0 {
-		return p, fmt.Errorf("ring: no mbuf pool given")
+		return params{}, fmt.Errorf("ring: no mbuf pool given")
 	}
+	return parseArgs(cfg)
+}
+
+// parseArgs checks the arguments (peer is the hub's) and fills defaults.
+func parseArgs(cfg pmd.Config) (params, error) {
+	var p params
 	if err := cfg.Args.Check(DriverName, argNames...); err != nil {
 		return p, err
 	}

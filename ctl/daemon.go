@@ -217,6 +217,7 @@ type stateSnapshot struct {
 	rules []show.Rule
 	neigh map[[2]string]int
 	fibs  []show.FIB
+	lcp   []lcpRow
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
@@ -226,6 +227,7 @@ func (d *Daemon) snapshot() (*stateSnapshot, error) {
 		snap.rules = s.ruleRows()
 		snap.neigh = s.nb.countByState()
 		snap.fibs = s.fibRows()
+		snap.lcp = s.lcpRows()
 	})
 	return &snap, err
 }

@@ -20,6 +20,11 @@ type livePort struct {
 	port  pmd.Port
 	info  pmd.Info
 	mtu   int
+	// lcp is the name of the port's kernel interface as it exists ("" for
+	// none), with the MTU and carrier last set on it.
+	lcp        string
+	lcpMTU     int
+	lcpCarrier bool
 }
 
 // nhKey identifies a FIB next hop so that equal next hops are shared.
@@ -105,6 +110,19 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 	}
 
+	// 2b. Kernel interfaces (lcp): created now (a taken name or a missing
+	// TUN device fails here, changing nothing); those nobody wants any
+	// more are removed once everything succeeded.
+	lcpCommit, lcpUndo, err := s.reconcileLCP(removed)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			lcpUndo()
+		}
+	}()
+
 	// 3. FIB count: a new FIB set is filled completely before the workers
 	// see it; on error the old one stays.
 	if nm.sysctl["net.fibs"] != om.sysctl["net.fibs"] || s.fibs == nil {
@@ -151,7 +169,8 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 	}
 
-	// 6. Neighbours and the workers' view.
+	// 6. Neighbours and the workers' view (nothing fails from here on).
+	lcpCommit()
 	s.model = nm
 	s.syncNeighbours(om, nm, removed)
 	s.publish()
@@ -408,8 +427,10 @@ func (s *stack) publish() {
 		st.Ports[lp.id] = fwd.NewPortState(lp.info.MAC, lp.mtu, uint16(lp.model.FIB),
 			lp.model.Up && link.Up && link.Present, lp.model.Addrs)
 		st.Ports[lp.id].TxQueues = min(lp.info.TxQueues, len(s.eng.Workers()))
+		st.Ports[lp.id].LCP = lp.lcp != ""
 	}
 	s.eng.PublishState(st)
+	s.syncLCP()
 }
 
 var errStopped = errors.New("fwdd is shutting down")

@@ -326,6 +326,7 @@ func (s *stack) counterRows() []show.Counter {
 		}
 		add(scope, c)
 	}
+	rows = append(rows, s.lcpCounterRows()...)
 	for _, p := range s.eng.Pools() {
 		st := p.Stats()
 		scope := "mbuf pool " + st.Name

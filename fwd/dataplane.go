@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fwdd/fwdd/fib"
+	"github.com/fwdd/fwdd/lcp"
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
@@ -26,6 +27,8 @@ type dataplane struct {
 	fibs  atomic.Pointer[fib.FIBs]
 	neigh *lltable.Table
 	tx    *txq.Table
+	// lcp holds the ports' kernel interfaces and the punt path to them.
+	lcp *lcp.LCP
 }
 
 // newDataplane builds the shared tables.
@@ -37,10 +40,10 @@ func newDataplane(e *Engine) (*dataplane, error) {
 		return nil, err
 	}
 	d.fibs.Store(f)
-	// The control goroutine's sender is worker number Workers: it owns no
-	// queue (ports use at most Workers TX queues), so it always reaches
-	// queues through their rings.
-	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 1, Pools: e.pools, MaxPorts: MaxPorts})
+	// The control goroutine's sender is worker number Workers, the lcp
+	// punt goroutine's Workers+1: they own no queue (ports use at most
+	// Workers TX queues), so they always reach queues through their rings.
+	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 2, Pools: e.pools, MaxPorts: MaxPorts})
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +56,16 @@ func newDataplane(e *Engine) (*dataplane, error) {
 		return nil, fmt.Errorf("neighbour table: %w", err)
 	}
 	d.neigh = nt
+	lcache := e.pools[0].NewCache()
+	lsend, err := tx.NewSender(len(e.pools)+1, lcache)
+	if err != nil {
+		return nil, err
+	}
+	l, err := lcp.New(lcp.Config{Workers: len(e.pools), Pools: e.pools, Cache: lcache, Sender: lsend, MaxPorts: MaxPorts, Log: e.log})
+	if err != nil {
+		return nil, err
+	}
+	d.lcp = l
 	return d, nil
 }
 
@@ -81,7 +94,10 @@ func (d *dataplane) flushPort(id uint16) {
 	}
 }
 
-func (d *dataplane) close() {}
+func (d *dataplane) close() { d.lcp.Close() }
+
+// LCP returns the ports' kernel interfaces (control goroutine).
+func (e *Engine) LCP() *lcp.LCP { return e.dp.lcp }
 
 // SetFIB publishes a new FIB set (control goroutine only).
 func (e *Engine) SetFIB(f *fib.FIBs) { e.dp.fibs.Store(f) }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/lltable"
 )
 
 // model is the configuration as the operator stated it: pure data, no
@@ -69,13 +70,16 @@ func (r *routeSpec) equal(o *routeSpec) bool {
 	return r.Kind == o.Kind && r.Dev == o.Dev && slices.Equal(r.Via, o.Via)
 }
 
-// Sysctl keys and their defaults.
+// Sysctl keys and their defaults. Every key is read: cmdlang.Help says
+// what each does, and a test sets each and checks its effect.
 var sysctlDefaults = map[string]string{
-	"net.fibs":              "1",
-	"net.icmp.ratelimit":    "1000", // ICMP errors per second per worker (icmplim)
-	"net.icmp.burst":        "100",
-	"net.neigh.max_entries": "65536", // per port
-	"net.neigh.hold":        "16",    // packets held per unresolved neighbour
+	"net.fibs":               "1",
+	"net.icmp.ratelimit":     "1000", // ICMP errors per second per worker (icmplim)
+	"net.icmp.burst":         "100",
+	"net.neigh.max_entries":  "16384", // neighbour entries in all: every port, both families, static included
+	"net.neigh.max_per_port": "4096",  // neighbour entries of one port (max_entries still bounds the sum)
+	"net.neigh.hold":         "16",    // packets held per unresolved neighbour (the oldest is dropped)
+	"net.neigh.max_held":     "1024",  // packets held over all unresolved neighbours
 }
 
 // Limits of sysctl values.
@@ -380,13 +384,13 @@ func (b *batch) set(key, value string) error {
 		if n < 0 || n > 10_000_000 {
 			return fmt.Errorf("%s %d out of range [0, 10000000] (0: unlimited)", key, n)
 		}
-	case "net.neigh.max_entries":
+	case "net.neigh.max_entries", "net.neigh.max_per_port", "net.neigh.max_held":
 		if n < 1 || n > 1<<20 {
 			return fmt.Errorf("%s %d out of range [1, %d]", key, n, 1<<20)
 		}
 	case "net.neigh.hold":
-		if n < 0 || n > 1024 {
-			return fmt.Errorf("%s %d out of range [0, 1024]", key, n)
+		if n < 1 || n > lltable.MaxHoldLen {
+			return fmt.Errorf("%s %d out of range [1, %d]", key, n, lltable.MaxHoldLen)
 		}
 	}
 	b.m.sysctl[key] = strconv.Itoa(n)
@@ -529,6 +533,9 @@ func (b *batch) finish() error {
 		}
 	}
 	b.loads = nil
+	if err := b.m.checkStaticNeighbours(); err != nil {
+		return err
+	}
 	if !b.addrsMoved {
 		return nil
 	}
@@ -609,4 +616,22 @@ func (m *model) sortedRules() []fwd.Rule {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// checkStaticNeighbours refuses a model whose static neighbours alone
+// exceed net.neigh.max_per_port on a port or net.neigh.max_entries in all
+// (the table could not hold them; dynamic entries are evicted or refused
+// at run time instead).
+func (m *model) checkStaticNeighbours() error {
+	l := neighLimits(m)
+	if len(m.neigh) > l.MaxEntries {
+		return fmt.Errorf("%d static neighbours exceed net.neigh.max_entries %d (raise it or delete some)", len(m.neigh), l.MaxEntries)
+	}
+	perPort := map[string]int{}
+	for k := range m.neigh {
+		if perPort[k.Port]++; perPort[k.Port] > l.MaxPerPort {
+			return fmt.Errorf("port %s: more than net.neigh.max_per_port %d static neighbours (raise it or delete some)", k.Port, l.MaxPerPort)
+		}
+	}
+	return nil
 }

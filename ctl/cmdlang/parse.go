@@ -156,11 +156,28 @@ func (p *parser) fail(w *word, format string, args ...any) {
 	if p.err != nil {
 		return
 	}
+	// Words are quoted truncated: the line may be anything (a file that is
+	// not a configuration at all), and errors end up in logs.
+	for i, a := range args {
+		if s, ok := a.(string); ok && p.isWord(s) {
+			args[i] = Truncate(s)
+		}
+	}
 	e := &Error{File: p.at.File, Line: p.at.Line, Verb: p.verb, Msg: fmt.Sprintf(format, args...)}
 	if w != nil {
-		e.Word, e.Col = w.text, w.col
+		e.Word, e.Col = Truncate(w.text), w.col
 	}
 	p.err = e
+}
+
+// isWord reports whether s is the text of one of the line's words.
+func (p *parser) isWord(s string) bool {
+	for i := range p.words {
+		if p.words[i].text == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *parser) more() bool { return p.err == nil && p.i < len(p.words) }
@@ -344,9 +361,9 @@ func (p *parser) prefixWord(w *word, role string) netip.Prefix {
 		return netip.Prefix{}
 	}
 	if !strings.Contains(w.text, "/") {
-		a := p.addrWord(w, fmt.Sprintf("%s %q", role, w.text))
+		a := p.addrWord(w, fmt.Sprintf("%s %q", role, Truncate(w.text)))
 		if p.err != nil {
-			p.err.Msg = fmt.Sprintf("%s needs a prefix like 198.51.100.0/24 or 2001:db8::/32, got %q", role, w.text)
+			p.err.Msg = fmt.Sprintf("%s needs a prefix like 198.51.100.0/24 or 2001:db8::/32, got %q", role, Truncate(w.text))
 			return netip.Prefix{}
 		}
 		return netip.PrefixFrom(a, a.BitLen())

@@ -536,3 +536,28 @@ func TestParseFilePath(t *testing.T) {
 		t.Errorf("missing: %v", err)
 	}
 }
+
+// TestErrorsTruncateWords: a file that is not a configuration (fwdd -c
+// /etc/shadow) must not be copied into errors and logs: at most the
+// offending word, truncated.
+func TestErrorsTruncateWords(t *testing.T) {
+	secret := "root:$6$saltsalt$" + strings.Repeat("x", 80) + ":19000:0:99999:7:::"
+	for _, line := range []string{
+		secret,
+		"route add " + secret + " blackhole",
+		"port add p0 driver null " + secret,
+		`route add "` + secret,
+	} {
+		_, err := ParseLine(line)
+		if err == nil {
+			t.Fatalf("ParseLine(%.30q) accepted", line)
+		}
+		if strings.Contains(err.Error(), strings.Repeat("x", MaxQuoted)) {
+			t.Errorf("error quotes the line whole: %v", err)
+		}
+		var e *Error
+		if errors.As(err, &e) && len(e.Word) > MaxQuoted+3 {
+			t.Errorf("Error.Word is %d bytes: %q", len(e.Word), e.Word)
+		}
+	}
+}

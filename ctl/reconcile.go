@@ -105,8 +105,9 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 	}
 
-	// 3. FIB count: a new FIB set is filled completely before the workers
-	// see it; on error the old one stays.
+	// 3. FIB count: a new FIB set is filled completely and reaches the
+	// workers with the State that uses it, in one snapshot (publish, step
+	// 6); on error the old one stays.
 	if nm.sysctl["net.fibs"] != om.sysctl["net.fibs"] || s.fibs == nil {
 		n, _ := strconv.Atoi(nm.sysctl["net.fibs"])
 		oldF, oldNH, oldInst, oldConn := s.fibs, s.nhs, s.installed, s.connected
@@ -116,8 +117,6 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		defer func() {
 			if err != nil {
 				s.fibs, s.nhs, s.installed, s.connected = oldF, oldNH, oldInst, oldConn
-			} else {
-				s.eng.SetFIB(s.fibs)
 			}
 		}()
 		incremental = false // a new FIB set: install everything
@@ -395,7 +394,9 @@ func (s *stack) nexthop(nh fib.NextHop) (uint32, error) {
 	return id, nil
 }
 
-// publish gives the workers the current ports and rules.
+// publish gives the workers the current ports and rules, with the FIB set
+// they refer to, as one snapshot (a worker never sees rules or port FIBs of
+// one FIB set with another: issue 12.13).
 func (s *stack) publish() {
 	st := &fwd.State{Rules: s.rules}
 	st.ICMPRate, _ = strconv.Atoi(s.model.sysctl["net.icmp.ratelimit"])
@@ -409,7 +410,7 @@ func (s *stack) publish() {
 			lp.model.Up && link.Up && link.Present, lp.model.Addrs)
 		st.Ports[lp.id].TxQueues = min(lp.info.TxQueues, len(s.eng.Workers()))
 	}
-	s.eng.PublishState(st)
+	s.eng.Publish(st, s.fibs)
 }
 
 var errStopped = errors.New("fwdd is shutting down")

@@ -83,8 +83,10 @@ func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
 
 // process handles one received burst from port.
 func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
-	st := p.d.state.Load()
-	fs := p.d.fibs.Load().Load()
+	v := p.d.view.Load()
+	st := v.st
+	fs := v.fibs.Load()
+	nfib := fs.NumFIBs()
 	ns := p.neigh.Load()
 	in := st.port(port)
 	b := &p.bc
@@ -109,6 +111,10 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, false) {
 				continue
 			}
+			if int(m.FIB) >= nfib {
+				p.drop(m, DropNoFIB)
+				continue
+			}
 			p.v4[n4] = m
 			p.dst4[n4] = dst4(m)
 			n4++
@@ -119,6 +125,10 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			}
 			m.FIB = in.FIB
 			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, true) {
+				continue
+			}
+			if int(m.FIB) >= nfib {
+				p.drop(m, DropNoFIB)
 				continue
 			}
 			p.v6[n6] = m
@@ -441,6 +451,11 @@ func (p *pipeline) routeGenerated(st *State, fs *fib.Snapshot, ns *lltable.Snaps
 	for i := 0; i < p.nGen; i++ {
 		m := p.gen[i]
 		p.gen[i] = nil
+		if int(m.FIB) >= fs.NumFIBs() {
+			// Answers a packet held across a change of net.fibs.
+			p.drop(m, DropNoFIB)
+			continue
+		}
 		p.bc.v[ICMPSent]++
 		if m.Flags&mbuf.FlagIPv4 != 0 {
 			nh := fs.Lookup4(uint32(m.FIB), dst4(m))

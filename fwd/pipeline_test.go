@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/fwdd/fwdd/fib"
+	"github.com/fwdd/fwdd/fwd/pkt"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -488,6 +489,47 @@ func TestFragmentNoBufferDropsWhole(t *testing.T) {
 	}
 	if c := h.e.Counters(); c["drop_frag_failed"] != 1 || c["fragments_made"] != 0 {
 		t.Errorf("drop_frag_failed %d (want 1), fragments_made %d (want 0)", c["drop_frag_failed"], c["fragments_made"])
+	}
+	if n := h.inUse(); n != 0 {
+		t.Errorf("%d mbufs leaked", n)
+	}
+}
+
+// TestFIBOutOfRange: a packet whose FIB is not in the published FIB set (a
+// State published on its own with a port FIB the set lacks, or a packet
+// held by the neighbour table across a change of net.fibs) is dropped and
+// counted, never looked up (issue 12.13: the worker indexed past the FIB
+// set and panicked).
+func TestFIBOutOfRange(t *testing.T) {
+	h := newHarness(t, true) // FIB set of 2
+	st := *h.st
+	st.Ports = append([]PortState(nil), st.Ports...)
+	st.Ports[0].FIB = 5
+	h.e.PublishState(&st)
+	out0, out1 := h.inject(0, frame4(t, pktOpt{dst: remote4}), frame6(t, pktOpt{dst: netip.MustParseAddr("2001:2:1::5")}))
+	if len(out0)+len(out1) != 0 {
+		t.Fatalf("%d frames sent for packets of a FIB that does not exist", len(out0)+len(out1))
+	}
+	if c := h.e.Counters(); c["drop_fib_missing"] != 2 {
+		t.Errorf("drop_fib_missing %d, want 2", c["drop_fib_missing"])
+	}
+	// The control path answers packets the neighbour table gave up on, in
+	// their FIB: one held from before net.fibs shrank.
+	h.e.PublishState(h.st)
+	ms := make([]*mbuf.Mbuf, 1)
+	if h.e.ctl.pl.cache.Alloc(ms) != 1 {
+		t.Fatal("pool exhausted")
+	}
+	f := frame4(t, pktOpt{dst: netip.MustParseAddr("198.18.2.77")})
+	copy(ms[0].Append(len(f)), f)
+	if cls, _ := pkt.Parse(ms[0]); cls != pkt.ClassIPv4 {
+		t.Fatalf("test frame parses as %v", cls)
+	}
+	ms[0].Port, ms[0].FIB = 0, 9
+	h.e.ctl.unreachable(ms)
+	h.w.pl.idle()
+	if c := h.e.Counters(); c["drop_fib_missing"] != 3 || c["icmp_sent"] != 0 {
+		t.Errorf("drop_fib_missing %d (want 3), icmp_sent %d (want 0)", c["drop_fib_missing"], c["icmp_sent"])
 	}
 	if n := h.inUse(); n != 0 {
 		t.Errorf("%d mbufs leaked", n)

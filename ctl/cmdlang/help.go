@@ -1,5 +1,7 @@
 package cmdlang
 
+import "github.com/fwdd/fwdd/pmd"
+
 // Help is the grammar summary printed by "fwdctl help" and the interactive
 // prompt. One command per line; '#' starts a comment; keyword arguments
 // come in any order after the verb and its positional arguments.
@@ -7,7 +9,8 @@ const Help = `set KEY VALUE                               set a sysctl-like key 
 get KEY
 port add NAME driver DRIVER [fib N] [mtu N] [KEY VALUE|KEY=VALUE]...
                                             e.g. driver afxdp dev r0 queues 2 mode zerocopy
-port set NAME [fib N] [mtu N] [up|down]
+port set NAME [fib N] [mtu N] [up|down] [KEY VALUE|-KEY VALUE]...
+                                            driver arguments, e.g. laggport m2 -laggport m1
 port del NAME
 addr add|del PORT ADDR/LEN                  IPv4 or IPv6; adds the connected route
 route add PREFIX via ADDR [via ADDR]... [dev PORT] [fib N]     (several via: ECMP)
@@ -24,3 +27,9 @@ neigh add PORT ADDR lladdr MAC
 neigh del PORT ADDR
 show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX]
 `
+
+// HelpText is Help followed by the drivers linked into this program and
+// their arguments, from their own descriptions (pmd.Driver.Args).
+func HelpText() string {
+	return Help + "\nDrivers (port add NAME driver DRIVER [KEY VALUE]...):\n" + pmd.Usage()
+}

@@ -159,11 +159,28 @@ func (p *parser) fail(w *word, format string, args ...any) {
 	if p.err != nil {
 		return
 	}
+	// Words are quoted truncated: the line may be anything (a file that is
+	// not a configuration at all), and errors end up in logs.
+	for i, a := range args {
+		if s, ok := a.(string); ok && p.isWord(s) {
+			args[i] = Truncate(s)
+		}
+	}
 	e := &Error{File: p.at.File, Line: p.at.Line, Verb: p.verb, Msg: fmt.Sprintf(format, args...)}
 	if w != nil {
-		e.Word, e.Col = w.text, w.col
+		e.Word, e.Col = Truncate(w.text), w.col
 	}
 	p.err = e
+}
+
+// isWord reports whether s is the text of one of the line's words.
+func (p *parser) isWord(s string) bool {
+	for i := range p.words {
+		if p.words[i].text == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *parser) more() bool { return p.err == nil && p.i < len(p.words) }
@@ -347,9 +364,9 @@ func (p *parser) prefixWord(w *word, role string) netip.Prefix {
 		return netip.Prefix{}
 	}
 	if !strings.Contains(w.text, "/") {
-		a := p.addrWord(w, fmt.Sprintf("%s %q", role, w.text))
+		a := p.addrWord(w, fmt.Sprintf("%s %q", role, Truncate(w.text)))
 		if p.err != nil {
-			p.err.Msg = fmt.Sprintf("%s needs a prefix like 198.51.100.0/24 or 2001:db8::/32, got %q", role, w.text)
+			p.err.Msg = fmt.Sprintf("%s needs a prefix like 198.51.100.0/24 or 2001:db8::/32, got %q", role, Truncate(w.text))
 			return netip.Prefix{}
 		}
 		return netip.PrefixFrom(a, a.BitLen())
@@ -578,8 +595,18 @@ func (p *parser) portAdd() Command {
 			if p.once(w, "mtu") {
 				c.MTU = p.num(w, "an MTU", MinMTU, MaxMTU)
 			}
+		case "lcp":
+			if p.once(w, "lcp") {
+				if v := p.value(w, "a kernel interface name"); v != nil {
+					if v.text == LCPOff {
+						p.fail(v, "\"lcp off\" is for port set; leave lcp out for no kernel interface")
+						break
+					}
+					c.LCP = p.lcpName(v)
+				}
+			}
 		default:
-			k, v, vw, ok := p.driverArg(w, "driver, fib, mtu or a driver argument like dev IFNAME or key=value")
+			k, v, vw, ok := p.driverArg(w, "driver, fib, mtu, lcp or a driver argument like dev IFNAME or key=value")
 			if ok {
 				args = append(args, arg{k, v, vw, w})
 			}
@@ -640,7 +667,7 @@ func (p *parser) driverArg(w *word, expected string) (k, v string, vw *word, ok 
 		p.fail(w, "driver argument %q: the key must be a lower-case word", w.text)
 		return "", "", nil, false
 	}
-	if k == "driver" || k == "fib" || k == "mtu" {
+	if k == "driver" || k == "fib" || k == "mtu" || k == "lcp" {
 		p.fail(w, "write %q as %q", w.text, k+" "+v)
 		return "", "", nil, false
 	}
@@ -683,8 +710,18 @@ func (p *parser) portSet() Command {
 					c.Admin = AdminDown
 				}
 			}
+		case "lcp":
+			if p.once(w, "lcp") {
+				if v := p.value(w, "a kernel interface name or off"); v != nil {
+					if v.text == LCPOff {
+						c.LCP = LCPOff
+					} else {
+						c.LCP = p.lcpName(v)
+					}
+				}
+			}
 		default:
-			const expected = "fib N, mtu N, up, down, a driver argument KEY VALUE or -KEY VALUE"
+			const expected = "fib N, mtu N, up, down, lcp IFNAME|off, a driver argument KEY VALUE or -KEY VALUE"
 			op := ArgOp{}
 			aw := w
 			if strings.HasPrefix(w.text, "-") && validIdent(w.text[1:]) {
@@ -698,10 +735,22 @@ func (p *parser) portSet() Command {
 			}
 		}
 	}
-	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged && len(c.Args) == 0 {
-		p.fail(nil, "nothing to set (expected fib N, mtu N, up, down or a driver argument)")
+	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged && c.LCP == "" && len(c.Args) == 0 {
+		p.fail(nil, "nothing to set (expected fib N, mtu N, up, down, lcp IFNAME|off or a driver argument)")
+	}
+	if p.err != nil {
+		return nil
 	}
 	return c
+}
+
+// lcpName reads the kernel interface name of "lcp NAME".
+func (p *parser) lcpName(w *word) string {
+	if !ValidLCPName(w.text) {
+		p.fail(w, "\"lcp\" needs a kernel interface name (1 to 15 characters, no '/', ':', '%%' or blank, not \"off\"), got %q", w.text)
+		return ""
+	}
+	return w.text
 }
 
 // ifaddr reads an interface address ADDR/LEN: host bits are kept.
@@ -1138,4 +1187,13 @@ func (p *parser) show() Command {
 	p.verb = "show"
 	p.fail(w, "cannot show %q (expected %s)", w.text, orList(what))
 	return nil
+}
+
+// validDev accepts Linux interface names: 1..15 bytes, no '/', no blank,
+// not "." or "..".
+func validDev(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	return !strings.ContainsAny(s, "/ \t:")
 }

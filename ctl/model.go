@@ -12,8 +12,8 @@ import (
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fwd"
-	"github.com/fwdd/fwdd/pmd"
 	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/pmd"
 )
 
 // model is the configuration as the operator stated it: pure data, no

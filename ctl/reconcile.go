@@ -10,7 +10,6 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/pmd"
-	"github.com/fwdd/fwdd/pmd/ringpmd"
 )
 
 // livePort is a port that exists in the running stack.
@@ -18,8 +17,11 @@ type livePort struct {
 	model *portModel
 	id    uint16
 	port  pmd.Port
-	info  pmd.Info
+	info  pmd.Info // identity as last read from the driver (identityCheck)
 	mtu   int
+	// gone: the device was seen missing (Link().Present false) and its
+	// dynamic neighbours flushed.
+	gone bool
 }
 
 // nhKey identifies a FIB next hop so that equal next hops are shared.
@@ -45,6 +47,24 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 			removed = append(removed, lp)
 		}
 	}
+	// A port stacked on a reopened one (a lagg on its members, a vlan on
+	// its parent) is reopened too.
+	for grew := true; grew; {
+		grew = false
+		for name, lp := range s.live {
+			np, ok := nm.ports[name]
+			if !ok || slices.Contains(removed, lp) {
+				continue
+			}
+			for _, r := range pmd.PortRefs(np.Driver, np.Args) {
+				if dep, ok := s.live[r.Port]; ok && slices.Contains(removed, dep) {
+					removed = append(removed, lp)
+					grew = true
+					break
+				}
+			}
+		}
+	}
 	// 2. Ports to add: open them first, the step most likely to fail.
 	var opened []*livePort
 	defer func() {
@@ -64,18 +84,14 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		pcfg := pmd.Config{
 			Name: np.Name, ID: id, Driver: np.Driver, Args: pmd.Args(np.Args),
 			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+			Lookup: func(name string) (pmd.Port, uint16, bool) {
+				if lp, ok := s.live[name]; ok && !slices.Contains(removed, lp) {
+					return lp.port, lp.id, true
+				}
+				return nil, 0, false
+			},
 		}
-		var p pmd.Port
-		if np.Driver == ringpmd.DriverName && np.Args["peer"] != "" {
-			// Ring pairs meet in the stack's hub: the first port of a
-			// pair waits (link down) for the second.
-			p, err = s.hub.Open(pcfg)
-			if err != nil {
-				err = fmt.Errorf("port %s: %w", np.Name, err)
-			}
-		} else {
-			p, err = pmd.Open(pcfg)
-		}
+		p, err := pmd.Open(pcfg)
 		if err != nil {
 			return err
 		}

@@ -41,6 +41,8 @@ type ratio struct {
 var ratios = []ratio{
 	{name: "fwdd-afxdp vs Linux", numLeg: "fwdd-afxdp", numGen: genAFP, denLeg: "linux", denGen: genAFP, min: 1.5, target: "≥ 1.5×"},
 	{name: "fwdd-afpacket vs Linux", numLeg: "fwdd-afpacket", numGen: genAFP, denLeg: "linux", denGen: genAFP},
+	{name: "fwdd-afxdp vs the C AF_XDP forwarder", numLeg: "fwdd-afxdp", numGen: genLive, denLeg: "c-afxdp", denGen: genLive, min: 1.2, target: "≥ 1.2×"},
+	{name: "fwdd-afxdp vs the C AF_XDP forwarder", numLeg: "fwdd-afxdp", numGen: genAFP, denLeg: "c-afxdp", denGen: genAFP},
 	{name: "fwdd-afxdp vs XDP-native", numLeg: "fwdd-afxdp", numGen: genLive, denLeg: "xdp", denGen: genLive, min: 0.8, target: "≥ 0.8×"},
 	{name: "XDP-native vs Linux", numLeg: "xdp", numGen: genAFP, denLeg: "linux", denGen: genAFP},
 	{name: "Linux (threaded NAPI) vs Linux (backlog)", numLeg: "linux", numGen: genAFP, denLeg: "linux-backlog", denGen: genAFP},
@@ -106,6 +108,13 @@ func (r *report) text() string {
 			fmt.Fprintf(&b, "  %s\n", s)
 		}
 	}
+	if l := r.latencyLines(); len(l) > 0 {
+		fmt.Fprintf(&b, "\nLatency (64 B, AF_PACKET generator with stamps; generator and sink on CPU %d, router on CPU %d; median of %d runs, min–max):\n",
+			h.cfg.genCPU, h.cfg.rtrCPU, h.cfg.reps)
+		for _, s := range l {
+			fmt.Fprintf(&b, "  %s\n", s)
+		}
+	}
 	for _, p := range h.prof {
 		fmt.Fprintf(&b, "\nCPU profile of %s", p.Label)
 		if p.Err != "" {
@@ -153,6 +162,13 @@ func (r *report) markdown(svg string) string {
 	}
 	if l := r.ratioLines(); len(l) > 0 {
 		b.WriteString("\nComparisons:\n\n")
+		for _, s := range l {
+			fmt.Fprintf(&b, "- %s\n", s)
+		}
+	}
+	if l := r.latencyLines(); len(l) > 0 {
+		fmt.Fprintf(&b, "\nLatency (64 B, AF_PACKET generator with stamps; generator and sink on CPU %d, router on CPU %d; median of %d runs, min–max):\n\n",
+			h.cfg.genCPU, h.cfg.rtrCPU, h.cfg.reps)
 		for _, s := range l {
 			fmt.Fprintf(&b, "- %s\n", s)
 		}

@@ -33,7 +33,15 @@ const (
 func init() {
 	pmd.Register(pmd.Driver{
 		Name: DriverName,
-		Help: "AF_XDP sockets, UMEM = the mbuf pool: dev=IF [queues=N] [mode=auto|copy|zerocopy] [xdpmode=auto|native|generic] [busypoll=USECS] [ring=2048]",
+		Help: "AF_XDP sockets on a kernel interface; the UMEM is the mbuf pool (main driver)",
+		Args: []pmd.Arg{
+			{Name: argDev, Type: pmd.ArgDev, Required: true, Help: "the kernel interface"},
+			{Name: argQueues, Type: pmd.ArgInt, Min: 1, Max: 4096, Help: "queues to open (default: the device's channels, ethtool -l)"},
+			{Name: argMode, Type: pmd.ArgEnum, Choices: []string{"auto", "copy", "zerocopy"}, Default: "auto", Help: "AF_XDP bind mode"},
+			{Name: argXDPMode, Type: pmd.ArgEnum, Choices: []string{"auto", "native", "generic"}, Default: "auto", Help: "XDP attach mode"},
+			{Name: argBusyPoll, Type: pmd.ArgInt, Min: 0, Max: 1000000, Default: "0", Help: "preferred busy-polling timeout in µs (0: off)"},
+			{Name: argRing, Type: pmd.ArgInt, Min: 64, Max: 1 << 16, PowerOfTwo: true, Default: fmt.Sprint(xsk.DefaultRingSize), Help: "size of the fill, completion, RX and TX rings"},
+		},
 		Open: open,
 	})
 }

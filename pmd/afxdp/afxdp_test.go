@@ -380,10 +380,10 @@ func TestArgs(t *testing.T) {
 	}
 	defer pool.Close()
 	for _, tc := range []struct{ args, want string }{
-		{"", "dev=IF is required"},
+		{"", "argument dev: required"},
 		{"dev=x,mode=fast", "want one of auto, copy, zerocopy"},
 		{"dev=x,xdpmode=hw", "want one of auto, native, generic"},
-		{"dev=x,colour=red", `unknown argument "colour"`},
+		{"dev=x,colour=red", "argument colour: unknown"},
 		{"dev=x,ring=1000", "power of two"},
 		{"dev=nonexistent0", "no such interface"},
 	} {

@@ -16,7 +16,6 @@ import (
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/lltable"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
-	"github.com/fwdd/fwdd/pmd/ringpmd"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -105,9 +104,6 @@ type stack struct {
 
 	nb *neighbours
 
-	// hub pairs "ring" ports given peer=NAME.
-	hub *ringpmd.Hub
-
 	// ruleBases holds each rule slot's counter value when its rule was
 	// made: slots are reused after a rule is deleted, counters are not
 	// reset (workers own them).
@@ -156,7 +152,7 @@ func Start(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, hub: ringpmd.NewHub()}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}}
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
 	b := st.model.begin()

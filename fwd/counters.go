@@ -35,6 +35,7 @@ const (
 	DropBroadcast   // link-layer broadcast/multicast or another host's MAC
 	DropNoNeighbour // a neighbour entry failed, or the control path had none
 	DropUnknownVLAN // 802.1Q tag whose VLAN id has no sub-interface on the port
+	DropNoFIB       // the packet's FIB is not in the FIB set (a held packet outliving net.fibs)
 
 	// Not drops.
 	Fragmented      // IPv4 fragments made
@@ -49,7 +50,8 @@ var reasonNames = [numReasons]string{
 	DropReject: "drop_reject", DropRule: "drop_rule", DropTooBig: "drop_too_big", DropFragFailed: "drop_frag_failed",
 	DropPuntFull: "drop_control_ring_full", DropNoBuffer: "drop_no_buffer", DropLocal: "drop_local_unhandled",
 	DropPortDown: "drop_port_down", DropHopByHop: "drop_hop_by_hop", DropBroadcast: "drop_not_our_mac",
-	DropNoNeighbour: "drop_no_neighbour", DropUnknownVLAN: "drop_unknown_vlan", Fragmented: "fragments_made", ICMPRateLimited: "icmp_rate_limited",
+	DropNoNeighbour: "drop_no_neighbour", DropUnknownVLAN: "drop_unknown_vlan", DropNoFIB: "drop_fib_missing",
+	Fragmented: "fragments_made", ICMPRateLimited: "icmp_rate_limited",
 }
 
 func (r Reason) String() string {

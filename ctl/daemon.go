@@ -19,7 +19,6 @@ import (
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/pmd"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
-	"github.com/fwdd/fwdd/pmd/ringpmd"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -116,9 +115,6 @@ type stack struct {
 
 	nb *neighbours
 
-	// hub pairs "ring" ports given peer=NAME.
-	hub *ringpmd.Hub
-
 	// phase is what the control goroutine is doing, for the panic policy.
 	phase phase
 	// panicHook, if set (tests), is called at each phase of a batch.
@@ -133,8 +129,8 @@ type stack struct {
 // CheckFile parses and validates a configuration file without opening any
 // device: fwdd -check. Beyond what every batch is checked for (the
 // commands, each port's driver and arguments through pmd.Check), it checks
-// that the kernel interfaces the ports name exist (in the current network
-// namespace). Errors name the file and line.
+// that the kernel interfaces the ports name exist (pmd.CheckDevices, in
+// the current network namespace). Errors name the file and line.
 func CheckFile(path string) error { return checkFile(path, "") }
 
 // checkFile is CheckFile with the devices looked up in namespace netns.
@@ -153,8 +149,7 @@ func checkFile(path, netns string) error {
 			return &cmdlang.ExecError{Cmd: c, Err: err}
 		}
 		if pa, ok := c.(*cmdlang.PortAdd); ok {
-			cfg := pmd.Config{Name: pa.Name, Driver: pa.Driver, Args: pmd.Args(pa.Args), NetNS: netns}
-			if err := pmd.Check(cfg, true); err != nil {
+			if err := pmd.CheckDevices(pa.Driver, pmd.Args(pa.Args), netns); err != nil {
 				return &cmdlang.ExecError{Cmd: c, Err: err}
 			}
 		}
@@ -184,7 +179,7 @@ func Start(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, hub: ringpmd.NewHub()}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}}
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
 	b := st.model.begin()
@@ -295,6 +290,7 @@ type stateSnapshot struct {
 	// neighCtr are the neighbour table's counters.
 	neighCtr []lltable.Counter
 	fibs     []show.FIB
+	lcp      []lcpRow
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
@@ -305,6 +301,7 @@ func (d *Daemon) snapshot() (*stateSnapshot, error) {
 		snap.neigh = s.nb.countByState()
 		snap.neighCtr = s.nb.counters()
 		snap.fibs = s.fibRows()
+		snap.lcp = s.lcpRows()
 	})
 	return &snap, err
 }

@@ -265,7 +265,7 @@ func TestSIGTERMWithAbusiveClients(t *testing.T) {
 }
 
 func init() {
-	pmd.Register(pmd.Driver{Name: "failopentest", Open: func(pmd.Config) (pmd.Port, error) {
+	pmd.Register(pmd.Driver{Name: "failopentest", Args: []pmd.Arg{}, Open: func(pmd.Config) (pmd.Port, error) {
 		return nil, errors.New("failopentest: cannot open (as intended)")
 	}})
 }
@@ -276,13 +276,13 @@ func init() {
 // to open at start still names its line.
 func TestCheckFileDrivers(t *testing.T) {
 	for _, c := range []struct{ conf, want string }{
-		{"port add p0 driver null\nport add p1 driver nosuch\n", ":2: port add p1 driver nosuch: port p1: unknown driver \"nosuch\""},
+		{"port add p0 driver null\nport add p1 driver nosuch\n", ":2: port add p1 driver nosuch: driver nosuch: unknown driver"},
 		{"port add p0 driver null size=99999\n", ":1: "},
 		{"port add p0 driver afxdp dev lo mode=fast\n", ":1: "},
-		{"port add p0 driver afxdp dev lo bogus=1\n", "unknown argument \"bogus\""},
-		{"port add p0 driver afxdp\n", "needs dev IFNAME"},
-		{"\nport add p0 driver afxdp dev nosuch0\n", ":2: port add p0 driver afxdp dev nosuch0: port p0: driver afxdp: dev nosuch0: no such interface (see ip link)"},
-		{"port add p0 driver afpacket dev nosuch0\n", ":1: port add p0 driver afpacket dev nosuch0: port p0: driver afpacket: dev nosuch0: no such interface"},
+		{"port add p0 driver afxdp dev lo bogus=1\n", ":1: port add: driver afxdp: argument bogus: unknown"},
+		{"port add p0 driver afxdp\n", "argument dev: required"},
+		{"\nport add p0 driver afxdp dev nosuch0\n", ":2: port add p0 driver afxdp dev nosuch0: driver afxdp: argument dev: \"nosuch0\": no such interface (see ip link)"},
+		{"port add p0 driver afpacket dev nosuch0\n", ":1: port add p0 driver afpacket dev nosuch0: driver afpacket: argument dev: \"nosuch0\": no such interface"},
 		{"port add p0 driver ring size=3\n", "power of two"},
 	} {
 		conf := writeConf(t, c.conf)

@@ -332,6 +332,7 @@ func (s *stack) counterRows() []show.Counter {
 	for _, c := range s.nb.counters() {
 		rows = append(rows, show.Counter{Scope: "neigh", Name: c.Name, Value: c.Value})
 	}
+	rows = append(rows, s.lcpCounterRows()...)
 	for _, p := range s.eng.Pools() {
 		st := p.Stats()
 		scope := "mbuf pool " + st.Name

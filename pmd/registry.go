@@ -3,7 +3,6 @@ package pmd
 import (
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -13,16 +12,14 @@ import (
 type Driver struct {
 	// Name is what "port add ... driver NAME" selects.
 	Name string
-	// Help is one line describing the driver and its arguments.
+	// Help is one line describing the driver.
 	Help string
+	// Args describes every argument the driver accepts (none: an empty
+	// slice). Open is called only with arguments that passed CheckArgs.
+	Args []Arg
 	// Open creates a port. It succeeds completely or returns an error having
 	// released everything it took.
 	Open func(cfg Config) (Port, error)
-	// Check, if set, validates cfg.Args as Open would, opening nothing,
-	// and returns the kernel interface the port would use ("" if none).
-	// fwdd -check and every batch call it (through pmd.Check) before
-	// anything is opened.
-	Check func(cfg Config) (dev string, err error)
 }
 
 // The driver table is the package's only shared state: drivers register
@@ -40,8 +37,19 @@ var ErrUnknownDriver = errors.New("unknown driver")
 // taken or the driver is incomplete: both are programming errors caught at
 // start-up.
 func Register(d Driver) {
-	if d.Name == "" || d.Open == nil {
-		panic("pmd: Register: driver needs a name and an Open function")
+	if d.Name == "" || d.Open == nil || d.Args == nil {
+		panic("pmd: Register: driver needs a name, an Open function and its Args (an empty slice for none)")
+	}
+	for _, a := range d.Args {
+		if a.Type == ArgEnum && len(a.Choices) == 0 || a.Type == ArgSet && len(a.Choices) == 0 ||
+			a.Member && a.Type != ArgPort || a.Type == ArgInt && a.Min > a.Max {
+			panic("pmd: Register: driver " + d.Name + ": argument " + a.Name + " is described inconsistently")
+		}
+		if a.Default != "" {
+			if err := a.check(a.Default); err != nil {
+				panic("pmd: Register: driver " + d.Name + ": argument " + a.Name + ": default: " + err.Error())
+			}
+		}
 	}
 	driversMu.Lock()
 	defer driversMu.Unlock()
@@ -63,70 +71,22 @@ func Drivers() []Driver {
 	return out
 }
 
-func lookup(cfg Config) (Driver, error) {
+// Open creates a port with the driver cfg.Driver.
+func Open(cfg Config) (Port, error) {
 	driversMu.RLock()
 	d, ok := drivers[cfg.Driver]
 	driversMu.RUnlock()
 	if !ok {
-		names := []string{}
-		for _, d := range Drivers() {
-			names = append(names, d.Name)
-		}
-		return d, fmt.Errorf("port %s: %w %q (available: %s)", cfg.Name, ErrUnknownDriver, cfg.Driver, strings.Join(names, ", "))
-	}
-	return d, nil
-}
-
-// ErrNoDevice is wrapped by Check's refusal of a device that does not
-// exist.
-var ErrNoDevice = errors.New("no such interface")
-
-// Check validates a port's configuration without opening anything
-// exclusively: the driver is registered and accepts cfg.Args (its Check),
-// and, with devices, the kernel interface it names exists (in cfg.NetNS).
-// Errors read like Open's.
-func Check(cfg Config, devices bool) error {
-	d, err := lookup(cfg)
-	if err != nil {
-		return err
-	}
-	if d.Check == nil {
-		return nil
-	}
-	if cfg.Args == nil {
-		cfg.Args = Args{}
-	}
-	dev, err := d.Check(cfg)
-	if err != nil {
-		return fmt.Errorf("port %s: %w", cfg.Name, err)
-	}
-	if !devices || dev == "" {
-		return nil
-	}
-	var lookErr error
-	if err := InNetNS(cfg.NetNS, func() error {
-		_, lookErr = net.InterfaceByName(dev)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("port %s: %w", cfg.Name, err)
-	}
-	if lookErr != nil {
-		return fmt.Errorf("port %s: driver %s: dev %s: %w (%s)", cfg.Name, cfg.Driver, dev, ErrNoDevice, SeeIPLink(cfg.NetNS))
-	}
-	return nil
-}
-
-// Open creates a port with the driver cfg.Driver.
-func Open(cfg Config) (Port, error) {
-	d, err := lookup(cfg)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("port %s: %w %q (available: %s)", cfg.Name, ErrUnknownDriver, cfg.Driver, strings.Join(driverNames(), ", "))
 	}
 	if len(cfg.Pools) == 0 {
 		return nil, fmt.Errorf("port %s: driver %s: no mbuf pool given", cfg.Name, cfg.Driver)
 	}
 	if cfg.Args == nil {
 		cfg.Args = Args{}
+	}
+	if err := d.CheckArgs(cfg.Args); err != nil {
+		return nil, fmt.Errorf("port %s: %w", cfg.Name, err)
 	}
 	p, err := d.Open(cfg)
 	if err != nil {

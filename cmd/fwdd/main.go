@@ -1,7 +1,7 @@
 // Command fwdd is the fwdd router daemon.
 //
 //	fwdd -c FILE [-s SOCKET] [-metrics ADDR] [-pprof ADDR] [-profile cpu|mem|mutex|block|trace]
-//	     [-profile-dir DIR] [-cpus LIST] [-workers N] [-poll busy|adaptive] [-log-level LEVEL]
+//	     [-profile-dir DIR] [-cpus LIST] [-workers N] [-poll busy|adaptive] [-idle-spin D] [-rt PRIO] [-log-level LEVEL]
 //	fwdd -check -c FILE
 //
 // It reads FILE (the command language of fwdctl, one command per line),
@@ -50,6 +50,8 @@ func run(args []string) int {
 		workers   = fs.Int("workers", 0, "number of poll-mode workers (default: one per -cpus entry, or 1)")
 		pollMode  = fs.String("poll", "adaptive", "worker poll mode: busy (spin, like DPDK) or adaptive (sleep when idle)")
 		poolSize  = fs.Int("mbufs", 0, "mbufs per worker (default 16384)")
+		rtPrio    = fs.Int("rt", 0, "run workers SCHED_FIFO at this priority (1-99; 0: ordinary scheduling). With -poll busy a worker then never yields its CPU: give it a CPU of its own (-cpus)")
+		idleSpin  = fs.Duration("idle-spin", 0, "adaptive poll: keep polling this long after the last packet before sleeping (default 200µs)")
 		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn or error")
 	)
 	fs.Usage = func() {
@@ -94,6 +96,10 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "fwdd: -poll: %v\n", err)
 		return 2
 	}
+	if *rtPrio < 0 || *rtPrio > 99 {
+		fmt.Fprintf(os.Stderr, "fwdd: -rt %d: want a SCHED_FIFO priority from 1 to 99, or 0 for ordinary scheduling\n", *rtPrio)
+		return 2
+	}
 	if *profMode != "" {
 		var mode func(*profile.Profile)
 		switch *profMode {
@@ -117,7 +123,7 @@ func run(args []string) int {
 	d, err := ctl.Start(ctl.Options{
 		ConfigFile: *config,
 		Socket:     *socket,
-		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, PollMode: pm, PoolSize: *poolSize},
+		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, IdleSpin: *idleSpin},
 		Log:        log,
 	})
 	if err != nil {

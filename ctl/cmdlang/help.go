@@ -1,5 +1,7 @@
 package cmdlang
 
+import "github.com/fwdd/fwdd/pmd"
+
 // Help is the grammar summary printed by "fwdctl help" and the interactive
 // prompt. One command per line; '#' starts a comment; keyword arguments
 // come in any order after the verb and its positional arguments.
@@ -16,7 +18,8 @@ get KEY
 port add NAME driver DRIVER [fib N] [mtu N] [lcp IFNAME] [KEY VALUE|KEY=VALUE]...
                                             e.g. driver afxdp dev r0 queues 2 mode zerocopy
                                             lcp IFNAME: a kernel interface for the host's traffic
-port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off]
+port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off] [KEY VALUE|-KEY VALUE]...
+                                            driver arguments, e.g. laggport m2 -laggport m1
 port del NAME
 addr add|del PORT ADDR/LEN                  IPv4 or IPv6; adds the connected route
 route add PREFIX via ADDR [via ADDR]... [dev PORT] [fib N]     (several via: ECMP)
@@ -33,3 +36,9 @@ neigh add PORT ADDR lladdr MAC
 neigh del PORT ADDR
 show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX]
 `
+
+// HelpText is Help followed by the drivers linked into this program and
+// their arguments, from their own descriptions (pmd.Driver.Args).
+func HelpText() string {
+	return Help + "\nDrivers (port add NAME driver DRIVER [KEY VALUE]...):\n" + pmd.Usage()
+}

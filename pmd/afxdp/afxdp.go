@@ -33,12 +33,16 @@ const (
 func init() {
 	pmd.Register(pmd.Driver{
 		Name: DriverName,
-		Help: "AF_XDP sockets, UMEM = the mbuf pool: dev=IF [queues=N] [mode=auto|copy|zerocopy] [xdpmode=auto|native|generic] [busypoll=USECS] [ring=2048]",
-		Open: open,
-		Check: func(cfg pmd.Config) (string, error) {
-			a, err := parseArgs(cfg.Args)
-			return a.dev, err
+		Help: "AF_XDP sockets on a kernel interface; the UMEM is the mbuf pool (main driver)",
+		Args: []pmd.Arg{
+			{Name: argDev, Type: pmd.ArgDev, Required: true, Help: "the kernel interface"},
+			{Name: argQueues, Type: pmd.ArgInt, Min: 1, Max: 4096, Help: "queues to open (default: the device's channels, ethtool -l)"},
+			{Name: argMode, Type: pmd.ArgEnum, Choices: []string{"auto", "copy", "zerocopy"}, Default: "auto", Help: "AF_XDP bind mode"},
+			{Name: argXDPMode, Type: pmd.ArgEnum, Choices: []string{"auto", "native", "generic"}, Default: "auto", Help: "XDP attach mode"},
+			{Name: argBusyPoll, Type: pmd.ArgInt, Min: 0, Max: 1000000, Default: "0", Help: "preferred busy-polling timeout in µs (0: off)"},
+			{Name: argRing, Type: pmd.ArgInt, Min: 64, Max: 1 << 16, PowerOfTwo: true, Default: fmt.Sprint(xsk.DefaultRingSize), Help: "size of the fill, completion, RX and TX rings"},
 		},
+		Open: open,
 	})
 }
 
@@ -114,7 +118,13 @@ type Port struct {
 	link    atomic.Pointer[pmd.Link]
 	reopens atomic.Uint64
 
-	mu     sync.Mutex // control side: attach, detach, Info, Close
+	mu sync.Mutex // control side: attach, detach, Info, Close
+	// sockMu orders closing a queue's socket (detach) against reading its
+	// kernel counters (Stats, XSKStats): held only around the close and
+	// the getsockopt, so a reader never waits for a whole detach (which
+	// may wait seconds for a poller) and never uses a closed or reused
+	// descriptor.
+	sockMu sync.Mutex
 	mon    *linkmon.Monitor
 	info   pmd.Info
 	prog   *xsk.Program
@@ -133,51 +143,35 @@ var (
 // it under the poller).
 const detachWait = pmd.QuiesceTimeout
 
-// args are the driver's arguments, parsed.
-type args struct {
-	dev         string
-	queues      int
-	modeS, xdpS string
-	busy, ring  int
-}
-
-// parseArgs checks the arguments and fills in defaults (queues 0: the
-// device's count, found at open).
-func parseArgs(a pmd.Args) (args, error) {
-	var r args
-	if err := a.Check(DriverName, argDev, argQueues, argMode, argXDPMode, argBusyPoll, argRing); err != nil {
-		return r, err
-	}
-	r.dev = a.Str(argDev, "")
-	if r.dev == "" {
-		return r, fmt.Errorf("driver %s: argument dev=IF is required (the kernel interface, see ip link)", DriverName)
-	}
-	var err error
-	if r.queues, err = a.Int(argQueues, 0, 1, 4096); err != nil {
-		return r, fmt.Errorf("driver %s: %w", DriverName, err)
-	}
-	if r.modeS, err = a.Enum(argMode, "auto", "auto", "copy", "zerocopy"); err != nil {
-		return r, fmt.Errorf("driver %s: %w", DriverName, err)
-	}
-	if r.xdpS, err = a.Enum(argXDPMode, "auto", "auto", "native", "generic"); err != nil {
-		return r, fmt.Errorf("driver %s: %w", DriverName, err)
-	}
-	if r.busy, err = a.Int(argBusyPoll, 0, 0, 1000000); err != nil {
-		return r, fmt.Errorf("driver %s: %w", DriverName, err)
-	}
-	r.ring, err = a.Int(argRing, xsk.DefaultRingSize, 64, 1<<16)
-	if err != nil || r.ring&(r.ring-1) != 0 {
-		return r, fmt.Errorf("driver %s: argument ring=%q: want a power of two in [64, 65536]", DriverName, a.Str(argRing, ""))
-	}
-	return r, nil
-}
-
 func open(cfg pmd.Config) (pmd.Port, error) {
-	pa, err := parseArgs(cfg.Args)
-	if err != nil {
+	a := cfg.Args
+	if err := a.Check(DriverName, argDev, argQueues, argMode, argXDPMode, argBusyPoll, argRing); err != nil {
 		return nil, err
 	}
-	dev, queues, modeS, xdpS, busy, ring := pa.dev, pa.queues, pa.modeS, pa.xdpS, pa.busy, pa.ring
+	dev := a.Str(argDev, "")
+	if dev == "" {
+		return nil, fmt.Errorf("driver %s: argument dev=IF is required (the kernel interface, see ip link)", DriverName)
+	}
+	queues, err := a.Int(argQueues, 0, 1, 4096)
+	if err != nil {
+		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	modeS, err := a.Enum(argMode, "auto", "auto", "copy", "zerocopy")
+	if err != nil {
+		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	xdpS, err := a.Enum(argXDPMode, "auto", "auto", "native", "generic")
+	if err != nil {
+		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	busy, err := a.Int(argBusyPoll, 0, 0, 1000000)
+	if err != nil {
+		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	ring, err := a.Int(argRing, xsk.DefaultRingSize, 64, 1<<16)
+	if err != nil || ring&(ring-1) != 0 {
+		return nil, fmt.Errorf("driver %s: argument ring=%q: want a power of two in [64, 65536]", DriverName, a.Str(argRing, ""))
+	}
 	where := fmt.Sprintf("driver %s: dev %s", DriverName, dev)
 	if queues == 0 {
 		err = pmd.InNetNS(cfg.NetNS, func() error {
@@ -346,7 +340,9 @@ func (p *Port) detach() {
 			st = nil
 		}
 		if st != nil {
+			p.sockMu.Lock()
 			qu.release(st)
+			p.sockMu.Unlock()
 		}
 	}
 	if p.prog != nil {
@@ -387,6 +383,8 @@ func (p *Port) RxFD(q int) int {
 	if uint(q) >= uint(len(p.queues)) {
 		return -1
 	}
+	p.sockMu.Lock() // the socket is not closed while we read its descriptor
+	defer p.sockMu.Unlock()
 	if st := p.queues[q].cur.Load(); st != nil {
 		return st.s.FD()
 	}
@@ -412,7 +410,11 @@ func (p *Port) Link() pmd.Link { return *p.link.Load() }
 // buffer was there), which the driver itself never sees.
 func (p *Port) Stats() []pmd.QueueStats {
 	out := pmd.Snapshots(p.ctr)
+	p.sockMu.Lock()
+	defer p.sockMu.Unlock()
 	for q := range out {
+		// Loaded under sockMu: detach unpublishes a socket before it
+		// closes it under sockMu, so a socket seen here is still open.
 		st := p.queues[q].cur.Load()
 		if st == nil {
 			continue
@@ -431,8 +433,8 @@ func (p *Port) Stats() []pmd.QueueStats {
 // XSKStats returns the AF_XDP socket counters of queue q (kicks, kernel
 // drops, ring-empty events), for diagnostics.
 func (p *Port) XSKStats(q int) (xsk.Stats, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.sockMu.Lock()
+	defer p.sockMu.Unlock()
 	if uint(q) >= uint(len(p.queues)) {
 		return xsk.Stats{}, xsk.ErrClosed
 	}

@@ -87,7 +87,7 @@ type Mirror struct {
 	wdone  chan struct{}
 
 	batches, routes, dumps, overruns, coalesced, dropped, interrupted, neighs atomic.Uint64
-	addrWrites, addrWriteErr                                                 atomic.Uint64
+	addrWrites, addrWriteErr                                                  atomic.Uint64
 }
 
 // ErrNoNamespace is wrapped when the namespace path cannot be opened.

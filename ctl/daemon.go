@@ -95,6 +95,10 @@ type stack struct {
 	// hub pairs "ring" ports given peer=NAME.
 	hub *ringpmd.Hub
 
+	// lcpm is the netlink mirror's control side (lcpmirror.go); nil while
+	// no port has a kernel interface.
+	lcpm *lcpMirror
+
 	// ruleBases holds each rule slot's counter value when its rule was
 	// made: slots are reused after a rule is deleted, counters are not
 	// reset (workers own them).
@@ -285,6 +289,8 @@ func (d *Daemon) loop() {
 			}
 			res, err := d.st.run(r)
 			r.reply <- response{res, err}
+		case b := <-d.st.lcpBatches():
+			d.st.lcpApply(b)
 		case <-wake:
 			d.st.nb.input()
 		case now := <-tick.C:
@@ -292,6 +298,7 @@ func (d *Daemon) loop() {
 			d.st.nb.tick(now)
 			d.st.linkCheck()
 		case <-d.stop:
+			d.st.lcpClose()
 			d.st.nb.close()
 			return
 		}
@@ -327,10 +334,12 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		return nil, err
 	}
 	if changes || r.reload {
-		if err := s.reconcile(s.model, b, !r.reload); err != nil {
+		om := s.model
+		if err := s.reconcile(om, b, !r.reload); err != nil {
 			return nil, err
 		}
 		s.model = b.commit()
+		s.lcpReconciled(om)
 	}
 	results := make([]cmdlang.Result, len(r.cmds))
 	for i, c := range r.cmds {
@@ -348,7 +357,7 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 func isQuery(c cmdlang.Command) bool {
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
-		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl:
+		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP:
 		return true
 	}
 	return false

@@ -273,7 +273,9 @@ func TestMirrorOverrun(t *testing.T) {
 	if _, ok := s.route(254, "198.19.5.0/24"); ok {
 		t.Error("stale route 198.19.5.0/24 survived")
 	}
+	s.mu.Lock()
 	t.Logf("stats %+v, dumps %v", st, s.dumps)
+	s.mu.Unlock()
 }
 
 func runBatch(t *testing.T, n *testnet.Net, ns, cmds string) {

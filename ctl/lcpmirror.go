@@ -400,6 +400,7 @@ func (s *stack) lcpRun(cmds []cmdlang.Command) {
 		lm.fromKernel = true
 		_, err := s.run(request{cmds: []cmdlang.Command{c}})
 		lm.fromKernel = false
+		s.enter(phaseReconcile)
 		if err != nil {
 			lm.st.AddrErrs++
 			s.log.Warn("netlink mirror: kernel address not taken", "cmd", c.String(), "err", err)
@@ -662,8 +663,8 @@ func (s *stack) lcpIsKernel(r fib.Route, conn map[netip.Prefix]bool) bool {
 	return !s.lcpStaticOrConnected(routeKey{int(r.FIB), r.Prefix}, conn)
 }
 
-// lcpRow is a row of show lcp's port list.
-type lcpRow struct {
+// lcpPortRow is a row of show lcp's port list.
+type lcpPortRow struct {
 	Port    string `json:"port"`
 	LCP     string `json:"lcp"`
 	Ifindex int32  `json:"ifindex,omitempty"`
@@ -673,12 +674,12 @@ type lcpRow struct {
 type lcpShow struct {
 	Running bool              `json:"running"`
 	Tables  map[string]uint32 `json:"tables"` // FIB -> kernel table
-	Ports   []lcpRow          `json:"ports"`
+	Ports   []lcpPortRow          `json:"ports"`
 	Stats   *lcpStats         `json:"stats,omitempty"`
 }
 
 func (s *stack) showLCP() (cmdlang.Result, error) {
-	out := lcpShow{Tables: map[string]uint32{}, Ports: []lcpRow{}}
+	out := lcpShow{Tables: map[string]uint32{}, Ports: []lcpPortRow{}}
 	for f, t := range s.model.lcpFIBs {
 		out.Tables[fmt.Sprint(f)] = t
 	}
@@ -687,7 +688,7 @@ func (s *stack) showLCP() (cmdlang.Result, error) {
 		if p.LCP == "" {
 			continue
 		}
-		row := lcpRow{Port: name, LCP: p.LCP, State: "absent"}
+		row := lcpPortRow{Port: name, LCP: p.LCP, State: "absent"}
 		if s.lcpm != nil {
 			if idx, ok := s.lcpm.byName[p.LCP]; ok {
 				row.Ifindex = idx

@@ -3,6 +3,7 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -98,12 +99,12 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 		p, err := pmd.Open(pcfg)
 		if err != nil {
-			return err
+			return atWhere(np.At, err)
 		}
 		lp := &livePort{model: np, id: id, port: p, info: p.Info()}
 		if err := s.eng.AttachPort(id, p); err != nil {
 			_ = p.Close()
-			return fmt.Errorf("port %s: %w", np.Name, err)
+			return atWhere(np.At, fmt.Errorf("port %s: %w", np.Name, err))
 		}
 		opened = append(opened, lp)
 		s.live[np.Name] = lp
@@ -161,6 +162,7 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 	if err != nil {
 		return err
 	}
+	changes = s.lcpAdjust(om, b, changes)
 	if err := s.fibs.Apply(changes); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
@@ -451,3 +453,12 @@ func (s *stack) publish() {
 }
 
 var errStopped = errors.New("fwdd is shutting down")
+
+// atWhere prefixes err with the file:line a command came from, when it
+// came from a file (a port that fails to open at start names its line).
+func atWhere(w cmdlang.Where, err error) error {
+	if w.File == "" {
+		return err
+	}
+	return fmt.Errorf("%s:%d: %w", w.File, w.Line, err)
+}

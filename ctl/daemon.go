@@ -120,6 +120,10 @@ type stack struct {
 	// panicHook, if set (tests), is called at each phase of a batch.
 	panicHook func(phase)
 
+	// lcpm is the netlink mirror's control side (lcpmirror.go); nil while
+	// no port has a kernel interface.
+	lcpm *lcpMirror
+
 	// ruleBases holds each rule slot's counter value when its rule was
 	// made: slots are reused after a rule is deleted, counters are not
 	// reset (workers own them).
@@ -451,6 +455,11 @@ func (d *Daemon) loop() {
 				fail(perr)
 				return
 			}
+		case b := <-d.st.lcpBatches():
+			if perr, fatal := d.guard(func() { d.st.enter(phaseReconcile); d.st.lcpApply(b) }); fatal {
+				fail(perr)
+				return
+			}
 		case <-wake:
 			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.nb.input() }); fatal {
 				fail(perr)
@@ -467,6 +476,7 @@ func (d *Daemon) loop() {
 				return
 			}
 		case <-d.stop:
+			d.st.lcpClose()
 			d.st.nb.close()
 			return
 		}
@@ -499,10 +509,12 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 	}
 	if changes || r.reload {
 		s.enter(phaseReconcile)
-		if err := s.reconcile(s.model, b, !r.reload); err != nil {
+		om := s.model
+		if err := s.reconcile(om, b, !r.reload); err != nil {
 			return nil, err
 		}
 		s.model = b.commit()
+		s.lcpReconciled(om)
 	}
 	s.enter(phaseQuery)
 	results := make([]cmdlang.Result, len(r.cmds))
@@ -542,7 +554,7 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 func isQuery(c cmdlang.Command) bool {
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
-		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl:
+		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP:
 		return true
 	}
 	return false

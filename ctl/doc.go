@@ -22,5 +22,11 @@
 // control goroutine's channel, which also polls the neighbour table when
 // workers hand it packets and every 100 ms.
 //
+// Kernel interfaces (lcp.go): a port's "lcp NAME" is created in reconcile
+// step 2b, after the ports were opened (a taken name or a missing TUN
+// device fails the batch, changing nothing); interfaces nobody wants any
+// more are removed once the batch succeeded; carrier and MTU follow the
+// port in publish. Package lcp owns the devices and the punt path.
+//
 // The command language is ctl/cmdlang, the socket ctl/ctlsock.
 package ctl

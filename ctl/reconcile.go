@@ -275,6 +275,7 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 	if err != nil {
 		return err
 	}
+	changes = s.lcpAdjust(om, b, changes)
 	if err := s.fibs.Apply(changes); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}

@@ -92,6 +92,9 @@ type stack struct {
 
 	nb *neighbours
 
+	// obs is the event bus and the trace and capture sessions (obs.go).
+	obs *obs
+
 	// hub pairs "ring" ports given peer=NAME.
 	hub *ringpmd.Hub
 
@@ -136,11 +139,13 @@ func Start(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	ob := newObs(&opts)
 	eng, err := fwd.New(opts.Engine, opts.Log)
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, hub: ringpmd.NewHub()}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, hub: ringpmd.NewHub(), obs: ob}
+	ob.s = st
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
 	b := st.model.begin()
@@ -327,10 +332,12 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		return nil, err
 	}
 	if changes || r.reload {
+		old := s.model
 		if err := s.reconcile(s.model, b, !r.reload); err != nil {
 			return nil, err
 		}
 		s.model = b.commit()
+		s.obs.config(old, s.model, r.reload, s.opts.ConfigFile)
 	}
 	results := make([]cmdlang.Result, len(r.cmds))
 	for i, c := range r.cmds {
@@ -346,6 +353,9 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 }
 
 func isQuery(c cmdlang.Command) bool {
+	if cmdlang.IsObs(c) {
+		return true // answered (trace add/clear included) by obsQuery
+	}
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
 		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl:
@@ -362,6 +372,7 @@ func (s *stack) linkCheck() {
 		up := lp.model.Up && l.Up && l.Present
 		if int(lp.id) < len(st.Ports) && st.Ports[lp.id].Up != up {
 			s.log.Info("link changed", "port", lp.model.Name, "up", l.Up, "present", l.Present)
+			s.obs.link(lp.model.Name, up)
 			s.publish()
 			return
 		}

@@ -37,7 +37,7 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
+	reg.MustRegister(c, newLoadCollector(d))
 	return reg
 }
 

@@ -49,6 +49,9 @@ func (s *stack) query(c cmdlang.Command) (cmdlang.Result, error) {
 	case *cmdlang.ShowNeigh:
 		return s.nb.show(c.Port)
 	}
+	if cmdlang.IsObs(c) {
+		return s.obsQuery(c)
+	}
 	return cmdlang.Result{}, fmt.Errorf("%s: not a query", c.Verb())
 }
 

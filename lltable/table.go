@@ -132,6 +132,12 @@ type Config struct {
 
 	// Seed seeds the ReachableTime randomisation (0: random).
 	Seed uint64
+
+	// Notify, if set, is told of every entry created, deleted or moved to
+	// another state (old is the previous state; deleted entries have
+	// their last state; a new entry has old 0), on the control goroutine, synchronously: it must
+	// not block nor call back into the Table (fwdctl monitor neigh).
+	Notify func(e Entry, old State, deleted bool)
 }
 
 // Errors of the control API.
@@ -568,6 +574,9 @@ func (t *Table) create(port uint16, ps *portState, a netip.Addr, st State, now t
 	t.byID[id] = e
 	t.entries[e.key] = e
 	ps.n++
+	if t.cfg.Notify != nil {
+		t.cfg.Notify(e.info(now), 0, false)
+	}
 	return e
 }
 
@@ -597,6 +606,9 @@ func (t *Table) delete(e *entry) {
 	t.freeIDs = append(t.freeIDs, e.id)
 	e.dead = true
 	t.arm(e, time.Time{}, 0)
+	if t.cfg.Notify != nil {
+		t.cfg.Notify(e.info(t.clock.Now()), e.state, true)
+	}
 }
 
 // setState moves e to st, arming its timer for d (0: no timer).
@@ -613,9 +625,13 @@ func (t *Table) setState(e *entry, st State, now time.Time, d time.Duration) {
 	} else if st != StateStale {
 		delete(t.stale, e)
 	}
+	old := e.state
 	e.state = st
 	e.updated = now
 	t.arm(e, now, d)
+	if t.cfg.Notify != nil && old != st {
+		t.cfg.Notify(e.info(now), old, false)
+	}
 }
 
 func (t *Table) reachableTime() time.Duration {

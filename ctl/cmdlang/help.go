@@ -23,4 +23,10 @@ rule del ID
 neigh add PORT ADDR lladdr MAC
 neigh del PORT ADDR
 show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX]
+show trace | workers
+trace add N [port P] [from PFX] [to PFX]    record every decision for the next N matching packets
+trace clear
+capture PORT [rx|tx|both] [count N] [snaplen N] [duration D] [pcapng]
+                                            (fwdctl capture ... -w FILE|-)
+monitor [routes|neigh|ports|rules|lcp|config|all]...   stream changes (fwdctl monitor)
 `

@@ -42,6 +42,9 @@ type portModel struct {
 	MTU    int
 	Up     bool
 	Addrs  []netip.Prefix
+	// LCP is the name of the port's kernel interface (lcp/), "" for none.
+	// Unique across ports, and never another port's dev.
+	LCP string
 }
 
 type neighKey struct {
@@ -150,6 +153,35 @@ func (b *batch) port(name string) (*portModel, error) {
 	return p, nil
 }
 
+// checkLCP checks that kernel interface name lcp ("" for none) for port
+// name, whose driver arguments are args, is free among the ports: no other
+// port has it as its lcp, and no port (this one included) attaches to a
+// device of that name. The kernel checks the rest when the interface is
+// made.
+func (b *batch) checkLCP(name, lcp string, args map[string]string) error {
+	if lcp == "" {
+		return nil
+	}
+	if !cmdlang.ValidLCPName(lcp) {
+		return fmt.Errorf("lcp %q is not a valid kernel interface name (1 to 15 characters, no '/', ':', '%%' or blank)", lcp)
+	}
+	if args["dev"] == lcp {
+		return fmt.Errorf("lcp %s: port %s attaches to dev %s already (choose another name for the kernel interface)", lcp, name, lcp)
+	}
+	for _, q := range b.m.ports {
+		if q.Name == name {
+			continue
+		}
+		if q.LCP == lcp {
+			return fmt.Errorf("lcp %s is port %s's kernel interface already (port set %s lcp off first, or choose another name)", lcp, q.Name, q.Name)
+		}
+		if q.Args["dev"] == lcp {
+			return fmt.Errorf("lcp %s: port %s attaches to dev %s (choose another name for the kernel interface)", lcp, q.Name, lcp)
+		}
+	}
+	return nil
+}
+
 func (b *batch) checkFIB(fib int) error {
 	if fib < 0 || fib >= b.fibs() {
 		return fmt.Errorf("fib %d out of range [0, %d] (raise net.fibs: set net.fibs %d)", fib, b.fibs()-1, fib+1)
@@ -173,7 +205,10 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 		if err := b.checkFIB(c.FIB); err != nil {
 			return err
 		}
-		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true}
+		if err := b.checkLCP(c.Name, c.LCP, c.Args); err != nil {
+			return err
+		}
+		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true, LCP: c.LCP}
 		b.m.portOrder = append(b.m.portOrder, c.Name)
 	case *cmdlang.PortSet:
 		p, err := b.port(c.Name)
@@ -194,6 +229,16 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 			p.Up = true
 		case cmdlang.AdminDown:
 			p.Up = false
+		}
+		switch c.LCP {
+		case "":
+		case cmdlang.LCPOff:
+			p.LCP = ""
+		default:
+			if err := b.checkLCP(c.Name, c.LCP, p.Args); err != nil {
+				return err
+			}
+			p.LCP = c.LCP
 		}
 	case *cmdlang.PortDel:
 		if _, err := b.port(c.Name); err != nil {

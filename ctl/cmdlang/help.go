@@ -5,9 +5,10 @@ package cmdlang
 // come in any order after the verb and its positional arguments.
 const Help = `set KEY VALUE                               set a sysctl-like key (net.fibs 4)
 get KEY
-port add NAME driver DRIVER [fib N] [mtu N] [KEY VALUE|KEY=VALUE]...
+port add NAME driver DRIVER [fib N] [mtu N] [lcp IFNAME] [KEY VALUE|KEY=VALUE]...
                                             e.g. driver afxdp dev r0 queues 2 mode zerocopy
-port set NAME [fib N] [mtu N] [up|down]
+                                            lcp IFNAME: a kernel interface for the host's traffic
+port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off]
 port del NAME
 addr add|del PORT ADDR/LEN                  IPv4 or IPv6; adds the connected route
 route add PREFIX via ADDR [via ADDR]... [dev PORT] [fib N]     (several via: ECMP)

@@ -584,12 +584,22 @@ func (p *parser) portAdd() Command {
 			if p.once(w, "mtu") {
 				c.MTU = p.num(w, "an MTU", MinMTU, MaxMTU)
 			}
+		case "lcp":
+			if p.once(w, "lcp") {
+				if v := p.value(w, "a kernel interface name"); v != nil {
+					if v.text == LCPOff {
+						p.fail(v, "\"lcp off\" is for port set; leave lcp out for no kernel interface")
+						break
+					}
+					c.LCP = p.lcpName(v)
+				}
+			}
 		default:
 			k, v, hasEq := strings.Cut(w.text, "=")
 			var vw *word
 			if !hasEq {
 				if !validIdent(k) {
-					p.unexpected(w, "driver, fib, mtu or a driver argument like dev IFNAME or key=value")
+					p.unexpected(w, "driver, fib, mtu, lcp or a driver argument like dev IFNAME or key=value")
 					break
 				}
 				vw = p.value(w, "a value")
@@ -603,7 +613,7 @@ func (p *parser) portAdd() Command {
 					p.fail(w, "driver argument %q: the key must be a lower-case word", w.text)
 					break
 				}
-				if k == "driver" || k == "fib" || k == "mtu" {
+				if k == "driver" || k == "fib" || k == "mtu" || k == "lcp" {
 					p.fail(w, "write %q as %q", w.text, k+" "+v)
 					break
 				}
@@ -680,14 +690,36 @@ func (p *parser) portSet() Command {
 					c.Admin = AdminDown
 				}
 			}
+		case "lcp":
+			if p.once(w, "lcp") {
+				if v := p.value(w, "a kernel interface name or off"); v != nil {
+					if v.text == LCPOff {
+						c.LCP = LCPOff
+					} else {
+						c.LCP = p.lcpName(v)
+					}
+				}
+			}
 		default:
-			p.unexpected(w, "fib N, mtu N, up or down")
+			p.unexpected(w, "fib N, mtu N, up, down or lcp IFNAME|off")
 		}
 	}
-	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged {
-		p.fail(nil, "nothing to set (expected fib N, mtu N, up or down)")
+	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged && c.LCP == "" {
+		p.fail(nil, "nothing to set (expected fib N, mtu N, up, down or lcp IFNAME|off)")
+	}
+	if p.err != nil {
+		return nil
 	}
 	return c
+}
+
+// lcpName reads the kernel interface name of "lcp NAME".
+func (p *parser) lcpName(w *word) string {
+	if !ValidLCPName(w.text) {
+		p.fail(w, "\"lcp\" needs a kernel interface name (1 to 15 characters, no '/', ':', '%%' or blank, not \"off\"), got %q", w.text)
+		return ""
+	}
+	return w.text
 }
 
 // ifaddr reads an interface address ADDR/LEN: host bits are kept.

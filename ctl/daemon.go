@@ -296,6 +296,7 @@ func (d *Daemon) loop() {
 			d.st.nb.input()
 			d.st.nb.tick(now)
 			d.st.linkCheck()
+			d.st.traceTick()
 		case <-d.stop:
 			d.st.nb.close()
 			return

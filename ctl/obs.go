@@ -2,8 +2,9 @@ package ctl
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/fwdd/fwdd/capture"
+	"github.com/fwdd/fwdd/trace"
 	"maps"
 	"slices"
 	"strconv"
@@ -25,6 +26,12 @@ import (
 type obs struct {
 	s   *stack
 	bus *events.Bus
+
+	// Armed captures and the trace (control goroutine only); the workers
+	// see them through fwd.Observers.
+	captures    []*capture.Session
+	trace       *trace.Session
+	traceFilter string
 }
 
 // newObs makes the observability state and wires the neighbour table's
@@ -214,12 +221,6 @@ func (d *Daemon) monitor(ctx context.Context, c *cmdlang.Monitor, out *ctlsock.S
 			return cmdlang.Result{}, nil
 		}
 	}
-}
-
-var errNoCapture = errors.New("capture is not available")
-
-func (d *Daemon) capture(ctx context.Context, c *cmdlang.Capture, out *ctlsock.Stream) (cmdlang.Result, error) {
-	return cmdlang.Result{}, errNoCapture
 }
 
 // obsQuery answers trace add/clear, show trace and show workers (on the

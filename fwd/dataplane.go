@@ -26,6 +26,9 @@ type dataplane struct {
 	fibs  atomic.Pointer[fib.FIBs]
 	neigh *lltable.Table
 	tx    *txq.Table
+	// obs is what is armed to watch the workers (captures, a trace); nil
+	// when nothing is (observe.go).
+	obs atomic.Pointer[Observers]
 }
 
 // newDataplane builds the shared tables.

@@ -151,7 +151,7 @@ func (w *Worker) run() {
 			rq := &q.rx[i]
 			n := rq.port.RxBurst(rq.queue, w.pl.rx[:])
 			if n > 0 {
-				w.pl.process(rq.portID, w.pl.rx[:n])
+				w.pl.receive(rq.portID, rq.queue, w.pl.rx[:n])
 				got += n
 				busy++
 			}

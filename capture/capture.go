@@ -64,6 +64,7 @@ type Session struct {
 	snaplen int
 	rings   []ring
 	stopped atomic.Bool
+	frame   Frame // the reader's, reused for each frame handed out
 }
 
 // ring is one producer's SPSC ring of frames.
@@ -200,7 +201,7 @@ type Frame struct {
 // read (the frame counts as read).
 func (s *Session) Read(max int, fn func(*Frame) error) (int, error) {
 	n := 0
-	var f Frame
+	f := &s.frame
 	for w := range s.rings {
 		r := &s.rings[w]
 		head := r.head.Load()
@@ -212,8 +213,8 @@ func (s *Session) Read(max int, fn func(*Frame) error) (int, error) {
 			}
 			i := head & r.mask
 			mt := &r.metas[i]
-			f = Frame{Time: time.Unix(0, mt.ts), Dir: mt.dir, Wire: int(mt.wire), Data: r.data[int(i)*r.slot : int(i)*r.slot+int(mt.caplen)], Worker: w}
-			err := fn(&f)
+			*f = Frame{Time: time.Unix(0, mt.ts), Dir: mt.dir, Wire: int(mt.wire), Data: r.data[int(i)*r.slot : int(i)*r.slot+int(mt.caplen)], Worker: w}
+			err := fn(f)
 			head++
 			n++
 			if err != nil {

@@ -74,6 +74,13 @@ func (o *obs) routes(changes []fib.Change) {
 	if !o.bus.Wants(events.Route) {
 		return
 	}
+	if len(changes) > MaxRouteEvents {
+		// A table load: one summary, not a million events that would
+		// overflow every monitor's queue.
+		o.bus.Publish(events.Event{Kind: events.Route, Action: "bulk",
+			Info: fmt.Sprintf("%d route changes in one batch (a route load or reload), not listed one by one: see show routes", len(changes))})
+		return
+	}
 	s := o.s
 	snap := s.fibs.Load()
 	for _, c := range changes {
@@ -171,6 +178,10 @@ func (o *obs) link(port string, up bool) {
 	}
 	o.bus.Publish(events.Event{Kind: events.Port, Action: a, Port: port, Info: "(link)"})
 }
+
+// MaxRouteEvents is the most route changes of one batch published one by
+// one; a larger batch is published as one "bulk" event.
+const MaxRouteEvents = 1024
 
 // MonitorQueue is a monitor's queue: a monitor that falls this many
 // events behind is dropped.

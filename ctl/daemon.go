@@ -1,18 +1,14 @@
 package ctl
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/netip"
-	"os"
 	"path/filepath"
-	"strings"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
@@ -20,8 +16,9 @@ import (
 	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/pmd"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
-	"github.com/fwdd/fwdd/pmd/ringpmd"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -40,6 +37,20 @@ type Options struct {
 	// NetNS, if set, is the namespace path where ports find their devices.
 	NetNS string
 	Log   *slog.Logger
+	// MaxAnswer bounds the text of one batch's answers (DefaultMaxAnswer
+	// if 0): past it, further show/get commands of the batch are refused.
+	// The first one is always answered.
+	MaxAnswer int
+}
+
+// DefaultMaxAnswer is Options.MaxAnswer's default.
+const DefaultMaxAnswer = 32 << 20
+
+func (s *stack) maxAnswer() int {
+	if s.opts.MaxAnswer > 0 {
+		return s.opts.MaxAnswer
+	}
+	return DefaultMaxAnswer
 }
 
 // Daemon is a running fwdd: the dataplane engine, the control goroutine
@@ -51,10 +62,21 @@ type Daemon struct {
 	srv  *ctlsock.Server
 	reg  *prometheus.Registry
 
+	// files reads route files for the batches, off the control goroutine.
+	files fileLoader
+
 	reqs chan request
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	// failed is closed when the control goroutine stopped on a panic that
+	// may have left the running stack half-changed (see docs/ctl.md,
+	// "Panics"); failErr says which.
+	failed  chan struct{}
+	failErr error
+	// panics counts the panics recovered on the control goroutine.
+	panics atomic.Uint64
 }
 
 type request struct {
@@ -62,6 +84,7 @@ type request struct {
 	fn     func(*stack)
 	ctx    context.Context
 	cmds   []cmdlang.Command
+	files  loadedFiles // route files of cmds, read by the submitter
 	reload bool
 	reply  chan response
 }
@@ -95,8 +118,10 @@ type stack struct {
 	// obs is the event bus and the trace and capture sessions (obs.go).
 	obs *obs
 
-	// hub pairs "ring" ports given peer=NAME.
-	hub *ringpmd.Hub
+	// phase is what the control goroutine is doing, for the panic policy.
+	phase phase
+	// panicHook, if set (tests), is called at each phase of a batch.
+	panicHook func(phase)
 
 	// ruleBases holds each rule slot's counter value when its rule was
 	// made: slots are reused after a rule is deleted, counters are not
@@ -104,18 +129,32 @@ type stack struct {
 	ruleBases map[uint16]uint64
 }
 
-// CheckFile parses and validates a configuration file without touching
-// any device: fwdd -check.
-func CheckFile(path string) error {
+// CheckFile parses and validates a configuration file without opening any
+// device: fwdd -check. Beyond what every batch is checked for (the
+// commands, each port's driver and arguments through pmd.Check), it checks
+// that the kernel interfaces the ports name exist (pmd.CheckDevices, in
+// the current network namespace). Errors name the file and line.
+func CheckFile(path string) error { return checkFile(path, "") }
+
+// checkFile is CheckFile with the devices looked up in namespace netns.
+func checkFile(path, netns string) error {
 	cmds, err := cmdlang.ParseFile(path)
 	if err != nil {
 		return err
 	}
 	b := newModel().begin()
-	dir := filepath.Dir(path)
+	files, err := defaultLoader().loadAll(context.Background(), filepath.Dir(path), cmds)
+	if err != nil {
+		return err
+	}
 	for _, c := range cmds {
-		if err := b.apply(c, func(f string) ([]netip.Prefix, error) { return readPrefixes(dir, f) }); err != nil {
+		if err := b.apply(c, files.read); err != nil {
 			return &cmdlang.ExecError{Cmd: c, Err: err}
+		}
+		if pa, ok := c.(*cmdlang.PortAdd); ok {
+			if err := pmd.CheckDevices(pa.Driver, pmd.Args(pa.Args), netns); err != nil {
+				return &cmdlang.ExecError{Cmd: c, Err: err}
+			}
 		}
 	}
 	return b.finish()
@@ -131,7 +170,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	var cmds []cmdlang.Command
 	if opts.ConfigFile != "" {
-		if err := CheckFile(opts.ConfigFile); err != nil {
+		if err := checkFile(opts.ConfigFile, opts.NetNS); err != nil {
 			return nil, err
 		}
 		var err error
@@ -144,7 +183,7 @@ func Start(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, hub: ringpmd.NewHub(), obs: ob}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, obs: ob}
 	ob.s = st
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
@@ -154,7 +193,7 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	st.model = b.commit()
-	d := &Daemon{opts: opts, log: opts.Log, st: st, reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Log, st: st, files: defaultLoader(), reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{}), failed: make(chan struct{})}
 	eng.Start()
 	go d.loop()
 	if len(cmds) > 0 {
@@ -190,17 +229,47 @@ func (d *Daemon) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Re
 }
 
 func (d *Daemon) exec(ctx context.Context, cmds []cmdlang.Command, reload bool) ([]cmdlang.Result, error) {
-	r := request{ctx: ctx, cmds: cmds, reload: reload, reply: make(chan response, 1)}
+	// Route files are read here, on the caller's goroutine, and given up
+	// when the caller goes or the daemon stops.
+	lctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-d.stop:
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	files, err := d.files.loadAll(lctx, d.configDir(), cmds)
+	cancel()
+	if err != nil {
+		select {
+		case <-d.stop:
+			return nil, errStopped
+		default:
+		}
+		return nil, err
+	}
+	r := request{ctx: ctx, cmds: cmds, files: files, reload: reload, reply: make(chan response, 1)}
 	select {
 	case d.reqs <- r:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-d.stop:
 		return nil, errStopped
+	case <-d.failed:
+		return nil, d.failErr
 	}
 	// Once taken, a batch completes (or is undone) whatever ctx does.
 	resp := <-r.reply
 	return resp.results, resp.err
+}
+
+// configDir is the directory relative route file names are read from.
+func (d *Daemon) configDir() string {
+	if d.opts.ConfigFile != "" {
+		return filepath.Dir(d.opts.ConfigFile)
+	}
+	return "."
 }
 
 // do runs fn on the control goroutine and waits for it.
@@ -210,6 +279,8 @@ func (d *Daemon) do(fn func(*stack)) error {
 	case d.reqs <- r:
 	case <-d.stop:
 		return errStopped
+	case <-d.failed:
+		return d.failErr
 	}
 	<-r.reply
 	return nil
@@ -221,7 +292,10 @@ type stateSnapshot struct {
 	ports []show.Port
 	rules []show.Rule
 	neigh map[[2]string]int
-	fibs  []show.FIB
+	// neighCtr are the neighbour table's counters.
+	neighCtr []lltable.Counter
+	fibs     []show.FIB
+	lcp      []lcpRow
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
@@ -230,7 +304,9 @@ func (d *Daemon) snapshot() (*stateSnapshot, error) {
 		snap.ports = s.ports()
 		snap.rules = s.ruleRows()
 		snap.neigh = s.nb.countByState()
+		snap.neighCtr = s.nb.counters()
 		snap.fibs = s.fibRows()
+		snap.lcp = s.lcpRows()
 	})
 	return &snap, err
 }
@@ -241,9 +317,8 @@ func (d *Daemon) Reload() error {
 	if d.opts.ConfigFile == "" {
 		return errors.New("no configuration file to reload (start fwdd with -c FILE)")
 	}
-	if err := CheckFile(d.opts.ConfigFile); err != nil {
-		return err
-	}
+	// The batch is validated completely before anything changes (run), so
+	// CheckFile would only read the route files twice.
 	cmds, err := cmdlang.ParseFile(d.opts.ConfigFile)
 	if err != nil {
 		return err
@@ -274,29 +349,129 @@ func (d *Daemon) Shutdown() {
 	})
 }
 
+// Failed is closed when the control goroutine stopped on a panic that may
+// have left the running stack half-changed; Err then says why. The daemon
+// serves nothing more: the caller (cmd/fwdd) calls Shutdown, which closes
+// the ports and detaches their XDP programs, and exits non-zero so a
+// supervisor restarts it from the configuration file.
+func (d *Daemon) Failed() <-chan struct{} { return d.failed }
+
+// Err is the reason the daemon failed (nil until Failed is closed).
+func (d *Daemon) Err() error {
+	select {
+	case <-d.failed:
+		return d.failErr
+	default:
+		return nil
+	}
+}
+
+// Panics returns how many panics the control goroutine recovered from.
+func (d *Daemon) Panics() uint64 { return d.panics.Load() }
+
+// phase is a step of the control goroutine, for the panic policy.
+type phase uint8
+
+const (
+	phaseIdle      phase = iota
+	phaseValidate        // a batch checked on a copy of the model: nothing changed yet
+	phaseReconcile       // the running stack being changed
+	phaseQuery           // show/get answered: read-only
+	phaseRead            // a read for the metrics: read-only
+	phaseNeigh           // neighbour input, timers, link checks
+)
+
+func (p phase) String() string {
+	return [...]string{"idle", "validating a batch", "applying a batch", "answering a query", "reading state", "neighbour/link work"}[p]
+}
+
+// recoverable reports whether a panic in phase p left the running stack as
+// it was (validation works on a copy, queries and reads change nothing).
+func (p phase) recoverable() bool {
+	return p == phaseValidate || p == phaseQuery || p == phaseRead
+}
+
+func (s *stack) enter(p phase) {
+	s.phase = p
+	if s.panicHook != nil {
+		s.panicHook(p)
+	}
+}
+
+// guard runs f on the control goroutine with the panic policy of
+// docs/ctl.md: a panic while validating, answering or reading is logged
+// with its stack, counted, and becomes the request's error (nothing was
+// changed); a panic while the running stack changes, or in neighbour and
+// link work, stops the daemon (fatal true), since its state may no longer
+// be the model.
+func (d *Daemon) guard(f func()) (perr error, fatal bool) {
+	defer func() {
+		p := recover()
+		ph := d.st.phase
+		d.st.phase = phaseIdle
+		if p == nil {
+			return
+		}
+		d.panics.Add(1)
+		d.log.Error("control goroutine panic", "phase", ph.String(), "panic", p, "stack", string(debug.Stack()))
+		if ph.recoverable() {
+			perr = fmt.Errorf("fwdd: internal error while %s: %v (nothing was changed; please report it with the log)", ph, p)
+			return
+		}
+		perr = fmt.Errorf("fwdd: internal error while %s: %v; fwdd stopped, since its running state may no longer match its configuration (restart it; please report it with the log)", ph, p)
+		fatal = true
+	}()
+	f()
+	return nil, false
+}
+
 // loop is the control goroutine.
 func (d *Daemon) loop() {
 	defer close(d.done)
 	wake := d.st.eng.Woken()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	fail := func(err error) {
+		d.failErr = err
+		close(d.failed)
+		d.log.Error("control goroutine stopped", "err", err)
+	}
 	for {
 		select {
 		case r := <-d.reqs:
-			if r.fn != nil {
-				r.fn(d.st)
-				r.reply <- response{}
-				continue
+			var resp response
+			perr, fatal := d.guard(func() {
+				if r.fn != nil {
+					d.st.enter(phaseRead)
+					r.fn(d.st)
+					return
+				}
+				resp.results, resp.err = d.st.run(r)
+			})
+			if perr != nil {
+				resp = response{err: perr}
 			}
-			res, err := d.st.run(r)
-			r.reply <- response{res, err}
+			r.reply <- resp
+			if fatal {
+				fail(perr)
+				return
+			}
 		case <-wake:
-			d.st.nb.input()
+			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.nb.input() }); fatal {
+				fail(perr)
+				return
+			}
 		case now := <-tick.C:
-			d.st.nb.input()
-			d.st.nb.tick(now)
-			d.st.linkCheck()
-			d.st.traceTick()
+			if perr, fatal := d.guard(func() {
+				d.st.enter(phaseNeigh)
+				d.st.nb.input()
+				d.st.nb.tick(now)
+				d.st.linkCheck()
+				d.st.traceTick()
+			}); fatal {
+				fail(perr)
+				return
+			}
 		case <-d.stop:
 			d.st.nb.close()
 			return
@@ -313,19 +488,15 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		// A reload starts from nothing but keeps the routes map separate
 		// from the running model's.
 	}
+	s.enter(phaseValidate)
 	b := base.begin()
-	dir := "."
-	if s.opts.ConfigFile != "" {
-		dir = filepath.Dir(s.opts.ConfigFile)
-	}
-	readFile := func(f string) ([]netip.Prefix, error) { return readPrefixes(dir, f) }
 	changes := false
 	for _, c := range r.cmds {
 		if isQuery(c) {
 			continue
 		}
 		changes = true
-		if err := b.apply(c, readFile); err != nil {
+		if err := b.apply(c, r.files.read); err != nil {
 			return nil, &cmdlang.ExecError{Cmd: c, Err: err}
 		}
 	}
@@ -334,21 +505,44 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 	}
 	if changes || r.reload {
 		old := s.model
+		s.enter(phaseReconcile)
 		if err := s.reconcile(s.model, b, !r.reload); err != nil {
 			return nil, err
 		}
 		s.model = b.commit()
 		s.obs.config(old, s.model, r.reload, s.opts.ConfigFile)
 	}
+	s.enter(phaseQuery)
 	results := make([]cmdlang.Result, len(r.cmds))
-	for i, c := range r.cmds {
+	size, queries, done := 0, 0, 0
+	for _, c := range r.cmds {
 		if isQuery(c) {
-			res, err := s.query(c)
-			if err != nil {
-				return nil, &cmdlang.ExecError{Cmd: c, Err: err}
-			}
-			results[i] = res
+			queries++
 		}
+	}
+	for i, c := range r.cmds {
+		if !isQuery(c) {
+			continue
+		}
+		// The answers of one batch are bounded: the first query is
+		// always answered (a full table is large), later ones only
+		// while the answer stays under maxAnswer, so a batch of many
+		// big shows neither holds the control goroutine long nor
+		// builds a huge answer while other clients wait.
+		if done > 0 && size > s.maxAnswer() {
+			applied := "nothing was changed"
+			if changes {
+				applied = "the batch's changes were applied"
+			}
+			return nil, &cmdlang.ExecError{Cmd: c, Err: fmt.Errorf("not answered: the batch's answer is over %d MiB after %d of its %d show/get commands; send the rest in other requests (%s)", s.maxAnswer()>>20, done, queries, applied)}
+		}
+		res, err := s.query(c)
+		if err != nil {
+			return nil, &cmdlang.ExecError{Cmd: c, Err: err}
+		}
+		results[i] = res
+		size += len(res.Text)
+		done++
 	}
 	return results, nil
 }
@@ -365,8 +559,11 @@ func isQuery(c cmdlang.Command) bool {
 	return false
 }
 
-// linkCheck republishes the workers' view when a port's link changed.
+// linkCheck follows the ports' drivers: it re-reads every port's identity
+// (identityCheck) and link, and republishes the workers' view once when
+// either changed.
 func (s *stack) linkCheck() {
+	republish := s.identityCheck()
 	st := s.eng.State()
 	for _, lp := range s.live {
 		l := lp.port.Link()
@@ -374,62 +571,10 @@ func (s *stack) linkCheck() {
 		if int(lp.id) < len(st.Ports) && st.Ports[lp.id].Up != up {
 			s.log.Info("link changed", "port", lp.model.Name, "up", l.Up, "present", l.Present)
 			s.obs.link(lp.model.Name, up)
-			s.publish()
-			return
+			republish = true
 		}
 	}
-}
-
-// readPrefixes reads a route file: one prefix per line, '#' comments,
-// blank lines ignored; CRLF tolerated.
-func readPrefixes(dir, name string) ([]netip.Prefix, error) {
-	if !filepath.IsAbs(name) {
-		name = filepath.Join(dir, name)
+	if republish {
+		s.publish()
 	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("route load: %w", err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(name, ".gz") {
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("route load %s: %w", name, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	var out []netip.Prefix
-	sc := bufio.NewScanner(r)
-	line := 0
-	for sc.Scan() {
-		line++
-		t := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(t, '#'); i >= 0 {
-			t = strings.TrimSpace(t[:i])
-		}
-		if t == "" {
-			continue
-		}
-		if f := strings.Fields(t); len(f) > 0 {
-			t = f[0]
-		}
-		p, err := netip.ParsePrefix(t)
-		if err != nil {
-			if a, err2 := netip.ParseAddr(t); err2 == nil {
-				p = netip.PrefixFrom(a, a.BitLen())
-			} else {
-				return nil, fmt.Errorf("route load %s:%d: %q is not a prefix", name, line, t)
-			}
-		}
-		if p.Masked() != p {
-			return nil, fmt.Errorf("route load %s:%d: %s has host bits set (did you mean %s?)", name, line, p, p.Masked())
-		}
-		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("route load %s: %w", name, err)
-	}
-	return out, nil
 }

@@ -3,6 +3,7 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -10,7 +11,6 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/pmd"
-	"github.com/fwdd/fwdd/pmd/ringpmd"
 )
 
 // livePort is a port that exists in the running stack.
@@ -18,8 +18,16 @@ type livePort struct {
 	model *portModel
 	id    uint16
 	port  pmd.Port
-	info  pmd.Info
+	info  pmd.Info // identity as last read from the driver (identityCheck)
 	mtu   int
+	// gone: the device was seen missing (Link().Present false) and its
+	// dynamic neighbours flushed.
+	gone bool
+	// lcp is the name of the port's kernel interface as it exists ("" for
+	// none), with the MTU and carrier last set on it.
+	lcp        string
+	lcpMTU     int
+	lcpCarrier bool
 }
 
 // nhKey identifies a FIB next hop so that equal next hops are shared.
@@ -45,6 +53,24 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 			removed = append(removed, lp)
 		}
 	}
+	// A port stacked on a reopened one (a lagg on its members, a vlan on
+	// its parent) is reopened too.
+	for grew := true; grew; {
+		grew = false
+		for name, lp := range s.live {
+			np, ok := nm.ports[name]
+			if !ok || slices.Contains(removed, lp) {
+				continue
+			}
+			for _, r := range pmd.PortRefs(np.Driver, np.Args) {
+				if dep, ok := s.live[r.Port]; ok && slices.Contains(removed, dep) {
+					removed = append(removed, lp)
+					grew = true
+					break
+				}
+			}
+		}
+	}
 	// 2. Ports to add: open them first, the step most likely to fail.
 	var opened []*livePort
 	defer func() {
@@ -64,25 +90,21 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		pcfg := pmd.Config{
 			Name: np.Name, ID: id, Driver: np.Driver, Args: pmd.Args(np.Args),
 			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+			Lookup: func(name string) (pmd.Port, uint16, bool) {
+				if lp, ok := s.live[name]; ok && !slices.Contains(removed, lp) {
+					return lp.port, lp.id, true
+				}
+				return nil, 0, false
+			},
 		}
-		var p pmd.Port
-		if np.Driver == ringpmd.DriverName && np.Args["peer"] != "" {
-			// Ring pairs meet in the stack's hub: the first port of a
-			// pair waits (link down) for the second.
-			p, err = s.hub.Open(pcfg)
-			if err != nil {
-				err = fmt.Errorf("port %s: %w", np.Name, err)
-			}
-		} else {
-			p, err = pmd.Open(pcfg)
-		}
+		p, err := pmd.Open(pcfg)
 		if err != nil {
-			return err
+			return atWhere(np.At, err)
 		}
 		lp := &livePort{model: np, id: id, port: p, info: p.Info()}
 		if err := s.eng.AttachPort(id, p); err != nil {
 			_ = p.Close()
-			return fmt.Errorf("port %s: %w", np.Name, err)
+			return atWhere(np.At, fmt.Errorf("port %s: %w", np.Name, err))
 		}
 		opened = append(opened, lp)
 		s.live[np.Name] = lp
@@ -105,8 +127,22 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 	}
 
-	// 3. FIB count: a new FIB set is filled completely before the workers
-	// see it; on error the old one stays.
+	// 2b. Kernel interfaces (lcp): created now (a taken name or a missing
+	// TUN device fails here, changing nothing); those nobody wants any
+	// more are removed once everything succeeded.
+	lcpCommit, lcpUndo, err := s.reconcileLCP(removed)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			lcpUndo()
+		}
+	}()
+
+	// 3. FIB count: a new FIB set is filled completely and reaches the
+	// workers with the State that uses it, in one snapshot (publish, step
+	// 6); on error the old one stays.
 	if nm.sysctl["net.fibs"] != om.sysctl["net.fibs"] || s.fibs == nil {
 		n, _ := strconv.Atoi(nm.sysctl["net.fibs"])
 		oldF, oldNH, oldInst, oldConn := s.fibs, s.nhs, s.installed, s.connected
@@ -116,8 +152,6 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		defer func() {
 			if err != nil {
 				s.fibs, s.nhs, s.installed, s.connected = oldF, oldNH, oldInst, oldConn
-			} else {
-				s.eng.SetFIB(s.fibs)
 			}
 		}()
 		incremental = false // a new FIB set: install everything
@@ -152,7 +186,8 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 	}
 
-	// 6. Neighbours and the workers' view.
+	// 6. Neighbours and the workers' view (nothing fails from here on).
+	lcpCommit()
 	s.model = nm
 	s.syncNeighbours(om, nm, removed)
 	s.publish()
@@ -396,7 +431,9 @@ func (s *stack) nexthop(nh fib.NextHop) (uint32, error) {
 	return id, nil
 }
 
-// publish gives the workers the current ports and rules.
+// publish gives the workers the current ports and rules, with the FIB set
+// they refer to, as one snapshot (a worker never sees rules or port FIBs of
+// one FIB set with another: issue 12.13).
 func (s *stack) publish() {
 	st := &fwd.State{Rules: s.rules}
 	st.ICMPRate, _ = strconv.Atoi(s.model.sysctl["net.icmp.ratelimit"])
@@ -409,8 +446,19 @@ func (s *stack) publish() {
 		st.Ports[lp.id] = fwd.NewPortState(lp.info.MAC, lp.mtu, uint16(lp.model.FIB),
 			lp.model.Up && link.Up && link.Present, lp.model.Addrs)
 		st.Ports[lp.id].TxQueues = min(lp.info.TxQueues, len(s.eng.Workers()))
+		st.Ports[lp.id].LCP = lp.lcp != ""
 	}
-	s.eng.PublishState(st)
+	s.eng.Publish(st, s.fibs)
+	s.syncLCP()
 }
 
 var errStopped = errors.New("fwdd is shutting down")
+
+// atWhere prefixes err with the file:line a command came from, when it
+// came from a file (a port that fails to open at start names its line).
+func atWhere(w cmdlang.Where, err error) error {
+	if w.File == "" {
+		return err
+	}
+	return fmt.Errorf("%s:%d: %w", w.File, w.Line, err)
+}

@@ -329,6 +329,13 @@ func (s *stack) counterRows() []show.Counter {
 		}
 		add(scope, c)
 	}
+	// The neighbour table's own counters: every frame and packet the
+	// pipeline punted to it (fwd's punted) is in input or misses, and
+	// from there in a drop, an answer, a hold or a release.
+	for _, c := range s.nb.counters() {
+		rows = append(rows, show.Counter{Scope: "neigh", Name: c.Name, Value: c.Value})
+	}
+	rows = append(rows, s.lcpCounterRows()...)
 	for _, p := range s.eng.Pools() {
 		st := p.Stats()
 		scope := "mbuf pool " + st.Name

@@ -119,8 +119,9 @@ func (p *pipeline) traceOne(rec *trace.Record, port uint16, queue int, one []*mb
 // anything process depends on (it parses m, which process does again, and
 // may compute m's flow hash, which process would compute the same).
 func (p *pipeline) explain(rec *trace.Record, port uint16, m *mbuf.Mbuf) {
-	st := p.d.state.Load()
-	fs := p.d.fibs.Load().Load()
+	v := p.d.view.Load()
+	st := v.st
+	fs := v.fibs.Load()
 	ns := p.neigh.Load()
 	in := st.port(port)
 	m.Port = port
@@ -144,10 +145,20 @@ func (p *pipeline) explain(rec *trace.Record, port uint16, m *mbuf.Mbuf) {
 		rec.Add(trace.Step{What: trace.Punt, Name: "neighbour discovery: handed to the neighbour table (control plane)"})
 		return
 	default:
+		if in.LCP && p.punt != nil {
+			rec.Add(trace.Step{What: trace.Punt, Name: "not routed here; host-bound frames go to the port's kernel interface (lcp) (see the outcome)"})
+		}
 		return
 	}
 	if !isOurMAC(m, in) {
+		if in.LCP && p.punt != nil {
+			rec.Add(trace.Step{What: trace.Punt, Name: "not our MAC: if host-bound (multicast, broadcast), to the port's kernel interface (lcp) (see the outcome)"})
+		}
 		rec.Add(trace.Step{What: trace.NotOurMAC})
+		return
+	}
+	if v6 && in.LCP && p.punt != nil && hostBound6(m, true) {
+		rec.Add(trace.Step{What: trace.Punt, Name: "host-bound IPv6 (link-local, multicast or neighbour discovery): to the port's kernel interface (lcp)"})
 		return
 	}
 	fibID := in.FIB
@@ -179,6 +190,10 @@ func (p *pipeline) explain(rec *trace.Record, port uint16, m *mbuf.Mbuf) {
 			return
 		}
 		fibID = uint16(f)
+	}
+	if int(fibID) >= fs.NumFIBs() {
+		rec.Add(trace.Step{What: trace.Lookup, A: uint64(fibID), Name: "no such fib"})
+		return
 	}
 	var dst netip.Addr
 	var nhid uint32
@@ -218,8 +233,10 @@ func (p *pipeline) explain(rec *trace.Record, port uint16, m *mbuf.Mbuf) {
 		if (v6 && isEchoRequest6(m)) || (!v6 && isEchoRequest4(m)) {
 			rec.Add(trace.Step{What: trace.Local, Name: "for us: echo request answered with an echo reply"})
 			p.explainGen(rec, src, fibID, fs, v6)
+		} else if in.LCP && p.punt != nil {
+			rec.Add(trace.Step{What: trace.Local, Name: "for us: handed to the port's kernel interface (lcp)"})
 		} else {
-			rec.Add(trace.Step{What: trace.Local, Name: "for us: not handled by the dataplane (only echo requests are)"})
+			rec.Add(trace.Step{What: trace.Local, Name: "for us: not handled by the dataplane (only echo requests are; no lcp interface)"})
 		}
 		return
 	case fib.KindConnected, fib.KindGateway:

@@ -83,8 +83,11 @@ func stepText(st *Step, res Resolver) string {
 		return fmt.Sprintf("rule %d matched: %s; fib now %d", st.A, st.Name, st.B)
 	case Lookup:
 		a := st.Addr.String()
-		if st.Name == "none" {
+		switch st.Name {
+		case "none":
 			return fmt.Sprintf("fib %d: no route to %s", st.A, a)
+		case "no such fib":
+			return fmt.Sprintf("fib %d does not exist (net.fibs): dropped", st.A)
 		}
 		route := res.Route(int(st.A), st.Addr, st.B)
 		if route == "" {

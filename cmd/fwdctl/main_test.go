@@ -182,7 +182,7 @@ func TestStdinBatch(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	if r := fwdctl(t, "", "help"); r.code != 0 || r.stdout != cmdlang.Help {
+	if r := fwdctl(t, "", "help"); r.code != 0 || r.stdout != cmdlang.HelpText() {
 		t.Errorf("help: %+v", r)
 	}
 	if r := fwdctl(t, "", "-f", "x", "show", "ports"); r.code != 2 || !strings.Contains(r.stderr, "either -f FILE or a command") {

@@ -1,14 +1,25 @@
 package cmdlang
 
+import "github.com/fwdd/fwdd/pmd"
+
 // Help is the grammar summary printed by "fwdctl help" and the interactive
 // prompt. One command per line; '#' starts a comment; keyword arguments
 // come in any order after the verb and its positional arguments.
-const Help = `set KEY VALUE                               set a sysctl-like key (net.fibs 4)
+const Help = `set KEY VALUE                               set a sysctl-like key (net.fibs 4); keys:
+    net.fibs N                 FIBs 0..N-1 (default 1)
+    net.icmp.ratelimit N       ICMP errors per second per worker (0: unlimited)
+    net.icmp.burst N           ICMP errors sent back to back per worker
+    net.neigh.max_entries N    neighbour (ARP+NDP) entries in all, static included;
+                               at the limit an unused STALE or FAILED entry is evicted
+    net.neigh.max_per_port N   neighbour entries of one port (max_entries bounds the sum)
+    net.neigh.hold N           packets held per unresolved neighbour (oldest dropped)
+    net.neigh.max_held N       packets held over all unresolved neighbours
 get KEY
 port add NAME driver DRIVER [fib N] [mtu N] [lcp IFNAME] [KEY VALUE|KEY=VALUE]...
                                             e.g. driver afxdp dev r0 queues 2 mode zerocopy
                                             lcp IFNAME: a kernel interface for the host's traffic
-port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off]
+port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off] [KEY VALUE|-KEY VALUE]...
+                                            driver arguments, e.g. laggport m2 -laggport m1
 port del NAME
 addr add|del PORT ADDR/LEN                  IPv4 or IPv6; adds the connected route
 route add PREFIX via ADDR [via ADDR]... [dev PORT] [fib N]     (several via: ECMP)
@@ -31,3 +42,9 @@ capture PORT [rx|tx|both] [count N] [snaplen N] [duration D] [pcapng]
                                             (fwdctl capture ... -w FILE|-)
 monitor [routes|neigh|ports|rules|lcp|config|all]...   stream changes (fwdctl monitor)
 `
+
+// HelpText is Help followed by the drivers linked into this program and
+// their arguments, from their own descriptions (pmd.Driver.Args).
+func HelpText() string {
+	return Help + "\nDrivers (port add NAME driver DRIVER [KEY VALUE]...):\n" + pmd.Usage()
+}

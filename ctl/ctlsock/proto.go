@@ -35,4 +35,10 @@ type Response struct {
 	More bool `json:"more,omitempty"`
 	// Bin is a stream frame's binary payload (capture: pcap bytes).
 	Bin []byte `json:"bin,omitempty"`
+	// Evicted: the server closed this idle connection to serve another
+	// client (at most Config.MaxClients are open). It is written when the
+	// connection is closed, so a client reads it as the answer to the
+	// next request it sends: that request was not executed, and may be
+	// sent again on a new connection.
+	Evicted bool `json:"evicted,omitempty"`
 }

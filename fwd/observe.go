@@ -283,7 +283,9 @@ func (p *pipeline) explain(rec *trace.Record, port uint16, m *mbuf.Mbuf) {
 	if nh.Kind == fib.KindGateway {
 		target = nh.Addr
 	}
-	p.explainNeigh(rec, ns, uint16(nh.Port), target, v6)
+	if !p.explainNeigh(rec, ns, uint16(nh.Port), target, v6) {
+		return // held by the control plane, which sends it once resolved
+	}
 	q := 0
 	if out.TxQueues > 1 {
 		if p.id < out.TxQueues {
@@ -296,8 +298,9 @@ func (p *pipeline) explain(rec *trace.Record, port uint16, m *mbuf.Mbuf) {
 	rec.Add(trace.Step{What: trace.TxQueue, Port: int(nh.Port), A: uint64(q)})
 }
 
-// explainNeigh records the neighbour lookup for target on port.
-func (p *pipeline) explainNeigh(rec *trace.Record, ns *lltable.Snapshot, port uint16, target netip.Addr, v6 bool) {
+// explainNeigh records the neighbour lookup for target on port and
+// reports whether it found the MAC.
+func (p *pipeline) explainNeigh(rec *trace.Record, ns *lltable.Snapshot, port uint16, target netip.Addr, v6 bool) bool {
 	var mac [6]byte
 	var ok bool
 	if v6 {
@@ -311,6 +314,7 @@ func (p *pipeline) explainNeigh(rec *trace.Record, ns *lltable.Snapshot, port ui
 		s.Name, s.MAC = "found", mac
 	}
 	rec.Add(s)
+	return ok
 }
 
 // explainICMP records an ICMP error about to be generated and its route.

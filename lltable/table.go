@@ -736,9 +736,7 @@ func (t *Table) create(port uint16, ps *portState, a netip.Addr, now time.Time) 
 	t.byID[id] = e
 	t.entries[e.key] = e
 	ps.n++
-	if t.cfg.Notify != nil {
-		t.cfg.Notify(e.info(now), 0, false)
-	}
+	// Notify is told by the setState that follows (old state 0).
 	return e
 }
 

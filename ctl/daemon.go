@@ -123,6 +123,10 @@ type stack struct {
 	// panicHook, if set (tests), is called at each phase of a batch.
 	panicHook func(phase)
 
+	// lcpm is the netlink mirror's control side (lcpmirror.go); nil while
+	// no port has a kernel interface.
+	lcpm *lcpMirror
+
 	// ruleBases holds each rule slot's counter value when its rule was
 	// made: slots are reused after a rule is deleted, counters are not
 	// reset (workers own them).
@@ -456,6 +460,11 @@ func (d *Daemon) loop() {
 				fail(perr)
 				return
 			}
+		case b := <-d.st.lcpBatches():
+			if perr, fatal := d.guard(func() { d.st.enter(phaseReconcile); d.st.lcpApply(b) }); fatal {
+				fail(perr)
+				return
+			}
 		case <-wake:
 			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.nb.input() }); fatal {
 				fail(perr)
@@ -473,6 +482,7 @@ func (d *Daemon) loop() {
 				return
 			}
 		case <-d.stop:
+			d.st.lcpClose()
 			d.st.nb.close()
 			return
 		}
@@ -504,13 +514,14 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		return nil, err
 	}
 	if changes || r.reload {
-		old := s.model
 		s.enter(phaseReconcile)
-		if err := s.reconcile(s.model, b, !r.reload); err != nil {
+		om := s.model
+		if err := s.reconcile(om, b, !r.reload); err != nil {
 			return nil, err
 		}
 		s.model = b.commit()
-		s.obs.config(old, s.model, r.reload, s.opts.ConfigFile)
+		s.lcpReconciled(om)
+		s.obs.config(om, s.model, r.reload, s.opts.ConfigFile)
 	}
 	s.enter(phaseQuery)
 	results := make([]cmdlang.Result, len(r.cmds))
@@ -553,7 +564,7 @@ func isQuery(c cmdlang.Command) bool {
 	}
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
-		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl:
+		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP:
 		return true
 	}
 	return false

@@ -151,11 +151,13 @@ func TestLCPHostTraffic(t *testing.T) {
 			x := newE2E(t)
 			x.start(driver)
 			x.mustExec("port set p0 lcp e0", "port set p1 lcp e1")
-			// fwdd's addresses on the kernel side (the netlink mirror does
-			// this by itself; done by hand here, as an operator would).
-			x.n.In(x.rt, "ip", "addr", "add", "198.18.1.1/24", "dev", "e0")
-			x.n.In(x.rt, "ip", "addr", "add", "2001:2:0:1::1/64", "dev", "e0", "nodad")
-			x.n.In(x.rt, "ip", "addr", "add", "198.19.2.1/24", "dev", "e1")
+			// fwdd's addresses on the kernel side: the netlink mirror
+			// puts them there.
+			testnet.Eventually(t, 10*time.Second, "fwdd's addresses on e0 and e1", func() bool {
+				e0, _ := x.n.TryIn(x.rt, "ip", "addr", "show", "dev", "e0")
+				e1, _ := x.n.TryIn(x.rt, "ip", "addr", "show", "dev", "e1")
+				return strings.Contains(e0, "198.18.1.1/24") && strings.Contains(e0, "2001:2:0:1::1/64") && strings.Contains(e1, "198.19.2.1/24")
+			})
 
 			// Transit first, and count what went to the kernel.
 			x.eventuallyPing(x.h1, "198.19.2.2")

@@ -34,6 +34,9 @@ type model struct {
 	// (route del PREFIX fib N): they stay out of that FIB while the
 	// address exists, as in FreeBSD.
 	connDel map[routeKey]bool
+	// lcpFIBs maps FIBs to the kernel tables the netlink mirror copies
+	// into them (lcp fib N table T; default FIB 0 <- main). lcpmirror.go.
+	lcpFIBs map[int]uint32
 }
 
 type portModel struct {
@@ -99,6 +102,7 @@ func newModel() *model {
 		neigh:   map[neighKey]net.HardwareAddr{},
 		connDel: map[routeKey]bool{},
 		routes:  map[routeKey]*routeSpec{},
+		lcpFIBs: map[int]uint32{0: mainTable},
 	}
 }
 
@@ -131,6 +135,7 @@ func (m *model) begin() *batch {
 		rules:     maps.Clone(m.rules),
 		neigh:     maps.Clone(m.neigh),
 		connDel:   maps.Clone(m.connDel),
+		lcpFIBs:   maps.Clone(m.lcpFIBs),
 	}
 	for k, p := range m.ports {
 		cp := *p
@@ -227,6 +232,7 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 		if err != nil {
 			return err
 		}
+		p.At = c.Where // errors opening it now are this command's
 		if c.FIB != cmdlang.AnyFIB {
 			if err := b.checkFIB(c.FIB); err != nil {
 				return err
@@ -348,6 +354,8 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 			return err
 		}
 		b.loads = append(b.loads, routeLoad{fib: c.FIB, prefixes: prefixes, spec: spec})
+	case *cmdlang.LCPFib:
+		return b.lcpFib(c)
 	case *cmdlang.RuleAdd:
 		return b.ruleAdd(c)
 	case *cmdlang.RuleDel:

@@ -25,6 +25,15 @@
 // packet the workers received is accounted: rx = forwarded + local_in +
 // punted + punted_lcp + the drop counters.
 //
+// Recovery is measured from the moment the kernel reports both ends of the
+// veth up (it is also reported from the up command). h1 holds a permanent
+// neighbour entry for its gateway (re-pinned after r0 is re-created):
+// Linux flushes a host's neighbours on carrier loss and retransmits ARP
+// only after 1 s, which would otherwise be the host's share of the
+// recovery (seen as ~0.7 s after every flap of r0, and up to 1.8 s, before
+// the pin). Packets the host could not send while its link was down are
+// the kernel's drops, not fwdd's; the accounting is of what fwdd received.
+//
 // Duration: FWDD_SOAK (a Go duration), 60 s by default, which make test
 // runs; make soak runs 10 minutes (SOAK=60s to change it). The figures go
 // to the test log and, with FWDD_SOAK_REPORT=FILE, to FILE (make soak

@@ -33,6 +33,13 @@ type pipeline struct {
 	v4   [Burst]*mbuf.Mbuf
 	dst4 [Burst]uint32
 	nh4  [Burst]uint32
+	// Per IPv4 packet, set by forward4Burst's first stages: how far it
+	// got (fast4*), its egress port and state, and its neighbour's MAC.
+	stage4 [Burst]uint8
+	port4  [Burst]uint16
+	out4   [Burst]*PortState
+	mac4   [Burst][6]byte
+
 	v6   [Burst]*mbuf.Mbuf
 	dst6 [Burst][16]byte
 	nh6  [Burst]uint32
@@ -144,10 +151,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	}
 	if n4 > 0 {
 		p.lookup4(fs, n4)
-		for i, m := range p.v4[:n4] {
-			p.countLookup(m.FIB, p.nh4[i])
-			p.forward4(m, p.nh4[i], st, fs, ns, true)
-		}
+		p.forward4Burst(n4, st, fs, ns)
 	}
 	if n6 > 0 {
 		p.lookup6(fs, n6)
@@ -211,6 +215,76 @@ func (p *pipeline) classify(m *mbuf.Mbuf, rules *Rules, v6 bool) bool {
 	}
 	m.FIB = uint16(fib)
 	return true
+}
+
+// The stages an IPv4 packet reached in forward4Burst.
+const (
+	fast4Slow   = iota // not the common case: forward4 handles it whole
+	fast4Ready         // TTL decremented, neighbour found: send it
+	fast4NoNbr         // TTL decremented, no neighbour: hand it to control
+)
+
+// forward4Burst takes the looked-up IPv4 packets p.v4[:n] (next-hop ids
+// in p.nh4) to their next hops in stages over the burst, so that each loop
+// is short and the packets' loads overlap: (1) the next hop, and for the
+// common case (a gateway or connected next hop on a port that is up, TTL
+// left, within the MTU) the TTL decrement and the neighbour's address; (2)
+// the neighbours' MACs; (3) in the packets' order, the rewrite and
+// transmit, or forward4 for every packet that is not the common case
+// (local, no route, TTL expired, too big...), so that a flow's packets
+// leave in the order they came.
+func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
+	for i, m := range p.v4[:n] {
+		id := p.nh4[i]
+		p.countLookup(m.FIB, id)
+		p.stage4[i] = fast4Slow
+		nh := fs.NextHop(id)
+		if nh.Kind == fib.KindECMP {
+			p.hash(m)
+			nh = fs.NextHop(fs.Select(id, m.Hash))
+		}
+		if nh.Kind != fib.KindGateway && nh.Kind != fib.KindConnected {
+			continue
+		}
+		out := st.port(uint16(nh.Port))
+		if !out.Present || !out.Up || l3len(m) > out.MTU || pkt.DecTTL4(m) {
+			continue // forward4 drops it, answers it or fragments it
+		}
+		if nh.Kind == fib.KindGateway {
+			p.dst4[i] = addr4(nh.Addr)
+		}
+		p.stage4[i] = fast4Ready
+		p.port4[i] = uint16(nh.Port)
+		p.out4[i] = out
+	}
+	for i := range n {
+		if p.stage4[i] != fast4Ready {
+			continue
+		}
+		port, target := p.port4[i], p.dst4[i]
+		if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
+			p.mac4[i] = p.nb4mac
+			continue
+		}
+		mac, ok := p.neigh.Lookup4(ns, port, target)
+		if !ok {
+			p.stage4[i] = fast4NoNbr
+			continue
+		}
+		p.mac4[i] = mac
+		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, port, target, mac
+	}
+	for i, m := range p.v4[:n] {
+		switch p.stage4[i] {
+		case fast4Ready:
+			p.send(m, p.port4[i], p.out4[i], p.mac4[i])
+		case fast4NoNbr:
+			p.miss(m, p.port4[i], p.nh4[i], p.dst4[i], nil)
+		default:
+			p.forward4(m, p.nh4[i], st, fs, ns, true)
+		}
+		p.out4[i] = nil
+	}
 }
 
 // forward4 takes a looked-up IPv4 packet to its next hop. decTTL is false

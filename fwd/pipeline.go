@@ -39,6 +39,9 @@ type pipeline struct {
 	port4  [Burst]uint16
 	out4   [Burst]*PortState
 	mac4   [Burst][6]byte
+	// txRun collects consecutive rewritten packets for one port, handed to
+	// txq in one call.
+	txRun [Burst]*mbuf.Mbuf
 
 	v6   [Burst]*mbuf.Mbuf
 	dst6 [Burst][16]byte
@@ -274,16 +277,35 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 		p.mac4[i] = mac
 		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, port, target, mac
 	}
+	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
 	for i, m := range p.v4[:n] {
-		switch p.stage4[i] {
-		case fast4Ready:
-			p.send(m, p.port4[i], p.out4[i], p.mac4[i])
-		case fast4NoNbr:
+		out := p.out4[i]
+		p.out4[i] = nil
+		if p.stage4[i] == fast4Ready {
+			port := p.port4[i]
+			if run > 0 && port != runPort {
+				p.tx.Transmit(runPort, p.txRun[:run])
+				run = 0
+			}
+			if p.rewrite(m, out, p.mac4[i]) {
+				p.txRun[run] = m
+				run++
+				runPort = port
+			}
+			continue
+		}
+		if run > 0 {
+			p.tx.Transmit(runPort, p.txRun[:run])
+			run = 0
+		}
+		if p.stage4[i] == fast4NoNbr {
 			p.miss(m, p.port4[i], p.nh4[i], p.dst4[i], nil)
-		default:
+		} else {
 			p.forward4(m, p.nh4[i], st, fs, ns, true)
 		}
-		p.out4[i] = nil
+	}
+	if run > 0 {
+		p.tx.Transmit(runPort, p.txRun[:run])
 	}
 }
 
@@ -464,6 +486,14 @@ func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState, port uint16,
 
 // send rewrites the link-layer header and hands m to txq.
 func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) {
+	if p.rewrite(m, out, mac) {
+		p.tx.TransmitOne(port, m)
+	}
+}
+
+// rewrite sets m's link-layer header for the neighbour mac on port out and
+// counts m forwarded; false means m was dropped.
+func (p *pipeline) rewrite(m *mbuf.Mbuf, out *PortState, mac [6]byte) bool {
 	if m.Flags&mbuf.FlagVLAN != 0 {
 		// Egress ports are untagged: drop the 802.1Q tag. The 12 address
 		// bytes are rewritten below, so only the front moves.
@@ -477,7 +507,7 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	d := m.Data()
 	if len(d) < 14 {
 		p.drop(m, DropParse)
-		return
+		return false
 	}
 	if out.TxQueues > 1 && p.id >= out.TxQueues {
 		p.hash(m) // txq spreads foreign queues by flow hash
@@ -485,7 +515,7 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	copy(d[0:6], mac[:])
 	copy(d[6:12], out.MAC[:])
 	p.bc.v[Forwarded]++
-	p.tx.TransmitOne(port, m)
+	return true
 }
 
 // local4 handles an IPv4 packet for one of our addresses.

@@ -34,10 +34,9 @@ type pipeline struct {
 	dst4 [Burst]uint32
 	nh4  [Burst]uint32
 	// Per IPv4 packet, set by forward4Burst's first stages: how far it
-	// got (fast4*), its egress port and state, and its neighbour's MAC.
+	// got (fast4*), its egress port and its neighbour's MAC.
 	stage4 [Burst]uint8
 	port4  [Burst]uint16
-	out4   [Burst]*PortState
 	mac4   [Burst][6]byte
 	// txRun collects consecutive rewritten packets for one port, handed to
 	// txq in one call.
@@ -97,6 +96,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	st := v.st
 	fs := v.fibs.Load()
 	nfib := fs.NumFIBs()
+	hasRules := st.Rules.Len() > 0
 	ns := p.neigh.Load()
 	in := st.port(port)
 	b := &p.bc
@@ -118,7 +118,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = in.FIB
-			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, false) {
+			if hasRules && !p.classify(m, st.Rules, false) {
 				continue
 			}
 			if int(m.FIB) >= nfib {
@@ -134,7 +134,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = in.FIB
-			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, true) {
+			if hasRules && !p.classify(m, st.Rules, true) {
 				continue
 			}
 			if int(m.FIB) >= nfib {
@@ -258,7 +258,6 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 		}
 		p.stage4[i] = fast4Ready
 		p.port4[i] = uint16(nh.Port)
-		p.out4[i] = out
 	}
 	for i := range n {
 		if p.stage4[i] != fast4Ready {
@@ -279,15 +278,13 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 	}
 	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
 	for i, m := range p.v4[:n] {
-		out := p.out4[i]
-		p.out4[i] = nil
 		if p.stage4[i] == fast4Ready {
 			port := p.port4[i]
 			if run > 0 && port != runPort {
 				p.tx.Transmit(runPort, p.txRun[:run])
 				run = 0
 			}
-			if p.rewrite(m, out, p.mac4[i]) {
+			if p.rewrite(m, st.port(port), p.mac4[i]) {
 				p.txRun[run] = m
 				run++
 				runPort = port

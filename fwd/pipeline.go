@@ -222,9 +222,9 @@ func (p *pipeline) classify(m *mbuf.Mbuf, rules *Rules, v6 bool) bool {
 
 // The stages an IPv4 packet reached in forward4Burst.
 const (
-	fast4Slow   = iota // not the common case: forward4 handles it whole
-	fast4Ready         // TTL decremented, neighbour found: send it
-	fast4NoNbr         // TTL decremented, no neighbour: hand it to control
+	fast4Slow  = iota // not the common case: forward4 handles it whole
+	fast4Ready        // TTL decremented, neighbour found: send it
+	fast4NoNbr        // TTL decremented, no neighbour: hand it to control
 )
 
 // forward4Burst takes the looked-up IPv4 packets p.v4[:n] (next-hop ids

@@ -50,7 +50,7 @@ func newDataplane(e *Engine) (*dataplane, error) {
 	// The control goroutine's sender is worker number Workers: it owns no
 	// queue (ports use at most Workers TX queues), so it always reaches
 	// queues through their rings.
-	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 1, Pools: e.pools, MaxPorts: MaxPorts})
+	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 1, Pools: e.pools, MaxPorts: MaxPorts, Wake: e.wakeWorker})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -22,6 +23,11 @@ type livePort struct {
 	// gone: the device was seen missing (Link().Present false) and its
 	// dynamic neighbours flushed.
 	gone bool
+	// lcp is the name of the port's kernel interface as it exists ("" for
+	// none), with the MTU and carrier last set on it.
+	lcp        string
+	lcpMTU     int
+	lcpCarrier bool
 }
 
 // nhKey identifies a FIB next hop so that equal next hops are shared.
@@ -93,12 +99,12 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 		p, err := pmd.Open(pcfg)
 		if err != nil {
-			return err
+			return atWhere(np.At, err)
 		}
 		lp := &livePort{model: np, id: id, port: p, info: p.Info()}
 		if err := s.eng.AttachPort(id, p); err != nil {
 			_ = p.Close()
-			return fmt.Errorf("port %s: %w", np.Name, err)
+			return atWhere(np.At, fmt.Errorf("port %s: %w", np.Name, err))
 		}
 		opened = append(opened, lp)
 		s.live[np.Name] = lp
@@ -120,6 +126,19 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 			lp.mtu = lp.info.MTU
 		}
 	}
+
+	// 2b. Kernel interfaces (lcp): created now (a taken name or a missing
+	// TUN device fails here, changing nothing); those nobody wants any
+	// more are removed once everything succeeded.
+	lcpCommit, lcpUndo, err := s.reconcileLCP(removed)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			lcpUndo()
+		}
+	}()
 
 	// 3. FIB count: a new FIB set is filled completely and reaches the
 	// workers with the State that uses it, in one snapshot (publish, step
@@ -143,6 +162,7 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 	if err != nil {
 		return err
 	}
+	changes = s.lcpAdjust(om, b, changes)
 	if err := s.fibs.Apply(changes); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
@@ -166,7 +186,8 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 	}
 
-	// 6. Neighbours and the workers' view.
+	// 6. Neighbours and the workers' view (nothing fails from here on).
+	lcpCommit()
 	s.model = nm
 	s.syncNeighbours(om, nm, removed)
 	s.publish()
@@ -425,8 +446,19 @@ func (s *stack) publish() {
 		st.Ports[lp.id] = fwd.NewPortState(lp.info.MAC, lp.mtu, uint16(lp.model.FIB),
 			lp.model.Up && link.Up && link.Present, lp.model.Addrs)
 		st.Ports[lp.id].TxQueues = min(lp.info.TxQueues, len(s.eng.Workers()))
+		st.Ports[lp.id].LCP = lp.lcp != ""
 	}
 	s.eng.Publish(st, s.fibs)
+	s.syncLCP()
 }
 
 var errStopped = errors.New("fwdd is shutting down")
+
+// atWhere prefixes err with the file:line a command came from, when it
+// came from a file (a port that fails to open at start names its line).
+func atWhere(w cmdlang.Where, err error) error {
+	if w.File == "" {
+		return err
+	}
+	return fmt.Errorf("%s:%d: %w", w.File, w.Line, err)
+}

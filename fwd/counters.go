@@ -15,6 +15,7 @@ const (
 	Forwarded               // handed to txq for another port
 	LocalIn                 // delivered to us (echo answered, control traffic)
 	Punted                  // handed to the control plane (ARP, NDP, neighbour misses)
+	PuntedLCP               // handed to a port's kernel interface (lcp; ARP and NDP copies included)
 	ICMPSent                // ICMP errors and echo replies generated
 
 	// Drops, by reason (RFC 1812 5.2.2 and friends).
@@ -44,7 +45,7 @@ const (
 )
 
 var reasonNames = [numReasons]string{
-	RxPackets: "rx", Forwarded: "forwarded", LocalIn: "local_in", Punted: "punted", ICMPSent: "icmp_sent",
+	RxPackets: "rx", Forwarded: "forwarded", LocalIn: "local_in", Punted: "punted", PuntedLCP: "punted_lcp", ICMPSent: "icmp_sent",
 	DropParse: "drop_parse", DropTTL: "drop_ttl_expired", DropNoRoute: "drop_no_route", DropBlackhole: "drop_blackhole",
 	DropReject: "drop_reject", DropRule: "drop_rule", DropTooBig: "drop_too_big", DropFragFailed: "drop_frag_failed",
 	DropPuntFull: "drop_control_ring_full", DropNoBuffer: "drop_no_buffer", DropLocal: "drop_local_unhandled",

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd/pkt"
+	"github.com/fwdd/fwdd/lcp"
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/txq"
@@ -26,6 +27,10 @@ type pipeline struct {
 	// control: this is the control goroutine's pipeline (ICMP for packets
 	// the neighbour table gave up on); a neighbour miss is dropped there.
 	control bool
+	// punt hands host-bound frames to the ports' kernel interfaces (lcp);
+	// nil for the control goroutine's pipeline.
+	punt *lcp.Producer
+	one  [1]*mbuf.Mbuf
 
 	rx [Burst]*mbuf.Mbuf
 
@@ -78,6 +83,10 @@ func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
 		return err
 	}
 	p.tx = s
+	if id < len(e.pools) {
+		p.punt = e.dp.lcp.Producer(id)
+		p.punt.SetCache(cache)
+	}
 	return nil
 }
 
@@ -104,6 +113,10 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 		switch cls {
 		case pkt.ClassIPv4:
 			if !isOurMAC(m, in) {
+				if in.LCP && p.punt != nil && hostBound4(m) {
+					p.puntLCP(m)
+					continue
+				}
 				p.drop(m, DropBroadcast)
 				continue
 			}
@@ -123,6 +136,10 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				p.drop(m, DropBroadcast)
 				continue
 			}
+			if in.LCP && p.punt != nil && hostBound6(m, true) {
+				p.puntLCP(m)
+				continue
+			}
 			m.FIB = in.FIB
 			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, true) {
 				continue
@@ -135,10 +152,21 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			p.dst6[n6] = dst6(m)
 			n6++
 		case pkt.ClassARP, pkt.ClassND:
+			if in.LCP && p.punt != nil {
+				p.puntCopy(m)
+			}
 			p.input(m)
 		case pkt.ClassHopByHop:
+			if in.LCP && p.punt != nil && hostBound6(m, isOurMAC(m, in)) {
+				p.puntLCP(m)
+				continue
+			}
 			p.drop(m, DropHopByHop)
 		default:
+			if in.LCP && p.punt != nil && hostBoundDrop(m, why) {
+				p.puntLCP(m)
+				continue
+			}
 			p.parseDrop(m, why)
 		}
 	}
@@ -421,6 +449,10 @@ func (p *pipeline) local4(m *mbuf.Mbuf, st *State) {
 		p.generated(m)
 		return
 	}
+	if st.port(m.Port).LCP && p.punt != nil {
+		p.puntLCP(m)
+		return
+	}
 	p.drop(m, DropLocal)
 }
 
@@ -429,6 +461,10 @@ func (p *pipeline) local6(m *mbuf.Mbuf, st *State) {
 	if isEchoRequest6(m) && pkt.EchoReply6(m) {
 		p.bc.v[LocalIn]++
 		p.generated(m)
+		return
+	}
+	if st.port(m.Port).LCP && p.punt != nil {
+		p.puntLCP(m)
 		return
 	}
 	p.drop(m, DropLocal)
@@ -578,6 +614,9 @@ func (p *pipeline) drop(m *mbuf.Mbuf, why Reason) {
 // control plane if something was punted.
 func (p *pipeline) finish(st *State) {
 	p.tx.Flush()
+	if p.punt != nil {
+		p.punt.Flush()
+	}
 	if p.nDrops > 0 {
 		freeMixed(p.d.e, p.cache, p.drops[:p.nDrops])
 		clear(p.drops[:p.nDrops])

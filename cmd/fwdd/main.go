@@ -174,16 +174,28 @@ func run(args []string) int {
 			}
 		}
 	}()
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			select {
-			case hup <- struct{}{}:
-			default: // one is pending already
+	status := 0
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				select {
+				case hup <- struct{}{}:
+				default: // one is pending already
+				}
+				continue
 			}
-			continue
+			log.Info("stopping", "signal", sig.String())
+			break wait
+		case <-d.Failed():
+			// The control goroutine stopped on a panic (docs/ctl.md,
+			// "Panics"): stop cleanly, and say so in the exit status so a
+			// supervisor restarts us.
+			log.Error("stopping after an internal error", "err", d.Err())
+			status = 70 // EX_SOFTWARE
+			break wait
 		}
-		log.Info("stopping", "signal", sig.String())
-		break
 	}
 	signal.Stop(sigs)
 	close(hup)
@@ -194,7 +206,7 @@ func run(args []string) int {
 	}
 	d.Shutdown()
 	log.Info("stopped")
-	return 0
+	return status
 }
 
 func serve(addr string, h http.Handler, log *slog.Logger, what string) (*http.Server, error) {

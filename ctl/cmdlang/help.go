@@ -34,6 +34,8 @@ rule add [ID] [in PORT] [fib N] [from PFX|any] [to PFX|any]
 rule del ID
 neigh add PORT ADDR lladdr MAC
 neigh del PORT ADDR
+lcp fib N table T|off                       kernel table T feeds FIB N (default: fib 0 table main)
+show lcp                                    kernel interfaces, table->FIB map, mirror counters
 show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX]
 `
 

@@ -464,8 +464,10 @@ func (p *parser) command() Command {
 		}
 	case "show":
 		return p.show()
+	case "lcp":
+		return p.lcp()
 	default:
-		p.fail(w, "unknown command %q (expected set, get, port, addr, route, rule, neigh or show)", w.text)
+		p.fail(w, "unknown command %q (expected set, get, port, addr, route, rule, neigh, lcp or show)", w.text)
 	}
 	return nil
 }
@@ -1123,7 +1125,7 @@ func (p *parser) neighAdd() Command {
 
 func (p *parser) show() Command {
 	p.verb = "show"
-	what := []string{"ports", "routes", "neigh", "rules", "fibs", "stats", "sysctl"}
+	what := []string{"ports", "routes", "neigh", "rules", "fibs", "stats", "sysctl", "lcp"}
 	w := p.next()
 	if w == nil {
 		p.fail(nil, "missing what to show (expected %s)", orList(what))
@@ -1145,6 +1147,9 @@ func (p *parser) show() Command {
 	case "fibs":
 		p.end()
 		return &ShowFIBs{Where: p.at}
+	case "lcp":
+		p.end()
+		return &ShowLCP{Where: p.at}
 	case "stats":
 		p.end()
 		return &ShowStats{Where: p.at}

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"github.com/fwdd/fwdd/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +24,7 @@ type bird struct {
 // killed) when the test ends.
 func startBird(t *testing.T, n *testnet.Net, ns, name, conf string) *bird {
 	t.Helper()
-	if _, err := exec.LookPath("bird"); err != nil {
-		t.Skip("bird (BIRD 2) is not installed (apt-get install bird2; .ci/run does it)")
-	}
+	testenv.Tool(t, "bird", "bird2")
 	dir := t.TempDir()
 	cf := filepath.Join(dir, name+".conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"encoding/json"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,7 @@ func TestLCPHostTraffic(t *testing.T) {
 			}
 
 			// The host's own TCP.
+			testenv.Tool(t, "iperf3", "iperf3")
 			srv := x.n.Start(x.rt, "iperf3", "-s", "-1", "-B", "198.18.1.1")
 			_ = srv
 			var out string

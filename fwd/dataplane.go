@@ -26,6 +26,9 @@ type dataplane struct {
 	view  atomic.Pointer[view]
 	neigh *lltable.Table
 	tx    *txq.Table
+	// obs is what is armed to watch the workers (captures, a trace); nil
+	// when nothing is (observe.go).
+	obs atomic.Pointer[Observers]
 	// lcp holds the ports' kernel interfaces and the punt path to them.
 	lcp *lcp.LCP
 }

@@ -80,6 +80,11 @@ type Worker struct {
 	epoch   atomic.Uint64
 	offline atomic.Bool // set while the worker sleeps or has stopped
 
+	// load counts the worker's receive polls (RxBurst calls), those that
+	// found packets, and the packets: written by the worker only, once
+	// per iteration; read by show workers, fwdctl top and the metrics.
+	load workerLoad
+
 	stop    atomic.Bool
 	done    chan struct{}
 	started bool
@@ -95,6 +100,38 @@ type Worker struct {
 	sleeping atomic.Bool
 
 	pl pipeline
+}
+
+// workerLoad is a worker's poll counters (single writer: the worker).
+type workerLoad struct {
+	polls, busy, packets atomic.Uint64
+}
+
+func (l *workerLoad) add(polls, busy, packets int) {
+	if polls == 0 {
+		return
+	}
+	l.polls.Store(l.polls.Load() + uint64(polls))
+	if busy > 0 {
+		l.busy.Store(l.busy.Load() + uint64(busy))
+		l.packets.Store(l.packets.Load() + uint64(packets))
+	}
+}
+
+// Load is a worker's poll counters since it started.
+type Load struct {
+	Worker int `json:"worker"`
+	CPU    int `json:"cpu"` // -1: not pinned
+	// Polls are receive polls (one RxBurst on one queue); BusyPolls those
+	// that returned packets; Packets the packets they returned.
+	Polls     uint64 `json:"polls"`
+	BusyPolls uint64 `json:"busy_polls"`
+	Packets   uint64 `json:"packets"`
+}
+
+// Load returns the worker's poll counters.
+func (w *Worker) Load() Load {
+	return Load{Worker: w.id, CPU: w.cpu, Polls: w.load.polls.Load(), BusyPolls: w.load.busy.Load(), Packets: w.load.packets.Load()}
 }
 
 // ID returns the worker's index.
@@ -130,16 +167,18 @@ func (w *Worker) run() {
 	idle, slept := false, false
 	for !w.stop.Load() {
 		q := w.queues.Load()
-		got := 0
+		got, busy := 0, 0
 		for i := range q.rx {
 			rq := &q.rx[i]
 			n := rq.port.RxBurst(rq.queue, w.pl.rx[:])
 			if n > 0 {
-				w.pl.process(rq.portID, w.pl.rx[:n])
+				w.pl.receive(rq.portID, rq.queue, w.pl.rx[:n])
 				got += n
+				busy++
 			}
 		}
 		w.pl.idle()
+		w.load.add(len(q.rx), busy, got)
 		w.epoch.Store(w.epoch.Load() + 1)
 		if got > 0 || mode == PollBusy {
 			idle, slept = false, false

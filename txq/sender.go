@@ -285,6 +285,9 @@ func (s *Sender) flushPort(sn *snapshot, id uint16) {
 	b.n = 0
 	p := sn.ports[id]
 	c := &s.ctr[id]
+	if tb := s.t.tap.Load(); tb != nil { // nil unless a capture is armed
+		tb.t.Tx(s.w, id, ms)
+	}
 	if s.w < len(p.queues) {
 		s.sendOwn(p, &p.queues[s.w], c, ms)
 	} else {

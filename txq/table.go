@@ -85,6 +85,8 @@ type Table struct {
 	pools    []*mbuf.Pool
 
 	snap atomic.Pointer[snapshot]
+	// tap, if set, sees every burst a Sender hands on (SetTap).
+	tap atomic.Pointer[tapBox]
 
 	mu      sync.Mutex
 	gen     uint64             // generation of the published snapshot
@@ -93,6 +95,27 @@ type Table struct {
 	retired []Stats            // counters of closed Senders, index = port id (last: ids >= maxPorts)
 	flushed []uint64           // mbufs freed by Flush, index = port id
 	leaked  uint64             // Leaked of closed Senders
+}
+
+// Tap sees the frames a Sender is about to hand to a port's queue (its own
+// queue's device, or another worker's ring): packet capture. It is called
+// once per burst per port on the Sender's goroutine; it must copy what it
+// keeps, never block, and not keep ms.
+type Tap interface {
+	Tx(worker int, port uint16, ms []*mbuf.Mbuf)
+}
+
+type tapBox struct{ t Tap }
+
+// SetTap installs tp (nil removes it). A Sender may still be inside the
+// old tap until its next burst: wait for a grace period before freeing
+// what the old tap uses.
+func (t *Table) SetTap(tp Tap) {
+	if tp == nil {
+		t.tap.Store(nil)
+		return
+	}
+	t.tap.Store(&tapBox{tp})
 }
 
 // snapshot is immutable once published.

@@ -30,6 +30,11 @@ type Response struct {
 	Text string `json:"text,omitempty"`
 	// Data holds one JSON value per command when Request.JSON was set.
 	Data []json.RawMessage `json:"data,omitempty"`
+	// More marks a frame of a streaming command (monitor, capture): more
+	// frames follow; the last one has More false (stream.go).
+	More bool `json:"more,omitempty"`
+	// Bin is a stream frame's binary payload (capture: pcap bytes).
+	Bin []byte `json:"bin,omitempty"`
 	// Evicted: the server closed this idle connection to serve another
 	// client (at most Config.MaxClients are open). It is written when the
 	// connection is closed, so a client reads it as the answer to the

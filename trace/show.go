@@ -137,6 +137,8 @@ func stepText(st *Step, res Resolver) string {
 		return st.Name
 	case Outcome:
 		return fmt.Sprintf("%s +%d", st.Name, st.A)
+	case Control:
+		return fmt.Sprintf("%s (port %s)", st.Name, port())
 	}
 	return st.Name
 }

@@ -511,7 +511,9 @@ func (s *stack) lcpCommit(changes []fib.Change) {
 	if err := s.fibs.Apply(changes); err != nil {
 		s.lcpm.st.ApplyErrs++
 		s.log.Error("netlink mirror: kernel routes not applied", "changes", len(changes), "err", err)
+		return
 	}
+	s.obs.kernelRoutes(changes)
 }
 
 // lcpNextHop registers a translated route's next hop.
@@ -674,7 +676,7 @@ type lcpPortRow struct {
 type lcpShow struct {
 	Running bool              `json:"running"`
 	Tables  map[string]uint32 `json:"tables"` // FIB -> kernel table
-	Ports   []lcpPortRow          `json:"ports"`
+	Ports   []lcpPortRow      `json:"ports"`
 	Stats   *lcpStats         `json:"stats,omitempty"`
 }
 

@@ -83,6 +83,21 @@ func TestShowTrace(t *testing.T) {
 	if out := text(t, d, "show workers"); !strings.Contains(out, "Packets/poll") || !strings.Contains(out, "neighbours: 0") {
 		t.Errorf("show workers:\n%s", out)
 	}
+	// Worker load as Prometheus metrics.
+	mfs, err := d.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "fwdd_worker_") {
+			got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if got["fwdd_worker_polls_total"] == 0 || got["fwdd_worker_busy_polls_total"] == 0 ||
+		got["fwdd_worker_poll_packets_total"] < got["fwdd_worker_busy_polls_total"] {
+		t.Errorf("worker metrics %v", got)
+	}
 }
 
 // TestMonitorEvents: port, rule and route changes reach a monitor, in

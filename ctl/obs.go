@@ -278,6 +278,8 @@ func (s *stack) obsQuery(c cmdlang.Command) (cmdlang.Result, error) {
 		return s.traceClear()
 	case *cmdlang.ShowTrace:
 		return s.showTrace()
+	case *cmdlang.Monitor, *cmdlang.Capture:
+		return cmdlang.Result{}, fmt.Errorf("%s streams its answer: run it alone from the shell (fwdctl %s ...), not in a batch or at the prompt", c.Verb(), c.Verb())
 	}
 	return cmdlang.Result{}, fmt.Errorf("%s: not a query", c.Verb())
 }

@@ -238,3 +238,29 @@ func TestMonitorSlowDropped(t *testing.T) {
 		t.Errorf("fast monitor: %+v", f)
 	}
 }
+
+// TestStreamOnlyAlone: monitor and capture in a batch, or sent as an
+// ordinary request (the interactive prompt), are refused with a hint.
+func TestStreamOnlyAlone(t *testing.T) {
+	d, sock := sockDaemon(t, nullConfig)
+	if _, err := run(t, d, "show ports", "monitor"); err == nil || !strings.Contains(err.Error(), "run it alone from the shell") {
+		t.Errorf("monitor in a batch: %v", err)
+	}
+	c, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := c.Do(context.Background(), &ctlsock.Request{Lines: []string{"capture p0 -w x"}})
+	if err != nil || r.OK {
+		t.Fatalf("capture as a plain request: %+v %v", r, err)
+	}
+	r, err = c.Do(context.Background(), &ctlsock.Request{Lines: []string{"capture p0 count 1"}})
+	if err != nil || r.OK || !strings.Contains(r.Error, "run it alone") {
+		t.Fatalf("capture as a plain request: %+v %v", r, err)
+	}
+	// The connection still works.
+	if r, err := c.Do(context.Background(), &ctlsock.Request{Lines: []string{"show workers"}}); err != nil || !r.OK {
+		t.Fatalf("after: %+v %v", r, err)
+	}
+}

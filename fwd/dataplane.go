@@ -55,8 +55,9 @@ func newDataplane(e *Engine) (*dataplane, error) {
 	d.view.Store(&view{st: &State{}, fibs: f})
 	// The control goroutine's sender is worker number Workers, the lcp
 	// punt goroutine's Workers+1: they own no queue (ports use at most
-	// Workers TX queues), so they always reach queues through their rings.
-	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 2, Pools: e.pools, MaxPorts: MaxPorts})
+	// Workers TX queues), so they always reach queues through their rings,
+	// and wake the queue's owner if it waits.
+	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 2, Pools: e.pools, MaxPorts: MaxPorts, Wake: e.wakeWorker})
 	if err != nil {
 		return nil, err
 	}

@@ -559,8 +559,8 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 }
 
 func isQuery(c cmdlang.Command) bool {
-	if cmdlang.IsObs(c) {
-		return true // answered (trace add/clear included) by obsQuery
+	if cmdlang.IsObs(c) || cmdlang.IsStream(c) {
+		return true // answered (trace add/clear included; streams refused) by obsQuery
 	}
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,

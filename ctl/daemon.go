@@ -50,6 +50,7 @@ type Daemon struct {
 	st   *stack
 	srv  *ctlsock.Server
 	reg  *prometheus.Registry
+	coll prometheus.Collector
 
 	reqs chan request
 	stop chan struct{}
@@ -63,12 +64,19 @@ type request struct {
 	ctx    context.Context
 	cmds   []cmdlang.Command
 	reload bool
-	reply  chan response
+	// check validates the batch and reports the devices the stack would
+	// use after it, changing nothing (vnet hosts check every vnet's part
+	// of a batch before applying any).
+	check bool
+	// open, if set, opens route load files (a tenant's restricted view).
+	open  func(string) (io.ReadCloser, error)
+	reply chan response
 }
 
 type response struct {
 	results []cmdlang.Result
 	err     error
+	devices []string
 }
 
 // stack is the control goroutine's state: the model and the live objects.
@@ -283,8 +291,13 @@ func (d *Daemon) loop() {
 				r.reply <- response{}
 				continue
 			}
+			if r.check {
+				devs, err := d.st.check(r)
+				r.reply <- response{err: err, devices: devs}
+				continue
+			}
 			res, err := d.st.run(r)
-			r.reply <- response{res, err}
+			r.reply <- response{results: res, err: err}
 		case <-wake:
 			d.st.nb.input()
 		case now := <-tick.C:
@@ -301,29 +314,8 @@ func (d *Daemon) loop() {
 // run applies one batch: validate every command on a copy of the model,
 // reconcile the stack with it, commit; then answer the show commands.
 func (s *stack) run(r request) ([]cmdlang.Result, error) {
-	base := s.model
-	if r.reload {
-		base = newModel()
-		// A reload starts from nothing but keeps the routes map separate
-		// from the running model's.
-	}
-	b := base.begin()
-	dir := "."
-	if s.opts.ConfigFile != "" {
-		dir = filepath.Dir(s.opts.ConfigFile)
-	}
-	readFile := func(f string) ([]netip.Prefix, error) { return readPrefixes(dir, f) }
-	changes := false
-	for _, c := range r.cmds {
-		if isQuery(c) {
-			continue
-		}
-		changes = true
-		if err := b.apply(c, readFile); err != nil {
-			return nil, &cmdlang.ExecError{Cmd: c, Err: err}
-		}
-	}
-	if err := b.finish(); err != nil {
+	b, changes, err := s.validate(r)
+	if err != nil {
 		return nil, err
 	}
 	if changes || r.reload {
@@ -343,6 +335,40 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		}
 	}
 	return results, nil
+}
+
+// validate applies the batch's changes to a copy of the model (nothing
+// live changes) and reports whether it has any.
+func (s *stack) validate(r request) (*batch, bool, error) {
+	base := s.model
+	if r.reload {
+		base = newModel()
+		// A reload starts from nothing but keeps the routes map separate
+		// from the running model's.
+	}
+	b := base.begin()
+	dir := "."
+	if s.opts.ConfigFile != "" {
+		dir = filepath.Dir(s.opts.ConfigFile)
+	}
+	readFile := func(f string) ([]netip.Prefix, error) { return readPrefixes(dir, f) }
+	if r.open != nil {
+		readFile = func(f string) ([]netip.Prefix, error) { return readPrefixesWith(r.open, f) }
+	}
+	changes := false
+	for _, c := range r.cmds {
+		if isQuery(c) {
+			continue
+		}
+		changes = true
+		if err := b.apply(c, readFile); err != nil {
+			return nil, false, &cmdlang.ExecError{Cmd: c, Err: err}
+		}
+	}
+	if err := b.finish(); err != nil {
+		return nil, false, err
+	}
+	return b, changes, nil
 }
 
 func isQuery(c cmdlang.Command) bool {
@@ -374,7 +400,12 @@ func readPrefixes(dir, name string) ([]netip.Prefix, error) {
 	if !filepath.IsAbs(name) {
 		name = filepath.Join(dir, name)
 	}
-	f, err := os.Open(name)
+	return readPrefixesWith(func(n string) (io.ReadCloser, error) { return os.Open(n) }, name)
+}
+
+// readPrefixesWith is readPrefixes with the file opened by open.
+func readPrefixesWith(open func(string) (io.ReadCloser, error), name string) ([]netip.Prefix, error) {
+	f, err := open(name)
 	if err != nil {
 		return nil, fmt.Errorf("route load: %w", err)
 	}

@@ -36,6 +36,7 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		fibLookups: prometheus.NewDesc("fwdd_fib_lookups_total", "FIB lookups of received packets per FIB.", []string{"fib"}, nil),
 		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
 	}
+	d.coll = c
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
 	return reg

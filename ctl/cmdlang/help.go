@@ -22,5 +22,9 @@ rule add [ID] [in PORT] [fib N] [from PFX|any] [to PFX|any]
 rule del ID
 neigh add PORT ADDR lladdr MAC
 neigh del PORT ADDR
-show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX]
+show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX] | vnets
+vnet add NAME [owner UID[:GID]] [socket PATH] [devices DEV,...] [routes DIR]
+                                            an isolated stack; socket: its tenant's control socket
+vnet del NAME
+vnet NAME COMMAND                           run COMMAND in vnet NAME (no prefix: vnet default)
 `

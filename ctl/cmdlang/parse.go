@@ -444,6 +444,8 @@ func (p *parser) command() Command {
 		}
 	case "show":
 		return p.show()
+	case "vnet":
+		return p.vnet()
 	default:
 		p.fail(w, "unknown command %q (expected set, get, port, addr, route, rule, neigh or show)", w.text)
 	}
@@ -1065,6 +1067,10 @@ func (p *parser) show() Command {
 	}
 	p.verb = "show " + t
 	switch t {
+	case "vnets", "vnet":
+		p.verb = "show vnets"
+		p.end()
+		return &ShowVnets{Where: p.at}
 	case "ports":
 		p.end()
 		return &ShowPorts{Where: p.at}

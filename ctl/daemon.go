@@ -1,17 +1,11 @@
 package ctl
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/netip"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +14,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/lltable"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
 	"github.com/fwdd/fwdd/pmd/ringpmd"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +35,20 @@ type Options struct {
 	// NetNS, if set, is the namespace path where ports find their devices.
 	NetNS string
 	Log   *slog.Logger
+	// MaxAnswer bounds the text of one batch's answers (DefaultMaxAnswer
+	// if 0): past it, further show/get commands of the batch are refused.
+	// The first one is always answered.
+	MaxAnswer int
+}
+
+// DefaultMaxAnswer is Options.MaxAnswer's default.
+const DefaultMaxAnswer = 32 << 20
+
+func (s *stack) maxAnswer() int {
+	if s.opts.MaxAnswer > 0 {
+		return s.opts.MaxAnswer
+	}
+	return DefaultMaxAnswer
 }
 
 // Daemon is a running fwdd: the dataplane engine, the control goroutine
@@ -52,6 +61,9 @@ type Daemon struct {
 	reg  *prometheus.Registry
 	coll prometheus.Collector
 
+	// files reads route files for the batches, off the control goroutine.
+	files fileLoader
+
 	reqs chan request
 	stop chan struct{}
 	done chan struct{}
@@ -63,13 +75,12 @@ type request struct {
 	fn     func(*stack)
 	ctx    context.Context
 	cmds   []cmdlang.Command
+	files  loadedFiles // route files of cmds, read by the submitter
 	reload bool
 	// check validates the batch and reports the devices the stack would
-	// use after it, changing nothing (vnet hosts check every vnet's part
+	// use after it, changing nothing (a vnet host checks every vnet's part
 	// of a batch before applying any).
 	check bool
-	// open, if set, opens route load files (a tenant's restricted view).
-	open  func(string) (io.ReadCloser, error)
 	reply chan response
 }
 
@@ -117,9 +128,12 @@ func CheckFile(path string) error {
 		return err
 	}
 	b := newModel().begin()
-	dir := filepath.Dir(path)
+	files, err := defaultLoader().loadAll(context.Background(), filepath.Dir(path), cmds)
+	if err != nil {
+		return err
+	}
 	for _, c := range cmds {
-		if err := b.apply(c, func(f string) ([]netip.Prefix, error) { return readPrefixes(dir, f) }); err != nil {
+		if err := b.apply(c, files.read); err != nil {
 			return &cmdlang.ExecError{Cmd: c, Err: err}
 		}
 	}
@@ -157,7 +171,7 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	st.model = b.commit()
-	d := &Daemon{opts: opts, log: opts.Log, st: st, reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Log, st: st, files: defaultLoader(), reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{})}
 	eng.Start()
 	go d.loop()
 	if len(cmds) > 0 {
@@ -193,17 +207,53 @@ func (d *Daemon) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Re
 }
 
 func (d *Daemon) exec(ctx context.Context, cmds []cmdlang.Command, reload bool) ([]cmdlang.Result, error) {
-	r := request{ctx: ctx, cmds: cmds, reload: reload, reply: make(chan response, 1)}
+	resp, err := d.submit(ctx, request{cmds: cmds, reload: reload}, d.files)
+	return resp.results, err
+}
+
+// submit reads r's route files with files, then hands r to the control
+// goroutine and waits for its answer.
+func (d *Daemon) submit(ctx context.Context, r request, files fileLoader) (response, error) {
+	cmds := r.cmds
+	// Route files are read here, on the caller's goroutine, and given up
+	// when the caller goes or the daemon stops.
+	lctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-d.stop:
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	loaded, err := files.loadAll(lctx, d.configDir(), cmds)
+	cancel()
+	if err != nil {
+		select {
+		case <-d.stop:
+			return response{}, errStopped
+		default:
+		}
+		return response{}, err
+	}
+	r.ctx, r.files, r.reply = ctx, loaded, make(chan response, 1)
 	select {
 	case d.reqs <- r:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return response{}, ctx.Err()
 	case <-d.stop:
-		return nil, errStopped
+		return response{}, errStopped
 	}
 	// Once taken, a batch completes (or is undone) whatever ctx does.
 	resp := <-r.reply
-	return resp.results, resp.err
+	return resp, resp.err
+}
+
+// configDir is the directory relative route file names are read from.
+func (d *Daemon) configDir() string {
+	if d.opts.ConfigFile != "" {
+		return filepath.Dir(d.opts.ConfigFile)
+	}
+	return "."
 }
 
 // do runs fn on the control goroutine and waits for it.
@@ -224,7 +274,9 @@ type stateSnapshot struct {
 	ports []show.Port
 	rules []show.Rule
 	neigh map[[2]string]int
-	fibs  []show.FIB
+	// neighCtr are the neighbour table's counters.
+	neighCtr []lltable.Counter
+	fibs     []show.FIB
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
@@ -233,6 +285,7 @@ func (d *Daemon) snapshot() (*stateSnapshot, error) {
 		snap.ports = s.ports()
 		snap.rules = s.ruleRows()
 		snap.neigh = s.nb.countByState()
+		snap.neighCtr = s.nb.counters()
 		snap.fibs = s.fibRows()
 	})
 	return &snap, err
@@ -244,9 +297,8 @@ func (d *Daemon) Reload() error {
 	if d.opts.ConfigFile == "" {
 		return errors.New("no configuration file to reload (start fwdd with -c FILE)")
 	}
-	if err := CheckFile(d.opts.ConfigFile); err != nil {
-		return err
-	}
+	// The batch is validated completely before anything changes (run), so
+	// CheckFile would only read the route files twice.
 	cmds, err := cmdlang.ParseFile(d.opts.ConfigFile)
 	if err != nil {
 		return err
@@ -325,14 +377,35 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		s.model = b.commit()
 	}
 	results := make([]cmdlang.Result, len(r.cmds))
-	for i, c := range r.cmds {
+	size, queries, done := 0, 0, 0
+	for _, c := range r.cmds {
 		if isQuery(c) {
-			res, err := s.query(c)
-			if err != nil {
-				return nil, &cmdlang.ExecError{Cmd: c, Err: err}
-			}
-			results[i] = res
+			queries++
 		}
+	}
+	for i, c := range r.cmds {
+		if !isQuery(c) {
+			continue
+		}
+		// The answers of one batch are bounded: the first query is
+		// always answered (a full table is large), later ones only
+		// while the answer stays under maxAnswer, so a batch of many
+		// big shows neither holds the control goroutine long nor
+		// builds a huge answer while other clients wait.
+		if done > 0 && size > s.maxAnswer() {
+			applied := "nothing was changed"
+			if changes {
+				applied = "the batch's changes were applied"
+			}
+			return nil, &cmdlang.ExecError{Cmd: c, Err: fmt.Errorf("not answered: the batch's answer is over %d MiB after %d of its %d show/get commands; send the rest in other requests (%s)", s.maxAnswer()>>20, done, queries, applied)}
+		}
+		res, err := s.query(c)
+		if err != nil {
+			return nil, &cmdlang.ExecError{Cmd: c, Err: err}
+		}
+		results[i] = res
+		size += len(res.Text)
+		done++
 	}
 	return results, nil
 }
@@ -347,21 +420,13 @@ func (s *stack) validate(r request) (*batch, bool, error) {
 		// from the running model's.
 	}
 	b := base.begin()
-	dir := "."
-	if s.opts.ConfigFile != "" {
-		dir = filepath.Dir(s.opts.ConfigFile)
-	}
-	readFile := func(f string) ([]netip.Prefix, error) { return readPrefixes(dir, f) }
-	if r.open != nil {
-		readFile = func(f string) ([]netip.Prefix, error) { return readPrefixesWith(r.open, f) }
-	}
 	changes := false
 	for _, c := range r.cmds {
 		if isQuery(c) {
 			continue
 		}
 		changes = true
-		if err := b.apply(c, readFile); err != nil {
+		if err := b.apply(c, r.files.read); err != nil {
 			return nil, false, &cmdlang.ExecError{Cmd: c, Err: err}
 		}
 	}
@@ -380,75 +445,21 @@ func isQuery(c cmdlang.Command) bool {
 	return false
 }
 
-// linkCheck republishes the workers' view when a port's link changed.
+// linkCheck follows the ports' drivers: it re-reads every port's identity
+// (identityCheck) and link, and republishes the workers' view once when
+// either changed.
 func (s *stack) linkCheck() {
+	republish := s.identityCheck()
 	st := s.eng.State()
 	for _, lp := range s.live {
 		l := lp.port.Link()
 		up := lp.model.Up && l.Up && l.Present
 		if int(lp.id) < len(st.Ports) && st.Ports[lp.id].Up != up {
 			s.log.Info("link changed", "port", lp.model.Name, "up", l.Up, "present", l.Present)
-			s.publish()
-			return
+			republish = true
 		}
 	}
-}
-
-// readPrefixes reads a route file: one prefix per line, '#' comments,
-// blank lines ignored; CRLF tolerated.
-func readPrefixes(dir, name string) ([]netip.Prefix, error) {
-	if !filepath.IsAbs(name) {
-		name = filepath.Join(dir, name)
+	if republish {
+		s.publish()
 	}
-	return readPrefixesWith(func(n string) (io.ReadCloser, error) { return os.Open(n) }, name)
-}
-
-// readPrefixesWith is readPrefixes with the file opened by open.
-func readPrefixesWith(open func(string) (io.ReadCloser, error), name string) ([]netip.Prefix, error) {
-	f, err := open(name)
-	if err != nil {
-		return nil, fmt.Errorf("route load: %w", err)
-	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(name, ".gz") {
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return nil, fmt.Errorf("route load %s: %w", name, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	var out []netip.Prefix
-	sc := bufio.NewScanner(r)
-	line := 0
-	for sc.Scan() {
-		line++
-		t := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(t, '#'); i >= 0 {
-			t = strings.TrimSpace(t[:i])
-		}
-		if t == "" {
-			continue
-		}
-		if f := strings.Fields(t); len(f) > 0 {
-			t = f[0]
-		}
-		p, err := netip.ParsePrefix(t)
-		if err != nil {
-			if a, err2 := netip.ParseAddr(t); err2 == nil {
-				p = netip.PrefixFrom(a, a.BitLen())
-			} else {
-				return nil, fmt.Errorf("route load %s:%d: %q is not a prefix", name, line, t)
-			}
-		}
-		if p.Masked() != p {
-			return nil, fmt.Errorf("route load %s:%d: %s has host bits set (did you mean %s?)", name, line, p, p.Masked())
-		}
-		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("route load %s: %w", name, err)
-	}
-	return out, nil
 }

@@ -366,3 +366,56 @@ neigh add p1 198.19.2.9 lladdr 02:00:00:00:00:09
 		t.Errorf("show fibs data %#v text:\n%s", res[1].Data, res[1].Text)
 	}
 }
+
+// TestLCPModel: lcp names are kept in the model, shown by show ports,
+// unique across ports and never a port's dev; lcp off clears the name; a
+// refused command changes nothing.
+func TestLCPModel(t *testing.T) {
+	d, _ := nullDaemon(t, "port add p0 driver null\nport add p1 driver null lcp e1\n")
+	lcps := func() map[string]string {
+		res, err := run(t, d, "show ports")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, p := range res[0].Data.([]show.Port) {
+			out[p.Name] = p.LCP
+		}
+		return out
+	}
+	if got := lcps(); got["p0"] != "" || got["p1"] != "e1" {
+		t.Fatalf("lcp after startup: %v", got)
+	}
+	if !strings.Contains(text(t, d, "show ports"), "\tlcp e1\n") {
+		t.Errorf("show ports does not name the kernel interface:\n%s", text(t, d, "show ports"))
+	}
+	for _, tc := range []struct{ line, want string }{
+		{"port set p0 lcp e1", "lcp e1 is port p1's kernel interface already (port set p1 lcp off first"},
+		{"port add p2 driver null lcp e1", "lcp e1 is port p1's kernel interface already"},
+		{"port add p3 driver afpacket dev r9 lcp r9", "port p3 attaches to dev r9 already"},
+	} {
+		_, err := run(t, d, tc.line)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want one mentioning %q", tc.line, err, tc.want)
+		}
+	}
+	if got := lcps(); len(got) != 2 || got["p0"] != "" || got["p1"] != "e1" {
+		t.Fatalf("a refused command changed the ports: %v", got)
+	}
+	// Moving a name in one batch: off on one port, on for another.
+	if _, err := run(t, d, "port set p1 lcp off", "port set p0 lcp e1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := lcps(); got["p0"] != "e1" || got["p1"] != "" {
+		t.Fatalf("after the move: %v", got)
+	}
+	if _, err := run(t, d, "port set p0 lcp e0", "port set p1 lcp e1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := lcps(); got["p0"] != "e0" || got["p1"] != "e1" {
+		t.Fatalf("after renaming: %v", got)
+	}
+	if _, err := run(t, d, "port del p0", "port add p0 driver null lcp e0"); err != nil {
+		t.Fatal(err)
+	}
+}

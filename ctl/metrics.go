@@ -16,22 +16,25 @@ type collector struct {
 	pkts, bytes, drops, errs *prometheus.Desc
 	pipeline, ruleHits       *prometheus.Desc
 	pool                     *prometheus.Desc
-	neigh                    *prometheus.Desc
+	neigh, neighEvents       *prometheus.Desc
 	fibRoutes                *prometheus.Desc
 	fibLookups, fibMisses    *prometheus.Desc
 }
 
 func newMetrics(d *Daemon) *prometheus.Registry {
 	c := &collector{
-		d:          d,
-		pkts:       prometheus.NewDesc("fwdd_port_packets_total", "Packets per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
-		bytes:      prometheus.NewDesc("fwdd_port_bytes_total", "Bytes per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
-		drops:      prometheus.NewDesc("fwdd_port_drops_total", "Packets dropped by the driver per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
-		errs:       prometheus.NewDesc("fwdd_port_errors_total", "Driver errors per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
-		pipeline:   prometheus.NewDesc("fwdd_pipeline_packets_total", "Pipeline packets by outcome (forwarded, punted, drop reasons...) per worker.", []string{"worker", "reason"}, nil),
-		ruleHits:   prometheus.NewDesc("fwdd_rule_hits_total", "Packets matching each classifier rule.", []string{"rule"}, nil),
-		pool:       prometheus.NewDesc("fwdd_mbuf_pool", "Mbufs per pool by state.", []string{"pool", "state"}, nil),
-		neigh:      prometheus.NewDesc("fwdd_neighbours", "Neighbour entries by port and state.", []string{"port", "state"}, nil),
+		d:        d,
+		pkts:     prometheus.NewDesc("fwdd_port_packets_total", "Packets per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		bytes:    prometheus.NewDesc("fwdd_port_bytes_total", "Bytes per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		drops:    prometheus.NewDesc("fwdd_port_drops_total", "Packets dropped by the driver per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		errs:     prometheus.NewDesc("fwdd_port_errors_total", "Driver errors per port, queue and direction.", []string{"port", "queue", "dir"}, nil),
+		pipeline: prometheus.NewDesc("fwdd_pipeline_packets_total", "Pipeline packets by outcome (forwarded, punted, drop reasons...) per worker.", []string{"worker", "reason"}, nil),
+		ruleHits: prometheus.NewDesc("fwdd_rule_hits_total", "Packets matching each classifier rule.", []string{"rule"}, nil),
+		pool:     prometheus.NewDesc("fwdd_mbuf_pool", "Mbufs per pool by state.", []string{"pool", "state"}, nil),
+		neigh:    prometheus.NewDesc("fwdd_neighbours", "Neighbour entries by port and state.", []string{"port", "state"}, nil),
+		neighEvents: prometheus.NewDesc("fwdd_neigh_events_total",
+			"Neighbour table counters: frames and misses received from the pipeline, drops by reason (drop_*), requests and answers sent, entries learned, evicted, refused...",
+			[]string{"event"}, nil),
 		fibRoutes:  prometheus.NewDesc("fwdd_fib_routes", "Routes per FIB and family.", []string{"fib", "family"}, nil),
 		fibLookups: prometheus.NewDesc("fwdd_fib_lookups_total", "FIB lookups of received packets per FIB.", []string{"fib"}, nil),
 		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
@@ -43,7 +46,7 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pkts, c.bytes, c.drops, c.errs, c.pipeline, c.ruleHits, c.pool, c.neigh, c.fibRoutes, c.fibLookups, c.fibMisses} {
+	for _, d := range []*prometheus.Desc{c.pkts, c.bytes, c.drops, c.errs, c.pipeline, c.ruleHits, c.pool, c.neigh, c.neighEvents, c.fibRoutes, c.fibLookups, c.fibMisses} {
 		ch <- d
 	}
 }
@@ -85,6 +88,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, n := range snap.neigh {
 		ch <- prometheus.MustNewConstMetric(c.neigh, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+	for _, x := range snap.neighCtr {
+		ch <- prometheus.MustNewConstMetric(c.neighEvents, prometheus.CounterValue, float64(x.Value), x.Name)
 	}
 	for _, f := range snap.fibs {
 		ch <- prometheus.MustNewConstMetric(c.fibRoutes, prometheus.GaugeValue, float64(f.Routes4), strconv.Itoa(f.FIB), "inet")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/lltable"
 )
 
 // model is the configuration as the operator stated it: pure data, no
@@ -42,6 +43,9 @@ type portModel struct {
 	MTU    int
 	Up     bool
 	Addrs  []netip.Prefix
+	// LCP is the name of the port's kernel interface (lcp/), "" for none.
+	// Unique across ports, and never another port's dev.
+	LCP string
 }
 
 type neighKey struct {
@@ -66,13 +70,16 @@ func (r *routeSpec) equal(o *routeSpec) bool {
 	return r.Kind == o.Kind && r.Dev == o.Dev && slices.Equal(r.Via, o.Via)
 }
 
-// Sysctl keys and their defaults.
+// Sysctl keys and their defaults. Every key is read: cmdlang.Help says
+// what each does, and a test sets each and checks its effect.
 var sysctlDefaults = map[string]string{
-	"net.fibs":              "1",
-	"net.icmp.ratelimit":    "1000", // ICMP errors per second per worker (icmplim)
-	"net.icmp.burst":        "100",
-	"net.neigh.max_entries": "65536", // per port
-	"net.neigh.hold":        "16",    // packets held per unresolved neighbour
+	"net.fibs":               "1",
+	"net.icmp.ratelimit":     "1000", // ICMP errors per second per worker (icmplim)
+	"net.icmp.burst":         "100",
+	"net.neigh.max_entries":  "16384", // neighbour entries in all: every port, both families, static included
+	"net.neigh.max_per_port": "4096",  // neighbour entries of one port (max_entries still bounds the sum)
+	"net.neigh.hold":         "16",    // packets held per unresolved neighbour (the oldest is dropped)
+	"net.neigh.max_held":     "1024",  // packets held over all unresolved neighbours
 }
 
 // Limits of sysctl values.
@@ -150,6 +157,35 @@ func (b *batch) port(name string) (*portModel, error) {
 	return p, nil
 }
 
+// checkLCP checks that kernel interface name lcp ("" for none) for port
+// name, whose driver arguments are args, is free among the ports: no other
+// port has it as its lcp, and no port (this one included) attaches to a
+// device of that name. The kernel checks the rest when the interface is
+// made.
+func (b *batch) checkLCP(name, lcp string, args map[string]string) error {
+	if lcp == "" {
+		return nil
+	}
+	if !cmdlang.ValidLCPName(lcp) {
+		return fmt.Errorf("lcp %q is not a valid kernel interface name (1 to 15 characters, no '/', ':', '%%' or blank)", lcp)
+	}
+	if args["dev"] == lcp {
+		return fmt.Errorf("lcp %s: port %s attaches to dev %s already (choose another name for the kernel interface)", lcp, name, lcp)
+	}
+	for _, q := range b.m.ports {
+		if q.Name == name {
+			continue
+		}
+		if q.LCP == lcp {
+			return fmt.Errorf("lcp %s is port %s's kernel interface already (port set %s lcp off first, or choose another name)", lcp, q.Name, q.Name)
+		}
+		if q.Args["dev"] == lcp {
+			return fmt.Errorf("lcp %s: port %s attaches to dev %s (choose another name for the kernel interface)", lcp, q.Name, lcp)
+		}
+	}
+	return nil
+}
+
 func (b *batch) checkFIB(fib int) error {
 	if fib < 0 || fib >= b.fibs() {
 		return fmt.Errorf("fib %d out of range [0, %d] (raise net.fibs: set net.fibs %d)", fib, b.fibs()-1, fib+1)
@@ -173,7 +209,10 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 		if err := b.checkFIB(c.FIB); err != nil {
 			return err
 		}
-		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true}
+		if err := b.checkLCP(c.Name, c.LCP, c.Args); err != nil {
+			return err
+		}
+		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true, LCP: c.LCP}
 		b.m.portOrder = append(b.m.portOrder, c.Name)
 	case *cmdlang.PortSet:
 		p, err := b.port(c.Name)
@@ -194,6 +233,16 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 			p.Up = true
 		case cmdlang.AdminDown:
 			p.Up = false
+		}
+		switch c.LCP {
+		case "":
+		case cmdlang.LCPOff:
+			p.LCP = ""
+		default:
+			if err := b.checkLCP(c.Name, c.LCP, p.Args); err != nil {
+				return err
+			}
+			p.LCP = c.LCP
 		}
 	case *cmdlang.PortDel:
 		if _, err := b.port(c.Name); err != nil {
@@ -335,13 +384,13 @@ func (b *batch) set(key, value string) error {
 		if n < 0 || n > 10_000_000 {
 			return fmt.Errorf("%s %d out of range [0, 10000000] (0: unlimited)", key, n)
 		}
-	case "net.neigh.max_entries":
+	case "net.neigh.max_entries", "net.neigh.max_per_port", "net.neigh.max_held":
 		if n < 1 || n > 1<<20 {
 			return fmt.Errorf("%s %d out of range [1, %d]", key, n, 1<<20)
 		}
 	case "net.neigh.hold":
-		if n < 0 || n > 1024 {
-			return fmt.Errorf("%s %d out of range [0, 1024]", key, n)
+		if n < 1 || n > lltable.MaxHoldLen {
+			return fmt.Errorf("%s %d out of range [1, %d]", key, n, lltable.MaxHoldLen)
 		}
 	}
 	b.m.sysctl[key] = strconv.Itoa(n)
@@ -484,6 +533,9 @@ func (b *batch) finish() error {
 		}
 	}
 	b.loads = nil
+	if err := b.m.checkStaticNeighbours(); err != nil {
+		return err
+	}
 	if !b.addrsMoved {
 		return nil
 	}
@@ -564,4 +616,22 @@ func (m *model) sortedRules() []fwd.Rule {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// checkStaticNeighbours refuses a model whose static neighbours alone
+// exceed net.neigh.max_per_port on a port or net.neigh.max_entries in all
+// (the table could not hold them; dynamic entries are evicted or refused
+// at run time instead).
+func (m *model) checkStaticNeighbours() error {
+	l := neighLimits(m)
+	if len(m.neigh) > l.MaxEntries {
+		return fmt.Errorf("%d static neighbours exceed net.neigh.max_entries %d (raise it or delete some)", len(m.neigh), l.MaxEntries)
+	}
+	perPort := map[string]int{}
+	for k := range m.neigh {
+		if perPort[k.Port]++; perPort[k.Port] > l.MaxPerPort {
+			return fmt.Errorf("port %s: more than net.neigh.max_per_port %d static neighbours (raise it or delete some)", k.Port, l.MaxPerPort)
+		}
+	}
+	return nil
 }

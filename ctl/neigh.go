@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,21 +33,15 @@ func (n *neighbours) close() {}
 // after a reconcile.
 func (s *stack) syncNeighbours(om, nm *model, removed []*livePort) {
 	t := s.nb.t
+	if err := t.SetLimits(neighLimits(nm)); err != nil {
+		// The model's checks keep every value in range.
+		s.log.Error("neighbour table: limits", "err", err)
+	}
 	for _, lp := range removed {
 		t.RemovePort(lp.id)
 	}
 	for _, lp := range s.live {
-		var mac [6]byte
-		copy(mac[:], lp.info.MAC)
-		addrs := slices.Clone(lp.model.Addrs)
-		// The IPv6 link-local address (EUI-64 from the MAC) answers NDP for
-		// neighbours that route to us by link-local next hop.
-		if hasV6(addrs) {
-			addrs = append(addrs, linkLocal(mac))
-		}
-		if err := t.SetPort(lp.id, mac, addrs); err != nil {
-			s.log.Warn("neighbour table: port", "port", lp.model.Name, "err", err)
-		}
+		s.setNeighPort(lp)
 	}
 	for k := range om.neigh {
 		if _, ok := nm.neigh[k]; !ok {
@@ -67,6 +62,29 @@ func (s *stack) syncNeighbours(om, nm *model, removed []*livePort) {
 		}
 	}
 	t.Publish()
+}
+
+// neighLimits reads the net.neigh.* keys of m.
+func neighLimits(m *model) lltable.Limits {
+	get := func(k string) int { n, _ := strconv.Atoi(m.sysctl[k]); return n }
+	return lltable.Limits{MaxEntries: get("net.neigh.max_entries"), MaxPerPort: get("net.neigh.max_per_port"),
+		HoldLen: get("net.neigh.hold"), MaxHeld: get("net.neigh.max_held")}
+}
+
+// setNeighPort gives the table lp's MAC and addresses (a changed MAC and
+// new addresses are announced).
+func (s *stack) setNeighPort(lp *livePort) {
+	var mac [6]byte
+	copy(mac[:], lp.info.MAC)
+	addrs := slices.Clone(lp.model.Addrs)
+	// The IPv6 link-local address (EUI-64 from the MAC) answers NDP for
+	// neighbours that route to us by link-local next hop.
+	if hasV6(addrs) {
+		addrs = append(addrs, linkLocal(mac))
+	}
+	if err := s.nb.t.SetPort(lp.id, mac, addrs); err != nil {
+		s.log.Warn("neighbour table: port", "port", lp.model.Name, "err", err)
+	}
 }
 
 func hasV6(addrs []netip.Prefix) bool {
@@ -114,6 +132,12 @@ func (n *neighbours) show(port string) (cmdlang.Result, error) {
 	}
 	show.SortNeighbours(rows)
 	return render(rows, func(b *strings.Builder) error { return show.Neighbours(b, rows) })
+}
+
+// counters returns the table's counters (control goroutine).
+func (n *neighbours) counters() []lltable.Counter {
+	c := n.t.Counters()
+	return c.List()
 }
 
 // countByState counts entries per (port, state) for the metrics.

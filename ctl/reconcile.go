@@ -18,8 +18,11 @@ type livePort struct {
 	model *portModel
 	id    uint16
 	port  pmd.Port
-	info  pmd.Info
+	info  pmd.Info // identity as last read from the driver (identityCheck)
 	mtu   int
+	// gone: the device was seen missing (Link().Present false) and its
+	// dynamic neighbours flushed.
+	gone bool
 }
 
 // nhKey identifies a FIB next hop so that equal next hops are shared.

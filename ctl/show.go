@@ -77,7 +77,7 @@ func (s *stack) ports() []show.Port {
 		p := show.Port{Name: pm.Name, Ifindex: ifindex(lp.id), Driver: info.Driver, Args: maps.Clone(pm.Args),
 			FIB: pm.FIB, MTU: lp.mtu, Up: pm.Up, Running: link.Up && link.Present, LLAddr: show.HWAddr(info.MAC),
 			Addrs: slices.Clone(pm.Addrs), Queues: info.RxQueues, TxQueues: info.TxQueues, Mode: info.Mode,
-			NoDevice: !link.Present, PerQueue: lp.port.Stats()}
+			NoDevice: !link.Present, PerQueue: lp.port.Stats(), LCP: pm.LCP}
 		for _, q := range p.PerQueue {
 			p.Stats.Add(q)
 		}
@@ -325,6 +325,12 @@ func (s *stack) counterRows() []show.Counter {
 			scope = "fwd control"
 		}
 		add(scope, c)
+	}
+	// The neighbour table's own counters: every frame and packet the
+	// pipeline punted to it (fwd's punted) is in input or misses, and
+	// from there in a drop, an answer, a hold or a release.
+	for _, c := range s.nb.counters() {
+		rows = append(rows, show.Counter{Scope: "neigh", Name: c.Name, Value: c.Value})
 	}
 	for _, p := range s.eng.Pools() {
 		st := p.Stats()

@@ -3,7 +3,6 @@ package ctl
 import (
 	"context"
 	"io"
-	"net/netip"
 	"slices"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
@@ -17,16 +16,26 @@ import (
 
 // ExecOptions tune one batch.
 type ExecOptions struct {
-	// Open, if set, opens the files of route load (instead of os.Open).
+	// Open, if set, opens the files of route load instead of the daemon's
+	// own opener (which takes any regular file). It is called off the
+	// control goroutine, within the usual time bound.
 	Open func(name string) (io.ReadCloser, error)
 	// Reload replaces the whole configuration with the batch's (as SIGHUP
 	// does): what the batch does not state is removed.
 	Reload bool
 }
 
+func (d *Daemon) loader(opt ExecOptions) fileLoader {
+	l := d.files
+	if opt.Open != nil {
+		l.open = opt.Open
+	}
+	return l
+}
+
 // ExecWith is Exec with options.
 func (d *Daemon) ExecWith(ctx context.Context, cmds []cmdlang.Command, opt ExecOptions) ([]cmdlang.Result, error) {
-	resp, err := d.send(ctx, request{cmds: cmds, reload: opt.Reload, open: opt.Open})
+	resp, err := d.submit(ctx, request{cmds: cmds, reload: opt.Reload}, d.loader(opt))
 	return resp.results, err
 }
 
@@ -34,7 +43,7 @@ func (d *Daemon) ExecWith(ctx context.Context, cmds []cmdlang.Command, opt ExecO
 // ExecWith would, changing nothing, and returns the devices (the "dev"
 // argument of its ports) the stack would use afterwards, sorted.
 func (d *Daemon) Check(ctx context.Context, cmds []cmdlang.Command, opt ExecOptions) ([]string, error) {
-	resp, err := d.send(ctx, request{cmds: cmds, reload: opt.Reload, open: opt.Open, check: true})
+	resp, err := d.submit(ctx, request{cmds: cmds, reload: opt.Reload, check: true}, d.loader(opt))
 	return resp.devices, err
 }
 
@@ -49,20 +58,6 @@ func (d *Daemon) Devices() []string {
 // Metrics()).
 func (d *Daemon) Collector() prometheus.Collector { return d.coll }
 
-func (d *Daemon) send(ctx context.Context, r request) (response, error) {
-	r.ctx = ctx
-	r.reply = make(chan response, 1)
-	select {
-	case d.reqs <- r:
-	case <-ctx.Done():
-		return response{}, ctx.Err()
-	case <-d.stop:
-		return response{}, errStopped
-	}
-	resp := <-r.reply
-	return resp, resp.err
-}
-
 // check is the control goroutine's side of Check.
 func (s *stack) check(r request) ([]string, error) {
 	b, _, err := s.validate(r)
@@ -75,17 +70,17 @@ func (s *stack) check(r request) ([]string, error) {
 // CheckCommands validates cmds against an empty stack (a vnet about to be
 // created) and returns the devices its ports would use, sorted. Relative
 // route files are read from dir.
-func CheckCommands(cmds []cmdlang.Command, dir string, opt ExecOptions) ([]string, error) {
-	b := newModel().begin()
-	readFile := func(f string) ([]netip.Prefix, error) { return readPrefixes(dir, f) }
-	if opt.Open != nil {
-		readFile = func(f string) ([]netip.Prefix, error) { return readPrefixesWith(opt.Open, f) }
+func CheckCommands(ctx context.Context, cmds []cmdlang.Command, dir string) ([]string, error) {
+	files, err := defaultLoader().loadAll(ctx, dir, cmds)
+	if err != nil {
+		return nil, err
 	}
+	b := newModel().begin()
 	for _, c := range cmds {
 		if isQuery(c) {
 			continue
 		}
-		if err := b.apply(c, readFile); err != nil {
+		if err := b.apply(c, files.read); err != nil {
 			return nil, &cmdlang.ExecError{Cmd: c, Err: err}
 		}
 	}

@@ -33,6 +33,7 @@ const (
 	DropHopByHop    // IPv6 hop-by-hop options (not handled on the fast path)
 	DropBroadcast   // link-layer broadcast/multicast or another host's MAC
 	DropNoNeighbour // a neighbour entry failed, or the control path had none
+	DropUnknownVLAN // 802.1Q tag whose VLAN id has no sub-interface on the port
 
 	// Not drops.
 	Fragmented      // IPv4 fragments made
@@ -47,7 +48,7 @@ var reasonNames = [numReasons]string{
 	DropReject: "drop_reject", DropRule: "drop_rule", DropTooBig: "drop_too_big", DropFragFailed: "drop_frag_failed",
 	DropPuntFull: "drop_control_ring_full", DropNoBuffer: "drop_no_buffer", DropLocal: "drop_local_unhandled",
 	DropPortDown: "drop_port_down", DropHopByHop: "drop_hop_by_hop", DropBroadcast: "drop_not_our_mac",
-	DropNoNeighbour: "drop_no_neighbour", Fragmented: "fragments_made", ICMPRateLimited: "icmp_rate_limited",
+	DropNoNeighbour: "drop_no_neighbour", DropUnknownVLAN: "drop_unknown_vlan", Fragmented: "fragments_made", ICMPRateLimited: "icmp_rate_limited",
 }
 
 func (r Reason) String() string {

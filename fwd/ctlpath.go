@@ -1,6 +1,7 @@
 package fwd
 
 import (
+	"github.com/fwdd/fwdd/fwd/pkt"
 	"github.com/fwdd/fwdd/mbuf"
 )
 
@@ -17,9 +18,9 @@ type ctlPath struct {
 // sendFrames transmits complete frames on port through txq.
 func (c *ctlPath) sendFrames(port uint16, ms []*mbuf.Mbuf) {
 	for _, m := range ms {
-		c.pl.wg.transmit(port, m)
+		c.pl.tx.TransmitOne(port, m)
 	}
-	c.pl.wg.flush()
+	c.pl.tx.Flush()
 }
 
 // unreachable answers each packet with ICMP host / address unreachable
@@ -29,14 +30,14 @@ func (c *ctlPath) unreachable(ms []*mbuf.Mbuf) {
 	st := p.d.state.Load()
 	for _, m := range ms {
 		if m.Flags&mbuf.FlagIPv4 != 0 {
-			p.icmp4(m, st, icmpHostUnreach)
+			p.icmpError(m, st, pkt.HostUnreach, 0)
 		} else {
-			p.icmp6(m, st, icmp6AddrUnreach)
+			p.icmpError(m, st, pkt.AddrUnreach6, 0)
 		}
 		p.drop(m, DropNoNeighbour)
 	}
-	fs := p.d.glue.loadFIB()
-	ns := p.wg.loadNeigh()
+	fs := p.d.fibs.Load().Load()
+	ns := p.neigh.Load()
 	p.routeGenerated(st, fs, ns)
 	p.finish(st)
 }

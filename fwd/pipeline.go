@@ -2,21 +2,15 @@ package fwd
 
 import (
 	"encoding/binary"
-	"sync/atomic"
+	"net/netip"
 	"time"
 
+	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd/pkt"
+	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/txq"
 )
-
-// dataplane is the state the workers share read-only: the snapshots the
-// control plane publishes, the FIB and neighbour readers and the transmit
-// table.
-type dataplane struct {
-	e     *Engine
-	state atomic.Pointer[State]
-	glue  dpGlue
-}
 
 // pipeline is a worker's per-burst state: scratch arrays allocated once,
 // counters it alone writes, its transmit state and ICMP token bucket.
@@ -24,7 +18,11 @@ type pipeline struct {
 	w     *Worker // nil for the control goroutine's pipeline
 	d     *dataplane
 	cache *mbuf.Cache
-	wg    workerGlue
+	// neigh is this worker's view of the neighbour table; it also carries
+	// neighbour misses and ARP/ND frames to the control plane.
+	neigh *lltable.Reader
+	// tx sends through the transmit table (txq) as this worker.
+	tx *txq.Sender
 	// control: this is the control goroutine's pipeline (ICMP for packets
 	// the neighbour table gave up on); a neighbour miss is dropped there.
 	control bool
@@ -55,7 +53,7 @@ type pipeline struct {
 	// The last IPv4 neighbour looked up in this burst: consecutive packets
 	// usually share a gateway, and this saves the hash lookup. Valid
 	// while nb4snap is the snapshot of the current burst.
-	nb4snap neighSnap
+	nb4snap *lltable.Snapshot
 	nb4port uint16
 	nb4ip   uint32
 	nb4mac  [6]byte
@@ -72,14 +70,20 @@ func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
 	p.d = e.dp
 	p.cache = cache
 	p.hashSeed = e.hashSeed
-	return p.wg.init(e, id, cache)
+	p.neigh = e.dp.neigh.NewReader(cache)
+	s, err := e.dp.tx.NewSender(id, cache)
+	if err != nil {
+		return err
+	}
+	p.tx = s
+	return nil
 }
 
 // process handles one received burst from port.
 func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	st := p.d.state.Load()
-	fs := p.d.glue.loadFIB()
-	ns := p.wg.loadNeigh()
+	fs := p.d.fibs.Load().Load()
+	ns := p.neigh.Load()
 	in := st.port(port)
 	b := &p.bc
 	b.v[RxPackets] += uint32(len(ms))
@@ -87,8 +91,14 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	for _, m := range ms {
 		m.Port = port
 		cls, why := pkt.Parse(m)
+		if m.Flags&mbuf.FlagVLAN != 0 && cls != pkt.ClassDrop {
+			// A tag whose VLAN has no sub-interface: never routed as if
+			// it were untagged (issue 12.15).
+			p.drop(m, DropUnknownVLAN)
+			continue
+		}
 		switch cls {
-		case classIPv4:
+		case pkt.ClassIPv4:
 			if !isOurMAC(m, in) {
 				p.drop(m, DropBroadcast)
 				continue
@@ -100,7 +110,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			p.v4[n4] = m
 			p.dst4[n4] = dst4(m)
 			n4++
-		case classIPv6:
+		case pkt.ClassIPv6:
 			if !isOurMAC(m, in) {
 				p.drop(m, DropBroadcast)
 				continue
@@ -112,23 +122,23 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			p.v6[n6] = m
 			p.dst6[n6] = dst6(m)
 			n6++
-		case classARP, classND:
+		case pkt.ClassARP, pkt.ClassND:
 			p.input(m)
-		case classHBH:
+		case pkt.ClassHopByHop:
 			p.drop(m, DropHopByHop)
 		default:
 			p.parseDrop(m, why)
 		}
 	}
 	if n4 > 0 {
-		p.d.glue.lookup4(fs, p.v4[:n4], p.dst4[:n4], p.nh4[:n4])
+		p.lookup4(fs, n4)
 		for i, m := range p.v4[:n4] {
 			p.countLookup(m.FIB, p.nh4[i])
 			p.forward4(m, p.nh4[i], st, fs, ns, true)
 		}
 	}
 	if n6 > 0 {
-		p.d.glue.lookup6(fs, p.v6[:n6], p.dst6[:n6], p.nh6[:n6])
+		p.lookup6(fs, n6)
 		for i, m := range p.v6[:n6] {
 			p.countLookup(m.FIB, p.nh6[i])
 			p.forward6(m, p.nh6[i], st, fs, ns, true)
@@ -136,6 +146,33 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	}
 	p.routeGenerated(st, fs, ns)
 	p.finish(st)
+}
+
+// lookup4 looks p.dst4[:n] up into p.nh4[:n]: one batch lookup per run of
+// packets sharing a FIB (usually the whole burst is one run).
+func (p *pipeline) lookup4(fs *fib.Snapshot, n int) {
+	for i := 0; i < n; {
+		f := p.v4[i].FIB
+		j := i + 1
+		for j < n && p.v4[j].FIB == f {
+			j++
+		}
+		fs.Lookup4Batch(uint32(f), p.dst4[i:j], p.nh4[i:j])
+		i = j
+	}
+}
+
+// lookup6 is lookup4 for IPv6.
+func (p *pipeline) lookup6(fs *fib.Snapshot, n int) {
+	for i := 0; i < n; {
+		f := p.v6[i].FIB
+		j := i + 1
+		for j < n && p.v6[j].FIB == f {
+			j++
+		}
+		fs.Lookup6Batch(uint32(f), p.dst6[i:j], p.nh6[i:j])
+		i = j
+	}
 }
 
 // countLookup counts a received packet's FIB lookup (and a miss: next hop
@@ -166,17 +203,18 @@ func (p *pipeline) classify(m *mbuf.Mbuf, rules *Rules, v6 bool) bool {
 
 // forward4 takes a looked-up IPv4 packet to its next hop. decTTL is false
 // for packets we generated.
-func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
-	nh := p.nexthop(m, fs, nhid)
-	if p.terminal(m, nh, st, decTTL, false) {
+func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapshot, ns *lltable.Snapshot, decTTL bool) {
+	nh := p.nextHop(m, fs, nhid)
+	if p.terminal(m, nh.Kind, st, decTTL, false) {
 		return
 	}
-	if decTTL && !decTTL4(m) {
-		p.icmp4(m, st, icmpTimeExceeded)
+	if decTTL && pkt.DecTTL4(m) {
+		p.icmpError(m, st, pkt.TTLExceeded, 0)
 		p.drop(m, DropTTL)
 		return
 	}
-	out := p.egress(m, nh, st)
+	port := uint16(nh.Port)
+	out := p.egress(m, port, st)
 	if out == nil {
 		return
 	}
@@ -184,64 +222,67 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns
 		return
 	}
 	target := dst4(m)
-	if nh.kind == nhGateway {
-		target = nh.gw4()
+	if nh.Kind == fib.KindGateway {
+		target = addr4(nh.Addr)
 	}
 	var mac [6]byte
-	if p.nb4snap == ns && p.nb4port == nh.port && p.nb4ip == target {
+	if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
 		mac = p.nb4mac
 	} else {
 		var ok bool
-		if mac, ok = p.wg.neigh4(ns, nh.port, target); !ok {
-			p.miss(m, nh.port, nhid, target, nil)
+		if mac, ok = p.neigh.Lookup4(ns, port, target); !ok {
+			p.miss(m, port, nhid, target, nil)
 			return
 		}
-		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, nh.port, target, mac
+		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, port, target, mac
 	}
-	p.send(m, nh.port, out, mac)
+	p.send(m, port, out, mac)
 }
 
 // forward6 is forward4 for IPv6.
-func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs fibSnap, ns neighSnap, decTTL bool) {
-	nh := p.nexthop(m, fs, nhid)
-	if p.terminal(m, nh, st, decTTL, true) {
+func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapshot, ns *lltable.Snapshot, decTTL bool) {
+	nh := p.nextHop(m, fs, nhid)
+	if p.terminal(m, nh.Kind, st, decTTL, true) {
 		return
 	}
-	if decTTL && !decHopLimit6(m) {
-		p.icmp6(m, st, icmp6TimeExceeded)
+	if decTTL && pkt.DecHopLimit6(m) {
+		p.icmpError(m, st, pkt.HopLimitExceeded6, 0)
 		p.drop(m, DropTTL)
 		return
 	}
-	out := p.egress(m, nh, st)
+	port := uint16(nh.Port)
+	out := p.egress(m, port, st)
 	if out == nil {
 		return
 	}
 	if l3len(m) > out.MTU {
-		p.icmp6MTU(m, st, out.MTU)
+		p.icmpError(m, st, pkt.PacketTooBig6, out.MTU)
 		p.drop(m, DropTooBig)
 		return
 	}
 	var target [16]byte
-	if nh.kind == nhGateway {
-		target = nh.gw6()
+	if nh.Kind == fib.KindGateway {
+		target = nh.Addr.As16()
 	} else {
 		target = dst6(m)
 	}
-	mac, ok := p.wg.neigh6(ns, nh.port, &target)
+	mac, ok := p.neigh.Lookup6(ns, port, &target)
 	if !ok {
-		p.miss(m, nh.port, nhid, 0, &target)
+		p.miss(m, port, nhid, 0, &target)
 		return
 	}
-	p.send(m, nh.port, out, mac)
+	p.send(m, port, out, mac)
 }
 
-// nexthop resolves a FIB next hop for m: an ECMP group to the member its
-// flow hash picks.
-func (p *pipeline) nexthop(m *mbuf.Mbuf, fs fibSnap, id uint32) nexthop {
-	if p.d.glue.isECMP(fs, id) {
+// nextHop returns the FIB next hop id for m; an ECMP group is reduced to
+// the member m's flow hash picks.
+func (p *pipeline) nextHop(m *mbuf.Mbuf, fs *fib.Snapshot, id uint32) *fib.NextHop {
+	nh := fs.NextHop(id)
+	if nh.Kind == fib.KindECMP {
 		p.hash(m)
+		nh = fs.NextHop(fs.Select(id, m.Hash))
 	}
-	return p.d.glue.nexthop(fs, id, m.Hash)
+	return nh
 }
 
 // hash computes m's flow hash once, when something needs it: an ECMP group,
@@ -257,19 +298,19 @@ func (p *pipeline) hash(m *mbuf.Mbuf) {
 // terminal handles the next hops that end a packet's trip here (no route,
 // blackhole, reject, one of our addresses) and reports whether it did; for
 // gateway and connected next hops it does nothing and returns false.
-func (p *pipeline) terminal(m *mbuf.Mbuf, nh nexthop, st *State, decTTL, v6 bool) bool {
-	switch nh.kind {
-	case nhConnected, nhGateway:
+func (p *pipeline) terminal(m *mbuf.Mbuf, kind fib.Kind, st *State, decTTL, v6 bool) bool {
+	switch kind {
+	case fib.KindConnected, fib.KindGateway:
 		return false
-	case nhNone:
-		p.icmpErr(m, st, pick(v6, icmp6NoRoute, icmpNetUnreach), 0)
+	case fib.KindNone:
+		p.icmpError(m, st, pick(v6, pkt.NoRoute6, pkt.NetUnreach), 0)
 		p.drop(m, DropNoRoute)
-	case nhBlackhole:
+	case fib.KindBlackhole:
 		p.drop(m, DropBlackhole)
-	case nhReject:
-		p.icmpErr(m, st, pick(v6, icmp6Reject, icmpHostUnreach), 0)
+	case fib.KindReject:
+		p.icmpError(m, st, pick(v6, pkt.RejectRoute6, pkt.HostUnreach), 0)
 		p.drop(m, DropReject)
-	case nhLocal:
+	case fib.KindLocal:
 		switch {
 		case !decTTL:
 			p.drop(m, DropLocal) // something we generated for ourselves
@@ -284,7 +325,7 @@ func (p *pipeline) terminal(m *mbuf.Mbuf, nh nexthop, st *State, decTTL, v6 bool
 	return true
 }
 
-func pick(v6 bool, k6, k4 icmpKind) icmpKind {
+func pick(v6 bool, k6, k4 pkt.Kind) pkt.Kind {
 	if v6 {
 		return k6
 	}
@@ -293,8 +334,8 @@ func pick(v6 bool, k6, k4 icmpKind) icmpKind {
 
 // egress returns the state of the next hop's port, or nil (m dropped) when
 // it is down or gone.
-func (p *pipeline) egress(m *mbuf.Mbuf, nh nexthop, st *State) *PortState {
-	out := st.port(nh.port)
+func (p *pipeline) egress(m *mbuf.Mbuf, port uint16, st *State) *PortState {
+	out := st.port(port)
 	if !out.Present || !out.Up {
 		p.drop(m, DropPortDown)
 		return nil
@@ -308,7 +349,7 @@ func (p *pipeline) egress(m *mbuf.Mbuf, nh nexthop, st *State) *PortState {
 // fragments are sent instead).
 func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState) bool {
 	if dfSet(m) {
-		p.icmp4MTU(m, st, out.MTU)
+		p.icmpError(m, st, pkt.FragNeeded, out.MTU)
 		p.drop(m, DropTooBig)
 		return false
 	}
@@ -349,12 +390,12 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	copy(d[0:6], mac[:])
 	copy(d[6:12], out.MAC[:])
 	p.bc.v[Forwarded]++
-	p.wg.transmit(port, m)
+	p.tx.TransmitOne(port, m)
 }
 
 // local4 handles an IPv4 packet for one of our addresses.
 func (p *pipeline) local4(m *mbuf.Mbuf, st *State) {
-	if isEchoRequest4(m) && echoReply4(m) {
+	if isEchoRequest4(m) && pkt.EchoReply4(m) {
 		p.bc.v[LocalIn]++
 		p.generated(m)
 		return
@@ -364,7 +405,7 @@ func (p *pipeline) local4(m *mbuf.Mbuf, st *State) {
 
 // local6 handles an IPv6 packet for one of our addresses.
 func (p *pipeline) local6(m *mbuf.Mbuf, st *State) {
-	if isEchoRequest6(m) && echoReply6(m) {
+	if isEchoRequest6(m) && pkt.EchoReply6(m) {
 		p.bc.v[LocalIn]++
 		p.generated(m)
 		return
@@ -385,17 +426,17 @@ func (p *pipeline) generated(m *mbuf.Mbuf) {
 
 // routeGenerated looks up and sends the packets we generated this burst.
 // They keep the FIB of the packet they answer.
-func (p *pipeline) routeGenerated(st *State, fs fibSnap, ns neighSnap) {
+func (p *pipeline) routeGenerated(st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
 	for i := 0; i < p.nGen; i++ {
 		m := p.gen[i]
 		p.gen[i] = nil
 		p.bc.v[ICMPSent]++
 		if m.Flags&mbuf.FlagIPv4 != 0 {
-			nh := p.d.glue.lookup4One(fs, m.FIB, dst4(m))
+			nh := fs.Lookup4(uint32(m.FIB), dst4(m))
 			p.forward4(m, nh, st, fs, ns, false)
 		} else {
 			dst := dst6(m)
-			nh := p.d.glue.lookup6One(fs, m.FIB, &dst)
+			nh := fs.Lookup6(uint32(m.FIB), &dst)
 			p.forward6(m, nh, st, fs, ns, false)
 		}
 	}
@@ -419,23 +460,15 @@ func (p *pipeline) icmpAllowed(st *State) bool {
 	return true
 }
 
-// icmp4 sends an ICMP error about m (which the caller then drops).
-func (p *pipeline) icmp4(m *mbuf.Mbuf, st *State, kind icmpKind) { p.icmpErr(m, st, kind, 0) }
-
-func (p *pipeline) icmp4MTU(m *mbuf.Mbuf, st *State, mtu int) {
-	p.icmpErr(m, st, icmpFragNeeded, mtu)
-}
-
-func (p *pipeline) icmp6(m *mbuf.Mbuf, st *State, kind icmpKind) { p.icmpErr(m, st, kind, 0) }
-
-func (p *pipeline) icmp6MTU(m *mbuf.Mbuf, st *State, mtu int) {
-	p.icmpErr(m, st, icmp6PacketTooBig, mtu)
-}
-
-func (p *pipeline) icmpErr(m *mbuf.Mbuf, st *State, kind icmpKind, mtu int) {
+// icmpError queues an ICMP error of kind about m (which the caller then
+// drops), from the address of the port m arrived on; mtu is the next-hop
+// MTU for pkt.FragNeeded and pkt.PacketTooBig6. Nothing is sent when the
+// port has no address of m's family, the RFCs forbid an error about m
+// (pkt.CheckError) or the rate limit says no.
+func (p *pipeline) icmpError(m *mbuf.Mbuf, st *State, kind pkt.Kind, mtu int) {
 	in := st.port(m.Port)
 	v4 := m.Flags&mbuf.FlagIPv4 != 0
-	if (v4 && !in.HasAddr4) || (!v4 && !in.HasAddr6) || !icmpErrorAllowed(m, kind) {
+	if (v4 && !in.HasAddr4) || (!v4 && !in.HasAddr6) || pkt.CheckError(m, kind) != pkt.Send {
 		return
 	}
 	if !p.icmpAllowed(st) {
@@ -449,9 +482,9 @@ func (p *pipeline) icmpErr(m *mbuf.Mbuf, st *State, kind icmpKind, mtu int) {
 	out := one[0]
 	var ok bool
 	if v4 {
-		ok = buildICMP4(out, m, kind, mtu, in.Addr4)
+		ok = pkt.BuildError4(out, m, kind, uint32(mtu), in.Addr4)
 	} else {
-		ok = buildICMP6(out, m, kind, mtu, &in.Addr6)
+		ok = pkt.BuildError6(out, m, kind, uint32(mtu), &in.Addr6)
 	}
 	if !ok {
 		p.cache.Free(one[:])
@@ -468,7 +501,7 @@ func (p *pipeline) input(m *mbuf.Mbuf) {
 		p.drop(m, DropPuntFull)
 		return
 	}
-	if p.wg.input(m) {
+	if p.neigh.Input(m) {
 		p.bc.v[Punted]++
 		p.punted++
 	} else {
@@ -488,9 +521,9 @@ func (p *pipeline) miss(m *mbuf.Mbuf, port uint16, nhid uint32, t4 uint32, t6 *[
 	}
 	var ok bool
 	if t6 == nil {
-		ok = p.wg.miss4(m, port, t4)
+		ok = p.neigh.Miss4(m, port, t4)
 	} else {
-		ok = p.wg.miss6(m, port, t6)
+		ok = p.neigh.Miss6(m, port, t6)
 	}
 	if ok {
 		p.bc.v[Punted]++
@@ -518,7 +551,7 @@ func (p *pipeline) drop(m *mbuf.Mbuf, why Reason) {
 // finish ends a burst: transmit, free drops, publish counters, wake the
 // control plane if something was punted.
 func (p *pipeline) finish(st *State) {
-	p.wg.flush()
+	p.tx.Flush()
 	if p.nDrops > 0 {
 		freeMixed(p.d.e, p.cache, p.drops[:p.nDrops])
 		clear(p.drops[:p.nDrops])
@@ -552,11 +585,11 @@ func freeMixed(e *Engine, c *mbuf.Cache, ms []*mbuf.Mbuf) {
 }
 
 // idle runs every poll iteration, traffic or not.
-func (p *pipeline) idle() { p.wg.drain() }
+func (p *pipeline) idle() { p.tx.Drain() }
 
 // shutdown releases what the worker holds when it stops.
 func (p *pipeline) shutdown() {
-	p.wg.shutdown()
+	p.tx.Close()
 	p.cache.Flush()
 }
 
@@ -573,6 +606,12 @@ func dst6(m *mbuf.Mbuf) (a [16]byte) {
 	o := int(m.L3Off)
 	copy(a[:], d[o+24:o+40])
 	return a
+}
+
+// addr4 is an IPv4 address in host order, as dst4 returns it.
+func addr4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
 }
 
 // l3len is the IP packet's length (header and payload).

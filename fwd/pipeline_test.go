@@ -241,6 +241,19 @@ func TestDrops(t *testing.T) {
 		{"martian source", func(t testing.TB) []byte {
 			return frame4(t, pktOpt{dst: remote4, src: netip.MustParseAddr("127.0.0.1")})
 		}, "parse_src_loopback"},
+		// Issue 12.15: a tagged frame is never routed as if untagged.
+		{"vlan without sub-interface", func(t testing.TB) []byte { return tagged(frame4(t, pktOpt{dst: remote4}), 0x8100, 100) }, "drop_unknown_vlan"},
+		{"vlan arp without sub-interface", func(t testing.TB) []byte {
+			return tagged(serialize(t, &layers.Ethernet{SrcMAC: macHost, DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeARP},
+				&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+					Operation: layers.ARPRequest, SourceHwAddress: macHost, SourceProtAddress: host4.AsSlice(),
+					DstHwAddress: make([]byte, 6), DstProtAddress: addrP0.Addr().AsSlice()}), 0x8100, 100)
+		}, "drop_unknown_vlan"},
+		{"vlan priority tag", func(t testing.TB) []byte { return tagged(frame6(t, pktOpt{dst: remote6}), 0x8100, 0) }, "drop_unknown_vlan"},
+		{"qinq", func(t testing.TB) []byte { return tagged(frame4(t, pktOpt{dst: remote4}), 0x88a8, 100) }, "parse_qinq"},
+		{"qinq in 802.1q", func(t testing.TB) []byte {
+			return tagged(tagged(frame4(t, pktOpt{dst: remote4}), 0x88a8, 5), 0x8100, 100)
+		}, "parse_vlan_stacked"},
 		{"unresolved neighbour", func(t testing.TB) []byte {
 			return frame4(t, pktOpt{dst: netip.MustParseAddr("198.18.2.77")})
 		}, "punted"},
@@ -372,4 +385,11 @@ func TestECMP(t *testing.T) {
 	if len(used) != 2 || used[[6]byte(macGW)] < 16 || used[mac2] < 16 {
 		t.Fatalf("ECMP did not spread 64 flows over both gateways: %v", used)
 	}
+}
+
+// tagged inserts a tag (TPID tpid, VLAN id vid, priority 0) after the MACs.
+func tagged(f []byte, tpid, vid uint16) []byte {
+	out := append([]byte(nil), f[:12]...)
+	out = append(out, byte(tpid>>8), byte(tpid), byte(vid>>8), byte(vid))
+	return append(out, f[12:]...)
 }

@@ -30,7 +30,7 @@ func (t *Table) AddStatic(port uint16, addr netip.Addr, mac [6]byte) error {
 	now := t.clock.Now()
 	e := t.entries[key{port, addr}]
 	if e == nil {
-		if e = t.create(port, ps, addr, StateStatic, now); e == nil {
+		if e = t.create(port, ps, addr, now); e == nil {
 			return fmt.Errorf("%w: %d entries on port %d, %d in all (raise the limits or delete some)",
 				ErrFull, ps.n, port, len(t.entries))
 		}

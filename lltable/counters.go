@@ -54,7 +54,10 @@ func (d Drop) String() string {
 // Counters are the table's counters. The control goroutine writes them;
 // read them through Table.Counters (same goroutine).
 type Counters struct {
-	// Input: frames handed to the table, and those dropped by reason.
+	// Input: frames handed to the table (Input: every one, each then
+	// counted once more as InARP, InND or a drop before that), and those
+	// dropped by reason.
+	Input       uint64
 	InARP, InND uint64
 	Dropped     [NumDrops]uint64
 
@@ -72,8 +75,9 @@ type Counters struct {
 	Unreachable    uint64 // packets handed to the ICMP-unreachable callback
 	Resolved       uint64 // INCOMPLETE -> REACHABLE/STALE
 	Failed         uint64 // entries that went FAILED
-	RefusedPort    uint64 // entries not created: per-port limit
-	RefusedTotal   uint64 // entries not created: global limit
+	RefusedPort    uint64 // entries not created: per-port limit, nothing evictable
+	RefusedTotal   uint64 // entries not created: global limit, nothing evictable
+	Evicted        uint64 // unused STALE or FAILED entries deleted to make room
 	RateLimited    uint64 // requests deferred by the global request budget
 	NoSource       uint64 // requests not sent: no address of that family on the port
 	AllocFailed    uint64 // requests or answers not sent: no mbuf
@@ -85,4 +89,35 @@ type Counters struct {
 	Conflicts      uint64 // frames claiming one of our addresses from another MAC
 	Publishes      uint64 // snapshots published
 	StaticRejected uint64 // packets that tried to change a static entry
+}
+
+// Counter is one named counter of the table, for show stats and metrics.
+type Counter struct {
+	Name  string
+	Value uint64
+}
+
+// List returns every counter with a stable snake_case name, in a fixed
+// order: the input counters, the drops by reason (drop_REASON, all of
+// them, so that every frame handed to the table is in some row), then the
+// others. Adding a field to Counters means adding it here; a test checks
+// that every field is listed.
+func (c *Counters) List() []Counter {
+	out := []Counter{{"input", c.Input}, {"in_arp", c.InARP}, {"in_nd", c.InND}}
+	for d := DropShort; d < NumDrops; d++ {
+		out = append(out, Counter{"drop_" + d.String(), c.Dropped[d]})
+	}
+	return append(out,
+		Counter{"arp_requests_sent", c.ARPRequestsSent}, Counter{"arp_replies_sent", c.ARPRepliesSent},
+		Counter{"ns_sent", c.NSSent}, Counter{"na_sent", c.NASent}, Counter{"announcements", c.Announcements},
+		Counter{"misses", c.Misses}, Counter{"held", c.Held}, Counter{"hold_dropped", c.HoldDropped},
+		Counter{"hold_refused", c.HoldRefused}, Counter{"released", c.Released}, Counter{"unreachable", c.Unreachable},
+		Counter{"resolved", c.Resolved}, Counter{"failed", c.Failed},
+		Counter{"refused_port_limit", c.RefusedPort}, Counter{"refused_table_limit", c.RefusedTotal},
+		Counter{"evicted", c.Evicted}, Counter{"requests_rate_limited", c.RateLimited},
+		Counter{"requests_no_source", c.NoSource}, Counter{"alloc_failed", c.AllocFailed},
+		Counter{"miss_ring_full", c.MissRingFull}, Counter{"input_ring_full", c.InputRingFull},
+		Counter{"bad_miss_tag", c.BadMissTag}, Counter{"learned", c.Learned}, Counter{"moved", c.Moved},
+		Counter{"conflicts", c.Conflicts}, Counter{"publishes", c.Publishes}, Counter{"static_rejected", c.StaticRejected},
+	)
 }

@@ -24,7 +24,8 @@
 //     another (Reader.Input). Full rings free the mbuf and count.
 //   - Usage feedback for STALE -> DELAY (RFC 4861 §7.3.3): a lookup that
 //     hits a STALE entry (flag in the slot) stores the snapshot generation
-//     into the Reader's own marks array, only if the mark is older: each
+//     into the Reader's own marks array (grown by the control goroutine as
+//     entry ids grow, published whole), only if the mark is older: each
 //     worker writes an entry's mark at most once per published snapshot and
 //     never a line another worker writes. The control goroutine reads the
 //     marks every UseScanInterval, and when a STALE entry's GC timer fires.
@@ -60,8 +61,14 @@
 // Neighbor Advertisements follow §7.2.5 (override flag, Router flag kept);
 // ARP follows RFC 826's merge: an existing entry is updated by any valid
 // ARP from its address, a new one is created only by a request for one of
-// our addresses from an on-link sender. Frames claiming our MAC or our
-// addresses are refused and counted as conflicts.
+// our addresses. Like Linux, a request (ARP request, or NS with a source
+// link-layer option) creates an entry only for a source a neighbour of
+// that port can have: unicast, not ours, inside one of the port's
+// prefixes, not an IPv4 subnet's network or broadcast address; others are
+// answered and counted (not_on_link). Such an entry starts STALE and goes
+// through DELAY and PROBE when used, like any other, so a spoofed MAC is
+// verified by unicast probes. Frames claiming our MAC or our addresses are
+// refused and counted as conflicts.
 //
 // # Held packets
 //
@@ -73,8 +80,17 @@
 //
 // # Limits
 //
-// MaxEntries, MaxPerPort, HoldLen, MaxHeld, one request per RetransTimer
-// per entry and RequestsPerSecond over the table. What is refused is
+// MaxEntries, MaxPerPort, HoldLen, MaxHeld (changeable at run time with
+// SetLimits), one request per RetransTimer per entry and RequestsPerSecond
+// over the table. At MaxPerPort or MaxEntries a new entry first evicts the
+// entry of that port (of any port, for MaxEntries) that has been STALE and
+// unused, or FAILED, the longest (Linux's forced GC at gc_thresh3; each
+// port keeps its STALE and FAILED entries in a list in the order they
+// entered that state, so the choice costs O(1) but for used entries met on
+// the way, which go DELAY). Entries being resolved, in use or static are
+// never evicted. Only when nothing is evictable is the entry refused. So a
+// flood of requests from spoofed on-link sources churns unused entries but
+// never locks out a neighbour we need. What is refused or evicted is
 // counted (Counters); an unresolvable flood costs at most MaxEntries small
 // entries, MaxHeld mbufs and RequestsPerSecond frames.
 //

@@ -19,6 +19,7 @@ func (t *Table) Input(ms ...*mbuf.Mbuf) {
 }
 
 func (t *Table) input(m *mbuf.Mbuf) {
+	t.ctr.Input++
 	if why := t.inputFrame(m.Port, m.Data()); why != DropNone {
 		t.ctr.Dropped[why]++
 	}
@@ -105,19 +106,35 @@ func (t *Table) arpInput(port uint16, a *arpMsg) Drop {
 		}
 		return DropNotForUs
 	}
-	if !merged && a.spa != 0 && a.op == arpOpRequest && validNeighbour(spa) {
-		if !ps.onLink(spa) {
-			t.ctr.Dropped[DropNotOnLink]++
-		} else if e := t.create(port, ps, spa, StateStale, now); e != nil {
-			e.mac = a.sha
-			t.toStale(e, now)
-			t.ctr.Learned++
-		}
+	if !merged && a.spa != 0 && a.op == arpOpRequest {
+		t.learnNew(port, ps, spa, a.sha, now)
 	}
 	if a.op == arpOpRequest {
 		t.arpReply(port, ps, a)
 	}
 	return DropNone
+}
+
+// learnNew creates a STALE entry for a neighbour that sent us a request
+// (an ARP request or an NS with a source link-layer option) and has no
+// entry yet. Like Linux, only a source a neighbour of this port can have
+// is learned (learnable); the others are counted as not_on_link (the
+// request is still answered). The new entry is STALE: the first packet
+// sent to it moves it to DELAY and then PROBE (RFC 4861 §7.3.3), so a
+// spoofed MAC is verified as soon as it is used. At a limit, create
+// evicts an unused STALE or FAILED entry first.
+func (t *Table) learnNew(port uint16, ps *portState, a netip.Addr, mac [6]byte, now time.Time) {
+	if !ps.learnable(a) {
+		t.ctr.Dropped[DropNotOnLink]++
+		return
+	}
+	e := t.create(port, ps, a, now)
+	if e == nil {
+		return
+	}
+	e.mac = mac
+	t.toStale(e, now)
+	t.ctr.Learned++
 }
 
 // learn merges a link-layer address heard for e. confirm says the message
@@ -183,13 +200,11 @@ func (t *Table) nsInput(port uint16, n *ndMsg) Drop {
 			t.ctr.Conflicts++
 			return DropSpoof
 		}
-		if n.hasLLA && validNeighbour(src) {
+		if n.hasLLA {
 			if e := t.entries[key{port, src}]; e != nil {
 				t.learn(e, n.lla, false, now)
-			} else if e := t.create(port, ps, src, StateStale, now); e != nil {
-				e.mac = n.lla
-				t.toStale(e, now)
-				t.ctr.Learned++
+			} else {
+				t.learnNew(port, ps, src, n.lla, now)
 			}
 		}
 	}

@@ -200,7 +200,7 @@ func tableSize(n int) int {
 type Reader struct {
 	t      *Table
 	snap   *atomic.Pointer[Snapshot]
-	marks  []atomic.Uint64 // by entry id: newest snapshot gen in which the entry was used while STALE
+	marks  atomic.Pointer[markArray] // replaced whole when the table grows
 	miss   *ring.Ring[*mbuf.Mbuf]
 	input  *ring.Ring[*mbuf.Mbuf]
 	cache  *mbuf.Cache
@@ -239,9 +239,14 @@ func (r *Reader) Lookup6(s *Snapshot, port uint16, ip *[16]byte) (mac [6]byte, o
 	return sl.mac, true
 }
 
+// markArray holds, by entry id, the newest snapshot generation in which a
+// Reader saw the entry while it was STALE.
+type markArray struct{ m []atomic.Uint64 }
+
 func (r *Reader) mark(id uint32, gen uint64) {
-	if int(id) < len(r.marks) && r.marks[id].Load() < gen {
-		r.marks[id].Store(gen)
+	m := r.marks.Load().m
+	if int(id) < len(m) && m[id].Load() < gen {
+		m[id].Store(gen)
 	}
 }
 

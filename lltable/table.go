@@ -83,7 +83,11 @@ type Config struct {
 	Clock Clock
 
 	// MaxEntries bounds entries of all ports (static ones included).
-	// Default 16384.
+	// Default 16384. A new entry beyond it (or beyond MaxPerPort) first
+	// evicts the entry of that port (any port, for MaxEntries) that has
+	// been STALE and unused, or FAILED, the longest; only when there is
+	// none is it refused (Linux's forced GC at gc_thresh3). The four
+	// limits can be changed later with Table.SetLimits.
 	MaxEntries int
 	// MaxPerPort bounds the entries of one port. Default 4096.
 	MaxPerPort int
@@ -178,14 +182,11 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("%w: Stack is required (the router's transmit/free/ICMP hooks)", ErrConfig)
 	case c.Pool == nil:
 		return fmt.Errorf("%w: Pool is required (mbufs for requests and answers)", ErrConfig)
-	case c.MaxEntries < 1 || c.MaxEntries > 1<<24:
-		return fmt.Errorf("%w: MaxEntries %d out of range [1, 2^24]", ErrConfig, c.MaxEntries)
-	case c.MaxPerPort < 1:
-		return fmt.Errorf("%w: MaxPerPort %d must be positive", ErrConfig, c.MaxPerPort)
-	case c.HoldLen < 1 || c.HoldLen > 256:
-		return fmt.Errorf("%w: HoldLen %d out of range [1, 256]", ErrConfig, c.HoldLen)
-	case c.MaxHeld < 1:
-		return fmt.Errorf("%w: MaxHeld %d must be positive", ErrConfig, c.MaxHeld)
+	}
+	if err := c.limits().check(); err != nil {
+		return err
+	}
+	switch {
 	case c.RetransTimer < 100*time.Millisecond:
 		return fmt.Errorf("%w: RetransTimer %v below 100ms", ErrConfig, c.RetransTimer)
 	case c.MaxMulticastSolicit < 1 || c.MaxUnicastSolicit < 1:
@@ -195,6 +196,53 @@ func (c *Config) setDefaults() error {
 	case c.BaseReachableTime < time.Second || c.DelayFirstProbe <= 0 || c.StaleTime <= 0 || c.FailedTime <= 0 || c.UseScanInterval <= 0 || c.LazyPublish < 0:
 		return fmt.Errorf("%w: timers must be positive (BaseReachableTime >= 1s)", ErrConfig)
 	}
+	return nil
+}
+
+// Limits are the table's size limits (Config's fields of the same names),
+// changeable at run time with Table.SetLimits.
+type Limits struct {
+	MaxEntries int // entries of all ports, in [1, 2^24]
+	MaxPerPort int // entries of one port, >= 1
+	HoldLen    int // packets held per unresolved entry, in [1, 256]
+	MaxHeld    int // packets held over all entries, >= 1
+}
+
+// Limit ranges.
+const (
+	MaxMaxEntries = 1 << 24
+	MaxHoldLen    = 256
+)
+
+func (l Limits) check() error {
+	switch {
+	case l.MaxEntries < 1 || l.MaxEntries > MaxMaxEntries:
+		return fmt.Errorf("%w: MaxEntries %d out of range [1, %d]", ErrConfig, l.MaxEntries, MaxMaxEntries)
+	case l.MaxPerPort < 1:
+		return fmt.Errorf("%w: MaxPerPort %d must be positive", ErrConfig, l.MaxPerPort)
+	case l.HoldLen < 1 || l.HoldLen > MaxHoldLen:
+		return fmt.Errorf("%w: HoldLen %d out of range [1, %d]", ErrConfig, l.HoldLen, MaxHoldLen)
+	case l.MaxHeld < 1:
+		return fmt.Errorf("%w: MaxHeld %d must be positive", ErrConfig, l.MaxHeld)
+	}
+	return nil
+}
+
+func (c *Config) limits() Limits {
+	return Limits{MaxEntries: c.MaxEntries, MaxPerPort: c.MaxPerPort, HoldLen: c.HoldLen, MaxHeld: c.MaxHeld}
+}
+
+// Limits returns the limits in force.
+func (t *Table) Limits() Limits { return t.cfg.limits() }
+
+// SetLimits changes the limits. Lowering one deletes nothing: entries and
+// held packets beyond it stay until they go, and new ones are refused (or
+// evict, see Config.MaxEntries) meanwhile. On error nothing changes.
+func (t *Table) SetLimits(l Limits) error {
+	if err := l.check(); err != nil {
+		return err
+	}
+	t.cfg.MaxEntries, t.cfg.MaxPerPort, t.cfg.HoldLen, t.cfg.MaxHeld = l.MaxEntries, l.MaxPerPort, l.HoldLen, l.MaxHeld
 	return nil
 }
 
@@ -217,12 +265,49 @@ type entry struct {
 	staleGen uint64 // first snapshot generation showing the entry STALE
 	hold     []*mbuf.Mbuf
 	dead     bool
+
+	// gcPrev, gcNext link the entry in its port's eviction list while it
+	// is STALE or FAILED (gcIn).
+	gcPrev, gcNext *entry
+	gcIn           bool
 }
 
 type portState struct {
 	mac   [6]byte
 	addrs []netip.Prefix
 	n     int
+	// gc lists the port's STALE and FAILED entries in the order they
+	// entered that state (oldest first): the eviction candidates.
+	gcHead, gcTail *entry
+}
+
+// gcPush appends e to the tail of ps's eviction list.
+func (ps *portState) gcPush(e *entry) {
+	e.gcPrev, e.gcNext, e.gcIn = ps.gcTail, nil, true
+	if ps.gcTail != nil {
+		ps.gcTail.gcNext = e
+	} else {
+		ps.gcHead = e
+	}
+	ps.gcTail = e
+}
+
+// gcRemove unlinks e from ps's eviction list, if it is in it.
+func (ps *portState) gcRemove(e *entry) {
+	if !e.gcIn {
+		return
+	}
+	if e.gcPrev != nil {
+		e.gcPrev.gcNext = e.gcNext
+	} else {
+		ps.gcHead = e.gcNext
+	}
+	if e.gcNext != nil {
+		e.gcNext.gcPrev = e.gcPrev
+	} else {
+		ps.gcTail = e.gcPrev
+	}
+	e.gcPrev, e.gcNext, e.gcIn = nil, nil, false
 }
 
 // timerHeap is a min-heap of entries by deadline; each entry is in it at
@@ -299,6 +384,7 @@ type Table struct {
 	inputRing *ring.Ring[*mbuf.Mbuf]
 	readersMu sync.Mutex
 	readers   []*Reader
+	marksLen  int // length of the readers' marks arrays (under readersMu)
 	scratch   []snapEntry
 	burst     [32]*mbuf.Mbuf
 	one       [1]*mbuf.Mbuf
@@ -340,12 +426,35 @@ func New(cfg Config) (*Table, error) {
 // cache, used to free what the rings refuse (nil: Stack.Free, which must
 // then be safe to call from the worker). Safe to call from any goroutine.
 func (t *Table) NewReader(cache *mbuf.Cache) *Reader {
-	r := &Reader{t: t, snap: &t.snap, marks: make([]atomic.Uint64, t.cfg.MaxEntries),
-		miss: t.missRing, input: t.inputRing, cache: cache}
+	r := &Reader{t: t, snap: &t.snap, miss: t.missRing, input: t.inputRing, cache: cache}
 	t.readersMu.Lock()
+	r.marks.Store(&markArray{m: make([]atomic.Uint64, t.marksLen)})
 	t.readers = append(t.readers, r)
 	t.readersMu.Unlock()
 	return r
+}
+
+// growMarks makes every reader's marks array hold entry id. Arrays grow by
+// doubling (entry ids are dense: the freed ones are reused first), so
+// memory follows the entries there are, not MaxEntries. A worker that
+// marks its old array while it is copied loses that mark: the entry may
+// then be evicted or collected as unused, and the next use re-resolves it.
+func (t *Table) growMarks(id uint32) {
+	t.readersMu.Lock()
+	defer t.readersMu.Unlock()
+	if int(id) < t.marksLen {
+		return
+	}
+	n := max(2*t.marksLen, int(id)+1, 64)
+	t.marksLen = n
+	for _, r := range t.readers {
+		old := r.marks.Load().m
+		m := make([]atomic.Uint64, n)
+		for i := range old {
+			m[i].Store(old[i].Load())
+		}
+		r.marks.Store(&markArray{m: m})
+	}
 }
 
 // Snapshot returns the current snapshot (for readers without usage
@@ -501,8 +610,47 @@ func (t *Table) FlushPort(port uint16) int {
 	return n
 }
 
+// FlushDynamic deletes every entry of port but the static ones, and frees
+// their held packets: for a port whose device vanished or was replaced
+// (its neighbours were learned on a link that is gone). It returns how
+// many entries it deleted.
+func (t *Table) FlushDynamic(port uint16) int {
+	n := 0
+	for k, e := range t.entries {
+		if k.port == port && e.state != StateStatic {
+			t.delete(e)
+			n++
+		}
+	}
+	return n
+}
+
 // ours reports whether a is one of port's addresses.
 func (ps *portState) ours(a netip.Addr) bool { return containsAddr(ps.addrs, a) }
+
+// learnable reports whether a may become a neighbour of the port from a
+// request it sent: a valid unicast address (not multicast, unspecified or
+// limited broadcast), not one of ours, inside one of the port's prefixes,
+// and for IPv4 neither the network nor the broadcast address of that
+// prefix (for prefixes shorter than /31).
+func (ps *portState) learnable(a netip.Addr) bool {
+	if !validNeighbour(a) || ps.ours(a) {
+		return false
+	}
+	for _, p := range ps.addrs {
+		if !p.Contains(a) {
+			continue
+		}
+		if a.Is4() && p.Bits() < 31 {
+			host := ip4(a) &^ (^uint32(0) << (32 - p.Bits()))
+			if host == 0 || host == ^uint32(0)>>p.Bits() {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
 
 // onLink reports whether a lies in one of port's prefixes of its family.
 func (ps *portState) onLink(a netip.Addr) bool {
@@ -547,14 +695,23 @@ func validNeighbour(a netip.Addr) bool {
 		!(a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
 }
 
-func (t *Table) create(port uint16, ps *portState, a netip.Addr, st State, now time.Time) *entry {
-	if ps.n >= t.cfg.MaxPerPort {
-		t.ctr.RefusedPort++
-		return nil
+// create makes an entry for a on port, in no state yet: the caller moves
+// it to its first state with setState (so that publication, the STALE use
+// generation and the eviction list follow the same path as every other
+// transition). At a limit it first evicts (evict), and refuses and counts
+// when nothing can be evicted.
+func (t *Table) create(port uint16, ps *portState, a netip.Addr, now time.Time) *entry {
+	for ps.n >= t.cfg.MaxPerPort {
+		if !t.evict(ps, now) {
+			t.ctr.RefusedPort++
+			return nil
+		}
 	}
-	if len(t.entries) >= t.cfg.MaxEntries {
-		t.ctr.RefusedTotal++
-		return nil
+	for len(t.entries) >= t.cfg.MaxEntries {
+		if !t.evict(nil, now) {
+			t.ctr.RefusedTotal++
+			return nil
+		}
 	}
 	var id uint32
 	if n := len(t.freeIDs); n > 0 {
@@ -564,11 +721,52 @@ func (t *Table) create(port uint16, ps *portState, a netip.Addr, st State, now t
 		id = uint32(len(t.byID))
 		t.byID = append(t.byID, nil)
 	}
-	e := &entry{id: id, key: key{port, a}, state: st, updated: now, hidx: -1}
+	if int(id) >= t.marksLen {
+		t.growMarks(id)
+	}
+	e := &entry{id: id, key: key{port, a}, updated: now, hidx: -1}
 	t.byID[id] = e
 	t.entries[e.key] = e
 	ps.n++
 	return e
+}
+
+// victim returns ps's eviction candidate: the entry STALE and unused, or
+// FAILED, the longest, or nil. STALE entries found used on the way are
+// moved to DELAY (they are referenced), so each is skipped at most once.
+func (t *Table) victim(ps *portState, now time.Time) *entry {
+	for e := ps.gcHead; e != nil; e = ps.gcHead {
+		if e.state == StateStale && t.usedSince(e) {
+			t.toDelay(e, now) // leaves the list
+			continue
+		}
+		return e
+	}
+	return nil
+}
+
+// evict deletes one unreferenced entry to make room: on port ps, or on any
+// port when ps is nil (the one that entered its state first). Static,
+// INCOMPLETE, REACHABLE, DELAY and PROBE entries are never evicted: they
+// are configured, being resolved, or in use. It reports whether it freed
+// an entry.
+func (t *Table) evict(ps *portState, now time.Time) bool {
+	var v *entry
+	if ps != nil {
+		v = t.victim(ps, now)
+	} else {
+		for _, p := range t.ports {
+			if c := t.victim(p, now); c != nil && (v == nil || c.updated.Before(v.updated)) {
+				v = c
+			}
+		}
+	}
+	if v == nil {
+		return false
+	}
+	t.ctr.Evicted++
+	t.delete(v)
+	return true
 }
 
 func (t *Table) delete(e *entry) {
@@ -591,6 +789,7 @@ func (t *Table) delete(e *entry) {
 	delete(t.stale, e)
 	delete(t.entries, e.key)
 	if ps := t.ports[e.key.port]; ps != nil {
+		ps.gcRemove(e)
 		ps.n--
 	}
 	t.byID[e.id] = nil
@@ -612,6 +811,14 @@ func (t *Table) setState(e *entry, st State, now time.Time, d time.Duration) {
 		t.stale[e] = struct{}{}
 	} else if st != StateStale {
 		delete(t.stale, e)
+	}
+	if ps := t.ports[e.key.port]; ps != nil {
+		// The eviction list is ordered by entry into STALE or FAILED; a
+		// STALE entry whose MAC changed goes to the tail again.
+		ps.gcRemove(e)
+		if st == StateStale || st == StateFailed {
+			ps.gcPush(e)
+		}
 	}
 	e.state = st
 	e.updated = now
@@ -729,7 +936,7 @@ func (t *Table) toDelay(e *entry, now time.Time) {
 // STALE (a mark at least as new as the first snapshot showing it STALE).
 func (t *Table) usedSince(e *entry) bool {
 	for _, r := range t.readerList() {
-		if r.marks[e.id].Load() >= e.staleGen {
+		if m := r.marks.Load().m; int(e.id) < len(m) && m[e.id].Load() >= e.staleGen {
 			return true
 		}
 	}
@@ -942,11 +1149,12 @@ func (t *Table) Resolve(m *mbuf.Mbuf, port uint16, target netip.Addr) {
 			t.freeOne(m)
 			return
 		}
-		e = t.create(port, ps, target, StateIncomplete, now)
+		e = t.create(port, ps, target, now)
 		if e == nil {
 			t.freeOne(m)
 			return
 		}
+		t.setState(e, StateIncomplete, now, 0)
 		e.hold = make([]*mbuf.Mbuf, 0, t.cfg.HoldLen)
 		t.hold(e, m)
 		t.solicit(e, false, now)

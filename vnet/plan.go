@@ -179,7 +179,7 @@ func (h *Host) validate(ctx context.Context, p *plan, reload bool) (*outcome, er
 		switch {
 		case v == nil || added[n] || v.d == nil:
 			if pt != nil {
-				devs, err = ctl.CheckCommands(pt.cmds, ".", ctl.ExecOptions{})
+				devs, err = ctl.CheckCommands(ctx, pt.cmds, ".")
 			}
 		case pt != nil || reload:
 			var cmds []cmdlang.Command

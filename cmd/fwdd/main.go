@@ -156,12 +156,24 @@ func run(args []string) int {
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
+	// Reloads run on their own goroutine (one at a time; SIGHUPs during
+	// one are coalesced into one more), so SIGTERM is acted on at once
+	// even while a reload reads a large or slow route file.
+	hup := make(chan struct{}, 1)
+	go func() {
+		for range hup {
 			if err := d.Reload(); err != nil {
 				log.Error("reload failed; the running configuration is unchanged", "file", *config, "err", err)
 			} else {
 				log.Info("reloaded", "file", *config)
+			}
+		}
+	}()
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			select {
+			case hup <- struct{}{}:
+			default: // one is pending already
 			}
 			continue
 		}
@@ -169,6 +181,7 @@ func run(args []string) int {
 		break
 	}
 	signal.Stop(sigs)
+	close(hup)
 	for _, s := range servers {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = s.Shutdown(ctx)

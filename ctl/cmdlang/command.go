@@ -112,13 +112,17 @@ func (c *Get) String() string { return "get " + c.Key }
 
 // ---- ports ----
 
-// PortAdd is "port add NAME driver DRIVER [fib N] [mtu N] [KEY VALUE|KEY=VALUE]...".
-// Everything that is not driver, fib or mtu is a driver argument, kept as
+// PortAdd is "port add NAME driver DRIVER [fib N] [mtu N] [lcp IFNAME] [KEY VALUE|KEY=VALUE]...".
+// Everything that is not driver, fib, mtu or lcp is a driver argument, kept as
 // text for the driver to validate (pmd.Args has the same underlying type):
 // "dev r0 queues 2 mode zerocopy" gives Args{"dev": "r0", "queues": "2",
 // "mode": "zerocopy"}. For the drivers the parser knows (afxdp, afpacket) it
 // also checks early that dev is given, queues is a number and mode is one of
 // auto, copy, zerocopy; the driver stays the authority.
+//
+// LCP names the port's kernel interface (linux-cp: a TAP device in fwdd's
+// network namespace that carries the host-bound traffic); "" is none. It is
+// a valid Linux interface name (ValidLCPName) and never LCPOff.
 type PortAdd struct {
 	Where
 	Name   string            `json:"name"`
@@ -126,6 +130,20 @@ type PortAdd struct {
 	FIB    int               `json:"fib"`           // default 0
 	MTU    int               `json:"mtu,omitempty"` // 0: the driver's default
 	Args   map[string]string `json:"args,omitempty"`
+	LCP    string            `json:"lcp,omitempty"` // "": no kernel interface
+}
+
+// LCPOff in PortSet.LCP removes the port's kernel interface ("port set P
+// lcp off"); "" in PortSet.LCP leaves it unchanged. So "off" is not a name
+// a kernel interface can take with lcp.
+const LCPOff = "off"
+
+// ValidLCPName reports whether s can name a kernel interface made by lcp:
+// what Linux accepts (1 to 15 bytes, not "." or "..", no '/', ':' or
+// blank), without '%' (the kernel would treat "e%d" as a pattern and pick
+// a name itself), and not LCPOff.
+func ValidLCPName(s string) bool {
+	return validDev(s) && s != LCPOff && !strings.ContainsAny(s, "%")
 }
 
 // Admin is a port's administrative state change.
@@ -150,13 +168,15 @@ func (a Admin) String() string {
 // MarshalText renders "up", "down" or "unchanged".
 func (a Admin) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
-// PortSet is "port set NAME [fib N] [mtu N] [up|down]": at least one change.
+// PortSet is "port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|lcp off]":
+// at least one change.
 type PortSet struct {
 	Where
 	Name  string `json:"name"`
 	FIB   int    `json:"fib"`           // AnyFIB: unchanged
 	MTU   int    `json:"mtu,omitempty"` // 0: unchanged
 	Admin Admin  `json:"admin"`
+	LCP   string `json:"lcp,omitempty"` // "": unchanged; LCPOff: remove; else the new kernel interface name
 }
 
 // PortDel is "port del NAME".
@@ -177,6 +197,9 @@ func (c *PortAdd) String() string {
 	}
 	if c.MTU != 0 {
 		fmt.Fprintf(&b, " mtu %d", c.MTU)
+	}
+	if c.LCP != "" {
+		b.WriteString(" lcp " + Quote(c.LCP))
 	}
 	keys := make([]string, 0, len(c.Args))
 	for k := range c.Args {
@@ -200,6 +223,9 @@ func (c *PortSet) String() string {
 	}
 	if c.Admin != AdminUnchanged {
 		b.WriteString(" " + c.Admin.String())
+	}
+	if c.LCP != "" {
+		b.WriteString(" lcp " + Quote(c.LCP))
 	}
 	return b.String()
 }

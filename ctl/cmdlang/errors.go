@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrSyntax is wrapped by every *Error, so callers can tell a rejected
@@ -71,5 +72,23 @@ func got(w *word) string {
 	if w == nil {
 		return "end of line"
 	}
-	return fmt.Sprintf("%q", w.text)
+	return fmt.Sprintf("%q", Truncate(w.text))
+}
+
+// MaxQuoted is the most bytes of an offending word an error quotes: a
+// file given where commands were expected (fwdd -c /etc/shadow) must not
+// end up in an error message or a log line whole.
+const MaxQuoted = 24
+
+// Truncate shortens s to at most MaxQuoted bytes (at a rune boundary),
+// marking the cut with "...". Errors quote words through it.
+func Truncate(s string) string {
+	if len(s) <= MaxQuoted {
+		return s
+	}
+	n := MaxQuoted
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }

@@ -3,11 +3,20 @@ package cmdlang
 // Help is the grammar summary printed by "fwdctl help" and the interactive
 // prompt. One command per line; '#' starts a comment; keyword arguments
 // come in any order after the verb and its positional arguments.
-const Help = `set KEY VALUE                               set a sysctl-like key (net.fibs 4)
+const Help = `set KEY VALUE                               set a sysctl-like key (net.fibs 4); keys:
+    net.fibs N                 FIBs 0..N-1 (default 1)
+    net.icmp.ratelimit N       ICMP errors per second per worker (0: unlimited)
+    net.icmp.burst N           ICMP errors sent back to back per worker
+    net.neigh.max_entries N    neighbour (ARP+NDP) entries in all, static included;
+                               at the limit an unused STALE or FAILED entry is evicted
+    net.neigh.max_per_port N   neighbour entries of one port (max_entries bounds the sum)
+    net.neigh.hold N           packets held per unresolved neighbour (oldest dropped)
+    net.neigh.max_held N       packets held over all unresolved neighbours
 get KEY
-port add NAME driver DRIVER [fib N] [mtu N] [KEY VALUE|KEY=VALUE]...
+port add NAME driver DRIVER [fib N] [mtu N] [lcp IFNAME] [KEY VALUE|KEY=VALUE]...
                                             e.g. driver afxdp dev r0 queues 2 mode zerocopy
-port set NAME [fib N] [mtu N] [up|down]
+                                            lcp IFNAME: a kernel interface for the host's traffic
+port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off]
 port del NAME
 addr add|del PORT ADDR/LEN                  IPv4 or IPv6; adds the connected route
 route add PREFIX via ADDR [via ADDR]... [dev PORT] [fib N]     (several via: ECMP)

@@ -62,17 +62,17 @@ func lex(line string) ([]word, *Error) {
 				i += n
 			}
 			if !closed {
-				return nil, &Error{Col: start + 1, Word: line[start:], Msg: "unterminated quoted word (a closing \" is missing)"}
+				return nil, &Error{Col: start + 1, Word: Truncate(line[start:]), Msg: "unterminated quoted word (a closing \" is missing)"}
 			}
 			if i < len(line) && line[i] != ' ' && line[i] != '\t' {
-				return nil, &Error{Col: start + 1, Word: line[start:], Msg: "a quoted word must be followed by a blank"}
+				return nil, &Error{Col: start + 1, Word: Truncate(line[start:]), Msg: "a quoted word must be followed by a blank"}
 			}
 			words = append(words, word{text: b.String(), col: start + 1})
 			continue
 		}
 		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
 			if line[i] == '"' {
-				return nil, &Error{Col: i + 1, Word: line[start:], Msg: "a quote may only start a word"}
+				return nil, &Error{Col: i + 1, Word: Truncate(line[start:]), Msg: "a quote may only start a word"}
 			}
 			if err := checkChar(line, i, start); err != nil {
 				return nil, err

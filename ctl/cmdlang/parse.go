@@ -156,11 +156,28 @@ func (p *parser) fail(w *word, format string, args ...any) {
 	if p.err != nil {
 		return
 	}
+	// Words are quoted truncated: the line may be anything (a file that is
+	// not a configuration at all), and errors end up in logs.
+	for i, a := range args {
+		if s, ok := a.(string); ok && p.isWord(s) {
+			args[i] = Truncate(s)
+		}
+	}
 	e := &Error{File: p.at.File, Line: p.at.Line, Verb: p.verb, Msg: fmt.Sprintf(format, args...)}
 	if w != nil {
-		e.Word, e.Col = w.text, w.col
+		e.Word, e.Col = Truncate(w.text), w.col
 	}
 	p.err = e
+}
+
+// isWord reports whether s is the text of one of the line's words.
+func (p *parser) isWord(s string) bool {
+	for i := range p.words {
+		if p.words[i].text == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *parser) more() bool { return p.err == nil && p.i < len(p.words) }
@@ -344,9 +361,9 @@ func (p *parser) prefixWord(w *word, role string) netip.Prefix {
 		return netip.Prefix{}
 	}
 	if !strings.Contains(w.text, "/") {
-		a := p.addrWord(w, fmt.Sprintf("%s %q", role, w.text))
+		a := p.addrWord(w, fmt.Sprintf("%s %q", role, Truncate(w.text)))
 		if p.err != nil {
-			p.err.Msg = fmt.Sprintf("%s needs a prefix like 198.51.100.0/24 or 2001:db8::/32, got %q", role, w.text)
+			p.err.Msg = fmt.Sprintf("%s needs a prefix like 198.51.100.0/24 or 2001:db8::/32, got %q", role, Truncate(w.text))
 			return netip.Prefix{}
 		}
 		return netip.PrefixFrom(a, a.BitLen())
@@ -578,12 +595,22 @@ func (p *parser) portAdd() Command {
 			if p.once(w, "mtu") {
 				c.MTU = p.num(w, "an MTU", MinMTU, MaxMTU)
 			}
+		case "lcp":
+			if p.once(w, "lcp") {
+				if v := p.value(w, "a kernel interface name"); v != nil {
+					if v.text == LCPOff {
+						p.fail(v, "\"lcp off\" is for port set; leave lcp out for no kernel interface")
+						break
+					}
+					c.LCP = p.lcpName(v)
+				}
+			}
 		default:
 			k, v, hasEq := strings.Cut(w.text, "=")
 			var vw *word
 			if !hasEq {
 				if !validIdent(k) {
-					p.unexpected(w, "driver, fib, mtu or a driver argument like dev IFNAME or key=value")
+					p.unexpected(w, "driver, fib, mtu, lcp or a driver argument like dev IFNAME or key=value")
 					break
 				}
 				vw = p.value(w, "a value")
@@ -597,7 +624,7 @@ func (p *parser) portAdd() Command {
 					p.fail(w, "driver argument %q: the key must be a lower-case word", w.text)
 					break
 				}
-				if k == "driver" || k == "fib" || k == "mtu" {
+				if k == "driver" || k == "fib" || k == "mtu" || k == "lcp" {
 					p.fail(w, "write %q as %q", w.text, k+" "+v)
 					break
 				}
@@ -674,14 +701,36 @@ func (p *parser) portSet() Command {
 					c.Admin = AdminDown
 				}
 			}
+		case "lcp":
+			if p.once(w, "lcp") {
+				if v := p.value(w, "a kernel interface name or off"); v != nil {
+					if v.text == LCPOff {
+						c.LCP = LCPOff
+					} else {
+						c.LCP = p.lcpName(v)
+					}
+				}
+			}
 		default:
-			p.unexpected(w, "fib N, mtu N, up or down")
+			p.unexpected(w, "fib N, mtu N, up, down or lcp IFNAME|off")
 		}
 	}
-	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged {
-		p.fail(nil, "nothing to set (expected fib N, mtu N, up or down)")
+	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged && c.LCP == "" {
+		p.fail(nil, "nothing to set (expected fib N, mtu N, up, down or lcp IFNAME|off)")
+	}
+	if p.err != nil {
+		return nil
 	}
 	return c
+}
+
+// lcpName reads the kernel interface name of "lcp NAME".
+func (p *parser) lcpName(w *word) string {
+	if !ValidLCPName(w.text) {
+		p.fail(w, "\"lcp\" needs a kernel interface name (1 to 15 characters, no '/', ':', '%%' or blank, not \"off\"), got %q", w.text)
+		return ""
+	}
+	return w.text
 }
 
 // ifaddr reads an interface address ADDR/LEN: host bits are kept.

@@ -39,21 +39,29 @@ var parseOK = []struct {
 	{"\tget   net.fibs\r", &Get{at1, "net.fibs"}, "get net.fibs"},
 
 	// ports
-	{"port add p0 driver afxdp dev r0", &PortAdd{at1, "p0", "afxdp", 0, 0, map[string]string{"dev": "r0"}}, ""},
+	{"port add p0 driver afxdp dev r0", &PortAdd{at1, "p0", "afxdp", 0, 0, map[string]string{"dev": "r0"}, ""}, ""},
 	{"port add p0 driver afxdp dev r0 queues 2 fib 1 mtu 1500 mode zerocopy",
-		&PortAdd{at1, "p0", "afxdp", 1, 1500, map[string]string{"dev": "r0", "queues": "2", "mode": "zerocopy"}},
+		&PortAdd{at1, "p0", "afxdp", 1, 1500, map[string]string{"dev": "r0", "queues": "2", "mode": "zerocopy"}, ""},
 		"port add p0 driver afxdp fib 1 mtu 1500 dev r0 mode zerocopy queues 2"},
-	{"port add p0 mtu 9000 dev=r0 driver afpacket", &PortAdd{at1, "p0", "afpacket", 0, 9000, map[string]string{"dev": "r0"}},
+	{"port add p0 mtu 9000 dev=r0 driver afpacket", &PortAdd{at1, "p0", "afpacket", 0, 9000, map[string]string{"dev": "r0"}, ""},
 		"port add p0 driver afpacket mtu 9000 dev r0"},
-	{"port add n0 driver null", &PortAdd{at1, "n0", "null", 0, 0, nil}, ""},
-	{"port add x1 driver frobnicate speed=fast colour red", &PortAdd{at1, "x1", "frobnicate", 0, 0, map[string]string{"speed": "fast", "colour": "red"}},
+	{"port add n0 driver null", &PortAdd{at1, "n0", "null", 0, 0, nil, ""}, ""},
+	{"port add x1 driver frobnicate speed=fast colour red", &PortAdd{at1, "x1", "frobnicate", 0, 0, map[string]string{"speed": "fast", "colour": "red"}, ""},
 		"port add x1 driver frobnicate colour red speed fast"},
-	{"port add x1 driver lagg members=p0,p1", &PortAdd{at1, "x1", "lagg", 0, 0, map[string]string{"members": "p0,p1"}},
+	{"port add x1 driver lagg members=p0,p1", &PortAdd{at1, "x1", "lagg", 0, 0, map[string]string{"members": "p0,p1"}, ""},
 		"port add x1 driver lagg members p0,p1"},
-	{"port set p0 fib 1", &PortSet{at1, "p0", 1, 0, AdminUnchanged}, ""},
-	{"port set p0 mtu 1400", &PortSet{at1, "p0", AnyFIB, 1400, AdminUnchanged}, ""},
-	{"port set p0 up", &PortSet{at1, "p0", AnyFIB, 0, AdminUp}, ""},
-	{"port set p0 down mtu 1280 fib 0", &PortSet{at1, "p0", 0, 1280, AdminDown}, "port set p0 fib 0 mtu 1280 down"},
+	{"port set p0 fib 1", &PortSet{at1, "p0", 1, 0, AdminUnchanged, ""}, ""},
+	{"port set p0 mtu 1400", &PortSet{at1, "p0", AnyFIB, 1400, AdminUnchanged, ""}, ""},
+	{"port set p0 up", &PortSet{at1, "p0", AnyFIB, 0, AdminUp, ""}, ""},
+	{"port set p0 down mtu 1280 fib 0", &PortSet{at1, "p0", 0, 1280, AdminDown, ""}, "port set p0 fib 0 mtu 1280 down"},
+	{"port add p0 driver afxdp dev r0 lcp e0", &PortAdd{at1, "p0", "afxdp", 0, 0, map[string]string{"dev": "r0"}, "e0"}, "port add p0 driver afxdp lcp e0 dev r0"},
+	{"port add p0 lcp fwdd-e0.1_x driver null mtu 9000", &PortAdd{at1, "p0", "null", 0, 9000, nil, "fwdd-e0.1_x"}, "port add p0 driver null mtu 9000 lcp fwdd-e0.1_x"},
+	{"port add p0 driver null lcp 0123456789abcde", &PortAdd{at1, "p0", "null", 0, 0, nil, "0123456789abcde"}, ""},
+	{"port set p0 lcp e0", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "e0"}, ""},
+	{"port set p0 lcp off", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, LCPOff}, ""},
+	{"port set p0 lcp Off", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "Off"}, ""},
+	{`port set p0 lcp "#e"`, &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "#e"}, ""},
+	{"port set p0 lcp e1 up fib 2", &PortSet{at1, "p0", 2, 0, AdminUp, "e1"}, "port set p0 fib 2 up lcp e1"},
 	{"port del p0", &PortDel{at1, "p0"}, ""},
 
 	// addresses: host bits are kept
@@ -207,13 +215,27 @@ var parseErr = []struct{ in, want string }{
 	{"port add p0 driver null speed", `line 1: port add: "speed" needs a value, got end of line`},
 	{"port add p0 driver null a=1 a 2", `line 1: port add: driver argument "a" given twice`},
 	{"port add p0 driver null Speed=1", `line 1: port add: driver argument "Speed=1": the key must be a lower-case word`},
-	{"port add p0 driver null 42", `line 1: port add: unexpected "42" (expected driver, fib, mtu or a driver argument like dev IFNAME or key=value)`},
+	{"port add p0 driver null 42", `line 1: port add: unexpected "42" (expected driver, fib, mtu, lcp or a driver argument like dev IFNAME or key=value)`},
+	{"port add p0 driver null lcp", `line 1: port add: "lcp" needs a kernel interface name, got end of line`},
+	{"port add p0 driver null lcp off", `line 1: port add: "lcp off" is for port set; leave lcp out for no kernel interface`},
+	{"port add p0 driver null lcp e0 lcp e1", `line 1: port add: "lcp" given twice`},
+	{"port add p0 driver null lcp=e0", `line 1: port add: write "lcp=e0" as "lcp e0"`},
+	{"port add p0 driver null lcp 0123456789abcdef", `line 1: port add: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got "0123456789abcdef"`},
+	{"port add p0 driver null lcp a/b", `line 1: port add: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got "a/b"`},
+	{"port add p0 driver null lcp e:1", `line 1: port add: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got "e:1"`},
+	{"port add p0 driver null lcp e%d", `line 1: port add: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got "e%d"`},
+	{"port add p0 driver null lcp ..", `line 1: port add: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got ".."`},
+	{`port add p0 driver null lcp "a b"`, `line 1: port add: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got "a b"`},
+	{`port add p0 driver null lcp ""`, `line 1: port add: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got ""`},
 
 	// port set/del
-	{"port set p0", `line 1: port set: nothing to set (expected fib N, mtu N, up or down)`},
+	{"port set p0", `line 1: port set: nothing to set (expected fib N, mtu N, up, down or lcp IFNAME|off)`},
 	{"port set p0 up down", `line 1: port set: "down" conflicts with an earlier up/down`},
 	{"port set p0 mtu 1400 mtu 1500", `line 1: port set: "mtu" given twice`},
-	{"port set p0 speed 10", `line 1: port set: unexpected "speed" (expected fib N, mtu N, up or down)`},
+	{"port set p0 speed 10", `line 1: port set: unexpected "speed" (expected fib N, mtu N, up, down or lcp IFNAME|off)`},
+	{"port set p0 lcp", `line 1: port set: "lcp" needs a kernel interface name or off, got end of line`},
+	{"port set p0 lcp e0 lcp off", `line 1: port set: "lcp" given twice`},
+	{"port set p0 lcp e/0", `line 1: port set: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got "e/0"`},
 	{"port del", `line 1: port del: missing port name`},
 	{"port del p0 p1", `line 1: port del: unexpected "p1" after the end of the command`},
 
@@ -512,5 +534,30 @@ func TestParseFilePath(t *testing.T) {
 	}
 	if _, err := ParseFile(filepath.Join(dir, "none")); !errors.Is(err, os.ErrNotExist) || !strings.HasPrefix(err.Error(), "config open ") {
 		t.Errorf("missing: %v", err)
+	}
+}
+
+// TestErrorsTruncateWords: a file that is not a configuration (fwdd -c
+// /etc/shadow) must not be copied into errors and logs: at most the
+// offending word, truncated.
+func TestErrorsTruncateWords(t *testing.T) {
+	secret := "root:$6$saltsalt$" + strings.Repeat("x", 80) + ":19000:0:99999:7:::"
+	for _, line := range []string{
+		secret,
+		"route add " + secret + " blackhole",
+		"port add p0 driver null " + secret,
+		`route add "` + secret,
+	} {
+		_, err := ParseLine(line)
+		if err == nil {
+			t.Fatalf("ParseLine(%.30q) accepted", line)
+		}
+		if strings.Contains(err.Error(), strings.Repeat("x", MaxQuoted)) {
+			t.Errorf("error quotes the line whole: %v", err)
+		}
+		var e *Error
+		if errors.As(err, &e) && len(e.Word) > MaxQuoted+3 {
+			t.Errorf("Error.Word is %d bytes: %q", len(e.Word), e.Word)
+		}
 	}
 }

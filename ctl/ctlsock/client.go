@@ -68,7 +68,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		if line, err := readRequest(c.br, MaxResponse); err == nil {
 			var resp Response
 			if json.Unmarshal(line, &resp) == nil {
-				return &resp, nil
+				return c.evicted(&resp)
 			}
 		}
 		return nil, fmt.Errorf("%w: %w", c.transport(ctx, werr), ErrNotSent)
@@ -81,7 +81,18 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	if err := json.Unmarshal(line, &resp); err != nil {
 		return nil, fmt.Errorf("fwdd at %s sent a malformed response: %w", c.path, err)
 	}
-	return &resp, nil
+	return c.evicted(&resp)
+}
+
+// ErrEvicted is wrapped (with ErrNotSent) by Do when the daemon had closed
+// this idle connection for another client: reconnect and send again.
+var ErrEvicted = errors.New("idle connection closed by fwdd for another client")
+
+func (c *Client) evicted(resp *Response) (*Response, error) {
+	if resp.Evicted {
+		return nil, fmt.Errorf("fwdd at %s: %w: %w", c.path, ErrEvicted, ErrNotSent)
+	}
+	return resp, nil
 }
 
 func (c *Client) transport(ctx context.Context, err error) error {

@@ -21,9 +21,13 @@
 // state).
 //
 // Bounds: a request line is at most Config.MaxRequest bytes (larger ones
-// get an error response and the connection is closed); at most
-// Config.MaxClients connections are served at once (more get an error
-// response). A request cut short by a disconnect is discarded unexecuted.
+// get an error response and the connection is closed) and must arrive
+// within Config.RequestTimeout of its first byte; an answer must be written
+// within Config.WriteTimeout. At most Config.MaxClients connections are
+// served at once: a new client beyond that evicts the longest-idle
+// connection (which reads Response.Evicted as the answer to its next
+// request, not executed), and is refused only when none is idle. A request
+// cut short by a disconnect is discarded unexecuted. See docs/ctl.md.
 //
 // Lifecycle: Listen replaces a stale socket file (nobody answers on it) and
 // refuses to start when another daemon answers. Close stops accepting,

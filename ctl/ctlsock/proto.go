@@ -30,4 +30,10 @@ type Response struct {
 	Text string `json:"text,omitempty"`
 	// Data holds one JSON value per command when Request.JSON was set.
 	Data []json.RawMessage `json:"data,omitempty"`
+	// Evicted: the server closed this idle connection to serve another
+	// client (at most Config.MaxClients are open). It is written when the
+	// connection is closed, so a client reads it as the answer to the
+	// next request it sends: that request was not executed, and may be
+	// sent again on a new connection.
+	Evicted bool `json:"evicted,omitempty"`
 }

@@ -21,10 +21,17 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultMaxRequest = 4 << 20 // bytes in one request line
-	DefaultMaxClients = 64
-	maxPathLen        = 107 // sizeof(sun_path) - 1
-	closeWriteGrace   = 5 * time.Second
+	DefaultMaxRequest     = 4 << 20 // bytes in one request line
+	DefaultMaxClients     = 64
+	DefaultRequestTimeout = 10 * time.Second // first byte to newline of one request
+	DefaultWriteTimeout   = 30 * time.Second // one answer to a client that does not read
+	maxPathLen            = 107              // sizeof(sun_path) - 1
+	// closeWriteGrace is how long Close lets a handler write an answer:
+	// the daemon exits within 2 s of SIGTERM whatever its clients do.
+	closeWriteGrace = 500 * time.Millisecond
+	closeWait       = time.Second
+	// evictWait is how long a new client waits for an evicted one's slot.
+	evictWait = 2 * time.Second
 )
 
 // Config configures a Server.
@@ -36,7 +43,17 @@ type Config struct {
 	// MaxRequest bounds one request line in bytes (DefaultMaxRequest if 0).
 	MaxRequest int
 	// MaxClients bounds concurrent connections (DefaultMaxClients if 0).
+	// When they are all taken, a new client is still served: the
+	// connection idle for longest is closed for it (its client, if it
+	// sends again, gets Response.Evicted and reconnects). Only when no
+	// connection is idle is the new one refused.
 	MaxClients int
+	// RequestTimeout bounds the time from a request's first byte to its
+	// newline (DefaultRequestTimeout if 0): a request that arrives half-way
+	// stalls only its own connection, which is then closed.
+	RequestTimeout time.Duration
+	// WriteTimeout bounds writing one answer (DefaultWriteTimeout if 0).
+	WriteTimeout time.Duration
 	// Authorize decides whether a peer may talk to the daemon; a non-nil
 	// error is sent to the peer and the connection closed. nil means
 	// RootOrSelf.
@@ -67,7 +84,7 @@ type Server struct {
 	sem    chan struct{}
 
 	mu     sync.Mutex
-	conns  map[*net.UnixConn]struct{}
+	conns  map[*net.UnixConn]*connState
 	closed bool
 	wg     sync.WaitGroup // connection handlers
 	done   chan struct{}  // closed when Serve returns
@@ -90,6 +107,12 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.Authorize == nil {
 		cfg.Authorize = RootOrSelf
@@ -137,7 +160,7 @@ func Listen(cfg Config) (*Server, error) {
 	return &Server{
 		cfg: cfg, log: log, ln: ln, info: info, ctx: ctx, cancel: cancel,
 		sem:   make(chan struct{}, cfg.MaxClients),
-		conns: map[*net.UnixConn]struct{}{},
+		conns: map[*net.UnixConn]*connState{},
 		done:  make(chan struct{}),
 	}, nil
 }
@@ -220,6 +243,18 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
+// connState is what the server knows of one connection, under Server.mu.
+type connState struct {
+	// admitted: the connection holds a slot of Config.MaxClients.
+	admitted bool
+	// idle: waiting for the first byte of a request; idleSince is when
+	// it became so. Only idle connections are evicted.
+	idle      bool
+	idleSince time.Time
+	// evicted: closed for a new client; the handler stops.
+	evicted bool
+}
+
 // track registers c, or reports false once the server is closing.
 func (s *Server) track(c *net.UnixConn) bool {
 	s.mu.Lock()
@@ -227,8 +262,77 @@ func (s *Server) track(c *net.UnixConn) bool {
 	if s.closed {
 		return false
 	}
-	s.conns[c] = struct{}{}
+	s.conns[c] = &connState{}
 	s.wg.Add(1)
+	return true
+}
+
+// evictedResponse tells an idle client its connection was closed for
+// another one; its request (if it sent one since) was not executed.
+var evictedResponse = &Response{Evicted: true, Error: "fwdd: this idle control connection was closed to serve another client; reconnect (the request was not executed)"}
+
+// admit takes a client slot for c. When every slot is taken it evicts the
+// connection idle for longest and waits for its slot; it reports false when
+// no connection is idle (all are busy) or the server is closing.
+func (s *Server) admit(c *net.UnixConn) bool {
+	select {
+	case s.sem <- struct{}{}:
+		s.setAdmitted(c)
+		return true
+	default:
+	}
+	s.mu.Lock()
+	var victim *net.UnixConn
+	var oldest time.Time
+	for vc, st := range s.conns {
+		if vc != c && st.admitted && st.idle && !st.evicted && (victim == nil || st.idleSince.Before(oldest)) {
+			victim, oldest = vc, st.idleSince
+		}
+	}
+	if victim != nil {
+		s.conns[victim].evicted = true
+		// The victim is idle: its socket buffer is empty, so this write
+		// does not block; then its handler's read ends.
+		victim.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		writeResponse(victim, evictedResponse)
+		victim.CloseRead()
+	}
+	s.mu.Unlock()
+	if victim == nil {
+		return false
+	}
+	s.log.Info("control connection evicted for a new client", "idle", time.Since(oldest).Round(time.Millisecond), "max", s.cfg.MaxClients)
+	t := time.NewTimer(evictWait)
+	defer t.Stop()
+	select {
+	case s.sem <- struct{}{}:
+		s.setAdmitted(c)
+		return true
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
+	return false
+}
+
+func (s *Server) setAdmitted(c *net.UnixConn) {
+	s.mu.Lock()
+	s.conns[c].admitted = true
+	s.mu.Unlock()
+}
+
+// setIdle marks c idle (waiting for a request) or busy. Going busy fails
+// when c was evicted meanwhile: the request must not be executed.
+func (s *Server) setIdle(c *net.UnixConn, idle bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.conns[c]
+	if st.evicted {
+		return false
+	}
+	st.idle = idle
+	if idle {
+		st.idleSince = time.Now()
+	}
 	return true
 }
 
@@ -242,8 +346,10 @@ func (s *Server) untrack(c *net.UnixConn) {
 
 // Close stops the server: no new connections; requests being executed
 // finish and are answered; idle connections are closed; the socket file is
-// removed if it is still the one Listen created. It waits for every
-// connection handler and is safe to call more than once.
+// removed if it is still the one Listen created. It waits for the
+// connection handlers, at most about a second (then it closes their
+// connections and leaves them to end alone), and is safe to call more than
+// once.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -261,9 +367,25 @@ func (s *Server) Close() error {
 	served := s.served
 	s.mu.Unlock()
 	s.cancel()
-	s.wg.Wait()
 	if served {
 		<-s.done
+	}
+	// Handlers still busy after closeWait (a long batch, an answer being
+	// encoded) lose their connections; they end on their own, and the
+	// daemon stops without them (its control goroutine finishes the batch
+	// it has taken).
+	waited := make(chan struct{})
+	go func() { s.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(closeWait):
+		s.mu.Lock()
+		n := len(s.conns)
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.log.Warn("control socket closed with requests still running", "connections", n)
 	}
 	if fi, serr := os.Lstat(s.cfg.Path); serr == nil && os.SameFile(fi, s.info) {
 		if rerr := os.Remove(s.cfg.Path); rerr != nil && err == nil {
@@ -316,19 +438,39 @@ func (s *Server) handle(c *net.UnixConn) {
 		writeResponse(c, &Response{Error: err.Error()})
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
-	default:
-		log.Warn("control connection refused: too many clients", "max", s.cfg.MaxClients)
-		writeResponse(c, &Response{Error: fmt.Sprintf("fwdd: too many control connections (%d); try again later", s.cfg.MaxClients)})
+	if !s.admit(c) {
+		log.Warn("control connection refused: too many clients, none idle", "max", s.cfg.MaxClients)
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		writeResponse(c, &Response{Error: fmt.Sprintf("fwdd: too many control connections (%d), all busy; try again later", s.cfg.MaxClients)})
 		return
 	}
+	defer func() { <-s.sem }()
 	br := bufio.NewReaderSize(c, 64<<10)
 	for {
-		line, err := readRequest(br, s.cfg.MaxRequest)
+		// Idle until a request's first byte: no deadline (idle
+		// connections are evicted when a new client needs the slot).
+		if !s.setIdle(c, true) {
+			return
+		}
+		_, err := br.Peek(1)
+		if !s.setIdle(c, false) {
+			return
+		}
+		var line []byte
+		if err == nil {
+			// From the first byte on, the request has RequestTimeout to
+			// arrive whole.
+			c.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
+			line, err = readRequest(br, s.cfg.MaxRequest)
+			c.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			var ne net.Error
 			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				log.Warn("control request not completed in time; connection closed", "timeout", s.cfg.RequestTimeout)
+				writeResponse(c, &Response{Error: fmt.Sprintf("fwdd: request not completed within %v (a request is one line ending in a newline); connection closed", s.cfg.RequestTimeout)})
 			case errors.Is(err, errTooLarge):
 				log.Warn("control request too large", "max", s.cfg.MaxRequest)
 				writeResponse(c, &Response{Error: fmt.Sprintf("fwdd: request too large (at most %d bytes); split the batch or use route load FILE for many routes", s.cfg.MaxRequest)})
@@ -349,6 +491,13 @@ func (s *Server) handle(c *net.UnixConn) {
 		if !resp.OK {
 			log.Info("control request failed", "err", resp.Error)
 		}
+		s.mu.Lock() // Close shortens the deadline under mu: not undone here
+		if s.closed {
+			c.SetWriteDeadline(time.Now().Add(closeWriteGrace))
+		} else {
+			c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		}
+		s.mu.Unlock()
 		if err := writeResponse(c, resp); err != nil {
 			log.Debug("control client left before its answer", "err", err)
 			return
@@ -356,13 +505,23 @@ func (s *Server) handle(c *net.UnixConn) {
 	}
 }
 
+// writeResponse writes r as one JSON line, encoded straight into a
+// buffered writer (no second copy of a large answer).
 func writeResponse(w io.Writer, r *Response) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		b, _ = json.Marshal(&Response{Error: "fwdd: internal error: cannot encode the response: " + err.Error()})
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := json.NewEncoder(bw).Encode(r); err != nil {
+		var ue *json.UnsupportedValueError
+		var ut *json.UnsupportedTypeError
+		var me *json.MarshalerError
+		if !errors.As(err, &ue) && !errors.As(err, &ut) && !errors.As(err, &me) {
+			return err
+		}
+		// Nothing was written yet: Encode marshals fully first.
+		bw.Reset(w)
+		b, _ := json.Marshal(&Response{Error: "fwdd: internal error: cannot encode the response: " + err.Error()})
+		bw.Write(append(b, '\n'))
 	}
-	_, err = w.Write(append(b, '\n'))
-	return err
+	return bw.Flush()
 }
 
 // Do parses and executes one request, exactly as a connection would. The

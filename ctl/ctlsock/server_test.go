@@ -383,29 +383,123 @@ func TestMalformedRequest(t *testing.T) {
 	}
 }
 
-func TestTooManyClients(t *testing.T) {
-	s := start(t, Config{MaxClients: 1})
-	c1 := dial(t, s.Path())
-	if r := do(t, c1, &Request{Lines: []string{"get net.fibs"}}); !r.OK { // c1 is being served
-		t.Fatal(r.Error)
+// TestIdleClientsEvicted: idle connections filling MaxClients do not lock
+// a new client out: the longest-idle one is closed for it, and its client
+// learns on its next request that the request was not executed (fwdctl
+// then reconnects).
+func TestIdleClientsEvicted(t *testing.T) {
+	s := start(t, Config{MaxClients: 3})
+	var idle []*Client
+	for i := 0; i < 3; i++ {
+		c := dial(t, s.Path())
+		if r := do(t, c, &Request{Lines: []string{"get net.fibs"}}); !r.OK {
+			t.Fatal(r.Error)
+		}
+		idle = append(idle, c)
 	}
+	for i := 0; i < 5; i++ {
+		r := do(t, dial(t, s.Path()), &Request{Lines: []string{"get net.fibs"}})
+		if !r.OK {
+			t.Fatalf("new client %d with every slot idle: %+v", i, r)
+		}
+	}
+	// The first idle client was the longest idle: evicted, told so.
+	_, err := idle[0].Do(context.Background(), &Request{Lines: []string{"route add 198.51.100.0/24 blackhole"}})
+	if !errors.Is(err, ErrEvicted) || !errors.Is(err, ErrNotSent) {
+		t.Fatalf("evicted client: %v, want ErrEvicted and ErrNotSent", err)
+	}
+}
+
+// TestTooManyBusyClients: when every slot is busy (nothing idle to evict),
+// a new client is refused with a clear error.
+func TestTooManyBusyClients(t *testing.T) {
+	ex := ctltest.New()
+	ex.Gate, ex.Entered = make(chan struct{}), make(chan struct{}, 1)
+	s := start(t, Config{MaxClients: 1, Exec: ex})
+	busy := dial(t, s.Path())
+	done := make(chan error, 1)
+	go func() {
+		_, err := busy.Do(context.Background(), &Request{Lines: []string{"route add 198.51.100.0/24 blackhole"}})
+		done <- err
+	}()
+	<-ex.Entered
 	r := do(t, dial(t, s.Path()), &Request{Lines: []string{"get net.fibs"}})
-	if r.OK || !strings.Contains(r.Error, "too many control connections (1)") {
+	if r.OK || !strings.Contains(r.Error, "too many control connections (1), all busy") {
 		t.Fatalf("second client: %+v", r)
 	}
-	c1.Close()
-	// Once c1 has gone, a new client gets in (poll: the server notices the
-	// close asynchronously).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := do(t, dial(t, s.Path()), &Request{Lines: []string{"get net.fibs"}})
-		if r.OK {
-			break
+	close(ex.Gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHalfRequestStallsOnlyItself: a request that stops half-way holds
+// only its own connection, which is closed after RequestTimeout with an
+// error; other clients are served meanwhile, even with one slot.
+func TestHalfRequestStallsOnlyItself(t *testing.T) {
+	s := start(t, Config{MaxClients: 2, RequestTimeout: 300 * time.Millisecond})
+	half, err := net.Dial("unix", s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	if _, err := half.Write([]byte(`{"lines": ["get net`)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		if r := do(t, dial(t, s.Path()), &Request{Lines: []string{"get net.fibs"}}); !r.OK {
+			t.Fatalf("client %d while a request is half-way: %+v", i, r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused: %+v", r)
+	}
+	if time.Since(start) > 250*time.Millisecond {
+		t.Errorf("other clients waited %v for the half request", time.Since(start))
+	}
+	half.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(half).ReadString('\n')
+	if err != nil || !strings.Contains(line, "not completed within 300ms") {
+		t.Fatalf("half request: %q, %v", line, err)
+	}
+}
+
+// TestCloseWithStuckClients: Close returns within 2 s whatever the
+// clients do: idle, half-way through a request, or not reading a large
+// answer.
+func TestCloseWithStuckClients(t *testing.T) {
+	ex := ctltest.New()
+	s, err := Listen(Config{Path: filepath.Join(t.TempDir(), "s"), Exec: ex, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	// A large answer the client never reads: many routes, shown many times.
+	var lines []string
+	for i := 0; i < 2000; i++ {
+		lines = append(lines, fmt.Sprintf("route add 198.18.%d.%d/32 blackhole", i/256, i%256))
+	}
+	if r := do(t, dial(t, s.Path()), &Request{Lines: lines}); !r.OK {
+		t.Fatal(r.Error)
+	}
+	var conns []net.Conn
+	for i := 0; i < 4; i++ {
+		c, err := net.Dial("unix", s.Path())
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	conns[1].Write([]byte(`{"lines": [`))
+	big := `{"lines": [` + strings.TrimSuffix(strings.Repeat(`"show routes",`, 200), ",") + `]}` + "\n"
+	conns[2].Write([]byte(big))
+	conns[3].Write([]byte(big))
+	time.Sleep(200 * time.Millisecond) // let the big answers be written until the socket buffers fill
+	t0 := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("Close took %v with stuck clients", d)
 	}
 }
 

@@ -336,6 +336,7 @@ type Port struct {
 	Mode     string           `json:"mode,omitempty"`      // the mode the driver runs in (zerocopy, copy, native...)
 	NoDevice bool             `json:"no_device,omitempty"` // the underlying device has disappeared
 	PerQueue []pmd.QueueStats `json:"per_queue,omitempty"` // Stats by queue
+	LCP      string           `json:"lcp,omitempty"`       // the port's kernel interface (lcp), "" for none
 }
 
 // Ports writes ps in the manner of ifconfig.
@@ -375,6 +376,9 @@ func Ports(w io.Writer, ps []Port) error {
 		fmt.Fprintf(w, "\tdriver %s%s queues %s\n", p.Driver, b.String(), queues)
 		if len(p.LLAddr) > 0 {
 			fmt.Fprintf(w, "\tether %s\n", p.LLAddr)
+		}
+		if p.LCP != "" {
+			fmt.Fprintf(w, "\tlcp %s\n", cmdlang.Quote(p.LCP))
 		}
 		for _, a := range p.Addrs {
 			if a.Addr().Is4() {

@@ -130,11 +130,13 @@ func TestPorts(t *testing.T) {
 		FIB: 0, MTU: 1500, Up: true, Running: true, LLAddr: mac("02:00:00:00:00:01"), Queues: 2,
 		Addrs: []netip.Prefix{pfx("198.18.0.1/24"), pfx("198.18.1.1/31"), pfx("2001:2::1/64")},
 		Stats: pmd.QueueStats{RxPackets: 10, RxBytes: 1000, TxPackets: 9, TxBytes: 900, RxDrops: 1},
+		LCP:   "e0",
 	}, {Name: "n0", Ifindex: 2, Driver: "null", FIB: 1, MTU: 9000, Queues: 1}}
 	check(t, "Ports", text(t, func(b *strings.Builder) error { return Ports(b, ps) }),
 		`p0: flags=<UP,RUNNING> mtu 1500 fib 0 index 1
 	driver afxdp dev r0 mode zerocopy queues 2
 	ether 02:00:00:00:00:01
+	lcp e0
 	inet 198.18.0.1 netmask 0xffffff00 broadcast 198.18.0.255
 	inet 198.18.1.1 netmask 0xfffffffe
 	inet6 2001:2::1 prefixlen 64

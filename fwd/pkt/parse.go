@@ -12,7 +12,7 @@ const (
 	EtherTypeARP  = 0x0806
 	EtherTypeIPv6 = 0x86DD
 	EtherTypeVLAN = 0x8100 // 802.1Q C-tag
-	EtherTypeQinQ = 0x88A8 // 802.1ad S-tag (accepted alone, as one tag)
+	EtherTypeQinQ = 0x88A8 // 802.1ad S-tag (refused: QinQ)
 )
 
 // IP protocol numbers / IPv6 next headers.
@@ -75,7 +75,10 @@ func Parse(m *mbuf.Mbuf) (Class, Reason) {
 	}
 	et := binary.BigEndian.Uint16(d[12:14])
 	off := EthLen
-	if et == EtherTypeVLAN || et == EtherTypeQinQ {
+	if et == EtherTypeQinQ {
+		return ClassDrop, QinQ
+	}
+	if et == EtherTypeVLAN {
 		if len(d) < EthLen+VLANLen {
 			return ClassDrop, TooShort
 		}

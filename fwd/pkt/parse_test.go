@@ -120,14 +120,19 @@ func TestParse(t *testing.T) {
 				&layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeIPv4}, ip4v, u4v)
 			binary.BigEndian.PutUint16(f[12:14], EtherTypeQinQ)
 			return f
-		}(), ClassIPv4, OK, 18, 38, 17, 0},
+		}(), ClassDrop, QinQ, 0, 0, 0, 0},
 		{"double tag", func() []byte {
+			return serialize(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeDot1Q},
+				&layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeDot1Q},
+				&layers.Dot1Q{VLANIdentifier: 8, Type: layers.EthernetTypeIPv4}, ip4v, u4v)
+		}(), ClassDrop, VLANStacked, 0, 0, 0, 0},
+		{"qinq double tag", func() []byte {
 			f := serialize(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeDot1Q},
 				&layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeDot1Q},
 				&layers.Dot1Q{VLANIdentifier: 8, Type: layers.EthernetTypeIPv4}, ip4v, u4v)
 			binary.BigEndian.PutUint16(f[12:14], EtherTypeQinQ)
 			return f
-		}(), ClassDrop, VLANStacked, 0, 0, 0, 0},
+		}(), ClassDrop, QinQ, 0, 0, 0, 0},
 		{"icmp echo", serialize(t, eth(layers.EthernetTypeIPv4), ip4q, icmpEcho, gopacket.Payload([]byte("ping"))), ClassIPv4, OK, 14, 34, 1, 0},
 		{"arp", serialize(t, eth(layers.EthernetTypeARP), arp), ClassARP, OK, 14, -1, 0, 0},
 		{"arp not ipv4", func() []byte {

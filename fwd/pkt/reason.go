@@ -42,6 +42,7 @@ const (
 	// Link layer.
 	TooShort         // frame shorter than the headers it announces (Ethernet, tag, IP, ARP)
 	VLANStacked      // more than one VLAN tag (QinQ is not terminated here)
+	QinQ             // an 802.1ad S-tag (0x88a8): QinQ is not terminated here
 	UnknownEtherType // not IPv4, IPv6 or ARP
 	BadARP           // ARP that is not Ethernet/IPv4
 
@@ -73,7 +74,7 @@ const (
 )
 
 var reasonNames = [NumReasons]string{
-	OK: "ok", TooShort: "too_short", VLANStacked: "vlan_stacked", UnknownEtherType: "unknown_ethertype",
+	OK: "ok", TooShort: "too_short", VLANStacked: "vlan_stacked", QinQ: "qinq", UnknownEtherType: "unknown_ethertype",
 	BadARP: "bad_arp", BadVersion: "bad_version", BadIHL: "bad_ihl", BadTotalLength: "bad_total_length",
 	BadChecksum: "bad_checksum", BadOptions: "bad_options", SourceRoute: "source_route",
 	BadFragment: "bad_fragment", BadPayloadLength: "bad_payload_length", BadExtHeader: "bad_ext_header",

@@ -254,3 +254,22 @@ func TestKickPolicy(t *testing.T) {
 		t.Fatal("need_wakeup off but WakeupRx kicked")
 	}
 }
+
+func TestTxSkbBudget(t *testing.T) {
+	for _, tc := range []struct {
+		want int
+		ring uint32
+		out  int
+	}{
+		{0, 2048, 2048},    // default: the whole TX ring
+		{-1, 2048, 0},      // kernel default
+		{64, 2048, 64},     // as asked
+		{8, 2048, 32},      // the kernel's minimum
+		{4096, 2048, 2048}, // at most the ring
+		{0, 16, 0},         // a ring below the minimum: leave it
+	} {
+		if got := txSkbBudget(tc.want, tc.ring); got != tc.out {
+			t.Errorf("txSkbBudget(%d, %d) = %d, want %d", tc.want, tc.ring, got, tc.out)
+		}
+	}
+}

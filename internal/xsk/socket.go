@@ -67,6 +67,15 @@ type SocketConfig struct {
 	// BusyPoll enables SO_PREFER_BUSY_POLL with the given timeout and
 	// budget. Kicks (WakeupRx, FlushTx) then drive the device's NAPI.
 	BusyPoll BusyPoll
+
+	// TxSkbBudget is XDP_MAX_TX_SKB_BUDGET (Linux >= 6.17): how many
+	// frames one transmit kick sends in copy mode, where the kernel builds
+	// an skb per frame. The kernel's default is 32, so a 64-frame burst
+	// needs two sendto calls. 0 asks for the TX ring size (the largest the
+	// kernel accepts), so one kick sends a whole burst; -1 leaves the
+	// kernel's default. Older kernels answer ENOPROTOOPT and keep their
+	// default: not an error.
+	TxSkbBudget int
 }
 
 // Socket is one AF_XDP socket bound to (interface, queue), with its own
@@ -85,6 +94,7 @@ type Socket struct {
 	zeroCopy bool
 	wakeup   bool // XDP_USE_NEED_WAKEUP in effect
 	busyPoll bool
+	txBudget int // XDP_MAX_TX_SKB_BUDGET in effect; 0: the kernel's default
 
 	fill prodRing[uint64]
 	comp consRing[uint64]
@@ -230,6 +240,17 @@ func (s *Socket) setup(cfg SocketConfig, sizes [4]uint32, anchor *Socket, where 
 		}
 		s.maps[3], s.tx = mem, newProdRing(prod, cons, flags, slots)
 	}
+	// The TX ring exists now (before it the kernel answers EACCES).
+	if budget := txSkbBudget(cfg.TxSkbBudget, sizes[3]); budget > 0 {
+		switch err := setsockoptInt(s.fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, budget); {
+		case err == nil:
+			s.txBudget = budget
+		case errors.Is(err, unix.ENOPROTOOPT):
+			// Kernel < 6.17: its fixed budget (32) stays.
+		default:
+			return fmt.Errorf("%s: XDP_MAX_TX_SKB_BUDGET %d: %w (use 32 up to the TX ring size)", where, budget, err)
+		}
+	}
 
 	if cfg.BusyPoll.Timeout > 0 {
 		usecs := int(cfg.BusyPoll.Timeout / time.Microsecond)
@@ -355,6 +376,24 @@ func (s *Socket) NeedWakeup() bool { return s.wakeup }
 
 // BusyPolling reports whether preferred busy polling is on.
 func (s *Socket) BusyPolling() bool { return s.busyPoll }
+
+// TxSkbBudget is the XDP_MAX_TX_SKB_BUDGET in effect: frames one transmit
+// kick sends in copy mode; 0 when the kernel keeps its default (32).
+func (s *Socket) TxSkbBudget() int { return s.txBudget }
+
+// txSkbBudget resolves SocketConfig.TxSkbBudget against the TX ring size:
+// the kernel accepts 32 up to the ring size.
+func txSkbBudget(want int, txRing uint32) int {
+	switch {
+	case want < 0, txRing < 32:
+		return 0
+	case want == 0 || want > int(txRing):
+		return int(txRing)
+	case want < 32:
+		return 32
+	}
+	return want
+}
 
 // Fill gives the chunks at the UMEM addresses addrs to the kernel for
 // receiving (fill ring). It produces the longest prefix of addrs that fits

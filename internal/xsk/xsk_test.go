@@ -54,6 +54,11 @@ func TestUDPEcho(t *testing.T) {
 			if !s.NeedWakeup() {
 				t.Fatal("need_wakeup not in effect")
 			}
+			// XDP_MAX_TX_SKB_BUDGET exists from Linux 6.17: there it must be
+			// in effect (one kick sends a whole TX ring's worth).
+			if kernelAtLeast(t, 6, 17) && s.TxSkbBudget() != DefaultRingSize {
+				t.Fatalf("TxSkbBudget = %d on a kernel >= 6.17, want %d", s.TxSkbBudget(), DefaultRingSize)
+			}
 			if err := p.Register(s); err != nil {
 				t.Fatal(err)
 			}

@@ -95,3 +95,40 @@ func TestMedianMinMax(t *testing.T) {
 		t.Errorf("minmax %v %v", lo, hi)
 	}
 }
+
+// TestCReferenceLegQuick builds the C AF_XDP reference forwarder and runs
+// its leg once: it must forward (CI installs gcc, libxdp-dev, libbpf-dev;
+// a machine without them fails here rather than skipping the comparison).
+func TestCReferenceLegQuick(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces, veth, AF_XDP)")
+	}
+	if testing.Short() {
+		t.Skip("end-to-end harness; skipped with -short")
+	}
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/fwdgen").CombinedOutput(); err != nil {
+		t.Fatalf("build fwdgen: %v\n%s", err, out)
+	}
+	cfg := config{bin: bin, dur: time.Second, reps: 1, sizes: []int{64}, flows: 16, genCPU: 0, rtrCPU: 1,
+		legs: []string{"c-afxdp"}, budget: 20 * time.Second, sink: "auto", xskfwdSrc: "../xskfwd/xskfwd.c"}
+	log, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	rep, code := runHarness(cfg, log)
+	b, _ := os.ReadFile(log.Name())
+	if rep == nil || code != 0 {
+		t.Fatalf("harness failed (code %d):\n%s", code, b)
+	}
+	if len(rep.h.skips) > 0 {
+		t.Fatalf("leg skipped: %v\n%s", rep.h.skips, b)
+	}
+	for _, g := range []string{genAFP, genLive} {
+		r := rep.h.find("c-afxdp", g, 64)
+		if r == nil || len(r.Trials) != 1 || r.Trials[0].Recv == 0 {
+			t.Errorf("c-afxdp with the %s generator delivered nothing:\n%s", g, b)
+		}
+	}
+}

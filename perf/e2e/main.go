@@ -41,11 +41,12 @@ func mainErr() int {
 		sdur     = flag.Duration("search-d", 2*time.Second, "duration of each search trial")
 		smax     = flag.Int("search-trials", 7, "search trials per size at most")
 		ssizes   = flag.String("search-sizes", "64,512,1518", "frame sizes for the search")
-		legs     = flag.String("legs", "linux,linux-backlog,xdp,fwdd-afxdp,fwdd-afpacket", "forwarders to measure")
+		legs     = flag.String("legs", "linux,linux-backlog,xdp,c-afxdp,fwdd-afxdp,fwdd-afpacket", "forwarders to measure")
 		budget   = flag.Duration("budget", 9*time.Minute, "no new measurement starts after this")
 		sink     = flag.String("sink", "auto", "sink counter on s0: tc (tcx ingress; cheapest for skbs), xdp (cheapest for redirected xdp frames), or auto (xdp for the xdp leg, tc for the others)")
 		bench    = flag.String("benchmarks", "", "rewrite the \"end to end\" section of this BENCHMARKS.md")
 		svg      = flag.String("svg", "", "write the Mpps-per-size plot here (SVG)")
+		xskSrc   = flag.String("xskfwd", defaultXskfwdSource, "source of the C AF_XDP reference forwarder (c-afxdp leg; built with gcc -lxdp -lbpf)")
 		fetchURL = flag.String("fetch", "", "internal: fetch URL to -o (run inside the router namespace)")
 		fetchOut = flag.String("o", "", "internal: output of -fetch")
 	)
@@ -63,7 +64,7 @@ func mainErr() int {
 		fmt.Fprintln(os.Stderr, "bench-e2e: needs root (namespaces, veth, XDP); run: sudo make bench-e2e")
 		return 2
 	}
-	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT, afpTx: *afpTx, fwddArgs: strings.Fields(*fwddArgs),
+	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT, afpTx: *afpTx, xskfwdSrc: *xskSrc, fwddArgs: strings.Fields(*fwddArgs),
 		search: *search, sink: *sink, searchDur: *sdur, searchMax: *smax, budget: *budget}
 	var err error
 	if cfg.sizes, err = parseInts(*sizes); err != nil {

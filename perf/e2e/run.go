@@ -46,6 +46,7 @@ type config struct {
 	sink      string // tc or xdp
 	fwddArgs  []string
 	afpTx     string // fwdgen back end of the AF_PACKET generator: afpacket (TX ring) or mmsg
+	xskfwdSrc string // the C reference forwarder's source (c-afxdp leg)
 }
 
 func (h *harness) genBackend(g string) string {
@@ -335,6 +336,9 @@ func (h *harness) legs() []leg {
 			}},
 		{name: "fwdd-afxdp", gens: []string{genAFP, genLive}, fwdd: "afxdp", sink: gen.BackendTC,
 			desc: "fwdd, afxdp driver on r0 and r1, one worker pinned to the router CPU"},
+		{name: "c-afxdp", gens: []string{genAFP, genLive}, sink: gen.BackendTC,
+			desc:  "C AF_XDP forwarder (perf/xskfwd, libxdp; kernel xsk_fwd structure, MAC rewrite only) on r0 -> r1, pinned to the router CPU",
+			setup: h.startXskfwd},
 		{name: "fwdd-afpacket", gens: []string{genAFP}, fwdd: "afpacket", sink: gen.BackendTC,
 			desc: "fwdd, afpacket driver on r0 and r1, one worker pinned to the router CPU"},
 	}

@@ -1,0 +1,47 @@
+package ctl
+
+import (
+	"bytes"
+)
+
+// identityCheck re-reads every port's identity (MAC, MTU, ifindex) from its
+// driver, which re-reads it from the kernel at every attach: an interface
+// deleted and re-created, or given a new MAC or MTU, changes it. A change
+// is propagated to everything that uses it: the neighbour table (ARP and
+// NDP answers, requests and the rewrite of held packets carry the new MAC,
+// and the new MAC is announced), and the workers' port state (the MAC they
+// accept and rewrite with, the MTU), for which it returns true (the caller
+// republishes).
+//
+// The dynamic neighbours of a port whose device vanished (Link().Present
+// went false) or was replaced (a new ifindex) are flushed: they were
+// learned on a link that is gone, and a re-created peer usually has a new
+// MAC. Static entries are configuration and stay. Control goroutine only.
+func (s *stack) identityCheck() (republish bool) {
+	for _, lp := range s.live {
+		link := lp.port.Link()
+		info := lp.port.Info()
+		replaced := info.IfIndex != lp.info.IfIndex && lp.info.IfIndex != 0
+		if (!link.Present && !lp.gone) || replaced {
+			n := s.nb.t.FlushDynamic(lp.id)
+			s.log.Info("port device gone or replaced: neighbours flushed", "port", lp.model.Name,
+				"present", link.Present, "ifindex", info.IfIndex, "flushed", n)
+		}
+		lp.gone = !link.Present
+		if bytes.Equal(info.MAC, lp.info.MAC) && info.MTU == lp.info.MTU && info.IfIndex == lp.info.IfIndex {
+			continue
+		}
+		s.log.Info("port identity changed", "port", lp.model.Name, "mac", info.MAC.String(), "mtu", info.MTU,
+			"ifindex", info.IfIndex, "old_mac", lp.info.MAC.String(), "old_mtu", lp.info.MTU, "old_ifindex", lp.info.IfIndex)
+		lp.info = info
+		if lp.model.MTU == 0 {
+			lp.mtu = info.MTU
+		}
+		s.setNeighPort(lp)
+		republish = true
+	}
+	if republish {
+		s.nb.t.Publish()
+	}
+	return republish
+}

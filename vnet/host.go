@@ -54,7 +54,10 @@ type Host struct {
 	// dying holds the devices of deleted vnets whose stack is still closing.
 	dying map[string][]string
 
-	once sync.Once
+	// ctx ends at Shutdown: batches still reading route files give up.
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
 }
 
 // Vnet is one stack of a Host.
@@ -99,7 +102,7 @@ func Start(cfg Config) (*Host, error) {
 	}
 	h.vnets[Default] = def
 	if p != nil {
-		if _, err := h.execPlan(context.Background(), p, false); err != nil {
+		if _, err := h.execPlan(h.ctx, p, false); err != nil {
 			h.Shutdown()
 			return nil, err
 		}
@@ -119,7 +122,8 @@ func Start(cfg Config) (*Host, error) {
 }
 
 func newHost(cfg Config) *Host {
-	return &Host{cfg: cfg, log: cfg.Log, reg: prometheus.NewRegistry(), vnets: map[string]*Vnet{}, dying: map[string][]string{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Host{cfg: cfg, log: cfg.Log, reg: prometheus.NewRegistry(), vnets: map[string]*Vnet{}, dying: map[string][]string{}, ctx: ctx, cancel: cancel}
 }
 
 func serve(srv *ctlsock.Server, log *slog.Logger) {
@@ -192,7 +196,7 @@ func (h *Host) Reload() error {
 	if err != nil {
 		return err
 	}
-	_, err = h.execPlan(context.Background(), p, true)
+	_, err = h.execPlan(h.ctx, p, true)
 	return err
 }
 
@@ -200,6 +204,7 @@ func (h *Host) Reload() error {
 // It is idempotent.
 func (h *Host) Shutdown() {
 	h.once.Do(func() {
+		h.cancel()
 		if h.srv != nil {
 			_ = h.srv.Close()
 		}

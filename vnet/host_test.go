@@ -265,3 +265,36 @@ func TestTenantExecutor(t *testing.T) {
 		t.Errorf("after vnet del: %v", err)
 	}
 }
+
+// TestMetricsVnetLabel: every vnet's metrics carry vnet="NAME"; a deleted
+// vnet's disappear.
+func TestMetricsVnetLabel(t *testing.T) {
+	h := startHost(t, twoVnets)
+	count := func(vnet string) int {
+		mfs, err := h.Metrics().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, mf := range mfs {
+			if mf.GetName() != "fwdd_port_packets_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "vnet" && l.GetValue() == vnet {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	if count("default") == 0 || count("blue") == 0 {
+		t.Fatalf("port metrics: default %d, blue %d", count("default"), count("blue"))
+	}
+	mustText(t, h, "vnet del blue")
+	if count("blue") != 0 {
+		t.Fatal("a deleted vnet's metrics remain")
+	}
+}

@@ -41,12 +41,20 @@ func (t *tenant) allow(c cmdlang.Command) error {
 	case *cmdlang.VnetAdd, *cmdlang.VnetDel:
 		return refuse(c, "only root creates and deletes vnets, on the main socket")
 	case *cmdlang.PortAdd:
+		if c.LCP != "" {
+			return refuse(c, "lcp makes a kernel interface; only root may (ask root to add it)")
+		}
 		for _, d := range tenantDrivers {
 			if c.Driver == d {
 				return nil // the device is checked when it is claimed
 			}
 		}
 		return refuse(c, fmt.Sprintf("driver %s is not available to tenants (use afxdp or afpacket on a device root gave this vnet, null or ring)", c.Driver))
+	case *cmdlang.PortSet:
+		if c.LCP != "" && c.LCP != cmdlang.LCPOff {
+			return refuse(c, "lcp makes a kernel interface; only root may (ask root to add it)")
+		}
+		return nil
 	case *cmdlang.RouteLoad:
 		if t.v.spec.Routes == "" {
 			return refuse(c, fmt.Sprintf("root gave vnet %s no routes directory (vnet add %s routes DIR); add the routes with route add", t.v.name, t.v.name))
@@ -55,7 +63,7 @@ func (t *tenant) allow(c cmdlang.Command) error {
 			return &cmdlang.ExecError{Cmd: c, Err: err}
 		}
 		return nil
-	case *cmdlang.Set, *cmdlang.Get, *cmdlang.PortSet, *cmdlang.PortDel, *cmdlang.AddrAdd, *cmdlang.AddrDel,
+	case *cmdlang.Set, *cmdlang.Get, *cmdlang.PortDel, *cmdlang.AddrAdd, *cmdlang.AddrDel,
 		*cmdlang.RouteAdd, *cmdlang.RouteDel, *cmdlang.RouteGet, *cmdlang.RuleAdd, *cmdlang.RuleDel,
 		*cmdlang.NeighAdd, *cmdlang.NeighDel, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
 		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowVnets:

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -28,6 +29,8 @@ type e2e struct {
 	n          *testnet.Net
 	h1, h2, rt string
 	d          *Daemon
+	// poolSize is the mbufs per worker (4096 if 0).
+	poolSize int
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -69,7 +72,7 @@ func (x *e2e) start(driver string) {
 	}
 	d, err := Start(Options{
 		ConfigFile: conf, Socket: filepath.Join(dir, "fwdd.sock"), NetNS: testnet.Path(x.rt),
-		Engine: fwd.Config{Workers: 1, PoolSize: 4096, CheckedPools: true},
+		Engine: fwd.Config{Workers: 1, PoolSize: cmp.Or(x.poolSize, 4096), CheckedPools: true},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

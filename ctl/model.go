@@ -13,6 +13,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/pmd"
 )
 
 // model is the configuration as the operator stated it: pure data, no
@@ -33,6 +34,9 @@ type model struct {
 	// (route del PREFIX fib N): they stay out of that FIB while the
 	// address exists, as in FreeBSD.
 	connDel map[routeKey]bool
+	// lcpFIBs maps FIBs to the kernel tables the netlink mirror copies
+	// into them (lcp fib N table T; default FIB 0 <- main). lcpmirror.go.
+	lcpFIBs map[int]uint32
 }
 
 type portModel struct {
@@ -46,6 +50,9 @@ type portModel struct {
 	// LCP is the name of the port's kernel interface (lcp/), "" for none.
 	// Unique across ports, and never another port's dev.
 	LCP string
+	// At is where the port was added (file:line of a startup file), for
+	// errors when opening it fails.
+	At cmdlang.Where
 }
 
 type neighKey struct {
@@ -95,6 +102,7 @@ func newModel() *model {
 		neigh:   map[neighKey]net.HardwareAddr{},
 		connDel: map[routeKey]bool{},
 		routes:  map[routeKey]*routeSpec{},
+		lcpFIBs: map[int]uint32{0: mainTable},
 	}
 }
 
@@ -105,7 +113,10 @@ type batch struct {
 	m          *model // sysctl, ports, rules, neigh copied; routes empty
 	routes     map[routeKey]*routeSpec
 	addrsMoved bool // an address was added or removed: re-check every gateway
-	loads      []routeLoad
+	// portsChanged: a port was added, deleted or had its driver arguments
+	// changed: re-check the references between ports.
+	portsChanged bool
+	loads        []routeLoad
 }
 
 // routeLoad is a bulk load kept as one entry (a full table is a million
@@ -124,6 +135,7 @@ func (m *model) begin() *batch {
 		rules:     maps.Clone(m.rules),
 		neigh:     maps.Clone(m.neigh),
 		connDel:   maps.Clone(m.connDel),
+		lcpFIBs:   maps.Clone(m.lcpFIBs),
 	}
 	for k, p := range m.ports {
 		cp := *p
@@ -212,13 +224,15 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 		if err := b.checkLCP(c.Name, c.LCP, c.Args); err != nil {
 			return err
 		}
-		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true, LCP: c.LCP}
+		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true, LCP: c.LCP, At: c.Where}
 		b.m.portOrder = append(b.m.portOrder, c.Name)
+		b.portsChanged = true
 	case *cmdlang.PortSet:
 		p, err := b.port(c.Name)
 		if err != nil {
 			return err
 		}
+		p.At = c.Where // errors opening it now are this command's
 		if c.FIB != cmdlang.AnyFIB {
 			if err := b.checkFIB(c.FIB); err != nil {
 				return err
@@ -244,6 +258,12 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 			}
 			p.LCP = c.LCP
 		}
+		if len(c.Args) > 0 {
+			if err := setArgs(p, c.Args); err != nil {
+				return err
+			}
+			b.portsChanged = true
+		}
 	case *cmdlang.PortDel:
 		if _, err := b.port(c.Name); err != nil {
 			return err
@@ -253,7 +273,16 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 				return fmt.Errorf("port %s is used by rule %d (rule del %d first)", c.Name, r.ID, r.ID)
 			}
 		}
+		if us := b.m.portUsers(c.Name); len(us) > 0 {
+			u := b.m.ports[us[0]]
+			for _, r := range pmd.PortRefs(u.Driver, u.Args) {
+				if r.Port == c.Name {
+					return fmt.Errorf("port %s is used by port %s (port del %s first, or port set %s -%s %s)", c.Name, u.Name, u.Name, u.Name, r.Arg, c.Name)
+				}
+			}
+		}
 		delete(b.m.ports, c.Name)
+		b.portsChanged = true
 		b.m.portOrder = slices.DeleteFunc(b.m.portOrder, func(s string) bool { return s == c.Name })
 		for k := range b.m.neigh {
 			if k.Port == c.Name {
@@ -325,6 +354,8 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 			return err
 		}
 		b.loads = append(b.loads, routeLoad{fib: c.FIB, prefixes: prefixes, spec: spec})
+	case *cmdlang.LCPFib:
+		return b.lcpFib(c)
 	case *cmdlang.RuleAdd:
 		return b.ruleAdd(c)
 	case *cmdlang.RuleDel:
@@ -526,6 +557,11 @@ func (b *batch) freeSlot() (uint16, bool) {
 // finish runs the checks that need the whole batch: every gateway still on
 // a connected network after addresses moved.
 func (b *batch) finish() error {
+	if b.portsChanged || b.addrsMoved {
+		if err := b.m.checkPortRefs(); err != nil {
+			return err
+		}
+	}
 	for _, l := range b.loads {
 		for _, p := range l.prefixes {
 			s := l.spec
@@ -555,8 +591,8 @@ func (b *batch) finish() error {
 	// Base routes: one check per distinct next-hop set is enough.
 	seen := map[string]bool{}
 	for k, s := range b.base.routes {
-		if o, ok := b.routes[k]; ok && o == nil {
-			continue
+		if _, ok := b.routes[k]; ok {
+			continue // deleted or replaced by the batch: checked above
 		}
 		key := fmt.Sprint(s.Via, s.Dev)
 		if seen[key] {
@@ -598,11 +634,123 @@ func (m *model) isConnected(p netip.Prefix) bool {
 	return false
 }
 
-// sortedPorts returns the ports in creation order.
+// sortedPorts returns the ports in creation order, except that a port
+// named by another's driver arguments (a lagg member, a vlan parent) comes
+// before it: the order to open them in.
 func (m *model) sortedPorts() []*portModel {
 	out := make([]*portModel, 0, len(m.portOrder))
+	done := map[string]bool{}
+	var visit func(n string, depth int)
+	visit = func(n string, depth int) {
+		p := m.ports[n]
+		if p == nil || done[n] || depth > len(m.ports) {
+			return
+		}
+		done[n] = true
+		for _, r := range pmd.PortRefs(p.Driver, p.Args) {
+			visit(r.Port, depth+1)
+		}
+		out = append(out, p)
+	}
 	for _, n := range m.portOrder {
-		out = append(out, m.ports[n])
+		visit(n, 0)
+	}
+	return out
+}
+
+// setArgs applies "port set" driver argument changes to p: a value is
+// added to a repeatable argument, replaces any other; -KEY VALUE removes
+// it. The result must pass the driver's check.
+func setArgs(p *portModel, ops []cmdlang.ArgOp) error {
+	d, known := pmd.Lookup(p.Driver)
+	args := pmd.Args(maps.Clone(p.Args))
+	if args == nil {
+		args = pmd.Args{}
+	}
+	for _, op := range ops {
+		s, ok := d.Arg(op.Key)
+		if known && !ok {
+			return pmd.Check(p.Driver, pmd.Args{op.Key: op.Value})
+		}
+		switch {
+		case op.Remove && s.Repeat:
+			if !args.Remove(op.Key, op.Value) {
+				return fmt.Errorf("port %s has no %s %s (see show ports)", p.Name, op.Key, op.Value)
+			}
+		case op.Remove:
+			if args[op.Key] != op.Value {
+				return fmt.Errorf("port %s has no %s %s (see show ports)", p.Name, op.Key, op.Value)
+			}
+			delete(args, op.Key)
+		case s.Repeat:
+			if slices.Contains(args.List(op.Key), op.Value) {
+				return fmt.Errorf("port %s has %s %s already", p.Name, op.Key, op.Value)
+			}
+			args.Add(op.Key, op.Value)
+		default:
+			args[op.Key] = op.Value
+		}
+	}
+	if known {
+		if err := pmd.Check(p.Driver, args); err != nil {
+			return fmt.Errorf("port %s: %w", p.Name, err)
+		}
+	}
+	p.Args = args
+	return nil
+}
+
+// checkPortRefs checks the references between ports (pmd.ArgPort driver
+// arguments): the named port exists and is another one; a member (lagg
+// port) has no addresses and belongs to one port only, which is its only
+// user.
+func (m *model) checkPortRefs() error {
+	users := map[string][]string{}    // port -> ports naming it
+	owner := map[string]pmd.PortRef{} // member -> the reference that owns it
+	ownerName := map[string]string{}
+	for _, n := range m.portOrder {
+		p := m.ports[n]
+		for _, r := range pmd.PortRefs(p.Driver, p.Args) {
+			q, ok := m.ports[r.Port]
+			switch {
+			case !ok:
+				return fmt.Errorf("port %s: %s %s: no such port (port add %s first)", n, r.Arg, r.Port, r.Port)
+			case r.Port == n:
+				return fmt.Errorf("port %s: %s %s: a port cannot name itself", n, r.Arg, r.Port)
+			case r.Member && len(q.Addrs) > 0:
+				return fmt.Errorf("port %s: %s %s: %s has addresses, and a member has none of its own (addr del %s %s first)",
+					n, r.Arg, r.Port, r.Port, r.Port, q.Addrs[0])
+			}
+			users[r.Port] = append(users[r.Port], n)
+			if r.Member {
+				if o, dup := ownerName[r.Port]; dup {
+					return fmt.Errorf("port %s: %s %s: %s is a member of %s already (a port belongs to at most one)", n, r.Arg, r.Port, r.Port, o)
+				}
+				owner[r.Port], ownerName[r.Port] = r, n
+			}
+		}
+	}
+	for mem, o := range ownerName {
+		for _, u := range users[mem] {
+			if u != o {
+				return fmt.Errorf("port %s names %s, which is a member of %s (%s %s): use %s instead", u, mem, o, owner[mem].Arg, mem, o)
+			}
+		}
+	}
+	return nil
+}
+
+// portUsers returns the ports whose driver arguments name port n.
+func (m *model) portUsers(n string) []string {
+	var out []string
+	for _, u := range m.portOrder {
+		p := m.ports[u]
+		for _, r := range pmd.PortRefs(p.Driver, p.Args) {
+			if r.Port == n {
+				out = append(out, u)
+				break
+			}
+		}
 	}
 	return out
 }

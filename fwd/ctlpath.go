@@ -27,7 +27,8 @@ func (c *ctlPath) sendFrames(port uint16, ms []*mbuf.Mbuf) {
 // (in the packet's FIB) and frees it.
 func (c *ctlPath) unreachable(ms []*mbuf.Mbuf) {
 	p := &c.pl
-	st := p.d.state.Load()
+	v := p.d.view.Load()
+	st := v.st
 	for _, m := range ms {
 		if m.Flags&mbuf.FlagIPv4 != 0 {
 			p.icmpError(m, st, pkt.HostUnreach, 0)
@@ -36,7 +37,7 @@ func (c *ctlPath) unreachable(ms []*mbuf.Mbuf) {
 		}
 		p.drop(m, DropNoNeighbour)
 	}
-	fs := p.d.fibs.Load().Load()
+	fs := v.fibs.Load()
 	ns := p.neigh.Load()
 	p.routeGenerated(st, fs, ns)
 	p.finish(st)

@@ -25,9 +25,18 @@ type Config struct {
 	CPUs []int
 	// PollMode: adaptive (default) or busy.
 	PollMode PollMode
-	// IdleSpins is how many empty polls an adaptive worker makes before it
-	// waits. Default 256.
-	IdleSpins int
+	// IdleSpin is how long an adaptive worker keeps polling after the
+	// last packet before it waits in poll(2). Default 200µs: while packets
+	// keep arriving at least every IdleSpin (5 kpps and up) the worker never
+	// sleeps, so it pays no wake-up latency; an idle worker wakes once per
+	// poll timeout and goes straight back to sleep.
+	IdleSpin time.Duration
+	// RTPriority, if not 0, runs every worker's thread SCHED_FIFO at this
+	// priority (1-99), so that ordinary threads on its CPU cannot delay it
+	// (the kernel's NAPI threads get the same treatment from operators).
+	// A busy-polling worker then never yields its CPU: pin it to a CPU of
+	// its own. Failing to set it is logged, not fatal.
+	RTPriority int
 	// PoolSize is the number of mbufs per worker pool (the UMEM of that
 	// worker's AF_XDP sockets). Default 16384.
 	PoolSize int
@@ -44,8 +53,8 @@ func (c *Config) setDefaults() {
 	if c.Workers <= 0 {
 		c.Workers = max(1, len(c.CPUs))
 	}
-	if c.IdleSpins <= 0 {
-		c.IdleSpins = 256
+	if c.IdleSpin <= 0 {
+		c.IdleSpin = 200 * time.Microsecond
 	}
 	if c.PoolSize <= 0 {
 		c.PoolSize = 16384

@@ -18,10 +18,10 @@ const Burst = 32
 type PollMode uint8
 
 const (
-	// PollAdaptive (default) spins while traffic flows and, after
-	// IdleSpins empty polls, waits in poll(2) on its queues (or sleeps
-	// briefly when a driver has no descriptor), so an idle router does not
-	// burn a core.
+	// PollAdaptive (default) spins while traffic flows and, once no
+	// packet came for Config.IdleSpin, waits in poll(2) on its queues (or
+	// sleeps briefly when a driver has no descriptor), so an idle router
+	// does not burn a core.
 	PollAdaptive PollMode = iota
 	// PollBusy spins forever, like DPDK: lowest latency, one core per
 	// worker at 100 %.
@@ -104,9 +104,20 @@ func (w *Worker) run() {
 			w.e.log.Warn("worker: cannot pin to CPU, running unpinned", "worker", w.id, "cpu", w.cpu, "err", err)
 		}
 	}
+	if prio := w.e.cfg.RTPriority; prio > 0 {
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(prio)}
+		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+			w.e.log.Warn("worker: cannot run SCHED_FIFO, keeping ordinary scheduling", "worker", w.id, "priority", prio, "err", err)
+		}
+	}
 	mode := w.e.cfg.PollMode
-	idleSpins := w.e.cfg.IdleSpins
-	empty := 0
+	spin := w.e.cfg.IdleSpin
+	// idleSince is when the current run of empty polls began (idle: the
+	// last poll found nothing); slept says the worker has waited since the
+	// last packet, so an empty poll after a wake-up waits again at once
+	// instead of spinning another IdleSpin.
+	var idleSince time.Time
+	idle, slept := false, false
 	for !w.stop.Load() {
 		q := w.queues.Load()
 		got := 0
@@ -121,14 +132,19 @@ func (w *Worker) run() {
 		w.pl.idle()
 		w.epoch.Store(w.epoch.Load() + 1)
 		if got > 0 || mode == PollBusy {
-			empty = 0
+			idle, slept = false, false
 			continue
 		}
-		empty++
-		if empty < idleSpins {
+		// The clock is read on empty polls only (a vDSO call, no
+		// allocation): they cost nothing to anyone.
+		if !idle {
+			idle, idleSince = true, time.Now()
+		}
+		if !slept && time.Since(idleSince) < spin {
 			continue
 		}
 		w.wait(q)
+		slept = true
 	}
 	w.pl.shutdown()
 	w.offline.Store(true)

@@ -95,7 +95,9 @@ type Config struct {
 	// dropped beyond it. Default 4.
 	HoldLen int
 	// MaxHeld bounds held packets over all entries (they are mbufs of the
-	// workers' pools); beyond it new misses are refused. Default 1024.
+	// workers' pools); beyond it missed packets are refused (freed and
+	// counted), while their entries are still created and solicited.
+	// Default 1024.
 	MaxHeld int
 
 	// BaseReachableTime: REACHABLE lasts a uniform random time in
@@ -1144,11 +1146,9 @@ func (t *Table) Resolve(m *mbuf.Mbuf, port uint16, target netip.Addr) {
 	}
 	e := t.entries[key{port, target}]
 	if e == nil {
-		if t.held >= t.cfg.MaxHeld {
-			t.ctr.HoldRefused++
-			t.freeOne(m)
-			return
-		}
+		// The entry is made and solicited even when MaxHeld is reached (the
+		// packet alone is refused, in hold): misses to unresolvable
+		// destinations must not keep a new neighbour from resolving.
 		e = t.create(port, ps, target, now)
 		if e == nil {
 			t.freeOne(m)

@@ -82,7 +82,7 @@ func (p *stubPort) Close() error                  { p.closed = true; return nil 
 var _ Port = (*stubPort)(nil)
 
 func TestRegistryOpen(t *testing.T) {
-	Register(Driver{Name: "stub-test", Help: "test", Open: func(cfg Config) (Port, error) {
+	Register(Driver{Name: "stub-test", Help: "test", Args: []Arg{{Name: "fail", Type: ArgString}}, Open: func(cfg Config) (Port, error) {
 		if cfg.Args.Str("fail", "") != "" {
 			return nil, errors.New("asked to fail")
 		}
@@ -113,7 +113,7 @@ func TestRegistryOpen(t *testing.T) {
 				t.Error("double registration must panic")
 			}
 		}()
-		Register(Driver{Name: "stub-test", Open: func(Config) (Port, error) { return nil, nil }})
+		Register(Driver{Name: "stub-test", Args: []Arg{}, Open: func(Config) (Port, error) { return nil, nil }})
 	}()
 }
 

@@ -93,6 +93,11 @@ type Config struct {
 	// Shared is the stack's state shared between ports of one driver (nil:
 	// the port shares nothing with other ports).
 	Shared *Shared
+	// Lookup finds another open port of the stack by name, with its id
+	// (for drivers with ArgPort arguments: lagg members, a vlan's parent).
+	// The stack opens named ports first and keeps them open while this
+	// port is. Nil: no other ports.
+	Lookup func(name string) (Port, uint16, bool)
 }
 
 // Pool returns the pool serving queue q.

@@ -12,8 +12,11 @@ import (
 type Driver struct {
 	// Name is what "port add ... driver NAME" selects.
 	Name string
-	// Help is one line describing the driver and its arguments.
+	// Help is one line describing the driver.
 	Help string
+	// Args describes every argument the driver accepts (none: an empty
+	// slice). Open is called only with arguments that passed CheckArgs.
+	Args []Arg
 	// Open creates a port. It succeeds completely or returns an error having
 	// released everything it took.
 	Open func(cfg Config) (Port, error)
@@ -34,8 +37,19 @@ var ErrUnknownDriver = errors.New("unknown driver")
 // taken or the driver is incomplete: both are programming errors caught at
 // start-up.
 func Register(d Driver) {
-	if d.Name == "" || d.Open == nil {
-		panic("pmd: Register: driver needs a name and an Open function")
+	if d.Name == "" || d.Open == nil || d.Args == nil {
+		panic("pmd: Register: driver needs a name, an Open function and its Args (an empty slice for none)")
+	}
+	for _, a := range d.Args {
+		if a.Type == ArgEnum && len(a.Choices) == 0 || a.Type == ArgSet && len(a.Choices) == 0 ||
+			a.Member && a.Type != ArgPort || a.Type == ArgInt && a.Min > a.Max {
+			panic("pmd: Register: driver " + d.Name + ": argument " + a.Name + " is described inconsistently")
+		}
+		if a.Default != "" {
+			if err := a.check(a.Default); err != nil {
+				panic("pmd: Register: driver " + d.Name + ": argument " + a.Name + ": default: " + err.Error())
+			}
+		}
 	}
 	driversMu.Lock()
 	defer driversMu.Unlock()
@@ -63,17 +77,16 @@ func Open(cfg Config) (Port, error) {
 	d, ok := drivers[cfg.Driver]
 	driversMu.RUnlock()
 	if !ok {
-		names := []string{}
-		for _, d := range Drivers() {
-			names = append(names, d.Name)
-		}
-		return nil, fmt.Errorf("port %s: %w %q (available: %s)", cfg.Name, ErrUnknownDriver, cfg.Driver, strings.Join(names, ", "))
+		return nil, fmt.Errorf("port %s: %w %q (available: %s)", cfg.Name, ErrUnknownDriver, cfg.Driver, strings.Join(driverNames(), ", "))
 	}
 	if len(cfg.Pools) == 0 {
 		return nil, fmt.Errorf("port %s: driver %s: no mbuf pool given", cfg.Name, cfg.Driver)
 	}
 	if cfg.Args == nil {
 		cfg.Args = Args{}
+	}
+	if err := d.CheckArgs(cfg.Args); err != nil {
+		return nil, fmt.Errorf("port %s: %w", cfg.Name, err)
 	}
 	p, err := d.Open(cfg)
 	if err != nil {

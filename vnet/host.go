@@ -58,6 +58,12 @@ type Host struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
+
+	// failed is closed when a vnet's control goroutine stopped on a panic
+	// (ctl.Daemon.Failed); failErr says which and why.
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
 }
 
 // Vnet is one stack of a Host.
@@ -70,6 +76,8 @@ type Vnet struct {
 	inUse    []string       // devices its ports use (after the last batch)
 	granted  []string       // devices root opened in it (beyond spec.Devices), still in use
 	reserved map[string]int // devices batches in flight are about to open
+
+	stopped chan struct{} // closed by stopVnet: ends its failure watcher
 }
 
 // Start creates the default vnet, applies the configuration file (checked
@@ -123,7 +131,8 @@ func Start(cfg Config) (*Host, error) {
 
 func newHost(cfg Config) *Host {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Host{cfg: cfg, log: cfg.Log, reg: prometheus.NewRegistry(), vnets: map[string]*Vnet{}, dying: map[string][]string{}, ctx: ctx, cancel: cancel}
+	return &Host{cfg: cfg, log: cfg.Log, reg: prometheus.NewRegistry(), vnets: map[string]*Vnet{}, dying: map[string][]string{},
+		ctx: ctx, cancel: cancel, failed: make(chan struct{})}
 }
 
 func serve(srv *ctlsock.Server, log *slog.Logger) {
@@ -232,7 +241,7 @@ func (h *Host) startVnet(spec cmdlang.VnetAdd) (*Vnet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vnet %s: %w", spec.Name, err)
 	}
-	v := &Vnet{name: spec.Name, spec: spec, d: d, reserved: map[string]int{}}
+	v := &Vnet{name: spec.Name, spec: spec, d: d, reserved: map[string]int{}, stopped: make(chan struct{})}
 	if spec.Socket != "" {
 		if v.srv, err = h.listenTenant(v, spec.Socket); err != nil {
 			d.Shutdown()
@@ -246,10 +255,40 @@ func (h *Host) startVnet(spec cmdlang.VnetAdd) (*Vnet, error) {
 		d.Shutdown()
 		return nil, fmt.Errorf("vnet %s: metrics: %w", spec.Name, err)
 	}
+	go h.watch(v)
 	if spec.Name != Default {
 		h.log.Info("vnet added", "vnet", spec.Name, "socket", spec.Socket, "devices", strings.Join(spec.Devices, ","))
 	}
 	return v, nil
+}
+
+// watch turns a vnet's failure into the host's: a panic in any stack's
+// control goroutine may have left it half-changed, and the whole process
+// is restarted from its file (one vnet cannot be rebuilt alone yet).
+func (h *Host) watch(v *Vnet) {
+	select {
+	case <-v.d.Failed():
+		h.failOnce.Do(func() {
+			h.failErr = fmt.Errorf("vnet %s: %w", v.name, v.d.Err())
+			close(h.failed)
+		})
+	case <-v.stopped:
+	}
+}
+
+// Failed is closed when a vnet's control goroutine stopped on a panic; Err
+// then says which vnet and why. The caller shuts the host down and exits
+// non-zero (see ctl.Daemon.Failed).
+func (h *Host) Failed() <-chan struct{} { return h.failed }
+
+// Err is the reason the host failed (nil until Failed is closed).
+func (h *Host) Err() error {
+	select {
+	case <-h.failed:
+		return h.failErr
+	default:
+		return nil
+	}
 }
 
 func (h *Host) wrapReg(name string) prometheus.Registerer {
@@ -260,6 +299,9 @@ func (h *Host) wrapReg(name string) prometheus.Registerer {
 // the caller does not hold h.mu (its tenant's handlers may be waiting for
 // it).
 func (h *Host) stopVnet(v *Vnet) {
+	if v.stopped != nil {
+		close(v.stopped)
+	}
 	if v.srv != nil {
 		_ = v.srv.Close()
 	}

@@ -74,7 +74,7 @@ func (s *session) loop(ctx context.Context, t *term.Terminal, fd int) int {
 		case "quit", "exit":
 			return status
 		case "help", "?":
-			io.WriteString(t, cmdlang.Help)
+			io.WriteString(t, cmdlang.HelpText())
 			continue
 		}
 		// Check locally first: an error shows at once, with no round trip.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/ctl/ctlsock"
+	_ "github.com/fwdd/fwdd/pmd/drivers" // help lists the drivers; arguments are checked before sending
 	"golang.org/x/term"
 )
 
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	words := fs.Args()
 	if len(words) == 1 && (words[0] == "help" || words[0] == "?") {
-		fmt.Fprint(stdout, cmdlang.Help)
+		fmt.Fprint(stdout, cmdlang.HelpText())
 		return 0
 	}
 	if *file != "" && len(words) > 0 {

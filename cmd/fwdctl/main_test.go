@@ -115,7 +115,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{[]string{"route", "add", "198.51.100.0/24", "via", "foo"}, `fwdctl: route add: "via" needs an address, got "foo"` + "\n"},
 		{[]string{"port", "del", "p9"}, "fwdctl: port del p9: no such port (see show ports)\n"},
-		{[]string{"frob"}, `fwdctl: unknown command "frob" (expected set, get, port, addr, route, rule, neigh or show)` + "\n"},
+		{[]string{"frob"}, `fwdctl: unknown command "frob" (expected set, get, port, addr, route, rule, neigh, lcp or show)` + "\n"},
 	} {
 		r := fwdctl(t, "", append([]string{"-s", sock}, tc.args...)...)
 		if r.code != 1 || r.stderr != tc.want || r.stdout != "" {
@@ -182,7 +182,7 @@ func TestStdinBatch(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	if r := fwdctl(t, "", "help"); r.code != 0 || r.stdout != cmdlang.Help {
+	if r := fwdctl(t, "", "help"); r.code != 0 || r.stdout != cmdlang.HelpText() {
 		t.Errorf("help: %+v", r)
 	}
 	if r := fwdctl(t, "", "-f", "x", "show", "ports"); r.code != 2 || !strings.Contains(r.stderr, "either -f FILE or a command") {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/fwdd/fwdd/pmd"
 )
 
 // Command is one parsed command. The concrete types are the structs below;
@@ -116,9 +118,11 @@ func (c *Get) String() string { return "get " + c.Key }
 // Everything that is not driver, fib, mtu or lcp is a driver argument, kept as
 // text for the driver to validate (pmd.Args has the same underlying type):
 // "dev r0 queues 2 mode zerocopy" gives Args{"dev": "r0", "queues": "2",
-// "mode": "zerocopy"}. For the drivers the parser knows (afxdp, afpacket) it
-// also checks early that dev is given, queues is a number and mode is one of
-// auto, copy, zerocopy; the driver stays the authority.
+// "mode": "zerocopy"}. A repeatable argument (pmd.Arg.Repeat) may be given
+// several times; its values are joined by single spaces. When the driver
+// is linked into this program the parser checks the arguments against its
+// description (pmd.Check) and points at the offending word; otherwise the
+// daemon does.
 //
 // LCP names the port's kernel interface (linux-cp: a TAP device in fwdd's
 // network namespace that carries the host-bound traffic); "" is none. It is
@@ -168,15 +172,26 @@ func (a Admin) String() string {
 // MarshalText renders "up", "down" or "unchanged".
 func (a Admin) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
-// PortSet is "port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|lcp off]":
-// at least one change.
+// PortSet is "port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|lcp off]
+// [KEY VALUE|-KEY VALUE]...": at least one change. A driver argument KEY
+// VALUE sets the argument (adds a value to a repeatable one, like lagg's
+// laggport); -KEY VALUE removes that value. Changing driver arguments
+// reopens the port.
 type PortSet struct {
 	Where
-	Name  string `json:"name"`
-	FIB   int    `json:"fib"`           // AnyFIB: unchanged
-	MTU   int    `json:"mtu,omitempty"` // 0: unchanged
-	Admin Admin  `json:"admin"`
-	LCP   string `json:"lcp,omitempty"` // "": unchanged; LCPOff: remove; else the new kernel interface name
+	Name  string  `json:"name"`
+	FIB   int     `json:"fib"`           // AnyFIB: unchanged
+	MTU   int     `json:"mtu,omitempty"` // 0: unchanged
+	Admin Admin   `json:"admin"`
+	LCP   string  `json:"lcp,omitempty"`  // "": unchanged; LCPOff: remove; else the new kernel interface name
+	Args  []ArgOp `json:"args,omitempty"` // in order
+}
+
+// ArgOp is one driver argument change of "port set".
+type ArgOp struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Remove bool   `json:"remove,omitempty"`
 }
 
 // PortDel is "port del NAME".
@@ -201,13 +216,28 @@ func (c *PortAdd) String() string {
 	if c.LCP != "" {
 		b.WriteString(" lcp " + Quote(c.LCP))
 	}
-	keys := make([]string, 0, len(c.Args))
-	for k := range c.Args {
+	b.WriteString(FormatArgs(c.Driver, c.Args))
+	return b.String()
+}
+
+// FormatArgs renders driver arguments as " KEY VALUE..." sorted by key, a
+// repeatable argument (pmd.Arg.Repeat) once per value in order.
+func FormatArgs(driver string, args map[string]string) string {
+	var b strings.Builder
+	d, _ := pmd.Lookup(driver)
+	keys := make([]string, 0, len(args))
+	for k := range args {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		b.WriteString(" " + k + " " + Quote(c.Args[k]))
+		if s, ok := d.Arg(k); ok && s.Repeat {
+			for _, v := range pmd.Args(args).List(k) {
+				b.WriteString(" " + k + " " + Quote(v))
+			}
+			continue
+		}
+		b.WriteString(" " + k + " " + Quote(args[k]))
 	}
 	return b.String()
 }
@@ -226,6 +256,14 @@ func (c *PortSet) String() string {
 	}
 	if c.LCP != "" {
 		b.WriteString(" lcp " + Quote(c.LCP))
+	}
+	for _, a := range c.Args {
+		if a.Remove {
+			b.WriteString(" -")
+		} else {
+			b.WriteString(" ")
+		}
+		b.WriteString(a.Key + " " + Quote(a.Value))
 	}
 	return b.String()
 }
@@ -648,7 +686,7 @@ func (c *ShowSysctl) String() string {
 // commands may run while nothing else changes and never need undoing.
 func IsShow(c Command) bool {
 	switch c := c.(type) {
-	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet, *ShowVnets:
+	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet, *ShowLCP, *ShowVnets:
 		return true
 	case *InVnet:
 		return IsShow(c.Cmd)

@@ -8,9 +8,9 @@
 // the stack: it checks everything that can be checked from the text alone
 // (numbers and their ranges, prefixes with host bits set, address family
 // mixing, port range order, duplicate or conflicting keywords, missing
-// words, early checks of the afxdp/afpacket driver arguments), and leaves
-// to the executor what needs state (does port p1 exist, is fib 3 below
-// net.fibs, does the driver accept its arguments).
+// words, driver arguments against the description each linked driver
+// registers: pmd.Check, nothing driver-specific here), and leaves to the
+// executor what needs state (does port p1 exist, is fib 3 below net.fibs).
 //
 // Invariants:
 //   - Parse and ParseLines return all commands or none: a file with a bad

@@ -1,5 +1,7 @@
 package cmdlang
 
+import "github.com/fwdd/fwdd/pmd"
+
 // Help is the grammar summary printed by "fwdctl help" and the interactive
 // prompt. One command per line; '#' starts a comment; keyword arguments
 // come in any order after the verb and its positional arguments.
@@ -16,7 +18,8 @@ get KEY
 port add NAME driver DRIVER [fib N] [mtu N] [lcp IFNAME] [KEY VALUE|KEY=VALUE]...
                                             e.g. driver afxdp dev r0 queues 2 mode zerocopy
                                             lcp IFNAME: a kernel interface for the host's traffic
-port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off]
+port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off] [KEY VALUE|-KEY VALUE]...
+                                            driver arguments, e.g. laggport m2 -laggport m1
 port del NAME
 addr add|del PORT ADDR/LEN                  IPv4 or IPv6; adds the connected route
 route add PREFIX via ADDR [via ADDR]... [dev PORT] [fib N]     (several via: ECMP)
@@ -31,9 +34,17 @@ rule add [ID] [in PORT] [fib N] [from PFX|any] [to PFX|any]
 rule del ID
 neigh add PORT ADDR lladdr MAC
 neigh del PORT ADDR
+lcp fib N table T|off                       kernel table T feeds FIB N (default: fib 0 table main)
+show lcp                                    kernel interfaces, table->FIB map, mirror counters
 show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX] | vnets
 vnet add NAME [owner UID[:GID]] [socket PATH] [devices DEV,...] [routes DIR]
                                             an isolated stack; socket: its tenant's control socket
 vnet del NAME
 vnet NAME COMMAND                           run COMMAND in vnet NAME (no prefix: vnet default)
 `
+
+// HelpText is Help followed by the drivers linked into this program and
+// their arguments, from their own descriptions (pmd.Driver.Args).
+func HelpText() string {
+	return Help + "\nDrivers (port add NAME driver DRIVER [KEY VALUE]...):\n" + pmd.Usage()
+}

@@ -2,6 +2,7 @@ package cmdlang
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/fwdd/fwdd/pmd"
 )
 
 // Options tune parsing.
@@ -463,8 +466,10 @@ func (p *parser) command() Command {
 		return p.show()
 	case "vnet":
 		return p.vnet()
+	case "lcp":
+		return p.lcp()
 	default:
-		p.fail(w, "unknown command %q (expected set, get, port, addr, route, rule, neigh or show)", w.text)
+		p.fail(w, "unknown command %q (expected set, get, port, addr, route, rule, neigh, lcp or show)", w.text)
 	}
 	return nil
 }
@@ -552,12 +557,6 @@ func (p *parser) get() Command {
 	return c
 }
 
-// knownDrivers get early, syntactic checks of their arguments.
-var knownDrivers = map[string]struct{ needDev, mode bool }{
-	"afxdp":    {needDev: true, mode: true},
-	"afpacket": {needDev: true},
-}
-
 func validIdent(s string) bool {
 	if s == "" || len(s) > 64 || !(s[0] >= 'a' && s[0] <= 'z') {
 		return false
@@ -574,7 +573,12 @@ func validIdent(s string) bool {
 func (p *parser) portAdd() Command {
 	c := &PortAdd{Where: p.at}
 	c.Name = p.name(p.next(), "port")
-	var argWords = map[string]*word{}
+	type arg struct {
+		k, v string
+		w    *word // the value's word, for errors
+		key  *word
+	}
+	var args []arg
 	for p.more() {
 		w := p.next()
 		switch w.text {
@@ -606,38 +610,10 @@ func (p *parser) portAdd() Command {
 				}
 			}
 		default:
-			k, v, hasEq := strings.Cut(w.text, "=")
-			var vw *word
-			if !hasEq {
-				if !validIdent(k) {
-					p.unexpected(w, "driver, fib, mtu, lcp or a driver argument like dev IFNAME or key=value")
-					break
-				}
-				vw = p.value(w, "a value")
-				if vw == nil {
-					break
-				}
-				v = vw.text
-			} else {
-				vw = &word{text: v, col: w.col + len(k) + 1}
-				if !validIdent(k) {
-					p.fail(w, "driver argument %q: the key must be a lower-case word", w.text)
-					break
-				}
-				if k == "driver" || k == "fib" || k == "mtu" || k == "lcp" {
-					p.fail(w, "write %q as %q", w.text, k+" "+v)
-					break
-				}
+			k, v, vw, ok := p.driverArg(w, "driver, fib, mtu, lcp or a driver argument like dev IFNAME or key=value")
+			if ok {
+				args = append(args, arg{k, v, vw, w})
 			}
-			if c.Args == nil {
-				c.Args = map[string]string{}
-			}
-			if _, dup := c.Args[k]; dup {
-				p.fail(w, "driver argument %q given twice", k)
-				break
-			}
-			c.Args[k] = v
-			argWords[k] = vw
 		}
 	}
 	if p.err != nil {
@@ -647,23 +623,27 @@ func (p *parser) portAdd() Command {
 		p.fail(nil, "missing driver (port add NAME driver afxdp|afpacket|null|... [KEY VALUE]...)")
 		return nil
 	}
-	if kd, ok := knownDrivers[c.Driver]; ok {
-		if dev, ok := c.Args["dev"]; kd.needDev && !ok {
-			p.fail(nil, "driver %s needs dev IFNAME (the kernel interface to attach to; see ip link)", c.Driver)
-		} else if ok && !validDev(dev) {
-			p.fail(argWords["dev"], "\"dev\" needs a kernel interface name, got %q", dev)
+	// The driver's own description of its arguments decides (pmd.Check);
+	// a driver this program does not link is checked by the daemon.
+	d, known := pmd.Lookup(c.Driver)
+	words := map[string]*word{}
+	for _, a := range args {
+		if c.Args == nil {
+			c.Args = map[string]string{}
 		}
-		if q, ok := c.Args["queues"]; ok {
-			p.numWord(&word{text: "queues"}, argWords["queues"], "a queue count", 1, MaxQueues)
-			_ = q
-		}
-		if m, ok := c.Args["mode"]; ok {
-			if !kd.mode {
-				p.fail(argWords["mode"], "driver %s has no mode (mode is for afxdp)", c.Driver)
-			} else if m != "auto" && m != "copy" && m != "zerocopy" {
-				p.fail(argWords["mode"], "\"mode\" needs auto, copy or zerocopy, got %q", m)
+		if _, dup := c.Args[a.k]; dup {
+			if s, ok := d.Arg(a.k); known && (!ok || !s.Repeat) {
+				p.fail(a.key, "driver argument %q given twice", a.k)
+				return nil
 			}
+			pmd.Args(c.Args).Add(a.k, a.v)
+			continue
 		}
+		c.Args[a.k] = a.v
+		words[a.k] = a.w
+	}
+	if known {
+		p.checkArgs(c.Driver, c.Args, words)
 	}
 	if p.err != nil {
 		return nil
@@ -671,13 +651,46 @@ func (p *parser) portAdd() Command {
 	return c
 }
 
-// validDev accepts Linux interface names: 1..15 bytes, no '/', no blank,
-// not "." or "..".
-func validDev(s string) bool {
-	if s == "" || len(s) > 15 || s == "." || s == ".." {
-		return false
+// driverArg reads a driver argument, "KEY VALUE" or "KEY=VALUE", starting
+// at w.
+func (p *parser) driverArg(w *word, expected string) (k, v string, vw *word, ok bool) {
+	k, v, hasEq := strings.Cut(w.text, "=")
+	if !hasEq {
+		if !validIdent(k) {
+			p.unexpected(w, expected)
+			return "", "", nil, false
+		}
+		vw = p.value(w, "a value")
+		if vw == nil {
+			return "", "", nil, false
+		}
+		return k, vw.text, vw, true
 	}
-	return !strings.ContainsAny(s, "/ \t:")
+	vw = &word{text: v, col: w.col + len(k) + 1}
+	if !validIdent(k) {
+		p.fail(w, "driver argument %q: the key must be a lower-case word", w.text)
+		return "", "", nil, false
+	}
+	if k == "driver" || k == "fib" || k == "mtu" || k == "lcp" {
+		p.fail(w, "write %q as %q", w.text, k+" "+v)
+		return "", "", nil, false
+	}
+	return k, v, vw, true
+}
+
+// checkArgs runs the driver's argument check, pointing at the word of the
+// argument it refuses.
+func (p *parser) checkArgs(driver string, args map[string]string, words map[string]*word) {
+	err := pmd.Check(driver, pmd.Args(args))
+	if err == nil {
+		return
+	}
+	var ae *pmd.ArgError
+	if errors.As(err, &ae) {
+		p.fail(words[ae.Key], "%s", ae.Error())
+		return
+	}
+	p.fail(nil, "%v", err)
 }
 
 func (p *parser) portSet() Command {
@@ -712,11 +725,22 @@ func (p *parser) portSet() Command {
 				}
 			}
 		default:
-			p.unexpected(w, "fib N, mtu N, up, down or lcp IFNAME|off")
+			const expected = "fib N, mtu N, up, down, lcp IFNAME|off, a driver argument KEY VALUE or -KEY VALUE"
+			op := ArgOp{}
+			aw := w
+			if strings.HasPrefix(w.text, "-") && validIdent(w.text[1:]) {
+				op.Remove = true
+				aw = &word{text: w.text[1:], col: w.col + 1}
+			}
+			k, v, _, ok := p.driverArg(aw, expected)
+			if ok {
+				op.Key, op.Value = k, v
+				c.Args = append(c.Args, op)
+			}
 		}
 	}
-	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged && c.LCP == "" {
-		p.fail(nil, "nothing to set (expected fib N, mtu N, up, down or lcp IFNAME|off)")
+	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged && c.LCP == "" && len(c.Args) == 0 {
+		p.fail(nil, "nothing to set (expected fib N, mtu N, up, down, lcp IFNAME|off or a driver argument)")
 	}
 	if p.err != nil {
 		return nil
@@ -1103,7 +1127,7 @@ func (p *parser) neighAdd() Command {
 
 func (p *parser) show() Command {
 	p.verb = "show"
-	what := []string{"ports", "routes", "neigh", "rules", "fibs", "stats", "sysctl"}
+	what := []string{"ports", "routes", "neigh", "rules", "fibs", "stats", "sysctl", "lcp"}
 	w := p.next()
 	if w == nil {
 		p.fail(nil, "missing what to show (expected %s)", orList(what))
@@ -1129,6 +1153,9 @@ func (p *parser) show() Command {
 	case "fibs":
 		p.end()
 		return &ShowFIBs{Where: p.at}
+	case "lcp":
+		p.end()
+		return &ShowLCP{Where: p.at}
 	case "stats":
 		p.end()
 		return &ShowStats{Where: p.at}
@@ -1171,4 +1198,13 @@ func (p *parser) show() Command {
 	p.verb = "show"
 	p.fail(w, "cannot show %q (expected %s)", w.text, orList(what))
 	return nil
+}
+
+// validDev accepts Linux interface names: 1..15 bytes, no '/', no blank,
+// not "." or "..".
+func validDev(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	return !strings.ContainsAny(s, "/ \t:")
 }

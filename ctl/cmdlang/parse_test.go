@@ -48,20 +48,23 @@ var parseOK = []struct {
 	{"port add n0 driver null", &PortAdd{at1, "n0", "null", 0, 0, nil, ""}, ""},
 	{"port add x1 driver frobnicate speed=fast colour red", &PortAdd{at1, "x1", "frobnicate", 0, 0, map[string]string{"speed": "fast", "colour": "red"}, ""},
 		"port add x1 driver frobnicate colour red speed fast"},
-	{"port add x1 driver lagg members=p0,p1", &PortAdd{at1, "x1", "lagg", 0, 0, map[string]string{"members": "p0,p1"}, ""},
-		"port add x1 driver lagg members p0,p1"},
-	{"port set p0 fib 1", &PortSet{at1, "p0", 1, 0, AdminUnchanged, ""}, ""},
-	{"port set p0 mtu 1400", &PortSet{at1, "p0", AnyFIB, 1400, AdminUnchanged, ""}, ""},
-	{"port set p0 up", &PortSet{at1, "p0", AnyFIB, 0, AdminUp, ""}, ""},
-	{"port set p0 down mtu 1280 fib 0", &PortSet{at1, "p0", 0, 1280, AdminDown, ""}, "port set p0 fib 0 mtu 1280 down"},
+	{"port add x1 driver team members=p0,p1", &PortAdd{at1, "x1", "team", 0, 0, map[string]string{"members": "p0,p1"}, ""},
+		"port add x1 driver team members p0,p1"},
+	{"port set p0 fib 1", &PortSet{at1, "p0", 1, 0, AdminUnchanged, "", nil}, ""},
+	{"port set p0 mtu 1400", &PortSet{at1, "p0", AnyFIB, 1400, AdminUnchanged, "", nil}, ""},
+	{"port set p0 up", &PortSet{at1, "p0", AnyFIB, 0, AdminUp, "", nil}, ""},
+	{"port set p0 down mtu 1280 fib 0", &PortSet{at1, "p0", 0, 1280, AdminDown, "", nil}, "port set p0 fib 0 mtu 1280 down"},
 	{"port add p0 driver afxdp dev r0 lcp e0", &PortAdd{at1, "p0", "afxdp", 0, 0, map[string]string{"dev": "r0"}, "e0"}, "port add p0 driver afxdp lcp e0 dev r0"},
 	{"port add p0 lcp fwdd-e0.1_x driver null mtu 9000", &PortAdd{at1, "p0", "null", 0, 9000, nil, "fwdd-e0.1_x"}, "port add p0 driver null mtu 9000 lcp fwdd-e0.1_x"},
 	{"port add p0 driver null lcp 0123456789abcde", &PortAdd{at1, "p0", "null", 0, 0, nil, "0123456789abcde"}, ""},
-	{"port set p0 lcp e0", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "e0"}, ""},
-	{"port set p0 lcp off", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, LCPOff}, ""},
-	{"port set p0 lcp Off", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "Off"}, ""},
-	{`port set p0 lcp "#e"`, &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "#e"}, ""},
-	{"port set p0 lcp e1 up fib 2", &PortSet{at1, "p0", 2, 0, AdminUp, "e1"}, "port set p0 fib 2 up lcp e1"},
+	{"port set p0 lcp e0", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "e0", nil}, ""},
+	{"port set p0 lcp off", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, LCPOff, nil}, ""},
+	{"port set p0 lcp Off", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "Off", nil}, ""},
+	{`port set p0 lcp "#e"`, &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "#e", nil}, ""},
+	{"port set p0 lcp e1 up fib 2", &PortSet{at1, "p0", 2, 0, AdminUp, "e1", nil}, "port set p0 fib 2 up lcp e1"},
+	{"port set lagg0 laggport m2 -laggport m1", &PortSet{at1, "lagg0", AnyFIB, 0, AdminUnchanged, "", []ArgOp{{"laggport", "m2", false}, {"laggport", "m1", true}}}, ""},
+	{"port set p0 queues=2", &PortSet{at1, "p0", AnyFIB, 0, AdminUnchanged, "", []ArgOp{{"queues", "2", false}}}, "port set p0 queues 2"},
+	{"port add x1 driver team port m0 port m1", &PortAdd{at1, "x1", "team", 0, 0, map[string]string{"port": "m0 m1"}, ""}, "port add x1 driver team port \"m0 m1\""},
 	{"port del p0", &PortDel{at1, "p0"}, ""},
 
 	// addresses: host bits are kept
@@ -178,12 +181,12 @@ var parseErr = []struct{ in, want string }{
 	{strings.Repeat("x", MaxLineLen+1), `line 1: line is 4097 bytes long (at most 4096)`},
 
 	// verbs
-	{"frob", `line 1: unknown command "frob" (expected set, get, port, addr, route, rule, neigh or show)`},
-	{`""`, `line 1: unknown command "" (expected set, get, port, addr, route, rule, neigh or show)`},
+	{"frob", `line 1: unknown command "frob" (expected set, get, port, addr, route, rule, neigh, lcp or show)`},
+	{`""`, `line 1: unknown command "" (expected set, get, port, addr, route, rule, neigh, lcp or show)`},
 	{"port", `line 1: port: missing subcommand (expected add, set or del)`},
 	{"route flap", `line 1: route: unknown subcommand "flap" (expected add, del, get or load)`},
-	{"show", `line 1: show: missing what to show (expected ports, routes, neigh, rules, fibs, stats or sysctl)`},
-	{"show everything", `line 1: show: cannot show "everything" (expected ports, routes, neigh, rules, fibs, stats or sysctl)`},
+	{"show", `line 1: show: missing what to show (expected ports, routes, neigh, rules, fibs, stats, sysctl or lcp)`},
+	{"show everything", `line 1: show: cannot show "everything" (expected ports, routes, neigh, rules, fibs, stats, sysctl or lcp)`},
 
 	// set/get
 	{"set", `line 1: set: missing key (like net.fibs)`},
@@ -201,12 +204,13 @@ var parseErr = []struct{ in, want string }{
 	{"port add p0 driver", `line 1: port add: "driver" needs a driver name (afxdp, afpacket, null, ...), got end of line`},
 	{"port add p0 driver AF-XDP", `line 1: port add: "driver" needs a driver name (afxdp, afpacket, null, ...), got "AF-XDP"`},
 	{"port add p0 driver null driver afxdp", `line 1: port add: "driver" given twice`},
-	{"port add p0 driver afxdp", `line 1: port add: driver afxdp needs dev IFNAME (the kernel interface to attach to; see ip link)`},
-	{"port add p0 driver afxdp dev a/b", `line 1: port add: "dev" needs a kernel interface name, got "a/b"`},
-	{"port add p0 driver afxdp dev r0 queues 0", `line 1: port add: "queues" needs a queue count from 1 to 256, got "0"`},
-	{"port add p0 driver afxdp dev r0 queues=x", `line 1: port add: "queues" needs a queue count from 1 to 256, got "x"`},
-	{"port add p0 driver afxdp dev r0 mode fast", `line 1: port add: "mode" needs auto, copy or zerocopy, got "fast"`},
-	{"port add p0 driver afpacket dev r0 mode copy", `line 1: port add: driver afpacket has no mode (mode is for afxdp)`},
+	{"port add p0 driver afxdp", `line 1: port add: driver afxdp: argument dev: required: dev IFNAME (the kernel interface)`},
+	{"port add p0 driver afxdp dev a/b", `line 1: port add: driver afxdp: argument dev: "a/b": want a kernel interface name (at most 15 characters, no '/', ':' or blank; see ip link)`},
+	{"port add p0 driver afxdp dev r0 queues 0", `line 1: port add: driver afxdp: argument queues: "0": want an integer in [1, 4096]`},
+	{"port add p0 driver afxdp dev r0 queues=x", `line 1: port add: driver afxdp: argument queues: "x": want an integer in [1, 4096]`},
+	{"port add p0 driver afxdp dev r0 mode fast", `line 1: port add: driver afxdp: argument mode: "fast": want one of auto, copy, zerocopy`},
+	{"port add p0 driver afpacket dev r0 mode copy", `line 1: port add: driver afpacket: argument mode: unknown (accepted: dev, queues, promisc, bypass, frames, framesize, blocksize)`},
+	{"port add p0 driver null queues 1 queues 2", `line 1: port add: driver argument "queues" given twice`},
 	{"port add p0 driver null fib 4096", `line 1: port add: "fib" needs a FIB number from 0 to 4095, got "4096"`},
 	{"port add p0 driver null fib -1", `line 1: port add: "fib" needs a FIB number from 0 to 4095, got "-1"`},
 	{"port add p0 driver null mtu 67", `line 1: port add: "mtu" needs an MTU from 68 to 65535, got "67"`},
@@ -214,6 +218,7 @@ var parseErr = []struct{ in, want string }{
 	{"port add p0 driver null fib=1", `line 1: port add: write "fib=1" as "fib 1"`},
 	{"port add p0 driver null speed", `line 1: port add: "speed" needs a value, got end of line`},
 	{"port add p0 driver null a=1 a 2", `line 1: port add: driver argument "a" given twice`},
+	{"port add p0 driver null speed 1", `line 1: port add: driver null: argument speed: unknown (accepted: size, flows, proto, smac, dmac, src, dst, sport, dport, queues)`},
 	{"port add p0 driver null Speed=1", `line 1: port add: driver argument "Speed=1": the key must be a lower-case word`},
 	{"port add p0 driver null 42", `line 1: port add: unexpected "42" (expected driver, fib, mtu, lcp or a driver argument like dev IFNAME or key=value)`},
 	{"port add p0 driver null lcp", `line 1: port add: "lcp" needs a kernel interface name, got end of line`},
@@ -229,10 +234,11 @@ var parseErr = []struct{ in, want string }{
 	{`port add p0 driver null lcp ""`, `line 1: port add: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got ""`},
 
 	// port set/del
-	{"port set p0", `line 1: port set: nothing to set (expected fib N, mtu N, up, down or lcp IFNAME|off)`},
+	{"port set p0", `line 1: port set: nothing to set (expected fib N, mtu N, up, down, lcp IFNAME|off or a driver argument)`},
 	{"port set p0 up down", `line 1: port set: "down" conflicts with an earlier up/down`},
 	{"port set p0 mtu 1400 mtu 1500", `line 1: port set: "mtu" given twice`},
-	{"port set p0 speed 10", `line 1: port set: unexpected "speed" (expected fib N, mtu N, up, down or lcp IFNAME|off)`},
+	{"port set p0 42", `line 1: port set: unexpected "42" (expected fib N, mtu N, up, down, lcp IFNAME|off, a driver argument KEY VALUE or -KEY VALUE)`},
+	{"port set p0 -speed", `line 1: port set: "speed" needs a value, got end of line`},
 	{"port set p0 lcp", `line 1: port set: "lcp" needs a kernel interface name or off, got end of line`},
 	{"port set p0 lcp e0 lcp off", `line 1: port set: "lcp" given twice`},
 	{"port set p0 lcp e/0", `line 1: port set: "lcp" needs a kernel interface name (1 to 15 characters, no '/', ':', '%' or blank, not "off"), got "e/0"`},
@@ -434,7 +440,7 @@ func TestParseFileAllOrNothing(t *testing.T) {
 		t.Fatalf("err = %v, want an ErrorList of 2", err)
 	}
 	want := "fwdd.conf:11: route add: destination 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?)\n" +
-		"fwdd.conf:12: unknown command \"frob\" (expected set, get, port, addr, route, rule, neigh or show)"
+		"fwdd.conf:12: unknown command \"frob\" (expected set, get, port, addr, route, rule, neigh, lcp or show)"
 	if err.Error() != want {
 		t.Errorf("error\n got %s\nwant %s", err, want)
 	}

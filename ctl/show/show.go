@@ -26,6 +26,7 @@ const (
 	Local     RouteOrigin = "local"     // the port's own address (host route)
 	Static    RouteOrigin = "static"    // route add
 	Loaded    RouteOrigin = "loaded"    // route load
+	Kernel    RouteOrigin = "kernel"    // learned from a kernel table by the netlink mirror (lcp fib)
 )
 
 // Route is one route of one FIB. A route with several Gateways is ECMP and

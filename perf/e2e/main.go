@@ -46,6 +46,9 @@ func mainErr() int {
 		sink     = flag.String("sink", "auto", "sink counter on s0: tc (tcx ingress; cheapest for skbs), xdp (cheapest for redirected xdp frames), or auto (xdp for the xdp leg, tc for the others)")
 		bench    = flag.String("benchmarks", "", "rewrite the \"end to end\" section of this BENCHMARKS.md")
 		svg      = flag.String("svg", "", "write the Mpps-per-size plot here (SVG)")
+		latency  = flag.Bool("latency", true, "latency phase: Linux forwarding, fwdd adaptive and fwdd busy at -lat-rate with stamps; idle fwdd's CPU")
+		latRate  = flag.Float64("lat-rate", 20000, "packets/s of the latency phase")
+		latIdle  = flag.Duration("lat-idle", 3*time.Second, "how long an idle fwdd's CPU use is measured")
 		xskSrc   = flag.String("xskfwd", defaultXskfwdSource, "source of the C AF_XDP reference forwarder (c-afxdp leg; built with gcc -lxdp -lbpf)")
 		fetchURL = flag.String("fetch", "", "internal: fetch URL to -o (run inside the router namespace)")
 		fetchOut = flag.String("o", "", "internal: output of -fetch")
@@ -64,7 +67,7 @@ func mainErr() int {
 		fmt.Fprintln(os.Stderr, "bench-e2e: needs root (namespaces, veth, XDP); run: sudo make bench-e2e")
 		return 2
 	}
-	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT, afpTx: *afpTx, xskfwdSrc: *xskSrc, fwddArgs: strings.Fields(*fwddArgs),
+	cfg := config{bin: *bin, dur: *dur, reps: *reps, flows: *flows, genCPU: *genCPU, rtrCPU: *rtrCPU, napi: *napi, napiRT: *napiRT, afpTx: *afpTx, xskfwdSrc: *xskSrc, latency: *latency, latRate: *latRate, latIdle: *latIdle, fwddArgs: strings.Fields(*fwddArgs),
 		search: *search, sink: *sink, searchDur: *sdur, searchMax: *smax, budget: *budget}
 	var err error
 	if cfg.sizes, err = parseInts(*sizes); err != nil {

@@ -41,6 +41,8 @@ type ratio struct {
 var ratios = []ratio{
 	{name: "fwdd-afxdp vs Linux", numLeg: "fwdd-afxdp", numGen: genAFP, denLeg: "linux", denGen: genAFP, min: 1.5, target: "≥ 1.5×"},
 	{name: "fwdd-afpacket vs Linux", numLeg: "fwdd-afpacket", numGen: genAFP, denLeg: "linux", denGen: genAFP},
+	{name: "fwdd-afxdp vs the C AF_XDP forwarder", numLeg: "fwdd-afxdp", numGen: genLive, denLeg: "c-afxdp", denGen: genLive, min: 1.2, target: "≥ 1.2×"},
+	{name: "fwdd-afxdp vs the C AF_XDP forwarder", numLeg: "fwdd-afxdp", numGen: genAFP, denLeg: "c-afxdp", denGen: genAFP},
 	{name: "fwdd-afxdp vs XDP-native", numLeg: "fwdd-afxdp", numGen: genLive, denLeg: "xdp", denGen: genLive, min: 0.8, target: "≥ 0.8×"},
 	{name: "XDP-native vs Linux", numLeg: "xdp", numGen: genAFP, denLeg: "linux", denGen: genAFP},
 	{name: "Linux (threaded NAPI) vs Linux (backlog)", numLeg: "linux", numGen: genAFP, denLeg: "linux-backlog", denGen: genAFP},
@@ -106,6 +108,13 @@ func (r *report) text() string {
 			fmt.Fprintf(&b, "  %s\n", s)
 		}
 	}
+	if l := r.latencyLines(); len(l) > 0 {
+		fmt.Fprintf(&b, "\nLatency (64 B, AF_PACKET generator with stamps; generator and sink on CPU %d, router on CPU %d; median of %d runs, min–max):\n",
+			h.cfg.genCPU, h.cfg.rtrCPU, h.cfg.reps)
+		for _, s := range l {
+			fmt.Fprintf(&b, "  %s\n", s)
+		}
+	}
 	for _, p := range h.prof {
 		fmt.Fprintf(&b, "\nCPU profile of %s", p.Label)
 		if p.Err != "" {
@@ -139,6 +148,9 @@ func (r *report) markdown(svg string) string {
 		"(fwdd's worker; for linux and xdp the ingress veth's threaded NAPI, SCHED_FIFO %d so that other tenants of this shared machine do not starve it, as they cannot starve softirqs) to CPU %d. %d flows, IPv4 UDP, %v per run, "+
 		"median of %d runs (min–max). The machine is shared and noisy: compare rows of one run only.\n\n",
 		strings.Join(h.legSinks, ", "), h.cfg.genCPU, h.cfg.napiRT, h.cfg.rtrCPU, h.cfg.flows, h.cfg.dur, h.cfg.reps)
+	fmt.Fprintf(&b, "Scheduling: the Linux and XDP legs' NAPI thread and fwdd's worker in adaptive mode (`-rt %d`) run SCHED_FIFO %d; "+
+		"busy pollers (c-afxdp, fwdd `-poll busy`) run at ordinary priority, since a SCHED_FIFO thread that never sleeps starves the "+
+		"softirq work the kernel defers to ksoftirqd on its CPU.\n\n", h.cfg.napiRT, h.cfg.napiRT)
 	b.WriteString("Generators: `afpacket` = fwdgen's AF_PACKET TPACKET_V2 TX ring (feeds the kernel stack, so it is the one for the Linux comparison); " +
 		"`live` = fwdgen's BPF_PROG_RUN live-frames generator (XDP_TX; its frames do not reach the kernel IP stack, so it only feeds XDP/AF_XDP forwarders).\n\n")
 	b.WriteString("| forwarder | generator | frame size | delivered Mpps (median) | min–max | offered Mpps | loss % |\n|---|---|---|---|---|---|---|\n")
@@ -153,6 +165,13 @@ func (r *report) markdown(svg string) string {
 	}
 	if l := r.ratioLines(); len(l) > 0 {
 		b.WriteString("\nComparisons:\n\n")
+		for _, s := range l {
+			fmt.Fprintf(&b, "- %s\n", s)
+		}
+	}
+	if l := r.latencyLines(); len(l) > 0 {
+		fmt.Fprintf(&b, "\nLatency (64 B, AF_PACKET generator with stamps; generator and sink on CPU %d, router on CPU %d; median of %d runs, min–max):\n\n",
+			h.cfg.genCPU, h.cfg.rtrCPU, h.cfg.reps)
 		for _, s := range l {
 			fmt.Fprintf(&b, "- %s\n", s)
 		}

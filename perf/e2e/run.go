@@ -45,8 +45,11 @@ type config struct {
 	budget    time.Duration
 	sink      string // tc or xdp
 	fwddArgs  []string
-	afpTx     string // fwdgen back end of the AF_PACKET generator: afpacket (TX ring) or mmsg
-	xskfwdSrc string // the C reference forwarder's source (c-afxdp leg)
+	afpTx     string        // fwdgen back end of the AF_PACKET generator: afpacket (TX ring) or mmsg
+	xskfwdSrc string        // the C reference forwarder's source (c-afxdp leg)
+	latency   bool          // run the latency phase after the legs
+	latRate   float64       // its packets/s
+	latIdle   time.Duration // how long idle fwdd's CPU use is measured
 }
 
 func (h *harness) genBackend(g string) string {
@@ -70,6 +73,7 @@ type harness struct {
 	curSink   string // the running leg's sink
 	legSinks  []string
 	fwddStats []string
+	lat       []*latencyResult
 }
 
 // trialRes is one measurement.
@@ -211,27 +215,55 @@ func (h *harness) fwdgen() string { return filepath.Join(h.cfg.bin, "fwdgen") }
 // trial offers traffic from the gen namespace and counts what reaches the
 // sink's XDP counter. rate 0 = flat out.
 func (h *harness) trial(ctx context.Context, g string, size int, rate float64, dur time.Duration, during func() func()) (trialRes, error) {
-	t := h.topo
 	sinkKind := h.cfg.sink
 	if sinkKind == "auto" || sinkKind == "" {
 		sinkKind = h.curSink
 	}
-	sink, err := start(ctx, "fwdgen: ready", "ip", "netns", "exec", t.S, h.fwdgen(),
-		"-rx", "-backend", sinkKind, "-i", t.S0, "-d", "0", "-j", "-q")
+	r, _, err := h.runTrial(ctx, trialSpec{gen: g, sink: sinkKind, size: size, rate: rate, dur: dur, during: during})
+	return r, err
+}
+
+// trialSpec is one measurement: generator back end, sink back end (a
+// counting BPF sink, or afpacket to check stamps and latency), frame size,
+// rate (0 = flat out) and duration.
+type trialSpec struct {
+	gen, sink string
+	size      int
+	rate      float64
+	dur       time.Duration
+	stamps    bool // live generator: send times in the stamps (latency)
+	during    func() func()
+}
+
+// runTrial runs one measurement and returns it with the sink's summary.
+func (h *harness) runTrial(ctx context.Context, ts trialSpec) (trialRes, gen.Summary, error) {
+	t := h.topo
+	sinkArgs := []string{"netns", "exec", t.S, h.fwdgen(), "-rx", "-backend", ts.sink, "-i", t.S0, "-d", "0", "-j", "-q"}
+	if ts.sink == gen.BackendAFPacket {
+		// Checking stamps costs CPU: pin the sink beside the generator,
+		// off the router's CPU.
+		sinkArgs = append(sinkArgs, "-cpus", strconv.Itoa(h.cfg.genCPU))
+	}
+	sink, err := start(ctx, "fwdgen: ready", "ip", sinkArgs...)
 	if err != nil {
-		return trialRes{}, fmt.Errorf("sink: %w", err)
+		return trialRes{}, gen.Summary{}, fmt.Errorf("sink: %w", err)
 	}
 	defer sink.stop()
 	args := []string{"netns", "exec", t.G, "taskset", "-c", strconv.Itoa(h.cfg.genCPU), h.fwdgen(),
-		"-i", t.G0, "-dst-mac", t.MAC[t.R0], "-size", strconv.Itoa(size), "-flows", strconv.Itoa(h.cfg.flows),
-		"-dst-addrs", strconv.Itoa(h.cfg.flows), "-d", dur.String(), "-cpus", strconv.Itoa(h.cfg.genCPU),
-		"-backend", h.genBackend(g), "-j", "-q"}
-	if rate > 0 {
-		args = append(args, "-rate", strconv.FormatFloat(rate, 'f', 0, 64))
+		"-i", t.G0, "-dst-mac", t.MAC[t.R0], "-size", strconv.Itoa(ts.size), "-flows", strconv.Itoa(h.cfg.flows),
+		"-dst-addrs", strconv.Itoa(h.cfg.flows), "-d", ts.dur.String(), "-cpus", strconv.Itoa(h.cfg.genCPU),
+		"-backend", h.genBackend(ts.gen), "-j", "-q"}
+	if ts.rate > 0 {
+		args = append(args, "-rate", strconv.FormatFloat(ts.rate, 'f', 0, 64))
+	}
+	if ts.gen == genLive && !ts.stamps {
+		// Throughput trials count at the sink: no send times, so the
+		// generator's cost per frame stays close to a bare live-frames loop.
+		args = append(args, "-ts=false")
 	}
 	var after func()
-	if during != nil {
-		after = during()
+	if ts.during != nil {
+		after = ts.during()
 	}
 	out, err := exec.CommandContext(ctx, "ip", args...).Output()
 	if after != nil {
@@ -240,21 +272,21 @@ func (h *harness) trial(ctx context.Context, g string, size int, rate float64, d
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return trialRes{}, fmt.Errorf("generator: %w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+			return trialRes{}, gen.Summary{}, fmt.Errorf("generator: %w: %s", err, strings.TrimSpace(string(ee.Stderr)))
 		}
-		return trialRes{}, fmt.Errorf("generator: %w", err)
+		return trialRes{}, gen.Summary{}, fmt.Errorf("generator: %w", err)
 	}
 	var tx gen.Summary
 	if err := json.Unmarshal(out, &tx); err != nil {
-		return trialRes{}, fmt.Errorf("generator output: %w", err)
+		return trialRes{}, gen.Summary{}, fmt.Errorf("generator output: %w", err)
 	}
 	time.Sleep(100 * time.Millisecond) // let the last frames drain through the router
 	if err := sink.stop(); err != nil {
-		return trialRes{}, fmt.Errorf("sink: %w: %s", err, sink.stderr.String())
+		return trialRes{}, gen.Summary{}, fmt.Errorf("sink: %w: %s", err, sink.stderr.String())
 	}
 	var rx gen.Summary
 	if err := json.Unmarshal(sink.stdout.Bytes(), &rx); err != nil {
-		return trialRes{}, fmt.Errorf("sink output %q: %w", sink.stdout.String(), err)
+		return trialRes{}, gen.Summary{}, fmt.Errorf("sink output %q: %w", sink.stdout.String(), err)
 	}
 	r := trialRes{Sent: tx.Packets, Recv: rx.Packets, Seconds: tx.Seconds}
 	if tx.Seconds > 0 {
@@ -268,7 +300,7 @@ func (h *harness) trial(ctx context.Context, g string, size int, rate float64, d
 		}
 		r.LossPct = 100 * l / float64(tx.Packets)
 	}
-	return r, nil
+	return r, rx, nil
 }
 
 // leg is one forwarder configuration in the router namespace.
@@ -281,7 +313,21 @@ type leg struct {
 	setup func(ctx context.Context) (teardown func(), err error)
 }
 
+// legs returns the legs -legs asked for, in the harness's order.
 func (h *harness) legs() []leg {
+	var out []leg
+	for _, l := range h.allLegs() {
+		for _, want := range h.cfg.legs {
+			if want == l.name {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// allLegs returns every forwarder the harness knows.
+func (h *harness) allLegs() []leg {
 	t := h.topo
 	napi := func(ctx context.Context) error {
 		if !h.cfg.napi {
@@ -342,19 +388,13 @@ func (h *harness) legs() []leg {
 		{name: "fwdd-afpacket", gens: []string{genAFP}, fwdd: "afpacket", sink: gen.BackendTC,
 			desc: "fwdd, afpacket driver on r0 and r1, one worker pinned to the router CPU"},
 	}
-	var out []leg
-	for _, l := range all {
-		for _, want := range h.cfg.legs {
-			if want == l.name {
-				if l.fwdd != "" {
-					drv := l.fwdd
-					l.setup = func(ctx context.Context) (func(), error) { return h.startFwdd(ctx, drv) }
-				}
-				out = append(out, l)
-			}
+	for i, l := range all {
+		if l.fwdd != "" {
+			drv := l.fwdd
+			all[i].setup = func(ctx context.Context) (func(), error) { return h.startFwdd(ctx, drv) }
 		}
 	}
-	return out
+	return all
 }
 
 func (h *harness) find(legName, g string, size int) *result {
@@ -396,6 +436,9 @@ func (h *harness) runAll(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+	}
+	if h.cfg.latency {
+		return h.runLatency(ctx)
 	}
 	return nil
 }
@@ -516,17 +559,24 @@ func (h *harness) throughput(ctx context.Context, legName string, size int) (*se
 
 // startFwdd writes the config, starts fwdd in the router namespace pinned
 // to the router CPU, and waits until fwdctl answers.
-func (h *harness) startFwdd(ctx context.Context, driver string) (func(), error) {
+func (h *harness) startFwdd(ctx context.Context, driver string, extra ...string) (func(), error) {
+	td, _, err := h.startFwddPid(ctx, driver, extra...)
+	return td, err
+}
+
+// startFwddPid is startFwdd that also returns fwdd's process id (ip netns
+// exec execs fwdd in place, so it is the started process's).
+func (h *harness) startFwddPid(ctx context.Context, driver string, extra ...string) (func(), int, error) {
 	t := h.topo
 	fwdd, fwdctl := filepath.Join(h.cfg.bin, "fwdd"), filepath.Join(h.cfg.bin, "fwdctl")
 	for _, b := range []string{fwdd, fwdctl} {
 		if _, err := os.Stat(b); err != nil {
-			return nil, fmt.Errorf("fwdd not runnable yet: %s missing (build cmd/fwdd and cmd/fwdctl with make build)", b)
+			return nil, 0, fmt.Errorf("fwdd not runnable yet: %s missing (build cmd/fwdd and cmd/fwdctl with make build)", b)
 		}
 	}
 	dir, err := os.MkdirTemp("", "fwb-fwdd-")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	cfgFile, sock := filepath.Join(dir, "fwdd.conf"), filepath.Join(dir, "fwdd.sock")
 	conf := fmt.Sprintf(`port add p0 driver %[1]s dev %[2]s
@@ -536,15 +586,24 @@ addr add p1 198.19.0.1/24
 route add 198.19.128.0/17 via 198.19.0.2
 `, driver, t.R0, t.R1)
 	if err := os.WriteFile(cfgFile, []byte(conf), 0o644); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	// No taskset: fwdd checks -cpus against runtime.NumCPU (affinity-
 	// limited) as if CPUs were numbered from 0; its worker pins itself.
 	args := []string{"netns", "exec", t.R, fwdd, "-c", cfgFile, "-s", sock, "-cpus", strconv.Itoa(h.cfg.rtrCPU), "-pprof", "127.0.0.1:6060"}
-	p, err := start(ctx, "", "ip", append(args, h.cfg.fwddArgs...)...)
+	if h.cfg.napiRT > 0 && !busyPoll(append(h.cfg.fwddArgs, extra...)) {
+		// The same scheduling class as the Linux and XDP legs' NAPI
+		// thread, so that the shared machine's other tenants delay
+		// neither. Not with busy polling: a SCHED_FIFO thread that never
+		// sleeps starves the softirq work the kernel defers to ksoftirqd
+		// on its CPU (the RT throttle lets it run 50 ms a second).
+		args = append(args, "-rt", strconv.Itoa(h.cfg.napiRT))
+	}
+	args = append(append(args, h.cfg.fwddArgs...), extra...)
+	p, err := start(ctx, "", "ip", args...)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("fwdd not runnable yet: %w", err)
+		return nil, 0, fmt.Errorf("fwdd not runnable yet: %w", err)
 	}
 	td := func() {
 		// fwdd's own counters (drops by reason) explain the losses.
@@ -567,21 +626,31 @@ route add 198.19.128.0/17 via 198.19.0.2
 		select {
 		case err := <-p.done:
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("fwdd not runnable yet: exited (%v): %s", err, tail(p.stderr.String(), 400))
+			return nil, 0, fmt.Errorf("fwdd not runnable yet: exited (%v): %s", err, tail(p.stderr.String(), 400))
 		default:
 		}
 		if exec.CommandContext(ctx, fwdctl, "-s", sock, "-j", "show", "stats").Run() == nil {
 			if h.cfg.napi && driver == "afxdp" {
 				h.notes = append(h.notes, "fwdd-afxdp: r0's NAPI left unthreaded (fwdd's own XDP program); see -napi")
 			}
-			return td, nil
+			return td, p.cmd.Process.Pid, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			td()
-			return nil, fmt.Errorf("fwdd not runnable yet: fwdctl -s %s show stats does not answer after 15s: %s", sock, tail(p.stderr.String(), 400))
+			return nil, 0, fmt.Errorf("fwdd not runnable yet: fwdctl -s %s show stats does not answer after 15s: %s", sock, tail(p.stderr.String(), 400))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// busyPoll reports whether fwdd flags ask for -poll busy.
+func busyPoll(flags []string) bool {
+	for i, f := range flags {
+		if f == "-poll=busy" || f == "-poll" && i+1 < len(flags) && flags[i+1] == "busy" {
+			return true
+		}
+	}
+	return false
 }
 
 func tail(s string, n int) string {

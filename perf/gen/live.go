@@ -65,7 +65,7 @@ func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count
 		p, err := xdpprog.NewLiveTX(xdpprog.LiveTXSpec{
 			StampOff: StampOffset(spec.IPv6), UDPOff: StampOffset(spec.IPv6) - udpLen,
 			Flows: spec.Flows, BasePort: spec.SrcPort, PartialSum: lg.b.PartialUDPSum(i, stream),
-			SeqMap: seqMap,
+			SeqMap: seqMap, NoTime: cfg.NoTimestamps,
 		})
 		if err != nil {
 			ready <- err

@@ -32,6 +32,10 @@ type TxConfig struct {
 	Batch    int           // frames per kick (default 64)
 	NoBypass bool          // go through the qdisc (AF_PACKET)
 	XDPMode  string        // afxdp: auto (default), copy or zerocopy
+	// NoTimestamps leaves the stamps' send time 0 (live back end): the
+	// sink takes no latency samples, and each frame costs the generator
+	// less (no clock read). Sequence numbers are kept.
+	NoTimestamps bool
 	// Progress, if set, is called about once per second from a monitor goroutine.
 	Progress func(Progress)
 }

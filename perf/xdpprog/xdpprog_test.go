@@ -113,14 +113,17 @@ func TestSinks(t *testing.T) {
 // its stamps and UDP checksum against the Go builder's for the same seq.
 func TestLiveTX(t *testing.T) {
 	needBPF(t)
-	for _, v6 := range []bool{false, true} {
+	for _, tc := range []struct {
+		v6, noTime bool
+	}{{false, false}, {true, false}, {false, true}, {true, true}} {
+		v6 := tc.v6
 		const flows = 5
 		b, err := gen.NewBuilder(spec(v6, 128, flows))
 		if err != nil {
 			t.Fatal(err)
 		}
 		l, err := xdpprog.NewLiveTX(xdpprog.LiveTXSpec{StampOff: gen.StampOffset(v6), UDPOff: gen.StampOffset(v6) - 8,
-			Flows: flows, BasePort: 4000, PartialSum: b.PartialUDPSum(0, 9)})
+			Flows: flows, BasePort: 4000, PartialSum: b.PartialUDPSum(0, 9), NoTime: tc.noTime})
 		if err != nil {
 			if errors.Is(err, ebpf.ErrNotSupported) {
 				t.Skip(err)
@@ -137,14 +140,15 @@ func TestLiveTX(t *testing.T) {
 			}
 			got := out[:len(f)]
 			st, ok := gen.ParseStamp(got)
-			if !ok || st.Seq != seq || st.Stream != 9 || st.TS == 0 {
-				t.Fatalf("v6=%v: stamp %+v ok=%v, want seq %d stream 9", v6, st, ok, seq)
+			if !ok || st.Seq != seq || st.Stream != 9 || (st.TS == 0) != tc.noTime {
+				t.Fatalf("%+v: stamp %+v ok=%v, want seq %d stream 9", tc, st, ok, seq)
 			}
 			// The Go builder with the same seq and ts writes the same frame
-			// when flows vary only the port (SrcAddrs = DstAddrs = 1).
+			// (checksum included) when flows vary only the port
+			// (SrcAddrs = DstAddrs = 1).
 			n := b.Build(want, 9, seq, st.TS)
 			if !bytes.Equal(got, want[:n]) {
-				t.Fatalf("v6=%v seq %d: program frame\n% x\nbuilder frame\n% x", v6, seq, got, want[:n])
+				t.Fatalf("%+v seq %d: program frame\n% x\nbuilder frame\n% x", tc, seq, got, want[:n])
 			}
 		}
 	}

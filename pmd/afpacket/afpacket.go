@@ -30,8 +30,18 @@ const (
 )
 
 // Help describes the driver's arguments.
-const Help = "AF_PACKET TPACKET_V2 mmap rings (fallback without XDP): dev=IFNAME (required) queues=N " +
-	"promisc=on|off bypass=on|off (qdisc bypass, default on) frames=N framesize=BYTES blocksize=BYTES"
+const Help = "AF_PACKET TPACKET_V2 mmap rings on a kernel interface (fallback without XDP)"
+
+// Args describes the driver's arguments.
+var Args = []pmd.Arg{
+	{Name: "dev", Type: pmd.ArgDev, Required: true, Help: "the kernel interface"},
+	{Name: "queues", Type: pmd.ArgInt, Min: 1, Max: MaxQueues, Default: "1", Help: "sockets in a fanout group"},
+	{Name: "promisc", Type: pmd.ArgBool, Default: "off", Help: "promiscuous mode"},
+	{Name: "bypass", Type: pmd.ArgBool, Default: "on", Help: "PACKET_QDISC_BYPASS"},
+	{Name: "frames", Type: pmd.ArgInt, Min: 1, Max: 1 << 20, Help: "frames per ring, a multiple of the frames per block (default 1024)"},
+	{Name: "framesize", Type: pmd.ArgInt, Min: minFrameSize, Max: 1 << 16, Default: "2048", Help: "bytes per frame slot, a multiple of 16"},
+	{Name: "blocksize", Type: pmd.ArgInt, Min: 4096, Max: 1 << 22, Help: "bytes per ring block, a multiple of the page size and of framesize (default 32 frames)"},
+}
 
 var argNames = []string{"dev", "queues", "promisc", "bypass", "frames", "framesize", "blocksize"}
 
@@ -39,7 +49,7 @@ var argNames = []string{"dev", "queues", "promisc", "bypass", "frames", "framesi
 var ErrNoDevice = errors.New("no such interface")
 
 func init() {
-	pmd.Register(pmd.Driver{Name: DriverName, Help: Help, Open: func(cfg pmd.Config) (pmd.Port, error) { return Open(cfg) }})
+	pmd.Register(pmd.Driver{Name: DriverName, Help: Help, Args: Args, Open: func(cfg pmd.Config) (pmd.Port, error) { return Open(cfg) }})
 }
 
 var (

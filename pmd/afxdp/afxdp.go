@@ -33,7 +33,15 @@ const (
 func init() {
 	pmd.Register(pmd.Driver{
 		Name: DriverName,
-		Help: "AF_XDP sockets, UMEM = the mbuf pool: dev=IF [queues=N] [mode=auto|copy|zerocopy] [xdpmode=auto|native|generic] [busypoll=USECS] [ring=2048]",
+		Help: "AF_XDP sockets on a kernel interface; the UMEM is the mbuf pool (main driver)",
+		Args: []pmd.Arg{
+			{Name: argDev, Type: pmd.ArgDev, Required: true, Help: "the kernel interface"},
+			{Name: argQueues, Type: pmd.ArgInt, Min: 1, Max: 4096, Help: "queues to open (default: the device's channels, ethtool -l)"},
+			{Name: argMode, Type: pmd.ArgEnum, Choices: []string{"auto", "copy", "zerocopy"}, Default: "auto", Help: "AF_XDP bind mode"},
+			{Name: argXDPMode, Type: pmd.ArgEnum, Choices: []string{"auto", "native", "generic"}, Default: "auto", Help: "XDP attach mode"},
+			{Name: argBusyPoll, Type: pmd.ArgInt, Min: 0, Max: 1000000, Default: "0", Help: "preferred busy-polling timeout in µs (0: off)"},
+			{Name: argRing, Type: pmd.ArgInt, Min: 64, Max: 1 << 16, PowerOfTwo: true, Default: fmt.Sprint(xsk.DefaultRingSize), Help: "size of the fill, completion, RX and TX rings"},
+		},
 		Open: open,
 	})
 }
@@ -110,7 +118,13 @@ type Port struct {
 	link    atomic.Pointer[pmd.Link]
 	reopens atomic.Uint64
 
-	mu     sync.Mutex // control side: attach, detach, Info, Close
+	mu sync.Mutex // control side: attach, detach, Info, Close
+	// sockMu orders closing a queue's socket (detach) against reading its
+	// kernel counters (Stats, XSKStats): held only around the close and
+	// the getsockopt, so a reader never waits for a whole detach (which
+	// may wait seconds for a poller) and never uses a closed or reused
+	// descriptor.
+	sockMu sync.Mutex
 	mon    *linkmon.Monitor
 	info   pmd.Info
 	prog   *xsk.Program
@@ -326,7 +340,9 @@ func (p *Port) detach() {
 			st = nil
 		}
 		if st != nil {
+			p.sockMu.Lock()
 			qu.release(st)
+			p.sockMu.Unlock()
 		}
 	}
 	if p.prog != nil {
@@ -367,6 +383,8 @@ func (p *Port) RxFD(q int) int {
 	if uint(q) >= uint(len(p.queues)) {
 		return -1
 	}
+	p.sockMu.Lock() // the socket is not closed while we read its descriptor
+	defer p.sockMu.Unlock()
 	if st := p.queues[q].cur.Load(); st != nil {
 		return st.s.FD()
 	}
@@ -392,7 +410,11 @@ func (p *Port) Link() pmd.Link { return *p.link.Load() }
 // buffer was there), which the driver itself never sees.
 func (p *Port) Stats() []pmd.QueueStats {
 	out := pmd.Snapshots(p.ctr)
+	p.sockMu.Lock()
+	defer p.sockMu.Unlock()
 	for q := range out {
+		// Loaded under sockMu: detach unpublishes a socket before it
+		// closes it under sockMu, so a socket seen here is still open.
 		st := p.queues[q].cur.Load()
 		if st == nil {
 			continue
@@ -411,8 +433,8 @@ func (p *Port) Stats() []pmd.QueueStats {
 // XSKStats returns the AF_XDP socket counters of queue q (kicks, kernel
 // drops, ring-empty events), for diagnostics.
 func (p *Port) XSKStats(q int) (xsk.Stats, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.sockMu.Lock()
+	defer p.sockMu.Unlock()
 	if uint(q) >= uint(len(p.queues)) {
 		return xsk.Stats{}, xsk.ErrClosed
 	}

@@ -21,13 +21,26 @@ const MaxQueues = 64
 const MaxTemplateBytes = 32 << 20
 
 // Help describes the driver's arguments.
-const Help = "RX makes template UDP packets, TX frees: size=64..1518 flows=N proto=ipv4|ipv6 " +
-	"smac= dmac= src= dst= sport= dport= queues=N"
+const Help = "RX makes template UDP packets, TX frees them (tests, benchmarks)"
+
+// Args describes the driver's arguments.
+var Args = []pmd.Arg{
+	{Name: "size", Type: pmd.ArgInt, Min: pktgen.MinSize, Max: pktgen.MaxSize, Default: fmt.Sprint(pktgen.MinSize), Help: "frame size with the Ethernet header, without FCS"},
+	{Name: "flows", Type: pmd.ArgInt, Min: 1, Max: pktgen.MaxFlows, Default: "1", Help: "distinct UDP flows (source ports)"},
+	{Name: "proto", Type: pmd.ArgEnum, Choices: []string{"ipv4", "ipv6"}, Default: "ipv4", Help: "IP version of the packets"},
+	{Name: "smac", Type: pmd.ArgMAC, Help: "source MAC of the packets"},
+	{Name: "dmac", Type: pmd.ArgMAC, Help: "destination MAC of the packets"},
+	{Name: "src", Type: pmd.ArgString, Help: "source IP address"},
+	{Name: "dst", Type: pmd.ArgString, Help: "destination IP address"},
+	{Name: "sport", Type: pmd.ArgInt, Min: 1, Max: 65535, Default: fmt.Sprint(pktgen.DefaultSrcPort), Help: "first UDP source port"},
+	{Name: "dport", Type: pmd.ArgInt, Min: 1, Max: 65535, Default: fmt.Sprint(pktgen.DefaultDstPort), Help: "UDP destination port"},
+	{Name: "queues", Type: pmd.ArgInt, Min: 1, Max: MaxQueues, Default: "1", Help: "receive and transmit queues"},
+}
 
 var argNames = []string{"size", "flows", "proto", "smac", "dmac", "src", "dst", "sport", "dport", "queues"}
 
 func init() {
-	pmd.Register(pmd.Driver{Name: DriverName, Help: Help, Open: func(cfg pmd.Config) (pmd.Port, error) { return Open(cfg) }})
+	pmd.Register(pmd.Driver{Name: DriverName, Help: Help, Args: Args, Open: func(cfg pmd.Config) (pmd.Port, error) { return Open(cfg) }})
 }
 
 var _ pmd.Port = (*Port)(nil)

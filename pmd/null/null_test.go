@@ -29,16 +29,16 @@ func TestArgs(t *testing.T) {
 		{"size=1518,flows=100,proto=ipv6,queues=4", ""},
 		{"dmac=02:aa:bb:cc:dd:ee,smac=02:00:00:00:00:09,src=198.18.1.1,dst=198.19.2.2,sport=5,dport=7", ""},
 		{"proto=ipv6,src=2001:2::5,dst=2001:2:0:9::1", ""},
-		{"size=63", "size=\"63\""},
+		{"size=63", "argument size: \"63\""},
 		{"size=1519", "[64, 1518]"},
 		{"flows=0", "flows"},
 		{"flows=1000000,size=1518", "more than 33554432"},
 		{"proto=ipx", "want one of ipv4, ipv6"},
-		{"dmac=zz", "want a MAC address"},
+		{"dmac=zz", "want a unicast MAC address"},
 		{"src=nope", "want an IP address"},
 		{"src=2001:2::1", "set proto=ipv6"},
 		{"queues=0", "queues"},
-		{"bogus=1", `unknown argument "bogus"`},
+		{"bogus=1", "argument bogus: unknown"},
 	} {
 		a, err := pmd.ParseArgs(tc.args)
 		if err != nil {

@@ -7,9 +7,10 @@ import (
 	"github.com/fwdd/fwdd/pmd"
 )
 
-// Hub pairs ring ports by name for one stack: the stack owns it (no
-// package-level state) and calls Hub.Open for driver "ring" ports that have
-// a peer argument. Safe for concurrent use; never on the fast path.
+// Hub pairs ring ports by name for one stack: the driver keeps one in the
+// stack's pmd.Shared (no package-level state) and opens "ring" ports that
+// have a peer argument through it. Safe for concurrent use; never on the
+// fast path.
 type Hub struct {
 	mu      sync.Mutex
 	waiting map[string]*waiting

@@ -20,19 +20,40 @@ const (
 	DefaultSize = 1024
 )
 
-// Help describes the driver's arguments.
-const Help = "ports back to back in memory: queues=N size=RING_SIZE mac=MAC; " +
-	"alone a loopback port, with peer=NAME one of a pair (through the stack's ringpmd.Hub)"
+// Help describes the driver.
+const Help = "ports back to back in memory: alone a loopback port, with peer NAME one of a pair"
+
+// Args describes the driver's arguments.
+var Args = []pmd.Arg{
+	{Name: "queues", Type: pmd.ArgInt, Min: 1, Max: MaxQueues, Default: "1", Help: "receive and transmit queues"},
+	{Name: "size", Type: pmd.ArgInt, Min: 1, Max: ring.MaxSize, PowerOfTwo: true, Default: fmt.Sprint(DefaultSize), Help: "ring size"},
+	{Name: "mac", Type: pmd.ArgMAC, Help: "the port's MAC (default 02:00:00:72:ID)"},
+	{Name: "peer", Type: pmd.ArgString, Help: "pair name: the two ports given the same peer are connected (the first waits, link down, for the second)"},
+}
 
 var argNames = []string{"queues", "size", "mac", "peer"}
 
+// hubKey keys the stack's Hub in pmd.Shared.
+type hubKey struct{}
+
 func init() {
-	pmd.Register(pmd.Driver{Name: DriverName, Help: Help, Open: func(cfg pmd.Config) (pmd.Port, error) {
-		if peer, ok := cfg.Args["peer"]; ok {
-			return nil, fmt.Errorf("ring: peer=%s: a pair needs the stack's ringpmd.Hub (Hub.Open) or ringpmd.NewPair; "+
-				"the driver registry keeps no state to pair ports (omit peer for a loopback port)", peer)
+	pmd.Register(pmd.Driver{Name: DriverName, Help: Help, Args: Args, Open: func(cfg pmd.Config) (pmd.Port, error) {
+		peer, ok := cfg.Args["peer"]
+		if !ok {
+			return NewLoop(cfg)
 		}
-		return NewLoop(cfg)
+		if cfg.Shared == nil {
+			return nil, fmt.Errorf("ring: peer=%s: a pair meets in the stack's state (pmd.Config.Shared), and none was given "+
+				"(omit peer for a loopback port, or use ringpmd.NewPair)", peer)
+		}
+		var h *Hub
+		cfg.Shared.Do(func(m map[any]any) {
+			if h, _ = m[hubKey{}].(*Hub); h == nil {
+				h = NewHub()
+				m[hubKey{}] = h
+			}
+		})
+		return h.open(cfg)
 	}})
 }
 

@@ -56,10 +56,10 @@ func TestArgs(t *testing.T) {
 		{"queues=0", "queues"},
 		{"queues=65", "queues"},
 		{"size=100", "power of two"},
-		{"size=0", "power of two"},
-		{"mac=foo", "want a MAC"},
-		{"nope=1", `unknown argument "nope"`},
-		{"peer=l0", "Hub"},
+		{"size=0", "want an integer"},
+		{"mac=foo", "want a unicast MAC"},
+		{"nope=1", "argument nope: unknown"},
+		{"peer=l0", "pmd.Config.Shared"},
 	} {
 		p, err := pmd.Open(cfg("p0", 0, tc.args, pool))
 		if tc.err == "" {

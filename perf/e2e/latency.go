@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fwdd/fwdd/perf/gen"
+)
+
+// The latency phase: each forwarder at a light load (latRate packets/s,
+// 64 bytes) with fwdgen's stamps, the generator and the stamp-checking
+// sink pinned to the generator CPU and the router's work to the router CPU,
+// as issue 13 states it. Linux forwarding is the baseline; fwdd runs once
+// with adaptive and once with busy polling. For adaptive fwdd the harness
+// also measures the CPU an idle fwdd uses (no traffic for latIdle).
+
+// latencyResult is one forwarder's latency runs.
+type latencyResult struct {
+	Leg     string
+	Rate    float64
+	Trials  []gen.Latency
+	Lost    []float64 // percent per trial
+	IdleCPU float64   // share of one core used by an idle fwdd; <0 = not measured
+}
+
+func (l *latencyResult) p(sel func(gen.Latency) float64) (med, lo, hi float64) {
+	v := make([]float64, len(l.Trials))
+	for i, t := range l.Trials {
+		v[i] = sel(t)
+	}
+	lo, hi = minmax(v)
+	return median(v), lo, hi
+}
+
+func (l *latencyResult) p50() (float64, float64, float64) {
+	return l.p(func(x gen.Latency) float64 { return x.P50US })
+}
+
+func (l *latencyResult) p99() (float64, float64, float64) {
+	return l.p(func(x gen.Latency) float64 { return x.P99US })
+}
+
+// latencyLeg is a forwarder set up for the latency phase.
+type latencyLeg struct {
+	name  string
+	setup func(ctx context.Context) (teardown func(), pid int, err error)
+}
+
+func (h *harness) latencyLegs() []latencyLeg {
+	var linux leg
+	for _, l := range h.allLegs() {
+		if l.name == "linux" {
+			linux = l
+		}
+	}
+	fwdd := func(poll string) func(ctx context.Context) (func(), int, error) {
+		return func(ctx context.Context) (func(), int, error) {
+			return h.startFwddPid(ctx, "afxdp", "-poll", poll)
+		}
+	}
+	return []latencyLeg{
+		{name: "linux", setup: func(ctx context.Context) (func(), int, error) {
+			td, err := linux.setup(ctx)
+			return td, 0, err
+		}},
+		{name: "fwdd-adaptive", setup: fwdd("adaptive")},
+		{name: "fwdd-busy", setup: fwdd("busy")},
+	}
+}
+
+// runLatency measures every latency leg; a leg that cannot be set up is
+// skipped with the reason.
+func (h *harness) runLatency(ctx context.Context) error {
+	for _, l := range h.latencyLegs() {
+		if !budgetLeft(h.budget) {
+			h.skips = append(h.skips, "latency "+l.name+": time budget exhausted")
+			continue
+		}
+		h.logf("== latency %s: %.0f packets/s, 64 B, stamps checked at the sink", l.name, h.cfg.latRate)
+		td, pid, err := l.setup(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			h.skips = append(h.skips, fmt.Sprintf("latency %s: %v", l.name, err))
+			continue
+		}
+		res := &latencyResult{Leg: l.name, Rate: h.cfg.latRate, IdleCPU: -1}
+		err = h.latencyTrials(ctx, res)
+		if err == nil && pid > 0 && l.name == "fwdd-adaptive" {
+			res.IdleCPU, err = idleCPU(ctx, pid, h.cfg.latIdle)
+			h.logf("   idle fwdd (adaptive): %.1f%% of a core over %v", 100*res.IdleCPU, h.cfg.latIdle)
+		}
+		td()
+		if err != nil {
+			return fmt.Errorf("latency %s: %w", l.name, err)
+		}
+		h.lat = append(h.lat, res)
+	}
+	return nil
+}
+
+func (h *harness) latencyTrials(ctx context.Context, res *latencyResult) error {
+	// Warm-up: neighbours resolved, paths set up.
+	if _, _, err := h.runTrial(ctx, trialSpec{gen: genAFP, sink: gen.BackendTC, size: 64, rate: 10000, dur: 300 * time.Millisecond}); err != nil {
+		return err
+	}
+	for i := 0; i < h.cfg.reps && budgetLeft(h.budget); i++ {
+		tr, rx, err := h.runTrial(ctx, trialSpec{gen: genAFP, sink: gen.BackendAFPacket, size: 64, rate: h.cfg.latRate, dur: h.cfg.dur})
+		if err != nil {
+			return err
+		}
+		if rx.Latency == nil || rx.Latency.Samples == 0 {
+			return fmt.Errorf("the sink took no latency samples (%d frames received)", rx.Packets)
+		}
+		res.Trials = append(res.Trials, *rx.Latency)
+		res.Lost = append(res.Lost, tr.LossPct)
+		h.logf("   %-14s rep %d: p50 %.1f µs, p99 %.1f µs, max %.1f µs, loss %.2f%%", res.Leg, i+1,
+			rx.Latency.P50US, rx.Latency.P99US, rx.Latency.MaxUS, tr.LossPct)
+	}
+	return nil
+}
+
+// idleCPU returns the share of one core that process pid used over d.
+func idleCPU(ctx context.Context, pid int, d time.Duration) (float64, error) {
+	t0, err := cpuTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(d):
+	}
+	t1, err := cpuTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	const hz = 100 // USER_HZ: the unit of /proc/PID/stat on Linux
+	return float64(t1-t0) / hz / time.Since(start).Seconds(), nil
+}
+
+// cpuTicks returns utime+stime of pid (all its threads) in clock ticks.
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces: the fields start after its ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	}
+	return ut + st, nil
+}
+
+// latencyLines are the latency comparisons with issue 13's targets.
+func (r *report) latencyLines() []string {
+	h := r.h
+	var base *latencyResult
+	for _, l := range h.lat {
+		if l.Leg == "linux" {
+			base = l
+		}
+	}
+	var out []string
+	for _, l := range h.lat {
+		m50, lo50, hi50 := l.p50()
+		m99, lo99, hi99 := l.p99()
+		line := fmt.Sprintf("%s at %.0f pps: p50 %.1f µs (%.1f–%.1f), p99 %.1f µs (%.1f–%.1f)", l.Leg, l.Rate, m50, lo50, hi50, m99, lo99, hi99)
+		if base != nil && l != base {
+			b50, _, _ := base.p50()
+			b99, _, _ := base.p99()
+			line += fmt.Sprintf("; %.1f× Linux's p50, %.1f× its p99", m50/b50, m99/b99)
+			switch l.Leg {
+			case "fwdd-adaptive":
+				line += verdict("p50 ≤ 5× Linux", m50 <= 5*b50) + verdict("p99 ≤ 100 µs", m99 <= 100)
+			case "fwdd-busy":
+				line += verdict("p50 ≤ 2× Linux", m50 <= 2*b50) + verdict("p99 ≤ 10× Linux", m99 <= 10*b99)
+			}
+		}
+		if l.IdleCPU >= 0 {
+			line += fmt.Sprintf("; idle: %.1f%% of a core", 100*l.IdleCPU) + verdict("idle < 5%", l.IdleCPU < 0.05)
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func verdict(target string, met bool) string {
+	if met {
+		return " — " + target + ": met"
+	}
+	return " — " + target + ": NOT met"
+}

@@ -329,8 +329,10 @@ func (d *Daemon) loop() {
 			r.reply <- response{res, err}
 		case <-wake:
 			d.st.nb.input()
+			d.st.eng.Service()
 		case now := <-tick.C:
 			d.st.nb.input()
+			d.st.eng.Service()
 			d.st.nb.tick(now)
 			d.st.linkCheck()
 		case <-d.stop:

@@ -26,12 +26,15 @@ type dataplane struct {
 	fibs  atomic.Pointer[fib.FIBs]
 	neigh *lltable.Table
 	tx    *txq.Table
+	// in maps received frames to the stacked ports (vlan, lagg).
+	in atomic.Pointer[inMap]
 }
 
 // newDataplane builds the shared tables.
 func newDataplane(e *Engine) (*dataplane, error) {
 	d := &dataplane{e: e}
 	d.state.Store(&State{})
+	d.in.Store(&inMap{})
 	f, err := fib.New(fib.Config{FIBs: 1})
 	if err != nil {
 		return nil, err

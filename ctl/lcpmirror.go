@@ -689,7 +689,7 @@ type lcpPortRow struct {
 type lcpShow struct {
 	Running bool              `json:"running"`
 	Tables  map[string]uint32 `json:"tables"` // FIB -> kernel table
-	Ports   []lcpPortRow          `json:"ports"`
+	Ports   []lcpPortRow      `json:"ports"`
 	Stats   *lcpStats         `json:"stats,omitempty"`
 }
 

@@ -32,8 +32,8 @@ type lcpEnv struct {
 }
 
 const lcpConfig = `
-port add p0 driver null lcp e0
-port add p1 driver null lcp e1
+port add p0 driver ring lcp e0
+port add p1 driver ring lcp e1
 addr add p0 198.18.0.1/24
 addr add p0 2001:2::1/64
 `

@@ -240,6 +240,15 @@ func TestLCPMirrorRoutes(t *testing.T) {
 			t.Errorf("route of unmapped table 102 in fib %d", f)
 		}
 	}
+	// A route through a kernel nexthop object: with nexthop_compat_mode
+	// (the default) the kernel spells its hops out in the route's
+	// messages, also when the object changes.
+	if _, err := e.n.TryIn(e.ns, "ip", "nexthop", "add", "id", "7", "via", "198.18.0.2", "dev", "e0"); err == nil {
+		e.ip("route", "add", "198.18.17.0/24", "nhid", "7")
+		e.waitRoute(0, "198.18.17.0/24", "route through a nexthop object", kernelVia("198.18.0.2", "p0"))
+		e.ip("nexthop", "replace", "id", "7", "via", "198.18.1.2", "dev", "e1")
+		e.waitRoute(0, "198.18.17.0/24", "nexthop object replaced", kernelVia("198.18.1.2", "p1"))
+	}
 	// The kernel's own connected route for e0's address does not fight
 	// fwdd's: still connected, p0.
 	if r := e.routes(0)["198.18.0.0/24"]; r.Origin != show.Connected || r.Netif != "p0" {

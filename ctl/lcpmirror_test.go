@@ -291,8 +291,18 @@ func TestLCPMirrorRoutes(t *testing.T) {
 		res, _ := e.d.Exec(context.Background(), cmds)
 		return res[0].Text
 	}()
-	if !strings.Contains(out, "198.18.12.0/24") {
-		t.Errorf("show routes:\n%s", out)
+	marked := false
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == "198.18.11.0/24" && f[2] == "UG1" {
+			marked = true
+		}
+		if len(f) >= 3 && f[0] == "198.18.0.0/24" && strings.Contains(f[2], "1") {
+			t.Errorf("connected route marked as kernel: %q", l)
+		}
+	}
+	if !marked {
+		t.Errorf("show routes does not mark the kernel route 198.18.11.0/24 UG1:\n%s", out)
 	}
 	st := e.lcpStats()
 	t.Logf("show lcp: %+v", st.Stats)

@@ -526,7 +526,9 @@ func (s *stack) lcpCommit(changes []fib.Change) {
 	if err := s.fibs.Apply(changes); err != nil {
 		s.lcpm.st.ApplyErrs++
 		s.log.Error("netlink mirror: kernel routes not applied", "changes", len(changes), "err", err)
+		return
 	}
+	s.obs.kernelRoutes(changes)
 }
 
 // lcpNextHop registers a translated route's next hop.

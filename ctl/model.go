@@ -232,6 +232,7 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 		if err != nil {
 			return err
 		}
+		p.At = c.Where // errors opening it now are this command's
 		if c.FIB != cmdlang.AnyFIB {
 			if err := b.checkFIB(c.FIB); err != nil {
 				return err

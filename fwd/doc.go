@@ -48,6 +48,13 @@
 // for a grace period (Engine.Synchronize: every worker finished an
 // iteration or is idle).
 //
+// Punt (punt.go): on a port with a kernel interface (package lcp), the
+// host-bound packets the steps above would drop (for our addresses but not
+// an echo request, link-local multicast and broadcast, IPv6 link-local)
+// and a copy of ARP/NDP go to the worker's lcp.Producer instead, flushed
+// into its bounded ring once per burst (overflow dropped and counted).
+// Transit packets never do.
+//
 // The control goroutine's own small pipeline (ctlpath.go) transmits what
 // the neighbour table builds and answers packets whose neighbour failed.
 package fwd

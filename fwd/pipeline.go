@@ -70,6 +70,10 @@ type pipeline struct {
 	frags    [64]*mbuf.Mbuf
 	id       int // worker id (the control path: the number of workers)
 	hashSeed uint64
+
+	// traceHits are the rule hits explain counts on the side (observe.go),
+	// so that a traced packet's rules are not counted twice. Last: cold.
+	traceHits [MaxRules]uint32
 }
 
 func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {

@@ -15,6 +15,7 @@ const (
 	Forwarded               // handed to txq for another port
 	LocalIn                 // delivered to us (echo answered, control traffic)
 	Punted                  // handed to the control plane (ARP, NDP, neighbour misses)
+	PuntedLCP               // handed to a port's kernel interface (lcp; ARP and NDP copies included)
 	ICMPSent                // ICMP errors and echo replies generated
 
 	// Drops, by reason (RFC 1812 5.2.2 and friends).
@@ -34,6 +35,7 @@ const (
 	DropBroadcast     // link-layer broadcast/multicast or another host's MAC
 	DropNoNeighbour   // a neighbour entry failed, or the control path had none
 	DropUnknownVLAN   // 802.1Q tag whose VLAN id has no sub-interface on the port
+	DropNoFIB         // the packet's FIB is not in the FIB set (a held packet outliving net.fibs)
 	DropNotCollecting // received on a lagg member that is not collecting (LACP)
 
 	// Not drops.
@@ -44,12 +46,14 @@ const (
 )
 
 var reasonNames = [numReasons]string{
-	RxPackets: "rx", Forwarded: "forwarded", LocalIn: "local_in", Punted: "punted", ICMPSent: "icmp_sent",
+	RxPackets: "rx", Forwarded: "forwarded", LocalIn: "local_in", Punted: "punted", PuntedLCP: "punted_lcp", ICMPSent: "icmp_sent",
 	DropParse: "drop_parse", DropTTL: "drop_ttl_expired", DropNoRoute: "drop_no_route", DropBlackhole: "drop_blackhole",
 	DropReject: "drop_reject", DropRule: "drop_rule", DropTooBig: "drop_too_big", DropFragFailed: "drop_frag_failed",
 	DropPuntFull: "drop_control_ring_full", DropNoBuffer: "drop_no_buffer", DropLocal: "drop_local_unhandled",
 	DropPortDown: "drop_port_down", DropHopByHop: "drop_hop_by_hop", DropBroadcast: "drop_not_our_mac",
-	DropNoNeighbour: "drop_no_neighbour", DropUnknownVLAN: "drop_unknown_vlan", DropNotCollecting: "drop_lagg_not_collecting", Fragmented: "fragments_made", ICMPRateLimited: "icmp_rate_limited",
+	DropNoNeighbour: "drop_no_neighbour", DropUnknownVLAN: "drop_unknown_vlan", DropNoFIB: "drop_fib_missing",
+	DropNotCollecting: "drop_lagg_not_collecting",
+	Fragmented:        "fragments_made", ICMPRateLimited: "icmp_rate_limited",
 }
 
 func (r Reason) String() string {

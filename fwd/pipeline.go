@@ -7,6 +7,7 @@ import (
 
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd/pkt"
+	"github.com/fwdd/fwdd/lcp"
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
@@ -27,6 +28,10 @@ type pipeline struct {
 	// control: this is the control goroutine's pipeline (ICMP for packets
 	// the neighbour table gave up on); a neighbour miss is dropped there.
 	control bool
+	// punt hands host-bound frames to the ports' kernel interfaces (lcp);
+	// nil for the control goroutine's pipeline.
+	punt *lcp.Producer
+	one  [1]*mbuf.Mbuf
 
 	rx [Burst]*mbuf.Mbuf
 
@@ -61,9 +66,15 @@ type pipeline struct {
 
 	icmp     pkt.TokenBucket
 	icmpRate [2]int // rate, burst the bucket was set with
+	// frags receives the fragments of one datagram (tooBig4), which are
+	// sent before the next packet is looked at.
 	frags    [64]*mbuf.Mbuf
 	id       int // worker id (the control path: the number of workers)
 	hashSeed uint64
+
+	// traceHits are the rule hits explain counts on the side (observe.go),
+	// so that a traced packet's rules are not counted twice. Last: cold.
+	traceHits [MaxRules]uint32
 }
 
 func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
@@ -77,13 +88,19 @@ func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
 		return err
 	}
 	p.tx = s
+	if id < len(e.pools) {
+		p.punt = e.dp.lcp.Producer(id)
+		p.punt.SetCache(cache)
+	}
 	return nil
 }
 
 // process handles one received burst from port.
 func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
-	st := p.d.state.Load()
-	fs := p.d.fibs.Load().Load()
+	v := p.d.view.Load()
+	st := v.st
+	fs := v.fibs.Load()
+	nfib := fs.NumFIBs()
 	ns := p.neigh.Load()
 	b := &p.bc
 	b.v[RxPackets] += uint32(len(ms))
@@ -139,11 +156,19 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 		switch cls {
 		case pkt.ClassIPv4:
 			if !isOurMAC(m, pin) {
+				if pin.LCP && p.punt != nil && hostBound4(m) {
+					p.puntLCP(m)
+					continue
+				}
 				p.drop(m, DropBroadcast)
 				continue
 			}
 			m.FIB = pin.FIB
 			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, false) {
+				continue
+			}
+			if int(m.FIB) >= nfib {
+				p.drop(m, DropNoFIB)
 				continue
 			}
 			p.v4[n4] = m
@@ -154,16 +179,31 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				p.drop(m, DropBroadcast)
 				continue
 			}
+			if pin.LCP && p.punt != nil && hostBound6(m, true) {
+				p.puntLCP(m)
+				continue
+			}
 			m.FIB = pin.FIB
 			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, true) {
+				continue
+			}
+			if int(m.FIB) >= nfib {
+				p.drop(m, DropNoFIB)
 				continue
 			}
 			p.v6[n6] = m
 			p.dst6[n6] = dst6(m)
 			n6++
 		case pkt.ClassARP, pkt.ClassND:
+			if pin.LCP && p.punt != nil {
+				p.puntCopy(m)
+			}
 			p.input(m)
 		case pkt.ClassHopByHop:
+			if pin.LCP && p.punt != nil && hostBound6(m, isOurMAC(m, pin)) {
+				p.puntLCP(m)
+				continue
+			}
 			p.drop(m, DropHopByHop)
 		default:
 			if why == pkt.UnknownEtherType && m.EtherType == pkt.EtherTypeSlow && lower.control != nil {
@@ -176,6 +216,10 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				} else {
 					p.drop(m, DropPuntFull)
 				}
+				continue
+			}
+			if pin.LCP && p.punt != nil && hostBoundDrop(m, why) {
+				p.puntLCP(m)
 				continue
 			}
 			p.parseDrop(m, why)
@@ -270,13 +314,21 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapsh
 	if out == nil {
 		return
 	}
-	if l3len(m) > out.MTU && !p.tooBig4(m, st, out) {
-		return
-	}
 	target := dst4(m)
 	if nh.Kind == fib.KindGateway {
 		target = addr4(nh.Addr)
 	}
+	if l3len(m) > out.MTU {
+		p.tooBig4(m, st, out, port, nhid, target, ns)
+		return
+	}
+	p.resolve4(m, port, nhid, target, out, ns)
+}
+
+// resolve4 sends m to IPv4 neighbour target on port: it looks up target's
+// MAC (consecutive packets usually share it: the last one is remembered for
+// the burst) and sends, or on a miss hands m to the control plane.
+func (p *pipeline) resolve4(m *mbuf.Mbuf, port uint16, nhid, target uint32, out *PortState, ns *lltable.Snapshot) {
 	var mac [6]byte
 	if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
 		mac = p.nb4mac
@@ -396,27 +448,28 @@ func (p *pipeline) egress(m *mbuf.Mbuf, port uint16, st *State) *PortState {
 }
 
 // tooBig4 handles an IPv4 packet larger than the egress MTU: with DF an
-// ICMP "fragmentation needed" (RFC 1191), without DF fragmentation.
-// It returns true if m itself should still be sent (never, currently: the
-// fragments are sent instead).
-func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState) bool {
+// ICMP "fragmentation needed" (RFC 1191), without DF fragmentation. The
+// datagram goes out whole or not at all: every fragment is resolved and
+// sent right here, in order (they share m's next hop), and when m cannot
+// be fragmented (no buffers, more fragments than p.frags holds, MTU too
+// small) it is dropped and counted (drop_frag_failed). Fragments are
+// counted in fragments_made, never as ICMP.
+func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState, port uint16, nhid, target uint32, ns *lltable.Snapshot) {
 	if dfSet(m) {
 		p.icmpError(m, st, pkt.FragNeeded, out.MTU)
 		p.drop(m, DropTooBig)
-		return false
+		return
 	}
 	n, res := pkt.Fragment4(m, out.MTU, p.cache, p.frags[:])
 	if res != pkt.FragOK {
 		p.drop(m, DropFragFailed)
-		return false
-	}
-	// The fragments are new packets with m's next hop: send them on as
-	// generated packets would be, without another TTL decrement.
-	for _, f := range p.frags[1:n] {
-		p.generated(f)
+		return
 	}
 	p.bc.v[Fragmented] += uint32(n)
-	return true
+	for i, f := range p.frags[:n] {
+		p.frags[i] = nil
+		p.resolve4(f, port, nhid, target, out, ns)
+	}
 }
 
 // send rewrites the link-layer header and hands m to txq.
@@ -452,6 +505,10 @@ func (p *pipeline) local4(m *mbuf.Mbuf, st *State) {
 		p.generated(m)
 		return
 	}
+	if st.port(m.Port).LCP && p.punt != nil {
+		p.puntLCP(m)
+		return
+	}
 	p.drop(m, DropLocal)
 }
 
@@ -460,6 +517,10 @@ func (p *pipeline) local6(m *mbuf.Mbuf, st *State) {
 	if isEchoRequest6(m) && pkt.EchoReply6(m) {
 		p.bc.v[LocalIn]++
 		p.generated(m)
+		return
+	}
+	if st.port(m.Port).LCP && p.punt != nil {
+		p.puntLCP(m)
 		return
 	}
 	p.drop(m, DropLocal)
@@ -482,6 +543,11 @@ func (p *pipeline) routeGenerated(st *State, fs *fib.Snapshot, ns *lltable.Snaps
 	for i := 0; i < p.nGen; i++ {
 		m := p.gen[i]
 		p.gen[i] = nil
+		if int(m.FIB) >= fs.NumFIBs() {
+			// Answers a packet held across a change of net.fibs.
+			p.drop(m, DropNoFIB)
+			continue
+		}
 		p.bc.v[ICMPSent]++
 		if m.Flags&mbuf.FlagIPv4 != 0 {
 			nh := fs.Lookup4(uint32(m.FIB), dst4(m))
@@ -604,6 +670,9 @@ func (p *pipeline) drop(m *mbuf.Mbuf, why Reason) {
 // control plane if something was punted.
 func (p *pipeline) finish(st *State) {
 	p.tx.Flush()
+	if p.punt != nil {
+		p.punt.Flush()
+	}
 	if p.nDrops > 0 {
 		freeMixed(p.d.e, p.cache, p.drops[:p.nDrops])
 		clear(p.drops[:p.nDrops])

@@ -291,3 +291,28 @@ func TestFlushDynamic(t *testing.T) {
 	}
 	e.checkNoLeak()
 }
+
+// A flood of misses to unresolvable destinations that fills MaxHeld does
+// not keep a new neighbour from resolving: its first packet is refused
+// (counted), its entry is made and solicited, and once it answers the next
+// packets flow.
+func TestMaxHeldDoesNotBlockResolution(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxHeld = 10 })
+	for i := 0; i < 50; i++ {
+		e.miss(netip.AddrFrom4([4]byte{198, 18, 0, byte(100 + i)}))
+	}
+	e.stk.take()
+	e.advance(time.Second) // request budget refills
+	e.stk.take()
+	refused := e.tab.Counters().HoldRefused
+	e.miss(peer4)
+	if len(e.requests(peer4)) != 1 {
+		t.Fatal("no request for a new neighbour while MaxHeld is reached")
+	}
+	if e.tab.Counters().HoldRefused != refused+1 {
+		t.Fatal("the refused packet is not counted")
+	}
+	e.answer(peer4, peerMAC)
+	e.wantState(peer4, StateReachable)
+	e.checkNoLeak()
+}

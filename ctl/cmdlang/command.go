@@ -686,7 +686,7 @@ func (c *ShowSysctl) String() string {
 // commands may run while nothing else changes and never need undoing.
 func IsShow(c Command) bool {
 	switch c.(type) {
-	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet:
+	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet, *ShowLCP:
 		return true
 	}
 	return false

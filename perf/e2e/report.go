@@ -148,6 +148,9 @@ func (r *report) markdown(svg string) string {
 		"(fwdd's worker; for linux and xdp the ingress veth's threaded NAPI, SCHED_FIFO %d so that other tenants of this shared machine do not starve it, as they cannot starve softirqs) to CPU %d. %d flows, IPv4 UDP, %v per run, "+
 		"median of %d runs (min–max). The machine is shared and noisy: compare rows of one run only.\n\n",
 		strings.Join(h.legSinks, ", "), h.cfg.genCPU, h.cfg.napiRT, h.cfg.rtrCPU, h.cfg.flows, h.cfg.dur, h.cfg.reps)
+	fmt.Fprintf(&b, "Scheduling: the Linux and XDP legs' NAPI thread and fwdd's worker in adaptive mode (`-rt %d`) run SCHED_FIFO %d; "+
+		"busy pollers (c-afxdp, fwdd `-poll busy`) run at ordinary priority, since a SCHED_FIFO thread that never sleeps starves the "+
+		"softirq work the kernel defers to ksoftirqd on its CPU.\n\n", h.cfg.napiRT, h.cfg.napiRT)
 	b.WriteString("Generators: `afpacket` = fwdgen's AF_PACKET TPACKET_V2 TX ring (feeds the kernel stack, so it is the one for the Linux comparison); " +
 		"`live` = fwdgen's BPF_PROG_RUN live-frames generator (XDP_TX; its frames do not reach the kernel IP stack, so it only feeds XDP/AF_XDP forwarders).\n\n")
 	b.WriteString("| forwarder | generator | frame size | delivered Mpps (median) | min–max | offered Mpps | loss % |\n|---|---|---|---|---|---|---|\n")

@@ -121,6 +121,9 @@ type stack struct {
 
 	nb *neighbours
 
+	// obs is the event bus and the trace and capture sessions (obs.go).
+	obs *obs
+
 	// phase is what the control goroutine is doing, for the panic policy.
 	phase phase
 	// panicHook, if set (tests), is called at each phase of a batch.
@@ -185,11 +188,13 @@ func Start(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	ob := newObs(&opts)
 	eng, err := fwd.New(opts.Engine, opts.Log)
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, obs: ob}
+	ob.s = st
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
 	b := st.model.begin()
@@ -479,7 +484,7 @@ func (d *Daemon) loop() {
 				return
 			}
 		case <-wake:
-			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.nb.input() }); fatal {
+			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.nb.input(); d.st.eng.Service() }); fatal {
 				fail(perr)
 				return
 			}
@@ -487,8 +492,10 @@ func (d *Daemon) loop() {
 			if perr, fatal := d.guard(func() {
 				d.st.enter(phaseNeigh)
 				d.st.nb.input()
+				d.st.eng.Service()
 				d.st.nb.tick(now)
 				d.st.linkCheck()
+				d.st.traceTick()
 			}); fatal {
 				fail(perr)
 				return
@@ -516,6 +523,7 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 		}
 		s.model = b.commit()
 		s.lcpReconciled(om)
+		s.obs.config(om, s.model, r.reload, s.opts.ConfigFile)
 	}
 	s.enter(phaseQuery)
 	results := make([]cmdlang.Result, len(r.cmds))
@@ -580,6 +588,9 @@ func (s *stack) validate(r request) (*batch, bool, error) {
 }
 
 func isQuery(c cmdlang.Command) bool {
+	if cmdlang.IsObs(c) || cmdlang.IsStream(c) {
+		return true // answered (trace add/clear included; streams refused) by obsQuery
+	}
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
 		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP:
@@ -599,6 +610,7 @@ func (s *stack) linkCheck() {
 		up := lp.model.Up && l.Up && l.Present
 		if int(lp.id) < len(st.Ports) && st.Ports[lp.id].Up != up {
 			s.log.Info("link changed", "port", lp.model.Name, "up", l.Up, "present", l.Present)
+			s.obs.link(lp.model.Name, up)
 			republish = true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -35,6 +36,8 @@ type e2e struct {
 
 func newE2E(t *testing.T) *e2e {
 	n := testnet.New(t)
+	testenv.Tool(t, "ethtool", "ethtool")
+	testenv.Tool(t, "ping", "iputils-ping")
 	x := &e2e{t: t, n: n, h1: n.NS("h1"), h2: n.NS("h2"), rt: n.NS("rt")}
 	n.Veth(x.h1, "h1", x.rt, "r0")
 	n.Veth(x.h2, "h2", x.rt, "r1")
@@ -148,6 +151,7 @@ func TestE2EForwarding(t *testing.T) {
 				x.tcpTransfer(t, "2001:2:0:2::2", 1<<20)
 			})
 			t.Run("traceroute", func(t *testing.T) {
+				testenv.Tool(t, "traceroute", "traceroute")
 				// Hosts rate-limit their own ICMP errors (the last hop's port
 				// unreachable): allow a retry rather than a flaky failure.
 				var out string

@@ -280,6 +280,7 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		return fmt.Errorf("routes: %w", err)
 	}
 	s.routesApplied()
+	s.obs.routes(changes)
 
 	// 5. Rules.
 	rules := nm.sortedRules()

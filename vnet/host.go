@@ -383,6 +383,20 @@ func (h *Host) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Resu
 	return h.execPlan(ctx, p, false)
 }
 
+// Stream runs a streaming command (monitor, capture) from the main socket
+// in its vnet (ctlsock.StreamExecutor). The vnet is looked up once; a vnet
+// deleted meanwhile ends the stream with its stack.
+func (h *Host) Stream(ctx context.Context, c cmdlang.Command, out *ctlsock.Stream) (cmdlang.Result, error) {
+	name, in := cmdlang.Unwrap(c)
+	h.mu.RLock()
+	v := h.vnets[name]
+	h.mu.RUnlock()
+	if v == nil {
+		return cmdlang.Result{}, noVnet(name, c)
+	}
+	return v.d.Stream(ctx, in, out)
+}
+
 func noVnet(name string, c cmdlang.Command) error {
 	return &cmdlang.ExecError{Cmd: c, Err: fmt.Errorf("no vnet %s (see show vnets; create it with vnet add %s)", name, name)}
 }

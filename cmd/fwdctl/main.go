@@ -43,6 +43,9 @@ const usage = `usage: fwdctl [-s SOCKET] [-V VNET] [-j] COMMAND...   run one com
        fwdctl [-s SOCKET] [-j] -f FILE      run FILE as one batch (- for stdin)
        fwdctl [-s SOCKET] [-j]              interactive prompt (batch from stdin if not a terminal)
        fwdctl help                          the command language
+       fwdctl [-s SOCKET] [-j] monitor [routes|neigh|ports|rules|lcp|config|all]...
+       fwdctl [-s SOCKET] capture PORT [rx|tx|both] [count N] [snaplen N] [duration D] [pcapng] -w FILE|-
+       fwdctl [-s SOCKET] top [-n N] [-i INTERVAL] [-o rx|tx|drops|name]
 `
 
 // run is fwdctl without the process: it returns the exit status.
@@ -67,6 +70,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(words) == 1 && (words[0] == "help" || words[0] == "?") {
 		fmt.Fprint(stdout, cmdlang.HelpText())
 		return 0
+	}
+	if len(words) > 0 && *file == "" {
+		switch words[0] {
+		case "monitor", "capture":
+			return runStream(ctx, *sock, *jsonOut, *vnet, words, stdout, stderr)
+		case "top":
+			return runTop(ctx, *sock, words[1:], stdin, stdout, stderr)
+		}
 	}
 	if *file != "" && len(words) > 0 {
 		fmt.Fprintf(stderr, "fwdctl: give either -f FILE or a command, not both\n%s", usage)

@@ -468,6 +468,14 @@ func (p *parser) command() Command {
 		return p.vnet()
 	case "lcp":
 		return p.lcp()
+	case "monitor":
+		p.verb = "monitor"
+		return p.monitor()
+	case "capture":
+		p.verb = "capture"
+		return p.capture()
+	case "trace":
+		return p.trace()
 	default:
 		p.fail(w, "unknown command %q (expected set, get, port, addr, route, rule, neigh, lcp or show)", w.text)
 	}
@@ -1127,7 +1135,7 @@ func (p *parser) neighAdd() Command {
 
 func (p *parser) show() Command {
 	p.verb = "show"
-	what := []string{"ports", "routes", "neigh", "rules", "fibs", "stats", "sysctl", "lcp"}
+	what := []string{"ports", "routes", "neigh", "rules", "fibs", "stats", "sysctl", "lcp", "trace", "workers"}
 	w := p.next()
 	if w == nil {
 		p.fail(nil, "missing what to show (expected %s)", orList(what))
@@ -1159,6 +1167,12 @@ func (p *parser) show() Command {
 	case "stats":
 		p.end()
 		return &ShowStats{Where: p.at}
+	case "trace":
+		p.end()
+		return &ShowTrace{Where: p.at}
+	case "workers":
+		p.end()
+		return &ShowWorkers{Where: p.at}
 	case "neigh":
 		c := &ShowNeigh{Where: p.at}
 		if w := p.next(); w != nil {

@@ -185,8 +185,8 @@ var parseErr = []struct{ in, want string }{
 	{`""`, `line 1: unknown command "" (expected set, get, port, addr, route, rule, neigh, lcp or show)`},
 	{"port", `line 1: port: missing subcommand (expected add, set or del)`},
 	{"route flap", `line 1: route: unknown subcommand "flap" (expected add, del, get or load)`},
-	{"show", `line 1: show: missing what to show (expected ports, routes, neigh, rules, fibs, stats, sysctl or lcp)`},
-	{"show everything", `line 1: show: cannot show "everything" (expected ports, routes, neigh, rules, fibs, stats, sysctl or lcp)`},
+	{"show", `line 1: show: missing what to show (expected ports, routes, neigh, rules, fibs, stats, sysctl, lcp, trace or workers)`},
+	{"show everything", `line 1: show: cannot show "everything" (expected ports, routes, neigh, rules, fibs, stats, sysctl, lcp, trace or workers)`},
 
 	// set/get
 	{"set", `line 1: set: missing key (like net.fibs)`},

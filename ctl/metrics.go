@@ -19,6 +19,7 @@ type collector struct {
 	neigh, neighEvents       *prometheus.Desc
 	fibRoutes                *prometheus.Desc
 	fibLookups, fibMisses    *prometheus.Desc
+	lcp                      *prometheus.Desc
 }
 
 func newMetrics(d *Daemon) *prometheus.Registry {
@@ -38,14 +39,16 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		fibRoutes:  prometheus.NewDesc("fwdd_fib_routes", "Routes per FIB and family.", []string{"fib", "family"}, nil),
 		fibLookups: prometheus.NewDesc("fwdd_fib_lookups_total", "FIB lookups of received packets per FIB.", []string{"fib"}, nil),
 		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
+		lcp:        prometheus.NewDesc("fwdd_lcp_packets_total", "Frames between a port and its kernel interface: punted, punt_drop, injected, inject_drop.", []string{"port", "lcp", "counter"}, nil),
 	}
+	d.coll = c
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
+	reg.MustRegister(c, newLoadCollector(d))
 	return reg
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.pkts, c.bytes, c.drops, c.errs, c.pipeline, c.ruleHits, c.pool, c.neigh, c.neighEvents, c.fibRoutes, c.fibLookups, c.fibMisses} {
+	for _, d := range []*prometheus.Desc{c.pkts, c.bytes, c.drops, c.errs, c.pipeline, c.ruleHits, c.pool, c.neigh, c.neighEvents, c.fibRoutes, c.fibLookups, c.fibMisses, c.lcp} {
 		ch <- d
 	}
 }
@@ -84,6 +87,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pool, g, float64(st.Free), st.Name, "free")
 		ch <- prometheus.MustNewConstMetric(c.pool, g, float64(st.Cached), st.Name, "cached")
 		ch <- prometheus.MustNewConstMetric(c.pool, g, float64(st.InUse), st.Name, "in_use")
+	}
+	for _, r := range snap.lcp {
+		for _, v := range r.counters() {
+			ch <- prometheus.MustNewConstMetric(c.lcp, ctr, float64(v.v), r.port, r.lcp, v.name)
+		}
 	}
 	for k, n := range snap.neigh {
 		ch <- prometheus.MustNewConstMetric(c.neigh, prometheus.GaugeValue, float64(n), k[0], k[1])

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fwdd/fwdd/fib"
+	"github.com/fwdd/fwdd/lcp"
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
@@ -25,6 +26,13 @@ type dataplane struct {
 	view  atomic.Pointer[view]
 	neigh *lltable.Table
 	tx    *txq.Table
+	// in maps received frames to the stacked ports (vlan, lagg).
+	in atomic.Pointer[inMap]
+	// obs is what is armed to watch the workers (captures, a trace); nil
+	// when nothing is (observe.go).
+	obs atomic.Pointer[Observers]
+	// lcp holds the ports' kernel interfaces and the punt path to them.
+	lcp *lcp.LCP
 }
 
 // view is what the control plane publishes for the workers as one
@@ -42,15 +50,17 @@ type view struct {
 // newDataplane builds the shared tables.
 func newDataplane(e *Engine) (*dataplane, error) {
 	d := &dataplane{e: e}
+	d.in.Store(&inMap{})
 	f, err := fib.New(fib.Config{FIBs: 1})
 	if err != nil {
 		return nil, err
 	}
 	d.view.Store(&view{st: &State{}, fibs: f})
-	// The control goroutine's sender is worker number Workers: it owns no
-	// queue (ports use at most Workers TX queues), so it always reaches
-	// queues through their rings.
-	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 1, Pools: e.pools, MaxPorts: MaxPorts})
+	// The control goroutine's sender is worker number Workers, the lcp
+	// punt goroutine's Workers+1: they own no queue (ports use at most
+	// Workers TX queues), so they always reach queues through their rings,
+	// and wake the queue's owner if it waits.
+	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 2, Pools: e.pools, MaxPorts: MaxPorts, Wake: e.wakeWorker})
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +73,16 @@ func newDataplane(e *Engine) (*dataplane, error) {
 		return nil, fmt.Errorf("neighbour table: %w", err)
 	}
 	d.neigh = nt
+	lcache := e.pools[0].NewCache()
+	lsend, err := tx.NewSender(len(e.pools)+1, lcache)
+	if err != nil {
+		return nil, err
+	}
+	l, err := lcp.New(lcp.Config{Workers: len(e.pools), Pools: e.pools, Cache: lcache, Sender: lsend, MaxPorts: MaxPorts, Log: e.log})
+	if err != nil {
+		return nil, err
+	}
+	d.lcp = l
 	return d, nil
 }
 
@@ -91,7 +111,10 @@ func (d *dataplane) flushPort(id uint16) {
 	}
 }
 
-func (d *dataplane) close() {}
+func (d *dataplane) close() { d.lcp.Close() }
+
+// LCP returns the ports' kernel interfaces (control goroutine).
+func (e *Engine) LCP() *lcp.LCP { return e.dp.lcp }
 
 // Publish gives the workers a new State and FIB set as one snapshot (control
 // goroutine only): a worker sees either the old pair or the new one. Every

@@ -7,8 +7,10 @@ import (
 
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd/pkt"
+	"github.com/fwdd/fwdd/lcp"
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/pmd"
 	"github.com/fwdd/fwdd/txq"
 )
 
@@ -26,6 +28,10 @@ type pipeline struct {
 	// control: this is the control goroutine's pipeline (ICMP for packets
 	// the neighbour table gave up on); a neighbour miss is dropped there.
 	control bool
+	// punt hands host-bound frames to the ports' kernel interfaces (lcp);
+	// nil for the control goroutine's pipeline.
+	punt *lcp.Producer
+	one  [1]*mbuf.Mbuf
 
 	rx [Burst]*mbuf.Mbuf
 
@@ -74,6 +80,10 @@ type pipeline struct {
 	frags    [64]*mbuf.Mbuf
 	id       int // worker id (the control path: the number of workers)
 	hashSeed uint64
+
+	// traceHits are the rule hits explain counts on the side (observe.go),
+	// so that a traced packet's rules are not counted twice. Last: cold.
+	traceHits [MaxRules]uint32
 }
 
 func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
@@ -87,6 +97,10 @@ func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
 		return err
 	}
 	p.tx = s
+	if id < len(e.pools) {
+		p.punt = e.dp.lcp.Producer(id)
+		p.punt.SetCache(cache)
+	}
 	return nil
 }
 
@@ -98,26 +112,68 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	nfib := fs.NumFIBs()
 	hasRules := st.Rules.Len() > 0
 	ns := p.neigh.Load()
-	in := st.port(port)
 	b := &p.bc
 	b.v[RxPackets] += uint32(len(ms))
+	// Stacked ports: a lagg member's burst is the lagg's; tagged frames
+	// are their VLAN sub-interface's (per packet, below).
+	im := p.d.in.Load()
+	lower := &im.ports[port&(MaxPorts-1)]
+	rxPort := port
+	gated := false
+	if lower.hasMaster {
+		port = lower.master
+		gated = lower.collecting != nil && !lower.collecting.Load()
+		if lower.rx != nil {
+			countRx(&lower.rx[p.id], ms)
+		}
+	}
+	ip := &im.ports[port&(MaxPorts-1)]
+	in := st.port(port)
+	var sub *inSub
+	var subN, subBytes uint64
 	n4, n6 := 0, 0
 	for _, m := range ms {
 		m.Port = port
 		cls, why := pkt.Parse(m)
-		if m.Flags&mbuf.FlagVLAN != 0 && cls != pkt.ClassDrop {
-			// A tag whose VLAN has no sub-interface: never routed as if
-			// it were untagged (issue 12.15).
-			p.drop(m, DropUnknownVLAN)
+		pin := in
+		if gated && cls != pkt.ClassDrop {
+			p.drop(m, DropNotCollecting)
 			continue
+		}
+		if m.Flags&mbuf.FlagVLAN != 0 && cls != pkt.ClassDrop {
+			// The frame is its VLAN sub-interface's, untagged from here
+			// on; a tag with no sub-interface is never routed as if
+			// untagged.
+			var si uint8
+			if ip.vlans != nil {
+				si = ip.vlans[m.VLANTCI&0xfff]
+			}
+			if si == 0 {
+				p.drop(m, DropUnknownVLAN)
+				continue
+			}
+			s := &ip.subs[si-1]
+			if s != sub {
+				flushSubRx(sub, p.id, subN, subBytes)
+				sub, subN, subBytes = s, 0, 0
+			}
+			subN++
+			subBytes += uint64(m.Len())
+			stripTag(m)
+			m.Port = s.id
+			pin = st.port(s.id)
 		}
 		switch cls {
 		case pkt.ClassIPv4:
-			if !isOurMAC(m, in) {
+			if !isOurMAC(m, pin) {
+				if pin.LCP && p.punt != nil && hostBound4(m) {
+					p.puntLCP(m)
+					continue
+				}
 				p.drop(m, DropBroadcast)
 				continue
 			}
-			m.FIB = in.FIB
+			m.FIB = pin.FIB
 			if hasRules && !p.classify(m, st.Rules, false) {
 				continue
 			}
@@ -129,11 +185,15 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			p.dst4[n4] = dst4(m)
 			n4++
 		case pkt.ClassIPv6:
-			if !isOurMAC(m, in) {
+			if !isOurMAC(m, pin) {
 				p.drop(m, DropBroadcast)
 				continue
 			}
-			m.FIB = in.FIB
+			if pin.LCP && p.punt != nil && hostBound6(m, true) {
+				p.puntLCP(m)
+				continue
+			}
+			m.FIB = pin.FIB
 			if hasRules && !p.classify(m, st.Rules, true) {
 				continue
 			}
@@ -145,13 +205,37 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			p.dst6[n6] = dst6(m)
 			n6++
 		case pkt.ClassARP, pkt.ClassND:
+			if pin.LCP && p.punt != nil {
+				p.puntCopy(m)
+			}
 			p.input(m)
 		case pkt.ClassHopByHop:
+			if pin.LCP && p.punt != nil && hostBound6(m, isOurMAC(m, pin)) {
+				p.puntLCP(m)
+				continue
+			}
 			p.drop(m, DropHopByHop)
 		default:
+			if why == pkt.UnknownEtherType && m.EtherType == pkt.EtherTypeSlow && lower.control != nil {
+				// LACP and marker frames go to the lagg's protocol, on
+				// the control goroutine; they are never forwarded.
+				m.Port = rxPort
+				if lower.control.Enqueue(m) {
+					b.v[Punted]++
+					p.punted++
+				} else {
+					p.drop(m, DropPuntFull)
+				}
+				continue
+			}
+			if pin.LCP && p.punt != nil && hostBoundDrop(m, why) {
+				p.puntLCP(m)
+				continue
+			}
 			p.parseDrop(m, why)
 		}
 	}
+	flushSubRx(sub, p.id, subN, subBytes)
 	if n4 > 0 {
 		p.lookup4(fs, n4)
 		p.forward4Burst(n4, st, fs, ns)
@@ -522,6 +606,10 @@ func (p *pipeline) local4(m *mbuf.Mbuf, st *State) {
 		p.generated(m)
 		return
 	}
+	if st.port(m.Port).LCP && p.punt != nil {
+		p.puntLCP(m)
+		return
+	}
 	p.drop(m, DropLocal)
 }
 
@@ -530,6 +618,10 @@ func (p *pipeline) local6(m *mbuf.Mbuf, st *State) {
 	if isEchoRequest6(m) && pkt.EchoReply6(m) {
 		p.bc.v[LocalIn]++
 		p.generated(m)
+		return
+	}
+	if st.port(m.Port).LCP && p.punt != nil {
+		p.puntLCP(m)
 		return
 	}
 	p.drop(m, DropLocal)
@@ -679,6 +771,9 @@ func (p *pipeline) drop(m *mbuf.Mbuf, why Reason) {
 // control plane if something was punted.
 func (p *pipeline) finish(st *State) {
 	p.tx.Flush()
+	if p.punt != nil {
+		p.punt.Flush()
+	}
 	if p.nDrops > 0 {
 		freeMixed(p.d.e, p.cache, p.drops[:p.nDrops])
 		clear(p.drops[:p.nDrops])
@@ -811,4 +906,23 @@ func fillPorts(k *flowKey, m *mbuf.Mbuf, d []byte) {
 			k.dport = binary.BigEndian.Uint16(d[o+2 : o+4])
 		}
 	}
+}
+
+// countRx counts a burst on a stacked port's receive counters.
+func countRx(c *pmd.QueueCounters, ms []*mbuf.Mbuf) {
+	var n uint64
+	for _, m := range ms {
+		n += uint64(m.Len())
+	}
+	c.RxPackets.Add(uint64(len(ms)))
+	c.RxBytes.Add(n)
+}
+
+// flushSubRx adds a run of frames to a VLAN sub-interface's counters.
+func flushSubRx(s *inSub, worker int, n, bytes uint64) {
+	if s == nil || n == 0 || s.rx == nil || worker >= len(s.rx) {
+		return
+	}
+	s.rx[worker].RxPackets.Add(n)
+	s.rx[worker].RxBytes.Add(bytes)
 }

@@ -37,6 +37,9 @@ type PortState struct {
 	Addr6    [16]byte
 	HasAddr4 bool
 	HasAddr6 bool
+	// LCP: the port has a kernel interface; host-bound traffic goes to
+	// it (punt.go) instead of being dropped.
+	LCP bool
 }
 
 // NewPortState builds a PortState from control-plane values.

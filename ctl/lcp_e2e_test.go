@@ -236,3 +236,32 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(l, "\n")
 }
+
+// TestLCPKernelAddress: an address added with ip addr on a kernel
+// interface becomes the port's (netlink mirror); a neighbour host pings it
+// through fwdd, and the host's own TCP to it reaches the kernel.
+func TestLCPKernelAddress(t *testing.T) {
+	testnet.Skip(t)
+	x := newE2E(t)
+	x.start("afpacket")
+	x.mustExec("port set p0 lcp e0")
+	x.n.In(x.rt, "ip", "addr", "add", "198.18.1.77/24", "dev", "e0")
+	x.n.In(x.rt, "ip", "addr", "add", "2001:2:0:1::77/64", "dev", "e0", "nodad")
+	testnet.Eventually(t, 10*time.Second, "the kernel's addresses on port p0", func() bool {
+		out := x.show("show ports")
+		return strings.Contains(out, "198.18.1.77") && strings.Contains(out, "2001:2:0:1::77")
+	})
+	x.eventuallyPing(x.h1, "198.18.1.77")
+	x.eventuallyPing(x.h1, "-6", "2001:2:0:1::77")
+	srv := x.n.Start(x.rt, "iperf3", "-s", "-1", "-B", "198.18.1.77", "-p", "5203")
+	_ = srv
+	testnet.Eventually(t, 15*time.Second, "TCP to the kernel's address", func() bool {
+		_, err := x.n.TryIn(x.h1, "iperf3", "-c", "198.18.1.77", "-p", "5203", "-t", "1")
+		return err == nil
+	})
+	// Removed in the kernel: gone from the port.
+	x.n.In(x.rt, "ip", "addr", "del", "198.18.1.77/24", "dev", "e0")
+	testnet.Eventually(t, 10*time.Second, "198.18.1.77 leaving port p0", func() bool {
+		return !strings.Contains(x.show("show ports"), "198.18.1.77")
+	})
+}

@@ -71,6 +71,7 @@ type lcpMirror struct {
 	last     routeKey // previous route of the dump (a prefix's routes come together, best metric first)
 	kaddrs   map[int32][]netip.Prefix
 	dumpFrom time.Time
+	dumpWhy  string
 
 	fromKernel bool // a batch made from kernel events runs: do not write its addresses back
 	buf        []fib.NextHop
@@ -218,7 +219,11 @@ func (lm *lcpMirror) writeAddr(w nlmirror.AddrWrite) {
 }
 
 // envChanged rebuilds the translation environment from the model, the live
-// ports and the kernel's interfaces; it reports whether it changed.
+// ports and the kernel's interfaces. It reports whether kernel routes must
+// be dumped again: a table mapping changed, or a port's kernel interface
+// went away, went down or changed (Linux drops an interface's IPv4 routes
+// without a message). A kernel interface that just appeared for a port
+// needs no dump (no route can use it yet): it gets the port's addresses.
 func (lm *lcpMirror) envChanged(s *stack) bool {
 	env := nlmirror.Env{FIBs: map[uint32]int{}, Ports: map[int32]uint32{}}
 	var key strings.Builder
@@ -230,6 +235,10 @@ func (lm *lcpMirror) envChanged(s *stack) bool {
 			fmt.Fprintf(&key, "f%d=%d;", f, t)
 		}
 	}
+	old := lm.env
+	lm.env = env
+	resync := key.String() != lm.envKey
+	lm.envKey = key.String()
 	for _, name := range s.model.portOrder {
 		p := s.model.ports[name]
 		lp := s.live[name]
@@ -238,18 +247,23 @@ func (lm *lcpMirror) envChanged(s *stack) bool {
 		}
 		idx, ok := lm.byName[p.LCP]
 		if !ok || !lm.links[idx].AdminUp {
-			// Down: the kernel dropped its IPv4 routes without telling.
 			continue
 		}
 		env.Ports[idx] = uint32(lp.id)
-		fmt.Fprintf(&key, "p%d=%d;", idx, lp.id)
+		if was, ok := old.Ports[idx]; !ok && !lm.dumping {
+			for _, a := range p.Addrs {
+				lm.writeAddr(nlmirror.AddrWrite{Ifindex: idx, Prefix: a})
+			}
+		} else if ok && was != uint32(lp.id) {
+			resync = true
+		}
 	}
-	lm.env = env
-	if key.String() == lm.envKey {
-		return false
+	for idx := range old.Ports {
+		if _, ok := env.Ports[idx]; !ok {
+			resync = true
+		}
 	}
-	lm.envKey = key.String()
-	return true
+	return resync
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
@@ -288,6 +302,7 @@ func (s *stack) lcpApply(b *nlmirror.Batch) {
 		lm.last = routeKey{}
 		lm.kaddrs = map[int32][]netip.Prefix{}
 		lm.dumpFrom = time.Now()
+		lm.dumpWhy = b.Reason
 		if b.Reason != "start" {
 			lm.st.Resyncs++
 		}
@@ -317,7 +332,7 @@ func (s *stack) lcpApply(b *nlmirror.Batch) {
 		s.lcpDumpAddrs()
 		s.lcpSweep(lm.seen4, lm.seen6)
 		lm.dumping = false
-		lm.st.LastDump = fmt.Sprintf("%s (%s, %d routes installed, took %v)", lm.dumpFrom.UTC().Format(time.RFC3339), b.Reason,
+		lm.st.LastDump = fmt.Sprintf("%s (%s, %d routes installed, took %v)", lm.dumpFrom.UTC().Format(time.RFC3339), lm.dumpWhy,
 			len(lm.seen4)+len(lm.seen6), time.Since(lm.dumpFrom).Round(time.Millisecond))
 		if cap(lm.seen4) > 1<<16 {
 			lm.seen4, lm.seen6 = nil, nil // a full table's worth: give it back
@@ -511,7 +526,9 @@ func (s *stack) lcpCommit(changes []fib.Change) {
 	if err := s.fibs.Apply(changes); err != nil {
 		s.lcpm.st.ApplyErrs++
 		s.log.Error("netlink mirror: kernel routes not applied", "changes", len(changes), "err", err)
+		return
 	}
+	s.obs.kernelRoutes(changes)
 }
 
 // lcpNextHop registers a translated route's next hop.

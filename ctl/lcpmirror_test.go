@@ -32,8 +32,8 @@ type lcpEnv struct {
 }
 
 const lcpConfig = `
-port add p0 driver null lcp e0
-port add p1 driver null lcp e1
+port add p0 driver ring lcp e0
+port add p1 driver ring lcp e1
 addr add p0 198.18.0.1/24
 addr add p0 2001:2::1/64
 `
@@ -240,6 +240,15 @@ func TestLCPMirrorRoutes(t *testing.T) {
 			t.Errorf("route of unmapped table 102 in fib %d", f)
 		}
 	}
+	// A route through a kernel nexthop object: with nexthop_compat_mode
+	// (the default) the kernel spells its hops out in the route's
+	// messages, also when the object changes.
+	if _, err := e.n.TryIn(e.ns, "ip", "nexthop", "add", "id", "7", "via", "198.18.0.2", "dev", "e0"); err == nil {
+		e.ip("route", "add", "198.18.17.0/24", "nhid", "7")
+		e.waitRoute(0, "198.18.17.0/24", "route through a nexthop object", kernelVia("198.18.0.2", "p0"))
+		e.ip("nexthop", "replace", "id", "7", "via", "198.18.1.2", "dev", "e1")
+		e.waitRoute(0, "198.18.17.0/24", "nexthop object replaced", kernelVia("198.18.1.2", "p1"))
+	}
 	// The kernel's own connected route for e0's address does not fight
 	// fwdd's: still connected, p0.
 	if r := e.routes(0)["198.18.0.0/24"]; r.Origin != show.Connected || r.Netif != "p0" {
@@ -282,8 +291,18 @@ func TestLCPMirrorRoutes(t *testing.T) {
 		res, _ := e.d.Exec(context.Background(), cmds)
 		return res[0].Text
 	}()
-	if !strings.Contains(out, "198.18.12.0/24") {
-		t.Errorf("show routes:\n%s", out)
+	marked := false
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == "198.18.11.0/24" && f[2] == "UG1" {
+			marked = true
+		}
+		if len(f) >= 3 && f[0] == "198.18.0.0/24" && strings.Contains(f[2], "1") {
+			t.Errorf("connected route marked as kernel: %q", l)
+		}
+	}
+	if !marked {
+		t.Errorf("show routes does not mark the kernel route 198.18.11.0/24 UG1:\n%s", out)
 	}
 	st := e.lcpStats()
 	t.Logf("show lcp: %+v", st.Stats)
@@ -345,20 +364,32 @@ func TestLCPMirrorResync(t *testing.T) {
 }
 
 // TestLCPMirrorRestart: fwdd restarted converges to the kernel's routes,
-// including those changed while it was down.
+// including those changed while it was down. (lcp removes the kernel
+// interfaces at shutdown, and the kernel the routes through them: a
+// routing daemon puts those back when the interface returns, as here.)
 func TestLCPMirrorRestart(t *testing.T) {
 	e := newLCPEnv(t, lcpConfig)
-	e.ip("route", "add", "198.18.30.0/24", "via", "198.18.0.2")
+	e.ip("route", "add", "blackhole", "198.18.30.0/24")
+	e.ip("route", "add", "unreachable", "198.18.32.0/24")
+	e.ip("route", "add", "198.18.33.0/24", "via", "198.18.0.2")
 	e.ip("-6", "route", "add", "2001:2:30::/48", "via", "2001:2::2")
-	e.waitRoute(0, "198.18.30.0/24", "route", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(0, "198.18.33.0/24", "route", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(0, "198.18.30.0/24", "blackhole", func(r show.Route, ok bool) bool { return ok && r.Kind == cmdlang.Blackhole })
 	e.d.Shutdown()
-	if _, err := e.n.TryIn(e.ns, "ip", "link", "show", "e0"); err != nil {
-		t.Skip("lcp removes the kernel interfaces at shutdown: the routing daemon re-adds the routes (bird tests)")
-	}
-	e.ip("route", "add", "198.18.31.0/24", "via", "198.18.0.2")
 	e.ip("route", "del", "198.18.30.0/24")
+	e.ip("route", "add", "blackhole", "198.18.31.0/24")
 	e.start()
-	e.waitRoute(0, "198.18.31.0/24", "route added while fwdd was down", kernelVia("198.18.0.2", "p0"))
+	if !strings.Contains(e.ip("route", "show", "198.18.33.0/24"), "via") {
+		e.ip("route", "add", "198.18.33.0/24", "via", "198.18.0.2")
+		e.ip("-6", "route", "add", "2001:2:30::/48", "via", "2001:2::2")
+	}
+	e.waitRoute(0, "198.18.31.0/24", "route added while fwdd was down", func(r show.Route, ok bool) bool {
+		return ok && r.Kind == cmdlang.Blackhole && r.Origin == show.Kernel
+	})
+	e.waitRoute(0, "198.18.32.0/24", "route kept while fwdd was down", func(r show.Route, ok bool) bool {
+		return ok && r.Kind == cmdlang.Reject && r.Origin == show.Kernel
+	})
+	e.waitRoute(0, "198.18.33.0/24", "route through the kernel interface", kernelVia("198.18.0.2", "p0"))
 	e.waitRoute(0, "2001:2:30::/48", "IPv6 route", kernelVia("2001:2::2", "p0"))
 	e.waitRoute(0, "198.18.30.0/24", "route deleted while fwdd was down", absent)
 }

@@ -83,6 +83,21 @@ func TestShowTrace(t *testing.T) {
 	if out := text(t, d, "show workers"); !strings.Contains(out, "Packets/poll") || !strings.Contains(out, "neighbours: 0") {
 		t.Errorf("show workers:\n%s", out)
 	}
+	// Worker load as Prometheus metrics.
+	mfs, err := d.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "fwdd_worker_") {
+			got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if got["fwdd_worker_polls_total"] == 0 || got["fwdd_worker_busy_polls_total"] == 0 ||
+		got["fwdd_worker_poll_packets_total"] < got["fwdd_worker_busy_polls_total"] {
+		t.Errorf("worker metrics %v", got)
+	}
 }
 
 // TestMonitorEvents: port, rule and route changes reach a monitor, in
@@ -221,5 +236,31 @@ func TestMonitorSlowDropped(t *testing.T) {
 	stop()
 	if f := <-fast; f.err != nil || f.final == nil || !f.final.OK {
 		t.Errorf("fast monitor: %+v", f)
+	}
+}
+
+// TestStreamOnlyAlone: monitor and capture in a batch, or sent as an
+// ordinary request (the interactive prompt), are refused with a hint.
+func TestStreamOnlyAlone(t *testing.T) {
+	d, sock := sockDaemon(t, nullConfig)
+	if _, err := run(t, d, "show ports", "monitor"); err == nil || !strings.Contains(err.Error(), "run it alone from the shell") {
+		t.Errorf("monitor in a batch: %v", err)
+	}
+	c, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := c.Do(context.Background(), &ctlsock.Request{Lines: []string{"capture p0 -w x"}})
+	if err != nil || r.OK {
+		t.Fatalf("capture as a plain request: %+v %v", r, err)
+	}
+	r, err = c.Do(context.Background(), &ctlsock.Request{Lines: []string{"capture p0 count 1"}})
+	if err != nil || r.OK || !strings.Contains(r.Error, "run it alone") {
+		t.Fatalf("capture as a plain request: %+v %v", r, err)
+	}
+	// The connection still works.
+	if r, err := c.Do(context.Background(), &ctlsock.Request{Lines: []string{"show workers"}}); err != nil || !r.OK {
+		t.Fatalf("after: %+v %v", r, err)
 	}
 }

@@ -51,7 +51,7 @@ func (s *stack) query(c cmdlang.Command) (cmdlang.Result, error) {
 	case *cmdlang.ShowLCP:
 		return s.showLCP()
 	}
-	if cmdlang.IsObs(c) {
+	if cmdlang.IsObs(c) || cmdlang.IsStream(c) {
 		return s.obsQuery(c)
 	}
 	return cmdlang.Result{}, fmt.Errorf("%s: not a query", c.Verb())

@@ -244,3 +244,32 @@ func TestObserveZeroAllocs(t *testing.T) {
 		t.Errorf("only %d packets traced", tr.Claimed())
 	}
 }
+
+// TestTraceControlPath: a packet held for its neighbour shows twice: when
+// the worker hands it to the control plane, and when the control plane
+// sends it once the neighbour is known.
+func TestTraceControlPath(t *testing.T) {
+	h := newHarness(t, false)
+	tr := trace.New(3, trace.Filter{Port: -1, To: netip.MustParsePrefix("198.18.2.77/32")})
+	h.e.SetObservers(&Observers{Trace: tr})
+	h.receive(0, frame4(t, pktOpt{dst: netip.MustParseAddr("198.18.2.77")}))
+	nt := h.e.Neigh()
+	nt.Poll() // the miss reaches the table, which holds the packet
+	if err := nt.AddStatic(1, netip.MustParseAddr("198.18.2.77"), [6]byte{2, 0, 0, 0, 0, 0x77}); err != nil {
+		t.Fatal(err)
+	}
+	h.w.pl.idle()
+	recs := tr.Records()
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	if s := steps(&recs[0]); !strings.Contains(s, "outcome: punted +1") {
+		t.Errorf("first record:\n%s", s)
+	}
+	if s := steps(&recs[1]); !strings.Contains(s, "control: sent by the control plane") || !strings.Contains(s, "(port p1)") || recs[1].Worker != 1 {
+		t.Errorf("second record (worker %d):\n%s", recs[1].Worker, s)
+	}
+	if n := len(h.p1.out); n == 0 || h.p1.out[n-1][12] != 0x08 || h.p1.out[n-1][13] != 0 {
+		t.Errorf("p1 sent %d frames, the last not the released IPv4 packet", n)
+	}
+}

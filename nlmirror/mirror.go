@@ -556,6 +556,12 @@ func routeOf(r *netlink.Route, del bool) (Route, bool) {
 		}
 	} else {
 		out.Hop = Hop{Ifindex: int32(r.LinkIndex), Gw: ipAddr(r.Gw)}
+		// A unicast route with neither interface nor gateway uses a
+		// kernel nexthop object (RTA_NH_ID), which this mirror does not
+		// follow.
+		if r.Type == unix.RTN_UNICAST && r.LinkIndex == 0 && r.Gw == nil {
+			out.Unsupported = true
+		}
 	}
 	return out, true
 }

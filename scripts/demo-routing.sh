@@ -109,12 +109,12 @@ indent < $WORK/fwdd.conf
 ctl() { ./bin/fwdctl -s $SOCK "$@"; }
 ok "fwdd is up (pid $FWDD_PID); its kernel interfaces:"
 ip -n $RT -br link show type tun 2>/dev/null | indent || ip -n $RT -br link | grep -E '^e[01] ' | indent
-# fwdd's addresses appear on e0/e1 by themselves with the netlink mirror;
-# replace is harmless when they are there already.
-for a in "198.18.1.1/24 e0" "2001:2:0:1::1/64 e0" "198.19.2.1/24 e1" "2001:2:0:2::1/64 e1"; do
-	set -- $a; ip -n $RT addr replace $1 dev $2 nodad
-done
+# fwdd's addresses appear on e0/e1 by themselves (the netlink mirror).
+for _ in $(seq 50); do ip -n $RT addr show dev e0 | grep -q 198.18.1.1/24 && break; sleep 0.1; done
 ip -n $RT -br addr show dev e0 | indent
+ip -n $RT -br addr show dev e1 | indent
+ip -n $RT addr show dev e0 | grep -q 198.18.1.1/24 && ok "fwdd's addresses are on its kernel interfaces" \
+	|| die "fwdd's address 198.18.1.1 did not appear on e0"
 
 TIMERS='connect delay time 1; connect retry time 2; error wait time 1, 5; hold time 9; keepalive time 3;'
 cat > $WORK/rt.conf <<EOF
@@ -150,6 +150,13 @@ ip -n $RT route show proto bird | indent
 ip -n $RT -6 route show proto bird | indent
 echo "    fwdctl show routes:"
 ctl show routes | indent
+echo "    learned from the kernel (origin in fwdctl -j show routes):"
+ctl -j show routes | python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    if r.get("origin") == "kernel":
+        print("      %-16s via %s  %s  origin kernel" % (r["destination"], ",".join(r.get("gateways") or ["-"]), r.get("netif", "")))
+' 2>/dev/null || true
 if ctl show routes | grep -q 198.19.64.0/24; then
 	ok "the learned routes are in fwdd's FIB"
 else

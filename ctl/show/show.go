@@ -46,7 +46,8 @@ type Route struct {
 }
 
 // Flags returns netstat's flags: U up, G gateway, H host, S static,
-// B blackhole, R reject.
+// 1 learned from a kernel table (FreeBSD's RTF_PROTO1, the routing daemons'
+// flag), B blackhole, R reject.
 func (r *Route) Flags() string {
 	var b strings.Builder
 	b.WriteByte('U')
@@ -58,6 +59,9 @@ func (r *Route) Flags() string {
 	}
 	if r.Origin == Static || r.Origin == Loaded {
 		b.WriteByte('S')
+	}
+	if r.Origin == Kernel {
+		b.WriteByte('1')
 	}
 	switch r.Kind {
 	case cmdlang.Blackhole:

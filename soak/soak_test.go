@@ -321,13 +321,13 @@ traffic: %d UDP packets sent h1->h2, %d received (%.1f%%)
 chaos: %d events, %d link-ups (flaps and re-creations), %d reloads with changes
 route churn: %d route changes (%.0f/s)
 flood: %s
-forwarding after link-up: worst %v over %d link-ups from the kernel's link-up (bound 1 s), worst %v from the up command: %s
+forwarding after link-up: worst %v over %d link-ups from the kernel's link-up (bound 1 s; median %v, p99 %v), worst %v from the up command: %s
 workers: rx %d + made %d = %d forwarded/local/punted + %d dropped (%s)
 mbufs in use: idle %d, end %d; goroutines: idle %d, end %d, after Shutdown %d (before Start %d); fds: idle %d, end %d, after Shutdown %d (before Start %d)
 panics: %d
 `, elapsed.Round(time.Second), dur, s.sent.Load(), s.recv.Load(), 100*float64(s.recv.Load())/float64(max(1, s.sent.Load())),
 		nEvents, nUps, reloads.Load(), churned.Load(), float64(churned.Load())/elapsed.Seconds(), floodOut.summary(),
-		worst.Round(time.Millisecond), len(recov), worstCmd.Round(time.Millisecond), strings.Join(recovList, ", "), rxw, made, outcomes, drops, strings.Join(dropList, ", "),
+		worst.Round(time.Millisecond), len(recov), pct(recov, 50), pct(recov, 99), worstCmd.Round(time.Millisecond), strings.Join(recovList, ", "), rxw, made, outcomes, drops, strings.Join(dropList, ", "),
 		mbufs0, mbufsEnd, goroutinesIdle, goroutinesEnd, afterShutdownG, goroutines0, fdsIdle, fdsEnd, afterShutdownFD, fds0, d.Panics())
 	t.Log(report)
 	if f := os.Getenv("FWDD_SOAK_REPORT"); f != "" {
@@ -655,4 +655,14 @@ func lastProgress(s string) string {
 		}
 	}
 	return ""
+}
+
+// pct is the p-th percentile of ds, rounded to the millisecond.
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)].Round(time.Millisecond)
 }

@@ -41,9 +41,11 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
 		lcp:        prometheus.NewDesc("fwdd_lcp_packets_total", "Frames between a port and its kernel interface: punted, punt_drop, injected, inject_drop.", []string{"port", "lcp", "counter"}, nil),
 	}
-	d.coll = c
+	// Every collector of the stack goes in d.coll: a vnet host registers
+	// it with a vnet label (Daemon.Collector).
+	d.coll = collectors{c, newLoadCollector(d)}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, newLoadCollector(d))
+	reg.MustRegister(d.coll)
 	return reg
 }
 

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fwd"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -292,6 +294,11 @@ func TestMetricsVnetLabel(t *testing.T) {
 	}
 	if count("default") == 0 || count("blue") == 0 {
 		t.Fatalf("port metrics: default %d, blue %d", count("default"), count("blue"))
+	}
+	// Every collector of the stack is there, the workers' load too.
+	mfs, _ := h.Metrics().Gather()
+	if !slices.ContainsFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "fwdd_worker_polls_total" }) {
+		t.Error("fwdd_worker_polls_total missing from the host's metrics")
 	}
 	mustText(t, h, "vnet del blue")
 	if count("blue") != 0 {

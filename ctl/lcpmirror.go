@@ -159,7 +159,11 @@ func (s *stack) lcpReconciled(om *model) {
 		return
 	}
 	if s.lcpm == nil {
-		m, err := nlmirror.Start(nlmirror.Config{NetNS: s.opts.NetNS, Log: s.log})
+		cfg := nlmirror.Config{NetNS: s.opts.NetNS, Log: s.log}
+		if s.opts.mirror != nil {
+			s.opts.mirror(&cfg)
+		}
+		m, err := nlmirror.Start(cfg)
 		if err != nil {
 			s.log.Error("netlink mirror: cannot start; kernel routes are not mirrored", "err", err)
 			return

@@ -509,6 +509,23 @@ func TestLCPMirrorOverrun(t *testing.T) {
 		t.Errorf("no overrun counted: %+v", st.Mirror)
 	}
 	t.Logf("mirror: %+v", st.Mirror)
+	// The same counters in the metrics.
+	mfs, err := e.d.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "fwdd_lcp_mirror_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if got["dumps"] < 2 || got["overruns"]+got["dropped"] == 0 || got["installed"] < 20000 {
+		t.Errorf("fwdd_lcp_mirror_total: %v", got)
+	}
 }
 
 func (e *lcpEnv) ipBatch(cmds string) {

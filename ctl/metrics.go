@@ -42,7 +42,7 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		lcp:        prometheus.NewDesc("fwdd_lcp_packets_total", "Frames between a port and its kernel interface: punted, punt_drop, injected, inject_drop.", []string{"port", "lcp", "counter"}, nil),
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, newLoadCollector(d))
+	reg.MustRegister(c, newLoadCollector(d), newMirrorCollector(d))
 	return reg
 }
 

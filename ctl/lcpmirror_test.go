@@ -31,6 +31,7 @@ type lcpEnv struct {
 	d    *Daemon
 	// mirror adjusts the netlink mirror's configuration (tests of overruns).
 	mirror func(*nlmirror.Config)
+	seq    int
 }
 
 const lcpConfig = `
@@ -275,7 +276,7 @@ func TestLCPMirrorRoutes(t *testing.T) {
 	// changes only its own.
 	e.mustExec("route add 198.18.20.0/24 via 198.18.0.3")
 	e.ip("route", "add", "198.18.20.0/24", "via", "198.18.0.2")
-	time.Sleep(100 * time.Millisecond) // give a wrong overwrite the chance to show
+	e.sentinel()
 	e.waitRoute(0, "198.18.20.0/24", "static kept over kernel", func(r show.Route, ok bool) bool {
 		return ok && r.Origin == show.Static && gateways(r) == "198.18.0.3"
 	})
@@ -286,7 +287,7 @@ func TestLCPMirrorRoutes(t *testing.T) {
 		return ok && r.Origin == show.Static && gateways(r) == "198.18.0.4"
 	})
 	e.ip("route", "del", "198.18.20.0/24")
-	time.Sleep(100 * time.Millisecond)
+	e.sentinel()
 	e.waitRoute(0, "198.18.20.0/24", "kernel delete leaves static alone", func(r show.Route, ok bool) bool {
 		return ok && r.Origin == show.Static && gateways(r) == "198.18.0.4"
 	})
@@ -335,7 +336,6 @@ func TestLCPMirrorResync(t *testing.T) {
 	}
 	e.ip("route", "replace", "198.18.130.0/24", "via", "198.18.0.9")
 	e.ip("route", "add", "198.18.200.0/24", "via", "198.18.0.2")
-	time.Sleep(50 * time.Millisecond)
 	if _, ok := e.routes(0)["198.18.100.0/24"]; !ok {
 		t.Fatal("the mirror was still listening")
 	}
@@ -526,6 +526,16 @@ func TestLCPMirrorOverrun(t *testing.T) {
 	if got["dumps"] < 2 || got["overruns"]+got["dropped"] == 0 || got["installed"] < 20000 {
 		t.Errorf("fwdd_lcp_mirror_total: %v", got)
 	}
+}
+
+// sentinel adds (or moves) a kernel route and waits until fwdd has it:
+// kernel events are applied in order, so everything before it is applied.
+func (e *lcpEnv) sentinel() {
+	e.t.Helper()
+	e.seq++
+	gw := fmt.Sprintf("198.18.0.%d", 100+e.seq%100)
+	e.ip("route", "replace", "198.18.250.0/24", "via", gw)
+	e.waitRoute(0, "198.18.250.0/24", "sentinel route", kernelVia(gw, "p0"))
 }
 
 func (e *lcpEnv) ipBatch(cmds string) {

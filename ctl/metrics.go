@@ -41,6 +41,7 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
 		lcp:        prometheus.NewDesc("fwdd_lcp_packets_total", "Frames between a port and its kernel interface: punted, punt_drop, injected, inject_drop.", []string{"port", "lcp", "counter"}, nil),
 	}
+	d.coll = c
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c, newLoadCollector(d), newMirrorCollector(d))
 	return reg

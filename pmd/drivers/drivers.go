@@ -8,4 +8,5 @@ import (
 	_ "github.com/fwdd/fwdd/pmd/afxdp"    // "afxdp": AF_XDP sockets, UMEM = the mbuf pool
 	_ "github.com/fwdd/fwdd/pmd/null"     // "null": template RX, TX frees
 	_ "github.com/fwdd/fwdd/pmd/ringpmd"  // "ring": ports back to back in memory
+	_ "github.com/fwdd/fwdd/pmd/vlan"     // "vlan": 802.1Q sub-interfaces
 )

@@ -43,7 +43,7 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 	}
 	// Every collector of the stack goes in d.coll: a vnet host registers
 	// it with a vnet label (Daemon.Collector).
-	d.coll = collectors{c, newLoadCollector(d)}
+	d.coll = collectors{c, newLoadCollector(d), newMirrorCollector(d)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(d.coll)
 	return reg

@@ -290,3 +290,35 @@ func TestVnetNetNS(t *testing.T) {
 		t.Fatalf("show vnets has no netns:\n%s", out)
 	}
 }
+
+// TestTenantRootPorts: a tenant may re-create a port on a device root
+// opened in its vnet (a grant), until root deletes that port itself.
+func TestTenantRootPorts(t *testing.T) {
+	n := testnet.New(t)
+	rt, peer := n.NS("rt"), n.NS("p")
+	n.Veth(rt, "r0", peer, "v0")
+	n.Veth(rt, "r1", peer, "v1")
+	h := startHost(t, "vnet add a netns "+rt+" devices r0\nvnet a port add p1 driver afpacket dev r1\n")
+	h.mu.RLock()
+	ten := &tenant{h: h, v: h.vnets["a"]}
+	h.mu.RUnlock()
+	mustText(t, ten, "port del p1")
+	mustText(t, ten, "port add p1 driver afpacket dev r1")
+	mustText(t, ten, "port add p0 driver afpacket dev r0")
+	if _, err := execLines(ten, "port add p2 driver afpacket dev veth9"); err == nil || !strings.Contains(err.Error(), "not given") {
+		t.Fatalf("a device root never gave: %v", err)
+	}
+	// Root deletes the port: the grant ends; r0 (vnet add ... devices) stays.
+	mustText(t, h, "vnet a port del p1")
+	if _, err := execLines(ten, "port add p1 driver afpacket dev r1"); err == nil || !strings.Contains(err.Error(), "not given") {
+		t.Fatalf("after root deleted the port: %v", err)
+	}
+	mustText(t, ten, "port del p0")
+	mustText(t, ten, "port add p0 driver afpacket dev r0")
+	// And r1 is free for another vnet in the same namespace.
+	mustText(t, h, "vnet add b netns "+rt)
+	mustText(t, h, "vnet b port add q1 driver afpacket dev r1")
+	if _, err := execLines(h, "vnet b port add q0 driver afpacket dev r0"); err == nil || !strings.Contains(err.Error(), "belongs to vnet a") {
+		t.Fatalf("vnet a's device: %v", err)
+	}
+}

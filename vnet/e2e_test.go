@@ -180,20 +180,29 @@ func TestTwoVnetsForward(t *testing.T) {
 			}
 			return true
 		})
+		receiver := func(name, out string, err error) string {
+			t.Helper()
+			if err != nil || !strings.Contains(out, "receiver") {
+				t.Fatalf("iperf3 through vnet %s: %v\n%s", name, err, out)
+			}
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, "receiver") {
+					return strings.TrimSpace(l)
+				}
+			}
+			return ""
+		}
+		// Baseline: the default vnet alone; then both at once.
+		alone, err := x.bg(x.ha[0], "iperf3", "-c", "198.19.2.2", "-t", "3", "-f", "m")()
+		t.Logf("default alone: %s", receiver("default", alone, err))
 		var waits []func() (string, error)
 		for _, hs := range [][2]string{x.ha, x.hb} {
 			waits = append(waits, x.bg(hs[0], "iperf3", "-c", "198.19.2.2", "-t", "3", "-f", "m"))
 		}
 		for i, w := range waits {
 			out, err := w()
-			if err != nil || !strings.Contains(out, "receiver") {
-				t.Fatalf("iperf3 through vnet %d: %v\n%s", i, err, out)
-			}
-			for _, l := range strings.Split(out, "\n") {
-				if strings.Contains(l, "receiver") {
-					t.Logf("vnet %s: %s", []string{"default", "blue"}[i], strings.TrimSpace(l))
-				}
-			}
+			name := []string{"default", "blue"}[i]
+			t.Logf("%s (both at once): %s", name, receiver(name, out, err))
 		}
 	})
 

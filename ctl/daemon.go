@@ -17,6 +17,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/nlmirror"
 	"github.com/fwdd/fwdd/pmd"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,9 @@ type Options struct {
 	// NetNS, if set, is the namespace path where ports find their devices.
 	NetNS string
 	Log   *slog.Logger
+
+	// mirror, in tests, adjusts the netlink mirror's configuration.
+	mirror func(*nlmirror.Config)
 	// MaxAnswer bounds the text of one batch's answers (DefaultMaxAnswer
 	// if 0): past it, further show/get commands of the batch are refused.
 	// The first one is always answered.

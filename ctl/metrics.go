@@ -43,7 +43,7 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 	}
 	d.coll = c
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, newLoadCollector(d))
+	reg.MustRegister(c, newLoadCollector(d), newMirrorCollector(d))
 	return reg
 }
 

@@ -81,6 +81,13 @@ func TestTraceDecisions(t *testing.T) {
 		{"echo to us", frame4(t, pktOpt{dst: addrP0.Addr(), icmpEcho: true}), []string{
 			"(local)", "local: for us: echo request answered with an echo reply",
 			"generated-route: generated packet to 198.18.1.2", "outcome: forwarded +1", "outcome: local_in +1", "outcome: icmp_sent +1"}},
+		{"v6 forwarded", frame6(t, pktOpt{dst: remote6}), []string{
+			"parse: ipv6", "lookup: fib 0: 2001:2:1::1 matches PFX", "ttl: ttl 64 -> 63",
+			"next-hop: gateway 2001:2:0:2::9 via port p1", "neighbour: 2001:2:0:2::9 on p1 is 02:00:00:00:00:21", "outcome: forwarded +1"}},
+		{"fragmented", frame4(t, pktOpt{dst: remote4, size: 1450}), []string{
+			"egress: port p1 up, mtu 1400", "mtu: 1478 bytes > mtu 1400: fragmented", "neighbour: 198.18.2.9 on p1 is", "outcome: fragments_made +2"}},
+		{"too big with DF", frame4(t, pktOpt{dst: remote4, size: 1450, df: true}), []string{
+			"mtu: 1478 bytes > mtu 1400: too big, DF set", "icmp: frag_needed to 198.18.1.2", "outcome: drop_too_big +1"}},
 		{"forwarded", frame4(t, pktOpt{dst: remote4}), []string{
 			"next-hop: gateway 198.18.2.9 via port p1", "neighbour: 198.18.2.9 on p1 is 02:00:00:00:00:21",
 			"tx-queue: port p1 queue 0", "outcome: forwarded +1"}},

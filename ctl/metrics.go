@@ -1,6 +1,8 @@
 package ctl
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,7 +44,7 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		lcp:        prometheus.NewDesc("fwdd_lcp_packets_total", "Frames between a port and its kernel interface: punted, punt_drop, injected, inject_drop.", []string{"port", "lcp", "counter"}, nil),
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, newLoadCollector(d))
+	reg.MustRegister(c, newLoadCollector(d), statusCollector{d})
 	return reg
 }
 
@@ -103,5 +105,31 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.fibRoutes, prometheus.GaugeValue, float64(f.Routes6), strconv.Itoa(f.FIB), "inet6")
 		ch <- prometheus.MustNewConstMetric(c.fibLookups, prometheus.CounterValue, float64(f.Lookups), strconv.Itoa(f.FIB))
 		ch <- prometheus.MustNewConstMetric(c.fibMisses, prometheus.CounterValue, float64(f.Misses), strconv.Itoa(f.FIB))
+	}
+}
+
+// statusCollector exports the gauges of ports with a status (pmd.Statuser,
+// e.g. a lagg's members) as fwdd_NAME{labels}. Their names and labels are
+// the drivers', so it is an unchecked collector (it describes nothing).
+type statusCollector struct{ d *Daemon }
+
+func (statusCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	snap, err := c.d.snapshot()
+	if err != nil {
+		return
+	}
+	for _, g := range snap.gauges {
+		names := slices.Sorted(maps.Keys(g.Labels))
+		vals := make([]string, len(names))
+		for i, n := range names {
+			vals[i] = g.Labels[n]
+		}
+		desc := prometheus.NewDesc("fwdd_"+g.Name, g.Help, names, nil)
+		m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, g.Value, vals...)
+		if err == nil {
+			ch <- m
+		}
 	}
 }

@@ -64,3 +64,25 @@ type ControlIO interface {
 	// Rebind tells the stack the Servicer's Lowers changed.
 	Rebind()
 }
+
+// Statuser is implemented by ports with state to show beyond Info and
+// Stats (a lagg's members and LACP): "show DRIVER" renders Status as a
+// table, and the metrics export its gauges. Control plane only.
+type Statuser interface {
+	Status() Status
+}
+
+// Status is a port's state as a table and as gauges.
+type Status struct {
+	Columns []string
+	Rows    [][]string
+	Gauges  []Gauge
+}
+
+// Gauge is one metric sample: fwdd_NAME{LABELS} VALUE.
+type Gauge struct {
+	Name   string
+	Help   string
+	Labels map[string]string
+	Value  float64
+}

@@ -1,8 +1,6 @@
 package ctl
 
 import (
-	"maps"
-	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,8 +41,11 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
 		lcp:        prometheus.NewDesc("fwdd_lcp_packets_total", "Frames between a port and its kernel interface: punted, punt_drop, injected, inject_drop.", []string{"port", "lcp", "counter"}, nil),
 	}
+	// Every collector of the stack goes in d.coll: a vnet host registers
+	// it with a vnet label (Daemon.Collector).
+	d.coll = collectors{c, newLoadCollector(d), newMirrorCollector(d), newStatusCollector(d)}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, newLoadCollector(d), statusCollector{d})
+	reg.MustRegister(d.coll)
 	return reg
 }
 
@@ -109,11 +110,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // statusCollector exports the gauges of ports with a status (pmd.Statuser,
-// e.g. a lagg's members) as fwdd_NAME{labels}. Their names and labels are
-// the drivers', so it is an unchecked collector (it describes nothing).
-type statusCollector struct{ d *Daemon }
+// e.g. a lagg's members and their LACP state) as
+// fwdd_port_status{port, member, name, info}.
+type statusCollector struct {
+	d    *Daemon
+	desc *prometheus.Desc
+}
 
-func (statusCollector) Describe(chan<- *prometheus.Desc) {}
+func newStatusCollector(d *Daemon) statusCollector {
+	return statusCollector{d: d, desc: prometheus.NewDesc("fwdd_port_status",
+		"Driver state of ports that have one (show DRIVER, e.g. show lagg): name says what (lagg_member_active, lagg_lacp_actor_state, ...), "+
+			"member the member port, info a textual value (a partner system).", []string{"port", "member", "name", "info"}, nil)}
+}
+
+func (c statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	snap, err := c.d.snapshot()
@@ -121,15 +131,6 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, g := range snap.gauges {
-		names := slices.Sorted(maps.Keys(g.Labels))
-		vals := make([]string, len(names))
-		for i, n := range names {
-			vals[i] = g.Labels[n]
-		}
-		desc := prometheus.NewDesc("fwdd_"+g.Name, g.Help, names, nil)
-		m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, g.Value, vals...)
-		if err == nil {
-			ch <- m
-		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, g.Value, g.Port, g.Member, g.Name, g.Info)
 	}
 }

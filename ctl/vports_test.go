@@ -66,3 +66,25 @@ addr add lagg0 198.18.1.1/24
 		t.Errorf("second sub-interface for vid 7: %v", err)
 	}
 }
+
+// TestLaggMetrics: the members' state is exported.
+func TestLaggMetrics(t *testing.T) {
+	d, _ := nullDaemon(t, `
+port add m0 driver null smac 02:00:00:00:00:10
+port add m1 driver null smac 02:00:00:00:00:11
+port add lagg0 driver lagg proto lacp laggport m0 laggport m1
+`)
+	mfs, err := d.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		if mf.GetName() == "fwdd_port_status" {
+			n = len(mf.GetMetric())
+		}
+	}
+	if n < 2*7 {
+		t.Fatalf("fwdd_port_status has %d samples, want the members' LACP state", n)
+	}
+}

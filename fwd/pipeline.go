@@ -39,6 +39,15 @@ type pipeline struct {
 	v4   [Burst]*mbuf.Mbuf
 	dst4 [Burst]uint32
 	nh4  [Burst]uint32
+	// Per IPv4 packet, set by forward4Burst's first stages: how far it
+	// got (fast4*), its egress port and its neighbour's MAC.
+	stage4 [Burst]uint8
+	port4  [Burst]uint16
+	mac4   [Burst][6]byte
+	// txRun collects consecutive rewritten packets for one port, handed to
+	// txq in one call.
+	txRun [Burst]*mbuf.Mbuf
+
 	v6   [Burst]*mbuf.Mbuf
 	dst6 [Burst][16]byte
 	nh6  [Burst]uint32
@@ -101,6 +110,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	st := v.st
 	fs := v.fibs.Load()
 	nfib := fs.NumFIBs()
+	hasRules := st.Rules.Len() > 0
 	ns := p.neigh.Load()
 	b := &p.bc
 	b.v[RxPackets] += uint32(len(ms))
@@ -164,7 +174,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = pin.FIB
-			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, false) {
+			if hasRules && !p.classify(m, st.Rules, false) {
 				continue
 			}
 			if int(m.FIB) >= nfib {
@@ -184,7 +194,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			m.FIB = pin.FIB
-			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, true) {
+			if hasRules && !p.classify(m, st.Rules, true) {
 				continue
 			}
 			if int(m.FIB) >= nfib {
@@ -228,10 +238,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	flushSubRx(sub, p.id, subN, subBytes)
 	if n4 > 0 {
 		p.lookup4(fs, n4)
-		for i, m := range p.v4[:n4] {
-			p.countLookup(m.FIB, p.nh4[i])
-			p.forward4(m, p.nh4[i], st, fs, ns, true)
-		}
+		p.forward4Burst(n4, st, fs, ns)
 	}
 	if n6 > 0 {
 		p.lookup6(fs, n6)
@@ -295,6 +302,92 @@ func (p *pipeline) classify(m *mbuf.Mbuf, rules *Rules, v6 bool) bool {
 	}
 	m.FIB = uint16(fib)
 	return true
+}
+
+// The stages an IPv4 packet reached in forward4Burst.
+const (
+	fast4Slow  = iota // not the common case: forward4 handles it whole
+	fast4Ready        // TTL decremented, neighbour found: send it
+	fast4NoNbr        // TTL decremented, no neighbour: hand it to control
+)
+
+// forward4Burst takes the looked-up IPv4 packets p.v4[:n] (next-hop ids
+// in p.nh4) to their next hops in stages over the burst, so that each loop
+// is short and the packets' loads overlap: (1) the next hop, and for the
+// common case (a gateway or connected next hop on a port that is up, TTL
+// left, within the MTU) the TTL decrement and the neighbour's address; (2)
+// the neighbours' MACs; (3) in the packets' order, the rewrite and
+// transmit, or forward4 for every packet that is not the common case
+// (local, no route, TTL expired, too big...), so that a flow's packets
+// leave in the order they came.
+func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
+	for i, m := range p.v4[:n] {
+		id := p.nh4[i]
+		p.countLookup(m.FIB, id)
+		p.stage4[i] = fast4Slow
+		nh := fs.NextHop(id)
+		if nh.Kind == fib.KindECMP {
+			p.hash(m)
+			nh = fs.NextHop(fs.Select(id, m.Hash))
+		}
+		if nh.Kind != fib.KindGateway && nh.Kind != fib.KindConnected {
+			continue
+		}
+		out := st.port(uint16(nh.Port))
+		if !out.Present || !out.Up || l3len(m) > out.MTU || pkt.DecTTL4(m) {
+			continue // forward4 drops it, answers it or fragments it
+		}
+		if nh.Kind == fib.KindGateway {
+			p.dst4[i] = addr4(nh.Addr)
+		}
+		p.stage4[i] = fast4Ready
+		p.port4[i] = uint16(nh.Port)
+	}
+	for i := range n {
+		if p.stage4[i] != fast4Ready {
+			continue
+		}
+		port, target := p.port4[i], p.dst4[i]
+		if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
+			p.mac4[i] = p.nb4mac
+			continue
+		}
+		mac, ok := p.neigh.Lookup4(ns, port, target)
+		if !ok {
+			p.stage4[i] = fast4NoNbr
+			continue
+		}
+		p.mac4[i] = mac
+		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, port, target, mac
+	}
+	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
+	for i, m := range p.v4[:n] {
+		if p.stage4[i] == fast4Ready {
+			port := p.port4[i]
+			if run > 0 && port != runPort {
+				p.tx.Transmit(runPort, p.txRun[:run])
+				run = 0
+			}
+			if p.rewrite(m, st.port(port), p.mac4[i]) {
+				p.txRun[run] = m
+				run++
+				runPort = port
+			}
+			continue
+		}
+		if run > 0 {
+			p.tx.Transmit(runPort, p.txRun[:run])
+			run = 0
+		}
+		if p.stage4[i] == fast4NoNbr {
+			p.miss(m, p.port4[i], p.nh4[i], p.dst4[i], nil)
+		} else {
+			p.forward4(m, p.nh4[i], st, fs, ns, true)
+		}
+	}
+	if run > 0 {
+		p.tx.Transmit(runPort, p.txRun[:run])
+	}
 }
 
 // forward4 takes a looked-up IPv4 packet to its next hop. decTTL is false
@@ -474,6 +567,14 @@ func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState, port uint16,
 
 // send rewrites the link-layer header and hands m to txq.
 func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) {
+	if p.rewrite(m, out, mac) {
+		p.tx.TransmitOne(port, m)
+	}
+}
+
+// rewrite sets m's link-layer header for the neighbour mac on port out and
+// counts m forwarded; false means m was dropped.
+func (p *pipeline) rewrite(m *mbuf.Mbuf, out *PortState, mac [6]byte) bool {
 	if m.Flags&mbuf.FlagVLAN != 0 {
 		// Egress ports are untagged: drop the 802.1Q tag. The 12 address
 		// bytes are rewritten below, so only the front moves.
@@ -487,7 +588,7 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	d := m.Data()
 	if len(d) < 14 {
 		p.drop(m, DropParse)
-		return
+		return false
 	}
 	if out.TxQueues > 1 && p.id >= out.TxQueues {
 		p.hash(m) // txq spreads foreign queues by flow hash
@@ -495,7 +596,7 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	copy(d[0:6], mac[:])
 	copy(d[6:12], out.MAC[:])
 	p.bc.v[Forwarded]++
-	p.tx.TransmitOne(port, m)
+	return true
 }
 
 // local4 handles an IPv4 packet for one of our addresses.

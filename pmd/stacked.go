@@ -79,10 +79,12 @@ type Status struct {
 	Gauges  []Gauge
 }
 
-// Gauge is one metric sample: fwdd_NAME{LABELS} VALUE.
+// Gauge is one metric sample, exported as
+// fwdd_port_status{port, member, name, info} VALUE.
 type Gauge struct {
-	Name   string
-	Help   string
-	Labels map[string]string
+	Port   string // the port
+	Member string // a part of it (a lagg member), or ""
+	Name   string // what: lagg_member_active, lagg_lacp_actor_state...
+	Info   string // a textual value (a partner system), or ""
 	Value  float64
 }

@@ -695,9 +695,11 @@ func (c *ShowSysctl) String() string {
 // IsShow reports whether c only reads state (show, get, route get): such
 // commands may run while nothing else changes and never need undoing.
 func IsShow(c Command) bool {
-	switch c.(type) {
-	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet, *ShowLCP:
+	switch c := c.(type) {
+	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet, *ShowLCP, *ShowVnets:
 		return true
+	case *InVnet:
+		return IsShow(c.Cmd)
 	}
 	return false
 }

@@ -464,6 +464,8 @@ func (p *parser) command() Command {
 		}
 	case "show":
 		return p.show()
+	case "vnet":
+		return p.vnet()
 	case "lcp":
 		return p.lcp()
 	case "monitor":
@@ -1146,6 +1148,10 @@ func (p *parser) show() Command {
 	}
 	p.verb = "show " + t
 	switch t {
+	case "vnets", "vnet":
+		p.verb = "show vnets"
+		p.end()
+		return &ShowVnets{Where: p.at}
 	case "ports":
 		p.end()
 		return &ShowPorts{Where: p.at}

@@ -408,15 +408,22 @@ func (p *Port) Status() pmd.Status {
 			}
 		}
 		st.Rows = append(st.Rows, row)
-		labels := map[string]string{"lagg": p.info.Name, "member": m.name}
+		g := func(name, info string, v float64) pmd.Gauge {
+			return pmd.Gauge{Port: p.info.Name, Member: m.name, Name: name, Info: info, Value: v}
+		}
+		partner := ""
+		if l.rx == rxCurrent || l.rx == rxExpired {
+			partner = row[6]
+		}
 		st.Gauges = append(st.Gauges,
-			pmd.Gauge{Name: "lagg_member_active", Help: "1 while the member distributes (carries transmitted traffic)", Labels: labels, Value: b2f(state == "active")},
-			pmd.Gauge{Name: "lagg_member_link_up", Help: "1 while the member's link is up", Labels: labels, Value: b2f(m.up)},
-			pmd.Gauge{Name: "lagg_lacp_actor_state", Help: "LACP actor state bits (802.1AX: activity 1, timeout 2, aggregation 4, sync 8, collecting 16, distributing 32, defaulted 64, expired 128)", Labels: labels, Value: float64(l.actor.State)},
-			pmd.Gauge{Name: "lagg_lacp_partner_state", Help: "LACP partner state bits", Labels: labels, Value: float64(l.partner.State)},
-			pmd.Gauge{Name: "lagg_lacp_partner_key", Help: "LACP partner key", Labels: labels, Value: float64(l.partner.Key)},
-			pmd.Gauge{Name: "lagg_lacpdu_rx_total", Help: "LACPDUs received", Labels: labels, Value: float64(l.rxPDUs)},
-			pmd.Gauge{Name: "lagg_lacpdu_tx_total", Help: "LACPDUs sent", Labels: labels, Value: float64(l.txPDUs)},
+			g("lagg_member_active", "", b2f(state == "active")),
+			g("lagg_member_link_up", "", b2f(m.up)),
+			g("lagg_lacp_actor_state", "", float64(l.actor.State)),
+			g("lagg_lacp_partner_state", "", float64(l.partner.State)),
+			g("lagg_lacp_partner_key", "", float64(l.partner.Key)),
+			g("lagg_lacp_partner_system", partner, b2f(partner != "")),
+			g("lagg_lacpdu_rx", "", float64(l.rxPDUs)),
+			g("lagg_lacpdu_tx", "", float64(l.txPDUs)),
 		)
 	}
 	return st

@@ -26,6 +26,8 @@ type dataplane struct {
 	view  atomic.Pointer[view]
 	neigh *lltable.Table
 	tx    *txq.Table
+	// in maps received frames to the stacked ports (vlan, lagg).
+	in atomic.Pointer[inMap]
 	// obs is what is armed to watch the workers (captures, a trace); nil
 	// when nothing is (observe.go).
 	obs atomic.Pointer[Observers]
@@ -48,6 +50,7 @@ type view struct {
 // newDataplane builds the shared tables.
 func newDataplane(e *Engine) (*dataplane, error) {
 	d := &dataplane{e: e}
+	d.in.Store(&inMap{})
 	f, err := fib.New(fib.Config{FIBs: 1})
 	if err != nil {
 		return nil, err

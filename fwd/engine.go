@@ -96,6 +96,7 @@ type Engine struct {
 
 	mu      sync.Mutex // guards ports and running for control-side callers
 	ports   map[uint16]pmd.Port
+	stacked map[uint16]pmd.Stacked // the ports of ports that are pmd.Stacked
 	running bool
 
 	dp *dataplane
@@ -119,7 +120,7 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 			}
 		}
 	}
-	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, hashSeed: rand.Uint64(), shared: pmd.NewShared()}
+	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, stacked: map[uint16]pmd.Stacked{}, hashSeed: rand.Uint64(), shared: pmd.NewShared()}
 	for i := 0; i < cfg.Workers; i++ {
 		p, err := mbuf.NewPool(mbuf.Config{
 			Name: fmt.Sprintf("worker%d", i), ID: uint16(i), Count: cfg.PoolSize,
@@ -316,6 +317,12 @@ func (e *Engine) AttachPort(id uint16, p pmd.Port) error {
 		delete(e.ports, id)
 		return err
 	}
+	if s, ok := p.(pmd.Stacked); ok {
+		e.stacked[id] = s
+	}
+	if len(e.stacked) > 0 {
+		e.rebindLocked()
+	}
 	e.publishQueuesLocked()
 	return nil
 }
@@ -331,6 +338,11 @@ func (e *Engine) DetachPort(id uint16) pmd.Port {
 		return nil
 	}
 	delete(e.ports, id)
+	_, wasStacked := e.stacked[id]
+	delete(e.stacked, id)
+	if wasStacked || len(e.stacked) > 0 {
+		e.rebindLocked()
+	}
 	e.publishQueuesLocked()
 	e.dp.removePort(id)
 	e.mu.Unlock()

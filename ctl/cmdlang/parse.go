@@ -464,6 +464,8 @@ func (p *parser) command() Command {
 		}
 	case "show":
 		return p.show()
+	case "vnet":
+		return p.vnet()
 	case "lcp":
 		return p.lcp()
 	case "monitor":
@@ -1146,6 +1148,10 @@ func (p *parser) show() Command {
 	}
 	p.verb = "show " + t
 	switch t {
+	case "vnets", "vnet":
+		p.verb = "show vnets"
+		p.end()
+		return &ShowVnets{Where: p.at}
 	case "ports":
 		p.end()
 		return &ShowPorts{Where: p.at}
@@ -1203,7 +1209,16 @@ func (p *parser) show() Command {
 		}
 		return c
 	}
+	if d, ok := pmd.Lookup(t); ok && d.Status {
+		p.end()
+		return &ShowDriver{Where: p.at, Driver: t}
+	}
 	p.verb = "show"
+	for _, d := range pmd.Drivers() {
+		if d.Status {
+			what = append(what, d.Name)
+		}
+	}
 	p.fail(w, "cannot show %q (expected %s)", w.text, orList(what))
 	return nil
 }

@@ -5,11 +5,11 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 # Packages with goroutines that share memory: always also run under -race.
-RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|lltable|txq|fwd|ctl)(/|$$)')
+RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|lltable|txq|fwd|ctl|lcp|vnet|events|capture|trace)(/|$$)')
 TESTFLAGS ?= -count=1 -timeout 20m
 BENCHTIME ?= 1s
 
-.PHONY: all build test test-unit test-race bench bench-micro bench-e2e demo vet fmt fmt-check clean
+.PHONY: all build test test-unit test-race bench bench-micro bench-e2e demo demo-routing vet fmt fmt-check clean
 
 all: build
 
@@ -63,6 +63,10 @@ bench: bench-micro
 
 demo: build
 	@bash scripts/demo.sh
+
+# BIRD over fwdd's kernel interfaces (root, bird2): eBGP routes into fwdd.
+demo-routing: build
+	@bash scripts/demo-routing.sh
 
 clean:
 	rm -rf $(BIN)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
@@ -15,6 +17,8 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/nlmirror"
+	"github.com/fwdd/fwdd/pmd"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -34,6 +38,9 @@ type Options struct {
 	// NetNS, if set, is the namespace path where ports find their devices.
 	NetNS string
 	Log   *slog.Logger
+
+	// mirror, in tests, adjusts the netlink mirror's configuration.
+	mirror func(*nlmirror.Config)
 	// MaxAnswer bounds the text of one batch's answers (DefaultMaxAnswer
 	// if 0): past it, further show/get commands of the batch are refused.
 	// The first one is always answered.
@@ -58,6 +65,7 @@ type Daemon struct {
 	st   *stack
 	srv  *ctlsock.Server
 	reg  *prometheus.Registry
+	coll prometheus.Collector
 
 	// files reads route files for the batches, off the control goroutine.
 	files fileLoader
@@ -66,6 +74,14 @@ type Daemon struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	// failed is closed when the control goroutine stopped on a panic that
+	// may have left the running stack half-changed (see docs/ctl.md,
+	// "Panics"); failErr says which.
+	failed  chan struct{}
+	failErr error
+	// panics counts the panics recovered on the control goroutine.
+	panics atomic.Uint64
 }
 
 type request struct {
@@ -75,12 +91,17 @@ type request struct {
 	cmds   []cmdlang.Command
 	files  loadedFiles // route files of cmds, read by the submitter
 	reload bool
-	reply  chan response
+	// check validates the batch and reports the devices the stack would
+	// use after it, changing nothing (a vnet host checks every vnet's part
+	// of a batch before applying any).
+	check bool
+	reply chan response
 }
 
 type response struct {
 	results []cmdlang.Result
 	err     error
+	devices []string
 }
 
 // stack is the control goroutine's state: the model and the live objects.
@@ -104,15 +125,33 @@ type stack struct {
 
 	nb *neighbours
 
+	// obs is the event bus and the trace and capture sessions (obs.go).
+	obs *obs
+
+	// phase is what the control goroutine is doing, for the panic policy.
+	phase phase
+	// panicHook, if set (tests), is called at each phase of a batch.
+	panicHook func(phase)
+
+	// lcpm is the netlink mirror's control side (lcpmirror.go); nil while
+	// no port has a kernel interface.
+	lcpm *lcpMirror
+
 	// ruleBases holds each rule slot's counter value when its rule was
 	// made: slots are reused after a rule is deleted, counters are not
 	// reset (workers own them).
 	ruleBases map[uint16]uint64
 }
 
-// CheckFile parses and validates a configuration file without touching
-// any device: fwdd -check.
-func CheckFile(path string) error {
+// CheckFile parses and validates a configuration file without opening any
+// device: fwdd -check. Beyond what every batch is checked for (the
+// commands, each port's driver and arguments through pmd.Check), it checks
+// that the kernel interfaces the ports name exist (pmd.CheckDevices, in
+// the current network namespace). Errors name the file and line.
+func CheckFile(path string) error { return checkFile(path, "") }
+
+// checkFile is CheckFile with the devices looked up in namespace netns.
+func checkFile(path, netns string) error {
 	cmds, err := cmdlang.ParseFile(path)
 	if err != nil {
 		return err
@@ -125,6 +164,11 @@ func CheckFile(path string) error {
 	for _, c := range cmds {
 		if err := b.apply(c, files.read); err != nil {
 			return &cmdlang.ExecError{Cmd: c, Err: err}
+		}
+		if pa, ok := c.(*cmdlang.PortAdd); ok {
+			if err := pmd.CheckDevices(pa.Driver, pmd.Args(pa.Args), netns); err != nil {
+				return &cmdlang.ExecError{Cmd: c, Err: err}
+			}
 		}
 	}
 	return b.finish()
@@ -140,7 +184,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	var cmds []cmdlang.Command
 	if opts.ConfigFile != "" {
-		if err := CheckFile(opts.ConfigFile); err != nil {
+		if err := checkFile(opts.ConfigFile, opts.NetNS); err != nil {
 			return nil, err
 		}
 		var err error
@@ -148,11 +192,13 @@ func Start(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	ob := newObs(&opts)
 	eng, err := fwd.New(opts.Engine, opts.Log)
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, obs: ob}
+	ob.s = st
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
 	b := st.model.begin()
@@ -161,7 +207,7 @@ func Start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	st.model = b.commit()
-	d := &Daemon{opts: opts, log: opts.Log, st: st, files: defaultLoader(), reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{})}
+	d := &Daemon{opts: opts, log: opts.Log, st: st, files: defaultLoader(), reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{}), failed: make(chan struct{})}
 	eng.Start()
 	go d.loop()
 	if len(cmds) > 0 {
@@ -197,6 +243,14 @@ func (d *Daemon) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Re
 }
 
 func (d *Daemon) exec(ctx context.Context, cmds []cmdlang.Command, reload bool) ([]cmdlang.Result, error) {
+	resp, err := d.submit(ctx, request{cmds: cmds, reload: reload}, d.files)
+	return resp.results, err
+}
+
+// submit reads r's route files with files, then hands r to the control
+// goroutine and waits for its answer.
+func (d *Daemon) submit(ctx context.Context, r request, files fileLoader) (response, error) {
+	cmds := r.cmds
 	// Route files are read here, on the caller's goroutine, and given up
 	// when the caller goes or the daemon stops.
 	lctx, cancel := context.WithCancel(ctx)
@@ -207,27 +261,29 @@ func (d *Daemon) exec(ctx context.Context, cmds []cmdlang.Command, reload bool) 
 		case <-lctx.Done():
 		}
 	}()
-	files, err := d.files.loadAll(lctx, d.configDir(), cmds)
+	loaded, err := files.loadAll(lctx, d.configDir(), cmds)
 	cancel()
 	if err != nil {
 		select {
 		case <-d.stop:
-			return nil, errStopped
+			return response{}, errStopped
 		default:
 		}
-		return nil, err
+		return response{}, err
 	}
-	r := request{ctx: ctx, cmds: cmds, files: files, reload: reload, reply: make(chan response, 1)}
+	r.ctx, r.files, r.reply = ctx, loaded, make(chan response, 1)
 	select {
 	case d.reqs <- r:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return response{}, ctx.Err()
 	case <-d.stop:
-		return nil, errStopped
+		return response{}, errStopped
+	case <-d.failed:
+		return response{}, d.failErr
 	}
 	// Once taken, a batch completes (or is undone) whatever ctx does.
 	resp := <-r.reply
-	return resp.results, resp.err
+	return resp, resp.err
 }
 
 // configDir is the directory relative route file names are read from.
@@ -245,6 +301,8 @@ func (d *Daemon) do(fn func(*stack)) error {
 	case d.reqs <- r:
 	case <-d.stop:
 		return errStopped
+	case <-d.failed:
+		return d.failErr
 	}
 	<-r.reply
 	return nil
@@ -259,6 +317,9 @@ type stateSnapshot struct {
 	// neighCtr are the neighbour table's counters.
 	neighCtr []lltable.Counter
 	fibs     []show.FIB
+	lcp      []lcpRow
+	// gauges are the ports' status gauges (pmd.Statuser).
+	gauges []pmd.Gauge
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
@@ -269,6 +330,10 @@ func (d *Daemon) snapshot() (*stateSnapshot, error) {
 		snap.neigh = s.nb.countByState()
 		snap.neighCtr = s.nb.counters()
 		snap.fibs = s.fibRows()
+		for _, st := range s.statuses("") {
+			snap.gauges = append(snap.gauges, st.Gauges...)
+		}
+		snap.lcp = s.lcpRows()
 	})
 	return &snap, err
 }
@@ -311,29 +376,141 @@ func (d *Daemon) Shutdown() {
 	})
 }
 
+// Failed is closed when the control goroutine stopped on a panic that may
+// have left the running stack half-changed; Err then says why. The daemon
+// serves nothing more: the caller (cmd/fwdd) calls Shutdown, which closes
+// the ports and detaches their XDP programs, and exits non-zero so a
+// supervisor restarts it from the configuration file.
+func (d *Daemon) Failed() <-chan struct{} { return d.failed }
+
+// Err is the reason the daemon failed (nil until Failed is closed).
+func (d *Daemon) Err() error {
+	select {
+	case <-d.failed:
+		return d.failErr
+	default:
+		return nil
+	}
+}
+
+// Panics returns how many panics the control goroutine recovered from.
+func (d *Daemon) Panics() uint64 { return d.panics.Load() }
+
+// phase is a step of the control goroutine, for the panic policy.
+type phase uint8
+
+const (
+	phaseIdle      phase = iota
+	phaseValidate        // a batch checked on a copy of the model: nothing changed yet
+	phaseReconcile       // the running stack being changed
+	phaseQuery           // show/get answered: read-only
+	phaseRead            // a read for the metrics: read-only
+	phaseNeigh           // neighbour input, timers, link checks
+)
+
+func (p phase) String() string {
+	return [...]string{"idle", "validating a batch", "applying a batch", "answering a query", "reading state", "neighbour/link work"}[p]
+}
+
+// recoverable reports whether a panic in phase p left the running stack as
+// it was (validation works on a copy, queries and reads change nothing).
+func (p phase) recoverable() bool {
+	return p == phaseValidate || p == phaseQuery || p == phaseRead
+}
+
+func (s *stack) enter(p phase) {
+	s.phase = p
+	if s.panicHook != nil {
+		s.panicHook(p)
+	}
+}
+
+// guard runs f on the control goroutine with the panic policy of
+// docs/ctl.md: a panic while validating, answering or reading is logged
+// with its stack, counted, and becomes the request's error (nothing was
+// changed); a panic while the running stack changes, or in neighbour and
+// link work, stops the daemon (fatal true), since its state may no longer
+// be the model.
+func (d *Daemon) guard(f func()) (perr error, fatal bool) {
+	defer func() {
+		p := recover()
+		ph := d.st.phase
+		d.st.phase = phaseIdle
+		if p == nil {
+			return
+		}
+		d.panics.Add(1)
+		d.log.Error("control goroutine panic", "phase", ph.String(), "panic", p, "stack", string(debug.Stack()))
+		if ph.recoverable() {
+			perr = fmt.Errorf("fwdd: internal error while %s: %v (nothing was changed; please report it with the log)", ph, p)
+			return
+		}
+		perr = fmt.Errorf("fwdd: internal error while %s: %v; fwdd stopped, since its running state may no longer match its configuration (restart it; please report it with the log)", ph, p)
+		fatal = true
+	}()
+	f()
+	return nil, false
+}
+
 // loop is the control goroutine.
 func (d *Daemon) loop() {
 	defer close(d.done)
 	wake := d.st.eng.Woken()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	fail := func(err error) {
+		d.failErr = err
+		close(d.failed)
+		d.log.Error("control goroutine stopped", "err", err)
+	}
 	for {
 		select {
 		case r := <-d.reqs:
-			if r.fn != nil {
-				r.fn(d.st)
-				r.reply <- response{}
-				continue
+			var resp response
+			perr, fatal := d.guard(func() {
+				if r.fn != nil {
+					d.st.enter(phaseRead)
+					r.fn(d.st)
+					return
+				}
+				if r.check {
+					resp.devices, resp.err = d.st.check(r)
+					return
+				}
+				resp.results, resp.err = d.st.run(r)
+			})
+			if perr != nil {
+				resp = response{err: perr}
 			}
-			res, err := d.st.run(r)
-			r.reply <- response{res, err}
+			r.reply <- resp
+			if fatal {
+				fail(perr)
+				return
+			}
+		case b := <-d.st.lcpBatches():
+			if perr, fatal := d.guard(func() { d.st.enter(phaseReconcile); d.st.lcpApply(b) }); fatal {
+				fail(perr)
+				return
+			}
 		case <-wake:
-			d.st.nb.input()
+			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.nb.input(); d.st.eng.Service() }); fatal {
+				fail(perr)
+				return
+			}
 		case now := <-tick.C:
-			d.st.nb.input()
-			d.st.nb.tick(now)
-			d.st.linkCheck()
+			if perr, fatal := d.guard(func() {
+				d.st.enter(phaseNeigh)
+				d.st.nb.input()
+				d.st.eng.Service()
+				d.st.nb.tick(now)
+				d.st.linkCheck()
+				d.st.traceTick()
+			}); fatal {
+				fail(perr)
+				return
+			}
 		case <-d.stop:
+			d.st.lcpClose()
 			d.st.nb.close()
 			return
 		}
@@ -343,32 +520,21 @@ func (d *Daemon) loop() {
 // run applies one batch: validate every command on a copy of the model,
 // reconcile the stack with it, commit; then answer the show commands.
 func (s *stack) run(r request) ([]cmdlang.Result, error) {
-	base := s.model
-	if r.reload {
-		base = newModel()
-		// A reload starts from nothing but keeps the routes map separate
-		// from the running model's.
-	}
-	b := base.begin()
-	changes := false
-	for _, c := range r.cmds {
-		if isQuery(c) {
-			continue
-		}
-		changes = true
-		if err := b.apply(c, r.files.read); err != nil {
-			return nil, &cmdlang.ExecError{Cmd: c, Err: err}
-		}
-	}
-	if err := b.finish(); err != nil {
+	b, changes, err := s.validate(r)
+	if err != nil {
 		return nil, err
 	}
 	if changes || r.reload {
-		if err := s.reconcile(s.model, b, !r.reload); err != nil {
+		s.enter(phaseReconcile)
+		om := s.model
+		if err := s.reconcile(om, b, !r.reload); err != nil {
 			return nil, err
 		}
 		s.model = b.commit()
+		s.lcpReconciled(om)
+		s.obs.config(om, s.model, r.reload, s.opts.ConfigFile)
 	}
+	s.enter(phaseQuery)
 	results := make([]cmdlang.Result, len(r.cmds))
 	size, queries, done := 0, 0, 0
 	for _, c := range r.cmds {
@@ -403,10 +569,40 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 	return results, nil
 }
 
+// validate applies the batch's changes to a copy of the model (nothing
+// live changes) and reports whether it has any.
+func (s *stack) validate(r request) (*batch, bool, error) {
+	base := s.model
+	if r.reload {
+		base = newModel()
+		// A reload starts from nothing but keeps the routes map separate
+		// from the running model's.
+	}
+	s.enter(phaseValidate)
+	b := base.begin()
+	changes := false
+	for _, c := range r.cmds {
+		if isQuery(c) {
+			continue
+		}
+		changes = true
+		if err := b.apply(c, r.files.read); err != nil {
+			return nil, false, &cmdlang.ExecError{Cmd: c, Err: err}
+		}
+	}
+	if err := b.finish(); err != nil {
+		return nil, false, err
+	}
+	return b, changes, nil
+}
+
 func isQuery(c cmdlang.Command) bool {
+	if cmdlang.IsObs(c) || cmdlang.IsStream(c) {
+		return true // answered (trace add/clear included; streams refused) by obsQuery
+	}
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
-		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl:
+		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP, *cmdlang.ShowDriver:
 		return true
 	}
 	return false
@@ -423,6 +619,7 @@ func (s *stack) linkCheck() {
 		up := lp.model.Up && l.Up && l.Present
 		if int(lp.id) < len(st.Ports) && st.Ports[lp.id].Up != up {
 			s.log.Info("link changed", "port", lp.model.Name, "up", l.Up, "present", l.Present)
+			s.obs.link(lp.model.Name, up)
 			republish = true
 		}
 	}

@@ -9,7 +9,9 @@
 // the batch is refused with an error naming the command and nothing
 // changes. Otherwise the running stack is reconciled with the new model
 // (reconcile.go): ports opened first (the step most likely to fail; undone
-// on error), then FIB changes in one batch (connected and local routes in
+// on error; a changed port whose new arguments name the device the running
+// one holds, like an afxdp port's mode or queues, is replaced in place:
+// closed first, and reopened as it was if the batch fails), then FIB changes in one batch (connected and local routes in
 // every FIB, static routes in theirs), rules compiled, neighbour table
 // told, the workers' State published, removed ports closed last. A reload
 // (SIGHUP) is the same with a model built from the file: only the
@@ -19,6 +21,12 @@
 // clients, the metrics collector); batches are serialised through the
 // control goroutine's channel, which also polls the neighbour table when
 // workers hand it packets and every 100 ms.
+//
+// Kernel interfaces (lcp.go): a port's "lcp NAME" is created in reconcile
+// step 2b, after the ports were opened (a taken name or a missing TUN
+// device fails the batch, changing nothing); interfaces nobody wants any
+// more are removed once the batch succeeded; carrier and MTU follow the
+// port in publish. Package lcp owns the devices and the punt path.
 //
 // The command language is ctl/cmdlang, the socket ctl/ctlsock.
 package ctl

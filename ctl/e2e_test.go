@@ -2,9 +2,11 @@ package ctl
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -28,10 +30,14 @@ type e2e struct {
 	n          *testnet.Net
 	h1, h2, rt string
 	d          *Daemon
+	// poolSize is the mbufs per worker (4096 if 0).
+	poolSize int
 }
 
 func newE2E(t *testing.T) *e2e {
 	n := testnet.New(t)
+	testenv.Tool(t, "ethtool", "ethtool")
+	testenv.Tool(t, "ping", "iputils-ping")
 	x := &e2e{t: t, n: n, h1: n.NS("h1"), h2: n.NS("h2"), rt: n.NS("rt")}
 	n.Veth(x.h1, "h1", x.rt, "r0")
 	n.Veth(x.h2, "h2", x.rt, "r1")
@@ -69,7 +75,7 @@ func (x *e2e) start(driver string) {
 	}
 	d, err := Start(Options{
 		ConfigFile: conf, Socket: filepath.Join(dir, "fwdd.sock"), NetNS: testnet.Path(x.rt),
-		Engine: fwd.Config{Workers: 1, PoolSize: 4096, CheckedPools: true},
+		Engine: fwd.Config{Workers: 1, PoolSize: cmp.Or(x.poolSize, 4096), CheckedPools: true},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -145,6 +151,7 @@ func TestE2EForwarding(t *testing.T) {
 				x.tcpTransfer(t, "2001:2:0:2::2", 1<<20)
 			})
 			t.Run("traceroute", func(t *testing.T) {
+				testenv.Tool(t, "traceroute", "traceroute")
 				// Hosts rate-limit their own ICMP errors (the last hop's port
 				// unreachable): allow a retry rather than a flaky failure.
 				var out string

@@ -1,9 +1,13 @@
 package ctl
 
 import (
+	"errors"
 	"fmt"
+	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/internal/testnet"
+	"github.com/fwdd/fwdd/pmd"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -257,5 +261,48 @@ func TestSIGTERMWithAbusiveClients(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("fwdd did not stop within 5 s of SIGTERM")
+	}
+}
+
+func init() {
+	pmd.Register(pmd.Driver{Name: "failopentest", Args: []pmd.Arg{}, Open: func(pmd.Config) (pmd.Port, error) {
+		return nil, errors.New("failopentest: cannot open (as intended)")
+	}})
+}
+
+// TestCheckFileDrivers: -check validates what it can without opening a
+// device: the driver name, its arguments, the device's existence; each
+// error names the file and line. A port that passes the check but fails
+// to open at start still names its line.
+func TestCheckFileDrivers(t *testing.T) {
+	for _, c := range []struct{ conf, want string }{
+		{"port add p0 driver null\nport add p1 driver nosuch\n", ":2: port add p1 driver nosuch: driver nosuch: unknown driver"},
+		{"port add p0 driver null size=99999\n", ":1: "},
+		{"port add p0 driver afxdp dev lo mode=fast\n", ":1: "},
+		{"port add p0 driver afxdp dev lo bogus=1\n", ":1: port add: driver afxdp: argument bogus: unknown"},
+		{"port add p0 driver afxdp\n", "argument dev: required"},
+		{"\nport add p0 driver afxdp dev nosuch0\n", ":2: port add p0 driver afxdp dev nosuch0: driver afxdp: argument dev: \"nosuch0\": no such interface (see ip link)"},
+		{"port add p0 driver afpacket dev nosuch0\n", ":1: port add p0 driver afpacket dev nosuch0: driver afpacket: argument dev: \"nosuch0\": no such interface"},
+		{"port add p0 driver ring size=3\n", "power of two"},
+	} {
+		conf := writeConf(t, c.conf)
+		err := CheckFile(conf)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), conf+":") {
+			t.Errorf("CheckFile(%q) = %v, want %q with the file name", c.conf, err, c.want)
+		}
+	}
+	for _, ok := range []string{"port add p0 driver afpacket dev lo\n", "port add p0 driver afxdp dev lo queues=1 mode=copy\n", nullConfig} {
+		if err := CheckFile(writeConf(t, ok)); err != nil {
+			t.Errorf("CheckFile(%q) = %v, want valid", ok, err)
+		}
+	}
+	// Passes the check, fails to open.
+	conf := writeConf(t, "port add a driver null\nport add b driver null\nport add c driver failopentest\n")
+	if err := CheckFile(conf); err != nil {
+		t.Fatalf("CheckFile: %v", err)
+	}
+	_, err := Start(Options{ConfigFile: conf, Engine: fwd.Config{Workers: 1, PoolSize: 2048}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), conf+":3: ") {
+		t.Fatalf("Start with a port that cannot open: %v, want %s:3", err, conf)
 	}
 }

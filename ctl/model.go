@@ -34,6 +34,9 @@ type model struct {
 	// (route del PREFIX fib N): they stay out of that FIB while the
 	// address exists, as in FreeBSD.
 	connDel map[routeKey]bool
+	// lcpFIBs maps FIBs to the kernel tables the netlink mirror copies
+	// into them (lcp fib N table T; default FIB 0 <- main). lcpmirror.go.
+	lcpFIBs map[int]uint32
 }
 
 type portModel struct {
@@ -47,6 +50,9 @@ type portModel struct {
 	// LCP is the name of the port's kernel interface (lcp/), "" for none.
 	// Unique across ports, and never another port's dev.
 	LCP string
+	// At is where the port was added (file:line of a startup file), for
+	// errors when opening it fails.
+	At cmdlang.Where
 }
 
 type neighKey struct {
@@ -96,6 +102,7 @@ func newModel() *model {
 		neigh:   map[neighKey]net.HardwareAddr{},
 		connDel: map[routeKey]bool{},
 		routes:  map[routeKey]*routeSpec{},
+		lcpFIBs: map[int]uint32{0: mainTable},
 	}
 }
 
@@ -128,6 +135,7 @@ func (m *model) begin() *batch {
 		rules:     maps.Clone(m.rules),
 		neigh:     maps.Clone(m.neigh),
 		connDel:   maps.Clone(m.connDel),
+		lcpFIBs:   maps.Clone(m.lcpFIBs),
 	}
 	for k, p := range m.ports {
 		cp := *p
@@ -216,7 +224,7 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 		if err := b.checkLCP(c.Name, c.LCP, c.Args); err != nil {
 			return err
 		}
-		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true, LCP: c.LCP}
+		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true, LCP: c.LCP, At: c.Where}
 		b.m.portOrder = append(b.m.portOrder, c.Name)
 		b.portsChanged = true
 	case *cmdlang.PortSet:
@@ -224,6 +232,7 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 		if err != nil {
 			return err
 		}
+		p.At = c.Where // errors opening it now are this command's
 		if c.FIB != cmdlang.AnyFIB {
 			if err := b.checkFIB(c.FIB); err != nil {
 				return err
@@ -345,6 +354,8 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 			return err
 		}
 		b.loads = append(b.loads, routeLoad{fib: c.FIB, prefixes: prefixes, spec: spec})
+	case *cmdlang.LCPFib:
+		return b.lcpFib(c)
 	case *cmdlang.RuleAdd:
 		return b.ruleAdd(c)
 	case *cmdlang.RuleDel:
@@ -580,8 +591,8 @@ func (b *batch) finish() error {
 	// Base routes: one check per distinct next-hop set is enough.
 	seen := map[string]bool{}
 	for k, s := range b.base.routes {
-		if o, ok := b.routes[k]; ok && o == nil {
-			continue
+		if _, ok := b.routes[k]; ok {
+			continue // deleted or replaced by the batch: checked above
 		}
 		key := fmt.Sprint(s.Via, s.Dev)
 		if seen[key] {

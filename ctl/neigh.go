@@ -27,7 +27,14 @@ func (n *neighbours) input() { n.t.Poll() }
 
 func (n *neighbours) tick(time.Time) { n.t.Poll() }
 
-func (n *neighbours) close() {}
+// close frees the packets held for unresolved neighbours, so that a
+// stopped stack (vnet del, shutdown) leaves every mbuf back in its pool.
+// Nothing adds to the table afterwards: only the control goroutine polls it.
+func (n *neighbours) close() {
+	for _, lp := range n.s.live {
+		n.t.RemovePort(lp.id)
+	}
+}
 
 // syncNeighbours tells the table about ports, addresses and static entries
 // after a reconcile.

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"fmt"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,9 +40,9 @@ sendp(pkts, iface=iface, verbose=0)
 // still resolve and are reached from the far side. Every frame and packet
 // the pipeline handed to the neighbour table is accounted in its counters.
 func TestE2ENeighbourFlood(t *testing.T) {
-	py := "/usr/bin/python3"
+	py := testenv.Tool(t, "/usr/bin/python3", "python3")
 	if err := exec.Command(py, "-c", "import scapy.all").Run(); err != nil {
-		t.Skip("needs python3-scapy (apt-get install python3-scapy)")
+		testenv.Tool(t, "scapy (python3 module)", "python3-scapy")
 	}
 	script := filepath.Join(t.TempDir(), "flood.py")
 	if err := os.WriteFile(script, []byte(floodScript), 0o644); err != nil {

@@ -3,6 +3,8 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"github.com/fwdd/fwdd/ctl/cmdlang"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -22,6 +24,68 @@ type livePort struct {
 	// gone: the device was seen missing (Link().Present false) and its
 	// dynamic neighbours flushed.
 	gone bool
+	// lcp is the name of the port's kernel interface as it exists ("" for
+	// none), with the MTU and carrier last set on it.
+	lcp        string
+	lcpMTU     int
+	lcpCarrier bool
+	// closed: port was closed for a replacement in place (reconcile) and
+	// not reopened; a port whose restoring failed stays so, link down.
+	closed bool
+}
+
+// sharesDevice reports whether two configurations of one port name the
+// same kernel interface (an ArgDev argument of their drivers, as declared
+// in pmd): then the new one cannot be opened while the old one is.
+func sharesDevice(a, b *portModel) bool {
+	devs := func(p *portModel) []string {
+		d, ok := pmd.Lookup(p.Driver)
+		if !ok {
+			return nil
+		}
+		var out []string
+		for _, arg := range d.Args {
+			if v, ok := p.Args[arg.Name]; ok && arg.Type == pmd.ArgDev {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	bd := devs(b)
+	for _, x := range devs(a) {
+		if slices.Contains(bd, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// restorePort reopens a port closed for a replacement that failed, as it
+// was (same id, so the published state and routes still fit). It is the
+// caller's batch that failed: the running stack is as before but for the
+// time the port was closed.
+func (s *stack) restorePort(lp *livePort) error {
+	pcfg := pmd.Config{
+		Name: lp.model.Name, ID: lp.id, Driver: lp.model.Driver, Args: pmd.Args(lp.model.Args),
+		Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+		Lookup: func(name string) (pmd.Port, uint16, bool) {
+			if o, ok := s.live[name]; ok && !o.closed {
+				return o.port, o.id, true
+			}
+			return nil, 0, false
+		},
+	}
+	p, err := pmd.Open(pcfg)
+	if err != nil {
+		return err
+	}
+	if err := s.eng.AttachPort(lp.id, p); err != nil {
+		_ = p.Close()
+		return err
+	}
+	lp.port, lp.info, lp.closed = p, p.Info(), false
+	s.live[lp.model.Name] = lp
+	return nil
 }
 
 // nhKey identifies a FIB next hop so that equal next hops are shared.
@@ -65,6 +129,61 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 			}
 		}
 	}
+	// On error the live set is as it was: the ports and the model each
+	// live port had (this defer runs last, after the ports this batch
+	// opened are closed and those it closed are reopened).
+	oldLive := maps.Clone(s.live)
+	type saved struct {
+		model *portModel
+		mtu   int
+	}
+	oldPorts := make(map[*livePort]saved, len(s.live))
+	for _, lp := range s.live {
+		oldPorts[lp] = saved{lp.model, lp.mtu}
+	}
+	defer func() {
+		if err != nil {
+			s.live = oldLive
+			for lp, sv := range oldPorts {
+				lp.model, lp.mtu = sv.model, sv.mtu
+			}
+		}
+	}()
+
+	// 2a. A changed port whose new configuration uses a kernel interface
+	// the running one holds (an afxdp port whose mode or queues changed)
+	// cannot be opened beside it: it is replaced in place, closed first.
+	// If the batch then fails, it is opened again as it was (this defer
+	// runs after the one below has closed the ports the batch opened).
+	var inPlace []*livePort
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, lp := range inPlace {
+			if rerr := s.restorePort(lp); rerr != nil {
+				err = fmt.Errorf("%w; restoring port %s as it was failed too: %v: the port is down (fix the device and port del/add it, or see show ports)", err, lp.model.Name, rerr)
+			} else {
+				s.log.Info("port restored", "port", lp.model.Name, "driver", lp.model.Driver)
+			}
+		}
+	}()
+	for _, lp := range removed {
+		np, ok := nm.ports[lp.model.Name]
+		if !ok || !sharesDevice(lp.model, np) {
+			continue
+		}
+		if !lp.closed {
+			s.eng.DetachPort(lp.id)
+			if cerr := lp.port.Close(); cerr != nil {
+				s.log.Warn("port close", "port", lp.model.Name, "err", cerr)
+			}
+		}
+		lp.closed = true
+		inPlace = append(inPlace, lp)
+		s.log.Info("port closed to be replaced in place", "port", lp.model.Name)
+	}
+
 	// 2. Ports to add: open them first, the step most likely to fail.
 	var opened []*livePort
 	defer func() {
@@ -93,12 +212,12 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 		p, err := pmd.Open(pcfg)
 		if err != nil {
-			return err
+			return atWhere(np.At, err)
 		}
 		lp := &livePort{model: np, id: id, port: p, info: p.Info()}
 		if err := s.eng.AttachPort(id, p); err != nil {
 			_ = p.Close()
-			return fmt.Errorf("port %s: %w", np.Name, err)
+			return atWhere(np.At, fmt.Errorf("port %s: %w", np.Name, err))
 		}
 		opened = append(opened, lp)
 		s.live[np.Name] = lp
@@ -121,8 +240,22 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 	}
 
-	// 3. FIB count: a new FIB set is filled completely before the workers
-	// see it; on error the old one stays.
+	// 2b. Kernel interfaces (lcp): created now (a taken name or a missing
+	// TUN device fails here, changing nothing); those nobody wants any
+	// more are removed once everything succeeded.
+	lcpCommit, lcpUndo, err := s.reconcileLCP(removed)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			lcpUndo()
+		}
+	}()
+
+	// 3. FIB count: a new FIB set is filled completely and reaches the
+	// workers with the State that uses it, in one snapshot (publish, step
+	// 6); on error the old one stays.
 	if nm.sysctl["net.fibs"] != om.sysctl["net.fibs"] || s.fibs == nil {
 		n, _ := strconv.Atoi(nm.sysctl["net.fibs"])
 		oldF, oldNH, oldInst, oldConn := s.fibs, s.nhs, s.installed, s.connected
@@ -132,8 +265,6 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		defer func() {
 			if err != nil {
 				s.fibs, s.nhs, s.installed, s.connected = oldF, oldNH, oldInst, oldConn
-			} else {
-				s.eng.SetFIB(s.fibs)
 			}
 		}()
 		incremental = false // a new FIB set: install everything
@@ -144,10 +275,12 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 	if err != nil {
 		return err
 	}
+	changes = s.lcpAdjust(om, b, changes)
 	if err := s.fibs.Apply(changes); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
 	s.routesApplied()
+	s.obs.routes(changes)
 
 	// 5. Rules.
 	rules := nm.sortedRules()
@@ -167,13 +300,18 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 	}
 
-	// 6. Neighbours and the workers' view.
+	// 6. Neighbours and the workers' view (nothing fails from here on).
+	lcpCommit()
 	s.model = nm
 	s.syncNeighbours(om, nm, removed)
 	s.publish()
 
 	// 7. Close what was removed, now that no snapshot refers to it.
 	for _, lp := range removed {
+		if lp.closed { // replaced in place, or left closed by a failed restore
+			s.log.Info("port closed", "port", lp.model.Name)
+			continue
+		}
 		s.eng.DetachPort(lp.id)
 		if err := lp.port.Close(); err != nil {
 			s.log.Warn("port close", "port", lp.model.Name, "err", err)
@@ -411,7 +549,9 @@ func (s *stack) nexthop(nh fib.NextHop) (uint32, error) {
 	return id, nil
 }
 
-// publish gives the workers the current ports and rules.
+// publish gives the workers the current ports and rules, with the FIB set
+// they refer to, as one snapshot (a worker never sees rules or port FIBs of
+// one FIB set with another: issue 12.13).
 func (s *stack) publish() {
 	st := &fwd.State{Rules: s.rules}
 	st.ICMPRate, _ = strconv.Atoi(s.model.sysctl["net.icmp.ratelimit"])
@@ -424,8 +564,19 @@ func (s *stack) publish() {
 		st.Ports[lp.id] = fwd.NewPortState(lp.info.MAC, lp.mtu, uint16(lp.model.FIB),
 			lp.model.Up && link.Up && link.Present, lp.model.Addrs)
 		st.Ports[lp.id].TxQueues = min(lp.info.TxQueues, len(s.eng.Workers()))
+		st.Ports[lp.id].LCP = lp.lcp != ""
 	}
-	s.eng.PublishState(st)
+	s.eng.Publish(st, s.fibs)
+	s.syncLCP()
 }
 
 var errStopped = errors.New("fwdd is shutting down")
+
+// atWhere prefixes err with the file:line a command came from, when it
+// came from a file (a port that fails to open at start names its line).
+func atWhere(w cmdlang.Where, err error) error {
+	if w.File == "" {
+		return err
+	}
+	return fmt.Errorf("%s:%d: %w", w.File, w.Line, err)
+}

@@ -48,6 +48,13 @@ func (s *stack) query(c cmdlang.Command) (cmdlang.Result, error) {
 		return s.showStats()
 	case *cmdlang.ShowNeigh:
 		return s.nb.show(c.Port)
+	case *cmdlang.ShowDriver:
+		return s.showDriver(c.Driver)
+	case *cmdlang.ShowLCP:
+		return s.showLCP()
+	}
+	if cmdlang.IsObs(c) || cmdlang.IsStream(c) {
+		return s.obsQuery(c)
 	}
 	return cmdlang.Result{}, fmt.Errorf("%s: not a query", c.Verb())
 }
@@ -167,6 +174,7 @@ func (s *stack) showRoutes(c *cmdlang.ShowRoutes) (cmdlang.Result, error) {
 		fibs = append(fibs, c.FIB)
 	}
 	snap := s.fibs.Load()
+	conn := s.lcpConnected(s.connected)
 	rows := []show.Route{}
 	var shown []int
 	for _, f := range fibs {
@@ -183,6 +191,9 @@ func (s *stack) showRoutes(c *cmdlang.ShowRoutes) (cmdlang.Result, error) {
 				continue
 			}
 			rows = append(rows, s.route(snap, r))
+			if s.lcpIsKernel(r, conn) {
+				rows[len(rows)-1].Origin = show.Kernel
+			}
 		}
 	}
 	show.SortRoutes(rows)
@@ -201,6 +212,9 @@ func (s *stack) routeGet(c *cmdlang.RouteGet) (cmdlang.Result, error) {
 		return cmdlang.Result{}, fmt.Errorf("route to %s in fib %d: no route (network unreachable)", c.Addr, c.FIB)
 	}
 	row := s.route(s.fibs.Load(), r)
+	if s.lcpIsKernel(r, s.lcpConnected(s.connected)) {
+		row.Origin = show.Kernel
+	}
 	return render(row, func(b *strings.Builder) error { return show.RouteGet(b, c.Addr, &row) })
 }
 
@@ -332,6 +346,7 @@ func (s *stack) counterRows() []show.Counter {
 	for _, c := range s.nb.counters() {
 		rows = append(rows, show.Counter{Scope: "neigh", Name: c.Name, Value: c.Value})
 	}
+	rows = append(rows, s.lcpCounterRows()...)
 	for _, p := range s.eng.Pools() {
 		st := p.Stats()
 		scope := "mbuf pool " + st.Name

@@ -305,6 +305,10 @@ func (f *FIBs) change(fib int, c *Change, t4, t6 map[int]struct{}) {
 	}
 }
 
+// NumFIBs is the number of FIBs in the snapshot (that of the FIBs it came
+// from).
+func (s *Snapshot) NumFIBs() int { return len(s.v4) }
+
 // Lookup4 returns the next-hop id of the longest prefix in FIB fib matching
 // the IPv4 address dst (host order, e.g. binary.BigEndian.Uint32 of the
 // header field), or NoRoute. fib must be < NumFIBs (it panics otherwise,

@@ -362,3 +362,38 @@ func TestFullTable(t *testing.T) {
 	check(t, f, r, 0, probesFor(rng, ps))
 	check(t, f, r, 0, probesFor(rng, all[:20000]))
 }
+
+func TestRouteExact(t *testing.T) {
+	f, err := New(Config{FIBs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nh, err := f.AddNextHop(NextHop{Kind: KindBlackhole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := []string{"198.18.0.0/15", "198.18.1.0/24", "198.18.1.1/32", "2001:2::/48", "2001:2::/64", "2001:2::1/128", "0.0.0.0/0", "::/0"}
+	var cs []Change
+	for _, s := range ps {
+		cs = append(cs, Change{Op: OpAdd, FIB: 1, Prefix: netip.MustParsePrefix(s), NextHop: nh})
+	}
+	if err := f.Apply(cs); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ps {
+		if got, ok, err := f.RouteExact(1, netip.MustParsePrefix(s)); err != nil || !ok || got != nh {
+			t.Errorf("%s: %d %v %v", s, got, ok, err)
+		}
+		if _, ok, _ := f.RouteExact(0, netip.MustParsePrefix(s)); ok {
+			t.Errorf("%s found in fib 0", s)
+		}
+	}
+	for _, s := range []string{"198.18.0.0/16", "198.18.1.0/25", "2001:2::/49", "2001:2::2/128"} {
+		if _, ok, _ := f.RouteExact(1, netip.MustParsePrefix(s)); ok {
+			t.Errorf("%s found, only its neighbours exist", s)
+		}
+	}
+	if _, _, err := f.RouteExact(2, netip.MustParsePrefix("::/0")); err == nil {
+		t.Error("fib 2 of 2 accepted")
+	}
+}

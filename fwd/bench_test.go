@@ -193,7 +193,7 @@ func benchPipeline(b *testing.B, v6 bool) {
 			next = (next + 1) & (flows - 1)
 			copy(m.Append(len(f)), f)
 		}
-		pl.process(0, ms[:n])
+		pl.receive(0, 0, ms[:n])
 		pl.idle()
 	}
 	b.StopTimer()

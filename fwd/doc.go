@@ -18,9 +18,13 @@
 //
 //  1. classify and validate (fwd/pkt): Ethernet, one 802.1Q tag, IPv4, IPv6
 //     (RFC 1812 5.2.2, RFC 8200), ARP; every refusal counted by reason
-//     (QinQ, 0x88a8, is refused: parse_qinq); a tagged frame whose VLAN
-//     has no sub-interface is dropped (drop_unknown_vlan), never routed as
-//     if untagged;
+//     (QinQ, 0x88a8, is refused: parse_qinq). Stacked ports (pmd.Stacked,
+//     stacked.go): a lagg member's burst is the lagg's (dropped while the
+//     member is not collecting; slow-protocol frames go to the lagg's
+//     control ring), and a tagged frame is its VLAN sub-interface's, its
+//     tag removed (one table read per tagged packet); a tag with no
+//     sub-interface is dropped (drop_unknown_vlan), never routed as if
+//     untagged;
 //  2. ARP and neighbour discovery go to the neighbour table's ring; IP
 //     packets not addressed to the port's MAC are dropped;
 //  3. FIB selection: the port's FIB, then the classifier rules in order
@@ -32,17 +36,28 @@
 //     MTU (ICMP fragmentation needed / packet too big, or fragmentation),
 //     neighbour (a miss goes to the control plane, which holds the packet),
 //     MAC rewrite, txq;
-//  6. packets we generated (ICMP errors, echo replies, fragments) are routed
-//     after the burst in the FIB of the packet they answer.
+//  6. packets we generated (ICMP errors, echo replies) are routed after the
+//     burst in the FIB of the packet they answer.
 //
 // Invariants: no allocation, lock, channel, map, defer or interface call per
-// packet (interface calls per burst: RxBurst, TxBurst); snapshots (State,
-// FIB, neighbours, txq ports) are loaded once per burst; counters are plain
+// packet (interface calls per burst: RxBurst, TxBurst); snapshots (State
+// with its FIB set, neighbours, txq ports) are loaded once per burst; the
+// State and the FIB set are published together (Engine.Publish), and a
+// packet whose FIB is not in the set is dropped (drop_fib_missing), never
+// looked up; fragments of a datagram are sent together, right after it is
+// fragmented, or not at all; counters are plain
 // per-burst counts flushed into the worker's atomics once per burst and
 // summed on read. The control plane changes anything only by publishing a
 // new snapshot and, before freeing what workers might still see, waiting
 // for a grace period (Engine.Synchronize: every worker finished an
 // iteration or is idle).
+//
+// Punt (punt.go): on a port with a kernel interface (package lcp), the
+// host-bound packets the steps above would drop (for our addresses but not
+// an echo request, link-local multicast and broadcast, IPv6 link-local)
+// and a copy of ARP/NDP go to the worker's lcp.Producer instead, flushed
+// into its bounded ring once per burst (overflow dropped and counted).
+// Transit packets never do.
 //
 // The control goroutine's own small pipeline (ctlpath.go) transmits what
 // the neighbour table builds and answers packets whose neighbour failed.

@@ -7,8 +7,10 @@ import (
 
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd/pkt"
+	"github.com/fwdd/fwdd/lcp"
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/pmd"
 	"github.com/fwdd/fwdd/txq"
 )
 
@@ -26,6 +28,10 @@ type pipeline struct {
 	// control: this is the control goroutine's pipeline (ICMP for packets
 	// the neighbour table gave up on); a neighbour miss is dropped there.
 	control bool
+	// punt hands host-bound frames to the ports' kernel interfaces (lcp);
+	// nil for the control goroutine's pipeline.
+	punt *lcp.Producer
+	one  [1]*mbuf.Mbuf
 
 	rx [Burst]*mbuf.Mbuf
 
@@ -33,6 +39,15 @@ type pipeline struct {
 	v4   [Burst]*mbuf.Mbuf
 	dst4 [Burst]uint32
 	nh4  [Burst]uint32
+	// Per IPv4 packet, set by forward4Burst's first stages: how far it
+	// got (fast4*), its egress port and its neighbour's MAC.
+	stage4 [Burst]uint8
+	port4  [Burst]uint16
+	mac4   [Burst][6]byte
+	// txRun collects consecutive rewritten packets for one port, handed to
+	// txq in one call.
+	txRun [Burst]*mbuf.Mbuf
+
 	v6   [Burst]*mbuf.Mbuf
 	dst6 [Burst][16]byte
 	nh6  [Burst]uint32
@@ -60,9 +75,15 @@ type pipeline struct {
 
 	icmp     pkt.TokenBucket
 	icmpRate [2]int // rate, burst the bucket was set with
+	// frags receives the fragments of one datagram (tooBig4), which are
+	// sent before the next packet is looked at.
 	frags    [64]*mbuf.Mbuf
 	id       int // worker id (the control path: the number of workers)
 	hashSeed uint64
+
+	// traceHits are the rule hits explain counts on the side (observe.go),
+	// so that a traced packet's rules are not counted twice. Last: cold.
+	traceHits [MaxRules]uint32
 }
 
 func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
@@ -76,66 +97,148 @@ func (p *pipeline) init(e *Engine, id int, cache *mbuf.Cache) error {
 		return err
 	}
 	p.tx = s
+	if id < len(e.pools) {
+		p.punt = e.dp.lcp.Producer(id)
+		p.punt.SetCache(cache)
+	}
 	return nil
 }
 
 // process handles one received burst from port.
 func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
-	st := p.d.state.Load()
-	fs := p.d.fibs.Load().Load()
+	v := p.d.view.Load()
+	st := v.st
+	fs := v.fibs.Load()
+	nfib := fs.NumFIBs()
+	hasRules := st.Rules.Len() > 0
 	ns := p.neigh.Load()
-	in := st.port(port)
 	b := &p.bc
 	b.v[RxPackets] += uint32(len(ms))
+	// Stacked ports: a lagg member's burst is the lagg's; tagged frames
+	// are their VLAN sub-interface's (per packet, below).
+	im := p.d.in.Load()
+	lower := &im.ports[port&(MaxPorts-1)]
+	rxPort := port
+	gated := false
+	if lower.hasMaster {
+		port = lower.master
+		gated = lower.collecting != nil && !lower.collecting.Load()
+		if lower.rx != nil {
+			countRx(&lower.rx[p.id], ms)
+		}
+	}
+	ip := &im.ports[port&(MaxPorts-1)]
+	in := st.port(port)
+	var sub *inSub
+	var subN, subBytes uint64
 	n4, n6 := 0, 0
 	for _, m := range ms {
 		m.Port = port
 		cls, why := pkt.Parse(m)
-		if m.Flags&mbuf.FlagVLAN != 0 && cls != pkt.ClassDrop {
-			// A tag whose VLAN has no sub-interface: never routed as if
-			// it were untagged (issue 12.15).
-			p.drop(m, DropUnknownVLAN)
+		pin := in
+		if gated && cls != pkt.ClassDrop {
+			p.drop(m, DropNotCollecting)
 			continue
+		}
+		if m.Flags&mbuf.FlagVLAN != 0 && cls != pkt.ClassDrop {
+			// The frame is its VLAN sub-interface's, untagged from here
+			// on; a tag with no sub-interface is never routed as if
+			// untagged.
+			var si uint8
+			if ip.vlans != nil {
+				si = ip.vlans[m.VLANTCI&0xfff]
+			}
+			if si == 0 {
+				p.drop(m, DropUnknownVLAN)
+				continue
+			}
+			s := &ip.subs[si-1]
+			if s != sub {
+				flushSubRx(sub, p.id, subN, subBytes)
+				sub, subN, subBytes = s, 0, 0
+			}
+			subN++
+			subBytes += uint64(m.Len())
+			stripTag(m)
+			m.Port = s.id
+			pin = st.port(s.id)
 		}
 		switch cls {
 		case pkt.ClassIPv4:
-			if !isOurMAC(m, in) {
+			if !isOurMAC(m, pin) {
+				if pin.LCP && p.punt != nil && hostBound4(m) {
+					p.puntLCP(m)
+					continue
+				}
 				p.drop(m, DropBroadcast)
 				continue
 			}
-			m.FIB = in.FIB
-			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, false) {
+			m.FIB = pin.FIB
+			if hasRules && !p.classify(m, st.Rules, false) {
+				continue
+			}
+			if int(m.FIB) >= nfib {
+				p.drop(m, DropNoFIB)
 				continue
 			}
 			p.v4[n4] = m
 			p.dst4[n4] = dst4(m)
 			n4++
 		case pkt.ClassIPv6:
-			if !isOurMAC(m, in) {
+			if !isOurMAC(m, pin) {
 				p.drop(m, DropBroadcast)
 				continue
 			}
-			m.FIB = in.FIB
-			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, true) {
+			if pin.LCP && p.punt != nil && hostBound6(m, true) {
+				p.puntLCP(m)
+				continue
+			}
+			m.FIB = pin.FIB
+			if hasRules && !p.classify(m, st.Rules, true) {
+				continue
+			}
+			if int(m.FIB) >= nfib {
+				p.drop(m, DropNoFIB)
 				continue
 			}
 			p.v6[n6] = m
 			p.dst6[n6] = dst6(m)
 			n6++
 		case pkt.ClassARP, pkt.ClassND:
+			if pin.LCP && p.punt != nil {
+				p.puntCopy(m)
+			}
 			p.input(m)
 		case pkt.ClassHopByHop:
+			if pin.LCP && p.punt != nil && hostBound6(m, isOurMAC(m, pin)) {
+				p.puntLCP(m)
+				continue
+			}
 			p.drop(m, DropHopByHop)
 		default:
+			if why == pkt.UnknownEtherType && m.EtherType == pkt.EtherTypeSlow && lower.control != nil {
+				// LACP and marker frames go to the lagg's protocol, on
+				// the control goroutine; they are never forwarded.
+				m.Port = rxPort
+				if lower.control.Enqueue(m) {
+					b.v[Punted]++
+					p.punted++
+				} else {
+					p.drop(m, DropPuntFull)
+				}
+				continue
+			}
+			if pin.LCP && p.punt != nil && hostBoundDrop(m, why) {
+				p.puntLCP(m)
+				continue
+			}
 			p.parseDrop(m, why)
 		}
 	}
+	flushSubRx(sub, p.id, subN, subBytes)
 	if n4 > 0 {
 		p.lookup4(fs, n4)
-		for i, m := range p.v4[:n4] {
-			p.countLookup(m.FIB, p.nh4[i])
-			p.forward4(m, p.nh4[i], st, fs, ns, true)
-		}
+		p.forward4Burst(n4, st, fs, ns)
 	}
 	if n6 > 0 {
 		p.lookup6(fs, n6)
@@ -201,6 +304,92 @@ func (p *pipeline) classify(m *mbuf.Mbuf, rules *Rules, v6 bool) bool {
 	return true
 }
 
+// The stages an IPv4 packet reached in forward4Burst.
+const (
+	fast4Slow  = iota // not the common case: forward4 handles it whole
+	fast4Ready        // TTL decremented, neighbour found: send it
+	fast4NoNbr        // TTL decremented, no neighbour: hand it to control
+)
+
+// forward4Burst takes the looked-up IPv4 packets p.v4[:n] (next-hop ids
+// in p.nh4) to their next hops in stages over the burst, so that each loop
+// is short and the packets' loads overlap: (1) the next hop, and for the
+// common case (a gateway or connected next hop on a port that is up, TTL
+// left, within the MTU) the TTL decrement and the neighbour's address; (2)
+// the neighbours' MACs; (3) in the packets' order, the rewrite and
+// transmit, or forward4 for every packet that is not the common case
+// (local, no route, TTL expired, too big...), so that a flow's packets
+// leave in the order they came.
+func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
+	for i, m := range p.v4[:n] {
+		id := p.nh4[i]
+		p.countLookup(m.FIB, id)
+		p.stage4[i] = fast4Slow
+		nh := fs.NextHop(id)
+		if nh.Kind == fib.KindECMP {
+			p.hash(m)
+			nh = fs.NextHop(fs.Select(id, m.Hash))
+		}
+		if nh.Kind != fib.KindGateway && nh.Kind != fib.KindConnected {
+			continue
+		}
+		out := st.port(uint16(nh.Port))
+		if !out.Present || !out.Up || l3len(m) > out.MTU || pkt.DecTTL4(m) {
+			continue // forward4 drops it, answers it or fragments it
+		}
+		if nh.Kind == fib.KindGateway {
+			p.dst4[i] = addr4(nh.Addr)
+		}
+		p.stage4[i] = fast4Ready
+		p.port4[i] = uint16(nh.Port)
+	}
+	for i := range n {
+		if p.stage4[i] != fast4Ready {
+			continue
+		}
+		port, target := p.port4[i], p.dst4[i]
+		if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
+			p.mac4[i] = p.nb4mac
+			continue
+		}
+		mac, ok := p.neigh.Lookup4(ns, port, target)
+		if !ok {
+			p.stage4[i] = fast4NoNbr
+			continue
+		}
+		p.mac4[i] = mac
+		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, port, target, mac
+	}
+	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
+	for i, m := range p.v4[:n] {
+		if p.stage4[i] == fast4Ready {
+			port := p.port4[i]
+			if run > 0 && port != runPort {
+				p.tx.Transmit(runPort, p.txRun[:run])
+				run = 0
+			}
+			if p.rewrite(m, st.port(port), p.mac4[i]) {
+				p.txRun[run] = m
+				run++
+				runPort = port
+			}
+			continue
+		}
+		if run > 0 {
+			p.tx.Transmit(runPort, p.txRun[:run])
+			run = 0
+		}
+		if p.stage4[i] == fast4NoNbr {
+			p.miss(m, p.port4[i], p.nh4[i], p.dst4[i], nil)
+		} else {
+			p.forward4(m, p.nh4[i], st, fs, ns, true)
+		}
+	}
+	if run > 0 {
+		p.tx.Transmit(runPort, p.txRun[:run])
+	}
+}
+
 // forward4 takes a looked-up IPv4 packet to its next hop. decTTL is false
 // for packets we generated.
 func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapshot, ns *lltable.Snapshot, decTTL bool) {
@@ -218,13 +407,21 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapsh
 	if out == nil {
 		return
 	}
-	if l3len(m) > out.MTU && !p.tooBig4(m, st, out) {
-		return
-	}
 	target := dst4(m)
 	if nh.Kind == fib.KindGateway {
 		target = addr4(nh.Addr)
 	}
+	if l3len(m) > out.MTU {
+		p.tooBig4(m, st, out, port, nhid, target, ns)
+		return
+	}
+	p.resolve4(m, port, nhid, target, out, ns)
+}
+
+// resolve4 sends m to IPv4 neighbour target on port: it looks up target's
+// MAC (consecutive packets usually share it: the last one is remembered for
+// the burst) and sends, or on a miss hands m to the control plane.
+func (p *pipeline) resolve4(m *mbuf.Mbuf, port uint16, nhid, target uint32, out *PortState, ns *lltable.Snapshot) {
 	var mac [6]byte
 	if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
 		mac = p.nb4mac
@@ -344,31 +541,40 @@ func (p *pipeline) egress(m *mbuf.Mbuf, port uint16, st *State) *PortState {
 }
 
 // tooBig4 handles an IPv4 packet larger than the egress MTU: with DF an
-// ICMP "fragmentation needed" (RFC 1191), without DF fragmentation.
-// It returns true if m itself should still be sent (never, currently: the
-// fragments are sent instead).
-func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState) bool {
+// ICMP "fragmentation needed" (RFC 1191), without DF fragmentation. The
+// datagram goes out whole or not at all: every fragment is resolved and
+// sent right here, in order (they share m's next hop), and when m cannot
+// be fragmented (no buffers, more fragments than p.frags holds, MTU too
+// small) it is dropped and counted (drop_frag_failed). Fragments are
+// counted in fragments_made, never as ICMP.
+func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState, port uint16, nhid, target uint32, ns *lltable.Snapshot) {
 	if dfSet(m) {
 		p.icmpError(m, st, pkt.FragNeeded, out.MTU)
 		p.drop(m, DropTooBig)
-		return false
+		return
 	}
 	n, res := pkt.Fragment4(m, out.MTU, p.cache, p.frags[:])
 	if res != pkt.FragOK {
 		p.drop(m, DropFragFailed)
-		return false
-	}
-	// The fragments are new packets with m's next hop: send them on as
-	// generated packets would be, without another TTL decrement.
-	for _, f := range p.frags[1:n] {
-		p.generated(f)
+		return
 	}
 	p.bc.v[Fragmented] += uint32(n)
-	return true
+	for i, f := range p.frags[:n] {
+		p.frags[i] = nil
+		p.resolve4(f, port, nhid, target, out, ns)
+	}
 }
 
 // send rewrites the link-layer header and hands m to txq.
 func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) {
+	if p.rewrite(m, out, mac) {
+		p.tx.TransmitOne(port, m)
+	}
+}
+
+// rewrite sets m's link-layer header for the neighbour mac on port out and
+// counts m forwarded; false means m was dropped.
+func (p *pipeline) rewrite(m *mbuf.Mbuf, out *PortState, mac [6]byte) bool {
 	if m.Flags&mbuf.FlagVLAN != 0 {
 		// Egress ports are untagged: drop the 802.1Q tag. The 12 address
 		// bytes are rewritten below, so only the front moves.
@@ -382,7 +588,7 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	d := m.Data()
 	if len(d) < 14 {
 		p.drop(m, DropParse)
-		return
+		return false
 	}
 	if out.TxQueues > 1 && p.id >= out.TxQueues {
 		p.hash(m) // txq spreads foreign queues by flow hash
@@ -390,7 +596,7 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	copy(d[0:6], mac[:])
 	copy(d[6:12], out.MAC[:])
 	p.bc.v[Forwarded]++
-	p.tx.TransmitOne(port, m)
+	return true
 }
 
 // local4 handles an IPv4 packet for one of our addresses.
@@ -398,6 +604,10 @@ func (p *pipeline) local4(m *mbuf.Mbuf, st *State) {
 	if isEchoRequest4(m) && pkt.EchoReply4(m) {
 		p.bc.v[LocalIn]++
 		p.generated(m)
+		return
+	}
+	if st.port(m.Port).LCP && p.punt != nil {
+		p.puntLCP(m)
 		return
 	}
 	p.drop(m, DropLocal)
@@ -408,6 +618,10 @@ func (p *pipeline) local6(m *mbuf.Mbuf, st *State) {
 	if isEchoRequest6(m) && pkt.EchoReply6(m) {
 		p.bc.v[LocalIn]++
 		p.generated(m)
+		return
+	}
+	if st.port(m.Port).LCP && p.punt != nil {
+		p.puntLCP(m)
 		return
 	}
 	p.drop(m, DropLocal)
@@ -430,6 +644,11 @@ func (p *pipeline) routeGenerated(st *State, fs *fib.Snapshot, ns *lltable.Snaps
 	for i := 0; i < p.nGen; i++ {
 		m := p.gen[i]
 		p.gen[i] = nil
+		if int(m.FIB) >= fs.NumFIBs() {
+			// Answers a packet held across a change of net.fibs.
+			p.drop(m, DropNoFIB)
+			continue
+		}
 		p.bc.v[ICMPSent]++
 		if m.Flags&mbuf.FlagIPv4 != 0 {
 			nh := fs.Lookup4(uint32(m.FIB), dst4(m))
@@ -552,6 +771,9 @@ func (p *pipeline) drop(m *mbuf.Mbuf, why Reason) {
 // control plane if something was punted.
 func (p *pipeline) finish(st *State) {
 	p.tx.Flush()
+	if p.punt != nil {
+		p.punt.Flush()
+	}
 	if p.nDrops > 0 {
 		freeMixed(p.d.e, p.cache, p.drops[:p.nDrops])
 		clear(p.drops[:p.nDrops])
@@ -684,4 +906,23 @@ func fillPorts(k *flowKey, m *mbuf.Mbuf, d []byte) {
 			k.dport = binary.BigEndian.Uint16(d[o+2 : o+4])
 		}
 	}
+}
+
+// countRx counts a burst on a stacked port's receive counters.
+func countRx(c *pmd.QueueCounters, ms []*mbuf.Mbuf) {
+	var n uint64
+	for _, m := range ms {
+		n += uint64(m.Len())
+	}
+	c.RxPackets.Add(uint64(len(ms)))
+	c.RxBytes.Add(n)
+}
+
+// flushSubRx adds a run of frames to a VLAN sub-interface's counters.
+func flushSubRx(s *inSub, worker int, n, bytes uint64) {
+	if s == nil || n == 0 || s.rx == nil || worker >= len(s.rx) {
+		return
+	}
+	s.rx[worker].RxPackets.Add(n)
+	s.rx[worker].RxBytes.Add(bytes)
 }

@@ -3,9 +3,11 @@ package fwd
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/fwdd/fwdd/fib"
+	"github.com/fwdd/fwdd/fwd/pkt"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -392,4 +394,188 @@ func tagged(f []byte, tpid, vid uint16) []byte {
 	out := append([]byte(nil), f[:12]...)
 	out = append(out, byte(tpid>>8), byte(tpid), byte(vid>>8), byte(vid))
 	return append(out, f[12:]...)
+}
+
+// TestFragmentBurstWhole: a burst whose datagrams all need fragmenting
+// sends every datagram whole, in order (issue 12.12: the fragments used to
+// go through the 32-slot array of generated packets, so a burst needing
+// more than 32 lost its trailing fragments while the first ones were
+// sent), and fragments are not counted as ICMP.
+func TestFragmentBurstWhole(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mtu     int
+		packets int
+	}{
+		{"one datagram, 35 fragments", 68, 1},
+		{"full burst, 4 fragments each", 576, Burst},
+		{"full burst, 35 fragments each", 68, Burst},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, true)
+			st := *h.st
+			st.Ports = append([]PortState(nil), st.Ports...)
+			st.Ports[1].MTU = tc.mtu
+			h.e.PublishState(&st)
+			var in [][]byte
+			for i := range tc.packets {
+				in = append(in, frame4(t, pktOpt{dst: remote4, size: 1700, sport: uint16(1000 + i)}))
+			}
+			_, out1 := h.inject(0, in...)
+			// Walk the fragments in order: each datagram starts at offset
+			// 0 and ends with MF clear.
+			var got [][]byte
+			var cur []byte
+			for i, f := range out1 {
+				d := decode(t, f)
+				if len(f)-14 > tc.mtu {
+					t.Fatalf("fragment %d is %d bytes, over the MTU %d", i, len(f)-14, tc.mtu)
+				}
+				if int(d.ip4.FragOffset)*8 != len(cur) {
+					t.Fatalf("fragment %d: offset %d, want %d (a fragment is missing or out of order)", i, int(d.ip4.FragOffset)*8, len(cur))
+				}
+				cur = append(cur, f[14+int(d.ip4.IHL)*4:]...)
+				if d.ip4.Flags&layers.IPv4MoreFragments == 0 {
+					got = append(got, cur)
+					cur = nil
+				}
+			}
+			if cur != nil {
+				t.Fatalf("the last datagram is incomplete (%d bytes of fragments)", len(cur))
+			}
+			if len(got) != len(in) {
+				t.Fatalf("%d datagrams reassemble from %d fragments, want %d", len(got), len(out1), len(in))
+			}
+			for i := range in {
+				if !bytes.Equal(got[i], in[i][14+20:]) {
+					t.Fatalf("datagram %d does not reassemble to the original payload", i)
+				}
+			}
+			c := h.e.Counters()
+			if c["icmp_sent"] != 0 || c["fragments_made"] != uint64(len(out1)) || c["drop_no_buffer"] != 0 || c["forwarded"] != uint64(len(out1)) {
+				t.Errorf("counters: icmp_sent %d (want 0), fragments_made %d forwarded %d (want %d), drop_no_buffer %d",
+					c["icmp_sent"], c["fragments_made"], c["forwarded"], len(out1), c["drop_no_buffer"])
+			}
+			if n := h.inUse(); n != 0 {
+				t.Errorf("%d mbufs leaked", n)
+			}
+		})
+	}
+}
+
+// TestFragmentNoBufferDropsWhole: a datagram whose fragments cannot all be
+// allocated is dropped whole and counted; not one fragment is sent.
+func TestFragmentNoBufferDropsWhole(t *testing.T) {
+	h := newHarness(t, true)
+	st := *h.st
+	st.Ports = append([]PortState(nil), st.Ports...)
+	st.Ports[1].MTU = 68 // 1700 bytes: 35 fragments
+	h.e.PublishState(&st)
+	// Take every mbuf but 11: one carries the frame, 10 are too few.
+	var held []*mbuf.Mbuf
+	for {
+		var b [64]*mbuf.Mbuf
+		n := h.w.cache.Alloc(b[:])
+		held = append(held, b[:n]...)
+		if n == 0 {
+			break
+		}
+	}
+	h.w.cache.Free(held[len(held)-11:])
+	held = held[:len(held)-11]
+	_, out1 := h.inject(0, frame4(t, pktOpt{dst: remote4, size: 1700}))
+	h.w.cache.Free(held)
+	if len(out1) != 0 {
+		t.Fatalf("%d fragments sent of a datagram that could not be fragmented whole", len(out1))
+	}
+	if c := h.e.Counters(); c["drop_frag_failed"] != 1 || c["fragments_made"] != 0 {
+		t.Errorf("drop_frag_failed %d (want 1), fragments_made %d (want 0)", c["drop_frag_failed"], c["fragments_made"])
+	}
+	if n := h.inUse(); n != 0 {
+		t.Errorf("%d mbufs leaked", n)
+	}
+}
+
+// TestFIBOutOfRange: a packet whose FIB is not in the published FIB set (a
+// State published on its own with a port FIB the set lacks, or a packet
+// held by the neighbour table across a change of net.fibs) is dropped and
+// counted, never looked up (issue 12.13: the worker indexed past the FIB
+// set and panicked).
+func TestFIBOutOfRange(t *testing.T) {
+	h := newHarness(t, true) // FIB set of 2
+	st := *h.st
+	st.Ports = append([]PortState(nil), st.Ports...)
+	st.Ports[0].FIB = 5
+	h.e.PublishState(&st)
+	out0, out1 := h.inject(0, frame4(t, pktOpt{dst: remote4}), frame6(t, pktOpt{dst: netip.MustParseAddr("2001:2:1::5")}))
+	if len(out0)+len(out1) != 0 {
+		t.Fatalf("%d frames sent for packets of a FIB that does not exist", len(out0)+len(out1))
+	}
+	if c := h.e.Counters(); c["drop_fib_missing"] != 2 {
+		t.Errorf("drop_fib_missing %d, want 2", c["drop_fib_missing"])
+	}
+	// The control path answers packets the neighbour table gave up on, in
+	// their FIB: one held from before net.fibs shrank.
+	h.e.PublishState(h.st)
+	ms := make([]*mbuf.Mbuf, 1)
+	if h.e.ctl.pl.cache.Alloc(ms) != 1 {
+		t.Fatal("pool exhausted")
+	}
+	f := frame4(t, pktOpt{dst: netip.MustParseAddr("198.18.2.77")})
+	copy(ms[0].Append(len(f)), f)
+	if cls, _ := pkt.Parse(ms[0]); cls != pkt.ClassIPv4 {
+		t.Fatalf("test frame parses as %v", cls)
+	}
+	ms[0].Port, ms[0].FIB = 0, 9
+	h.e.ctl.unreachable(ms)
+	h.w.pl.idle()
+	if c := h.e.Counters(); c["drop_fib_missing"] != 3 || c["icmp_sent"] != 0 {
+		t.Errorf("drop_fib_missing %d (want 3), icmp_sent %d (want 0)", c["drop_fib_missing"], c["icmp_sent"])
+	}
+	if n := h.inUse(); n != 0 {
+		t.Errorf("%d mbufs leaked", n)
+	}
+}
+
+// TestStagedOrder: the staged IPv4 path sends the common case in stages
+// and everything else whole in its place, so packets leave in the order
+// they came whatever path each took (here a datagram fragmented between
+// two ordinary packets, and packets the staged path hands back: TTL
+// expired, no route).
+func TestStagedOrder(t *testing.T) {
+	h := newHarness(t, true)
+	var in [][]byte
+	for i := range 6 {
+		o := pktOpt{dst: remote4, sport: uint16(100 + i)}
+		switch i {
+		case 2:
+			o.size = 1700 // fragmented: two fragments
+		case 3:
+			o.ttl = 1 // time exceeded, to p0
+		case 4:
+			o.dst = netip.MustParseAddr("198.51.100.1") // no route, to p0
+		}
+		in = append(in, frame4(t, o))
+	}
+	out0, out1 := h.inject(0, in...)
+	var sports []int
+	for _, f := range out1 {
+		d := decode(t, f)
+		if d.ip4.FragOffset != 0 {
+			sports = append(sports, -1) // a later fragment
+			continue
+		}
+		l4 := f[14+int(d.ip4.IHL)*4:]
+		sports = append(sports, int(l4[0])<<8|int(l4[1]))
+	}
+	want := []int{100, 101, 102, -1, 105}
+	if !slices.Equal(sports, want) {
+		t.Errorf("p1 sent source ports %v, want %v (in arrival order, fragments together)", sports, want)
+	}
+	if len(out0) != 2 {
+		t.Errorf("p0 sent %d frames, want the two ICMP errors", len(out0))
+	}
+	if n := h.inUse(); n != 0 {
+		t.Errorf("%d mbufs leaked", n)
+	}
 }

@@ -37,6 +37,9 @@ type PortState struct {
 	Addr6    [16]byte
 	HasAddr4 bool
 	HasAddr6 bool
+	// LCP: the port has a kernel interface; host-bound traffic goes to
+	// it (punt.go) instead of being dropped.
+	LCP bool
 }
 
 // NewPortState builds a PortState from control-plane values.
@@ -69,9 +72,10 @@ func (s *State) port(id uint16) *PortState {
 // absentPort is the read-only state of a port that does not exist.
 var absentPort PortState
 
-// PublishState gives the workers a new configuration. The caller (the
-// control goroutine) must not modify st afterwards.
-func (e *Engine) PublishState(st *State) { e.dp.state.Store(st) }
+// PublishState gives the workers a new configuration with the current FIB
+// set (see Publish to change both). The caller (the control goroutine) must
+// not modify st afterwards.
+func (e *Engine) PublishState(st *State) { e.Publish(st, nil) }
 
 // State returns the configuration the workers currently use.
-func (e *Engine) State() *State { return e.dp.state.Load() }
+func (e *Engine) State() *State { return e.dp.view.Load().st }

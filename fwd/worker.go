@@ -18,10 +18,10 @@ const Burst = 32
 type PollMode uint8
 
 const (
-	// PollAdaptive (default) spins while traffic flows and, after
-	// IdleSpins empty polls, waits in poll(2) on its queues (or sleeps
-	// briefly when a driver has no descriptor), so an idle router does not
-	// burn a core.
+	// PollAdaptive (default) spins while traffic flows and, once no
+	// packet came for Config.IdleSpin, waits in poll(2) on its queues (or
+	// sleeps briefly when a driver has no descriptor), so an idle router
+	// does not burn a core.
 	PollAdaptive PollMode = iota
 	// PollBusy spins forever, like DPDK: lowest latency, one core per
 	// worker at 100 %.
@@ -80,11 +80,58 @@ type Worker struct {
 	epoch   atomic.Uint64
 	offline atomic.Bool // set while the worker sleeps or has stopped
 
+	// load counts the worker's receive polls (RxBurst calls), those that
+	// found packets, and the packets: written by the worker only, once
+	// per iteration; read by show workers, fwdctl top and the metrics.
+	load workerLoad
+
 	stop    atomic.Bool
 	done    chan struct{}
 	started bool
 
+	// evfd is an eventfd in the worker's poll set: whoever gives a
+	// waiting worker work (packets in the transmit rings it owns, a new
+	// queue set, stop) writes it. sleeping is set from just before the
+	// worker's last look for work until it polls again; producers publish
+	// their work first and read sleeping second, so with sequentially
+	// consistent atomics either the worker sees the work or the producer
+	// sees it sleeping and wakes it.
+	evfd     int
+	sleeping atomic.Bool
+
 	pl pipeline
+}
+
+// workerLoad is a worker's poll counters (single writer: the worker).
+type workerLoad struct {
+	polls, busy, packets atomic.Uint64
+}
+
+func (l *workerLoad) add(polls, busy, packets int) {
+	if polls == 0 {
+		return
+	}
+	l.polls.Store(l.polls.Load() + uint64(polls))
+	if busy > 0 {
+		l.busy.Store(l.busy.Load() + uint64(busy))
+		l.packets.Store(l.packets.Load() + uint64(packets))
+	}
+}
+
+// Load is a worker's poll counters since it started.
+type Load struct {
+	Worker int `json:"worker"`
+	CPU    int `json:"cpu"` // -1: not pinned
+	// Polls are receive polls (one RxBurst on one queue); BusyPolls those
+	// that returned packets; Packets the packets they returned.
+	Polls     uint64 `json:"polls"`
+	BusyPolls uint64 `json:"busy_polls"`
+	Packets   uint64 `json:"packets"`
+}
+
+// Load returns the worker's poll counters.
+func (w *Worker) Load() Load {
+	return Load{Worker: w.id, CPU: w.cpu, Polls: w.load.polls.Load(), BusyPolls: w.load.busy.Load(), Packets: w.load.packets.Load()}
 }
 
 // ID returns the worker's index.
@@ -104,50 +151,89 @@ func (w *Worker) run() {
 			w.e.log.Warn("worker: cannot pin to CPU, running unpinned", "worker", w.id, "cpu", w.cpu, "err", err)
 		}
 	}
+	if prio := w.e.cfg.RTPriority; prio > 0 {
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(prio)}
+		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+			w.e.log.Warn("worker: cannot run SCHED_FIFO, keeping ordinary scheduling", "worker", w.id, "priority", prio, "err", err)
+		}
+	}
 	mode := w.e.cfg.PollMode
-	idleSpins := w.e.cfg.IdleSpins
-	empty := 0
+	spin := w.e.cfg.IdleSpin
+	// idleSince is when the current run of empty polls began (idle: the
+	// last poll found nothing); slept says the worker has waited since the
+	// last packet, so an empty poll after a wake-up waits again at once
+	// instead of spinning another IdleSpin.
+	var idleSince time.Time
+	idle, slept := false, false
 	for !w.stop.Load() {
 		q := w.queues.Load()
-		got := 0
+		got, busy := 0, 0
 		for i := range q.rx {
 			rq := &q.rx[i]
 			n := rq.port.RxBurst(rq.queue, w.pl.rx[:])
 			if n > 0 {
-				w.pl.process(rq.portID, w.pl.rx[:n])
+				w.pl.receive(rq.portID, rq.queue, w.pl.rx[:n])
 				got += n
+				busy++
 			}
 		}
 		w.pl.idle()
+		w.load.add(len(q.rx), busy, got)
 		w.epoch.Store(w.epoch.Load() + 1)
 		if got > 0 || mode == PollBusy {
-			empty = 0
+			idle, slept = false, false
 			continue
 		}
-		empty++
-		if empty < idleSpins {
+		// The clock is read on empty polls only (a vDSO call, no
+		// allocation): they cost nothing to anyone.
+		if !idle {
+			idle, idleSince = true, time.Now()
+		}
+		if !slept && time.Since(idleSince) < spin {
 			continue
 		}
 		w.wait(q)
+		slept = true
 	}
 	w.pl.shutdown()
 	w.offline.Store(true)
 }
 
-// wait blocks briefly while there is no traffic: in poll(2) on the queues'
-// descriptors when every queue has one, else in a short sleep. The worker
-// is offline (ignored by grace periods) while it waits.
+// wait blocks while there is no traffic: in poll(2) on the queues'
+// descriptors and the worker's eventfd when every queue has a descriptor,
+// else in a short sleep (the queues without one must be polled). The
+// worker is offline (ignored by grace periods) while it waits.
 func (w *Worker) wait(q *workerQueues) {
+	w.sleeping.Store(true)
+	// The last look: transmit rings and backlogs, after announcing the
+	// sleep (see evfd).
+	w.pl.idle()
+	timeout := int(w.e.cfg.IdleTimeout / time.Millisecond) // Config.IdleTimeout
+	if w.pl.tx.Pending() {
+		timeout = 1 // the device refused a burst: retry soon
+	}
 	w.offline.Store(true)
 	if q.all && len(q.fds) > 0 {
 		for i := range q.fds {
 			q.fds[i].Revents = 0
 		}
-		// Short timeout: the worker also drains transmit rings other
-		// workers and the control plane fill.
-		_, _ = unix.Poll(q.fds, 1)
+		_, _ = unix.Poll(q.fds, timeout)
+		if ev := &q.fds[len(q.fds)-1]; ev.Fd == int32(w.evfd) && ev.Revents&unix.POLLIN != 0 {
+			var b [8]byte
+			_, _ = unix.Read(w.evfd, b[:])
+		}
 	} else {
 		time.Sleep(200 * time.Microsecond)
 	}
 	w.offline.Store(false)
+	w.sleeping.Store(false)
+}
+
+// wake makes a waiting worker poll again; it never blocks (the eventfd is
+// non-blocking, and a counter that is already set stays set).
+func (w *Worker) wake() {
+	if w.sleeping.Load() && w.evfd >= 0 {
+		b := [8]byte{1}
+		_, _ = unix.Write(w.evfd, b[:])
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -104,12 +105,8 @@ type peerLab struct {
 }
 
 func newPeerLab(t *testing.T) *peerLab {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace and a veth pair")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip)")
-	}
+	testenv.Root(t, "creates a network namespace and a veth pair")
+	testenv.Tool(t, "ip", "iproute2")
 	sfx := fmt.Sprintf("%04x%04x", os.Getpid()&0xffff, rand.IntN(1<<16))
 	sub := 1 + rand.IntN(250)
 	l := &peerLab{t: t, ns: "llt-" + sfx, dev: "lltp" + sfx, ours: "llto" + sfx,
@@ -140,9 +137,7 @@ func newPeerLab(t *testing.T) *peerLab {
 	}
 	copy(l.myMAC[:], ifc.HardwareAddr)
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-	if err != nil {
-		t.Skipf("AF_PACKET socket: %v", err)
-	}
+	testenv.Feature(t, err, "AF_PACKET socket")
 	t.Cleanup(func() { unix.Close(fd) })
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifc.Index, Protocol: htons(unix.ETH_P_ALL)}); err != nil {
 		t.Fatal(err)
@@ -323,6 +318,7 @@ func sum16(b []byte) uint16 {
 
 func TestRealPeers(t *testing.T) {
 	l := newPeerLab(t)
+	testenv.Tool(t, "ping", "iputils-ping")
 	pmac := l.peerMAC()
 	for _, fam := range []struct {
 		name     string

@@ -138,6 +138,12 @@ type Config struct {
 
 	// Seed seeds the ReachableTime randomisation (0: random).
 	Seed uint64
+
+	// Notify, if set, is told of every entry created, deleted or moved to
+	// another state (old is the previous state; deleted entries have
+	// their last state; a new entry has old 0), on the control goroutine, synchronously: it must
+	// not block nor call back into the Table (fwdctl monitor neigh).
+	Notify func(e Entry, old State, deleted bool)
 }
 
 // Errors of the control API.
@@ -730,6 +736,7 @@ func (t *Table) create(port uint16, ps *portState, a netip.Addr, now time.Time) 
 	t.byID[id] = e
 	t.entries[e.key] = e
 	ps.n++
+	// Notify is told by the setState that follows (old state 0).
 	return e
 }
 
@@ -798,6 +805,9 @@ func (t *Table) delete(e *entry) {
 	t.freeIDs = append(t.freeIDs, e.id)
 	e.dead = true
 	t.arm(e, time.Time{}, 0)
+	if t.cfg.Notify != nil {
+		t.cfg.Notify(e.info(t.clock.Now()), e.state, true)
+	}
 }
 
 // setState moves e to st, arming its timer for d (0: no timer).
@@ -814,6 +824,7 @@ func (t *Table) setState(e *entry, st State, now time.Time, d time.Duration) {
 	} else if st != StateStale {
 		delete(t.stale, e)
 	}
+	old := e.state
 	if ps := t.ports[e.key.port]; ps != nil {
 		// The eviction list is ordered by entry into STALE or FAILED; a
 		// STALE entry whose MAC changed goes to the tail again.
@@ -825,6 +836,9 @@ func (t *Table) setState(e *entry, st State, now time.Time, d time.Duration) {
 	e.state = st
 	e.updated = now
 	t.arm(e, now, d)
+	if t.cfg.Notify != nil && old != st {
+		t.cfg.Notify(e.info(now), old, false)
+	}
 }
 
 func (t *Table) reachableTime() time.Duration {

@@ -2,6 +2,7 @@ package mbuf
 
 import (
 	"errors"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"strings"
 	"sync"
 	"testing"
@@ -96,9 +97,7 @@ func TestHelpers(t *testing.T) {
 
 func TestCallerRegion(t *testing.T) {
 	region, err := unix.Mmap(-1, 0, 8*2048, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Skip(err)
-	}
+	testenv.Feature(t, err, "anonymous mmap")
 	defer unix.Munmap(region)
 	p := newPool(t, Config{Count: 8, Region: region, CacheSize: 2, ID: 7})
 	ms := make([]*Mbuf, 8)

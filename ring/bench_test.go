@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"github.com/fwdd/fwdd/internal/testenv"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -139,9 +140,7 @@ func BenchmarkElemHeapPtrGC(b *testing.B) {
 func BenchmarkElemOffHeapPtrGC(b *testing.B) {
 	defer withGCPressure(b)()
 	mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		b.Skip("mmap:", err)
-	}
+	testenv.Feature(b, err, "anonymous mmap")
 	defer unix.Munmap(mem)
 	// Safe: mem is page-aligned, outlives the benchmark, and holds no Go pointers.
 	off := unsafe.Slice((*fakeMbuf)(unsafe.Pointer(&mem[0])), benchBurst)

@@ -50,6 +50,11 @@ type Config struct {
 	// MaxPorts bounds port ids: ids are in [0, MaxPorts). Each Sender keeps
 	// a BurstSize buffer per possible port. Default DefaultMaxPorts.
 	MaxPorts int
+	// Wake, if set, is called after a Sender published packets into the
+	// MPSC ring of a queue owned by worker owner: once per ring enqueue
+	// (per burst and target queue), never per packet. An owner that waits
+	// for work when idle uses it to be woken; it must not block.
+	Wake func(owner int)
 }
 
 // PortConfig describes a transmit port.
@@ -74,11 +79,14 @@ type PortConfig struct {
 // never taken on the fast path); workers read an immutable snapshot through
 // an atomic.Pointer, loaded once per burst by their Sender.
 type Table struct {
+	wake     func(owner int) // Config.Wake; nil: nobody to wake
 	workers  int
 	maxPorts int
 	pools    []*mbuf.Pool
 
 	snap atomic.Pointer[snapshot]
+	// tap, if set, sees every burst a Sender hands on (SetTap).
+	tap atomic.Pointer[tapBox]
 
 	mu      sync.Mutex
 	gen     uint64             // generation of the published snapshot
@@ -87,6 +95,27 @@ type Table struct {
 	retired []Stats            // counters of closed Senders, index = port id (last: ids >= maxPorts)
 	flushed []uint64           // mbufs freed by Flush, index = port id
 	leaked  uint64             // Leaked of closed Senders
+}
+
+// Tap sees the frames a Sender is about to hand to a port's queue (its own
+// queue's device, or another worker's ring): packet capture. It is called
+// once per burst per port on the Sender's goroutine; it must copy what it
+// keeps, never block, and not keep ms.
+type Tap interface {
+	Tx(worker int, port uint16, ms []*mbuf.Mbuf)
+}
+
+type tapBox struct{ t Tap }
+
+// SetTap installs tp (nil removes it). A Sender may still be inside the
+// old tap until its next burst: wait for a grace period before freeing
+// what the old tap uses.
+func (t *Table) SetTap(tp Tap) {
+	if tp == nil {
+		t.tap.Store(nil)
+		return
+	}
+	t.tap.Store(&tapBox{tp})
 }
 
 // snapshot is immutable once published.
@@ -171,6 +200,7 @@ func New(cfg Config) (*Table, error) {
 		}
 	}
 	t := &Table{
+		wake:     cfg.Wake,
 		workers:  cfg.Workers,
 		maxPorts: cfg.MaxPorts,
 		pools:    append([]*mbuf.Pool(nil), cfg.Pools...),

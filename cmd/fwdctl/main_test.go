@@ -115,7 +115,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{[]string{"route", "add", "198.51.100.0/24", "via", "foo"}, `fwdctl: route add: "via" needs an address, got "foo"` + "\n"},
 		{[]string{"port", "del", "p9"}, "fwdctl: port del p9: no such port (see show ports)\n"},
-		{[]string{"frob"}, `fwdctl: unknown command "frob" (expected set, get, port, addr, route, rule, neigh or show)` + "\n"},
+		{[]string{"frob"}, `fwdctl: unknown command "frob" (expected set, get, port, addr, route, rule, neigh, lcp or show)` + "\n"},
 	} {
 		r := fwdctl(t, "", append([]string{"-s", sock}, tc.args...)...)
 		if r.code != 1 || r.stderr != tc.want || r.stdout != "" {

@@ -1,7 +1,7 @@
 // Command fwdd is the fwdd router daemon.
 //
 //	fwdd -c FILE [-s SOCKET] [-metrics ADDR] [-pprof ADDR] [-profile cpu|mem|mutex|block|trace]
-//	     [-profile-dir DIR] [-cpus LIST] [-workers N] [-poll busy|adaptive] [-log-level LEVEL]
+//	     [-profile-dir DIR] [-cpus LIST] [-workers N] [-poll busy|adaptive] [-idle-spin D] [-rt PRIO] [-log-level LEVEL]
 //	fwdd -check -c FILE
 //
 // It reads FILE (the command language of fwdctl, one command per line),
@@ -28,6 +28,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/vnet"
 	"github.com/pkg/profile"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -50,6 +51,8 @@ func run(args []string) int {
 		workers   = fs.Int("workers", 0, "number of poll-mode workers (default: one per -cpus entry, or 1)")
 		pollMode  = fs.String("poll", "adaptive", "worker poll mode: busy (spin, like DPDK) or adaptive (sleep when idle)")
 		poolSize  = fs.Int("mbufs", 0, "mbufs per worker (default 16384)")
+		rtPrio    = fs.Int("rt", 0, "run workers SCHED_FIFO at this priority (1-99; 0: ordinary scheduling). With -poll busy a worker then never yields its CPU: give it a CPU of its own (-cpus)")
+		idleSpin  = fs.Duration("idle-spin", 0, "adaptive poll: keep polling this long after the last packet before sleeping (default 200µs)")
 		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn or error")
 	)
 	fs.Usage = func() {
@@ -77,7 +80,7 @@ func run(args []string) int {
 		return 2
 	}
 	if *check {
-		if err := ctl.CheckFile(*config); err != nil {
+		if err := vnet.CheckFile(*config); err != nil {
 			fmt.Fprintf(os.Stderr, "fwdd: %v\n", err)
 			return 1
 		}
@@ -92,6 +95,10 @@ func run(args []string) int {
 	pm, err := fwd.ParsePollMode(*pollMode)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fwdd: -poll: %v\n", err)
+		return 2
+	}
+	if *rtPrio < 0 || *rtPrio > 99 {
+		fmt.Fprintf(os.Stderr, "fwdd: -rt %d: want a SCHED_FIFO priority from 1 to 99, or 0 for ordinary scheduling\n", *rtPrio)
 		return 2
 	}
 	if *profMode != "" {
@@ -114,10 +121,10 @@ func run(args []string) int {
 		defer profile.Start(mode, profile.ProfilePath(*profDir), profile.Quiet, profile.NoShutdownHook).Stop()
 	}
 
-	d, err := ctl.Start(ctl.Options{
+	d, err := vnet.Start(vnet.Config{
 		ConfigFile: *config,
 		Socket:     *socket,
-		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, PollMode: pm, PoolSize: *poolSize},
+		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, IdleSpin: *idleSpin},
 		Log:        log,
 	})
 	if err != nil {
@@ -168,16 +175,28 @@ func run(args []string) int {
 			}
 		}
 	}()
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			select {
-			case hup <- struct{}{}:
-			default: // one is pending already
+	status := 0
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				select {
+				case hup <- struct{}{}:
+				default: // one is pending already
+				}
+				continue
 			}
-			continue
+			log.Info("stopping", "signal", sig.String())
+			break wait
+		case <-d.Failed():
+			// The control goroutine stopped on a panic (docs/ctl.md,
+			// "Panics"): stop cleanly, and say so in the exit status so a
+			// supervisor restarts us.
+			log.Error("stopping after an internal error", "err", d.Err())
+			status = 70 // EX_SOFTWARE
+			break wait
 		}
-		log.Info("stopping", "signal", sig.String())
-		break
 	}
 	signal.Stop(sigs)
 	close(hup)
@@ -188,7 +207,7 @@ func run(args []string) int {
 	}
 	d.Shutdown()
 	log.Info("stopped")
-	return 0
+	return status
 }
 
 func serve(addr string, h http.Handler, log *slog.Logger, what string) (*http.Server, error) {

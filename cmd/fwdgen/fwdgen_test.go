@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +21,7 @@ import (
 // namespaces made for the test and checks that the counts add up: every
 // packet sent is received once, in order, with a latency stamp.
 func TestGeneratorIntoSink(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (namespaces, veth, AF_PACKET, BPF)")
-	}
+	testenv.Root(t, "namespaces, veth, AF_PACKET, BPF")
 	if testing.Short() {
 		t.Skip("integration test; skipped with -short")
 	}

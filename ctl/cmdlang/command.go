@@ -641,6 +641,16 @@ type ShowFIBs struct{ Where }
 // ShowStats is "show stats".
 type ShowStats struct{ Where }
 
+// ShowDriver is "show DRIVER" for a driver whose ports have a status table
+// (pmd.Driver.Status, e.g. "show lagg").
+type ShowDriver struct {
+	Where
+	Driver string `json:"driver"`
+}
+
+func (c *ShowDriver) Verb() string   { return "show " + c.Driver }
+func (c *ShowDriver) String() string { return "show " + c.Driver }
+
 // ShowSysctl is "show sysctl [PREFIX]".
 type ShowSysctl struct {
 	Where
@@ -685,9 +695,11 @@ func (c *ShowSysctl) String() string {
 // IsShow reports whether c only reads state (show, get, route get): such
 // commands may run while nothing else changes and never need undoing.
 func IsShow(c Command) bool {
-	switch c.(type) {
-	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet:
+	switch c := c.(type) {
+	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet, *ShowLCP, *ShowVnets:
 		return true
+	case *InVnet:
+		return IsShow(c.Cmd)
 	}
 	return false
 }

@@ -34,7 +34,19 @@ rule add [ID] [in PORT] [fib N] [from PFX|any] [to PFX|any]
 rule del ID
 neigh add PORT ADDR lladdr MAC
 neigh del PORT ADDR
-show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX]
+lcp fib N table T|off                       kernel table T feeds FIB N (default: fib 0 table main)
+show lcp                                    kernel interfaces, table->FIB map, mirror counters
+show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX] | vnets
+show trace | workers
+trace add N [port P] [from PFX] [to PFX]    record every decision for the next N matching packets
+trace clear
+capture PORT [rx|tx|both] [count N] [snaplen N] [duration D] [pcapng]
+                                            (fwdctl capture ... -w FILE|-)
+monitor [routes|neigh|ports|rules|lcp|config|all]...   stream changes (fwdctl monitor)
+vnet add NAME [owner UID[:GID]] [socket PATH] [devices DEV,...] [routes DIR] [netns NS]
+                                            an isolated stack; socket: its tenant's control socket
+vnet del NAME
+vnet NAME COMMAND                           run COMMAND in vnet NAME (no prefix: vnet default)
 `
 
 // HelpText is Help followed by the drivers linked into this program and

@@ -464,8 +464,20 @@ func (p *parser) command() Command {
 		}
 	case "show":
 		return p.show()
+	case "vnet":
+		return p.vnet()
+	case "lcp":
+		return p.lcp()
+	case "monitor":
+		p.verb = "monitor"
+		return p.monitor()
+	case "capture":
+		p.verb = "capture"
+		return p.capture()
+	case "trace":
+		return p.trace()
 	default:
-		p.fail(w, "unknown command %q (expected set, get, port, addr, route, rule, neigh or show)", w.text)
+		p.fail(w, "unknown command %q (expected set, get, port, addr, route, rule, neigh, lcp or show)", w.text)
 	}
 	return nil
 }
@@ -1123,7 +1135,7 @@ func (p *parser) neighAdd() Command {
 
 func (p *parser) show() Command {
 	p.verb = "show"
-	what := []string{"ports", "routes", "neigh", "rules", "fibs", "stats", "sysctl"}
+	what := []string{"ports", "routes", "neigh", "rules", "fibs", "stats", "sysctl", "lcp", "trace", "workers"}
 	w := p.next()
 	if w == nil {
 		p.fail(nil, "missing what to show (expected %s)", orList(what))
@@ -1136,6 +1148,10 @@ func (p *parser) show() Command {
 	}
 	p.verb = "show " + t
 	switch t {
+	case "vnets", "vnet":
+		p.verb = "show vnets"
+		p.end()
+		return &ShowVnets{Where: p.at}
 	case "ports":
 		p.end()
 		return &ShowPorts{Where: p.at}
@@ -1145,9 +1161,18 @@ func (p *parser) show() Command {
 	case "fibs":
 		p.end()
 		return &ShowFIBs{Where: p.at}
+	case "lcp":
+		p.end()
+		return &ShowLCP{Where: p.at}
 	case "stats":
 		p.end()
 		return &ShowStats{Where: p.at}
+	case "trace":
+		p.end()
+		return &ShowTrace{Where: p.at}
+	case "workers":
+		p.end()
+		return &ShowWorkers{Where: p.at}
 	case "neigh":
 		c := &ShowNeigh{Where: p.at}
 		if w := p.next(); w != nil {
@@ -1184,7 +1209,16 @@ func (p *parser) show() Command {
 		}
 		return c
 	}
+	if d, ok := pmd.Lookup(t); ok && d.Status {
+		p.end()
+		return &ShowDriver{Where: p.at, Driver: t}
+	}
 	p.verb = "show"
+	for _, d := range pmd.Drivers() {
+		if d.Status {
+			what = append(what, d.Name)
+		}
+	}
 	p.fail(w, "cannot show %q (expected %s)", w.text, orList(what))
 	return nil
 }

@@ -181,12 +181,12 @@ var parseErr = []struct{ in, want string }{
 	{strings.Repeat("x", MaxLineLen+1), `line 1: line is 4097 bytes long (at most 4096)`},
 
 	// verbs
-	{"frob", `line 1: unknown command "frob" (expected set, get, port, addr, route, rule, neigh or show)`},
-	{`""`, `line 1: unknown command "" (expected set, get, port, addr, route, rule, neigh or show)`},
+	{"frob", `line 1: unknown command "frob" (expected set, get, port, addr, route, rule, neigh, lcp or show)`},
+	{`""`, `line 1: unknown command "" (expected set, get, port, addr, route, rule, neigh, lcp or show)`},
 	{"port", `line 1: port: missing subcommand (expected add, set or del)`},
 	{"route flap", `line 1: route: unknown subcommand "flap" (expected add, del, get or load)`},
-	{"show", `line 1: show: missing what to show (expected ports, routes, neigh, rules, fibs, stats or sysctl)`},
-	{"show everything", `line 1: show: cannot show "everything" (expected ports, routes, neigh, rules, fibs, stats or sysctl)`},
+	{"show", `line 1: show: missing what to show (expected ports, routes, neigh, rules, fibs, stats, sysctl, lcp, trace or workers)`},
+	{"show everything", `line 1: show: cannot show "everything" (expected ports, routes, neigh, rules, fibs, stats, sysctl, lcp, trace, workers or lagg)`},
 
 	// set/get
 	{"set", `line 1: set: missing key (like net.fibs)`},
@@ -440,7 +440,7 @@ func TestParseFileAllOrNothing(t *testing.T) {
 		t.Fatalf("err = %v, want an ErrorList of 2", err)
 	}
 	want := "fwdd.conf:11: route add: destination 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?)\n" +
-		"fwdd.conf:12: unknown command \"frob\" (expected set, get, port, addr, route, rule, neigh or show)"
+		"fwdd.conf:12: unknown command \"frob\" (expected set, get, port, addr, route, rule, neigh, lcp or show)"
 	if err.Error() != want {
 		t.Errorf("error\n got %s\nwant %s", err, want)
 	}

@@ -18,6 +18,9 @@ type Request struct {
 	// Dir is the client's working directory, against which relative file
 	// names (route load FILE) are resolved; "" leaves them as written.
 	Dir string `json:"dir,omitempty"`
+	// Stream asks for a streaming command's frames (stream.go): the one
+	// line is monitor or capture. Without it such a command is refused.
+	Stream bool `json:"stream,omitempty"`
 }
 
 // Response answers one Request.
@@ -30,6 +33,11 @@ type Response struct {
 	Text string `json:"text,omitempty"`
 	// Data holds one JSON value per command when Request.JSON was set.
 	Data []json.RawMessage `json:"data,omitempty"`
+	// More marks a frame of a streaming command (monitor, capture): more
+	// frames follow; the last one has More false (stream.go).
+	More bool `json:"more,omitempty"`
+	// Bin is a stream frame's binary payload (capture: pcap bytes).
+	Bin []byte `json:"bin,omitempty"`
 	// Evicted: the server closed this idle connection to serve another
 	// client (at most Config.MaxClients are open). It is written when the
 	// connection is closed, so a client reads it as the answer to the

@@ -487,6 +487,9 @@ func (s *Server) handle(c *net.UnixConn) {
 			writeResponse(c, &Response{Error: fmt.Sprintf("fwdd: malformed request (%v); use fwdctl", err)})
 			return
 		}
+		if s.stream(c, br, &req, log) {
+			return // a stream owns the rest of the connection
+		}
 		resp := s.Do(s.ctx, &req)
 		if !resp.OK {
 			log.Info("control request failed", "err", resp.Error)

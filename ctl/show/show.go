@@ -26,6 +26,7 @@ const (
 	Local     RouteOrigin = "local"     // the port's own address (host route)
 	Static    RouteOrigin = "static"    // route add
 	Loaded    RouteOrigin = "loaded"    // route load
+	Kernel    RouteOrigin = "kernel"    // learned from a kernel table by the netlink mirror (lcp fib)
 )
 
 // Route is one route of one FIB. A route with several Gateways is ECMP and
@@ -45,7 +46,8 @@ type Route struct {
 }
 
 // Flags returns netstat's flags: U up, G gateway, H host, S static,
-// B blackhole, R reject.
+// 1 learned from a kernel table (FreeBSD's RTF_PROTO1, the routing daemons'
+// flag), B blackhole, R reject.
 func (r *Route) Flags() string {
 	var b strings.Builder
 	b.WriteByte('U')
@@ -57,6 +59,9 @@ func (r *Route) Flags() string {
 	}
 	if r.Origin == Static || r.Origin == Loaded {
 		b.WriteByte('S')
+	}
+	if r.Origin == Kernel {
+		b.WriteByte('1')
 	}
 	switch r.Kind {
 	case cmdlang.Blackhole:
@@ -361,7 +366,7 @@ func Ports(w io.Writer, ps []Port) error {
 		slices.Sort(keys)
 		var b strings.Builder
 		for _, k := range keys {
-			b.WriteString(" " + k + " " + cmdlang.Quote(p.Args[k]))
+			b.WriteString(cmdlang.FormatArgs(p.Driver, map[string]string{k: p.Args[k]}))
 			if k == "mode" && p.Mode != "" && p.Mode != p.Args[k] {
 				b.WriteString(" (" + p.Mode + ")") // mode auto (copy)
 			}

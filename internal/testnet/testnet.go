@@ -13,22 +13,19 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 )
 
-// Skip skips the test unless it runs as root with iproute2 available.
+// Skip skips the test unless it runs as root with iproute2 available; in
+// CI (internal/testenv) it fails instead.
 func Skip(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and veth pairs (run make test as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip command (apt-get install iproute2)")
-	}
+	testenv.Root(t, "creates network namespaces and veth pairs")
+	testenv.Tool(t, "ip", "iproute2")
 }
 
 // Net is a set of namespaces belonging to one test.

@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"github.com/fwdd/fwdd/internal/testenv"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ func TestTopology(t *testing.T) {
 			t.Errorf("namespaces left behind: %s", out)
 		}
 	})
+	testenv.Tool(t, "ping", "iputils-ping")
 	a, b := n.NS("a"), n.NS("b")
 	n.Veth(a, "va", b, "vb")
 	n.In(a, "ip", "addr", "add", "198.18.0.1/24", "dev", "va")

@@ -3,6 +3,7 @@ package xsk
 import (
 	"errors"
 	"fmt"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -27,12 +28,8 @@ var envSeq atomic.Uint32
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs and XDP programs")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	testenv.Root(t, "creates network namespaces, veth pairs and XDP programs")
+	testenv.Tool(t, "ip", "iproute2")
 }
 
 // env collects teardown steps and runs them once, newest first.

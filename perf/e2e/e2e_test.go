@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/fwdd/fwdd/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,9 +14,7 @@ import (
 // (2 × 1 s at 64 bytes, a 4-trial throughput search) end to end: topology,
 // generator, sink, report, cleanup.
 func TestLinuxLegQuick(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (namespaces, veth, BPF)")
-	}
+	testenv.Root(t, "namespaces, veth, BPF")
 	if testing.Short() {
 		t.Skip("end-to-end harness; skipped with -short")
 	}
@@ -100,9 +99,7 @@ func TestMedianMinMax(t *testing.T) {
 // its leg once: it must forward (CI installs gcc, libxdp-dev, libbpf-dev;
 // a machine without them fails here rather than skipping the comparison).
 func TestCReferenceLegQuick(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (namespaces, veth, AF_XDP)")
-	}
+	testenv.Root(t, "namespaces, veth, AF_XDP")
 	if testing.Short() {
 		t.Skip("end-to-end harness; skipped with -short")
 	}

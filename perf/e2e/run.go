@@ -382,6 +382,9 @@ func (h *harness) allLegs() []leg {
 			}},
 		{name: "fwdd-afxdp", gens: []string{genAFP, genLive}, fwdd: "afxdp", sink: gen.BackendTC,
 			desc: "fwdd, afxdp driver on r0 and r1, one worker pinned to the router CPU"},
+		{name: "xdp-inline", gens: []string{genAFP, genLive}, sink: gen.BackendXDP,
+			desc:  "the same XDP-native forwarder, r0 without threaded NAPI: veth runs it in the generator CPU's softirq, where it is cheapest (no cross-CPU ring hand-off and wake-up)",
+			setup: func(ctx context.Context) (func(), error) { return h.attachForwarder() }},
 		{name: "c-afxdp", gens: []string{genAFP, genLive}, sink: gen.BackendTC,
 			desc:  "C AF_XDP forwarder (perf/xskfwd, libxdp; kernel xsk_fwd structure, MAC rewrite only) on r0 -> r1, pinned to the router CPU",
 			setup: h.startXskfwd},
@@ -472,7 +475,7 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 			}
 		}
 	}
-	if h.cfg.search && l.name != "xdp" && l.name != "linux-backlog" {
+	if h.cfg.search && l.name != "xdp" && l.name != "xdp-inline" && l.name != "linux-backlog" {
 		for _, size := range h.cfg.searchSz {
 			if !budgetLeft(h.budget) {
 				break
@@ -591,6 +594,14 @@ route add 198.19.128.0/17 via 198.19.0.2
 	// No taskset: fwdd checks -cpus against runtime.NumCPU (affinity-
 	// limited) as if CPUs were numbered from 0; its worker pins itself.
 	args := []string{"netns", "exec", t.R, fwdd, "-c", cfgFile, "-s", sock, "-cpus", strconv.Itoa(h.cfg.rtrCPU), "-pprof", "127.0.0.1:6060"}
+	if h.cfg.napiRT > 0 && !busyPoll(append(h.cfg.fwddArgs, extra...)) {
+		// The same scheduling class as the Linux and XDP legs' NAPI
+		// thread, so that the shared machine's other tenants delay
+		// neither. Not with busy polling: a SCHED_FIFO thread that never
+		// sleeps starves the softirq work the kernel defers to ksoftirqd
+		// on its CPU (the RT throttle lets it run 50 ms a second).
+		args = append(args, "-rt", strconv.Itoa(h.cfg.napiRT))
+	}
 	args = append(append(args, h.cfg.fwddArgs...), extra...)
 	p, err := start(ctx, "", "ip", args...)
 	if err != nil {
@@ -633,6 +644,16 @@ route add 198.19.128.0/17 via 198.19.0.2
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// busyPoll reports whether fwdd flags ask for -poll busy.
+func busyPoll(flags []string) bool {
+	for i, f := range flags {
+		if f == "-poll=busy" || f == "-poll" && i+1 < len(flags) && flags[i+1] == "busy" {
+			return true
+		}
+	}
+	return false
 }
 
 func tail(s string, n int) string {

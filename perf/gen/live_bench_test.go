@@ -2,8 +2,8 @@ package gen
 
 import (
 	"context"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -21,9 +21,7 @@ import (
 // XDP_DROP sink on the veth peer. ns/op is per frame; the ratio bare/fwdgen
 // is what issue 13's target (≥ 0.9×) is about.
 func BenchmarkLiveFrames(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root (namespaces, veth, BPF)")
-	}
+	testenv.Root(b, "namespaces, veth, BPF")
 	n := testnet.New(b)
 	ns := n.NS("lf")
 	a, peer := n.Name("lfa"), n.Name("lfb")

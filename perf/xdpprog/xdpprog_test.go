@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -16,9 +16,7 @@ import (
 
 func needBPF(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
+	testenv.Root(t, "load BPF programs")
 }
 
 func run(t *testing.T, p *ebpf.Program, in []byte) (uint32, []byte) {

@@ -118,7 +118,13 @@ type Port struct {
 	link    atomic.Pointer[pmd.Link]
 	reopens atomic.Uint64
 
-	mu     sync.Mutex // control side: attach, detach, Info, Close
+	mu sync.Mutex // control side: attach, detach, Info, Close
+	// sockMu orders closing a queue's socket (detach) against reading its
+	// kernel counters (Stats, XSKStats): held only around the close and
+	// the getsockopt, so a reader never waits for a whole detach (which
+	// may wait seconds for a poller) and never uses a closed or reused
+	// descriptor.
+	sockMu sync.Mutex
 	mon    *linkmon.Monitor
 	info   pmd.Info
 	prog   *xsk.Program
@@ -334,7 +340,9 @@ func (p *Port) detach() {
 			st = nil
 		}
 		if st != nil {
+			p.sockMu.Lock()
 			qu.release(st)
+			p.sockMu.Unlock()
 		}
 	}
 	if p.prog != nil {
@@ -375,6 +383,8 @@ func (p *Port) RxFD(q int) int {
 	if uint(q) >= uint(len(p.queues)) {
 		return -1
 	}
+	p.sockMu.Lock() // the socket is not closed while we read its descriptor
+	defer p.sockMu.Unlock()
 	if st := p.queues[q].cur.Load(); st != nil {
 		return st.s.FD()
 	}
@@ -400,7 +410,11 @@ func (p *Port) Link() pmd.Link { return *p.link.Load() }
 // buffer was there), which the driver itself never sees.
 func (p *Port) Stats() []pmd.QueueStats {
 	out := pmd.Snapshots(p.ctr)
+	p.sockMu.Lock()
+	defer p.sockMu.Unlock()
 	for q := range out {
+		// Loaded under sockMu: detach unpublishes a socket before it
+		// closes it under sockMu, so a socket seen here is still open.
 		st := p.queues[q].cur.Load()
 		if st == nil {
 			continue
@@ -419,8 +433,8 @@ func (p *Port) Stats() []pmd.QueueStats {
 // XSKStats returns the AF_XDP socket counters of queue q (kicks, kernel
 // drops, ring-empty events), for diagnostics.
 func (p *Port) XSKStats(q int) (xsk.Stats, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.sockMu.Lock()
+	defer p.sockMu.Unlock()
 	if uint(q) >= uint(len(p.queues)) {
 		return xsk.Stats{}, xsk.ErrClosed
 	}

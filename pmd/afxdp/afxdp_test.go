@@ -429,3 +429,39 @@ func TestBurstAllocs(t *testing.T) {
 	}
 	t.Logf("forwarded %d packets in 201 rounds, 0 allocs", forwarded)
 }
+
+// TestStatsDuringDetach (issue 12.14): Stats reads each queue's socket
+// (XDP_STATISTICS on its descriptor) while link changes detach and close
+// those sockets. Under -race this reported the descriptor being closed under
+// the reader; Stats must only touch a socket detach has not closed yet.
+func TestStatsDuringDetach(t *testing.T) {
+	tp := newTopo(t, 1)
+	pool := newPool(t, 0, 2048)
+	p := openPort(t, "A", 0, tp.r, tp.ra, []*mbuf.Pool{pool}, nil, ",ring=512")
+	stop := make(chan struct{})
+	var reads atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			p.Stats()
+			reads.Add(1)
+		}
+	}()
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	for i := range 10 {
+		tp.n.In(tp.r, "ip", "link", "set", tp.ra, "down")
+		testnet.Eventually(t, 5*time.Second, fmt.Sprintf("down %d", i), func() bool { return !p.Link().Up })
+		tp.n.In(tp.r, "ip", "link", "set", tp.ra, "up")
+		testnet.Eventually(t, 5*time.Second, fmt.Sprintf("up %d", i), func() bool { return p.Link().Up })
+	}
+	if reads.Load() == 0 {
+		t.Fatal("Stats never ran")
+	}
+}

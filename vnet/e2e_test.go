@@ -259,3 +259,34 @@ func TestTwoVnetsForward(t *testing.T) {
 		x.eventuallyPing(t, "green", x.hb[0], "198.19.2.2")
 	})
 }
+
+// TestVnetNetNS: vnets in their own network namespaces open devices of the
+// same name, each its own.
+func TestVnetNetNS(t *testing.T) {
+	n := testnet.New(t)
+	var conf strings.Builder
+	for _, v := range []string{"a", "b"} {
+		rt, peer := n.NS("r"+v), n.NS("p"+v)
+		n.Veth(rt, "r0", peer, "veth")
+		fmt.Fprintf(&conf, "vnet add %s netns %s devices r0\nvnet %s port add p0 driver afpacket dev r0\n", v, rt, v)
+	}
+	h := startHost(t, conf.String())
+	macs := map[string]bool{}
+	for _, v := range []string{"a", "b"} {
+		res, err := execLines(h, "vnet "+v+" show ports")
+		if err != nil || !strings.Contains(res[0].Text, "dev r0") {
+			t.Fatalf("vnet %s: %v\n%v", v, err, res)
+		}
+		for _, l := range strings.Split(res[0].Text, "\n") {
+			if strings.Contains(l, "ether") {
+				macs[l] = true
+			}
+		}
+	}
+	if len(macs) != 2 {
+		t.Fatalf("the two vnets' p0 should be two devices (two MACs): %v", macs)
+	}
+	if out := mustText(t, h, "show vnets"); !strings.Contains(out, "/run/netns/") {
+		t.Fatalf("show vnets has no netns:\n%s", out)
+	}
+}

@@ -43,7 +43,7 @@ trace clear
 capture PORT [rx|tx|both] [count N] [snaplen N] [duration D] [pcapng]
                                             (fwdctl capture ... -w FILE|-)
 monitor [routes|neigh|ports|rules|lcp|config|all]...   stream changes (fwdctl monitor)
-vnet add NAME [owner UID[:GID]] [socket PATH] [devices DEV,...] [routes DIR]
+vnet add NAME [owner UID[:GID]] [socket PATH] [devices DEV,...] [routes DIR] [netns NS]
                                             an isolated stack; socket: its tenant's control socket
 vnet del NAME
 vnet NAME COMMAND                           run COMMAND in vnet NAME (no prefix: vnet default)

@@ -264,3 +264,45 @@ func TestStreamOnlyAlone(t *testing.T) {
 		t.Fatalf("after: %+v %v", r, err)
 	}
 }
+
+// TestMonitorReload: a reload (SIGHUP) shows as a config event, followed
+// by what it changed.
+func TestMonitorReload(t *testing.T) {
+	d, sock := sockDaemon(t, nullConfig)
+	c, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var mu sync.Mutex
+	var lines []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Stream(ctx, &ctlsock.Request{Lines: []string{"monitor config ports"}}, func(r *ctlsock.Response) error {
+			mu.Lock()
+			lines = append(lines, strings.TrimSpace(r.Text))
+			mu.Unlock()
+			return nil
+		})
+	}()
+	testnet.Eventually(t, 5*time.Second, "the monitor", func() bool { return d.Events().Subscribers() == 1 })
+	if err := os.WriteFile(d.opts.ConfigFile, []byte(nullConfig+"port set p1 down\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, 5*time.Second, "the events", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(lines) >= 2
+	})
+	stop()
+	<-done
+	if !strings.HasPrefix(lines[0], "config reload "+d.opts.ConfigFile) || lines[1] != "port p1 down (admin)" {
+		t.Errorf("events:\n%s", strings.Join(lines, "\n"))
+	}
+}

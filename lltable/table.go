@@ -248,9 +248,11 @@ func (c *Config) limits() Limits {
 // Limits returns the limits in force.
 func (t *Table) Limits() Limits { return t.cfg.limits() }
 
-// SetLimits changes the limits. Lowering one deletes nothing: entries and
-// held packets beyond it stay until they go, and new ones are refused (or
-// evict, see Config.MaxEntries) meanwhile. On error nothing changes.
+// SetLimits changes the limits. Lowering one deletes nothing at once:
+// entries and held packets beyond it stay until they go; meanwhile a new
+// entry first evicts unused STALE and FAILED entries down to the limit
+// (see Config.MaxEntries) or is refused, and new packets are not held. On
+// error nothing changes.
 func (t *Table) SetLimits(l Limits) error {
 	if err := l.check(); err != nil {
 		return err

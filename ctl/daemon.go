@@ -17,6 +17,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/nlmirror"
 	"github.com/fwdd/fwdd/pmd"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,9 @@ type Options struct {
 	// NetNS, if set, is the namespace path where ports find their devices.
 	NetNS string
 	Log   *slog.Logger
+
+	// mirror, in tests, adjusts the netlink mirror's configuration.
+	mirror func(*nlmirror.Config)
 	// MaxAnswer bounds the text of one batch's answers (DefaultMaxAnswer
 	// if 0): past it, further show/get commands of the batch are refused.
 	// The first one is always answered.
@@ -314,6 +318,8 @@ type stateSnapshot struct {
 	neighCtr []lltable.Counter
 	fibs     []show.FIB
 	lcp      []lcpRow
+	// gauges are the ports' status gauges (pmd.Statuser).
+	gauges []pmd.Gauge
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
@@ -324,6 +330,9 @@ func (d *Daemon) snapshot() (*stateSnapshot, error) {
 		snap.neigh = s.nb.countByState()
 		snap.neighCtr = s.nb.counters()
 		snap.fibs = s.fibRows()
+		for _, st := range s.statuses("") {
+			snap.gauges = append(snap.gauges, st.Gauges...)
+		}
 		snap.lcp = s.lcpRows()
 	})
 	return &snap, err
@@ -593,7 +602,7 @@ func isQuery(c cmdlang.Command) bool {
 	}
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
-		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP:
+		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP, *cmdlang.ShowDriver:
 		return true
 	}
 	return false

@@ -12,6 +12,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/nlmirror"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The control goroutine's side of the netlink mirror (package nlmirror):
@@ -159,7 +160,11 @@ func (s *stack) lcpReconciled(om *model) {
 		return
 	}
 	if s.lcpm == nil {
-		m, err := nlmirror.Start(nlmirror.Config{NetNS: s.opts.NetNS, Log: s.log})
+		cfg := nlmirror.Config{NetNS: s.opts.NetNS, Log: s.log}
+		if s.opts.mirror != nil {
+			s.opts.mirror(&cfg)
+		}
+		m, err := nlmirror.Start(cfg)
 		if err != nil {
 			s.log.Error("netlink mirror: cannot start; kernel routes are not mirrored", "err", err)
 			return
@@ -760,4 +765,54 @@ func (s *stack) showLCP() (cmdlang.Result, error) {
 		}
 		return nil
 	})
+}
+
+// mirrorCollector exports the netlink mirror's counters as
+// fwdd_lcp_mirror_total{counter=...} (nothing while the mirror is off).
+type mirrorCollector struct {
+	d    *Daemon
+	desc *prometheus.Desc
+}
+
+func newMirrorCollector(d *Daemon) *mirrorCollector {
+	return &mirrorCollector{d: d, desc: prometheus.NewDesc("fwdd_lcp_mirror_total",
+		"Netlink mirror counters: route events, installed and skipped_* kernel routes, dumps, resyncs, overruns, dropped events, swept stale routes, addresses both ways (docs/netlink-mirror.md).",
+		[]string{"counter"}, nil)}
+}
+
+func (c *mirrorCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *mirrorCollector) Collect(ch chan<- prometheus.Metric) {
+	var st lcpStats
+	on := false
+	if err := c.d.do(func(s *stack) {
+		if s.lcpm != nil {
+			on = true
+			st = s.lcpm.st
+			st.Mirror = s.lcpm.m.Stats()
+		}
+	}); err != nil || !on {
+		return
+	}
+	m := st.Mirror
+	vals := []struct {
+		name string
+		v    uint64
+	}{
+		{"batches", st.Batches}, {"route_events", st.Events}, {"installed", st.Reasons[nlmirror.Install]},
+		{"shadowed", st.Shadowed}, {"partial_multipath", st.Partial}, {"ignored_deletes", st.IgnoredDel},
+		{"swept", st.Swept}, {"resyncs", st.Resyncs}, {"apply_errors", st.ApplyErrs},
+		{"addresses_from_kernel", st.AddrIn}, {"addresses_to_kernel", st.AddrOut}, {"address_errors", st.AddrErrs + m.AddrWriteErr},
+		{"dumps", m.Dumps}, {"overruns", m.Overruns}, {"dropped", m.Dropped}, {"interrupted", m.Interrupted},
+		{"waited", m.Coalesced}, {"neighbour_events", m.NeighEvents},
+	}
+	for r := nlmirror.Reason(1); r < nlmirror.NumReasons; r++ {
+		vals = append(vals, struct {
+			name string
+			v    uint64
+		}{"skipped_" + r.String(), st.Reasons[r]})
+	}
+	for _, x := range vals {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(x.v), x.name)
+	}
 }

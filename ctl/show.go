@@ -48,6 +48,8 @@ func (s *stack) query(c cmdlang.Command) (cmdlang.Result, error) {
 		return s.showStats()
 	case *cmdlang.ShowNeigh:
 		return s.nb.show(c.Port)
+	case *cmdlang.ShowDriver:
+		return s.showDriver(c.Driver)
 	case *cmdlang.ShowLCP:
 		return s.showLCP()
 	}

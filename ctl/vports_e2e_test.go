@@ -24,7 +24,7 @@ func (x *e2e) startConf(conf string) {
 	}
 	d, err := Start(Options{
 		ConfigFile: path, Socket: filepath.Join(dir, "fwdd.sock"), NetNS: testnet.Path(x.rt),
-		Engine: fwd.Config{Workers: 1, PoolSize: 4096, CheckedPools: true},
+		Engine: fwd.Config{Workers: 1, PoolSize: 16384, CheckedPools: true},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

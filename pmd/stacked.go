@@ -64,3 +64,27 @@ type ControlIO interface {
 	// Rebind tells the stack the Servicer's Lowers changed.
 	Rebind()
 }
+
+// Statuser is implemented by ports with state to show beyond Info and
+// Stats (a lagg's members and LACP): "show DRIVER" renders Status as a
+// table, and the metrics export its gauges. Control plane only.
+type Statuser interface {
+	Status() Status
+}
+
+// Status is a port's state as a table and as gauges.
+type Status struct {
+	Columns []string
+	Rows    [][]string
+	Gauges  []Gauge
+}
+
+// Gauge is one metric sample, exported as
+// fwdd_port_status{port, member, name, info} VALUE.
+type Gauge struct {
+	Port   string // the port
+	Member string // a part of it (a lagg member), or ""
+	Name   string // what: lagg_member_active, lagg_lacp_actor_state...
+	Info   string // a textual value (a partner system), or ""
+	Value  float64
+}

@@ -641,6 +641,16 @@ type ShowFIBs struct{ Where }
 // ShowStats is "show stats".
 type ShowStats struct{ Where }
 
+// ShowDriver is "show DRIVER" for a driver whose ports have a status table
+// (pmd.Driver.Status, e.g. "show lagg").
+type ShowDriver struct {
+	Where
+	Driver string `json:"driver"`
+}
+
+func (c *ShowDriver) Verb() string   { return "show " + c.Driver }
+func (c *ShowDriver) String() string { return "show " + c.Driver }
+
 // ShowSysctl is "show sysctl [PREFIX]".
 type ShowSysctl struct {
 	Where

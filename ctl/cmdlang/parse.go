@@ -1209,7 +1209,16 @@ func (p *parser) show() Command {
 		}
 		return c
 	}
+	if d, ok := pmd.Lookup(t); ok && d.Status {
+		p.end()
+		return &ShowDriver{Where: p.at, Driver: t}
+	}
 	p.verb = "show"
+	for _, d := range pmd.Drivers() {
+		if d.Status {
+			what = append(what, d.Name)
+		}
+	}
 	p.fail(w, "cannot show %q (expected %s)", w.text, orList(what))
 	return nil
 }

@@ -186,7 +186,7 @@ var parseErr = []struct{ in, want string }{
 	{"port", `line 1: port: missing subcommand (expected add, set or del)`},
 	{"route flap", `line 1: route: unknown subcommand "flap" (expected add, del, get or load)`},
 	{"show", `line 1: show: missing what to show (expected ports, routes, neigh, rules, fibs, stats, sysctl, lcp, trace or workers)`},
-	{"show everything", `line 1: show: cannot show "everything" (expected ports, routes, neigh, rules, fibs, stats, sysctl, lcp, trace or workers)`},
+	{"show everything", `line 1: show: cannot show "everything" (expected ports, routes, neigh, rules, fibs, stats, sysctl, lcp, trace, workers or lagg)`},
 
 	// set/get
 	{"set", `line 1: set: missing key (like net.fibs)`},

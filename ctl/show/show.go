@@ -366,7 +366,7 @@ func Ports(w io.Writer, ps []Port) error {
 		slices.Sort(keys)
 		var b strings.Builder
 		for _, k := range keys {
-			b.WriteString(" " + k + " " + cmdlang.Quote(p.Args[k]))
+			b.WriteString(cmdlang.FormatArgs(p.Driver, map[string]string{k: p.Args[k]}))
 			if k == "mode" && p.Mode != "" && p.Mode != p.Args[k] {
 				b.WriteString(" (" + p.Mode + ")") // mode auto (copy)
 			}

@@ -68,11 +68,10 @@ func Open(cfg pmd.Config) (*Port, error) {
 	pi := parent.Info()
 	p := &Port{
 		parent: parent, parentID: pid, vid: vid, shared: cfg.Shared, pools: cfg.Pools,
-		tag: [4]byte{0x81, 0x00, byte(vid >> 8), byte(vid)},
-		tx:  make([]pmd.QueueCounters, max(pi.TxQueues, 1)),
-		rx:  make([]pmd.QueueCounters, len(cfg.Pools)+1),
-		info: pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: pi.MAC, MTU: pi.MTU, TxQueues: pi.TxQueues,
-			Mode: fmt.Sprintf("%s vid %d", name, vid)},
+		tag:  [4]byte{0x81, 0x00, byte(vid >> 8), byte(vid)},
+		tx:   make([]pmd.QueueCounters, max(pi.TxQueues, 1)),
+		rx:   make([]pmd.QueueCounters, len(cfg.Pools)+1),
+		info: pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: pi.MAC, MTU: pi.MTU, TxQueues: pi.TxQueues},
 	}
 	if cfg.Shared != nil {
 		var taken string

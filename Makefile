@@ -9,7 +9,7 @@ RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|ll
 TESTFLAGS ?= -count=1 -timeout 20m
 BENCHTIME ?= 1s
 
-.PHONY: all build test test-unit test-race bench bench-micro bench-e2e demo demo-routing vet fmt fmt-check clean soak
+.PHONY: all build test test-unit test-race bench bench-micro bench-e2e demo demo-routing vet fmt fmt-check mod-check clean soak
 
 all: build
 
@@ -22,6 +22,10 @@ vet:
 
 fmt:
 	gofmt -w .
+
+# go.mod tidy: direct requirements not marked indirect, nothing unused.
+mod-check:
+	$(GO) mod tidy -diff
 
 fmt-check:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -3,6 +3,8 @@ package lagg
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,10 +51,11 @@ func init() {
 }
 
 var (
-	_ pmd.Port     = (*Port)(nil)
-	_ pmd.Stacked  = (*Port)(nil)
-	_ pmd.Servicer = (*Port)(nil)
-	_ pmd.Statuser = (*Port)(nil)
+	_ pmd.Port        = (*Port)(nil)
+	_ pmd.Stacked     = (*Port)(nil)
+	_ pmd.Servicer    = (*Port)(nil)
+	_ pmd.Statuser    = (*Port)(nil)
+	_ pmd.Multicaster = (*Port)(nil)
 )
 
 // memberKey claims a member port in pmd.Shared; the value is the lagg's
@@ -114,6 +117,7 @@ type Port struct {
 
 	mu     sync.Mutex // Status, Close vs Service
 	closed bool
+	owners map[string][]net.HardwareAddr // multicast groups asked of the members
 	rxBad  uint64
 }
 
@@ -195,6 +199,12 @@ func Open(cfg pmd.Config) (*Port, error) {
 	p.info = pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: append([]byte(nil), p.sys[:]...), MTU: mtu, TxQueues: txq}
 	for i, m := range p.members {
 		m.lacp.init(p, uint16(i+1))
+	}
+	// LACP members receive the slow-protocols group.
+	if proto == ProtoLACP {
+		if err := p.SetMulticast("lacp", []net.HardwareAddr{{0x01, 0x80, 0xc2, 0, 0, 0x02}}); err != nil {
+			cfg.Logger().Warn("lagg: joining the slow-protocols group on the members", "port", cfg.Name, "err", err)
+		}
 	}
 	// Until the first Service: static protocols start from the links as
 	// they are now; LACP from nothing (no member distributing).
@@ -356,6 +366,48 @@ func (p *Port) Stats() []pmd.QueueStats {
 	return s
 }
 
+// SetMulticast passes owner's groups to every member (the lagg's frames
+// arrive on any of them).
+func (p *Port) SetMulticast(owner string, macs []net.HardwareAddr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.owners == nil {
+		p.owners = map[string][]net.HardwareAddr{}
+	}
+	if len(macs) == 0 {
+		delete(p.owners, owner)
+	} else {
+		p.owners[owner] = macs
+	}
+	var first error
+	for _, m := range p.members {
+		if mc, ok := m.port.(pmd.Multicaster); ok {
+			if err := mc.SetMulticast(p.info.Name+"/"+owner, macs); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// Multicast returns the groups the lagg asked its members for.
+func (p *Port) Multicast() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := map[string]bool{}
+	out := []string{}
+	for _, l := range p.owners {
+		for _, m := range l {
+			if s := m.String(); !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Close releases the member claims and the control ring's frames. The
 // members stay open: they are ports of their own.
 func (p *Port) Close() error {
@@ -367,6 +419,11 @@ func (p *Port) Close() error {
 	p.closed = true
 	for _, m := range p.members {
 		m.collecting.Store(false)
+		if mc, ok := m.port.(pmd.Multicaster); ok {
+			for o := range p.owners {
+				_ = mc.SetMulticast(p.info.Name+"/"+o, nil)
+			}
+		}
 	}
 	p.active.Store(&txSet{})
 	if p.shared != nil {

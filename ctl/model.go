@@ -90,6 +90,7 @@ var sysctlDefaults = map[string]string{
 	"net.neigh.max_per_port": "4096",  // neighbour entries of one port (max_entries still bounds the sum)
 	"net.neigh.hold":         "16",    // packets held per unresolved neighbour (the oldest is dropped)
 	"net.neigh.max_held":     "1024",  // packets held over all unresolved neighbours
+	"net.neigh.max_requests": "1000",  // ARP requests and NS sent per second, all ports
 }
 
 // Limits of sysctl values.
@@ -432,7 +433,7 @@ func (b *batch) set(key, value string) error {
 		if n < 0 || n > 10_000_000 {
 			return fmt.Errorf("%s %d out of range [0, 10000000] (0: unlimited)", key, n)
 		}
-	case "net.neigh.max_entries", "net.neigh.max_per_port", "net.neigh.max_held":
+	case "net.neigh.max_entries", "net.neigh.max_per_port", "net.neigh.max_held", "net.neigh.max_requests":
 		if n < 1 || n > 1<<20 {
 			return fmt.Errorf("%s %d out of range [1, %d]", key, n, 1<<20)
 		}

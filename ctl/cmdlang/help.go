@@ -14,6 +14,7 @@ const Help = `set KEY VALUE                               set a sysctl-like key 
     net.neigh.max_per_port N   neighbour entries of one port (max_entries bounds the sum)
     net.neigh.hold N           packets held per unresolved neighbour (oldest dropped)
     net.neigh.max_held N       packets held over all unresolved neighbours
+    net.neigh.max_requests N   ARP requests and NS sent per second, all ports
 get KEY
 port add NAME driver DRIVER [fib N] [mtu N] [lcp IFNAME] [KEY VALUE|KEY=VALUE]...
                                             e.g. driver afxdp dev r0 queues 2 mode zerocopy

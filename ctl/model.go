@@ -50,6 +50,9 @@ type portModel struct {
 	// LCP is the name of the port's kernel interface (lcp/), "" for none.
 	// Unique across ports, and never another port's dev.
 	LCP string
+	// Joins are the link-layer multicast groups the operator joined
+	// ("port set P join MAC"), in order.
+	Joins []string
 	// At is where the port was added (file:line of a startup file), for
 	// errors when opening it fails.
 	At cmdlang.Where
@@ -142,6 +145,7 @@ func (m *model) begin() *batch {
 		cp := *p
 		cp.Args = maps.Clone(p.Args)
 		cp.Addrs = slices.Clone(p.Addrs)
+		cp.Joins = slices.Clone(p.Joins)
 		c.ports[k] = &cp
 	}
 	return &batch{base: m, m: c, routes: map[routeKey]*routeSpec{}}
@@ -258,6 +262,19 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 				return err
 			}
 			p.LCP = c.LCP
+		}
+		for _, g := range c.Join {
+			if slices.Contains(p.Joins, g) {
+				return fmt.Errorf("port %s has joined %s already (see show ports)", c.Name, g)
+			}
+			p.Joins = append(p.Joins, g)
+		}
+		for _, g := range c.Leave {
+			i := slices.Index(p.Joins, g)
+			if i < 0 {
+				return fmt.Errorf("port %s has not joined %s (see show ports; groups the stack needs are not left by hand)", c.Name, g)
+			}
+			p.Joins = slices.Delete(p.Joins, i, i+1)
 		}
 		if len(c.Args) > 0 {
 			if err := setArgs(p, c.Args); err != nil {

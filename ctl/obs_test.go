@@ -306,3 +306,36 @@ func TestMonitorReload(t *testing.T) {
 		t.Errorf("events:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// TestCaptureClientGone: a capture whose client disappears (its
+// connection closed, no stop asked) is disarmed; so is one cut by the
+// daemon shutting down.
+func TestCaptureClientGone(t *testing.T) {
+	d, sock := sockDaemon(t, nullConfig)
+	c, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Stream(context.Background(), &ctlsock.Request{Lines: []string{"capture p0"}}, func(*ctlsock.Response) error { return nil })
+	testnet.Eventually(t, 5*time.Second, "the capture to be armed", func() bool { return d.Engine().Observers() != nil })
+	c.Close()
+	testnet.Eventually(t, 5*time.Second, "the capture to be disarmed", func() bool { return d.Engine().Observers() == nil })
+
+	c2, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c2.Stream(context.Background(), &ctlsock.Request{Lines: []string{"capture p1 duration 1h"}}, func(*ctlsock.Response) error { return nil })
+		done <- err
+	}()
+	testnet.Eventually(t, 5*time.Second, "the second capture to be armed", func() bool { return d.Engine().Observers() != nil })
+	d.Shutdown()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the capture client was not released by the shutdown")
+	}
+}

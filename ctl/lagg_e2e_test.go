@@ -123,6 +123,11 @@ func TestE2ELaggLACPOVS(t *testing.T) {
 	if !strings.Contains(lacp, "partner") || !strings.Contains(strings.ToLower(lacp), mac) {
 		t.Errorf("OVS does not see fwdd (%s) as its partner:\n%s", mac, lacp)
 	}
+	for _, dev := range []string{"r0", "r1"} {
+		if out, _ := x.n.TryIn(x.rt, "ip", "maddr", "show", "dev", dev); !strings.Contains(out, "01:80:c2:00:00:02") {
+			t.Errorf("LACP member %s has not joined the slow-protocols group:\n%s", dev, out)
+		}
+	}
 	x.eventuallyPing(x.h1, "198.19.2.2")
 	tx0, tx1 := x.memberTx("m0"), x.memberTx("m1")
 	out := x.iperf(t, 3)

@@ -292,3 +292,39 @@ func TestLaggZeroAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per burst, want 0", a)
 	}
 }
+
+// laggify replaces port id's capture port by a loadbalance lagg (same id,
+// MAC and addresses) of two discarding capture ports, members m0 and m1
+// attached as ports a and b.
+func (h *harness) laggify(id, a, b uint16) {
+	t := h.t
+	old := h.e.DetachPort(id).(*capPort)
+	mems := map[string]uint16{"m0": a, "m1": b}
+	ports := map[string]pmd.Port{}
+	for n, mid := range mems {
+		c := &capPort{info: old.info, pools: h.e.Pools(), discard: true, cache: h.w.cache}
+		c.info.Name = n
+		if err := h.e.AttachPort(mid, c); err != nil {
+			t.Fatal(err)
+		}
+		ports[n] = c
+	}
+	l, err := lagg.Open(pmd.Config{Name: old.info.Name, ID: id, Driver: "lagg", Args: pmd.Args{"laggport": "m0 m1", "proto": "loadbalance"},
+		Pools: h.e.Pools(), Shared: pmd.NewShared(),
+		Lookup: func(n string) (pmd.Port, uint16, bool) { p, ok := ports[n]; return p, mems[n], ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.AttachPort(id, l); err != nil {
+		t.Fatal(err)
+	}
+	st := *h.st
+	st.Ports = append([]PortState(nil), st.Ports...)
+	for len(st.Ports) <= int(max(a, b)) {
+		st.Ports = append(st.Ports, PortState{})
+	}
+	st.Ports[a] = NewPortState(old.info.MAC, 1500, 0, true, nil)
+	st.Ports[b] = st.Ports[a]
+	h.st = &st
+	h.e.PublishState(h.st)
+}

@@ -1,6 +1,7 @@
 package pmd
 
 import (
+	"net"
 	"sync/atomic"
 
 	"github.com/fwdd/fwdd/mbuf"
@@ -87,4 +88,17 @@ type Gauge struct {
 	Name   string // what: lagg_member_active, lagg_lacp_actor_state...
 	Info   string // a textual value (a partner system), or ""
 	Value  float64
+}
+
+// Multicaster is implemented by ports that can join link-layer multicast
+// groups on their device (afxdp, afpacket) or pass them on to the ports
+// under them (vlan: its parent; lagg: every member). Each owner (the
+// stack's addresses, the operator's joins, a lagg) sets its own list; a
+// group stays joined while one owner wants it. Control plane only.
+type Multicaster interface {
+	// SetMulticast replaces owner's groups (nil: none).
+	SetMulticast(owner string, macs []net.HardwareAddr) error
+	// Multicast returns the groups joined on the device (or wanted, for
+	// ports without one), sorted.
+	Multicast() []string
 }

@@ -395,7 +395,23 @@ func (h *Host) Stream(ctx context.Context, c cmdlang.Command, out *ctlsock.Strea
 	if v == nil {
 		return cmdlang.Result{}, noVnet(name, c)
 	}
-	return v.d.Stream(ctx, in, out)
+	// The stream ends with its vnet (vnet del), not only with its client.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-v.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	res, err := v.d.Stream(ctx, in, out)
+	select {
+	case <-v.stopped:
+		return res, fmt.Errorf("vnet %s was deleted; %s ended", name, in.Verb())
+	default:
+	}
+	return res, err
 }
 
 func noVnet(name string, c cmdlang.Command) error {

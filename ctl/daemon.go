@@ -318,6 +318,8 @@ type stateSnapshot struct {
 	neighCtr []lltable.Counter
 	fibs     []show.FIB
 	lcp      []lcpRow
+	// gauges are the ports' status gauges (pmd.Statuser).
+	gauges []pmd.Gauge
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
@@ -328,6 +330,9 @@ func (d *Daemon) snapshot() (*stateSnapshot, error) {
 		snap.neigh = s.nb.countByState()
 		snap.neighCtr = s.nb.counters()
 		snap.fibs = s.fibRows()
+		for _, st := range s.statuses("") {
+			snap.gauges = append(snap.gauges, st.Gauges...)
+		}
 		snap.lcp = s.lcpRows()
 	})
 	return &snap, err
@@ -597,7 +602,7 @@ func isQuery(c cmdlang.Command) bool {
 	}
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
-		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP:
+		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP, *cmdlang.ShowDriver:
 		return true
 	}
 	return false

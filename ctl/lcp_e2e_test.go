@@ -2,12 +2,12 @@ package ctl
 
 import (
 	"encoding/json"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/show"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/internal/testnet"
 )
 

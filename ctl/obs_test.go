@@ -264,3 +264,78 @@ func TestStreamOnlyAlone(t *testing.T) {
 		t.Fatalf("after: %+v %v", r, err)
 	}
 }
+
+// TestMonitorReload: a reload (SIGHUP) shows as a config event, followed
+// by what it changed.
+func TestMonitorReload(t *testing.T) {
+	d, sock := sockDaemon(t, nullConfig)
+	c, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var mu sync.Mutex
+	var lines []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Stream(ctx, &ctlsock.Request{Lines: []string{"monitor config ports"}}, func(r *ctlsock.Response) error {
+			mu.Lock()
+			lines = append(lines, strings.TrimSpace(r.Text))
+			mu.Unlock()
+			return nil
+		})
+	}()
+	testnet.Eventually(t, 5*time.Second, "the monitor", func() bool { return d.Events().Subscribers() == 1 })
+	if err := os.WriteFile(d.opts.ConfigFile, []byte(nullConfig+"port set p1 down\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, 5*time.Second, "the events", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(lines) >= 2
+	})
+	stop()
+	<-done
+	if !strings.HasPrefix(lines[0], "config reload "+d.opts.ConfigFile) || lines[1] != "port p1 down (admin)" {
+		t.Errorf("events:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestCaptureClientGone: a capture whose client disappears (its
+// connection closed, no stop asked) is disarmed; so is one cut by the
+// daemon shutting down.
+func TestCaptureClientGone(t *testing.T) {
+	d, sock := sockDaemon(t, nullConfig)
+	c, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Stream(context.Background(), &ctlsock.Request{Lines: []string{"capture p0"}}, func(*ctlsock.Response) error { return nil })
+	testnet.Eventually(t, 5*time.Second, "the capture to be armed", func() bool { return d.Engine().Observers() != nil })
+	c.Close()
+	testnet.Eventually(t, 5*time.Second, "the capture to be disarmed", func() bool { return d.Engine().Observers() == nil })
+
+	c2, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c2.Stream(context.Background(), &ctlsock.Request{Lines: []string{"capture p1 duration 1h"}}, func(*ctlsock.Response) error { return nil })
+		done <- err
+	}()
+	testnet.Eventually(t, 5*time.Second, "the second capture to be armed", func() bool { return d.Engine().Observers() != nil })
+	d.Shutdown()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the capture client was not released by the shutdown")
+	}
+}

@@ -54,9 +54,24 @@ func (d *Daemon) Devices() []string {
 	return devs
 }
 
-// Collector returns the stack's Prometheus collector (also registered in
-// Metrics()).
+// Collector returns the stack's Prometheus collectors as one (what
+// Metrics() has registered).
 func (d *Daemon) Collector() prometheus.Collector { return d.coll }
+
+// collectors is several collectors registered as one.
+type collectors []prometheus.Collector
+
+func (cs collectors) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range cs {
+		c.Describe(ch)
+	}
+}
+
+func (cs collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		c.Collect(ch)
+	}
+}
 
 // check is the control goroutine's side of Check.
 func (s *stack) check(r request) ([]string, error) {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/internal/testnet"
@@ -24,7 +25,7 @@ func (x *e2e) startConf(conf string) {
 	}
 	d, err := Start(Options{
 		ConfigFile: path, Socket: filepath.Join(dir, "fwdd.sock"), NetNS: testnet.Path(x.rt),
-		Engine: fwd.Config{Workers: 1, PoolSize: 4096, CheckedPools: true},
+		Engine: fwd.Config{Workers: 1, PoolSize: 16384, CheckedPools: true},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -118,4 +119,47 @@ addr add p1 198.19.2.1/24
 	if _, err := x.exec("port del p0"); err == nil || !strings.Contains(err.Error(), "used by port p0.10") {
 		t.Errorf("port del p0 with sub-interfaces: %v", err)
 	}
+}
+
+// TestE2EMulticastMemberships: a port joins on its device the groups it
+// needs (IPv6 all-routers and solicited-node, operator joins), and they
+// are gone after address delete, leave, port delete, and interface delete;
+// a re-created interface gets them back. Checked with ip maddr.
+func TestE2EMulticastMemberships(t *testing.T) {
+	n := testnet.New(t)
+	x := &e2e{t: t, n: n, rt: n.NS("rt"), h1: n.NS("h1")}
+	n.Veth(x.h1, "h1", x.rt, "r0")
+	x.startConf(`
+port add p0 driver afxdp dev r0
+addr add p0 198.18.1.1/24
+addr add p0 2001:2:0:1::1/64
+`)
+	maddr := func() string { out, _ := n.TryIn(x.rt, "ip", "maddr", "show", "dev", "r0"); return out }
+	has := func(g string) bool { return strings.Contains(maddr(), "link  "+g) }
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		testnet.Eventually(t, 5*time.Second, what+"\n"+maddr(), cond)
+	}
+	const solicited, allRouters, isis = "33:33:ff:00:00:01", "33:33:00:00:00:02", "01:80:c2:00:00:14"
+	wait("solicited-node and all-routers joined", func() bool { return has(solicited) && has(allRouters) })
+	if sp := x.show("show ports"); !strings.Contains(sp, "multicast ") || !strings.Contains(sp, solicited) {
+		t.Errorf("show ports does not list the memberships:\n%s", sp)
+	}
+	x.mustExec("port set p0 join " + isis)
+	wait("operator join", func() bool { return has(isis) })
+	x.mustExec("port set p0 leave " + isis)
+	wait("operator leave", func() bool { return !has(isis) })
+	x.mustExec("addr del p0 2001:2:0:1::1/64")
+	wait("solicited-node left after address delete", func() bool { return !has(solicited) && !has(allRouters) })
+	x.mustExec("addr add p0 2001:2:0:1::1/64", "port set p0 join "+isis)
+	wait("joined again", func() bool { return has(solicited) && has(isis) })
+
+	// The interface vanishes and comes back: re-joined on the new one.
+	n.In(x.rt, "ip", "link", "del", "r0")
+	n.Veth(x.h1, "h1", x.rt, "r0")
+	wait("re-joined on the re-created interface", func() bool { return has(solicited) && has(isis) && has(allRouters) })
+
+	// Port delete: every membership released.
+	x.mustExec("port del p0")
+	wait("released on port delete", func() bool { return !has(solicited) && !has(isis) && !has(allRouters) })
 }

@@ -39,11 +39,12 @@ type pipeline struct {
 	v4   [Burst]*mbuf.Mbuf
 	dst4 [Burst]uint32
 	nh4  [Burst]uint32
-	// Per IPv4 packet, set by forward4Burst's first stages: how far it
-	// got (fast4*), its egress port and its neighbour's MAC.
-	stage4 [Burst]uint8
-	port4  [Burst]uint16
-	mac4   [Burst][6]byte
+	// Per packet of the family being forwarded (forward4Burst, then
+	// forward6Burst): how far the first stages took it (stage*), its
+	// egress port and its neighbour's MAC.
+	stage   [Burst]uint8
+	outPort [Burst]uint16
+	nbMAC   [Burst][6]byte
 	// txRun collects consecutive rewritten packets for one port, handed to
 	// txq in one call.
 	txRun [Burst]*mbuf.Mbuf
@@ -242,10 +243,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	}
 	if n6 > 0 {
 		p.lookup6(fs, n6)
-		for i, m := range p.v6[:n6] {
-			p.countLookup(m.FIB, p.nh6[i])
-			p.forward6(m, p.nh6[i], st, fs, ns, true)
-		}
+		p.forward6Burst(n6, st, fs, ns)
 	}
 	p.routeGenerated(st, fs, ns)
 	p.finish(st)
@@ -304,27 +302,27 @@ func (p *pipeline) classify(m *mbuf.Mbuf, rules *Rules, v6 bool) bool {
 	return true
 }
 
-// The stages an IPv4 packet reached in forward4Burst.
+// How far the first stages of forward4Burst and forward6Burst took a
+// packet.
 const (
-	fast4Slow  = iota // not the common case: forward4 handles it whole
-	fast4Ready        // TTL decremented, neighbour found: send it
-	fast4NoNbr        // TTL decremented, no neighbour: hand it to control
+	stageSlow        = iota // not the common case: forward4/6 handle it whole
+	stageReady              // TTL decremented, neighbour found: send it
+	stageNoNeighbour        // TTL decremented, no neighbour: hand it to control
 )
 
 // forward4Burst takes the looked-up IPv4 packets p.v4[:n] (next-hop ids
 // in p.nh4) to their next hops in stages over the burst, so that each loop
 // is short and the packets' loads overlap: (1) the next hop, and for the
 // common case (a gateway or connected next hop on a port that is up, TTL
-// left, within the MTU) the TTL decrement and the neighbour's address; (2)
-// the neighbours' MACs; (3) in the packets' order, the rewrite and
-// transmit, or forward4 for every packet that is not the common case
-// (local, no route, TTL expired, too big...), so that a flow's packets
-// leave in the order they came.
+// left, within the MTU) the TTL decrement and the neighbour's address (in
+// p.dst4[i]); (2) the neighbours' MACs; (3) in the packets' order, the rewrite and transmit, or forward4 for every packet that is not
+// the common case (local, no route, TTL expired, too big...), so that a
+// flow's packets leave in the order they came.
 func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
 	for i, m := range p.v4[:n] {
 		id := p.nh4[i]
 		p.countLookup(m.FIB, id)
-		p.stage4[i] = fast4Slow
+		p.stage[i] = stageSlow
 		nh := fs.NextHop(id)
 		if nh.Kind == fib.KindECMP {
 			p.hash(m)
@@ -340,35 +338,35 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 		if nh.Kind == fib.KindGateway {
 			p.dst4[i] = addr4(nh.Addr)
 		}
-		p.stage4[i] = fast4Ready
-		p.port4[i] = uint16(nh.Port)
+		p.stage[i] = stageReady
+		p.outPort[i] = uint16(nh.Port)
 	}
 	for i := range n {
-		if p.stage4[i] != fast4Ready {
+		if p.stage[i] != stageReady {
 			continue
 		}
-		port, target := p.port4[i], p.dst4[i]
+		port, target := p.outPort[i], p.dst4[i]
 		if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
-			p.mac4[i] = p.nb4mac
+			p.nbMAC[i] = p.nb4mac
 			continue
 		}
 		mac, ok := p.neigh.Lookup4(ns, port, target)
 		if !ok {
-			p.stage4[i] = fast4NoNbr
+			p.stage[i] = stageNoNeighbour
 			continue
 		}
-		p.mac4[i] = mac
+		p.nbMAC[i] = mac
 		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, port, target, mac
 	}
 	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
 	for i, m := range p.v4[:n] {
-		if p.stage4[i] == fast4Ready {
-			port := p.port4[i]
+		if p.stage[i] == stageReady {
+			port := p.outPort[i]
 			if run > 0 && port != runPort {
 				p.tx.Transmit(runPort, p.txRun[:run])
 				run = 0
 			}
-			if p.rewrite(m, st.port(port), p.mac4[i]) {
+			if p.rewrite(m, st.port(port), p.nbMAC[i]) {
 				p.txRun[run] = m
 				run++
 				runPort = port
@@ -379,10 +377,76 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			p.tx.Transmit(runPort, p.txRun[:run])
 			run = 0
 		}
-		if p.stage4[i] == fast4NoNbr {
-			p.miss(m, p.port4[i], p.nh4[i], p.dst4[i], nil)
+		if p.stage[i] == stageNoNeighbour {
+			p.miss(m, p.outPort[i], p.nh4[i], p.dst4[i], nil)
 		} else {
 			p.forward4(m, p.nh4[i], st, fs, ns, true)
+		}
+	}
+	if run > 0 {
+		p.tx.Transmit(runPort, p.txRun[:run])
+	}
+}
+
+// forward6Burst is forward4Burst for IPv6 (p.v6[:n], next hops in p.nh6;
+// p.dst6[i] becomes the neighbour's address).
+func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
+	for i, m := range p.v6[:n] {
+		id := p.nh6[i]
+		p.countLookup(m.FIB, id)
+		p.stage[i] = stageSlow
+		nh := fs.NextHop(id)
+		if nh.Kind == fib.KindECMP {
+			p.hash(m)
+			nh = fs.NextHop(fs.Select(id, m.Hash))
+		}
+		if nh.Kind != fib.KindGateway && nh.Kind != fib.KindConnected {
+			continue
+		}
+		out := st.port(uint16(nh.Port))
+		if !out.Present || !out.Up || l3len(m) > out.MTU || pkt.DecHopLimit6(m) {
+			continue // forward6 drops it or answers it
+		}
+		if nh.Kind == fib.KindGateway {
+			p.dst6[i] = nh.Addr.As16()
+		}
+		p.stage[i] = stageReady
+		p.outPort[i] = uint16(nh.Port)
+	}
+	for i := range n {
+		if p.stage[i] != stageReady {
+			continue
+		}
+		mac, ok := p.neigh.Lookup6(ns, p.outPort[i], &p.dst6[i])
+		if !ok {
+			p.stage[i] = stageNoNeighbour
+			continue
+		}
+		p.nbMAC[i] = mac
+	}
+	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
+	for i, m := range p.v6[:n] {
+		if p.stage[i] == stageReady {
+			port := p.outPort[i]
+			if run > 0 && port != runPort {
+				p.tx.Transmit(runPort, p.txRun[:run])
+				run = 0
+			}
+			if p.rewrite(m, st.port(port), p.nbMAC[i]) {
+				p.txRun[run] = m
+				run++
+				runPort = port
+			}
+			continue
+		}
+		if run > 0 {
+			p.tx.Transmit(runPort, p.txRun[:run])
+			run = 0
+		}
+		if p.stage[i] == stageNoNeighbour {
+			p.miss(m, p.outPort[i], p.nh6[i], 0, &p.dst6[i])
+		} else {
+			p.forward6(m, p.nh6[i], st, fs, ns, true)
 		}
 	}
 	if run > 0 {

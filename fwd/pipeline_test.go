@@ -579,3 +579,29 @@ func TestStagedOrder(t *testing.T) {
 		t.Errorf("%d mbufs leaked", n)
 	}
 }
+
+// TestStagedOrder6: the staged IPv6 path keeps arrival order too, with a
+// packet it hands back (hop limit expired) between two ordinary ones.
+func TestStagedOrder6(t *testing.T) {
+	h := newHarness(t, true)
+	in := [][]byte{
+		frame6(t, pktOpt{dst: remote6, size: 10}),
+		frame6(t, pktOpt{dst: remote6, size: 11, ttl: 1}),
+		frame6(t, pktOpt{dst: remote6, size: 12}),
+	}
+	out0, out1 := h.inject(0, in...)
+	if len(out1) != 2 || len(out1[0]) != len(in[0]) || len(out1[1]) != len(in[2]) {
+		t.Fatalf("p1 sent %d frames, want the first and the third in order", len(out1))
+	}
+	if len(out0) != 1 || decode(t, out0[0]).icmp6 == nil {
+		t.Errorf("p0 sent %d frames, want one ICMPv6 time exceeded", len(out0))
+	}
+	for i, f := range out1 {
+		if d := decode(t, f); d.ip6.HopLimit != 63 || !bytes.Equal(d.eth.DstMAC, macGW) {
+			t.Errorf("frame %d: hop limit %d, dst %s", i, d.ip6.HopLimit, d.eth.DstMAC)
+		}
+	}
+	if n := h.inUse(); n != 0 {
+		t.Errorf("%d mbufs leaked", n)
+	}
+}

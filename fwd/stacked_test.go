@@ -10,6 +10,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/lagg"
 	"github.com/fwdd/fwdd/pmd/vlan"
 	"github.com/gopacket/gopacket/layers"
 )
@@ -189,4 +190,141 @@ func TestVLANZeroAllocs(t *testing.T) {
 // untag removes the 802.1Q tag of f.
 func untag(f []byte) []byte {
 	return append(append([]byte(nil), f[:12]...), f[16:]...)
+}
+
+// withLagg makes p0 the only member of lagg0 (port 2, addresses of p0
+// moved to it: 198.18.1.1/24 is routed to port 2).
+func (h *harness) withLagg(proto string) *lagg.Port {
+	t := h.t
+	l, err := lagg.Open(pmd.Config{Name: "lagg0", ID: 2, Driver: "lagg", Args: pmd.Args{"laggport": "p0", "proto": proto},
+		Pools: h.e.Pools(), Shared: h.e.Shared(),
+		Lookup: func(n string) (pmd.Port, uint16, bool) {
+			if n == "p0" {
+				return h.p0, 0, true
+			}
+			return nil, 0, false
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Service(nil)
+	if err := h.e.AttachPort(2, l); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := h.fibs.AddNextHop(fib.NextHop{Kind: fib.KindConnected, Port: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fibs.Apply([]fib.Change{{Op: fib.OpAdd, Prefix: addrP0.Masked(), NextHop: c2, Connected: true}}); err != nil {
+		t.Fatal(err)
+	}
+	nt := h.e.Neigh()
+	var m0, mh [6]byte
+	copy(m0[:], macP0)
+	copy(mh[:], macHost)
+	if err := nt.SetPort(2, m0, []netip.Prefix{addrP0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nt.AddStatic(2, host4, mh); err != nil {
+		t.Fatal(err)
+	}
+	nt.Publish()
+	h.w.pl.idle()
+	h.p0.out, h.p1.out = nil, nil
+	st := *h.st
+	st.Ports = append(append([]PortState(nil), st.Ports...), NewPortState(macP0, 1500, 0, true, []netip.Prefix{addrP0}))
+	h.st = &st
+	h.e.PublishState(h.st)
+	return l
+}
+
+// TestLaggMember: a member's frames are the lagg's (routed, counted as
+// received by it); transmit to the lagg's subnet leaves through the member;
+// slow-protocol frames go to the lagg, never forwarded.
+func TestLaggMember(t *testing.T) {
+	h := newHarness(t, true)
+	l := h.withLagg("failover")
+	_, out1 := h.inject(0, frame4(t, pktOpt{dst: remote4, size: 60}))
+	if len(out1) != 1 {
+		t.Fatalf("member frame not routed: %d out", len(out1))
+	}
+	out0, _ := h.inject(1, frame4(t, pktOpt{dst: host4, src: gw4, dstMAC: macP1, size: 60}))
+	if len(out0) != 1 {
+		t.Fatalf("frame to the lagg's subnet not sent on the member: %d", len(out0))
+	}
+	lacpdu := make([]byte, 124)
+	copy(lacpdu, []byte{0x01, 0x80, 0xc2, 0, 0, 2})
+	lacpdu[12], lacpdu[13], lacpdu[14] = 0x88, 0x09, 1
+	out0, out1 = h.inject(0, lacpdu)
+	if len(out0)+len(out1) != 0 || h.e.Counters()["punted"] == 0 {
+		t.Fatalf("LACPDU forwarded or not punted: %d out, counters %v", len(out0)+len(out1), h.e.Counters())
+	}
+	l.Service(nil) // takes the frame from the ring and frees it
+	if n := h.inUse(); n != 0 {
+		t.Errorf("%d mbufs leaked", n)
+	}
+}
+
+// TestLaggZeroAllocs: bursts in through a member and out through the lagg
+// allocate nothing.
+func TestLaggZeroAllocs(t *testing.T) {
+	h := newHarness(t, false)
+	h.withLagg("loadbalance")
+	in := frame4(t, pktOpt{dst: remote4, size: 18})
+	back := frame4(t, pktOpt{dst: host4, src: gw4, dstMAC: macP1, size: 18})
+	ms := make([]*mbuf.Mbuf, Burst)
+	run := func() {
+		n := h.w.cache.Alloc(ms)
+		for _, m := range ms[:n] {
+			copy(m.Append(len(in)), in)
+		}
+		h.w.pl.process(0, ms[:n])
+		n = h.w.cache.Alloc(ms)
+		for _, m := range ms[:n] {
+			copy(m.Append(len(back)), back)
+		}
+		h.w.pl.process(1, ms[:n])
+		h.w.pl.idle()
+	}
+	h.p0.discard, h.p1.discard = true, true
+	run()
+	if a := testing.AllocsPerRun(200, run); a != 0 {
+		t.Fatalf("%v allocations per burst, want 0", a)
+	}
+}
+
+// laggify replaces port id's capture port by a loadbalance lagg (same id,
+// MAC and addresses) of two discarding capture ports, members m0 and m1
+// attached as ports a and b.
+func (h *harness) laggify(id, a, b uint16) {
+	t := h.t
+	old := h.e.DetachPort(id).(*capPort)
+	mems := map[string]uint16{"m0": a, "m1": b}
+	ports := map[string]pmd.Port{}
+	for n, mid := range mems {
+		c := &capPort{info: old.info, pools: h.e.Pools(), discard: true, cache: h.w.cache}
+		c.info.Name = n
+		if err := h.e.AttachPort(mid, c); err != nil {
+			t.Fatal(err)
+		}
+		ports[n] = c
+	}
+	l, err := lagg.Open(pmd.Config{Name: old.info.Name, ID: id, Driver: "lagg", Args: pmd.Args{"laggport": "m0 m1", "proto": "loadbalance"},
+		Pools: h.e.Pools(), Shared: pmd.NewShared(),
+		Lookup: func(n string) (pmd.Port, uint16, bool) { p, ok := ports[n]; return p, mems[n], ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.e.AttachPort(id, l); err != nil {
+		t.Fatal(err)
+	}
+	st := *h.st
+	st.Ports = append([]PortState(nil), st.Ports...)
+	for len(st.Ports) <= int(max(a, b)) {
+		st.Ports = append(st.Ports, PortState{})
+	}
+	st.Ports[a] = NewPortState(old.info.MAC, 1500, 0, true, nil)
+	st.Ports[b] = st.Ports[a]
+	h.st = &st
+	h.e.PublishState(h.st)
 }

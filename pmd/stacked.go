@@ -1,6 +1,7 @@
 package pmd
 
 import (
+	"net"
 	"sync/atomic"
 
 	"github.com/fwdd/fwdd/mbuf"
@@ -63,4 +64,41 @@ type ControlIO interface {
 	Send(port uint16, ms []*mbuf.Mbuf)
 	// Rebind tells the stack the Servicer's Lowers changed.
 	Rebind()
+}
+
+// Statuser is implemented by ports with state to show beyond Info and
+// Stats (a lagg's members and LACP): "show DRIVER" renders Status as a
+// table, and the metrics export its gauges. Control plane only.
+type Statuser interface {
+	Status() Status
+}
+
+// Status is a port's state as a table and as gauges.
+type Status struct {
+	Columns []string
+	Rows    [][]string
+	Gauges  []Gauge
+}
+
+// Gauge is one metric sample, exported as
+// fwdd_port_status{port, member, name, info} VALUE.
+type Gauge struct {
+	Port   string // the port
+	Member string // a part of it (a lagg member), or ""
+	Name   string // what: lagg_member_active, lagg_lacp_actor_state...
+	Info   string // a textual value (a partner system), or ""
+	Value  float64
+}
+
+// Multicaster is implemented by ports that can join link-layer multicast
+// groups on their device (afxdp, afpacket) or pass them on to the ports
+// under them (vlan: its parent; lagg: every member). Each owner (the
+// stack's addresses, the operator's joins, a lagg) sets its own list; a
+// group stays joined while one owner wants it. Control plane only.
+type Multicaster interface {
+	// SetMulticast replaces owner's groups (nil: none).
+	SetMulticast(owner string, macs []net.HardwareAddr) error
+	// Multicast returns the groups joined on the device (or wanted, for
+	// ports without one), sorted.
+	Multicast() []string
 }

@@ -180,20 +180,29 @@ func TestTwoVnetsForward(t *testing.T) {
 			}
 			return true
 		})
+		receiver := func(name, out string, err error) string {
+			t.Helper()
+			if err != nil || !strings.Contains(out, "receiver") {
+				t.Fatalf("iperf3 through vnet %s: %v\n%s", name, err, out)
+			}
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, "receiver") {
+					return strings.TrimSpace(l)
+				}
+			}
+			return ""
+		}
+		// Baseline: the default vnet alone; then both at once.
+		alone, err := x.bg(x.ha[0], "iperf3", "-c", "198.19.2.2", "-t", "3", "-f", "m")()
+		t.Logf("default alone: %s", receiver("default", alone, err))
 		var waits []func() (string, error)
 		for _, hs := range [][2]string{x.ha, x.hb} {
 			waits = append(waits, x.bg(hs[0], "iperf3", "-c", "198.19.2.2", "-t", "3", "-f", "m"))
 		}
 		for i, w := range waits {
 			out, err := w()
-			if err != nil || !strings.Contains(out, "receiver") {
-				t.Fatalf("iperf3 through vnet %d: %v\n%s", i, err, out)
-			}
-			for _, l := range strings.Split(out, "\n") {
-				if strings.Contains(l, "receiver") {
-					t.Logf("vnet %s: %s", []string{"default", "blue"}[i], strings.TrimSpace(l))
-				}
-			}
+			name := []string{"default", "blue"}[i]
+			t.Logf("%s (both at once): %s", name, receiver(name, out, err))
 		}
 	})
 
@@ -258,4 +267,67 @@ func TestTwoVnetsForward(t *testing.T) {
 		}
 		x.eventuallyPing(t, "green", x.hb[0], "198.19.2.2")
 	})
+}
+
+// TestVnetNetNS: vnets in their own network namespaces open devices of the
+// same name, each its own.
+func TestVnetNetNS(t *testing.T) {
+	n := testnet.New(t)
+	var conf strings.Builder
+	for _, v := range []string{"a", "b"} {
+		rt, peer := n.NS("r"+v), n.NS("p"+v)
+		n.Veth(rt, "r0", peer, "veth")
+		fmt.Fprintf(&conf, "vnet add %s netns %s devices r0\nvnet %s port add p0 driver afpacket dev r0\n", v, rt, v)
+	}
+	h := startHost(t, conf.String())
+	macs := map[string]bool{}
+	for _, v := range []string{"a", "b"} {
+		res, err := execLines(h, "vnet "+v+" show ports")
+		if err != nil || !strings.Contains(res[0].Text, "dev r0") {
+			t.Fatalf("vnet %s: %v\n%v", v, err, res)
+		}
+		for _, l := range strings.Split(res[0].Text, "\n") {
+			if strings.Contains(l, "ether") {
+				macs[l] = true
+			}
+		}
+	}
+	if len(macs) != 2 {
+		t.Fatalf("the two vnets' p0 should be two devices (two MACs): %v", macs)
+	}
+	if out := mustText(t, h, "show vnets"); !strings.Contains(out, "/run/netns/") {
+		t.Fatalf("show vnets has no netns:\n%s", out)
+	}
+}
+
+// TestTenantRootPorts: a tenant may re-create a port on a device root
+// opened in its vnet (a grant), until root deletes that port itself.
+func TestTenantRootPorts(t *testing.T) {
+	n := testnet.New(t)
+	rt, peer := n.NS("rt"), n.NS("p")
+	n.Veth(rt, "r0", peer, "v0")
+	n.Veth(rt, "r1", peer, "v1")
+	h := startHost(t, "vnet add a netns "+rt+" devices r0\nvnet a port add p1 driver afpacket dev r1\n")
+	h.mu.RLock()
+	ten := &tenant{h: h, v: h.vnets["a"]}
+	h.mu.RUnlock()
+	mustText(t, ten, "port del p1")
+	mustText(t, ten, "port add p1 driver afpacket dev r1")
+	mustText(t, ten, "port add p0 driver afpacket dev r0")
+	if _, err := execLines(ten, "port add p2 driver afpacket dev veth9"); err == nil || !strings.Contains(err.Error(), "not given") {
+		t.Fatalf("a device root never gave: %v", err)
+	}
+	// Root deletes the port: the grant ends; r0 (vnet add ... devices) stays.
+	mustText(t, h, "vnet a port del p1")
+	if _, err := execLines(ten, "port add p1 driver afpacket dev r1"); err == nil || !strings.Contains(err.Error(), "not given") {
+		t.Fatalf("after root deleted the port: %v", err)
+	}
+	mustText(t, ten, "port del p0")
+	mustText(t, ten, "port add p0 driver afpacket dev r0")
+	// And r1 is free for another vnet in the same namespace.
+	mustText(t, h, "vnet add b netns "+rt)
+	mustText(t, h, "vnet b port add q1 driver afpacket dev r1")
+	if _, err := execLines(h, "vnet b port add q0 driver afpacket dev r0"); err == nil || !strings.Contains(err.Error(), "belongs to vnet a") {
+		t.Fatalf("vnet a's device: %v", err)
+	}
 }

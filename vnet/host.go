@@ -51,7 +51,8 @@ type Host struct {
 
 	// claimMu guards every Vnet's inUse, granted and reserved, and dying.
 	claimMu sync.Mutex
-	// dying holds the devices of deleted vnets whose stack is still closing.
+	// dying holds the devices (devKey) of deleted vnets whose stack is
+	// still closing.
 	dying map[string][]string
 
 	// ctx ends at Shutdown: batches still reading route files give up.
@@ -237,7 +238,7 @@ func (h *Host) startVnet(spec cmdlang.VnetAdd) (*Vnet, error) {
 	if spec.Name != Default {
 		log = log.With("vnet", spec.Name)
 	}
-	d, err := ctl.Start(ctl.Options{Engine: h.cfg.Engine, NetNS: h.cfg.NetNS, Log: log})
+	d, err := ctl.Start(ctl.Options{Engine: h.cfg.Engine, NetNS: h.nsOf(spec), Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("vnet %s: %w", spec.Name, err)
 	}
@@ -394,7 +395,23 @@ func (h *Host) Stream(ctx context.Context, c cmdlang.Command, out *ctlsock.Strea
 	if v == nil {
 		return cmdlang.Result{}, noVnet(name, c)
 	}
-	return v.d.Stream(ctx, in, out)
+	// The stream ends with its vnet (vnet del), not only with its client.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-v.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	res, err := v.d.Stream(ctx, in, out)
+	select {
+	case <-v.stopped:
+		return res, fmt.Errorf("vnet %s was deleted; %s ended", name, in.Verb())
+	default:
+	}
+	return res, err
 }
 
 func noVnet(name string, c cmdlang.Command) error {
@@ -456,16 +473,29 @@ func (v *Vnet) tenantMay(dev string) bool {
 	return slices.Contains(v.spec.Devices, dev) || slices.Contains(v.granted, dev) || slices.Contains(v.inUse, dev)
 }
 
-// ownerOf returns the vnet other than v that claims dev ("" if none).
-// Caller holds claimMu and h.mu.
+// nsOf is the network namespace a vnet's devices are in.
+func (h *Host) nsOf(spec cmdlang.VnetAdd) string {
+	if spec.NetNS != "" {
+		return spec.NetNS
+	}
+	return h.cfg.NetNS
+}
+
+// devKey names a device across namespaces: devices of the same name in
+// two namespaces are two devices.
+func devKey(ns, dev string) string { return ns + "\x00" + dev }
+
+// ownerOf returns the vnet other than v that claims dev in v's namespace
+// ("" if none). Caller holds claimMu and h.mu.
 func (h *Host) ownerOf(dev string, v *Vnet) string {
+	ns := h.nsOf(v.spec)
 	for n, o := range h.vnets {
-		if o != v && o.claims(dev) {
+		if o != v && h.nsOf(o.spec) == ns && o.claims(dev) {
 			return n
 		}
 	}
-	for n, devs := range h.dying {
-		if slices.Contains(devs, dev) {
+	for n, keys := range h.dying {
+		if slices.Contains(keys, devKey(ns, dev)) {
 			return n + " (being deleted; try again)"
 		}
 	}

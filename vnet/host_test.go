@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fwd"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -164,15 +166,22 @@ func TestConfigValidatedWhole(t *testing.T) {
 		{"vnet add a devices d0\nvnet add b devices d0\n", "device d0 is claimed by vnets a and b"},
 		{"vnet add a\nvnet a port add p0 driver afxdp dev d0\nport add p0 driver afpacket dev d0\n", "device d0 is claimed"},
 		{"vnet add a owner 5 socket /run/a.sock\nvnet add b owner 5 socket /run/a.sock\n", "already vnet a's"},
+		{"vnet add a netns x\nvnet add b netns x\nvnet a port add p0 driver afxdp dev d0\nvnet b port add p0 driver afxdp dev d0\n", "device d0 is claimed by vnets a and b"},
 	} {
 		os.WriteFile(conf, []byte(tc.conf), 0o644)
 		if err := CheckFile(conf); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.conf, err, tc.want)
 		}
 	}
-	os.WriteFile(conf, []byte(twoVnets), 0o644)
-	if err := CheckFile(conf); err != nil {
-		t.Fatal(err)
+	for _, ok := range []string{
+		twoVnets,
+		// The same device name in two namespaces: two devices.
+		"vnet add a netns x devices d0\nvnet add b netns y devices d0\nvnet a port add p0 driver afxdp dev d0\nvnet b port add p0 driver afxdp dev d0\nport add p0 driver afxdp dev d0\n",
+	} {
+		os.WriteFile(conf, []byte(ok), 0o644)
+		if err := CheckFile(conf); err != nil {
+			t.Fatalf("%q: %v", ok, err)
+		}
 	}
 }
 
@@ -292,6 +301,11 @@ func TestMetricsVnetLabel(t *testing.T) {
 	}
 	if count("default") == 0 || count("blue") == 0 {
 		t.Fatalf("port metrics: default %d, blue %d", count("default"), count("blue"))
+	}
+	// Every collector of the stack is there, the workers' load too.
+	mfs, _ := h.Metrics().Gather()
+	if !slices.ContainsFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == "fwdd_worker_polls_total" }) {
+		t.Error("fwdd_worker_polls_total missing from the host's metrics")
 	}
 	mustText(t, h, "vnet del blue")
 	if count("blue") != 0 {

@@ -125,6 +125,9 @@ func (h *Host) validate(ctx context.Context, p *plan, reload bool) (*outcome, er
 		if _, ok := h.vnets[a.Name]; ok && !reload {
 			return nil, &cmdlang.ExecError{Cmd: a, Err: fmt.Errorf("vnet %s already exists (vnet del %s first, or choose another name)", a.Name, a.Name)}
 		} else if ok {
+			if old := h.vnets[a.Name].spec; h.nsOf(old) != h.nsOf(*a) {
+				return nil, &cmdlang.ExecError{Cmd: a, Err: fmt.Errorf("vnet %s: its netns cannot change while it runs (vnet del %s, then add it again)", a.Name, a.Name)}
+			}
 			out.updates = append(out.updates, a)
 		} else {
 			added[a.Name] = true
@@ -207,21 +210,24 @@ func (h *Host) validate(ctx context.Context, p *plan, reload bool) (*outcome, er
 		out.devices[n] = devs
 	}
 	slices.Sort(out.reloads)
-	// Devices: each claimed by one vnet (granted or used), dying ones too.
+	// Devices: each claimed by one vnet (granted or used), dying ones too;
+	// devices are named within their namespace.
 	owner := map[string]string{}
 	h.claimMu.Lock()
-	for n, devs := range h.dying {
-		for _, d := range devs {
-			owner[d] = n + " (being deleted)"
+	for n, keys := range h.dying {
+		for _, k := range keys {
+			owner[k] = n + " (being deleted)"
 		}
 	}
 	h.claimMu.Unlock()
 	for _, n := range sortedKeys(specs) {
+		ns := h.nsOf(specs[n])
 		for _, d := range append(slices.Clone(specs[n].Devices), out.devices[n]...) {
-			if o, ok := owner[d]; ok && o != n {
+			k := devKey(ns, d)
+			if o, ok := owner[k]; ok && o != n {
 				return nil, fmt.Errorf("device %s is claimed by vnets %s and %s; a device serves one vnet at a time", d, o, n)
 			}
-			owner[d] = n
+			owner[k] = n
 		}
 	}
 	return out, nil
@@ -362,7 +368,11 @@ func (h *Host) execPlan(ctx context.Context, p *plan, reload bool) ([]cmdlang.Re
 		v := h.vnets[n]
 		delete(h.vnets, n)
 		h.claimMu.Lock()
-		h.dying[n] = append(append(slices.Clone(v.spec.Devices), v.granted...), v.inUse...)
+		var keys []string
+		for _, d := range slices.Concat(v.spec.Devices, v.granted, v.inUse) {
+			keys = append(keys, devKey(h.nsOf(v.spec), d))
+		}
+		h.dying[n] = keys
 		h.claimMu.Unlock()
 		stop = append(stop, v)
 	}
@@ -381,6 +391,7 @@ type VnetRow struct {
 	Devices []string `json:"devices,omitempty"` // granted by root
 	InUse   []string `json:"in_use,omitempty"`  // used by its ports
 	Routes  string   `json:"routes,omitempty"`
+	NetNS   string   `json:"netns,omitempty"`
 }
 
 // showVnets renders show vnets for every vnet, or only for only (a
@@ -393,7 +404,7 @@ func (h *Host) showVnets(only *Vnet) cmdlang.Result {
 		if only != nil && v != only {
 			continue
 		}
-		r := VnetRow{Name: n, UID: -1, GID: -1, Socket: v.spec.Socket, Routes: v.spec.Routes,
+		r := VnetRow{Name: n, UID: -1, GID: -1, Socket: v.spec.Socket, Routes: v.spec.Routes, NetNS: h.nsOf(v.spec),
 			Devices: slices.Concat(v.spec.Devices, v.granted), InUse: slices.Clone(v.inUse)}
 		if n != Default {
 			r.UID, r.GID = v.spec.UID, v.spec.GID
@@ -405,7 +416,7 @@ func (h *Host) showVnets(only *Vnet) cmdlang.Result {
 	h.claimMu.Unlock()
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "VNET\tOWNER\tSOCKET\tDEVICES\tIN USE\tROUTES DIR")
+	fmt.Fprintln(tw, "VNET\tOWNER\tSOCKET\tDEVICES\tIN USE\tROUTES DIR\tNETNS")
 	for _, r := range rows {
 		owner := "-"
 		if r.UID >= 0 {
@@ -414,7 +425,7 @@ func (h *Host) showVnets(only *Vnet) cmdlang.Result {
 				owner += ":" + strconv.Itoa(r.GID)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, owner, dash(r.Socket), dash(strings.Join(r.Devices, ",")), dash(strings.Join(r.InUse, ",")), dash(r.Routes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, owner, dash(r.Socket), dash(strings.Join(r.Devices, ",")), dash(strings.Join(r.InUse, ",")), dash(r.Routes), dash(r.NetNS))
 	}
 	tw.Flush()
 	return cmdlang.Result{Text: b.String(), Data: rows}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
@@ -68,9 +69,7 @@ func TestTopSnapshots(t *testing.T) {
 // TestTopTerminal drives the live view in tmux: it renders, re-sorts on
 // a key and quits on q.
 func TestTopTerminal(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux not installed")
-	}
+	testenv.Tool(t, "tmux", "tmux")
 	sock := startDaemon(t)
 	srv := fmt.Sprintf("fwdtop%d", os.Getpid())
 	tmux := func(args ...string) (string, error) {

@@ -18,10 +18,13 @@ const MaxSocketPath = 107
 // NoID in VnetAdd.UID or GID means "not given".
 const NoID = -1
 
-// VnetAdd is "vnet add NAME [owner UID[:GID]] [socket PATH] [devices DEV,...] [routes DIR]":
+// VnetAdd is "vnet add NAME [owner UID[:GID]] [socket PATH] [devices DEV,...] [routes DIR] [netns NS]":
 // create a vnet. Socket is its tenant's control socket (mode 0660, owned by
 // UID:GID); Devices are the devices its tenant may open (root may open any
-// device in it); Routes is the directory its tenant may route load from.
+// device in it); Routes is the directory its tenant may route load from;
+// NetNS is the network namespace its devices, kernel interfaces (lcp) and
+// mirrored kernel tables are in (a path; "netns NAME" is
+// /run/netns/NAME), by default the daemon's.
 type VnetAdd struct {
 	Where
 	Name    string   `json:"name"`
@@ -30,6 +33,7 @@ type VnetAdd struct {
 	Socket  string   `json:"socket,omitempty"`
 	Devices []string `json:"devices,omitempty"`
 	Routes  string   `json:"routes,omitempty"`
+	NetNS   string   `json:"netns,omitempty"`
 }
 
 // VnetDel is "vnet del NAME".
@@ -71,6 +75,9 @@ func (c *VnetAdd) String() string {
 	}
 	if c.Routes != "" {
 		b.WriteString(" routes " + Quote(c.Routes))
+	}
+	if c.NetNS != "" {
+		b.WriteString(" netns " + Quote(c.NetNS))
 	}
 	return b.String()
 }
@@ -197,8 +204,24 @@ func (p *parser) vnetAdd() Command {
 				p.fail(v, "routes directory %q must be absolute", v.text)
 			}
 			c.Routes = filepath.Clean(v.text)
+		case "netns":
+			if !p.once(w, "netns") {
+				break
+			}
+			v := p.value(w, "a namespace name or path")
+			if v == nil {
+				break
+			}
+			switch {
+			case filepath.IsAbs(v.text):
+				c.NetNS = filepath.Clean(v.text)
+			case v.text != "." && v.text != ".." && len(v.text) <= 255 && !strings.Contains(v.text, "/"):
+				c.NetNS = "/run/netns/" + v.text
+			default:
+				p.fail(v, "netns %q: give a name (ip netns list) or an absolute path", v.text)
+			}
 		default:
-			p.unexpected(w, "owner, socket, devices or routes")
+			p.unexpected(w, "owner, socket, devices, routes or netns")
 		}
 	}
 	if p.err == nil && c.Socket != "" && c.UID == NoID {

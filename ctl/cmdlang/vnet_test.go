@@ -15,8 +15,10 @@ func TestParseVnet(t *testing.T) {
 	}{
 		{"vnet add blue", &VnetAdd{Where: at1, Name: "blue", UID: NoID, GID: NoID}, ""},
 		{"vnet add blue owner 1000:1001 socket /run/fwdd/blue.sock devices veth0,veth1 routes /srv/routes",
-			&VnetAdd{at1, "blue", 1000, 1001, "/run/fwdd/blue.sock", []string{"veth0", "veth1"}, "/srv/routes"}, ""},
-		{"vnet add blue socket /run//b.sock owner 7", &VnetAdd{at1, "blue", 7, NoID, "/run/b.sock", nil, ""}, "vnet add blue owner 7 socket /run/b.sock"},
+			&VnetAdd{at1, "blue", 1000, 1001, "/run/fwdd/blue.sock", []string{"veth0", "veth1"}, "/srv/routes", ""}, ""},
+		{"vnet add blue socket /run//b.sock owner 7", &VnetAdd{at1, "blue", 7, NoID, "/run/b.sock", nil, "", ""}, "vnet add blue owner 7 socket /run/b.sock"},
+		{"vnet add blue netns rb", &VnetAdd{at1, "blue", NoID, NoID, "", nil, "", "/run/netns/rb"}, "vnet add blue netns /run/netns/rb"},
+		{"vnet add blue netns /proc/1/ns/net", &VnetAdd{at1, "blue", NoID, NoID, "", nil, "", "/proc/1/ns/net"}, ""},
 		{"vnet del blue", &VnetDel{at1, "blue"}, ""},
 		{"show vnets", &ShowVnets{at1}, ""},
 		{"show vnet", &ShowVnets{at1}, "show vnets"},
@@ -64,7 +66,8 @@ func TestParseVnetErrors(t *testing.T) {
 		{"vnet add b devices a,a", "listed twice"},
 		{"vnet add b routes x", "must be absolute"},
 		{"vnet add b owner 1 owner 2", "given twice"},
-		{"vnet add b colour red", "expected owner, socket, devices or routes"},
+		{"vnet add b colour red", "expected owner, socket, devices, routes or netns"},
+		{"vnet add b netns a/b", "give a name"},
 		{"vnet blue route add 1.2.3.4/33 via 1.1.1.1", "route add"},
 		{"show vnets extra", "unexpected"},
 	} {

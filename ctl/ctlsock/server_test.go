@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/ctl/ctltest"
 	"github.com/fwdd/fwdd/ctl/show"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 

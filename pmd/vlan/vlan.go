@@ -2,6 +2,8 @@ package vlan
 
 import (
 	"fmt"
+	"net"
+	"sort"
 	"sync"
 
 	"github.com/fwdd/fwdd/mbuf"
@@ -24,8 +26,9 @@ func init() {
 }
 
 var (
-	_ pmd.Port    = (*Port)(nil)
-	_ pmd.Stacked = (*Port)(nil)
+	_ pmd.Port        = (*Port)(nil)
+	_ pmd.Stacked     = (*Port)(nil)
+	_ pmd.Multicaster = (*Port)(nil)
 )
 
 // claimKey keys a (parent, vid) claim in pmd.Shared; the value is the
@@ -49,6 +52,7 @@ type Port struct {
 
 	mu     sync.Mutex
 	closed bool
+	owners map[string][]net.HardwareAddr // multicast groups asked of the parent
 }
 
 // Open creates the sub-interface of cfg.Args parent with vid.
@@ -68,11 +72,10 @@ func Open(cfg pmd.Config) (*Port, error) {
 	pi := parent.Info()
 	p := &Port{
 		parent: parent, parentID: pid, vid: vid, shared: cfg.Shared, pools: cfg.Pools,
-		tag: [4]byte{0x81, 0x00, byte(vid >> 8), byte(vid)},
-		tx:  make([]pmd.QueueCounters, max(pi.TxQueues, 1)),
-		rx:  make([]pmd.QueueCounters, len(cfg.Pools)+1),
-		info: pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: pi.MAC, MTU: pi.MTU, TxQueues: pi.TxQueues,
-			Mode: fmt.Sprintf("%s vid %d", name, vid)},
+		tag:  [4]byte{0x81, 0x00, byte(vid >> 8), byte(vid)},
+		tx:   make([]pmd.QueueCounters, max(pi.TxQueues, 1)),
+		rx:   make([]pmd.QueueCounters, len(cfg.Pools)+1),
+		info: pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: pi.MAC, MTU: pi.MTU, TxQueues: pi.TxQueues},
 	}
 	if cfg.Shared != nil {
 		var taken string
@@ -170,6 +173,11 @@ func (p *Port) Close() error {
 		return nil
 	}
 	p.closed = true
+	if mc, ok := p.parent.(pmd.Multicaster); ok {
+		for o := range p.owners {
+			_ = mc.SetMulticast(p.info.Name+"/"+o, nil)
+		}
+	}
 	if p.shared != nil {
 		p.shared.Do(func(m map[any]any) {
 			k := claimKey{p.parentID, p.vid}
@@ -179,4 +187,46 @@ func (p *Port) Close() error {
 		})
 	}
 	return nil
+}
+
+// SetMulticast passes owner's groups to the parent, under an owner name of
+// this port's (a tagged frame to a group passes the parent's filter).
+func (p *Port) SetMulticast(owner string, macs []net.HardwareAddr) error {
+	mc, ok := p.parent.(pmd.Multicaster)
+	if !ok {
+		return nil
+	}
+	p.mu.Lock()
+	if p.owners == nil {
+		p.owners = map[string][]net.HardwareAddr{}
+	}
+	if len(macs) == 0 {
+		delete(p.owners, owner)
+	} else {
+		p.owners[owner] = macs
+	}
+	p.mu.Unlock()
+	return mc.SetMulticast(p.info.Name+"/"+owner, macs)
+}
+
+// Multicast returns the groups this port asked its parent for.
+func (p *Port) Multicast() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return wanted(p.owners)
+}
+
+func wanted(owners map[string][]net.HardwareAddr) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, l := range owners {
+		for _, m := range l {
+			if s := m.String(); !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -174,6 +174,21 @@ func checkFile(path, netns string) error {
 	return b.finish()
 }
 
+// CheckDevices reports, as an *cmdlang.ExecError naming the command, the
+// first port add of cmds whose driver names a kernel interface that does
+// not exist in namespace netns ("" for the current one). It opens nothing:
+// fwdd -check calls it (per vnet, in the vnet's namespace).
+func CheckDevices(cmds []cmdlang.Command, netns string) error {
+	for _, c := range cmds {
+		if pa, ok := c.(*cmdlang.PortAdd); ok {
+			if err := pmd.CheckDevices(pa.Driver, pmd.Args(pa.Args), netns); err != nil {
+				return &cmdlang.ExecError{Cmd: c, Err: err}
+			}
+		}
+	}
+	return nil
+}
+
 // Start builds the dataplane, applies the configuration file (validated
 // completely first: a bad file starts nothing), starts the workers, the
 // control goroutine and the control socket. A failed start undoes what it

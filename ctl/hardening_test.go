@@ -307,3 +307,28 @@ func TestCheckFileDrivers(t *testing.T) {
 		t.Fatalf("Start with a port that cannot open: %v, want %s:3", err, conf)
 	}
 }
+
+// TestFwddCheckBinary: the real fwdd -check (through the vnet host)
+// refuses unknown drivers, bad arguments and missing devices with the file
+// and line, and accepts a good file.
+func TestFwddCheckBinary(t *testing.T) {
+	bin := buildBinaries(t)
+	for _, c := range []struct{ conf, want string }{
+		{"port add p0 driver null\nport add p1 driver bogus\n", ":2: port add p1 driver bogus: driver bogus: unknown driver"},
+		{"port add p0 driver afxdp dev lo mode fast\n", ":1: port add: driver afxdp: argument mode"},
+		{"port add p0 driver null\nport add p1 driver afxdp dev nosuch0\n", ":2: port add p1 driver afxdp dev nosuch0: driver afxdp: argument dev: \"nosuch0\": no such interface"},
+		{"port add p0 driver afpacket dev lo\n" + nullConfig[strings.Index(nullConfig, "port add p1"):], ""},
+	} {
+		conf := writeConf(t, c.conf)
+		out, err := exec.Command(filepath.Join(bin, "fwdd"), "-check", "-c", conf).CombinedOutput()
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("fwdd -check %q: %v\n%s", c.conf, err, out)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(string(out), conf+c.want) {
+			t.Errorf("fwdd -check %q: %v\n%s\nwant %s%s", c.conf, err, out, conf, c.want)
+		}
+	}
+}

@@ -229,6 +229,12 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 		if err := b.checkLCP(c.Name, c.LCP, c.Args); err != nil {
 			return err
 		}
+		// The driver and its arguments, as the driver declares them
+		// (unknown drivers included: the parser passes names it does not
+		// know), before anything is opened.
+		if err := pmd.Check(c.Driver, pmd.Args(c.Args)); err != nil {
+			return err
+		}
 		b.m.ports[c.Name] = &portModel{Name: c.Name, Driver: c.Driver, Args: maps.Clone(c.Args), FIB: c.FIB, MTU: c.MTU, Up: true, LCP: c.LCP, At: c.Where}
 		b.m.portOrder = append(b.m.portOrder, c.Name)
 		b.portsChanged = true

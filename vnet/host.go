@@ -144,7 +144,11 @@ func serve(srv *ctlsock.Server, log *slog.Logger) {
 
 // CheckFile parses and validates a configuration file with its vnets
 // without touching any device: fwdd -check.
-func CheckFile(path string) error {
+func CheckFile(path string) error { return checkFile(path, true) }
+
+// checkFile is CheckFile; devices false leaves the kernel interfaces
+// unchecked (tests of the validation with made-up devices).
+func checkFile(path string, devices bool) error {
 	cmds, err := cmdlang.ParseFile(path)
 	if err != nil {
 		return err
@@ -155,8 +159,21 @@ func CheckFile(path string) error {
 	}
 	h := newHost(Config{Log: slog.Default()})
 	h.vnets[Default] = &Vnet{name: Default, reserved: map[string]int{}}
-	_, err = h.validate(context.Background(), p, false)
-	return err
+	if _, err = h.validate(context.Background(), p, false); err != nil || !devices {
+		return err
+	}
+	// -check also looks up the kernel interfaces the ports name, each in
+	// its vnet's namespace, opening nothing.
+	ns := map[string]string{Default: h.cfg.NetNS}
+	for _, a := range p.adds {
+		ns[a.Name] = h.nsOf(*a)
+	}
+	for _, pt := range p.parts {
+		if err := ctl.CheckDevices(pt.cmds, ns[pt.name]); err != nil {
+			return pt.rewrite(err, p.cmds)
+		}
+	}
+	return nil
 }
 
 // Metrics returns the registry with every vnet's collectors, each metric

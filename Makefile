@@ -5,11 +5,11 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 # Packages with goroutines that share memory: always also run under -race.
-RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|lltable|txq|fwd|ctl|lcp)(/|$$)')
+RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|lltable|txq|fwd|ctl|lcp|vnet|events|capture|trace|nlmirror)(/|$$)')
 TESTFLAGS ?= -count=1 -timeout 20m
 BENCHTIME ?= 1s
 
-.PHONY: all build test test-unit test-race bench bench-micro bench-e2e demo demo-routing vet fmt fmt-check clean
+.PHONY: all build test test-unit test-race bench bench-micro bench-e2e demo demo-routing vet fmt fmt-check mod-check clean soak
 
 all: build
 
@@ -22,6 +22,10 @@ vet:
 
 fmt:
 	gofmt -w .
+
+# go.mod tidy: direct requirements not marked indirect, nothing unused.
+mod-check:
+	$(GO) mod tidy -diff
 
 fmt-check:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -36,6 +40,16 @@ test-unit:
 
 test-race:
 	$(GO) test $(TESTFLAGS) -race -tags mbufcheck $(RACE_PKGS)
+
+# make soak (root): traffic through fwdd on AF_XDP for $(SOAK) while a
+# chaos loop flaps, deletes and re-creates links, reloads, churns routes
+# and floods/malforms from an on-link host (soak/doc.go). make test runs a
+# 60 s version. The figures go to bin/soak-report.txt (see RELIABILITY.md).
+SOAK ?= 10m
+soak:
+	@mkdir -p $(BIN)
+	FWDD_SOAK=$(SOAK) FWDD_SOAK_REPORT=$(CURDIR)/$(BIN)/soak-report.txt $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./soak/
+	@cat $(BIN)/soak-report.txt
 
 # Micro benchmarks of every package (each next to its baseline).
 bench-micro:

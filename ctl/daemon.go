@@ -17,6 +17,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/nlmirror"
 	"github.com/fwdd/fwdd/pmd"
 	_ "github.com/fwdd/fwdd/pmd/drivers" // every driver, selectable by name
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,9 @@ type Options struct {
 	// NetNS, if set, is the namespace path where ports find their devices.
 	NetNS string
 	Log   *slog.Logger
+
+	// mirror, in tests, adjusts the netlink mirror's configuration.
+	mirror func(*nlmirror.Config)
 	// MaxAnswer bounds the text of one batch's answers (DefaultMaxAnswer
 	// if 0): past it, further show/get commands of the batch are refused.
 	// The first one is always answered.
@@ -61,6 +65,7 @@ type Daemon struct {
 	st   *stack
 	srv  *ctlsock.Server
 	reg  *prometheus.Registry
+	coll prometheus.Collector
 
 	// files reads route files for the batches, off the control goroutine.
 	files fileLoader
@@ -86,12 +91,17 @@ type request struct {
 	cmds   []cmdlang.Command
 	files  loadedFiles // route files of cmds, read by the submitter
 	reload bool
-	reply  chan response
+	// check validates the batch and reports the devices the stack would
+	// use after it, changing nothing (a vnet host checks every vnet's part
+	// of a batch before applying any).
+	check bool
+	reply chan response
 }
 
 type response struct {
 	results []cmdlang.Result
 	err     error
+	devices []string
 }
 
 // stack is the control goroutine's state: the model and the live objects.
@@ -233,6 +243,14 @@ func (d *Daemon) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Re
 }
 
 func (d *Daemon) exec(ctx context.Context, cmds []cmdlang.Command, reload bool) ([]cmdlang.Result, error) {
+	resp, err := d.submit(ctx, request{cmds: cmds, reload: reload}, d.files)
+	return resp.results, err
+}
+
+// submit reads r's route files with files, then hands r to the control
+// goroutine and waits for its answer.
+func (d *Daemon) submit(ctx context.Context, r request, files fileLoader) (response, error) {
+	cmds := r.cmds
 	// Route files are read here, on the caller's goroutine, and given up
 	// when the caller goes or the daemon stops.
 	lctx, cancel := context.WithCancel(ctx)
@@ -243,29 +261,29 @@ func (d *Daemon) exec(ctx context.Context, cmds []cmdlang.Command, reload bool) 
 		case <-lctx.Done():
 		}
 	}()
-	files, err := d.files.loadAll(lctx, d.configDir(), cmds)
+	loaded, err := files.loadAll(lctx, d.configDir(), cmds)
 	cancel()
 	if err != nil {
 		select {
 		case <-d.stop:
-			return nil, errStopped
+			return response{}, errStopped
 		default:
 		}
-		return nil, err
+		return response{}, err
 	}
-	r := request{ctx: ctx, cmds: cmds, files: files, reload: reload, reply: make(chan response, 1)}
+	r.ctx, r.files, r.reply = ctx, loaded, make(chan response, 1)
 	select {
 	case d.reqs <- r:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return response{}, ctx.Err()
 	case <-d.stop:
-		return nil, errStopped
+		return response{}, errStopped
 	case <-d.failed:
-		return nil, d.failErr
+		return response{}, d.failErr
 	}
 	// Once taken, a batch completes (or is undone) whatever ctx does.
 	resp := <-r.reply
-	return resp.results, resp.err
+	return resp, resp.err
 }
 
 // configDir is the directory relative route file names are read from.
@@ -300,6 +318,8 @@ type stateSnapshot struct {
 	neighCtr []lltable.Counter
 	fibs     []show.FIB
 	lcp      []lcpRow
+	// gauges are the ports' status gauges (pmd.Statuser).
+	gauges []pmd.Gauge
 }
 
 func (d *Daemon) snapshot() (*stateSnapshot, error) {
@@ -310,6 +330,9 @@ func (d *Daemon) snapshot() (*stateSnapshot, error) {
 		snap.neigh = s.nb.countByState()
 		snap.neighCtr = s.nb.counters()
 		snap.fibs = s.fibRows()
+		for _, st := range s.statuses("") {
+			snap.gauges = append(snap.gauges, st.Gauges...)
+		}
 		snap.lcp = s.lcpRows()
 	})
 	return &snap, err
@@ -450,6 +473,10 @@ func (d *Daemon) loop() {
 					r.fn(d.st)
 					return
 				}
+				if r.check {
+					resp.devices, resp.err = d.st.check(r)
+					return
+				}
 				resp.results, resp.err = d.st.run(r)
 			})
 			if perr != nil {
@@ -466,7 +493,7 @@ func (d *Daemon) loop() {
 				return
 			}
 		case <-wake:
-			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.nb.input() }); fatal {
+			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.nb.input(); d.st.eng.Service() }); fatal {
 				fail(perr)
 				return
 			}
@@ -474,6 +501,7 @@ func (d *Daemon) loop() {
 			if perr, fatal := d.guard(func() {
 				d.st.enter(phaseNeigh)
 				d.st.nb.input()
+				d.st.eng.Service()
 				d.st.nb.tick(now)
 				d.st.linkCheck()
 				d.st.traceTick()
@@ -492,25 +520,8 @@ func (d *Daemon) loop() {
 // run applies one batch: validate every command on a copy of the model,
 // reconcile the stack with it, commit; then answer the show commands.
 func (s *stack) run(r request) ([]cmdlang.Result, error) {
-	base := s.model
-	if r.reload {
-		base = newModel()
-		// A reload starts from nothing but keeps the routes map separate
-		// from the running model's.
-	}
-	s.enter(phaseValidate)
-	b := base.begin()
-	changes := false
-	for _, c := range r.cmds {
-		if isQuery(c) {
-			continue
-		}
-		changes = true
-		if err := b.apply(c, r.files.read); err != nil {
-			return nil, &cmdlang.ExecError{Cmd: c, Err: err}
-		}
-	}
-	if err := b.finish(); err != nil {
+	b, changes, err := s.validate(r)
+	if err != nil {
 		return nil, err
 	}
 	if changes || r.reload {
@@ -558,13 +569,40 @@ func (s *stack) run(r request) ([]cmdlang.Result, error) {
 	return results, nil
 }
 
+// validate applies the batch's changes to a copy of the model (nothing
+// live changes) and reports whether it has any.
+func (s *stack) validate(r request) (*batch, bool, error) {
+	base := s.model
+	if r.reload {
+		base = newModel()
+		// A reload starts from nothing but keeps the routes map separate
+		// from the running model's.
+	}
+	s.enter(phaseValidate)
+	b := base.begin()
+	changes := false
+	for _, c := range r.cmds {
+		if isQuery(c) {
+			continue
+		}
+		changes = true
+		if err := b.apply(c, r.files.read); err != nil {
+			return nil, false, &cmdlang.ExecError{Cmd: c, Err: err}
+		}
+	}
+	if err := b.finish(); err != nil {
+		return nil, false, err
+	}
+	return b, changes, nil
+}
+
 func isQuery(c cmdlang.Command) bool {
-	if cmdlang.IsObs(c) {
-		return true // answered (trace add/clear included) by obsQuery
+	if cmdlang.IsObs(c) || cmdlang.IsStream(c) {
+		return true // answered (trace add/clear included; streams refused) by obsQuery
 	}
 	switch c.(type) {
 	case *cmdlang.Get, *cmdlang.RouteGet, *cmdlang.ShowPorts, *cmdlang.ShowRoutes, *cmdlang.ShowNeigh,
-		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP:
+		*cmdlang.ShowRules, *cmdlang.ShowFIBs, *cmdlang.ShowStats, *cmdlang.ShowSysctl, *cmdlang.ShowLCP, *cmdlang.ShowDriver:
 		return true
 	}
 	return false

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/internal/testnet"
 	"github.com/fwdd/fwdd/pmd"
 )

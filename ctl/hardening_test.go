@@ -3,9 +3,6 @@ package ctl
 import (
 	"errors"
 	"fmt"
-	"github.com/fwdd/fwdd/fwd"
-	"github.com/fwdd/fwdd/internal/testnet"
-	"github.com/fwdd/fwdd/pmd"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +13,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/internal/testnet"
+	"github.com/fwdd/fwdd/pmd"
 )
 
 // within runs f and fails the test if it has not returned after d: the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/show"
+	"github.com/fwdd/fwdd/internal/testnet"
 )
 
 // Issue 12.11: the router's interface is deleted and re-created under the
@@ -27,6 +28,10 @@ func TestE2EInterfaceRecreated(t *testing.T) {
 
 			const newR0, newH1 = "02:00:5e:00:53:a1", "02:00:5e:00:53:b1"
 			x.n.In(x.rt, "ip", "link", "del", "r0")
+			// The port's dynamic neighbours go with the interface.
+			testnet.Eventually(t, 5*time.Second, "p0's neighbours flushed once r0 is gone", func() bool {
+				return len(x.mustExec("show neigh p0")[0].Data.([]show.Neighbour)) == 0
+			})
 			x.n.In(x.rt, "ip", "link", "add", "r0", "address", newR0, "type", "veth",
 				"peer", "name", "h1", "netns", x.h1, "address", newH1)
 			x.n.In(x.rt, "ip", "link", "set", "r0", "up")
@@ -43,7 +48,7 @@ func TestE2EInterfaceRecreated(t *testing.T) {
 			for _, dst := range [][]string{{"198.18.1.2"}, {"-6", "2001:2:0:1::2"}} {
 				deadline := time.Now().Add(8 * time.Second)
 				for {
-					if _, err := x.n.TryIn(x.h2, append([]string{"ping", "-c", "1", "-W", "1"}, dst...)...); err == nil {
+					if _, err := x.n.TryIn(x.h2, append([]string{"ping", "-c", "1", "-W", "0.2"}, dst...)...); err == nil {
 						break
 					}
 					if time.Now().After(deadline) {
@@ -77,6 +82,31 @@ func TestE2EInterfaceRecreated(t *testing.T) {
 					t.Fatalf("show ports: p0 lladdr %v, want %s", p.LLAddr, newR0)
 				}
 			}
+		})
+	}
+}
+
+// The port's kernel interface (lcp) follows the re-created device's MAC
+// too: the kernel answers and sends with the port's MAC.
+func TestE2EInterfaceRecreatedLCP(t *testing.T) {
+	for _, driver := range e2eDrivers() {
+		t.Run(driver, func(t *testing.T) {
+			x := newE2E(t)
+			x.start(driver)
+			x.mustExec("port set p0 lcp e0")
+			old := x.n.MAC(x.rt, "r0")
+			if l, ok := x.linkIn(x.rt, "e0"); !ok || l.Address != old {
+				t.Fatalf("e0 %+v %v, want r0's MAC %s", l, ok, old)
+			}
+			const newR0 = "02:00:5e:00:53:a2"
+			x.n.In(x.rt, "ip", "link", "del", "r0")
+			x.n.In(x.rt, "ip", "link", "add", "r0", "address", newR0, "type", "veth", "peer", "name", "h1", "netns", x.h1)
+			x.n.In(x.rt, "ip", "link", "set", "r0", "up")
+			x.n.In(x.h1, "ip", "link", "set", "h1", "up")
+			testnet.Eventually(t, 5*time.Second, "e0 taking r0's new MAC", func() bool {
+				l, ok := x.linkIn(x.rt, "e0")
+				return ok && l.Address == newR0
+			})
 		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/nlmirror"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The control goroutine's side of the netlink mirror (package nlmirror):
@@ -71,6 +72,7 @@ type lcpMirror struct {
 	last     routeKey // previous route of the dump (a prefix's routes come together, best metric first)
 	kaddrs   map[int32][]netip.Prefix
 	dumpFrom time.Time
+	dumpWhy  string
 
 	fromKernel bool // a batch made from kernel events runs: do not write its addresses back
 	buf        []fib.NextHop
@@ -158,7 +160,11 @@ func (s *stack) lcpReconciled(om *model) {
 		return
 	}
 	if s.lcpm == nil {
-		m, err := nlmirror.Start(nlmirror.Config{NetNS: s.opts.NetNS, Log: s.log})
+		cfg := nlmirror.Config{NetNS: s.opts.NetNS, Log: s.log}
+		if s.opts.mirror != nil {
+			s.opts.mirror(&cfg)
+		}
+		m, err := nlmirror.Start(cfg)
 		if err != nil {
 			s.log.Error("netlink mirror: cannot start; kernel routes are not mirrored", "err", err)
 			return
@@ -218,7 +224,11 @@ func (lm *lcpMirror) writeAddr(w nlmirror.AddrWrite) {
 }
 
 // envChanged rebuilds the translation environment from the model, the live
-// ports and the kernel's interfaces; it reports whether it changed.
+// ports and the kernel's interfaces. It reports whether kernel routes must
+// be dumped again: a table mapping changed, or a port's kernel interface
+// went away, went down or changed (Linux drops an interface's IPv4 routes
+// without a message). A kernel interface that just appeared for a port
+// needs no dump (no route can use it yet): it gets the port's addresses.
 func (lm *lcpMirror) envChanged(s *stack) bool {
 	env := nlmirror.Env{FIBs: map[uint32]int{}, Ports: map[int32]uint32{}}
 	var key strings.Builder
@@ -230,6 +240,10 @@ func (lm *lcpMirror) envChanged(s *stack) bool {
 			fmt.Fprintf(&key, "f%d=%d;", f, t)
 		}
 	}
+	old := lm.env
+	lm.env = env
+	resync := key.String() != lm.envKey
+	lm.envKey = key.String()
 	for _, name := range s.model.portOrder {
 		p := s.model.ports[name]
 		lp := s.live[name]
@@ -238,18 +252,73 @@ func (lm *lcpMirror) envChanged(s *stack) bool {
 		}
 		idx, ok := lm.byName[p.LCP]
 		if !ok || !lm.links[idx].AdminUp {
-			// Down: the kernel dropped its IPv4 routes without telling.
 			continue
 		}
 		env.Ports[idx] = uint32(lp.id)
-		fmt.Fprintf(&key, "p%d=%d;", idx, lp.id)
+		if was, ok := old.Ports[idx]; !ok && !lm.dumping {
+			for _, a := range p.Addrs {
+				lm.writeAddr(nlmirror.AddrWrite{Ifindex: idx, Prefix: a})
+			}
+		} else if ok && was != uint32(lp.id) {
+			resync = true
+		}
 	}
-	lm.env = env
-	if key.String() == lm.envKey {
+	var gone map[uint32]bool
+	for idx, id := range old.Ports {
+		if now, ok := env.Ports[idx]; !ok || now != id {
+			resync = true
+			if gone == nil {
+				gone = map[uint32]bool{}
+			}
+			gone[id] = true
+		}
+	}
+	if gone != nil && lm.fibs == s.fibs {
+		s.lcpDropPorts(gone)
+	}
+	return resync
+}
+
+// lcpDropPorts removes at once the kernel routes through ports that lost
+// their kernel interface (removed, down, renamed): the kernel dropped them
+// (IPv4 without a message), and the port id may soon be another port's.
+// The dump that follows puts back what the kernel still has.
+func (s *stack) lcpDropPorts(gone map[uint32]bool) {
+	lm := s.lcpm
+	snap := s.fibs.Load()
+	via := func(id uint32) bool {
+		nh := snap.NextHop(id)
+		switch nh.Kind {
+		case fib.KindGateway, fib.KindConnected:
+			return gone[nh.Port]
+		case fib.KindECMP:
+			for _, m := range nh.Members {
+				if mh := snap.NextHop(m); gone[mh.Port] {
+					return true
+				}
+			}
+		}
 		return false
 	}
-	lm.envKey = key.String()
-	return true
+	conn := s.lcpConnected(s.connected)
+	var changes []fib.Change
+	for f := range lm.feeds {
+		if f >= s.fibs.NumFIBs() {
+			continue
+		}
+		routes, _ := s.fibs.Routes(uint32(f))
+		for _, r := range routes {
+			if via(r.NextHop) && !s.lcpStaticOrConnected(routeKey{f, r.Prefix}, conn) {
+				changes = append(changes, fib.Change{Op: fib.OpDelete, FIB: uint32(f), Prefix: r.Prefix})
+			}
+		}
+	}
+	for k, nh := range lm.shadow {
+		if via(nh) {
+			delete(lm.shadow, k)
+		}
+	}
+	s.lcpCommit(changes)
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
@@ -288,6 +357,7 @@ func (s *stack) lcpApply(b *nlmirror.Batch) {
 		lm.last = routeKey{}
 		lm.kaddrs = map[int32][]netip.Prefix{}
 		lm.dumpFrom = time.Now()
+		lm.dumpWhy = b.Reason
 		if b.Reason != "start" {
 			lm.st.Resyncs++
 		}
@@ -317,7 +387,7 @@ func (s *stack) lcpApply(b *nlmirror.Batch) {
 		s.lcpDumpAddrs()
 		s.lcpSweep(lm.seen4, lm.seen6)
 		lm.dumping = false
-		lm.st.LastDump = fmt.Sprintf("%s (%s, %d routes installed, took %v)", lm.dumpFrom.UTC().Format(time.RFC3339), b.Reason,
+		lm.st.LastDump = fmt.Sprintf("%s (%s, %d routes installed, took %v)", lm.dumpFrom.UTC().Format(time.RFC3339), lm.dumpWhy,
 			len(lm.seen4)+len(lm.seen6), time.Since(lm.dumpFrom).Round(time.Millisecond))
 		if cap(lm.seen4) > 1<<16 {
 			lm.seen4, lm.seen6 = nil, nil // a full table's worth: give it back
@@ -511,7 +581,9 @@ func (s *stack) lcpCommit(changes []fib.Change) {
 	if err := s.fibs.Apply(changes); err != nil {
 		s.lcpm.st.ApplyErrs++
 		s.log.Error("netlink mirror: kernel routes not applied", "changes", len(changes), "err", err)
+		return
 	}
+	s.obs.kernelRoutes(changes)
 }
 
 // lcpNextHop registers a translated route's next hop.
@@ -743,4 +815,54 @@ func (s *stack) showLCP() (cmdlang.Result, error) {
 		}
 		return nil
 	})
+}
+
+// mirrorCollector exports the netlink mirror's counters as
+// fwdd_lcp_mirror_total{counter=...} (nothing while the mirror is off).
+type mirrorCollector struct {
+	d    *Daemon
+	desc *prometheus.Desc
+}
+
+func newMirrorCollector(d *Daemon) *mirrorCollector {
+	return &mirrorCollector{d: d, desc: prometheus.NewDesc("fwdd_lcp_mirror_total",
+		"Netlink mirror counters: route events, installed and skipped_* kernel routes, dumps, resyncs, overruns, dropped events, swept stale routes, addresses both ways (docs/netlink-mirror.md).",
+		[]string{"counter"}, nil)}
+}
+
+func (c *mirrorCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *mirrorCollector) Collect(ch chan<- prometheus.Metric) {
+	var st lcpStats
+	on := false
+	if err := c.d.do(func(s *stack) {
+		if s.lcpm != nil {
+			on = true
+			st = s.lcpm.st
+			st.Mirror = s.lcpm.m.Stats()
+		}
+	}); err != nil || !on {
+		return
+	}
+	m := st.Mirror
+	vals := []struct {
+		name string
+		v    uint64
+	}{
+		{"batches", st.Batches}, {"route_events", st.Events}, {"installed", st.Reasons[nlmirror.Install]},
+		{"shadowed", st.Shadowed}, {"partial_multipath", st.Partial}, {"ignored_deletes", st.IgnoredDel},
+		{"swept", st.Swept}, {"resyncs", st.Resyncs}, {"apply_errors", st.ApplyErrs},
+		{"addresses_from_kernel", st.AddrIn}, {"addresses_to_kernel", st.AddrOut}, {"address_errors", st.AddrErrs + m.AddrWriteErr},
+		{"dumps", m.Dumps}, {"overruns", m.Overruns}, {"dropped", m.Dropped}, {"interrupted", m.Interrupted},
+		{"waited", m.Coalesced}, {"neighbour_events", m.NeighEvents},
+	}
+	for r := nlmirror.Reason(1); r < nlmirror.NumReasons; r++ {
+		vals = append(vals, struct {
+			name string
+			v    uint64
+		}{"skipped_" + r.String(), st.Reasons[r]})
+	}
+	for _, x := range vals {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(x.v), x.name)
+	}
 }

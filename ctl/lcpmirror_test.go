@@ -29,18 +29,26 @@ type lcpEnv struct {
 	ns   string
 	conf string
 	d    *Daemon
+	// mirror adjusts the netlink mirror's configuration (tests of overruns).
+	mirror func(*nlmirror.Config)
+	seq    int
 }
 
 const lcpConfig = `
-port add p0 driver null lcp e0
-port add p1 driver null lcp e1
+port add p0 driver ring lcp e0
+port add p1 driver ring lcp e1
 addr add p0 198.18.0.1/24
 addr add p0 2001:2::1/64
 `
 
 func newLCPEnv(t *testing.T, config string) *lcpEnv {
+	return newLCPEnvWith(t, config, nil)
+}
+
+// newLCPEnvWith is newLCPEnv with the mirror's configuration adjusted.
+func newLCPEnvWith(t *testing.T, config string, mirror func(*nlmirror.Config)) *lcpEnv {
 	n := testnet.New(t)
-	e := &lcpEnv{t: t, n: n, ns: n.NS("fw")}
+	e := &lcpEnv{t: t, n: n, ns: n.NS("fw"), mirror: mirror}
 	e.conf = filepath.Join(t.TempDir(), "fwdd.conf")
 	if err := os.WriteFile(e.conf, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -55,6 +63,7 @@ func (e *lcpEnv) start() {
 		ConfigFile: e.conf, NetNS: testnet.Path(e.ns),
 		Engine: fwd.Config{Workers: 1, PoolSize: 2048, CheckedPools: true},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		mirror: e.mirror,
 	})
 	if err != nil {
 		e.t.Fatalf("start fwdd: %v", err)
@@ -240,6 +249,15 @@ func TestLCPMirrorRoutes(t *testing.T) {
 			t.Errorf("route of unmapped table 102 in fib %d", f)
 		}
 	}
+	// A route through a kernel nexthop object: with nexthop_compat_mode
+	// (the default) the kernel spells its hops out in the route's
+	// messages, also when the object changes.
+	if _, err := e.n.TryIn(e.ns, "ip", "nexthop", "add", "id", "7", "via", "198.18.0.2", "dev", "e0"); err == nil {
+		e.ip("route", "add", "198.18.17.0/24", "nhid", "7")
+		e.waitRoute(0, "198.18.17.0/24", "route through a nexthop object", kernelVia("198.18.0.2", "p0"))
+		e.ip("nexthop", "replace", "id", "7", "via", "198.18.1.2", "dev", "e1")
+		e.waitRoute(0, "198.18.17.0/24", "nexthop object replaced", kernelVia("198.18.1.2", "p1"))
+	}
 	// The kernel's own connected route for e0's address does not fight
 	// fwdd's: still connected, p0.
 	if r := e.routes(0)["198.18.0.0/24"]; r.Origin != show.Connected || r.Netif != "p0" {
@@ -258,7 +276,7 @@ func TestLCPMirrorRoutes(t *testing.T) {
 	// changes only its own.
 	e.mustExec("route add 198.18.20.0/24 via 198.18.0.3")
 	e.ip("route", "add", "198.18.20.0/24", "via", "198.18.0.2")
-	time.Sleep(100 * time.Millisecond) // give a wrong overwrite the chance to show
+	e.sentinel()
 	e.waitRoute(0, "198.18.20.0/24", "static kept over kernel", func(r show.Route, ok bool) bool {
 		return ok && r.Origin == show.Static && gateways(r) == "198.18.0.3"
 	})
@@ -269,7 +287,7 @@ func TestLCPMirrorRoutes(t *testing.T) {
 		return ok && r.Origin == show.Static && gateways(r) == "198.18.0.4"
 	})
 	e.ip("route", "del", "198.18.20.0/24")
-	time.Sleep(100 * time.Millisecond)
+	e.sentinel()
 	e.waitRoute(0, "198.18.20.0/24", "kernel delete leaves static alone", func(r show.Route, ok bool) bool {
 		return ok && r.Origin == show.Static && gateways(r) == "198.18.0.4"
 	})
@@ -282,8 +300,18 @@ func TestLCPMirrorRoutes(t *testing.T) {
 		res, _ := e.d.Exec(context.Background(), cmds)
 		return res[0].Text
 	}()
-	if !strings.Contains(out, "198.18.12.0/24") {
-		t.Errorf("show routes:\n%s", out)
+	marked := false
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == "198.18.11.0/24" && f[2] == "UG1" {
+			marked = true
+		}
+		if len(f) >= 3 && f[0] == "198.18.0.0/24" && strings.Contains(f[2], "1") {
+			t.Errorf("connected route marked as kernel: %q", l)
+		}
+	}
+	if !marked {
+		t.Errorf("show routes does not mark the kernel route 198.18.11.0/24 UG1:\n%s", out)
 	}
 	st := e.lcpStats()
 	t.Logf("show lcp: %+v", st.Stats)
@@ -308,7 +336,6 @@ func TestLCPMirrorResync(t *testing.T) {
 	}
 	e.ip("route", "replace", "198.18.130.0/24", "via", "198.18.0.9")
 	e.ip("route", "add", "198.18.200.0/24", "via", "198.18.0.2")
-	time.Sleep(50 * time.Millisecond)
 	if _, ok := e.routes(0)["198.18.100.0/24"]; !ok {
 		t.Fatal("the mirror was still listening")
 	}
@@ -345,20 +372,186 @@ func TestLCPMirrorResync(t *testing.T) {
 }
 
 // TestLCPMirrorRestart: fwdd restarted converges to the kernel's routes,
-// including those changed while it was down.
+// including those changed while it was down. (lcp removes the kernel
+// interfaces at shutdown, and the kernel the routes through them: a
+// routing daemon puts those back when the interface returns, as here.)
 func TestLCPMirrorRestart(t *testing.T) {
 	e := newLCPEnv(t, lcpConfig)
-	e.ip("route", "add", "198.18.30.0/24", "via", "198.18.0.2")
+	e.ip("route", "add", "blackhole", "198.18.30.0/24")
+	e.ip("route", "add", "unreachable", "198.18.32.0/24")
+	e.ip("route", "add", "198.18.33.0/24", "via", "198.18.0.2")
 	e.ip("-6", "route", "add", "2001:2:30::/48", "via", "2001:2::2")
-	e.waitRoute(0, "198.18.30.0/24", "route", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(0, "198.18.33.0/24", "route", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(0, "198.18.30.0/24", "blackhole", func(r show.Route, ok bool) bool { return ok && r.Kind == cmdlang.Blackhole })
 	e.d.Shutdown()
-	if _, err := e.n.TryIn(e.ns, "ip", "link", "show", "e0"); err != nil {
-		t.Skip("lcp removes the kernel interfaces at shutdown: the routing daemon re-adds the routes (bird tests)")
-	}
-	e.ip("route", "add", "198.18.31.0/24", "via", "198.18.0.2")
 	e.ip("route", "del", "198.18.30.0/24")
+	e.ip("route", "add", "blackhole", "198.18.31.0/24")
 	e.start()
-	e.waitRoute(0, "198.18.31.0/24", "route added while fwdd was down", kernelVia("198.18.0.2", "p0"))
+	if !strings.Contains(e.ip("route", "show", "198.18.33.0/24"), "via") {
+		e.ip("route", "add", "198.18.33.0/24", "via", "198.18.0.2")
+		e.ip("-6", "route", "add", "2001:2:30::/48", "via", "2001:2::2")
+	}
+	e.waitRoute(0, "198.18.31.0/24", "route added while fwdd was down", func(r show.Route, ok bool) bool {
+		return ok && r.Kind == cmdlang.Blackhole && r.Origin == show.Kernel
+	})
+	e.waitRoute(0, "198.18.32.0/24", "route kept while fwdd was down", func(r show.Route, ok bool) bool {
+		return ok && r.Kind == cmdlang.Reject && r.Origin == show.Kernel
+	})
+	e.waitRoute(0, "198.18.33.0/24", "route through the kernel interface", kernelVia("198.18.0.2", "p0"))
 	e.waitRoute(0, "2001:2:30::/48", "IPv6 route", kernelVia("2001:2::2", "p0"))
 	e.waitRoute(0, "198.18.30.0/24", "route deleted while fwdd was down", absent)
+}
+
+// TestLCPMirrorChanges: what makes the mirror dump again (a kernel
+// interface going down, the table map, net.fibs) leaves fwdd's FIBs
+// exactly as the kernel's tables; IPv6 multipath is ECMP.
+func TestLCPMirrorChanges(t *testing.T) {
+	e := newLCPEnv(t, lcpConfig)
+	e.mustExec("addr add p1 198.18.1.1/24", "addr add p1 2001:2:1::1/64")
+	testnet.Eventually(t, 10*time.Second, "p1's addresses on e1", func() bool {
+		out := e.ip("addr", "show", "dev", "e1")
+		return strings.Contains(out, "198.18.1.1/24") && strings.Contains(out, "2001:2:1::1/64")
+	})
+	e.ip("-6", "route", "add", "2001:2:40::/48", "nexthop", "via", "2001:2::2", "nexthop", "via", "2001:2:1::2")
+	e.waitRoute(0, "2001:2:40::/48", "IPv6 multipath as ECMP", func(r show.Route, ok bool) bool {
+		return ok && r.Origin == show.Kernel && gateways(r) == "2001:2:1::2,2001:2::2"
+	})
+	e.ip("route", "add", "198.18.40.0/24", "via", "198.18.1.2")
+	e.ip("route", "add", "198.18.41.0/24", "via", "198.18.0.2")
+	e.waitRoute(0, "198.18.40.0/24", "route via e1", kernelVia("198.18.1.2", "p1"))
+
+	// e1 down: Linux drops its IPv4 routes without a message; fwdd must
+	// drop them too. Up again: the routing daemon re-adds them.
+	e.ip("link", "set", "e1", "down")
+	e.waitRoute(0, "198.18.40.0/24", "route via a downed interface gone", absent)
+	e.waitRoute(0, "198.18.41.0/24", "route via e0 kept", kernelVia("198.18.0.2", "p0"))
+	e.ip("link", "set", "e1", "up")
+	testnet.Eventually(t, 10*time.Second, "e1's address back", func() bool {
+		return strings.Contains(e.ip("addr", "show", "dev", "e1"), "198.18.1.1/24")
+	})
+	e.ip("route", "replace", "198.18.40.0/24", "via", "198.18.1.2")
+	e.waitRoute(0, "198.18.40.0/24", "route via e1 again", kernelVia("198.18.1.2", "p1"))
+
+	// The table map: off removes the kernel routes, on brings them back;
+	// static routes stay.
+	e.mustExec("route add 198.18.42.0/24 via 198.18.0.7")
+	e.mustExec("lcp fib 0 off")
+	e.waitRoute(0, "198.18.41.0/24", "kernel route gone with lcp fib 0 off", absent)
+	if r := e.routes(0)["198.18.42.0/24"]; r.Origin != show.Static {
+		t.Errorf("static route after lcp fib 0 off: %+v", r)
+	}
+	e.mustExec("lcp fib 0 table main")
+	e.waitRoute(0, "198.18.41.0/24", "kernel route back", kernelVia("198.18.0.2", "p0"))
+
+	// A new FIB set (net.fibs): the kernel routes are put into it; and a
+	// second table into the new FIB.
+	e.ip("route", "add", "198.18.43.0/24", "via", "198.18.0.2", "table", "101")
+	e.mustExec("set net.fibs 2", "lcp fib 1 table 101")
+	e.waitRoute(0, "198.18.41.0/24", "kernel route in the new FIB set", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(1, "198.18.43.0/24", "table 101 in fib 1", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(0, "198.18.42.0/24", "static route in the new FIB set", func(r show.Route, ok bool) bool {
+		return ok && r.Origin == show.Static
+	})
+	// The table moves to another FIB: gone from the old one.
+	e.mustExec("set net.fibs 3", "lcp fib 1 off", "lcp fib 2 table 101")
+	e.waitRoute(2, "198.18.43.0/24", "table 101 in fib 2", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(1, "198.18.43.0/24", "table 101 gone from fib 1", absent)
+	if err := e.exec("lcp fib 0 table 101"); err == nil || !strings.Contains(err.Error(), "feeds fib 2 already") {
+		t.Errorf("a table mapped twice: %v", err)
+	}
+
+	// A port removed: the routes through it go with it.
+	e.waitRoute(0, "198.18.40.0/24", "route via e1", kernelVia("198.18.1.2", "p1"))
+	e.mustExec("port del p1")
+	if _, ok := e.routes(0)["198.18.40.0/24"]; ok {
+		t.Error("route through a removed port still there right after port del")
+	}
+	e.waitRoute(0, "198.18.41.0/24", "route via e0 kept", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(0, "2001:2:40::/48", "IPv6 multipath down to its hop via e0", kernelVia("2001:2::2", "p0"))
+}
+
+// TestLCPMirrorOverrun: the route socket overflows while the control
+// goroutine is busy (a tiny socket buffer); the mirror resubscribes, dumps,
+// and fwdd converges to exactly the kernel's table, the overrun counted.
+func TestLCPMirrorOverrun(t *testing.T) {
+	e := newLCPEnvWith(t, lcpConfig, func(c *nlmirror.Config) { c.RcvBuf = 4096; c.MaxPending = 3000 })
+	var batch strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&batch, "route add 198.19.%d.0/24 via 198.18.0.2\n", i)
+	}
+	e.ipBatch(batch.String())
+	e.waitRoute(0, "198.19.99.0/24", "routes", kernelVia("198.18.0.2", "p0"))
+
+	// Hold the control goroutine while the kernel changes a lot.
+	release := make(chan struct{})
+	held := make(chan struct{})
+	go e.d.do(func(*stack) { close(held); <-release })
+	<-held
+	batch.Reset()
+	for i := range 100 {
+		fmt.Fprintf(&batch, "route del 198.19.%d.0/24\n", i)
+	}
+	for i := range 20000 {
+		fmt.Fprintf(&batch, "route add 198.18.%d.%d/32 via 198.18.0.2\n", 100+i/250, i%250)
+	}
+	e.ipBatch(batch.String())
+	close(release)
+
+	e.waitRoute(0, "198.18.179.249/32", "last route", kernelVia("198.18.0.2", "p0"))
+	testnet.Eventually(t, 20*time.Second, "no stale route", func() bool {
+		rs := e.routes(0)
+		for i := range 100 {
+			if _, ok := rs[fmt.Sprintf("198.19.%d.0/24", i)]; ok {
+				return false
+			}
+		}
+		n := 0
+		for _, r := range rs {
+			if r.Origin == show.Kernel {
+				n++
+			}
+		}
+		return n == 20000
+	})
+	st := e.lcpStats().Stats
+	if st.Mirror.Overruns == 0 && st.Mirror.Dropped == 0 {
+		t.Errorf("no overrun counted: %+v", st.Mirror)
+	}
+	t.Logf("mirror: %+v", st.Mirror)
+	// The same counters in the metrics.
+	mfs, err := e.d.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "fwdd_lcp_mirror_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if got["dumps"] < 2 || got["overruns"]+got["dropped"] == 0 || got["installed"] < 20000 {
+		t.Errorf("fwdd_lcp_mirror_total: %v", got)
+	}
+}
+
+// sentinel adds (or moves) a kernel route and waits until fwdd has it:
+// kernel events are applied in order, so everything before it is applied.
+func (e *lcpEnv) sentinel() {
+	e.t.Helper()
+	e.seq++
+	gw := fmt.Sprintf("198.18.0.%d", 100+e.seq%100)
+	e.ip("route", "replace", "198.18.250.0/24", "via", gw)
+	e.waitRoute(0, "198.18.250.0/24", "sentinel route", kernelVia(gw, "p0"))
+}
+
+func (e *lcpEnv) ipBatch(cmds string) {
+	e.t.Helper()
+	f := filepath.Join(e.t.TempDir(), "batch")
+	if err := os.WriteFile(f, []byte(cmds), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	e.ip("-batch", f)
 }

@@ -41,8 +41,11 @@ func newMetrics(d *Daemon) *prometheus.Registry {
 		fibMisses:  prometheus.NewDesc("fwdd_fib_misses_total", "FIB lookups that found no route, per FIB.", []string{"fib"}, nil),
 		lcp:        prometheus.NewDesc("fwdd_lcp_packets_total", "Frames between a port and its kernel interface: punted, punt_drop, injected, inject_drop.", []string{"port", "lcp", "counter"}, nil),
 	}
+	// Every collector of the stack goes in d.coll: a vnet host registers
+	// it with a vnet label (Daemon.Collector).
+	d.coll = collectors{c, newLoadCollector(d), newMirrorCollector(d), newStatusCollector(d)}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, newLoadCollector(d))
+	reg.MustRegister(d.coll)
 	return reg
 }
 
@@ -103,5 +106,31 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.fibRoutes, prometheus.GaugeValue, float64(f.Routes6), strconv.Itoa(f.FIB), "inet6")
 		ch <- prometheus.MustNewConstMetric(c.fibLookups, prometheus.CounterValue, float64(f.Lookups), strconv.Itoa(f.FIB))
 		ch <- prometheus.MustNewConstMetric(c.fibMisses, prometheus.CounterValue, float64(f.Misses), strconv.Itoa(f.FIB))
+	}
+}
+
+// statusCollector exports the gauges of ports with a status (pmd.Statuser,
+// e.g. a lagg's members and their LACP state) as
+// fwdd_port_status{port, member, name, info}.
+type statusCollector struct {
+	d    *Daemon
+	desc *prometheus.Desc
+}
+
+func newStatusCollector(d *Daemon) statusCollector {
+	return statusCollector{d: d, desc: prometheus.NewDesc("fwdd_port_status",
+		"Driver state of ports that have one (show DRIVER, e.g. show lagg): name says what (lagg_member_active, lagg_lacp_actor_state, ...), "+
+			"member the member port, info a textual value (a partner system).", []string{"port", "member", "name", "info"}, nil)}
+}
+
+func (c statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	snap, err := c.d.snapshot()
+	if err != nil {
+		return
+	}
+	for _, g := range snap.gauges {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, g.Value, g.Port, g.Member, g.Name, g.Info)
 	}
 }

@@ -50,6 +50,9 @@ type portModel struct {
 	// LCP is the name of the port's kernel interface (lcp/), "" for none.
 	// Unique across ports, and never another port's dev.
 	LCP string
+	// Joins are the link-layer multicast groups the operator joined
+	// ("port set P join MAC"), in order.
+	Joins []string
 	// At is where the port was added (file:line of a startup file), for
 	// errors when opening it fails.
 	At cmdlang.Where
@@ -87,6 +90,7 @@ var sysctlDefaults = map[string]string{
 	"net.neigh.max_per_port": "4096",  // neighbour entries of one port (max_entries still bounds the sum)
 	"net.neigh.hold":         "16",    // packets held per unresolved neighbour (the oldest is dropped)
 	"net.neigh.max_held":     "1024",  // packets held over all unresolved neighbours
+	"net.neigh.max_requests": "1000",  // ARP requests and NS sent per second, all ports
 }
 
 // Limits of sysctl values.
@@ -141,6 +145,7 @@ func (m *model) begin() *batch {
 		cp := *p
 		cp.Args = maps.Clone(p.Args)
 		cp.Addrs = slices.Clone(p.Addrs)
+		cp.Joins = slices.Clone(p.Joins)
 		c.ports[k] = &cp
 	}
 	return &batch{base: m, m: c, routes: map[routeKey]*routeSpec{}}
@@ -257,6 +262,19 @@ func (b *batch) apply(c cmdlang.Command, readFile func(string) ([]netip.Prefix, 
 				return err
 			}
 			p.LCP = c.LCP
+		}
+		for _, g := range c.Join {
+			if slices.Contains(p.Joins, g) {
+				return fmt.Errorf("port %s has joined %s already (see show ports)", c.Name, g)
+			}
+			p.Joins = append(p.Joins, g)
+		}
+		for _, g := range c.Leave {
+			i := slices.Index(p.Joins, g)
+			if i < 0 {
+				return fmt.Errorf("port %s has not joined %s (see show ports; groups the stack needs are not left by hand)", c.Name, g)
+			}
+			p.Joins = slices.Delete(p.Joins, i, i+1)
 		}
 		if len(c.Args) > 0 {
 			if err := setArgs(p, c.Args); err != nil {
@@ -415,7 +433,7 @@ func (b *batch) set(key, value string) error {
 		if n < 0 || n > 10_000_000 {
 			return fmt.Errorf("%s %d out of range [0, 10000000] (0: unlimited)", key, n)
 		}
-	case "net.neigh.max_entries", "net.neigh.max_per_port", "net.neigh.max_held":
+	case "net.neigh.max_entries", "net.neigh.max_per_port", "net.neigh.max_held", "net.neigh.max_requests":
 		if n < 1 || n > 1<<20 {
 			return fmt.Errorf("%s %d out of range [1, %d]", key, n, 1<<20)
 		}

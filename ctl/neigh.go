@@ -27,7 +27,14 @@ func (n *neighbours) input() { n.t.Poll() }
 
 func (n *neighbours) tick(time.Time) { n.t.Poll() }
 
-func (n *neighbours) close() {}
+// close frees the packets held for unresolved neighbours, so that a
+// stopped stack (vnet del, shutdown) leaves every mbuf back in its pool.
+// Nothing adds to the table afterwards: only the control goroutine polls it.
+func (n *neighbours) close() {
+	for _, lp := range n.s.live {
+		n.t.RemovePort(lp.id)
+	}
+}
 
 // syncNeighbours tells the table about ports, addresses and static entries
 // after a reconcile.
@@ -68,7 +75,7 @@ func (s *stack) syncNeighbours(om, nm *model, removed []*livePort) {
 func neighLimits(m *model) lltable.Limits {
 	get := func(k string) int { n, _ := strconv.Atoi(m.sysctl[k]); return n }
 	return lltable.Limits{MaxEntries: get("net.neigh.max_entries"), MaxPerPort: get("net.neigh.max_per_port"),
-		HoldLen: get("net.neigh.hold"), MaxHeld: get("net.neigh.max_held")}
+		HoldLen: get("net.neigh.hold"), MaxHeld: get("net.neigh.max_held"), RequestsPerSecond: get("net.neigh.max_requests")}
 }
 
 // setNeighPort gives the table lp's MAC and addresses (a changed MAC and

@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"fmt"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/show"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/internal/testnet"
 )
 

@@ -69,8 +69,19 @@ func (o *obs) neigh(e lltable.Entry, old lltable.State, deleted bool) {
 	o.bus.Publish(ev)
 }
 
+// kernelRoutes publishes the routes the netlink mirror copied from the
+// kernel (lcp): route events with origin kernel, and one lcp event.
+func (o *obs) kernelRoutes(changes []fib.Change) {
+	o.bus.Publish(events.Event{Kind: events.LCP, Action: "mirror", Info: fmt.Sprintf("%d kernel route changes applied", len(changes))})
+	o.routesFrom(changes, "kernel")
+}
+
 // routes publishes the FIB changes just applied.
-func (o *obs) routes(changes []fib.Change) {
+func (o *obs) routes(changes []fib.Change) { o.routesFrom(changes, "") }
+
+// routesFrom publishes FIB changes; origin, if set, overrides the origin
+// the next hop implies.
+func (o *obs) routesFrom(changes []fib.Change, origin string) {
 	if !o.bus.Wants(events.Route) {
 		return
 	}
@@ -94,6 +105,9 @@ func (o *obs) routes(changes []fib.Change) {
 			if c.Connected {
 				ev.Origin = "connected"
 			}
+			if origin != "" {
+				ev.Origin = origin
+			}
 			o.bus.Publish(ev)
 			continue
 		}
@@ -101,6 +115,9 @@ func (o *obs) routes(changes []fib.Change) {
 		ev.Via = row.Gateways
 		ev.Dev = row.Netif
 		ev.Origin = string(row.Origin)
+		if origin != "" {
+			ev.Origin = origin
+		}
 		ev.Type = row.Kind.String()
 		switch snap.NextHop(c.NextHop).Kind {
 		case fib.KindLocal:
@@ -130,6 +147,17 @@ func (o *obs) config(om, nm *model, reload bool, source string) {
 			switch {
 			case !ok:
 				o.bus.Publish(events.Event{Kind: events.Port, Action: "add", Port: name, Info: portInfo(np)})
+				if np.LCP != "" {
+					o.bus.Publish(events.Event{Kind: events.LCP, Action: "add", Port: name, Info: "lcp " + np.LCP})
+				}
+			case op.LCP != np.LCP:
+				o.bus.Publish(events.Event{Kind: events.Port, Action: "change", Port: name, Info: portInfo(np)})
+				if op.LCP != "" {
+					o.bus.Publish(events.Event{Kind: events.LCP, Action: "del", Port: name, Info: "lcp " + op.LCP})
+				}
+				if np.LCP != "" {
+					o.bus.Publish(events.Event{Kind: events.LCP, Action: "add", Port: name, Info: "lcp " + np.LCP})
+				}
 			case op.Up != np.Up:
 				a := "down"
 				if np.Up {
@@ -163,6 +191,9 @@ func portInfo(p *portModel) string {
 	fmt.Fprintf(&b, "driver %s fib %d", p.Driver, p.FIB)
 	if p.MTU != 0 {
 		fmt.Fprintf(&b, " mtu %d", p.MTU)
+	}
+	if p.LCP != "" {
+		b.WriteString(" lcp " + p.LCP)
 	}
 	for _, a := range p.Addrs {
 		b.WriteString(" addr " + a.String())
@@ -247,6 +278,8 @@ func (s *stack) obsQuery(c cmdlang.Command) (cmdlang.Result, error) {
 		return s.traceClear()
 	case *cmdlang.ShowTrace:
 		return s.showTrace()
+	case *cmdlang.Monitor, *cmdlang.Capture:
+		return cmdlang.Result{}, fmt.Errorf("%s streams its answer: run it alone from the shell (fwdctl %s ...), not in a batch or at the prompt", c.Verb(), c.Verb())
 	}
 	return cmdlang.Result{}, fmt.Errorf("%s: not a query", c.Verb())
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fwdd/fwdd/ctl/ctlsock"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/internal/testnet"
 	"github.com/fwdd/fwdd/trace"
 	"github.com/gopacket/gopacket/layers"
@@ -105,9 +105,7 @@ func ipFrames(t *testing.T, path string) []string {
 // armed.
 func TestE2ECapture(t *testing.T) {
 	testnet.Skip(t)
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skip("tcpdump not installed")
-	}
+	testenv.Tool(t, "tcpdump", "tcpdump")
 	x := newE2E(t)
 	x.start(obsDriver(t))
 	x.eventuallyPing(x.h1, "198.19.2.2")

@@ -83,6 +83,21 @@ func TestShowTrace(t *testing.T) {
 	if out := text(t, d, "show workers"); !strings.Contains(out, "Packets/poll") || !strings.Contains(out, "neighbours: 0") {
 		t.Errorf("show workers:\n%s", out)
 	}
+	// Worker load as Prometheus metrics.
+	mfs, err := d.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "fwdd_worker_") {
+			got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if got["fwdd_worker_polls_total"] == 0 || got["fwdd_worker_busy_polls_total"] == 0 ||
+		got["fwdd_worker_poll_packets_total"] < got["fwdd_worker_busy_polls_total"] {
+		t.Errorf("worker metrics %v", got)
+	}
 }
 
 // TestMonitorEvents: port, rule and route changes reach a monitor, in
@@ -221,5 +236,106 @@ func TestMonitorSlowDropped(t *testing.T) {
 	stop()
 	if f := <-fast; f.err != nil || f.final == nil || !f.final.OK {
 		t.Errorf("fast monitor: %+v", f)
+	}
+}
+
+// TestStreamOnlyAlone: monitor and capture in a batch, or sent as an
+// ordinary request (the interactive prompt), are refused with a hint.
+func TestStreamOnlyAlone(t *testing.T) {
+	d, sock := sockDaemon(t, nullConfig)
+	if _, err := run(t, d, "show ports", "monitor"); err == nil || !strings.Contains(err.Error(), "run it alone from the shell") {
+		t.Errorf("monitor in a batch: %v", err)
+	}
+	c, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := c.Do(context.Background(), &ctlsock.Request{Lines: []string{"capture p0 -w x"}})
+	if err != nil || r.OK {
+		t.Fatalf("capture as a plain request: %+v %v", r, err)
+	}
+	r, err = c.Do(context.Background(), &ctlsock.Request{Lines: []string{"capture p0 count 1"}})
+	if err != nil || r.OK || !strings.Contains(r.Error, "run it alone") {
+		t.Fatalf("capture as a plain request: %+v %v", r, err)
+	}
+	// The connection still works.
+	if r, err := c.Do(context.Background(), &ctlsock.Request{Lines: []string{"show workers"}}); err != nil || !r.OK {
+		t.Fatalf("after: %+v %v", r, err)
+	}
+}
+
+// TestMonitorReload: a reload (SIGHUP) shows as a config event, followed
+// by what it changed.
+func TestMonitorReload(t *testing.T) {
+	d, sock := sockDaemon(t, nullConfig)
+	c, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var mu sync.Mutex
+	var lines []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Stream(ctx, &ctlsock.Request{Lines: []string{"monitor config ports"}}, func(r *ctlsock.Response) error {
+			mu.Lock()
+			lines = append(lines, strings.TrimSpace(r.Text))
+			mu.Unlock()
+			return nil
+		})
+	}()
+	testnet.Eventually(t, 5*time.Second, "the monitor", func() bool { return d.Events().Subscribers() == 1 })
+	if err := os.WriteFile(d.opts.ConfigFile, []byte(nullConfig+"port set p1 down\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, 5*time.Second, "the events", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(lines) >= 2
+	})
+	stop()
+	<-done
+	if !strings.HasPrefix(lines[0], "config reload "+d.opts.ConfigFile) || lines[1] != "port p1 down (admin)" {
+		t.Errorf("events:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestCaptureClientGone: a capture whose client disappears (its
+// connection closed, no stop asked) is disarmed; so is one cut by the
+// daemon shutting down.
+func TestCaptureClientGone(t *testing.T) {
+	d, sock := sockDaemon(t, nullConfig)
+	c, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Stream(context.Background(), &ctlsock.Request{Lines: []string{"capture p0"}}, func(*ctlsock.Response) error { return nil })
+	testnet.Eventually(t, 5*time.Second, "the capture to be armed", func() bool { return d.Engine().Observers() != nil })
+	c.Close()
+	testnet.Eventually(t, 5*time.Second, "the capture to be disarmed", func() bool { return d.Engine().Observers() == nil })
+
+	c2, err := ctlsock.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c2.Stream(context.Background(), &ctlsock.Request{Lines: []string{"capture p1 duration 1h"}}, func(*ctlsock.Response) error { return nil })
+		done <- err
+	}()
+	testnet.Eventually(t, 5*time.Second, "the second capture to be armed", func() bool { return d.Engine().Observers() != nil })
+	d.Shutdown()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the capture client was not released by the shutdown")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/mcast"
 )
 
 // livePort is a port that exists in the running stack.
@@ -28,6 +30,7 @@ type livePort struct {
 	// none), with the MTU and carrier last set on it.
 	lcp        string
 	lcpMTU     int
+	lcpMAC     net.HardwareAddr
 	lcpCarrier bool
 	// closed: port was closed for a replacement in place (reconcile) and
 	// not reopened; a port whose restoring failed stays so, link down.
@@ -318,7 +321,42 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 		s.log.Info("port removed", "port", lp.model.Name)
 	}
+	s.syncMulticast()
 	return nil
+}
+
+// syncMulticast gives every port the link-layer multicast groups it needs
+// on its device (pmd.Multicaster): for IPv6, all-nodes, all-routers and
+// the solicited-node group of each address; and what the operator joined.
+// A failure is logged (the port works, in promiscuous devices at least).
+func (s *stack) syncMulticast() {
+	for name, lp := range s.live {
+		mc, ok := lp.port.(pmd.Multicaster)
+		if !ok {
+			continue
+		}
+		var groups []net.HardwareAddr
+		for _, a := range lp.model.Addrs {
+			if a.Addr().Is6() {
+				if len(groups) == 0 {
+					groups = append(groups, mcast.AllNodes, mcast.AllRouters)
+				}
+				groups = append(groups, mcast.SolicitedNode(a.Addr().As16()))
+			}
+		}
+		if err := mc.SetMulticast("addr", groups); err != nil {
+			s.log.Warn("multicast memberships", "port", name, "err", err)
+		}
+		var joins []net.HardwareAddr
+		for _, g := range lp.model.Joins {
+			if hw, err := net.ParseMAC(g); err == nil {
+				joins = append(joins, hw)
+			}
+		}
+		if err := mc.SetMulticast("join", joins); err != nil {
+			s.log.Warn("multicast memberships", "port", name, "err", err)
+		}
+	}
 }
 
 func mapsEqual(a, b map[string]string) bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/pmd"
 )
 
 // query answers a command that reads state. The rows are ctl/show's (also
@@ -48,10 +49,12 @@ func (s *stack) query(c cmdlang.Command) (cmdlang.Result, error) {
 		return s.showStats()
 	case *cmdlang.ShowNeigh:
 		return s.nb.show(c.Port)
+	case *cmdlang.ShowDriver:
+		return s.showDriver(c.Driver)
 	case *cmdlang.ShowLCP:
 		return s.showLCP()
 	}
-	if cmdlang.IsObs(c) {
+	if cmdlang.IsObs(c) || cmdlang.IsStream(c) {
 		return s.obsQuery(c)
 	}
 	return cmdlang.Result{}, fmt.Errorf("%s: not a query", c.Verb())
@@ -85,6 +88,9 @@ func (s *stack) ports() []show.Port {
 			NoDevice: !link.Present, PerQueue: lp.port.Stats(), LCP: pm.LCP}
 		for _, q := range p.PerQueue {
 			p.Stats.Add(q)
+		}
+		if mc, ok := lp.port.(pmd.Multicaster); ok {
+			p.Multicast = mc.Multicast()
 		}
 		out = append(out, p)
 	}

@@ -137,6 +137,17 @@ func (e *Event) String() string {
 		if e.Info != "" {
 			b.WriteString(" " + e.Info)
 		}
+	case LCP:
+		b.WriteString("lcp")
+		if e.Port != "" {
+			b.WriteString(" port " + e.Port)
+		}
+		if e.Action != "add" && e.Action != "del" {
+			b.WriteString(" " + e.Action)
+		}
+		if e.Info != "" {
+			b.WriteString(" " + e.Info)
+		}
 	default:
 		b.WriteString(e.Kind.String() + " " + e.Action)
 		if e.Info != "" {

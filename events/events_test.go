@@ -58,6 +58,8 @@ func TestEventString(t *testing.T) {
 		{Event{Kind: Port, Action: "down", Port: "p0"}, "port p0 down"},
 		{Event{Kind: Rule, Action: "del", Rule: 100}, "Deleted rule 100"},
 		{Event{Kind: Config, Action: "reload", Info: "/etc/fwdd.conf"}, "config reload /etc/fwdd.conf"},
+		{Event{Kind: LCP, Action: "del", Port: "p0", Info: "lcp vp0"}, "Deleted lcp port p0 lcp vp0"},
+		{Event{Kind: LCP, Action: "mirror", Info: "3 kernel route changes applied"}, "lcp mirror 3 kernel route changes applied"},
 	}
 	for _, c := range cases {
 		if got := c.e.String(); got != c.want {

@@ -154,8 +154,19 @@ func (h *harness) loadFullTable(tb testing.TB, v6 bool) []netip.Prefix {
 	return prefixes
 }
 
-func benchPipeline(b *testing.B, v6 bool) {
+func benchPipeline(b *testing.B, v6 bool) { benchPipelineOn(b, v6, false) }
+
+// benchPipelineOn runs the pipeline benchmark; with lagged, p0 and p1 are
+// each a lagg of two members: the bursts arrive on a member of lagg 0 and
+// leave through lagg 1, spread over its members by flow hash.
+func benchPipelineOn(b *testing.B, v6, lagged bool) {
 	h := newHarness(b, false)
+	rxPort := uint16(0)
+	if lagged {
+		h.laggify(0, 4, 5)
+		h.laggify(1, 6, 7)
+		rxPort = 4
+	}
 	prefixes := h.loadFullTable(b, v6)
 	r := rand.New(rand.NewPCG(1, 2))
 	const flows = 1024
@@ -193,7 +204,7 @@ func benchPipeline(b *testing.B, v6 bool) {
 			next = (next + 1) & (flows - 1)
 			copy(m.Append(len(f)), f)
 		}
-		pl.receive(0, 0, ms[:n])
+		pl.receive(rxPort, 0, ms[:n])
 		pl.idle()
 	}
 	b.StopTimer()
@@ -212,6 +223,10 @@ func BenchmarkPipeline4(b *testing.B) { benchPipeline(b, false) }
 
 // BenchmarkPipeline6: ns/op is per packet.
 func BenchmarkPipeline6(b *testing.B) { benchPipeline(b, true) }
+
+// BenchmarkPipeline4Lagg is BenchmarkPipeline4 with both ports laggs of
+// two members (issue 14: within 10% of plain ports).
+func BenchmarkPipeline4Lagg(b *testing.B) { benchPipelineOn(b, false, true) }
 
 // threadCPU returns the calling thread's CPU time in nanoseconds.
 func threadCPU() int64 {

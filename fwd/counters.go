@@ -19,23 +19,24 @@ const (
 	ICMPSent                // ICMP errors and echo replies generated
 
 	// Drops, by reason (RFC 1812 5.2.2 and friends).
-	DropParse       // refused by the parser: see the parse_* counters for why
-	DropTTL         // TTL/hop limit expired (an ICMP error may have been sent)
-	DropNoRoute     // no route (ICMP net unreachable may have been sent)
-	DropBlackhole   // blackhole route
-	DropReject      // reject route (ICMP unreachable may have been sent)
-	DropRule        // classifier rule drop
-	DropTooBig      // larger than the egress MTU (ICMP may have been sent)
-	DropFragFailed  // could not fragment (no buffers, MTU too small)
-	DropPuntFull    // the ring to the control plane was full
-	DropNoBuffer    // mbuf pool exhausted while building a packet
-	DropLocal       // for us but not handled (no local stack yet)
-	DropPortDown    // egress port down or gone
-	DropHopByHop    // IPv6 hop-by-hop options (not handled on the fast path)
-	DropBroadcast   // link-layer broadcast/multicast or another host's MAC
-	DropNoNeighbour // a neighbour entry failed, or the control path had none
-	DropUnknownVLAN // 802.1Q tag whose VLAN id has no sub-interface on the port
-	DropNoFIB       // the packet's FIB is not in the FIB set (a held packet outliving net.fibs)
+	DropParse         // refused by the parser: see the parse_* counters for why
+	DropTTL           // TTL/hop limit expired (an ICMP error may have been sent)
+	DropNoRoute       // no route (ICMP net unreachable may have been sent)
+	DropBlackhole     // blackhole route
+	DropReject        // reject route (ICMP unreachable may have been sent)
+	DropRule          // classifier rule drop
+	DropTooBig        // larger than the egress MTU (ICMP may have been sent)
+	DropFragFailed    // could not fragment (no buffers, MTU too small)
+	DropPuntFull      // the ring to the control plane was full
+	DropNoBuffer      // mbuf pool exhausted while building a packet
+	DropLocal         // for us but not handled (no local stack yet)
+	DropPortDown      // egress port down or gone
+	DropHopByHop      // IPv6 hop-by-hop options (not handled on the fast path)
+	DropBroadcast     // link-layer broadcast/multicast or another host's MAC
+	DropNoNeighbour   // a neighbour entry failed, or the control path had none
+	DropUnknownVLAN   // 802.1Q tag whose VLAN id has no sub-interface on the port
+	DropNoFIB         // the packet's FIB is not in the FIB set (a held packet outliving net.fibs)
+	DropNotCollecting // received on a lagg member that is not collecting (LACP)
 
 	// Not drops.
 	Fragmented      // IPv4 fragments made
@@ -51,7 +52,8 @@ var reasonNames = [numReasons]string{
 	DropPuntFull: "drop_control_ring_full", DropNoBuffer: "drop_no_buffer", DropLocal: "drop_local_unhandled",
 	DropPortDown: "drop_port_down", DropHopByHop: "drop_hop_by_hop", DropBroadcast: "drop_not_our_mac",
 	DropNoNeighbour: "drop_no_neighbour", DropUnknownVLAN: "drop_unknown_vlan", DropNoFIB: "drop_fib_missing",
-	Fragmented: "fragments_made", ICMPRateLimited: "icmp_rate_limited",
+	DropNotCollecting: "drop_lagg_not_collecting",
+	Fragmented:        "fragments_made", ICMPRateLimited: "icmp_rate_limited",
 }
 
 func (r Reason) String() string {

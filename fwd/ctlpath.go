@@ -3,6 +3,7 @@ package fwd
 import (
 	"github.com/fwdd/fwdd/fwd/pkt"
 	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/trace"
 )
 
 // ctlPath is the control goroutine's own small pipeline: it transmits the
@@ -17,6 +18,11 @@ type ctlPath struct {
 
 // sendFrames transmits complete frames on port through txq.
 func (c *ctlPath) sendFrames(port uint16, ms []*mbuf.Mbuf) {
+	if o := c.e.dp.obs.Load(); o != nil && o.Trace != nil {
+		for _, m := range ms {
+			c.trace(o.Trace, m, port, "sent by the control plane: a packet it held until its neighbour resolved, or ARP/ND it built")
+		}
+	}
 	for _, m := range ms {
 		c.pl.tx.TransmitOne(port, m)
 	}
@@ -29,7 +35,11 @@ func (c *ctlPath) unreachable(ms []*mbuf.Mbuf) {
 	p := &c.pl
 	v := p.d.view.Load()
 	st := v.st
+	o := c.e.dp.obs.Load()
 	for _, m := range ms {
+		if o != nil && o.Trace != nil {
+			c.trace(o.Trace, m, m.OutPort, "its neighbour did not answer (FAILED): the control plane answers ICMP unreachable and drops it")
+		}
 		if m.Flags&mbuf.FlagIPv4 != 0 {
 			p.icmpError(m, st, pkt.HostUnreach, 0)
 		} else {
@@ -41,4 +51,16 @@ func (c *ctlPath) unreachable(ms []*mbuf.Mbuf) {
 	ns := p.neigh.Load()
 	p.routeGenerated(st, fs, ns)
 	p.finish(st)
+}
+
+// trace records a packet the control plane handles, if the armed trace
+// wants it (matched on the port it arrived on).
+func (c *ctlPath) trace(t *trace.Session, m *mbuf.Mbuf, port uint16, what string) {
+	if !t.Match(m.Port, m.Data()) {
+		return
+	}
+	if rec := t.Claim(c.pl.id, m.Data()); rec != nil {
+		rec.Add(trace.Step{What: trace.Control, Name: what, Port: int(port)})
+		t.Publish(rec)
+	}
 }

@@ -26,6 +26,8 @@ type dataplane struct {
 	view  atomic.Pointer[view]
 	neigh *lltable.Table
 	tx    *txq.Table
+	// in maps received frames to the stacked ports (vlan, lagg).
+	in atomic.Pointer[inMap]
 	// obs is what is armed to watch the workers (captures, a trace); nil
 	// when nothing is (observe.go).
 	obs atomic.Pointer[Observers]
@@ -48,6 +50,7 @@ type view struct {
 // newDataplane builds the shared tables.
 func newDataplane(e *Engine) (*dataplane, error) {
 	d := &dataplane{e: e}
+	d.in.Store(&inMap{})
 	f, err := fib.New(fib.Config{FIBs: 1})
 	if err != nil {
 		return nil, err
@@ -55,8 +58,9 @@ func newDataplane(e *Engine) (*dataplane, error) {
 	d.view.Store(&view{st: &State{}, fibs: f})
 	// The control goroutine's sender is worker number Workers, the lcp
 	// punt goroutine's Workers+1: they own no queue (ports use at most
-	// Workers TX queues), so they always reach queues through their rings.
-	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 2, Pools: e.pools, MaxPorts: MaxPorts})
+	// Workers TX queues), so they always reach queues through their rings,
+	// and wake the queue's owner if it waits.
+	tx, err := txq.New(txq.Config{Workers: len(e.pools) + 2, Pools: e.pools, MaxPorts: MaxPorts, Wake: e.wakeWorker})
 	if err != nil {
 		return nil, err
 	}

@@ -18,9 +18,13 @@
 //
 //  1. classify and validate (fwd/pkt): Ethernet, one 802.1Q tag, IPv4, IPv6
 //     (RFC 1812 5.2.2, RFC 8200), ARP; every refusal counted by reason
-//     (QinQ, 0x88a8, is refused: parse_qinq); a tagged frame whose VLAN
-//     has no sub-interface is dropped (drop_unknown_vlan), never routed as
-//     if untagged;
+//     (QinQ, 0x88a8, is refused: parse_qinq). Stacked ports (pmd.Stacked,
+//     stacked.go): a lagg member's burst is the lagg's (dropped while the
+//     member is not collecting; slow-protocol frames go to the lagg's
+//     control ring), and a tagged frame is its VLAN sub-interface's, its
+//     tag removed (one table read per tagged packet); a tag with no
+//     sub-interface is dropped (drop_unknown_vlan), never routed as if
+//     untagged;
 //  2. ARP and neighbour discovery go to the neighbour table's ring; IP
 //     packets not addressed to the port's MAC are dropped;
 //  3. FIB selection: the port's FIB, then the classifier rules in order

@@ -31,6 +31,11 @@ type Config struct {
 	// sleeps, so it pays no wake-up latency; an idle worker wakes once per
 	// poll timeout and goes straight back to sleep.
 	IdleSpin time.Duration
+	// IdleTimeout bounds how long a waiting adaptive worker sleeps when
+	// nothing is pending. Whoever gives it work wakes it (its eventfd), so
+	// this only caps a lost wake-up. Default 50ms: 20 wake-ups a second
+	// when idle.
+	IdleTimeout time.Duration
 	// RTPriority, if not 0, runs every worker's thread SCHED_FIFO at this
 	// priority (1-99), so that ordinary threads on its CPU cannot delay it
 	// (the kernel's NAPI threads get the same treatment from operators).
@@ -55,6 +60,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.IdleSpin <= 0 {
 		c.IdleSpin = 200 * time.Microsecond
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 50 * time.Millisecond
 	}
 	if c.PoolSize <= 0 {
 		c.PoolSize = 16384
@@ -88,6 +96,7 @@ type Engine struct {
 
 	mu      sync.Mutex // guards ports and running for control-side callers
 	ports   map[uint16]pmd.Port
+	stacked map[uint16]pmd.Stacked // the ports of ports that are pmd.Stacked
 	running bool
 
 	dp *dataplane
@@ -111,7 +120,7 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 			}
 		}
 	}
-	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, hashSeed: rand.Uint64(), shared: pmd.NewShared()}
+	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, stacked: map[uint16]pmd.Stacked{}, hashSeed: rand.Uint64(), shared: pmd.NewShared()}
 	for i := 0; i < cfg.Workers; i++ {
 		p, err := mbuf.NewPool(mbuf.Config{
 			Name: fmt.Sprintf("worker%d", i), ID: uint16(i), Count: cfg.PoolSize,
@@ -134,11 +143,19 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 		if len(cfg.CPUs) > 0 {
 			cpu = cfg.CPUs[i%len(cfg.CPUs)]
 		}
-		w := &Worker{id: i, cpu: cpu, e: e, cache: e.pools[i].NewCache(), done: make(chan struct{})}
+		evfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			e.closeWorkers()
+			e.closePools()
+			return nil, fmt.Errorf("worker %d: eventfd: %w", i, err)
+		}
+		w := &Worker{id: i, cpu: cpu, e: e, cache: e.pools[i].NewCache(), done: make(chan struct{}), evfd: evfd}
 		w.queues.Store(&workerQueues{})
 		w.offline.Store(true)
 		w.pl.w = w
 		if err := w.pl.init(e, i, w.cache); err != nil {
+			unix.Close(evfd)
+			e.closeWorkers()
 			e.closePools()
 			return nil, fmt.Errorf("worker %d: %w", i, err)
 		}
@@ -147,6 +164,7 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	e.ctl = &ctlPath{e: e}
 	e.ctl.pl.control = true
 	if err := e.ctl.pl.init(e, cfg.Workers, e.pools[0].NewCache()); err != nil {
+		e.closeWorkers()
 		e.closePools()
 		return nil, err
 	}
@@ -171,6 +189,14 @@ func (e *Engine) QueuePool(q int) int { return q % len(e.workers) }
 // Woken is signalled when a worker handed packets to the control plane:
 // the control goroutine then polls the neighbour table.
 func (e *Engine) Woken() <-chan struct{} { return e.wake }
+
+// wakeWorker is txq's Config.Wake: it wakes the owner of a transmit queue
+// that was given packets while it may be waiting.
+func (e *Engine) wakeWorker(owner int) {
+	if owner < len(e.workers) {
+		e.workers[owner].wake()
+	}
+}
 
 // Wake signals the control goroutine (non-blocking).
 func (e *Engine) Wake() {
@@ -204,6 +230,7 @@ func (e *Engine) Stop() {
 	}
 	for _, w := range e.workers {
 		w.stop.Store(true)
+		w.wake()
 	}
 	for _, w := range e.workers {
 		if w.started {
@@ -227,6 +254,7 @@ func (e *Engine) Close() error {
 	}
 	e.ctl.pl.shutdown()
 	e.dp.close()
+	e.closeWorkers()
 	e.closePools()
 	return errors.Join(errs...)
 }
@@ -289,6 +317,12 @@ func (e *Engine) AttachPort(id uint16, p pmd.Port) error {
 		delete(e.ports, id)
 		return err
 	}
+	if s, ok := p.(pmd.Stacked); ok {
+		e.stacked[id] = s
+	}
+	if len(e.stacked) > 0 {
+		e.rebindLocked()
+	}
 	e.publishQueuesLocked()
 	return nil
 }
@@ -304,6 +338,11 @@ func (e *Engine) DetachPort(id uint16) pmd.Port {
 		return nil
 	}
 	delete(e.ports, id)
+	_, wasStacked := e.stacked[id]
+	delete(e.stacked, id)
+	if wasStacked || len(e.stacked) > 0 {
+		e.rebindLocked()
+	}
 	e.publishQueuesLocked()
 	e.dp.removePort(id)
 	e.mu.Unlock()
@@ -336,7 +375,22 @@ func (e *Engine) publishQueuesLocked() {
 		}
 	}
 	for i, w := range e.workers {
+		if sets[i].all {
+			// The worker's eventfd is always last (Worker.wait relies on it).
+			sets[i].fds = append(sets[i].fds, unix.PollFd{Fd: int32(w.evfd), Events: unix.POLLIN})
+		}
 		w.queues.Store(sets[i])
+		w.wake()
+	}
+}
+
+// closeWorkers releases the workers' eventfds (workers stopped).
+func (e *Engine) closeWorkers() {
+	for _, w := range e.workers {
+		if w.evfd >= 0 {
+			unix.Close(w.evfd)
+			w.evfd = -1
+		}
 	}
 }
 

@@ -2,11 +2,14 @@ package fwd
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/fwdd/fwdd/capture"
+	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/trace"
 )
@@ -81,6 +84,13 @@ func TestTraceDecisions(t *testing.T) {
 		{"echo to us", frame4(t, pktOpt{dst: addrP0.Addr(), icmpEcho: true}), []string{
 			"(local)", "local: for us: echo request answered with an echo reply",
 			"generated-route: generated packet to 198.18.1.2", "outcome: forwarded +1", "outcome: local_in +1", "outcome: icmp_sent +1"}},
+		{"v6 forwarded", frame6(t, pktOpt{dst: remote6}), []string{
+			"parse: ipv6", "lookup: fib 0: 2001:2:1::1 matches PFX", "ttl: ttl 64 -> 63",
+			"next-hop: gateway 2001:2:0:2::9 via port p1", "neighbour: 2001:2:0:2::9 on p1 is 02:00:00:00:00:21", "outcome: forwarded +1"}},
+		{"fragmented", frame4(t, pktOpt{dst: remote4, size: 1450}), []string{
+			"egress: port p1 up, mtu 1400", "mtu: 1478 bytes > mtu 1400: fragmented", "neighbour: 198.18.2.9 on p1 is", "outcome: fragments_made +2"}},
+		{"too big with DF", frame4(t, pktOpt{dst: remote4, size: 1450, df: true}), []string{
+			"mtu: 1478 bytes > mtu 1400: too big, DF set", "icmp: frag_needed to 198.18.1.2", "outcome: drop_too_big +1"}},
 		{"forwarded", frame4(t, pktOpt{dst: remote4}), []string{
 			"next-hop: gateway 198.18.2.9 via port p1", "neighbour: 198.18.2.9 on p1 is 02:00:00:00:00:21",
 			"tx-queue: port p1 queue 0", "outcome: forwarded +1"}},
@@ -242,5 +252,142 @@ func TestObserveZeroAllocs(t *testing.T) {
 	}
 	if tr.Claimed() < 100*Burst {
 		t.Errorf("only %d packets traced", tr.Claimed())
+	}
+}
+
+// TestTraceControlPath: a packet held for its neighbour shows twice: when
+// the worker hands it to the control plane, and when the control plane
+// sends it once the neighbour is known.
+func TestTraceControlPath(t *testing.T) {
+	h := newHarness(t, false)
+	tr := trace.New(3, trace.Filter{Port: -1, To: netip.MustParsePrefix("198.18.2.77/32")})
+	h.e.SetObservers(&Observers{Trace: tr})
+	h.receive(0, frame4(t, pktOpt{dst: netip.MustParseAddr("198.18.2.77")}))
+	nt := h.e.Neigh()
+	nt.Poll() // the miss reaches the table, which holds the packet
+	if err := nt.AddStatic(1, netip.MustParseAddr("198.18.2.77"), [6]byte{2, 0, 0, 0, 0, 0x77}); err != nil {
+		t.Fatal(err)
+	}
+	h.w.pl.idle()
+	recs := tr.Records()
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	if s := steps(&recs[0]); !strings.Contains(s, "outcome: punted +1") {
+		t.Errorf("first record:\n%s", s)
+	}
+	if s := steps(&recs[1]); !strings.Contains(s, "control: sent by the control plane") || !strings.Contains(s, "(port p1)") || recs[1].Worker != 1 {
+		t.Errorf("second record (worker %d):\n%s", recs[1].Worker, s)
+	}
+	if n := len(h.p1.out); n == 0 || h.p1.out[n-1][12] != 0x08 || h.p1.out[n-1][13] != 0 {
+		t.Errorf("p1 sent %d frames, the last not the released IPv4 packet", n)
+	}
+}
+
+// TestTraceECMP: the trace names the ECMP member each flow took, and it
+// is the gateway the packet really went to.
+func TestTraceECMP(t *testing.T) {
+	h := newHarness(t, false)
+	gw2 := netip.MustParseAddr("198.18.2.10")
+	mac2 := [6]byte{2, 0, 0, 0, 0, 0x22}
+	if err := h.e.Neigh().AddStatic(1, gw2, mac2); err != nil {
+		t.Fatal(err)
+	}
+	h.e.Neigh().Publish()
+	a, _ := h.fibs.AddNextHop(fib.NextHop{Kind: fib.KindGateway, Port: 1, Addr: gw4})
+	b, _ := h.fibs.AddNextHop(fib.NextHop{Kind: fib.KindGateway, Port: 1, Addr: gw2})
+	g, _ := h.fibs.AddNextHop(fib.NextHop{Kind: fib.KindECMP, Members: []uint32{a, b}})
+	if err := h.fibs.Apply([]fib.Change{{Op: fib.OpAdd, Prefix: netip.MustParsePrefix("198.19.100.0/24"), NextHop: g}}); err != nil {
+		t.Fatal(err)
+	}
+	tr := trace.New(16, trace.Filter{Port: -1})
+	h.e.SetObservers(&Observers{Trace: tr})
+	var frames [][]byte
+	for i := range 16 {
+		frames = append(frames, frame4(t, pktOpt{dst: netip.MustParseAddr("198.19.100.1"), sport: uint16(2000 + i)}))
+	}
+	h.receive(0, frames...)
+	recs := tr.Records()
+	if len(recs) != 16 || len(h.p1.out) != 16 {
+		t.Fatalf("%d records, %d frames out", len(recs), len(h.p1.out))
+	}
+	members := map[string]bool{}
+	for i := range recs {
+		s := steps(&recs[i])
+		gw := gw4.String()
+		if strings.Contains(s, "ecmp: member 1 of 2") {
+			gw = gw2.String()
+		} else if !strings.Contains(s, "ecmp: member 0 of 2") {
+			t.Fatalf("no ecmp step:\n%s", s)
+		}
+		members[gw] = true
+		if !strings.Contains(s, "next-hop: gateway "+gw+" via port p1") {
+			t.Errorf("member and gateway disagree:\n%s", s)
+		}
+		wantMAC := macGW
+		if gw == gw2.String() {
+			wantMAC = mac2[:]
+		}
+		if string(h.p1.out[i][0:6]) != string(wantMAC) {
+			t.Errorf("packet %d went to %x, trace says %s", i, h.p1.out[i][0:6], gw)
+		}
+	}
+	if len(members) != 2 {
+		t.Errorf("16 flows all on one member: %v", members)
+	}
+}
+
+// BenchmarkPipeline4Armed is BenchmarkPipeline4 (same table, flows and
+// frames) with observation armed: nothing (the baseline of this run), a
+// trace whose filter never matches (the per-packet filter check), and a
+// capture of every transmitted frame drained after each burst (the copy).
+// ns/op is per packet.
+func BenchmarkPipeline4Armed(b *testing.B) {
+	for _, mode := range []string{"none", "trace-nomatch", "capture-tx"} {
+		b.Run(mode, func(b *testing.B) {
+			h := newHarness(b, false)
+			prefixes := h.loadFullTable(b, false)
+			r := rand.New(rand.NewPCG(1, 2))
+			const flows = 1024
+			frames := make([][]byte, flows)
+			for i := range frames {
+				frames[i] = frame4(b, pktOpt{dst: randomIn(r, prefixes[r.IntN(len(prefixes))]), sport: uint16(1024 + i), size: 18})
+			}
+			var c *capture.Session
+			switch mode {
+			case "trace-nomatch":
+				h.e.SetObservers(&Observers{Trace: trace.New(1, trace.Filter{Port: 5})})
+			case "capture-tx":
+				c, _ = capture.New(capture.Config{Port: 1, Dir: capture.Tx, Rings: 2, Slots: 1024, Snaplen: 128})
+				h.e.SetObservers(&Observers{Captures: []*capture.Session{c}})
+			}
+			ms := make([]*mbuf.Mbuf, Burst)
+			pl := &h.w.pl
+			runtime.GC()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu0 := threadCPU()
+			b.ReportAllocs()
+			b.ResetTimer()
+			next := 0
+			for done := 0; done < b.N; done += Burst {
+				n := h.w.cache.Alloc(ms)
+				for _, m := range ms[:n] {
+					f := frames[next]
+					next = (next + 1) & (flows - 1)
+					copy(m.Append(len(f)), f)
+				}
+				pl.receive(0, 0, ms[:n])
+				pl.idle()
+				if c != nil {
+					c.Read(0, func(*capture.Frame) error { return nil })
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/pkt")
+			if c != nil && c.Dropped() > 0 {
+				b.Fatalf("capture dropped %d", c.Dropped())
+			}
+		})
 	}
 }

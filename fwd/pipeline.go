@@ -10,6 +10,7 @@ import (
 	"github.com/fwdd/fwdd/lcp"
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/pmd"
 	"github.com/fwdd/fwdd/txq"
 )
 
@@ -38,6 +39,16 @@ type pipeline struct {
 	v4   [Burst]*mbuf.Mbuf
 	dst4 [Burst]uint32
 	nh4  [Burst]uint32
+	// Per packet of the family being forwarded (forward4Burst, then
+	// forward6Burst): how far the first stages took it (stage*), its
+	// egress port and its neighbour's MAC.
+	stage   [Burst]uint8
+	outPort [Burst]uint16
+	nbMAC   [Burst][6]byte
+	// txRun collects consecutive rewritten packets for one port, handed to
+	// txq in one call.
+	txRun [Burst]*mbuf.Mbuf
+
 	v6   [Burst]*mbuf.Mbuf
 	dst6 [Burst][16]byte
 	nh6  [Burst]uint32
@@ -100,32 +111,71 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	st := v.st
 	fs := v.fibs.Load()
 	nfib := fs.NumFIBs()
+	hasRules := st.Rules.Len() > 0
 	ns := p.neigh.Load()
-	in := st.port(port)
 	b := &p.bc
 	b.v[RxPackets] += uint32(len(ms))
+	// Stacked ports: a lagg member's burst is the lagg's; tagged frames
+	// are their VLAN sub-interface's (per packet, below).
+	im := p.d.in.Load()
+	lower := &im.ports[port&(MaxPorts-1)]
+	rxPort := port
+	gated := false
+	if lower.hasMaster {
+		port = lower.master
+		gated = lower.collecting != nil && !lower.collecting.Load()
+		if lower.rx != nil {
+			countRx(&lower.rx[p.id], ms)
+		}
+	}
+	ip := &im.ports[port&(MaxPorts-1)]
+	in := st.port(port)
+	var sub *inSub
+	var subN, subBytes uint64
 	n4, n6 := 0, 0
 	for _, m := range ms {
 		m.Port = port
 		cls, why := pkt.Parse(m)
-		if m.Flags&mbuf.FlagVLAN != 0 && cls != pkt.ClassDrop {
-			// A tag whose VLAN has no sub-interface: never routed as if
-			// it were untagged (issue 12.15).
-			p.drop(m, DropUnknownVLAN)
+		pin := in
+		if gated && cls != pkt.ClassDrop {
+			p.drop(m, DropNotCollecting)
 			continue
+		}
+		if m.Flags&mbuf.FlagVLAN != 0 && cls != pkt.ClassDrop {
+			// The frame is its VLAN sub-interface's, untagged from here
+			// on; a tag with no sub-interface is never routed as if
+			// untagged.
+			var si uint8
+			if ip.vlans != nil {
+				si = ip.vlans[m.VLANTCI&0xfff]
+			}
+			if si == 0 {
+				p.drop(m, DropUnknownVLAN)
+				continue
+			}
+			s := &ip.subs[si-1]
+			if s != sub {
+				flushSubRx(sub, p.id, subN, subBytes)
+				sub, subN, subBytes = s, 0, 0
+			}
+			subN++
+			subBytes += uint64(m.Len())
+			stripTag(m)
+			m.Port = s.id
+			pin = st.port(s.id)
 		}
 		switch cls {
 		case pkt.ClassIPv4:
-			if !isOurMAC(m, in) {
-				if in.LCP && p.punt != nil && hostBound4(m) {
+			if !isOurMAC(m, pin) {
+				if pin.LCP && p.punt != nil && hostBound4(m) {
 					p.puntLCP(m)
 					continue
 				}
 				p.drop(m, DropBroadcast)
 				continue
 			}
-			m.FIB = in.FIB
-			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, false) {
+			m.FIB = pin.FIB
+			if hasRules && !p.classify(m, st.Rules, false) {
 				continue
 			}
 			if int(m.FIB) >= nfib {
@@ -136,16 +186,16 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			p.dst4[n4] = dst4(m)
 			n4++
 		case pkt.ClassIPv6:
-			if !isOurMAC(m, in) {
+			if !isOurMAC(m, pin) {
 				p.drop(m, DropBroadcast)
 				continue
 			}
-			if in.LCP && p.punt != nil && hostBound6(m, true) {
+			if pin.LCP && p.punt != nil && hostBound6(m, true) {
 				p.puntLCP(m)
 				continue
 			}
-			m.FIB = in.FIB
-			if st.Rules.Len() > 0 && !p.classify(m, st.Rules, true) {
+			m.FIB = pin.FIB
+			if hasRules && !p.classify(m, st.Rules, true) {
 				continue
 			}
 			if int(m.FIB) >= nfib {
@@ -156,37 +206,44 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 			p.dst6[n6] = dst6(m)
 			n6++
 		case pkt.ClassARP, pkt.ClassND:
-			if in.LCP && p.punt != nil {
+			if pin.LCP && p.punt != nil {
 				p.puntCopy(m)
 			}
 			p.input(m)
 		case pkt.ClassHopByHop:
-			if in.LCP && p.punt != nil && hostBound6(m, isOurMAC(m, in)) {
+			if pin.LCP && p.punt != nil && hostBound6(m, isOurMAC(m, pin)) {
 				p.puntLCP(m)
 				continue
 			}
 			p.drop(m, DropHopByHop)
 		default:
-			if in.LCP && p.punt != nil && hostBoundDrop(m, why) {
+			if why == pkt.UnknownEtherType && m.EtherType == pkt.EtherTypeSlow && lower.control != nil {
+				// LACP and marker frames go to the lagg's protocol, on
+				// the control goroutine; they are never forwarded.
+				m.Port = rxPort
+				if lower.control.Enqueue(m) {
+					b.v[Punted]++
+					p.punted++
+				} else {
+					p.drop(m, DropPuntFull)
+				}
+				continue
+			}
+			if pin.LCP && p.punt != nil && hostBoundDrop(m, why) {
 				p.puntLCP(m)
 				continue
 			}
 			p.parseDrop(m, why)
 		}
 	}
+	flushSubRx(sub, p.id, subN, subBytes)
 	if n4 > 0 {
 		p.lookup4(fs, n4)
-		for i, m := range p.v4[:n4] {
-			p.countLookup(m.FIB, p.nh4[i])
-			p.forward4(m, p.nh4[i], st, fs, ns, true)
-		}
+		p.forward4Burst(n4, st, fs, ns)
 	}
 	if n6 > 0 {
 		p.lookup6(fs, n6)
-		for i, m := range p.v6[:n6] {
-			p.countLookup(m.FIB, p.nh6[i])
-			p.forward6(m, p.nh6[i], st, fs, ns, true)
-		}
+		p.forward6Burst(n6, st, fs, ns)
 	}
 	p.routeGenerated(st, fs, ns)
 	p.finish(st)
@@ -243,6 +300,158 @@ func (p *pipeline) classify(m *mbuf.Mbuf, rules *Rules, v6 bool) bool {
 	}
 	m.FIB = uint16(fib)
 	return true
+}
+
+// How far the first stages of forward4Burst and forward6Burst took a
+// packet.
+const (
+	stageSlow        = iota // not the common case: forward4/6 handle it whole
+	stageReady              // TTL decremented, neighbour found: send it
+	stageNoNeighbour        // TTL decremented, no neighbour: hand it to control
+)
+
+// forward4Burst takes the looked-up IPv4 packets p.v4[:n] (next-hop ids
+// in p.nh4) to their next hops in stages over the burst, so that each loop
+// is short and the packets' loads overlap: (1) the next hop, and for the
+// common case (a gateway or connected next hop on a port that is up, TTL
+// left, within the MTU) the TTL decrement and the neighbour's address (in
+// p.dst4[i]); (2) the neighbours' MACs; (3) in the packets' order, the rewrite and transmit, or forward4 for every packet that is not
+// the common case (local, no route, TTL expired, too big...), so that a
+// flow's packets leave in the order they came.
+func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
+	for i, m := range p.v4[:n] {
+		id := p.nh4[i]
+		p.countLookup(m.FIB, id)
+		p.stage[i] = stageSlow
+		nh := fs.NextHop(id)
+		if nh.Kind == fib.KindECMP {
+			p.hash(m)
+			nh = fs.NextHop(fs.Select(id, m.Hash))
+		}
+		if nh.Kind != fib.KindGateway && nh.Kind != fib.KindConnected {
+			continue
+		}
+		out := st.port(uint16(nh.Port))
+		if !out.Present || !out.Up || l3len(m) > out.MTU || pkt.DecTTL4(m) {
+			continue // forward4 drops it, answers it or fragments it
+		}
+		if nh.Kind == fib.KindGateway {
+			p.dst4[i] = addr4(nh.Addr)
+		}
+		p.stage[i] = stageReady
+		p.outPort[i] = uint16(nh.Port)
+	}
+	for i := range n {
+		if p.stage[i] != stageReady {
+			continue
+		}
+		port, target := p.outPort[i], p.dst4[i]
+		if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
+			p.nbMAC[i] = p.nb4mac
+			continue
+		}
+		mac, ok := p.neigh.Lookup4(ns, port, target)
+		if !ok {
+			p.stage[i] = stageNoNeighbour
+			continue
+		}
+		p.nbMAC[i] = mac
+		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, port, target, mac
+	}
+	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
+	for i, m := range p.v4[:n] {
+		if p.stage[i] == stageReady {
+			port := p.outPort[i]
+			if run > 0 && port != runPort {
+				p.tx.Transmit(runPort, p.txRun[:run])
+				run = 0
+			}
+			if p.rewrite(m, st.port(port), p.nbMAC[i]) {
+				p.txRun[run] = m
+				run++
+				runPort = port
+			}
+			continue
+		}
+		if run > 0 {
+			p.tx.Transmit(runPort, p.txRun[:run])
+			run = 0
+		}
+		if p.stage[i] == stageNoNeighbour {
+			p.miss(m, p.outPort[i], p.nh4[i], p.dst4[i], nil)
+		} else {
+			p.forward4(m, p.nh4[i], st, fs, ns, true)
+		}
+	}
+	if run > 0 {
+		p.tx.Transmit(runPort, p.txRun[:run])
+	}
+}
+
+// forward6Burst is forward4Burst for IPv6 (p.v6[:n], next hops in p.nh6;
+// p.dst6[i] becomes the neighbour's address).
+func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
+	for i, m := range p.v6[:n] {
+		id := p.nh6[i]
+		p.countLookup(m.FIB, id)
+		p.stage[i] = stageSlow
+		nh := fs.NextHop(id)
+		if nh.Kind == fib.KindECMP {
+			p.hash(m)
+			nh = fs.NextHop(fs.Select(id, m.Hash))
+		}
+		if nh.Kind != fib.KindGateway && nh.Kind != fib.KindConnected {
+			continue
+		}
+		out := st.port(uint16(nh.Port))
+		if !out.Present || !out.Up || l3len(m) > out.MTU || pkt.DecHopLimit6(m) {
+			continue // forward6 drops it or answers it
+		}
+		if nh.Kind == fib.KindGateway {
+			p.dst6[i] = nh.Addr.As16()
+		}
+		p.stage[i] = stageReady
+		p.outPort[i] = uint16(nh.Port)
+	}
+	for i := range n {
+		if p.stage[i] != stageReady {
+			continue
+		}
+		mac, ok := p.neigh.Lookup6(ns, p.outPort[i], &p.dst6[i])
+		if !ok {
+			p.stage[i] = stageNoNeighbour
+			continue
+		}
+		p.nbMAC[i] = mac
+	}
+	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
+	for i, m := range p.v6[:n] {
+		if p.stage[i] == stageReady {
+			port := p.outPort[i]
+			if run > 0 && port != runPort {
+				p.tx.Transmit(runPort, p.txRun[:run])
+				run = 0
+			}
+			if p.rewrite(m, st.port(port), p.nbMAC[i]) {
+				p.txRun[run] = m
+				run++
+				runPort = port
+			}
+			continue
+		}
+		if run > 0 {
+			p.tx.Transmit(runPort, p.txRun[:run])
+			run = 0
+		}
+		if p.stage[i] == stageNoNeighbour {
+			p.miss(m, p.outPort[i], p.nh6[i], 0, &p.dst6[i])
+		} else {
+			p.forward6(m, p.nh6[i], st, fs, ns, true)
+		}
+	}
+	if run > 0 {
+		p.tx.Transmit(runPort, p.txRun[:run])
+	}
 }
 
 // forward4 takes a looked-up IPv4 packet to its next hop. decTTL is false
@@ -422,6 +631,14 @@ func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState, port uint16,
 
 // send rewrites the link-layer header and hands m to txq.
 func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) {
+	if p.rewrite(m, out, mac) {
+		p.tx.TransmitOne(port, m)
+	}
+}
+
+// rewrite sets m's link-layer header for the neighbour mac on port out and
+// counts m forwarded; false means m was dropped.
+func (p *pipeline) rewrite(m *mbuf.Mbuf, out *PortState, mac [6]byte) bool {
 	if m.Flags&mbuf.FlagVLAN != 0 {
 		// Egress ports are untagged: drop the 802.1Q tag. The 12 address
 		// bytes are rewritten below, so only the front moves.
@@ -435,7 +652,7 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	d := m.Data()
 	if len(d) < 14 {
 		p.drop(m, DropParse)
-		return
+		return false
 	}
 	if out.TxQueues > 1 && p.id >= out.TxQueues {
 		p.hash(m) // txq spreads foreign queues by flow hash
@@ -443,7 +660,7 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 	copy(d[0:6], mac[:])
 	copy(d[6:12], out.MAC[:])
 	p.bc.v[Forwarded]++
-	p.tx.TransmitOne(port, m)
+	return true
 }
 
 // local4 handles an IPv4 packet for one of our addresses.
@@ -753,4 +970,23 @@ func fillPorts(k *flowKey, m *mbuf.Mbuf, d []byte) {
 			k.dport = binary.BigEndian.Uint16(d[o+2 : o+4])
 		}
 	}
+}
+
+// countRx counts a burst on a stacked port's receive counters.
+func countRx(c *pmd.QueueCounters, ms []*mbuf.Mbuf) {
+	var n uint64
+	for _, m := range ms {
+		n += uint64(m.Len())
+	}
+	c.RxPackets.Add(uint64(len(ms)))
+	c.RxBytes.Add(n)
+}
+
+// flushSubRx adds a run of frames to a VLAN sub-interface's counters.
+func flushSubRx(s *inSub, worker int, n, bytes uint64) {
+	if s == nil || n == 0 || s.rx == nil || worker >= len(s.rx) {
+		return
+	}
+	s.rx[worker].RxPackets.Add(n)
+	s.rx[worker].RxBytes.Add(bytes)
 }

@@ -3,6 +3,7 @@ package fwd
 import (
 	"bytes"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/fwdd/fwdd/fib"
@@ -530,6 +531,75 @@ func TestFIBOutOfRange(t *testing.T) {
 	h.w.pl.idle()
 	if c := h.e.Counters(); c["drop_fib_missing"] != 3 || c["icmp_sent"] != 0 {
 		t.Errorf("drop_fib_missing %d (want 3), icmp_sent %d (want 0)", c["drop_fib_missing"], c["icmp_sent"])
+	}
+	if n := h.inUse(); n != 0 {
+		t.Errorf("%d mbufs leaked", n)
+	}
+}
+
+// TestStagedOrder: the staged IPv4 path sends the common case in stages
+// and everything else whole in its place, so packets leave in the order
+// they came whatever path each took (here a datagram fragmented between
+// two ordinary packets, and packets the staged path hands back: TTL
+// expired, no route).
+func TestStagedOrder(t *testing.T) {
+	h := newHarness(t, true)
+	var in [][]byte
+	for i := range 6 {
+		o := pktOpt{dst: remote4, sport: uint16(100 + i)}
+		switch i {
+		case 2:
+			o.size = 1700 // fragmented: two fragments
+		case 3:
+			o.ttl = 1 // time exceeded, to p0
+		case 4:
+			o.dst = netip.MustParseAddr("198.51.100.1") // no route, to p0
+		}
+		in = append(in, frame4(t, o))
+	}
+	out0, out1 := h.inject(0, in...)
+	var sports []int
+	for _, f := range out1 {
+		d := decode(t, f)
+		if d.ip4.FragOffset != 0 {
+			sports = append(sports, -1) // a later fragment
+			continue
+		}
+		l4 := f[14+int(d.ip4.IHL)*4:]
+		sports = append(sports, int(l4[0])<<8|int(l4[1]))
+	}
+	want := []int{100, 101, 102, -1, 105}
+	if !slices.Equal(sports, want) {
+		t.Errorf("p1 sent source ports %v, want %v (in arrival order, fragments together)", sports, want)
+	}
+	if len(out0) != 2 {
+		t.Errorf("p0 sent %d frames, want the two ICMP errors", len(out0))
+	}
+	if n := h.inUse(); n != 0 {
+		t.Errorf("%d mbufs leaked", n)
+	}
+}
+
+// TestStagedOrder6: the staged IPv6 path keeps arrival order too, with a
+// packet it hands back (hop limit expired) between two ordinary ones.
+func TestStagedOrder6(t *testing.T) {
+	h := newHarness(t, true)
+	in := [][]byte{
+		frame6(t, pktOpt{dst: remote6, size: 10}),
+		frame6(t, pktOpt{dst: remote6, size: 11, ttl: 1}),
+		frame6(t, pktOpt{dst: remote6, size: 12}),
+	}
+	out0, out1 := h.inject(0, in...)
+	if len(out1) != 2 || len(out1[0]) != len(in[0]) || len(out1[1]) != len(in[2]) {
+		t.Fatalf("p1 sent %d frames, want the first and the third in order", len(out1))
+	}
+	if len(out0) != 1 || decode(t, out0[0]).icmp6 == nil {
+		t.Errorf("p0 sent %d frames, want one ICMPv6 time exceeded", len(out0))
+	}
+	for i, f := range out1 {
+		if d := decode(t, f); d.ip6.HopLimit != 63 || !bytes.Equal(d.eth.DstMAC, macGW) {
+			t.Errorf("frame %d: hop limit %d, dst %s", i, d.ip6.HopLimit, d.eth.DstMAC)
+		}
 	}
 	if n := h.inUse(); n != 0 {
 		t.Errorf("%d mbufs leaked", n)

@@ -89,6 +89,16 @@ type Worker struct {
 	done    chan struct{}
 	started bool
 
+	// evfd is an eventfd in the worker's poll set: whoever gives a
+	// waiting worker work (packets in the transmit rings it owns, a new
+	// queue set, stop) writes it. sleeping is set from just before the
+	// worker's last look for work until it polls again; producers publish
+	// their work first and read sleeping second, so with sequentially
+	// consistent atomics either the worker sees the work or the producer
+	// sees it sleeping and wakes it.
+	evfd     int
+	sleeping atomic.Bool
+
 	pl pipeline
 }
 
@@ -189,20 +199,41 @@ func (w *Worker) run() {
 	w.offline.Store(true)
 }
 
-// wait blocks briefly while there is no traffic: in poll(2) on the queues'
-// descriptors when every queue has one, else in a short sleep. The worker
-// is offline (ignored by grace periods) while it waits.
+// wait blocks while there is no traffic: in poll(2) on the queues'
+// descriptors and the worker's eventfd when every queue has a descriptor,
+// else in a short sleep (the queues without one must be polled). The
+// worker is offline (ignored by grace periods) while it waits.
 func (w *Worker) wait(q *workerQueues) {
+	w.sleeping.Store(true)
+	// The last look: transmit rings and backlogs, after announcing the
+	// sleep (see evfd).
+	w.pl.idle()
+	timeout := int(w.e.cfg.IdleTimeout / time.Millisecond) // Config.IdleTimeout
+	if w.pl.tx.Pending() {
+		timeout = 1 // the device refused a burst: retry soon
+	}
 	w.offline.Store(true)
 	if q.all && len(q.fds) > 0 {
 		for i := range q.fds {
 			q.fds[i].Revents = 0
 		}
-		// Short timeout: the worker also drains transmit rings other
-		// workers and the control plane fill.
-		_, _ = unix.Poll(q.fds, 1)
+		_, _ = unix.Poll(q.fds, timeout)
+		if ev := &q.fds[len(q.fds)-1]; ev.Fd == int32(w.evfd) && ev.Revents&unix.POLLIN != 0 {
+			var b [8]byte
+			_, _ = unix.Read(w.evfd, b[:])
+		}
 	} else {
 		time.Sleep(200 * time.Microsecond)
 	}
 	w.offline.Store(false)
+	w.sleeping.Store(false)
+}
+
+// wake makes a waiting worker poll again; it never blocks (the eventfd is
+// non-blocking, and a counter that is already set stays set).
+func (w *Worker) wake() {
+	if w.sleeping.Load() && w.evfd >= 0 {
+		b := [8]byte{1}
+		_, _ = unix.Write(w.evfd, b[:])
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"sync/atomic"
 	"testing"
 )
 
@@ -52,6 +54,23 @@ func BenchmarkLookup(b *testing.B) {
 		}
 		tab := &Table{cfg: Config{MaxEntries: 2 * n}}
 		r := &Reader{t: tab}
+		r.marks.Store(&markArray{m: make([]atomic.Uint64, 2*n)})
+		b.Run(fmt.Sprintf("v4/snapshot-stale/n=%d", n), func(b *testing.B) {
+			// Every entry STALE: each hit reads its mark (written once per
+			// snapshot generation), the use-feedback path.
+			st := slices.Clone(v4)
+			for i := range st {
+				st[i].wantUse = true
+			}
+			ss := buildSnapshot(1, st)
+			var sink byte
+			for i := 0; b.Loop(); i++ {
+				e := &st[i&(n-1)]
+				m, _ := r.Lookup4(ss, e.port, binary.BigEndian.Uint32(e.ip[:4]))
+				sink ^= m[5]
+			}
+			_ = sink
+		})
 		b.Run(fmt.Sprintf("v4/snapshot/n=%d", n), func(b *testing.B) {
 			var sink byte
 			for i := 0; b.Loop(); i++ {

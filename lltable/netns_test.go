@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -23,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/mbuf"
 	"golang.org/x/sys/unix"
 )

@@ -229,10 +229,10 @@ func TestSetLimits(t *testing.T) {
 	if err := e.tab.SetLimits(Limits{MaxEntries: 0}); err == nil {
 		t.Fatal("MaxEntries 0 accepted")
 	}
-	if err := e.tab.SetLimits(Limits{MaxEntries: 5000, MaxPerPort: 5000, HoldLen: 2, MaxHeld: 100}); err != nil {
+	if err := e.tab.SetLimits(Limits{MaxEntries: 5000, MaxPerPort: 5000, HoldLen: 2, MaxHeld: 100, RequestsPerSecond: 1000}); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.tab.Limits(); got != (Limits{MaxEntries: 5000, MaxPerPort: 5000, HoldLen: 2, MaxHeld: 100}) {
+	if got := e.tab.Limits(); got != (Limits{MaxEntries: 5000, MaxPerPort: 5000, HoldLen: 2, MaxHeld: 100, RequestsPerSecond: 1000}) {
 		t.Fatalf("limits %+v", got)
 	}
 	wide := []netip.Prefix{netip.MustParsePrefix("198.18.0.1/16"), netip.MustParsePrefix("2001:2::1/64")}
@@ -261,11 +261,18 @@ func TestSetLimits(t *testing.T) {
 	if x, _ := e.tab.Lookup(port1, peer6); x.Held != 2 {
 		t.Fatalf("held %d, want 2", x.Held)
 	}
-	if err := e.tab.SetLimits(Limits{MaxEntries: 10, MaxPerPort: 10, HoldLen: 2, MaxHeld: 100}); err != nil {
+	if err := e.tab.SetLimits(Limits{MaxEntries: 10, MaxPerPort: 10, HoldLen: 2, MaxHeld: 100, RequestsPerSecond: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := e.tab.Len(); n != 3001 {
 		t.Fatalf("lowering the limit deleted entries: %d", n)
+	}
+	// The request rate follows: 2 per second from now on.
+	e.stk.take()
+	e.advance(time.Second)
+	e.advance(time.Second)
+	if n := len(e.stk.take()); n > 4 {
+		t.Fatalf("%d requests in 2 s at 2 per second", n)
 	}
 	e.checkNoLeak()
 }

@@ -87,7 +87,8 @@ type Config struct {
 	// evicts the entry of that port (any port, for MaxEntries) that has
 	// been STALE and unused, or FAILED, the longest; only when there is
 	// none is it refused (Linux's forced GC at gc_thresh3). The four
-	// limits can be changed later with Table.SetLimits.
+	// limits and RequestsPerSecond can be changed later with
+	// Table.SetLimits.
 	MaxEntries int
 	// MaxPerPort bounds the entries of one port. Default 4096.
 	MaxPerPort int
@@ -199,8 +200,6 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("%w: RetransTimer %v below 100ms", ErrConfig, c.RetransTimer)
 	case c.MaxMulticastSolicit < 1 || c.MaxUnicastSolicit < 1:
 		return fmt.Errorf("%w: solicit counts must be positive", ErrConfig)
-	case c.RequestsPerSecond < 1:
-		return fmt.Errorf("%w: RequestsPerSecond must be positive", ErrConfig)
 	case c.BaseReachableTime < time.Second || c.DelayFirstProbe <= 0 || c.StaleTime <= 0 || c.FailedTime <= 0 || c.UseScanInterval <= 0 || c.LazyPublish < 0:
 		return fmt.Errorf("%w: timers must be positive (BaseReachableTime >= 1s)", ErrConfig)
 	}
@@ -214,6 +213,9 @@ type Limits struct {
 	MaxPerPort int // entries of one port, >= 1
 	HoldLen    int // packets held per unresolved entry, in [1, 256]
 	MaxHeld    int // packets held over all entries, >= 1
+	// RequestsPerSecond: ARP requests and NS sent per second over the
+	// table (token bucket, burst of the same size), >= 1.
+	RequestsPerSecond int
 }
 
 // Limit ranges.
@@ -232,25 +234,32 @@ func (l Limits) check() error {
 		return fmt.Errorf("%w: HoldLen %d out of range [1, %d]", ErrConfig, l.HoldLen, MaxHoldLen)
 	case l.MaxHeld < 1:
 		return fmt.Errorf("%w: MaxHeld %d must be positive", ErrConfig, l.MaxHeld)
+	case l.RequestsPerSecond < 1:
+		return fmt.Errorf("%w: RequestsPerSecond %d must be positive", ErrConfig, l.RequestsPerSecond)
 	}
 	return nil
 }
 
 func (c *Config) limits() Limits {
-	return Limits{MaxEntries: c.MaxEntries, MaxPerPort: c.MaxPerPort, HoldLen: c.HoldLen, MaxHeld: c.MaxHeld}
+	return Limits{MaxEntries: c.MaxEntries, MaxPerPort: c.MaxPerPort, HoldLen: c.HoldLen, MaxHeld: c.MaxHeld,
+		RequestsPerSecond: c.RequestsPerSecond}
 }
 
 // Limits returns the limits in force.
 func (t *Table) Limits() Limits { return t.cfg.limits() }
 
-// SetLimits changes the limits. Lowering one deletes nothing: entries and
-// held packets beyond it stay until they go, and new ones are refused (or
-// evict, see Config.MaxEntries) meanwhile. On error nothing changes.
+// SetLimits changes the limits. Lowering one deletes nothing at once:
+// entries and held packets beyond it stay until they go; meanwhile a new
+// entry first evicts unused STALE and FAILED entries down to the limit
+// (see Config.MaxEntries) or is refused, and new packets are not held. On
+// error nothing changes.
 func (t *Table) SetLimits(l Limits) error {
 	if err := l.check(); err != nil {
 		return err
 	}
 	t.cfg.MaxEntries, t.cfg.MaxPerPort, t.cfg.HoldLen, t.cfg.MaxHeld = l.MaxEntries, l.MaxPerPort, l.HoldLen, l.MaxHeld
+	t.cfg.RequestsPerSecond = l.RequestsPerSecond
+	t.tokens = min(t.tokens, float64(l.RequestsPerSecond)) // a lower rate takes effect at once
 	return nil
 }
 

@@ -2,12 +2,12 @@ package mbuf
 
 import (
 	"errors"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"strings"
 	"sync"
 	"testing"
 	"unsafe"
 
+	"github.com/fwdd/fwdd/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 

@@ -235,11 +235,22 @@ func (m *Mirror) subscribe() (*subs, error) {
 		}
 	}
 	ns := m.ns
+	// SO_RCVBUFFORCE needs CAP_NET_ADMIN: without it, the buffer is what
+	// net.core.rmem_max allows.
+	force := true
 	// Routes first: a large buffer, since a full table arrives at tens of
 	// thousands of messages per second.
-	if err := netlink.RouteSubscribeWithOptions(s.routes, s.done, netlink.RouteSubscribeOptions{
+	err := netlink.RouteSubscribeWithOptions(s.routes, s.done, netlink.RouteSubscribeOptions{
 		Namespace: &ns, ErrorCallback: cb, ReceiveBufferSize: m.cfg.RcvBuf, ReceiveBufferForceSize: true,
-	}); err != nil {
+	})
+	if err != nil {
+		force = false
+		m.cfg.Log.Warn("netlink mirror: cannot force the route socket's buffer (needs CAP_NET_ADMIN); overruns are likelier", "err", err)
+		err = netlink.RouteSubscribeWithOptions(s.routes, s.done, netlink.RouteSubscribeOptions{
+			Namespace: &ns, ErrorCallback: cb, ReceiveBufferSize: m.cfg.RcvBuf,
+		})
+	}
+	if err != nil {
 		close(s.done)
 		return nil, fmt.Errorf("nlmirror: route subscription: %w", err)
 	}
@@ -250,19 +261,19 @@ func (m *Mirror) subscribe() (*subs, error) {
 	}
 	small := 4 << 20
 	if err := netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{
-		Namespace: &ns, ErrorCallback: cb, ReceiveBufferSize: small, ReceiveBufferForceSize: true,
+		Namespace: &ns, ErrorCallback: cb, ReceiveBufferSize: small, ReceiveBufferForceSize: force,
 	}); err != nil {
 		return fail("link", err)
 	}
 	s.n = 2
 	if err := netlink.AddrSubscribeWithOptions(s.addrs, s.done, netlink.AddrSubscribeOptions{
-		Namespace: &ns, ErrorCallback: cb, ReceiveBufferSize: small, ReceiveBufferForceSize: true,
+		Namespace: &ns, ErrorCallback: cb, ReceiveBufferSize: small, ReceiveBufferForceSize: force,
 	}); err != nil {
 		return fail("address", err)
 	}
 	s.n = 3
 	if err := netlink.NeighSubscribeWithOptions(s.neighs, s.done, netlink.NeighSubscribeOptions{
-		Namespace: &ns, ErrorCallback: cb, ReceiveBufferSize: small, ReceiveBufferForceSize: true,
+		Namespace: &ns, ErrorCallback: cb, ReceiveBufferSize: small, ReceiveBufferForceSize: force,
 	}); err != nil {
 		return fail("neighbour", err)
 	}
@@ -556,6 +567,12 @@ func routeOf(r *netlink.Route, del bool) (Route, bool) {
 		}
 	} else {
 		out.Hop = Hop{Ifindex: int32(r.LinkIndex), Gw: ipAddr(r.Gw)}
+		// A unicast route with neither interface nor gateway uses a
+		// kernel nexthop object (RTA_NH_ID), which this mirror does not
+		// follow.
+		if r.Type == unix.RTN_UNICAST && r.LinkIndex == 0 && r.Gw == nil {
+			out.Unsupported = true
+		}
 	}
 	return out, true
 }

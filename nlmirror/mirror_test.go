@@ -261,7 +261,10 @@ func TestMirrorOverrun(t *testing.T) {
 		fmt.Fprintf(&batch, "route add 198.18.%d.%d/32 via 198.18.0.2\n", 100+i/250, i%250)
 	}
 	runBatch(t, n, ns, batch.String())
-	time.Sleep(200 * time.Millisecond) // let the socket overflow while the consumer is held
+	testnet.Eventually(t, 10*time.Second, "an overrun while the consumer is held", func() bool {
+		st := m.Stats()
+		return st.Dropped > 0 || st.Overruns > 0
+	})
 	pause.Unlock()
 
 	want := kernelCount(t, n, ns)

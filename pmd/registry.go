@@ -14,6 +14,9 @@ type Driver struct {
 	Name string
 	// Help is one line describing the driver.
 	Help string
+	// Status: the driver's ports have a status table (pmd.Statuser),
+	// shown by "show NAME" and exported as metrics.
+	Status bool
 	// Args describes every argument the driver accepts (none: an empty
 	// slice). Open is called only with arguments that passed CheckArgs.
 	Args []Arg

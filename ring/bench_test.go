@@ -1,13 +1,13 @@
 package ring
 
 import (
-	"github.com/fwdd/fwdd/internal/testenv"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"unsafe"
 
+	"github.com/fwdd/fwdd/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 

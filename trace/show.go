@@ -137,6 +137,8 @@ func stepText(st *Step, res Resolver) string {
 		return st.Name
 	case Outcome:
 		return fmt.Sprintf("%s +%d", st.Name, st.A)
+	case Control:
+		return fmt.Sprintf("%s (port %s)", st.Name, port())
 	}
 	return st.Name
 }
@@ -148,8 +150,10 @@ func Summary(d []byte) string {
 	}
 	eth := fmt.Sprintf("%s > %s", net.HardwareAddr(d[6:12]), net.HardwareAddr(d[0:6]))
 	et, off := binary.BigEndian.Uint16(d[12:14]), 14
+	tag := ""
 	if et == 0x8100 && len(d) >= 18 {
-		eth += fmt.Sprintf(" vlan %d", binary.BigEndian.Uint16(d[14:16])&0xfff)
+		tag = fmt.Sprintf("vlan %d ", binary.BigEndian.Uint16(d[14:16])&0xfff)
+		eth += " " + tag[:len(tag)-1]
 		et, off = binary.BigEndian.Uint16(d[16:18]), 18
 	}
 	p := d[off:]
@@ -168,13 +172,13 @@ func Summary(d []byte) string {
 			return eth + " IPv4 (truncated)"
 		}
 		ihl := int(p[0]&0xf) * 4
-		s := fmt.Sprintf("%s > %s", netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20])))
+		s := fmt.Sprintf("%s%s > %s", tag, netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20])))
 		return s + l4(p[9], p[min(ihl, len(p)):], false) + fmt.Sprintf(", ttl %d, len %d", p[8], binary.BigEndian.Uint16(p[2:4]))
 	case 0x86dd:
 		if len(p) < 40 {
 			return eth + " IPv6 (truncated)"
 		}
-		s := fmt.Sprintf("%s > %s", netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40])))
+		s := fmt.Sprintf("%s%s > %s", tag, netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40])))
 		return s + l4(p[6], p[40:], true) + fmt.Sprintf(", hlim %d, payload %d", p[7], binary.BigEndian.Uint16(p[4:6]))
 	}
 	return fmt.Sprintf("%s ethertype %#04x", eth, et)

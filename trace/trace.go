@@ -35,10 +35,11 @@ const (
 	GenRoute                  // generated packet: Addr dst, Name: next-hop kind, Port, B: next hop id
 	Punt                      // Name: why (ARP, ND)
 	Outcome                   // Name: counter that moved, A: by how much
+	Control                   // the control plane's own path: Name says what, Port
 )
 
 var whatNames = [...]string{"", "rx", "parse", "not-our-mac", "fib-port", "rule", "lookup", "ecmp", "next-hop",
-	"local", "ttl", "egress", "mtu", "neighbour", "tx-queue", "icmp", "generated-route", "punt", "outcome"}
+	"local", "ttl", "egress", "mtu", "neighbour", "tx-queue", "icmp", "generated-route", "punt", "outcome", "control"}
 
 func (w What) String() string {
 	if int(w) < len(whatNames) {

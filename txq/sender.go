@@ -237,6 +237,25 @@ func (s *Sender) Drain() {
 	}
 }
 
+// Pending reports whether the queues this worker owns still hold packets:
+// a backlog the device refused, or packets in their rings. A worker about
+// to wait for work uses it to bound the wait (the device will take the
+// backlog once it completes what it has). Owner goroutine only, between
+// bursts (after Flush and Drain).
+func (s *Sender) Pending() bool {
+	sn := s.enter()
+	pending := false
+	for _, oq := range sn.owned[s.w] {
+		q := oq.q
+		if q.blen() > 0 || q.ring != nil && q.ring.Len() > 0 {
+			pending = true
+			break
+		}
+	}
+	s.exit()
+	return pending
+}
+
 // Close flushes what the Sender buffers and unregisters it, keeping its
 // counters in the table's. The queues this worker owns are drained no more:
 // remove and flush the ports (Table.Remove, Table.Flush) when workers stop.
@@ -332,8 +351,14 @@ func (s *Sender) sendForeign(p *txPort, c *portCounters, ms []*mbuf.Mbuf) {
 func (s *Sender) enqueue(q *txQueue, c *portCounters, ms []*mbuf.Mbuf) {
 	// The owner may send and free ms[:n] as soon as they are published:
 	// only ms[n:] are still ours.
-	if n := q.ring.EnqueueBurst(ms); n < len(ms) {
+	n := q.ring.EnqueueBurst(ms)
+	if n < len(ms) {
 		s.drop(ms[n:], &c.ringFull)
+	}
+	// After the publish, so that an owner going to sleep either sees the
+	// packets or is woken (see Config.Wake).
+	if n > 0 && s.t.wake != nil {
+		s.t.wake(q.idx)
 	}
 }
 

@@ -50,6 +50,11 @@ type Config struct {
 	// MaxPorts bounds port ids: ids are in [0, MaxPorts). Each Sender keeps
 	// a BurstSize buffer per possible port. Default DefaultMaxPorts.
 	MaxPorts int
+	// Wake, if set, is called after a Sender published packets into the
+	// MPSC ring of a queue owned by worker owner: once per ring enqueue
+	// (per burst and target queue), never per packet. An owner that waits
+	// for work when idle uses it to be woken; it must not block.
+	Wake func(owner int)
 }
 
 // PortConfig describes a transmit port.
@@ -74,6 +79,7 @@ type PortConfig struct {
 // never taken on the fast path); workers read an immutable snapshot through
 // an atomic.Pointer, loaded once per burst by their Sender.
 type Table struct {
+	wake     func(owner int) // Config.Wake; nil: nobody to wake
 	workers  int
 	maxPorts int
 	pools    []*mbuf.Pool
@@ -194,6 +200,7 @@ func New(cfg Config) (*Table, error) {
 		}
 	}
 	t := &Table{
+		wake:     cfg.Wake,
 		workers:  cfg.Workers,
 		maxPorts: cfg.MaxPorts,
 		pools:    append([]*mbuf.Pool(nil), cfg.Pools...),

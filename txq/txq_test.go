@@ -596,3 +596,63 @@ func TestCloseKeepsCounters(t *testing.T) {
 		t.Errorf("after Flush: %+v, want %+v", st, want)
 	}
 }
+
+// TestWakeAndPending: a Sender that publishes into a queue's ring calls
+// Config.Wake with the queue's owner, once per enqueue (not per packet),
+// and the owner's Pending says whether its rings or backlogs still hold
+// packets.
+func TestWakeAndPending(t *testing.T) {
+	pool := newPool(t, 0, 4096)
+	var woken []int
+	tbl, err := New(Config{Workers: 3, Pools: []*mbuf.Pool{pool}, MaxPorts: 8, Wake: func(owner int) { woken = append(woken, owner) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{pool: pool, tbl: tbl}
+	for w := range 3 {
+		c := pool.NewCache()
+		s, err := tbl.NewSender(w, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.caches, e.s = append(e.caches, c), append(e.s, s)
+	}
+	p := newFakePort(2, -1, []*mbuf.Pool{pool}) // queues 0 and 1; worker 2 uses the rings
+	e.add(t, 1, p, 64, 64)
+	if e.s[0].Pending() || e.s[1].Pending() {
+		t.Fatal("pending before anything was sent")
+	}
+	// Flow hashes 0 and 1 go to queues 0 and 1: one wake-up each for 20 packets.
+	e.s[2].Transmit(1, allocN(t, e.caches[2], 20, 0, func(i int) uint32 { return uint32(i % 2) }))
+	e.s[2].Flush()
+	slices.Sort(woken)
+	if !slices.Equal(woken, []int{0, 1}) {
+		t.Fatalf("woken %v, want [0 1] (each owner once)", woken)
+	}
+	if !e.s[0].Pending() || !e.s[1].Pending() {
+		t.Fatal("owners do not see the packets in their rings as pending")
+	}
+	e.s[0].Drain()
+	e.s[1].Drain()
+	if e.s[0].Pending() || e.s[1].Pending() {
+		t.Fatal("still pending after Drain")
+	}
+	// The owner's own queue never wakes anyone.
+	woken = woken[:0]
+	e.s[0].Transmit(1, allocN(t, e.caches[0], 5, 100, func(int) uint32 { return 0 }))
+	e.s[0].Flush()
+	if len(woken) != 0 {
+		t.Fatalf("own-queue transmit woke %v", woken)
+	}
+	// A device refusing everything leaves a backlog: pending.
+	p.limit.Store(0)
+	e.s[0].Transmit(1, allocN(t, e.caches[0], 5, 200, func(int) uint32 { return 0 }))
+	e.s[0].Flush()
+	e.s[0].Drain()
+	if !e.s[0].Pending() {
+		t.Fatal("a refused burst in the backlog is not pending")
+	}
+	p.limit.Store(-1)
+	e.s[0].Drain()
+	e.teardown(t, 1)
+}

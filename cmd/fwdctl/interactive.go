@@ -17,7 +17,7 @@ const prompt = "fwdd> "
 
 // interactive runs the prompt on a real terminal: raw mode for line
 // editing, restored on the way out.
-func interactive(ctx context.Context, sock string, tty *os.File, stdout, stderr io.Writer, jsonOut bool) int {
+func interactive(ctx context.Context, sock string, tty *os.File, stdout, stderr io.Writer, jsonOut bool, vnet string) int {
 	c, err := ctlsock.Dial(ctx, sock)
 	if err != nil {
 		fmt.Fprintf(stderr, "fwdctl: %v\n", err)
@@ -35,7 +35,7 @@ func interactive(ctx context.Context, sock string, tty *os.File, stdout, stderr 
 		io.Reader
 		io.Writer
 	}{tty, stdout}
-	s := &session{sock: sock, c: c, jsonOut: jsonOut}
+	s := &session{sock: sock, c: c, jsonOut: jsonOut, vnet: vnet}
 	return s.loop(ctx, term.NewTerminal(rw, prompt), fd)
 }
 
@@ -44,6 +44,7 @@ type session struct {
 	sock    string
 	c       *ctlsock.Client
 	jsonOut bool
+	vnet    string // -V: every line runs in this vnet
 }
 
 // loop reads lines from t until quit, EOF (Ctrl-D) or Ctrl-C. fd < 0 means
@@ -105,6 +106,7 @@ func (s *session) loop(ctx context.Context, t *term.Terminal, fd int) int {
 // the last command), it reconnects, and resends only when the request was
 // surely not sent: a batch must never be applied twice.
 func (s *session) do(ctx context.Context, req *ctlsock.Request) (*ctlsock.Response, error) {
+	req.Lines = prefixVnet(req.Lines, s.vnet)
 	if s.c != nil {
 		resp, err := s.c.Do(ctx, req)
 		if err == nil {

@@ -6,6 +6,9 @@
 //	                                       otherwise stdin is read as a batch
 //	fwdctl help                            the command language
 //
+// -V NAME runs every command in vnet NAME (each line gets the prefix
+// "vnet NAME"); without it commands run in the default vnet.
+//
 // The exit status is 0 on success, 1 when the daemon refused or failed the
 // command (its message goes to stderr) or cannot be reached, 2 on bad usage.
 package main
@@ -36,7 +39,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: fwdctl [-s SOCKET] [-j] COMMAND...   run one command
+const usage = `usage: fwdctl [-s SOCKET] [-V VNET] [-j] COMMAND...   run one command
        fwdctl [-s SOCKET] [-j] -f FILE      run FILE as one batch (- for stdin)
        fwdctl [-s SOCKET] [-j]              interactive prompt (batch from stdin if not a terminal)
        fwdctl help                          the command language
@@ -56,6 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	sock := fs.String("s", ctlsock.DefaultPath, "control socket of fwdd")
 	jsonOut := fs.Bool("j", false, "print JSON instead of tables")
 	file := fs.String("f", "", "run the commands of `FILE` as one batch (- for stdin)")
+	vnet := fs.String("V", "", "run every command in `vnet` NAME (prefix vnet NAME)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -70,7 +74,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(words) > 0 && *file == "" {
 		switch words[0] {
 		case "monitor", "capture":
-			return runStream(ctx, *sock, *jsonOut, words, stdout, stderr)
+			return runStream(ctx, *sock, *jsonOut, *vnet, words, stdout, stderr)
 		case "top":
 			return runTop(ctx, *sock, words[1:], stdin, stdout, stderr)
 		}
@@ -113,7 +117,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		req = &ctlsock.Request{Lines: []string{strings.Join(words, " ")}, JSON: *jsonOut, Dir: cwd}
 	default:
 		if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return interactive(ctx, *sock, f, stdout, stderr, *jsonOut)
+			return interactive(ctx, *sock, f, stdout, stderr, *jsonOut, *vnet)
 		}
 		lines, err := readLines(stdin)
 		if err != nil {
@@ -123,6 +127,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		req = &ctlsock.Request{Lines: lines, Source: "stdin", JSON: *jsonOut, Dir: cwd}
 	}
 
+	req.Lines = prefixVnet(req.Lines, *vnet)
 	c, err := ctlsock.Dial(ctx, *sock)
 	if err != nil {
 		fmt.Fprintf(stderr, "fwdctl: %v\n", err)
@@ -143,6 +148,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
+}
+
+// prefixVnet puts "vnet NAME " before every line holding a command (blank
+// and comment lines stay as they are, so line numbers are kept).
+func prefixVnet(lines []string, vnet string) []string {
+	if vnet == "" {
+		return lines
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if t == "" || strings.HasPrefix(t, "#") {
+			out[i] = l
+			continue
+		}
+		out[i] = "vnet " + cmdlang.Quote(vnet) + " " + l
+	}
+	return out
 }
 
 // readLines reads everything; the server bounds line length and request size.

@@ -299,3 +299,44 @@ func TestProcess(t *testing.T) {
 		t.Errorf("not running: %d %q", code, errs)
 	}
 }
+
+// TestInteractiveEvicted: a prompt whose idle connection the daemon closed
+// for another client (every slot taken) reconnects and sends its next
+// command transparently, exactly once.
+func TestInteractiveEvicted(t *testing.T) {
+	ex := ctltest.New()
+	s, err := ctlsock.Listen(ctlsock.Config{Path: filepath.Join(t.TempDir(), "fwdd.sock"), Exec: ex, MaxClients: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	defer s.Close()
+	c, err := ctlsock.Dial(context.Background(), s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := &session{sock: s.Path(), c: c}
+	if r, err := sess.do(context.Background(), &ctlsock.Request{Lines: []string{"get net.fibs"}}); err != nil || !r.OK {
+		t.Fatal(r, err)
+	}
+	// Another client takes the only slot: the prompt's idle connection is
+	// evicted.
+	other, err := ctlsock.Dial(context.Background(), s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := other.Do(context.Background(), &ctlsock.Request{Lines: []string{"get net.fibs"}}); err != nil || !r.OK {
+		t.Fatal(r, err)
+	}
+	other.Close()
+	before := len(ex.Batches())
+	r, err := sess.do(context.Background(), &ctlsock.Request{Lines: []string{"route add 198.51.100.0/24 blackhole"}})
+	if err != nil || !r.OK {
+		t.Fatalf("after eviction: %+v, %v", r, err)
+	}
+	if got := len(ex.Batches()) - before; got != 1 {
+		t.Fatalf("the command was executed %d times, want once", got)
+	}
+	sess.c.Close()
+}

@@ -14,7 +14,7 @@ import (
 // runStream runs a streaming command (monitor, capture): frames are
 // printed (monitor) or written to -w's file (capture) as they come; Ctrl-C
 // (ctx) stops the daemon's side and the summary is still printed.
-func runStream(ctx context.Context, sock string, jsonOut bool, words []string, stdout, stderr io.Writer) int {
+func runStream(ctx context.Context, sock string, jsonOut bool, vnet string, words []string, stdout, stderr io.Writer) int {
 	var out io.Writer = stdout
 	var file *os.File
 	capture := words[0] == "capture"
@@ -54,7 +54,7 @@ func runStream(ctx context.Context, sock string, jsonOut bool, words []string, s
 	for i, w := range words {
 		words[i] = cmdlang.Quote(w)
 	}
-	line := strings.Join(words, " ")
+	line := prefixVnet([]string{strings.Join(words, " ")}, vnet)[0]
 	// Check locally first: a typo is reported without a connection.
 	if _, err := cmdlang.ParseLines([]string{line}, cmdlang.Options{Unnumbered: true}); err != nil {
 		fmt.Fprintf(stderr, "fwdctl: %v\n", err)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -8,11 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fwdd/fwdd/ctl"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/internal/testenv"
+	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // startDaemon runs a real fwdd (null ports, which receive all the time)
@@ -63,9 +69,7 @@ func TestTopSnapshots(t *testing.T) {
 // TestTopTerminal drives the live view in tmux: it renders, re-sorts on
 // a key and quits on q.
 func TestTopTerminal(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux not installed")
-	}
+	testenv.Tool(t, "tmux", "tmux")
 	sock := startDaemon(t)
 	srv := fmt.Sprintf("fwdtop%d", os.Getpid())
 	tmux := func(args ...string) (string, error) {
@@ -108,4 +112,119 @@ func TestTopTerminal(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestCaptureCommand: fwdctl capture writes a pcap file tcpdump and pcapgo
+// read, and prints its summary on stderr; bad usage is refused locally.
+func TestCaptureCommand(t *testing.T) {
+	sock := startDaemon(t)
+	file := filepath.Join(t.TempDir(), "p0.pcap")
+	r := fwdctl(t, "", "-s", sock, "capture", "p0", "rx", "count", "5", "snaplen", "64", "-w", file)
+	if r.code != 0 || !strings.Contains(r.stderr, "5 packets captured on p0 (stopped by count)") || r.stdout != "" {
+		t.Fatalf("capture: %+v", r)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pr, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		d, ci, err := pr.ReadPacketData()
+		if err != nil {
+			break
+		}
+		if len(d) > 64 || ci.Length < len(d) {
+			t.Errorf("frame of %d bytes (wire %d) with snaplen 64", len(d), ci.Length)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Errorf("%d frames in the file, want 5", n)
+	}
+	if _, err := exec.LookPath("tcpdump"); err == nil {
+		out, err := exec.Command("tcpdump", "-n", "-r", file).CombinedOutput()
+		if err != nil || strings.Count(string(out), "\n") < 5 {
+			t.Errorf("tcpdump -r: %v\n%s", err, out)
+		}
+	}
+	for _, bad := range [][]string{{"capture", "p0"}, {"capture", "p0", "-w"}, {"capture", "p0", "sideways", "-w", "x"}} {
+		if r := fwdctl(t, "", append([]string{"-s", sock}, bad...)...); r.code != 2 || r.stderr == "" {
+			t.Errorf("%v: %+v", bad, r)
+		}
+	}
+	if r := fwdctl(t, "", "-s", sock, "capture", "nosuch", "-w", file); r.code != 1 || !strings.Contains(r.stderr, "no such port") {
+		t.Errorf("capture on a missing port: %+v", r)
+	}
+}
+
+// TestMonitorCommand: fwdctl monitor prints a route another fwdctl adds,
+// and stops on Ctrl-C (its context) with status 0; -j prints JSON lines.
+func TestMonitorCommand(t *testing.T) {
+	sock := startDaemon(t)
+	for _, j := range []bool{false, true} {
+		ctx, stop := context.WithCancel(context.Background())
+		var errb bytes.Buffer
+		out := &syncWriter{w: &bytes.Buffer{}}
+		done := make(chan int, 1)
+		args := []string{"-s", sock, "monitor", "routes"}
+		if j {
+			args = append([]string{"-j"}, args...)
+		}
+		go func() { done <- run(ctx, args, strings.NewReader(""), out, &errb) }()
+		prefix := fmt.Sprintf("198.19.%d.0/24", 50+len(fmt.Sprint(j)))
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			// The monitor may not be subscribed yet: add and delete until
+			// it shows.
+			fwdctl(t, "", "-s", sock, "route", "add", prefix, "blackhole")
+			fwdctl(t, "", "-s", sock, "route", "del", prefix)
+			if strings.Contains(out.String(), `"add"`) || strings.Contains(out.String(), prefix+" blackhole") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		stop()
+		if code := <-done; code != 0 {
+			t.Fatalf("monitor exit %d: %s", code, errb.String())
+		}
+		s := out.String()
+		if j {
+			found := false
+			for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+				var ev map[string]any
+				if err := json.Unmarshal([]byte(line), &ev); err != nil {
+					t.Errorf("-j monitor: %q (%v)", line, err)
+				}
+				found = found || ev["prefix"] == prefix && ev["action"] == "add"
+			}
+			if !found {
+				t.Errorf("-j monitor: no add of %s in:\n%s", prefix, s)
+			}
+		} else if !strings.Contains(s, prefix+" blackhole fib 0 proto static") || !strings.Contains(s, "Deleted "+prefix) {
+			t.Errorf("monitor printed:\n%s", s)
+		}
+	}
+}
+
+// syncWriter guards a buffer written by one goroutine and read by another.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/fwdd/fwdd/ctl"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/vnet"
 	"github.com/pkg/profile"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -79,7 +80,7 @@ func run(args []string) int {
 		return 2
 	}
 	if *check {
-		if err := ctl.CheckFile(*config); err != nil {
+		if err := vnet.CheckFile(*config); err != nil {
 			fmt.Fprintf(os.Stderr, "fwdd: %v\n", err)
 			return 1
 		}
@@ -120,7 +121,7 @@ func run(args []string) int {
 		defer profile.Start(mode, profile.ProfilePath(*profDir), profile.Quiet, profile.NoShutdownHook).Stop()
 	}
 
-	d, err := ctl.Start(ctl.Options{
+	d, err := vnet.Start(vnet.Config{
 		ConfigFile: *config,
 		Socket:     *socket,
 		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, IdleSpin: *idleSpin},

@@ -185,6 +185,10 @@ type PortSet struct {
 	Admin Admin   `json:"admin"`
 	LCP   string  `json:"lcp,omitempty"`  // "": unchanged; LCPOff: remove; else the new kernel interface name
 	Args  []ArgOp `json:"args,omitempty"` // in order
+	// Join and Leave are link-layer multicast groups the operator asks the
+	// port to join on its device or to leave ("join 01:80:c2:00:00:14").
+	Join  []string `json:"join,omitempty"`
+	Leave []string `json:"leave,omitempty"`
 }
 
 // ArgOp is one driver argument change of "port set".
@@ -256,6 +260,12 @@ func (c *PortSet) String() string {
 	}
 	if c.LCP != "" {
 		b.WriteString(" lcp " + Quote(c.LCP))
+	}
+	for _, g := range c.Join {
+		b.WriteString(" join " + g)
+	}
+	for _, g := range c.Leave {
+		b.WriteString(" leave " + g)
 	}
 	for _, a := range c.Args {
 		if a.Remove {
@@ -641,6 +651,16 @@ type ShowFIBs struct{ Where }
 // ShowStats is "show stats".
 type ShowStats struct{ Where }
 
+// ShowDriver is "show DRIVER" for a driver whose ports have a status table
+// (pmd.Driver.Status, e.g. "show lagg").
+type ShowDriver struct {
+	Where
+	Driver string `json:"driver"`
+}
+
+func (c *ShowDriver) Verb() string   { return "show " + c.Driver }
+func (c *ShowDriver) String() string { return "show " + c.Driver }
+
 // ShowSysctl is "show sysctl [PREFIX]".
 type ShowSysctl struct {
 	Where
@@ -685,9 +705,11 @@ func (c *ShowSysctl) String() string {
 // IsShow reports whether c only reads state (show, get, route get): such
 // commands may run while nothing else changes and never need undoing.
 func IsShow(c Command) bool {
-	switch c.(type) {
-	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet, *ShowLCP:
+	switch c := c.(type) {
+	case *ShowPorts, *ShowRoutes, *ShowNeigh, *ShowRules, *ShowFIBs, *ShowStats, *ShowSysctl, *Get, *RouteGet, *ShowLCP, *ShowVnets:
 		return true
+	case *InVnet:
+		return IsShow(c.Cmd)
 	}
 	return false
 }

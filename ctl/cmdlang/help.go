@@ -14,11 +14,12 @@ const Help = `set KEY VALUE                               set a sysctl-like key 
     net.neigh.max_per_port N   neighbour entries of one port (max_entries bounds the sum)
     net.neigh.hold N           packets held per unresolved neighbour (oldest dropped)
     net.neigh.max_held N       packets held over all unresolved neighbours
+    net.neigh.max_requests N   ARP requests and NS sent per second, all ports
 get KEY
 port add NAME driver DRIVER [fib N] [mtu N] [lcp IFNAME] [KEY VALUE|KEY=VALUE]...
                                             e.g. driver afxdp dev r0 queues 2 mode zerocopy
                                             lcp IFNAME: a kernel interface for the host's traffic
-port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off] [KEY VALUE|-KEY VALUE]...
+port set NAME [fib N] [mtu N] [up|down] [lcp IFNAME|off] [join|leave MAC]... [KEY VALUE|-KEY VALUE]...
                                             driver arguments, e.g. laggport m2 -laggport m1
 port del NAME
 addr add|del PORT ADDR/LEN                  IPv4 or IPv6; adds the connected route
@@ -36,13 +37,17 @@ neigh add PORT ADDR lladdr MAC
 neigh del PORT ADDR
 lcp fib N table T|off                       kernel table T feeds FIB N (default: fib 0 table main)
 show lcp                                    kernel interfaces, table->FIB map, mirror counters
-show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX]
+show ports | routes [fib N] [inet|inet6] | neigh [PORT] | rules | fibs | stats | sysctl [PREFIX] | vnets
 show trace | workers
 trace add N [port P] [from PFX] [to PFX]    record every decision for the next N matching packets
 trace clear
 capture PORT [rx|tx|both] [count N] [snaplen N] [duration D] [pcapng]
                                             (fwdctl capture ... -w FILE|-)
 monitor [routes|neigh|ports|rules|lcp|config|all]...   stream changes (fwdctl monitor)
+vnet add NAME [owner UID[:GID]] [socket PATH] [devices DEV,...] [routes DIR] [netns NS]
+                                            an isolated stack; socket: its tenant's control socket
+vnet del NAME
+vnet NAME COMMAND                           run COMMAND in vnet NAME (no prefix: vnet default)
 `
 
 // HelpText is Help followed by the drivers linked into this program and

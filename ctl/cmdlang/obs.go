@@ -148,6 +148,9 @@ func (*ShowWorkers) String() string { return "show workers" }
 // IsStream reports whether c is answered by a stream of frames (monitor,
 // capture) rather than one response.
 func IsStream(c Command) bool {
+	if iv, ok := c.(*InVnet); ok {
+		c = iv.Cmd
+	}
 	switch c.(type) {
 	case *Monitor, *Capture:
 		return true
@@ -159,6 +162,9 @@ func IsStream(c Command) bool {
 // neither changes the configuration nor streams (trace add/clear, show
 // trace, show workers): executors answer them like queries.
 func IsObs(c Command) bool {
+	if iv, ok := c.(*InVnet); ok {
+		c = iv.Cmd
+	}
 	switch c.(type) {
 	case *TraceAdd, *TraceClear, *ShowTrace, *ShowWorkers:
 		return true

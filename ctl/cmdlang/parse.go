@@ -464,6 +464,8 @@ func (p *parser) command() Command {
 		}
 	case "show":
 		return p.show()
+	case "vnet":
+		return p.vnet()
 	case "lcp":
 		return p.lcp()
 	case "monitor":
@@ -730,8 +732,21 @@ func (p *parser) portSet() Command {
 					}
 				}
 			}
+		case "join", "leave":
+			if v := p.value(w, "a multicast MAC address like 01:80:c2:00:00:14"); v != nil {
+				hw, err := net.ParseMAC(v.text)
+				if err != nil || len(hw) != 6 || hw[0]&1 == 0 {
+					p.fail(v, "%q needs a multicast MAC address (first octet odd, like 01:80:c2:00:00:14), got %q", w.text, v.text)
+					break
+				}
+				if w.text == "join" {
+					c.Join = append(c.Join, hw.String())
+				} else {
+					c.Leave = append(c.Leave, hw.String())
+				}
+			}
 		default:
-			const expected = "fib N, mtu N, up, down, lcp IFNAME|off, a driver argument KEY VALUE or -KEY VALUE"
+			const expected = "fib N, mtu N, up, down, lcp IFNAME|off, join MAC, leave MAC, a driver argument KEY VALUE or -KEY VALUE"
 			op := ArgOp{}
 			aw := w
 			if strings.HasPrefix(w.text, "-") && validIdent(w.text[1:]) {
@@ -745,7 +760,7 @@ func (p *parser) portSet() Command {
 			}
 		}
 	}
-	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged && c.LCP == "" && len(c.Args) == 0 {
+	if p.err == nil && c.FIB == AnyFIB && c.MTU == 0 && c.Admin == AdminUnchanged && c.LCP == "" && len(c.Args) == 0 && len(c.Join)+len(c.Leave) == 0 {
 		p.fail(nil, "nothing to set (expected fib N, mtu N, up, down, lcp IFNAME|off or a driver argument)")
 	}
 	if p.err != nil {
@@ -1146,6 +1161,10 @@ func (p *parser) show() Command {
 	}
 	p.verb = "show " + t
 	switch t {
+	case "vnets", "vnet":
+		p.verb = "show vnets"
+		p.end()
+		return &ShowVnets{Where: p.at}
 	case "ports":
 		p.end()
 		return &ShowPorts{Where: p.at}
@@ -1203,7 +1222,16 @@ func (p *parser) show() Command {
 		}
 		return c
 	}
+	if d, ok := pmd.Lookup(t); ok && d.Status {
+		p.end()
+		return &ShowDriver{Where: p.at, Driver: t}
+	}
 	p.verb = "show"
+	for _, d := range pmd.Drivers() {
+		if d.Status {
+			what = append(what, d.Name)
+		}
+	}
 	p.fail(w, "cannot show %q (expected %s)", w.text, orList(what))
 	return nil
 }

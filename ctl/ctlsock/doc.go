@@ -26,7 +26,8 @@
 // within Config.WriteTimeout. At most Config.MaxClients connections are
 // served at once: a new client beyond that evicts the longest-idle
 // connection (which reads Response.Evicted as the answer to its next
-// request, not executed), and is refused only when none is idle. A request
+// request, not executed), and is refused only when none became idle
+// within 2 s. A request
 // cut short by a disconnect is discarded unexecuted. See docs/ctl.md.
 //
 // Lifecycle: Listen replaces a stale socket file (nobody answers on it) and

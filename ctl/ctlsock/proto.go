@@ -18,6 +18,9 @@ type Request struct {
 	// Dir is the client's working directory, against which relative file
 	// names (route load FILE) are resolved; "" leaves them as written.
 	Dir string `json:"dir,omitempty"`
+	// Stream asks for a streaming command's frames (stream.go): the one
+	// line is monitor or capture. Without it such a command is refused.
+	Stream bool `json:"stream,omitempty"`
 }
 
 // Response answers one Request.

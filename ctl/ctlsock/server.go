@@ -28,8 +28,8 @@ const (
 	maxPathLen            = 107              // sizeof(sun_path) - 1
 	// closeWriteGrace is how long Close lets a handler write an answer:
 	// the daemon exits within 2 s of SIGTERM whatever its clients do.
-	closeWriteGrace = 500 * time.Millisecond
-	closeWait       = time.Second
+	closeWriteGrace = 300 * time.Millisecond
+	closeWait       = 600 * time.Millisecond
 	// evictWait is how long a new client waits for an evicted one's slot.
 	evictWait = 2 * time.Second
 )
@@ -272,16 +272,50 @@ func (s *Server) track(c *net.UnixConn) bool {
 var evictedResponse = &Response{Evicted: true, Error: "fwdd: this idle control connection was closed to serve another client; reconnect (the request was not executed)"}
 
 // admit takes a client slot for c. When every slot is taken it evicts the
-// connection idle for longest and waits for its slot; it reports false when
-// no connection is idle (all are busy) or the server is closing.
+// connection idle for longest and takes its slot; if none is idle, it
+// waits for one to become idle or free, up to evictWait. It reports false
+// when none did (every connection stayed busy) or the server is closing.
 func (s *Server) admit(c *net.UnixConn) bool {
-	select {
-	case s.sem <- struct{}{}:
-		s.setAdmitted(c)
-		return true
-	default:
+	deadline := time.NewTimer(evictWait)
+	defer deadline.Stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		select {
+		case s.sem <- struct{}{}:
+			s.setAdmitted(c)
+			return true
+		default:
+		}
+		if s.evictIdle(c) {
+			select {
+			case s.sem <- struct{}{}:
+				s.setAdmitted(c)
+				return true
+			case <-deadline.C:
+				return false
+			case <-s.ctx.Done():
+				return false
+			}
+		}
+		select {
+		case s.sem <- struct{}{}:
+			s.setAdmitted(c)
+			return true
+		case <-poll.C:
+		case <-deadline.C:
+			return false
+		case <-s.ctx.Done():
+			return false
+		}
 	}
+}
+
+// evictIdle closes the admitted connection idle for longest (not c) for a
+// new client, telling it so; false if none is idle.
+func (s *Server) evictIdle(c *net.UnixConn) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	var victim *net.UnixConn
 	var oldest time.Time
 	for vc, st := range s.conns {
@@ -289,29 +323,17 @@ func (s *Server) admit(c *net.UnixConn) bool {
 			victim, oldest = vc, st.idleSince
 		}
 	}
-	if victim != nil {
-		s.conns[victim].evicted = true
-		// The victim is idle: its socket buffer is empty, so this write
-		// does not block; then its handler's read ends.
-		victim.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		writeResponse(victim, evictedResponse)
-		victim.CloseRead()
-	}
-	s.mu.Unlock()
 	if victim == nil {
 		return false
 	}
+	s.conns[victim].evicted = true
+	// The victim is idle: its socket buffer is empty, so this write does
+	// not block; then its handler's read ends.
+	victim.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	writeResponse(victim, evictedResponse)
+	victim.CloseRead()
 	s.log.Info("control connection evicted for a new client", "idle", time.Since(oldest).Round(time.Millisecond), "max", s.cfg.MaxClients)
-	t := time.NewTimer(evictWait)
-	defer t.Stop()
-	select {
-	case s.sem <- struct{}{}:
-		s.setAdmitted(c)
-		return true
-	case <-t.C:
-	case <-s.ctx.Done():
-	}
-	return false
+	return true
 }
 
 func (s *Server) setAdmitted(c *net.UnixConn) {
@@ -347,7 +369,7 @@ func (s *Server) untrack(c *net.UnixConn) {
 // Close stops the server: no new connections; requests being executed
 // finish and are answered; idle connections are closed; the socket file is
 // removed if it is still the one Listen created. It waits for the
-// connection handlers, at most about a second (then it closes their
+// connection handlers, at most about 0.6 s (then it closes their
 // connections and leaves them to end alone), and is safe to call more than
 // once.
 func (s *Server) Close() error {

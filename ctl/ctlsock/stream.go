@@ -74,12 +74,21 @@ func (s *Stream) Send(text string, data any, bin []byte) error {
 // stream runs req as a stream if it is one; it reports whether it did (the
 // connection is then finished).
 func (s *Server) stream(c *net.UnixConn, br *bufio.Reader, req *Request, log *slog.Logger) bool {
-	if len(req.Lines) != 1 {
+	if !req.Stream {
 		return false
 	}
+	if len(req.Lines) != 1 {
+		writeResponse(c, &Response{Error: "fwdd: a streaming request has exactly one line (monitor or capture)"})
+		return true
+	}
 	cmds, err := cmdlang.ParseLines(req.Lines, cmdlang.Options{File: req.Source, Dir: req.Dir, Unnumbered: req.Source == ""})
-	if err != nil || len(cmds) != 1 || !cmdlang.IsStream(cmds[0]) {
-		return false
+	if err != nil {
+		writeResponse(c, &Response{Error: err.Error()})
+		return true
+	}
+	if len(cmds) != 1 || !cmdlang.IsStream(cmds[0]) {
+		writeResponse(c, &Response{Error: "fwdd: only monitor and capture stream"})
+		return true
 	}
 	se, ok := s.cfg.Exec.(StreamExecutor)
 	if !ok {
@@ -133,7 +142,9 @@ func (s *Server) stream(c *net.UnixConn, br *bufio.Reader, req *Request, log *sl
 // frame and its summary. An error from frame stops the stream the same
 // way and is returned.
 func (c *Client) Stream(ctx context.Context, req *Request, frame func(*Response) error) (*Response, error) {
-	b, err := json.Marshal(req)
+	r := *req
+	r.Stream = true
+	b, err := json.Marshal(&r)
 	if err != nil {
 		return nil, err
 	}

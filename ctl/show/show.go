@@ -46,7 +46,8 @@ type Route struct {
 }
 
 // Flags returns netstat's flags: U up, G gateway, H host, S static,
-// B blackhole, R reject.
+// 1 learned from a kernel table (FreeBSD's RTF_PROTO1, the routing daemons'
+// flag), B blackhole, R reject.
 func (r *Route) Flags() string {
 	var b strings.Builder
 	b.WriteByte('U')
@@ -58,6 +59,9 @@ func (r *Route) Flags() string {
 	}
 	if r.Origin == Static || r.Origin == Loaded {
 		b.WriteByte('S')
+	}
+	if r.Origin == Kernel {
+		b.WriteByte('1')
 	}
 	switch r.Kind {
 	case cmdlang.Blackhole:
@@ -338,6 +342,9 @@ type Port struct {
 	NoDevice bool             `json:"no_device,omitempty"` // the underlying device has disappeared
 	PerQueue []pmd.QueueStats `json:"per_queue,omitempty"` // Stats by queue
 	LCP      string           `json:"lcp,omitempty"`       // the port's kernel interface (lcp), "" for none
+	// Multicast are the link-layer multicast groups joined on the device
+	// (or asked of the ports below, for a vlan or a lagg).
+	Multicast []string `json:"multicast,omitempty"`
 }
 
 // Ports writes ps in the manner of ifconfig.
@@ -362,7 +369,7 @@ func Ports(w io.Writer, ps []Port) error {
 		slices.Sort(keys)
 		var b strings.Builder
 		for _, k := range keys {
-			b.WriteString(" " + k + " " + cmdlang.Quote(p.Args[k]))
+			b.WriteString(cmdlang.FormatArgs(p.Driver, map[string]string{k: p.Args[k]}))
 			if k == "mode" && p.Mode != "" && p.Mode != p.Args[k] {
 				b.WriteString(" (" + p.Mode + ")") // mode auto (copy)
 			}
@@ -380,6 +387,9 @@ func Ports(w io.Writer, ps []Port) error {
 		}
 		if p.LCP != "" {
 			fmt.Fprintf(w, "\tlcp %s\n", cmdlang.Quote(p.LCP))
+		}
+		if len(p.Multicast) > 0 {
+			fmt.Fprintf(w, "\tmulticast %s\n", strings.Join(p.Multicast, " "))
 		}
 		for _, a := range p.Addrs {
 			if a.Addr().Is4() {

@@ -239,3 +239,10 @@ Neighbor  Linklayer Address Netif Expire  State      Flags
 0    3            0            8288        512         p0
 `)
 }
+
+func TestKernelFlag(t *testing.T) {
+	r := Route{Destination: netip.MustParsePrefix("198.18.10.0/24"), Origin: Kernel, Gateways: []netip.Addr{netip.MustParseAddr("198.18.0.2")}}
+	if f := r.Flags(); f != "UG1" {
+		t.Errorf("kernel route flags %q, want UG1", f)
+	}
+}

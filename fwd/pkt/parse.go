@@ -13,6 +13,7 @@ const (
 	EtherTypeIPv6 = 0x86DD
 	EtherTypeVLAN = 0x8100 // 802.1Q C-tag
 	EtherTypeQinQ = 0x88A8 // 802.1ad S-tag (refused: QinQ)
+	EtherTypeSlow = 0x8809 // slow protocols: LACP, marker (IEEE 802.3 annex 57A)
 )
 
 // IP protocol numbers / IPv6 next headers.

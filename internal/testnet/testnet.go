@@ -13,11 +13,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fwdd/fwdd/internal/testenv"
 )
 
 // Skip skips the test unless it runs as root with iproute2 available; in

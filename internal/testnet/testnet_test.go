@@ -1,11 +1,12 @@
 package testnet
 
 import (
-	"github.com/fwdd/fwdd/internal/testenv"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fwdd/fwdd/internal/testenv"
 )
 
 func TestTopology(t *testing.T) {

@@ -3,7 +3,6 @@ package xsk
 import (
 	"errors"
 	"fmt"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"github.com/fwdd/fwdd/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fwdd/fwdd/internal/testenv"
 )
 
 // TestLinuxLegQuick runs the harness's Linux-forwarding leg in quick mode

@@ -185,20 +185,20 @@ func (r *report) latencyLines() []string {
 			line += fmt.Sprintf("; %.1f× Linux's p50, %.1f× its p99", m50/b50, m99/b99)
 			switch l.Leg {
 			case "fwdd-adaptive":
-				line += verdict("p50 ≤ 5× Linux", m50 <= 5*b50) + verdict("p99 ≤ 100 µs", m99 <= 100)
+				line += targetVerdict("p50 ≤ 5× Linux", m50 <= 5*b50) + targetVerdict("p99 ≤ 100 µs", m99 <= 100)
 			case "fwdd-busy":
-				line += verdict("p50 ≤ 2× Linux", m50 <= 2*b50) + verdict("p99 ≤ 10× Linux", m99 <= 10*b99)
+				line += targetVerdict("p50 ≤ 2× Linux", m50 <= 2*b50) + targetVerdict("p99 ≤ 10× Linux", m99 <= 10*b99)
 			}
 		}
 		if l.IdleCPU >= 0 {
-			line += fmt.Sprintf("; idle: %.1f%% of a core", 100*l.IdleCPU) + verdict("idle < 5%", l.IdleCPU < 0.05)
+			line += fmt.Sprintf("; idle: %.1f%% of a core", 100*l.IdleCPU) + targetVerdict("idle < 5%", l.IdleCPU < 0.05)
 		}
 		out = append(out, line)
 	}
 	return out
 }
 
-func verdict(target string, met bool) string {
+func targetVerdict(target string, met bool) string {
 	if met {
 		return " — " + target + ": met"
 	}

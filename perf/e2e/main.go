@@ -41,7 +41,7 @@ func mainErr() int {
 		sdur     = flag.Duration("search-d", 2*time.Second, "duration of each search trial")
 		smax     = flag.Int("search-trials", 7, "search trials per size at most")
 		ssizes   = flag.String("search-sizes", "64,512,1518", "frame sizes for the search")
-		legs     = flag.String("legs", "linux,linux-backlog,xdp,c-afxdp,fwdd-afxdp,fwdd-afpacket", "forwarders to measure")
+		legs     = flag.String("legs", "linux,linux-backlog,xdp,xdp-inline,c-afxdp,fwdd-afxdp,fwdd-afpacket", "forwarders to measure")
 		budget   = flag.Duration("budget", 9*time.Minute, "no new measurement starts after this")
 		sink     = flag.String("sink", "auto", "sink counter on s0: tc (tcx ingress; cheapest for skbs), xdp (cheapest for redirected xdp frames), or auto (xdp for the xdp leg, tc for the others)")
 		bench    = flag.String("benchmarks", "", "rewrite the \"end to end\" section of this BENCHMARKS.md")

@@ -35,7 +35,11 @@ func machine() string {
 type ratio struct {
 	name, num, den, target         string
 	numLeg, numGen, denLeg, denGen string
-	min                            float64
+	// denAlt is another leg measuring the same forwarder set up
+	// differently; the better of the two medians is the denominator (the
+	// forwarder's own limit on this machine).
+	denAlt string
+	min    float64
 }
 
 var ratios = []ratio{
@@ -43,7 +47,7 @@ var ratios = []ratio{
 	{name: "fwdd-afpacket vs Linux", numLeg: "fwdd-afpacket", numGen: genAFP, denLeg: "linux", denGen: genAFP},
 	{name: "fwdd-afxdp vs the C AF_XDP forwarder", numLeg: "fwdd-afxdp", numGen: genLive, denLeg: "c-afxdp", denGen: genLive, min: 1.2, target: "≥ 1.2×"},
 	{name: "fwdd-afxdp vs the C AF_XDP forwarder", numLeg: "fwdd-afxdp", numGen: genAFP, denLeg: "c-afxdp", denGen: genAFP},
-	{name: "fwdd-afxdp vs XDP-native", numLeg: "fwdd-afxdp", numGen: genLive, denLeg: "xdp", denGen: genLive, min: 0.8, target: "≥ 0.8×"},
+	{name: "fwdd-afxdp vs XDP-native", numLeg: "fwdd-afxdp", numGen: genLive, denLeg: "xdp", denAlt: "xdp-inline", denGen: genLive, min: 0.8, target: "≥ 0.8×"},
 	{name: "XDP-native vs Linux", numLeg: "xdp", numGen: genAFP, denLeg: "linux", denGen: genAFP},
 	{name: "Linux (threaded NAPI) vs Linux (backlog)", numLeg: "linux", numGen: genAFP, denLeg: "linux-backlog", denGen: genAFP},
 }
@@ -53,6 +57,9 @@ func (r *report) ratioLines() []string {
 	var out []string
 	for _, q := range ratios {
 		n, d := h.find(q.numLeg, q.numGen, 64), h.find(q.denLeg, q.denGen, 64)
+		if alt := h.find(q.denAlt, q.denGen, 64); alt != nil && (d == nil || median(alt.delivered()) > median(d.delivered())) {
+			d = alt
+		}
 		if n == nil || d == nil {
 			continue
 		}
@@ -69,8 +76,8 @@ func (r *report) ratioLines() []string {
 				verdict += "NOT met"
 			}
 		}
-		out = append(out, fmt.Sprintf("%s, 64 B, %s generator: %.2f× (median %s / %s Mpps; range %.2f–%.2f×)%s",
-			q.name, q.numGen, rm, mpps(median(n.delivered())), mpps(median(d.delivered())), nl/dh, nh/dl, verdict))
+		out = append(out, fmt.Sprintf("%s, 64 B, %s generator: %.2f× (median %s / %s Mpps of %s; range %.2f–%.2f×)%s",
+			q.name, q.numGen, rm, mpps(median(n.delivered())), mpps(median(d.delivered())), d.Leg, nl/dh, nh/dl, verdict))
 	}
 	return out
 }

@@ -382,6 +382,9 @@ func (h *harness) allLegs() []leg {
 			}},
 		{name: "fwdd-afxdp", gens: []string{genAFP, genLive}, fwdd: "afxdp", sink: gen.BackendTC,
 			desc: "fwdd, afxdp driver on r0 and r1, one worker pinned to the router CPU"},
+		{name: "xdp-inline", gens: []string{genAFP, genLive}, sink: gen.BackendXDP,
+			desc:  "the same XDP-native forwarder, r0 without threaded NAPI: veth runs it in the generator CPU's softirq, where it is cheapest (no cross-CPU ring hand-off and wake-up)",
+			setup: func(ctx context.Context) (func(), error) { return h.attachForwarder() }},
 		{name: "c-afxdp", gens: []string{genAFP, genLive}, sink: gen.BackendTC,
 			desc:  "C AF_XDP forwarder (perf/xskfwd, libxdp; kernel xsk_fwd structure, MAC rewrite only) on r0 -> r1, pinned to the router CPU",
 			setup: h.startXskfwd},
@@ -472,7 +475,7 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 			}
 		}
 	}
-	if h.cfg.search && l.name != "xdp" && l.name != "linux-backlog" {
+	if h.cfg.search && l.name != "xdp" && l.name != "xdp-inline" && l.name != "linux-backlog" {
 		for _, size := range h.cfg.searchSz {
 			if !budgetLeft(h.budget) {
 				break

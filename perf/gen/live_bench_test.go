@@ -2,17 +2,16 @@ package gen
 
 import (
 	"context"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"golang.org/x/sys/unix"
-
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/internal/testnet"
 	"github.com/fwdd/fwdd/perf/xdpprog"
 	"github.com/fwdd/fwdd/pmd"
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkLiveFrames compares fwdgen's live-frames back end with a bare

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"github.com/fwdd/fwdd/internal/testenv"
 	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
-
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/perf/gen"
 	"github.com/fwdd/fwdd/perf/xdpprog"
 )

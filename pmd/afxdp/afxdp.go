@@ -11,6 +11,7 @@ import (
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
 	"github.com/fwdd/fwdd/pmd/linkmon"
+	"github.com/fwdd/fwdd/pmd/mcast"
 )
 
 // DriverName is the name the driver registers under.
@@ -119,6 +120,9 @@ type Port struct {
 	reopens atomic.Uint64
 
 	mu sync.Mutex // control side: attach, detach, Info, Close
+	// mc holds the link-layer multicast memberships on the device,
+	// attached while the sockets are.
+	mc *mcast.Set
 	// sockMu orders closing a queue's socket (detach) against reading its
 	// kernel counters (Stats, XSKStats): held only around the close and
 	// the getsockopt, so a reader never waits for a whole detach (which
@@ -134,8 +138,9 @@ type Port struct {
 }
 
 var (
-	_ pmd.Port   = (*Port)(nil)
-	_ pmd.Poller = (*Port)(nil)
+	_ pmd.Port        = (*Port)(nil)
+	_ pmd.Poller      = (*Port)(nil)
+	_ pmd.Multicaster = (*Port)(nil)
 )
 
 // detachWait bounds how long detaching waits for a poller to leave its
@@ -184,7 +189,7 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 	}
 	lg := cfg.Logger().With("port", cfg.Name, "driver", DriverName, "dev", dev)
 	p := &Port{
-		name: cfg.Name, nsPath: cfg.NetNS, dev: dev,
+		name: cfg.Name, nsPath: cfg.NetNS, dev: dev, mc: mcast.New(),
 		mode:    map[string]xsk.Mode{"auto": xsk.ModeAuto, "copy": xsk.ModeCopy, "zerocopy": xsk.ModeZeroCopy}[modeS],
 		xdpMode: map[string]xsk.XDPMode{"auto": xsk.XDPAuto, "native": xsk.XDPNative, "generic": xsk.XDPGeneric}[xdpS],
 		busyUs:  busy, ring: uint32(ring),
@@ -282,6 +287,9 @@ func (p *Port) attach(ifindex int) error {
 		if prog, err = xsk.AttachProgram(xsk.ProgramConfig{Ifindex: ifindex, Queues: len(p.queues), Mode: p.xdpMode}); err != nil {
 			return err
 		}
+		if err := p.mc.Attach(ifindex); err != nil {
+			p.logErr("multicast memberships", "err", err)
+		}
 		for q := range p.queues {
 			sc := xsk.SocketConfig{Ifindex: ifindex, Queue: q, Mode: p.mode,
 				FillSize: p.ring, CompletionSize: p.ring, RxSize: p.ring, TxSize: p.ring}
@@ -309,6 +317,7 @@ func (p *Port) attach(ifindex int) error {
 		if prog != nil {
 			prog.Close()
 		}
+		p.mc.Detach()
 		return err
 	}
 	for q, st := range sts {
@@ -351,6 +360,7 @@ func (p *Port) detach() {
 		}
 		p.prog = nil
 	}
+	p.mc.Detach()
 	p.bound = 0
 }
 
@@ -444,6 +454,15 @@ func (p *Port) XSKStats(q int) (xsk.Stats, error) {
 	}
 	return st.s.Stats()
 }
+
+// SetMulticast sets owner's link-layer multicast groups on the device
+// (joined now if attached, else at the next attach).
+func (p *Port) SetMulticast(owner string, macs []net.HardwareAddr) error {
+	return p.mc.Want(owner, macs)
+}
+
+// Multicast returns the groups joined on the device.
+func (p *Port) Multicast() []string { return p.mc.Joined() }
 
 // Close stops following the interface, detaches the XDP program, closes the
 // sockets and returns every mbuf the port holds to its pool. Polling must

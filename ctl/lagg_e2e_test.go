@@ -1,0 +1,237 @@
+package ctl
+
+import (
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fwdd/fwdd/internal/testnet"
+	"github.com/fwdd/fwdd/pmd"
+)
+
+// laggRig is fwdd with lagg0 over two members towards an OVS bond, and p1
+// untagged towards h2:
+//
+//	h1 -- OVS br [bond0: o0 o1] == r0/r1 [fwdd m0 m1 = lagg0 | p1] r2 -- h2
+type laggRig struct {
+	*e2e
+	o      *testnet.OVS
+	br     string
+	o0, o1 string
+}
+
+func newLaggRig(t *testing.T, fwddProto, ovsBond string) *laggRig {
+	testnet.SkipNoOVS(t)
+	n := testnet.New(t)
+	x := &laggRig{e2e: &e2e{t: t, n: n, rt: n.NS("rt"), h1: n.NS("h1"), h2: n.NS("h2")}}
+	x.o = n.StartOVS()
+	x.br = n.Name("lb")
+	x.o.Bridge(x.br)
+	x.o0, x.o1 = n.Name("lo0"), n.Name("lo1")
+	x.o.HostVeth(x.o0, x.rt, "r0")
+	x.o.HostVeth(x.o1, x.rt, "r1")
+	x.o.Vsctl(append([]string{"add-bond", x.br, "bond0", x.o0, x.o1}, strings.Fields(strings.ReplaceAll(ovsBond, "PRIMARY", x.o0))...)...)
+	a1 := n.Name("la1")
+	x.o.HostVeth(a1, x.h1, "eth0")
+	x.o.Vsctl("add-port", x.br, a1)
+	x.host(x.h1, "eth0", "198.18.1.2/24", "198.18.1.1")
+	n.Veth(x.h2, "h2", x.rt, "r2")
+	n.TryIn(x.h2, "ethtool", "-K", "h2", "tx", "off")
+	x.host(x.h2, "h2", "198.19.2.2/24", "198.19.2.1")
+	x.startConf(fmt.Sprintf(`
+port add m0 driver afxdp dev r0
+port add m1 driver afxdp dev r1
+port add lagg0 driver lagg %s laggport m0 laggport m1
+port add p1 driver afxdp dev r2
+addr add lagg0 198.18.1.1/24
+addr add p1 198.19.2.1/24
+`, fwddProto))
+	return x
+}
+
+// memberTx returns the packets member name has transmitted.
+func (x *laggRig) memberTx(name string) uint64 {
+	var n uint64
+	_ = x.d.do(func(s *stack) {
+		if lp, ok := s.live[name]; ok {
+			for _, q := range lp.port.Stats() {
+				n += q.TxPackets
+			}
+		}
+	})
+	return n
+}
+
+func (x *laggRig) bondShow() string {
+	out, _ := x.o.Appctl("bond/show", "bond0")
+	return out
+}
+
+func (x *laggRig) waitBond(t *testing.T, what string, cond func(string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond(x.bondShow()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("OVS bond never %s:\n%s\nfwdd:\n%s", what, x.bondShow(), x.show("show lagg"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var enabledRE = regexp.MustCompile(`(?m)^member (\S+): enabled`)
+
+func enabledMembers(out string) int { return len(enabledRE.FindAllString(out, -1)) }
+
+// iperf runs iperf3 -P 8 from h2 to a server in h1 (through fwdd's lagg
+// transmit) for secs seconds and returns its summary.
+func (x *laggRig) iperf(t *testing.T, secs int) string {
+	t.Helper()
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		t.Skip("needs iperf3")
+	}
+	x.n.Start(x.h1, "iperf3", "-s", "-1", "-B", "198.18.1.2")
+	var out string
+	var err error
+	for try := 0; try < 20; try++ {
+		out, err = x.n.TryIn(x.h2, "iperf3", "-c", "198.18.1.2", "-P", "8", "-t", strconv.Itoa(secs), "-f", "m")
+		if err == nil || !strings.Contains(out, "Connection refused") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("iperf3 through the lagg: %v\n%s", err, out)
+	}
+	return out
+}
+
+// TestE2ELaggLACPOVS: fwdd's lacp lagg against an OVS bond with LACP
+// (balance-tcp, fast): negotiated with both members, traffic on both,
+// a member down and back.
+func TestE2ELaggLACPOVS(t *testing.T) {
+	x := newLaggRig(t, "proto lacp lacp fast", "lacp=active bond_mode=balance-tcp other_config:lacp-time=fast")
+	x.waitBond(t, "negotiated LACP with both members", func(s string) bool {
+		return strings.Contains(s, "lacp_status: negotiated") && enabledMembers(s) == 2
+	})
+	lacp, _ := x.o.Appctl("lacp/show", "bond0")
+	var mac string
+	_ = x.d.do(func(s *stack) { mac = s.live["lagg0"].port.Info().MAC.String() })
+	if !strings.Contains(lacp, "partner") || !strings.Contains(strings.ToLower(lacp), mac) {
+		t.Errorf("OVS does not see fwdd (%s) as its partner:\n%s", mac, lacp)
+	}
+	for _, dev := range []string{"r0", "r1"} {
+		if out, _ := x.n.TryIn(x.rt, "ip", "maddr", "show", "dev", dev); !strings.Contains(out, "01:80:c2:00:00:02") {
+			t.Errorf("LACP member %s has not joined the slow-protocols group:\n%s", dev, out)
+		}
+	}
+	x.eventuallyPing(x.h1, "198.19.2.2")
+	tx0, tx1 := x.memberTx("m0"), x.memberTx("m1")
+	out := x.iperf(t, 3)
+	d0, d1 := x.memberTx("m0")-tx0, x.memberTx("m1")-tx1
+	t.Logf("iperf3 -P 8 through the lagg: %s; fwdd sent %d packets on m0, %d on m1", summary(out), d0, d1)
+	if d0 < 100 || d1 < 100 {
+		t.Errorf("fwdd did not transmit on both members: m0 %d, m1 %d packets", d0, d1)
+	}
+	sl := x.show("show lagg")
+	if !strings.Contains(sl, "collecting_distributing") || strings.Count(sl, "active") < 2 {
+		t.Errorf("show lagg:\n%s", sl)
+	}
+
+	// One member down: traffic continues; loss bounded.
+	pinger := x.n.Start(x.h1, "ping", "-i", "0.05", "-c", "160", "-W", "1", "198.19.2.2")
+	time.Sleep(time.Second)
+	x.o.Vsctl("set", "interface", x.o1, "admin_state=down")
+	_ = exec.Command("ip", "link", "set", x.o1, "down").Run()
+	testnet.Eventually(t, 5*time.Second, "fwdd to take m1 out", func() bool {
+		return strings.Count(x.show("show lagg"), "standby") >= 1
+	})
+	_ = pinger.Wait()
+	pout := pingOutput(pinger)
+	t.Logf("ping every 50 ms across the member going down: %s", lossLine(pout))
+	if loss := lossPercent(pout); loss > 40 {
+		t.Errorf("loss %d%% while a member went down (want the lagg to carry on within the 3 s LACP timeout)", loss)
+	}
+	x.eventuallyPing(x.h1, "198.19.2.2")
+
+	// Back up: re-added.
+	_ = exec.Command("ip", "link", "set", x.o1, "up").Run()
+	x.o.Vsctl("set", "interface", x.o1, "admin_state=up")
+	x.waitBond(t, "re-enabled the member", func(s string) bool { return enabledMembers(s) == 2 })
+	testnet.Eventually(t, 10*time.Second, "fwdd to re-add m1", func() bool {
+		return strings.Count(x.show("show lagg"), "active,current,collecting_distributing") == 2
+	})
+	x.eventuallyPing(x.h1, "198.19.2.2")
+}
+
+// TestE2ELaggStaticOVS: failover against OVS active-backup, loadbalance
+// and roundrobin against balance-slb (no LACP).
+func TestE2ELaggStaticOVS(t *testing.T) {
+	for _, tc := range []struct{ proto, bond string }{
+		// Both ends must agree on the active member: fwdd's is the first
+		// laggport, OVS's its bond-primary.
+		{"failover", "bond_mode=active-backup other_config:bond-primary=PRIMARY"},
+		{"loadbalance", "bond_mode=balance-slb"},
+		{"roundrobin", "bond_mode=balance-slb"},
+	} {
+		t.Run(tc.proto, func(t *testing.T) {
+			x := newLaggRig(t, "proto "+tc.proto, tc.bond)
+			x.eventuallyPing(x.h1, "198.19.2.2")
+			x.eventuallyPing(x.h2, "198.18.1.2")
+			// The member fwdd sends on goes down: the other takes over.
+			x.o.Vsctl("set", "interface", x.o0, "admin_state=down")
+			_ = exec.Command("ip", "link", "set", x.o0, "down").Run()
+			testnet.Eventually(t, 5*time.Second, "fwdd to see m0 down", func() bool {
+				return regexp.MustCompile(`m0\s+down`).MatchString(x.show("show lagg"))
+			})
+			x.eventuallyPing(x.h1, "198.19.2.2")
+			_ = exec.Command("ip", "link", "set", x.o0, "up").Run()
+			x.o.Vsctl("set", "interface", x.o0, "admin_state=up")
+			testnet.Eventually(t, 5*time.Second, "fwdd to see m0 up", func() bool {
+				return !strings.Contains(x.show("show lagg"), "down")
+			})
+			x.eventuallyPing(x.h2, "198.18.1.2")
+		})
+	}
+}
+
+var _ = pmd.AllFrames
+
+func summary(iperf string) string {
+	for _, l := range strings.Split(iperf, "\n") {
+		if strings.Contains(l, "[SUM]") && strings.Contains(l, "receiver") {
+			return strings.Join(strings.Fields(l), " ")
+		}
+	}
+	return "(no summary)"
+}
+
+func pingOutput(c *exec.Cmd) string {
+	if b, ok := c.Stdout.(interface{ String() string }); ok {
+		return b.String()
+	}
+	return ""
+}
+
+func lossLine(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "packet loss") {
+			return l
+		}
+	}
+	return "(no ping summary)"
+}
+
+var lossRE = regexp.MustCompile(`(\d+)% packet loss`)
+
+func lossPercent(out string) int {
+	m := lossRE.FindStringSubmatch(out)
+	if m == nil {
+		return 100
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}

@@ -1,0 +1,44 @@
+// Package lagg is the "lagg" driver: link aggregation after FreeBSD's
+// if_lagg, with failover, loadbalance, roundrobin and LACP (IEEE 802.1AX,
+// formerly 802.3ad):
+//
+//	port add m0 driver afxdp dev eth0
+//	port add m1 driver afxdp dev eth1
+//	port add lagg0 driver lagg proto lacp laggport m0 laggport m1 [hash l2,l3,l4] [lacp fast|slow]
+//
+// Members are ordinary ports of the stack with no addresses of their own,
+// each in at most one lagg (claimed in pmd.Shared; the stack also checks
+// both in its model). The lagg is a pmd.Stacked port: the workers polling
+// a member take its frames as the lagg's (never as the member's), dropped
+// while the member is not collecting; slow-protocol frames (LACP, marker)
+// go through a bounded MPSC ring to the lagg's protocol and are never
+// forwarded.
+//
+// Transmit: TxBurst spreads a burst over the distributing members — by a
+// flow hash over the chosen layers (MACs and VLAN id, IP addresses,
+// TCP/UDP/SCTP ports), so one flow keeps one member and its order, or in
+// turn for roundrobin — and calls each member's TxBurst once on the same
+// queue. The set of distributing members is an immutable snapshot loaded
+// once per burst; per-queue scratch arrays belong to the queue's owner. No
+// lock, allocation or per-packet interface call. The lagg's transmit
+// queues are the fewest of its members', so queue q of every member is
+// driven by one worker only.
+//
+// Protocols: failover sends on the first member (laggport order) whose
+// link is up and receives on all up members; loadbalance and roundrobin
+// use every up member; a link event changes the set at the next Service
+// (within ~100 ms). lacp runs per member the receive machine (CURRENT,
+// EXPIRED, DEFAULTED, PORT_DISABLED), periodic transmission (1 s while the
+// partner asks for short timeouts, else 30 s; at most 3 LACPDUs a second),
+// the selection of one aggregator by partner system and key, and the mux
+// machine with coupled control (ATTACHED when selected, COLLECTING and
+// DISTRIBUTING together once the partner is in sync); a member whose
+// partner falls silent leaves within the short timeout (3 s) and is
+// defaulted after another; link down takes it out at once. The marker
+// responder answers marker PDUs. The actor system is the lagg's MAC
+// (priority 0x8000), the key 0x100 + the lagg's port id.
+//
+// All protocol work runs in Service on the stack's control goroutine
+// (pmd.Servicer), which also transmits the LACPDUs through the stack's
+// control path: nothing of LACP runs on the workers.
+package lagg

@@ -1,0 +1,443 @@
+package lagg
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/ring"
+)
+
+// DriverName is the name the driver registers under.
+const DriverName = "lagg"
+
+// MaxMembers bounds the members of one lagg.
+const MaxMembers = 16
+
+// maxBurst is the largest burst TxBurst takes at once; the caller keeps
+// the rest (TxBurst's contract).
+const maxBurst = 64
+
+// Protocols.
+const (
+	ProtoFailover    = "failover"
+	ProtoLoadBalance = "loadbalance"
+	ProtoRoundRobin  = "roundrobin"
+	ProtoLACP        = "lacp"
+)
+
+// Args describes the driver's arguments.
+var Args = []pmd.Arg{
+	{Name: "proto", Type: pmd.ArgEnum, Choices: []string{ProtoFailover, ProtoLoadBalance, ProtoRoundRobin, ProtoLACP}, Default: ProtoFailover,
+		Help: "aggregation protocol"},
+	{Name: "laggport", Type: pmd.ArgPort, Repeat: true, Member: true, Required: true,
+		Help: "a member port (no addresses of its own; in order: failover's first is the primary)"},
+	{Name: "hash", Type: pmd.ArgSet, Choices: []string{"l2", "l3", "l4"}, Default: "l2,l3,l4",
+		Help: "headers the flow hash covers (loadbalance, lacp)"},
+	{Name: "lacp", Type: pmd.ArgEnum, Choices: []string{"fast", "slow"}, Default: "slow",
+		Help: "LACP timeout asked of the partner: fast (1 s PDUs, 3 s timeout) or slow (30 s, 90 s)"},
+}
+
+func init() {
+	pmd.Register(pmd.Driver{Name: DriverName, Status: true, Help: "link aggregation (FreeBSD lagg): failover, loadbalance, roundrobin, LACP (IEEE 802.1AX)",
+		Args: Args, Open: func(cfg pmd.Config) (pmd.Port, error) { return Open(cfg) }})
+}
+
+var (
+	_ pmd.Port        = (*Port)(nil)
+	_ pmd.Stacked     = (*Port)(nil)
+	_ pmd.Servicer    = (*Port)(nil)
+	_ pmd.Statuser    = (*Port)(nil)
+	_ pmd.Multicaster = (*Port)(nil)
+)
+
+// memberKey claims a member port in pmd.Shared; the value is the lagg's
+// name.
+type memberKey struct{ id uint16 }
+
+// member is one member port.
+type member struct {
+	port pmd.Port
+	id   uint16
+	name string
+	mac  [6]byte
+	// collecting gates the member's received frames (pmd.Lower).
+	collecting atomic.Bool
+	// Control goroutine only:
+	up   bool
+	lacp lacpPort
+}
+
+// txSet is the members transmit spreads over, published whole.
+type txSet struct {
+	ports []pmd.Port
+	idx   []int // member index of each
+}
+
+// txQueue is one transmit queue's scratch, used by the queue's owner only.
+type txQueue struct {
+	n    [MaxMembers]int
+	bufs [MaxMembers][maxBurst]*mbuf.Mbuf
+	rr   uint32
+	ctr  pmd.QueueCounters
+}
+
+// Port is a lagg.
+type Port struct {
+	info  pmd.Info
+	proto string
+	// roundRobin: proto is roundrobin (read per packet: a bool, not a
+	// string compare).
+	roundRobin bool
+	hashL2     bool
+	hashL3     bool
+	hashL4     bool
+	fast       bool
+	members    []*member
+	pools      []*mbuf.Pool
+	shared     *pmd.Shared
+	ctl        *ring.Ring[*mbuf.Mbuf]
+	active     atomic.Pointer[txSet]
+	qs         []txQueue
+
+	// LACP system identity and key.
+	sysPrio uint16
+	sys     [6]byte
+	key     uint16
+	// aggPartner is the partner the aggregator is bound to (LACP).
+	aggPartner lacpInfo
+	aggBound   bool
+
+	mu     sync.Mutex // Status, Close vs Service
+	closed bool
+	owners map[string][]net.HardwareAddr // multicast groups asked of the members
+	rxBad  uint64
+}
+
+// Open creates a lagg over the members named by laggport.
+func Open(cfg pmd.Config) (*Port, error) {
+	a := cfg.Args
+	proto, err := a.Enum("proto", ProtoFailover, ProtoFailover, ProtoLoadBalance, ProtoRoundRobin, ProtoLACP)
+	if err != nil {
+		return nil, fmt.Errorf("lagg: %w", err)
+	}
+	names := a.List("laggport")
+	if len(names) == 0 {
+		return nil, fmt.Errorf("lagg: no members: name them with laggport PORT (a lagg without members is an error)")
+	}
+	if len(names) > MaxMembers {
+		return nil, fmt.Errorf("lagg: %d members, at most %d", len(names), MaxMembers)
+	}
+	if cfg.Lookup == nil {
+		return nil, fmt.Errorf("lagg: this stack gives drivers no other ports (pmd.Config.Lookup)")
+	}
+	p := &Port{proto: proto, pools: cfg.Pools, shared: cfg.Shared, sysPrio: 0x8000, key: 0x100 | cfg.ID}
+	for _, h := range strings.Split(a.Str("hash", "l2,l3,l4"), ",") {
+		switch h {
+		case "l2":
+			p.hashL2 = true
+		case "l3":
+			p.hashL3 = true
+		case "l4":
+			p.hashL4 = true
+		}
+	}
+	p.fast = a.Str("lacp", "slow") == "fast"
+	p.roundRobin = proto == ProtoRoundRobin
+	mtu, txq := 0, 0
+	for i, n := range names {
+		mp, id, ok := cfg.Lookup(n)
+		if !ok {
+			return nil, fmt.Errorf("lagg: laggport %s: no such port (port add %s first)", n, n)
+		}
+		if _, stacked := mp.(pmd.Stacked); stacked {
+			return nil, fmt.Errorf("lagg: laggport %s: a %s port cannot be a member (members are ports on devices)", n, mp.Info().Driver)
+		}
+		info := mp.Info()
+		m := &member{port: mp, id: id, name: n}
+		copy(m.mac[:], info.MAC)
+		if i == 0 {
+			mtu, txq = info.MTU, info.TxQueues
+			copy(p.sys[:], info.MAC)
+		}
+		mtu, txq = min(mtu, info.MTU), min(txq, info.TxQueues)
+		p.members = append(p.members, m)
+	}
+	if txq < 1 {
+		return nil, fmt.Errorf("lagg: a member has no transmit queue")
+	}
+	if cfg.Shared != nil {
+		var clash string
+		cfg.Shared.Do(func(sh map[any]any) {
+			for _, m := range p.members {
+				if o, ok := sh[memberKey{m.id}].(string); ok && o != cfg.Name {
+					clash = fmt.Sprintf("lagg: laggport %s is a member of %s already (a port belongs to at most one lagg)", m.name, o)
+					return
+				}
+			}
+			for _, m := range p.members {
+				sh[memberKey{m.id}] = cfg.Name
+			}
+		})
+		if clash != "" {
+			return nil, fmt.Errorf("%s", clash)
+		}
+	}
+	r, err := ring.New[*mbuf.Mbuf](256, ring.MPSC)
+	if err != nil {
+		return nil, fmt.Errorf("lagg: %w", err)
+	}
+	p.ctl = r
+	p.qs = make([]txQueue, txq)
+	p.info = pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: append([]byte(nil), p.sys[:]...), MTU: mtu, TxQueues: txq}
+	for i, m := range p.members {
+		m.lacp.init(p, uint16(i+1))
+	}
+	// LACP members receive the slow-protocols group.
+	if proto == ProtoLACP {
+		if err := p.SetMulticast("lacp", []net.HardwareAddr{{0x01, 0x80, 0xc2, 0, 0, 0x02}}); err != nil {
+			cfg.Logger().Warn("lagg: joining the slow-protocols group on the members", "port", cfg.Name, "err", err)
+		}
+	}
+	// Until the first Service: static protocols start from the links as
+	// they are now; LACP from nothing (no member distributing).
+	p.refresh(time.Now())
+	return p, nil
+}
+
+// Lowers binds every member's frames to the lagg, gated by its collecting
+// state, its slow-protocol frames to the control ring.
+func (p *Port) Lowers() []pmd.Lower {
+	ls := make([]pmd.Lower, len(p.members))
+	for i, m := range p.members {
+		ls[i] = pmd.Lower{Port: m.id, VID: pmd.AllFrames, Collecting: &m.collecting, Control: p.ctl}
+	}
+	return ls
+}
+
+// RxBurst receives nothing: the workers polling the members deliver the
+// lagg's frames (pmd.Stacked).
+func (p *Port) RxBurst(int, []*mbuf.Mbuf) int { return 0 }
+
+// TxBurst spreads ms over the distributing members by flow hash
+// (roundrobin: in turn), one TxBurst per member on the same queue q. What
+// a member refuses stays the caller's; with no member to send on, the
+// frames are freed and counted as tx drops.
+func (p *Port) TxBurst(q int, ms []*mbuf.Mbuf) int {
+	set := p.active.Load()
+	tq := &p.qs[q%len(p.qs)]
+	if len(ms) > maxBurst {
+		ms = ms[:maxBurst]
+	}
+	k := len(set.ports)
+	switch {
+	case k == 0:
+		for i := range ms {
+			p.pools[ms[i].PoolID()].Free(ms[i : i+1])
+		}
+		tq.ctr.TxDrops.Add(uint64(len(ms)))
+		return len(ms)
+	case k == 1:
+		n := set.ports[0].TxBurst(q, ms)
+		tq.ctr.TxPackets.Add(uint64(n))
+		return n
+	}
+	for i := 0; i < k; i++ {
+		tq.n[i] = 0
+	}
+	for _, m := range ms {
+		var h uint32
+		if p.roundRobin {
+			h = tq.rr % uint32(k)
+			tq.rr++
+		} else {
+			// Reduce the hash to [0, k) with a multiply, not a division.
+			h = uint32(uint64(p.hash(m.Data())) * uint64(k) >> 32)
+		}
+		j := int(h) & (MaxMembers - 1)
+		tq.bufs[j][tq.n[j]&(maxBurst-1)] = m
+		tq.n[j]++
+	}
+	// Accepted frames first, refused after, each member's in order.
+	sent := 0
+	for i := 0; i < k; i++ {
+		b := tq.bufs[i][:tq.n[i]]
+		if len(b) == 0 {
+			continue
+		}
+		n := set.ports[i].TxBurst(q, b)
+		copy(ms[sent:], b[:n])
+		sent += n
+		tq.n[i] = copy(b, b[n:]) // the refused, kept at the front
+	}
+	j := sent
+	for i := 0; i < k; i++ {
+		j += copy(ms[j:], tq.bufs[i][:tq.n[i]])
+	}
+	tq.ctr.TxPackets.Add(uint64(sent))
+	return sent
+}
+
+// hash is the flow hash over the layers the lagg was given (FreeBSD
+// lagg_hashmbuf): MACs and VLAN id, IP addresses, TCP/UDP/SCTP ports of
+// the first fragment. Each field is folded in with one multiply, then
+// mixed once (a few ns a packet: it runs for every frame sent).
+func (p *Port) hash(d []byte) uint32 {
+	const k1, k2, k3, k4 = 0x9e3779b97f4a7c15, 0xc2b2ae3d27d4eb4f, 0x165667b19e3779f9, 0xd6e8feb86659fd93
+	if len(d) < 14 {
+		return 0
+	}
+	a := uint64(0x243f6a8885a308d3)
+	if p.hashL2 {
+		a ^= binary.LittleEndian.Uint64(d[0:8]) * k1
+		a ^= uint64(binary.LittleEndian.Uint32(d[8:12])) * k2
+	}
+	et := binary.BigEndian.Uint16(d[12:14])
+	off := 14
+	if et == 0x8100 && len(d) >= 18 {
+		if p.hashL2 {
+			a ^= uint64(binary.BigEndian.Uint16(d[14:16])&0xfff) * k3
+		}
+		et = binary.BigEndian.Uint16(d[16:18])
+		off = 18
+	}
+	if p.hashL3 || p.hashL4 {
+		var proto uint8
+		l4 := -1
+		switch et {
+		case 0x0800:
+			if len(d) >= off+20 {
+				ip := d[off:]
+				if p.hashL3 {
+					a ^= binary.LittleEndian.Uint64(ip[12:20]) * k3
+				}
+				if binary.BigEndian.Uint16(ip[6:8])&0x3fff == 0 { // not a fragment
+					proto = ip[9]
+					l4 = off + int(ip[0]&0x0f)*4
+				}
+			}
+		case 0x86dd:
+			if len(d) >= off+40 {
+				ip := d[off:]
+				if p.hashL3 {
+					a ^= (binary.LittleEndian.Uint64(ip[8:16]) ^ binary.LittleEndian.Uint64(ip[24:32])) * k3
+					a ^= (binary.LittleEndian.Uint64(ip[16:24]) ^ binary.LittleEndian.Uint64(ip[32:40])) * k1
+				}
+				proto = ip[6]
+				l4 = off + 40
+			}
+		}
+		if p.hashL4 && l4 > 0 && l4+4 <= len(d) && (proto == 6 || proto == 17 || proto == 132) {
+			a ^= uint64(binary.LittleEndian.Uint32(d[l4:l4+4])) * k4
+		}
+	}
+	a ^= a >> 33
+	a *= 0xff51afd7ed558ccd
+	a ^= a >> 33
+	return uint32(a)
+}
+
+// Info describes the lagg.
+func (p *Port) Info() pmd.Info { return p.info }
+
+// Link is up while a member distributes.
+func (p *Port) Link() pmd.Link { return pmd.Link{Up: len(p.active.Load().ports) > 0, Present: true} }
+
+// Stats: the members' counters summed into queue 0 (their traffic is the
+// lagg's, LACPDUs included), with the lagg's own drops (nothing to send
+// on) per queue.
+func (p *Port) Stats() []pmd.QueueStats {
+	s := make([]pmd.QueueStats, len(p.qs))
+	for i := range p.qs {
+		s[i].TxDrops = p.qs[i].ctr.TxDrops.Load()
+	}
+	for _, m := range p.members {
+		for _, ms := range m.port.Stats() {
+			s[0].Add(ms)
+		}
+	}
+	return s
+}
+
+// SetMulticast passes owner's groups to every member (the lagg's frames
+// arrive on any of them).
+func (p *Port) SetMulticast(owner string, macs []net.HardwareAddr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.owners == nil {
+		p.owners = map[string][]net.HardwareAddr{}
+	}
+	if len(macs) == 0 {
+		delete(p.owners, owner)
+	} else {
+		p.owners[owner] = macs
+	}
+	var first error
+	for _, m := range p.members {
+		if mc, ok := m.port.(pmd.Multicaster); ok {
+			if err := mc.SetMulticast(p.info.Name+"/"+owner, macs); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// Multicast returns the groups the lagg asked its members for.
+func (p *Port) Multicast() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := map[string]bool{}
+	out := []string{}
+	for _, l := range p.owners {
+		for _, m := range l {
+			if s := m.String(); !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close releases the member claims and the control ring's frames. The
+// members stay open: they are ports of their own.
+func (p *Port) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	for _, m := range p.members {
+		m.collecting.Store(false)
+		if mc, ok := m.port.(pmd.Multicaster); ok {
+			for o := range p.owners {
+				_ = mc.SetMulticast(p.info.Name+"/"+o, nil)
+			}
+		}
+	}
+	p.active.Store(&txSet{})
+	if p.shared != nil {
+		p.shared.Do(func(sh map[any]any) {
+			for _, m := range p.members {
+				if sh[memberKey{m.id}] == p.info.Name {
+					delete(sh, memberKey{m.id})
+				}
+			}
+		})
+	}
+	var one [1]*mbuf.Mbuf
+	for p.ctl.DequeueBurst(one[:]) == 1 {
+		p.pools[one[0].PoolID()].Free(one[:])
+	}
+	return nil
+}

@@ -202,7 +202,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 	}
 	// LACP members receive the slow-protocols group.
 	if proto == ProtoLACP {
-		if err := p.SetMulticast("lacp", []net.HardwareAddr{{0x01, 0x80, 0xc2, 0, 0, 0x02}}); err != nil {
+		if err := p.SetMulticast("lacp", []net.HardwareAddr{mcast.SlowProtocols}); err != nil {
 			cfg.Logger().Warn("lagg: joining the slow-protocols group on the members", "port", cfg.Name, "err", err)
 		}
 	}

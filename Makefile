@@ -5,7 +5,7 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 # Packages with goroutines that share memory: always also run under -race.
-RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|lltable|txq|fwd|ctl|lcp|vnet|events|capture|trace)(/|$$)')
+RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|lltable|txq|fwd|ctl|lcp|vnet|events|capture|trace|nlmirror)(/|$$)')
 TESTFLAGS ?= -count=1 -timeout 20m
 BENCHTIME ?= 1s
 

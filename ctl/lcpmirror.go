@@ -263,12 +263,62 @@ func (lm *lcpMirror) envChanged(s *stack) bool {
 			resync = true
 		}
 	}
-	for idx := range old.Ports {
-		if _, ok := env.Ports[idx]; !ok {
+	var gone map[uint32]bool
+	for idx, id := range old.Ports {
+		if now, ok := env.Ports[idx]; !ok || now != id {
 			resync = true
+			if gone == nil {
+				gone = map[uint32]bool{}
+			}
+			gone[id] = true
 		}
 	}
+	if gone != nil && lm.fibs == s.fibs {
+		s.lcpDropPorts(gone)
+	}
 	return resync
+}
+
+// lcpDropPorts removes at once the kernel routes through ports that lost
+// their kernel interface (removed, down, renamed): the kernel dropped them
+// (IPv4 without a message), and the port id may soon be another port's.
+// The dump that follows puts back what the kernel still has.
+func (s *stack) lcpDropPorts(gone map[uint32]bool) {
+	lm := s.lcpm
+	snap := s.fibs.Load()
+	via := func(id uint32) bool {
+		nh := snap.NextHop(id)
+		switch nh.Kind {
+		case fib.KindGateway, fib.KindConnected:
+			return gone[nh.Port]
+		case fib.KindECMP:
+			for _, m := range nh.Members {
+				if mh := snap.NextHop(m); gone[mh.Port] {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	conn := s.lcpConnected(s.connected)
+	var changes []fib.Change
+	for f := range lm.feeds {
+		if f >= s.fibs.NumFIBs() {
+			continue
+		}
+		routes, _ := s.fibs.Routes(uint32(f))
+		for _, r := range routes {
+			if via(r.NextHop) && !s.lcpStaticOrConnected(routeKey{f, r.Prefix}, conn) {
+				changes = append(changes, fib.Change{Op: fib.OpDelete, FIB: uint32(f), Prefix: r.Prefix})
+			}
+		}
+	}
+	for k, nh := range lm.shadow {
+		if via(nh) {
+			delete(lm.shadow, k)
+		}
+	}
+	s.lcpCommit(changes)
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {

@@ -459,6 +459,15 @@ func TestLCPMirrorChanges(t *testing.T) {
 	if err := e.exec("lcp fib 0 table 101"); err == nil || !strings.Contains(err.Error(), "feeds fib 2 already") {
 		t.Errorf("a table mapped twice: %v", err)
 	}
+
+	// A port removed: the routes through it go with it.
+	e.waitRoute(0, "198.18.40.0/24", "route via e1", kernelVia("198.18.1.2", "p1"))
+	e.mustExec("port del p1")
+	if _, ok := e.routes(0)["198.18.40.0/24"]; ok {
+		t.Error("route through a removed port still there right after port del")
+	}
+	e.waitRoute(0, "198.18.41.0/24", "route via e0 kept", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(0, "2001:2:40::/48", "IPv6 multipath down to its hop via e0", kernelVia("2001:2::2", "p0"))
 }
 
 // TestLCPMirrorOverrun: the route socket overflows while the control

@@ -5,11 +5,11 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 # Packages with goroutines that share memory: always also run under -race.
-RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|lltable|txq|fwd|ctl|lcp|vnet|events|capture|trace)(/|$$)')
+RACE_PKGS  = $(shell $(GO) list ./... | grep -E '/(ring|mbuf|pmd|internal|fib|lltable|txq|fwd|ctl|lcp|vnet|events|capture|trace|nlmirror)(/|$$)')
 TESTFLAGS ?= -count=1 -timeout 20m
 BENCHTIME ?= 1s
 
-.PHONY: all build test test-unit test-race bench bench-micro bench-e2e demo demo-routing vet fmt fmt-check clean soak
+.PHONY: all build test test-unit test-race bench bench-micro bench-e2e demo demo-routing vet fmt fmt-check mod-check clean soak
 
 all: build
 
@@ -22,6 +22,10 @@ vet:
 
 fmt:
 	gofmt -w .
+
+# go.mod tidy: direct requirements not marked indirect, nothing unused.
+mod-check:
+	$(GO) mod tidy -diff
 
 fmt-check:
 	@out=$$(gofmt -l . | grep -v '^vendor/'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -9,9 +9,10 @@ import (
 // deleted and re-created, or given a new MAC or MTU, changes it. A change
 // is propagated to everything that uses it: the neighbour table (ARP and
 // NDP answers, requests and the rewrite of held packets carry the new MAC,
-// and the new MAC is announced), and the workers' port state (the MAC they
-// accept and rewrite with, the MTU), for which it returns true (the caller
-// republishes).
+// and the new MAC is announced), the workers' port state (the MAC they
+// accept and rewrite with, the MTU) and the port's kernel interface if it
+// has one (syncLCP, from the publish), for which it returns true (the
+// caller republishes).
 //
 // The dynamic neighbours of a port whose device vanished (Link().Present
 // went false) or was replaced (a new ifindex) are flushed: they were

@@ -85,3 +85,28 @@ func TestE2EInterfaceRecreated(t *testing.T) {
 		})
 	}
 }
+
+// The port's kernel interface (lcp) follows the re-created device's MAC
+// too: the kernel answers and sends with the port's MAC.
+func TestE2EInterfaceRecreatedLCP(t *testing.T) {
+	for _, driver := range e2eDrivers() {
+		t.Run(driver, func(t *testing.T) {
+			x := newE2E(t)
+			x.start(driver)
+			x.mustExec("port set p0 lcp e0")
+			old := x.n.MAC(x.rt, "r0")
+			if l, ok := x.linkIn(x.rt, "e0"); !ok || l.Address != old {
+				t.Fatalf("e0 %+v %v, want r0's MAC %s", l, ok, old)
+			}
+			const newR0 = "02:00:5e:00:53:a2"
+			x.n.In(x.rt, "ip", "link", "del", "r0")
+			x.n.In(x.rt, "ip", "link", "add", "r0", "address", newR0, "type", "veth", "peer", "name", "h1", "netns", x.h1)
+			x.n.In(x.rt, "ip", "link", "set", "r0", "up")
+			x.n.In(x.h1, "ip", "link", "set", "h1", "up")
+			testnet.Eventually(t, 5*time.Second, "e0 taking r0's new MAC", func() bool {
+				l, ok := x.linkIn(x.rt, "e0")
+				return ok && l.Address == newR0
+			})
+		})
+	}
+}

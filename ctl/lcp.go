@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -89,6 +90,7 @@ func (s *stack) reconcileLCP(removed []*livePort) (commit, undo func(), err erro
 		}
 		w.lp.lcp = w.name
 		w.lp.lcpMTU = w.lp.mtu
+		w.lp.lcpMAC = w.lp.info.MAC
 		w.lp.lcpCarrier = s.lcpCarrier(w.lp)
 		created = append(created, w.lp)
 	}
@@ -106,7 +108,7 @@ func (s *stack) reconcileLCP(removed []*livePort) (commit, undo func(), err erro
 	return commit, undo, nil
 }
 
-// syncLCP makes the kernel interfaces' carrier and MTU follow their ports
+// syncLCP makes the kernel interfaces' carrier, MTU and MAC follow their ports
 // (from publish: after every change and link event).
 func (s *stack) syncLCP() {
 	lc := s.eng.LCP()
@@ -125,6 +127,12 @@ func (s *stack) syncLCP() {
 				s.log.Warn("lcp: mtu", "lcp", lp.lcp, "err", err)
 			}
 			lp.lcpMTU = lp.mtu
+		}
+		if !bytes.Equal(lp.info.MAC, lp.lcpMAC) {
+			if err := lc.SetMAC(lp.id, lp.info.MAC); err != nil {
+				s.log.Warn("lcp: mac", "lcp", lp.lcp, "err", err)
+			}
+			lp.lcpMAC = lp.info.MAC
 		}
 	}
 }

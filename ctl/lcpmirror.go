@@ -263,12 +263,62 @@ func (lm *lcpMirror) envChanged(s *stack) bool {
 			resync = true
 		}
 	}
-	for idx := range old.Ports {
-		if _, ok := env.Ports[idx]; !ok {
+	var gone map[uint32]bool
+	for idx, id := range old.Ports {
+		if now, ok := env.Ports[idx]; !ok || now != id {
 			resync = true
+			if gone == nil {
+				gone = map[uint32]bool{}
+			}
+			gone[id] = true
 		}
 	}
+	if gone != nil && lm.fibs == s.fibs {
+		s.lcpDropPorts(gone)
+	}
 	return resync
+}
+
+// lcpDropPorts removes at once the kernel routes through ports that lost
+// their kernel interface (removed, down, renamed): the kernel dropped them
+// (IPv4 without a message), and the port id may soon be another port's.
+// The dump that follows puts back what the kernel still has.
+func (s *stack) lcpDropPorts(gone map[uint32]bool) {
+	lm := s.lcpm
+	snap := s.fibs.Load()
+	via := func(id uint32) bool {
+		nh := snap.NextHop(id)
+		switch nh.Kind {
+		case fib.KindGateway, fib.KindConnected:
+			return gone[nh.Port]
+		case fib.KindECMP:
+			for _, m := range nh.Members {
+				if mh := snap.NextHop(m); gone[mh.Port] {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	conn := s.lcpConnected(s.connected)
+	var changes []fib.Change
+	for f := range lm.feeds {
+		if f >= s.fibs.NumFIBs() {
+			continue
+		}
+		routes, _ := s.fibs.Routes(uint32(f))
+		for _, r := range routes {
+			if via(r.NextHop) && !s.lcpStaticOrConnected(routeKey{f, r.Prefix}, conn) {
+				changes = append(changes, fib.Change{Op: fib.OpDelete, FIB: uint32(f), Prefix: r.Prefix})
+			}
+		}
+	}
+	for k, nh := range lm.shadow {
+		if via(nh) {
+			delete(lm.shadow, k)
+		}
+	}
+	s.lcpCommit(changes)
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
@@ -362,9 +412,19 @@ func (s *stack) lcpPortOf(idx int32) *portModel {
 // lcpAddrs turns address events on the ports' kernel interfaces into
 // addr add/del commands (each its own batch: one bad address does not
 // stop the others). In a dump they are gathered for lcpDumpAddrs.
+//
+// Only the last event of a prefix in a batch counts (the kernel's state
+// after the batch): a delete and an add of one prefix in one batch (the
+// echoes of an operator's addr del and addr add) leave the port's address
+// alone instead of deleting it.
 func (s *stack) lcpAddrs(b *nlmirror.Batch) {
 	lm := s.lcpm
-	var cmds []cmdlang.Command
+	type key struct {
+		port   string
+		prefix netip.Prefix
+	}
+	var order []key
+	var last map[key]bool // key -> the last event was a delete
 	for _, a := range b.Addrs {
 		p := s.lcpPortOf(a.Ifindex)
 		if p == nil {
@@ -374,12 +434,23 @@ func (s *stack) lcpAddrs(b *nlmirror.Batch) {
 			lm.kaddrs[a.Ifindex] = append(lm.kaddrs[a.Ifindex], a.Prefix)
 			continue
 		}
-		has := slices.Contains(p.Addrs, a.Prefix)
-		switch {
-		case a.Del && has:
-			cmds = append(cmds, &cmdlang.AddrDel{Port: p.Name, Prefix: a.Prefix})
-		case !a.Del && !has:
-			cmds = append(cmds, &cmdlang.AddrAdd{Port: p.Name, Prefix: a.Prefix})
+		if last == nil {
+			last = map[key]bool{}
+		}
+		k := key{p.Name, a.Prefix}
+		if _, ok := last[k]; !ok {
+			order = append(order, k)
+		}
+		last[k] = a.Del
+	}
+	var cmds []cmdlang.Command
+	for _, k := range order {
+		has := slices.Contains(s.model.ports[k.port].Addrs, k.prefix)
+		switch del := last[k]; {
+		case del && has:
+			cmds = append(cmds, &cmdlang.AddrDel{Port: k.port, Prefix: k.prefix})
+		case !del && !has:
+			cmds = append(cmds, &cmdlang.AddrAdd{Port: k.port, Prefix: k.prefix})
 		}
 	}
 	s.lcpRun(cmds)

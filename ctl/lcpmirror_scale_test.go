@@ -105,7 +105,11 @@ func TestLCPMirrorFullTable(t *testing.T) {
 		}
 	}
 	all = nil
-	if os.Getenv("FWDD_FULLTABLE") == "" {
+	switch {
+	case mirrorRace:
+		// Under the race detector: the mechanics, not the timing.
+		v4, v6 = v4[:15000], v6[:5000]
+	case os.Getenv("FWDD_FULLTABLE") == "":
 		v4, v6 = v4[:60000], v6[:15000]
 	}
 	e := newLCPEnv(t, lcpConfig)
@@ -172,7 +176,7 @@ func TestLCPMirrorFullTable(t *testing.T) {
 	n := len(v4) + len(v6)
 	t.Logf("%d IPv4 + %d IPv6 routes: kernel held them after %v (ip -batch), fwdd's workers saw the last %v later; ingest %.0f routes/s",
 		len(v4), len(v6), held.Sub(start).Round(time.Millisecond), lag.Round(time.Millisecond), float64(n)/visible.Sub(start).Seconds())
-	if lag > 2*time.Second {
+	if lag > 2*time.Second && !mirrorRace {
 		t.Errorf("fwdd's FIB held the table %v after the kernel did (want at most 2 s)", lag)
 	}
 

@@ -459,6 +459,15 @@ func TestLCPMirrorChanges(t *testing.T) {
 	if err := e.exec("lcp fib 0 table 101"); err == nil || !strings.Contains(err.Error(), "feeds fib 2 already") {
 		t.Errorf("a table mapped twice: %v", err)
 	}
+
+	// A port removed: the routes through it go with it.
+	e.waitRoute(0, "198.18.40.0/24", "route via e1", kernelVia("198.18.1.2", "p1"))
+	e.mustExec("port del p1")
+	if _, ok := e.routes(0)["198.18.40.0/24"]; ok {
+		t.Error("route through a removed port still there right after port del")
+	}
+	e.waitRoute(0, "198.18.41.0/24", "route via e0 kept", kernelVia("198.18.0.2", "p0"))
+	e.waitRoute(0, "2001:2:40::/48", "IPv6 multipath down to its hop via e0", kernelVia("2001:2::2", "p0"))
 }
 
 // TestLCPMirrorOverrun: the route socket overflows while the control
@@ -545,4 +554,20 @@ func (e *lcpEnv) ipBatch(cmds string) {
 		e.t.Fatal(err)
 	}
 	e.ip("-batch", f)
+}
+
+// TestLCPMirrorAddrDelAdd: the operator deletes and re-adds a port's
+// address quickly, so the kernel's echoes of both (a delete and an add of
+// one prefix) arrive in one batch (a long coalescing window): the port
+// keeps its address (only the last event of a prefix in a batch counts).
+func TestLCPMirrorAddrDelAdd(t *testing.T) {
+	e := newLCPEnvWith(t, lcpConfig, func(c *nlmirror.Config) { c.Coalesce = 500 * time.Millisecond })
+	for range 3 {
+		e.mustExec("addr del p0 198.18.0.1/24")
+		e.mustExec("addr add p0 198.18.0.1/24")
+		e.sentinel() // after the echoes: the batch holding them is applied
+		if r := e.routes(0)["198.18.0.0/24"]; r.Origin != show.Connected || r.Netif != "p0" {
+			t.Fatalf("p0 lost 198.18.0.1/24 to the echo of its own delete: connected route %+v", r)
+		}
+	}
 }

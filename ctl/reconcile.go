@@ -30,6 +30,7 @@ type livePort struct {
 	// none), with the MTU and carrier last set on it.
 	lcp        string
 	lcpMTU     int
+	lcpMAC     net.HardwareAddr
 	lcpCarrier bool
 	// closed: port was closed for a replacement in place (reconcile) and
 	// not reopened; a port whose restoring failed stays so, link down.

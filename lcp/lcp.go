@@ -222,6 +222,18 @@ func (l *LCP) SetMTU(port uint16, mtu int) error {
 	return cur[port].setMTU(min(mtu, l.maxMTU()))
 }
 
+// SetMAC sets the MAC of port's kernel interface (the port's, which
+// changes when its device is re-created with another).
+func (l *LCP) SetMAC(port uint16, mac net.HardwareAddr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := *l.taps.Load()
+	if int(port) >= len(cur) || cur[port] == nil {
+		return nil
+	}
+	return cur[port].setMAC(mac)
+}
+
 // Stats returns port's counters, summed over the workers and the punt
 // goroutine.
 func (l *LCP) Stats(port uint16) Stats {

@@ -116,6 +116,20 @@ func (t *tap) setMTU(mtu int) error {
 	})
 }
 
+// setMAC changes the TAP's MAC (TAP devices allow it while up).
+func (t *tap) setMAC(mac net.HardwareAddr) error {
+	return pmd.InNetNS(t.nsPath, func() error {
+		link, err := netlink.LinkByIndex(t.ifindex)
+		if err != nil {
+			return fmt.Errorf("lcp %s: %w", t.name, err)
+		}
+		if err := netlink.LinkSetHardwareAddr(link, mac); err != nil {
+			return fmt.Errorf("lcp %s: mac %s: %w", t.name, mac, err)
+		}
+		return nil
+	})
+}
+
 // close closes the descriptor: the kernel removes the (non-persistent)
 // interface with it.
 func (t *tap) close() error {

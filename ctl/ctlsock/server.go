@@ -28,8 +28,8 @@ const (
 	maxPathLen            = 107              // sizeof(sun_path) - 1
 	// closeWriteGrace is how long Close lets a handler write an answer:
 	// the daemon exits within 2 s of SIGTERM whatever its clients do.
-	closeWriteGrace = 500 * time.Millisecond
-	closeWait       = time.Second
+	closeWriteGrace = 300 * time.Millisecond
+	closeWait       = 600 * time.Millisecond
 	// evictWait is how long a new client waits for an evicted one's slot.
 	evictWait = 2 * time.Second
 )
@@ -369,7 +369,7 @@ func (s *Server) untrack(c *net.UnixConn) {
 // Close stops the server: no new connections; requests being executed
 // finish and are answered; idle connections are closed; the socket file is
 // removed if it is still the one Listen created. It waits for the
-// connection handlers, at most about a second (then it closes their
+// connection handlers, at most about 0.6 s (then it closes their
 // connections and leaves them to end alone), and is safe to call more than
 // once.
 func (s *Server) Close() error {

@@ -438,7 +438,7 @@ func TestTooManyBusyClients(t *testing.T) {
 // only its own connection, which is closed after RequestTimeout with an
 // error; other clients are served meanwhile, even with one slot.
 func TestHalfRequestStallsOnlyItself(t *testing.T) {
-	s := start(t, Config{MaxClients: 2, RequestTimeout: 3 * time.Second})
+	s := start(t, Config{MaxClients: 2, RequestTimeout: 5 * time.Second})
 	half, err := net.Dial("unix", s.Path())
 	if err != nil {
 		t.Fatal(err)
@@ -453,12 +453,12 @@ func TestHalfRequestStallsOnlyItself(t *testing.T) {
 			t.Fatalf("client %d while a request is half-way: %+v", i, r)
 		}
 	}
-	if time.Since(start) > 2*time.Second {
+	if time.Since(start) > 4*time.Second {
 		t.Errorf("other clients waited %v for the half request", time.Since(start))
 	}
-	half.SetReadDeadline(time.Now().Add(5 * time.Second))
+	half.SetReadDeadline(time.Now().Add(15 * time.Second))
 	line, err := bufio.NewReader(half).ReadString('\n')
-	if err != nil || !strings.Contains(line, "not completed within 3s") {
+	if err != nil || !strings.Contains(line, "not completed within 5s") {
 		t.Fatalf("half request: %q, %v", line, err)
 	}
 }

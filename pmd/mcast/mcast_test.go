@@ -9,9 +9,9 @@ import (
 	"github.com/fwdd/fwdd/pmd"
 )
 
-// TestOwners: a group stays joined while one owner wants it, is joined
+// TestSetOnDevice: a group stays joined while one owner wants it, is joined
 // once, and everything goes with Detach; Attach joins what is wanted.
-func TestOwners(t *testing.T) {
+func TestSetOnDevice(t *testing.T) {
 	n := testnet.New(t)
 	a, b := n.NS("a"), n.NS("b")
 	n.Veth(a, "v0", b, "v1")

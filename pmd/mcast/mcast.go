@@ -140,25 +140,6 @@ func (s *Set) Joined() []string {
 	return out
 }
 
-// Wanted returns the groups some owner wants, sorted (joined or not: the
-// device may be away).
-func (s *Set) Wanted() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	seen := map[[6]byte]bool{}
-	var out []string
-	for _, l := range s.owners {
-		for _, a := range l {
-			if !seen[a] {
-				seen[a] = true
-				out = append(out, net.HardwareAddr(a[:]).String())
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // SolicitedNode returns the Ethernet address of the IPv6 solicited-node
 // group of ip (RFC 4291 2.7.1, RFC 2464 7): 33:33:ff and its last 24 bits.
 func SolicitedNode(ip [16]byte) net.HardwareAddr {

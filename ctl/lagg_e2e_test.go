@@ -129,6 +129,17 @@ func TestE2ELaggLACPOVS(t *testing.T) {
 		}
 	}
 	x.eventuallyPing(x.h1, "198.19.2.2")
+
+	// A VLAN over the lagg: OVS access port tag 100 behind the bond.
+	hv := x.n.NS("hv")
+	av := x.n.Name("lav")
+	x.o.HostVeth(av, hv, "eth0")
+	x.o.Vsctl("add-port", x.br, av, "tag=100")
+	x.host(hv, "eth0", "198.18.100.2/24", "198.18.100.1")
+	x.mustExec("port add lagg0.100 driver vlan parent lagg0 vid 100", "addr add lagg0.100 198.18.100.1/24")
+	x.eventuallyPing(hv, "198.19.2.2")
+	x.eventuallyPing(hv, "198.18.1.2") // VLAN over the lagg <-> the lagg's untagged subnet
+
 	tx0, tx1 := x.memberTx("m0"), x.memberTx("m1")
 	out := x.iperf(t, 3)
 	d0, d1 := x.memberTx("m0")-tx0, x.memberTx("m1")-tx1

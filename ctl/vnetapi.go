@@ -40,8 +40,8 @@ func (d *Daemon) ExecWith(ctx context.Context, cmds []cmdlang.Command, opt ExecO
 }
 
 // Check validates cmds against the running configuration exactly as
-// ExecWith would, changing nothing, and returns the devices (the "dev"
-// argument of its ports) the stack would use afterwards, sorted.
+// ExecWith would, changing nothing, and returns the devices (see
+// devicesOf) the stack would use afterwards, sorted.
 func (d *Daemon) Check(ctx context.Context, cmds []cmdlang.Command, opt ExecOptions) ([]string, error) {
 	resp, err := d.submit(ctx, request{cmds: cmds, reload: opt.Reload, check: true}, d.loader(opt))
 	return resp.devices, err
@@ -105,11 +105,26 @@ func CheckCommands(ctx context.Context, cmds []cmdlang.Command, dir string) ([]s
 	return devicesOf(b.m), nil
 }
 
+// KernelTables stands, among a stack's devices, for its namespace's
+// kernel routing tables: a stack with kernel interfaces (lcp) mirrors them,
+// so two stacks in one namespace must not both have lcp. It cannot be a
+// device name (it has blanks).
+const KernelTables = "(kernel tables)"
+
+// devicesOf lists what the stack's ports hold in its namespace: their
+// devices, their kernel interfaces (lcp), and KernelTables when it has any.
 func devicesOf(m *model) []string {
 	var out []string
+	add := func(d string) {
+		if d != "" && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
 	for _, p := range m.ports {
-		if dev := p.Args["dev"]; dev != "" && !slices.Contains(out, dev) {
-			out = append(out, dev)
+		add(p.Args["dev"])
+		if p.LCP != "" {
+			add(p.LCP)
+			add(KernelTables)
 		}
 	}
 	slices.Sort(out)

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gaissmai/bart"
 )
@@ -66,10 +67,12 @@ func fixture(b *testing.B) {
 // benchmarks run on is shared and often overloaded, so the benchmarks also
 // report lookups per second of CPU time of the benchmark thread (locked to
 // it), which excludes the time the thread waits for a CPU.
+// It reads CLOCK_THREAD_CPUTIME_ID, which is exact (getrusage's split into
+// user and system time is sampled at clock ticks).
 func threadCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	var ts syscall.Timespec
+	_, _, _ = syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 3 /* CLOCK_THREAD_CPUTIME_ID */, uintptr(unsafe.Pointer(&ts)), 0)
+	return time.Duration(ts.Nano())
 }
 
 // startRate locks the thread and resets the timer; reportRate reports the
@@ -201,8 +204,11 @@ type churnResult struct {
 	writerCPU    time.Duration // CPU time of the writer thread during the churn phase
 	p50, p99, mx time.Duration
 	ap50, ap99   time.Duration // from Apply called to visible
-	changes      int
-	batches      int
+	// CPU time of the writer's thread per Apply call (batch): what a
+	// batch costs without the waits for a CPU on a loaded machine.
+	cp50, cp99, cmx time.Duration
+	changes         int
+	batches         int
 }
 
 // runChurn measures one reader looking up continuously (IPv4 batches of
@@ -239,6 +245,7 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 	}
 	var wcpu time.Duration
 	var applied0 []time.Time // Apply start per batch
+	var applyCPU []time.Duration
 	run := func(write bool) (float64, []*Snapshot, []time.Time, []int) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -278,9 +285,11 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 				}
 			}
 			ta := time.Now()
+			c := threadCPU()
 			if err := f.Apply(cs); err != nil {
 				tb.Fatal(err)
 			}
+			applyCPU = append(applyCPU, threadCPU()-c)
 			applied0 = append(applied0, ta)
 			pubs = append(pubs, f.Load())
 			due = append(due, t0.Add(time.Duration(float64(applied+1)/float64(rate)*1e9)))
@@ -344,6 +353,12 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 		r.ap50 = alat[len(alat)/2]
 		r.ap99 = alat[len(alat)*99/100]
 	}
+	if len(applyCPU) > 0 {
+		slices.Sort(applyCPU)
+		r.cp50 = applyCPU[len(applyCPU)/2]
+		r.cp99 = applyCPU[len(applyCPU)*99/100]
+		r.cmx = applyCPU[len(applyCPU)-1]
+	}
 	return r
 }
 
@@ -369,6 +384,9 @@ func BenchmarkChurn(b *testing.B) {
 	b.ReportMetric(float64(r.mx.Microseconds()), "max-visible-µs")
 	b.ReportMetric(float64(r.ap50.Microseconds()), "p50-apply-visible-µs")
 	b.ReportMetric(float64(r.ap99.Microseconds()), "p99-apply-visible-µs")
+	b.ReportMetric(float64(r.cp50.Microseconds()), "p50-apply-cpu-µs")
+	b.ReportMetric(float64(r.cp99.Microseconds()), "p99-apply-cpu-µs")
+	b.ReportMetric(float64(r.cmx.Microseconds()), "max-apply-cpu-µs")
 	b.ReportMetric(float64(r.changes), "changes")
 	b.ReportMetric(float64(r.writerCPU.Microseconds())/float64(max(r.changes, 1)), "writer-cpu-µs/change")
 }

@@ -11,6 +11,7 @@ import (
 // reference throughout.
 func TestCompaction(t *testing.T) {
 	f := newWithNH(t, 1)
+	f.seglen = 1024 // many segments, many collections
 	r := newRef(1)
 	rng := rand.New(rand.NewPCG(21, 22))
 	var ps []netip.Prefix
@@ -33,7 +34,6 @@ func TestCompaction(t *testing.T) {
 	if raceEnabled {
 		rounds = 300
 	}
-	s0 := f.f4[0].t.ent
 	for round := range rounds {
 		var b []Change
 		for range 20 {
@@ -54,12 +54,137 @@ func TestCompaction(t *testing.T) {
 				probes = append(probes, randIn(rng, ps[rng.IntN(len(ps))]))
 			}
 			check(t, f, r, 0, probes)
+			checkArenas(t, f.f4[0], f.f6[0])
 			if t.Failed() {
 				t.Fatalf("round %d", round)
 			}
 		}
 	}
-	if &f.f4[0].t.ent[0] == &s0[0] {
-		t.Log("IPv4 arena never collected")
+	f4, f6 := f.f4[0], f.f6[0]
+	t.Logf("segments collected: IPv4 %d, IPv6 L1 %d, L2 %d", f4.a.drops, f6.a16.drops, f6.a64.drops)
+	if f4.a.drops == 0 || f6.a64.drops == 0 {
+		t.Error("an arena was never collected")
+	}
+}
+
+// checkArenas checks the bookkeeping of the segmented arenas against the
+// tables the dir entries and headers point at: every table lies inside one
+// live segment, the live counts per segment add up, and garbage is what is
+// left.
+func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
+	t.Helper()
+	check := func(name string, segs [][]uint64, s4 [][]uint32, live []int, nlive, garbage int, refs map[uint32]int) {
+		t.Helper()
+		got := make([]int, len(live))
+		for pos, n := range refs {
+			id, off := int(pos>>segBits), int(pos&segMask)
+			var l int
+			if segs != nil {
+				l = len(segs[id])
+			} else {
+				l = len(s4[id])
+			}
+			if l == 0 || off+n > l {
+				t.Fatalf("%s: table at segment %d offset %d (+%d) outside the segment (len %d)", name, id, off, n, l)
+			}
+			got[id] += n
+		}
+		total, sum := 0, 0
+		for id := range live {
+			if got[id] != live[id] {
+				t.Fatalf("%s: segment %d: %d live entries referenced, %d counted", name, id, got[id], live[id])
+			}
+			sum += live[id]
+			if segs != nil {
+				total += len(segs[id])
+			} else {
+				total += len(s4[id])
+			}
+		}
+		if sum != nlive || total-sum != garbage {
+			t.Fatalf("%s: live %d (counted %d), garbage %d (counted %d)", name, sum, nlive, total-sum, garbage)
+		}
+	}
+	r4 := map[uint32]int{}
+	for s := range 1 << 16 {
+		if e := f4.d.get(uint16(s)); e&chunkFlag != 0 {
+			r4[uint32(e)] = span(e)
+		}
+	}
+	check("IPv4", nil, f4.a.s, f4.a.live, f4.a.nlive, f4.a.garbage, r4)
+	r1, r2 := map[uint32]int{}, map[uint32]int{}
+	for s := range 1 << 16 {
+		if e := f6.d.get(uint16(s)); e&chunkFlag != 0 {
+			r1[uint32(e)] = span(e)
+		}
+	}
+	for _, rc := range f6.chunks {
+		for _, k := range rc.kids {
+			if h := f6.h.get(k.id); h.count > 0 {
+				r2[h.start] = int(h.count) + summaryLen(int(h.count))
+			}
+		}
+	}
+	check("IPv6 L1", f6.a16.s, nil, f6.a16.live, f6.a16.nlive, f6.a16.garbage, r1)
+	check("IPv6 L2", f6.a64.s, nil, f6.a64.live, f6.a64.nlive, f6.a64.garbage, r2)
+}
+
+// TestSegmentBoundaries checks where tables land: a table that does not fit
+// in the current segment starts a new one (tables never straddle), a table
+// larger than a segment gets a segment of its own, and a collected segment
+// is dropped from the list while a published copy of the list keeps it.
+func TestSegmentBoundaries(t *testing.T) {
+	a := newSegArena[uint32](8)
+	tab := func(n int, v uint32) []uint32 {
+		s := make([]uint32, n)
+		for i := range s {
+			s[i] = v + uint32(i)
+		}
+		return s
+	}
+	p0 := a.put(tab(5, 100))
+	p1 := a.put(tab(3, 200)) // fills segment 0 exactly
+	p2 := a.put(tab(1, 300)) // next segment
+	p3 := a.put(tab(20, 400))
+	p4 := a.put(tab(2, 500))
+	want := []struct {
+		pos      uint32
+		seg, off int
+		n        int
+		v        uint32
+	}{{p0, 0, 0, 5, 100}, {p1, 0, 5, 3, 200}, {p2, 1, 0, 1, 300}, {p3, 2, 0, 20, 400}, {p4, 3, 0, 2, 500}}
+	for _, w := range want {
+		if int(w.pos>>segBits) != w.seg || int(w.pos&segMask) != w.off {
+			t.Fatalf("table %d: segment %d offset %d, want %d %d", w.v, w.pos>>segBits, w.pos&segMask, w.seg, w.off)
+		}
+		got := a.get(w.pos, w.n)
+		for i, x := range got {
+			if x != w.v+uint32(i) {
+				t.Fatalf("table %d: entry %d = %d", w.v, i, x)
+			}
+		}
+	}
+	if c := cap(a.s[2]); c != 20 {
+		t.Errorf("oversized table: segment of %d entries, want 20", c)
+	}
+	pub := a.publish()
+	a.release(p0, 5)
+	a.release(p1, 3)
+	a.release(p3, 20)
+	// Garbage 28 > 0/8 + 2*8: segment 2 (20 garbage entries) goes first.
+	if v := a.victim(); v != 2 {
+		t.Fatalf("victim %d, want 2", v)
+	}
+	a.drop(2)
+	if a.s[2] != nil || pub[2] == nil || pub[2][0] != 400 {
+		t.Fatalf("drop: writer list %v, published list %v", a.s[2], pub[2])
+	}
+	if a.garbage != 8 || a.nlive != 3 {
+		t.Fatalf("garbage %d live %d, want 8 3", a.garbage, a.nlive)
+	}
+	// The freed id is reused by the next new segment.
+	a.put(tab(8, 600))
+	if a.cur != 2 {
+		t.Fatalf("new segment id %d, want the freed 2", a.cur)
 	}
 }

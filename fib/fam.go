@@ -5,12 +5,12 @@ type fam4 struct {
 	d      dirw
 	chunks map[uint16]*rc16
 	t      tab4 // working copy; published by value copy
-	a      arena
+	a      segArena[uint32]
 	leaf   []uint16 // next-hop id -> index in t.nh (0: none yet, or NoRoute)
 }
 
-func newFam4(zero *dirPage) *fam4 {
-	f := &fam4{chunks: make(map[uint16]*rc16)}
+func newFam4(zero *dirPage, seglen int) *fam4 {
+	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen)}
 	f.t.nh = []uint32{NoRoute}
 	f.d.init(zero)
 	f.t.top = f.d.top
@@ -45,7 +45,7 @@ func (f *fam4) change(a uint32, l int, nh uint32, del bool) bool {
 func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
 	old := f.d.get(slot)
 	if old&chunkFlag != 0 {
-		f.a.garbage += span(old)
+		f.a.release(uint32(old), span(old))
 	}
 	def := f.d.def(slot)
 	rc := f.chunks[slot]
@@ -81,63 +81,59 @@ func (f *fam4) hasLeaf(v uint32) bool { return int(v) < len(f.leaf) && f.leaf[v]
 func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
 	var n int
 	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
-	start := len(f.t.ent)
+	e := sc.e4[:0]
 	for i, v := range sc.v[:n] {
 		li := f.leafOf(v)
-		f.t.ent = append(f.t.ent, uint32(sc.k[i])<<16|uint32(li))
+		e = append(e, uint32(sc.k[i])<<16|uint32(li))
 	}
 	for _, k := range sc.k[n:] {
-		f.t.ent = append(f.t.ent, uint32(k)<<16)
+		e = append(e, uint32(k)<<16)
 	}
-	return chunkEnt(start, n)
+	sc.e4 = e
+	return chunkEnt(int(f.a.put(e)), n)
 }
 
 // commit rebuilds what the batch touched and returns the new table.
 func (f *fam4) commit(sc *scratch) *tab4 {
 	if len(f.d.dirty) > len(f.chunks)/2+1024 {
 		f.rebuildAll(sc)
-		f.t.ent = trim(f.t.ent)
 		f.t.nh = trim(f.t.nh)
 	} else {
 		for slot := range f.d.dirty {
 			f.rebuildSlot(sc, slot)
 		}
-		if live := len(f.t.ent) - f.a.garbage; f.a.garbage > live+65536 {
-			f.compact()
+		if id := f.a.victim(); id >= 0 {
+			f.compact(id)
 		}
 	}
 	f.d.dirty = reset(f.d.dirty)
+	f.t.ent = f.a.publish()
 	f.t.top = f.d.top
 	f.d.endBatch()
 	t := f.t
 	return &t
 }
 
-// compact collects the arena's garbage by copying every live range table
-// into a fresh arena in slot order (a memory copy, no re-sweep: a few ms for
-// a full table) and pointing the dir entries at the copies.
-func (f *fam4) compact() {
-	live := max(len(f.t.ent)-f.a.garbage, 0)
-	ne := make([]uint32, 0, churnCap(live))
+// compact is one step of the incremental garbage collection: it moves
+// the live range tables of segment id into the current segment (a memory
+// copy of at most one segment, no re-sweep), points the dir entries at the
+// copies and drops the segment.
+func (f *fam4) compact(id int) {
 	for s := range 1 << 16 {
 		e := f.d.get(uint16(s))
-		if e&chunkFlag == 0 {
+		if e&chunkFlag == 0 || int(uint32(e)>>segBits) != id {
 			continue
 		}
-		st, n := int(uint32(e)), int(e>>32)&0x7fffffff
-		ns := len(ne)
-		ne = append(ne, f.t.ent[st:st+n+summaryLen(n)]...)
-		f.d.set(uint16(s), chunkEnt(ns, n))
+		n := int(e>>32) & 0x7fffffff
+		pos := f.a.put(f.a.get(uint32(e), n+summaryLen(n)))
+		f.d.set(uint16(s), chunkEnt(int(pos), n))
 	}
-	f.t.ent = ne
-	f.a.garbage = 0
+	f.a.drop(id)
 }
 
 // rebuildAll rebuilds the whole table into fresh arenas (bulk loads).
 func (f *fam4) rebuildAll(sc *scratch) {
-	live := max(len(f.t.ent)-f.a.garbage, 0)
-	f.t.ent = make([]uint32, 0, live+live/8+64)
-	f.a.garbage = 0
+	f.a.reset()
 	f.d.defs = f.d.defaults(f.d.defs)
 	for s := 0; s < 1<<16; s++ {
 		slot := uint16(s)
@@ -165,13 +161,14 @@ type fam6 struct {
 	t      tab6
 	d2     map[*rc64]struct{}
 	d3     map[*rc32]struct{}
-	a16    arena
-	a64    arena
-	a32    arena
+	a16    segArena[uint64] // L1 tables
+	a64    segArena[uint64] // L2 tables
+	a32    arena            // L3 (small: rebuilt whole when collected)
 }
 
-func newFam6(zero *dirPage) *fam6 {
-	f := &fam6{chunks: make(map[uint16]*rc16), d2: make(map[*rc64]struct{}), d3: make(map[*rc32]struct{})}
+func newFam6(zero *dirPage, seglen int) *fam6 {
+	f := &fam6{chunks: make(map[uint16]*rc16), d2: make(map[*rc64]struct{}), d3: make(map[*rc32]struct{}),
+		a16: newSegArena[uint64](seglen), a64: newSegArena[uint64](seglen)}
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f
@@ -237,19 +234,23 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 	if len(r3.ents) == 0 {
 		delete(r2.kids, k2)
 		setEnt(&r2.ents, k2, 33, 0, true)
-		f.free(r3.id, &f.a32)
+		f.free3(r3.id)
 		r3.removed = true
 		f.d2[r2] = struct{}{}
 	}
 	return true
 }
 
-func (f *fam6) free(id uint32, a *arena) {
-	n := int(f.h.get(id).count)
-	if a == &f.a64 {
-		n += summaryLen(n)
-	}
-	a.garbage += n
+// free3 frees the header of an L3 table and counts its garbage.
+func (f *fam6) free3(id uint32) {
+	f.a32.garbage += int(f.h.get(id).count)
+	f.h.free = append(f.h.free, id)
+}
+
+// free2 does the same for an L2 table.
+func (f *fam6) free2(id uint32) {
+	h := f.h.get(id)
+	f.a64.release(h.start, int(h.count)+summaryLen(int(h.count)))
 	f.h.free = append(f.h.free, id)
 }
 
@@ -271,15 +272,16 @@ func (f *fam6) build3(sc *scratch, r *rc32) {
 
 func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
-	f.a64.garbage += int(h.count) + summaryLen(int(h.count))
+	f.a64.release(h.start, int(h.count)+summaryLen(int(h.count)))
 	sc.k2, sc.v2, sc.s32 = sweep(r.ents, 0, sc.k2[:0], sc.v2[:0], sc.s32)
 	n := len(sc.k2)
 	sc.k2, sc.v2 = addSummary(sc.k2, sc.v2, 0)
-	start := len(f.t.e2)
+	e := sc.e8[:0]
 	for i, k := range sc.k2 {
-		f.t.e2 = append(f.t.e2, uint64(k)<<32|uint64(sc.v2[i]))
+		e = append(e, uint64(k)<<32|uint64(sc.v2[i]))
 	}
-	h.start, h.count = uint32(start), uint32(n)
+	sc.e8 = e
+	h.start, h.count = f.a64.put(e), uint32(n)
 	f.h.set(r.id, h)
 	for _, e := range r.ents {
 		if e.v&refFlag != 0 {
@@ -294,7 +296,7 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 	old := f.d.get(slot)
 	if old&chunkFlag != 0 {
-		f.a16.garbage += span(old)
+		f.a16.release(uint32(old), span(old))
 	}
 	rc := f.chunks[slot]
 	if rc == nil {
@@ -303,11 +305,12 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 	}
 	var n int
 	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
-	start := len(f.t.e16)
+	e := sc.e8[:0]
 	for i, k := range sc.k {
-		f.t.e16 = append(f.t.e16, uint64(k)<<32|uint64(sc.v[i]))
+		e = append(e, uint64(k)<<32|uint64(sc.v[i]))
 	}
-	f.d.set(slot, chunkEnt(start, n))
+	sc.e8 = e
+	f.d.set(slot, chunkEnt(int(f.a16.put(e)), n))
 	for _, e := range rc.ents {
 		if e.v&refFlag != 0 {
 			id := e.v &^ refFlag
@@ -321,8 +324,6 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 func (f *fam6) commit(sc *scratch) *tab6 {
 	if len(f.d.dirty) > len(f.chunks)/2+1024 || len(f.d2) > 4096 && len(f.d2) > int(f.h.next)/2 {
 		f.rebuildAll(sc)
-		f.t.e16 = trim(f.t.e16)
-		f.t.e2 = trim(f.t.e2)
 		f.t.k3, f.t.v3 = trim(f.t.k3), trim(f.t.v3)
 	} else {
 		for r := range f.d3 {
@@ -338,20 +339,22 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		for slot := range f.d.dirty {
 			f.buildSlot(sc, slot, f.d.def(slot))
 		}
-		// Collect the garbage of each arena separately: copying the live
-		// tables of one level costs about its live size.
+		// Collect garbage: L3 by a rebuild (it is small), L2 and L1 one
+		// segment per batch at most.
 		f.compact(sc, f.a32.garbage > len(f.t.k3)-f.a32.garbage+65536, false, false)
-		if f.a64.garbage > len(f.t.e2)-f.a64.garbage+65536 {
-			f.compactCopy2()
+		if id := f.a64.victim(); id >= 0 {
+			f.compact2(id)
 		}
-		if f.a16.garbage > len(f.t.e16)-f.a16.garbage+65536 {
-			f.compactCopy1()
+		if id := f.a16.victim(); id >= 0 {
+			f.compact1(id)
 		}
 	}
 	f.d.dirty = reset(f.d.dirty)
 	f.d2 = reset(f.d2)
 	f.d3 = reset(f.d3)
 	f.t.top = f.d.top
+	f.t.e16 = f.a16.publish()
+	f.t.e2 = f.a64.publish()
 	f.t.hdrs = f.h.pages
 	f.d.endBatch()
 	f.h.endBatch()
@@ -367,7 +370,7 @@ func (f *fam6) rebuildAll(sc *scratch) {
 			if len(r2.ents) == 0 {
 				delete(rc.kids, k1)
 				setEnt(&rc.ents, k1, 17, 0, true)
-				f.free(r2.id, &f.a64)
+				f.free2(r2.id)
 				r2.removed = true
 			}
 		}
@@ -378,40 +381,35 @@ func (f *fam6) rebuildAll(sc *scratch) {
 	f.compact(sc, true, true, true)
 }
 
-// compactCopy1 collects the L1 arena's garbage by copying the live tables
-// (see fam4.compact).
-func (f *fam6) compactCopy1() {
-	live := max(len(f.t.e16)-f.a16.garbage, 0)
-	ne := make([]uint64, 0, churnCap(live))
+// compact1 is one incremental collection step of the L1 arena (see
+// fam4.compact).
+func (f *fam6) compact1(id int) {
 	for s := range 1 << 16 {
 		e := f.d.get(uint16(s))
-		if e&chunkFlag == 0 {
+		if e&chunkFlag == 0 || int(uint32(e)>>segBits) != id {
 			continue
 		}
-		st, n := int(uint32(e)), int(e>>32)&0x7fffffff
-		ns := len(ne)
-		ne = append(ne, f.t.e16[st:st+n+summaryLen(n)]...)
-		f.d.set(uint16(s), chunkEnt(ns, n))
+		n := int(e>>32) & 0x7fffffff
+		pos := f.a16.put(f.a16.get(uint32(e), n+summaryLen(n)))
+		f.d.set(uint16(s), chunkEnt(int(pos), n))
 	}
-	f.t.e16 = ne
-	f.a16.garbage = 0
+	f.a16.drop(id)
 }
 
-// compactCopy2 does the same for the L2 arena, through the headers.
-func (f *fam6) compactCopy2() {
-	live := max(len(f.t.e2)-f.a64.garbage, 0)
-	ne := make([]uint64, 0, churnCap(live))
+// compact2 does the same for the L2 arena, through the headers.
+func (f *fam6) compact2(id int) {
 	for _, rc := range f.chunks {
 		for _, r2 := range rc.kids {
 			h := f.h.get(r2.id)
-			st, n := int(h.start), int(h.count)
-			h.start = uint32(len(ne))
-			ne = append(ne, f.t.e2[st:st+n+summaryLen(n)]...)
+			if int(h.start>>segBits) != id || h.count == 0 {
+				continue
+			}
+			n := int(h.count)
+			h.start = f.a64.put(f.a64.get(h.start, n+summaryLen(n)))
 			f.h.set(r2.id, h)
 		}
 	}
-	f.t.e2 = ne
-	f.a64.garbage = 0
+	f.a64.drop(id)
 }
 
 // compact rebuilds the tables of the chosen levels into fresh arenas.
@@ -429,23 +427,23 @@ func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 		f.a32.garbage = 0
 	}
 	if l2 {
-		n := max(len(f.t.e2)-f.a64.garbage, 0)
-		f.t.e2 = make([]uint64, 0, n+n/8+64)
+		f.a64.reset()
+		f.a64.bulk = true
 		for _, rc := range f.chunks {
 			for _, r2 := range rc.kids {
 				f.build2(sc, r2)
 			}
 		}
-		f.a64.garbage = 0
+		f.a64.bulk = false
 	}
 	if l1 {
-		n := max(len(f.t.e16)-f.a16.garbage, 0)
-		f.t.e16 = make([]uint64, 0, n+n/8+64)
+		f.a16.reset()
+		f.a16.bulk = true
 		f.d.defs = f.d.defaults(f.d.defs)
 		for s := 0; s < 1<<16; s++ {
 			f.buildSlot(sc, uint16(s), f.d.defs[s])
 		}
-		f.a16.garbage = 0
+		f.a16.bulk = false
 	}
 }
 
@@ -458,9 +456,3 @@ func reset[K comparable](m map[K]struct{}) map[K]struct{} {
 	clear(m)
 	return m
 }
-
-// churnCap is the capacity of an arena after a compaction: room for the
-// garbage of a whole cycle (the next compaction starts at live+65536 of
-// garbage), so that Go never has to grow (copy) it in between. Bulk loads
-// trim instead, so the memory figure after a load is the real footprint.
-func churnCap(live int) int { return 2*live + 65536 + live/16 }

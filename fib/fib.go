@@ -80,6 +80,7 @@ type FIBs struct {
 	f6     []*fam6
 	nhs    []NextHop
 	sc     scratch
+	seglen int // arena segment length (0: segLen; tests use small ones)
 }
 
 // New returns FIBs with cfg.FIBs empty FIBs and next hop NoRoute.
@@ -282,7 +283,7 @@ func (f *FIBs) change(fib int, c *Change, t4, t6 map[int]struct{}) {
 			if del {
 				return
 			}
-			fm = newFam4(f.zero)
+			fm = newFam4(f.zero, f.seglen)
 			f.f4[fib] = fm
 		}
 		b := a.As4()
@@ -296,7 +297,7 @@ func (f *FIBs) change(fib int, c *Change, t4, t6 map[int]struct{}) {
 		if del {
 			return
 		}
-		fm = newFam6(f.zero)
+		fm = newFam6(f.zero, f.seglen)
 		f.f6[fib] = fm
 	}
 	b := a.As16()

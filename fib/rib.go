@@ -234,6 +234,8 @@ type scratch struct {
 	v2  []uint32
 	k   []uint16
 	v   []uint32
+	e4  []uint32 // a range table being built (IPv4)
+	e8  []uint64 // a range table being built (IPv6 L1, L2)
 }
 
 // build16 appends the range table (keys, then summary) of one /16 region

@@ -7,8 +7,8 @@ import "encoding/binary"
 // Level 0 is a direct table on the top 16 bits of the address, split in 256
 // pages of 256 entries so that a change copies one 2 KiB page, not 512 KiB.
 // A dir entry is either a next-hop id (chunkFlag clear) or the position of a
-// range table in an arena (chunkFlag set: start in bits 0-31, count in bits
-// 32-62).
+// range table in a segmented arena (chunkFlag set: position in bits 0-31 -
+// segment id above segBits, offset below - and count in bits 32-62).
 //
 // IPv4 has one range level (bits 16-31, uint16 keys), leaf-pushed: its
 // values are final next-hop ids. IPv6 has three: L1 bits 16-31 (uint16 keys,
@@ -17,10 +17,11 @@ import "encoding/binary"
 // default) of a deeper table; in L2 and L3 the value 0 means "no prefix of
 // this level covers the address": use the inherited default.
 //
-// Arenas (k16, v16, ...) only grow while a table lives: a rebuilt range table
-// is appended past the end, so every published snapshot only reads indexes
-// below its own lengths, which the writer never writes again. Garbage is
-// reclaimed by rebuilding the family's table into fresh arenas.
+// Arenas are lists of segments (seg.go): a rebuilt range table is appended
+// past the end of the current segment, so every published snapshot only
+// reads entries the writer never writes again. Garbage is reclaimed one
+// segment per batch: its live tables are copied and the segment is dropped
+// from the next snapshot's list.
 
 const (
 	chunkFlag = 1 << 63
@@ -46,17 +47,17 @@ type tab4 struct {
 	// ent holds the range tables: key<<16 | index into nh per range, so a
 	// range's value shares the cache line of its key (the summary entries
 	// have index 0). Searching for k<<16|0xffff finds the last key <= k.
-	ent []uint32
-	nh  []uint32 // next-hop ids of the range values
+	ent [][]uint32 // segments
+	nh  []uint32   // next-hop ids of the range values
 }
 
 // tab6 is the immutable IPv6 lookup structure of one FIB.
 type tab6 struct {
 	top  [256]*dirPage
-	e16  []uint64 // L1: key<<32 | value per range (summary entries: key<<32)
-	e2   []uint64 // L2 (bits 32-63): key<<32 | value per range, like e16
-	k3   []uint64 // L3 (bits 64-127) keys
-	v3   []uint32 // L3 values
+	e16  [][]uint64 // L1 segments: key<<32 | value per range (summary entries: key<<32)
+	e2   [][]uint64 // L2 segments (bits 32-63): key<<32 | value per range, like e16
+	k3   []uint64   // L3 (bits 64-127) keys
+	v3   []uint32   // L3 values
 	hdrs []*hdrPage
 }
 
@@ -69,7 +70,8 @@ func (t *tab4) lookup(a uint32) uint32 {
 }
 
 func (t *tab4) chunk(e uint64, a uint32) uint32 {
-	return t.nh[t.ent[find(t.ent, uint32(e), uint32(e>>32)&0x7fffffff, a<<16|0xffff)]&0xffff]
+	seg := t.ent[uint32(e)>>segBits]
+	return t.nh[seg[find(seg, uint32(e)&segMask, uint32(e>>32)&0x7fffffff, a<<16|0xffff)]&0xffff]
 }
 
 // find16 returns the position of the range of k in the uint16 range table
@@ -94,12 +96,13 @@ func find[K rangeKey](keys []K, s, n uint32, k K) uint32 {
 const batchLen = 64
 
 // lockstep runs the range-table searches of n addresses together: key[i]
-// in the uint16 table at base[i] with cnt[i] ranges (cnt 1 and base 0 for
-// addresses without a table), leaving the range positions in pos. Stage 1
+// in the table at offset base[i] of segment tab[i] with cnt[i] ranges (a
+// one-entry segment, base 0 and cnt 1 for addresses without a table),
+// leaving the range offsets in pos. Stage 1
 // searches the summaries, one step for every address per round
 // (branch-free: a finished search steps by 0), stage 2 the blocks the same
 // way. Each round's loads are independent of each other, so they overlap.
-func lockstep[K rangeKey](k16 []K, key *[batchLen]K, base, cnt, pos *[batchLen]uint32, n int) {
+func lockstep[K rangeKey](tab *[batchLen][]K, key *[batchLen]K, base, cnt, pos *[batchLen]uint32, n int) {
 	var left [batchLen]uint32
 	var maxm uint32
 	for i := range n {
@@ -116,7 +119,7 @@ func lockstep[K rangeKey](k16 []K, key *[batchLen]K, base, cnt, pos *[batchLen]u
 		for i := range n {
 			h := left[i] >> 1
 			p, q := pos[i], pos[i]+h
-			if k16[q] <= key[i] {
+			if tab[i][q] <= key[i] {
 				p = q // a conditional move, not a branch: see docs/fib.md
 			}
 			pos[i] = p
@@ -139,7 +142,7 @@ func lockstep[K rangeKey](k16 []K, key *[batchLen]K, base, cnt, pos *[batchLen]u
 		for i := range n {
 			h := left[i] >> 1
 			p, q := pos[i], pos[i]+h
-			if k16[q] <= key[i] {
+			if tab[i][q] <= key[i] {
 				p = q // a conditional move, not a branch: see docs/fib.md
 			}
 			pos[i] = p
@@ -165,8 +168,10 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		base, cnt [batchLen]uint32
 		pos       [batchLen]uint32
 		leaf      [batchLen]bool
+		tab       [batchLen][]uint32
 	)
 	ent, nh := t.ent, t.nh
+	one := []uint32{0}
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d := dst[:n]
@@ -178,15 +183,15 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 			leaf[i] = l
 			if l {
 				o[i] = uint32(e)
-				base[i], cnt[i] = 0, 1
+				base[i], cnt[i], tab[i] = 0, 1, one
 			} else {
-				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
+				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, ent[uint32(e)>>segBits]
 			}
 		}
-		lockstep(ent, &key, &base, &cnt, &pos, n)
+		lockstep(&tab, &key, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
-				o[i] = nh[ent[pos[i]]&0xffff]
+				o[i] = nh[tab[i][pos[i]]&0xffff]
 			}
 		}
 		dst = dst[n:]
@@ -207,7 +212,8 @@ func (t *tab6) lookup(hi, lo uint64) uint32 {
 }
 
 func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
-	v := uint32(t.e16[find(t.e16, uint32(e), uint32(e>>32)&0x7fffffff, hi&0xffff00000000|0xffffffff)])
+	seg := t.e16[uint32(e)>>segBits]
+	v := uint32(seg[find(seg, uint32(e)&segMask, uint32(e>>32)&0x7fffffff, hi&0xffff00000000|0xffffffff)])
 	if v&refFlag == 0 {
 		return v
 	}
@@ -218,7 +224,8 @@ func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
 func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	h := t.hdr(v &^ refFlag)
 	best := h.def
-	v = uint32(t.e2[find(t.e2, h.start, h.count, hi<<32|0xffffffff)])
+	seg := t.e2[h.start>>segBits]
+	v = uint32(seg[find(seg, h.start&segMask, h.count, hi<<32|0xffffffff)])
 	if v&refFlag == 0 {
 		if v == 0 {
 			return best
@@ -261,8 +268,10 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		k64       [batchLen]uint64
 		best      [batchLen]uint32
 		idx       [batchLen]uint8
+		tab       [batchLen][]uint64
 	)
-	e16 := t.e16
+	e16, e2 := t.e16, t.e2
+	one := []uint64{0}
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d := dst[:n]
@@ -276,15 +285,15 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			leaf[i] = l
 			if l {
 				o[i] = uint32(e)
-				base[i], cnt[i] = 0, 1
+				base[i], cnt[i], tab[i] = 0, 1, one
 			} else {
-				base[i], cnt[i] = uint32(e), uint32(e>>32)&0x7fffffff
+				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, e16[uint32(e)>>segBits]
 			}
 		}
-		lockstep(e16, &k64, &base, &cnt, &pos, n)
+		lockstep(&tab, &k64, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
-				o[i] = uint32(e16[pos[i]])
+				o[i] = uint32(tab[i][pos[i]])
 			}
 		}
 		// L2 for the addresses under a /32 with longer prefixes: headers,
@@ -300,13 +309,13 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			i := idx[j]
 			h := t.hdr(o[i] &^ refFlag)
 			best[j] = h.def
-			base[j], cnt[j] = h.start, h.count
+			base[j], cnt[j], tab[j] = h.start&segMask, h.count, e2[h.start>>segBits]
 			k64[j] = his[i]<<32 | 0xffffffff
 		}
-		lockstep(t.e2, &k64, &base, &cnt, &pos, m)
+		lockstep(&tab, &k64, &base, &cnt, &pos, m)
 		for j := range m {
 			i := idx[j]
-			v := uint32(t.e2[pos[j]])
+			v := uint32(tab[j][pos[j]])
 			switch {
 			case v == 0:
 				o[i] = best[j]
@@ -322,12 +331,12 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 }
 
 func (t *tab4) bytes() int {
-	return 256*8 + countPages(&t.top)*256*8 + cap(t.ent)*4 + cap(t.nh)*4
+	return 256*8 + countPages(&t.top)*256*8 + segBytes(t.ent, 4) + cap(t.nh)*4
 }
 
 func (t *tab6) bytes() int {
-	return 256*8 + countPages(&t.top)*256*8 + cap(t.e16)*8 +
-		cap(t.e2)*8 + cap(t.k3)*8 + cap(t.v3)*4 +
+	return 256*8 + countPages(&t.top)*256*8 + segBytes(t.e16, 8) +
+		segBytes(t.e2, 8) + cap(t.k3)*8 + cap(t.v3)*4 +
 		cap(t.hdrs)*8 + len(t.hdrs)*256*12
 }
 

@@ -330,4 +330,12 @@ func TestTenantRootPorts(t *testing.T) {
 	if _, err := execLines(h, "vnet b port add q0 driver afpacket dev r0"); err == nil || !strings.Contains(err.Error(), "belongs to vnet a") {
 		t.Fatalf("vnet a's device: %v", err)
 	}
+	// Kernel interfaces (lcp): one vnet per namespace mirrors its tables.
+	mustText(t, h, "vnet b port add q2 driver null lcp k9")
+	if _, err := execLines(h, "vnet a port add p3 driver null lcp k8"); err == nil || !strings.Contains(err.Error(), "vnet b has kernel interfaces (lcp) in the same network namespace") {
+		t.Fatalf("a second vnet with lcp in one namespace: %v", err)
+	}
+	if _, err := execLines(h, "vnet a port add p3 driver afpacket dev k9"); err == nil || !strings.Contains(err.Error(), "device k9 belongs to vnet b") {
+		t.Fatalf("vnet b's kernel interface as a device: %v", err)
+	}
 }

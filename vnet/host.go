@@ -525,18 +525,32 @@ func (h *Host) reserve(v *Vnet, cmds []cmdlang.Command, tenant bool) ([]string, 
 	defer h.claimMu.Unlock()
 	var devs []string
 	for _, c := range cmds {
-		pa, ok := c.(*cmdlang.PortAdd)
-		if !ok || pa.Args["dev"] == "" {
-			continue
+		var names []string
+		switch c := c.(type) {
+		case *cmdlang.PortAdd:
+			if c.Args["dev"] != "" {
+				names = append(names, c.Args["dev"])
+			}
+			if c.LCP != "" {
+				names = append(names, c.LCP, ctl.KernelTables)
+			}
+		case *cmdlang.PortSet:
+			if c.LCP != "" && c.LCP != cmdlang.LCPOff {
+				names = append(names, c.LCP, ctl.KernelTables)
+			}
 		}
-		dev := pa.Args["dev"]
-		if tenant && !v.tenantMay(dev) {
-			return nil, &cmdlang.ExecError{Cmd: c, Err: fmt.Errorf("device %s was not given to this vnet (root gives devices with vnet add %s devices DEV,... or by adding the port)", dev, v.name)}
+		for _, dev := range names {
+			if tenant && !v.tenantMay(dev) {
+				return nil, &cmdlang.ExecError{Cmd: c, Err: fmt.Errorf("device %s was not given to this vnet (root gives devices with vnet add %s devices DEV,... or by adding the port)", dev, v.name)}
+			}
+			if o := h.ownerOf(dev, v); o != "" {
+				if dev == ctl.KernelTables {
+					return nil, &cmdlang.ExecError{Cmd: c, Err: fmt.Errorf("vnet %s has kernel interfaces (lcp) in the same network namespace, whose kernel tables it mirrors; give this vnet its own (vnet add NAME netns NS)", o)}
+				}
+				return nil, &cmdlang.ExecError{Cmd: c, Err: fmt.Errorf("device %s belongs to vnet %s (a device serves one vnet at a time; delete its port there first)", dev, o)}
+			}
+			devs = append(devs, dev)
 		}
-		if o := h.ownerOf(dev, v); o != "" {
-			return nil, &cmdlang.ExecError{Cmd: c, Err: fmt.Errorf("device %s belongs to vnet %s (a device serves one vnet at a time; delete its port there first)", dev, o)}
-		}
-		devs = append(devs, dev)
 	}
 	for _, d := range devs {
 		v.reserved[d]++

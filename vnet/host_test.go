@@ -167,6 +167,10 @@ func TestConfigValidatedWhole(t *testing.T) {
 		{"vnet add a\nvnet a port add p0 driver afxdp dev d0\nport add p0 driver afpacket dev d0\n", "device d0 is claimed"},
 		{"vnet add a owner 5 socket /run/a.sock\nvnet add b owner 5 socket /run/a.sock\n", "already vnet a's"},
 		{"vnet add a netns x\nvnet add b netns x\nvnet a port add p0 driver afxdp dev d0\nvnet b port add p0 driver afxdp dev d0\n", "device d0 is claimed by vnets a and b"},
+		// Kernel interfaces: their names, and the namespace's kernel tables
+		// (mirrored), belong to one vnet.
+		{"vnet add a\nvnet a port add p0 driver null lcp k0\nport add p0 driver afpacket dev k0\n", "device k0 is claimed"},
+		{"vnet add a\nvnet a port add p0 driver null lcp k0\nport add p0 driver null lcp k1\n", "would mirror the same kernel tables"},
 	} {
 		os.WriteFile(conf, []byte(tc.conf), 0o644)
 		if err := CheckFile(conf); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -177,6 +181,7 @@ func TestConfigValidatedWhole(t *testing.T) {
 		twoVnets,
 		// The same device name in two namespaces: two devices.
 		"vnet add a netns x devices d0\nvnet add b netns y devices d0\nvnet a port add p0 driver afxdp dev d0\nvnet b port add p0 driver afxdp dev d0\nport add p0 driver afxdp dev d0\n",
+		"vnet add a netns x\nvnet a port add p0 driver null lcp k0\nport add p0 driver null lcp k0\n",
 	} {
 		os.WriteFile(conf, []byte(ok), 0o644)
 		// The devices and namespaces are made up: validation only (fwdd

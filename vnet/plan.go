@@ -225,6 +225,9 @@ func (h *Host) validate(ctx context.Context, p *plan, reload bool) (*outcome, er
 		for _, d := range append(slices.Clone(specs[n].Devices), out.devices[n]...) {
 			k := devKey(ns, d)
 			if o, ok := owner[k]; ok && o != n {
+				if d == ctl.KernelTables {
+					return nil, fmt.Errorf("vnets %s and %s both have kernel interfaces (lcp) in one network namespace and would mirror the same kernel tables; give each its own (vnet add NAME netns NS)", o, n)
+				}
 				return nil, fmt.Errorf("device %s is claimed by vnets %s and %s; a device serves one vnet at a time", d, o, n)
 			}
 			owner[k] = n

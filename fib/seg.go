@@ -1,0 +1,157 @@
+package fib
+
+import "slices"
+
+// Segmented arenas.
+//
+// The range tables of one level live in segments: separate Go slices of
+// segLen entries (a bigger table gets a segment of its own size). A table
+// never straddles two segments. Its position is one uint32: the segment id
+// in the top bits, the offset in the segment in the low segBits bits.
+//
+// A published snapshot holds its own copy of the segment list (copied on
+// the first change in a batch, like the dir and header pages) and reads
+// only the entries its dir entries and headers point at, which the writer
+// never writes again: new tables are appended past a segment's length.
+// Garbage is collected incrementally: at the end of a batch whose arena has
+// too much garbage, the live tables of at most one segment (the one with
+// the most garbage) are copied into the current segment and the emptied
+// segment is dropped from the list; the Go garbage collector frees it when
+// no published snapshot refers to it any more. So no batch copies more than
+// one segment (256-512 KiB) and growth never copies an arena.
+const (
+	segBits = 22 // offset bits: a table holds at most 4M entries
+	segMask = 1<<segBits - 1
+	segIDs  = 1 << (32 - segBits) // at most 1024 segments per arena
+	segLen  = 1 << 16             // entries of a normal segment
+)
+
+// segArena is the writer side of one level's segmented arena.
+type segArena[T any] struct {
+	s      [][]T // segments by id (nil: free id); shared with the last snapshot until cloned
+	live   []int // live entries per segment
+	cur    int   // segment tables are appended to; -1: none
+	cloned bool  // s is a private copy in this batch
+	// garbage counts the entries of replaced tables still in segments.
+	garbage, nlive int
+	bulk           bool // a full rebuild: releases are not counted
+	drops          int  // segments collected (for tests)
+	seglen         int  // entries of a normal segment
+}
+
+// newSegArena returns an empty arena with segments of n entries (0:
+// segLen; tests use small segments).
+func newSegArena[T any](n int) segArena[T] {
+	if n == 0 {
+		n = segLen
+	}
+	return segArena[T]{cur: -1, seglen: n}
+}
+
+func (a *segArena[T]) own() {
+	if !a.cloned {
+		a.s = slices.Clone(a.s)
+		a.cloned = true
+	}
+}
+
+// reset starts a fresh, empty arena (full rebuilds). Published snapshots
+// keep the old segments.
+func (a *segArena[T]) reset() {
+	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, drops: a.drops}
+}
+
+// put copies a table into the current segment (starting a new one if it
+// does not fit) and returns its position.
+func (a *segArena[T]) put(tab []T) uint32 {
+	n := len(tab)
+	if a.cur < 0 || len(a.s[a.cur])+n > cap(a.s[a.cur]) {
+		a.newSeg(max(n, a.seglen))
+	}
+	a.own()
+	seg := a.s[a.cur]
+	off := len(seg)
+	a.s[a.cur] = append(seg, tab...)
+	a.live[a.cur] += n
+	a.nlive += n
+	return uint32(a.cur<<segBits | off)
+}
+
+func (a *segArena[T]) newSeg(c int) {
+	if c > segMask+1 {
+		panic("fib: range table larger than a segment")
+	}
+	a.own()
+	id := slices.IndexFunc(a.s, func(s []T) bool { return s == nil })
+	if id < 0 {
+		if len(a.s) >= segIDs {
+			panic("fib: out of arena segments")
+		}
+		id = len(a.s)
+		a.s = append(a.s, nil)
+		a.live = append(a.live, 0)
+	}
+	a.s[id] = make([]T, 0, c)
+	a.live[id] = 0
+	a.cur = id
+}
+
+// get returns the n entries at pos.
+func (a *segArena[T]) get(pos uint32, n int) []T {
+	off := int(pos & segMask)
+	return a.s[pos>>segBits][off : off+n]
+}
+
+// release marks the n entries at pos as garbage.
+func (a *segArena[T]) release(pos uint32, n int) {
+	if a.bulk || n == 0 {
+		return
+	}
+	a.live[pos>>segBits] -= n
+	a.nlive -= n
+	a.garbage += n
+}
+
+// victim returns the segment whose live tables the next compaction step
+// should move, or -1 when the arena's garbage is within bounds (at most
+// an eighth of the live entries plus two segments).
+func (a *segArena[T]) victim() int {
+	if a.garbage <= a.nlive/8+2*a.seglen {
+		return -1
+	}
+	best, bg := -1, 0
+	for id, s := range a.s {
+		if s == nil || id == a.cur {
+			continue
+		}
+		if g := len(s) - a.live[id]; g > bg {
+			best, bg = id, g
+		}
+	}
+	return best
+}
+
+// drop removes segment id after its live tables were moved.
+func (a *segArena[T]) drop(id int) {
+	a.own()
+	a.garbage -= len(a.s[id]) - a.live[id]
+	a.nlive -= a.live[id] // their copies count in the current segment
+	a.s[id] = nil
+	a.live[id] = 0
+	a.drops++
+}
+
+// publish returns the segment list for a snapshot and ends the batch.
+func (a *segArena[T]) publish() [][]T {
+	a.cloned = false
+	return a.s
+}
+
+// bytes is the memory of the arena's segments.
+func segBytes[T any](s [][]T, size int) int {
+	n := cap(s) * 24
+	for _, x := range s {
+		n += cap(x) * size
+	}
+	return n
+}

@@ -28,14 +28,14 @@ const (
 
 // segArena is the writer side of one level's segmented arena.
 type segArena[T any] struct {
-	s      [][]T // segments by id (nil: free id); shared with the last snapshot until cloned
-	live   []int // live entries per segment
+	s    [][]T // segments by id (nil: free id); shared with the last snapshot until cloned
+	live []int // live entries per segment
 	// owners lists per segment the owner of every table put there (a dir
 	// slot or a header id), so that a collection step visits only the
 	// segment's own tables; an owner whose table moved on is skipped.
 	owners [][]uint32
-	cur    int   // segment tables are appended to; -1: none
-	cloned bool  // s is a private copy in this batch
+	cur    int  // segment tables are appended to; -1: none
+	cloned bool // s is a private copy in this batch
 	// garbage counts the entries of replaced tables still in segments.
 	garbage, nlive int
 	bulk           bool // a full rebuild: releases are not counted

@@ -171,7 +171,7 @@ func TestSegmentBoundaries(t *testing.T) {
 	a.release(p0, 5)
 	a.release(p1, 3)
 	a.release(p3, 20)
-	// Garbage 28 > 0/8 + 2*8: segment 2 (20 garbage entries) goes first.
+	// Garbage 28 > 3/2 + 2*8: segment 2 (20 garbage entries) goes first.
 	if v := a.victim(); v != 2 {
 		t.Fatalf("victim %d, want 2", v)
 	}

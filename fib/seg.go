@@ -121,9 +121,11 @@ func (a *segArena[T]) release(pos uint32, n int) {
 
 // victim returns the segment whose live tables the next compaction step
 // should move, or -1 when the arena's garbage is within bounds (at most
-// an eighth of the live entries plus two segments).
+// half the live entries plus two segments). Random churn spreads garbage
+// over all segments, so a tighter bound would pick victims that are mostly
+// live and copy several live entries per entry of garbage reclaimed.
 func (a *segArena[T]) victim() int {
-	if a.garbage <= a.nlive/8+2*a.seglen {
+	if a.garbage <= a.nlive/2+2*a.seglen {
 		return -1
 	}
 	best, bg := -1, 0

@@ -129,6 +129,17 @@ func TestE2ELaggLACPOVS(t *testing.T) {
 		}
 	}
 	x.eventuallyPing(x.h1, "198.19.2.2")
+
+	// A VLAN over the lagg: OVS access port tag 100 behind the bond.
+	hv := x.n.NS("hv")
+	av := x.n.Name("lav")
+	x.o.HostVeth(av, hv, "eth0")
+	x.o.Vsctl("add-port", x.br, av, "tag=100")
+	x.host(hv, "eth0", "198.18.100.2/24", "198.18.100.1")
+	x.mustExec("port add lagg0.100 driver vlan parent lagg0 vid 100", "addr add lagg0.100 198.18.100.1/24")
+	x.eventuallyPing(hv, "198.19.2.2")
+	x.eventuallyPing(hv, "198.18.1.2") // VLAN over the lagg <-> the lagg's untagged subnet
+
 	tx0, tx1 := x.memberTx("m0"), x.memberTx("m1")
 	out := x.iperf(t, 3)
 	d0, d1 := x.memberTx("m0")-tx0, x.memberTx("m1")-tx1
@@ -153,7 +164,7 @@ func TestE2ELaggLACPOVS(t *testing.T) {
 	pout := pingOutput(pinger)
 	t.Logf("ping every 50 ms across the member going down: %s", lossLine(pout))
 	if loss := lossPercent(pout); loss > 40 {
-		t.Errorf("loss %d%% while a member went down (want the lagg to carry on within the 3 s LACP timeout)", loss)
+		t.Errorf("loss %g%% while a member went down (want the lagg to carry on within the 3 s LACP timeout)", loss)
 	}
 	x.eventuallyPing(x.h1, "198.19.2.2")
 
@@ -225,13 +236,17 @@ func lossLine(out string) string {
 	return "(no ping summary)"
 }
 
-var lossRE = regexp.MustCompile(`(\d+)% packet loss`)
+// lossRE matches ping's loss, whole ("5% packet loss") or not ("1.875%").
+var lossRE = regexp.MustCompile(`([\d.]+)% packet loss`)
 
-func lossPercent(out string) int {
+func lossPercent(out string) float64 {
 	m := lossRE.FindStringSubmatch(out)
 	if m == nil {
 		return 100
 	}
-	n, _ := strconv.Atoi(m[1])
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 100
+	}
 	return n
 }

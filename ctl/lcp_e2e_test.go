@@ -2,6 +2,8 @@ package ctl
 
 import (
 	"encoding/json"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -242,6 +244,7 @@ func lastLines(s string, n int) string {
 // through fwdd, and the host's own TCP to it reaches the kernel.
 func TestLCPKernelAddress(t *testing.T) {
 	testnet.Skip(t)
+	testenv.Tool(t, "iperf3", "iperf3")
 	x := newE2E(t)
 	x.start("afpacket")
 	x.mustExec("port set p0 lcp e0")
@@ -264,4 +267,58 @@ func TestLCPKernelAddress(t *testing.T) {
 	testnet.Eventually(t, 10*time.Second, "198.18.1.77 leaving port p0", func() bool {
 		return !strings.Contains(x.show("show ports"), "198.18.1.77")
 	})
+}
+
+// iperf3Mbps runs an iperf3 client in ns to dst for secs seconds and
+// returns the receiver's Mbit/s.
+func (x *e2e) iperf3Mbps(ns, dst, port string, secs int) float64 {
+	x.t.Helper()
+	out, err := x.n.TryIn(ns, "iperf3", "-J", "-c", dst, "-p", port, "-t", strconv.Itoa(secs))
+	if err != nil {
+		x.t.Fatalf("iperf3 -c %s: %v\n%s", dst, err, out)
+	}
+	var r struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		x.t.Fatalf("iperf3 -J: %v\n%s", err, out)
+	}
+	return r.End.SumReceived.BitsPerSecond / 1e6
+}
+
+// TestLCPTransitThroughput: transit TCP throughput through fwdd is the same
+// with and without kernel interfaces on its ports (transit never goes
+// through the kernel). Runs alternate off/on in one run; the machine is
+// shared, so only a gross difference fails.
+func TestLCPTransitThroughput(t *testing.T) {
+	testnet.Skip(t)
+	if testing.Short() {
+		t.Skip("throughput comparison (-short)")
+	}
+	testenv.Tool(t, "iperf3", "iperf3")
+	x := newE2E(t)
+	x.start("afxdp")
+	x.eventuallyPing(x.h1, "198.19.2.2")
+	x.n.Start(x.h2, "iperf3", "-s", "-B", "198.19.2.2", "-p", "5204")
+	testnet.Eventually(t, 5*time.Second, "iperf3 server on h2", func() bool {
+		_, err := x.n.TryIn(x.h1, "iperf3", "-c", "198.19.2.2", "-p", "5204", "-t", "1")
+		return err == nil
+	})
+	var off, on []float64
+	for i := 0; i < 3; i++ {
+		x.mustExec("port set p0 lcp off", "port set p1 lcp off")
+		off = append(off, x.iperf3Mbps(x.h1, "198.19.2.2", "5204", 2))
+		x.mustExec("port set p0 lcp e0", "port set p1 lcp e1")
+		on = append(on, x.iperf3Mbps(x.h1, "198.19.2.2", "5204", 2))
+	}
+	med := func(v []float64) float64 { s := slices.Clone(v); slices.Sort(s); return s[len(s)/2] }
+	t.Logf("transit TCP h1 -> h2 through fwdd (afxdp, 1 worker), Mbit/s: lcp off %.0f %v, lcp on %.0f %v, ratio on/off %.2f",
+		med(off), off, med(on), on, med(on)/med(off))
+	if med(on) < 0.5*med(off) {
+		t.Errorf("transit throughput with lcp on is %.0f Mbit/s, with lcp off %.0f", med(on), med(off))
+	}
 }

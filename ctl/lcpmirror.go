@@ -412,9 +412,19 @@ func (s *stack) lcpPortOf(idx int32) *portModel {
 // lcpAddrs turns address events on the ports' kernel interfaces into
 // addr add/del commands (each its own batch: one bad address does not
 // stop the others). In a dump they are gathered for lcpDumpAddrs.
+//
+// Only the last event of a prefix in a batch counts (the kernel's state
+// after the batch): a delete and an add of one prefix in one batch (the
+// echoes of an operator's addr del and addr add) leave the port's address
+// alone instead of deleting it.
 func (s *stack) lcpAddrs(b *nlmirror.Batch) {
 	lm := s.lcpm
-	var cmds []cmdlang.Command
+	type key struct {
+		port   string
+		prefix netip.Prefix
+	}
+	var order []key
+	var last map[key]bool // key -> the last event was a delete
 	for _, a := range b.Addrs {
 		p := s.lcpPortOf(a.Ifindex)
 		if p == nil {
@@ -424,12 +434,23 @@ func (s *stack) lcpAddrs(b *nlmirror.Batch) {
 			lm.kaddrs[a.Ifindex] = append(lm.kaddrs[a.Ifindex], a.Prefix)
 			continue
 		}
-		has := slices.Contains(p.Addrs, a.Prefix)
-		switch {
-		case a.Del && has:
-			cmds = append(cmds, &cmdlang.AddrDel{Port: p.Name, Prefix: a.Prefix})
-		case !a.Del && !has:
-			cmds = append(cmds, &cmdlang.AddrAdd{Port: p.Name, Prefix: a.Prefix})
+		if last == nil {
+			last = map[key]bool{}
+		}
+		k := key{p.Name, a.Prefix}
+		if _, ok := last[k]; !ok {
+			order = append(order, k)
+		}
+		last[k] = a.Del
+	}
+	var cmds []cmdlang.Command
+	for _, k := range order {
+		has := slices.Contains(s.model.ports[k.port].Addrs, k.prefix)
+		switch del := last[k]; {
+		case del && has:
+			cmds = append(cmds, &cmdlang.AddrDel{Port: k.port, Prefix: k.prefix})
+		case !del && !has:
+			cmds = append(cmds, &cmdlang.AddrAdd{Port: k.port, Prefix: k.prefix})
 		}
 	}
 	s.lcpRun(cmds)

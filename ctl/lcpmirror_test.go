@@ -555,3 +555,19 @@ func (e *lcpEnv) ipBatch(cmds string) {
 	}
 	e.ip("-batch", f)
 }
+
+// TestLCPMirrorAddrDelAdd: the operator deletes and re-adds a port's
+// address quickly, so the kernel's echoes of both (a delete and an add of
+// one prefix) arrive in one batch (a long coalescing window): the port
+// keeps its address (only the last event of a prefix in a batch counts).
+func TestLCPMirrorAddrDelAdd(t *testing.T) {
+	e := newLCPEnvWith(t, lcpConfig, func(c *nlmirror.Config) { c.Coalesce = 500 * time.Millisecond })
+	for range 3 {
+		e.mustExec("addr del p0 198.18.0.1/24")
+		e.mustExec("addr add p0 198.18.0.1/24")
+		e.sentinel() // after the echoes: the batch holding them is applied
+		if r := e.routes(0)["198.18.0.0/24"]; r.Origin != show.Connected || r.Netif != "p0" {
+			t.Fatalf("p0 lost 198.18.0.1/24 to the echo of its own delete: connected route %+v", r)
+		}
+	}
+}

@@ -126,11 +126,17 @@ addr add p1 198.19.2.1/24
 // are gone after address delete, leave, port delete, and interface delete;
 // a re-created interface gets them back. Checked with ip maddr.
 func TestE2EMulticastMemberships(t *testing.T) {
+	for _, driver := range e2eDrivers() {
+		t.Run(driver, func(t *testing.T) { testMulticast(t, driver) })
+	}
+}
+
+func testMulticast(t *testing.T, driver string) {
 	n := testnet.New(t)
 	x := &e2e{t: t, n: n, rt: n.NS("rt"), h1: n.NS("h1")}
 	n.Veth(x.h1, "h1", x.rt, "r0")
 	x.startConf(`
-port add p0 driver afxdp dev r0
+port add p0 driver ` + driver + ` dev r0
 addr add p0 198.18.1.1/24
 addr add p0 2001:2:0:1::1/64
 `)

@@ -194,3 +194,50 @@ func TestProducerZeroAllocs(t *testing.T) {
 	}
 	c.Flush()
 }
+
+// TestPuntGoroutineZeroAllocs: one iteration of the punt goroutine's work
+// (rings to TAP, TAP to txq) allocates nothing. The iteration runs on the
+// test goroutine; no punt goroutine is started.
+func TestPuntGoroutineZeroAllocs(t *testing.T) {
+	testnet.Skip(t)
+	n := testnet.New(t)
+	ns := n.NS("lcpa")
+	l, pool := newLCP(t, "")
+	tp, err := openTap(TunDevice, testnet.Path(ns), "tap-a0", mac, 1500, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tp.close() })
+	tp.port = 2
+	taps := make([]*tap, 4)
+	taps[2] = tp
+	n.In(ns, "ip", "addr", "add", "198.18.7.1/24", "dev", "tap-a0")
+	n.In(ns, "ip", "neigh", "add", "198.18.7.2", "lladdr", "02:00:00:00:4c:02", "dev", "tap-a0")
+	c := pool.NewCache()
+	p := l.Producer(0)
+	p.SetCache(c)
+	f := echoFrame()
+	var ms [4]*mbuf.Mbuf
+	run := func() {
+		k := c.Alloc(ms[:])
+		for _, m := range ms[:k] {
+			copy(m.Append(len(f)), f)
+			m.Port = 2
+			p.Punt(m)
+		}
+		p.Flush()
+		l.step(taps)
+	}
+	run()
+	if a := testing.AllocsPerRun(100, run); a != 0 {
+		t.Fatalf("%v allocations per iteration", a)
+	}
+	testnet.Eventually(t, 2*time.Second, "echo replies read back", func() bool {
+		l.step(taps)
+		return l.Stats(2).Injected > 0
+	})
+	if st := l.Stats(2); st.Punted < 400 {
+		t.Errorf("stats %+v", st)
+	}
+	c.Flush()
+}

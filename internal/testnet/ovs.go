@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -17,6 +18,11 @@ import (
 // temporary directory, in the host namespace, with the userspace datapath
 // only (bridges get datapath_type=netdev). It is stopped at cleanup, and
 // its bridges deleted, whether the test passed or not.
+//
+// One instance runs on a host at a time (any test binary): the userspace
+// datapath's internal TAP device "ovs-netdev" lives in the host namespace,
+// and a second ovs-vswitchd cannot create its bridges ("creating tap device
+// failed: Device or resource busy"). StartOVS waits for OVSLock.
 type OVS struct {
 	t   testing.TB
 	n   *Net
@@ -44,6 +50,7 @@ func (n *Net) StartOVS() *OVS {
 	if _, err := os.Stat(schema); err != nil {
 		t.Skipf("needs the OVS schema %s", schema)
 	}
+	lockOVS(t)
 	dir, err := os.MkdirTemp("", "fwdd-ovs-"+n.tag)
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +89,41 @@ func (n *Net) StartOVS() *OVS {
 		"--log-file="+filepath.Join(dir, "ovs-vswitchd.log"), "--unixctl="+filepath.Join(dir, "ovs-vswitchd.ctl"),
 		"--detach", "--no-chdir", "--disable-system")
 	return o
+}
+
+// OVSLock is the file whose flock(2) serialises OVS instances on a host.
+const OVSLock = "/run/lock/fwdd-testnet-ovs.lock"
+
+// lockOVS takes OVSLock (waiting 10 minutes at most) until the test's
+// cleanups have run; the kernel drops it if the test binary dies.
+func lockOVS(t testing.TB) {
+	t.Helper()
+	_ = os.MkdirAll(filepath.Dir(OVSLock), 0o755)
+	f, err := os.OpenFile(OVSLock, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatalf("testnet: OVS lock: %v", err)
+	}
+	start := time.Now()
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
+			f.Close()
+			t.Fatalf("testnet: OVS lock %s: %v", OVSLock, err)
+		}
+		if time.Since(start) > 10*time.Minute {
+			f.Close()
+			t.Fatalf("testnet: another Open vSwitch test held %s for 10 minutes", OVSLock)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if w := time.Since(start); w > time.Second {
+		t.Logf("testnet: waited %v for another test's Open vSwitch to stop", w.Round(time.Millisecond))
+	}
+	// Registered before the daemons' cleanup: released after it.
+	t.Cleanup(func() { f.Close() })
 }
 
 func tail(s string, n int) string {

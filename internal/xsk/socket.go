@@ -36,6 +36,20 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
+// ModeNames are the Modes' names, in order: the one list the afxdp
+// driver's argument description and the traffic generator's flag use.
+var ModeNames = []string{"auto", "copy", "zerocopy"}
+
+// ParseMode returns the Mode named s ("auto", "copy" or "zerocopy").
+func ParseMode(s string) (Mode, bool) {
+	for i, n := range ModeNames {
+		if s == n {
+			return Mode(i), true
+		}
+	}
+	return 0, false
+}
+
 // BusyPoll configures preferred busy polling on a socket (kernel >= 5.11).
 // The zero value leaves it off.
 type BusyPoll struct {

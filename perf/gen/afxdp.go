@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,7 +22,6 @@ const (
 )
 
 // xdpModes maps -xdp-mode names to xsk modes.
-var xdpModes = map[string]xsk.Mode{"": xsk.ModeAuto, "auto": xsk.ModeAuto, "copy": xsk.ModeCopy, "zerocopy": xsk.ModeZeroCopy, "zc": xsk.ModeZeroCopy}
 
 // afxdpTxWorker is one AF_XDP socket with its own UMEM. Frames are built in
 // free chunks, handed to the TX ring, and their chunks come back through
@@ -33,9 +33,15 @@ func afxdpTxWorker(ctx context.Context, cfg TxConfig, spec Spec, stream uint8, c
 	if err != nil {
 		return fail(err)
 	}
-	mode, ok := xdpModes[cfg.XDPMode]
+	mode, ok := xsk.ParseMode(cfg.XDPMode)
+	if cfg.XDPMode == "" || cfg.XDPMode == "zc" {
+		mode, ok = xsk.ModeAuto, true
+		if cfg.XDPMode == "zc" {
+			mode = xsk.ModeZeroCopy
+		}
+	}
 	if !ok {
-		return fail(fmt.Errorf("%w: -xdp-mode %q (auto, copy, zerocopy)", ErrSpec, cfg.XDPMode))
+		return fail(fmt.Errorf("%w: -xdp-mode %q (%s)", ErrSpec, cfg.XDPMode, strings.Join(xsk.ModeNames, ", ")))
 	}
 	idx, err := ifIndex(cfg.Dev)
 	if err != nil {

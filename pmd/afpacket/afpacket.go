@@ -11,6 +11,7 @@ import (
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
 	"github.com/fwdd/fwdd/pmd/linkmon"
+	"github.com/fwdd/fwdd/pmd/mcast"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,8 +54,9 @@ func init() {
 }
 
 var (
-	_ pmd.Port   = (*Port)(nil)
-	_ pmd.Poller = (*Port)(nil)
+	_ pmd.Port        = (*Port)(nil)
+	_ pmd.Poller      = (*Port)(nil)
+	_ pmd.Multicaster = (*Port)(nil)
 )
 
 // Params are the parsed driver arguments.
@@ -139,6 +141,7 @@ type Port struct {
 	reopens     atomic.Uint64
 
 	mu     sync.Mutex // control side: attach, detach, Stats, Info, Close
+	mc     *mcast.Set // link-layer multicast memberships, attached with the sockets
 	mon    *linkmon.Monitor
 	info   pmd.Info
 	bound  int // ifindex the sockets are bound to, 0 when detached
@@ -158,7 +161,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 	}
 	lg := cfg.Logger().With("port", cfg.Name, "driver", DriverName, "dev", prm.Dev)
 	p := &Port{
-		id: cfg.ID, name: cfg.Name, netns: cfg.NetNS, prm: prm, pools: cfg.Pools,
+		id: cfg.ID, name: cfg.Name, netns: cfg.NetNS, prm: prm, pools: cfg.Pools, mc: mcast.New(),
 		qs:  make([]queue, prm.Queues),
 		ctr: make([]pmd.QueueCounters, prm.Queues),
 		log: lg.Info, logErr: lg.Error,
@@ -254,6 +257,9 @@ func (p *Port) attach(ifindex int) error {
 		if len(socks) > 1 {
 			o.fanout = -1
 		}
+		if err := p.mc.Attach(ifindex); err != nil {
+			p.logErr("multicast memberships", "err", err)
+		}
 		for q := range socks {
 			s, group, err := openSock(rp, o)
 			if err != nil {
@@ -272,6 +278,7 @@ func (p *Port) attach(ifindex int) error {
 				s.close()
 			}
 		}
+		p.mc.Detach()
 		return err
 	}
 	for q, s := range socks {
@@ -299,8 +306,18 @@ func (p *Port) detach() {
 			s.close()
 		}
 	}
+	p.mc.Detach()
 	p.bound = 0
 }
+
+// SetMulticast sets owner's link-layer multicast groups on the device
+// (joined now if attached, else at the next attach).
+func (p *Port) SetMulticast(owner string, macs []net.HardwareAddr) error {
+	return p.mc.Want(owner, macs)
+}
+
+// Multicast returns the groups joined on the device.
+func (p *Port) Multicast() []string { return p.mc.Joined() }
 
 // RxBurst copies received frames from queue q's RX ring into mbufs of the
 // queue's pool and returns how many (counted as Copies too). The caller

@@ -38,7 +38,7 @@ func init() {
 		Args: []pmd.Arg{
 			{Name: argDev, Type: pmd.ArgDev, Required: true, Help: "the kernel interface"},
 			{Name: argQueues, Type: pmd.ArgInt, Min: 1, Max: 4096, Help: "queues to open (default: the device's channels, ethtool -l)"},
-			{Name: argMode, Type: pmd.ArgEnum, Choices: []string{"auto", "copy", "zerocopy"}, Default: "auto", Help: "AF_XDP bind mode"},
+			{Name: argMode, Type: pmd.ArgEnum, Choices: xsk.ModeNames, Default: "auto", Help: "AF_XDP bind mode"},
 			{Name: argXDPMode, Type: pmd.ArgEnum, Choices: []string{"auto", "native", "generic"}, Default: "auto", Help: "XDP attach mode"},
 			{Name: argBusyPoll, Type: pmd.ArgInt, Min: 0, Max: 1000000, Default: "0", Help: "preferred busy-polling timeout in µs (0: off)"},
 			{Name: argRing, Type: pmd.ArgInt, Min: 64, Max: 1 << 16, PowerOfTwo: true, Default: fmt.Sprint(xsk.DefaultRingSize), Help: "size of the fill, completion, RX and TX rings"},
@@ -161,7 +161,7 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 	if err != nil {
 		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
 	}
-	modeS, err := a.Enum(argMode, "auto", "auto", "copy", "zerocopy")
+	modeS, err := a.Enum(argMode, "auto", xsk.ModeNames...)
 	if err != nil {
 		return nil, fmt.Errorf("driver %s: %w", DriverName, err)
 	}
@@ -190,7 +190,7 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 	lg := cfg.Logger().With("port", cfg.Name, "driver", DriverName, "dev", dev)
 	p := &Port{
 		name: cfg.Name, nsPath: cfg.NetNS, dev: dev, mc: mcast.New(),
-		mode:    map[string]xsk.Mode{"auto": xsk.ModeAuto, "copy": xsk.ModeCopy, "zerocopy": xsk.ModeZeroCopy}[modeS],
+		mode:    must(xsk.ParseMode(modeS)),
 		xdpMode: map[string]xsk.XDPMode{"auto": xsk.XDPAuto, "native": xsk.XDPNative, "generic": xsk.XDPGeneric}[xdpS],
 		busyUs:  busy, ring: uint32(ring),
 		queues: make([]queue, queues), ctr: make([]pmd.QueueCounters, queues),
@@ -490,4 +490,12 @@ func (p *Port) Close() error {
 	p.releaseUmems()
 	p.link.Store(&pmd.Link{})
 	return nil
+}
+
+// must returns the mode of a name the argument check accepted.
+func must(m xsk.Mode, ok bool) xsk.Mode {
+	if !ok {
+		return xsk.ModeAuto
+	}
+	return m
 }

@@ -3,6 +3,8 @@ package lagg
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/fwdd/fwdd/pmd/mcast"
 )
 
 // Slow protocols (IEEE 802.3 annex 57A, 802.1AX-2014 clause 6.4).
@@ -15,9 +17,6 @@ const (
 	pduLen   = 110
 	frameLen = 14 + pduLen
 )
-
-// SlowProtocolsMAC is the destination of LACPDUs and marker PDUs.
-var SlowProtocolsMAC = [6]byte{0x01, 0x80, 0xc2, 0x00, 0x00, 0x02}
 
 // Port state bits (802.1AX 6.4.2.3 Actor_State).
 const (
@@ -127,7 +126,7 @@ func writeInfo(b []byte, i lacpInfo) {
 // buildLACPDU writes a complete frame (frameLen bytes) into f.
 func buildLACPDU(f []byte, src [6]byte, actor, partner lacpInfo) {
 	clear(f[:frameLen])
-	copy(f[0:6], SlowProtocolsMAC[:])
+	copy(f[0:6], mcast.SlowProtocols) // the destination of LACPDUs and marker PDUs
 	copy(f[6:12], src[:])
 	binary.BigEndian.PutUint16(f[12:14], 0x8809)
 	b := f[14:]
@@ -145,7 +144,7 @@ func buildLACPDU(f []byte, src [6]byte, actor, partner lacpInfo) {
 // information in a type-2 TLV (802.1AX 6.5.3).
 func buildMarkerResponse(f []byte, src [6]byte, m markerPDU) {
 	clear(f[:frameLen])
-	copy(f[0:6], SlowProtocolsMAC[:])
+	copy(f[0:6], mcast.SlowProtocols) // the destination of LACPDUs and marker PDUs
 	copy(f[6:12], src[:])
 	binary.BigEndian.PutUint16(f[12:14], 0x8809)
 	b := f[14:]

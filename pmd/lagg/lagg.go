@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/mcast"
 	"github.com/fwdd/fwdd/ring"
 )
 
@@ -117,7 +117,7 @@ type Port struct {
 
 	mu     sync.Mutex // Status, Close vs Service
 	closed bool
-	owners map[string][]net.HardwareAddr // multicast groups asked of the members
+	owners mcast.Owners // multicast groups asked of the members
 	rxBad  uint64
 }
 
@@ -202,7 +202,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 	}
 	// LACP members receive the slow-protocols group.
 	if proto == ProtoLACP {
-		if err := p.SetMulticast("lacp", []net.HardwareAddr{{0x01, 0x80, 0xc2, 0, 0, 0x02}}); err != nil {
+		if err := p.SetMulticast("lacp", []net.HardwareAddr{mcast.SlowProtocols}); err != nil {
 			cfg.Logger().Warn("lagg: joining the slow-protocols group on the members", "port", cfg.Name, "err", err)
 		}
 	}
@@ -371,14 +371,7 @@ func (p *Port) Stats() []pmd.QueueStats {
 func (p *Port) SetMulticast(owner string, macs []net.HardwareAddr) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.owners == nil {
-		p.owners = map[string][]net.HardwareAddr{}
-	}
-	if len(macs) == 0 {
-		delete(p.owners, owner)
-	} else {
-		p.owners[owner] = macs
-	}
+	p.owners.Set(owner, macs)
 	var first error
 	for _, m := range p.members {
 		if mc, ok := m.port.(pmd.Multicaster); ok {
@@ -394,18 +387,7 @@ func (p *Port) SetMulticast(owner string, macs []net.HardwareAddr) error {
 func (p *Port) Multicast() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	seen := map[string]bool{}
-	out := []string{}
-	for _, l := range p.owners {
-		for _, m := range l {
-			if s := m.String(); !seen[s] {
-				seen[s] = true
-				out = append(out, s)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
+	return p.owners.Groups()
 }
 
 // Close releases the member claims and the control ring's frames. The

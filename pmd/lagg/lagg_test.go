@@ -10,6 +10,7 @@ import (
 
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/mcast"
 )
 
 // stubPort is a member: it records what it transmits (and frees it).
@@ -364,7 +365,7 @@ func TestMarkerResponder(t *testing.T) {
 	}
 	a.Service(nopIO{})
 	f := make([]byte, frameLen)
-	copy(f[0:6], SlowProtocolsMAC[:])
+	copy(f[0:6], mcast.SlowProtocols)
 	binary.BigEndian.PutUint16(f[12:14], 0x8809)
 	b := f[14:]
 	b[0], b[1], b[2], b[3] = subtypeMarker, 1, 1, 16

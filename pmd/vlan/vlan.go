@@ -3,11 +3,11 @@ package vlan
 import (
 	"fmt"
 	"net"
-	"sort"
 	"sync"
 
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/mcast"
 )
 
 // DriverName is the name the driver registers under.
@@ -52,7 +52,7 @@ type Port struct {
 
 	mu     sync.Mutex
 	closed bool
-	owners map[string][]net.HardwareAddr // multicast groups asked of the parent
+	owners mcast.Owners // multicast groups asked of the parent
 }
 
 // Open creates the sub-interface of cfg.Args parent with vid.
@@ -197,14 +197,7 @@ func (p *Port) SetMulticast(owner string, macs []net.HardwareAddr) error {
 		return nil
 	}
 	p.mu.Lock()
-	if p.owners == nil {
-		p.owners = map[string][]net.HardwareAddr{}
-	}
-	if len(macs) == 0 {
-		delete(p.owners, owner)
-	} else {
-		p.owners[owner] = macs
-	}
+	p.owners.Set(owner, macs)
 	p.mu.Unlock()
 	return mc.SetMulticast(p.info.Name+"/"+owner, macs)
 }
@@ -213,20 +206,5 @@ func (p *Port) SetMulticast(owner string, macs []net.HardwareAddr) error {
 func (p *Port) Multicast() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return wanted(p.owners)
-}
-
-func wanted(owners map[string][]net.HardwareAddr) []string {
-	seen := map[string]bool{}
-	out := []string{}
-	for _, l := range owners {
-		for _, m := range l {
-			if s := m.String(); !seen[s] {
-				seen[s] = true
-				out = append(out, s)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
+	return p.owners.Groups()
 }

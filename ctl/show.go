@@ -232,15 +232,8 @@ func (s *stack) fibRows() []show.FIB {
 	}
 	rows := []show.FIB{}
 	for f := 0; f < s.fibs.NumFIBs(); f++ {
-		routes, _ := s.fibs.Routes(uint32(f))
 		row := show.FIB{FIB: f, Ports: inputs[f]}
-		for _, r := range routes {
-			if r.Prefix.Addr().Is4() {
-				row.Routes4++
-			} else {
-				row.Routes6++
-			}
-		}
+		row.Routes4, row.Routes6, _ = s.fibs.RouteCount(uint32(f))
 		row.Bytes4, row.Bytes6 = snap.MemStats(uint32(f))
 		row.Lookups, row.Misses = s.eng.FIBLookups(f)
 		if f > 0 && row.Routes4+row.Routes6 == 0 && row.Lookups == 0 && s.fibs.NumFIBs() > 16 {

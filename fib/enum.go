@@ -17,45 +17,9 @@ func (f *FIBs) Routes(fib uint32) ([]Route, error) {
 		return nil, fmt.Errorf("fib: routes of fib %d: %w", fib, ErrFIB)
 	}
 	var rs []Route
-	add := func(a netip.Addr, l int, nh uint32) {
+	f.walk(fib, func(a netip.Addr, l int, nh uint32) {
 		rs = append(rs, Route{FIB: fib, Prefix: netip.PrefixFrom(a, l), NextHop: nh})
-	}
-	if fm := f.f4[fib]; fm != nil {
-		for k, nh := range fm.d.short {
-			l := int(k >> 16)
-			add(addr4(k<<16&0xffff0000), l, nh)
-		}
-		for slot, rc := range fm.chunks {
-			for _, e := range rc.ents {
-				add(addr4(uint32(slot)<<16|uint32(e.start)), int(e.plen)+16, e.v)
-			}
-		}
-	}
-	if fm := f.f6[fib]; fm != nil {
-		for k, nh := range fm.d.short {
-			add(addr6(uint64(k&0xffff)<<48, 0), int(k>>16), nh)
-		}
-		for slot, rc := range fm.chunks {
-			for _, e := range rc.ents {
-				if e.v&refFlag == 0 {
-					add(addr6(uint64(slot)<<48|uint64(e.start)<<32, 0), int(e.plen)+16, e.v)
-				}
-			}
-			for k1, r2 := range rc.kids {
-				hi0 := uint64(slot)<<48 | uint64(k1)<<32
-				for _, e := range r2.ents {
-					if e.v&refFlag == 0 {
-						add(addr6(hi0|uint64(e.start), 0), int(e.plen)+32, e.v)
-					}
-				}
-				for k2, r3 := range r2.kids {
-					for _, e := range r3.ents {
-						add(addr6(hi0|uint64(k2), e.start), int(e.plen)+64, e.v)
-					}
-				}
-			}
-		}
-	}
+	})
 	slices.SortFunc(rs, func(a, b Route) int {
 		if a.Prefix.Addr().Is4() != b.Prefix.Addr().Is4() {
 			if a.Prefix.Addr().Is4() {
@@ -69,6 +33,70 @@ func (f *FIBs) Routes(fib uint32) ([]Route, error) {
 		return cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits())
 	})
 	return rs, nil
+}
+
+// RouteCount returns how many IPv4 and IPv6 routes FIB fib holds, without
+// building them (show fibs and the metrics ask for it on every call; a
+// mirrored full table is a million routes).
+func (f *FIBs) RouteCount(fib uint32) (v4, v6 int, err error) {
+	if int64(fib) >= int64(f.nfib) {
+		return 0, 0, fmt.Errorf("fib: routes of fib %d: %w", fib, ErrFIB)
+	}
+	if fm := f.f4[fib]; fm != nil {
+		v4 = len(fm.d.short)
+		for _, rc := range fm.chunks {
+			v4 += len(rc.ents)
+		}
+	}
+	f.walk6(fib, func(netip.Addr, int, uint32) { v6++ })
+	return v4, v6, nil
+}
+
+// walk calls add for every route of FIB fib, IPv4 then IPv6, in no order.
+func (f *FIBs) walk(fib uint32, add func(a netip.Addr, l int, nh uint32)) {
+	if fm := f.f4[fib]; fm != nil {
+		for k, nh := range fm.d.short {
+			l := int(k >> 16)
+			add(addr4(k<<16&0xffff0000), l, nh)
+		}
+		for slot, rc := range fm.chunks {
+			for _, e := range rc.ents {
+				add(addr4(uint32(slot)<<16|uint32(e.start)), int(e.plen)+16, e.v)
+			}
+		}
+	}
+	f.walk6(fib, add)
+}
+
+// walk6 calls add for every IPv6 route of FIB fib, in no order.
+func (f *FIBs) walk6(fib uint32, add func(a netip.Addr, l int, nh uint32)) {
+	fm := f.f6[fib]
+	if fm == nil {
+		return
+	}
+	for k, nh := range fm.d.short {
+		add(addr6(uint64(k&0xffff)<<48, 0), int(k>>16), nh)
+	}
+	for slot, rc := range fm.chunks {
+		for _, e := range rc.ents {
+			if e.v&refFlag == 0 {
+				add(addr6(uint64(slot)<<48|uint64(e.start)<<32, 0), int(e.plen)+16, e.v)
+			}
+		}
+		for k1, r2 := range rc.kids {
+			hi0 := uint64(slot)<<48 | uint64(k1)<<32
+			for _, e := range r2.ents {
+				if e.v&refFlag == 0 {
+					add(addr6(hi0|uint64(e.start), 0), int(e.plen)+32, e.v)
+				}
+			}
+			for k2, r3 := range r2.kids {
+				for _, e := range r3.ents {
+					add(addr6(hi0|uint64(k2), e.start), int(e.plen)+64, e.v)
+				}
+			}
+		}
+	}
 }
 
 // RouteGet returns the route FIB fib uses for addr (`route get`); ok is

@@ -311,6 +311,20 @@ func TestRandomDifferential(t *testing.T) {
 				t.Fatalf("Routes(%d): %v", fib, rt)
 			}
 		}
+		var w4, w6 int
+		for p := range r.m[fib] {
+			if p.Addr().Is4() {
+				w4++
+			} else {
+				w6++
+			}
+		}
+		if v4, v6, err := f.RouteCount(fib); err != nil || v4 != w4 || v6 != w6 {
+			t.Fatalf("RouteCount(%d) = %d, %d, %v; reference %d, %d", fib, v4, v6, err, w4, w6)
+		}
+	}
+	if _, _, err := f.RouteCount(uint32(nfib)); err == nil {
+		t.Fatal("RouteCount of a FIB past the last one: no error")
 	}
 }
 

@@ -145,9 +145,6 @@ func (e *Engine) FIB() *fib.FIBs { return e.dp.view.Load().fibs }
 // NewReader).
 func (e *Engine) Neigh() *lltable.Table { return e.dp.neigh }
 
-// TxStats returns the transmit counters of port id.
-func (e *Engine) TxStats(id uint16) txq.Stats { return e.dp.tx.Stats(id) }
-
 // ctlStack is what the neighbour table calls back into, from the control
 // goroutine: the control pipeline transmits, frees and answers ICMP.
 type ctlStack struct{ e *Engine }

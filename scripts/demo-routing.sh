@@ -110,7 +110,7 @@ ctl() { ./bin/fwdctl -s $SOCK "$@"; }
 ok "fwdd is up (pid $FWDD_PID); its kernel interfaces:"
 ip -n $RT -br link show type tun 2>/dev/null | indent || ip -n $RT -br link | grep -E '^e[01] ' | indent
 # fwdd's addresses appear on e0/e1 by themselves (the netlink mirror).
-for _ in $(seq 50); do ip -n $RT addr show dev e0 | grep -q 198.18.1.1/24 && break; sleep 0.1; done
+for _ in $(seq 200); do ip -n $RT addr show dev e0 | grep -q 198.18.1.1/24 && break; sleep 0.1; done
 ip -n $RT -br addr show dev e0 | indent
 ip -n $RT -br addr show dev e1 | indent
 ip -n $RT addr show dev e0 | grep -q 198.18.1.1/24 && ok "fwdd's addresses are on its kernel interfaces" \
@@ -145,7 +145,7 @@ birdc -s $WORK/rt.ctl show protocols peer4 | grep -q Established && ok "eBGP is 
 	|| die "the BGP session did not come up"
 
 say "BIRD put the routes in the kernel; fwdd mirrors them into its FIB"
-for _ in $(seq 50); do ctl show routes | grep -q 198.19.64.0/24 && break; sleep 0.1; done
+for _ in $(seq 200); do ctl show routes | grep -q 198.19.64.0/24 && break; sleep 0.1; done
 ip -n $RT route show proto bird | indent
 ip -n $RT -6 route show proto bird | indent
 echo "    fwdctl show routes:"
@@ -170,7 +170,7 @@ ctl show stats | grep -E 'forwarded|punted_lcp|^lcp|punted|injected' | indent ||
 
 say "The peer withdraws its routes"
 birdc -s $WORK/peer.ctl disable announced | indent
-for _ in $(seq 50); do ctl show routes | grep -q 198.19.64.0/24 || break; sleep 0.1; done
+for _ in $(seq 200); do ctl show routes | grep -q 198.19.64.0/24 || break; sleep 0.1; done
 ctl show routes | indent
 ctl show routes | grep -q 198.19.64.0/24 && warn "198.19.64.0/24 is still in fwdd's FIB" || ok "198.19.64.0/24 left fwdd's FIB"
 ip netns exec $H ping -c 2 -W 1 198.19.64.1 2>&1 | indent || true

@@ -133,7 +133,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 		return nil, fmt.Errorf("lagg: no members: name them with laggport PORT (a lagg without members is an error)")
 	}
 	if len(names) > MaxMembers {
-		return nil, fmt.Errorf("lagg: %d members, at most %d", len(names), MaxMembers)
+		return nil, fmt.Errorf("lagg: %d members, at most %d (name fewer laggport members)", len(names), MaxMembers)
 	}
 	if cfg.Lookup == nil {
 		return nil, fmt.Errorf("lagg: this stack gives drivers no other ports (pmd.Config.Lookup)")

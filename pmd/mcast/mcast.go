@@ -1,19 +1,3 @@
-// Package mcast keeps a port's link-layer multicast memberships on its
-// kernel interface, so that a NIC with a multicast filter delivers the
-// groups the port needs (IPv6 solicited-node, all-nodes, all-routers, the
-// slow-protocols address on LACP members, what the operator joins) without
-// promiscuous mode.
-//
-// A Set joins through one AF_PACKET socket of its own (PACKET_ADD_MEMBERSHIP,
-// PACKET_MR_MULTICAST): the kernel counts each membership on the device
-// (ip maddr shows it) and drops it when the socket closes — on Detach,
-// when the port closes, and when the process exits, even by a crash — or
-// when the interface goes away. So nothing leaks when an interface
-// vanishes. Several owners (the stack's addresses, the operator, a lagg)
-// want groups independently: a group stays joined while one owner wants
-// it (reference counts per group), and is joined once on the device.
-//
-// Control plane only; safe for concurrent use.
 package mcast
 
 import (
@@ -151,25 +135,6 @@ func (s *Set) Joined() []string {
 	out := make([]string, 0, len(s.joined))
 	for a := range s.joined {
 		out = append(out, net.HardwareAddr(a[:]).String())
-	}
-	sort.Strings(out)
-	return out
-}
-
-// Wanted returns the groups some owner wants, sorted (joined or not: the
-// device may be away).
-func (s *Set) Wanted() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	seen := map[[6]byte]bool{}
-	var out []string
-	for _, l := range s.owners {
-		for _, a := range l {
-			if !seen[a] {
-				seen[a] = true
-				out = append(out, net.HardwareAddr(a[:]).String())
-			}
-		}
 	}
 	sort.Strings(out)
 	return out

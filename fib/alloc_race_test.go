@@ -68,6 +68,12 @@ func TestConcurrentReadWrite(t *testing.T) {
 		p := randPrefix(rng, rng.IntN(2) == 0)
 		base = append(base, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
 	}
+	// A big L2 table in the /32 of the flipped IPv6 prefixes: every round
+	// rebuilds it, so the L2 arena is collected under the readers too.
+	for i := range 300 {
+		p := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0x80 | byte(i>>8), byte(i)}), 48)
+		base = append(base, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
+	}
 	base = append(base, Change{Op: OpAdd, Prefix: mp("198.18.0.0/16"), NextHop: 1}, Change{Op: OpAdd, Prefix: mp("2001:2::/48"), NextHop: 1})
 	if err := f.Apply(base); err != nil {
 		t.Fatal(err)

@@ -142,11 +142,11 @@ func TestSegmentBoundaries(t *testing.T) {
 		}
 		return s
 	}
-	p0 := a.put(tab(5, 100))
-	p1 := a.put(tab(3, 200)) // fills segment 0 exactly
-	p2 := a.put(tab(1, 300)) // next segment
-	p3 := a.put(tab(20, 400))
-	p4 := a.put(tab(2, 500))
+	p0 := a.put(tab(5, 100), 0)
+	p1 := a.put(tab(3, 200), 0) // fills segment 0 exactly
+	p2 := a.put(tab(1, 300), 0) // next segment
+	p3 := a.put(tab(20, 400), 0)
+	p4 := a.put(tab(2, 500), 0)
 	want := []struct {
 		pos      uint32
 		seg, off int
@@ -171,7 +171,7 @@ func TestSegmentBoundaries(t *testing.T) {
 	a.release(p0, 5)
 	a.release(p1, 3)
 	a.release(p3, 20)
-	// Garbage 28 > 0/8 + 2*8: segment 2 (20 garbage entries) goes first.
+	// Garbage 28 > 3/2 + 2*8: segment 2 (20 garbage entries) goes first.
 	if v := a.victim(); v != 2 {
 		t.Fatalf("victim %d, want 2", v)
 	}
@@ -183,7 +183,7 @@ func TestSegmentBoundaries(t *testing.T) {
 		t.Fatalf("garbage %d live %d, want 8 3", a.garbage, a.nlive)
 	}
 	// The freed id is reused by the next new segment.
-	a.put(tab(8, 600))
+	a.put(tab(8, 600), 0)
 	if a.cur != 2 {
 		t.Fatalf("new segment id %d, want the freed 2", a.cur)
 	}

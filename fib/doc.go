@@ -20,8 +20,9 @@
 // batch first (nothing is applied if any change is bad), applies it to the
 // RIB, rebuilds only the range tables, dir pages and IPv6 headers the batch
 // touched (copy on write; new range tables are appended past the end of
-// the arenas, which published snapshots never read), and publishes one new
-// Snapshot with atomic.Pointer.
+// the current segment of a segmented arena, which published snapshots
+// never read), collects the garbage of at most one segment per arena
+// (seg.go), and publishes one new Snapshot with atomic.Pointer.
 //
 // Workers call FIBs.Load once per burst and use the Snapshot lookups
 // (Lookup4Batch, Lookup6Batch, Lookup4, Lookup6, Select): no locks, no
@@ -30,8 +31,10 @@
 //
 // # Invariants
 //
-//   - A published Snapshot, its dir pages, header pages and arena prefixes
-//     up to their lengths are immutable.
+//   - A published Snapshot, its dir pages, header pages, segment lists and
+//     segment prefixes up to their lengths are immutable.
+//   - A range table never straddles two segments; no batch copies more
+//     than one segment per arena to collect garbage.
 //   - Every range table starts with a range at key 0.
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds
 //     at most 65535 distinct next-hop ids (16-bit range values).

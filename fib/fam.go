@@ -53,7 +53,7 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
 		f.d.set(slot, uint64(def))
 		return
 	}
-	f.d.set(slot, f.emit(sc, rc, def))
+	f.d.set(slot, f.emit(sc, slot, rc, def))
 }
 
 // leafOf returns the index of next hop v in t.nh, adding it if needed.
@@ -78,7 +78,7 @@ func (f *fam4) hasLeaf(v uint32) bool { return int(v) < len(f.leaf) && f.leaf[v]
 
 // emit appends the range table of rc and returns its dir entry. Values
 // are stored as 16-bit indexes into the table's next-hop list.
-func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
+func (f *fam4) emit(sc *scratch, slot uint16, rc *rc16, def uint32) uint64 {
 	var n int
 	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
 	e := sc.e4[:0]
@@ -90,7 +90,7 @@ func (f *fam4) emit(sc *scratch, rc *rc16, def uint32) uint64 {
 		e = append(e, uint32(k)<<16)
 	}
 	sc.e4 = e
-	return chunkEnt(int(f.a.put(e)), n)
+	return chunkEnt(int(f.a.put(e, uint32(slot))), n)
 }
 
 // commit rebuilds what the batch touched and returns the new table.
@@ -119,13 +119,13 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 // copy of at most one segment, no re-sweep), points the dir entries at the
 // copies and drops the segment.
 func (f *fam4) compact(id int) {
-	for s := range 1 << 16 {
+	for _, s := range f.a.owners[id] {
 		e := f.d.get(uint16(s))
 		if e&chunkFlag == 0 || int(uint32(e)>>segBits) != id {
-			continue
+			continue // the slot's table was replaced since
 		}
 		n := int(e>>32) & 0x7fffffff
-		pos := f.a.put(f.a.get(uint32(e), n+summaryLen(n)))
+		pos := f.a.put(f.a.get(uint32(e), n+summaryLen(n)), s)
 		f.d.set(uint16(s), chunkEnt(int(pos), n))
 	}
 	f.a.drop(id)
@@ -143,7 +143,7 @@ func (f *fam4) rebuildAll(sc *scratch) {
 			f.d.set(slot, uint64(def))
 			continue
 		}
-		f.d.set(slot, f.emit(sc, rc, def))
+		f.d.set(slot, f.emit(sc, slot, rc, def))
 	}
 }
 
@@ -164,6 +164,7 @@ type fam6 struct {
 	a16    segArena[uint64] // L1 tables
 	a64    segArena[uint64] // L2 tables
 	a32    arena            // L3 (small: rebuilt whole when collected)
+	l2     []bool           // header id -> it is an L2 table's (owners of a64)
 }
 
 func newFam6(zero *dirPage, seglen int) *fam6 {
@@ -205,6 +206,7 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 			return false
 		}
 		r2 = &rc64{kids: make(map[uint32]*rc32), id: f.h.alloc()}
+		f.setL2(r2.id, true)
 		rc.kids[k1] = r2
 		setEnt(&rc.ents, k1, 17, refFlag|r2.id, false)
 		f.d.dirty[slot] = struct{}{}
@@ -252,6 +254,14 @@ func (f *fam6) free2(id uint32) {
 	h := f.h.get(id)
 	f.a64.release(h.start, int(h.count)+summaryLen(int(h.count)))
 	f.h.free = append(f.h.free, id)
+	f.setL2(id, false)
+}
+
+func (f *fam6) setL2(id uint32, v bool) {
+	if int(id) >= len(f.l2) {
+		f.l2 = append(f.l2, make([]bool, int(id)+1-len(f.l2))...)
+	}
+	f.l2[id] = v
 }
 
 func (f *fam6) dropEmpty(slot uint16, rc *rc16) {
@@ -281,7 +291,7 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 		e = append(e, uint64(k)<<32|uint64(sc.v2[i]))
 	}
 	sc.e8 = e
-	h.start, h.count = f.a64.put(e), uint32(n)
+	h.start, h.count = f.a64.put(e, r.id), uint32(n)
 	f.h.set(r.id, h)
 	for _, e := range r.ents {
 		if e.v&refFlag != 0 {
@@ -310,7 +320,7 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 		e = append(e, uint64(k)<<32|uint64(sc.v[i]))
 	}
 	sc.e8 = e
-	f.d.set(slot, chunkEnt(int(f.a16.put(e)), n))
+	f.d.set(slot, chunkEnt(int(f.a16.put(e, uint32(slot))), n))
 	for _, e := range rc.ents {
 		if e.v&refFlag != 0 {
 			id := e.v &^ refFlag
@@ -384,30 +394,33 @@ func (f *fam6) rebuildAll(sc *scratch) {
 // compact1 is one incremental collection step of the L1 arena (see
 // fam4.compact).
 func (f *fam6) compact1(id int) {
-	for s := range 1 << 16 {
+	for _, s := range f.a16.owners[id] {
 		e := f.d.get(uint16(s))
 		if e&chunkFlag == 0 || int(uint32(e)>>segBits) != id {
-			continue
+			continue // the slot's table was replaced since
 		}
 		n := int(e>>32) & 0x7fffffff
-		pos := f.a16.put(f.a16.get(uint32(e), n+summaryLen(n)))
+		pos := f.a16.put(f.a16.get(uint32(e), n+summaryLen(n)), s)
 		f.d.set(uint16(s), chunkEnt(int(pos), n))
 	}
 	f.a16.drop(id)
 }
 
-// compact2 does the same for the L2 arena, through the headers.
+// compact2 does the same for the L2 arena, through the headers. A header
+// id listed as an owner may have been freed (and reused by an L3 table)
+// since: l2 tells.
 func (f *fam6) compact2(id int) {
-	for _, rc := range f.chunks {
-		for _, r2 := range rc.kids {
-			h := f.h.get(r2.id)
-			if int(h.start>>segBits) != id || h.count == 0 {
-				continue
-			}
-			n := int(h.count)
-			h.start = f.a64.put(f.a64.get(h.start, n+summaryLen(n)))
-			f.h.set(r2.id, h)
+	for _, hid := range f.a64.owners[id] {
+		if !f.l2[hid] {
+			continue
 		}
+		h := f.h.get(hid)
+		if int(h.start>>segBits) != id || h.count == 0 {
+			continue
+		}
+		n := int(h.count)
+		h.start = f.a64.put(f.a64.get(h.start, n+summaryLen(n)), hid)
+		f.h.set(hid, h)
 	}
 	f.a64.drop(id)
 }

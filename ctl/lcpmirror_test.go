@@ -565,6 +565,11 @@ func TestLCPMirrorAddrDelAdd(t *testing.T) {
 	for range 3 {
 		e.mustExec("addr del p0 198.18.0.1/24")
 		e.mustExec("addr add p0 198.18.0.1/24")
+		// The mirror writes the address back to e0 on its own goroutine;
+		// the sentinel's gateway needs it in the kernel.
+		testnet.Eventually(t, 10*time.Second, "198.18.0.1/24 back on e0", func() bool {
+			return strings.Contains(e.ip("-4", "addr", "show", "dev", "e0"), "198.18.0.1/24")
+		})
 		e.sentinel() // after the echoes: the batch holding them is applied
 		if r := e.routes(0)["198.18.0.0/24"]; r.Origin != show.Connected || r.Netif != "p0" {
 			t.Fatalf("p0 lost 198.18.0.1/24 to the echo of its own delete: connected route %+v", r)

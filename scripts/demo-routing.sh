@@ -15,13 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-B=$'\e[1m'; G=$'\e[32m'; Y=$'\e[33m'; R=$'\e[31m'; N=$'\e[0m'
-[ -t 1 ] || { B=; G=; Y=; R=; N=; }
-say()  { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
-ok()   { printf '%s    ok:%s %s\n' "$G" "$N" "$*"; }
-warn() { printf '%s    note:%s %s\n' "$Y" "$N" "$*"; }
-die()  { printf '%s    error:%s %s\n' "$R" "$N" "$*" >&2; exit 1; }
-indent() { sed 's/^/    /'; }
+. scripts/lib.sh
 
 [ "$(id -u)" = 0 ] || die "make demo-routing needs root (namespaces, veth, TAP, XDP): run sudo make demo-routing"
 for c in ip ping bird birdc; do command -v $c >/dev/null || die "missing $c: apt-get install iproute2 iputils-ping bird2"; done
@@ -77,8 +71,8 @@ ip -n $H -6 route add default via 2001:2:0:2::1
 ok "peer 198.18.1.2 <-> [r0 fwdd r1] <-> host 198.19.2.2"
 
 DRIVER=${FWDD_DRIVER:-afxdp}
-start_fwdd() {
-	cat > $WORK/fwdd.conf <<EOF
+fwdd_config() {
+	cat <<EOF
 # fwdd with kernel interfaces: e0 and e1 appear in the router namespace.
 port add p0 driver $DRIVER dev r0 lcp e0
 port add p1 driver $DRIVER dev r1 lcp e1
@@ -87,24 +81,9 @@ addr add p0 2001:2:0:1::1/64
 addr add p1 198.19.2.1/24
 addr add p1 2001:2:0:2::1/64
 EOF
-	rm -f $SOCK
-	ip netns exec $RT ./bin/fwdd -c $WORK/fwdd.conf -s $SOCK -log-level info >$WORK/fwdd.log 2>&1 &
-	FWDD_PID=$!
-	for _ in $(seq 100); do [ -S $SOCK ] && return 0; kill -0 $FWDD_PID 2>/dev/null || break; sleep 0.1; done
-	wait $FWDD_PID 2>/dev/null; FWDD_PID=
-	return 1
 }
 say "Starting fwdd in the router namespace ($DRIVER on r0 and r1, kernel interfaces e0 and e1)"
-if ! start_fwdd; then
-	indent < $WORK/fwdd.log >&2
-	if [ "$DRIVER" = afxdp ]; then
-		warn "AF_XDP did not start here (log above): falling back to the afpacket driver"
-		DRIVER=afpacket
-		start_fwdd || { indent < $WORK/fwdd.log >&2; die "fwdd did not start (log above)"; }
-	else
-		die "fwdd did not start (log above)"
-	fi
-fi
+start_fwdd_or_afpacket
 indent < $WORK/fwdd.conf
 ctl() { ./bin/fwdctl -s $SOCK "$@"; }
 ok "fwdd is up (pid $FWDD_PID); its kernel interfaces:"

@@ -18,6 +18,7 @@ import (
 	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/internal/testnet"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
@@ -200,16 +201,7 @@ func TestMetrics(t *testing.T) {
 // TestDaemonBinary runs the real fwdd binary: it starts from a file, answers
 // fwdctl, reloads on SIGHUP, and on SIGTERM exits 0 leaving no socket file.
 func TestDaemonBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binaries")
-	}
-	dir := t.TempDir()
-	for _, c := range []string{"fwdd", "fwdctl"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../cmd/"+c).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", c, err, out)
-		}
-	}
+	dir := testenv.Binaries(t, "fwdd", "fwdctl")
 	conf := filepath.Join(dir, "fwdd.conf")
 	sock := filepath.Join(dir, "fwdd.sock")
 	os.WriteFile(conf, []byte(nullConfig), 0o644)

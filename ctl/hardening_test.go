@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fwdd/fwdd/fwd"
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/internal/testnet"
 	"github.com/fwdd/fwdd/pmd"
 )
@@ -163,28 +164,12 @@ func TestAnswerBounded(t *testing.T) {
 	}
 }
 
-// buildBinaries builds fwdd and fwdctl into a temporary directory.
-func buildBinaries(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binaries")
-	}
-	dir := t.TempDir()
-	for _, c := range []string{"fwdd", "fwdctl"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../cmd/"+c).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", c, err, out)
-		}
-	}
-	return dir
-}
-
 // TestSIGTERMWithAbusiveClients: the real daemon with every client slot
 // taken by idle connections still serves fwdctl, and exits within 2 s of
 // SIGTERM whatever its clients do (idle, half a request, not reading a
 // large answer, a reload reading a slow file).
 func TestSIGTERMWithAbusiveClients(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := testenv.Binaries(t, "fwdd", "fwdctl")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "fwdd.conf")
 	sock := filepath.Join(dir, "fwdd.sock")
@@ -312,7 +297,7 @@ func TestCheckFileDrivers(t *testing.T) {
 // refuses unknown drivers, bad arguments and missing devices with the file
 // and line, and accepts a good file.
 func TestFwddCheckBinary(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := testenv.Binaries(t, "fwdd", "fwdctl")
 	for _, c := range []struct{ conf, want string }{
 		{"port add p0 driver null\nport add p1 driver bogus\n", ":2: port add p1 driver bogus: driver bogus: unknown driver"},
 		{"port add p0 driver afxdp dev lo mode fast\n", ":1: port add: driver afxdp: argument mode"},

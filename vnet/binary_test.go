@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwdd/fwdd/internal/testenv"
 	"github.com/fwdd/fwdd/internal/testnet"
 )
 
@@ -17,16 +18,7 @@ import (
 // checked (-check) and applied, fwdctl -V reaches a vnet, SIGHUP adds one,
 // SIGTERM removes every socket.
 func TestBinaryVnets(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binaries")
-	}
-	dir := t.TempDir()
-	for _, c := range []string{"fwdd", "fwdctl"} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "../cmd/"+c).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", c, err, out)
-		}
-	}
+	dir := testenv.Binaries(t, "fwdd", "fwdctl")
 	conf := filepath.Join(dir, "fwdd.conf")
 	sock := filepath.Join(dir, "fwdd.sock")
 	blueSock := filepath.Join(dir, "blue.sock")

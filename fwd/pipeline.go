@@ -327,10 +327,16 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			p.bc.countMiss(m.FIB)
 			continue // forward4: no route
 		}
-		a := p.adj4(id)
+		a := &p.adjc4.ent[id%adjSize]
+		if a.key != id+1 {
+			a = p.fillAdj(id, false)
+		}
 		if a.kind == adjECMP {
 			p.hash(m)
-			a = p.adj4(fs.Select(id, m.Hash))
+			mid := fs.Select(id, m.Hash)
+			if a = &p.adjc4.ent[mid%adjSize]; a.key != mid+1 {
+				a = p.fillAdj(mid, false)
+			}
 		}
 		if a.kind < adjReady || l3len(m) > int(a.mtu) || pkt.DecTTL4(m) {
 			continue // forward4 drops it, answers it or fragments it
@@ -426,10 +432,16 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			p.bc.countMiss(m.FIB)
 			continue // forward6: no route
 		}
-		a := p.adj6(id)
+		a := &p.adjc6.ent[id%adjSize]
+		if a.key != id+1 {
+			a = p.fillAdj(id, true)
+		}
 		if a.kind == adjECMP {
 			p.hash(m)
-			a = p.adj6(fs.Select(id, m.Hash))
+			mid := fs.Select(id, m.Hash)
+			if a = &p.adjc6.ent[mid%adjSize]; a.key != mid+1 {
+				a = p.fillAdj(mid, true)
+			}
 		}
 		if a.kind < adjReady || l3len(m) > int(a.mtu) || pkt.DecHopLimit6(m) {
 			continue // forward6 drops it or answers it

@@ -124,6 +124,13 @@ func parse4(m *mbuf.Mbuf, d []byte, off int) (Class, Reason) {
 	if ip[0] == 0x45 {
 		return parse4Plain(m, ip, off)
 	}
+	return parse4Any(m, ip, off)
+}
+
+// parse4Any is parse4 for any header (options, bad version or IHL); ip is
+// the packet from its IP header on, at least 20 bytes. For a plain header
+// it decides exactly as parse4Plain (a test holds them to it).
+func parse4Any(m *mbuf.Mbuf, ip []byte, off int) (Class, Reason) {
 	vihl := ip[0]
 	if vihl>>4 != 4 {
 		return ClassDrop, BadVersion

@@ -102,8 +102,8 @@ type burstCounts struct {
 	nfibs         int
 }
 
-// countFIB counts a lookup in FIB f.
-func (b *burstCounts) countFIB(f uint16) {
+// countFIB counts n lookups in FIB f.
+func (b *burstCounts) countFIB(f uint16, n int) {
 	if int(f) >= MaxFIBs {
 		return
 	}
@@ -111,7 +111,7 @@ func (b *burstCounts) countFIB(f uint16) {
 		b.fibs[b.nfibs] = f
 		b.nfibs++
 	}
-	b.fibN[f]++
+	b.fibN[f] += uint32(n)
 }
 
 // countMiss counts a lookup in FIB f that found no route (after countFIB).

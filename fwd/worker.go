@@ -210,6 +210,7 @@ func (w *Worker) run() {
 // worker is offline (ignored by grace periods) while it waits.
 func (w *Worker) wait(q *workerQueues) {
 	w.sleeping.Store(true)
+	w.pl.forget()
 	// The last look: transmit rings and backlogs, after announcing the
 	// sleep (see evfd).
 	w.pl.idle()

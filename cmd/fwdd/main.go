@@ -124,10 +124,19 @@ func run(args []string) int {
 		defer profile.Start(mode, profile.ProfilePath(*profDir), profile.Quiet, profile.NoShutdownHook).Stop()
 	}
 
+	// The workers' CPUs are theirs: the runtime's other threads go to the
+	// CPUs left (when there are any).
+	allowed, rest, err := fwd.ReserveCPUs(cpuList)
+	if err != nil {
+		log.Warn("cannot keep other threads off the worker CPUs", "err", err)
+	} else if rest != "" {
+		log.Info("worker CPUs reserved", "workers", *cpus, "other threads", rest)
+	}
+
 	d, err := vnet.Start(vnet.Config{
 		ConfigFile: *config,
 		Socket:     *socket,
-		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, IdleSpin: *idleSpin},
+		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, AllowedCPUs: allowed, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, IdleSpin: *idleSpin},
 		Log:        log,
 	})
 	if err != nil {

@@ -31,6 +31,16 @@ type Result struct {
 	// Data is the same information for programs; it must marshal with
 	// encoding/json (nil for commands that only change state).
 	Data any `json:"data,omitempty"`
+	// Pages, when set, gives a large answer (show routes of a full table)
+	// page by page instead of Text and Data, which are then empty. It
+	// calls page for every page in order, on the caller's goroutine, with
+	// the page's text and its rows (a slice: the JSON data is all pages'
+	// rows in one array), until the answer is complete, page returns an
+	// error, or ctx ends (either returned). Each page is made on the
+	// control goroutine in bounded time, so a big listing neither holds
+	// the control goroutine nor is ever built whole. The control socket
+	// writes such an answer page by page; Pages may be called once.
+	Pages func(ctx context.Context, page func(text string, rows any) error) error `json:"-"`
 }
 
 // ExecError says which command of a batch failed and why. Err should say

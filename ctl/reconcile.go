@@ -158,6 +158,17 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		}
 	}()
 
+	// 1b. A batch that opens a port checks first that the pools cover what
+	// every port keeps in the kernel (fill rings) with a margin.
+	for _, np := range nm.sortedPorts() {
+		if lp, ok := s.live[np.Name]; !ok || slices.Contains(removed, lp) {
+			if err := s.checkPoolBuffers(nm); err != nil {
+				return atWhere(np.At, err)
+			}
+			break
+		}
+	}
+
 	// 2a. A changed port whose new configuration uses a kernel interface
 	// the running one holds (an afxdp port whose mode or queues changed)
 	// cannot be opened beside it: it is replaced in place, closed first.

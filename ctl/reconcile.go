@@ -26,6 +26,10 @@ type livePort struct {
 	// gone: the device was seen missing (Link().Present false) and its
 	// dynamic neighbours flushed.
 	gone bool
+	// down and downs: the link as last seen by identityCheck (down, and
+	// the driver's Link().Downs).
+	down  bool
+	downs uint64
 	// lcp is the name of the port's kernel interface as it exists ("" for
 	// none), with the MTU and carrier last set on it.
 	lcp        string
@@ -87,6 +91,7 @@ func (s *stack) restorePort(lp *livePort) error {
 		return err
 	}
 	lp.port, lp.info, lp.closed = p, p.Info(), false
+	lp.down, lp.downs = !p.Link().Up, p.Link().Downs
 	s.live[lp.model.Name] = lp
 	return nil
 }
@@ -162,6 +167,17 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 			}
 		}
 	}()
+
+	// 1b. A batch that opens a port checks first that the pools cover what
+	// every port keeps in the kernel (fill rings) with a margin.
+	for _, np := range nm.sortedPorts() {
+		if lp, ok := s.live[np.Name]; !ok || slices.Contains(removed, lp) {
+			if err := s.checkPoolBuffers(nm); err != nil {
+				return atWhere(np.At, err)
+			}
+			break
+		}
+	}
 
 	// 2a. A changed port whose new configuration uses a kernel interface
 	// the running one holds (an afxdp port whose mode or queues changed)
@@ -264,7 +280,8 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		if err != nil {
 			return atWhere(np.At, err)
 		}
-		lp := &livePort{model: np, id: id, port: p, info: p.Info()}
+		l := p.Link()
+		lp := &livePort{model: np, id: id, port: p, info: p.Info(), down: !l.Up, downs: l.Downs}
 		if err := s.eng.AttachPort(id, p); err != nil {
 			_ = p.Close()
 			return atWhere(np.At, fmt.Errorf("port %s: %w", np.Name, err))

@@ -85,7 +85,7 @@ func (s *stack) ports() []show.Port {
 		p := show.Port{Name: pm.Name, Ifindex: ifindex(lp.id), Driver: info.Driver, Args: maps.Clone(pm.Args),
 			FIB: pm.FIB, MTU: lp.mtu, Up: pm.Up, Running: link.Up && link.Present, LLAddr: show.HWAddr(info.MAC),
 			Addrs: slices.Clone(pm.Addrs), Queues: info.RxQueues, TxQueues: info.TxQueues, Mode: info.Mode,
-			NoDevice: !link.Present, PerQueue: lp.port.Stats(), LCP: pm.LCP}
+			NoDevice: !link.Present, LinkDowns: link.Downs, PerQueue: lp.port.Stats(), LCP: pm.LCP}
 		for _, q := range p.PerQueue {
 			p.Stats.Add(q)
 		}

@@ -134,7 +134,7 @@ func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
 // larger than a segment gets a segment of its own, and a collected segment
 // is dropped from the list while a published copy of the list keeps it.
 func TestSegmentBoundaries(t *testing.T) {
-	a := newSegArena[uint32](8)
+	a := newSegArena[uint32](8, 0)
 	tab := func(n int, v uint32) []uint32 {
 		s := make([]uint32, n)
 		for i := range s {

@@ -38,6 +38,11 @@
 //   - Every range table starts with a range at key 0.
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds
 //     at most 65535 distinct next-hop ids (16-bit range values).
+//   - A FIB's table of one family holds at most MaxPrefixes prefixes and an
+//     IPv6 /32 at most MaxDeepPrefixes prefixes longer than /32; Apply
+//     refuses a batch that would exceed them (ErrCapacity) before changing
+//     anything, so no arena runs out of segments and no table outgrows
+//     one (capacity.go).
 //   - Connected changes apply to every FIB; a plain delete removes the route
 //     from one FIB only.
 //

@@ -42,14 +42,7 @@ func (f *FIBs) RouteCount(fib uint32) (v4, v6 int, err error) {
 	if int64(fib) >= int64(f.nfib) {
 		return 0, 0, fmt.Errorf("fib: routes of fib %d: %w", fib, ErrFIB)
 	}
-	if fm := f.f4[fib]; fm != nil {
-		v4 = len(fm.d.short)
-		for _, rc := range fm.chunks {
-			v4 += len(rc.ents)
-		}
-	}
-	f.walk6(fib, func(netip.Addr, int, uint32) { v6++ })
-	return v4, v6, nil
+	return f.count4(int(fib)), f.count6(int(fib)), nil
 }
 
 // walk calls add for every route of FIB fib, IPv4 then IPv6, in no order.

@@ -7,10 +7,21 @@ type fam4 struct {
 	t      tab4 // working copy; published by value copy
 	a      segArena[uint32]
 	leaf   []uint16 // next-hop id -> index in t.nh (0: none yet, or NoRoute)
+	n      int      // prefixes in the RIB (the capacity checks read it)
+	// starved counts the full rebuilds done because the incremental one
+	// could have run out of segment ids (for tests).
+	starved int
 }
 
-func newFam4(zero *dirPage, seglen int) *fam4 {
-	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen)}
+// count adds what ed did to the prefix count n and reports whether the RIB
+// changed.
+func count(n *int, ed edit) bool {
+	*n += ed.delta()
+	return ed != unchanged
+}
+
+func newFam4(zero *dirPage, seglen, maxSegs int) *fam4 {
+	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen, maxSegs)}
 	f.t.nh = []uint32{NoRoute}
 	f.d.init(zero)
 	f.t.top = f.d.top
@@ -21,7 +32,7 @@ func newFam4(zero *dirPage, seglen int) *fam4 {
 // It reports whether the RIB changed.
 func (f *fam4) change(a uint32, l int, nh uint32, del bool) bool {
 	if l <= 16 {
-		return f.d.setShort(uint16(a>>16), l, nh, del)
+		return count(&f.n, f.d.setShort(uint16(a>>16), l, nh, del))
 	}
 	slot := uint16(a >> 16)
 	rc := f.chunks[slot]
@@ -32,7 +43,7 @@ func (f *fam4) change(a uint32, l int, nh uint32, del bool) bool {
 		rc = &rc16{}
 		f.chunks[slot] = rc
 	}
-	if !setEnt(&rc.ents, uint16(a), uint8(l-16), nh, del) {
+	if !count(&f.n, setEnt(&rc.ents, uint16(a), uint8(l-16), nh, del)) {
 		return false
 	}
 	if len(rc.ents) == 0 {
@@ -95,14 +106,19 @@ func (f *fam4) emit(sc *scratch, slot uint16, rc *rc16, def uint32) uint64 {
 
 // commit rebuilds what the batch touched and returns the new table.
 func (f *fam4) commit(sc *scratch) *tab4 {
-	if len(f.d.dirty) > len(f.chunks)/2+1024 {
+	bulk := len(f.d.dirty) > len(f.chunks)/2+1024
+	if !bulk && !f.room() {
+		bulk = true
+		f.starved++
+	}
+	if bulk {
 		f.rebuildAll(sc)
 		f.t.nh = trim(f.t.nh)
 	} else {
 		for slot := range f.d.dirty {
 			f.rebuildSlot(sc, slot)
 		}
-		if id := f.a.victim(); id >= 0 {
+		if id := f.a.victim(); id >= 0 && f.a.room(len(f.a.s[id])) {
 			f.compact(id)
 		}
 	}
@@ -112,6 +128,20 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 	f.d.endBatch()
 	t := f.t
 	return &t
+}
+
+// room reports whether the incremental rebuild of the dirty slots cannot
+// run out of segment ids. When it could (only near the prefix limit, with
+// much garbage), commit rebuilds the table into a fresh arena instead,
+// which the prefix limit makes fit (see FIBs.limits).
+func (f *fam4) room() bool {
+	e := 0
+	for slot := range f.d.dirty {
+		if rc := f.chunks[slot]; rc != nil {
+			e += tableBound(len(rc.ents))
+		}
+	}
+	return f.a.room(e)
 }
 
 // compact is one step of the incremental garbage collection: it moves
@@ -125,7 +155,7 @@ func (f *fam4) compact(id int) {
 			continue // the slot's table was replaced since
 		}
 		n := int(e>>32) & 0x7fffffff
-		pos := f.a.put(f.a.get(uint32(e), n+summaryLen(n)), s)
+		pos := f.a.move(uint32(e), n+summaryLen(n), s)
 		f.d.set(uint16(s), chunkEnt(int(pos), n))
 	}
 	f.a.drop(id)
@@ -155,21 +185,23 @@ func span(e uint64) int {
 
 // fam6 is the writer state of one FIB's IPv6 table.
 type fam6 struct {
-	d      dirw
-	chunks map[uint16]*rc16
-	h      hdrw
-	t      tab6
-	d2     map[*rc64]struct{}
-	d3     map[*rc32]struct{}
-	a16    segArena[uint64] // L1 tables
-	a64    segArena[uint64] // L2 tables
-	a32    arena            // L3 (small: rebuilt whole when collected)
-	l2     []bool           // header id -> it is an L2 table's (owners of a64)
+	d       dirw
+	chunks  map[uint16]*rc16
+	h       hdrw
+	t       tab6
+	d2      map[*rc64]struct{}
+	d3      map[*rc32]struct{}
+	a16     segArena[uint64] // L1 tables
+	a64     segArena[uint64] // L2 tables
+	a32     arena            // L3 (small: rebuilt whole when collected)
+	l2      []bool           // header id -> it is an L2 table's (owners of a64)
+	n       int              // prefixes in the RIB (the capacity checks read it)
+	starved int              // see fam4.starved
 }
 
-func newFam6(zero *dirPage, seglen int) *fam6 {
+func newFam6(zero *dirPage, seglen, maxSegs int) *fam6 {
 	f := &fam6{chunks: make(map[uint16]*rc16), d2: make(map[*rc64]struct{}), d3: make(map[*rc32]struct{}),
-		a16: newSegArena[uint64](seglen), a64: newSegArena[uint64](seglen)}
+		a16: newSegArena[uint64](seglen, maxSegs), a64: newSegArena[uint64](seglen, maxSegs)}
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f
@@ -177,7 +209,7 @@ func newFam6(zero *dirPage, seglen int) *fam6 {
 
 func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 	if l <= 16 {
-		return f.d.setShort(uint16(hi>>48), l, nh, del)
+		return count(&f.n, f.d.setShort(uint16(hi>>48), l, nh, del))
 	}
 	slot := uint16(hi >> 48)
 	rc := f.chunks[slot]
@@ -191,7 +223,7 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 	defer f.dropEmpty(slot, rc)
 	k1 := uint16(hi >> 32)
 	if l <= 32 {
-		if !setEnt(&rc.ents, k1, uint8(l-16), nh, del) {
+		if !count(&f.n, setEnt(&rc.ents, k1, uint8(l-16), nh, del)) {
 			return false
 		}
 		f.d.dirty[slot] = struct{}{}
@@ -213,7 +245,9 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 	}
 	k2 := uint32(hi)
 	if l <= 64 {
-		if !setEnt(&r2.ents, k2, uint8(l-32), nh, del) {
+		ed := setEnt(&r2.ents, k2, uint8(l-32), nh, del)
+		r2.n += ed.delta()
+		if !count(&f.n, ed) {
 			return false
 		}
 		f.d2[r2] = struct{}{}
@@ -229,7 +263,9 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		setEnt(&r2.ents, k2, 33, refFlag|r3.id, false)
 		f.d2[r2] = struct{}{}
 	}
-	if !setEnt(&r3.ents, lo, uint8(l-64), nh, del) {
+	ed := setEnt(&r3.ents, lo, uint8(l-64), nh, del)
+	r2.n += ed.delta()
+	if !count(&f.n, ed) {
 		return false
 	}
 	f.d3[r3] = struct{}{}
@@ -275,6 +311,7 @@ func (f *fam6) build3(sc *scratch, r *rc32) {
 	h := f.h.get(r.id)
 	f.a32.garbage += int(h.count)
 	start := len(f.t.k3)
+	sc.swept += len(r.ents)
 	f.t.k3, f.t.v3, sc.s64 = sweep(r.ents, 0, f.t.k3, f.t.v3, sc.s64)
 	h.start, h.count = uint32(start), uint32(len(f.t.k3)-start)
 	f.h.set(r.id, h)
@@ -283,6 +320,7 @@ func (f *fam6) build3(sc *scratch, r *rc32) {
 func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
 	f.a64.release(h.start, int(h.count)+summaryLen(int(h.count)))
+	sc.swept += len(r.ents)
 	sc.k2, sc.v2, sc.s32 = sweep(r.ents, 0, sc.k2[:0], sc.v2[:0], sc.s32)
 	n := len(sc.k2)
 	sc.k2, sc.v2 = addSummary(sc.k2, sc.v2, 0)
@@ -332,7 +370,12 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
 }
 
 func (f *fam6) commit(sc *scratch) *tab6 {
-	if len(f.d.dirty) > len(f.chunks)/2+1024 || len(f.d2) > 4096 && len(f.d2) > int(f.h.next)/2 {
+	bulk := len(f.d.dirty) > len(f.chunks)/2+1024 || len(f.d2) > 4096 && len(f.d2) > int(f.h.next)/2
+	if !bulk && !f.room() {
+		bulk = true
+		f.starved++
+	}
+	if bulk {
 		f.rebuildAll(sc)
 		f.t.k3, f.t.v3 = trim(f.t.k3), trim(f.t.v3)
 	} else {
@@ -352,10 +395,10 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		// Collect garbage: L3 by a rebuild (it is small), L2 and L1 one
 		// segment per batch at most.
 		f.compact(sc, f.a32.garbage > len(f.t.k3)-f.a32.garbage+65536, false, false)
-		if id := f.a64.victim(); id >= 0 {
+		if id := f.a64.victim(); id >= 0 && f.a64.room(len(f.a64.s[id])) {
 			f.compact2(id)
 		}
-		if id := f.a16.victim(); id >= 0 {
+		if id := f.a16.victim(); id >= 0 && f.a16.room(len(f.a16.s[id])) {
 			f.compact1(id)
 		}
 	}
@@ -370,6 +413,22 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	f.h.endBatch()
 	t := f.t
 	return &t
+}
+
+// room is fam4.room for the L1 and L2 arenas.
+func (f *fam6) room() bool {
+	e1, e2 := 0, 0
+	for slot := range f.d.dirty {
+		if rc := f.chunks[slot]; rc != nil {
+			e1 += tableBound(len(rc.ents))
+		}
+	}
+	for r := range f.d2 {
+		if !r.removed {
+			e2 += tableBound(len(r.ents))
+		}
+	}
+	return f.a16.room(e1) && f.a64.room(e2)
 }
 
 // rebuildAll rebuilds every table into fresh arenas (bulk loads), first
@@ -400,7 +459,7 @@ func (f *fam6) compact1(id int) {
 			continue // the slot's table was replaced since
 		}
 		n := int(e>>32) & 0x7fffffff
-		pos := f.a16.put(f.a16.get(uint32(e), n+summaryLen(n)), s)
+		pos := f.a16.move(uint32(e), n+summaryLen(n), s)
 		f.d.set(uint16(s), chunkEnt(int(pos), n))
 	}
 	f.a16.drop(id)
@@ -419,7 +478,7 @@ func (f *fam6) compact2(id int) {
 			continue
 		}
 		n := int(h.count)
-		h.start = f.a64.put(f.a64.get(h.start, n+summaryLen(n)), hid)
+		h.start = f.a64.move(h.start, n+summaryLen(n), hid)
 		f.h.set(hid, h)
 	}
 	f.a64.drop(id)

@@ -27,6 +27,17 @@ var (
 	ErrBadOp     = errors.New("unknown operation")
 	ErrBadNH     = errors.New("invalid next hop")
 	ErrFull      = errors.New("too many distinct next hops in one FIB's IPv4 table (65535)")
+	ErrCapacity  = errors.New("table capacity exceeded")
+)
+
+// Capacity limits (FIBs.limits): Apply refuses a batch after which one
+// FIB's table of one family would hold more than MaxPrefixes prefixes, or
+// one IPv6 /32 more than MaxDeepPrefixes prefixes longer than /32, with
+// ErrCapacity, before changing anything. The first bounds the segments
+// of every arena (see limits), the second the size of one range table.
+const (
+	MaxPrefixes     = segIDs * segLen / 16 // 4,194,304 per FIB and family
+	MaxDeepPrefixes = 1 << 20              // 1,048,576 under one IPv6 /32
 )
 
 // Op is what a Change does.
@@ -81,6 +92,32 @@ type FIBs struct {
 	nhs    []NextHop
 	sc     scratch
 	seglen int // arena segment length (0: segLen; tests use small ones)
+	// Tests lower the limits: segment ids per arena (0: segIDs) and
+	// prefixes under one IPv6 /32 (0: MaxDeepPrefixes).
+	maxSegs, maxDeep int
+}
+
+// limits returns the prefix limits per FIB and family and under one IPv6
+// /32. A region with n entries makes a range table of at most
+// tableBound(n) <= 2.13n + 2.07 entries and there are at most as many
+// regions as prefixes, so a family of N prefixes has at most 4.2N entries
+// per arena level; a rebuild into a fresh arena fills them into fewer than
+// 2*4.2N/seglen + 1 segments (seg.go, room), which for N <= segs*seglen/16
+// is about half the segment ids. maxDeep keeps one IPv6 L2 or L3 table
+// under 2.3M entries, below the 4M a position can address (segBits).
+func (f *FIBs) limits() (perFam, deep int) {
+	segs, seglen := f.maxSegs, f.seglen
+	if segs == 0 {
+		segs = segIDs
+	}
+	if seglen == 0 {
+		seglen = segLen
+	}
+	deep = f.maxDeep
+	if deep == 0 {
+		deep = MaxDeepPrefixes
+	}
+	return segs * seglen / 16, deep
 }
 
 // New returns FIBs with cfg.FIBs empty FIBs and next hop NoRoute.
@@ -189,6 +226,9 @@ func (f *FIBs) Apply(changes []Change) error {
 	if err := f.checkLeafRoom(changes); err != nil {
 		return err
 	}
+	if err := f.checkCapacity(changes); err != nil {
+		return err
+	}
 	if len(changes) > 4096 && !slices.IsSortedFunc(changes, cmpChange) {
 		// Bulk loads: in address order every insert into a region's sorted
 		// entries is an append. Stable, so the last change to a prefix wins.
@@ -283,7 +323,7 @@ func (f *FIBs) change(fib int, c *Change, t4, t6 map[int]struct{}) {
 			if del {
 				return
 			}
-			fm = newFam4(f.zero, f.seglen)
+			fm = newFam4(f.zero, f.seglen, f.maxSegs)
 			f.f4[fib] = fm
 		}
 		b := a.As4()
@@ -297,7 +337,7 @@ func (f *FIBs) change(fib int, c *Change, t4, t6 map[int]struct{}) {
 		if del {
 			return
 		}
-		fm = newFam6(f.zero, f.seglen)
+		fm = newFam6(f.zero, f.seglen, f.maxSegs)
 		f.f6[fib] = fm
 	}
 	b := a.As16()

@@ -25,6 +25,7 @@ type rc64 struct {
 	kids    map[uint32]*rc32
 	id      uint32 // header id
 	removed bool
+	n       int // prefixes /33-/128 under this /32 (the capacity checks read it)
 }
 
 // rc32 holds the /65-/128 prefixes of one IPv6 /64 (keys: bits 64-127).
@@ -34,9 +35,30 @@ type rc32 struct {
 	removed bool
 }
 
+// edit is what a change did to the RIB.
+type edit int8
+
+const (
+	unchanged edit = iota
+	replaced       // a prefix got a new next hop
+	inserted       // a new prefix
+	deleted        // a prefix went away
+)
+
+// delta is the change in the number of prefixes.
+func (e edit) delta() int {
+	switch e {
+	case inserted:
+		return 1
+	case deleted:
+		return -1
+	}
+	return 0
+}
+
 // setEnt adds, replaces (del false) or deletes the entry (start, plen) of a
-// sorted entry slice; it reports whether the slice changed.
-func setEnt[K rangeKey](s *[]rangeEnt[K], start K, plen uint8, v uint32, del bool) bool {
+// sorted entry slice and says what it did.
+func setEnt[K rangeKey](s *[]rangeEnt[K], start K, plen uint8, v uint32, del bool) edit {
 	bits := keyBits[K]()
 	end := start
 	if int(plen) < bits {
@@ -46,17 +68,19 @@ func setEnt[K rangeKey](s *[]rangeEnt[K], start K, plen uint8, v uint32, del boo
 	i, found := slices.BinarySearchFunc(*s, e, lessEnt)
 	switch {
 	case del && !found:
-		return false
+		return unchanged
 	case del:
 		*s = slices.Delete(*s, i, i+1)
+		return deleted
 	case found && (*s)[i].v == v:
-		return false
+		return unchanged
 	case found:
 		(*s)[i].v = v
+		return replaced
 	default:
 		*s = slices.Insert(*s, i, e)
+		return inserted
 	}
-	return true
 }
 
 // getEnt returns the value of entry (start, plen).
@@ -147,16 +171,20 @@ func (d *dirw) defaults(buf []uint32) []uint32 {
 	return buf
 }
 
-func (d *dirw) setShort(top uint16, l int, nh uint32, del bool) bool {
+func (d *dirw) setShort(top uint16, l int, nh uint32, del bool) edit {
 	k := uint32(l)<<16 | uint32(top)
+	ed := inserted
 	if del {
 		if _, ok := d.short[k]; !ok {
-			return false
+			return unchanged
 		}
 		delete(d.short, k)
+		ed = deleted
 	} else {
 		if old, ok := d.short[k]; ok && old == nh {
-			return false
+			return unchanged
+		} else if ok {
+			ed = replaced
 		}
 		d.short[k] = nh
 	}
@@ -164,7 +192,7 @@ func (d *dirw) setShort(top uint16, l int, nh uint32, del bool) bool {
 	for i := 0; i < n; i++ {
 		d.dirty[top+uint16(i)] = struct{}{}
 	}
-	return true
+	return ed
 }
 
 // hdrw is the writable header table of an IPv6 family.
@@ -236,6 +264,9 @@ type scratch struct {
 	v   []uint32
 	e4  []uint32 // a range table being built (IPv4)
 	e8  []uint64 // a range table being built (IPv6 L1, L2)
+	// swept counts the entries swept, cumulatively (benchmarks attribute
+	// batch costs with it).
+	swept int
 }
 
 // build16 appends the range table (keys, then summary) of one /16 region
@@ -243,6 +274,7 @@ type scratch struct {
 // their under values (the inherited defaults of the kids).
 func (sc *scratch) build16(ents []rangeEnt[uint16], def uint32, keys []uint16, vals []uint32) ([]uint16, []uint32, int) {
 	base := len(keys)
+	sc.swept += len(ents)
 	keys, vals, sc.s16 = sweep(ents, def, keys, vals, sc.s16)
 	n := len(keys) - base
 	keys, vals = addSummary(keys, vals, base)

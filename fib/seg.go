@@ -41,15 +41,45 @@ type segArena[T any] struct {
 	bulk           bool // a full rebuild: releases are not counted
 	drops          int  // segments collected (for tests)
 	seglen         int  // entries of a normal segment
+	maxSegs        int  // segment ids (segIDs; tests use fewer)
+	// Cumulative work counters (benchmarks attribute batch costs with
+	// them): segments started, entries moved by collection steps.
+	started, moved int
 }
 
 // newSegArena returns an empty arena with segments of n entries (0:
-// segLen; tests use small segments).
-func newSegArena[T any](n int) segArena[T] {
+// segLen) and at most m segments (0: segIDs); tests use small ones.
+func newSegArena[T any](n, m int) segArena[T] {
 	if n == 0 {
 		n = segLen
 	}
-	return segArena[T]{cur: -1, seglen: n}
+	if m == 0 {
+		m = segIDs
+	}
+	return segArena[T]{cur: -1, seglen: n, maxSegs: m}
+}
+
+// tableBound is the most entries the range table of a region with n
+// entries (prefixes and references to deeper regions) can take: at most
+// 2n+1 ranges and their summary.
+func tableBound(n int) int {
+	r := 2*n + 1
+	return r + summaryLen(r)
+}
+
+// room reports whether putting tables of e entries in all can never run
+// out of segment ids. Of two segments started one after the other, the
+// second starts with a table that did not fit in the first, so together
+// they hold more than a segment: k new segments hold more than
+// (k-1)/2 segments' worth of entries, so k < 2e/seglen + 1.
+func (a *segArena[T]) room(e int) bool {
+	used := 0
+	for _, s := range a.s {
+		if s != nil {
+			used++
+		}
+	}
+	return a.maxSegs-used >= 2*e/a.seglen+2
 }
 
 func (a *segArena[T]) own() {
@@ -62,7 +92,7 @@ func (a *segArena[T]) own() {
 // reset starts a fresh, empty arena (full rebuilds). Published snapshots
 // keep the old segments.
 func (a *segArena[T]) reset() {
-	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, drops: a.drops}
+	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, maxSegs: a.maxSegs, drops: a.drops, started: a.started, moved: a.moved}
 }
 
 // put copies the table of owner into the current segment (starting a new
@@ -82,15 +112,18 @@ func (a *segArena[T]) put(tab []T, owner uint32) uint32 {
 	return uint32(a.cur<<segBits | off)
 }
 
+// newSeg starts a segment of capacity c. Apply's capacity checks (the
+// prefix limits, room) make sure that a table fits in a segment and that
+// a batch never runs out of segment ids: the panics are for bugs only.
 func (a *segArena[T]) newSeg(c int) {
 	if c > segMask+1 {
-		panic("fib: range table larger than a segment")
+		panic("fib: internal error: range table larger than a segment")
 	}
 	a.own()
 	id := slices.IndexFunc(a.s, func(s []T) bool { return s == nil })
 	if id < 0 {
-		if len(a.s) >= segIDs {
-			panic("fib: out of arena segments")
+		if len(a.s) >= a.maxSegs {
+			panic("fib: internal error: out of arena segments")
 		}
 		id = len(a.s)
 		a.s = append(a.s, nil)
@@ -99,8 +132,16 @@ func (a *segArena[T]) newSeg(c int) {
 	}
 	a.owners[id] = a.owners[id][:0]
 	a.s[id] = make([]T, 0, c)
+	a.started++
 	a.live[id] = 0
 	a.cur = id
+}
+
+// move copies the table of owner at pos with n entries into the current
+// segment (a collection step) and returns its new position.
+func (a *segArena[T]) move(pos uint32, n int, owner uint32) uint32 {
+	a.moved += n
+	return a.put(a.get(pos, n), owner)
 }
 
 // get returns the n entries at pos.

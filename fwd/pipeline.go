@@ -45,9 +45,6 @@ type pipeline struct {
 	stage   [Burst]uint8
 	outPort [Burst]uint16
 	nbMAC   [Burst][6]byte
-	// txRun collects consecutive rewritten packets for one port, handed to
-	// txq in one call.
-	txRun [Burst]*mbuf.Mbuf
 
 	v6   [Burst]*mbuf.Mbuf
 	dst6 [Burst][16]byte
@@ -65,6 +62,9 @@ type pipeline struct {
 
 	bc  burstCounts
 	ctr counters
+
+	// Resolved next hops by next-hop id (adj.go).
+	adjc4, adjc6 adjCache
 
 	// The last IPv4 neighbour looked up in this burst: consecutive packets
 	// usually share a gateway, and this saves the hash lookup. Valid
@@ -259,6 +259,7 @@ func (p *pipeline) lookup4(fs *fib.Snapshot, n int) {
 			j++
 		}
 		fs.Lookup4Batch(uint32(f), p.dst4[i:j], p.nh4[i:j])
+		p.bc.countFIB(f, j-i)
 		i = j
 	}
 }
@@ -272,16 +273,8 @@ func (p *pipeline) lookup6(fs *fib.Snapshot, n int) {
 			j++
 		}
 		fs.Lookup6Batch(uint32(f), p.dst6[i:j], p.nh6[i:j])
+		p.bc.countFIB(f, j-i)
 		i = j
-	}
-}
-
-// countLookup counts a received packet's FIB lookup (and a miss: next hop
-// 0 is the FIB's "no route").
-func (p *pipeline) countLookup(f uint16, nh uint32) {
-	p.bc.countFIB(f)
-	if nh == 0 {
-		p.bc.countMiss(f)
 	}
 }
 
@@ -306,151 +299,213 @@ func (p *pipeline) classify(m *mbuf.Mbuf, rules *Rules, v6 bool) bool {
 // packet.
 const (
 	stageSlow        = iota // not the common case: forward4/6 handle it whole
-	stageReady              // TTL decremented, neighbour found: send it
+	stageReady              // TTL decremented, rewritten: send it
+	stageNeighbour          // TTL decremented, connected: look up the destination's MAC
 	stageNoNeighbour        // TTL decremented, no neighbour: hand it to control
 )
 
 // forward4Burst takes the looked-up IPv4 packets p.v4[:n] (next-hop ids
-// in p.nh4) to their next hops in stages over the burst, so that each loop
-// is short and the packets' loads overlap: (1) the next hop, and for the
-// common case (a gateway or connected next hop on a port that is up, TTL
-// left, within the MTU) the TTL decrement and the neighbour's address (in
-// p.dst4[i]); (2) the neighbours' MACs; (3) in the packets' order, the rewrite and transmit, or forward4 for every packet that is not
-// the common case (local, no route, TTL expired, too big...), so that a
-// flow's packets leave in the order they came.
+// in p.nh4) to their next hops in stages over the burst: (1) the next
+// hop's adjacency (adj.go: kind, port, MTU, neighbour, resolved once per
+// next hop and snapshot), and for the common case (a gateway or connected
+// next hop on a port that is up, TTL left, within the MTU) the TTL
+// decrement, and for a gateway with a known neighbour the rewrite; (2) the
+// neighbours of packets to connected next hops; (3) in the packets' order,
+// one txq.Transmit per run of packets for a port, or forward4 for every
+// packet that is not the common case (local, no route, TTL expired, too
+// big...), so that a flow's packets leave in the order they came.
 func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
+	p.adjc4.valid(st, fs, ns)
+	conn := false
 	for i, m := range p.v4[:n] {
 		id := p.nh4[i]
-		p.countLookup(m.FIB, id)
 		p.stage[i] = stageSlow
-		nh := fs.NextHop(id)
-		if nh.Kind == fib.KindECMP {
+		if id == 0 {
+			p.bc.countMiss(m.FIB)
+			continue // forward4: no route
+		}
+		a := &p.adjc4.ent[id%adjSize]
+		if a.key != id+1 {
+			a = p.fillAdj(id, false)
+		}
+		if a.kind == adjECMP {
 			p.hash(m)
-			nh = fs.NextHop(fs.Select(id, m.Hash))
+			mid := fs.Select(id, m.Hash)
+			if a = &p.adjc4.ent[mid%adjSize]; a.key != mid+1 {
+				a = p.fillAdj(mid, false)
+			}
 		}
-		if nh.Kind != fib.KindGateway && nh.Kind != fib.KindConnected {
-			continue
-		}
-		out := st.port(uint16(nh.Port))
-		if !out.Present || !out.Up || l3len(m) > out.MTU || pkt.DecTTL4(m) {
+		if a.kind < adjReady || l3len(m) > int(a.mtu) || pkt.DecTTL4(m) {
 			continue // forward4 drops it, answers it or fragments it
 		}
-		if nh.Kind == fib.KindGateway {
-			p.dst4[i] = addr4(nh.Addr)
+		p.outPort[i] = a.port
+		if a.hashTx {
+			p.hash(m) // txq spreads foreign queues by flow hash
 		}
-		p.stage[i] = stageReady
-		p.outPort[i] = uint16(nh.Port)
-	}
-	for i := range n {
-		if p.stage[i] != stageReady {
-			continue
-		}
-		port, target := p.outPort[i], p.dst4[i]
-		if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
-			p.nbMAC[i] = p.nb4mac
-			continue
-		}
-		mac, ok := p.neigh.Lookup4(ns, port, target)
-		if !ok {
+		switch a.kind {
+		case adjReady:
+			dropTag(m)
+			setEth(m, a.eth0, a.eth1)
+			p.stage[i] = stageReady
+		case adjConnected:
+			p.stage[i] = stageNeighbour
+			conn = true
+		default:
 			p.stage[i] = stageNoNeighbour
-			continue
 		}
-		p.nbMAC[i] = mac
-		p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, port, target, mac
 	}
-	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
+	if conn {
+		for i, m := range p.v4[:n] {
+			if p.stage[i] != stageNeighbour {
+				continue
+			}
+			port, target := p.outPort[i], p.dst4[i]
+			var mac [6]byte
+			if p.nb4snap == ns && p.nb4port == port && p.nb4ip == target {
+				mac = p.nb4mac
+			} else {
+				var ok bool
+				if mac, ok = p.neigh.Lookup4(ns, port, target); !ok {
+					p.stage[i] = stageNoNeighbour
+					continue
+				}
+				p.nb4snap, p.nb4port, p.nb4ip, p.nb4mac = ns, port, target, mac
+			}
+			dropTag(m)
+			eth0, eth1 := ethWords(mac, st.port(port).MAC)
+			setEth(m, eth0, eth1)
+			p.stage[i] = stageReady
+		}
+	}
+	// p.v4[run:i] are ready packets for runPort (run < 0: none).
+	run, runPort := -1, uint16(0)
 	for i, m := range p.v4[:n] {
 		if p.stage[i] == stageReady {
 			port := p.outPort[i]
-			if run > 0 && port != runPort {
-				p.tx.Transmit(runPort, p.txRun[:run])
-				run = 0
+			if run >= 0 && port != runPort {
+				p.transmitRun(runPort, p.v4[run:i])
+				run = -1
 			}
-			if p.rewrite(m, st.port(port), p.nbMAC[i]) {
-				p.txRun[run] = m
-				run++
-				runPort = port
+			if run < 0 {
+				run, runPort = i, port
 			}
 			continue
 		}
-		if run > 0 {
-			p.tx.Transmit(runPort, p.txRun[:run])
-			run = 0
+		if run >= 0 {
+			p.transmitRun(runPort, p.v4[run:i])
+			run = -1
 		}
 		if p.stage[i] == stageNoNeighbour {
-			p.miss(m, p.outPort[i], p.nh4[i], p.dst4[i], nil)
+			nh := p.nextHop(m, fs, p.nh4[i])
+			target := p.dst4[i]
+			if nh.Kind == fib.KindGateway {
+				target = addr4(nh.Addr)
+			}
+			p.miss(m, p.outPort[i], p.nh4[i], target, nil)
 		} else {
 			p.forward4(m, p.nh4[i], st, fs, ns, true)
 		}
 	}
-	if run > 0 {
-		p.tx.Transmit(runPort, p.txRun[:run])
+	if run >= 0 {
+		p.transmitRun(runPort, p.v4[run:n])
 	}
 }
 
+// transmitRun hands ms, rewritten packets for port, to txq and counts them
+// forwarded.
+func (p *pipeline) transmitRun(port uint16, ms []*mbuf.Mbuf) {
+	p.bc.v[Forwarded] += uint32(len(ms))
+	p.tx.Transmit(port, ms)
+}
+
 // forward6Burst is forward4Burst for IPv6 (p.v6[:n], next hops in p.nh6;
-// p.dst6[i] becomes the neighbour's address).
+// p.dst6[i] holds the destination).
 func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
+	p.adjc6.valid(st, fs, ns)
+	conn := false
 	for i, m := range p.v6[:n] {
 		id := p.nh6[i]
-		p.countLookup(m.FIB, id)
 		p.stage[i] = stageSlow
-		nh := fs.NextHop(id)
-		if nh.Kind == fib.KindECMP {
+		if id == 0 {
+			p.bc.countMiss(m.FIB)
+			continue // forward6: no route
+		}
+		a := &p.adjc6.ent[id%adjSize]
+		if a.key != id+1 {
+			a = p.fillAdj(id, true)
+		}
+		if a.kind == adjECMP {
 			p.hash(m)
-			nh = fs.NextHop(fs.Select(id, m.Hash))
+			mid := fs.Select(id, m.Hash)
+			if a = &p.adjc6.ent[mid%adjSize]; a.key != mid+1 {
+				a = p.fillAdj(mid, true)
+			}
 		}
-		if nh.Kind != fib.KindGateway && nh.Kind != fib.KindConnected {
-			continue
-		}
-		out := st.port(uint16(nh.Port))
-		if !out.Present || !out.Up || l3len(m) > out.MTU || pkt.DecHopLimit6(m) {
+		if a.kind < adjReady || l3len(m) > int(a.mtu) || pkt.DecHopLimit6(m) {
 			continue // forward6 drops it or answers it
 		}
-		if nh.Kind == fib.KindGateway {
-			p.dst6[i] = nh.Addr.As16()
+		p.outPort[i] = a.port
+		if a.hashTx {
+			p.hash(m) // txq spreads foreign queues by flow hash
 		}
-		p.stage[i] = stageReady
-		p.outPort[i] = uint16(nh.Port)
-	}
-	for i := range n {
-		if p.stage[i] != stageReady {
-			continue
-		}
-		mac, ok := p.neigh.Lookup6(ns, p.outPort[i], &p.dst6[i])
-		if !ok {
+		switch a.kind {
+		case adjReady:
+			dropTag(m)
+			setEth(m, a.eth0, a.eth1)
+			p.stage[i] = stageReady
+		case adjConnected:
+			p.stage[i] = stageNeighbour
+			conn = true
+		default:
 			p.stage[i] = stageNoNeighbour
-			continue
 		}
-		p.nbMAC[i] = mac
 	}
-	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
+	if conn {
+		for i, m := range p.v6[:n] {
+			if p.stage[i] != stageNeighbour {
+				continue
+			}
+			port := p.outPort[i]
+			mac, ok := p.neigh.Lookup6(ns, port, &p.dst6[i])
+			if !ok {
+				p.stage[i] = stageNoNeighbour
+				continue
+			}
+			dropTag(m)
+			eth0, eth1 := ethWords(mac, st.port(port).MAC)
+			setEth(m, eth0, eth1)
+			p.stage[i] = stageReady
+		}
+	}
+	// p.v6[run:i] are ready packets for runPort (run < 0: none).
+	run, runPort := -1, uint16(0)
 	for i, m := range p.v6[:n] {
 		if p.stage[i] == stageReady {
 			port := p.outPort[i]
-			if run > 0 && port != runPort {
-				p.tx.Transmit(runPort, p.txRun[:run])
-				run = 0
+			if run >= 0 && port != runPort {
+				p.transmitRun(runPort, p.v6[run:i])
+				run = -1
 			}
-			if p.rewrite(m, st.port(port), p.nbMAC[i]) {
-				p.txRun[run] = m
-				run++
-				runPort = port
+			if run < 0 {
+				run, runPort = i, port
 			}
 			continue
 		}
-		if run > 0 {
-			p.tx.Transmit(runPort, p.txRun[:run])
-			run = 0
+		if run >= 0 {
+			p.transmitRun(runPort, p.v6[run:i])
+			run = -1
 		}
 		if p.stage[i] == stageNoNeighbour {
+			if nh := p.nextHop(m, fs, p.nh6[i]); nh.Kind == fib.KindGateway {
+				p.dst6[i] = nh.Addr.As16()
+			}
 			p.miss(m, p.outPort[i], p.nh6[i], 0, &p.dst6[i])
 		} else {
 			p.forward6(m, p.nh6[i], st, fs, ns, true)
 		}
 	}
-	if run > 0 {
-		p.tx.Transmit(runPort, p.txRun[:run])
+	if run >= 0 {
+		p.transmitRun(runPort, p.v6[run:n])
 	}
 }
 
@@ -639,16 +694,7 @@ func (p *pipeline) send(m *mbuf.Mbuf, port uint16, out *PortState, mac [6]byte) 
 // rewrite sets m's link-layer header for the neighbour mac on port out and
 // counts m forwarded; false means m was dropped.
 func (p *pipeline) rewrite(m *mbuf.Mbuf, out *PortState, mac [6]byte) bool {
-	if m.Flags&mbuf.FlagVLAN != 0 {
-		// Egress ports are untagged: drop the 802.1Q tag. The 12 address
-		// bytes are rewritten below, so only the front moves.
-		m.Adj(4)
-		m.L3Off -= 4
-		if m.L4Off != 0 { // 0: no transport header (non-first fragment)
-			m.L4Off -= 4
-		}
-		m.Flags &^= mbuf.FlagVLAN
-	}
+	dropTag(m)
 	d := m.Data()
 	if len(d) < 14 {
 		p.drop(m, DropParse)
@@ -661,6 +707,20 @@ func (p *pipeline) rewrite(m *mbuf.Mbuf, out *PortState, mac [6]byte) bool {
 	copy(d[6:12], out.MAC[:])
 	p.bc.v[Forwarded]++
 	return true
+}
+
+// dropTag drops m's 802.1Q tag, if it has one: egress ports are untagged.
+// The 12 address bytes are rewritten after it, so only the front moves.
+func dropTag(m *mbuf.Mbuf) {
+	if m.Flags&mbuf.FlagVLAN == 0 {
+		return
+	}
+	m.Adj(4)
+	m.L3Off -= 4
+	if m.L4Off != 0 { // 0: no transport header (non-first fragment)
+		m.L4Off -= 4
+	}
+	m.Flags &^= mbuf.FlagVLAN
 }
 
 // local4 handles an IPv4 packet for one of our addresses.

@@ -39,13 +39,15 @@ func Sum(b []byte, acc uint64) uint64 {
 	return acc + c
 }
 
-// Fold folds an accumulator to 16 bits (end-around carry).
+// Fold folds an accumulator to 16 bits (end-around carry). Adding a word
+// to itself rotated by half its width leaves in the upper half the
+// ones'-complement sum of the two halves, carry folded in (Linux's
+// csum_fold): two short steps instead of four dependent ones.
 func Fold(acc uint64) uint16 {
-	acc = acc>>32 + acc&0xffffffff
-	acc = acc>>32 + acc&0xffffffff
-	acc = acc>>16 + acc&0xffff
-	acc = acc>>16 + acc&0xffff
-	return uint16(acc)
+	acc += bits.RotateLeft64(acc, 32)
+	x := uint32(acc >> 32)
+	x += bits.RotateLeft32(x, 16)
+	return uint16(x >> 16)
 }
 
 // Checksum is the Internet checksum of b: the complement of its folded sum.
@@ -68,14 +70,18 @@ func UpdateChecksum(hc, old, new uint16) uint16 {
 func DecTTL4(m *mbuf.Mbuf) (expired bool) {
 	d := m.Data()
 	o := int(m.L3Off)
-	if o+IPv4Len > len(d) || d[o+8] <= 1 {
+	if o+IPv4Len > len(d) {
 		return true
 	}
-	d[o+8]--
+	// TTL, protocol and checksum in one load and one store.
+	w := binary.BigEndian.Uint32(d[o+8:])
+	if w < 2<<24 { // TTL 0 or 1
+		return true
+	}
 	// The word (TTL, protocol) dropped by 0x0100, so ~m + m' = 0xfeff; x
 	// is at most 0x1fefe and one end-around carry folds it.
-	x := uint32(^binary.BigEndian.Uint16(d[o+10:])) + 0xfeff
-	binary.BigEndian.PutUint16(d[o+10:], ^uint16(x+x>>16))
+	x := ^w&0xffff + 0xfeff
+	binary.BigEndian.PutUint32(d[o+8:], (w-1<<24)&0xffff0000|^(x+x>>16)&0xffff)
 	return false
 }
 

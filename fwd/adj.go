@@ -1,0 +1,142 @@
+package fwd
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/fwdd/fwdd/fib"
+	"github.com/fwdd/fwdd/lltable"
+	"github.com/fwdd/fwdd/mbuf"
+)
+
+// adjSize is the number of entries of a worker's adjacency caches (one for
+// IPv4, one for IPv6), direct-mapped by next-hop id. A router has few next
+// hops next to its prefixes; ids that collide only cost a refill.
+const adjSize = 64
+
+// adj is a worker's resolved next hop (an adjacency, in VPP's and
+// FreeBSD's nhop words): what forwarding a packet to a gateway or connected
+// next hop needs once the FIB gave its next-hop id, derived from one State,
+// one FIB snapshot and one neighbour snapshot. The cache holds it while the
+// burst's snapshots are those (adjCache.valid); any new snapshot empties
+// it, so an entry never outlives what it was derived from.
+//
+// For a gateway with a neighbour, eth0 and eth1 are the rewritten
+// Ethernet header's first 12 bytes (destination and source MAC) in memory
+// order: the rewrite is two stores.
+type adj struct {
+	key    uint32 // next-hop id + 1; 0: empty
+	port   uint16 // egress port (adjReady, adjConnected, adjNoNeighbour)
+	kind   uint8
+	hashTx bool  // the worker sends on a foreign TX queue of the port: hash the flow
+	mtu    int32 // the egress port's MTU
+	eth1   uint32
+	eth0   uint64
+}
+
+// adj kinds.
+const (
+	adjSlow        = iota // anything but the common case: forward4/6 decide
+	adjECMP               // a group: the flow hash picks a member
+	adjReady              // gateway, port up, neighbour known: rewrite and send
+	adjConnected          // connected, port up: the neighbour is the destination
+	adjNoNeighbour        // gateway, port up, no neighbour: hand to control
+)
+
+// adjCache is one family's cache and the snapshots its entries come from.
+// The snapshot pointers keep those snapshots alive while the cache refers
+// to them; forget drops them when the worker goes to sleep.
+type adjCache struct {
+	st  *State
+	fs  *fib.Snapshot
+	ns  *lltable.Snapshot
+	ent [adjSize]adj
+}
+
+// valid makes the cache the burst's: entries derived from other snapshots
+// are dropped.
+func (c *adjCache) valid(st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
+	if c.st != st || c.fs != fs || c.ns != ns {
+		c.ent = [adjSize]adj{}
+		c.st, c.fs, c.ns = st, fs, ns
+	}
+}
+
+// forget empties the cache and lets go of its snapshots.
+func (c *adjCache) forget() { *c = adjCache{} }
+
+// forget lets go of the snapshots the worker's caches refer to: called
+// when the worker goes to sleep, so that an idle worker keeps no old FIB
+// alive.
+func (p *pipeline) forget() {
+	p.adjc4.forget()
+	p.adjc6.forget()
+}
+
+// fillAdj resolves next hop id into its slot of the family's cache (on a
+// miss: the slot's key is not id+1), from the cache's snapshots: the same
+// decisions forward4/6 take for one packet (next hop kind, port present
+// and up, neighbour lookup through the worker's Reader, which reports the
+// use of a stale entry once per neighbour snapshot as a lookup per packet
+// would).
+func (p *pipeline) fillAdj(id uint32, v6 bool) *adj {
+	c := &p.adjc4
+	if v6 {
+		c = &p.adjc6
+	}
+	a := &c.ent[id%adjSize]
+	*a = adj{key: id + 1, kind: adjSlow}
+	nh := c.fs.NextHop(id)
+	switch nh.Kind {
+	case fib.KindECMP:
+		a.kind = adjECMP
+		return a
+	case fib.KindGateway, fib.KindConnected:
+	default:
+		return a
+	}
+	port := uint16(nh.Port)
+	out := c.st.port(port)
+	if !out.Present || !out.Up {
+		return a
+	}
+	a.port = port
+	a.mtu = int32(min(out.MTU, math.MaxInt32))
+	a.hashTx = out.TxQueues > 1 && p.id >= out.TxQueues
+	if nh.Kind == fib.KindConnected {
+		a.kind = adjConnected
+		return a
+	}
+	var mac [6]byte
+	var ok bool
+	if v6 {
+		t := nh.Addr.As16()
+		mac, ok = p.neigh.Lookup6(c.ns, port, &t)
+	} else {
+		mac, ok = p.neigh.Lookup4(c.ns, port, addr4(nh.Addr))
+	}
+	if !ok {
+		a.kind = adjNoNeighbour
+		return a
+	}
+	a.kind = adjReady
+	a.eth0, a.eth1 = ethWords(mac, out.MAC)
+	return a
+}
+
+// ethWords returns the Ethernet destination and source MACs as the two
+// words setEth stores.
+func ethWords(dst, src [6]byte) (uint64, uint32) {
+	var h [12]byte
+	copy(h[0:6], dst[:])
+	copy(h[6:12], src[:])
+	return binary.LittleEndian.Uint64(h[0:8]), binary.LittleEndian.Uint32(h[8:12])
+}
+
+// setEth writes the Ethernet addresses of m (untagged, at least 14 bytes:
+// a parsed IP packet) from ethWords' two words, counting nothing.
+func setEth(m *mbuf.Mbuf, eth0 uint64, eth1 uint32) {
+	d := m.Data()
+	binary.LittleEndian.PutUint64(d[0:8], eth0)
+	binary.LittleEndian.PutUint32(d[8:12], eth1)
+}

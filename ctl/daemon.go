@@ -261,6 +261,17 @@ func Start(opts Options) (*Daemon, error) {
 // safe for concurrent use: batches are serialised through the control
 // goroutine.
 func (d *Daemon) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
+	res, err := d.exec(ctx, cmds, false)
+	if err != nil {
+		return nil, err
+	}
+	return cmdlang.GatherAll(ctx, res)
+}
+
+// ExecPaged is Exec leaving large answers (show routes of a full table) in
+// pages (cmdlang.PagedExecutor): the control socket writes them out page by
+// page.
+func (d *Daemon) ExecPaged(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
 	return d.exec(ctx, cmds, false)
 }
 

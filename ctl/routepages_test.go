@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fwdd/fwdd/ctl/cmdlang"
 	"github.com/fwdd/fwdd/ctl/ctlsock"
 	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/fwd"
@@ -126,8 +127,15 @@ func TestShowRoutesPaged(t *testing.T) {
 		t.Fatalf("mixed batch: %v %+v", err, resp)
 	}
 
-	// In-process: the control goroutine runs another batch between pages.
+	// In-process Exec gathers the pages.
 	res, err := run(t, d, "show routes")
+	if err != nil || res[0].Pages != nil || len(res[0].Data.([]show.Route)) != total || strings.Count(res[0].Text, "blackhole") != n4+n6 {
+		t.Fatalf("Exec did not gather the pages: %v", err)
+	}
+	// ExecPaged leaves them: the control goroutine runs another batch
+	// between pages.
+	cmds, _ := cmdlang.ParseLines([]string{"show routes"}, cmdlang.Options{})
+	res, err = d.ExecPaged(context.Background(), cmds)
 	if err != nil || res[0].Pages == nil {
 		t.Fatalf("no pages: %v", err)
 	}

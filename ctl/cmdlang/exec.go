@@ -3,6 +3,8 @@ package cmdlang
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"strings"
 )
 
 // Executor applies parsed commands to a stack. The control goroutine
@@ -21,6 +23,58 @@ import (
 // applied either completes or is undone.
 type Executor interface {
 	Exec(ctx context.Context, cmds []Command) ([]Result, error)
+}
+
+// PagedExecutor is an Executor that can leave large answers in pages
+// (Result.Pages) for a caller that writes them out as they come (the
+// control socket); Exec gathers them (Gather) for every other caller.
+type PagedExecutor interface {
+	ExecPaged(ctx context.Context, cmds []Command) ([]Result, error)
+}
+
+// Gather turns a paged result into a whole one: the pages' text joined,
+// their rows in one slice (of the pages' slice type). A result without
+// pages is returned as it is.
+func Gather(ctx context.Context, r Result) (Result, error) {
+	if r.Pages == nil {
+		return r, nil
+	}
+	var text strings.Builder
+	var rows reflect.Value
+	err := r.Pages(ctx, func(t string, page any) error {
+		text.WriteString(t)
+		v := reflect.ValueOf(page)
+		if v.Kind() != reflect.Slice {
+			return fmt.Errorf("cmdlang: page rows of type %T, not a slice", page)
+		}
+		if !rows.IsValid() {
+			rows = reflect.MakeSlice(v.Type(), 0, v.Len())
+		}
+		rows = reflect.AppendSlice(rows, v)
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	out := Result{Text: text.String()}
+	if rows.IsValid() {
+		out.Data = rows.Interface()
+	}
+	return out, nil
+}
+
+// GatherAll is Gather for every result of a batch.
+func GatherAll(ctx context.Context, rs []Result) ([]Result, error) {
+	for i, r := range rs {
+		if r.Pages != nil {
+			g, err := Gather(ctx, r)
+			if err != nil {
+				return nil, err
+			}
+			rs[i] = g
+		}
+	}
+	return rs, nil
 }
 
 // Result is what one command gave back.

@@ -597,7 +597,12 @@ func handle(ctx context.Context, ex cmdlang.Executor, req *Request, log *slog.Lo
 			resp = &Response{Error: fmt.Sprintf("fwdd: internal error executing the batch: %v (please report it)", p)}
 		}
 	}()
-	results, err := ex.Exec(ctx, cmds)
+	var results []cmdlang.Result
+	if pe, ok := ex.(cmdlang.PagedExecutor); ok && lazy {
+		results, err = pe.ExecPaged(ctx, cmds)
+	} else {
+		results, err = ex.Exec(ctx, cmds)
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return &Response{Error: "fwdd: shutting down; the batch was not applied"}

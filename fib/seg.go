@@ -45,6 +45,11 @@ type segArena[T any] struct {
 	// Cumulative work counters (benchmarks attribute batch costs with
 	// them): segments started, entries moved by collection steps.
 	started, moved int
+	// coll is the segment being collected plus one (0: none) and collAt
+	// the number of its owners visited: a collection spreads over batches.
+	coll, collAt int
+	put0         int // entries put in this batch
+	partial      int // collection steps that ended before their segment (for tests)
 }
 
 // newSegArena returns an empty arena with segments of n entries (0:
@@ -92,7 +97,7 @@ func (a *segArena[T]) own() {
 // reset starts a fresh, empty arena (full rebuilds). Published snapshots
 // keep the old segments.
 func (a *segArena[T]) reset() {
-	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, maxSegs: a.maxSegs, drops: a.drops, started: a.started, moved: a.moved}
+	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, maxSegs: a.maxSegs, drops: a.drops, started: a.started, moved: a.moved, partial: a.partial}
 }
 
 // put copies the table of owner into the current segment (starting a new
@@ -108,6 +113,7 @@ func (a *segArena[T]) put(tab []T, owner uint32) uint32 {
 	a.s[a.cur] = append(seg, tab...)
 	a.live[a.cur] += n
 	a.nlive += n
+	a.put0 += n
 	a.owners[a.cur] = append(a.owners[a.cur], owner)
 	return uint32(a.cur<<segBits | off)
 }
@@ -141,7 +147,9 @@ func (a *segArena[T]) newSeg(c int) {
 // segment (a collection step) and returns its new position.
 func (a *segArena[T]) move(pos uint32, n int, owner uint32) uint32 {
 	a.moved += n
-	return a.put(a.get(pos, n), owner)
+	p := a.put(a.get(pos, n), owner)
+	a.release(pos, n)
+	return p
 }
 
 // get returns the n entries at pos.
@@ -160,12 +168,16 @@ func (a *segArena[T]) release(pos uint32, n int) {
 	a.garbage += n
 }
 
-// victim returns the segment whose live tables the next compaction step
-// should move, or -1 when the arena's garbage is within bounds (at most
-// half the live entries plus two segments). Random churn spreads garbage
-// over all segments, so a tighter bound would pick victims that are mostly
-// live and copy several live entries per entry of garbage reclaimed.
+// victim returns the segment whose live tables the next collection step
+// should move: the one being collected, or when the arena's garbage
+// exceeds its bound (half the live entries plus two segments) the one with
+// the most garbage; -1 if none. Random churn spreads garbage over all
+// segments, so a tighter bound would pick victims that are mostly live
+// and copy several live entries per entry of garbage reclaimed.
 func (a *segArena[T]) victim() int {
+	if a.coll > 0 {
+		return a.coll - 1
+	}
 	if a.garbage <= a.nlive/2+2*a.seglen {
 		return -1
 	}
@@ -178,14 +190,42 @@ func (a *segArena[T]) victim() int {
 			best, bg = id, g
 		}
 	}
+	a.coll, a.collAt = best+1, 0
 	return best
 }
 
-// drop removes segment id after its live tables were moved.
+// collect is one bounded step of collecting segment id: it visits the
+// owners of its tables with moveOne, which moves the owner's table if it
+// is still live in the segment and returns the entries moved, until the
+// step's budget is spent, and drops the segment once every owner was
+// visited. The budget is twice the entries this batch put (so collection
+// outpaces the garbage the batch made) and at least an eighth of a
+// segment; an arena far over its garbage bound moves a whole segment.
+func (a *segArena[T]) collect(id int, moveOne func(owner uint32) int) {
+	budget := max(a.seglen/8, 2*a.put0)
+	if a.garbage > a.nlive+4*a.seglen {
+		budget = int(^uint(0) >> 1)
+	}
+	own := a.owners[id]
+	for moved := 0; a.collAt < len(own) && moved < budget; a.collAt++ {
+		moved += moveOne(own[a.collAt])
+	}
+	if a.collAt == len(own) {
+		a.drop(id)
+	} else {
+		a.partial++
+	}
+}
+
+// drop removes segment id after its live tables were moved (move
+// released them, so all of it is garbage).
 func (a *segArena[T]) drop(id int) {
 	a.own()
 	a.garbage -= len(a.s[id]) - a.live[id]
-	a.nlive -= a.live[id] // their copies count in the current segment
+	a.nlive -= a.live[id]
+	if a.coll == id+1 {
+		a.coll = 0
+	}
 	a.s[id] = nil
 	a.live[id] = 0
 	a.owners[id] = a.owners[id][:0]
@@ -195,6 +235,7 @@ func (a *segArena[T]) drop(id int) {
 // publish returns the segment list for a snapshot and ends the batch.
 func (a *segArena[T]) publish() [][]T {
 	a.cloned = false
+	a.put0 = 0
 	return a.s
 }
 

@@ -3,7 +3,9 @@ package fib
 import (
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // TestCompaction drives enough churn through small tables that every arena
@@ -169,7 +171,7 @@ func TestSegmentBoundaries(t *testing.T) {
 	if c := cap(a.s[2]); c != 20 {
 		t.Errorf("oversized table: segment of %d entries, want 20", c)
 	}
-	pub := a.publish()
+	pub, _ := a.publish()
 	a.release(p0, 5)
 	a.release(p1, 3)
 	a.release(p3, 20)
@@ -254,4 +256,94 @@ func TestCollectBudget(t *testing.T) {
 	if a.nlive != 5*8 || a.garbage != 200 {
 		t.Errorf("live %d garbage %d, want 40 and 200", a.nlive, a.garbage)
 	}
+}
+
+// TestSegmentMemory checks the lifetime of the mapped segment memory: a
+// snapshot held across many collections still reads its tables after
+// garbage collections, and once no snapshot holds them, the dropped
+// segments are unmapped (the mapped count falls to the segments the writer
+// still lists).
+func TestSegmentMemory(t *testing.T) {
+	f := newWithNH(t, 1)
+	f.seglen = 64
+	rng := rand.New(rand.NewPCG(41, 42))
+	var ps []netip.Prefix
+	for range 600 {
+		ps = append(ps, randPrefix(rng, rng.IntN(2) == 0))
+	}
+	if err := f.Apply(adds(0, ps)); err != nil {
+		t.Fatal(err)
+	}
+	old := f.Load()
+	probes := probesFor2(rng, ps, false)
+	want := make([]uint32, len(probes))
+	for i, a := range probes {
+		want[i] = lookup(old, 0, a)
+	}
+	for range 300 {
+		var b []Change
+		for range 10 {
+			p := ps[rng.IntN(len(ps))]
+			if rng.IntN(2) == 0 {
+				b = append(b, Change{Op: OpDelete, Prefix: p})
+			} else {
+				b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(64))})
+			}
+		}
+		if err := f.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f4, f6 := f.f4[0], f.f6[0]
+	if f4.a.drops+f4.starved+f6.a16.drops == 0 {
+		t.Fatalf("no segment dropped (IPv4 %d, IPv6 L1 %d): the test does not test anything", f4.a.drops, f6.a16.drops)
+	}
+	runtime.GC()
+	runtime.GC()
+	for i, a := range probes {
+		if got := lookup(old, 0, a); got != want[i] {
+			t.Fatalf("held snapshot: lookup %v = %d after collections, was %d", a, got, want[i])
+		}
+	}
+	var d4 []uint32
+	for _, a := range probes {
+		if a.Is4() {
+			d4 = append(d4, u32(a))
+		}
+	}
+	out := make([]uint32, len(d4))
+	old.Lookup4Batch(0, d4, out)
+	runtime.KeepAlive(old)
+	old = nil
+	listed := func() (n int64) {
+		for _, s := range f4.a.s {
+			if s != nil {
+				n++
+			}
+		}
+		for _, a := range []*segArena[uint64]{&f6.a16, &f6.a64} {
+			for _, s := range a.s {
+				if s != nil {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	mapped := func() int64 { return f4.a.maps.Load() + f6.a16.maps.Load() + f6.a64.maps.Load() }
+	deadline := time.Now().Add(20 * time.Second)
+	for mapped() != listed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d segments mapped, the writer lists %d: dropped segments not unmapped", mapped(), listed())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The current snapshot still reads right.
+	r := newRef(1)
+	rs, _ := f.Routes(0)
+	for _, rt := range rs {
+		r.apply([]Change{{Op: OpAdd, Prefix: rt.Prefix, NextHop: rt.NextHop}})
+	}
+	check(t, f, r, 0, probes)
 }

@@ -132,7 +132,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 		}
 	}
 	f.d.dirty = reset(f.d.dirty)
-	f.t.ent = f.a.publish()
+	f.t.ent, f.t.mem = f.a.publish()
 	f.t.top = f.d.top
 	f.d.endBatch()
 	t := f.t
@@ -423,8 +423,8 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	f.d2 = reset(f.d2)
 	f.d3 = reset(f.d3)
 	f.t.top = f.d.top
-	f.t.e16 = f.a16.publish()
-	f.t.e2 = f.a64.publish()
+	f.t.e16, f.t.mem16 = f.a16.publish()
+	f.t.e2, f.t.mem2 = f.a64.publish()
 	f.t.hdrs = f.h.pages
 	f.d.endBatch()
 	f.h.endBatch()

@@ -15,20 +15,28 @@ import (
 // caller republishes).
 //
 // The dynamic neighbours of a port whose device vanished (Link().Present
-// went false) or was replaced (a new ifindex) are flushed: they were
-// learned on a link that is gone, and a re-created peer usually has a new
-// MAC. Static entries are configuration and stay. Control goroutine only.
+// went false) or was replaced (a new ifindex), whose link went down (seen
+// down here, or Link().Downs moved: a flap shorter than this 100 ms poll),
+// or whose MAC changed are flushed: they were learned on a link that went
+// away, and a peer that comes back may have a new MAC (Linux flushes on
+// carrier loss too). Without it, traffic would go on to the old MAC until
+// the entry's probes failed (seconds). Static entries are configuration
+// and stay. Control goroutine only.
 func (s *stack) identityCheck() (republish bool) {
 	for _, lp := range s.live {
 		link := lp.port.Link()
 		info := lp.port.Info()
 		replaced := info.IfIndex != lp.info.IfIndex && lp.info.IfIndex != 0
-		if (!link.Present && !lp.gone) || replaced {
+		wentDown := (!link.Up && !lp.down) || link.Downs != lp.downs
+		macChanged := !bytes.Equal(info.MAC, lp.info.MAC) && len(lp.info.MAC) > 0
+		if (!link.Present && !lp.gone) || replaced || wentDown || macChanged {
 			n := s.nb.t.FlushDynamic(lp.id)
-			s.log.Info("port device gone or replaced: neighbours flushed", "port", lp.model.Name,
-				"present", link.Present, "ifindex", info.IfIndex, "flushed", n)
+			s.log.Info("port link down, device gone or replaced, or MAC changed: neighbours flushed", "port", lp.model.Name,
+				"present", link.Present, "up", link.Up, "downs", link.Downs, "ifindex", info.IfIndex,
+				"mac", info.MAC.String(), "flushed", n)
 		}
 		lp.gone = !link.Present
+		lp.down, lp.downs = !link.Up, link.Downs
 		if bytes.Equal(info.MAC, lp.info.MAC) && info.MTU == lp.info.MTU && info.IfIndex == lp.info.IfIndex {
 			continue
 		}

@@ -83,14 +83,15 @@ func (r *routeSpec) equal(o *routeSpec) bool {
 // Sysctl keys and their defaults. Every key is read: cmdlang.Help says
 // what each does, and a test sets each and checks its effect.
 var sysctlDefaults = map[string]string{
-	"net.fibs":               "1",
-	"net.icmp.ratelimit":     "1000", // ICMP errors per second per worker (icmplim)
-	"net.icmp.burst":         "100",
-	"net.neigh.max_entries":  "16384", // neighbour entries in all: every port, both families, static included
-	"net.neigh.max_per_port": "4096",  // neighbour entries of one port (max_entries still bounds the sum)
-	"net.neigh.hold":         "16",    // packets held per unresolved neighbour (the oldest is dropped)
-	"net.neigh.max_held":     "1024",  // packets held over all unresolved neighbours
-	"net.neigh.max_requests": "1000",  // ARP requests and NS sent per second, all ports
+	"net.fibs":                 "1",
+	"net.icmp.ratelimit":       "1000", // ICMP errors per second per worker (icmplim)
+	"net.icmp.burst":           "100",
+	"net.neigh.max_entries":    "16384", // neighbour entries in all: every port, both families, static included
+	"net.neigh.max_per_port":   "4096",  // neighbour entries of one port (max_entries still bounds the sum)
+	"net.neigh.max_incomplete": "1024",  // entries being resolved (INCOMPLETE), all ports
+	"net.neigh.hold":           "16",    // packets held per unresolved neighbour (the oldest is dropped)
+	"net.neigh.max_held":       "1024",  // packets held over all unresolved neighbours
+	"net.neigh.max_requests":   "1000",  // ARP requests and NS sent per second, all ports
 }
 
 // Limits of sysctl values.
@@ -439,7 +440,7 @@ func (b *batch) set(key, value string) error {
 		if n < 0 || n > 10_000_000 {
 			return fmt.Errorf("%s %d out of range [0, 10000000] (0: unlimited)", key, n)
 		}
-	case "net.neigh.max_entries", "net.neigh.max_per_port", "net.neigh.max_held", "net.neigh.max_requests":
+	case "net.neigh.max_entries", "net.neigh.max_per_port", "net.neigh.max_incomplete", "net.neigh.max_held", "net.neigh.max_requests":
 		if n < 1 || n > 1<<20 {
 			return fmt.Errorf("%s %d out of range [1, %d]", key, n, 1<<20)
 		}

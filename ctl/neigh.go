@@ -75,7 +75,8 @@ func (s *stack) syncNeighbours(om, nm *model, removed []*livePort) {
 func neighLimits(m *model) lltable.Limits {
 	get := func(k string) int { n, _ := strconv.Atoi(m.sysctl[k]); return n }
 	return lltable.Limits{MaxEntries: get("net.neigh.max_entries"), MaxPerPort: get("net.neigh.max_per_port"),
-		HoldLen: get("net.neigh.hold"), MaxHeld: get("net.neigh.max_held"), RequestsPerSecond: get("net.neigh.max_requests")}
+		MaxIncomplete: get("net.neigh.max_incomplete"), HoldLen: get("net.neigh.hold"), MaxHeld: get("net.neigh.max_held"),
+		RequestsPerSecond: get("net.neigh.max_requests")}
 }
 
 // setNeighPort gives the table lp's MAC and addresses (a changed MAC and

@@ -25,18 +25,18 @@ func TestNeighSysctlsApplied(t *testing.T) {
 		}
 		return l
 	}
-	if got, want := limits(), (lltable.Limits{MaxEntries: 16384, MaxPerPort: 4096, HoldLen: 16, MaxHeld: 1024, RequestsPerSecond: 1000}); got != want {
+	if got, want := limits(), (lltable.Limits{MaxEntries: 16384, MaxPerPort: 4096, MaxIncomplete: 1024, HoldLen: 16, MaxHeld: 1024, RequestsPerSecond: 1000}); got != want {
 		t.Fatalf("default limits %+v, want %+v (the sysctl defaults)", got, want)
 	}
 	if _, err := run(t, d, "set net.neigh.max_entries 100", "set net.neigh.max_per_port 50",
-		"set net.neigh.hold 3", "set net.neigh.max_held 77", "set net.neigh.max_requests 9"); err != nil {
+		"set net.neigh.max_incomplete 33", "set net.neigh.hold 3", "set net.neigh.max_held 77", "set net.neigh.max_requests 9"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := limits(), (lltable.Limits{MaxEntries: 100, MaxPerPort: 50, HoldLen: 3, MaxHeld: 77, RequestsPerSecond: 9}); got != want {
+	if got, want := limits(), (lltable.Limits{MaxEntries: 100, MaxPerPort: 50, MaxIncomplete: 33, HoldLen: 3, MaxHeld: 77, RequestsPerSecond: 9}); got != want {
 		t.Fatalf("limits %+v, want %+v", got, want)
 	}
 	for _, line := range []string{"set net.neigh.hold 0", "set net.neigh.hold 257", "set net.neigh.max_entries 0",
-		"set net.neigh.max_per_port 0", "set net.neigh.max_held -1", "set net.neigh.max_requests 0"} {
+		"set net.neigh.max_per_port 0", "set net.neigh.max_incomplete 0", "set net.neigh.max_held -1", "set net.neigh.max_requests 0"} {
 		if _, err := run(t, d, line); err == nil {
 			t.Errorf("%s accepted", line)
 		}

@@ -85,7 +85,7 @@ func (s *stack) ports() []show.Port {
 		p := show.Port{Name: pm.Name, Ifindex: ifindex(lp.id), Driver: info.Driver, Args: maps.Clone(pm.Args),
 			FIB: pm.FIB, MTU: lp.mtu, Up: pm.Up, Running: link.Up && link.Present, LLAddr: show.HWAddr(info.MAC),
 			Addrs: slices.Clone(pm.Addrs), Queues: info.RxQueues, TxQueues: info.TxQueues, Mode: info.Mode,
-			NoDevice: !link.Present, PerQueue: lp.port.Stats(), LCP: pm.LCP}
+			NoDevice: !link.Present, LinkDowns: link.Downs, PerQueue: lp.port.Stats(), LCP: pm.LCP}
 		for _, q := range p.PerQueue {
 			p.Stats.Add(q)
 		}
@@ -176,6 +176,23 @@ func (s *stack) showRoutes(c *cmdlang.ShowRoutes) (cmdlang.Result, error) {
 			return cmdlang.Result{}, fmt.Errorf("fib %d out of range [0, %d]", c.FIB, s.fibs.NumFIBs()-1)
 		}
 		fibs = append(fibs, c.FIB)
+	}
+	if s.do != nil {
+		total := 0
+		for _, f := range fibs {
+			v4, v6, _ := s.fibs.RouteCount(uint32(f))
+			switch c.Family {
+			case cmdlang.Inet:
+				total += v4
+			case cmdlang.Inet6:
+				total += v6
+			default:
+				total += v4 + v6
+			}
+		}
+		if total > routePage {
+			return cmdlang.Result{Pages: s.routePager(c, fibs)}, nil
+		}
 	}
 	snap := s.fibs.Load()
 	conn := s.lcpConnected(s.connected)

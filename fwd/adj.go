@@ -73,51 +73,39 @@ func (p *pipeline) forget() {
 	p.adjc6.forget()
 }
 
-// adj4 returns the IPv4 adjacency of next-hop id, resolving it on a miss.
-func (p *pipeline) adj4(id uint32) *adj {
-	a := &p.adjc4.ent[id%adjSize]
-	if a.key != id+1 {
-		p.fillAdj(a, id, false, &p.adjc4)
-	}
-	return a
-}
-
-// adj6 is adj4 for IPv6.
-func (p *pipeline) adj6(id uint32) *adj {
-	a := &p.adjc6.ent[id%adjSize]
-	if a.key != id+1 {
-		p.fillAdj(a, id, true, &p.adjc6)
-	}
-	return a
-}
-
-// fillAdj resolves next hop id into a, from c's snapshots: the same
-// decisions forward4/6 take for one packet (next hop kind, port present and
-// up, neighbour lookup through the worker's Reader, which reports the use
-// of a stale entry once per neighbour snapshot as a lookup per packet
+// fillAdj resolves next hop id into its slot of the family's cache (on a
+// miss: the slot's key is not id+1), from the cache's snapshots: the same
+// decisions forward4/6 take for one packet (next hop kind, port present
+// and up, neighbour lookup through the worker's Reader, which reports the
+// use of a stale entry once per neighbour snapshot as a lookup per packet
 // would).
-func (p *pipeline) fillAdj(a *adj, id uint32, v6 bool, c *adjCache) {
+func (p *pipeline) fillAdj(id uint32, v6 bool) *adj {
+	c := &p.adjc4
+	if v6 {
+		c = &p.adjc6
+	}
+	a := &c.ent[id%adjSize]
 	*a = adj{key: id + 1, kind: adjSlow}
 	nh := c.fs.NextHop(id)
 	switch nh.Kind {
 	case fib.KindECMP:
 		a.kind = adjECMP
-		return
+		return a
 	case fib.KindGateway, fib.KindConnected:
 	default:
-		return
+		return a
 	}
 	port := uint16(nh.Port)
 	out := c.st.port(port)
 	if !out.Present || !out.Up {
-		return
+		return a
 	}
 	a.port = port
 	a.mtu = int32(min(out.MTU, math.MaxInt32))
 	a.hashTx = out.TxQueues > 1 && p.id >= out.TxQueues
 	if nh.Kind == fib.KindConnected {
 		a.kind = adjConnected
-		return
+		return a
 	}
 	var mac [6]byte
 	var ok bool
@@ -129,10 +117,11 @@ func (p *pipeline) fillAdj(a *adj, id uint32, v6 bool, c *adjCache) {
 	}
 	if !ok {
 		a.kind = adjNoNeighbour
-		return
+		return a
 	}
 	a.kind = adjReady
 	a.eth0, a.eth1 = ethWords(mac, out.MAC)
+	return a
 }
 
 // ethWords returns the Ethernet destination and source MACs as the two

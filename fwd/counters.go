@@ -124,16 +124,21 @@ func (b *burstCounts) countMiss(f uint16) {
 // flush adds the burst's counts to the live counters. rules is the rule set
 // the burst was classified with: only its slots can have hits.
 func (c *counters) flush(b *burstCounts, rules *Rules) {
+	// Parse drops are counted under DropParse and by parser reason
+	// (parseDrop): without the first there are none of the second.
+	parseDrops := b.v[DropParse] != 0
 	for i := range b.v {
 		if n := b.v[i]; n != 0 {
 			c.v[i].Store(c.v[i].Load() + uint64(n))
 			b.v[i] = 0
 		}
 	}
-	for i := range b.parse {
-		if n := b.parse[i]; n != 0 {
-			c.parse[i].Store(c.parse[i].Load() + uint64(n))
-			b.parse[i] = 0
+	if parseDrops {
+		for i := range b.parse {
+			if n := b.parse[i]; n != 0 {
+				c.parse[i].Store(c.parse[i].Load() + uint64(n))
+				b.parse[i] = 0
+			}
 		}
 	}
 	for _, f := range b.fibs[:b.nfibs] {

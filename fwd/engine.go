@@ -23,6 +23,11 @@ type Config struct {
 	Workers int
 	// CPUs pins worker i to CPUs[i % len(CPUs)]. Empty: no pinning.
 	CPUs []int
+	// AllowedCPUs are the CPUs workers may be pinned to. Default: the
+	// calling thread's affinity. ReserveCPUs narrows every thread's
+	// affinity to the CPUs the workers leave, so whoever called it passes
+	// the set it returned.
+	AllowedCPUs []int
 	// PollMode: adaptive (default) or busy.
 	PollMode PollMode
 	// IdleSpin is how long an adaptive worker keeps polling after the
@@ -52,6 +57,13 @@ type Config struct {
 	// Neigh configures the neighbour table (limits, timers); its Stack and
 	// Pool are filled in by the engine.
 	Neigh lltable.Config
+}
+
+// WithDefaults returns c with the defaults filled in, as New does (for
+// checks made before an engine exists: fwdd -check).
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
 }
 
 func (c *Config) setDefaults() {
@@ -113,7 +125,17 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	// against runtime.NumCPU (which counts the allowed CPUs, not their
 	// numbers: under taskset -c 1 it is 1 while CPU 1 is the one allowed).
 	var allowed unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &allowed); err == nil {
+	err := unix.SchedGetaffinity(0, &allowed)
+	if len(cfg.AllowedCPUs) > 0 {
+		allowed.Zero()
+		for _, c := range cfg.AllowedCPUs {
+			if c >= 0 && c < len(allowed)*64 {
+				allowed.Set(c)
+			}
+		}
+		err = nil
+	}
+	if err == nil {
 		for _, c := range cfg.CPUs {
 			if c < 0 || c >= len(allowed)*64 || !allowed.IsSet(c) {
 				return nil, fmt.Errorf("cpu %d is not available to this process (allowed: %s; see taskset or -cpus)", c, cpuList(&allowed))

@@ -1,7 +1,12 @@
 package fwd
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +15,7 @@ import (
 	"github.com/fwdd/fwdd/internal/testnet"
 	"github.com/fwdd/fwdd/pmd"
 	"github.com/fwdd/fwdd/pmd/null"
+	"golang.org/x/sys/unix"
 )
 
 // TestEngineRuns runs real workers (two of them, in adaptive mode) over two
@@ -108,4 +114,54 @@ func TestEngineCPUs(t *testing.T) {
 		t.Fatalf("CPU 0: %v", err)
 	}
 	e.Close()
+}
+
+// TestReserveCPUs runs ReserveCPUs in a child process (it changes the
+// whole process's affinity) and checks that every thread but none left the
+// reserved CPU, and that GOMAXPROCS did not change.
+func TestReserveCPUs(t *testing.T) {
+	if os.Getenv("FWDD_RESERVE_CHILD") == "1" {
+		before := runtime.GOMAXPROCS(0)
+		allowed, rest, err := ReserveCPUs([]int{1})
+		if len(allowed) < 2 || allowed[0] != 0 || allowed[1] != 1 {
+			fmt.Println("allowed:", allowed)
+			os.Exit(1)
+		}
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			tid, _ := strconv.Atoi(task.Name())
+			var s unix.CPUSet
+			if err := unix.SchedGetaffinity(tid, &s); err == nil && s.IsSet(1) {
+				fmt.Println("thread", tid, "still on CPU 1")
+				os.Exit(1)
+			}
+		}
+		if after := runtime.GOMAXPROCS(0); after != before {
+			fmt.Println("GOMAXPROCS", before, "->", after)
+			os.Exit(1)
+		}
+		fmt.Println("rest:", rest)
+		os.Exit(0)
+	}
+	var s unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &s); err != nil || !s.IsSet(0) || !s.IsSet(1) {
+		t.Skip("needs CPUs 0 and 1 in this process's affinity")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestReserveCPUs$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FWDD_RESERVE_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "rest: 0") {
+		t.Fatalf("child output %q: want the other threads on CPU 0", out)
+	}
+	// Nothing to reserve, or nothing left: no change.
+	if _, rest, err := ReserveCPUs(nil); rest != "" || err != nil {
+		t.Fatalf("ReserveCPUs(nil) = %q, %v", rest, err)
+	}
 }

@@ -45,9 +45,6 @@ type pipeline struct {
 	stage   [Burst]uint8
 	outPort [Burst]uint16
 	nbMAC   [Burst][6]byte
-	// txRun collects consecutive rewritten packets for one port, handed to
-	// txq in one call.
-	txRun [Burst]*mbuf.Mbuf
 
 	v6   [Burst]*mbuf.Mbuf
 	dst6 [Burst][16]byte
@@ -327,10 +324,16 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			p.bc.countMiss(m.FIB)
 			continue // forward4: no route
 		}
-		a := p.adj4(id)
+		a := &p.adjc4.ent[id%adjSize]
+		if a.key != id+1 {
+			a = p.fillAdj(id, false)
+		}
 		if a.kind == adjECMP {
 			p.hash(m)
-			a = p.adj4(fs.Select(id, m.Hash))
+			mid := fs.Select(id, m.Hash)
+			if a = &p.adjc4.ent[mid%adjSize]; a.key != mid+1 {
+				a = p.fillAdj(mid, false)
+			}
 		}
 		if a.kind < adjReady || l3len(m) > int(a.mtu) || pkt.DecTTL4(m) {
 			continue // forward4 drops it, answers it or fragments it
@@ -374,22 +377,23 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			p.stage[i] = stageReady
 		}
 	}
-	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
+	// p.v4[run:i] are ready packets for runPort (run < 0: none).
+	run, runPort := -1, uint16(0)
 	for i, m := range p.v4[:n] {
 		if p.stage[i] == stageReady {
 			port := p.outPort[i]
-			if run > 0 && port != runPort {
-				p.transmitRun(runPort, run)
-				run = 0
+			if run >= 0 && port != runPort {
+				p.transmitRun(runPort, p.v4[run:i])
+				run = -1
 			}
-			p.txRun[run] = m
-			run++
-			runPort = port
+			if run < 0 {
+				run, runPort = i, port
+			}
 			continue
 		}
-		if run > 0 {
-			p.transmitRun(runPort, run)
-			run = 0
+		if run >= 0 {
+			p.transmitRun(runPort, p.v4[run:i])
+			run = -1
 		}
 		if p.stage[i] == stageNoNeighbour {
 			nh := p.nextHop(m, fs, p.nh4[i])
@@ -402,16 +406,16 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			p.forward4(m, p.nh4[i], st, fs, ns, true)
 		}
 	}
-	if run > 0 {
-		p.transmitRun(runPort, run)
+	if run >= 0 {
+		p.transmitRun(runPort, p.v4[run:n])
 	}
 }
 
-// transmitRun hands p.txRun[:n], rewritten packets for port, to txq and
-// counts them forwarded.
-func (p *pipeline) transmitRun(port uint16, n int) {
-	p.bc.v[Forwarded] += uint32(n)
-	p.tx.Transmit(port, p.txRun[:n])
+// transmitRun hands ms, rewritten packets for port, to txq and counts them
+// forwarded.
+func (p *pipeline) transmitRun(port uint16, ms []*mbuf.Mbuf) {
+	p.bc.v[Forwarded] += uint32(len(ms))
+	p.tx.Transmit(port, ms)
 }
 
 // forward6Burst is forward4Burst for IPv6 (p.v6[:n], next hops in p.nh6;
@@ -426,10 +430,16 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			p.bc.countMiss(m.FIB)
 			continue // forward6: no route
 		}
-		a := p.adj6(id)
+		a := &p.adjc6.ent[id%adjSize]
+		if a.key != id+1 {
+			a = p.fillAdj(id, true)
+		}
 		if a.kind == adjECMP {
 			p.hash(m)
-			a = p.adj6(fs.Select(id, m.Hash))
+			mid := fs.Select(id, m.Hash)
+			if a = &p.adjc6.ent[mid%adjSize]; a.key != mid+1 {
+				a = p.fillAdj(mid, true)
+			}
 		}
 		if a.kind < adjReady || l3len(m) > int(a.mtu) || pkt.DecHopLimit6(m) {
 			continue // forward6 drops it or answers it
@@ -467,22 +477,23 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			p.stage[i] = stageReady
 		}
 	}
-	run, runPort := 0, uint16(0) // p.txRun[:run] waits for runPort
+	// p.v6[run:i] are ready packets for runPort (run < 0: none).
+	run, runPort := -1, uint16(0)
 	for i, m := range p.v6[:n] {
 		if p.stage[i] == stageReady {
 			port := p.outPort[i]
-			if run > 0 && port != runPort {
-				p.transmitRun(runPort, run)
-				run = 0
+			if run >= 0 && port != runPort {
+				p.transmitRun(runPort, p.v6[run:i])
+				run = -1
 			}
-			p.txRun[run] = m
-			run++
-			runPort = port
+			if run < 0 {
+				run, runPort = i, port
+			}
 			continue
 		}
-		if run > 0 {
-			p.transmitRun(runPort, run)
-			run = 0
+		if run >= 0 {
+			p.transmitRun(runPort, p.v6[run:i])
+			run = -1
 		}
 		if p.stage[i] == stageNoNeighbour {
 			if nh := p.nextHop(m, fs, p.nh6[i]); nh.Kind == fib.KindGateway {
@@ -493,8 +504,8 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			p.forward6(m, p.nh6[i], st, fs, ns, true)
 		}
 	}
-	if run > 0 {
-		p.transmitRun(runPort, run)
+	if run >= 0 {
+		p.transmitRun(runPort, p.v6[run:n])
 	}
 }
 

@@ -67,28 +67,34 @@ type Counters struct {
 	Announcements                   uint64 // gratuitous ARP and unsolicited NA
 
 	// Resolution.
-	Misses         uint64 // packets that reached the control goroutine for resolution
-	Held           uint64 // packets put in a hold queue
-	HoldDropped    uint64 // oldest held packet dropped because its queue was full
-	HoldRefused    uint64 // packet refused because the global hold limit was reached
-	Released       uint64 // held or missed packets sent once resolved
-	Unreachable    uint64 // packets handed to the ICMP-unreachable callback
-	Resolved       uint64 // INCOMPLETE -> REACHABLE/STALE
-	Failed         uint64 // entries that went FAILED
-	RefusedPort    uint64 // entries not created: per-port limit, nothing evictable
-	RefusedTotal   uint64 // entries not created: global limit, nothing evictable
-	Evicted        uint64 // unused STALE or FAILED entries deleted to make room
-	RateLimited    uint64 // requests deferred by the global request budget
-	NoSource       uint64 // requests not sent: no address of that family on the port
-	AllocFailed    uint64 // requests or answers not sent: no mbuf
-	MissRingFull   uint64 // packets refused by the miss ring (summed from readers)
-	InputRingFull  uint64 // frames refused by the input ring (summed from readers)
-	BadMissTag     uint64 // miss-ring packets without a valid target tag
-	Learned        uint64 // entries created or updated from a request aimed at us
-	Moved          uint64 // entries whose link-layer address changed
-	Conflicts      uint64 // frames claiming one of our addresses from another MAC
-	Publishes      uint64 // snapshots published
-	StaticRejected uint64 // packets that tried to change a static entry
+	Misses       uint64 // packets that reached the control goroutine for resolution
+	Held         uint64 // packets put in a hold queue
+	HoldDropped  uint64 // oldest held packet dropped because its queue was full
+	HoldRefused  uint64 // packet refused because the global hold limit was reached
+	Released     uint64 // held or missed packets sent once resolved
+	Unreachable  uint64 // packets handed to the ICMP-unreachable callback
+	Resolved     uint64 // INCOMPLETE -> REACHABLE/STALE
+	Failed       uint64 // entries that went FAILED
+	RefusedPort  uint64 // entries not created: per-port limit, nothing evictable
+	RefusedTotal uint64 // entries not created: global limit, nothing evictable
+	Evicted      uint64 // unused STALE or FAILED entries deleted to make room
+	// EvictedIncomplete: INCOMPLETE entries wanted by one packet deleted
+	// to make room for a new one at MaxIncomplete (their held packet is
+	// counted in HoldDropped); RefusedIncomplete: misses refused at
+	// MaxIncomplete, every INCOMPLETE entry being wanted by more.
+	EvictedIncomplete uint64
+	RefusedIncomplete uint64
+	RateLimited       uint64 // requests deferred by the global request budget
+	NoSource          uint64 // requests not sent: no address of that family on the port
+	AllocFailed       uint64 // requests or answers not sent: no mbuf
+	MissRingFull      uint64 // packets refused by the miss ring (summed from readers)
+	InputRingFull     uint64 // frames refused by the input ring (summed from readers)
+	BadMissTag        uint64 // miss-ring packets without a valid target tag
+	Learned           uint64 // entries created or updated from a request aimed at us
+	Moved             uint64 // entries whose link-layer address changed
+	Conflicts         uint64 // frames claiming one of our addresses from another MAC
+	Publishes         uint64 // snapshots published
+	StaticRejected    uint64 // packets that tried to change a static entry
 }
 
 // Counter is one named counter of the table, for show stats and metrics.
@@ -114,7 +120,8 @@ func (c *Counters) List() []Counter {
 		Counter{"hold_refused", c.HoldRefused}, Counter{"released", c.Released}, Counter{"unreachable", c.Unreachable},
 		Counter{"resolved", c.Resolved}, Counter{"failed", c.Failed},
 		Counter{"refused_port_limit", c.RefusedPort}, Counter{"refused_table_limit", c.RefusedTotal},
-		Counter{"evicted", c.Evicted}, Counter{"requests_rate_limited", c.RateLimited},
+		Counter{"evicted", c.Evicted}, Counter{"evicted_incomplete", c.EvictedIncomplete},
+		Counter{"refused_incomplete", c.RefusedIncomplete}, Counter{"requests_rate_limited", c.RateLimited},
 		Counter{"requests_no_source", c.NoSource}, Counter{"alloc_failed", c.AllocFailed},
 		Counter{"miss_ring_full", c.MissRingFull}, Counter{"input_ring_full", c.InputRingFull},
 		Counter{"bad_miss_tag", c.BadMissTag}, Counter{"learned", c.Learned}, Counter{"moved", c.Moved},

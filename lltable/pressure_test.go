@@ -1,6 +1,7 @@
 package lltable
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -229,10 +230,10 @@ func TestSetLimits(t *testing.T) {
 	if err := e.tab.SetLimits(Limits{MaxEntries: 0}); err == nil {
 		t.Fatal("MaxEntries 0 accepted")
 	}
-	if err := e.tab.SetLimits(Limits{MaxEntries: 5000, MaxPerPort: 5000, HoldLen: 2, MaxHeld: 100, RequestsPerSecond: 1000}); err != nil {
+	if err := e.tab.SetLimits(Limits{MaxEntries: 5000, MaxPerPort: 5000, MaxIncomplete: 7, HoldLen: 2, MaxHeld: 100, RequestsPerSecond: 1000}); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.tab.Limits(); got != (Limits{MaxEntries: 5000, MaxPerPort: 5000, HoldLen: 2, MaxHeld: 100, RequestsPerSecond: 1000}) {
+	if got := e.tab.Limits(); got != (Limits{MaxEntries: 5000, MaxPerPort: 5000, MaxIncomplete: 7, HoldLen: 2, MaxHeld: 100, RequestsPerSecond: 1000}) {
 		t.Fatalf("limits %+v", got)
 	}
 	wide := []netip.Prefix{netip.MustParsePrefix("198.18.0.1/16"), netip.MustParsePrefix("2001:2::1/64")}
@@ -322,4 +323,132 @@ func TestMaxHeldDoesNotBlockResolution(t *testing.T) {
 	e.answer(peer4, peerMAC)
 	e.wantState(peer4, StateReachable)
 	e.checkNoLeak()
+}
+
+// A scan: misses to thousands of unresolvable on-link destinations (one
+// packet each, 2000 per second of each family, faster than the request
+// budget) while, from the second second on, two real neighbours are
+// sent a packet every 50 ms. The
+// INCOMPLETE entries stay within MaxIncomplete at every step, the table
+// and its id space stay bounded, the scan's entries are evicted and
+// counted, and both neighbours resolve during the scan; once it stops,
+// everything it made expires.
+func TestIncompleteFloodBounded(t *testing.T) {
+	const maxInc = 64
+	e := newEnv(t, func(c *Config) { c.MaxIncomplete = maxInc; c.MaxHeld = 10000; c.RequestsPerSecond = 200 })
+	wide := []netip.Prefix{netip.MustParsePrefix("198.18.0.1/16"), netip.MustParsePrefix("2001:2::1/64"), netip.MustParsePrefix("fe80::1/64")}
+	if err := e.tab.SetPort(port1, ourMAC, wide); err != nil {
+		t.Fatal(err)
+	}
+	e.stk.take()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	resolvedAt := map[netip.Addr]int{}
+	maxEntries := 0
+	for step := 0; step < 400; step++ { // 4 s of 10 ms steps
+		for i := 0; i < 20; i++ {
+			v := rnd.Uint32()
+			e.miss(netip.AddrFrom4([4]byte{198, 18, byte(1 + v%250), byte(v >> 8)}))
+			e.miss(spoof6(int(v>>8) + 1000))
+		}
+		if step >= 100 && step%5 == 0 { // a flow: a packet every 50 ms
+			for _, fam := range families {
+				if _, ok := resolvedAt[fam.peer]; !ok {
+					e.miss(fam.peer)
+				}
+			}
+		}
+		e.advance(10 * time.Millisecond)
+		for _, f := range e.stk.take() {
+			for _, fam := range families {
+				if parseRequest(t, f.data, fam.peer).ok {
+					e.answer(fam.peer, peerMAC)
+				}
+			}
+		}
+		for _, fam := range families {
+			if _, ok := resolvedAt[fam.peer]; !ok && e.state(fam.peer) == StateReachable {
+				resolvedAt[fam.peer] = step
+			}
+		}
+		e.stk.take()
+		if e.tab.nInc > maxInc {
+			t.Fatalf("step %d: %d INCOMPLETE entries, limit %d", step, e.tab.nInc, maxInc)
+		}
+		n, _ := e.tab.Len()
+		maxEntries = max(maxEntries, n)
+	}
+	c := e.tab.Counters()
+	t.Logf("max entries %d, ids %d, resolved at steps %v, %+v", maxEntries, len(e.tab.byID), resolvedAt, c)
+	// INCOMPLETE entries, the neighbours, and scan entries that failed
+	// after their retries (FAILED, evictable).
+	if maxEntries > 4*maxInc || len(e.tab.byID) > 4*maxInc {
+		t.Fatalf("table grew to %d entries (%d ids) for MaxIncomplete %d", maxEntries, len(e.tab.byID), maxInc)
+	}
+	if c.EvictedIncomplete == 0 || c.RateLimited == 0 {
+		t.Fatalf("scan entries not evicted or requests not limited: %+v", c)
+	}
+	for _, fam := range families {
+		if _, ok := resolvedAt[fam.peer]; !ok {
+			t.Fatalf("%v did not resolve during the scan", fam.peer)
+		}
+	}
+	for i := 0; i < 30; i++ {
+		e.advance(time.Second)
+	}
+	if n, held := e.tab.Len(); n != 2 || held != 0 || e.tab.nInc != 0 {
+		t.Fatalf("after the scan: %d entries, %d held, %d INCOMPLETE (want the 2 neighbours)", n, held, e.tab.nInc)
+	}
+	e.checkNoLeak()
+}
+
+// At MaxIncomplete a new miss evicts an entry one packet wanted and no
+// request went out for, else one asked for at least RetransTimer/10 ago;
+// an entry wanted again is never evicted, and when every INCOMPLETE entry
+// is protected or just asked for, the miss is refused and counted. A
+// destination crowded out and wanted again within RetransTimer is kept.
+func TestIncompleteEvictionOrder(t *testing.T) {
+	a := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)}) }
+	t.Run("unsent first", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.MaxIncomplete = 3; c.RequestsPerSecond = 2 })
+		e.miss(a(0)) // asked for (no reserve at 2/s)
+		e.miss(a(1)) // asked for
+		e.miss(a(2)) // budget spent: not asked for
+		e.stk.take()
+		e.miss(a(3)) // evicts a(2)
+		if e.state(a(2)) != 0 || e.state(a(0)) != StateIncomplete || e.state(a(1)) != StateIncomplete {
+			t.Fatalf("states %v %v %v: the entry no request went out for was not evicted first", e.state(a(0)), e.state(a(1)), e.state(a(2)))
+		}
+		e.clk.Advance(time.Second) // budget back
+		e.miss(a(2))               // wanted again: evicts a(3) (unsent), kept and asked for
+		if e.state(a(3)) != 0 || len(e.requests(a(2))) != 1 {
+			t.Fatal("a destination crowded out and wanted again was not asked for")
+		}
+		e.miss(a(4)) // evicts a(0), asked for 1 s ago; a(2) is kept
+		if e.state(a(0)) != 0 || e.state(a(2)) != StateIncomplete {
+			t.Fatalf("states a0 %v a2 %v", e.state(a(0)), e.state(a(2)))
+		}
+		e.checkNoLeak()
+	})
+	t.Run("protected and refused", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.MaxIncomplete = 3 })
+		e.miss(a(0))
+		e.miss(a(1))
+		e.miss(a(2)) // all three asked for
+		e.miss(a(3)) // refused: every entry asked for just now
+		if c := e.tab.Counters(); e.state(a(3)) != 0 || c.RefusedIncomplete != 1 {
+			t.Fatalf("miss not refused: a(3) %v, refused %d", e.state(a(3)), c.RefusedIncomplete)
+		}
+		e.miss(a(1)) // wanted again: protected
+		e.clk.Advance(150 * time.Millisecond)
+		e.miss(a(3)) // evicts a(0), asked for 150 ms ago
+		e.miss(a(4)) // evicts a(2); a(1) is protected
+		if e.state(a(0)) != 0 || e.state(a(2)) != 0 || e.state(a(1)) != StateIncomplete || e.state(a(3)) != StateIncomplete {
+			t.Fatalf("states a0 %v a1 %v a2 %v a3 %v", e.state(a(0)), e.state(a(1)), e.state(a(2)), e.state(a(3)))
+		}
+		e.miss(a(5)) // a(3) protected (recalled), a(4) just asked for: refused
+		if c := e.tab.Counters(); c.EvictedIncomplete != 2 || c.RefusedIncomplete != 2 || c.HoldDropped != 2 {
+			t.Fatalf("evicted %d refused %d hold dropped %d, want 2 2 2", c.EvictedIncomplete, c.RefusedIncomplete, c.HoldDropped)
+		}
+		e.checkNoLeak()
+	})
 }

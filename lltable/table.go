@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -92,6 +93,16 @@ type Config struct {
 	MaxEntries int
 	// MaxPerPort bounds the entries of one port. Default 4096.
 	MaxPerPort int
+	// MaxIncomplete bounds the INCOMPLETE entries (being resolved) of all
+	// ports. Default 1024. A miss for a new destination beyond it first
+	// evicts an INCOMPLETE entry that only one packet wanted and that has
+	// no answer coming (Table.evictIncomplete: no request sent, or asked
+	// RetransTimer/10 ago), and is refused when there is none (both
+	// counted). So a flood of misses to unresolvable destinations holds at
+	// most MaxIncomplete entries being resolved, each for at most
+	// MaxMulticastSolicit * RetransTimer, and a neighbour that is wanted
+	// again (the next packet of its flow) is kept until answered.
+	MaxIncomplete int
 	// HoldLen is the packets one unresolved entry keeps; the oldest is
 	// dropped beyond it. Default 4.
 	HoldLen int
@@ -169,6 +180,7 @@ func (c *Config) setDefaults() error {
 	}
 	def(&c.MaxEntries, 16384)
 	def(&c.MaxPerPort, 4096)
+	def(&c.MaxIncomplete, 1024)
 	def(&c.HoldLen, 4)
 	def(&c.MaxHeld, 1024)
 	def(&c.MaxMulticastSolicit, 3)
@@ -211,8 +223,11 @@ func (c *Config) setDefaults() error {
 type Limits struct {
 	MaxEntries int // entries of all ports, in [1, 2^24]
 	MaxPerPort int // entries of one port, >= 1
-	HoldLen    int // packets held per unresolved entry, in [1, 256]
-	MaxHeld    int // packets held over all entries, >= 1
+	// MaxIncomplete: INCOMPLETE entries of all ports, >= 1 (0 in SetLimits
+	// keeps the current value).
+	MaxIncomplete int
+	HoldLen       int // packets held per unresolved entry, in [1, 256]
+	MaxHeld       int // packets held over all entries, >= 1
 	// RequestsPerSecond: ARP requests and NS sent per second over the
 	// table (token bucket, burst of the same size), >= 1.
 	RequestsPerSecond int
@@ -230,6 +245,8 @@ func (l Limits) check() error {
 		return fmt.Errorf("%w: MaxEntries %d out of range [1, %d]", ErrConfig, l.MaxEntries, MaxMaxEntries)
 	case l.MaxPerPort < 1:
 		return fmt.Errorf("%w: MaxPerPort %d must be positive", ErrConfig, l.MaxPerPort)
+	case l.MaxIncomplete < 0:
+		return fmt.Errorf("%w: MaxIncomplete %d must be positive", ErrConfig, l.MaxIncomplete)
 	case l.HoldLen < 1 || l.HoldLen > MaxHoldLen:
 		return fmt.Errorf("%w: HoldLen %d out of range [1, %d]", ErrConfig, l.HoldLen, MaxHoldLen)
 	case l.MaxHeld < 1:
@@ -241,8 +258,8 @@ func (l Limits) check() error {
 }
 
 func (c *Config) limits() Limits {
-	return Limits{MaxEntries: c.MaxEntries, MaxPerPort: c.MaxPerPort, HoldLen: c.HoldLen, MaxHeld: c.MaxHeld,
-		RequestsPerSecond: c.RequestsPerSecond}
+	return Limits{MaxEntries: c.MaxEntries, MaxPerPort: c.MaxPerPort, MaxIncomplete: c.MaxIncomplete, HoldLen: c.HoldLen,
+		MaxHeld: c.MaxHeld, RequestsPerSecond: c.RequestsPerSecond}
 }
 
 // Limits returns the limits in force.
@@ -258,6 +275,12 @@ func (t *Table) SetLimits(l Limits) error {
 		return err
 	}
 	t.cfg.MaxEntries, t.cfg.MaxPerPort, t.cfg.HoldLen, t.cfg.MaxHeld = l.MaxEntries, l.MaxPerPort, l.HoldLen, l.MaxHeld
+	if l.MaxIncomplete > 0 && l.MaxIncomplete != t.cfg.MaxIncomplete {
+		t.cfg.MaxIncomplete = l.MaxIncomplete
+		if n := ghostSlots(l.MaxIncomplete); n != len(t.ghosts) {
+			t.ghosts = make([]ghost, n) // forgets: a few flows re-prove they are flows
+		}
+	}
 	t.cfg.RequestsPerSecond = l.RequestsPerSecond
 	t.tokens = min(t.tokens, float64(l.RequestsPerSecond)) // a lower rate takes effect at once
 	return nil
@@ -283,10 +306,12 @@ type entry struct {
 	hold     []*mbuf.Mbuf
 	dead     bool
 
-	// gcPrev, gcNext link the entry in its port's eviction list while it
-	// is STALE or FAILED (gcIn).
-	gcPrev, gcNext *entry
-	gcIn           bool
+	// prev, next link the entry in list (nil: in none): its port's
+	// eviction list while it is STALE or FAILED, the table's list of
+	// evictable INCOMPLETE entries while it is INCOMPLETE and wanted by
+	// one packet only.
+	prev, next *entry
+	list       *elist
 }
 
 type portState struct {
@@ -295,36 +320,42 @@ type portState struct {
 	n     int
 	// gc lists the port's STALE and FAILED entries in the order they
 	// entered that state (oldest first): the eviction candidates.
-	gcHead, gcTail *entry
+	gc elist
 }
 
-// gcPush appends e to the tail of ps's eviction list.
-func (ps *portState) gcPush(e *entry) {
-	e.gcPrev, e.gcNext, e.gcIn = ps.gcTail, nil, true
-	if ps.gcTail != nil {
-		ps.gcTail.gcNext = e
+// elist is an intrusive list of entries, oldest first. An entry is in at
+// most one list (entry.list); the states that put it in one exclude each
+// other.
+type elist struct{ head, tail *entry }
+
+// push appends e to the tail of l.
+func (l *elist) push(e *entry) {
+	e.prev, e.next, e.list = l.tail, nil, l
+	if l.tail != nil {
+		l.tail.next = e
 	} else {
-		ps.gcHead = e
+		l.head = e
 	}
-	ps.gcTail = e
+	l.tail = e
 }
 
-// gcRemove unlinks e from ps's eviction list, if it is in it.
-func (ps *portState) gcRemove(e *entry) {
-	if !e.gcIn {
+// unlink removes e from the list it is in, if any.
+func (e *entry) unlink() {
+	l := e.list
+	if l == nil {
 		return
 	}
-	if e.gcPrev != nil {
-		e.gcPrev.gcNext = e.gcNext
+	if e.prev != nil {
+		e.prev.next = e.next
 	} else {
-		ps.gcHead = e.gcNext
+		l.head = e.next
 	}
-	if e.gcNext != nil {
-		e.gcNext.gcPrev = e.gcPrev
+	if e.next != nil {
+		e.next.prev = e.prev
 	} else {
-		ps.gcTail = e.gcPrev
+		l.tail = e.prev
 	}
-	e.gcPrev, e.gcNext, e.gcIn = nil, nil, false
+	e.prev, e.next, e.list = nil, nil, nil
 }
 
 // timerHeap is a min-heap of entries by deadline; each entry is in it at
@@ -392,6 +423,20 @@ type Table struct {
 	stale   map[*entry]struct{}
 	timers  timerHeap
 	held    int
+	// incUnsent and incSent list the INCOMPLETE entries wanted by one
+	// packet so far, by creation (the INCOMPLETE eviction candidates):
+	// those no request was sent for yet (the request budget was spent),
+	// and those asked for. nInc counts every INCOMPLETE entry, listed or
+	// not.
+	incUnsent, incSent elist
+	nInc               int
+	// ghosts remember destinations whose INCOMPLETE entry was evicted or
+	// refused without a request sent (direct-mapped by hash, fixed size):
+	// a miss for one of them within RetransTimer is a flow wanting its
+	// neighbour again, not a scan (evictIncomplete).
+	ghosts    []ghost
+	ghostSeed maphash.Seed
+	epoch     time.Time
 
 	tokens    float64
 	tokensAt  time.Time
@@ -434,6 +479,9 @@ func New(cfg Config) (*Table, error) {
 	}
 	t.tokensAt = t.clock.Now()
 	t.lastScan = t.tokensAt
+	t.epoch = t.tokensAt
+	t.ghostSeed = maphash.MakeSeed()
+	t.ghosts = make([]ghost, ghostSlots(cfg.MaxIncomplete))
 	t.snap.Store(buildSnapshot(0, nil))
 	t.lastPub = t.tokensAt
 	return t, nil
@@ -753,7 +801,7 @@ func (t *Table) create(port uint16, ps *portState, a netip.Addr, now time.Time) 
 // FAILED, the longest, or nil. STALE entries found used on the way are
 // moved to DELAY (they are referenced), so each is skipped at most once.
 func (t *Table) victim(ps *portState, now time.Time) *entry {
-	for e := ps.gcHead; e != nil; e = ps.gcHead {
+	for e := ps.gc.head; e != nil; e = ps.gc.head {
 		if e.state == StateStale && t.usedSince(e) {
 			t.toDelay(e, now) // leaves the list
 			continue
@@ -806,8 +854,11 @@ func (t *Table) delete(e *entry) {
 	}
 	delete(t.stale, e)
 	delete(t.entries, e.key)
+	e.unlink()
+	if e.state == StateIncomplete {
+		t.nInc--
+	}
 	if ps := t.ports[e.key.port]; ps != nil {
-		ps.gcRemove(e)
 		ps.n--
 	}
 	t.byID[e.id] = nil
@@ -834,12 +885,23 @@ func (t *Table) setState(e *entry, st State, now time.Time, d time.Duration) {
 		delete(t.stale, e)
 	}
 	old := e.state
-	if ps := t.ports[e.key.port]; ps != nil {
-		// The eviction list is ordered by entry into STALE or FAILED; a
-		// STALE entry whose MAC changed goes to the tail again.
-		ps.gcRemove(e)
-		if st == StateStale || st == StateFailed {
-			ps.gcPush(e)
+	// The eviction lists are ordered by entry into the state: STALE or
+	// FAILED (per port; a STALE entry whose MAC changed goes to the tail
+	// again), INCOMPLETE (the table's).
+	e.unlink()
+	switch {
+	case st == StateStale || st == StateFailed:
+		if ps := t.ports[e.key.port]; ps != nil {
+			ps.gc.push(e)
+		}
+	case st == StateIncomplete && old != StateIncomplete:
+		t.incUnsent.push(e) // solicit moves it to incSent
+	}
+	if (old == StateIncomplete) != (st == StateIncomplete) {
+		if st == StateIncomplete {
+			t.nInc++
+		} else {
+			t.nInc--
 		}
 	}
 	e.state = st
@@ -990,11 +1052,13 @@ func (t *Table) scanUse() {
 
 // ---- sending ----
 
-func (t *Table) allowRequest(now time.Time) bool {
+// allowRequest takes a token of the request budget, keeping reserve
+// tokens back.
+func (t *Table) allowRequest(now time.Time, reserve float64) bool {
 	rate := float64(t.cfg.RequestsPerSecond)
 	t.tokens = min(rate, t.tokens+now.Sub(t.tokensAt).Seconds()*rate)
 	t.tokensAt = now
-	if t.tokens < 1 {
+	if t.tokens < 1+reserve {
 		t.ctr.RateLimited++
 		return false
 	}
@@ -1002,10 +1066,23 @@ func (t *Table) allowRequest(now time.Time) bool {
 	return true
 }
 
+// solicitFirst sends the first request of a new entry. It leaves a quarter
+// of the request budget (RequestsPerSecond/4, rounded down) to the retries
+// and probes of existing entries: a flood of misses to new destinations
+// spends the rest, and a neighbour whose first request it crowded out is
+// still asked RetransTimer later.
+func (t *Table) solicitFirst(e *entry, now time.Time) {
+	t.solicitReserve(e, false, now, float64(t.cfg.RequestsPerSecond/4))
+}
+
 // solicit sends a request for e: broadcast ARP / multicast NS, or with
 // unicast the same aimed at e's cached MAC (RFC 4861 §7.3.3 PROBE). At
 // most one per RetransTimer per entry; each call counts as one probe.
 func (t *Table) solicit(e *entry, unicast bool, now time.Time) {
+	t.solicitReserve(e, unicast, now, 0)
+}
+
+func (t *Table) solicitReserve(e *entry, unicast bool, now time.Time, reserve float64) {
 	e.probes++
 	if !e.lastReq.IsZero() && now.Sub(e.lastReq) < t.cfg.RetransTimer {
 		return
@@ -1019,10 +1096,14 @@ func (t *Table) solicit(e *entry, unicast bool, now time.Time) {
 		t.ctr.NoSource++
 		return
 	}
-	if !t.allowRequest(now) {
+	if !t.allowRequest(now, reserve) {
 		return
 	}
 	e.lastReq = now
+	if e.list == &t.incUnsent {
+		e.unlink()
+		t.incSent.push(e)
+	}
 	m := t.alloc()
 	if m == nil {
 		return
@@ -1169,6 +1250,14 @@ func (t *Table) Resolve(m *mbuf.Mbuf, port uint16, target netip.Addr) {
 	}
 	e := t.entries[key{port, target}]
 	if e == nil {
+		k := key{port, target}
+		again := t.recalled(k, now)
+		if t.nInc >= t.cfg.MaxIncomplete && !t.evictIncomplete(now) {
+			t.ctr.RefusedIncomplete++
+			t.remember(k, now)
+			t.freeOne(m)
+			return
+		}
 		// The entry is made and solicited even when MaxHeld is reached (the
 		// packet alone is refused, in hold): misses to unresolvable
 		// destinations must not keep a new neighbour from resolving.
@@ -1180,12 +1269,30 @@ func (t *Table) Resolve(m *mbuf.Mbuf, port uint16, target netip.Addr) {
 		t.setState(e, StateIncomplete, now, 0)
 		e.hold = make([]*mbuf.Mbuf, 0, t.cfg.HoldLen)
 		t.hold(e, m)
-		t.solicit(e, false, now)
+		if again {
+			// Wanted again after its entry was crowded out: kept, and
+			// asked for from the budget's reserve.
+			e.unlink()
+			t.solicit(e, false, now)
+		} else {
+			t.solicitFirst(e, now)
+		}
 		t.rearm(e, now, t.cfg.RetransTimer)
 		return
 	}
 	switch e.state {
 	case StateIncomplete:
+		// Wanted again: never evicted for a new miss, and asked for now if
+		// the first request was crowded out, from the budget's reserve
+		// (a scan wants each destination once; a real flow wants its
+		// neighbour again).
+		if e.list != nil {
+			unsent := e.lastReq.IsZero()
+			e.unlink()
+			if unsent {
+				t.solicit(e, false, now)
+			}
+		}
 		t.hold(e, m)
 	case StateFailed:
 		t.ctr.Unreachable++
@@ -1198,6 +1305,70 @@ func (t *Table) Resolve(m *mbuf.Mbuf, port uint16, target netip.Addr) {
 	default:
 		t.sendOne(e, m)
 	}
+}
+
+// evictIncomplete deletes one INCOMPLETE entry to make room for a new one
+// at MaxIncomplete (Config.MaxIncomplete): the oldest that one packet only
+// wanted and that no request was sent for (the request budget was spent
+// on others: it has no chance of an answer before its retry), else the
+// oldest that one packet only wanted, was asked for at least
+// answerWindow ago and got no answer. A scan of unresolvable destinations
+// sends one packet to each; a neighbour that is wanted again, by the next
+// packet of its flow, is kept until answered or failed. It reports
+// whether it freed an entry.
+func (t *Table) evictIncomplete(now time.Time) bool {
+	v := t.incUnsent.head
+	if v == nil {
+		if v = t.incSent.head; v == nil || now.Sub(v.lastReq) < t.answerWindow() {
+			return false
+		}
+	} else {
+		t.remember(v.key, now)
+	}
+	t.ctr.EvictedIncomplete++
+	t.delete(v)
+	return true
+}
+
+// answerWindow is how long a request gets to be answered before its
+// entry may be evicted for a new one: RetransTimer/10 (100 ms by default,
+// far beyond a link's round trip).
+func (t *Table) answerWindow() time.Duration { return t.cfg.RetransTimer / 10 }
+
+// ghost is one remembered destination: a fingerprint of its key and when
+// (milliseconds since the table's epoch, wrapping).
+type ghost struct{ fp, ms uint32 }
+
+// ghostSlots is the number of ghost slots for maxIncomplete: 16 per
+// entry, a power of two, at most 2^20 (8 MiB).
+func ghostSlots(maxIncomplete int) int {
+	n := 64
+	for n < 16*maxIncomplete && n < 1<<20 {
+		n *= 2
+	}
+	return n
+}
+
+func (t *Table) ghostSlot(k key) (*ghost, uint32) {
+	h := maphash.Comparable(t.ghostSeed, k)
+	return &t.ghosts[h&uint64(len(t.ghosts)-1)], uint32(h>>32) | 1
+}
+
+// remember records k as a destination wanted once and crowded out.
+func (t *Table) remember(k key, now time.Time) {
+	g, fp := t.ghostSlot(k)
+	*g = ghost{fp: fp, ms: uint32(now.Sub(t.epoch).Milliseconds())}
+}
+
+// recalled reports whether k was remembered within RetransTimer (and
+// forgets it).
+func (t *Table) recalled(k key, now time.Time) bool {
+	g, fp := t.ghostSlot(k)
+	if g.fp != fp || time.Duration(uint32(now.Sub(t.epoch).Milliseconds())-g.ms)*time.Millisecond > t.cfg.RetransTimer {
+		return false
+	}
+	*g = ghost{}
+	return true
 }
 
 func (t *Table) sendOne(e *entry, m *mbuf.Mbuf) {

@@ -67,6 +67,11 @@ type Link struct {
 	Up bool `json:"up"`
 	// Present is false when the underlying device has disappeared.
 	Present bool `json:"present"`
+	// Downs counts the times the link went down or away since the port
+	// was opened, as the driver saw it (0 for drivers that do not count):
+	// a change tells a link flap even when it is up again by the time
+	// someone looks (the control plane flushes the port's neighbours).
+	Downs uint64 `json:"downs,omitempty"`
 }
 
 // Config is what Open passes to a driver.

@@ -80,7 +80,10 @@ func run(args []string) int {
 		return 2
 	}
 	if *check {
-		if err := vnet.CheckFile(*config); err != nil {
+		// The pools the ports' kernel rings take from are sized by
+		// -workers/-cpus and -mbufs: check with them.
+		cl, _ := parseCPUList(*cpus) // a bad -cpus is reported when starting
+		if err := vnet.CheckFileEngine(*config, fwd.Config{Workers: *workers, CPUs: cl, PoolSize: *poolSize}); err != nil {
 			fmt.Fprintf(os.Stderr, "fwdd: %v\n", err)
 			return 1
 		}
@@ -121,10 +124,19 @@ func run(args []string) int {
 		defer profile.Start(mode, profile.ProfilePath(*profDir), profile.Quiet, profile.NoShutdownHook).Stop()
 	}
 
+	// The workers' CPUs are theirs: the runtime's other threads go to the
+	// CPUs left (when there are any).
+	allowed, rest, err := fwd.ReserveCPUs(cpuList)
+	if err != nil {
+		log.Warn("cannot keep other threads off the worker CPUs", "err", err)
+	} else if rest != "" {
+		log.Info("worker CPUs reserved", "workers", *cpus, "other threads", rest)
+	}
+
 	d, err := vnet.Start(vnet.Config{
 		ConfigFile: *config,
 		Socket:     *socket,
-		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, IdleSpin: *idleSpin},
+		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, AllowedCPUs: allowed, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, IdleSpin: *idleSpin},
 		Log:        log,
 	})
 	if err != nil {

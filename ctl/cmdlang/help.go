@@ -12,6 +12,8 @@ const Help = `set KEY VALUE                               set a sysctl-like key 
     net.neigh.max_entries N    neighbour (ARP+NDP) entries in all, static included;
                                at the limit an unused STALE or FAILED entry is evicted
     net.neigh.max_per_port N   neighbour entries of one port (max_entries bounds the sum)
+    net.neigh.max_incomplete N entries being resolved, all ports; beyond it a miss evicts one
+                               a single packet wanted and got no answer, or is refused
     net.neigh.hold N           packets held per unresolved neighbour (oldest dropped)
     net.neigh.max_held N       packets held over all unresolved neighbours
     net.neigh.max_requests N   ARP requests and NS sent per second, all ports

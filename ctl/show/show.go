@@ -337,11 +337,14 @@ type Port struct {
 	Stats   pmd.QueueStats    `json:"stats"` // summed over queues
 
 	// What a real driver adds (all optional).
-	TxQueues int              `json:"tx_queues,omitempty"` // when it differs from Queues (receive)
-	Mode     string           `json:"mode,omitempty"`      // the mode the driver runs in (zerocopy, copy, native...)
-	NoDevice bool             `json:"no_device,omitempty"` // the underlying device has disappeared
-	PerQueue []pmd.QueueStats `json:"per_queue,omitempty"` // Stats by queue
-	LCP      string           `json:"lcp,omitempty"`       // the port's kernel interface (lcp), "" for none
+	TxQueues int    `json:"tx_queues,omitempty"` // when it differs from Queues (receive)
+	Mode     string `json:"mode,omitempty"`      // the mode the driver runs in (zerocopy, copy, native...)
+	NoDevice bool   `json:"no_device,omitempty"` // the underlying device has disappeared
+	// LinkDowns counts the times the link went down or away since the port
+	// was opened (pmd.Link.Downs; 0 for drivers that do not count).
+	LinkDowns uint64           `json:"link_downs,omitempty"`
+	PerQueue  []pmd.QueueStats `json:"per_queue,omitempty"` // Stats by queue
+	LCP       string           `json:"lcp,omitempty"`       // the port's kernel interface (lcp), "" for none
 	// Multicast are the link-layer multicast groups joined on the device
 	// (or asked of the ports below, for a vlan or a lagg).
 	Multicast []string `json:"multicast,omitempty"`

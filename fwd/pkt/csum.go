@@ -39,13 +39,15 @@ func Sum(b []byte, acc uint64) uint64 {
 	return acc + c
 }
 
-// Fold folds an accumulator to 16 bits (end-around carry).
+// Fold folds an accumulator to 16 bits (end-around carry). Adding a word
+// to itself rotated by half its width leaves in the upper half the
+// ones'-complement sum of the two halves, carry folded in (Linux's
+// csum_fold): two short steps instead of four dependent ones.
 func Fold(acc uint64) uint16 {
-	acc = acc>>32 + acc&0xffffffff
-	acc = acc>>32 + acc&0xffffffff
-	acc = acc>>16 + acc&0xffff
-	acc = acc>>16 + acc&0xffff
-	return uint16(acc)
+	acc += bits.RotateLeft64(acc, 32)
+	x := uint32(acc >> 32)
+	x += bits.RotateLeft32(x, 16)
+	return uint16(x >> 16)
 }
 
 // Checksum is the Internet checksum of b: the complement of its folded sum.

@@ -248,3 +248,27 @@ func TestFlowHashFields(t *testing.T) {
 		free(c, m)
 	}
 }
+
+// TestFoldAgainstReference: Fold agrees with RFC 1071's fold (add the
+// carries back until they are gone) on edge values and random ones.
+func TestFoldAgainstReference(t *testing.T) {
+	ref := func(acc uint64) uint16 {
+		for acc>>16 != 0 {
+			hi, lo := acc>>16, acc&0xffff
+			acc = hi + lo
+		}
+		return uint16(acc)
+	}
+	vals := []uint64{0, 1, 0xfffe, 0xffff, 0x10000, 0x1fffe, 0x1ffff, 0xffff0000, 0xffffffff,
+		0x1_0000_0000, 0xffff_ffff_ffff, 0xffff_0000_ffff_0000, 0xffff_ffff_ffff_fffe, ^uint64(0)}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 1 << 20 {
+		v := r.Uint64()
+		vals = append(vals, v, v>>r.IntN(64))
+	}
+	for _, v := range vals {
+		if got, want := Fold(v), ref(v); got != want {
+			t.Fatalf("Fold(%#x) = %#04x, want %#04x", v, got, want)
+		}
+	}
+}

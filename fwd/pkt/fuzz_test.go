@@ -56,6 +56,7 @@ func fuzzParseOne(t *testing.T, p *mbuf.Pool, c *mbuf.Cache, frame []byte, mtu u
 		frame = frame[:m.Tailroom()]
 	}
 	copy(m.Append(len(frame)), frame)
+	checkParse4Paths(t, c, frame)
 	cl, r := Parse(m)
 	if (cl == ClassDrop) != (r != OK) {
 		t.Fatalf("class %v reason %v", cl, r)
@@ -198,4 +199,92 @@ func TestRandomMutations(t *testing.T) {
 		}
 		fuzzParseOne(t, p, c, s, uint16(r.IntN(2000)))
 	}
+}
+
+// checkParse4Paths parses an untagged IPv4 frame whose header starts 0x45
+// with parse4Plain and with parse4Any, each on its own copy, and fails when
+// they differ in class, reason, metadata or the trimmed length.
+func checkParse4Paths(t *testing.T, c *mbuf.Cache, frame []byte) {
+	t.Helper()
+	if len(frame) < EthLen+IPv4Len || frame[EthLen] != 0x45 {
+		return
+	}
+	var ms [2]*mbuf.Mbuf
+	if c.Alloc(ms[:]) != 2 {
+		t.Fatal("alloc")
+	}
+	defer c.Free(ms[:])
+	type result struct {
+		cl            Class
+		r             Reason
+		flags         mbuf.Flags
+		l4off, length int
+		proto         uint8
+	}
+	var res [2]result
+	for i, m := range ms {
+		if len(frame) > m.Tailroom() {
+			frame = frame[:m.Tailroom()]
+		}
+		copy(m.Append(len(frame)), frame)
+		var cl Class
+		var r Reason
+		if i == 0 {
+			cl, r = parse4Plain(m, m.Data()[EthLen:], EthLen)
+		} else {
+			cl, r = parse4Any(m, m.Data()[EthLen:], EthLen)
+		}
+		res[i] = result{cl, r, m.Flags, int(m.L4Off), m.Len(), m.L4Proto}
+	}
+	if res[0] != res[1] {
+		t.Fatalf("frame %x: parse4Plain %+v, parse4Any %+v", frame, res[0], res[1])
+	}
+}
+
+// TestParse4PlainMatchesAny: the plain-header fast path decides as the
+// general parser on valid headers and on every single-byte and
+// single-bit mutation of their IP headers (checksum fixed up or not).
+func TestParse4PlainMatchesAny(t *testing.T) {
+	p, err := mbuf.NewPool(mbuf.Config{Name: "t", Count: 64, CacheSize: 8, Checked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.NewCache()
+	t.Cleanup(func() { c.Flush(); p.Close() })
+	ip := ipv4(layers.IPProtocolICMPv4)
+	seeds := [][]byte{udp4(t, 0), udp4(t, 100), bigUDP4(t, 1500, nil),
+		serialize(t, eth(layers.EthernetTypeIPv4), ip, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)})}
+	r := rand.New(rand.NewPCG(5, 6))
+	n := 0
+	for _, s := range seeds {
+		checkParse4Paths(t, c, s)
+		for i := EthLen + 1; i < EthLen+IPv4Len; i++ {
+			for range 64 {
+				f := append([]byte(nil), s...)
+				if r.IntN(2) == 0 {
+					f[i] ^= 1 << r.IntN(8)
+				} else {
+					f[i] = byte(r.Uint32())
+				}
+				if r.IntN(4) == 0 { // near the largest fragment offsets
+					fo := 0x1fff - r.IntN(16)
+					binary.BigEndian.PutUint16(f[EthLen+6:], uint16(r.IntN(8)<<13|fo))
+				}
+				if r.IntN(2) == 0 { // a valid checksum, so later checks run
+					binary.BigEndian.PutUint16(f[EthLen+10:], 0)
+					binary.BigEndian.PutUint16(f[EthLen+10:], ^Fold(Sum(f[EthLen:EthLen+IPv4Len], 0)))
+				}
+				if r.IntN(4) == 0 { // padding after the packet, or a cut
+					if r.IntN(2) == 0 {
+						f = append(f, make([]byte, r.IntN(64))...)
+					} else {
+						f = f[:EthLen+IPv4Len+r.IntN(len(f)-EthLen-IPv4Len+1)]
+					}
+				}
+				checkParse4Paths(t, c, f)
+				n++
+			}
+		}
+	}
+	t.Logf("%d frames", n)
 }

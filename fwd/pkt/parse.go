@@ -2,6 +2,7 @@ package pkt
 
 import (
 	"encoding/binary"
+	"math/bits"
 
 	"github.com/fwdd/fwdd/mbuf"
 )
@@ -120,6 +121,16 @@ func parse4(m *mbuf.Mbuf, d []byte, off int) (Class, Reason) {
 		return ClassDrop, TooShort
 	}
 	ip := d[off:]
+	if ip[0] == 0x45 {
+		return parse4Plain(m, ip, off)
+	}
+	return parse4Any(m, ip, off)
+}
+
+// parse4Any is parse4 for any header (options, bad version or IHL); ip is
+// the packet from its IP header on, at least 20 bytes. For a plain header
+// it decides exactly as parse4Plain (a test holds them to it).
+func parse4Any(m *mbuf.Mbuf, ip []byte, off int) (Class, Reason) {
 	vihl := ip[0]
 	if vihl>>4 != 4 {
 		return ClassDrop, BadVersion
@@ -169,6 +180,47 @@ func parse4(m *mbuf.Mbuf, d []byte, off int) (Class, Reason) {
 	m.L4Proto = ip[9]
 	if fo == 0 {
 		m.L4Off = uint16(off + hlen)
+	}
+	return ClassIPv4, OK
+}
+
+// parse4Plain is parse4 for the usual header: version 4, 20 bytes, no
+// options (ip[0] == 0x45, len(ip) >= 20), with the same checks in the same
+// order. The header is read as five 32-bit words in memory order: the
+// ones'-complement sum does not depend on byte order (RFC 1071 §2(B)), and
+// a folded sum of 0xffff reads the same either way.
+func parse4Plain(m *mbuf.Mbuf, ip []byte, off int) (Class, Reason) {
+	_ = ip[IPv4Len-1]
+	w0 := binary.LittleEndian.Uint64(ip[0:8])   // version/IHL, TOS, total length, id, flags/offset
+	w1 := binary.LittleEndian.Uint64(ip[8:16])  // TTL, protocol, checksum, source
+	w2 := binary.LittleEndian.Uint32(ip[16:20]) // destination
+	tot := int(bits.ReverseBytes16(uint16(w0 >> 16)))
+	if tot < IPv4Len || tot > len(ip) {
+		return ClassDrop, BadTotalLength
+	}
+	if Fold(w0>>32+w0&0xffffffff+w1>>32+w1&0xffffffff+uint64(w2)) != 0xffff {
+		return ClassDrop, BadChecksum
+	}
+	if a, b := byte(w1>>32), byte(w2); a == 0 || a == 127 || a >= 224 || b == 0 || b == 127 || b >= 224 {
+		if r := martian4(bits.ReverseBytes32(uint32(w1>>32)), bits.ReverseBytes32(w2)); r != OK {
+			return ClassDrop, r
+		}
+	}
+	frag := bits.ReverseBytes16(uint16(w0 >> 48))
+	fo := int(frag&0x1fff) << 3
+	if frag&0x3fff != 0 {
+		m.Flags |= FlagFragment
+		if fo+tot-IPv4Len > 0xffff {
+			return ClassDrop, BadFragment
+		}
+	}
+	if tot < len(ip) {
+		m.Trim(len(ip) - tot)
+	}
+	m.Flags |= mbuf.FlagIPv4
+	m.L4Proto = byte(w1 >> 8)
+	if fo == 0 {
+		m.L4Off = uint16(off + IPv4Len)
 	}
 	return ClassIPv4, OK
 }

@@ -59,12 +59,19 @@ func (h *harness) startXskfwd(ctx context.Context) (func(), error) {
 	// SCHED_FIFO thread that never sleeps starves the softirq work the
 	// kernel defers to ksoftirqd on its CPU (measured: 0.1 Mpps instead of
 	// 0.3 on a loaded machine).
+	if h.cfg.crefRT > 0 {
+		// For A/B runs on a loaded machine, beside fwdd -rt: both
+		// forwarders then get their CPU whatever else runs there.
+		args = append(args, "chrt", "-f", strconv.Itoa(h.cfg.crefRT))
+	}
 	args = append(args, bin, "-i", t.R0, "-o", t.R1, "-d", t.MAC[t.S0], "-s", t.MAC[t.R1])
 	p, err := start(ctx, "xskfwd: ready", "ip", args...)
 	if err != nil {
 		return nil, fmt.Errorf("C reference: %w", err)
 	}
+	h.routerPid = p.cmd.Process.Pid // ip and taskset exec in place
 	return func() {
+		h.routerPid = 0
 		_ = p.stop()
 		if s := strings.TrimSpace(p.stdout.String()); s != "" {
 			h.notes = append(h.notes, "c-afxdp counters: "+strings.ReplaceAll(s, "\n", " "))

@@ -25,6 +25,58 @@ type latencyResult struct {
 	Trials  []gen.Latency
 	Lost    []float64 // percent per trial
 	IdleCPU float64   // share of one core used by an idle fwdd; <0 = not measured
+	pid     int       // the forwarder process, 0 for Linux
+}
+
+// threadStat is one thread's /proc schedstat: time on the CPU, time spent
+// runnable but waiting, and how many times it was scheduled in.
+type threadStat struct {
+	tid        int
+	run, delay time.Duration
+	slices     int64
+}
+
+// threadStats reads the schedstat of every thread of pid (nil for pid 0).
+func threadStats(pid int) map[int]threadStat {
+	if pid <= 0 {
+		return nil
+	}
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := map[int]threadStat{}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		var run, delay, slices int64
+		if _, err := fmt.Sscan(string(b), &run, &delay, &slices); err == nil {
+			out[tid] = threadStat{tid: tid, run: time.Duration(run), delay: time.Duration(delay), slices: slices}
+		}
+	}
+	return out
+}
+
+// busiestThread returns the difference between two threadStats of the
+// thread that ran most in between (a forwarder's worker).
+func busiestThread(a, b map[int]threadStat) (threadStat, bool) {
+	var best threadStat
+	ok := false
+	for tid, y := range b {
+		x := a[tid]
+		d := threadStat{tid: tid, run: y.run - x.run, delay: y.delay - x.delay, slices: y.slices - x.slices}
+		if !ok || d.run > best.run {
+			best, ok = d, true
+		}
+	}
+	return best, ok
 }
 
 func (l *latencyResult) p(sel func(gen.Latency) float64) (med, lo, hi float64) {
@@ -51,6 +103,22 @@ type latencyLeg struct {
 }
 
 func (h *harness) latencyLegs() []latencyLeg {
+	all := h.allLatencyLegs()
+	if len(h.cfg.latLegs) == 0 {
+		return all
+	}
+	var out []latencyLeg
+	for _, l := range all {
+		for _, want := range h.cfg.latLegs {
+			if l.name == want {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+func (h *harness) allLatencyLegs() []latencyLeg {
 	var linux leg
 	for _, l := range h.allLegs() {
 		if l.name == "linux" {
@@ -89,7 +157,7 @@ func (h *harness) runLatency(ctx context.Context) error {
 			h.skips = append(h.skips, fmt.Sprintf("latency %s: %v", l.name, err))
 			continue
 		}
-		res := &latencyResult{Leg: l.name, Rate: h.cfg.latRate, IdleCPU: -1}
+		res := &latencyResult{Leg: l.name, Rate: h.cfg.latRate, IdleCPU: -1, pid: pid}
 		err = h.latencyTrials(ctx, res)
 		if err == nil && pid > 0 && l.name == "fwdd-adaptive" {
 			res.IdleCPU, err = idleCPU(ctx, pid, h.cfg.latIdle)
@@ -110,7 +178,12 @@ func (h *harness) latencyTrials(ctx context.Context, res *latencyResult) error {
 		return err
 	}
 	for i := 0; i < h.cfg.reps && budgetLeft(h.budget); i++ {
+		before := threadStats(res.pid)
 		tr, rx, err := h.runTrial(ctx, trialSpec{gen: genAFP, sink: gen.BackendAFPacket, size: 64, rate: h.cfg.latRate, dur: h.cfg.dur})
+		if w, ok := busiestThread(before, threadStats(res.pid)); ok {
+			h.logf("   %-14s rep %d: busiest thread %d: ran %.2f s, scheduled in %d times, waited %.1f ms runnable", res.Leg, i+1,
+				w.tid, w.run.Seconds(), w.slices, float64(w.delay)/1e6)
+		}
 		if err != nil {
 			return err
 		}

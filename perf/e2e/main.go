@@ -41,6 +41,7 @@ func mainErr() int {
 		sdur     = flag.Duration("search-d", 2*time.Second, "duration of each search trial")
 		smax     = flag.Int("search-trials", 7, "search trials per size at most")
 		ssizes   = flag.String("search-sizes", "64,512,1518", "frame sizes for the search")
+		gens     = flag.String("gens", "", "generators to run, comma-separated (afpacket, live; default: each leg's own)")
 		legs     = flag.String("legs", "linux,linux-backlog,xdp,xdp-inline,c-afxdp,fwdd-afxdp,fwdd-afpacket", "forwarders to measure")
 		budget   = flag.Duration("budget", 9*time.Minute, "no new measurement starts after this")
 		sink     = flag.String("sink", "auto", "sink counter on s0: tc (tcx ingress; cheapest for skbs), xdp (cheapest for redirected xdp frames), or auto (xdp for the xdp leg, tc for the others)")
@@ -48,6 +49,9 @@ func mainErr() int {
 		svg      = flag.String("svg", "", "write the Mpps-per-size plot here (SVG)")
 		latency  = flag.Bool("latency", true, "latency phase: Linux forwarding, fwdd adaptive and fwdd busy at -lat-rate with stamps; idle fwdd's CPU")
 		latRate  = flag.Float64("lat-rate", 20000, "packets/s of the latency phase")
+		genRT    = flag.Int("gen-rt", 0, "run the generator SCHED_FIFO at this priority (0: ordinary; for A/B runs on a loaded machine)")
+		crefRT   = flag.Int("cref-rt", 0, "run the C AF_XDP forwarder SCHED_FIFO at this priority (0: ordinary, like fwdd -poll busy; for A/B runs on a loaded machine, beside -fwdd-args \"-rt N\")")
+		latLegs  = flag.String("lat-legs", "", "latency legs to run, comma-separated (linux, fwdd-adaptive, fwdd-busy; default all)")
 		latIdle  = flag.Duration("lat-idle", 3*time.Second, "how long an idle fwdd's CPU use is measured")
 		xskSrc   = flag.String("xskfwd", defaultXskfwdSource, "source of the C AF_XDP reference forwarder (c-afxdp leg; built with gcc -lxdp -lbpf)")
 		fetchURL = flag.String("fetch", "", "internal: fetch URL to -o (run inside the router namespace)")
@@ -79,6 +83,13 @@ func mainErr() int {
 		return 2
 	}
 	cfg.legs = strings.Split(*legs, ",")
+	cfg.genRT, cfg.crefRT = *genRT, *crefRT
+	if *latLegs != "" {
+		cfg.latLegs = strings.Split(*latLegs, ",")
+	}
+	if *gens != "" {
+		cfg.gens = strings.Split(*gens, ",")
+	}
 	if *quick {
 		cfg.dur, cfg.reps, cfg.sizes = time.Second, 2, []int{64}
 		cfg.searchDur, cfg.searchMax, cfg.searchSz = time.Second, 4, []int{64}

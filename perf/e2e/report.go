@@ -76,8 +76,17 @@ func (r *report) ratioLines() []string {
 				verdict += "NOT met"
 			}
 		}
-		out = append(out, fmt.Sprintf("%s, 64 B, %s generator: %.2f× (median %s / %s Mpps of %s; range %.2f–%.2f×)%s",
-			q.name, q.numGen, rm, mpps(median(n.delivered())), mpps(median(d.delivered())), d.Leg, nl/dh, nh/dl, verdict))
+		line := fmt.Sprintf("%s, 64 B, %s generator: %.2f× (median %s / %s Mpps of %s; range %.2f–%.2f×)%s",
+			q.name, q.numGen, rm, mpps(median(n.delivered())), mpps(median(d.delivered())), d.Leg, nl/dh, nh/dl, verdict)
+		if nc, dc := n.perCPU(), d.perCPU(); nc != nil && dc != nil {
+			// What each forwarder did with the CPU time it got: the ratio
+			// that survives a shared machine's scheduler.
+			ncl, nch := minmax(nc)
+			dcl, dch := minmax(dc)
+			line += fmt.Sprintf("; per forwarder CPU-second %.2f× (%s / %s Mpps per CPU-s; range %.2f–%.2f×)",
+				median(nc)/median(dc), mpps(median(nc)), mpps(median(dc)), ncl/dch, nch/dcl)
+		}
+		out = append(out, line)
 	}
 	return out
 }

@@ -50,6 +50,10 @@ type config struct {
 	latency   bool          // run the latency phase after the legs
 	latRate   float64       // its packets/s
 	latIdle   time.Duration // how long idle fwdd's CPU use is measured
+	gens      []string      // generators to run (nil: every leg's own)
+	genRT     int           // SCHED_FIFO priority of the generator (0: ordinary)
+	crefRT    int           // SCHED_FIFO priority of the C forwarder (0: ordinary)
+	latLegs   []string      // latency legs to run (nil: all)
 }
 
 func (h *harness) genBackend(g string) string {
@@ -74,6 +78,10 @@ type harness struct {
 	legSinks  []string
 	fwddStats []string
 	lat       []*latencyResult
+	// routerPid is the running leg's forwarder process (fwdd, xskfwd), 0
+	// for the kernel's legs: its CPU time per trial is measured.
+	routerPid int
+	ksoftirqd int // pid of ksoftirqd on the router CPU; 0: not looked up, -1: none
 }
 
 // trialRes is one measurement.
@@ -83,6 +91,28 @@ type trialRes struct {
 	OfferedPPS   float64
 	DeliveredPPS float64
 	LossPct      float64
+	// RouterCPU is the CPU time (seconds) the forwarder process used
+	// during the generator's run, summed over its threads, softirq work
+	// done in its context included (/proc/PID/task/*/schedstat); 0 when
+	// not measured (kernel legs).
+	RouterCPU float64
+	// SoftirqCPU is the part of RouterCPU that ksoftirqd on the router
+	// CPU used: the softirq work the kernel deferred there (the sink's
+	// receive of what the forwarder transmitted, mostly).
+	SoftirqCPU float64
+	// Wall is how long the generator command took, its setup included
+	// (RouterCPU is measured over it).
+	Wall float64
+}
+
+// perCPU is delivered packets per second of the forwarder's CPU time, 0
+// when not measured: on a shared machine it says what a forwarder does
+// with the CPU it gets, whatever the scheduler gave it.
+func (t trialRes) perCPU() float64 {
+	if t.RouterCPU <= 0 {
+		return 0
+	}
+	return float64(t.Recv) / t.RouterCPU
 }
 
 type result struct {
@@ -95,6 +125,18 @@ func (r *result) delivered() []float64 {
 	v := make([]float64, len(r.Trials))
 	for i, t := range r.Trials {
 		v[i] = t.DeliveredPPS
+	}
+	return v
+}
+
+// perCPU returns the trials' delivered packets per forwarder CPU-second,
+// nil when a trial did not measure it.
+func (r *result) perCPU() []float64 {
+	v := make([]float64, len(r.Trials))
+	for i, t := range r.Trials {
+		if v[i] = t.perCPU(); v[i] == 0 {
+			return nil
+		}
 	}
 	return v
 }
@@ -249,10 +291,14 @@ func (h *harness) runTrial(ctx context.Context, ts trialSpec) (trialRes, gen.Sum
 		return trialRes{}, gen.Summary{}, fmt.Errorf("sink: %w", err)
 	}
 	defer sink.stop()
-	args := []string{"netns", "exec", t.G, "taskset", "-c", strconv.Itoa(h.cfg.genCPU), h.fwdgen(),
+	args := []string{"netns", "exec", t.G, "taskset", "-c", strconv.Itoa(h.cfg.genCPU)}
+	if h.cfg.genRT > 0 {
+		args = append(args, "chrt", "-f", strconv.Itoa(h.cfg.genRT))
+	}
+	args = append(args, h.fwdgen(),
 		"-i", t.G0, "-dst-mac", t.MAC[t.R0], "-size", strconv.Itoa(ts.size), "-flows", strconv.Itoa(h.cfg.flows),
 		"-dst-addrs", strconv.Itoa(h.cfg.flows), "-d", ts.dur.String(), "-cpus", strconv.Itoa(h.cfg.genCPU),
-		"-backend", h.genBackend(ts.gen), "-j", "-q"}
+		"-backend", h.genBackend(ts.gen), "-j", "-q")
 	if ts.rate > 0 {
 		args = append(args, "-rate", strconv.FormatFloat(ts.rate, 'f', 0, 64))
 	}
@@ -265,7 +311,9 @@ func (h *harness) runTrial(ctx context.Context, ts trialSpec) (trialRes, gen.Sum
 	if ts.during != nil {
 		after = ts.during()
 	}
+	cpu0, soft0, wall0 := procCPU(h.routerPid), h.softirqCPU(), time.Now()
 	out, err := exec.CommandContext(ctx, "ip", args...).Output()
+	cpu1, soft1, wall := procCPU(h.routerPid), h.softirqCPU(), time.Since(wall0)
 	if after != nil {
 		after()
 	}
@@ -288,7 +336,14 @@ func (h *harness) runTrial(ctx context.Context, ts trialSpec) (trialRes, gen.Sum
 	if err := json.Unmarshal(sink.stdout.Bytes(), &rx); err != nil {
 		return trialRes{}, gen.Summary{}, fmt.Errorf("sink output %q: %w", sink.stdout.String(), err)
 	}
-	r := trialRes{Sent: tx.Packets, Recv: rx.Packets, Seconds: tx.Seconds}
+	r := trialRes{Sent: tx.Packets, Recv: rx.Packets, Seconds: tx.Seconds, Wall: wall.Seconds()}
+	if cpu0 >= 0 && cpu1 > cpu0 {
+		r.RouterCPU = (cpu1 - cpu0).Seconds()
+		if soft0 >= 0 && soft1 >= soft0 {
+			r.SoftirqCPU = (soft1 - soft0).Seconds()
+			r.RouterCPU += r.SoftirqCPU
+		}
+	}
 	if tx.Seconds > 0 {
 		r.OfferedPPS = float64(tx.Packets) / tx.Seconds
 		r.DeliveredPPS = float64(rx.Packets) / tx.Seconds
@@ -452,6 +507,9 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 		return fmt.Errorf("%s warm-up: %w", l.name, err)
 	}
 	for _, g := range l.gens {
+		if !h.wantGen(g) {
+			continue
+		}
 		for _, size := range h.cfg.sizes {
 			r := &result{Leg: l.name, Gen: g, Size: size}
 			for i := 0; i < h.cfg.reps; i++ {
@@ -467,15 +525,19 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 					return fmt.Errorf("%s/%s/%dB: %w", l.name, g, size, err)
 				}
 				r.Trials = append(r.Trials, tr)
-				h.logf("   %-14s gen %-8s %4dB rep %d: offered %7.3f Mpps, delivered %7.3f Mpps, loss %6.2f%%",
-					l.name, g, size, i+1, tr.OfferedPPS/1e6, tr.DeliveredPPS/1e6, tr.LossPct)
+				cpu := ""
+				if tr.RouterCPU > 0 {
+					cpu = fmt.Sprintf(", router CPU %.2f s of %.2f (ksoftirqd %.2f): %.3f Mpps/CPU-s", tr.RouterCPU, tr.Wall, tr.SoftirqCPU, tr.perCPU()/1e6)
+				}
+				h.logf("   %-14s gen %-8s %4dB rep %d: offered %7.3f Mpps, delivered %7.3f Mpps, loss %6.2f%%%s",
+					l.name, g, size, i+1, tr.OfferedPPS/1e6, tr.DeliveredPPS/1e6, tr.LossPct, cpu)
 			}
 			if len(r.Trials) > 0 {
 				h.res = append(h.res, r)
 			}
 		}
 	}
-	if h.cfg.search && l.name != "xdp" && l.name != "xdp-inline" && l.name != "linux-backlog" {
+	if h.cfg.search && h.wantGen(genAFP) && l.name != "xdp" && l.name != "xdp-inline" && l.name != "linux-backlog" {
 		for _, size := range h.cfg.searchSz {
 			if !budgetLeft(h.budget) {
 				break
@@ -488,6 +550,68 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 		}
 	}
 	return nil
+}
+
+// wantGen reports whether -gens asks for generator g (all by default).
+func (h *harness) wantGen(g string) bool {
+	if len(h.cfg.gens) == 0 {
+		return true
+	}
+	for _, x := range h.cfg.gens {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// procCPU returns the CPU time pid's threads have used (their schedstat
+// run times summed), or -1 when pid is 0 or unreadable.
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return -1
+	}
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return -1
+	}
+	var sum time.Duration
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "schedstat"))
+		if err != nil {
+			continue // a thread that exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err == nil {
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
+}
+
+// softirqCPU returns the CPU time of ksoftirqd on the router CPU, or -1.
+func (h *harness) softirqCPU() time.Duration {
+	if h.routerPid <= 0 {
+		return -1
+	}
+	if h.ksoftirqd == 0 {
+		h.ksoftirqd = -1
+		ents, _ := os.ReadDir("/proc")
+		want := fmt.Sprintf("ksoftirqd/%d", h.cfg.rtrCPU)
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+			if err == nil && strings.TrimSpace(string(b)) == want {
+				h.ksoftirqd, _ = strconv.Atoi(e.Name())
+				break
+			}
+		}
+	}
+	return procCPU(h.ksoftirqd)
 }
 
 // searchResult is an RFC 2544-style throughput: the highest offered rate
@@ -563,8 +687,12 @@ func (h *harness) throughput(ctx context.Context, legName string, size int) (*se
 // startFwdd writes the config, starts fwdd in the router namespace pinned
 // to the router CPU, and waits until fwdctl answers.
 func (h *harness) startFwdd(ctx context.Context, driver string, extra ...string) (func(), error) {
-	td, _, err := h.startFwddPid(ctx, driver, extra...)
-	return td, err
+	td, pid, err := h.startFwddPid(ctx, driver, extra...)
+	if err != nil {
+		return nil, err
+	}
+	h.routerPid = pid
+	return func() { h.routerPid = 0; td() }, nil
 }
 
 // startFwddPid is startFwdd that also returns fwdd's process id (ip netns

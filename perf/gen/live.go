@@ -11,6 +11,11 @@ import (
 	"github.com/fwdd/fwdd/perf/xdpprog"
 )
 
+// liveCallTime is how long a flat-out BPF_PROG_RUN call should send for:
+// long enough that the kernel's fixed cost per call (15-20 ms measured
+// here) is a few per cent, short enough to stop close to the deadline.
+const liveCallTime = 300 * time.Millisecond
+
 // liveGen is the BPF_PROG_RUN live-frames generator: one XDP program per
 // frame size, run in chunks from pinned threads. Flows vary the UDP source
 // port only (addresses are those of flow 0).
@@ -76,8 +81,13 @@ func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count
 		sizes = append(sizes, sz{p, lg.b.Template(i, stream)})
 	}
 	ready <- nil
-	// Chunk: about 10 ms of packets at the target rate, 64 Ki flat out.
+	// Chunk: about 10 ms of packets at the target rate. Flat out, a chunk
+	// of about liveCallTime: every BPF_PROG_RUN call costs a fixed setup
+	// and teardown in the kernel (measured 15-20 ms on a 2-vCPU VM, as
+	// long as 64 Ki frames take), during which nothing is sent.
 	chunk := uint64(1 << 16)
+	adaptive := rate <= 0
+	deadline, hasDeadline := ctx.Deadline()
 	if rate > 0 {
 		chunk = uint64(rate / 100)
 		if chunk < 1 {
@@ -90,6 +100,7 @@ func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count
 	lim := NewLimiter(rate, int(chunk))
 	clk := newMonoClock()
 	var pk, by uint64
+	var perNs float64 // frames per ns of the last flat-out call
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
@@ -115,10 +126,26 @@ func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count
 			}
 			n = uint64(g)
 		}
+		if adaptive && hasDeadline {
+			// Do not run past the end by more than a call's setup: the
+			// last chunk is what the measured rate sends in the time left.
+			if left := time.Until(deadline); left <= 0 {
+				return nil
+			} else if perNs > 0 {
+				n = min(n, max(uint64(float64(left.Nanoseconds())*perNs), 64))
+			}
+		}
 		s := sizes[i%len(sizes)]
+		t0 := clk.now()
 		ran, err := s.prog.Run(s.frame, lg.ifindex, uint32(n), 64)
 		if err != nil {
 			return err
+		}
+		if adaptive {
+			if d := clk.now() - t0; d > 0 && ran > 0 {
+				perNs = float64(ran) / float64(d)
+				chunk = uint64(min(max(perNs*float64(liveCallTime.Nanoseconds()), 1<<16), 1<<24))
+			}
 		}
 		// The kernel may run the program more often than asked (an
 		// interrupted batch runs again): count what it really sent.

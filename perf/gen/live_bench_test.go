@@ -62,41 +62,12 @@ func BenchmarkLiveFrames(b *testing.B) {
 	}
 	frame := bld.Template(0, 0)
 
-	b.Run("bare", func(b *testing.B) {
-		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 3 /* XDP_TX */), asm.Return()}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer prog.Close()
-		inNS(func() error {
-			pass, err := xdpprog.Pass()
-			if err != nil {
-				return err
-			}
-			l, err := xdpprog.Attach(pass, ifindex)
-			pass.Close()
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			if err := pinThread(0); err != nil {
-				return err
-			}
-			md := xdpMDForBench{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}
-			b.ResetTimer()
-			for left := b.N; left > 0; {
-				chunk := min(left, 1<<16)
-				if _, err := prog.Run(&ebpf.RunOptions{Data: frame, Repeat: uint32(chunk),
-					Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES, Context: md, BatchSize: 64}); err != nil {
-					return err
-				}
-				left -= chunk
-			}
-			b.StopTimer()
-			return nil
-		})
-	})
+	for _, bare := range []struct {
+		name  string
+		chunk int
+	}{{"bare", 1 << 16}, {"bare-1M", 1 << 20}} {
+		b.Run(bare.name, func(b *testing.B) { benchBare(b, inNS, ifindex, frame, bare.chunk) })
+	}
 	for _, stamps := range []bool{true, false} {
 		name := "fwdgen"
 		if !stamps {
@@ -126,4 +97,42 @@ func BenchmarkLiveFrames(b *testing.B) {
 // xdpMDForBench is struct xdp_md for BPF_PROG_RUN's context.
 type xdpMDForBench struct {
 	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+// benchBare is the bare live-frames loop: a program that only returns
+// XDP_TX, run chunk frames per BPF_PROG_RUN call.
+func benchBare(b *testing.B, inNS func(func() error), ifindex int, frame []byte, chunkSize int) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 3 /* XDP_TX */), asm.Return()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prog.Close()
+	inNS(func() error {
+		pass, err := xdpprog.Pass()
+		if err != nil {
+			return err
+		}
+		l, err := xdpprog.Attach(pass, ifindex)
+		pass.Close()
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		if err := pinThread(0); err != nil {
+			return err
+		}
+		md := xdpMDForBench{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}
+		b.ResetTimer()
+		for left := b.N; left > 0; {
+			chunk := min(left, chunkSize)
+			if _, err := prog.Run(&ebpf.RunOptions{Data: frame, Repeat: uint32(chunk),
+				Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES, Context: md, BatchSize: 64}); err != nil {
+				return err
+			}
+			left -= chunk
+		}
+		b.StopTimer()
+		return nil
+	})
 }

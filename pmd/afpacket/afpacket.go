@@ -242,7 +242,7 @@ func (p *Port) reconcile(st linkmon.State) error {
 			}
 		}
 	}
-	p.link.Store(&pmd.Link{Up: want && p.bound != 0, Present: st.Present})
+	p.link.Store(&pmd.Link{Up: want && p.bound != 0, Present: st.Present, Downs: p.mon.Downs()})
 	return err
 }
 

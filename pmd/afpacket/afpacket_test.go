@@ -335,7 +335,7 @@ func TestLinkEvents(t *testing.T) {
 	}()
 	wait := func(what string, want pmd.Link) {
 		t.Helper()
-		testnet.Eventually(t, 5*time.Second, what, func() bool { return p.Link() == want })
+		testnet.Eventually(t, 5*time.Second, what, func() bool { l := p.Link(); return l.Up == want.Up && l.Present == want.Present })
 	}
 	tp.n.In(tp.a, "ip", "link", "set", tp.an, "down")
 	wait("link down", pmd.Link{Up: false, Present: true})
@@ -351,8 +351,8 @@ func TestLinkEvents(t *testing.T) {
 	}
 	tp.create(t, 2)
 	wait("interface back", pmd.Link{Up: true, Present: true})
-	if p.Attaches() != 3 || p.LinkChanges() < 4 {
-		t.Fatalf("attaches %d link changes %d", p.Attaches(), p.LinkChanges())
+	if p.Attaches() != 3 || p.LinkChanges() < 4 || p.Link().Downs < 2 {
+		t.Fatalf("attaches %d link changes %d downs %d (down, deleted while up)", p.Attaches(), p.LinkChanges(), p.Link().Downs)
 	}
 	// Traffic flows again after re-creation.
 	testnet.Eventually(t, 5*time.Second, "traffic after re-creation", func() bool {

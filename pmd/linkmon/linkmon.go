@@ -44,6 +44,7 @@ type Monitor struct {
 	state atomic.Pointer[State]
 
 	changes atomic.Uint64
+	downs   atomic.Uint64
 	resyncs atomic.Uint64
 
 	done      chan struct{}
@@ -206,6 +207,9 @@ func (m *Monitor) set(st State) {
 	if cur.Present == st.Present && cur.Up == st.Up && cur.Index == st.Index && cur.MTU == st.MTU && string(cur.MAC) == string(st.MAC) {
 		return
 	}
+	if cur.Present && cur.Up && !(st.Present && st.Up) {
+		m.downs.Add(1)
+	}
 	m.state.Store(&st)
 	m.changes.Add(1)
 	if m.f != nil {
@@ -221,6 +225,11 @@ func (m *Monitor) Name() string { return m.name }
 
 // Changes returns how many changes of State were seen.
 func (m *Monitor) Changes() uint64 { return m.changes.Load() }
+
+// Downs returns how many times the interface went from up to down or
+// absent, counted for every notification in order: a flap shorter than
+// any polling interval still counts (before the callback is called).
+func (m *Monitor) Downs() uint64 { return m.downs.Load() }
 
 // Resyncs returns how many times the subscription was lost and renewed.
 func (m *Monitor) Resyncs() uint64 { return m.resyncs.Load() }

@@ -58,6 +58,11 @@ func TestWatch(t *testing.T) {
 	if calls < 7 || uint64(calls) != m.Changes() {
 		t.Fatalf("%d callbacks, %d changes", calls, m.Changes())
 	}
+	// Carrier lost, admin down, admin down before the rename: each went
+	// from up to down (deleting or renaming a down interface is not one).
+	if m.Downs() < 3 {
+		t.Fatalf("%d downs counted, want at least 3", m.Downs())
+	}
 	testnet.Eventually(t, 5*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= g0 })
 }
 

@@ -59,6 +59,13 @@ type Config struct {
 	Neigh lltable.Config
 }
 
+// WithDefaults returns c with the defaults filled in, as New does (for
+// checks made before an engine exists: fwdd -check).
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.Workers <= 0 {
 		c.Workers = max(1, len(c.CPUs))

@@ -23,6 +23,36 @@ type Driver struct {
 	// Open creates a port. It succeeds completely or returns an error having
 	// released everything it took.
 	Open func(cfg Config) (Port, error)
+	// Buffers, if set, says how many mbufs a port opened with arguments a
+	// (valid for CheckArgs) keeps out of its queues' pools for as long as
+	// it runs (an AF_XDP fill ring's worth per queue), looking the device
+	// up in network namespace nsPath ("" for the current one) when that
+	// depends on it. The stack checks that its pools cover every port's
+	// need with a margin before opening a port (ctl: port add; fwdd
+	// -check). Nil: the driver keeps no mbufs.
+	Buffers func(a Args, nsPath string) (BufferNeed, error)
+}
+
+// BufferNeed is the mbufs a port keeps out of its pools while it runs
+// (Driver.Buffers): PerQueue mbufs from the pool of each of its Queues
+// (queue q's pool is Config.QueuePool(q)).
+type BufferNeed struct {
+	PerQueue int
+	Queues   int
+	// Arg is the driver argument that sets PerQueue ("" if none), named
+	// in errors that ask to lower it.
+	Arg string
+}
+
+// Buffers returns what a port of driver with arguments a keeps from its
+// pools (Driver.Buffers); zero for drivers that keep nothing or that are
+// unknown (Check reports those).
+func Buffers(driver string, a Args, nsPath string) (BufferNeed, error) {
+	d, ok := Lookup(driver)
+	if !ok || d.Buffers == nil {
+		return BufferNeed{}, nil
+	}
+	return d.Buffers(a, nsPath)
 }
 
 // The driver table is the package's only shared state: drivers register

@@ -143,12 +143,19 @@ func serve(srv *ctlsock.Server, log *slog.Logger) {
 }
 
 // CheckFile parses and validates a configuration file with its vnets
-// without touching any device: fwdd -check.
-func CheckFile(path string) error { return checkFile(path, true) }
+// without touching any device: fwdd -check. It checks the ports' buffer
+// needs against the default engine (see CheckFileEngine).
+func CheckFile(path string) error { return checkFile(path, true, fwd.Config{}) }
+
+// CheckFileEngine is CheckFile for vnets whose engines are sized by eng
+// (fwdd's -workers, -cpus and -mbufs): beyond the devices, it checks that
+// each vnet's worker pools cover what its ports keep in the kernel (AF_XDP
+// fill rings) with a working margin (ctl.CheckBuffers).
+func CheckFileEngine(path string, eng fwd.Config) error { return checkFile(path, true, eng) }
 
 // checkFile is CheckFile; devices false leaves the kernel interfaces
 // unchecked (tests of the validation with made-up devices).
-func checkFile(path string, devices bool) error {
+func checkFile(path string, devices bool, eng fwd.Config) error {
 	cmds, err := cmdlang.ParseFile(path)
 	if err != nil {
 		return err
@@ -170,6 +177,9 @@ func checkFile(path string, devices bool) error {
 	}
 	for _, pt := range p.parts {
 		if err := ctl.CheckDevices(pt.cmds, ns[pt.name]); err != nil {
+			return pt.rewrite(err, p.cmds)
+		}
+		if err := ctl.CheckBuffers(pt.cmds, ns[pt.name], eng); err != nil {
 			return pt.rewrite(err, p.cmds)
 		}
 	}
@@ -380,6 +390,16 @@ func (h *Host) authorize(v *Vnet, c ctlsock.Cred) error {
 // vnet prefixes and create or delete vnets. All or nothing, as the doc
 // says.
 func (h *Host) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
+	return h.exec(ctx, cmds, false)
+}
+
+// ExecPaged is Exec leaving a large answer of a batch within one vnet in
+// pages (cmdlang.PagedExecutor: the control socket writes them out).
+func (h *Host) ExecPaged(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
+	return h.exec(ctx, cmds, true)
+}
+
+func (h *Host) exec(ctx context.Context, cmds []cmdlang.Command, paged bool) ([]cmdlang.Result, error) {
 	p, err := split(cmds)
 	if err != nil {
 		return nil, err
@@ -392,7 +412,7 @@ func (h *Host) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Resu
 		if v == nil {
 			return nil, noVnet(pt.name, cmds[pt.idx[0]])
 		}
-		res, err := h.execIn(ctx, v, pt.cmds, false, ctl.ExecOptions{})
+		res, err := h.execIn(ctx, v, pt.cmds, false, ctl.ExecOptions{Paged: paged})
 		if err != nil {
 			return nil, pt.rewrite(err, cmds)
 		}

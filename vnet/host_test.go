@@ -186,7 +186,7 @@ func TestConfigValidatedWhole(t *testing.T) {
 		os.WriteFile(conf, []byte(ok), 0o644)
 		// The devices and namespaces are made up: validation only (fwdd
 		// -check, CheckFile, also looks the devices up).
-		if err := checkFile(conf, false); err != nil {
+		if err := checkFile(conf, false, fwd.Config{}); err != nil {
 			t.Fatalf("%q: %v", ok, err)
 		}
 	}

@@ -80,7 +80,10 @@ func run(args []string) int {
 		return 2
 	}
 	if *check {
-		if err := vnet.CheckFile(*config); err != nil {
+		// The pools the ports' kernel rings take from are sized by
+		// -workers/-cpus and -mbufs: check with them.
+		cl, _ := parseCPUList(*cpus) // a bad -cpus is reported when starting
+		if err := vnet.CheckFileEngine(*config, fwd.Config{Workers: *workers, CPUs: cl, PoolSize: *poolSize}); err != nil {
 			fmt.Fprintf(os.Stderr, "fwdd: %v\n", err)
 			return 1
 		}

@@ -43,8 +43,35 @@ func init() {
 			{Name: argBusyPoll, Type: pmd.ArgInt, Min: 0, Max: 1000000, Default: "0", Help: "preferred busy-polling timeout in µs (0: off)"},
 			{Name: argRing, Type: pmd.ArgInt, Min: 64, Max: 1 << 16, PowerOfTwo: true, Default: fmt.Sprint(xsk.DefaultRingSize), Help: "size of the fill, completion, RX and TX rings"},
 		},
-		Open: open,
+		Open:    open,
+		Buffers: buffers,
 	})
+}
+
+// buffers is the driver's pmd.Driver.Buffers: every socket keeps its fill
+// ring full of the pool's mbufs (ring per queue, the kernel's until a
+// frame lands in them), so a pool must hold that many more than the
+// stack's working set.
+func buffers(a pmd.Args, nsPath string) (pmd.BufferNeed, error) {
+	ring, err := a.Int(argRing, xsk.DefaultRingSize, 64, 1<<16)
+	if err != nil {
+		return pmd.BufferNeed{}, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	queues, err := a.Int(argQueues, 0, 1, 4096)
+	if err != nil {
+		return pmd.BufferNeed{}, fmt.Errorf("driver %s: %w", DriverName, err)
+	}
+	if queues == 0 {
+		dev := a.Str(argDev, "")
+		err = pmd.InNetNS(nsPath, func() error {
+			queues, err = xsk.QueueCount(dev)
+			return err
+		})
+		if err != nil {
+			return pmd.BufferNeed{}, fmt.Errorf("driver %s: dev %s: %w", DriverName, dev, err)
+		}
+	}
+	return pmd.BufferNeed{PerQueue: ring, Queues: queues, Arg: argRing}, nil
 }
 
 // The shared UMEMs: one xsk.Umem per mbuf pool, so that every socket whose
@@ -123,6 +150,8 @@ type Port struct {
 	// mc holds the link-layer multicast memberships on the device,
 	// attached while the sockets are.
 	mc *mcast.Set
+	// linkChanged is pmd.Config.LinkChanged, called after each link change.
+	linkChanged func()
 	// sockMu orders closing a queue's socket (detach) against reading its
 	// kernel counters (Stats, XSKStats): held only around the close and
 	// the getsockopt, so a reader never waits for a whole detach (which
@@ -198,6 +227,7 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 		info: pmd.Info{Name: cfg.Name, Driver: DriverName, Device: dev, RxQueues: queues, TxQueues: queues},
 	}
 	p.shared = cfg.Shared
+	p.linkChanged = cfg.LinkChanged
 	if p.shared == nil {
 		p.shared = pmd.NewShared()
 	}
@@ -251,6 +281,9 @@ func (p *Port) onLink(linkmon.State) {
 	}
 	if err := p.reconcile(p.mon.State()); err != nil {
 		p.logErr("cannot attach to the interface; waiting for the next link change", "err", err)
+	}
+	if p.linkChanged != nil {
+		p.linkChanged()
 	}
 }
 

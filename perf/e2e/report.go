@@ -52,6 +52,16 @@ var ratios = []ratio{
 	{name: "Linux (threaded NAPI) vs Linux (backlog)", numLeg: "linux", numGen: genAFP, denLeg: "linux-backlog", denGen: genAFP},
 }
 
+// saturated reports whether the forwarder lost a tenth or more of what was
+// offered in the median trial: it forwarded all it could.
+func (r *result) saturated() bool {
+	var loss []float64
+	for _, t := range r.Trials {
+		loss = append(loss, t.LossPct)
+	}
+	return median(loss) >= 10
+}
+
 func (r *report) ratioLines() []string {
 	h := r.h
 	var out []string
@@ -78,9 +88,11 @@ func (r *report) ratioLines() []string {
 		}
 		line := fmt.Sprintf("%s, 64 B, %s generator: %.2f× (median %s / %s Mpps of %s; range %.2f–%.2f×)%s",
 			q.name, q.numGen, rm, mpps(median(n.delivered())), mpps(median(d.delivered())), d.Leg, nl/dh, nh/dl, verdict)
-		if nc, dc := n.perCPU(), d.perCPU(); nc != nil && dc != nil {
+		if nc, dc := n.perCPU(), d.perCPU(); nc != nil && dc != nil && n.saturated() && d.saturated() {
 			// What each forwarder did with the CPU time it got: the ratio
-			// that survives a shared machine's scheduler.
+			// that survives a shared machine's scheduler. Only when both
+			// were offered more than they forwarded: an adaptive poller
+			// that keeps up spends CPU spinning for the next packet.
 			ncl, nch := minmax(nc)
 			dcl, dch := minmax(dc)
 			line += fmt.Sprintf("; per forwarder CPU-second %.2f× (%s / %s Mpps per CPU-s; range %.2f–%.2f×)",

@@ -281,6 +281,10 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
+// Deadline returns now + d, d tripled under the race detector like
+// Eventually's: for tests that poll in loops of their own.
+func Deadline(d time.Duration) time.Time { return time.Now().Add(d * raceSlowdown) }
+
 // MAC returns the MAC address of interface dev in ns.
 func (n *Net) MAC(ns, dev string) string {
 	out := n.In(ns, "cat", fmt.Sprintf("/sys/class/net/%s/address", dev))

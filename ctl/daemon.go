@@ -107,13 +107,25 @@ type response struct {
 // stack is the control goroutine's state: the model and the live objects.
 // Only the control goroutine touches it after Start.
 type stack struct {
-	opts  Options
-	log   *slog.Logger
-	eng   *fwd.Engine
-	model *model
-	live  map[string]*livePort
-	fibs  *fib.FIBs
-	rules *fwd.Rules
+	// do runs a function on the control goroutine from another goroutine
+	// (the Daemon's do): what paged answers call for each page.
+	do func(func(*stack)) error
+	// linkWake is signalled (never blocking) by drivers when a port's link
+	// or identity changed (pmd.Config.LinkChanged): the control loop then
+	// runs linkCheck at once instead of at its next 100 ms tick.
+	linkWake chan struct{}
+	// linkWakes counts the link checks a driver's wake-up ran (tests).
+	linkWakes int
+	// routePages counts the steps of paged show routes listings and the
+	// most rows one step built (tests).
+	routePages struct{ steps, maxRows int }
+	opts       Options
+	log        *slog.Logger
+	eng        *fwd.Engine
+	model      *model
+	live       map[string]*livePort
+	fibs       *fib.FIBs
+	rules      *fwd.Rules
 
 	nhs       map[nhKey]uint32
 	installed map[routeKey]uint32
@@ -212,7 +224,8 @@ func Start(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, obs: ob}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, obs: ob,
+		linkWake: make(chan struct{}, 1)}
 	ob.s = st
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
@@ -223,6 +236,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	st.model = b.commit()
 	d := &Daemon{opts: opts, log: opts.Log, st: st, files: defaultLoader(), reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{}), failed: make(chan struct{})}
+	st.do = d.do
 	eng.Start()
 	go d.loop()
 	if len(cmds) > 0 {
@@ -254,6 +268,17 @@ func Start(opts Options) (*Daemon, error) {
 // safe for concurrent use: batches are serialised through the control
 // goroutine.
 func (d *Daemon) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
+	res, err := d.exec(ctx, cmds, false)
+	if err != nil {
+		return nil, err
+	}
+	return cmdlang.GatherAll(ctx, res)
+}
+
+// ExecPaged is Exec leaving large answers (show routes of a full table) in
+// pages (cmdlang.PagedExecutor): the control socket writes them out page by
+// page.
+func (d *Daemon) ExecPaged(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
 	return d.exec(ctx, cmds, false)
 }
 
@@ -512,6 +537,11 @@ func (d *Daemon) loop() {
 				fail(perr)
 				return
 			}
+		case <-d.st.linkWake:
+			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.linkWakes++; d.st.linkCheck() }); fatal {
+				fail(perr)
+				return
+			}
 		case now := <-tick.C:
 			if perr, fatal := d.guard(func() {
 				d.st.enter(phaseNeigh)
@@ -621,6 +651,15 @@ func isQuery(c cmdlang.Command) bool {
 		return true
 	}
 	return false
+}
+
+// linkChanged wakes the control loop for linkCheck (pmd.Config.LinkChanged):
+// called from drivers' goroutines, it never blocks; wake-ups coalesce.
+func (s *stack) linkChanged() {
+	select {
+	case s.linkWake <- struct{}{}:
+	default:
+	}
 }
 
 // linkCheck follows the ports' drivers: it re-reads every port's identity

@@ -11,7 +11,10 @@
 // (reconcile.go): ports opened first (the step most likely to fail; undone
 // on error; a changed port whose new arguments name the device the running
 // one holds, like an afxdp port's mode or queues, is replaced in place:
-// closed first, and reopened as it was if the batch fails), then FIB changes in one batch (connected and local routes in
+// closed first, and reopened as it was if the batch fails; a port whose
+// driver takes the change live, pmd.Reconfigurer, like a lagg's members, is
+// only checked here and changed once nothing can fail, then the workers
+// are synchronised), then FIB changes in one batch (connected and local routes in
 // every FIB, static routes in theirs), rules compiled, neighbour table
 // told, the workers' State published, removed ports closed last. A reload
 // (SIGHUP) is the same with a model built from the file: only the

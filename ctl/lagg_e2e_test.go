@@ -283,3 +283,201 @@ func lossPercent(out string) float64 {
 	}
 	return n
 }
+
+// memberRE matches OVS bond/show's line for a member.
+var memberRE = regexp.MustCompile(`(?m)^member (\S+): (enabled|disabled)`)
+
+// ovsMember returns OVS's state of bond member dev: "enabled", "disabled"
+// or "" (not listed).
+func ovsMember(bondShow, dev string) string {
+	for _, m := range memberRE.FindAllStringSubmatch(bondShow, -1) {
+		if m[1] == dev {
+			return m[2]
+		}
+	}
+	return ""
+}
+
+// laggLine returns show lagg's line for member m.
+func (x *laggRig) laggLine(m string) string {
+	for _, l := range strings.Split(x.show("show lagg"), "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[2] == m {
+			return l
+		}
+	}
+	return ""
+}
+
+// watchMember samples OVS's view of bond member dev every 100 ms until
+// the returned stop is called, which returns how many samples there were
+// and how many did not say enabled.
+func (x *laggRig) watchMember(dev string) (stop func() (samples, notEnabled int)) {
+	done := make(chan struct{})
+	res := make(chan [2]int, 1)
+	go func() {
+		var n, bad int
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				res <- [2]int{n, bad}
+				return
+			case <-tick.C:
+				out, err := x.o.Appctl("bond/show", "bond0")
+				if err != nil {
+					continue
+				}
+				n++
+				if ovsMember(out, dev) != "enabled" {
+					bad++
+				}
+			}
+		}
+	}()
+	return func() (int, int) {
+		close(done)
+		r := <-res
+		return r[0], r[1]
+	}
+}
+
+func (x *laggRig) slowGroup(dev string) bool {
+	out, _ := x.n.TryIn(x.rt, "ip", "maddr", "show", "dev", dev)
+	return strings.Contains(out, "01:80:c2:00:00:02")
+}
+
+// TestE2ELaggLiveMembersOVS: a member removed from fwdd's LACP lagg live
+// and added back while pinging through it: the lagg is not reopened, the
+// other member stays negotiated and enabled on the OVS side the whole
+// time (no renegotiation), the removed one gives back the slow-protocols
+// group and OVS disables it (fwdd's last LACPDU), and the loss is bounded.
+func TestE2ELaggLiveMembersOVS(t *testing.T) {
+	x := newLaggRig(t, "proto lacp lacp fast", "lacp=active bond_mode=balance-tcp other_config:lacp-time=fast")
+	x.waitBond(t, "negotiated LACP with both members", func(s string) bool {
+		return strings.Contains(s, "lacp_status: negotiated") && enabledMembers(s) == 2
+	})
+	x.eventuallyPing(x.h1, "198.19.2.2")
+	var inst pmd.Port
+	_ = x.d.do(func(s *stack) { inst = s.live["lagg0"].port })
+
+	stopWatch := x.watchMember(x.o0)
+	pinger := x.n.Start(x.h1, "ping", "-i", "0.05", "-c", "200", "-W", "1", "198.19.2.2")
+	time.Sleep(time.Second) // some pings before the change (the count, not this, bounds the test)
+
+	x.mustExec("port set lagg0 -laggport m1")
+	x.waitBond(t, "disabled the member fwdd removed", func(s string) bool {
+		return ovsMember(s, x.o1) == "disabled" && ovsMember(s, x.o0) == "enabled"
+	})
+	testnet.Eventually(t, 10*time.Second, "m1 to leave the slow-protocols group", func() bool { return !x.slowGroup("r1") })
+	if l := x.laggLine("m1"); l != "" {
+		t.Errorf("show lagg still lists m1: %s", l)
+	}
+	x.eventuallyPing(x.h1, "198.19.2.2")
+
+	x.mustExec("port set lagg0 laggport m1")
+	x.waitBond(t, "re-enabled the member fwdd added back", func(s string) bool { return enabledMembers(s) == 2 })
+	testnet.Eventually(t, 20*time.Second, "fwdd to distribute on both members again", func() bool {
+		return strings.Count(x.show("show lagg"), "active,current,collecting_distributing") == 2
+	})
+	testnet.Eventually(t, 10*time.Second, "m1 to join the slow-protocols group again", func() bool { return x.slowGroup("r1") })
+
+	_ = pinger.Wait()
+	samples, notEnabled := stopWatch()
+	var after pmd.Port
+	_ = x.d.do(func(s *stack) { after = s.live["lagg0"].port })
+	if after != inst {
+		t.Error("the lagg was reopened for a member change")
+	}
+	pout := pingOutput(pinger)
+	t.Logf("ping every 50 ms across removing m1 and adding it back: %s; OVS member %s not enabled in %d of %d samples",
+		lossLine(pout), x.o0, notEnabled, samples)
+	if notEnabled > 0 {
+		t.Errorf("the member that stayed (%s) was not enabled in %d of %d samples of OVS's bond/show: it renegotiated", x.o0, notEnabled, samples)
+	}
+	if loss := lossPercent(pout); loss > 10 {
+		t.Errorf("loss %g%% across a live member change (want at most 10%%: the other member carries on)", loss)
+	}
+}
+
+// blockLACP makes OVS's LACPDUs on dev (its end of a veth, host
+// namespace) disappear while the link stays up: an htb qdisc whose class
+// for EtherType 0x8809 is a pfifo of length 0 (this kernel has neither
+// the prio qdisc nor tc actions). The returned func removes it.
+func blockLACP(t *testing.T, dev string) (unblock func()) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10"},
+		{"class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit"},
+		{"class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb", "rate", "10gbit"},
+		{"qdisc", "add", "dev", dev, "parent", "1:20", "handle", "20:", "pfifo", "limit", "0"},
+		{"filter", "add", "dev", dev, "parent", "1:", "protocol", "0x8809", "prio", "1", "u32", "match", "u32", "0", "0", "flowid", "1:20"},
+	} {
+		if out, err := exec.Command("tc", args...).CombinedOutput(); err != nil {
+			t.Fatalf("tc %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	unblock = func() { _ = exec.Command("tc", "qdisc", "del", "dev", dev, "root").Run() }
+	t.Cleanup(unblock)
+	return unblock
+}
+
+// TestE2ELaggPartnerTimeoutOVS: OVS stops sending LACPDUs on one member
+// while its link stays up: fwdd takes that member out when the partner
+// times out (fast: 3 s) and traffic continues on the other; when the
+// LACPDUs come back the member is re-added.
+func TestE2ELaggPartnerTimeoutOVS(t *testing.T) {
+	x := newLaggRig(t, "proto lacp lacp fast", "lacp=active bond_mode=balance-tcp other_config:lacp-time=fast")
+	x.waitBond(t, "negotiated LACP with both members", func(s string) bool {
+		return strings.Contains(s, "lacp_status: negotiated") && enabledMembers(s) == 2
+	})
+	x.eventuallyPing(x.h1, "198.19.2.2")
+	rx0 := lacpduRx(x.laggLine("m1"))
+
+	unblock := blockLACP(t, x.o1)
+	blocked := time.Now()
+	testnet.Eventually(t, 20*time.Second, "fwdd to take m1 out once OVS's LACPDUs stopped", func() bool {
+		return strings.HasPrefix(strings.Fields(x.laggLine("m1")+" - - - - -")[4], "standby")
+	})
+	out := time.Since(blocked)
+	l1, l0 := x.laggLine("m1"), x.laggLine("m0")
+	t.Logf("m1 out %v after OVS's LACPDUs stopped (fast timeout 3 s): %s", out.Round(100*time.Millisecond), l1)
+	if !strings.Contains(l1, " up ") {
+		t.Errorf("m1's link went down (the test means the link to stay up): %s", l1)
+	}
+	if !strings.Contains(l0, "active,current,collecting_distributing") {
+		t.Errorf("m0 not distributing while m1 timed out: %s", l0)
+	}
+	if rx := lacpduRx(l1); rx < rx0 {
+		t.Errorf("LACPDU counter went back: %d -> %d", rx0, rx)
+	}
+	// Traffic continues on m0 once OVS has stopped using o1 too (fwdd
+	// detaches m1 when the partner is defaulted, and says so in its
+	// LACPDUs).
+	x.waitBond(t, "disabled the member fwdd took out", func(s string) bool {
+		return ovsMember(s, x.o1) == "disabled" && ovsMember(s, x.o0) == "enabled"
+	})
+	x.eventuallyPing(x.h1, "198.19.2.2")
+	pout, _ := x.n.TryIn(x.h1, "ping", "-i", "0.05", "-c", "40", "-W", "1", "198.19.2.2")
+	t.Logf("ping every 50 ms on the remaining member: %s", lossLine(pout))
+	if loss := lossPercent(pout); loss > 10 {
+		t.Errorf("loss %g%% on the remaining member", loss)
+	}
+
+	unblock()
+	testnet.Eventually(t, 20*time.Second, "fwdd to re-add m1 once OVS's LACPDUs came back", func() bool {
+		return strings.Count(x.show("show lagg"), "active,current,collecting_distributing") == 2
+	})
+	x.waitBond(t, "re-enabled the member", func(s string) bool { return enabledMembers(s) == 2 })
+	x.eventuallyPing(x.h1, "198.19.2.2")
+}
+
+// lacpduRx reads the lacpdu_rx column of a show lagg line.
+func lacpduRx(line string) int {
+	f := strings.Fields(line)
+	if len(f) < 3 {
+		return -1
+	}
+	n, _ := strconv.Atoi(f[len(f)-3])
+	return n
+}

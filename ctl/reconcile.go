@@ -75,6 +75,7 @@ func (s *stack) restorePort(lp *livePort) error {
 	pcfg := pmd.Config{
 		Name: lp.model.Name, ID: lp.id, Driver: lp.model.Driver, Args: pmd.Args(lp.model.Args),
 		Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+		LinkChanged: s.linkChanged,
 		Lookup: func(name string) (pmd.Port, uint16, bool) {
 			if o, ok := s.live[name]; ok && !o.closed {
 				return o.port, o.id, true
@@ -111,12 +112,22 @@ type nhKey struct {
 // The caller commits the batch only after reconcile succeeded.
 func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 	nm := b.m
-	// 1. Ports to remove: gone, or their driver or arguments changed.
-	var removed []*livePort
+	// 1. Ports to remove: gone, or their driver or arguments changed —
+	// except those whose driver may take the change live
+	// (pmd.Reconfigurer, asked in step 2).
+	var removed, live []*livePort
 	for name, lp := range s.live {
 		np, ok := nm.ports[name]
-		if !ok || np.Driver != lp.model.Driver || !mapsEqual(np.Args, lp.model.Args) {
+		if !ok || np.Driver != lp.model.Driver {
 			removed = append(removed, lp)
+			continue
+		}
+		if !mapsEqual(np.Args, lp.model.Args) {
+			if _, ok := lp.port.(pmd.Reconfigurer); ok && !lp.closed {
+				live = append(live, lp)
+			} else {
+				removed = append(removed, lp)
+			}
 		}
 	}
 	// A port stacked on a reopened one (a lagg on its members, a vlan on
@@ -187,10 +198,10 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 			}
 		}
 	}()
-	for _, lp := range removed {
+	closeInPlace := func(lp *livePort) {
 		np, ok := nm.ports[lp.model.Name]
 		if !ok || !sharesDevice(lp.model, np) {
-			continue
+			return
 		}
 		if !lp.closed {
 			s.eng.DetachPort(lp.id)
@@ -201,6 +212,9 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		lp.closed = true
 		inPlace = append(inPlace, lp)
 		s.log.Info("port closed to be replaced in place", "port", lp.model.Name)
+	}
+	for _, lp := range removed {
+		closeInPlace(lp)
 	}
 
 	// 2. Ports to add: open them first, the step most likely to fail.
@@ -214,20 +228,56 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 			}
 		}
 	}()
+	// Live changes (pmd.Reconfigurer) are checked here, in dependency
+	// order (the ports they name are open), and applied in step 6.
+	var applies []func()
+	lookup := func(name string) (pmd.Port, uint16, bool) {
+		if lp, ok := s.live[name]; ok && !slices.Contains(removed, lp) {
+			return lp.port, lp.id, true
+		}
+		return nil, 0, false
+	}
 	for _, np := range nm.sortedPorts() {
 		if lp, ok := s.live[np.Name]; ok && !slices.Contains(removed, lp) {
-			continue
+			// A port stacked on one reopened by a live change's
+			// fallback (below) is reopened too.
+			reopen := false
+			for _, r := range pmd.PortRefs(np.Driver, np.Args) {
+				if slices.ContainsFunc(removed, func(x *livePort) bool { return x.model.Name == r.Port }) {
+					reopen = true
+				}
+			}
+			if !reopen && slices.Contains(live, lp) {
+				rc := lp.port.(pmd.Reconfigurer)
+				apply, rerr := rc.Reconfigure(pmd.Config{
+					Name: np.Name, ID: lp.id, Driver: np.Driver, Args: pmd.Args(np.Args),
+					Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+					LinkChanged: s.linkChanged,
+					Lookup:      lookup,
+				})
+				switch {
+				case rerr == nil:
+					applies = append(applies, apply)
+					s.log.Info("port changed live", "port", np.Name, "driver", np.Driver)
+				case errors.Is(rerr, pmd.ErrReopen):
+					s.log.Info("port reopened for a change it cannot take live", "port", np.Name, "why", rerr.Error())
+					reopen = true
+				default:
+					return atWhere(np.At, fmt.Errorf("port %s: %w", np.Name, rerr))
+				}
+			}
+			if !reopen {
+				continue
+			}
+			removed = append(removed, lp)
+			closeInPlace(lp)
 		}
 		id := s.freePortID(removed)
 		pcfg := pmd.Config{
 			Name: np.Name, ID: id, Driver: np.Driver, Args: pmd.Args(np.Args),
 			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
-			Lookup: func(name string) (pmd.Port, uint16, bool) {
-				if lp, ok := s.live[name]; ok && !slices.Contains(removed, lp) {
-					return lp.port, lp.id, true
-				}
-				return nil, 0, false
-			},
+			LinkChanged: s.linkChanged,
+			Lookup:      lookup,
 		}
 		p, err := pmd.Open(pcfg)
 		if err != nil {
@@ -321,6 +371,17 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 	}
 
 	// 6. Neighbours and the workers' view (nothing fails from here on).
+	// Live changes first: the stacked ports' bindings are re-read and the
+	// workers leave the bursts they were in, so that a lower port a change
+	// released (a lagg member removed) is used by nothing of the port any
+	// more before the new state can hand it to something else.
+	for _, apply := range applies {
+		apply()
+	}
+	if len(applies) > 0 {
+		s.eng.Rebind()
+		s.eng.Synchronize()
+	}
 	lcpCommit()
 	s.model = nm
 	s.syncNeighbours(om, nm, removed)

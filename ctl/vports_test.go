@@ -10,7 +10,7 @@ import (
 
 // try parses and runs one line, returning the parse or execution error.
 func try(d *Daemon, line string) error {
-	cmds, err := cmdlang.ParseLines([]string{line}, cmdlang.Options{})
+	cmds, err := cmdlang.ParseLines(strings.Split(line, "\n"), cmdlang.Options{})
 	if err != nil {
 		return err
 	}
@@ -44,8 +44,18 @@ addr add lagg0 198.18.1.1/24
 			t.Errorf("%s: err %v, want %q", tc.line, err, tc.want)
 		}
 	}
+	// The lagg port itself stays (pmd.Reconfigurer): the members change
+	// live, not by a reopen.
+	instance := func(name string) (p any, id uint16) {
+		_ = d.do(func(s *stack) { p, id = s.live[name].port, s.live[name].id })
+		return p, id
+	}
+	before, beforeID := instance("lagg0")
 	if _, err := run(t, d, "port set lagg0 laggport m2 -laggport m0"); err != nil {
 		t.Fatal(err)
+	}
+	if after, afterID := instance("lagg0"); after != before || afterID != beforeID {
+		t.Fatal("port set lagg0 laggport/-laggport reopened the lagg instead of changing it live")
 	}
 	sl := text(t, d, "show lagg")
 	if !strings.Contains(sl, "m2") || strings.Contains(sl, "m0 ") {
@@ -64,6 +74,42 @@ addr add lagg0 198.18.1.1/24
 	}
 	if err := try(d, "port add x.7 driver vlan parent lagg0 vid 7"); err == nil || !strings.Contains(err.Error(), "is port lagg0.7 already") {
 		t.Errorf("second sub-interface for vid 7: %v", err)
+	}
+	// A member opened in the same batch as it joins, live; the vlan over
+	// the lagg is left alone.
+	vlan, _ := instance("lagg0.7")
+	if _, err := run(t, d, "port add m3 driver null smac 02:00:00:00:00:13", "port set lagg0 laggport m3"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := instance("lagg0"); after != before {
+		t.Fatal("adding a member opened in the same batch reopened the lagg")
+	}
+	if v, _ := instance("lagg0.7"); v != vlan {
+		t.Fatal("a live member change reopened the vlan over the lagg")
+	}
+	if sl := text(t, d, "show lagg"); !strings.Contains(sl, "m3") {
+		t.Fatalf("show lagg after adding m3:\n%s", sl)
+	}
+	// A failing batch after a live change was checked applies nothing.
+	if err := try(d, "port set lagg0 -laggport m3\naddr add m9 198.18.10.1/24"); err == nil {
+		t.Fatal("a batch with an unknown port succeeded")
+	}
+	if sl := text(t, d, "show lagg"); !strings.Contains(sl, "m3") {
+		t.Fatalf("a failed batch removed m3:\n%s", sl)
+	}
+	// What the driver cannot change live reopens the lagg (and the vlan
+	// over it), still working.
+	if _, err := run(t, d, "port set lagg0 proto failover"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := instance("lagg0"); after == before {
+		t.Fatal("a proto change did not reopen the lagg")
+	}
+	if v, _ := instance("lagg0.7"); v == vlan {
+		t.Fatal("the vlan over the reopened lagg was not reopened")
+	}
+	if sl := text(t, d, "show lagg"); !strings.Contains(sl, "failover") || !strings.Contains(sl, "m3") {
+		t.Fatalf("show lagg after the proto change:\n%s", sl)
 	}
 }
 

@@ -16,7 +16,8 @@
 //
 // Transmit: TxBurst spreads a burst over the distributing members — by a
 // flow hash over the chosen layers (MACs and VLAN id, IP addresses,
-// TCP/UDP/SCTP ports), so one flow keeps one member and its order, or in
+// TCP/UDP/SCTP ports; hash.go: whole-word loads, one 128-bit multiply,
+// computed per burst), so one flow keeps one member and its order, or in
 // turn for roundrobin — and calls each member's TxBurst once on the same
 // queue. The set of distributing members is an immutable snapshot loaded
 // once per burst; per-queue scratch arrays belong to the queue's owner. No
@@ -37,6 +38,13 @@
 // defaulted after another; link down takes it out at once. The marker
 // responder answers marker PDUs. The actor system is the lagg's MAC
 // (priority 0x8000), the key 0x100 + the lagg's port id.
+//
+// Members change live (Reconfigure, pmd.Reconfigurer): a member added
+// starts its own LACP machine, one removed stops collecting and leaves
+// the transmit set at once (the stack then synchronises its workers),
+// gives back its multicast groups and claim, and is sent one last LACPDU
+// out of sync; the others keep their state. proto, hash and lacp changes
+// need a reopen.
 //
 // All protocol work runs in Service on the stack's control goroutine
 // (pmd.Servicer), which also transmits the LACPDUs through the stack's

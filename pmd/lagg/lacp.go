@@ -342,6 +342,16 @@ func sameSet(a, b *txSet) bool {
 // asks for short timeouts) and those a state change needs, at most 3 per
 // second per member.
 func (p *Port) transmit(now time.Time, io pmd.ControlIO) {
+	// Members removed live: one last LACPDU, out of sync (Reconfigure).
+	for _, d := range p.departed {
+		var f [1]*mbuf.Mbuf
+		if io.Alloc(f[:]) != 1 {
+			break
+		}
+		buildLACPDU(f[0].Append(frameLen), d.mac, d.actor, d.part)
+		io.Send(d.id, f[:])
+	}
+	p.departed = p.departed[:0]
 	for _, m := range p.members {
 		l := &m.lacp
 		if !m.up {

@@ -1,7 +1,6 @@
 package lagg
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"strings"
@@ -70,6 +69,9 @@ type member struct {
 	mac  [6]byte
 	// collecting gates the member's received frames (pmd.Lower).
 	collecting atomic.Bool
+	// atJoin: its counters when it joined live (zero for the members the
+	// lagg was opened with: their traffic so far is the lagg's).
+	atJoin pmd.QueueStats
 	// Control goroutine only:
 	up   bool
 	lacp lacpPort
@@ -83,8 +85,9 @@ type txSet struct {
 
 // txQueue is one transmit queue's scratch, used by the queue's owner only.
 type txQueue struct {
-	n    [MaxMembers]int
+	n    [MaxMembers]int // frames each member refused
 	bufs [MaxMembers][maxBurst]*mbuf.Mbuf
+	sel  [maxBurst]uint8 // member of each frame (spread's scratch)
 	rr   uint32
 	ctr  pmd.QueueCounters
 }
@@ -99,6 +102,7 @@ type Port struct {
 	hashL2     bool
 	hashL3     bool
 	hashL4     bool
+	k0, k1     uint64 // flow hash key (hash.go)
 	fast       bool
 	members    []*member
 	pools      []*mbuf.Pool
@@ -115,7 +119,15 @@ type Port struct {
 	aggPartner lacpInfo
 	aggBound   bool
 
-	mu     sync.Mutex // Status, Close vs Service
+	// hashArg, lacpArg: the arguments as given (Reconfigure compares).
+	hashArg, lacpArg string
+	// departed: members removed live, owed a last LACPDU (Service).
+	departed []departed
+	// base: the counters of members removed live, while they were members
+	// (the lagg's counters never go back).
+	base pmd.QueueStats
+
+	mu     sync.Mutex // Status, Stats, Lowers, Reconfigure, Close vs Service
 	closed bool
 	owners mcast.Owners // multicast groups asked of the members
 	rxBad  uint64
@@ -139,7 +151,8 @@ func Open(cfg pmd.Config) (*Port, error) {
 		return nil, fmt.Errorf("lagg: this stack gives drivers no other ports (pmd.Config.Lookup)")
 	}
 	p := &Port{proto: proto, pools: cfg.Pools, shared: cfg.Shared, sysPrio: 0x8000, key: 0x100 | cfg.ID}
-	for _, h := range strings.Split(a.Str("hash", "l2,l3,l4"), ",") {
+	p.hashArg, p.lacpArg = a.Str("hash", "l2,l3,l4"), a.Str("lacp", "slow")
+	for _, h := range strings.Split(p.hashArg, ",") {
 		switch h {
 		case "l2":
 			p.hashL2 = true
@@ -149,7 +162,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 			p.hashL4 = true
 		}
 	}
-	p.fast = a.Str("lacp", "slow") == "fast"
+	p.fast = p.lacpArg == "fast"
 	p.roundRobin = proto == ProtoRoundRobin
 	mtu, txq := 0, 0
 	for i, n := range names {
@@ -195,6 +208,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 		return nil, fmt.Errorf("lagg: %w", err)
 	}
 	p.ctl = r
+	p.k0, p.k1 = hashKey(p.sys, cfg.ID)
 	p.qs = make([]txQueue, txq)
 	p.info = pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: append([]byte(nil), p.sys[:]...), MTU: mtu, TxQueues: txq}
 	for i, m := range p.members {
@@ -215,6 +229,8 @@ func Open(cfg pmd.Config) (*Port, error) {
 // Lowers binds every member's frames to the lagg, gated by its collecting
 // state, its slow-protocol frames to the control ring.
 func (p *Port) Lowers() []pmd.Lower {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	ls := make([]pmd.Lower, len(p.members))
 	for i, m := range p.members {
 		ls[i] = pmd.Lower{Port: m.id, VID: pmd.AllFrames, Collecting: &m.collecting, Control: p.ctl}
@@ -249,99 +265,62 @@ func (p *Port) TxBurst(q int, ms []*mbuf.Mbuf) int {
 		tq.ctr.TxPackets.Add(uint64(n))
 		return n
 	}
+	// Each frame into its member's burst (spread), in order.
+	var lo, hi uint64
+	if p.roundRobin {
+		for _, m := range ms {
+			j := uint(tq.rr%uint32(k)) & (MaxMembers - 1)
+			tq.rr++
+			c := lanesCount(int(j), lo, hi)
+			lo, hi = addCount(int(j), lo, hi)
+			tq.bufs[j][c&(maxBurst-1)] = m
+		}
+	} else {
+		lo, hi = p.spread(ms, tq.sel[:], &tq.bufs, k)
+	}
+	// Each member's frames in order. The caller reads only ms[sent:] (the
+	// refused, which TxBurst's contract wants after the sent ones), so
+	// the sent are not copied back: ms[:sent] is left as it is.
+	sent, refused := 0, 0
 	for i := 0; i < k; i++ {
 		tq.n[i] = 0
-	}
-	for _, m := range ms {
-		var h uint32
-		if p.roundRobin {
-			h = tq.rr % uint32(k)
-			tq.rr++
-		} else {
-			// Reduce the hash to [0, k) with a multiply, not a division.
-			h = uint32(uint64(p.hash(m.Data())) * uint64(k) >> 32)
-		}
-		j := int(h) & (MaxMembers - 1)
-		tq.bufs[j][tq.n[j]&(maxBurst-1)] = m
-		tq.n[j]++
-	}
-	// Accepted frames first, refused after, each member's in order.
-	sent := 0
-	for i := 0; i < k; i++ {
-		b := tq.bufs[i][:tq.n[i]]
+		b := tq.bufs[i][:lanesCount(i, lo, hi)]
 		if len(b) == 0 {
 			continue
 		}
 		n := set.ports[i].TxBurst(q, b)
-		copy(ms[sent:], b[:n])
 		sent += n
-		tq.n[i] = copy(b, b[n:]) // the refused, kept at the front
+		tq.n[i] = len(b) - n
+		refused += len(b) - n
 	}
-	j := sent
-	for i := 0; i < k; i++ {
-		j += copy(ms[j:], tq.bufs[i][:tq.n[i]])
+	if refused > 0 {
+		j := sent
+		for i := 0; i < k; i++ {
+			if r := tq.n[i]; r > 0 {
+				b := tq.bufs[i][:]
+				all := int(lanesCount(i, lo, hi))
+				j += copy(ms[j:], b[all-r:all])
+			}
+		}
 	}
 	tq.ctr.TxPackets.Add(uint64(sent))
 	return sent
 }
 
-// hash is the flow hash over the layers the lagg was given (FreeBSD
-// lagg_hashmbuf): MACs and VLAN id, IP addresses, TCP/UDP/SCTP ports of
-// the first fragment. Each field is folded in with one multiply, then
-// mixed once (a few ns a packet: it runs for every frame sent).
-func (p *Port) hash(d []byte) uint32 {
-	const k1, k2, k3, k4 = 0x9e3779b97f4a7c15, 0xc2b2ae3d27d4eb4f, 0x165667b19e3779f9, 0xd6e8feb86659fd93
-	if len(d) < 14 {
-		return 0
+// lanesCount is member i's count in the packed per-member counts lo, hi.
+func lanesCount(i int, lo, hi uint64) uint64 {
+	if i < 8 {
+		return lo >> (8 * i) & 0xff
 	}
-	a := uint64(0x243f6a8885a308d3)
-	if p.hashL2 {
-		a ^= binary.LittleEndian.Uint64(d[0:8]) * k1
-		a ^= uint64(binary.LittleEndian.Uint32(d[8:12])) * k2
+	return hi >> (8 * (i - 8)) & 0xff
+}
+
+// addCount adds one to member i's count in lo, hi.
+func addCount(i int, lo, hi uint64) (uint64, uint64) {
+	if i < 8 {
+		return lo + 1<<(8*i), hi
 	}
-	et := binary.BigEndian.Uint16(d[12:14])
-	off := 14
-	if et == 0x8100 && len(d) >= 18 {
-		if p.hashL2 {
-			a ^= uint64(binary.BigEndian.Uint16(d[14:16])&0xfff) * k3
-		}
-		et = binary.BigEndian.Uint16(d[16:18])
-		off = 18
-	}
-	if p.hashL3 || p.hashL4 {
-		var proto uint8
-		l4 := -1
-		switch et {
-		case 0x0800:
-			if len(d) >= off+20 {
-				ip := d[off:]
-				if p.hashL3 {
-					a ^= binary.LittleEndian.Uint64(ip[12:20]) * k3
-				}
-				if binary.BigEndian.Uint16(ip[6:8])&0x3fff == 0 { // not a fragment
-					proto = ip[9]
-					l4 = off + int(ip[0]&0x0f)*4
-				}
-			}
-		case 0x86dd:
-			if len(d) >= off+40 {
-				ip := d[off:]
-				if p.hashL3 {
-					a ^= (binary.LittleEndian.Uint64(ip[8:16]) ^ binary.LittleEndian.Uint64(ip[24:32])) * k3
-					a ^= (binary.LittleEndian.Uint64(ip[16:24]) ^ binary.LittleEndian.Uint64(ip[32:40])) * k1
-				}
-				proto = ip[6]
-				l4 = off + 40
-			}
-		}
-		if p.hashL4 && l4 > 0 && l4+4 <= len(d) && (proto == 6 || proto == 17 || proto == 132) {
-			a ^= uint64(binary.LittleEndian.Uint32(d[l4:l4+4])) * k4
-		}
-	}
-	a ^= a >> 33
-	a *= 0xff51afd7ed558ccd
-	a ^= a >> 33
-	return uint32(a)
+	return lo, hi + 1<<(8*(i-8))
 }
 
 // Info describes the lagg.
@@ -354,16 +333,32 @@ func (p *Port) Link() pmd.Link { return pmd.Link{Up: len(p.active.Load().ports) 
 // lagg's, LACPDUs included), with the lagg's own drops (nothing to send
 // on) per queue.
 func (p *Port) Stats() []pmd.QueueStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	s := make([]pmd.QueueStats, len(p.qs))
 	for i := range p.qs {
 		s[i].TxDrops = p.qs[i].ctr.TxDrops.Load()
 	}
+	s[0].Add(p.base)
 	for _, m := range p.members {
-		for _, ms := range m.port.Stats() {
-			s[0].Add(ms)
-		}
+		s[0].Add(m.since())
 	}
 	return s
+}
+
+// since is the member's counters since it joined the lagg (summed over
+// its queues).
+func (m *member) since() pmd.QueueStats {
+	var t pmd.QueueStats
+	for _, ms := range m.port.Stats() {
+		t.Add(ms)
+	}
+	j := m.atJoin
+	return pmd.QueueStats{
+		RxPackets: t.RxPackets - j.RxPackets, RxBytes: t.RxBytes - j.RxBytes, RxDrops: t.RxDrops - j.RxDrops, RxErrors: t.RxErrors - j.RxErrors,
+		TxPackets: t.TxPackets - j.TxPackets, TxBytes: t.TxBytes - j.TxBytes, TxDrops: t.TxDrops - j.TxDrops, TxErrors: t.TxErrors - j.TxErrors,
+		Copies: t.Copies - j.Copies,
+	}
 }
 
 // SetMulticast passes owner's groups to every member (the lagg's frames

@@ -25,8 +25,9 @@
 // queues are the fewest of its members', so queue q of every member is
 // driven by one worker only.
 //
-// Protocols: failover sends on the first member (laggport order) whose
-// link is up and receives on all up members; loadbalance and roundrobin
+// Protocols: failover sends and receives on the first member (laggport
+// order) whose link is up — frames arriving on the others are dropped
+// (drop_lagg_not_collecting), as FreeBSD does, unless failover_rx_all; loadbalance and roundrobin
 // use every up member; a link event changes the set at the next Service
 // (within ~100 ms). lacp runs per member the receive machine (CURRENT,
 // EXPIRED, DEFAULTED, PORT_DISABLED), periodic transmission (1 s while the

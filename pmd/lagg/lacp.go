@@ -309,8 +309,13 @@ func (p *Port) publish() {
 				add(i, m)
 			}
 		case ProtoFailover:
-			m.collecting.Store(m.up)
-			if m.up && len(set.ports) == 0 {
+			// The active member is the first up one; only it receives
+			// unless failover_rx_all (FreeBSD: frames on the others are
+			// dropped, so a peer that disagrees on the active member
+			// does not get its traffic half through).
+			active := m.up && len(set.ports) == 0
+			m.collecting.Store(active || (m.up && p.rxAll))
+			if active {
 				add(i, m)
 			}
 		default:

@@ -2,6 +2,7 @@ package lagg
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"runtime"
 	"strings"
@@ -206,6 +207,38 @@ func TestFailover(t *testing.T) {
 	}
 	if n := p.TxBurst(0, r.burst(frame(1))); n != 1 || r.pool.Stats().InUse != 0 {
 		t.Fatal("with no member the frames must be freed and counted")
+	}
+}
+
+// TestFailoverReceive: failover receives only on the active member
+// (FreeBSD), on every up member with failover_rx_all.
+func TestFailoverReceive(t *testing.T) {
+	r := newRig(t, "m0", "m1", "m2", "m3")
+	p, err := r.open("lagg0", pmd.Args{"laggport": "m0 m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.members[0].collecting.Load() || p.members[1].collecting.Load() {
+		t.Fatal("failover: only the active member (m0) receives")
+	}
+	r.ports["m0"].up.Store(false)
+	p.Service(nopIO{})
+	if p.members[0].collecting.Load() || !p.members[1].collecting.Load() {
+		t.Fatal("failover: after m0 went down only m1 receives")
+	}
+	all, err := r.open("lagg1", pmd.Args{"laggport": "m2 m3", "failover_rx_all": "on"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !all.members[0].collecting.Load() || !all.members[1].collecting.Load() {
+		t.Fatal("failover_rx_all: both members receive")
+	}
+	if len(all.active.Load().ports) != 1 {
+		t.Fatal("failover_rx_all: still one member transmits")
+	}
+	if _, err := all.Reconfigure(pmd.Config{Name: "lagg1", Args: pmd.Args{"laggport": "m2 m3"}, Shared: r.shared,
+		Lookup: func(n string) (pmd.Port, uint16, bool) { s, ok := r.ports[n]; return s, r.ids[n], ok }}); !errors.Is(err, pmd.ErrReopen) {
+		t.Fatalf("failover_rx_all changed live: %v", err)
 	}
 }
 

@@ -103,6 +103,11 @@ type Config struct {
 	// The stack opens named ports first and keeps them open while this
 	// port is. Nil: no other ports.
 	Lookup func(name string) (Port, uint16, bool)
+	// Wake, if not nil, is called by the driver when its Link changed
+	// (from any goroutine; it never blocks), so that the stack runs its
+	// Servicers soon instead of at their next periodic call: a lagg sees
+	// a member's link go down when the kernel says so.
+	Wake func()
 }
 
 // Pool returns the pool serving queue q.

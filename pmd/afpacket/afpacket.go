@@ -125,7 +125,9 @@ type queue struct {
 
 // Port is an AF_PACKET port.
 type Port struct {
-	id     uint16
+	id uint16
+	// wake: pmd.Config.Wake, called on a link change.
+	wake   func()
 	name   string
 	netns  string
 	prm    Params
@@ -162,9 +164,10 @@ func Open(cfg pmd.Config) (*Port, error) {
 	lg := cfg.Logger().With("port", cfg.Name, "driver", DriverName, "dev", prm.Dev)
 	p := &Port{
 		id: cfg.ID, name: cfg.Name, netns: cfg.NetNS, prm: prm, pools: cfg.Pools, mc: mcast.New(),
-		qs:  make([]queue, prm.Queues),
-		ctr: make([]pmd.QueueCounters, prm.Queues),
-		log: lg.Info, logErr: lg.Error,
+		wake: cfg.Wake,
+		qs:   make([]queue, prm.Queues),
+		ctr:  make([]pmd.QueueCounters, prm.Queues),
+		log:  lg.Info, logErr: lg.Error,
 		info: pmd.Info{Name: cfg.Name, Driver: DriverName, Device: prm.Dev, RxQueues: prm.Queues, TxQueues: prm.Queues, Mode: "tpacket_v2"},
 	}
 	p.link.Store(&pmd.Link{})
@@ -216,6 +219,9 @@ func (p *Port) onLink(linkmon.State) {
 	}
 	p.linkChanges.Add(1)
 	st := p.mon.State()
+	if p.wake != nil {
+		defer p.wake() // once the state is updated
+	}
 	if err := p.reconcile(st); err != nil {
 		p.logErr("cannot attach to the interface; waiting for the next link change", "err", err)
 	}

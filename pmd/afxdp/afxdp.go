@@ -129,7 +129,9 @@ func releaseUmem(sh *pmd.Shared, p *mbuf.Pool) {
 // buffer they held, when it goes down or disappears; re-created when it is
 // up again, under the same name (a new ifindex if it was re-created).
 type Port struct {
-	shared  *pmd.Shared
+	shared *pmd.Shared
+	// wake: pmd.Config.Wake, called on a link change.
+	wake    func()
 	name    string
 	nsPath  string
 	dev     string
@@ -217,6 +219,7 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 	lg := cfg.Logger().With("port", cfg.Name, "driver", DriverName, "dev", dev)
 	p := &Port{
 		name: cfg.Name, nsPath: cfg.NetNS, dev: dev, mc: mcast.New(),
+		wake:    cfg.Wake,
 		mode:    must(xsk.ParseMode(modeS)),
 		xdpMode: map[string]xsk.XDPMode{"auto": xsk.XDPAuto, "native": xsk.XDPNative, "generic": xsk.XDPGeneric}[xdpS],
 		busyUs:  busy, ring: uint32(ring),
@@ -275,6 +278,9 @@ func (p *Port) onLink(linkmon.State) {
 	defer p.mu.Unlock()
 	if p.mon == nil || p.closed {
 		return // Open reconciles itself; Close detaches
+	}
+	if p.wake != nil {
+		defer p.wake() // once the state is updated
 	}
 	if err := p.reconcile(p.mon.State()); err != nil {
 		p.logErr("cannot attach to the interface; waiting for the next link change", "err", err)

@@ -394,6 +394,49 @@ func TestLACPNegotiation(t *testing.T) {
 	}
 }
 
+// TestChurn: a partner that answers but never gets in sync (another
+// aggregator key than the one selected) is flagged partner churn after
+// 60 s; in sync again, the flag goes.
+func TestChurn(t *testing.T) {
+	r := newRig(t, "a0", "b0")
+	a, err := r.open("laggA", pmd.Args{"laggport": "a0", "proto": "lacp", "lacp": "fast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a.serviceAt(now, nopIO{})
+	// A partner that never says it is in sync.
+	pdu := func() {
+		f := make([]byte, frameLen)
+		partner := lacpInfo{SysPrio: 0x8000, Sys: [6]byte{2, 9, 9, 9, 9, 9}, Key: 7, PortPrio: 0x8000, Port: 1, State: stActivity | stTimeout | stAggregation}
+		buildLACPDU(f, [6]byte{2, 9, 9, 9, 9, 9}, partner, a.members[0].lacp.actor)
+		ms := r.burst(f)
+		ms[0].Port = r.ids["a0"]
+		if !a.ctl.Enqueue(ms[0]) {
+			t.Fatal("control ring full")
+		}
+	}
+	for i := 0; i < 700; i++ { // 70 s
+		now = now.Add(100 * time.Millisecond)
+		if i%10 == 0 {
+			pdu()
+		}
+		a.serviceAt(now, nopIO{})
+	}
+	l := &a.members[0].lacp
+	if !l.partnerChurn || l.actorChurn {
+		t.Fatalf("partner churn %v actor churn %v, want partner churn only\n%v", l.partnerChurn, l.actorChurn, a.Status().Rows)
+	}
+	if !strings.Contains(a.Status().Rows[0][4], "partner_churn") {
+		t.Fatalf("show lagg does not say partner_churn: %v", a.Status().Rows[0])
+	}
+	r.ports["a0"].up.Store(false)
+	a.serviceAt(now.Add(100*time.Millisecond), nopIO{})
+	if l.partnerChurn {
+		t.Fatal("churn kept with the link down")
+	}
+}
+
 // TestMarkerResponder: a marker PDU is answered with a response carrying
 // the same information.
 func TestMarkerResponder(t *testing.T) {

@@ -107,13 +107,19 @@ type response struct {
 // stack is the control goroutine's state: the model and the live objects.
 // Only the control goroutine touches it after Start.
 type stack struct {
-	opts  Options
-	log   *slog.Logger
-	eng   *fwd.Engine
-	model *model
-	live  map[string]*livePort
-	fibs  *fib.FIBs
-	rules *fwd.Rules
+	// do runs a function on the control goroutine from another goroutine
+	// (the Daemon's do): what paged answers call for each page.
+	do func(func(*stack)) error
+	// routePages counts the steps of paged show routes listings and the
+	// most rows one step built (tests).
+	routePages struct{ steps, maxRows int }
+	opts       Options
+	log        *slog.Logger
+	eng        *fwd.Engine
+	model      *model
+	live       map[string]*livePort
+	fibs       *fib.FIBs
+	rules      *fwd.Rules
 
 	nhs       map[nhKey]uint32
 	installed map[routeKey]uint32
@@ -223,6 +229,7 @@ func Start(opts Options) (*Daemon, error) {
 	}
 	st.model = b.commit()
 	d := &Daemon{opts: opts, log: opts.Log, st: st, files: defaultLoader(), reqs: make(chan request), stop: make(chan struct{}), done: make(chan struct{}), failed: make(chan struct{})}
+	st.do = d.do
 	eng.Start()
 	go d.loop()
 	if len(cmds) > 0 {
@@ -254,6 +261,17 @@ func Start(opts Options) (*Daemon, error) {
 // safe for concurrent use: batches are serialised through the control
 // goroutine.
 func (d *Daemon) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
+	res, err := d.exec(ctx, cmds, false)
+	if err != nil {
+		return nil, err
+	}
+	return cmdlang.GatherAll(ctx, res)
+}
+
+// ExecPaged is Exec leaving large answers (show routes of a full table) in
+// pages (cmdlang.PagedExecutor): the control socket writes them out page by
+// page.
+func (d *Daemon) ExecPaged(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
 	return d.exec(ctx, cmds, false)
 }
 

@@ -177,6 +177,23 @@ func (s *stack) showRoutes(c *cmdlang.ShowRoutes) (cmdlang.Result, error) {
 		}
 		fibs = append(fibs, c.FIB)
 	}
+	if s.do != nil {
+		total := 0
+		for _, f := range fibs {
+			v4, v6, _ := s.fibs.RouteCount(uint32(f))
+			switch c.Family {
+			case cmdlang.Inet:
+				total += v4
+			case cmdlang.Inet6:
+				total += v6
+			default:
+				total += v4 + v6
+			}
+		}
+		if total > routePage {
+			return cmdlang.Result{Pages: s.routePager(c, fibs)}, nil
+		}
+	}
 	snap := s.fibs.Load()
 	conn := s.lcpConnected(s.connected)
 	rows := []show.Route{}

@@ -23,6 +23,10 @@ type ExecOptions struct {
 	// Reload replaces the whole configuration with the batch's (as SIGHUP
 	// does): what the batch does not state is removed.
 	Reload bool
+	// Paged leaves large answers in pages (cmdlang.Result.Pages) for a
+	// caller that writes them out as they come; otherwise they are
+	// gathered.
+	Paged bool
 }
 
 func (d *Daemon) loader(opt ExecOptions) fileLoader {
@@ -36,7 +40,10 @@ func (d *Daemon) loader(opt ExecOptions) fileLoader {
 // ExecWith is Exec with options.
 func (d *Daemon) ExecWith(ctx context.Context, cmds []cmdlang.Command, opt ExecOptions) ([]cmdlang.Result, error) {
 	resp, err := d.submit(ctx, request{cmds: cmds, reload: opt.Reload}, d.loader(opt))
-	return resp.results, err
+	if err != nil || opt.Paged {
+		return resp.results, err
+	}
+	return cmdlang.GatherAll(ctx, resp.results)
 }
 
 // Check validates cmds against the running configuration exactly as

@@ -390,6 +390,16 @@ func (h *Host) authorize(v *Vnet, c ctlsock.Cred) error {
 // vnet prefixes and create or delete vnets. All or nothing, as the doc
 // says.
 func (h *Host) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
+	return h.exec(ctx, cmds, false)
+}
+
+// ExecPaged is Exec leaving a large answer of a batch within one vnet in
+// pages (cmdlang.PagedExecutor: the control socket writes them out).
+func (h *Host) ExecPaged(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
+	return h.exec(ctx, cmds, true)
+}
+
+func (h *Host) exec(ctx context.Context, cmds []cmdlang.Command, paged bool) ([]cmdlang.Result, error) {
 	p, err := split(cmds)
 	if err != nil {
 		return nil, err
@@ -402,7 +412,7 @@ func (h *Host) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Resu
 		if v == nil {
 			return nil, noVnet(pt.name, cmds[pt.idx[0]])
 		}
-		res, err := h.execIn(ctx, v, pt.cmds, false, ctl.ExecOptions{})
+		res, err := h.execIn(ctx, v, pt.cmds, false, ctl.ExecOptions{Paged: paged})
 		if err != nil {
 			return nil, pt.rewrite(err, cmds)
 		}

@@ -75,6 +75,16 @@ func (t *tenant) allow(c cmdlang.Command) error {
 // Exec runs a tenant's batch in its vnet: every command allowed first,
 // then the batch all or nothing. show vnets shows this vnet only.
 func (t *tenant) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
+	return t.exec(ctx, cmds, false)
+}
+
+// ExecPaged is Exec leaving large answers in pages for the control socket
+// (cmdlang.PagedExecutor).
+func (t *tenant) ExecPaged(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Result, error) {
+	return t.exec(ctx, cmds, true)
+}
+
+func (t *tenant) exec(ctx context.Context, cmds []cmdlang.Command, paged bool) ([]cmdlang.Result, error) {
 	h := t.h
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -96,7 +106,7 @@ func (t *tenant) Exec(ctx context.Context, cmds []cmdlang.Command) ([]cmdlang.Re
 	}
 	results := make([]cmdlang.Result, len(cmds))
 	if len(stack) > 0 {
-		res, err := h.execIn(ctx, t.v, stack, true, ctl.ExecOptions{Open: t.open})
+		res, err := h.execIn(ctx, t.v, stack, true, ctl.ExecOptions{Open: t.open, Paged: paged})
 		if err != nil {
 			return nil, err
 		}

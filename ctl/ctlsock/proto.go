@@ -44,4 +44,9 @@ type Response struct {
 	// next request it sends: that request was not executed, and may be
 	// sent again on a new connection.
 	Evicted bool `json:"evicted,omitempty"`
+
+	// paged is set instead of Text and Data when a result of the batch is
+	// given in pages (cmdlang.Result.Pages): the server writes it as it is
+	// made (writePaged), as one response line all the same.
+	paged *pagedAnswer
 }

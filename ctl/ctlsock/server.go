@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -512,17 +513,29 @@ func (s *Server) handle(c *net.UnixConn) {
 		if s.stream(c, br, &req, log) {
 			return // a stream owns the rest of the connection
 		}
-		resp := s.Do(s.ctx, &req)
+		resp := handle(s.ctx, s.cfg.Exec, &req, log, true)
 		if !resp.OK {
 			log.Info("control request failed", "err", resp.Error)
 		}
-		s.mu.Lock() // Close shortens the deadline under mu: not undone here
-		if s.closed {
-			c.SetWriteDeadline(time.Now().Add(closeWriteGrace))
-		} else {
-			c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		deadline := func() {
+			s.mu.Lock() // Close shortens the deadline under mu: not undone here
+			if s.closed {
+				c.SetWriteDeadline(time.Now().Add(closeWriteGrace))
+			} else {
+				c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			}
+			s.mu.Unlock()
 		}
-		s.mu.Unlock()
+		deadline()
+		if resp.paged != nil {
+			// A paged answer is written as it is made, each page with a
+			// fresh write deadline.
+			if err := writePaged(s.ctx, c, resp.paged, deadline); err != nil {
+				log.Debug("control client left during a paged answer", "err", err)
+				return
+			}
+			continue
+		}
 		if err := writeResponse(c, resp); err != nil {
 			log.Debug("control client left before its answer", "err", err)
 			return
@@ -553,17 +566,19 @@ func writeResponse(w io.Writer, r *Response) error {
 // daemon may use it for its own batches (the startup file goes through
 // the same path).
 func (s *Server) Do(ctx context.Context, req *Request) *Response {
-	return handle(ctx, s.cfg.Exec, req, s.log)
+	return handle(ctx, s.cfg.Exec, req, s.log, false)
 }
 
 // Handle parses req.Lines as one batch and runs it on ex: parse errors
 // and execution errors become Response.Error; nothing is executed when a
 // line is rejected.
 func Handle(ctx context.Context, ex cmdlang.Executor, req *Request) *Response {
-	return handle(ctx, ex, req, slog.Default())
+	return handle(ctx, ex, req, slog.Default(), false)
 }
 
-func handle(ctx context.Context, ex cmdlang.Executor, req *Request, log *slog.Logger) (resp *Response) {
+// handle runs req. With lazy, results given in pages (Result.Pages) are
+// left for writePaged (Response.paged); without, they are gathered here.
+func handle(ctx context.Context, ex cmdlang.Executor, req *Request, log *slog.Logger, lazy bool) (resp *Response) {
 	// One command with no source is a live command: its errors need no
 	// line number.
 	live := len(req.Lines) == 1 && req.Source == ""
@@ -582,12 +597,24 @@ func handle(ctx context.Context, ex cmdlang.Executor, req *Request, log *slog.Lo
 			resp = &Response{Error: fmt.Sprintf("fwdd: internal error executing the batch: %v (please report it)", p)}
 		}
 	}()
-	results, err := ex.Exec(ctx, cmds)
+	var results []cmdlang.Result
+	if pe, ok := ex.(cmdlang.PagedExecutor); ok && lazy {
+		results, err = pe.ExecPaged(ctx, cmds)
+	} else {
+		results, err = ex.Exec(ctx, cmds)
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return &Response{Error: "fwdd: shutting down; the batch was not applied"}
 		}
 		return &Response{Error: err.Error()}
+	}
+	if slices.ContainsFunc(results, func(r cmdlang.Result) bool { return r.Pages != nil }) {
+		pa := &pagedAnswer{results: results, cmds: cmds, json: req.JSON}
+		if lazy {
+			return &Response{OK: true, paged: pa}
+		}
+		return pa.gather(ctx)
 	}
 	resp = &Response{OK: true}
 	var text strings.Builder

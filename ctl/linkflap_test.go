@@ -60,6 +60,13 @@ func TestE2ELinkFlapPeerNewMAC(t *testing.T) {
 				}
 			}
 			t.Logf("%s: h1 reached with its new MAC %v after the flap", driver, time.Since(start).Round(time.Millisecond))
+			// The driver woke the control loop for the link changes
+			// (pmd.Config.LinkChanged) rather than leaving them to its poll.
+			var wakes int
+			x.d.do(func(s *stack) { wakes = s.linkWakes })
+			if wakes == 0 {
+				t.Error("no link check was run by a driver's wake-up")
+			}
 			res := x.mustExec("show neigh p0")
 			for _, n := range res[0].Data.([]show.Neighbour) {
 				if len(n.LLAddr) > 0 && !strings.EqualFold(n.LLAddr.String(), newH1) {

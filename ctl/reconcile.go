@@ -74,7 +74,8 @@ func sharesDevice(a, b *portModel) bool {
 func (s *stack) restorePort(lp *livePort) error {
 	pcfg := pmd.Config{
 		Name: lp.model.Name, ID: lp.id, Driver: lp.model.Driver, Args: pmd.Args(lp.model.Args),
-		Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(), Wake: s.eng.Wake,
+		Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+		LinkChanged: s.linkChanged,
 		Lookup: func(name string) (pmd.Port, uint16, bool) {
 			if o, ok := s.live[name]; ok && !o.closed {
 				return o.port, o.id, true
@@ -250,8 +251,9 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 				rc := lp.port.(pmd.Reconfigurer)
 				apply, rerr := rc.Reconfigure(pmd.Config{
 					Name: np.Name, ID: lp.id, Driver: np.Driver, Args: pmd.Args(np.Args),
-					Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(), Wake: s.eng.Wake,
-					Lookup: lookup,
+					Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+					LinkChanged: s.linkChanged,
+					Lookup:      lookup,
 				})
 				switch {
 				case rerr == nil:
@@ -273,8 +275,9 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		id := s.freePortID(removed)
 		pcfg := pmd.Config{
 			Name: np.Name, ID: id, Driver: np.Driver, Args: pmd.Args(np.Args),
-			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(), Wake: s.eng.Wake,
-			Lookup: lookup,
+			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+			LinkChanged: s.linkChanged,
+			Lookup:      lookup,
 		}
 		p, err := pmd.Open(pcfg)
 		if err != nil {

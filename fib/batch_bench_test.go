@@ -16,6 +16,7 @@ type batchCost struct {
 	cpu, wall          time.Duration
 	gcs, faults        int
 	swept, moved, segs int
+	tables             int
 	changes            int
 }
 
@@ -48,9 +49,9 @@ func BenchmarkApplyBatches(b *testing.B) {
 		_ = syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru)
 		return int(ru.Minflt)
 	}
-	work := func() (int, int, int) {
+	work := func() (int, int, int, int) {
 		f4, f6 := f.f4[0], f.f6[0]
-		return f.sc.swept, f4.a.moved + f6.a16.moved + f6.a64.moved, f4.a.started + f6.a16.started + f6.a64.started
+		return f.sc.swept, f.sc.tables, f4.a.moved + f6.a16.moved + f6.a64.moved, f4.a.started + f6.a16.started + f6.a64.started
 	}
 	var costs []batchCost
 	runtime.LockOSThread()
@@ -69,7 +70,7 @@ func BenchmarkApplyBatches(b *testing.B) {
 				present[p] = !present[p]
 			}
 			g0 := read()
-			s0, m0, n0 := work()
+			s0, t0, m0, n0 := work()
 			fl0 := faults()
 			w0 := time.Now()
 			c0 := threadCPU()
@@ -78,9 +79,9 @@ func BenchmarkApplyBatches(b *testing.B) {
 			}
 			c := batchCost{cpu: threadCPU() - c0, wall: time.Since(w0), faults: faults() - fl0, changes: len(cs)}
 			g1 := read()
-			s1, m1, n1 := work()
+			s1, t1, m1, n1 := work()
 			c.gcs = g1 - g0
-			c.swept, c.moved, c.segs = s1-s0, m1-m0, n1-n0
+			c.swept, c.tables, c.moved, c.segs = s1-s0, t1-t0, m1-m0, n1-n0
 			costs = append(costs, c)
 		}
 	}
@@ -105,8 +106,8 @@ func BenchmarkApplyBatches(b *testing.B) {
 		b.ReportMetric(float64(q(noGC, 0.99).Microseconds()), "p99-cpu-nogc-µs")
 		b.ReportMetric(float64(noGC[len(noGC)-1].cpu.Microseconds()), "max-cpu-nogc-µs")
 	}
-	for _, c := range byCPU[max(0, len(byCPU)-12):] {
-		b.Logf("batch: cpu %v wall %v | GC cycles ended %d, page faults %d | swept %d, moved %d, segments started %d",
-			c.cpu, c.wall, c.gcs, c.faults, c.swept, c.moved, c.segs)
+	for _, c := range slices.Backward(byCPU[max(0, len(byCPU)-8):]) {
+		b.Logf("batch: cpu %v wall %v | GC cycles ended %d, page faults %d | swept %d in %d tables, moved %d, segments started %d",
+			c.cpu, c.wall, c.gcs, c.faults, c.swept, c.tables, c.moved, c.segs)
 	}
 }

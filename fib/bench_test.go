@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -207,8 +208,72 @@ type churnResult struct {
 	// CPU time of the writer's thread per Apply call (batch): what a
 	// batch costs without the waits for a CPU on a loaded machine.
 	cp50, cp99, cmx time.Duration
-	changes         int
-	batches         int
+	// Wall time per Apply call; the p99 of the parts of the latency from
+	// due: due to Apply called (pacing and waiting), Apply, Apply returned
+	// to visible (the reader's next burst).
+	wp99, qp99, pp99 time.Duration
+	within1ms        float64 // share of changes visible within 1 ms of due
+	changes          int
+	batches          int
+}
+
+// churnOpts places the churn benchmark's threads.
+type churnOpts struct {
+	// pin puts the reader's thread on CPU 0 and the writer's on CPU 1.
+	// (Either way the writer paces itself with nanosleep(2) on its own
+	// thread, rawSleep: time.Sleep wakes through the Go scheduler, ~1 ms
+	// late here, which set the p50 of the latency until 2026-11-30.)
+	pin bool
+	// fifoWriter (fifoReader) also runs the writer's (reader's) thread
+	// SCHED_FIFO (priority 1), so that other processes cannot take its CPU
+	// (root only). A reader spinning at FIFO priority exhausts the
+	// kernel's RT budget (sched_rt_runtime_us, 95 %) and gets every RT
+	// thread throttled for the rest of the period.
+	fifoWriter, fifoReader bool
+}
+
+// rawSleep sleeps in nanosleep(2) without telling the Go scheduler: the
+// thread keeps its P, so it does not wait for one when it wakes (with
+// syscall.Nanosleep the P is handed off and, when the GC's workers hold
+// the others, getting one back can take milliseconds on a loaded machine).
+func rawSleep(d time.Duration) {
+	ts := syscall.NsecToTimespec(int64(d))
+	syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+}
+
+// place applies o to the calling (locked) thread, which runs on cpu.
+func (o churnOpts) place(tb testing.TB, cpu int) {
+	fifo := cpu == 1 && o.fifoWriter || cpu == 0 && o.fifoReader
+	if !o.pin {
+		return
+	}
+	var mask [16]uint64
+	mask[cpu/64] = 1 << (cpu % 64)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(mask), uintptr(unsafe.Pointer(&mask))); e != 0 {
+		tb.Fatalf("sched_setaffinity: %v", e)
+	}
+	if fifo {
+		prio := int32(1)
+		if _, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, 1 /* SCHED_FIFO */, uintptr(unsafe.Pointer(&prio))); e != 0 {
+			tb.Skipf("SCHED_FIFO: %v", e)
+		}
+	}
+}
+
+// unplace undoes place for the calling thread (before it is unlocked).
+func (o churnOpts) unplace() {
+	if !o.pin {
+		return
+	}
+	if o.fifoWriter || o.fifoReader {
+		prio := int32(0)
+		syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, 0 /* SCHED_OTHER */, uintptr(unsafe.Pointer(&prio)))
+	}
+	var mask [16]uint64
+	for i := range runtime.NumCPU() {
+		mask[i/64] |= 1 << (i % 64)
+	}
+	syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(mask), uintptr(unsafe.Pointer(&mask)))
 }
 
 // runChurn measures one reader looking up continuously (IPv4 batches of
@@ -217,9 +282,9 @@ type churnResult struct {
 // families in proportion, applied in batches of whatever is due). A change
 // is visible when the reader first loads a snapshot that contains it; its
 // latency counts from the time it was due (which includes the writer's
-// pacing: it polls with time.Sleep), and, separately, from the time the
+// pacing: it polls every 20 µs with nanosleep), and, separately, from the time the
 // writer called Apply with it.
-func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate int, d time.Duration) churnResult {
+func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate int, d time.Duration, o churnOpts) churnResult {
 	var stop atomic.Bool
 	type sight struct {
 		s *Snapshot
@@ -227,8 +292,15 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 	}
 	sights := make([]sight, 0, 1<<20)
 	reader := func() (n int) {
+		if o.pin {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			o.place(tb, 0)
+			defer o.unplace()
+		}
 		var out [64]uint32
 		var last *Snapshot
+		rest := time.Now()
 		for i := 0; !stop.Load(); i += 64 {
 			s := f.Load()
 			if s != last {
@@ -240,15 +312,24 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 			j := i & (len(probes) - 1)
 			s.Lookup4Batch(0, probes[j:j+64], out[:])
 			n += 64
+			if o.fifoReader && i&(64*256-1) == 0 {
+				// Stay inside the RT budget: 50 µs of sleep every ~1 ms.
+				if now := time.Now(); now.Sub(rest) > time.Millisecond {
+					rawSleep(50 * time.Microsecond)
+					rest = now
+				}
+			}
 		}
 		return n
 	}
 	var wcpu time.Duration
-	var applied0 []time.Time // Apply start per batch
+	var applied0, applied1 []time.Time // Apply start and end per batch
 	var applyCPU []time.Duration
 	run := func(write bool) (float64, []*Snapshot, []time.Time, []int) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
+		o.place(tb, 1)
+		defer o.unplace()
 		c0 := threadCPU()
 		defer func() { wcpu = threadCPU() - c0 }()
 		stop.Store(false)
@@ -270,7 +351,7 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 			el := time.Since(t0)
 			want := int(el.Seconds() * float64(rate))
 			if want <= applied {
-				time.Sleep(20 * time.Microsecond)
+				rawSleep(20 * time.Microsecond)
 				continue
 			}
 			cs := make([]Change, 0, want-applied)
@@ -291,6 +372,7 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 			}
 			applyCPU = append(applyCPU, threadCPU()-c)
 			applied0 = append(applied0, ta)
+			applied1 = append(applied1, time.Now())
 			pubs = append(pubs, f.Load())
 			due = append(due, t0.Add(time.Duration(float64(applied+1)/float64(rate)*1e9)))
 			cnt = append(cnt, len(cs))
@@ -323,7 +405,7 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 	for k, s := range pubs {
 		idx[s] = k
 	}
-	var lat, alat []time.Duration
+	var lat, alat, wl, ql, pl []time.Duration
 	si := 0
 	for k := range pubs {
 		for si < len(sights) {
@@ -340,18 +422,27 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 		for range cnt[k] {
 			lat = append(lat, sights[si].t.Sub(due[k]))
 			alat = append(alat, sights[si].t.Sub(applied0[k]))
+			ql = append(ql, applied0[k].Sub(due[k]))
+			pl = append(pl, sights[si].t.Sub(applied1[k]))
 		}
+		wl = append(wl, applied1[k].Sub(applied0[k]))
 		r.changes += cnt[k]
 	}
 	r.batches = len(pubs)
 	if len(lat) > 0 {
 		slices.Sort(lat)
+		n, _ := slices.BinarySearch(lat, time.Millisecond+1)
+		r.within1ms = float64(n) / float64(len(lat))
 		r.p50 = lat[len(lat)/2]
 		r.p99 = lat[len(lat)*99/100]
 		r.mx = lat[len(lat)-1]
 		slices.Sort(alat)
 		r.ap50 = alat[len(alat)/2]
 		r.ap99 = alat[len(alat)*99/100]
+		slices.Sort(ql)
+		slices.Sort(pl)
+		slices.Sort(wl)
+		r.qp99, r.pp99, r.wp99 = ql[len(ql)*99/100], pl[len(pl)*99/100], wl[len(wl)*99/100]
 	}
 	if len(applyCPU) > 0 {
 		slices.Sort(applyCPU)
@@ -363,8 +454,23 @@ func runChurn(tb testing.TB, f *FIBs, all []netip.Prefix, probes []uint32, rate 
 }
 
 // BenchmarkChurn: lookup rate while the writer applies 10k changes/s, and
-// the change-to-visible latency.
-func BenchmarkChurn(b *testing.B) {
+// the change-to-visible latency. Threads where the scheduler puts them.
+func BenchmarkChurn(b *testing.B) { benchChurn(b, churnOpts{}) }
+
+// BenchmarkChurnPinned: the same with the reader on CPU 0 and the writer
+// on CPU 1, pacing with nanosleep(2) (see churnOpts); with FIB_CHURN_FIFO
+// set to writer, reader or both in the environment also SCHED_FIFO for
+// those threads, so that they get their CPUs when they want them (like
+// dedicated cores).
+func BenchmarkChurnPinned(b *testing.B) {
+	if runtime.NumCPU() < 2 {
+		b.Skip("needs 2 CPUs")
+	}
+	fifo := os.Getenv("FIB_CHURN_FIFO")
+	benchChurn(b, churnOpts{pin: true, fifoWriter: fifo == "writer" || fifo == "both", fifoReader: fifo == "reader" || fifo == "both"})
+}
+
+func benchChurn(b *testing.B, o churnOpts) {
 	v4, v6 := fullTable(b)
 	fixture(b)
 	f := newWithNH(b, 1)
@@ -374,16 +480,20 @@ func BenchmarkChurn(b *testing.B) {
 	all := append(append([]netip.Prefix(nil), v4...), v6...)
 	var r churnResult
 	for b.Loop() {
-		r = runChurn(b, f, all, benchOnce.p4, 10000, time.Second)
+		r = runChurn(b, f, all, benchOnce.p4, 10000, time.Second, o)
 	}
 	b.ReportMetric(r.idle, "idle-lookups/s")
 	b.ReportMetric(r.busy, "churn-lookups/s")
 	b.ReportMetric(r.busy/r.idle*100, "%-of-idle")
+	b.ReportMetric(r.within1ms*100, "%-visible-within-1ms")
 	b.ReportMetric(float64(r.p50.Microseconds()), "p50-visible-µs")
 	b.ReportMetric(float64(r.p99.Microseconds()), "p99-visible-µs")
 	b.ReportMetric(float64(r.mx.Microseconds()), "max-visible-µs")
 	b.ReportMetric(float64(r.ap50.Microseconds()), "p50-apply-visible-µs")
 	b.ReportMetric(float64(r.ap99.Microseconds()), "p99-apply-visible-µs")
+	b.ReportMetric(float64(r.qp99.Microseconds()), "p99-due-to-apply-µs")
+	b.ReportMetric(float64(r.pp99.Microseconds()), "p99-applied-to-visible-µs")
+	b.ReportMetric(float64(r.wp99.Microseconds()), "p99-apply-wall-µs")
 	b.ReportMetric(float64(r.cp50.Microseconds()), "p50-apply-cpu-µs")
 	b.ReportMetric(float64(r.cp99.Microseconds()), "p99-apply-cpu-µs")
 	b.ReportMetric(float64(r.cmx.Microseconds()), "max-apply-cpu-µs")

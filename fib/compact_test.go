@@ -3,7 +3,9 @@ package fib
 import (
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // TestCompaction drives enough churn through small tables that every arena
@@ -65,6 +67,8 @@ func TestCompaction(t *testing.T) {
 	if f4.a.drops == 0 || f6.a64.drops == 0 {
 		t.Error("an arena was never collected")
 	}
+	t.Logf("collection steps that continued in a later batch: IPv4 %d, IPv6 L1 %d, L2 %d", f4.a.partial, f6.a16.partial, f6.a64.partial)
+
 }
 
 // checkArenas checks the bookkeeping of the segmented arenas against the
@@ -167,7 +171,7 @@ func TestSegmentBoundaries(t *testing.T) {
 	if c := cap(a.s[2]); c != 20 {
 		t.Errorf("oversized table: segment of %d entries, want 20", c)
 	}
-	pub := a.publish()
+	pub, _ := a.publish()
 	a.release(p0, 5)
 	a.release(p1, 3)
 	a.release(p3, 20)
@@ -187,4 +191,159 @@ func TestSegmentBoundaries(t *testing.T) {
 	if a.cur != 2 {
 		t.Fatalf("new segment id %d, want the freed 2", a.cur)
 	}
+}
+
+// TestCollectBudget checks that a collection step moves at most its budget
+// (plus the table that crosses it) and that the collection of a segment
+// continues over batches until the segment is dropped, with the live and
+// garbage counts right at every step.
+func TestCollectBudget(t *testing.T) {
+	a := newSegArena[uint32](64, 0)
+	where := map[uint32]uint32{} // owner -> position
+	for o := range uint32(8) {
+		where[o] = a.put(make([]uint32, 8), o) // fills segment 0
+	}
+	where[8] = a.put(make([]uint32, 60), 8) // segment 1
+	a.publish()
+	for o := range uint32(8) {
+		if o%2 == 0 {
+			a.release(where[o], 8)
+			delete(where, o)
+		}
+	}
+	a.release(where[8], 60)
+	delete(where, 8)
+	where[9] = a.put(make([]uint32, 8), 9) // segment 2: current
+	a.publish()
+	a.garbage += 200 // pretend: over the bound
+	id := a.victim()
+	if id != 1 {
+		t.Fatalf("victim %d, want 1 (60 garbage entries)", id)
+	}
+	a.collect(id, func(uint32) int { return 0 }) // segment 1 has no live table
+	if a.s[1] != nil || a.victim() != 0 {
+		t.Fatalf("segment 1 not dropped, or next victim not 0")
+	}
+	steps := 0
+	for a.s[0] != nil {
+		moved := 0
+		a.collect(0, func(o uint32) int {
+			pos, ok := where[o]
+			if !ok || pos>>segBits != 0 {
+				return 0
+			}
+			where[o] = a.move(pos, 8, o)
+			moved += 8
+			return 8
+		})
+		a.publish()
+		if moved > 8 { // budget: seglen/8 = 8 with nothing put
+			t.Fatalf("step %d moved %d entries, budget 8", steps, moved)
+		}
+		steps++
+		if steps > 10 {
+			t.Fatal("collection does not finish")
+		}
+	}
+	if steps != 4 || a.partial != 3 {
+		t.Errorf("%d steps (%d partial), want 4 (3)", steps, a.partial)
+	}
+	for o, pos := range where {
+		if pos>>segBits == 0 {
+			t.Errorf("owner %d still in the dropped segment", o)
+		}
+	}
+	if a.nlive != 5*8 || a.garbage != 200 {
+		t.Errorf("live %d garbage %d, want 40 and 200", a.nlive, a.garbage)
+	}
+}
+
+// TestSegmentMemory checks the lifetime of the mapped segment memory: a
+// snapshot held across many collections still reads its tables after
+// garbage collections, and once no snapshot holds them, the dropped
+// segments are unmapped (the mapped count falls to the segments the writer
+// still lists).
+func TestSegmentMemory(t *testing.T) {
+	f := newWithNH(t, 1)
+	f.seglen = 64
+	rng := rand.New(rand.NewPCG(41, 42))
+	var ps []netip.Prefix
+	for range 600 {
+		ps = append(ps, randPrefix(rng, rng.IntN(2) == 0))
+	}
+	if err := f.Apply(adds(0, ps)); err != nil {
+		t.Fatal(err)
+	}
+	old := f.Load()
+	probes := probesFor2(rng, ps, false)
+	want := make([]uint32, len(probes))
+	for i, a := range probes {
+		want[i] = lookup(old, 0, a)
+	}
+	for range 300 {
+		var b []Change
+		for range 10 {
+			p := ps[rng.IntN(len(ps))]
+			if rng.IntN(2) == 0 {
+				b = append(b, Change{Op: OpDelete, Prefix: p})
+			} else {
+				b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(64))})
+			}
+		}
+		if err := f.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f4, f6 := f.f4[0], f.f6[0]
+	if f4.a.drops+f4.starved+f6.a16.drops == 0 {
+		t.Fatalf("no segment dropped (IPv4 %d, IPv6 L1 %d): the test does not test anything", f4.a.drops, f6.a16.drops)
+	}
+	runtime.GC()
+	runtime.GC()
+	for i, a := range probes {
+		if got := lookup(old, 0, a); got != want[i] {
+			t.Fatalf("held snapshot: lookup %v = %d after collections, was %d", a, got, want[i])
+		}
+	}
+	var d4 []uint32
+	for _, a := range probes {
+		if a.Is4() {
+			d4 = append(d4, u32(a))
+		}
+	}
+	out := make([]uint32, len(d4))
+	old.Lookup4Batch(0, d4, out)
+	runtime.KeepAlive(old)
+	old = nil
+	listed := func() (n int64) {
+		for _, s := range f4.a.s {
+			if s != nil {
+				n++
+			}
+		}
+		for _, a := range []*segArena[uint64]{&f6.a16, &f6.a64} {
+			for _, s := range a.s {
+				if s != nil {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	mapped := func() int64 { return f4.a.maps.Load() + f6.a16.maps.Load() + f6.a64.maps.Load() }
+	deadline := time.Now().Add(20 * time.Second)
+	for mapped() != listed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d segments mapped, the writer lists %d: dropped segments not unmapped", mapped(), listed())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The current snapshot still reads right.
+	r := newRef(1)
+	rs, _ := f.Routes(0)
+	for _, rt := range rs {
+		r.apply([]Change{{Op: OpAdd, Prefix: rt.Prefix, NextHop: rt.NextHop}})
+	}
+	check(t, f, r, 0, probes)
 }

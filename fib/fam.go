@@ -49,17 +49,26 @@ func (f *fam4) change(a uint32, l int, nh uint32, del bool) bool {
 	if len(rc.ents) == 0 {
 		delete(f.chunks, slot)
 	}
-	f.d.dirty[slot] = struct{}{}
+	f.d.mark(slot, uint16(a), l-16)
 	return true
 }
 
-func (f *fam4) rebuildSlot(sc *scratch, slot uint16) {
+// rebuildSlot rebuilds the range table of slot, where the batch changed
+// the prefixes inside dirty prefix p: a big table by patching (patch.go),
+// others by a sweep of the region.
+func (f *fam4) rebuildSlot(sc *scratch, slot uint16, p uint32) {
 	old := f.d.get(slot)
+	def := f.d.def(slot)
+	rc := f.chunks[slot]
+	if rc != nil && sc.patchable(old, p) {
+		n := f.patch(sc, slot, rc, old, p, def)
+		f.a.release(uint32(old), span(old))
+		f.d.set(slot, n)
+		return
+	}
 	if old&chunkFlag != 0 {
 		f.a.release(uint32(old), span(old))
 	}
-	def := f.d.def(slot)
-	rc := f.chunks[slot]
 	if rc == nil {
 		f.d.set(slot, uint64(def))
 		return
@@ -115,15 +124,15 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 		f.rebuildAll(sc)
 		f.t.nh = trim(f.t.nh)
 	} else {
-		for slot := range f.d.dirty {
-			f.rebuildSlot(sc, slot)
+		for slot, p := range f.d.dirty {
+			f.rebuildSlot(sc, slot, p)
 		}
 		if id := f.a.victim(); id >= 0 && f.a.room(len(f.a.s[id])) {
 			f.compact(id)
 		}
 	}
 	f.d.dirty = reset(f.d.dirty)
-	f.t.ent = f.a.publish()
+	f.t.ent, f.t.mem = f.a.publish()
 	f.t.top = f.d.top
 	f.d.endBatch()
 	t := f.t
@@ -145,20 +154,19 @@ func (f *fam4) room() bool {
 }
 
 // compact is one step of the incremental garbage collection: it moves
-// the live range tables of segment id into the current segment (a memory
-// copy of at most one segment, no re-sweep), points the dir entries at the
-// copies and drops the segment.
+// live range tables of segment id into the current segment (a memory copy
+// bounded by the step's budget, no re-sweep) and points the dir entries at
+// the copies; the segment is dropped when all its tables moved.
 func (f *fam4) compact(id int) {
-	for _, s := range f.a.owners[id] {
+	f.a.collect(id, func(s uint32) int {
 		e := f.d.get(uint16(s))
 		if e&chunkFlag == 0 || int(uint32(e)>>segBits) != id {
-			continue // the slot's table was replaced since
+			return 0 // the slot's table was replaced since
 		}
-		n := int(e>>32) & 0x7fffffff
-		pos := f.a.move(uint32(e), n+summaryLen(n), s)
-		f.d.set(uint16(s), chunkEnt(int(pos), n))
-	}
-	f.a.drop(id)
+		n := span(e)
+		f.d.set(uint16(s), chunkEnt(int(f.a.move(uint32(e), n, s)), int(e>>32)&0x7fffffff))
+		return n
+	})
 }
 
 // rebuildAll rebuilds the whole table into fresh arenas (bulk loads).
@@ -226,7 +234,7 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		if !count(&f.n, setEnt(&rc.ents, k1, uint8(l-16), nh, del)) {
 			return false
 		}
-		f.d.dirty[slot] = struct{}{}
+		f.d.mark(slot, k1, l-16)
 		return true
 	}
 	// A /32 region left without prefixes keeps its (empty) L2 table, so that
@@ -241,7 +249,7 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		f.setL2(r2.id, true)
 		rc.kids[k1] = r2
 		setEnt(&rc.ents, k1, 17, refFlag|r2.id, false)
-		f.d.dirty[slot] = struct{}{}
+		f.d.mark(slot, k1, 16)
 	}
 	k2 := uint32(hi)
 	if l <= 64 {
@@ -303,7 +311,7 @@ func (f *fam6) setL2(id uint32, v bool) {
 func (f *fam6) dropEmpty(slot uint16, rc *rc16) {
 	if len(rc.ents) == 0 {
 		delete(f.chunks, slot)
-		f.d.dirty[slot] = struct{}{}
+		f.d.dirty[slot] = wholeRegion
 	}
 }
 
@@ -312,6 +320,7 @@ func (f *fam6) build3(sc *scratch, r *rc32) {
 	f.a32.garbage += int(h.count)
 	start := len(f.t.k3)
 	sc.swept += len(r.ents)
+	sc.tables++
 	f.t.k3, f.t.v3, sc.s64 = sweep(r.ents, 0, f.t.k3, f.t.v3, sc.s64)
 	h.start, h.count = uint32(start), uint32(len(f.t.k3)-start)
 	f.h.set(r.id, h)
@@ -321,6 +330,7 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
 	f.a64.release(h.start, int(h.count)+summaryLen(int(h.count)))
 	sc.swept += len(r.ents)
+	sc.tables++
 	sc.k2, sc.v2, sc.s32 = sweep(r.ents, 0, sc.k2[:0], sc.v2[:0], sc.s32)
 	n := len(sc.k2)
 	sc.k2, sc.v2 = addSummary(sc.k2, sc.v2, 0)
@@ -341,12 +351,19 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 	}
 }
 
-func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32) {
+// buildSlot rebuilds the L1 table of slot (see fam4.rebuildSlot).
+func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32, p uint32) {
 	old := f.d.get(slot)
+	rc := f.chunks[slot]
+	if rc != nil && sc.patchable(old, p) {
+		n := f.patch(sc, slot, rc, old, p, def)
+		f.a16.release(uint32(old), span(old))
+		f.d.set(slot, n)
+		return
+	}
 	if old&chunkFlag != 0 {
 		f.a16.release(uint32(old), span(old))
 	}
-	rc := f.chunks[slot]
 	if rc == nil {
 		f.d.set(slot, uint64(def))
 		return
@@ -389,8 +406,8 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 				f.build2(sc, r)
 			}
 		}
-		for slot := range f.d.dirty {
-			f.buildSlot(sc, slot, f.d.def(slot))
+		for slot, p := range f.d.dirty {
+			f.buildSlot(sc, slot, f.d.def(slot), p)
 		}
 		// Collect garbage: L3 by a rebuild (it is small), L2 and L1 one
 		// segment per batch at most.
@@ -406,8 +423,8 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	f.d2 = reset(f.d2)
 	f.d3 = reset(f.d3)
 	f.t.top = f.d.top
-	f.t.e16 = f.a16.publish()
-	f.t.e2 = f.a64.publish()
+	f.t.e16, f.t.mem16 = f.a16.publish()
+	f.t.e2, f.t.mem2 = f.a64.publish()
 	f.t.hdrs = f.h.pages
 	f.d.endBatch()
 	f.h.endBatch()
@@ -453,35 +470,34 @@ func (f *fam6) rebuildAll(sc *scratch) {
 // compact1 is one incremental collection step of the L1 arena (see
 // fam4.compact).
 func (f *fam6) compact1(id int) {
-	for _, s := range f.a16.owners[id] {
+	f.a16.collect(id, func(s uint32) int {
 		e := f.d.get(uint16(s))
 		if e&chunkFlag == 0 || int(uint32(e)>>segBits) != id {
-			continue // the slot's table was replaced since
+			return 0 // the slot's table was replaced since
 		}
-		n := int(e>>32) & 0x7fffffff
-		pos := f.a16.move(uint32(e), n+summaryLen(n), s)
-		f.d.set(uint16(s), chunkEnt(int(pos), n))
-	}
-	f.a16.drop(id)
+		n := span(e)
+		f.d.set(uint16(s), chunkEnt(int(f.a16.move(uint32(e), n, s)), int(e>>32)&0x7fffffff))
+		return n
+	})
 }
 
 // compact2 does the same for the L2 arena, through the headers. A header
 // id listed as an owner may have been freed (and reused by an L3 table)
 // since: l2 tells.
 func (f *fam6) compact2(id int) {
-	for _, hid := range f.a64.owners[id] {
+	f.a64.collect(id, func(hid uint32) int {
 		if !f.l2[hid] {
-			continue
+			return 0
 		}
 		h := f.h.get(hid)
 		if int(h.start>>segBits) != id || h.count == 0 {
-			continue
+			return 0
 		}
-		n := int(h.count)
-		h.start = f.a64.move(h.start, n+summaryLen(n), hid)
+		n := int(h.count) + summaryLen(int(h.count))
+		h.start = f.a64.move(h.start, n, hid)
 		f.h.set(hid, h)
-	}
-	f.a64.drop(id)
+		return n
+	})
 }
 
 // compact rebuilds the tables of the chosen levels into fresh arenas.
@@ -513,7 +529,7 @@ func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 		f.a16.bulk = true
 		f.d.defs = f.d.defaults(f.d.defs)
 		for s := 0; s < 1<<16; s++ {
-			f.buildSlot(sc, uint16(s), f.d.defs[s])
+			f.buildSlot(sc, uint16(s), f.d.defs[s], wholeRegion)
 		}
 		f.a16.bulk = false
 	}
@@ -521,9 +537,9 @@ func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 
 // reset empties a dirty set. A cleared Go map keeps its buckets and ranging
 // over it costs its peak size, so a set that grew (a bulk load) is replaced.
-func reset[K comparable](m map[K]struct{}) map[K]struct{} {
+func reset[K comparable, V any](m map[K]V) map[K]V {
 	if len(m) > 64 {
-		return make(map[K]struct{})
+		return make(map[K]V)
 	}
 	clear(m)
 	return m

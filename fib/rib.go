@@ -107,8 +107,11 @@ type dirw struct {
 	top   [256]*dirPage
 	own   [256]bool
 	zero  *dirPage
-	dirty map[uint16]struct{} // /16 slots to rebuild in this batch
-	defs  []uint32            // scratch of defaults
+	// dirty holds the /16 slots to rebuild in this batch, each with the
+	// smallest prefix of the slot's key space containing every change
+	// (len<<16 | start; wholeRegion: all of it).
+	dirty map[uint16]uint32
+	defs  []uint32 // scratch of defaults
 }
 
 func (d *dirw) init(zero *dirPage) {
@@ -117,7 +120,7 @@ func (d *dirw) init(zero *dirPage) {
 	for i := range d.top {
 		d.top[i] = zero
 	}
-	d.dirty = make(map[uint16]struct{})
+	d.dirty = make(map[uint16]uint32)
 }
 
 func (d *dirw) get(slot uint16) uint64 { return d.top[slot>>8][slot&255] }
@@ -190,7 +193,7 @@ func (d *dirw) setShort(top uint16, l int, nh uint32, del bool) edit {
 	}
 	n := 1 << (16 - l)
 	for i := 0; i < n; i++ {
-		d.dirty[top+uint16(i)] = struct{}{}
+		d.dirty[top+uint16(i)] = wholeRegion // the default below changes
 	}
 	return ed
 }
@@ -266,7 +269,10 @@ type scratch struct {
 	e8  []uint64 // a range table being built (IPv6 L1, L2)
 	// swept counts the entries swept, cumulatively (benchmarks attribute
 	// batch costs with it).
-	swept int
+	swept, tables, patched int
+	p4                     []uint32 // a patched table being built (IPv4)
+	p8                     []uint64 // a patched table being built (IPv6 L1)
+	patchMin               int      // tests: patch tables from this size (0: patchMin)
 }
 
 // build16 appends the range table (keys, then summary) of one /16 region
@@ -275,6 +281,7 @@ type scratch struct {
 func (sc *scratch) build16(ents []rangeEnt[uint16], def uint32, keys []uint16, vals []uint32) ([]uint16, []uint32, int) {
 	base := len(keys)
 	sc.swept += len(ents)
+	sc.tables++
 	keys, vals, sc.s16 = sweep(ents, def, keys, vals, sc.s16)
 	n := len(keys) - base
 	keys, vals = addSummary(keys, vals, base)

@@ -1,6 +1,12 @@
 package fib
 
-import "slices"
+import (
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+)
 
 // Segmented arenas.
 //
@@ -28,8 +34,11 @@ const (
 
 // segArena is the writer side of one level's segmented arena.
 type segArena[T any] struct {
-	s    [][]T // segments by id (nil: free id); shared with the last snapshot until cloned
-	live []int // live entries per segment
+	s    [][]T          // segments by id (nil: free id); shared with the last snapshot until cloned
+	mem  []*segMem      // the memory of each segment (nil: on the Go heap), like s
+	maps *atomic.Int64  // segments mapped and in use (for tests)
+	pool chan *spareSeg // spare segments (see segMem)
+	live []int          // live entries per segment
 	// owners lists per segment the owner of every table put there (a dir
 	// slot or a header id), so that a collection step visits only the
 	// segment's own tables; an owner whose table moved on is skipped.
@@ -45,6 +54,11 @@ type segArena[T any] struct {
 	// Cumulative work counters (benchmarks attribute batch costs with
 	// them): segments started, entries moved by collection steps.
 	started, moved int
+	// coll is the segment being collected plus one (0: none) and collAt
+	// the number of its owners visited: a collection spreads over batches.
+	coll, collAt int
+	put0         int // entries put in this batch
+	partial      int // collection steps that ended before their segment (for tests)
 }
 
 // newSegArena returns an empty arena with segments of n entries (0:
@@ -56,8 +70,88 @@ func newSegArena[T any](n, m int) segArena[T] {
 	if m == 0 {
 		m = segIDs
 	}
-	return segArena[T]{cur: -1, seglen: n, maxSegs: m}
+	return segArena[T]{cur: -1, seglen: n, maxSegs: m, maps: new(atomic.Int64), pool: make(chan *spareSeg, segPool)}
 }
+
+// segMem is the memory of one segment, mapped outside the Go heap. The
+// garbage collector neither scans nor sweeps it, so starting a segment
+// costs the control goroutine no GC assist or sweep credit (with Go heap
+// segments, batches that started one took 1-8 ms of CPU time while the GC
+// ran; BenchmarkApplyBatches), and the heap the GC marks is smaller. The
+// writer's arena and every snapshot that lists the segment hold its segMem
+// (tab4.mem...), and the lookups keep their table alive (runtime.KeepAlive)
+// until their last read of segment memory. When the segMem becomes
+// unreachable, a cleanup returns the memory to the arena's pool of spare
+// segments (its pages are already faulted in, so reusing it costs no page
+// faults) or unmaps it if the pool is full. A pooled segment has a cleanup
+// of its own that unmaps it, so a pool that becomes garbage with its FIBs
+// leaks nothing.
+type segMem struct{ _ byte }
+
+// segMemory is what the cleanups of a segment need.
+type segMemory struct {
+	b      []byte
+	pool   chan *spareSeg
+	maps   *atomic.Int64
+	normal bool // a normal segment (poolable), not a big table's own
+}
+
+// spareSeg is a pooled segment's memory.
+type spareSeg struct {
+	b    []byte
+	stop runtime.Cleanup
+}
+
+// segPool is how many spare segments an arena keeps.
+const segPool = 4
+
+// newSegMem returns an empty slice of capacity c in mapped memory (a
+// spare segment of the same size if there is one) and its handle; if
+// mapping fails, a Go heap slice and nil.
+func newSegMem[T any](c int, a *segArena[T]) ([]T, *segMem) {
+	var t T
+	size := c * int(unsafe.Sizeof(t))
+	normal := a.seglen * int(unsafe.Sizeof(t))
+	var b []byte
+	if size == normal {
+		select {
+		case sp := <-a.pool: // only normal segments are pooled
+			sp.stop.Stop()
+			b = sp.b
+		default:
+		}
+	}
+	if b == nil {
+		var err error
+		b, err = syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
+		if err != nil {
+			return make([]T, 0, c), nil
+		}
+	}
+	m := new(segMem)
+	a.maps.Add(1)
+	runtime.AddCleanup(m, recycle, segMemory{b, a.pool, a.maps, size == normal})
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), c)[:0], m
+}
+
+// recycle is the cleanup of a segMem: it pools or unmaps the memory.
+func recycle(m segMemory) {
+	m.maps.Add(-1)
+	if !m.normal {
+		unmap(m.b)
+		return
+	}
+	sp := &spareSeg{b: m.b}
+	sp.stop = runtime.AddCleanup(sp, unmap, m.b)
+	select {
+	case m.pool <- sp:
+	default:
+		sp.stop.Stop()
+		unmap(m.b)
+	}
+}
+
+func unmap(b []byte) { _ = syscall.Munmap(b) }
 
 // tableBound is the most entries the range table of a region with n
 // entries (prefixes and references to deeper regions) can take: at most
@@ -85,6 +179,7 @@ func (a *segArena[T]) room(e int) bool {
 func (a *segArena[T]) own() {
 	if !a.cloned {
 		a.s = slices.Clone(a.s)
+		a.mem = slices.Clone(a.mem)
 		a.cloned = true
 	}
 }
@@ -92,7 +187,8 @@ func (a *segArena[T]) own() {
 // reset starts a fresh, empty arena (full rebuilds). Published snapshots
 // keep the old segments.
 func (a *segArena[T]) reset() {
-	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, maxSegs: a.maxSegs, drops: a.drops, started: a.started, moved: a.moved}
+	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, maxSegs: a.maxSegs, maps: a.maps, pool: a.pool,
+		drops: a.drops, started: a.started, moved: a.moved, partial: a.partial}
 }
 
 // put copies the table of owner into the current segment (starting a new
@@ -108,6 +204,7 @@ func (a *segArena[T]) put(tab []T, owner uint32) uint32 {
 	a.s[a.cur] = append(seg, tab...)
 	a.live[a.cur] += n
 	a.nlive += n
+	a.put0 += n
 	a.owners[a.cur] = append(a.owners[a.cur], owner)
 	return uint32(a.cur<<segBits | off)
 }
@@ -127,11 +224,12 @@ func (a *segArena[T]) newSeg(c int) {
 		}
 		id = len(a.s)
 		a.s = append(a.s, nil)
+		a.mem = append(a.mem, nil)
 		a.live = append(a.live, 0)
 		a.owners = append(a.owners, nil)
 	}
 	a.owners[id] = a.owners[id][:0]
-	a.s[id] = make([]T, 0, c)
+	a.s[id], a.mem[id] = newSegMem(c, a)
 	a.started++
 	a.live[id] = 0
 	a.cur = id
@@ -141,7 +239,9 @@ func (a *segArena[T]) newSeg(c int) {
 // segment (a collection step) and returns its new position.
 func (a *segArena[T]) move(pos uint32, n int, owner uint32) uint32 {
 	a.moved += n
-	return a.put(a.get(pos, n), owner)
+	p := a.put(a.get(pos, n), owner)
+	a.release(pos, n)
+	return p
 }
 
 // get returns the n entries at pos.
@@ -160,12 +260,16 @@ func (a *segArena[T]) release(pos uint32, n int) {
 	a.garbage += n
 }
 
-// victim returns the segment whose live tables the next compaction step
-// should move, or -1 when the arena's garbage is within bounds (at most
-// half the live entries plus two segments). Random churn spreads garbage
-// over all segments, so a tighter bound would pick victims that are mostly
-// live and copy several live entries per entry of garbage reclaimed.
+// victim returns the segment whose live tables the next collection step
+// should move: the one being collected, or when the arena's garbage
+// exceeds its bound (half the live entries plus two segments) the one with
+// the most garbage; -1 if none. Random churn spreads garbage over all
+// segments, so a tighter bound would pick victims that are mostly live
+// and copy several live entries per entry of garbage reclaimed.
 func (a *segArena[T]) victim() int {
+	if a.coll > 0 {
+		return a.coll - 1
+	}
 	if a.garbage <= a.nlive/2+2*a.seglen {
 		return -1
 	}
@@ -178,24 +282,54 @@ func (a *segArena[T]) victim() int {
 			best, bg = id, g
 		}
 	}
+	a.coll, a.collAt = best+1, 0
 	return best
 }
 
-// drop removes segment id after its live tables were moved.
+// collect is one bounded step of collecting segment id: it visits the
+// owners of its tables with moveOne, which moves the owner's table if it
+// is still live in the segment and returns the entries moved, until the
+// step's budget is spent, and drops the segment once every owner was
+// visited. The budget is twice the entries this batch put (so collection
+// outpaces the garbage the batch made) and at least an eighth of a
+// segment; an arena far over its garbage bound moves a whole segment.
+func (a *segArena[T]) collect(id int, moveOne func(owner uint32) int) {
+	budget := max(a.seglen/8, 2*a.put0)
+	if a.garbage > a.nlive+4*a.seglen {
+		budget = int(^uint(0) >> 1)
+	}
+	own := a.owners[id]
+	for moved := 0; a.collAt < len(own) && moved < budget; a.collAt++ {
+		moved += moveOne(own[a.collAt])
+	}
+	if a.collAt == len(own) {
+		a.drop(id)
+	} else {
+		a.partial++
+	}
+}
+
+// drop removes segment id after its live tables were moved (move
+// released them, so all of it is garbage).
 func (a *segArena[T]) drop(id int) {
 	a.own()
 	a.garbage -= len(a.s[id]) - a.live[id]
-	a.nlive -= a.live[id] // their copies count in the current segment
-	a.s[id] = nil
+	a.nlive -= a.live[id]
+	if a.coll == id+1 {
+		a.coll = 0
+	}
+	a.s[id], a.mem[id] = nil, nil
 	a.live[id] = 0
 	a.owners[id] = a.owners[id][:0]
 	a.drops++
 }
 
-// publish returns the segment list for a snapshot and ends the batch.
-func (a *segArena[T]) publish() [][]T {
+// publish returns the segment list and its memory handles for a snapshot
+// and ends the batch.
+func (a *segArena[T]) publish() ([][]T, []*segMem) {
 	a.cloned = false
-	return a.s
+	a.put0 = 0
+	return a.s, a.mem
 }
 
 // bytes is the memory of the arena's segments.

@@ -2,6 +2,7 @@ package fib
 
 import (
 	"encoding/binary"
+	"runtime"
 	"unsafe"
 )
 
@@ -51,6 +52,7 @@ type tab4 struct {
 	// range's value shares the cache line of its key (the summary entries
 	// have index 0). Searching for k<<16|0xffff finds the last key <= k.
 	ent [][]uint32 // segments
+	mem []*segMem  // their memory: keeps it mapped while the table is reachable
 	nh  []uint32   // next-hop ids of the range values
 }
 
@@ -62,6 +64,8 @@ type tab6 struct {
 	k3   []uint64   // L3 (bits 64-127) keys
 	v3   []uint32   // L3 values
 	hdrs []*hdrPage
+	// The memory of the L1 and L2 segments (see tab4.mem).
+	mem16, mem2 []*segMem
 }
 
 func (t *tab4) lookup(a uint32) uint32 {
@@ -74,7 +78,9 @@ func (t *tab4) lookup(a uint32) uint32 {
 
 func (t *tab4) chunk(e uint64, a uint32) uint32 {
 	seg := t.ent[uint32(e)>>segBits]
-	return t.nh[seg[find(seg, uint32(e)&segMask, uint32(e>>32)&0x7fffffff, a<<16|0xffff)]&0xffff]
+	v := seg[find(seg, uint32(e)&segMask, uint32(e>>32)&0x7fffffff, a<<16|0xffff)]
+	runtime.KeepAlive(t) // the segment's memory (segMem)
+	return t.nh[v&0xffff]
 }
 
 // find16 returns the position of the range of k in the uint16 range table
@@ -212,6 +218,7 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		dst = dst[n:]
 		out = out[n:]
 	}
+	runtime.KeepAlive(t) // the segments' memory (segMem)
 }
 
 func (t *tab6) hdr(id uint32) *hdr {
@@ -229,6 +236,7 @@ func (t *tab6) lookup(hi, lo uint64) uint32 {
 func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
 	seg := t.e16[uint32(e)>>segBits]
 	v := uint32(seg[find(seg, uint32(e)&segMask, uint32(e>>32)&0x7fffffff, hi&0xffff00000000|0xffffffff)])
+	runtime.KeepAlive(t) // the segment's memory (segMem)
 	if v&refFlag == 0 {
 		return v
 	}
@@ -241,6 +249,7 @@ func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	best := h.def
 	seg := t.e2[h.start>>segBits]
 	v = uint32(seg[find(seg, h.start&segMask, h.count, hi<<32|0xffffffff)])
+	runtime.KeepAlive(t) // the segment's memory (segMem)
 	if v&refFlag == 0 {
 		if v == 0 {
 			return best
@@ -342,6 +351,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		dst = dst[n:]
 		out = out[n:]
 	}
+	runtime.KeepAlive(t) // the segments' memory (segMem)
 }
 
 func (t *tab4) bytes() int {

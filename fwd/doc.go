@@ -35,7 +35,13 @@
 //     unreachable), blackhole, TTL (ICMP time exceeded, RFC 1624 update),
 //     MTU (ICMP fragmentation needed / packet too big, or fragmentation),
 //     neighbour (a miss goes to the control plane, which holds the packet),
-//     MAC rewrite, txq;
+//     MAC rewrite, txq. The common case (gateway or connected next hop,
+//     port up, TTL left, within the MTU) is staged over the burst: each
+//     worker keeps its next hops resolved by next-hop id (adj.go: port,
+//     MTU, neighbour, the rewritten Ethernet addresses as two words),
+//     derived from the burst's State, FIB and neighbour snapshots and
+//     dropped when any of them changes; runs of packets for one port go
+//     to txq in one call, in arrival order with the other packets;
 //  6. packets we generated (ICMP errors, echo replies) are routed after the
 //     burst in the FIB of the packet they answer.
 //

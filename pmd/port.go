@@ -98,16 +98,17 @@ type Config struct {
 	// Shared is the stack's state shared between ports of one driver (nil:
 	// the port shares nothing with other ports).
 	Shared *Shared
+	// LinkChanged, if set, is called by drivers that follow a kernel
+	// device (afxdp, afpacket) each time the port's Link or Info changed
+	// (down, up, gone, re-created, new MAC or MTU), from the driver's own
+	// goroutine: it must return at once (ctl wakes its control loop, which
+	// otherwise polls every 100 ms).
+	LinkChanged func()
 	// Lookup finds another open port of the stack by name, with its id
 	// (for drivers with ArgPort arguments: lagg members, a vlan's parent).
 	// The stack opens named ports first and keeps them open while this
 	// port is. Nil: no other ports.
 	Lookup func(name string) (Port, uint16, bool)
-	// Wake, if not nil, is called by the driver when its Link changed
-	// (from any goroutine; it never blocks), so that the stack runs its
-	// Servicers soon instead of at their next periodic call: a lagg sees
-	// a member's link go down when the kernel says so.
-	Wake func()
 }
 
 // Pool returns the pool serving queue q.

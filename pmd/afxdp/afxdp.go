@@ -129,9 +129,7 @@ func releaseUmem(sh *pmd.Shared, p *mbuf.Pool) {
 // buffer they held, when it goes down or disappears; re-created when it is
 // up again, under the same name (a new ifindex if it was re-created).
 type Port struct {
-	shared *pmd.Shared
-	// wake: pmd.Config.Wake, called on a link change.
-	wake    func()
+	shared  *pmd.Shared
 	name    string
 	nsPath  string
 	dev     string
@@ -152,6 +150,8 @@ type Port struct {
 	// mc holds the link-layer multicast memberships on the device,
 	// attached while the sockets are.
 	mc *mcast.Set
+	// linkChanged is pmd.Config.LinkChanged, called after each link change.
+	linkChanged func()
 	// sockMu orders closing a queue's socket (detach) against reading its
 	// kernel counters (Stats, XSKStats): held only around the close and
 	// the getsockopt, so a reader never waits for a whole detach (which
@@ -219,7 +219,6 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 	lg := cfg.Logger().With("port", cfg.Name, "driver", DriverName, "dev", dev)
 	p := &Port{
 		name: cfg.Name, nsPath: cfg.NetNS, dev: dev, mc: mcast.New(),
-		wake:    cfg.Wake,
 		mode:    must(xsk.ParseMode(modeS)),
 		xdpMode: map[string]xsk.XDPMode{"auto": xsk.XDPAuto, "native": xsk.XDPNative, "generic": xsk.XDPGeneric}[xdpS],
 		busyUs:  busy, ring: uint32(ring),
@@ -228,6 +227,7 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 		info: pmd.Info{Name: cfg.Name, Driver: DriverName, Device: dev, RxQueues: queues, TxQueues: queues},
 	}
 	p.shared = cfg.Shared
+	p.linkChanged = cfg.LinkChanged
 	if p.shared == nil {
 		p.shared = pmd.NewShared()
 	}
@@ -279,11 +279,11 @@ func (p *Port) onLink(linkmon.State) {
 	if p.mon == nil || p.closed {
 		return // Open reconciles itself; Close detaches
 	}
-	if p.wake != nil {
-		defer p.wake() // once the state is updated
-	}
 	if err := p.reconcile(p.mon.State()); err != nil {
 		p.logErr("cannot attach to the interface; waiting for the next link change", "err", err)
+	}
+	if p.linkChanged != nil {
+		p.linkChanged()
 	}
 }
 

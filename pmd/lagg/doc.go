@@ -28,9 +28,10 @@
 // Protocols: failover sends and receives on the first member (laggport
 // order) whose link is up — frames arriving on the others are dropped
 // (drop_lagg_not_collecting), as FreeBSD does, unless failover_rx_all;
-// loadbalance and roundrobin use every up member; a link event changes the set at the next Service,
-// which a member's driver triggers on the kernel's link notification
-// (pmd.Config.Wake; the ~100 ms periodic call otherwise). lacp runs per member the receive machine (CURRENT,
+// loadbalance and roundrobin use every up member; a link event changes
+// the set at the next Service, which a member's driver triggers on the
+// kernel's link notification (pmd.Config.LinkChanged; the ~100 ms periodic
+// call otherwise). lacp runs per member the receive machine (CURRENT,
 // EXPIRED, DEFAULTED, PORT_DISABLED), periodic transmission (1 s while the
 // partner asks for short timeouts, else 30 s; at most 3 LACPDUs a second),
 // the selection of one aggregator by partner system and key, and the mux

@@ -1,0 +1,126 @@
+package fib
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+)
+
+func TestAncestor(t *testing.T) {
+	for _, c := range []struct {
+		p, q, want uint32
+	}{
+		{16<<16 | 0x1234, 16<<16 | 0x1234, 16<<16 | 0x1234},
+		{16<<16 | 0x1234, 16<<16 | 0x1235, 15<<16 | 0x1234},
+		{8<<16 | 0x1200, 16<<16 | 0x12ff, 8<<16 | 0x1200},
+		{1<<16 | 0x8000, 16<<16 | 0x0001, wholeRegion},
+		{wholeRegion, 16<<16 | 0x0001, wholeRegion},
+		{4<<16 | 0xa000, 3<<16 | 0xe000, 1<<16 | 0x8000}, // 1010 and 111: common 1
+	} {
+		if got := ancestor(c.p, c.q); got != c.want {
+			t.Errorf("ancestor(%#x, %#x) = %#x, want %#x", c.p, c.q, got, c.want)
+		}
+	}
+}
+
+// TestPatch drives small batches through dense regions with patching on
+// for every table, checks lookups against the reference after every batch,
+// and checks every range table against the one a full sweep makes (the
+// patched table must be exactly the canonical one).
+func TestPatch(t *testing.T) {
+	f := newWithNH(t, 1)
+	f.sc.patchMin = 1
+	r := newRef(1)
+	rng := rand.New(rand.NewPCG(31, 32))
+	var ps []netip.Prefix
+	for range 1500 {
+		p, _ := netip.AddrFrom4([4]byte{10, byte(1 + rng.IntN(2)), byte(rng.IntN(256)), byte(rng.IntN(256))}).Prefix(17 + rng.IntN(16))
+		ps = append(ps, p)
+		var b [16]byte
+		b[0], b[1], b[2], b[3], b[4], b[5] = 0x20, 0x01, byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))
+		q, _ := netip.AddrFrom16(b).Prefix(17 + rng.IntN(32)) // L1 prefixes and /32 regions with longer ones
+		ps = append(ps, q)
+	}
+	// Covering prefixes whose changes mark whole regions.
+	ps = append(ps, mp("10.0.0.0/8"), mp("10.1.0.0/16"), mp("2001::/16"), mp("2000::/3"))
+	cs := adds(0, ps)
+	if err := f.Apply(cs); err != nil {
+		t.Fatal(err)
+	}
+	r.apply(cs)
+	rounds := 2000
+	if raceEnabled {
+		rounds = 400
+	}
+	for round := range rounds {
+		var b []Change
+		for range 1 + rng.IntN(3) {
+			p := ps[rng.IntN(len(ps))]
+			if rng.IntN(2) == 0 {
+				b = append(b, Change{Op: OpDelete, Prefix: p})
+			} else {
+				b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(64))})
+			}
+		}
+		if err := f.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+		r.apply(b)
+		var probes []netip.Addr
+		for _, c := range b {
+			probes = append(probes, c.Prefix.Addr(), lastIn(c.Prefix), randIn(rng, c.Prefix))
+		}
+		check(t, f, r, 0, probes)
+		if round%200 == 199 {
+			checkCanonical(t, f)
+			check(t, f, r, 0, probesFor2(rng, ps, true))
+		}
+		if t.Failed() {
+			t.Fatalf("round %d: batch %v", round, b)
+		}
+	}
+	if f.sc.patched < rounds/2 {
+		t.Errorf("%d tables patched in %d batches", f.sc.patched, rounds)
+	}
+}
+
+// checkCanonical compares every IPv4 and IPv6 L1 range table (ranges and
+// summary) with the one a full sweep of its region makes.
+func checkCanonical(t *testing.T, f *FIBs) {
+	t.Helper()
+	var sc scratch
+	f4, f6 := f.f4[0], f.f6[0]
+	for s := range 1 << 16 {
+		slot := uint16(s)
+		if e := f4.d.get(slot); e&chunkFlag != 0 {
+			n := int(e>>32) & 0x7fffffff
+			got := f4.a.get(uint32(e), span(e))
+			keys, vals, m := sc.build16(f4.chunks[slot].ents, f4.d.def(slot), nil, nil)
+			if m != n || len(keys) != len(got) {
+				t.Fatalf("IPv4 slot %#x: %d ranges (%d entries), a sweep makes %d (%d)", slot, n, len(got), m, len(keys))
+			}
+			for i, k := range keys {
+				v := uint32(0)
+				if i < n {
+					v = f4.t.nh[got[i]&0xffff]
+				}
+				if uint16(got[i]>>16) != k || i < n && v != vals[i] {
+					t.Fatalf("IPv4 slot %#x entry %d: key %#x value %d, a sweep makes %#x %d", slot, i, got[i]>>16, v, k, vals[i])
+				}
+			}
+		}
+		if e := f6.d.get(slot); e&chunkFlag != 0 {
+			n := int(e>>32) & 0x7fffffff
+			got := f6.a16.get(uint32(e), span(e))
+			keys, vals, m := sc.build16(f6.chunks[slot].ents, f6.d.def(slot), nil, nil)
+			if m != n || len(keys) != len(got) {
+				t.Fatalf("IPv6 slot %#x: %d ranges (%d entries), a sweep makes %d (%d)", slot, n, len(got), m, len(keys))
+			}
+			for i, k := range keys {
+				if uint16(got[i]>>32) != k || i < n && uint32(got[i]) != vals[i] {
+					t.Fatalf("IPv6 slot %#x entry %d: %#x, a sweep makes %#x %d", slot, i, got[i], k, vals[i])
+				}
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,6 +97,9 @@ func TestE2ENeighbourScan(t *testing.T) {
 				check()
 				out, err := x.n.TryIn(x.h1, "ping", "-c", "10", "-i", "0.2", "-W", "1", "198.18.200.2")
 				if err == nil {
+					// Under heavy load the scan may have ended first: the
+					// lltable tests show resolution during a scan exactly.
+					t.Logf("new neighbour reached; scan still running: %v", scan.ProcessState == nil && scan.Process.Signal(syscall.Signal(0)) == nil)
 					break
 				}
 				if time.Now().After(deadline) {

@@ -437,7 +437,7 @@ func TestE2ELaggPartnerTimeoutOVS(t *testing.T) {
 	unblock := blockLACP(t, x.o1)
 	blocked := time.Now()
 	testnet.Eventually(t, 20*time.Second, "fwdd to take m1 out once OVS's LACPDUs stopped", func() bool {
-		return strings.HasPrefix(strings.Fields(x.laggLine("m1")+" - - - - -")[4], "standby")
+		return strings.HasPrefix(strings.Fields(x.laggLine("m1") + " - - - - -")[4], "standby")
 	})
 	out := time.Since(blocked)
 	l1, l0 := x.laggLine("m1"), x.laggLine("m0")

@@ -92,7 +92,7 @@ func TestE2ENeighbourScan(t *testing.T) {
 			// scan (ping sends every 200 ms: a flow wanting its neighbour
 			// again), and the neighbour resolved before still forwards.
 			x.n.In(x.h2, "ip", "addr", "add", "198.18.200.2/17", "dev", "h2")
-			deadline := time.Now().Add(20 * time.Second)
+			deadline := testnet.Deadline(20 * time.Second)
 			for {
 				check()
 				out, err := x.n.TryIn(x.h1, "ping", "-c", "10", "-i", "0.2", "-W", "1", "198.18.200.2")

@@ -110,6 +110,13 @@ type stack struct {
 	// do runs a function on the control goroutine from another goroutine
 	// (the Daemon's do): what paged answers call for each page.
 	do func(func(*stack)) error
+	// linkWake is signalled (never blocking) by drivers when a port's link
+	// or identity changed (pmd.Config.LinkChanged): the control loop then
+	// runs linkCheck and the ports' Servicers (a lagg following its
+	// members' links) at once instead of at its next 100 ms tick.
+	linkWake chan struct{}
+	// linkWakes counts the link checks a driver's wake-up ran (tests).
+	linkWakes int
 	// routePages counts the steps of paged show routes listings and the
 	// most rows one step built (tests).
 	routePages struct{ steps, maxRows int }
@@ -218,7 +225,8 @@ func Start(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, obs: ob}
+	st := &stack{opts: opts, log: opts.Log, eng: eng, model: newModel(), live: map[string]*livePort{}, ruleBases: map[uint16]uint64{}, obs: ob,
+		linkWake: make(chan struct{}, 1)}
 	ob.s = st
 	st.nb = newNeighbours(st)
 	// An empty reconcile sets up the FIBs and the first snapshot.
@@ -530,6 +538,11 @@ func (d *Daemon) loop() {
 				fail(perr)
 				return
 			}
+		case <-d.st.linkWake:
+			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.linkWakes++; d.st.linkCheck(); d.st.eng.Service() }); fatal {
+				fail(perr)
+				return
+			}
 		case now := <-tick.C:
 			if perr, fatal := d.guard(func() {
 				d.st.enter(phaseNeigh)
@@ -639,6 +652,15 @@ func isQuery(c cmdlang.Command) bool {
 		return true
 	}
 	return false
+}
+
+// linkChanged wakes the control loop for linkCheck (pmd.Config.LinkChanged):
+// called from drivers' goroutines, it never blocks; wake-ups coalesce.
+func (s *stack) linkChanged() {
+	select {
+	case s.linkWake <- struct{}{}:
+	default:
+	}
 }
 
 // linkCheck follows the ports' drivers: it re-reads every port's identity

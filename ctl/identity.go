@@ -14,6 +14,10 @@ import (
 // has one (syncLCP, from the publish), for which it returns true (the
 // caller republishes).
 //
+// It runs on every control tick (100 ms) and at once when a driver reports
+// a link change (pmd.Config.LinkChanged, netlink-driven in afxdp and
+// afpacket).
+//
 // The dynamic neighbours of a port whose device vanished (Link().Present
 // went false) or was replaced (a new ifindex), whose link went down (seen
 // down here, or Link().Downs moved: a flap shorter than this 100 ms poll),

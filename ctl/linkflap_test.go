@@ -48,7 +48,7 @@ func TestE2ELinkFlapPeerNewMAC(t *testing.T) {
 			x.n.In(x.h1, "ip", "-6", "route", "replace", "default", "via", "2001:2:0:1::1")
 			start := time.Now()
 			for _, dst := range [][]string{{"198.18.1.2"}, {"-6", "2001:2:0:1::2"}} {
-				deadline := time.Now().Add(8 * time.Second)
+				deadline := testnet.Deadline(8 * time.Second)
 				for {
 					if _, err := x.n.TryIn(x.h2, append([]string{"ping", "-c", "1", "-W", "0.5"}, dst...)...); err == nil {
 						break
@@ -60,6 +60,13 @@ func TestE2ELinkFlapPeerNewMAC(t *testing.T) {
 				}
 			}
 			t.Logf("%s: h1 reached with its new MAC %v after the flap", driver, time.Since(start).Round(time.Millisecond))
+			// The driver woke the control loop for the link changes
+			// (pmd.Config.LinkChanged) rather than leaving them to its poll.
+			var wakes int
+			x.d.do(func(s *stack) { wakes = s.linkWakes })
+			if wakes == 0 {
+				t.Error("no link check was run by a driver's wake-up")
+			}
 			res := x.mustExec("show neigh p0")
 			for _, n := range res[0].Data.([]show.Neighbour) {
 				if len(n.LLAddr) > 0 && !strings.EqualFold(n.LLAddr.String(), newH1) {

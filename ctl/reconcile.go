@@ -75,6 +75,7 @@ func (s *stack) restorePort(lp *livePort) error {
 	pcfg := pmd.Config{
 		Name: lp.model.Name, ID: lp.id, Driver: lp.model.Driver, Args: pmd.Args(lp.model.Args),
 		Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
+		LinkChanged: s.linkChanged,
 		Lookup: func(name string) (pmd.Port, uint16, bool) {
 			if o, ok := s.live[name]; ok && !o.closed {
 				return o.port, o.id, true
@@ -251,7 +252,8 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 				apply, rerr := rc.Reconfigure(pmd.Config{
 					Name: np.Name, ID: lp.id, Driver: np.Driver, Args: pmd.Args(np.Args),
 					Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
-					Lookup: lookup,
+					LinkChanged: s.linkChanged,
+					Lookup:      lookup,
 				})
 				switch {
 				case rerr == nil:
@@ -274,7 +276,8 @@ func (s *stack) reconcile(om *model, b *batch, incremental bool) (err error) {
 		pcfg := pmd.Config{
 			Name: np.Name, ID: id, Driver: np.Driver, Args: pmd.Args(np.Args),
 			Pools: s.eng.Pools(), QueuePool: s.eng.QueuePool, NetNS: s.opts.NetNS, Log: s.log, Shared: s.eng.Shared(),
-			Lookup: lookup,
+			LinkChanged: s.linkChanged,
+			Lookup:      lookup,
 		}
 		p, err := pmd.Open(pcfg)
 		if err != nil {

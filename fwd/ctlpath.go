@@ -30,27 +30,34 @@ func (c *ctlPath) sendFrames(port uint16, ms []*mbuf.Mbuf) {
 }
 
 // unreachable answers each packet with ICMP host / address unreachable
-// (in the packet's FIB) and frees it.
+// (in the packet's FIB) and frees it. An entry's hold queue can hold more
+// packets than one burst generates (net.neigh.hold up to 256): they are
+// answered a burst at a time, each burst's answers sent before the next
+// is made, so none is refused for want of room (drop_no_buffer).
 func (c *ctlPath) unreachable(ms []*mbuf.Mbuf) {
 	p := &c.pl
 	v := p.d.view.Load()
 	st := v.st
 	o := c.e.dp.obs.Load()
-	for _, m := range ms {
-		if o != nil && o.Trace != nil {
-			c.trace(o.Trace, m, m.OutPort, "its neighbour did not answer (FAILED): the control plane answers ICMP unreachable and drops it")
+	for len(ms) > 0 {
+		n := min(len(ms), len(p.gen)-p.nGen) // each packet makes at most one answer
+		for _, m := range ms[:n] {
+			if o != nil && o.Trace != nil {
+				c.trace(o.Trace, m, m.OutPort, "its neighbour did not answer (FAILED): the control plane answers ICMP unreachable and drops it")
+			}
+			if m.Flags&mbuf.FlagIPv4 != 0 {
+				p.icmpError(m, st, pkt.HostUnreach, 0)
+			} else {
+				p.icmpError(m, st, pkt.AddrUnreach6, 0)
+			}
+			p.drop(m, DropNoNeighbour)
 		}
-		if m.Flags&mbuf.FlagIPv4 != 0 {
-			p.icmpError(m, st, pkt.HostUnreach, 0)
-		} else {
-			p.icmpError(m, st, pkt.AddrUnreach6, 0)
-		}
-		p.drop(m, DropNoNeighbour)
+		ms = ms[n:]
+		fs := v.fibs.Load()
+		ns := p.neigh.Load()
+		p.routeGenerated(st, fs, ns)
+		p.finish(st)
 	}
-	fs := v.fibs.Load()
-	ns := p.neigh.Load()
-	p.routeGenerated(st, fs, ns)
-	p.finish(st)
 }
 
 // trace records a packet the control plane handles, if the armed trace

@@ -947,11 +947,10 @@ func dst4(m *mbuf.Mbuf) uint32 {
 	return binary.BigEndian.Uint32(d[o+16 : o+20])
 }
 
-func dst6(m *mbuf.Mbuf) (a [16]byte) {
+func dst6(m *mbuf.Mbuf) [16]byte {
 	d := m.Data()
 	o := int(m.L3Off)
-	copy(a[:], d[o+24:o+40])
-	return a
+	return [16]byte(d[o+24 : o+40])
 }
 
 // addr4 is an IPv4 address in host order, as dst4 returns it.

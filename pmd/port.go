@@ -98,6 +98,12 @@ type Config struct {
 	// Shared is the stack's state shared between ports of one driver (nil:
 	// the port shares nothing with other ports).
 	Shared *Shared
+	// LinkChanged, if set, is called by drivers that follow a kernel
+	// device (afxdp, afpacket) each time the port's Link or Info changed
+	// (down, up, gone, re-created, new MAC or MTU), from the driver's own
+	// goroutine: it must return at once (ctl wakes its control loop, which
+	// otherwise polls every 100 ms).
+	LinkChanged func()
 	// Lookup finds another open port of the stack by name, with its id
 	// (for drivers with ArgPort arguments: lagg members, a vlan's parent).
 	// The stack opens named ports first and keeps them open while this

@@ -96,6 +96,9 @@ func Parse(m *mbuf.Mbuf) (Class, Reason) {
 	m.L3Off = uint16(off)
 	switch et {
 	case EtherTypeIPv4:
+		if len(d) >= off+IPv4Len && d[off] == 0x45 {
+			return parse4Plain(m, d[off:], off) // most packets: one call less
+		}
 		return parse4(m, d, off)
 	case EtherTypeIPv6:
 		return parse6(m, d, off)
@@ -335,9 +338,8 @@ func parse6(m *mbuf.Mbuf, d []byte, off int) (Class, Reason) {
 			nh = h[0]
 			l4 += 8
 			if binary.BigEndian.Uint16(h[2:4])&0xfff8 != 0 {
-				// Non-first fragment: no transport header here.
-				m.L4Proto = nh
-				return finish6(m, ip, off, 0, hbh)
+				l4 = 0 // non-first fragment: no transport header here
+				goto done
 			}
 			continue
 		case ProtoAH:
@@ -351,13 +353,10 @@ func parse6(m *mbuf.Mbuf, d []byte, off int) (Class, Reason) {
 		}
 	}
 done:
+	// The transport header is at l4 (relative to ip; 0: none, a non-first
+	// fragment). Find ND and Hop-by-Hop packets and check addresses (in
+	// line: most packets come straight here).
 	m.L4Proto = nh
-	return finish6(m, ip, off, l4, hbh)
-}
-
-// finish6 sets L4Off (relative to ip, 0 = none), finds ND and Hop-by-Hop
-// packets and checks addresses.
-func finish6(m *mbuf.Mbuf, ip []byte, off, l4 int, hbh bool) (Class, Reason) {
 	if l4 != 0 {
 		m.L4Off = uint16(off + l4)
 	}

@@ -140,12 +140,14 @@ type Port struct {
 	linkChanges atomic.Uint64
 	reopens     atomic.Uint64
 
-	mu     sync.Mutex // control side: attach, detach, Stats, Info, Close
-	mc     *mcast.Set // link-layer multicast memberships, attached with the sockets
-	mon    *linkmon.Monitor
-	info   pmd.Info
-	bound  int // ifindex the sockets are bound to, 0 when detached
-	closed bool
+	mu sync.Mutex // control side: attach, detach, Stats, Info, Close
+	mc *mcast.Set // link-layer multicast memberships, attached with the sockets
+	// linkChanged is pmd.Config.LinkChanged, called after each link change.
+	linkChanged func()
+	mon         *linkmon.Monitor
+	info        pmd.Info
+	bound       int // ifindex the sockets are bound to, 0 when detached
+	closed      bool
 }
 
 // Open creates a port on the interface dev (in cfg.NetNS if set). The
@@ -164,7 +166,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 		id: cfg.ID, name: cfg.Name, netns: cfg.NetNS, prm: prm, pools: cfg.Pools, mc: mcast.New(),
 		qs:  make([]queue, prm.Queues),
 		ctr: make([]pmd.QueueCounters, prm.Queues),
-		log: lg.Info, logErr: lg.Error,
+		log: lg.Info, logErr: lg.Error, linkChanged: cfg.LinkChanged,
 		info: pmd.Info{Name: cfg.Name, Driver: DriverName, Device: prm.Dev, RxQueues: prm.Queues, TxQueues: prm.Queues, Mode: "tpacket_v2"},
 	}
 	p.link.Store(&pmd.Link{})
@@ -218,6 +220,9 @@ func (p *Port) onLink(linkmon.State) {
 	st := p.mon.State()
 	if err := p.reconcile(st); err != nil {
 		p.logErr("cannot attach to the interface; waiting for the next link change", "err", err)
+	}
+	if p.linkChanged != nil {
+		p.linkChanged()
 	}
 }
 

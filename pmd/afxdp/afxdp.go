@@ -150,6 +150,8 @@ type Port struct {
 	// mc holds the link-layer multicast memberships on the device,
 	// attached while the sockets are.
 	mc *mcast.Set
+	// linkChanged is pmd.Config.LinkChanged, called after each link change.
+	linkChanged func()
 	// sockMu orders closing a queue's socket (detach) against reading its
 	// kernel counters (Stats, XSKStats): held only around the close and
 	// the getsockopt, so a reader never waits for a whole detach (which
@@ -225,6 +227,7 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 		info: pmd.Info{Name: cfg.Name, Driver: DriverName, Device: dev, RxQueues: queues, TxQueues: queues},
 	}
 	p.shared = cfg.Shared
+	p.linkChanged = cfg.LinkChanged
 	if p.shared == nil {
 		p.shared = pmd.NewShared()
 	}
@@ -278,6 +281,9 @@ func (p *Port) onLink(linkmon.State) {
 	}
 	if err := p.reconcile(p.mon.State()); err != nil {
 		p.logErr("cannot attach to the interface; waiting for the next link change", "err", err)
+	}
+	if p.linkChanged != nil {
+		p.linkChanged()
 	}
 }
 

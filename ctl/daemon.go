@@ -112,7 +112,8 @@ type stack struct {
 	do func(func(*stack)) error
 	// linkWake is signalled (never blocking) by drivers when a port's link
 	// or identity changed (pmd.Config.LinkChanged): the control loop then
-	// runs linkCheck at once instead of at its next 100 ms tick.
+	// runs linkCheck and the ports' Servicers (a lagg following its
+	// members' links) at once instead of at its next 100 ms tick.
 	linkWake chan struct{}
 	// linkWakes counts the link checks a driver's wake-up ran (tests).
 	linkWakes int
@@ -538,7 +539,7 @@ func (d *Daemon) loop() {
 				return
 			}
 		case <-d.st.linkWake:
-			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.linkWakes++; d.st.linkCheck() }); fatal {
+			if perr, fatal := d.guard(func() { d.st.enter(phaseNeigh); d.st.linkWakes++; d.st.linkCheck(); d.st.eng.Service() }); fatal {
 				fail(perr)
 				return
 			}

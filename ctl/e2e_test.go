@@ -115,7 +115,7 @@ func (x *e2e) ping(ns string, args ...string) (string, error) {
 func (x *e2e) eventuallyPing(ns string, args ...string) {
 	x.t.Helper()
 	var out string
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := testnet.Deadline(10 * time.Second)
 	for time.Now().Before(deadline) {
 		o, err := x.n.TryIn(ns, append([]string{"ping", "-c", "1", "-W", "1"}, args...)...)
 		if err == nil {

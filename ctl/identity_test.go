@@ -46,7 +46,7 @@ func TestE2EInterfaceRecreated(t *testing.T) {
 			// From the far side first: h1 has sent nothing yet, so only a
 			// fresh resolution by the router reaches it.
 			for _, dst := range [][]string{{"198.18.1.2"}, {"-6", "2001:2:0:1::2"}} {
-				deadline := time.Now().Add(8 * time.Second)
+				deadline := testnet.Deadline(8 * time.Second)
 				for {
 					if _, err := x.n.TryIn(x.h2, append([]string{"ping", "-c", "1", "-W", "0.2"}, dst...)...); err == nil {
 						break

@@ -73,7 +73,7 @@ func (x *laggRig) bondShow() string {
 
 func (x *laggRig) waitBond(t *testing.T, what string, cond func(string) bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := testnet.Deadline(20 * time.Second)
 	for !cond(x.bondShow()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("OVS bond never %s:\n%s\nfwdd:\n%s", what, x.bondShow(), x.show("show lagg"))
@@ -128,7 +128,7 @@ for i in range(%d):
     time.sleep(0.002)
 `, flows, per))
 	var d0, d1 uint64
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := testnet.Deadline(10 * time.Second)
 	for {
 		d0, d1 = x.memberTx("m0")-tx0, x.memberTx("m1")-tx1
 		if d0 >= 5*per && d1 >= 5*per || time.Now().After(deadline) {
@@ -437,7 +437,7 @@ func TestE2ELaggPartnerTimeoutOVS(t *testing.T) {
 	unblock := blockLACP(t, x.o1)
 	blocked := time.Now()
 	testnet.Eventually(t, 20*time.Second, "fwdd to take m1 out once OVS's LACPDUs stopped", func() bool {
-		return strings.HasPrefix(strings.Fields(x.laggLine("m1")+" - - - - -")[4], "standby")
+		return strings.HasPrefix(strings.Fields(x.laggLine("m1") + " - - - - -")[4], "standby")
 	})
 	out := time.Since(blocked)
 	l1, l0 := x.laggLine("m1"), x.laggLine("m0")

@@ -58,7 +58,7 @@ func (b *bird) cmd(args ...string) string {
 func (b *bird) waitFor(timeout time.Duration, want string, args ...string) {
 	b.t.Helper()
 	var out string
-	deadline := time.Now().Add(timeout)
+	deadline := testnet.Deadline(timeout)
 	for time.Now().Before(deadline) {
 		out, _ = b.try(args...)
 		if strings.Contains(out, want) {

@@ -137,7 +137,7 @@ func (e *lcpEnv) waitRoute(f int, dst string, what string, ok func(r show.Route,
 	e.t.Helper()
 	var last show.Route
 	var had bool
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := testnet.Deadline(10 * time.Second)
 	for {
 		last, had = e.routes(f)[dst]
 		if ok(last, had) {

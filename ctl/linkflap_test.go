@@ -48,7 +48,7 @@ func TestE2ELinkFlapPeerNewMAC(t *testing.T) {
 			x.n.In(x.h1, "ip", "-6", "route", "replace", "default", "via", "2001:2:0:1::1")
 			start := time.Now()
 			for _, dst := range [][]string{{"198.18.1.2"}, {"-6", "2001:2:0:1::2"}} {
-				deadline := time.Now().Add(8 * time.Second)
+				deadline := testnet.Deadline(8 * time.Second)
 				for {
 					if _, err := x.n.TryIn(x.h2, append([]string{"ping", "-c", "1", "-W", "0.5"}, dst...)...); err == nil {
 						break

@@ -99,7 +99,7 @@ func (x *twin) start() {
 func (x *twin) eventuallyPing(t *testing.T, vnet, ns, dst string) {
 	t.Helper()
 	var out string
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := testnet.Deadline(15 * time.Second)
 	for time.Now().Before(deadline) {
 		o, err := x.n.TryIn(ns, "ping", "-c", "1", "-W", "1", dst)
 		if err == nil {

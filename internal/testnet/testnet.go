@@ -266,8 +266,12 @@ func (n *Net) run(cmd string, args ...string) {
 }
 
 // Eventually polls cond every 10 ms until it is true or timeout passes.
+// Under the race detector, which slows everything several times, the
+// timeout is tripled: a deadline bounds how long a failing test waits;
+// it asserts no timing (that belongs in benchmarks).
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout *= raceSlowdown
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -276,6 +280,10 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Deadline returns now + d, d tripled under the race detector like
+// Eventually's: for tests that poll in loops of their own.
+func Deadline(d time.Duration) time.Time { return time.Now().Add(d * raceSlowdown) }
 
 // MAC returns the MAC address of interface dev in ns.
 func (n *Net) MAC(ns, dev string) string {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,7 +91,15 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = sl.Wait() }()
+	t.Cleanup(func() { _ = sl.Process.Kill() })
 	pid := strconv.Itoa(sl.Process.Pid)
+	// Sweep only once sleep is in the namespace: ip netns exec opens it
+	// before it enters it, and a sweep in between lists no process, deletes
+	// the name, and the sleep then lives on in a namespace nobody can name.
+	Eventually(t, 30*time.Second, "sleep "+pid+" in namespace "+ns, func() bool {
+		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+		return slices.Contains(strings.Fields(string(out)), pid)
+	})
 	if err := os.WriteFile(own, []byte(strconv.Itoa(dead.Process.Pid)+" 1"), 0o644); err != nil {
 		t.Fatal(err)
 	}

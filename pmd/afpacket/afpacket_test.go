@@ -166,7 +166,7 @@ func poll(t *testing.T, p *Port, want int, keep func([]byte) bool) []int {
 	per := make([]int, len(p.qs))
 	ms := make([]*mbuf.Mbuf, 32)
 	got := 0
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := testnet.Deadline(5 * time.Second)
 	for got < want {
 		if time.Now().After(deadline) {
 			t.Fatalf("received %d of %d frames (per queue %v)", got, want, per)

@@ -217,7 +217,7 @@ func echo(t *testing.T, tp *topo, flows, count int, round int) {
 		c := udpIn(t, tp.x, fmt.Sprintf("198.18.1.1:%d", 30000+100*round+f))
 		got := map[string]bool{}
 		buf := make([]byte, 2048)
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := testnet.Deadline(10 * time.Second)
 		for len(got) < count {
 			for i := range count {
 				msg := fmt.Sprintf("flow %d msg %d", f, i)

@@ -25,10 +25,13 @@
 // queues are the fewest of its members', so queue q of every member is
 // driven by one worker only.
 //
-// Protocols: failover sends on the first member (laggport order) whose
-// link is up and receives on all up members; loadbalance and roundrobin
-// use every up member; a link event changes the set at the next Service
-// (within ~100 ms). lacp runs per member the receive machine (CURRENT,
+// Protocols: failover sends and receives on the first member (laggport
+// order) whose link is up — frames arriving on the others are dropped
+// (drop_lagg_not_collecting), as FreeBSD does, unless failover_rx_all;
+// loadbalance and roundrobin use every up member; a link event changes
+// the set at the next Service, which a member's driver triggers on the
+// kernel's link notification (pmd.Config.LinkChanged; the ~100 ms periodic
+// call otherwise). lacp runs per member the receive machine (CURRENT,
 // EXPIRED, DEFAULTED, PORT_DISABLED), periodic transmission (1 s while the
 // partner asks for short timeouts, else 30 s; at most 3 LACPDUs a second),
 // the selection of one aggregator by partner system and key, and the mux
@@ -45,6 +48,21 @@
 // gives back its multicast groups and claim, and is sent one last LACPDU
 // out of sync; the others keep their state. proto, hash and lacp changes
 // need a reopen.
+//
+// Churn detection (6.4.17) flags a member whose actor or partner stays
+// out of sync for 60 s (show lagg: actor_churn, partner_churn; metrics
+// lagg_lacp_*_churn): an indication for the operator only.
+//
+// Simplified, knowingly: LACP is always active (never passive); no
+// wait_while (aggregation delay: members attach as soon as selected); the
+// mux uses coupled control only; one aggregator per lagg (members whose
+// partner differs from the one most members see stay standby); marker
+// PDUs are answered, never generated (a member leaving is told by its last
+// LACPDU instead); priority bits of the actor port are constant (0x8000).
+// failover's active member is the first up one in laggport order, with no
+// LACP or other agreement with the peer (configure the peer to prefer the
+// same member). The flow hash key is derived from the lagg's MAC and id,
+// not random, so that a test sees the same spread each run.
 //
 // All protocol work runs in Service on the stack's control goroutine
 // (pmd.Servicer), which also transmits the LACPDUs through the stack's

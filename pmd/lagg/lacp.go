@@ -16,6 +16,8 @@ const (
 	longTimeout  = 90 * time.Second
 	// maxTxPerPeriod: at most 3 LACPDUs per fast periodic time (6.4.16).
 	maxTxPerPeriod = 3
+	// churnTime: a member out of sync this long is churning (6.4.17).
+	churnTime = 60 * time.Second
 )
 
 // Receive machine states (6.4.12), simplified: INITIALIZE and
@@ -57,6 +59,11 @@ type lacpPort struct {
 	ntt          bool
 	txWindow     time.Time
 	txInWindow   int
+	// Churn detection (6.4.17): since when the actor / the partner has
+	// been out of sync (zero: in sync, or the link down); churning once
+	// that lasts churnTime.
+	actorOut, partnerOut     time.Time
+	actorChurn, partnerChurn bool
 
 	rxPDUs, txPDUs, rxMarkers, txMarkers, rxErrors, rxIgnored uint64
 }
@@ -221,8 +228,34 @@ func (p *Port) refresh(now time.Time) {
 	if p.proto == ProtoLACP {
 		p.selectAggregator()
 		p.runMux()
+		for _, m := range p.members {
+			m.lacp.churn(m.up, now)
+		}
 	}
 	p.publish()
+}
+
+// churn runs the actor and partner churn detection machines (6.4.17): a
+// member whose actor or partner stays out of sync for churnTime is
+// flagged (show lagg, metrics) until it is in sync again; a disabled
+// port starts over. An indication for the operator (a partner that never
+// agrees: wrong key, another aggregator, a misconfigured peer), with no
+// effect on the protocol.
+func (l *lacpPort) churn(up bool, now time.Time) {
+	run := func(inSync bool, since *time.Time, flag *bool) {
+		switch {
+		case !up:
+			*since, *flag = time.Time{}, false
+		case inSync:
+			*since, *flag = time.Time{}, false
+		case since.IsZero():
+			*since = now
+		case now.Sub(*since) >= churnTime:
+			*flag = true
+		}
+	}
+	run(l.actor.State&stSync != 0, &l.actorOut, &l.actorChurn)
+	run(l.partner.State&stSync != 0, &l.partnerOut, &l.partnerChurn)
 }
 
 // selectAggregator is the selection logic (6.4.14) for the lagg's one
@@ -309,8 +342,13 @@ func (p *Port) publish() {
 				add(i, m)
 			}
 		case ProtoFailover:
-			m.collecting.Store(m.up)
-			if m.up && len(set.ports) == 0 {
+			// The active member is the first up one; only it receives
+			// unless failover_rx_all (FreeBSD: frames on the others are
+			// dropped, so a peer that disagrees on the active member
+			// does not get its traffic half through).
+			active := m.up && len(set.ports) == 0
+			m.collecting.Store(active || (m.up && p.rxAll))
+			if active {
 				add(i, m)
 			}
 		default:
@@ -408,6 +446,12 @@ func (p *Port) Status() pmd.Status {
 			fmt.Sprint(l.rxPDUs), fmt.Sprint(l.txPDUs), fmt.Sprint(l.rxErrors)}
 		if p.proto == ProtoLACP {
 			row[4] = state + "," + rxNames[l.rx] + "," + muxNames[l.mux]
+			if l.actorChurn {
+				row[4] += ",actor_churn"
+			}
+			if l.partnerChurn {
+				row[4] += ",partner_churn"
+			}
 			row[5] = stateString(l.actor.State)
 			if l.rx == rxCurrent || l.rx == rxExpired {
 				row[6] = fmt.Sprintf("%04x,%02x:%02x:%02x:%02x:%02x:%02x", l.partner.SysPrio,
@@ -432,6 +476,8 @@ func (p *Port) Status() pmd.Status {
 			g("lagg_lacp_partner_state", "", float64(l.partner.State)),
 			g("lagg_lacp_partner_key", "", float64(l.partner.Key)),
 			g("lagg_lacp_partner_system", partner, b2f(partner != "")),
+			g("lagg_lacp_actor_churn", "", b2f(l.actorChurn)),
+			g("lagg_lacp_partner_churn", "", b2f(l.partnerChurn)),
 			g("lagg_lacpdu_rx", "", float64(l.rxPDUs)),
 			g("lagg_lacpdu_tx", "", float64(l.txPDUs)),
 		)

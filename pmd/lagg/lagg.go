@@ -42,6 +42,8 @@ var Args = []pmd.Arg{
 		Help: "headers the flow hash covers (loadbalance, lacp)"},
 	{Name: "lacp", Type: pmd.ArgEnum, Choices: []string{"fast", "slow"}, Default: "slow",
 		Help: "LACP timeout asked of the partner: fast (1 s PDUs, 3 s timeout) or slow (30 s, 90 s)"},
+	{Name: "failover_rx_all", Type: pmd.ArgBool, Default: "off",
+		Help: "failover: receive on every member whose link is up, not only on the active one (FreeBSD net.link.lagg.failover_rx_all)"},
 }
 
 func init() {
@@ -104,12 +106,14 @@ type Port struct {
 	hashL4     bool
 	k0, k1     uint64 // flow hash key (hash.go)
 	fast       bool
-	members    []*member
-	pools      []*mbuf.Pool
-	shared     *pmd.Shared
-	ctl        *ring.Ring[*mbuf.Mbuf]
-	active     atomic.Pointer[txSet]
-	qs         []txQueue
+	// rxAll: failover receives on every up member (failover_rx_all).
+	rxAll   bool
+	members []*member
+	pools   []*mbuf.Pool
+	shared  *pmd.Shared
+	ctl     *ring.Ring[*mbuf.Mbuf]
+	active  atomic.Pointer[txSet]
+	qs      []txQueue
 
 	// LACP system identity and key.
 	sysPrio uint16
@@ -163,6 +167,9 @@ func Open(cfg pmd.Config) (*Port, error) {
 		}
 	}
 	p.fast = p.lacpArg == "fast"
+	if p.rxAll, err = a.Bool("failover_rx_all", false); err != nil {
+		return nil, fmt.Errorf("lagg: %w", err)
+	}
 	p.roundRobin = proto == ProtoRoundRobin
 	mtu, txq := 0, 0
 	for i, n := range names {

@@ -2,6 +2,7 @@ package lagg
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"runtime"
 	"strings"
@@ -209,6 +210,38 @@ func TestFailover(t *testing.T) {
 	}
 }
 
+// TestFailoverReceive: failover receives only on the active member
+// (FreeBSD), on every up member with failover_rx_all.
+func TestFailoverReceive(t *testing.T) {
+	r := newRig(t, "m0", "m1", "m2", "m3")
+	p, err := r.open("lagg0", pmd.Args{"laggport": "m0 m1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.members[0].collecting.Load() || p.members[1].collecting.Load() {
+		t.Fatal("failover: only the active member (m0) receives")
+	}
+	r.ports["m0"].up.Store(false)
+	p.Service(nopIO{})
+	if p.members[0].collecting.Load() || !p.members[1].collecting.Load() {
+		t.Fatal("failover: after m0 went down only m1 receives")
+	}
+	all, err := r.open("lagg1", pmd.Args{"laggport": "m2 m3", "failover_rx_all": "on"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !all.members[0].collecting.Load() || !all.members[1].collecting.Load() {
+		t.Fatal("failover_rx_all: both members receive")
+	}
+	if len(all.active.Load().ports) != 1 {
+		t.Fatal("failover_rx_all: still one member transmits")
+	}
+	if _, err := all.Reconfigure(pmd.Config{Name: "lagg1", Args: pmd.Args{"laggport": "m2 m3"}, Shared: r.shared,
+		Lookup: func(n string) (pmd.Port, uint16, bool) { s, ok := r.ports[n]; return s, r.ids[n], ok }}); !errors.Is(err, pmd.ErrReopen) {
+		t.Fatalf("failover_rx_all changed live: %v", err)
+	}
+}
+
 // TestRoundRobinRefused: roundrobin alternates; what a member refuses is
 // returned to the caller after what was sent.
 func TestRoundRobinRefused(t *testing.T) {
@@ -358,6 +391,49 @@ func TestLACPNegotiation(t *testing.T) {
 	}
 	if r.pool.Stats().InUse != 0 {
 		t.Errorf("%d mbufs in use", r.pool.Stats().InUse)
+	}
+}
+
+// TestChurn: a partner that answers but never gets in sync (another
+// aggregator key than the one selected) is flagged partner churn after
+// 60 s; in sync again, the flag goes.
+func TestChurn(t *testing.T) {
+	r := newRig(t, "a0", "b0")
+	a, err := r.open("laggA", pmd.Args{"laggport": "a0", "proto": "lacp", "lacp": "fast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a.serviceAt(now, nopIO{})
+	// A partner that never says it is in sync.
+	pdu := func() {
+		f := make([]byte, frameLen)
+		partner := lacpInfo{SysPrio: 0x8000, Sys: [6]byte{2, 9, 9, 9, 9, 9}, Key: 7, PortPrio: 0x8000, Port: 1, State: stActivity | stTimeout | stAggregation}
+		buildLACPDU(f, [6]byte{2, 9, 9, 9, 9, 9}, partner, a.members[0].lacp.actor)
+		ms := r.burst(f)
+		ms[0].Port = r.ids["a0"]
+		if !a.ctl.Enqueue(ms[0]) {
+			t.Fatal("control ring full")
+		}
+	}
+	for i := 0; i < 700; i++ { // 70 s
+		now = now.Add(100 * time.Millisecond)
+		if i%10 == 0 {
+			pdu()
+		}
+		a.serviceAt(now, nopIO{})
+	}
+	l := &a.members[0].lacp
+	if !l.partnerChurn || l.actorChurn {
+		t.Fatalf("partner churn %v actor churn %v, want partner churn only\n%v", l.partnerChurn, l.actorChurn, a.Status().Rows)
+	}
+	if !strings.Contains(a.Status().Rows[0][4], "partner_churn") {
+		t.Fatalf("show lagg does not say partner_churn: %v", a.Status().Rows[0])
+	}
+	r.ports["a0"].up.Store(false)
+	a.serviceAt(now.Add(100*time.Millisecond), nopIO{})
+	if l.partnerChurn {
+		t.Fatal("churn kept with the link down")
 	}
 }
 

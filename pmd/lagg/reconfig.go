@@ -46,6 +46,11 @@ func (p *Port) Reconfigure(cfg pmd.Config) (func(), error) {
 			return nil, fmt.Errorf("lagg: %s changed: %w", k.name, pmd.ErrReopen)
 		}
 	}
+	if rxAll, err := a.Bool("failover_rx_all", false); err != nil {
+		return nil, fmt.Errorf("lagg: %w", err)
+	} else if rxAll != p.rxAll {
+		return nil, fmt.Errorf("lagg: failover_rx_all changed: %w", pmd.ErrReopen)
+	}
 	names := a.List("laggport")
 	if len(names) == 0 {
 		return nil, fmt.Errorf("lagg: no members: name them with laggport PORT (a lagg without members is an error)")

@@ -106,7 +106,7 @@ func BenchmarkApplyBatches(b *testing.B) {
 		b.ReportMetric(float64(q(noGC, 0.99).Microseconds()), "p99-cpu-nogc-µs")
 		b.ReportMetric(float64(noGC[len(noGC)-1].cpu.Microseconds()), "max-cpu-nogc-µs")
 	}
-	for _, c := range slices.Backward(byCPU[max(0, len(byCPU)-8):]) {
+	for _, c := range slices.Backward(byCPU[max(0, len(byCPU)-60):]) {
 		b.Logf("batch: cpu %v wall %v | GC cycles ended %d, page faults %d | swept %d in %d tables, moved %d, segments started %d",
 			c.cpu, c.wall, c.gcs, c.faults, c.swept, c.tables, c.moved, c.segs)
 	}

@@ -298,6 +298,11 @@ func TestSegmentMemory(t *testing.T) {
 	if f4.a.drops+f4.starved+f6.a16.drops == 0 {
 		t.Fatalf("no segment dropped (IPv4 %d, IPv6 L1 %d): the test does not test anything", f4.a.drops, f6.a16.drops)
 	}
+	// Spare segments: prefilled by a goroutine, or recycled by cleanups.
+	if f4.a.prefills+f6.a16.prefills == 0 {
+		t.Error("no spare segment prefilled")
+	}
+	t.Logf("spare segments prefilled %d, used %d", f4.a.prefills+f6.a16.prefills+f6.a64.prefills, f4.a.reused+f6.a16.reused+f6.a64.reused)
 	runtime.GC()
 	runtime.GC()
 	for i, a := range probes {

@@ -21,8 +21,11 @@
 // RIB, rebuilds only the range tables, dir pages and IPv6 headers the batch
 // touched (copy on write; new range tables are appended past the end of
 // the current segment of a segmented arena, which published snapshots
-// never read), collects the garbage of at most one segment per arena
-// (seg.go), and publishes one new Snapshot with atomic.Pointer.
+// never read; a big table whose changes lie inside one prefix is patched
+// rather than re-swept, patch.go), moves a bounded number of live tables
+// out of the segment being collected (seg.go), and publishes one new
+// Snapshot with atomic.Pointer. Segment memory is mapped outside the Go
+// heap and unmapped (or pooled) by a cleanup once no snapshot lists it.
 //
 // Workers call FIBs.Load once per burst and use the Snapshot lookups
 // (Lookup4Batch, Lookup6Batch, Lookup4, Lookup6, Select): no locks, no
@@ -33,8 +36,12 @@
 //
 //   - A published Snapshot, its dir pages, header pages, segment lists and
 //     segment prefixes up to their lengths are immutable.
-//   - A range table never straddles two segments; no batch copies more
-//     than one segment per arena to collect garbage.
+//   - A range table never straddles two segments; a collection step moves
+//     at most twice the entries its batch put (at least an eighth of a
+//     segment), unless an arena's garbage exceeds its live entries plus four
+//     segments.
+//   - Every snapshot that lists a segment holds its segMem; lookups keep
+//     their table alive to their last read of segment memory.
 //   - Every range table starts with a range at key 0.
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds
 //     at most 65535 distinct next-hop ids (16-bit range values).

@@ -397,6 +397,10 @@ func TestIdleClientsEvicted(t *testing.T) {
 			t.Fatal(r.Error)
 		}
 		idle = append(idle, c)
+		// The server marks a connection idle after writing its answer,
+		// which the client may read first: wait, so that the clients'
+		// idle times are in the order of this loop.
+		waitIdle(t, s, i+1)
 	}
 	for i := 0; i < 5; i++ {
 		r := do(t, dial(t, s.Path()), &Request{Lines: []string{"get net.fibs"}})
@@ -408,6 +412,29 @@ func TestIdleClientsEvicted(t *testing.T) {
 	_, err := idle[0].Do(context.Background(), &Request{Lines: []string{"route add 198.51.100.0/24 blackhole"}})
 	if !errors.Is(err, ErrEvicted) || !errors.Is(err, ErrNotSent) {
 		t.Fatalf("evicted client: %v, want ErrEvicted and ErrNotSent", err)
+	}
+}
+
+// waitIdle waits until n admitted connections of s are idle.
+func waitIdle(t *testing.T, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		k := 0
+		for _, st := range s.conns {
+			if st.admitted && st.idle && !st.evicted {
+				k++
+			}
+		}
+		s.mu.Unlock()
+		if k >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections after 10 s, want %d", k, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

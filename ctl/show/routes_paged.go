@@ -3,9 +3,6 @@ package show
 import (
 	"fmt"
 	"io"
-	"strconv"
-
-	"github.com/fwdd/fwdd/ctl/cmdlang"
 )
 
 // RoutesPages writes show routes in pages (a table too large to list at
@@ -39,31 +36,7 @@ func (p *RoutesPages) Write(w io.Writer, rows []Route) error {
 			fmt.Fprintf(tw, "\n%s:\nDestination\tGateway\tFlags\tNetif\tUse\n", name)
 			p.is4 = is4
 		}
-		gws := make([]string, 0, len(r.Gateways))
-		for _, g := range r.Gateways {
-			gws = append(gws, g.String())
-		}
-		if len(gws) == 0 {
-			switch {
-			case r.Kind != cmdlang.Unicast:
-				gws = append(gws, r.Kind.String())
-			case r.Ifindex > 0:
-				gws = append(gws, "link#"+strconv.Itoa(r.Ifindex))
-			default:
-				gws = append(gws, "link")
-			}
-		}
-		netif := r.Netif
-		if netif == "" {
-			netif = "-"
-		}
-		for i, g := range gws {
-			nif := netif
-			if len(r.Netifs) == len(gws) {
-				nif = r.Netifs[i]
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", destString(r.Destination), g, r.Flags(), nif, r.Use)
-		}
+		writeRouteRows(tw, r, true)
 	}
 	return tw.Flush()
 }

@@ -140,35 +140,7 @@ func Routes(w io.Writer, rs []Route, fibs []int) error {
 				fmt.Fprintf(tw, "Destination\tGateway\tFlags\tNetif\n")
 			}
 			for _, r := range rows {
-				gws := make([]string, 0, len(r.Gateways))
-				for _, g := range r.Gateways {
-					gws = append(gws, g.String())
-				}
-				if len(gws) == 0 {
-					switch {
-					case r.Kind != cmdlang.Unicast:
-						gws = append(gws, r.Kind.String())
-					case r.Ifindex > 0:
-						gws = append(gws, "link#"+strconv.Itoa(r.Ifindex))
-					default:
-						gws = append(gws, "link")
-					}
-				}
-				netif := r.Netif
-				if netif == "" {
-					netif = "-"
-				}
-				for i, g := range gws {
-					nif := netif
-					if len(r.Netifs) == len(gws) {
-						nif = r.Netifs[i]
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s", destString(r.Destination), g, r.Flags(), nif)
-					if use {
-						fmt.Fprintf(tw, "\t%d", r.Use)
-					}
-					fmt.Fprintln(tw)
-				}
+				writeRouteRows(tw, r, use)
 			}
 		}
 	}
@@ -581,4 +553,38 @@ func (t *table) Flush() error {
 	t.buf.Reset()
 	_, err := io.WriteString(t.w, out.String())
 	return err
+}
+
+// writeRouteRows writes r's lines of a routing table: one per gateway (or
+// one naming its kind or link), with the Use column when use is set.
+func writeRouteRows(tw io.Writer, r Route, use bool) {
+	gws := make([]string, 0, len(r.Gateways))
+	for _, g := range r.Gateways {
+		gws = append(gws, g.String())
+	}
+	if len(gws) == 0 {
+		switch {
+		case r.Kind != cmdlang.Unicast:
+			gws = append(gws, r.Kind.String())
+		case r.Ifindex > 0:
+			gws = append(gws, "link#"+strconv.Itoa(r.Ifindex))
+		default:
+			gws = append(gws, "link")
+		}
+	}
+	netif := r.Netif
+	if netif == "" {
+		netif = "-"
+	}
+	for i, g := range gws {
+		nif := netif
+		if len(r.Netifs) == len(gws) {
+			nif = r.Netifs[i]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s", destString(r.Destination), g, r.Flags(), nif)
+		if use {
+			fmt.Fprintf(tw, "\t%d", r.Use)
+		}
+		fmt.Fprintln(tw)
+	}
 }

@@ -211,4 +211,11 @@ func TestLimitsFit(t *testing.T) {
 			t.Fatalf("tableBound(%d) = %d > 4.2n", n, tableBound(n))
 		}
 	}
+	// The same for IPv4's bucketed tables (tab4.go): tableBound4(n) <=
+	// r + r/2 + 1 with r = 2n+1 ranges, and at most 65536 ranges.
+	for n := 1; n < 1<<17; n++ {
+		if b := tableBound4(n); 10*b > 42*n || b > segMask+1 {
+			t.Fatalf("tableBound4(%d) = %d > 4.2n", n, b)
+		}
+	}
 }

@@ -10,7 +10,8 @@
 //   - Per FIB and family an editable RIB (maps of prefixes per region,
 //     control side only) and an immutable lookup structure rebuilt from it
 //     incrementally: a direct table on the top 16 bits, in 256 pages, and
-//     range tables (sorted range starts with a block summary) below it.
+//     range tables (sorted range starts with a bucket index for IPv4,
+//     tab4.go, and a block summary for IPv6) below it.
 //     docs/fib.md explains the algorithm and its costs.
 //
 // # Who writes what

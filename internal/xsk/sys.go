@@ -143,18 +143,34 @@ func xdpStatistics(fd int) (unix.XDPStatistics, error) {
 	return st, err
 }
 
+// The kicks below go through unix.RawSyscall6, without telling the Go
+// scheduler (entersyscall/exitsyscall), because they never block: both
+// carry MSG_DONTWAIT, and an AF_XDP socket does bounded work for them (at
+// most its TX budget of frames, or one busy-poll budget of the NAPI
+// context) and returns EAGAIN/EBUSY/ENOBUFS rather than wait. Telling the
+// scheduler buys nothing for such a call and costs a locked worker dearly:
+// a goroutine in a system call has its P taken by sysmon once it has run
+// 10 ms without rescheduling (which a busy poller always has), and the
+// worker, locked to its thread, must then park that thread on return and
+// wait for another thread to hand a P back — tens of microseconds to
+// milliseconds, depending on how busy the other CPUs are. A raw call keeps
+// the P; preemption still reaches the worker at its next function call, and
+// a stop-the-world waits at most for the call to return. Never use a raw
+// call for anything that can block (pollFD below blocks: unix.Poll).
+
 // kickTx asks the kernel to process the TX ring: sendto(fd, NULL, 0,
-// MSG_DONTWAIT, NULL, 0). Raw syscall: no allocation, errno returned as is.
+// MSG_DONTWAIT, NULL, 0). Raw, never blocks (see above); no allocation,
+// errno returned as is.
 func kickTx(fd int) unix.Errno {
-	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	return e
 }
 
 // kickRx asks the kernel to refill/poll RX (and busy-polls the NAPI context
 // when preferred busy polling is on): recvfrom(fd, NULL, 0, MSG_DONTWAIT,
-// NULL, NULL).
+// NULL, NULL). Raw, never blocks (see above).
 func kickRx(fd int) unix.Errno {
-	_, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	return e
 }
 

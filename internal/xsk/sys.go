@@ -148,15 +148,14 @@ func xdpStatistics(fd int) (unix.XDPStatistics, error) {
 // carry MSG_DONTWAIT, and an AF_XDP socket does bounded work for them (at
 // most its TX budget of frames, or one busy-poll budget of the NAPI
 // context) and returns EAGAIN/EBUSY/ENOBUFS rather than wait. Telling the
-// scheduler buys nothing for such a call and costs a locked worker dearly:
-// a goroutine in a system call has its P taken by sysmon once it has run
-// 10 ms without rescheduling (which a busy poller always has), and the
-// worker, locked to its thread, must then park that thread on return and
-// wait for another thread to hand a P back — tens of microseconds to
-// milliseconds, depending on how busy the other CPUs are. A raw call keeps
-// the P; preemption still reaches the worker at its next function call, and
-// a stop-the-world waits at most for the call to return. Never use a raw
-// call for anything that can block (pollFD below blocks: unix.Poll).
+// scheduler buys nothing for such a call and costs the bookkeeping on every
+// kick; worse, when sysmon finds a busy worker (which never reschedules) in
+// the call after 10 ms, it takes the P away (and wakes another thread for
+// it) besides asking the goroutine to yield, so the return goes through
+// the slow path before the preemption itself. A raw call keeps the P: the
+// preemption request reaches the worker at its next function call, and a
+// stop-the-world waits at most for the call to return. Never use a raw call
+// for anything that can block (pollFD below blocks: unix.Poll).
 
 // kickTx asks the kernel to process the TX ring: sendto(fd, NULL, 0,
 // MSG_DONTWAIT, NULL, 0). Raw, never blocks (see above); no allocation,

@@ -10,11 +10,11 @@
 //   - Per FIB and family an editable RIB (maps of prefixes per region,
 //     control side only) and an immutable lookup structure rebuilt from it
 //     incrementally: a direct table on the top 16 bits, in 256 pages, and
-//     range tables (sorted range starts with a block summary) below it;
-//     big IPv6 tables carry a rank index (bitmaps of their range starts
-//     with counts, rank.go) instead of the summary, so that most IPv6
-//     lookups need no search. docs/fib.md explains the algorithm and its
-//     costs.
+//     range tables (sorted range starts with a bucket index for IPv4,
+//     tab4.go, and a block summary for IPv6) below it; big IPv6 tables
+//     carry a rank index (bitmaps of their range starts with counts,
+//     rank.go) instead of the summary, so that most IPv6 lookups need no
+//     search. docs/fib.md explains the algorithm and its costs.
 //
 // # Who writes what
 //

@@ -60,14 +60,14 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16, p uint32) {
 	old := f.d.get(slot)
 	def := f.d.def(slot)
 	rc := f.chunks[slot]
-	if rc != nil && sc.patchable(old, p) {
+	if rc != nil && old&chunkFlag != 0 && sc.patchable(int(lay4(old).r), p) {
 		n := f.patch(sc, slot, rc, old, p, def)
-		f.a.release(uint32(old), span(old))
+		f.a.release(uint32(old), span4(old))
 		f.d.set(slot, n)
 		return
 	}
 	if old&chunkFlag != 0 {
-		f.a.release(uint32(old), span(old))
+		f.a.release(uint32(old), span4(old))
 	}
 	if rc == nil {
 		f.d.set(slot, uint64(def))
@@ -96,21 +96,21 @@ func (f *fam4) leafOf(v uint32) uint16 {
 // hasLeaf reports whether next hop v has an index in t.nh.
 func (f *fam4) hasLeaf(v uint32) bool { return int(v) < len(f.leaf) && f.leaf[v] != 0 }
 
-// emit appends the range table of rc and returns its dir entry. Values
-// are stored as 16-bit indexes into the table's next-hop list.
+// emit appends the range table of rc (tab4.go) and returns its dir
+// entry. Values are stored as 16-bit indexes into the table's next-hop
+// list.
 func (f *fam4) emit(sc *scratch, slot uint16, rc *rc16, def uint32) uint64 {
-	var n int
-	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
+	sc.swept += len(rc.ents)
+	sc.tables++
+	sc.k, sc.v, sc.s16 = sweep(rc.ents, def, sc.k[:0], sc.v[:0], sc.s16)
 	e := sc.e4[:0]
-	for i, v := range sc.v[:n] {
-		li := f.leafOf(v)
-		e = append(e, uint32(sc.k[i])<<16|uint32(li))
+	for i, v := range sc.v {
+		e = append(e, uint32(sc.k[i])<<16|uint32(f.leafOf(v)))
 	}
-	for _, k := range sc.k[n:] {
-		e = append(e, uint32(k)<<16)
-	}
+	var l layout4
+	e, l, sc.bk = addBuckets(e, 0, sc.bk)
 	sc.e4 = e
-	return chunkEnt(int(f.a.put(e, uint32(slot))), n)
+	return l.ent(f.a.put(e, uint32(slot)))
 }
 
 // commit rebuilds what the batch touched and returns the new table.
@@ -147,7 +147,7 @@ func (f *fam4) room() bool {
 	e := 0
 	for slot := range f.d.dirty {
 		if rc := f.chunks[slot]; rc != nil {
-			e += tableBound(len(rc.ents))
+			e += tableBound4(len(rc.ents))
 		}
 	}
 	return f.a.room(e)
@@ -163,8 +163,8 @@ func (f *fam4) compact(id int) {
 		if e&chunkFlag == 0 || int(uint32(e)>>segBits) != id {
 			return 0 // the slot's table was replaced since
 		}
-		n := span(e)
-		f.d.set(uint16(s), chunkEnt(int(f.a.move(uint32(e), n, s)), int(e>>32)&0x7fffffff))
+		n := span4(e)
+		f.d.set(uint16(s), lay4(e).ent(f.a.move(uint32(e), n, s)))
 		return n
 	})
 }
@@ -360,7 +360,7 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32, p uint32) {
 	old := f.d.get(slot)
 	rc := f.chunks[slot]
-	if rc != nil && sc.patchable(old, p) {
+	if rc != nil && old&chunkFlag != 0 && sc.patchable(n6(old), p) {
 		n := f.patch(sc, slot, rc, old, p, def)
 		f.a16.release(uint32(old), span6(old))
 		f.d.set(slot, n)

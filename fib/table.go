@@ -52,17 +52,6 @@ func chunkEnt(start, count int) uint64 {
 	return chunkFlag | uint64(count)<<32 | uint64(uint32(start))
 }
 
-// tab4 is the immutable IPv4 lookup structure of one FIB.
-type tab4 struct {
-	top [256]*dirPage
-	// ent holds the range tables: key<<16 | index into nh per range, so a
-	// range's value shares the cache line of its key (the summary entries
-	// have index 0). Searching for k<<16|0xffff finds the last key <= k.
-	ent [][]uint32 // segments
-	mem []*segMem  // their memory: keeps it mapped while the table is reachable
-	nh  []uint32   // next-hop ids of the range values
-}
-
 // tab6 is the immutable IPv6 lookup structure of one FIB.
 type tab6 struct {
 	top  [256]*dirPage
@@ -73,21 +62,6 @@ type tab6 struct {
 	hdrs []*hdrPage
 	// The memory of the L1 and L2 segments (see tab4.mem).
 	mem16, mem2 []*segMem
-}
-
-func (t *tab4) lookup(a uint32) uint32 {
-	e := t.top[a>>24][(a>>16)&255]
-	if e&chunkFlag == 0 {
-		return uint32(e)
-	}
-	return t.chunk(e, a)
-}
-
-func (t *tab4) chunk(e uint64, a uint32) uint32 {
-	seg := t.ent[uint32(e)>>segBits]
-	v := seg[find(seg, uint32(e)&segMask, uint32(e>>32)&0x7fffffff, a<<16|0xffff)]
-	runtime.KeepAlive(t) // the segment's memory (segMem)
-	return t.nh[v&0xffff]
 }
 
 // find16 returns the position of the range of k in the uint16 range table
@@ -107,9 +81,6 @@ func find[K rangeKey](keys []K, s, n uint32, k K) uint32 {
 	}
 	return s + uint32(search(keys[s:s+n], k))
 }
-
-// batchLen is the block of addresses a batch lookup works on at once.
-const batchLen = 64
 
 // lockstep runs the range-table searches of n addresses together: key[i]
 // in the table at offset base[i] of the segment starting at tab[i] with
@@ -180,53 +151,6 @@ func at[K any](p unsafe.Pointer, i uint32) K {
 
 // segStart is the pointer lockstep uses for a segment.
 func segStart[K any](s []K) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s)) }
-
-// lookupBatch resolves dst into out in stages over blocks of batchLen
-// addresses so that the memory accesses of different addresses overlap (Go
-// has no prefetch): the direct table for the whole block, then the range
-// searches in lockstep, then the values.
-func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
-	if len(t.ent) == 0 {
-		for i, a := range dst {
-			out[i] = uint32(t.top[a>>24][(a>>16)&255])
-		}
-		return
-	}
-	var (
-		key       [batchLen]uint32
-		base, cnt [batchLen]uint32
-		pos       [batchLen]uint32
-		leaf      [batchLen]bool
-		tab       [batchLen]unsafe.Pointer
-	)
-	ent, nh := t.ent, t.nh
-	for len(dst) > 0 {
-		n := min(len(dst), batchLen)
-		d := dst[:n]
-		o := out[:n]
-		for i, a := range d {
-			e := t.top[a>>24][(a>>16)&255]
-			key[i] = a<<16 | 0xffff
-			l := e&chunkFlag == 0
-			leaf[i] = l
-			if l {
-				o[i] = uint32(e)
-				base[i], cnt[i], tab[i] = 0, 1, unsafe.Pointer(&key[i])
-			} else {
-				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, segStart(ent[uint32(e)>>segBits])
-			}
-		}
-		lockstep(&tab, &key, &base, &cnt, &pos, n)
-		for i := range d {
-			if !leaf[i] {
-				o[i] = nh[at[uint32](tab[i], pos[i])&0xffff]
-			}
-		}
-		dst = dst[n:]
-		out = out[n:]
-	}
-	runtime.KeepAlive(t) // the segments' memory (segMem)
-}
 
 func (t *tab6) hdr(id uint32) *hdr {
 	return &t.hdrs[id>>8][id&255]
@@ -475,10 +399,6 @@ func (t *tab6) finish2(o []uint32, d [][16]byte, i int, v, best uint32) {
 	default:
 		o[i] = t.deep3(v, best, binary.BigEndian.Uint64(d[i][8:]))
 	}
-}
-
-func (t *tab4) bytes() int {
-	return 256*8 + countPages(&t.top)*256*8 + segBytes(t.ent, 4) + cap(t.nh)*4
 }
 
 func (t *tab6) bytes() int {

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
+	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -197,83 +200,185 @@ func (s *Sink) Close() {
 
 // LiveTXSpec describes the frames of the live-frames generator program.
 type LiveTXSpec struct {
-	StampOff int    // offset of the 18-byte stamp (magic, stream, seq, ts)
-	UDPOff   int    // offset of the UDP header
-	Flows    int    // source port = BasePort + seq%Flows
-	BasePort uint16 // UDP source port of flow 0
-	// PartialSum is the UDP checksum sum (big-endian words, unfolded) of the
-	// frame with the source port, seq and ts zeroed.
-	PartialSum uint32
-	// SeqMap, if set, is the sequence counter to share (so that
-	// programs for several frame sizes number one stream); nil creates one.
-	SeqMap *ebpf.Map
+	StampOff int // offset of the 18-byte stamp (magic, stream, seq, ts)
+	// UDPOff is the offset of the UDP header. The destination address's
+	// low 16 bits end where it starts (IPv4 and IPv6 alike): the program
+	// writes them and the source port as one 4-byte word at UDPOff-2.
+	UDPOff   int
+	SrcLoOff int // offset of the source address's low 16 bits
+	IPSumOff int // offset of the IPv4 header checksum; 0 for IPv6
+	// Flows holds what each flow writes, in order: frame seq is flow
+	// seq % len(Flows). At least one.
+	Flows []LiveFlow
+	// State, if set, is the stream's sequence state to share (so that
+	// programs for several frame sizes number one stream and cycle one
+	// flow order); nil creates one. Its value is LiveState.
+	State *ebpf.Map
 	// NoTime leaves the stamp's send time 0 (the sink then takes no
 	// latency sample) and saves the bpf_ktime_get_ns call and its checksum
 	// work per frame: for throughput runs, where the generator's own cost
 	// per frame is what limits the rig.
 	NoTime bool
+	// TimeEvery (a power of two; 0 or 1 = every frame) stamps the send
+	// time only on frames whose seq is a multiple of it; the others carry
+	// 0 and give the sink no latency sample. The clock read (rdtsc in the
+	// kernel) is the dearest part of the program: about 15 % of a frame's
+	// cost when done for every frame on this machine. Every time written
+	// is the frame's own, so sampled latencies stay exact.
+	TimeEvery int
+}
+
+// LiveFlow is what the program writes into a frame of one flow. Values are
+// host order; the program stores them big-endian.
+type LiveFlow struct {
+	SrcLo, DstLo uint16 // low 16 bits of the source and destination address
+	SrcPort      uint16
+	IPSum        uint16 // IPv4 header checksum (final); unused for IPv6
+	// UDPSum is the UDP checksum sum (pseudo header included; big-endian
+	// words, unfolded) of the flow's frame with the stamp's seq and ts
+	// zeroed: the program adds the seq and ts words per frame.
+	UDPSum uint32
+}
+
+// liveFlowEntry is a LiveFlow as the program reads it (16 bytes): the
+// bytes to store, and the partial checksum folded and byte-swapped so that
+// it adds to little-endian loads of the frame (a one's-complement sum does
+// not depend on byte order).
+type liveFlowEntry struct {
+	DstLoPort [4]byte // destination address low 16 bits, source port (frame order)
+	SrcLo     [2]byte
+	IPSum     [2]byte
+	Partial   uint32
+	_         uint32
+}
+
+// LiveState is the value of a live-frames program's state map: the next
+// sequence number and the flow it uses (Seq % flows, kept as a counter so
+// that the program needs no division).
+type LiveState struct {
+	Seq  uint64
+	Flow uint32
+	_    uint32
 }
 
 // LiveTX is the live-frames generator program: run with BPF_PROG_RUN and
 // BPF_F_TEST_XDP_LIVE_FRAMES it stamps each frame with the stream's sequence
-// number and bpf_ktime_get_ns, sets the source port of the frame's flow,
-// fixes the UDP checksum and returns XDP_TX.
+// number and (unless NoTime) bpf_ktime_get_ns, writes the addresses and
+// source port of the frame's flow and the checksums, and returns XDP_TX.
+// Per frame it reads the state through a direct map-value pointer (no helper
+// call), cycles the flow by a compare (no division), reads the flow's
+// precomputed words from an array (inlined lookup) and folds seq and ts
+// into the checksum as two 32-bit halves each.
 type LiveTX struct {
-	Prog *ebpf.Program
-	Map  *ebpf.Map // the stream's u64 sequence counter
-	own  bool
+	Prog  *ebpf.Program
+	State *ebpf.Map // the stream's LiveState
+	table *ebpf.Map
+	own   bool
+	flows uint32
+	// Run's syscall arguments: on the heap, so that the kernel's pointers
+	// stay valid (Run is not safe for concurrent use).
+	attr progRunAttr
+	md   xdpMD
 }
 
 // NewLiveTX loads the generator program for spec.
 func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
-	if spec.Flows < 1 {
-		spec.Flows = 1
+	if len(spec.Flows) < 1 {
+		return nil, errors.New("live-frames program: no flows")
 	}
-	m, own := spec.SeqMap, false
-	if m == nil {
+	if spec.UDPOff < 2 || spec.SrcLoOff < 0 || spec.StampOff < spec.UDPOff+8 {
+		return nil, errors.New("live-frames program: bad offsets")
+	}
+	if spec.TimeEvery < 0 || spec.TimeEvery&(spec.TimeEvery-1) != 0 || spec.TimeEvery > 1<<30 {
+		return nil, fmt.Errorf("live-frames program: stamp interval %d is not a power of two", spec.TimeEvery)
+	}
+	state, own := spec.State, false
+	if state == nil {
 		var err error
 		// A plain array, not per-CPU: the thread running the program may
 		// migrate between runs, and a per-CPU counter would then repeat
-		// sequence numbers. One stream's program runs on one thread at a
-		// time (BPF_PROG_RUN disables migration during a run), so the
-		// non-atomic increment is safe.
-		m, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_seq", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+		// sequence numbers. One stream's programs run on one thread at a
+		// time (BPF_PROG_RUN disables migration during a run, and a batch
+		// runs with bottom halves off), so the non-atomic increment is safe.
+		state, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_state", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
 		if err != nil {
-			return nil, fmt.Errorf("live-frames seq map: %w", err)
+			return nil, fmt.Errorf("live-frames state map: %w", err)
 		}
 		own = true
 	}
-	// The checksum is computed on little-endian words: a one's-complement
-	// sum is byte-order independent, so the big-endian partial sum is folded
-	// and byte-swapped once here.
-	s := spec.PartialSum
-	s = (s & 0xffff) + (s >> 16)
-	s = (s & 0xffff) + (s >> 16)
-	k := int32(s>>8 | (s&0xff)<<8)
+	l := &LiveTX{State: state, own: own, flows: uint32(len(spec.Flows))}
+	table, err := ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_flows", Type: ebpf.Array, KeySize: 4, ValueSize: 16,
+		MaxEntries: uint32(len(spec.Flows))})
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("live-frames flow table (%d flows): %w", len(spec.Flows), err)
+	}
+	l.table = table
+	keys := make([]uint32, len(spec.Flows))
+	vals := make([]liveFlowEntry, len(spec.Flows))
+	for i, f := range spec.Flows {
+		keys[i] = uint32(i)
+		e := &vals[i]
+		binary.BigEndian.PutUint16(e.DstLoPort[0:], f.DstLo)
+		binary.BigEndian.PutUint16(e.DstLoPort[2:], f.SrcPort)
+		binary.BigEndian.PutUint16(e.SrcLo[:], f.SrcLo)
+		binary.BigEndian.PutUint16(e.IPSum[:], f.IPSum)
+		s := f.UDPSum
+		s = (s & 0xffff) + (s >> 16)
+		s = (s & 0xffff) + (s >> 16)
+		e.Partial = s>>8 | (s&0xff)<<8
+	}
+	for i := 0; i < len(keys); i += 1 << 16 {
+		j := min(i+1<<16, len(keys))
+		if _, err := table.BatchUpdate(keys[i:j], vals[i:j], nil); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("live-frames flow table: %w", err)
+		}
+	}
 	so, uo := int16(spec.StampOff), int16(spec.UDPOff)
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.StoreImm(asm.R10, -4, 0, asm.Word),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, -4),
-		asm.LoadMapPtr(asm.R1, m.FD()),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "abort"),
-		asm.LoadMem(asm.R7, asm.R0, 0, asm.DWord), // r7 = seq
+		asm.LoadMapValue(asm.R8, state.FD(), 0),   // r8 = &state
+		asm.LoadMem(asm.R7, asm.R8, 0, asm.DWord), // r7 = seq
 		asm.Mov.Reg(asm.R1, asm.R7),
 		asm.Add.Imm(asm.R1, 1),
-		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.StoreMem(asm.R8, 0, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R8, 8, asm.Word), // r1 = flow
+		asm.StoreMem(asm.R10, -4, asm.R1, asm.Word),
+		asm.Add.Imm(asm.R1, 1),
+		asm.JLT.Imm(asm.R1, int32(len(spec.Flows)), "keep"),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.R8, 8, asm.R1, asm.Word).WithSymbol("keep"),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, -4),
+		asm.LoadMapPtr(asm.R1, table.FD()),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "abort"),
+		asm.Mov.Reg(asm.R8, asm.R0), // r8 = &flow entry
 	}
 	stamped := []asm.Register{asm.R7}
 	if !spec.NoTime {
+		if spec.TimeEvery > 1 {
+			// The page keeps the previous frame's bytes: ts 0 is written.
+			insns = append(insns,
+				asm.Mov.Imm(asm.R9, 0),
+				asm.Mov.Reg(asm.R1, asm.R7),
+				asm.And.Imm(asm.R1, int32(spec.TimeEvery-1)),
+				asm.JNE.Imm(asm.R1, 0, "notime"),
+			)
+		}
 		insns = append(insns,
 			asm.FnKtimeGetNs.Call(),
 			asm.Mov.Reg(asm.R9, asm.R0), // r9 = ts
 		)
 		stamped = append(stamped, asm.R9)
 	}
+	ld := asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word)
+	if !spec.NoTime && spec.TimeEvery > 1 {
+		ld = ld.WithSymbol("notime")
+	}
 	insns = append(insns,
-		asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word),
+		ld,
 		asm.LoadMem(asm.R3, asm.R6, mdDataEnd, asm.Word),
 		asm.Mov.Reg(asm.R4, asm.R2),
 		asm.Add.Imm(asm.R4, int32(spec.StampOff+18)),
@@ -284,25 +389,32 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		insns = append(insns, asm.StoreMem(asm.R2, so+10, asm.R9, asm.DWord))
 	}
 	insns = append(insns,
-		asm.Mov.Reg(asm.R4, asm.R7),
-		asm.Mod.Imm(asm.R4, int32(spec.Flows)),
-		asm.Add.Imm(asm.R4, int32(spec.BasePort)),
-		asm.HostTo(asm.BE, asm.R4, asm.Half),
-		asm.StoreMem(asm.R2, uo, asm.R4, asm.Half),
-		asm.Mov.Imm(asm.R5, k),
-		asm.Add.Reg(asm.R5, asm.R4),
+		asm.LoadMem(asm.R1, asm.R8, 0, asm.Word),
+		asm.StoreMem(asm.R2, uo-2, asm.R1, asm.Word),
+		asm.LoadMem(asm.R1, asm.R8, 4, asm.Half),
+		asm.StoreMem(asm.R2, int16(spec.SrcLoOff), asm.R1, asm.Half),
 	)
-	for _, r := range stamped {
-		for sh := int32(0); sh < 64; sh += 16 {
-			insns = append(insns,
-				asm.Mov.Reg(asm.R1, r),
-				asm.RSh.Imm(asm.R1, sh),
-				asm.And.Imm(asm.R1, 0xffff),
-				asm.Add.Reg(asm.R5, asm.R1),
-			)
-		}
+	if spec.IPSumOff > 0 {
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.R8, 6, asm.Half),
+			asm.StoreMem(asm.R2, int16(spec.IPSumOff), asm.R1, asm.Half),
+		)
 	}
-	for i := 0; i < 2; i++ {
+	insns = append(insns, asm.LoadMem(asm.R5, asm.R8, 8, asm.Word))
+	// A 64-bit value's 16-bit words sum to the value itself modulo
+	// 0xffff (2^16 ≡ 1), and so do its two 32-bit halves: adding the
+	// halves is enough for the one's-complement sum.
+	for _, r := range stamped {
+		insns = append(insns,
+			asm.Mov.Reg(asm.R1, r),
+			asm.RSh.Imm(asm.R1, 32),
+			asm.Add.Reg(asm.R5, asm.R1),
+			asm.Mov.Reg32(asm.R1, r),
+			asm.Add.Reg(asm.R5, asm.R1),
+		)
+	}
+	// r5 < 2^35: three folds bring it to 16 bits.
+	for i := 0; i < 3; i++ {
 		insns = append(insns,
 			asm.Mov.Reg(asm.R1, asm.R5),
 			asm.RSh.Imm(asm.R1, 16),
@@ -322,19 +434,43 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 	)
 	p, err := load("fwdd_gen_tx", insns)
 	if err != nil {
-		if own {
-			m.Close()
-		}
+		l.Close()
 		return nil, err
 	}
-	return &LiveTX{Prog: p, Map: m, own: own}, nil
+	l.Prog = p
+	return l, nil
 }
 
-// Close releases the program and the map if it created it.
+// Seq returns the next sequence number the program will stamp.
+func (l *LiveTX) Seq() (uint64, error) {
+	var st LiveState
+	if err := l.State.Lookup(uint32(0), &st); err != nil {
+		return 0, fmt.Errorf("live-frames state map: %w", err)
+	}
+	return st.Seq, nil
+}
+
+// SetSeq makes seq the next sequence number (and seq % flows the next
+// flow). Not while the program runs.
+func (l *LiveTX) SetSeq(seq uint64) error {
+	st := LiveState{Seq: seq, Flow: uint32(seq % uint64(l.flows))}
+	if err := l.State.Update(uint32(0), &st, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("live-frames state map: %w", err)
+	}
+	return nil
+}
+
+// Close releases the program, its flow table and the state map if it
+// created it.
 func (l *LiveTX) Close() {
-	l.Prog.Close()
+	if l.Prog != nil {
+		l.Prog.Close()
+	}
+	if l.table != nil {
+		l.table.Close()
+	}
 	if l.own {
-		l.Map.Close()
+		l.State.Close()
 	}
 }
 
@@ -343,39 +479,94 @@ type xdpMD struct {
 	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
 }
 
+// progRunAttr is the BPF_PROG_TEST_RUN part of union bpf_attr.
+type progRunAttr struct {
+	ProgFD, Retval          uint32
+	DataSizeIn, DataSizeOut uint32
+	DataIn, DataOut         uint64
+	Repeat, Duration        uint32
+	CtxSizeIn, CtxSizeOut   uint32
+	CtxIn, CtxOut           uint64
+	Flags, CPU, BatchSize   uint32
+	_                       uint32
+}
+
 // ErrLiveFrames is returned when the kernel cannot run live frames.
 var ErrLiveFrames = errors.New("BPF_F_TEST_XDP_LIVE_FRAMES not supported (needs Linux ≥ 5.18)")
 
 // Run transmits repeat copies of frame (stamped by the program) out of
-// ifindex from the calling thread's CPU. The device must have an XDP
-// program attached (see Pass). It returns when all were run, with the
-// number of frames the program really stamped: the kernel may run it more
-// often than repeat (an interrupted batch is run again), so callers count
-// this, not repeat. The count comes from the sequence map, so streams
-// sharing a map must not run at the same time.
-func (l *LiveTX) Run(frame []byte, ifindex int, repeat uint32, batch uint32) (uint64, error) {
-	var before, after uint64
-	if err := l.Map.Lookup(uint32(0), &before); err != nil {
-		return 0, fmt.Errorf("live-frames seq map: %w", err)
-	}
-	md := xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}
-	_, err := l.Prog.Run(&ebpf.RunOptions{
-		Data:      frame,
-		Repeat:    repeat,
-		Flags:     unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-		Context:   md,
-		BatchSize: batch,
-	})
+// ifindex from the calling thread's CPU, batch frames per kernel batch (see
+// RunLive). It returns the number of frames the program stamped (from the
+// state map, so streams sharing a state must not run at the same time) and
+// the kernel's time per frame. A signal ends the call early with
+// interrupted set. Not safe for concurrent use.
+func (l *LiveTX) Run(frame []byte, ifindex int, repeat uint32, batch uint32) (ran uint64, perFrame time.Duration, interrupted bool, err error) {
+	before, err := l.Seq()
 	if err != nil {
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, ebpf.ErrNotSupported) {
-			return 0, fmt.Errorf("%w: %w", ErrLiveFrames, err)
-		}
-		return 0, fmt.Errorf("live-frames run: %w", err)
+		return 0, 0, false, err
 	}
-	if err := l.Map.Lookup(uint32(0), &after); err != nil {
-		return uint64(repeat), nil
+	perFrame, interrupted, err = runLive(&l.attr, &l.md, l.Prog, frame, ifindex, repeat, batch)
+	if err != nil {
+		return 0, 0, false, err
 	}
-	return after - before, nil
+	after, err := l.Seq()
+	if err != nil {
+		return uint64(repeat), perFrame, interrupted, nil
+	}
+	return after - before, perFrame, interrupted, nil
+}
+
+// RunLive runs prog on repeat copies of frame with BPF_PROG_RUN and
+// BPF_F_TEST_XDP_LIVE_FRAMES, ingress ifindex (which must have an XDP
+// program attached, see Pass; the kernel resolves it in the calling
+// thread's network namespace), batch frames per kernel batch, on the
+// calling thread's CPU. perFrame is the kernel's own measure: run time per
+// frame, without the call's setup and teardown and without the time the
+// thread was descheduled.
+//
+// A signal to the calling thread ends the call early (the kernel checks
+// between batches) with interrupted set: that is how a caller stops a long
+// run at a deadline (tgkill with SIGURG, which the Go runtime ignores when
+// it did not send it). Unlike ebpf.Program.Run, RunLive does not restart
+// an interrupted call.
+func RunLive(prog *ebpf.Program, frame []byte, ifindex int, repeat, batch uint32) (perFrame time.Duration, interrupted bool, err error) {
+	args := new(struct {
+		attr progRunAttr
+		md   xdpMD
+	})
+	return runLive(&args.attr, &args.md, prog, frame, ifindex, repeat, batch)
+}
+
+// runLive is RunLive with the syscall's arguments in caller-owned heap
+// memory (their addresses go to the kernel as integers).
+func runLive(attr *progRunAttr, md *xdpMD, prog *ebpf.Program, frame []byte, ifindex int, repeat, batch uint32) (time.Duration, bool, error) {
+	if len(frame) == 0 {
+		return 0, false, errors.New("live-frames run: empty frame")
+	}
+	*md = xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)}
+	*attr = progRunAttr{
+		ProgFD:     uint32(prog.FD()),
+		DataSizeIn: uint32(len(frame)),
+		DataIn:     uint64(uintptr(unsafe.Pointer(&frame[0]))),
+		Repeat:     repeat,
+		CtxSizeIn:  uint32(unsafe.Sizeof(*md)),
+		CtxIn:      uint64(uintptr(unsafe.Pointer(md))),
+		Flags:      unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+		BatchSize:  batch,
+	}
+	_, _, e := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_TEST_RUN, uintptr(unsafe.Pointer(attr)), unsafe.Sizeof(*attr))
+	runtime.KeepAlive(frame)
+	runtime.KeepAlive(md)
+	switch {
+	case e == 0:
+		return time.Duration(attr.Duration), false, nil
+	case e == unix.EINTR:
+		return 0, true, nil
+	case e == unix.EINVAL || e == unix.EOPNOTSUPP || e == unix.ENOTSUP:
+		return 0, false, fmt.Errorf("%w: %w", ErrLiveFrames, e)
+	default:
+		return 0, false, fmt.Errorf("live-frames run: %w", e)
+	}
 }
 
 // Attach attaches prog to ifindex in generic-free native/driver mode (veth

@@ -106,47 +106,95 @@ func TestSinks(t *testing.T) {
 	}
 }
 
-// TestLiveTX runs the generator program in ordinary test mode and checks
-// its stamps and UDP checksum against the Go builder's for the same seq.
+// TestLiveTX runs the generator program in ordinary test mode (one frame
+// per run) and checks every frame against the Go builder's for the same seq
+// and ts: stamp, addresses and source port of each flow, both checksums.
+// It covers both families, with and without send times, flows spread over
+// several addresses, sequence numbers whose checksum words carry (around
+// 2^32 and 2^48), send times on every 4th frame only, and two frame sizes
+// sharing one stream's state.
 func TestLiveTX(t *testing.T) {
 	needBPF(t)
 	for _, tc := range []struct {
 		v6, noTime bool
-	}{{false, false}, {true, false}, {false, true}, {true, true}} {
-		v6 := tc.v6
+		start      uint64
+		every      int
+	}{{false, false, 0, 0}, {true, false, 0, 1}, {false, true, 0, 0}, {true, true, 0, 4},
+		{false, false, 1<<32 - 7, 0}, {true, false, 1<<48 - 5, 0}, {false, true, 1<<64 - 20, 0},
+		{false, false, 1<<32 - 9, 4}, {true, false, 3, 4}} {
 		const flows = 5
-		b, err := gen.NewBuilder(spec(v6, 128, flows))
+		sp := spec(tc.v6, 128, flows)
+		sp.Sizes = []int{128, 300}
+		sp.SrcAddrs, sp.DstAddrs = 2, 3
+		b, err := gen.NewBuilder(sp)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := xdpprog.NewLiveTX(xdpprog.LiveTXSpec{StampOff: gen.StampOffset(v6), UDPOff: gen.StampOffset(v6) - 8,
-			Flows: flows, BasePort: 4000, PartialSum: b.PartialUDPSum(0, 9), NoTime: tc.noTime})
-		if err != nil {
-			if errors.Is(err, ebpf.ErrNotSupported) {
-				t.Skip(err)
+		var progs []*xdpprog.LiveTX
+		for i := range sp.Sizes {
+			var state *ebpf.Map
+			if i > 0 {
+				state = progs[0].State
 			}
+			l, err := xdpprog.NewLiveTX(b.LiveTXSpec(i, 9, tc.noTime, tc.every, state))
+			if err != nil {
+				if errors.Is(err, ebpf.ErrNotSupported) {
+					t.Skip(err)
+				}
+				t.Fatal(err)
+			}
+			defer l.Close()
+			progs = append(progs, l)
+		}
+		if err := progs[0].SetSeq(tc.start); err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
-		f := b.Template(0, 9)
 		want := make([]byte, b.MaxLen())
-		for seq := uint64(0); seq < 12; seq++ {
-			ret, out := run(t, l.Prog, f)
+		for k := uint64(0); k < 3*flows+1; k++ {
+			seq := tc.start + k
+			i := int(seq % 2) // the builder's size for seq
+			f := b.Template(i, 9)
+			ret, out := run(t, progs[i].Prog, f)
 			if ret != 3 {
 				t.Fatalf("return %d, want XDP_TX (3)", ret)
 			}
 			got := out[:len(f)]
 			st, ok := gen.ParseStamp(got)
-			if !ok || st.Seq != seq || st.Stream != 9 || (st.TS == 0) != tc.noTime {
+			timed := !tc.noTime && (tc.every <= 1 || seq%uint64(tc.every) == 0)
+			if !ok || st.Seq != seq || st.Stream != 9 || (st.TS != 0) != timed {
 				t.Fatalf("%+v: stamp %+v ok=%v, want seq %d stream 9", tc, st, ok, seq)
 			}
-			// The Go builder with the same seq and ts writes the same frame
-			// (checksum included) when flows vary only the port
-			// (SrcAddrs = DstAddrs = 1).
 			n := b.Build(want, 9, seq, st.TS)
 			if !bytes.Equal(got, want[:n]) {
 				t.Fatalf("%+v seq %d: program frame\n% x\nbuilder frame\n% x", tc, seq, got, want[:n])
 			}
+			if next, err := progs[1].Seq(); err != nil || next != seq+1 {
+				t.Fatalf("state seq %d (%v) after seq %d", next, err, seq)
+			}
+		}
+	}
+}
+
+// TestLiveTXBadSpec: a spec without flows, with impossible offsets or a
+// stamp interval that is no power of two is
+// refused with an error, not loaded.
+func TestLiveTXBadSpec(t *testing.T) {
+	needBPF(t)
+	b, err := gen.NewBuilder(spec(false, 64, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := b.LiveTXSpec(0, 0, false, 0, nil)
+	noFlows := good
+	noFlows.Flows = nil
+	badOff := good
+	badOff.StampOff = badOff.UDPOff
+	badEvery := good
+	badEvery.TimeEvery = 12
+	for _, s := range []xdpprog.LiveTXSpec{noFlows, badOff, badEvery} {
+		if l, err := xdpprog.NewLiveTX(s); err == nil {
+			l.Close()
+			t.Errorf("spec %+v loaded", s)
 		}
 	}
 }

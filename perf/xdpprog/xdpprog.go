@@ -207,9 +207,23 @@ type LiveTXSpec struct {
 	UDPOff   int
 	SrcLoOff int // offset of the source address's low 16 bits
 	IPSumOff int // offset of the IPv4 header checksum; 0 for IPv6
-	// Flows holds what each flow writes, in order: frame seq is flow
-	// seq % len(Flows). At least one.
-	Flows []LiveFlow
+	// Lens is the frame length (the bytes handed to the kernel, without
+	// FCS) of each entry of a size pattern: frame seq has
+	// Lens[seq % len(Lens)]. Run must be given a frame of the longest,
+	// built so that every shorter frame is a prefix of it but for the
+	// fields written here; the program cuts it per frame with
+	// bpf_xdp_adjust_tail and writes the length fields. Empty: one size,
+	// the frame's own (no cut, no length written).
+	Lens []int
+	// L3LenOff is the offset of the IPv4 total length or the IPv6 payload
+	// length, L3LenBase the bytes of the frame that field does not count
+	// (IPv4: the Ethernet header; IPv6: Ethernet and IPv6 headers). Used
+	// with several Lens only.
+	L3LenOff, L3LenBase int
+	// Flows[i][f] is what flow f writes into a frame of size pattern entry
+	// i (only Flows[0] with one size); frame seq is flow seq % the number
+	// of flows, the same for every entry.
+	Flows [][]LiveFlow
 	// State, if set, is the stream's sequence state to share (so that
 	// programs for several frame sizes number one stream and cycle one
 	// flow order); nil creates one. Its value is LiveState.
@@ -240,25 +254,31 @@ type LiveFlow struct {
 	UDPSum uint32
 }
 
-// liveFlowEntry is a LiveFlow as the program reads it (16 bytes): the
-// bytes to store, and the partial checksum folded and byte-swapped so that
-// it adds to little-endian loads of the frame (a one's-complement sum does
-// not depend on byte order).
+// liveFlowEntry is a LiveFlow of one frame size as the program reads it
+// (24 bytes): the bytes to store, and the partial checksum folded and
+// byte-swapped so that it adds to little-endian loads of the frame (a
+// one's-complement sum does not depend on byte order).
 type liveFlowEntry struct {
 	DstLoPort [4]byte // destination address low 16 bits, source port (frame order)
 	SrcLo     [2]byte
 	IPSum     [2]byte
 	Partial   uint32
-	_         uint32
+	UDPLen    [2]byte // size patterns only: UDP length, L3 length, bytes to cut
+	L3Len     [2]byte
+	Cut       uint16
+	_         [6]byte
 }
 
+// liveMaxEntries bounds flows × pattern entries (24 bytes each).
+const liveMaxEntries = 1 << 21
+
 // LiveState is the value of a live-frames program's state map: the next
-// sequence number and the flow it uses (Seq % flows, kept as a counter so
-// that the program needs no division).
+// sequence number, the flow and the size pattern entry it uses (Seq % flows
+// and Seq % sizes, kept as counters so that the program needs no division).
 type LiveState struct {
 	Seq  uint64
 	Flow uint32
-	_    uint32
+	Size uint32
 }
 
 // LiveTX is the live-frames generator program: run with BPF_PROG_RUN and
@@ -275,6 +295,7 @@ type LiveTX struct {
 	table *ebpf.Map
 	own   bool
 	flows uint32
+	sizes uint32
 	// Run's syscall arguments: on the heap, so that the kernel's pointers
 	// stay valid (Run is not safe for concurrent use).
 	attr progRunAttr
@@ -283,11 +304,31 @@ type LiveTX struct {
 
 // NewLiveTX loads the generator program for spec.
 func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
-	if len(spec.Flows) < 1 {
-		return nil, errors.New("live-frames program: no flows")
+	nsizes := max(len(spec.Lens), 1)
+	if len(spec.Flows) != nsizes || len(spec.Flows[0]) < 1 {
+		return nil, fmt.Errorf("live-frames program: flows for %d of %d frame sizes", len(spec.Flows), nsizes)
+	}
+	nflows := len(spec.Flows[0])
+	for _, fl := range spec.Flows {
+		if len(fl) != nflows {
+			return nil, errors.New("live-frames program: not the same flows for every frame size")
+		}
+	}
+	if nflows*nsizes > liveMaxEntries {
+		return nil, fmt.Errorf("live-frames program: %d flows × %d frame sizes is more than %d", nflows, nsizes, liveMaxEntries)
 	}
 	if spec.UDPOff < 2 || spec.SrcLoOff < 0 || spec.StampOff < spec.UDPOff+8 {
 		return nil, errors.New("live-frames program: bad offsets")
+	}
+	maxLen := 0
+	for _, n := range spec.Lens {
+		if n < spec.StampOff+18 || n > 1<<16-1 {
+			return nil, fmt.Errorf("live-frames program: frame length %d does not hold the stamp", n)
+		}
+		maxLen = max(maxLen, n)
+	}
+	if nsizes > 1 && (spec.L3LenOff < 0 || spec.L3LenBase < 0 || spec.L3LenBase > spec.UDPOff) {
+		return nil, errors.New("live-frames program: bad length field")
 	}
 	if spec.TimeEvery < 0 || spec.TimeEvery&(spec.TimeEvery-1) != 0 || spec.TimeEvery > 1<<30 {
 		return nil, fmt.Errorf("live-frames program: stamp interval %d is not a power of two", spec.TimeEvery)
@@ -306,27 +347,37 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		}
 		own = true
 	}
-	l := &LiveTX{State: state, own: own, flows: uint32(len(spec.Flows))}
-	table, err := ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_flows", Type: ebpf.Array, KeySize: 4, ValueSize: 16,
-		MaxEntries: uint32(len(spec.Flows))})
+	l := &LiveTX{State: state, own: own, flows: uint32(nflows), sizes: uint32(nsizes)}
+	entries := nflows * nsizes
+	table, err := ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_flows", Type: ebpf.Array, KeySize: 4,
+		ValueSize: uint32(binary.Size(liveFlowEntry{})), MaxEntries: uint32(entries)})
 	if err != nil {
 		l.Close()
-		return nil, fmt.Errorf("live-frames flow table (%d flows): %w", len(spec.Flows), err)
+		return nil, fmt.Errorf("live-frames flow table (%d flows × %d sizes): %w", nflows, nsizes, err)
 	}
 	l.table = table
-	keys := make([]uint32, len(spec.Flows))
-	vals := make([]liveFlowEntry, len(spec.Flows))
-	for i, f := range spec.Flows {
-		keys[i] = uint32(i)
-		e := &vals[i]
-		binary.BigEndian.PutUint16(e.DstLoPort[0:], f.DstLo)
-		binary.BigEndian.PutUint16(e.DstLoPort[2:], f.SrcPort)
-		binary.BigEndian.PutUint16(e.SrcLo[:], f.SrcLo)
-		binary.BigEndian.PutUint16(e.IPSum[:], f.IPSum)
-		s := f.UDPSum
-		s = (s & 0xffff) + (s >> 16)
-		s = (s & 0xffff) + (s >> 16)
-		e.Partial = s>>8 | (s&0xff)<<8
+	keys := make([]uint32, entries)
+	vals := make([]liveFlowEntry, entries)
+	for i, fl := range spec.Flows {
+		for j, f := range fl {
+			k := i*nflows + j
+			keys[k] = uint32(k)
+			e := &vals[k]
+			binary.BigEndian.PutUint16(e.DstLoPort[0:], f.DstLo)
+			binary.BigEndian.PutUint16(e.DstLoPort[2:], f.SrcPort)
+			binary.BigEndian.PutUint16(e.SrcLo[:], f.SrcLo)
+			binary.BigEndian.PutUint16(e.IPSum[:], f.IPSum)
+			s := f.UDPSum
+			s = (s & 0xffff) + (s >> 16)
+			s = (s & 0xffff) + (s >> 16)
+			e.Partial = s>>8 | (s&0xff)<<8
+			if nsizes > 1 {
+				n := spec.Lens[i]
+				binary.BigEndian.PutUint16(e.UDPLen[:], uint16(n-spec.UDPOff))
+				binary.BigEndian.PutUint16(e.L3Len[:], uint16(n-spec.L3LenBase))
+				e.Cut = uint16(maxLen - n)
+			}
+		}
 	}
 	for i := 0; i < len(keys); i += 1 << 16 {
 		j := min(i+1<<16, len(keys))
@@ -346,15 +397,46 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		asm.LoadMem(asm.R1, asm.R8, 8, asm.Word), // r1 = flow
 		asm.StoreMem(asm.R10, -4, asm.R1, asm.Word),
 		asm.Add.Imm(asm.R1, 1),
-		asm.JLT.Imm(asm.R1, int32(len(spec.Flows)), "keep"),
+		asm.JLT.Imm(asm.R1, int32(nflows), "keep"),
 		asm.Mov.Imm(asm.R1, 0),
 		asm.StoreMem(asm.R8, 8, asm.R1, asm.Word).WithSymbol("keep"),
+	}
+	if nsizes > 1 {
+		// key = size entry × flows + flow; the size entry cycles too.
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.R8, 12, asm.Word), // r1 = size entry
+			asm.Mov.Reg(asm.R2, asm.R1),
+			asm.Add.Imm(asm.R2, 1),
+			asm.JLT.Imm(asm.R2, int32(nsizes), "keepsize"),
+			asm.Mov.Imm(asm.R2, 0),
+			asm.StoreMem(asm.R8, 12, asm.R2, asm.Word).WithSymbol("keepsize"),
+			asm.Mul.Imm(asm.R1, int32(nflows)),
+			asm.LoadMem(asm.R2, asm.R10, -4, asm.Word),
+			asm.Add.Reg(asm.R1, asm.R2),
+			asm.StoreMem(asm.R10, -4, asm.R1, asm.Word),
+		)
+	}
+	insns = append(insns,
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, -4),
 		asm.LoadMapPtr(asm.R1, table.FD()),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "abort"),
 		asm.Mov.Reg(asm.R8, asm.R0), // r8 = &flow entry
+	)
+	if nsizes > 1 {
+		// Cut the frame to the entry's size (the kernel restores the
+		// full length for the page's next frame).
+		insns = append(insns,
+			asm.LoadMem(asm.R3, asm.R8, 16, asm.Half),
+			asm.JEq.Imm(asm.R3, 0, "uncut"),
+			asm.Mov.Imm(asm.R2, 0),
+			asm.Sub.Reg(asm.R2, asm.R3),
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.FnXdpAdjustTail.Call(),
+			asm.JNE.Imm(asm.R0, 0, "abort"),
+			asm.Mov.Reg(asm.R8, asm.R8).WithSymbol("uncut"),
+		)
 	}
 	stamped := []asm.Register{asm.R7}
 	if !spec.NoTime {
@@ -398,6 +480,14 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		insns = append(insns,
 			asm.LoadMem(asm.R1, asm.R8, 6, asm.Half),
 			asm.StoreMem(asm.R2, int16(spec.IPSumOff), asm.R1, asm.Half),
+		)
+	}
+	if nsizes > 1 {
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.R8, 12, asm.Half),
+			asm.StoreMem(asm.R2, uo+4, asm.R1, asm.Half),
+			asm.LoadMem(asm.R1, asm.R8, 14, asm.Half),
+			asm.StoreMem(asm.R2, int16(spec.L3LenOff), asm.R1, asm.Half),
 		)
 	}
 	insns = append(insns, asm.LoadMem(asm.R5, asm.R8, 8, asm.Word))
@@ -451,9 +541,9 @@ func (l *LiveTX) Seq() (uint64, error) {
 }
 
 // SetSeq makes seq the next sequence number (and seq % flows the next
-// flow). Not while the program runs.
+// flow, seq % sizes the next size). Not while the program runs.
 func (l *LiveTX) SetSeq(seq uint64) error {
-	st := LiveState{Seq: seq, Flow: uint32(seq % uint64(l.flows))}
+	st := LiveState{Seq: seq, Flow: uint32(seq % uint64(l.flows)), Size: uint32(seq % uint64(l.sizes))}
 	if err := l.State.Update(uint32(0), &st, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("live-frames state map: %w", err)
 	}

@@ -168,6 +168,12 @@ func (w *Worker) run() {
 			w.e.log.Warn("worker: cannot run SCHED_FIFO, keeping ordinary scheduling", "worker", w.id, "priority", prio, "err", err)
 		}
 	}
+	if nice := w.e.cfg.Nice; nice != 0 && w.e.cfg.RTPriority <= 0 {
+		// PRIO_PROCESS with who 0 is the calling thread on Linux.
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, nice); err != nil {
+			w.e.log.Warn("worker: cannot set its nice value, keeping the process's", "worker", w.id, "nice", nice, "err", err)
+		}
+	}
 	mode := w.e.cfg.PollMode
 	spin := w.e.cfg.IdleSpin
 	// idleSince is when the current run of empty polls began (idle: the

@@ -53,6 +53,7 @@ type config struct {
 	gens      []string      // generators to run (nil: every leg's own)
 	genRT     int           // SCHED_FIFO priority of the generator (0: ordinary)
 	crefRT    int           // SCHED_FIFO priority of the C forwarder (0: ordinary)
+	busyNice  int           // nice value of fwdd's busy-polling worker in the latency phase (0: unchanged)
 	latLegs   []string      // latency legs to run (nil: all)
 }
 

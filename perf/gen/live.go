@@ -18,11 +18,11 @@ import (
 const liveBatch = 64
 
 // liveGen is the BPF_PROG_RUN live-frames generator: one XDP program per
-// stream, run from pinned threads. Flat out a worker makes a single call for
-// the whole run (or for Count frames) and stops it at the deadline with a
-// signal, so the kernel's fixed cost per call (an RCU grace period when it
-// destroys the call's page pool: 15-25 ms asleep measured here) is paid
-// once.
+// stream, run from pinned threads. A worker makes a single call for the
+// whole run (Count frames, or until ctx ends it with a signal; paced runs
+// too, the program paces), so the kernel's fixed cost per call (15-30 ms
+// asleep here: the call adds the program to the XDP dispatcher and removes
+// it, each a synchronize_rcu) is paid once.
 type liveGen struct {
 	ifindex int
 	b       *Builder
@@ -132,7 +132,9 @@ func patternBytes(lens []uint64, total, seq0, seq1 uint64) uint64 {
 // call sends everything (Count frames, or until ctx ends it with a signal).
 func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count uint64, rate float64,
 	c *txCounters, ready chan<- error) error {
-	prog, err := xdpprog.NewLiveTX(lg.b.LiveTXSpec(stream, cfg.NoTimestamps, cfg.StampEvery, nil))
+	ls := lg.b.LiveTXSpec(stream, cfg.NoTimestamps, cfg.StampEvery, nil)
+	ls.Rate, ls.Burst = rate, cfg.Batch
+	prog, err := xdpprog.NewLiveTX(ls)
 	if err != nil {
 		ready <- err
 		return err
@@ -146,6 +148,11 @@ func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count
 		total += uint64(len(t.frame))
 	}
 	seq0, err := prog.Seq()
+	if err == nil && rate > 0 && count > 0 {
+		// A paced run spins through drops: its repeat count is not its
+		// frame count, the program's limit is.
+		err = prog.SetLimit(seq0 + count)
+	}
 	if err != nil {
 		ready <- err
 		return err
@@ -157,55 +164,66 @@ func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count
 	tid := unix.Gettid()
 	ready <- nil
 
-	// Call sizes. Flat out: everything in one call (the repeat count is
-	// 32 bits), ended by a signal when ctx ends. Paced: calls of about
-	// 10 ms of frames at the rate; the bucket holds 50 ms so that the
-	// kernel's fixed cost per call does not lower the rate.
-	chunk := uint64(math.MaxUint32)
-	var lim *Limiter
-	minChunk := uint64(1)
-	if rate > 0 {
-		minChunk = uint64(min(max(rate/100, 1), 1<<16))
-		chunk = uint64(min(max(rate/20, float64(minChunk)), 1<<20))
-		lim = NewLimiter(rate, int(chunk))
-	}
+	// Everything in one call (the repeat count is 32 bits: a loop), ended
+	// by the count or by a signal when ctx ends. Paced, the program drops
+	// iterations until a frame is due and stops at the limit, which the
+	// watcher polls for.
+	paced := rate > 0
 
 	// The watcher interrupts the running call when ctx ends (deadline or
-	// cancel): the kernel checks for a pending signal between batches. It
-	// signals again every millisecond in case one landed between two calls,
-	// until the worker has returned. SIGURG is the Go runtime's preemption
-	// signal; a spurious one is ignored (other signals to this thread, such
-	// as SIGPROF when profiling, end calls early too: the loop then makes
-	// another). It also publishes the progress of a long call from the
-	// sequence counter.
+	// cancel) or a paced run reached its count: the kernel checks for a
+	// pending signal between batches. It signals again every millisecond
+	// in case one landed between two calls, until the worker has returned.
+	// SIGURG is the Go runtime's preemption signal; a spurious one is
+	// ignored (other signals to this thread, such as SIGPROF when
+	// profiling, end calls early too: the loop then makes another). It also
+	// publishes the progress of the long call from the sequence counter.
 	stop, watchDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		tick := time.NewTicker(200 * time.Millisecond)
+		period := 200 * time.Millisecond
+		if paced && count > 0 {
+			period = time.Millisecond
+		}
+		tick := time.NewTicker(period)
 		defer tick.Stop()
+		var last time.Time
+		interrupt := func() {
+			t := time.NewTimer(time.Millisecond)
+			defer t.Stop()
+			for {
+				_ = unix.Tgkill(unix.Getpid(), tid, unix.SIGURG)
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					t.Reset(time.Millisecond)
+				}
+			}
+		}
 		for {
 			select {
 			case <-stop:
 				return
-			case <-tick.C:
-				if s, err := prog.Seq(); err == nil {
+			case now := <-tick.C:
+				s, err := prog.Seq()
+				if err != nil {
+					continue
+				}
+				if paced && count > 0 && s-seq0 >= count {
+					interrupt()
+					return
+				}
+				if now.Sub(last) >= 200*time.Millisecond {
+					last = now
 					// Never backwards past the worker's own store.
 					if v, old := s-seq0, c.pkts.Load(); v > old && c.pkts.CompareAndSwap(old, v) {
 						c.bytes.Store(patternBytes(lens, total, seq0, s))
 					}
 				}
 			case <-ctx.Done():
-				t := time.NewTimer(time.Millisecond)
-				defer t.Stop()
-				for {
-					_ = unix.Tgkill(unix.Getpid(), tid, unix.SIGURG)
-					select {
-					case <-stop:
-						return
-					case <-t.C:
-						t.Reset(time.Millisecond)
-					}
-				}
+				interrupt()
+				return
 			}
 		}
 	}()
@@ -216,27 +234,18 @@ func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count
 		c.pkts.Store(pk)
 		c.bytes.Store(patternBytes(lens, total, seq0, seq0+pk))
 	}()
-	clk := newMonoClock()
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
-		n := chunk
+		n := uint64(math.MaxUint32)
 		if count > 0 {
 			if pk >= count {
 				return nil
 			}
-			n = min(n, count-pk)
-		}
-		if lim != nil {
-			g, wait := lim.Grant(clk.now(), int(n))
-			if g == 0 {
-				// Sleep until a whole minimum chunk is due: each call
-				// costs the kernel's fixed setup.
-				time.Sleep(wait + time.Duration(float64(min(n, minChunk)-1)/rate*1e9))
-				continue
+			if !paced {
+				n = min(n, count-pk)
 			}
-			n = uint64(g)
 		}
 		if lg.callStart != nil {
 			lg.callStart(uint32(n))

@@ -19,7 +19,8 @@ import (
 // frames cut per seq); a flat-out run with a duration and one cancelled
 // through its context both end (a signal interrupts the single long call)
 // and report what they sent; a stamp interval that is no power of two is
-// refused.
+// refused. A paced count-bound run sends its count at no more than its
+// rate.
 func TestLiveTransmit(t *testing.T) {
 	testenv.Root(t, "namespaces, veth, BPF")
 	n := testnet.New(t)
@@ -72,7 +73,7 @@ func TestLiveTransmit(t *testing.T) {
 			defer lg.close()
 			var c txCounters
 			t0 := time.Now()
-			err = lg.worker(ctx, cfg, 0, cfg.Count, 0, &c, make(chan error, 1))
+			err = lg.worker(ctx, cfg, 0, cfg.Count, cfg.Rate, &c, make(chan error, 1))
 			sum.Seconds, sum.Packets, sum.Bytes = time.Since(t0).Seconds(), c.pkts.Load(), c.bytes.Load()
 			return err
 		})
@@ -115,9 +116,28 @@ func TestLiveTransmit(t *testing.T) {
 		}
 	}
 
+	// Paced, count-bound: the program drops iterations until a frame is
+	// due and stops at the limit; the watcher ends the call. It cannot
+	// be faster than the rate allows (less the 64-frame burst).
+	before := sinkCount()
+	sum, err := tx(context.Background(), TxConfig{Count: 20000, Rate: 100000, Batch: 64, StampEvery: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Packets != 20000 || sum.Seconds < float64(20000-64-1)/100000 || sum.Seconds > 60 {
+		t.Fatalf("paced run: %d frames in %.3f s, want 20000 in about 0.2 s", sum.Packets, sum.Seconds)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sinkCount().Packets-before.Packets < 20000 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := sinkCount().Packets - before.Packets; got != 20000 {
+		t.Fatalf("paced run: sink counted %d of 20000", got)
+	}
+
 	// Without the signal these runs would each last a call of 2^32-1
 	// frames (many minutes); the bound below is far above any load.
-	sum, err := tx(context.Background(), TxConfig{Duration: 200 * time.Millisecond, NoTimestamps: true}) // IMIX (the last builder)
+	sum, err = tx(context.Background(), TxConfig{Duration: 200 * time.Millisecond, NoTimestamps: true}) // IMIX (the last builder)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -240,6 +240,16 @@ type LiveTXSpec struct {
 	// cost when done for every frame on this machine. Every time written
 	// is the frame's own, so sampled latencies stay exact.
 	TimeEvery int
+	// Rate (frames per second; 0 = flat out) paces the frames inside a
+	// run: the program reads the clock for every iteration and drops
+	// (XDP_DROP, no sequence number used) until the next frame is due, a
+	// token bucket of Burst frames (at least 1). The run then spins on its
+	// CPU, as a DPDK generator does, and frames go out one by one at the
+	// rate rather than in bursts. Set LiveState.Limit to end the frames
+	// after a count (the run itself goes on until its repeat count or a
+	// signal).
+	Rate  float64
+	Burst int
 }
 
 // LiveFlow is what the program writes into a frame of one flow. Values are
@@ -274,12 +284,22 @@ const liveMaxEntries = 1 << 21
 
 // LiveState is the value of a live-frames program's state map: the next
 // sequence number, the flow and the size pattern entry it uses (Seq % flows
-// and Seq % sizes, kept as counters so that the program needs no division).
+// and Seq % sizes, kept as counters so that the program needs no division),
+// and for a paced program its clock.
 type LiveState struct {
 	Seq  uint64
 	Flow uint32
 	Size uint32
+	// Start is the pacing origin (bpf_ktime_get_ns; 0 = the first
+	// iteration's time), Due the time the next frame is due, in 1/256 ns
+	// since Start.
+	Start, Due uint64
+	// Limit, if not 0, is the Seq at which frames stop (iterations drop).
+	Limit uint64
 }
+
+// liveStateSize is the state map's value size.
+const liveStateSize = 40
 
 // LiveTX is the live-frames generator program: run with BPF_PROG_RUN and
 // BPF_F_TEST_XDP_LIVE_FRAMES it stamps each frame with the stream's sequence
@@ -288,7 +308,8 @@ type LiveState struct {
 // Per frame it reads the state through a direct map-value pointer (no helper
 // call), cycles the flow by a compare (no division), reads the flow's
 // precomputed words from an array (inlined lookup) and folds seq and ts
-// into the checksum as two 32-bit halves each.
+// into the checksum as two 32-bit halves each. Past the state's limit, or
+// paced and early, it returns XDP_DROP without using a sequence number.
 type LiveTX struct {
 	Prog  *ebpf.Program
 	State *ebpf.Map // the stream's LiveState
@@ -333,6 +354,18 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 	if spec.TimeEvery < 0 || spec.TimeEvery&(spec.TimeEvery-1) != 0 || spec.TimeEvery > 1<<30 {
 		return nil, fmt.Errorf("live-frames program: stamp interval %d is not a power of two", spec.TimeEvery)
 	}
+	// The pacing interval in 1/256 ns: 1 frame/s to 256 G frames/s.
+	var interval, burst int64
+	if spec.Rate != 0 {
+		if !(spec.Rate >= 1 && spec.Rate <= 1e11) {
+			return nil, fmt.Errorf("live-frames program: rate %g out of range 1..1e11 frames/s", spec.Rate)
+		}
+		interval = int64(256e9/spec.Rate + 0.5)
+		burst = interval * int64(max(spec.Burst, 1))
+	}
+	if spec.State != nil && spec.State.ValueSize() != liveStateSize {
+		return nil, errors.New("live-frames program: state map of another layout")
+	}
 	state, own := spec.State, false
 	if state == nil {
 		var err error
@@ -341,7 +374,7 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		// sequence numbers. One stream's programs run on one thread at a
 		// time (BPF_PROG_RUN disables migration during a run, and a batch
 		// runs with bottom halves off), so the non-atomic increment is safe.
-		state, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_state", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
+		state, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_state", Type: ebpf.Array, KeySize: 4, ValueSize: liveStateSize, MaxEntries: 1})
 		if err != nil {
 			return nil, fmt.Errorf("live-frames state map: %w", err)
 		}
@@ -389,8 +422,45 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 	so, uo := int16(spec.StampOff), int16(spec.UDPOff)
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.LoadMapValue(asm.R8, state.FD(), 0),   // r8 = &state
-		asm.LoadMem(asm.R7, asm.R8, 0, asm.DWord), // r7 = seq
+		asm.LoadMapValue(asm.R8, state.FD(), 0), // r8 = &state
+		// No frames past the limit.
+		asm.LoadMem(asm.R1, asm.R8, 32, asm.DWord),
+		asm.JEq.Imm(asm.R1, 0, "nolimit"),
+		asm.LoadMem(asm.R2, asm.R8, 0, asm.DWord),
+		asm.JGE.Reg(asm.R2, asm.R1, "drop"),
+	}
+	if interval > 0 {
+		// rel = (now - start) in 1/256 ns; drop until rel ≥ due; a due
+		// time more than burst behind catches up to rel - burst only.
+		insns = append(insns,
+			asm.FnKtimeGetNs.Call().WithSymbol("nolimit"),
+			asm.Mov.Reg(asm.R9, asm.R0), // r9 = now (also the stamp)
+			asm.LoadMem(asm.R1, asm.R8, 16, asm.DWord),
+			asm.JNE.Imm(asm.R1, 0, "started"),
+			asm.Mov.Reg(asm.R1, asm.R9),
+			asm.StoreMem(asm.R8, 16, asm.R1, asm.DWord),
+			asm.Mov.Reg(asm.R2, asm.R9).WithSymbol("started"),
+			asm.Sub.Reg(asm.R2, asm.R1),
+			asm.LSh.Imm(asm.R2, 8), // r2 = rel
+			asm.LoadMem(asm.R3, asm.R8, 24, asm.DWord),
+			asm.JLT.Reg(asm.R2, asm.R3, "drop"),
+			asm.LoadImm(asm.R4, burst, asm.DWord),
+			asm.Add.Reg(asm.R4, asm.R3),
+			asm.JGE.Reg(asm.R4, asm.R2, "intime"),
+			asm.Mov.Reg(asm.R3, asm.R2),
+			asm.LoadImm(asm.R4, burst, asm.DWord),
+			asm.Sub.Reg(asm.R3, asm.R4),
+			asm.LoadImm(asm.R4, interval, asm.DWord).WithSymbol("intime"),
+			asm.Add.Reg(asm.R3, asm.R4),
+			asm.StoreMem(asm.R8, 24, asm.R3, asm.DWord),
+		)
+	}
+	seqLoad := asm.LoadMem(asm.R7, asm.R8, 0, asm.DWord) // r7 = seq
+	if interval == 0 {
+		seqLoad = seqLoad.WithSymbol("nolimit")
+	}
+	insns = append(insns,
+		seqLoad,
 		asm.Mov.Reg(asm.R1, asm.R7),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R8, 0, asm.R1, asm.DWord),
@@ -400,7 +470,7 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		asm.JLT.Imm(asm.R1, int32(nflows), "keep"),
 		asm.Mov.Imm(asm.R1, 0),
 		asm.StoreMem(asm.R8, 8, asm.R1, asm.Word).WithSymbol("keep"),
-	}
+	)
 	if nsizes > 1 {
 		// key = size entry × flows + flow; the size entry cycles too.
 		insns = append(insns,
@@ -439,14 +509,25 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		)
 	}
 	stamped := []asm.Register{asm.R7}
-	if !spec.NoTime {
+	if !spec.NoTime && interval > 0 {
+		// The pacing clock read is the stamp.
+		if spec.TimeEvery > 1 {
+			insns = append(insns,
+				asm.Mov.Reg(asm.R1, asm.R7),
+				asm.And.Imm(asm.R1, int32(spec.TimeEvery-1)),
+				asm.JEq.Imm(asm.R1, 0, "clockdone"),
+				asm.Mov.Imm(asm.R9, 0),
+			)
+		}
+		stamped = append(stamped, asm.R9)
+	} else if !spec.NoTime {
 		if spec.TimeEvery > 1 {
 			// The page keeps the previous frame's bytes: ts 0 is written.
 			insns = append(insns,
 				asm.Mov.Imm(asm.R9, 0),
 				asm.Mov.Reg(asm.R1, asm.R7),
 				asm.And.Imm(asm.R1, int32(spec.TimeEvery-1)),
-				asm.JNE.Imm(asm.R1, 0, "notime"),
+				asm.JNE.Imm(asm.R1, 0, "clockdone"),
 			)
 		}
 		insns = append(insns,
@@ -457,7 +538,7 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 	}
 	ld := asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word)
 	if !spec.NoTime && spec.TimeEvery > 1 {
-		ld = ld.WithSymbol("notime")
+		ld = ld.WithSymbol("clockdone")
 	}
 	insns = append(insns,
 		ld,
@@ -521,6 +602,8 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, xdpAborted).WithSymbol("abort"),
 		asm.Return(),
+		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
+		asm.Return(),
 	)
 	p, err := load("fwdd_gen_tx", insns)
 	if err != nil {
@@ -541,9 +624,25 @@ func (l *LiveTX) Seq() (uint64, error) {
 }
 
 // SetSeq makes seq the next sequence number (and seq % flows the next
-// flow, seq % sizes the next size). Not while the program runs.
+// flow, seq % sizes the next size), restarts the pacing clock and clears
+// the limit. Not while the program runs.
 func (l *LiveTX) SetSeq(seq uint64) error {
 	st := LiveState{Seq: seq, Flow: uint32(seq % uint64(l.flows)), Size: uint32(seq % uint64(l.sizes))}
+	if err := l.State.Update(uint32(0), &st, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("live-frames state map: %w", err)
+	}
+	return nil
+}
+
+// SetLimit makes the program send no frame once the sequence number
+// reaches limit (0 = no limit), and restarts the pacing clock at the next
+// iteration. Not while the program runs.
+func (l *LiveTX) SetLimit(limit uint64) error {
+	var st LiveState
+	if err := l.State.Lookup(uint32(0), &st); err != nil {
+		return fmt.Errorf("live-frames state map: %w", err)
+	}
+	st.Limit, st.Start, st.Due = limit, 0, 0
 	if err := l.State.Update(uint32(0), &st, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("live-frames state map: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/fwdd/fwdd/internal/testenv"
@@ -201,5 +202,77 @@ func TestLiveTXBadSpec(t *testing.T) {
 			l.Close()
 			t.Errorf("spec %+v loaded", s)
 		}
+	}
+}
+
+// TestLiveTXLimitAndPacing: past the state's limit every run drops and
+// uses no sequence number; a paced program sends at most its burst plus
+// what its rate allows in the time elapsed (an upper bound, whatever the
+// load), and its frames still match the builder's (the pacing clock read
+// is the send time); a fast rate lets every frame through.
+func TestLiveTXLimitAndPacing(t *testing.T) {
+	needBPF(t)
+	b, err := gen.NewBuilder(spec(false, 64, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := b.LiveFrame(0)
+	want := make([]byte, b.MaxLen())
+	for _, tc := range []struct {
+		name  string
+		rate  float64
+		limit uint64
+	}{{"limit", 0, 4}, {"slow", 1, 0}, {"fast", 1e10, 0}, {"fast-limit", 1e10, 3}} {
+		s := b.LiveTXSpec(0, false, 1, nil)
+		s.Rate, s.Burst = tc.rate, 1
+		l, err := xdpprog.NewLiveTX(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := l.SetLimit(tc.limit); err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		var sent uint64
+		for i := 0; i < 8; i++ {
+			ret, got := run(t, l.Prog, f)
+			seq, err := l.Seq()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch ret {
+			case 3:
+				sent++
+				st, ok := gen.ParseStamp(got)
+				if !ok || st.Seq != sent-1 || st.TS == 0 || seq != sent {
+					t.Fatalf("%s: frame %d: stamp %+v ok=%v, state seq %d", tc.name, sent-1, st, ok, seq)
+				}
+				if n := b.Build(want, 0, st.Seq, st.TS); !bytes.Equal(got, want[:n]) {
+					t.Fatalf("%s seq %d: program frame\n% x\nbuilder frame\n% x", tc.name, st.Seq, got, want[:n])
+				}
+			case 1: // XDP_DROP
+				if seq != sent {
+					t.Fatalf("%s: a dropped run moved seq to %d (sent %d)", tc.name, seq, sent)
+				}
+			default:
+				t.Fatalf("%s: return %d", tc.name, ret)
+			}
+		}
+		el := time.Since(t0).Seconds()
+		switch {
+		case tc.limit > 0 && sent != min(tc.limit, 8):
+			t.Errorf("%s: sent %d of 8 runs, limit %d", tc.name, sent, tc.limit)
+		case tc.limit == 0 && tc.rate >= 1e10 && sent != 8:
+			t.Errorf("%s: sent %d of 8 runs at %g/s", tc.name, sent, tc.rate)
+		case tc.rate > 0 && float64(sent) > 1+1+el*tc.rate:
+			t.Errorf("%s: sent %d in %.3f s at %g/s (burst 1)", tc.name, sent, el, tc.rate)
+		}
+	}
+	s := b.LiveTXSpec(0, false, 1, nil)
+	s.Rate = 0.5
+	if l, err := xdpprog.NewLiveTX(s); err == nil {
+		l.Close()
+		t.Error("rate 0.5/s loaded")
 	}
 }

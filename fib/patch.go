@@ -47,14 +47,14 @@ func ancestor(p, q uint32) uint32 {
 	return uint32(l)<<16 | uint32(uint16(p)&prefixMask(l))
 }
 
-// patchable reports whether the table of dir entry old with dirty prefix
-// p is rebuilt by patching.
-func (sc *scratch) patchable(old uint64, p uint32) bool {
+// patchable reports whether a table of n ranges with dirty prefix p is
+// rebuilt by patching.
+func (sc *scratch) patchable(n int, p uint32) bool {
 	min := patchMin
 	if sc.patchMin != 0 {
 		min = sc.patchMin
 	}
-	return p != wholeRegion && old&chunkFlag != 0 && int(old>>32)&0x7fffffff >= min
+	return p != wholeRegion && n >= min
 }
 
 // inside returns the entries of ents inside dirty prefix p, their first
@@ -136,12 +136,11 @@ func (f *fam4) patch(sc *scratch, slot uint16, rc *rc16, old uint64, p uint32, d
 	for i, k := range sc.k {
 		sub = append(sub, uint32(k)<<16|uint32(f.leafOf(sc.v[i])))
 	}
-	n := int(old>>32) & 0x7fffffff
-	out := splice(sc.p4[:0], f.a.get(uint32(old), n), sub, 16, s, e)
-	n = len(out)
-	out = withSummary(out, 16)
+	out := splice(sc.p4[:0], f.a.get(uint32(old), int(lay4(old).r)), sub, 16, s, e)
+	out, l, bk := addBuckets(out, 0, sc.bk)
+	sc.bk = bk
 	sc.e4, sc.p4 = sub, out
-	return chunkEnt(int(f.a.put(out, uint32(slot))), n)
+	return l.ent(f.a.put(out, uint32(slot)))
 }
 
 // patch does the same for an IPv6 L1 table, and sets the inherited
@@ -155,11 +154,8 @@ func (f *fam6) patch(sc *scratch, slot uint16, rc *rc16, old uint64, p uint32, d
 	for i, k := range sc.k {
 		sub = append(sub, uint64(k)<<32|uint64(sc.v[i]))
 	}
-	n := int(old>>32) & 0x7fffffff
-	out := splice(sc.p8[:0], f.a16.get(uint32(old), n), sub, 32, s, e)
-	n = len(out)
-	out = withSummary(out, 32)
-	sc.e8, sc.p8 = sub, out
+	out := splice(sc.p8[:0], f.a16.get(uint32(old), n6(old)), sub, 32, s, e)
+	sc.e8, sc.p8 = out, sub
 	for _, en := range in {
 		if en.v&refFlag != 0 {
 			id := en.v &^ refFlag
@@ -168,5 +164,5 @@ func (f *fam6) patch(sc *scratch, slot uint16, rc *rc16, old uint64, p uint32, d
 			f.h.set(id, kh)
 		}
 	}
-	return chunkEnt(int(f.a16.put(out, uint32(slot))), n)
+	return f.putL1(sc, slot)
 }

@@ -3,6 +3,7 @@ package fib
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -85,7 +86,7 @@ func TestPatch(t *testing.T) {
 }
 
 // checkCanonical compares every IPv4 and IPv6 L1 range table (ranges and
-// summary) with the one a full sweep of its region makes.
+// summary or bucket index) with the one a full sweep of its region makes.
 func checkCanonical(t *testing.T, f *FIBs) {
 	t.Helper()
 	var sc scratch
@@ -93,32 +94,42 @@ func checkCanonical(t *testing.T, f *FIBs) {
 	for s := range 1 << 16 {
 		slot := uint16(s)
 		if e := f4.d.get(slot); e&chunkFlag != 0 {
-			n := int(e>>32) & 0x7fffffff
-			got := f4.a.get(uint32(e), span(e))
-			keys, vals, m := sc.build16(f4.chunks[slot].ents, f4.d.def(slot), nil, nil)
-			if m != n || len(keys) != len(got) {
-				t.Fatalf("IPv4 slot %#x: %d ranges (%d entries), a sweep makes %d (%d)", slot, n, len(got), m, len(keys))
+			l := lay4(e)
+			got := f4.a.get(uint32(e), span4(e))
+			keys, vals, _ := sweep(f4.chunks[slot].ents, f4.d.def(slot), nil, nil, nil)
+			if int(l.r) != len(keys) {
+				t.Fatalf("IPv4 slot %#x: %d ranges, a sweep makes %d", slot, l.r, len(keys))
 			}
 			for i, k := range keys {
-				v := uint32(0)
-				if i < n {
-					v = f4.t.nh[got[i]&0xffff]
-				}
-				if uint16(got[i]>>16) != k || i < n && v != vals[i] {
+				v := f4.t.nh[got[i]&0xffff]
+				if uint16(got[i]>>16) != k || v != vals[i] {
 					t.Fatalf("IPv4 slot %#x entry %d: key %#x value %d, a sweep makes %#x %d", slot, i, got[i]>>16, v, k, vals[i])
 				}
 			}
+			want, wl, _ := addBuckets(slices.Clone(got[:l.r]), 0, nil)
+			if wl != l || !slices.Equal(want, got) {
+				t.Fatalf("IPv4 slot %#x: layout %+v, buckets %x; the ranges make %+v, %x", slot, l, got[l.r:], wl, want[l.r:])
+			}
 		}
 		if e := f6.d.get(slot); e&chunkFlag != 0 {
-			n := int(e>>32) & 0x7fffffff
-			got := f6.a16.get(uint32(e), span(e))
+			n := n6(e)
+			got := f6.a16.get(uint32(e), span6(e))
 			keys, vals, m := sc.build16(f6.chunks[slot].ents, f6.d.def(slot), nil, nil)
-			if m != n || len(keys) != len(got) {
-				t.Fatalf("IPv6 slot %#x: %d ranges (%d entries), a sweep makes %d (%d)", slot, n, len(got), m, len(keys))
+			var want []uint64
+			for i, k := range keys[:m] {
+				want = append(want, uint64(k)<<32|uint64(vals[i]))
 			}
-			for i, k := range keys {
-				if uint16(got[i]>>32) != k || i < n && uint32(got[i]) != vals[i] {
-					t.Fatalf("IPv6 slot %#x entry %d: %#x, a sweep makes %#x %d", slot, i, got[i], k, vals[i])
+			if m >= rankMin1 {
+				want = appendRank(want, want, 0, 0, rankWords1)
+			} else {
+				want = withSummary(want, 32)
+			}
+			if m != n || len(want) != len(got) || (e&rankFlag != 0) != (m >= rankMin1) {
+				t.Fatalf("IPv6 slot %#x: %d ranges (%d entries, dir %#x), a sweep makes %d (%d)", slot, n, len(got), e, m, len(want))
+			}
+			for i, w := range want {
+				if got[i] != w {
+					t.Fatalf("IPv6 slot %#x entry %d: %#x, a sweep makes %#x", slot, i, got[i], w)
 				}
 			}
 		}

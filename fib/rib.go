@@ -266,6 +266,7 @@ type scratch struct {
 	k   []uint16
 	v   []uint32
 	e4  []uint32 // a range table being built (IPv4)
+	bk  []uint32 // bucket counts (IPv4, addBuckets)
 	e8  []uint64 // a range table being built (IPv6 L1, L2)
 	// swept counts the entries swept, cumulatively (benchmarks attribute
 	// batch costs with it).

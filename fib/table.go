@@ -2,6 +2,7 @@ package fib
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"runtime"
 	"unsafe"
 )
@@ -12,14 +13,19 @@ import (
 // pages of 256 entries so that a change copies one 2 KiB page, not 512 KiB.
 // A dir entry is either a next-hop id (chunkFlag clear) or the position of a
 // range table in a segmented arena (chunkFlag set: position in bits 0-31 -
-// segment id above segBits, offset below - and count in bits 32-62).
+// segment id above segBits, offset below - and count in bits 32-62; IPv6:
+// bits 32-61, bit 62 is rankFlag).
 //
 // IPv4 has one range level (bits 16-31, uint16 keys), leaf-pushed: its
 // values are final next-hop ids. IPv6 has three: L1 bits 16-31 (uint16 keys,
-// leaf-pushed), L2 bits 32-95 (uint64 keys), L3 bits 96-127 (uint32 keys). A
+// leaf-pushed), L2 bits 32-63 (key<<32 | value entries like L1), L3 bits
+// 64-127 (uint64 keys, values apart). A
 // value with refFlag set refers to a header (start, count, inherited
 // default) of a deeper table; in L2 and L3 the value 0 means "no prefix of
-// this level covers the address": use the inherited default.
+// this level covers the address": use the inherited default. Big IPv6 L1
+// tables and most L2 tables are followed by a rank index instead of a
+// summary (rank.go): an IPv6 dir entry with rankFlag, an L2 header with
+// ix set.
 //
 // Arenas are lists of segments (seg.go): a rebuilt range table is appended
 // past the end of the current segment, so every published snapshot only
@@ -37,23 +43,13 @@ type dirPage [256]uint64
 type hdr struct {
 	start, count uint32
 	def          uint32 // inherited default; 0: inherit from the level above
+	ix           uint32 // an L2 table's rank index (rank.go; 0: none, search the summary)
 }
 
 type hdrPage [256]hdr
 
 func chunkEnt(start, count int) uint64 {
 	return chunkFlag | uint64(count)<<32 | uint64(uint32(start))
-}
-
-// tab4 is the immutable IPv4 lookup structure of one FIB.
-type tab4 struct {
-	top [256]*dirPage
-	// ent holds the range tables: key<<16 | index into nh per range, so a
-	// range's value shares the cache line of its key (the summary entries
-	// have index 0). Searching for k<<16|0xffff finds the last key <= k.
-	ent [][]uint32 // segments
-	mem []*segMem  // their memory: keeps it mapped while the table is reachable
-	nh  []uint32   // next-hop ids of the range values
 }
 
 // tab6 is the immutable IPv6 lookup structure of one FIB.
@@ -66,21 +62,6 @@ type tab6 struct {
 	hdrs []*hdrPage
 	// The memory of the L1 and L2 segments (see tab4.mem).
 	mem16, mem2 []*segMem
-}
-
-func (t *tab4) lookup(a uint32) uint32 {
-	e := t.top[a>>24][(a>>16)&255]
-	if e&chunkFlag == 0 {
-		return uint32(e)
-	}
-	return t.chunk(e, a)
-}
-
-func (t *tab4) chunk(e uint64, a uint32) uint32 {
-	seg := t.ent[uint32(e)>>segBits]
-	v := seg[find(seg, uint32(e)&segMask, uint32(e>>32)&0x7fffffff, a<<16|0xffff)]
-	runtime.KeepAlive(t) // the segment's memory (segMem)
-	return t.nh[v&0xffff]
 }
 
 // find16 returns the position of the range of k in the uint16 range table
@@ -100,9 +81,6 @@ func find[K rangeKey](keys []K, s, n uint32, k K) uint32 {
 	}
 	return s + uint32(search(keys[s:s+n], k))
 }
-
-// batchLen is the block of addresses a batch lookup works on at once.
-const batchLen = 64
 
 // lockstep runs the range-table searches of n addresses together: key[i]
 // in the table at offset base[i] of the segment starting at tab[i] with
@@ -174,53 +152,6 @@ func at[K any](p unsafe.Pointer, i uint32) K {
 // segStart is the pointer lockstep uses for a segment.
 func segStart[K any](s []K) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s)) }
 
-// lookupBatch resolves dst into out in stages over blocks of batchLen
-// addresses so that the memory accesses of different addresses overlap (Go
-// has no prefetch): the direct table for the whole block, then the range
-// searches in lockstep, then the values.
-func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
-	if len(t.ent) == 0 {
-		for i, a := range dst {
-			out[i] = uint32(t.top[a>>24][(a>>16)&255])
-		}
-		return
-	}
-	var (
-		key       [batchLen]uint32
-		base, cnt [batchLen]uint32
-		pos       [batchLen]uint32
-		leaf      [batchLen]bool
-		tab       [batchLen]unsafe.Pointer
-	)
-	ent, nh := t.ent, t.nh
-	for len(dst) > 0 {
-		n := min(len(dst), batchLen)
-		d := dst[:n]
-		o := out[:n]
-		for i, a := range d {
-			e := t.top[a>>24][(a>>16)&255]
-			key[i] = a<<16 | 0xffff
-			l := e&chunkFlag == 0
-			leaf[i] = l
-			if l {
-				o[i] = uint32(e)
-				base[i], cnt[i], tab[i] = 0, 1, unsafe.Pointer(&key[i])
-			} else {
-				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, segStart(ent[uint32(e)>>segBits])
-			}
-		}
-		lockstep(&tab, &key, &base, &cnt, &pos, n)
-		for i := range d {
-			if !leaf[i] {
-				o[i] = nh[at[uint32](tab[i], pos[i])&0xffff]
-			}
-		}
-		dst = dst[n:]
-		out = out[n:]
-	}
-	runtime.KeepAlive(t) // the segments' memory (segMem)
-}
-
 func (t *tab6) hdr(id uint32) *hdr {
 	return &t.hdrs[id>>8][id&255]
 }
@@ -234,13 +165,27 @@ func (t *tab6) lookup(hi, lo uint64) uint32 {
 }
 
 func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
-	seg := t.e16[uint32(e)>>segBits]
-	v := uint32(seg[find(seg, uint32(e)&segMask, uint32(e>>32)&0x7fffffff, hi&0xffff00000000|0xffffffff)])
-	runtime.KeepAlive(t) // the segment's memory (segMem)
+	v := t.lookup1(e, hi)
 	if v&refFlag == 0 {
 		return v
 	}
 	return t.deep2(v, hi, lo)
+}
+
+// lookup1 returns the L1 value of address hi in the table of dir entry e.
+func (t *tab6) lookup1(e uint64, hi uint64) uint32 {
+	seg := t.e16[uint32(e)>>segBits]
+	p, n := uint32(e)&segMask, uint32(n6(e))
+	var v uint32
+	if e&rankFlag != 0 {
+		s := int(hi >> 32 & 0xffff)
+		w := s >> 5
+		v = uint32(seg[p+rankOf(seg[int(p+n)+w], s, w)])
+	} else {
+		v = uint32(seg[find(seg, p, n, hi&0xffff00000000|0xffffffff)])
+	}
+	runtime.KeepAlive(t) // the segment's memory (segMem)
+	return v
 }
 
 // deep2 continues a lookup at the L2 table that L1 value v refers to.
@@ -248,7 +193,12 @@ func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	h := t.hdr(v &^ refFlag)
 	best := h.def
 	seg := t.e2[h.start>>segBits]
-	v = uint32(seg[find(seg, h.start&segMask, h.count, hi<<32|0xffffffff)])
+	p := h.start & segMask
+	if h.ix != 0 {
+		v = uint32(seg[p+rank2(segStart(seg), p+h.count, h.ix, int(hi>>16&0xffff))])
+	} else {
+		v = uint32(seg[find(seg, p, h.count, hi<<32|0xffffffff)])
+	}
 	runtime.KeepAlive(t) // the segment's memory (segMem)
 	if v&refFlag == 0 {
 		if v == 0 {
@@ -274,8 +224,15 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 	return v
 }
 
-// lookupBatch works like tab4.lookupBatch; addresses that need the deeper
-// levels (prefixes longer than /32) finish one by one.
+// lookupBatch resolves a block of batchLen addresses at a time, level by
+// level and in stages, so that the memory accesses of different addresses
+// overlap (Go has no prefetch): the dir entries of all; for the L1 tables
+// with a rank index (rank.go) the index words of all, then the ranges'
+// values; the L1 tables without an index in lockstep (tab4.lookupBatch);
+// then the same for L2: headers, level-1 index words, group words, values
+// (or the lockstep search). The rare addresses that continue to L3 finish
+// one by one. Every stage is a loop whose loads are independent of each
+// other.
 func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 	if len(t.e16) == 0 {
 		for i := range dst {
@@ -285,77 +242,163 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		return
 	}
 	var (
-		base, cnt [batchLen]uint32
-		pos       [batchLen]uint32
-		leaf      [batchLen]bool
-		his       [batchLen]uint64
-		k64       [batchLen]uint64
-		best      [batchLen]uint32
+		his [batchLen]uint64
+		// Rank index lookups: address idx[j], segment tab[j], table at
+		// base[j], next index word at q[j], slot mask msk[j].
 		idx       [batchLen]uint8
 		tab       [batchLen]unsafe.Pointer
+		base, q   [batchLen]uint32
+		msk, best [batchLen]uint32
+		ixs       [batchLen]uint32
+		// Searches in lockstep, in two groups so that a batch's small
+		// tables (at most blockLen ranges: no summary) do not take the
+		// steps of its biggest.
+		short, long search6
 	)
 	e16, e2 := t.e16, t.e2
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d := dst[:n]
 		o := out[:n]
+		// L1: dir entries.
+		m := 0
+		short.n, long.n = 0, 0
 		for i := range d {
 			hi := binary.BigEndian.Uint64(d[i][:8])
 			his[i] = hi
 			e := t.top[hi>>56][(hi>>48)&255]
-			k64[i] = hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
-			l := e&chunkFlag == 0
-			leaf[i] = l
-			if l {
+			if e&chunkFlag == 0 {
 				o[i] = uint32(e)
-				base[i], cnt[i], tab[i] = 0, 1, unsafe.Pointer(&k64[i])
-			} else {
-				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, segStart(e16[uint32(e)>>segBits])
+				continue
 			}
-		}
-		lockstep(&tab, &k64, &base, &cnt, &pos, n)
-		for i := range d {
-			if !leaf[i] {
-				o[i] = uint32(at[uint64](tab[i], pos[i]))
-			}
-		}
-		// L2 for the addresses under a /32 with longer prefixes: headers,
-		// then lockstep searches, then values.
-		m := 0
-		for i := range d {
-			if !leaf[i] && o[i]&refFlag != 0 {
-				idx[m] = uint8(i)
+			seg, at0, c := segStart(e16[uint32(e)>>segBits]), uint32(e)&segMask, uint32(n6(e))
+			if e&rankFlag != 0 {
+				s := uint32(hi>>32) & 0xffff
+				idx[m], tab[m], base[m] = uint8(i), seg, at0
+				q[m] = at0 + c + s>>5
+				msk[m] = ^uint32(0) >> (31 - s&31)
 				m++
+				continue
+			}
+			k := hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
+			if c <= blockLen {
+				short.add(i, seg, at0, c, k, 0)
+			} else {
+				long.add(i, seg, at0, c, k, 0)
 			}
 		}
+		// L1 rank index words, then values.
 		for j := range m {
-			i := idx[j]
-			h := t.hdr(o[i] &^ refFlag)
-			best[j] = h.def
-			base[j], cnt[j], tab[j] = h.start&segMask, h.count, segStart(e2[h.start>>segBits])
-			k64[j] = his[i]<<32 | 0xffffffff
+			x := at[uint64](tab[j], q[j])
+			q[j] = base[j] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&msk[j]))
 		}
-		lockstep(&tab, &k64, &base, &cnt, &pos, m)
 		for j := range m {
-			i := idx[j]
-			v := uint32(at[uint64](tab[j], pos[j]))
-			switch {
-			case v == 0:
-				o[i] = best[j]
-			case v&refFlag == 0:
-				o[i] = v
-			default:
-				o[i] = t.deep3(v, best[j], binary.BigEndian.Uint64(d[i][8:]))
+			o[idx[j]] = uint32(at[uint64](tab[j], q[j]))
+		}
+		short.run1(o)
+		long.run1(o)
+		// L2 for the addresses under a /32 with longer prefixes: headers.
+		m = 0
+		short.n, long.n = 0, 0
+		for i := range d {
+			v := o[i]
+			if v&refFlag == 0 {
+				continue
+			}
+			h := t.hdr(v &^ refFlag)
+			seg, at0 := segStart(e2[h.start>>segBits]), h.start&segMask
+			if h.ix != 0 {
+				idx[m], tab[m], base[m], ixs[m], best[m] = uint8(i), seg, at0, h.ix, h.def
+				q[m] = at0 + h.count
+				m++
+				continue
+			}
+			k := his[i]<<32 | 0xffffffff
+			if h.count <= blockLen {
+				short.add(i, seg, at0, h.count, k, h.def)
+			} else {
+				long.add(i, seg, at0, h.count, k, h.def)
 			}
 		}
+		// Rank index level 1 (see rank2), group words, values.
+		for j := range m {
+			s := int(his[idx[j]] >> 16 & 0xffff)
+			ix := ixs[j]
+			dg := s>>5 - ixLo(ix)
+			w1 := ixW1(ix)
+			w := rankWord(dg, w1)
+			x1 := at[uint64](tab[j], q[j]+uint32(w))
+			q[j] += uint32(w1) + rankOf(x1, dg, w)
+			in := uint64(0)
+			if b := uint(dg - w<<5); b < 32 {
+				in = x1 >> b & 1
+			}
+			msk[j] = ^uint32(0) >> ((31 - s&31) * int(in)) // the group of s has starts: count those up to s
+		}
+		for j := range m {
+			x := at[uint64](tab[j], q[j])
+			q[j] = base[j] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&msk[j]))
+		}
+		for j := range m {
+			t.finish2(o, d, int(idx[j]), uint32(at[uint64](tab[j], q[j])), best[j])
+		}
+		short.run2(t, o, d)
+		long.run2(t, o, d)
 		dst = dst[n:]
 		out = out[n:]
 	}
 	runtime.KeepAlive(t) // the segments' memory (segMem)
 }
 
-func (t *tab4) bytes() int {
-	return 256*8 + countPages(&t.top)*256*8 + segBytes(t.ent, 4) + cap(t.nh)*4
+// search6 is a group of IPv6 range searches run in lockstep.
+type search6 struct {
+	idx            [batchLen]uint8 // the address in the block
+	tab            [batchLen]unsafe.Pointer
+	base, cnt, pos [batchLen]uint32
+	best           [batchLen]uint32 // L2: the inherited default
+	key            [batchLen]uint64
+	n              int
+}
+
+func (s *search6) add(i int, tab unsafe.Pointer, base, cnt uint32, key uint64, best uint32) {
+	j := s.n
+	s.idx[j], s.tab[j], s.base[j], s.cnt[j], s.key[j], s.best[j] = uint8(i), tab, base, cnt, key, best
+	s.n++
+}
+
+// run1 runs L1 searches and stores their values in o.
+func (s *search6) run1(o []uint32) {
+	if s.n == 0 {
+		return
+	}
+	lockstep(&s.tab, &s.key, &s.base, &s.cnt, &s.pos, s.n)
+	for j := range s.n {
+		o[s.idx[j]] = uint32(at[uint64](s.tab[j], s.pos[j]))
+	}
+}
+
+// run2 runs L2 searches and finishes their addresses (d, o: the block).
+func (s *search6) run2(t *tab6, o []uint32, d [][16]byte) {
+	if s.n == 0 {
+		return
+	}
+	lockstep(&s.tab, &s.key, &s.base, &s.cnt, &s.pos, s.n)
+	for j := range s.n {
+		t.finish2(o, d, int(s.idx[j]), uint32(at[uint64](s.tab[j], s.pos[j])), s.best[j])
+	}
+}
+
+// finish2 stores the result of address i of a block whose L2 value is v
+// (0: the inherited default best; a reference: continue at L3).
+func (t *tab6) finish2(o []uint32, d [][16]byte, i int, v, best uint32) {
+	switch {
+	case v == 0:
+		o[i] = best
+	case v&refFlag == 0:
+		o[i] = v
+	default:
+		o[i] = t.deep3(v, best, binary.BigEndian.Uint64(d[i][8:]))
+	}
 }
 
 func (t *tab6) bytes() int {

@@ -47,6 +47,15 @@ type Config struct {
 	// A busy-polling worker then never yields its CPU: pin it to a CPU of
 	// its own. Failing to set it is logged, not fatal.
 	RTPriority int
+	// Nice, if not 0, is every worker thread's nice value (-20..19), for
+	// workers at ordinary scheduling (it is ignored under RTPriority). A
+	// busy-polling worker never sleeps, so an ordinary thread waking on its
+	// CPU takes the CPU for a time slice (milliseconds) at once; at -20 the
+	// worker weighs about 87 times as much as a nice-0 thread, which then
+	// gets a short turn now and then instead, and the kernel's deferred
+	// work (ksoftirqd, kworkers) still runs, unlike under SCHED_FIFO.
+	// Failing to set it is logged, not fatal.
+	Nice int
 	// PoolSize is the number of mbufs per worker pool (the UMEM of that
 	// worker's AF_XDP sockets). Default 16384.
 	PoolSize int

@@ -113,6 +113,9 @@ func TestEngineRuns(t *testing.T) {
 				t.Fatal("Synchronize did not return while the workers ran")
 			}
 			e.Stop()
+			for _, w := range e.Workers() {
+				t.Logf("worker %d: %+v", w.ID(), w.Load().Stalls)
+			}
 			c := e.Counters()
 			if c["rx"] == 0 || c["forwarded"] == 0 {
 				t.Fatalf("counters %v", c)
@@ -189,5 +192,36 @@ func TestReserveCPUs(t *testing.T) {
 	// Nothing to reserve, or nothing left: no change.
 	if _, rest, err := ReserveCPUs(nil); rest != "" || err != nil {
 		t.Fatalf("ReserveCPUs(nil) = %q, %v", rest, err)
+	}
+}
+
+// TestWorkerNice checks that Config.Nice reaches the worker's thread (a
+// positive value: no privilege needed) and no other thread of the process.
+func TestWorkerNice(t *testing.T) {
+	e, err := New(Config{Workers: 1, PoolSize: 1024, Nice: 7}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.Start()
+	defer e.Stop()
+	niced := func() (n int) {
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			s := string(b)
+			// Fields after the command name: state is field 3, nice 19.
+			if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 16 && f[16] == "7" {
+				n++
+			}
+		}
+		return n
+	}
+	testnet.Eventually(t, 10*time.Second, "the worker's thread at nice 7", func() bool { return niced() > 0 })
+	if n := niced(); n != 1 {
+		t.Fatalf("%d threads at nice 7, want the worker's only", n)
 	}
 }

@@ -114,6 +114,7 @@ type Worker struct {
 // workerLoad is a worker's poll counters (single writer: the worker).
 type workerLoad struct {
 	polls, busy, packets atomic.Uint64
+	stalls               stallCounters // busy mode only
 }
 
 func (l *workerLoad) add(polls, busy, packets int) {
@@ -136,11 +137,15 @@ type Load struct {
 	Polls     uint64 `json:"polls"`
 	BusyPolls uint64 `json:"busy_polls"`
 	Packets   uint64 `json:"packets"`
+	// Stalls are a busy worker's gaps between polls by length and cause
+	// (all zero in adaptive mode).
+	Stalls Stalls `json:"stalls"`
 }
 
 // Load returns the worker's poll counters.
 func (w *Worker) Load() Load {
-	return Load{Worker: w.id, CPU: w.cpu, Polls: w.load.polls.Load(), BusyPolls: w.load.busy.Load(), Packets: w.load.packets.Load()}
+	return Load{Worker: w.id, CPU: w.cpu, Polls: w.load.polls.Load(), BusyPolls: w.load.busy.Load(), Packets: w.load.packets.Load(),
+		Stalls: w.load.stalls.load()}
 }
 
 // ID returns the worker's index.
@@ -168,6 +173,12 @@ func (w *Worker) run() {
 			w.e.log.Warn("worker: cannot run SCHED_FIFO, keeping ordinary scheduling", "worker", w.id, "priority", prio, "err", err)
 		}
 	}
+	if nice := w.e.cfg.Nice; nice != 0 && w.e.cfg.RTPriority <= 0 {
+		// PRIO_PROCESS with who 0 is the calling thread on Linux.
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, nice); err != nil {
+			w.e.log.Warn("worker: cannot set its nice value, keeping the process's", "worker", w.id, "nice", nice, "err", err)
+		}
+	}
 	mode := w.e.cfg.PollMode
 	spin := w.e.cfg.IdleSpin
 	// idleSince is when the current run of empty polls began (idle: the
@@ -176,7 +187,22 @@ func (w *Worker) run() {
 	// instead of spinning another IdleSpin.
 	var idleSince time.Time
 	idle, slept := false, false
+	// Busy mode times each iteration that follows an empty one (stall.go):
+	// last is when that empty iteration started.
+	var last time.Time
+	timed := false
+	if mode == PollBusy {
+		w.load.stalls.start()
+	}
 	for !w.stop.Load() {
+		if mode == PollBusy {
+			now := time.Now()
+			if gap := now.Sub(last); timed && gap >= StallMin {
+				w.load.stalls.note(gap)
+				now = time.Now() // the next gap leaves out getrusage
+			}
+			last = now
+		}
 		q := w.queues.Load()
 		got, busy := 0, 0
 		for i := range q.rx {
@@ -193,6 +219,7 @@ func (w *Worker) run() {
 		w.epoch.Store(w.epoch.Load() + 1)
 		if got > 0 || mode == PollBusy {
 			idle, slept = false, false
+			timed = got == 0
 			continue
 		}
 		// The clock is read on empty polls only (a vDSO call, no

@@ -51,6 +51,7 @@ func run(args []string) int {
 		workers   = fs.Int("workers", 0, "number of poll-mode workers (default: one per -cpus entry, or 1)")
 		pollMode  = fs.String("poll", "adaptive", "worker poll mode: busy (spin, like DPDK) or adaptive (sleep when idle)")
 		poolSize  = fs.Int("mbufs", 0, "mbufs per worker (default 16384)")
+		nice      = fs.Int("nice", 0, "nice value of the workers' threads (-20..19; 0: the process's). For -poll busy at ordinary scheduling: -20 keeps other threads on a worker's CPU from taking it for whole time slices")
 		rtPrio    = fs.Int("rt", 0, "run workers SCHED_FIFO at this priority (1-99; 0: ordinary scheduling). With -poll busy a worker then never yields its CPU: give it a CPU of its own (-cpus)")
 		idleSpin  = fs.Duration("idle-spin", 0, "adaptive poll: keep polling this long after the last packet before sleeping (default 200µs)")
 		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -136,7 +137,7 @@ func run(args []string) int {
 	d, err := vnet.Start(vnet.Config{
 		ConfigFile: *config,
 		Socket:     *socket,
-		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, AllowedCPUs: allowed, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, IdleSpin: *idleSpin},
+		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, AllowedCPUs: allowed, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, Nice: *nice, IdleSpin: *idleSpin},
 		Log:        log,
 	})
 	if err != nil {

@@ -56,7 +56,8 @@ func run() error {
 		cpus     = flag.String("cpus", "", "CPUs to pin workers to, e.g. 0 or 2,3 (default unpinned)")
 		batch    = flag.Int("batch", 64, "frames per kick")
 		noBypass = flag.Bool("no-bypass", false, "AF_PACKET: go through the qdisc (no PACKET_QDISC_BYPASS)")
-		stamps   = flag.Bool("ts", true, "live: stamp each frame with its send time (latency at the sink); -ts=false keeps sequence numbers only and costs less per frame")
+		stamps   = flag.Bool("ts", true, "live: stamp frames with their send time (latency at the sink; see -ts-every); -ts=false keeps sequence numbers only and costs less per frame")
+		tsEvery  = flag.Int("ts-every", 16, "live: write the send time into every Nth frame only (power of two; 1 = every frame); the others count for loss and order but give no latency sample. Reading the clock is the live program's dearest step")
 		xdpMode  = flag.String("xdp-mode", "auto", "afxdp: auto (zero-copy if the driver can, else copy), copy or zerocopy")
 		jsonOut  = flag.Bool("j", false, "print the summary as JSON")
 		quiet    = flag.Bool("q", false, "no progress lines")
@@ -92,7 +93,7 @@ func run() error {
 			return err
 		}
 		sum, err = gen.Transmit(ctx, gen.TxConfig{Dev: *dev, Backend: *backend, Spec: spec, Workers: *workers,
-			CPUs: cpuList, Rate: *rate, Duration: *dur, Count: *count, Batch: *batch, NoBypass: *noBypass, XDPMode: *xdpMode, NoTimestamps: !*stamps,
+			CPUs: cpuList, Rate: *rate, Duration: *dur, Count: *count, Batch: *batch, NoBypass: *noBypass, XDPMode: *xdpMode, NoTimestamps: !*stamps, StampEvery: *tsEvery,
 			Progress: progress})
 	}
 	if err != nil {

@@ -480,11 +480,17 @@ func TestHalfRequestStallsOnlyItself(t *testing.T) {
 			t.Fatalf("client %d while a request is half-way: %+v", i, r)
 		}
 	}
-	if time.Since(start) > 4*time.Second {
-		t.Errorf("other clients waited %v for the half request", time.Since(start))
+	t.Logf("three clients served in %v while a request was half-way", time.Since(start))
+	// Served before the half request's own timeout: it has no answer yet.
+	// (An ordering check, not a timing one: the three requests take
+	// milliseconds against the 5 s RequestTimeout.)
+	r := bufio.NewReader(half)
+	half.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if line, err := r.ReadString('\n'); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the half request was answered (%q, %v) before the other clients were served", line, err)
 	}
 	half.SetReadDeadline(time.Now().Add(15 * time.Second))
-	line, err := bufio.NewReader(half).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil || !strings.Contains(line, "not completed within 5s") {
 		t.Fatalf("half request: %q, %v", line, err)
 	}
@@ -526,8 +532,12 @@ func TestCloseWithStuckClients(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(t0); d > 2*time.Second {
-		t.Fatalf("Close took %v with stuck clients", d)
+	// The promise is 2 s (closeWriteGrace); a stuck Close would wait for
+	// the 30 s WriteTimeout. Fail on the stall, not on a loaded machine.
+	d := time.Since(t0)
+	t.Logf("Close took %v with stuck clients", d)
+	if d > 10*time.Second {
+		t.Fatalf("Close took %v with stuck clients: it waited for a client", d)
 	}
 }
 

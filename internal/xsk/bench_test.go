@@ -3,6 +3,8 @@ package xsk
 import (
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // naiveRing is the asavie/xdp way of driving a ring (made race-free with
@@ -64,4 +66,29 @@ func BenchmarkRingBurst64(b *testing.B) {
 		b.ReportAllocs()
 		run(b, p.produce, c.consume)
 	})
+}
+
+// BenchmarkKickCost is the cost of a system call that returns at once
+// (recvfrom MSG_DONTWAIT on an empty UDP socket: EAGAIN) made raw, as the
+// kicks are, and through the scheduler-aware unix.Syscall6 (entersyscall,
+// exitsyscall), in the same run: the difference is what each kick saves.
+func BenchmarkKickCost(b *testing.B) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Skip(err)
+	}
+	defer unix.Close(fd)
+	for _, c := range []struct {
+		name string
+		call func(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, uintptr, unix.Errno)
+	}{{"raw", unix.RawSyscall6}, {"scheduler", unix.Syscall6}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, e := c.call(unix.SYS_RECVFROM, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0); e != unix.EAGAIN {
+					b.Fatal(e)
+				}
+			}
+		})
+	}
 }

@@ -143,18 +143,33 @@ func xdpStatistics(fd int) (unix.XDPStatistics, error) {
 	return st, err
 }
 
+// The kicks below go through unix.RawSyscall6, without telling the Go
+// scheduler (entersyscall/exitsyscall), because they never block: both
+// carry MSG_DONTWAIT, and an AF_XDP socket does bounded work for them (at
+// most its TX budget of frames, or one busy-poll budget of the NAPI
+// context) and returns EAGAIN/EBUSY/ENOBUFS rather than wait. Telling the
+// scheduler buys nothing for such a call and costs the bookkeeping on every
+// kick; worse, when sysmon finds a busy worker (which never reschedules) in
+// the call after 10 ms, it takes the P away (and wakes another thread for
+// it) besides asking the goroutine to yield, so the return goes through
+// the slow path before the preemption itself. A raw call keeps the P: the
+// preemption request reaches the worker at its next function call, and a
+// stop-the-world waits at most for the call to return. Never use a raw call
+// for anything that can block (pollFD below blocks: unix.Poll).
+
 // kickTx asks the kernel to process the TX ring: sendto(fd, NULL, 0,
-// MSG_DONTWAIT, NULL, 0). Raw syscall: no allocation, errno returned as is.
+// MSG_DONTWAIT, NULL, 0). Raw, never blocks (see above); no allocation,
+// errno returned as is.
 func kickTx(fd int) unix.Errno {
-	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	return e
 }
 
 // kickRx asks the kernel to refill/poll RX (and busy-polls the NAPI context
 // when preferred busy polling is on): recvfrom(fd, NULL, 0, MSG_DONTWAIT,
-// NULL, NULL).
+// NULL, NULL). Raw, never blocks (see above).
 func kickRx(fd int) unix.Errno {
-	_, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	_, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	return e
 }
 

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/perf/gen"
 )
 
@@ -25,7 +29,72 @@ type latencyResult struct {
 	Trials  []gen.Latency
 	Lost    []float64 // percent per trial
 	IdleCPU float64   // share of one core used by an idle fwdd; <0 = not measured
-	pid     int       // the forwarder process, 0 for Linux
+	// Parks and Preempts are, per trial, the forwarder's busiest thread's
+	// voluntary and involuntary context switches per second of the trial
+	// (see threadStat); empty for Linux.
+	Parks, Preempts []float64
+	// Stalls are, per trial, fwdd's busy workers' stalls (gaps of at least
+	// 20 µs between polls, fwdctl show workers) per second; empty unless
+	// fwdd counted some.
+	Stalls []stallRate
+	pid    int // the forwarder process, 0 for Linux
+}
+
+// stallRate is one trial's stalls per second by cause (all lengths), the
+// stalls of at least 100 µs per second, and the longest stall since fwdd
+// started.
+type stallRate struct {
+	Parked, Preempted, Other, Long float64
+	MaxUS                          float64
+}
+
+// stallSum is fwdd's stall counters summed over its workers.
+type stallSum struct {
+	parked, preempted, other [3]uint64
+	maxNs                    int64
+}
+
+// workerStalls reads the running fwdd's stall counters; ok is false when
+// fwdctl does not answer.
+func (h *harness) workerStalls(ctx context.Context) (stallSum, bool) {
+	var sum stallSum
+	if h.fwddSock == "" {
+		return sum, false
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(h.cfg.bin, "fwdctl"), "-s", h.fwddSock, "-j", "show", "workers").Output()
+	if err != nil {
+		return sum, false
+	}
+	var r show.Runtime
+	if err := json.Unmarshal(out, &r); err != nil {
+		return sum, false
+	}
+	for _, w := range r.Workers {
+		for i := range 3 {
+			sum.parked[i] += w.StallsParked[i]
+			sum.preempted[i] += w.StallsPreempted[i]
+			sum.other[i] += w.StallsOther[i]
+		}
+		sum.maxNs = max(sum.maxNs, w.StallMaxNs)
+	}
+	return sum, true
+}
+
+// rate returns the stalls between a and b (b later) per second of secs.
+func (b stallSum) rate(a stallSum, secs float64) stallRate {
+	d := func(x, y [3]uint64) (all, long float64) {
+		for i := range 3 {
+			all += float64(y[i] - x[i])
+			if i > 0 {
+				long += float64(y[i] - x[i])
+			}
+		}
+		return all, long
+	}
+	p, pl := d(a.parked, b.parked)
+	k, kl := d(a.preempted, b.preempted)
+	o, ol := d(a.other, b.other)
+	return stallRate{Parked: p / secs, Preempted: k / secs, Other: o / secs, Long: (pl + kl + ol) / secs, MaxUS: float64(b.maxNs) / 1e3}
 }
 
 // threadStat is one thread's /proc schedstat: time on the CPU, time spent
@@ -34,6 +103,12 @@ type threadStat struct {
 	tid        int
 	run, delay time.Duration
 	slices     int64
+	// vol and invol are the thread's voluntary and involuntary context
+	// switches (/proc status). A busy-polling worker never sleeps on its
+	// own: its voluntary switches are the Go runtime parking it (a
+	// preemption or a stop-the-world hands its P to another thread and
+	// back), its involuntary ones the kernel scheduling something else.
+	vol, invol int64
 }
 
 // threadStats reads the schedstat of every thread of pid (nil for pid 0).
@@ -58,10 +133,38 @@ func threadStats(pid int) map[int]threadStat {
 		}
 		var run, delay, slices int64
 		if _, err := fmt.Sscan(string(b), &run, &delay, &slices); err == nil {
-			out[tid] = threadStat{tid: tid, run: time.Duration(run), delay: time.Duration(delay), slices: slices}
+			st := threadStat{tid: tid, run: time.Duration(run), delay: time.Duration(delay), slices: slices}
+			st.vol, st.invol = ctxtSwitches(dir + "/" + e.Name() + "/status")
+			out[tid] = st
 		}
 	}
 	return out
+}
+
+// ctxtSwitches reads voluntary_ctxt_switches and
+// nonvoluntary_ctxt_switches from a /proc status file (0 when missing).
+func ctxtSwitches(path string) (vol, invol int64) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "voluntary_ctxt_switches":
+			vol = n
+		case "nonvoluntary_ctxt_switches":
+			invol = n
+		}
+	}
+	return vol, invol
 }
 
 // busiestThread returns the difference between two threadStats of the
@@ -71,7 +174,7 @@ func busiestThread(a, b map[int]threadStat) (threadStat, bool) {
 	ok := false
 	for tid, y := range b {
 		x := a[tid]
-		d := threadStat{tid: tid, run: y.run - x.run, delay: y.delay - x.delay, slices: y.slices - x.slices}
+		d := threadStat{tid: tid, run: y.run - x.run, delay: y.delay - x.delay, slices: y.slices - x.slices, vol: y.vol - x.vol, invol: y.invol - x.invol}
 		if !ok || d.run > best.run {
 			best, ok = d, true
 		}
@@ -127,7 +230,11 @@ func (h *harness) allLatencyLegs() []latencyLeg {
 	}
 	fwdd := func(poll string) func(ctx context.Context) (func(), int, error) {
 		return func(ctx context.Context) (func(), int, error) {
-			return h.startFwddPid(ctx, "afxdp", "-poll", poll)
+			args := []string{"-poll", poll}
+			if poll == "busy" && h.cfg.busyNice != 0 {
+				args = append(args, "-nice", strconv.Itoa(h.cfg.busyNice))
+			}
+			return h.startFwddPid(ctx, "afxdp", args...)
 		}
 	}
 	return []latencyLeg{
@@ -178,11 +285,21 @@ func (h *harness) latencyTrials(ctx context.Context, res *latencyResult) error {
 		return err
 	}
 	for i := 0; i < h.cfg.reps && budgetLeft(h.budget); i++ {
-		before := threadStats(res.pid)
+		before, t0 := threadStats(res.pid), time.Now()
+		st0, stOK := h.workerStalls(ctx)
 		tr, rx, err := h.runTrial(ctx, trialSpec{gen: genAFP, sink: gen.BackendAFPacket, size: 64, rate: h.cfg.latRate, dur: h.cfg.dur})
+		el := time.Since(t0).Seconds()
+		if st1, ok := h.workerStalls(ctx); ok && stOK && st1.maxNs > 0 {
+			r := st1.rate(st0, el)
+			res.Stalls = append(res.Stalls, r)
+			h.logf("   %-14s rep %d: worker stalls ≥ 20 µs per second: parked by the Go runtime %.0f, preempted %.0f, other %.0f; ≥ 100 µs: %.0f/s; longest since start %.0f µs",
+				res.Leg, i+1, r.Parked, r.Preempted, r.Other, r.Long, r.MaxUS)
+		}
 		if w, ok := busiestThread(before, threadStats(res.pid)); ok {
-			h.logf("   %-14s rep %d: busiest thread %d: ran %.2f s, scheduled in %d times, waited %.1f ms runnable", res.Leg, i+1,
-				w.tid, w.run.Seconds(), w.slices, float64(w.delay)/1e6)
+			res.Parks = append(res.Parks, float64(w.vol)/el)
+			res.Preempts = append(res.Preempts, float64(w.invol)/el)
+			h.logf("   %-14s rep %d: busiest thread %d: ran %.2f s, scheduled in %d times (%d voluntary, %d involuntary switches), waited %.1f ms runnable", res.Leg, i+1,
+				w.tid, w.run.Seconds(), w.slices, w.vol, w.invol, float64(w.delay)/1e6)
 		}
 		if err != nil {
 			return err
@@ -238,6 +355,21 @@ func cpuTicks(pid int) (uint64, error) {
 	return ut + st, nil
 }
 
+// latencyHeading says what the latency lines measure and how each
+// forwarder was scheduled.
+func (r *report) latencyHeading() string {
+	h := r.h
+	busy := "ordinary priority"
+	if h.cfg.busyNice != 0 {
+		busy = fmt.Sprintf("ordinary priority at nice %d (`-nice %d`)", h.cfg.busyNice, h.cfg.busyNice)
+	}
+	return fmt.Sprintf("Latency (64 B, AF_PACKET generator with stamps, %.0f packets/s; generator and sink on CPU %d, router on CPU %d; "+
+		"Linux's NAPI thread SCHED_FIFO %d, fwdd adaptive `-rt %d`, fwdd busy %s; median of %d runs, min–max; "+
+		"the worker thread's voluntary switches are the Go runtime parking it — a busy poller never sleeps on its own — "+
+		"its involuntary ones other threads taking its CPU):",
+		h.cfg.latRate, h.cfg.genCPU, h.cfg.rtrCPU, h.cfg.napiRT, h.cfg.napiRT, busy, h.cfg.reps)
+}
+
 // latencyLines are the latency comparisons with issue 13's targets.
 func (r *report) latencyLines() []string {
 	h := r.h
@@ -262,6 +394,23 @@ func (r *report) latencyLines() []string {
 			case "fwdd-busy":
 				line += targetVerdict("p50 ≤ 2× Linux", m50 <= 2*b50) + targetVerdict("p99 ≤ 10× Linux", m99 <= 10*b99)
 			}
+		}
+		if len(l.Parks) > 0 {
+			lo, hi := minmax(l.Parks)
+			line += fmt.Sprintf("; worker thread: %.0f voluntary switches/s (%.0f–%.0f), %.0f involuntary/s", median(l.Parks), lo, hi, median(l.Preempts))
+		}
+		if len(l.Stalls) > 0 {
+			sel := func(f func(stallRate) float64) float64 {
+				v := make([]float64, len(l.Stalls))
+				for i, r := range l.Stalls {
+					v[i] = f(r)
+				}
+				return median(v)
+			}
+			line += fmt.Sprintf("; worker stalls ≥ 20 µs between polls per second: %.0f parked by the Go runtime, %.0f preempted, %.0f other (interrupts, hypervisor); ≥ 100 µs: %.0f/s; longest %.0f µs",
+				sel(func(r stallRate) float64 { return r.Parked }), sel(func(r stallRate) float64 { return r.Preempted }),
+				sel(func(r stallRate) float64 { return r.Other }), sel(func(r stallRate) float64 { return r.Long }),
+				l.Stalls[len(l.Stalls)-1].MaxUS)
 		}
 		if l.IdleCPU >= 0 {
 			line += fmt.Sprintf("; idle: %.1f%% of a core", 100*l.IdleCPU) + targetVerdict("idle < 5%", l.IdleCPU < 0.05)

@@ -51,6 +51,7 @@ func mainErr() int {
 		latRate  = flag.Float64("lat-rate", 20000, "packets/s of the latency phase")
 		genRT    = flag.Int("gen-rt", 0, "run the generator SCHED_FIFO at this priority (0: ordinary; for A/B runs on a loaded machine)")
 		crefRT   = flag.Int("cref-rt", 0, "run the C AF_XDP forwarder SCHED_FIFO at this priority (0: ordinary, like fwdd -poll busy; for A/B runs on a loaded machine, beside -fwdd-args \"-rt N\")")
+		busyNice = flag.Int("busy-nice", -20, "nice value of fwdd's worker in the busy latency leg (fwdd -nice; 0: unchanged). A busy poller cannot run SCHED_FIFO like the other legs' router threads (it would starve its CPU's deferred kernel work); at -20 other ordinary threads no longer take its CPU for whole time slices")
 		latLegs  = flag.String("lat-legs", "", "latency legs to run, comma-separated (linux, fwdd-adaptive, fwdd-busy; default all)")
 		latIdle  = flag.Duration("lat-idle", 3*time.Second, "how long an idle fwdd's CPU use is measured")
 		xskSrc   = flag.String("xskfwd", defaultXskfwdSource, "source of the C AF_XDP reference forwarder (c-afxdp leg; built with gcc -lxdp -lbpf)")
@@ -83,7 +84,7 @@ func mainErr() int {
 		return 2
 	}
 	cfg.legs = strings.Split(*legs, ",")
-	cfg.genRT, cfg.crefRT = *genRT, *crefRT
+	cfg.genRT, cfg.crefRT, cfg.busyNice = *genRT, *crefRT, *busyNice
 	if *latLegs != "" {
 		cfg.latLegs = strings.Split(*latLegs, ",")
 	}

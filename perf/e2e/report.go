@@ -137,8 +137,7 @@ func (r *report) text() string {
 		}
 	}
 	if l := r.latencyLines(); len(l) > 0 {
-		fmt.Fprintf(&b, "\nLatency (64 B, AF_PACKET generator with stamps; generator and sink on CPU %d, router on CPU %d; median of %d runs, min–max):\n",
-			h.cfg.genCPU, h.cfg.rtrCPU, h.cfg.reps)
+		fmt.Fprintf(&b, "\n%s\n", r.latencyHeading())
 		for _, s := range l {
 			fmt.Fprintf(&b, "  %s\n", s)
 		}
@@ -198,8 +197,7 @@ func (r *report) markdown(svg string) string {
 		}
 	}
 	if l := r.latencyLines(); len(l) > 0 {
-		fmt.Fprintf(&b, "\nLatency (64 B, AF_PACKET generator with stamps; generator and sink on CPU %d, router on CPU %d; median of %d runs, min–max):\n\n",
-			h.cfg.genCPU, h.cfg.rtrCPU, h.cfg.reps)
+		fmt.Fprintf(&b, "\n%s\n\n", r.latencyHeading())
 		for _, s := range l {
 			fmt.Fprintf(&b, "- %s\n", s)
 		}

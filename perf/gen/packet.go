@@ -301,11 +301,3 @@ func (b *Builder) Template(i int, stream uint8) []byte {
 	b.nsizes = save
 	return f
 }
-
-// PartialUDPSum returns the UDP checksum partial sum of template i with the
-// source port and the stamp's seq and ts zeroed (flow 0 addresses), as the
-// live-frames program needs it: the program adds the port and stamp words.
-func (b *Builder) PartialUDPSum(i int, stream uint8) uint32 {
-	t := b.tmpl[i]
-	return t.udpSum + uint32(b.srcLo) + uint32(b.dstLo) + uint32(StampMagic)<<8 + uint32(stream)
-}

@@ -143,31 +143,6 @@ func TestSpecErrors(t *testing.T) {
 	}
 }
 
-// TestLivePartialSum checks the sum handed to the live-frames program: the
-// template's partial sum plus the words the program writes must give the
-// checksum Build computes.
-func TestLivePartialSum(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		b, err := NewBuilder(testSpec(v6, []int{128}, 9))
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, b.MaxLen())
-		seq, ts := uint64(9*5), uint64(0x0123456789abcdef) // flow 0
-		n := b.Build(buf, 3, seq, ts)
-		s := b.PartialUDPSum(0, 3)
-		s += uint32(b.spec.SrcPort)
-		var w [16]byte
-		binary.LittleEndian.PutUint64(w[0:], seq)
-		binary.LittleEndian.PutUint64(w[8:], ts)
-		s += sum16(w[:])
-		off := StampOffset(v6) - udpLen
-		if got, want := binary.BigEndian.Uint16(buf[off+6:n]), ^fold(s); got != want {
-			t.Errorf("v6=%v: checksum %#x from partial sum, Build wrote %#x", v6, want, got)
-		}
-	}
-}
-
 func TestBuildNoAlloc(t *testing.T) {
 	b, err := NewBuilder(testSpec(false, IMIX(), 64))
 	if err != nil {

@@ -36,6 +36,13 @@ type TxConfig struct {
 	// sink takes no latency samples, and each frame costs the generator
 	// less (no clock read). Sequence numbers are kept.
 	NoTimestamps bool
+	// StampEvery (live back end; a power of two, 0 or 1 = every frame)
+	// writes the send time only into frames whose sequence number is a
+	// multiple of it; the others carry 0, count for loss and order at the
+	// sink and give no latency sample. Reading the clock is the live
+	// program's dearest step, so sampling keeps the rate near the bare
+	// loop's while every latency sample stays exact.
+	StampEvery int
 	// Progress, if set, is called about once per second from a monitor goroutine.
 	Progress func(Progress)
 }
@@ -129,6 +136,9 @@ func Transmit(ctx context.Context, cfg TxConfig) (*Summary, error) {
 	}
 	if cfg.Backend == "" {
 		cfg.Backend = BackendAFPacket
+	}
+	if cfg.StampEvery < 0 || cfg.StampEvery&(cfg.StampEvery-1) != 0 || cfg.StampEvery > 1<<30 {
+		return nil, fmt.Errorf("%w: stamp interval %d is not a power of two (1, 2, 4, ... 2^30)", ErrSpec, cfg.StampEvery)
 	}
 	b, err := NewBuilder(cfg.Spec)
 	if err != nil {

@@ -1,0 +1,323 @@
+package fib
+
+import (
+	"math/bits"
+	"runtime"
+	"slices"
+	"unsafe"
+)
+
+// The IPv4 lookup structure: a direct table on the top 16 bits (dir pages,
+// see table.go) and, below a /16 with longer prefixes, one range table
+// with a bucket index.
+//
+// A range table of r ranges is r uint32 entries key<<16 | value (value: an
+// index into tab4.nh), sorted by key, the first key 0; an address maps to
+// the last key <= its low 16 bits. After the ranges comes the bucket
+// index: the key space is cut into 2^b equal buckets (b from 0 to 16), and
+// bucket j holds the index of the range containing the bucket's first key
+// j<<(16-b). So the range of a key k in bucket j is one of those from
+// bucket[j] up to bucket[j+1], and the table's dir entry records how many
+// that can be at most (as search rounds: a window of 2^rounds ranges). A
+// lookup reads the dir entry, one bucket, and searches a window of a few
+// ranges (one cache line, usually): three dependent loads and a few
+// instructions, where a summary search took four or five rounds of a
+// binary search before the block search (until 2026-11-30).
+//
+// Buckets are 1, 2 or 4 bytes wide (tables of up to 256, up to 65536, or
+// more ranges), packed little-endian into uint32 words. The writer picks
+// the fewest bucket bits that give the fewest rounds the table's memory
+// budget allows: bucket bytes <= bucketBudget per range (at least one
+// word), so a table takes at most r + r*bucketBudget/4 + 1 entries
+// (tableBound4).
+
+// bucketBudget is the bucket bytes a table may spend per range.
+const bucketBudget = 2
+
+// IPv4 dir entry of a range table: chunkFlag, the position (bits 0-31:
+// segment id and offset), and the layout.
+const (
+	r4Shift = 32 // ranges, 18 bits (at most 2*65536+1)
+	b4Shift = 50 // bucket bits, 5 bits (0-16)
+	w4Shift = 55 // log2 of the bucket width in bytes, 2 bits (0-2)
+	s4Shift = 57 // search rounds, 5 bits (0-17)
+	r4Mask  = 1<<18 - 1
+)
+
+// layout4 is the shape of an IPv4 range table.
+type layout4 struct {
+	r      uint32 // ranges
+	b      uint32 // bucket bits
+	ws     uint32 // log2 of the bucket width in bytes
+	rounds uint32 // search rounds: a window of 2^rounds ranges
+}
+
+func (l layout4) ent(pos uint32) uint64 {
+	return chunkFlag | uint64(l.rounds)<<s4Shift | uint64(l.ws)<<w4Shift | uint64(l.b)<<b4Shift |
+		uint64(l.r)<<r4Shift | uint64(pos)
+}
+
+// lay4 returns the layout of the range table of IPv4 dir entry e.
+func lay4(e uint64) layout4 {
+	return layout4{r: uint32(e>>r4Shift) & r4Mask, b: uint32(e>>b4Shift) & 31,
+		ws: uint32(e>>w4Shift) & 3, rounds: uint32(e>>s4Shift) & 31}
+}
+
+// bucketWords is the size of the bucket index in uint32 entries.
+func (l layout4) bucketWords() int { return (1<<l.b<<l.ws + 3) / 4 }
+
+// words is the arena length of the table.
+func (l layout4) words() int { return int(l.r) + l.bucketWords() }
+
+// span4 is the arena length of the range table of IPv4 dir entry e.
+func span4(e uint64) int { return lay4(e).words() }
+
+// tableBound4 is the most entries the IPv4 range table of a region with
+// n prefixes can take (seg.go's tableBound for the bucketed layout): at
+// most 2n+1 ranges (and at most 65536), bucket bytes within the budget.
+func tableBound4(n int) int {
+	r := min(2*n+1, 1<<16) // keys are distinct 16-bit values
+	l := layout4{r: uint32(r), ws: bucketWidth(r)}
+	l.b = maxBucketBits(r, l.ws)
+	return l.words()
+}
+
+// maxBucketBits is the most bucket bits the budget allows a table of r
+// ranges with buckets of 1<<ws bytes.
+func maxBucketBits(r int, ws uint32) uint32 {
+	budget := max(r*bucketBudget, 4)
+	b := uint32(0)
+	for b < 16 && 2<<b<<ws <= budget {
+		b++
+	}
+	return b
+}
+
+// bucketWidth is log2 of the bytes a bucket of a table of r ranges needs.
+func bucketWidth(r int) uint32 {
+	switch {
+	case r <= 1<<8:
+		return 0
+	case r <= 1<<16:
+		return 1
+	}
+	return 2
+}
+
+// addBuckets appends the bucket index of the range table out[base:] to out
+// and returns out, the table's layout and buf (scratch, grown if needed).
+//
+// The layout has the fewest bucket bits with the fewest rounds the budget
+// allows. A lookup's window in bucket j is one plus the keys strictly
+// inside it (after its first key); these counts come from one pass over
+// the keys at the most bits, then pairwise for fewer bits: at b-1 bits,
+// bucket J has the inside keys of bucket 2J at b bits and all keys of
+// bucket 2J+1.
+func addBuckets(out []uint32, base int, buf []uint32) ([]uint32, layout4, []uint32) {
+	keys := out[base:]
+	r := len(keys)
+	l := layout4{r: uint32(r), ws: bucketWidth(r)}
+	b := maxBucketBits(r, l.ws)
+	nb := 1 << b
+	if cap(buf) < 2*nb {
+		buf = make([]uint32, 2*nb)
+	}
+	all, in := buf[:nb], buf[nb:2*nb]
+	clear(all)
+	clear(in)
+	s := 16 - b
+	for _, x := range keys {
+		k := x >> 16
+		all[k>>s]++
+		if k&(1<<s-1) != 0 {
+			in[k>>s]++
+		}
+	}
+	rounds := func() uint32 { return uint32(bits.Len32(slices.Max(in))) } // window 1+max(in)
+	l.b, l.rounds = b, rounds()
+	for b > 0 {
+		nb >>= 1
+		for j := range nb {
+			in[j] = in[2*j] + all[2*j+1]
+			all[j] = all[2*j] + all[2*j+1]
+		}
+		all, in = all[:nb], in[:nb]
+		b--
+		if rounds() != l.rounds {
+			break
+		}
+		l.b = b
+	}
+	words := l.bucketWords()
+	for range words {
+		out = append(out, 0)
+	}
+	keys = out[base : base+r]
+	bk := out[base+r:]
+	s = 16 - l.b
+	i := 0
+	for j := range uint32(1) << l.b {
+		for i+1 < r && keys[i+1]>>16 <= j<<s {
+			i++
+		}
+		o := j << l.ws
+		bk[o>>2] |= uint32(i) << ((o & 3) * 8)
+	}
+	return out, l, buf
+}
+
+// tab4 is the immutable IPv4 lookup structure of one FIB.
+type tab4 struct {
+	top [256]*dirPage
+	// ent holds the range tables and their bucket indexes: key<<16 | index
+	// into nh per range, so a range's value shares the cache line of its
+	// key. Searching for k<<16|0xffff finds the last key <= k.
+	ent [][]uint32 // segments
+	mem []*segMem  // their memory: keeps it mapped while the table is reachable
+	nh  []uint32   // next-hop ids of the range values
+}
+
+func (t *tab4) lookup(a uint32) uint32 {
+	e := t.top[a>>24][(a>>16)&255]
+	if e&chunkFlag == 0 {
+		return uint32(e)
+	}
+	return t.chunk(e, a)
+}
+
+// window returns the first range and the length of the window to search
+// for address a in the table of dir entry e in segment seg.
+func window(seg []uint32, e uint64, a uint32) (s, n uint32) {
+	l := lay4(e)
+	pos := uint32(e) & segMask
+	o := (a & 0xffff) >> (16 - l.b) << l.ws
+	lo := seg[pos+l.r+o>>2] >> ((o & 3) * 8) & uint32(uint64(1)<<(8<<l.ws)-1)
+	return pos + lo, min(1<<l.rounds, l.r-lo)
+}
+
+func (t *tab4) chunk(e uint64, a uint32) uint32 {
+	seg := t.ent[uint32(e)>>segBits]
+	s, n := window(seg, e, a)
+	v := seg[s+uint32(search(seg[s:s+n], a<<16|0xffff))]
+	runtime.KeepAlive(t) // the segment's memory (segMem)
+	return t.nh[v&0xffff]
+}
+
+// batchLen is the block of addresses a batch lookup works on at once.
+const batchLen = 64
+
+// lookupBatch resolves dst into out in stages over blocks of batchLen
+// addresses so that the memory accesses of different addresses overlap (Go
+// has no prefetch): the dir entries of the whole block, then their
+// buckets, then lockRounds rounds of the window searches in lockstep (one
+// step for every address per round; a finished search steps by 0, so the
+// loop is branch-free), then the values, finishing the few longer windows
+// one by one. The dir entries and the buckets are loaded in loops of their
+// own that do nothing else: a load that misses holds up the retirement of
+// every instruction after it, so the fewer instructions per address, the
+// more addresses' misses are in flight at once (measured: ~15 % more
+// lookups/s than computing in the same loop). The segments are reached
+// through unsafe pointers to their first entries (one load per step, no
+// slice header and bounds check); every offset read lies inside the table
+// the dir entry describes, which the writer built inside the segment. An
+// address without a table points at its own key (masked to bucket 0,
+// window 1).
+func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
+	if len(t.ent) == 0 {
+		for i, a := range dst {
+			out[i] = uint32(t.top[a>>24][(a>>16)&255])
+		}
+		return
+	}
+	var (
+		key       [batchLen]uint32
+		q, sh, mk [batchLen]uint32 // bucket word, its shift and mask
+		pos, win  [batchLen]uint32 // table start, then range; ranges, then window
+		rnd       [batchLen]uint32
+		tab       [batchLen]unsafe.Pointer
+		de        [batchLen]uint64
+	)
+	ent, nh := t.ent, t.nh
+	for len(dst) > 0 {
+		n := min(len(dst), batchLen)
+		d := dst[:n]
+		o := out[:n]
+		// The loads first, in a lean loop: a miss holds up the retirement
+		// of everything after it, so the fewer instructions per address,
+		// the more addresses' misses fit in the reorder window.
+		for i, a := range d {
+			de[i] = t.top[a>>24][(a>>16)&255]
+		}
+		for i, a := range d {
+			e := de[i]
+			key[i] = a<<16 | 0xffff
+			if e&chunkFlag == 0 {
+				o[i] = uint32(e)
+				tab[i], q[i], sh[i], mk[i], pos[i], win[i], rnd[i] = unsafe.Pointer(&key[i]), 0, 0, 0, 0, 1, 0
+				continue
+			}
+			l := lay4(e)
+			p := uint32(e) & segMask
+			x := (a & 0xffff) >> (16 - l.b) << l.ws
+			tab[i] = unsafe.Pointer(unsafe.SliceData(ent[uint32(e)>>segBits]))
+			q[i], sh[i], mk[i] = p+l.r+x>>2, (x&3)*8, uint32(uint64(1)<<(8<<l.ws)-1)
+			pos[i], win[i], rnd[i] = p, l.r, l.rounds
+		}
+		for i := range d {
+			q[i] = at[uint32](tab[i], q[i])
+		}
+		var most uint32
+		for i := range d {
+			lo := q[i] >> sh[i] & mk[i]
+			pos[i] += lo
+			w := min(1<<rnd[i], win[i]-lo)
+			win[i] = w
+			most = max(most, w)
+		}
+		for r := 0; most > 1 && r < lockRounds; r++ {
+			for i := range d {
+				h := win[i] >> 1
+				p, r := pos[i], pos[i]+h
+				if at[uint32](tab[i], r) <= key[i] {
+					p = r // a conditional move, not a branch: see docs/fib.md
+				}
+				pos[i] = p
+				win[i] -= h
+			}
+			most -= most >> 1
+		}
+		for i := range d {
+			p := pos[i]
+			if w := win[i]; w > 1 {
+				p = finish(tab[i], p, w, key[i]) // a few addresses of a block
+			}
+			if tab[i] != unsafe.Pointer(&key[i]) {
+				o[i] = nh[at[uint32](tab[i], p)&0xffff]
+			}
+		}
+		dst = dst[n:]
+		out = out[n:]
+	}
+	runtime.KeepAlive(t) // the segments' memory (segMem)
+}
+
+// lockRounds is how many search rounds a batch lookup runs in lockstep;
+// the few addresses whose windows are longer finish one by one.
+const lockRounds = 2
+
+// finish returns the position of the last key <= k in the n entries at
+// position s of the segment starting at p.
+func finish(p unsafe.Pointer, s, n, k uint32) uint32 {
+	for n > 1 {
+		h := n >> 1
+		if at[uint32](p, s+h) <= k {
+			s += h
+		}
+		n -= h
+	}
+	return s
+}
+
+func (t *tab4) bytes() int {
+	return 256*8 + countPages(&t.top)*256*8 + segBytes(t.ent, 4) + cap(t.nh)*4
+}

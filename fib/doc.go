@@ -26,8 +26,8 @@
 // the current segment of a segmented arena, which published snapshots
 // never read; a big table whose changes lie inside one prefix is patched
 // rather than re-swept, patch.go, for IPv6 L2 tables patch6.go), moves a
-// bounded number of live tables
-// out of the segment being collected (seg.go), and publishes one new
+// bounded number of live tables out of the segment being collected
+// (seg.go), and publishes one new
 // Snapshot with atomic.Pointer. Segment memory is mapped outside the Go
 // heap and unmapped (or pooled) by a cleanup once no snapshot lists it.
 //

@@ -119,13 +119,13 @@ func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
 	r1, r2 := map[uint32]int{}, map[uint32]int{}
 	for s := range 1 << 16 {
 		if e := f6.d.get(uint16(s)); e&chunkFlag != 0 {
-			r1[uint32(e)] = span(e)
+			r1[uint32(e)] = span6(e)
 		}
 	}
 	for _, rc := range f6.chunks {
 		for _, k := range rc.kids {
 			if h := f6.h.get(k.id); h.count > 0 {
-				r2[h.start] = int(h.count) + summaryLen(int(h.count))
+				r2[h.start] = h.size()
 			}
 		}
 	}

@@ -11,8 +11,10 @@
 //     control side only) and an immutable lookup structure rebuilt from it
 //     incrementally: a direct table on the top 16 bits, in 256 pages, and
 //     range tables (sorted range starts with a bucket index for IPv4,
-//     tab4.go, and a block summary for IPv6) below it.
-//     docs/fib.md explains the algorithm and its costs.
+//     tab4.go, and a block summary for IPv6) below it; big IPv6 tables
+//     carry a rank index (bitmaps of their range starts with counts,
+//     rank.go) instead of the summary, so that most IPv6 lookups need no
+//     search. docs/fib.md explains the algorithm and its costs.
 //
 // # Who writes what
 //
@@ -43,7 +45,9 @@
 //     segments.
 //   - Every snapshot that lists a segment holds its segMem; lookups keep
 //     their table alive to their last read of segment memory.
-//   - Every range table starts with a range at key 0.
+//   - Every range table starts with a range at key 0. A rank index counts
+//     at most one range start per slot: an L2 table with a start inside a
+//     /48 has none (l2Rank).
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds
 //     at most 65535 distinct next-hop ids (16-bit range values).
 //   - A FIB's table of one family holds at most MaxPrefixes prefixes and an

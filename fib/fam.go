@@ -296,7 +296,7 @@ func (f *fam6) free3(id uint32) {
 // free2 does the same for an L2 table.
 func (f *fam6) free2(id uint32) {
 	h := f.h.get(id)
-	f.a64.release(h.start, int(h.count)+summaryLen(int(h.count)))
+	f.a64.release(h.start, h.size())
 	f.h.free = append(f.h.free, id)
 	f.setL2(id, false)
 }
@@ -328,15 +328,20 @@ func (f *fam6) build3(sc *scratch, r *rc32) {
 
 func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
-	f.a64.release(h.start, int(h.count)+summaryLen(int(h.count)))
+	f.a64.release(h.start, h.size())
 	sc.swept += len(r.ents)
 	sc.tables++
 	sc.k2, sc.v2, sc.s32 = sweep(r.ents, 0, sc.k2[:0], sc.v2[:0], sc.s32)
 	n := len(sc.k2)
-	sc.k2, sc.v2 = addSummary(sc.k2, sc.v2, 0)
 	e := sc.e8[:0]
 	for i, k := range sc.k2 {
 		e = append(e, uint64(k)<<32|uint64(sc.v2[i]))
+	}
+	h.ix = l2Rank(e)
+	if h.ix != 0 {
+		e = appendRank2(e, e, h.ix)
+	} else {
+		e = withSummary(e, 32)
 	}
 	sc.e8 = e
 	h.start, h.count = f.a64.put(e, r.id), uint32(n)
@@ -355,27 +360,28 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32, p uint32) {
 	old := f.d.get(slot)
 	rc := f.chunks[slot]
-	if rc != nil && old&chunkFlag != 0 && sc.patchable(int(old>>32)&0x7fffffff, p) {
+	if rc != nil && old&chunkFlag != 0 && sc.patchable(n6(old), p) {
 		n := f.patch(sc, slot, rc, old, p, def)
-		f.a16.release(uint32(old), span(old))
+		f.a16.release(uint32(old), span6(old))
 		f.d.set(slot, n)
 		return
 	}
 	if old&chunkFlag != 0 {
-		f.a16.release(uint32(old), span(old))
+		f.a16.release(uint32(old), span6(old))
 	}
 	if rc == nil {
 		f.d.set(slot, uint64(def))
 		return
 	}
-	var n int
-	sc.k, sc.v, n = sc.build16(rc.ents, def, sc.k[:0], sc.v[:0])
+	sc.swept += len(rc.ents)
+	sc.tables++
+	sc.k, sc.v, sc.s16 = sweep(rc.ents, def, sc.k[:0], sc.v[:0], sc.s16)
 	e := sc.e8[:0]
 	for i, k := range sc.k {
 		e = append(e, uint64(k)<<32|uint64(sc.v[i]))
 	}
 	sc.e8 = e
-	f.d.set(slot, chunkEnt(int(f.a16.put(e, uint32(slot))), n))
+	f.d.set(slot, f.putL1(sc, slot))
 	for _, e := range rc.ents {
 		if e.v&refFlag != 0 {
 			id := e.v &^ refFlag
@@ -475,8 +481,8 @@ func (f *fam6) compact1(id int) {
 		if e&chunkFlag == 0 || int(uint32(e)>>segBits) != id {
 			return 0 // the slot's table was replaced since
 		}
-		n := span(e)
-		f.d.set(uint16(s), chunkEnt(int(f.a16.move(uint32(e), n, s)), int(e>>32)&0x7fffffff))
+		n := span6(e)
+		f.d.set(uint16(s), e&^(1<<32-1)|uint64(f.a16.move(uint32(e), n, s)))
 		return n
 	})
 }
@@ -493,7 +499,7 @@ func (f *fam6) compact2(id int) {
 		if int(h.start>>segBits) != id || h.count == 0 {
 			return 0
 		}
-		n := int(h.count) + summaryLen(int(h.count))
+		n := h.size()
 		h.start = f.a64.move(h.start, n, hid)
 		f.h.set(hid, h)
 		return n
@@ -543,4 +549,21 @@ func reset[K comparable, V any](m map[K]V) map[K]V {
 	}
 	clear(m)
 	return m
+}
+
+// putL1 puts the IPv6 L1 table of slot whose ranges (key<<32 | value) are
+// in sc.e8 into the arena, followed by its rank index if it has at least
+// rankMin1 ranges and by its summary otherwise, and returns the dir entry.
+func (f *fam6) putL1(sc *scratch, slot uint16) uint64 {
+	e := sc.e8
+	n := len(e)
+	flag := uint64(0)
+	if n >= rankMin1 {
+		e = appendRank(e, e, 0, 0, rankWords1)
+		flag = rankFlag
+	} else {
+		e = withSummary(e, 32)
+	}
+	sc.e8 = e
+	return chunkEnt(int(f.a16.put(e, uint32(slot))), n) | flag
 }

@@ -154,11 +154,8 @@ func (f *fam6) patch(sc *scratch, slot uint16, rc *rc16, old uint64, p uint32, d
 	for i, k := range sc.k {
 		sub = append(sub, uint64(k)<<32|uint64(sc.v[i]))
 	}
-	n := int(old>>32) & 0x7fffffff
-	out := splice(sc.p8[:0], f.a16.get(uint32(old), n), sub, 32, s, e)
-	n = len(out)
-	out = withSummary(out, 32)
-	sc.e8, sc.p8 = sub, out
+	out := splice(sc.p8[:0], f.a16.get(uint32(old), n6(old)), sub, 32, s, e)
+	sc.e8, sc.p8 = out, sub
 	for _, en := range in {
 		if en.v&refFlag != 0 {
 			id := en.v &^ refFlag
@@ -167,5 +164,5 @@ func (f *fam6) patch(sc *scratch, slot uint16, rc *rc16, old uint64, p uint32, d
 			f.h.set(id, kh)
 		}
 	}
-	return chunkEnt(int(f.a16.put(out, uint32(slot))), n)
+	return f.putL1(sc, slot)
 }

@@ -112,15 +112,24 @@ func checkCanonical(t *testing.T, f *FIBs) {
 			}
 		}
 		if e := f6.d.get(slot); e&chunkFlag != 0 {
-			n := int(e>>32) & 0x7fffffff
-			got := f6.a16.get(uint32(e), span(e))
+			n := n6(e)
+			got := f6.a16.get(uint32(e), span6(e))
 			keys, vals, m := sc.build16(f6.chunks[slot].ents, f6.d.def(slot), nil, nil)
-			if m != n || len(keys) != len(got) {
-				t.Fatalf("IPv6 slot %#x: %d ranges (%d entries), a sweep makes %d (%d)", slot, n, len(got), m, len(keys))
+			var want []uint64
+			for i, k := range keys[:m] {
+				want = append(want, uint64(k)<<32|uint64(vals[i]))
 			}
-			for i, k := range keys {
-				if uint16(got[i]>>32) != k || i < n && uint32(got[i]) != vals[i] {
-					t.Fatalf("IPv6 slot %#x entry %d: %#x, a sweep makes %#x %d", slot, i, got[i], k, vals[i])
+			if m >= rankMin1 {
+				want = appendRank(want, want, 0, 0, rankWords1)
+			} else {
+				want = withSummary(want, 32)
+			}
+			if m != n || len(want) != len(got) || (e&rankFlag != 0) != (m >= rankMin1) {
+				t.Fatalf("IPv6 slot %#x: %d ranges (%d entries, dir %#x), a sweep makes %d (%d)", slot, n, len(got), e, m, len(want))
+			}
+			for i, w := range want {
+				if got[i] != w {
+					t.Fatalf("IPv6 slot %#x entry %d: %#x, a sweep makes %#x", slot, i, got[i], w)
 				}
 			}
 		}

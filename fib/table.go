@@ -2,6 +2,7 @@ package fib
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"runtime"
 	"unsafe"
 )
@@ -12,14 +13,19 @@ import (
 // pages of 256 entries so that a change copies one 2 KiB page, not 512 KiB.
 // A dir entry is either a next-hop id (chunkFlag clear) or the position of a
 // range table in a segmented arena (chunkFlag set: position in bits 0-31 -
-// segment id above segBits, offset below - and count in bits 32-62).
+// segment id above segBits, offset below - and count in bits 32-62; IPv6:
+// bits 32-61, bit 62 is rankFlag).
 //
 // IPv4 has one range level (bits 16-31, uint16 keys), leaf-pushed: its
 // values are final next-hop ids. IPv6 has three: L1 bits 16-31 (uint16 keys,
-// leaf-pushed), L2 bits 32-95 (uint64 keys), L3 bits 96-127 (uint32 keys). A
+// leaf-pushed), L2 bits 32-63 (key<<32 | value entries like L1), L3 bits
+// 64-127 (uint64 keys, values apart). A
 // value with refFlag set refers to a header (start, count, inherited
 // default) of a deeper table; in L2 and L3 the value 0 means "no prefix of
-// this level covers the address": use the inherited default.
+// this level covers the address": use the inherited default. Big IPv6 L1
+// tables and most L2 tables are followed by a rank index instead of a
+// summary (rank.go): an IPv6 dir entry with rankFlag, an L2 header with
+// ix set.
 //
 // Arenas are lists of segments (seg.go): a rebuilt range table is appended
 // past the end of the current segment, so every published snapshot only
@@ -37,6 +43,7 @@ type dirPage [256]uint64
 type hdr struct {
 	start, count uint32
 	def          uint32 // inherited default; 0: inherit from the level above
+	ix           uint32 // an L2 table's rank index (rank.go; 0: none, search the summary)
 }
 
 type hdrPage [256]hdr
@@ -158,13 +165,27 @@ func (t *tab6) lookup(hi, lo uint64) uint32 {
 }
 
 func (t *tab6) deep(e uint64, hi, lo uint64) uint32 {
-	seg := t.e16[uint32(e)>>segBits]
-	v := uint32(seg[find(seg, uint32(e)&segMask, uint32(e>>32)&0x7fffffff, hi&0xffff00000000|0xffffffff)])
-	runtime.KeepAlive(t) // the segment's memory (segMem)
+	v := t.lookup1(e, hi)
 	if v&refFlag == 0 {
 		return v
 	}
 	return t.deep2(v, hi, lo)
+}
+
+// lookup1 returns the L1 value of address hi in the table of dir entry e.
+func (t *tab6) lookup1(e uint64, hi uint64) uint32 {
+	seg := t.e16[uint32(e)>>segBits]
+	p, n := uint32(e)&segMask, uint32(n6(e))
+	var v uint32
+	if e&rankFlag != 0 {
+		s := int(hi >> 32 & 0xffff)
+		w := s >> 5
+		v = uint32(seg[p+rankOf(seg[int(p+n)+w], s, w)])
+	} else {
+		v = uint32(seg[find(seg, p, n, hi&0xffff00000000|0xffffffff)])
+	}
+	runtime.KeepAlive(t) // the segment's memory (segMem)
+	return v
 }
 
 // deep2 continues a lookup at the L2 table that L1 value v refers to.
@@ -172,7 +193,12 @@ func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	h := t.hdr(v &^ refFlag)
 	best := h.def
 	seg := t.e2[h.start>>segBits]
-	v = uint32(seg[find(seg, h.start&segMask, h.count, hi<<32|0xffffffff)])
+	p := h.start & segMask
+	if h.ix != 0 {
+		v = uint32(seg[p+rank2(segStart(seg), p+h.count, h.ix, int(hi>>16&0xffff))])
+	} else {
+		v = uint32(seg[find(seg, p, h.count, hi<<32|0xffffffff)])
+	}
 	runtime.KeepAlive(t) // the segment's memory (segMem)
 	if v&refFlag == 0 {
 		if v == 0 {
@@ -198,8 +224,15 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 	return v
 }
 
-// lookupBatch works like tab4.lookupBatch; addresses that need the deeper
-// levels (prefixes longer than /32) finish one by one.
+// lookupBatch resolves a block of batchLen addresses at a time, level by
+// level and in stages, so that the memory accesses of different addresses
+// overlap (Go has no prefetch): the dir entries of all; for the L1 tables
+// with a rank index (rank.go) the index words of all, then the ranges'
+// values; the L1 tables without an index in lockstep (tab4.lookupBatch);
+// then the same for L2: headers, level-1 index words, group words, values
+// (or the lockstep search). The rare addresses that continue to L3 finish
+// one by one. Every stage is a loop whose loads are independent of each
+// other.
 func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 	if len(t.e16) == 0 {
 		for i := range dst {
@@ -209,73 +242,181 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		return
 	}
 	var (
-		base, cnt [batchLen]uint32
-		pos       [batchLen]uint32
-		leaf      [batchLen]bool
-		his       [batchLen]uint64
-		k64       [batchLen]uint64
-		best      [batchLen]uint32
+		his [batchLen]uint64
+		// Rank index lookups: address idx[j], segment tab[j], table at
+		// base[j], next index word at q[j], slot mask msk[j].
 		idx       [batchLen]uint8
 		tab       [batchLen]unsafe.Pointer
+		base, q   [batchLen]uint32
+		msk, best [batchLen]uint32
+		ixs       [batchLen]uint32
+		hdrs      [batchLen]hdr
+		// Searches in lockstep, in two groups so that a batch's small
+		// tables (at most blockLen ranges: no summary) do not take the
+		// steps of its biggest.
+		short, long search6
 	)
 	e16, e2 := t.e16, t.e2
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d := dst[:n]
 		o := out[:n]
+		// L1: dir entries.
+		m := 0
+		short.n, long.n = 0, 0
 		for i := range d {
 			hi := binary.BigEndian.Uint64(d[i][:8])
 			his[i] = hi
 			e := t.top[hi>>56][(hi>>48)&255]
-			k64[i] = hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
-			l := e&chunkFlag == 0
-			leaf[i] = l
-			if l {
+			if e&chunkFlag == 0 {
 				o[i] = uint32(e)
-				base[i], cnt[i], tab[i] = 0, 1, unsafe.Pointer(&k64[i])
-			} else {
-				base[i], cnt[i], tab[i] = uint32(e)&segMask, uint32(e>>32)&0x7fffffff, segStart(e16[uint32(e)>>segBits])
+				continue
 			}
-		}
-		lockstep(&tab, &k64, &base, &cnt, &pos, n)
-		for i := range d {
-			if !leaf[i] {
-				o[i] = uint32(at[uint64](tab[i], pos[i]))
-			}
-		}
-		// L2 for the addresses under a /32 with longer prefixes: headers,
-		// then lockstep searches, then values.
-		m := 0
-		for i := range d {
-			if !leaf[i] && o[i]&refFlag != 0 {
-				idx[m] = uint8(i)
+			seg, at0, c := segStart(e16[uint32(e)>>segBits]), uint32(e)&segMask, uint32(n6(e))
+			if e&rankFlag != 0 {
+				s := uint32(hi>>32) & 0xffff
+				idx[m], tab[m], base[m] = uint8(i), seg, at0
+				q[m] = at0 + c + s>>5
+				msk[m] = ^uint32(0) >> (31 - s&31)
 				m++
+				continue
 			}
+			k := hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
+			if c <= blockLen {
+				short.add(i, seg, at0, c, k, 0)
+			} else {
+				long.add(i, seg, at0, c, k, 0)
+			}
+		}
+		// L1 rank index words, then values.
+		for j := range m {
+			x := at[uint64](tab[j], q[j])
+			q[j] = base[j] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&msk[j]))
+		}
+		for j := range m {
+			o[idx[j]] = uint32(at[uint64](tab[j], q[j]))
+		}
+		short.run1(o)
+		long.run1(o)
+		// L2 for the addresses under a /32 with longer prefixes: the list
+		// of them, their headers, then by kind of table. No branch
+		// depends on a value loaded in the same loop: a mispredicted one
+		// would throw away the loads issued after it.
+		m = 0
+		for i := range d {
+			idx[m] = uint8(i)
+			m += int(o[i] >> 31) // refFlag
+		}
+		for j := range m {
+			hdrs[j] = *t.hdr(o[idx[j]] &^ refFlag)
+		}
+		nr := 0
+		short.n, long.n = 0, 0
+		for j := range m {
+			i := idx[j]
+			h := &hdrs[j]
+			seg, at0 := segStart(e2[h.start>>segBits]), h.start&segMask
+			if h.ix != 0 {
+				idx[nr], tab[nr], base[nr], ixs[nr], best[nr] = i, seg, at0, h.ix, h.def
+				q[nr] = at0 + h.count
+				nr++
+				continue
+			}
+			k := his[i]<<32 | 0xffffffff
+			if h.count <= blockLen {
+				short.add(int(i), seg, at0, h.count, k, h.def)
+			} else {
+				long.add(int(i), seg, at0, h.count, k, h.def)
+			}
+		}
+		m = nr
+		// Rank index level 1 (see rank2), group words, values.
+		for j := range m {
+			s := int(his[idx[j]] >> 16 & 0xffff)
+			ix := ixs[j]
+			dg := s>>5 - ixLo(ix)
+			w1 := ixW1(ix)
+			w := rankWord(dg, w1)
+			x1 := at[uint64](tab[j], q[j]+uint32(w))
+			q[j] += uint32(w1) + rankOf(x1, dg, w)
+			in := uint64(0)
+			if b := uint(dg - w<<5); b < 32 {
+				in = x1 >> b & 1
+			}
+			msk[j] = ^uint32(0) >> ((31 - s&31) * int(in)) // the group of s has starts: count those up to s
+		}
+		for j := range m {
+			x := at[uint64](tab[j], q[j])
+			q[j] = base[j] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&msk[j]))
 		}
 		for j := range m {
 			i := idx[j]
-			h := t.hdr(o[i] &^ refFlag)
-			best[j] = h.def
-			base[j], cnt[j], tab[j] = h.start&segMask, h.count, segStart(e2[h.start>>segBits])
-			k64[j] = his[i]<<32 | 0xffffffff
-		}
-		lockstep(&tab, &k64, &base, &cnt, &pos, m)
-		for j := range m {
-			i := idx[j]
-			v := uint32(at[uint64](tab[j], pos[j]))
-			switch {
-			case v == 0:
-				o[i] = best[j]
-			case v&refFlag == 0:
-				o[i] = v
-			default:
-				o[i] = t.deep3(v, best[j], binary.BigEndian.Uint64(d[i][8:]))
+			v := uint32(at[uint64](tab[j], q[j]))
+			if v == 0 {
+				v = best[j] // a conditional move
 			}
+			if v&refFlag != 0 { // rare: L3
+				v = t.deep3(v, best[j], binary.BigEndian.Uint64(d[i][8:]))
+			}
+			o[i] = v
 		}
+		short.run2(t, o, d)
+		long.run2(t, o, d)
 		dst = dst[n:]
 		out = out[n:]
 	}
 	runtime.KeepAlive(t) // the segments' memory (segMem)
+}
+
+// search6 is a group of IPv6 range searches run in lockstep.
+type search6 struct {
+	idx            [batchLen]uint8 // the address in the block
+	tab            [batchLen]unsafe.Pointer
+	base, cnt, pos [batchLen]uint32
+	best           [batchLen]uint32 // L2: the inherited default
+	key            [batchLen]uint64
+	n              int
+}
+
+func (s *search6) add(i int, tab unsafe.Pointer, base, cnt uint32, key uint64, best uint32) {
+	j := s.n
+	s.idx[j], s.tab[j], s.base[j], s.cnt[j], s.key[j], s.best[j] = uint8(i), tab, base, cnt, key, best
+	s.n++
+}
+
+// run1 runs L1 searches and stores their values in o.
+func (s *search6) run1(o []uint32) {
+	if s.n == 0 {
+		return
+	}
+	lockstep(&s.tab, &s.key, &s.base, &s.cnt, &s.pos, s.n)
+	for j := range s.n {
+		o[s.idx[j]] = uint32(at[uint64](s.tab[j], s.pos[j]))
+	}
+}
+
+// run2 runs L2 searches and finishes their addresses (d, o: the block).
+func (s *search6) run2(t *tab6, o []uint32, d [][16]byte) {
+	if s.n == 0 {
+		return
+	}
+	lockstep(&s.tab, &s.key, &s.base, &s.cnt, &s.pos, s.n)
+	for j := range s.n {
+		t.finish2(o, d, int(s.idx[j]), uint32(at[uint64](s.tab[j], s.pos[j])), s.best[j])
+	}
+}
+
+// finish2 stores the result of address i of a block whose L2 value is v
+// (0: the inherited default best; a reference: continue at L3).
+func (t *tab6) finish2(o []uint32, d [][16]byte, i int, v, best uint32) {
+	switch {
+	case v == 0:
+		o[i] = best
+	case v&refFlag == 0:
+		o[i] = v
+	default:
+		o[i] = t.deep3(v, best, binary.BigEndian.Uint64(d[i][8:]))
+	}
 }
 
 func (t *tab6) bytes() int {

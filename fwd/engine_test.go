@@ -113,6 +113,9 @@ func TestEngineRuns(t *testing.T) {
 				t.Fatal("Synchronize did not return while the workers ran")
 			}
 			e.Stop()
+			for _, w := range e.Workers() {
+				t.Logf("worker %d: %+v", w.ID(), w.Load().Stalls)
+			}
 			c := e.Counters()
 			if c["rx"] == 0 || c["forwarded"] == 0 {
 				t.Fatalf("counters %v", c)

@@ -114,6 +114,7 @@ type Worker struct {
 // workerLoad is a worker's poll counters (single writer: the worker).
 type workerLoad struct {
 	polls, busy, packets atomic.Uint64
+	stalls               stallCounters // busy mode only
 }
 
 func (l *workerLoad) add(polls, busy, packets int) {
@@ -136,11 +137,15 @@ type Load struct {
 	Polls     uint64 `json:"polls"`
 	BusyPolls uint64 `json:"busy_polls"`
 	Packets   uint64 `json:"packets"`
+	// Stalls are a busy worker's gaps between polls by length and cause
+	// (all zero in adaptive mode).
+	Stalls Stalls `json:"stalls"`
 }
 
 // Load returns the worker's poll counters.
 func (w *Worker) Load() Load {
-	return Load{Worker: w.id, CPU: w.cpu, Polls: w.load.polls.Load(), BusyPolls: w.load.busy.Load(), Packets: w.load.packets.Load()}
+	return Load{Worker: w.id, CPU: w.cpu, Polls: w.load.polls.Load(), BusyPolls: w.load.busy.Load(), Packets: w.load.packets.Load(),
+		Stalls: w.load.stalls.load()}
 }
 
 // ID returns the worker's index.
@@ -182,7 +187,22 @@ func (w *Worker) run() {
 	// instead of spinning another IdleSpin.
 	var idleSince time.Time
 	idle, slept := false, false
+	// Busy mode times each iteration that follows an empty one (stall.go):
+	// last is when that empty iteration started.
+	var last time.Time
+	timed := false
+	if mode == PollBusy {
+		w.load.stalls.start()
+	}
 	for !w.stop.Load() {
+		if mode == PollBusy {
+			now := time.Now()
+			if gap := now.Sub(last); timed && gap >= StallMin {
+				w.load.stalls.note(gap)
+				now = time.Now() // the next gap leaves out getrusage
+			}
+			last = now
+		}
 		q := w.queues.Load()
 		got, busy := 0, 0
 		for i := range q.rx {
@@ -199,6 +219,7 @@ func (w *Worker) run() {
 		w.epoch.Store(w.epoch.Load() + 1)
 		if got > 0 || mode == PollBusy {
 			idle, slept = false, false
+			timed = got == 0
 			continue
 		}
 		// The clock is read on empty polls only (a vDSO call, no

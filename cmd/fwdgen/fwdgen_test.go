@@ -74,6 +74,7 @@ func TestGeneratorIntoSink(t *testing.T) {
 		{"afpacket-v6-imix", []string{"-backend", "afpacket"}, []string{"-6", "-imix", "-rate", "50000", "-workers", "2"}, 20000, true},
 		{"live-v4-tc", []string{"-backend", "tc"}, []string{"-backend", "live", "-flows", "16"}, 200000, false},
 		{"live-v6-stamped", []string{"-backend", "afpacket"}, []string{"-6", "-backend", "live", "-rate", "50000", "-size", "128", "-ts-every", "1"}, 20000, true},
+		{"live-v4-imix", []string{"-backend", "afpacket"}, []string{"-backend", "live", "-imix", "-rate", "50000", "-flows", "8", "-dst-addrs", "4", "-ts-every", "1"}, 20000, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := exec.Command("ip", append([]string{"netns", "exec", nsB, bin, "-i", devB, "-rx", "-d", "0", "-j", "-q"}, tc.rx...)...)

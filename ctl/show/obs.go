@@ -15,7 +15,19 @@ type Worker struct {
 	Polls     uint64 `json:"polls"`
 	BusyPolls uint64 `json:"busy_polls"`
 	Packets   uint64 `json:"packets"`
+	// Stalls are a busy-polling worker's gaps between polls of at least
+	// 20 µs, 100 µs and 1 ms (each counted in its longest class) by cause:
+	// its thread parked by the Go runtime, another thread on its CPU, or
+	// neither (interrupts, the hypervisor); StallMaxNs the longest. Zero
+	// for adaptive workers.
+	StallsParked    [3]uint64 `json:"stalls_parked"`
+	StallsPreempted [3]uint64 `json:"stalls_preempted"`
+	StallsOther     [3]uint64 `json:"stalls_other"`
+	StallMaxNs      int64     `json:"stall_max_ns"`
 }
+
+// stalled reports whether the worker counted any stall.
+func (w *Worker) stalled() bool { return w.StallMaxNs > 0 }
 
 // Busy is the share of polls that found work, in percent.
 func (w *Worker) Busy() float64 {
@@ -54,6 +66,16 @@ func Workers(w io.Writer, r *Runtime) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, x := range r.Workers {
+		if !x.stalled() {
+			continue
+		}
+		p, k, o := x.StallsParked, x.StallsPreempted, x.StallsOther
+		if _, err := fmt.Fprintf(w, "worker %d stalls (>= 20us / 100us / 1ms): parked by the Go runtime %d/%d/%d, preempted %d/%d/%d, other %d/%d/%d; longest %.0fus\n",
+			x.Worker, p[0], p[1], p[2], k[0], k[1], k[2], o[0], o[1], o[2], float64(x.StallMaxNs)/1e3); err != nil {
+			return err
+		}
 	}
 	_, err := fmt.Fprintf(w, "neighbours: %d (packets held waiting for resolution: %d)\n", r.Neighbours, r.NeighHeld)
 	return err

@@ -246,3 +246,23 @@ func TestKernelFlag(t *testing.T) {
 		t.Errorf("kernel route flags %q, want UG1", f)
 	}
 }
+
+func TestWorkersStalls(t *testing.T) {
+	r := &Runtime{Workers: []Worker{
+		{Worker: 0, CPU: 1, Polls: 10, BusyPolls: 5, Packets: 50,
+			StallsParked: [3]uint64{40, 2, 0}, StallsPreempted: [3]uint64{1, 0, 0}, StallsOther: [3]uint64{300, 4, 1}, StallMaxNs: 1_250_000},
+		{Worker: 1, CPU: -1, Polls: 10},
+	}}
+	var b strings.Builder
+	if err := Workers(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	want := "worker 0 stalls (>= 20us / 100us / 1ms): parked by the Go runtime 40/2/0, preempted 1/0/0, other 300/4/1; longest 1250us\n"
+	if !strings.Contains(out, want) {
+		t.Errorf("missing %q in:\n%s", want, out)
+	}
+	if strings.Contains(out, "worker 1 stalls") {
+		t.Errorf("a worker without stalls has a stall line:\n%s", out)
+	}
+}

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/fwdd/fwdd/ctl/show"
 	"github.com/fwdd/fwdd/perf/gen"
 )
 
@@ -29,7 +33,68 @@ type latencyResult struct {
 	// voluntary and involuntary context switches per second of the trial
 	// (see threadStat); empty for Linux.
 	Parks, Preempts []float64
-	pid             int // the forwarder process, 0 for Linux
+	// Stalls are, per trial, fwdd's busy workers' stalls (gaps of at least
+	// 20 µs between polls, fwdctl show workers) per second; empty unless
+	// fwdd counted some.
+	Stalls []stallRate
+	pid    int // the forwarder process, 0 for Linux
+}
+
+// stallRate is one trial's stalls per second by cause (all lengths), the
+// stalls of at least 100 µs per second, and the longest stall since fwdd
+// started.
+type stallRate struct {
+	Parked, Preempted, Other, Long float64
+	MaxUS                          float64
+}
+
+// stallSum is fwdd's stall counters summed over its workers.
+type stallSum struct {
+	parked, preempted, other [3]uint64
+	maxNs                    int64
+}
+
+// workerStalls reads the running fwdd's stall counters; ok is false when
+// fwdctl does not answer.
+func (h *harness) workerStalls(ctx context.Context) (stallSum, bool) {
+	var sum stallSum
+	if h.fwddSock == "" {
+		return sum, false
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(h.cfg.bin, "fwdctl"), "-s", h.fwddSock, "-j", "show", "workers").Output()
+	if err != nil {
+		return sum, false
+	}
+	var r show.Runtime
+	if err := json.Unmarshal(out, &r); err != nil {
+		return sum, false
+	}
+	for _, w := range r.Workers {
+		for i := range 3 {
+			sum.parked[i] += w.StallsParked[i]
+			sum.preempted[i] += w.StallsPreempted[i]
+			sum.other[i] += w.StallsOther[i]
+		}
+		sum.maxNs = max(sum.maxNs, w.StallMaxNs)
+	}
+	return sum, true
+}
+
+// rate returns the stalls between a and b (b later) per second of secs.
+func (b stallSum) rate(a stallSum, secs float64) stallRate {
+	d := func(x, y [3]uint64) (all, long float64) {
+		for i := range 3 {
+			all += float64(y[i] - x[i])
+			if i > 0 {
+				long += float64(y[i] - x[i])
+			}
+		}
+		return all, long
+	}
+	p, pl := d(a.parked, b.parked)
+	k, kl := d(a.preempted, b.preempted)
+	o, ol := d(a.other, b.other)
+	return stallRate{Parked: p / secs, Preempted: k / secs, Other: o / secs, Long: (pl + kl + ol) / secs, MaxUS: float64(b.maxNs) / 1e3}
 }
 
 // threadStat is one thread's /proc schedstat: time on the CPU, time spent
@@ -221,9 +286,16 @@ func (h *harness) latencyTrials(ctx context.Context, res *latencyResult) error {
 	}
 	for i := 0; i < h.cfg.reps && budgetLeft(h.budget); i++ {
 		before, t0 := threadStats(res.pid), time.Now()
+		st0, stOK := h.workerStalls(ctx)
 		tr, rx, err := h.runTrial(ctx, trialSpec{gen: genAFP, sink: gen.BackendAFPacket, size: 64, rate: h.cfg.latRate, dur: h.cfg.dur})
+		el := time.Since(t0).Seconds()
+		if st1, ok := h.workerStalls(ctx); ok && stOK && st1.maxNs > 0 {
+			r := st1.rate(st0, el)
+			res.Stalls = append(res.Stalls, r)
+			h.logf("   %-14s rep %d: worker stalls ≥ 20 µs per second: parked by the Go runtime %.0f, preempted %.0f, other %.0f; ≥ 100 µs: %.0f/s; longest since start %.0f µs",
+				res.Leg, i+1, r.Parked, r.Preempted, r.Other, r.Long, r.MaxUS)
+		}
 		if w, ok := busiestThread(before, threadStats(res.pid)); ok {
-			el := time.Since(t0).Seconds()
 			res.Parks = append(res.Parks, float64(w.vol)/el)
 			res.Preempts = append(res.Preempts, float64(w.invol)/el)
 			h.logf("   %-14s rep %d: busiest thread %d: ran %.2f s, scheduled in %d times (%d voluntary, %d involuntary switches), waited %.1f ms runnable", res.Leg, i+1,
@@ -326,6 +398,19 @@ func (r *report) latencyLines() []string {
 		if len(l.Parks) > 0 {
 			lo, hi := minmax(l.Parks)
 			line += fmt.Sprintf("; worker thread: %.0f voluntary switches/s (%.0f–%.0f), %.0f involuntary/s", median(l.Parks), lo, hi, median(l.Preempts))
+		}
+		if len(l.Stalls) > 0 {
+			sel := func(f func(stallRate) float64) float64 {
+				v := make([]float64, len(l.Stalls))
+				for i, r := range l.Stalls {
+					v[i] = f(r)
+				}
+				return median(v)
+			}
+			line += fmt.Sprintf("; worker stalls ≥ 20 µs between polls per second: %.0f parked by the Go runtime, %.0f preempted, %.0f other (interrupts, hypervisor); ≥ 100 µs: %.0f/s; longest %.0f µs",
+				sel(func(r stallRate) float64 { return r.Parked }), sel(func(r stallRate) float64 { return r.Preempted }),
+				sel(func(r stallRate) float64 { return r.Other }), sel(func(r stallRate) float64 { return r.Long }),
+				l.Stalls[len(l.Stalls)-1].MaxUS)
 		}
 		if l.IdleCPU >= 0 {
 			line += fmt.Sprintf("; idle: %.1f%% of a core", 100*l.IdleCPU) + targetVerdict("idle < 5%", l.IdleCPU < 0.05)

@@ -83,6 +83,8 @@ type harness struct {
 	// for the kernel's legs: its CPU time per trial is measured.
 	routerPid int
 	ksoftirqd int // pid of ksoftirqd on the router CPU; 0: not looked up, -1: none
+	// fwddSock is the running fwdd's control socket, "" when none runs.
+	fwddSock string
 }
 
 // trialRes is one measurement.
@@ -744,6 +746,7 @@ route add 198.19.128.0/17 via 198.19.0.2
 				h.fwddStats = append(h.fwddStats, fmt.Sprintf("fwdd (%s driver) after its runs, fwdctl show %s:\n%s", driver, what, out))
 			}
 		}
+		h.fwddSock = ""
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
@@ -765,6 +768,7 @@ route add 198.19.128.0/17 via 198.19.0.2
 			if h.cfg.napi && driver == "afxdp" {
 				h.notes = append(h.notes, "fwdd-afxdp: r0's NAPI left unthreaded (fwdd's own XDP program); see -napi")
 			}
+			h.fwddSock = sock
 			return td, p.cmd.Process.Pid, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {

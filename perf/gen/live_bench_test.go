@@ -3,6 +3,7 @@ package gen
 import (
 	"context"
 	"net/netip"
+	"sort"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ const liveBenchRound = 1 << 22
 // its per-frame program and its Go side. kernel-ratio is the same from the
 // kernel's run time of the calls (without setup, teardown and the time the
 // thread was descheduled: steadier on a loaded machine; it leaves out
-// fwdgen's Go side, two map reads per call).
+// fwdgen's Go side, two map reads per call). round-median-ratio is the
+// median of the rounds' wall ratios (with an even count, the upper middle).
 func BenchmarkLiveFrames(b *testing.B) {
 	testenv.Root(b, "namespaces, veth, BPF")
 	n := testnet.New(b)
@@ -134,6 +136,7 @@ func BenchmarkLiveFrames(b *testing.B) {
 					return time.Since(t0), k, nil
 				}
 				var tg, tb, kg, kb time.Duration
+				var ratios []float64
 				b.ResetTimer()
 				for r, left := 0, b.N; left > 0; r++ {
 					m := min(left, liveBenchRound)
@@ -158,6 +161,7 @@ func BenchmarkLiveFrames(b *testing.B) {
 						}
 					}
 					tg, tb, kg, kb = tg+dg, tb+db, kg+dkg, kb+dkb
+					ratios = append(ratios, float64(db)/float64(dg))
 					b.Logf("round %d: %d frames in calls %v: wall ns/frame fwdgen %.1f bare %.1f (ratio %.3f); kernel-timed %.1f / %.1f (ratio %.3f)",
 						r, m, calls, float64(dg)/float64(m), float64(db)/float64(m), float64(db)/float64(dg),
 						float64(dkg)/float64(m), float64(dkb)/float64(m), float64(dkb)/float64(dkg))
@@ -167,6 +171,8 @@ func BenchmarkLiveFrames(b *testing.B) {
 				b.ReportMetric(float64(tb)/float64(b.N), "bare-ns/frame")
 				b.ReportMetric(float64(tb)/float64(tg), "ratio")
 				b.ReportMetric(float64(kb)/float64(kg), "kernel-ratio")
+				sort.Float64s(ratios)
+				b.ReportMetric(ratios[len(ratios)/2], "round-median-ratio")
 				return nil
 			})
 		})

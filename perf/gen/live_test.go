@@ -15,10 +15,12 @@ import (
 
 // TestLiveTransmit runs the live back end on a veth pair into a counting
 // XDP sink: a count-bound run sends exactly its count (one call) and the
-// sink sees every frame; a flat-out run with a duration and one cancelled
+// sink sees every frame and byte, for one size and for IMIX (one program,
+// frames cut per seq); a flat-out run with a duration and one cancelled
 // through its context both end (a signal interrupts the single long call)
 // and report what they sent; a stamp interval that is no power of two is
-// refused.
+// refused. A paced count-bound run sends its count at no more than its
+// rate.
 func TestLiveTransmit(t *testing.T) {
 	testenv.Root(t, "namespaces, veth, BPF")
 	n := testnet.New(t)
@@ -71,40 +73,71 @@ func TestLiveTransmit(t *testing.T) {
 			defer lg.close()
 			var c txCounters
 			t0 := time.Now()
-			err = lg.worker(ctx, cfg, 0, cfg.Count, 0, &c, make(chan error, 1))
-			sum.Seconds, sum.Packets = time.Since(t0).Seconds(), c.pkts.Load()
+			err = lg.worker(ctx, cfg, 0, cfg.Count, cfg.Rate, &c, make(chan error, 1))
+			sum.Seconds, sum.Packets, sum.Bytes = time.Since(t0).Seconds(), c.pkts.Load(), c.bytes.Load()
 			return err
 		})
 		return sum, err
 	}
-	sinkCount := func() uint64 {
+	sinkCount := func() xdpprog.Counters {
 		c, err := sink.Read()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.Packets
+		return c
 	}
 
-	before := sinkCount()
 	const count = 100000
-	sum, err := tx(context.Background(), TxConfig{Count: count, StampEvery: 16})
+	for _, sizes := range [][]int{{64}, IMIX()} {
+		spec.Sizes = sizes
+		bld, err = NewBuilder(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := sinkCount()
+		sum, err := tx(context.Background(), TxConfig{Count: count, StampEvery: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantBytes uint64
+		for seq := uint64(0); seq < count; seq++ {
+			wantBytes += uint64(sizes[seq%uint64(len(sizes))] - FCSLen)
+		}
+		if sum.Packets != count || sum.Bytes != wantBytes {
+			t.Fatalf("sizes %v: count-bound run sent %d frames, %d bytes; want %d, %d", sizes, sum.Packets, sum.Bytes, count, wantBytes)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for sinkCount().Packets-before.Packets < count && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := sinkCount(); got.Packets-before.Packets != count || got.Bytes-before.Bytes != wantBytes {
+			t.Fatalf("sizes %v: sink counted %d frames, %d bytes; want %d, %d", sizes,
+				got.Packets-before.Packets, got.Bytes-before.Bytes, count, wantBytes)
+		}
+	}
+
+	// Paced, count-bound: the program drops iterations until a frame is
+	// due and stops at the limit; the watcher ends the call. It cannot
+	// be faster than the rate allows (less the 64-frame burst).
+	before := sinkCount()
+	sum, err := tx(context.Background(), TxConfig{Count: 20000, Rate: 100000, Batch: 64, StampEvery: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Packets != count {
-		t.Fatalf("count-bound run sent %d, want %d", sum.Packets, count)
+	if sum.Packets != 20000 || sum.Seconds < float64(20000-64-1)/100000 || sum.Seconds > 60 {
+		t.Fatalf("paced run: %d frames in %.3f s, want 20000 in about 0.2 s", sum.Packets, sum.Seconds)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for sinkCount()-before < count && time.Now().Before(deadline) {
+	for sinkCount().Packets-before.Packets < 20000 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := sinkCount() - before; got != count {
-		t.Fatalf("sink counted %d of %d", got, count)
+	if got := sinkCount().Packets - before.Packets; got != 20000 {
+		t.Fatalf("paced run: sink counted %d of 20000", got)
 	}
 
 	// Without the signal these runs would each last a call of 2^32-1
 	// frames (many minutes); the bound below is far above any load.
-	sum, err = tx(context.Background(), TxConfig{Duration: 200 * time.Millisecond, NoTimestamps: true})
+	sum, err = tx(context.Background(), TxConfig{Duration: 200 * time.Millisecond, NoTimestamps: true}) // IMIX (the last builder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,5 +156,25 @@ func TestLiveTransmit(t *testing.T) {
 
 	if _, err := Transmit(context.Background(), TxConfig{Dev: a, Backend: BackendLive, Spec: spec, Count: 10, StampEvery: 3}); !errors.Is(err, ErrSpec) {
 		t.Fatalf("stamp interval 3: err %v, want ErrSpec", err)
+	}
+}
+
+func TestPatternBytes(t *testing.T) {
+	lens := []uint64{60, 590, 60, 1514}
+	var total uint64
+	for _, l := range lens {
+		total += l
+	}
+	for _, tc := range [][2]uint64{{0, 0}, {0, 1}, {0, 4}, {0, 9}, {1, 2}, {3, 4}, {3, 13}, {5, 5}, {7, 100}, {1<<40 + 3, 1<<40 + 17}} {
+		var want uint64
+		for s := tc[0]; s < tc[1]; s++ {
+			want += lens[s%4]
+		}
+		if got := patternBytes(lens, total, tc[0], tc[1]); got != want {
+			t.Errorf("patternBytes(%d, %d) = %d, want %d", tc[0], tc[1], got, want)
+		}
+	}
+	if got := patternBytes([]uint64{60}, 60, 5, 8); got != 180 {
+		t.Errorf("one size: %d, want 180", got)
 	}
 }

@@ -207,9 +207,23 @@ type LiveTXSpec struct {
 	UDPOff   int
 	SrcLoOff int // offset of the source address's low 16 bits
 	IPSumOff int // offset of the IPv4 header checksum; 0 for IPv6
-	// Flows holds what each flow writes, in order: frame seq is flow
-	// seq % len(Flows). At least one.
-	Flows []LiveFlow
+	// Lens is the frame length (the bytes handed to the kernel, without
+	// FCS) of each entry of a size pattern: frame seq has
+	// Lens[seq % len(Lens)]. Run must be given a frame of the longest,
+	// built so that every shorter frame is a prefix of it but for the
+	// fields written here; the program cuts it per frame with
+	// bpf_xdp_adjust_tail and writes the length fields. Empty: one size,
+	// the frame's own (no cut, no length written).
+	Lens []int
+	// L3LenOff is the offset of the IPv4 total length or the IPv6 payload
+	// length, L3LenBase the bytes of the frame that field does not count
+	// (IPv4: the Ethernet header; IPv6: Ethernet and IPv6 headers). Used
+	// with several Lens only.
+	L3LenOff, L3LenBase int
+	// Flows[i][f] is what flow f writes into a frame of size pattern entry
+	// i (only Flows[0] with one size); frame seq is flow seq % the number
+	// of flows, the same for every entry.
+	Flows [][]LiveFlow
 	// State, if set, is the stream's sequence state to share (so that
 	// programs for several frame sizes number one stream and cycle one
 	// flow order); nil creates one. Its value is LiveState.
@@ -226,6 +240,16 @@ type LiveTXSpec struct {
 	// cost when done for every frame on this machine. Every time written
 	// is the frame's own, so sampled latencies stay exact.
 	TimeEvery int
+	// Rate (frames per second; 0 = flat out) paces the frames inside a
+	// run: the program reads the clock for every iteration and drops
+	// (XDP_DROP, no sequence number used) until the next frame is due, a
+	// token bucket of Burst frames (at least 1). The run then spins on its
+	// CPU, as a DPDK generator does, and frames go out one by one at the
+	// rate rather than in bursts. Set LiveState.Limit to end the frames
+	// after a count (the run itself goes on until its repeat count or a
+	// signal).
+	Rate  float64
+	Burst int
 }
 
 // LiveFlow is what the program writes into a frame of one flow. Values are
@@ -240,26 +264,42 @@ type LiveFlow struct {
 	UDPSum uint32
 }
 
-// liveFlowEntry is a LiveFlow as the program reads it (16 bytes): the
-// bytes to store, and the partial checksum folded and byte-swapped so that
-// it adds to little-endian loads of the frame (a one's-complement sum does
-// not depend on byte order).
+// liveFlowEntry is a LiveFlow of one frame size as the program reads it
+// (24 bytes): the bytes to store, and the partial checksum folded and
+// byte-swapped so that it adds to little-endian loads of the frame (a
+// one's-complement sum does not depend on byte order).
 type liveFlowEntry struct {
 	DstLoPort [4]byte // destination address low 16 bits, source port (frame order)
 	SrcLo     [2]byte
 	IPSum     [2]byte
 	Partial   uint32
-	_         uint32
+	UDPLen    [2]byte // size patterns only: UDP length, L3 length, bytes to cut
+	L3Len     [2]byte
+	Cut       uint16
+	_         [6]byte
 }
 
+// liveMaxEntries bounds flows × pattern entries (24 bytes each).
+const liveMaxEntries = 1 << 21
+
 // LiveState is the value of a live-frames program's state map: the next
-// sequence number and the flow it uses (Seq % flows, kept as a counter so
-// that the program needs no division).
+// sequence number, the flow and the size pattern entry it uses (Seq % flows
+// and Seq % sizes, kept as counters so that the program needs no division),
+// and for a paced program its clock.
 type LiveState struct {
 	Seq  uint64
 	Flow uint32
-	_    uint32
+	Size uint32
+	// Start is the pacing origin (bpf_ktime_get_ns; 0 = the first
+	// iteration's time), Due the time the next frame is due, in 1/256 ns
+	// since Start.
+	Start, Due uint64
+	// Limit, if not 0, is the Seq at which frames stop (iterations drop).
+	Limit uint64
 }
+
+// liveStateSize is the state map's value size.
+const liveStateSize = 40
 
 // LiveTX is the live-frames generator program: run with BPF_PROG_RUN and
 // BPF_F_TEST_XDP_LIVE_FRAMES it stamps each frame with the stream's sequence
@@ -268,13 +308,15 @@ type LiveState struct {
 // Per frame it reads the state through a direct map-value pointer (no helper
 // call), cycles the flow by a compare (no division), reads the flow's
 // precomputed words from an array (inlined lookup) and folds seq and ts
-// into the checksum as two 32-bit halves each.
+// into the checksum as two 32-bit halves each. Past the state's limit, or
+// paced and early, it returns XDP_DROP without using a sequence number.
 type LiveTX struct {
 	Prog  *ebpf.Program
 	State *ebpf.Map // the stream's LiveState
 	table *ebpf.Map
 	own   bool
 	flows uint32
+	sizes uint32
 	// Run's syscall arguments: on the heap, so that the kernel's pointers
 	// stay valid (Run is not safe for concurrent use).
 	attr progRunAttr
@@ -283,14 +325,46 @@ type LiveTX struct {
 
 // NewLiveTX loads the generator program for spec.
 func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
-	if len(spec.Flows) < 1 {
-		return nil, errors.New("live-frames program: no flows")
+	nsizes := max(len(spec.Lens), 1)
+	if len(spec.Flows) != nsizes || len(spec.Flows[0]) < 1 {
+		return nil, fmt.Errorf("live-frames program: flows for %d of %d frame sizes", len(spec.Flows), nsizes)
+	}
+	nflows := len(spec.Flows[0])
+	for _, fl := range spec.Flows {
+		if len(fl) != nflows {
+			return nil, errors.New("live-frames program: not the same flows for every frame size")
+		}
+	}
+	if nflows*nsizes > liveMaxEntries {
+		return nil, fmt.Errorf("live-frames program: %d flows × %d frame sizes is more than %d", nflows, nsizes, liveMaxEntries)
 	}
 	if spec.UDPOff < 2 || spec.SrcLoOff < 0 || spec.StampOff < spec.UDPOff+8 {
 		return nil, errors.New("live-frames program: bad offsets")
 	}
+	maxLen := 0
+	for _, n := range spec.Lens {
+		if n < spec.StampOff+18 || n > 1<<16-1 {
+			return nil, fmt.Errorf("live-frames program: frame length %d does not hold the stamp", n)
+		}
+		maxLen = max(maxLen, n)
+	}
+	if nsizes > 1 && (spec.L3LenOff < 0 || spec.L3LenBase < 0 || spec.L3LenBase > spec.UDPOff) {
+		return nil, errors.New("live-frames program: bad length field")
+	}
 	if spec.TimeEvery < 0 || spec.TimeEvery&(spec.TimeEvery-1) != 0 || spec.TimeEvery > 1<<30 {
 		return nil, fmt.Errorf("live-frames program: stamp interval %d is not a power of two", spec.TimeEvery)
+	}
+	// The pacing interval in 1/256 ns: 1 frame/s to 256 G frames/s.
+	var interval, burst int64
+	if spec.Rate != 0 {
+		if !(spec.Rate >= 1 && spec.Rate <= 1e11) {
+			return nil, fmt.Errorf("live-frames program: rate %g out of range 1..1e11 frames/s", spec.Rate)
+		}
+		interval = int64(256e9/spec.Rate + 0.5)
+		burst = interval * int64(max(spec.Burst, 1))
+	}
+	if spec.State != nil && spec.State.ValueSize() != liveStateSize {
+		return nil, errors.New("live-frames program: state map of another layout")
 	}
 	state, own := spec.State, false
 	if state == nil {
@@ -300,33 +374,43 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		// sequence numbers. One stream's programs run on one thread at a
 		// time (BPF_PROG_RUN disables migration during a run, and a batch
 		// runs with bottom halves off), so the non-atomic increment is safe.
-		state, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_state", Type: ebpf.Array, KeySize: 4, ValueSize: 16, MaxEntries: 1})
+		state, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_state", Type: ebpf.Array, KeySize: 4, ValueSize: liveStateSize, MaxEntries: 1})
 		if err != nil {
 			return nil, fmt.Errorf("live-frames state map: %w", err)
 		}
 		own = true
 	}
-	l := &LiveTX{State: state, own: own, flows: uint32(len(spec.Flows))}
-	table, err := ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_flows", Type: ebpf.Array, KeySize: 4, ValueSize: 16,
-		MaxEntries: uint32(len(spec.Flows))})
+	l := &LiveTX{State: state, own: own, flows: uint32(nflows), sizes: uint32(nsizes)}
+	entries := nflows * nsizes
+	table, err := ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_flows", Type: ebpf.Array, KeySize: 4,
+		ValueSize: uint32(binary.Size(liveFlowEntry{})), MaxEntries: uint32(entries)})
 	if err != nil {
 		l.Close()
-		return nil, fmt.Errorf("live-frames flow table (%d flows): %w", len(spec.Flows), err)
+		return nil, fmt.Errorf("live-frames flow table (%d flows × %d sizes): %w", nflows, nsizes, err)
 	}
 	l.table = table
-	keys := make([]uint32, len(spec.Flows))
-	vals := make([]liveFlowEntry, len(spec.Flows))
-	for i, f := range spec.Flows {
-		keys[i] = uint32(i)
-		e := &vals[i]
-		binary.BigEndian.PutUint16(e.DstLoPort[0:], f.DstLo)
-		binary.BigEndian.PutUint16(e.DstLoPort[2:], f.SrcPort)
-		binary.BigEndian.PutUint16(e.SrcLo[:], f.SrcLo)
-		binary.BigEndian.PutUint16(e.IPSum[:], f.IPSum)
-		s := f.UDPSum
-		s = (s & 0xffff) + (s >> 16)
-		s = (s & 0xffff) + (s >> 16)
-		e.Partial = s>>8 | (s&0xff)<<8
+	keys := make([]uint32, entries)
+	vals := make([]liveFlowEntry, entries)
+	for i, fl := range spec.Flows {
+		for j, f := range fl {
+			k := i*nflows + j
+			keys[k] = uint32(k)
+			e := &vals[k]
+			binary.BigEndian.PutUint16(e.DstLoPort[0:], f.DstLo)
+			binary.BigEndian.PutUint16(e.DstLoPort[2:], f.SrcPort)
+			binary.BigEndian.PutUint16(e.SrcLo[:], f.SrcLo)
+			binary.BigEndian.PutUint16(e.IPSum[:], f.IPSum)
+			s := f.UDPSum
+			s = (s & 0xffff) + (s >> 16)
+			s = (s & 0xffff) + (s >> 16)
+			e.Partial = s>>8 | (s&0xff)<<8
+			if nsizes > 1 {
+				n := spec.Lens[i]
+				binary.BigEndian.PutUint16(e.UDPLen[:], uint16(n-spec.UDPOff))
+				binary.BigEndian.PutUint16(e.L3Len[:], uint16(n-spec.L3LenBase))
+				e.Cut = uint16(maxLen - n)
+			}
+		}
 	}
 	for i := 0; i < len(keys); i += 1 << 16 {
 		j := min(i+1<<16, len(keys))
@@ -338,33 +422,112 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 	so, uo := int16(spec.StampOff), int16(spec.UDPOff)
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.LoadMapValue(asm.R8, state.FD(), 0),   // r8 = &state
-		asm.LoadMem(asm.R7, asm.R8, 0, asm.DWord), // r7 = seq
+		asm.LoadMapValue(asm.R8, state.FD(), 0), // r8 = &state
+		// No frames past the limit.
+		asm.LoadMem(asm.R1, asm.R8, 32, asm.DWord),
+		asm.JEq.Imm(asm.R1, 0, "nolimit"),
+		asm.LoadMem(asm.R2, asm.R8, 0, asm.DWord),
+		asm.JGE.Reg(asm.R2, asm.R1, "drop"),
+	}
+	if interval > 0 {
+		// rel = (now - start) in 1/256 ns; drop until rel ≥ due; a due
+		// time more than burst behind catches up to rel - burst only.
+		insns = append(insns,
+			asm.FnKtimeGetNs.Call().WithSymbol("nolimit"),
+			asm.Mov.Reg(asm.R9, asm.R0), // r9 = now (also the stamp)
+			asm.LoadMem(asm.R1, asm.R8, 16, asm.DWord),
+			asm.JNE.Imm(asm.R1, 0, "started"),
+			asm.Mov.Reg(asm.R1, asm.R9),
+			asm.StoreMem(asm.R8, 16, asm.R1, asm.DWord),
+			asm.Mov.Reg(asm.R2, asm.R9).WithSymbol("started"),
+			asm.Sub.Reg(asm.R2, asm.R1),
+			asm.LSh.Imm(asm.R2, 8), // r2 = rel
+			asm.LoadMem(asm.R3, asm.R8, 24, asm.DWord),
+			asm.JLT.Reg(asm.R2, asm.R3, "drop"),
+			asm.LoadImm(asm.R4, burst, asm.DWord),
+			asm.Add.Reg(asm.R4, asm.R3),
+			asm.JGE.Reg(asm.R4, asm.R2, "intime"),
+			asm.Mov.Reg(asm.R3, asm.R2),
+			asm.LoadImm(asm.R4, burst, asm.DWord),
+			asm.Sub.Reg(asm.R3, asm.R4),
+			asm.LoadImm(asm.R4, interval, asm.DWord).WithSymbol("intime"),
+			asm.Add.Reg(asm.R3, asm.R4),
+			asm.StoreMem(asm.R8, 24, asm.R3, asm.DWord),
+		)
+	}
+	seqLoad := asm.LoadMem(asm.R7, asm.R8, 0, asm.DWord) // r7 = seq
+	if interval == 0 {
+		seqLoad = seqLoad.WithSymbol("nolimit")
+	}
+	insns = append(insns,
+		seqLoad,
 		asm.Mov.Reg(asm.R1, asm.R7),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R8, 0, asm.R1, asm.DWord),
 		asm.LoadMem(asm.R1, asm.R8, 8, asm.Word), // r1 = flow
 		asm.StoreMem(asm.R10, -4, asm.R1, asm.Word),
 		asm.Add.Imm(asm.R1, 1),
-		asm.JLT.Imm(asm.R1, int32(len(spec.Flows)), "keep"),
+		asm.JLT.Imm(asm.R1, int32(nflows), "keep"),
 		asm.Mov.Imm(asm.R1, 0),
 		asm.StoreMem(asm.R8, 8, asm.R1, asm.Word).WithSymbol("keep"),
+	)
+	if nsizes > 1 {
+		// key = size entry × flows + flow; the size entry cycles too.
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.R8, 12, asm.Word), // r1 = size entry
+			asm.Mov.Reg(asm.R2, asm.R1),
+			asm.Add.Imm(asm.R2, 1),
+			asm.JLT.Imm(asm.R2, int32(nsizes), "keepsize"),
+			asm.Mov.Imm(asm.R2, 0),
+			asm.StoreMem(asm.R8, 12, asm.R2, asm.Word).WithSymbol("keepsize"),
+			asm.Mul.Imm(asm.R1, int32(nflows)),
+			asm.LoadMem(asm.R2, asm.R10, -4, asm.Word),
+			asm.Add.Reg(asm.R1, asm.R2),
+			asm.StoreMem(asm.R10, -4, asm.R1, asm.Word),
+		)
+	}
+	insns = append(insns,
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, -4),
 		asm.LoadMapPtr(asm.R1, table.FD()),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "abort"),
 		asm.Mov.Reg(asm.R8, asm.R0), // r8 = &flow entry
+	)
+	if nsizes > 1 {
+		// Cut the frame to the entry's size (the kernel restores the
+		// full length for the page's next frame).
+		insns = append(insns,
+			asm.LoadMem(asm.R3, asm.R8, 16, asm.Half),
+			asm.JEq.Imm(asm.R3, 0, "uncut"),
+			asm.Mov.Imm(asm.R2, 0),
+			asm.Sub.Reg(asm.R2, asm.R3),
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.FnXdpAdjustTail.Call(),
+			asm.JNE.Imm(asm.R0, 0, "abort"),
+			asm.Mov.Reg(asm.R8, asm.R8).WithSymbol("uncut"),
+		)
 	}
 	stamped := []asm.Register{asm.R7}
-	if !spec.NoTime {
+	if !spec.NoTime && interval > 0 {
+		// The pacing clock read is the stamp.
+		if spec.TimeEvery > 1 {
+			insns = append(insns,
+				asm.Mov.Reg(asm.R1, asm.R7),
+				asm.And.Imm(asm.R1, int32(spec.TimeEvery-1)),
+				asm.JEq.Imm(asm.R1, 0, "clockdone"),
+				asm.Mov.Imm(asm.R9, 0),
+			)
+		}
+		stamped = append(stamped, asm.R9)
+	} else if !spec.NoTime {
 		if spec.TimeEvery > 1 {
 			// The page keeps the previous frame's bytes: ts 0 is written.
 			insns = append(insns,
 				asm.Mov.Imm(asm.R9, 0),
 				asm.Mov.Reg(asm.R1, asm.R7),
 				asm.And.Imm(asm.R1, int32(spec.TimeEvery-1)),
-				asm.JNE.Imm(asm.R1, 0, "notime"),
+				asm.JNE.Imm(asm.R1, 0, "clockdone"),
 			)
 		}
 		insns = append(insns,
@@ -375,7 +538,7 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 	}
 	ld := asm.LoadMem(asm.R2, asm.R6, mdData, asm.Word)
 	if !spec.NoTime && spec.TimeEvery > 1 {
-		ld = ld.WithSymbol("notime")
+		ld = ld.WithSymbol("clockdone")
 	}
 	insns = append(insns,
 		ld,
@@ -398,6 +561,14 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		insns = append(insns,
 			asm.LoadMem(asm.R1, asm.R8, 6, asm.Half),
 			asm.StoreMem(asm.R2, int16(spec.IPSumOff), asm.R1, asm.Half),
+		)
+	}
+	if nsizes > 1 {
+		insns = append(insns,
+			asm.LoadMem(asm.R1, asm.R8, 12, asm.Half),
+			asm.StoreMem(asm.R2, uo+4, asm.R1, asm.Half),
+			asm.LoadMem(asm.R1, asm.R8, 14, asm.Half),
+			asm.StoreMem(asm.R2, int16(spec.L3LenOff), asm.R1, asm.Half),
 		)
 	}
 	insns = append(insns, asm.LoadMem(asm.R5, asm.R8, 8, asm.Word))
@@ -431,6 +602,8 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		asm.Return(),
 		asm.Mov.Imm(asm.R0, xdpAborted).WithSymbol("abort"),
 		asm.Return(),
+		asm.Mov.Imm(asm.R0, xdpDrop).WithSymbol("drop"),
+		asm.Return(),
 	)
 	p, err := load("fwdd_gen_tx", insns)
 	if err != nil {
@@ -451,9 +624,25 @@ func (l *LiveTX) Seq() (uint64, error) {
 }
 
 // SetSeq makes seq the next sequence number (and seq % flows the next
-// flow). Not while the program runs.
+// flow, seq % sizes the next size), restarts the pacing clock and clears
+// the limit. Not while the program runs.
 func (l *LiveTX) SetSeq(seq uint64) error {
-	st := LiveState{Seq: seq, Flow: uint32(seq % uint64(l.flows))}
+	st := LiveState{Seq: seq, Flow: uint32(seq % uint64(l.flows)), Size: uint32(seq % uint64(l.sizes))}
+	if err := l.State.Update(uint32(0), &st, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("live-frames state map: %w", err)
+	}
+	return nil
+}
+
+// SetLimit makes the program send no frame once the sequence number
+// reaches limit (0 = no limit), and restarts the pacing clock at the next
+// iteration. Not while the program runs.
+func (l *LiveTX) SetLimit(limit uint64) error {
+	var st LiveState
+	if err := l.State.Lookup(uint32(0), &st); err != nil {
+		return fmt.Errorf("live-frames state map: %w", err)
+	}
+	st.Limit, st.Start, st.Due = limit, 0, 0
 	if err := l.State.Update(uint32(0), &st, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("live-frames state map: %w", err)
 	}

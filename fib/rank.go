@@ -1,0 +1,204 @@
+package fib
+
+import (
+	"math/bits"
+	"slices"
+	"unsafe"
+)
+
+// Rank indexes: search-free range lookups for the IPv6 tables.
+//
+// Most IPv6 lookups go through two big range tables: the L1 table of a
+// /16 (bits 16-31: thousands of /32 regions in 2a02::/16 and the like) and
+// the L2 table of a /32 (bits 32-63: up to ~4.6k ranges). Searching them
+// (summary, then a block of 16) took ~14 dependent steps each, and in a
+// batch every address paid the steps of the biggest table in the batch.
+// A rank index finds the range with a few loads and no search.
+//
+// A rank word describes 32 consecutive slots: count<<32 | bitmap, bit b
+// set if a range starts in slot 32w+b, count the starts before slot 32w.
+// The range of slot s is count + popcount(bitmap & bits 0..s%32) of its
+// word (range 0 starts at key 0 and is not counted): an index into the
+// table's own entries, which the index follows in the arena in place of
+// the summary. A word can only count one start per slot, so:
+//
+//   - L1 (slot = key = bits 16-31): a flat index of 2048 words (16 KiB)
+//     covering the /16, built for tables of at least rankMin1 ranges (the
+//     big ones: at most twice the table) and flagged in the dir entry
+//     (rankFlag); smaller tables keep the summary search.
+//   - L2 (slot = bits 32-47, the /48): only a table whose ranges all start
+//     on a /48 boundary (no /49-/64 prefix or /64 region: the usual case)
+//     gets an index. Its starts are usually few and far apart among the
+//     65536 slots, so the index has two levels (l2Rank): a rank index over
+//     groups of 32 slots, then one rank word per group with a start. Its
+//     shape is in the table's header (hdr.ix); tables too sparse for it and
+//     those with starts inside a /48 keep the summary search.
+const (
+	// rankFlag marks an IPv6 dir entry whose L1 table has a rank index.
+	rankFlag = 1 << 62
+	// n6Mask extracts the range count of an IPv6 dir entry (bits 32-61).
+	n6Mask = 1<<30 - 1
+	// rankWords1 is the size of an L1 index (65536 slots, 32 per word).
+	rankWords1 = 1 << 16 / 32
+	// rankMin1 is the smallest L1 table (in ranges) that gets an index.
+	rankMin1 = 512
+	// rankMin2 is the smallest L2 table (in ranges) that gets an index.
+	rankMin2 = 2
+	// hdr.ix: flag, first group, level-1 words - 1, groups (ixLo...).
+	ixFlag = 1 << 31
+)
+
+// n6 is the range count of the L1 table of IPv6 dir entry e.
+func n6(e uint64) int { return int(e>>32) & n6Mask }
+
+// span6 is the arena length of the L1 table of IPv6 dir entry e.
+func span6(e uint64) int {
+	n := n6(e)
+	if e&rankFlag != 0 {
+		return n + rankWords1
+	}
+	return n + summaryLen(n)
+}
+
+// size is the arena length of an L2 table with header h.
+func (h hdr) size() int {
+	n := int(h.count)
+	if h.ix != 0 {
+		return n + ixWords(h.ix)
+	}
+	return n + summaryLen(n)
+}
+
+// The fields of hdr.ix (see l2Rank): the first group, the level-1 words
+// and the groups with a range start.
+func ixLo(ix uint32) int     { return int(ix & 0x7ff) }
+func ixW1(ix uint32) int     { return int(ix>>11&0x3f) + 1 }
+func ixGroups(ix uint32) int { return int(ix >> 17 & 0xfff) }
+
+// ixWords is the length of an L2 rank index.
+func ixWords(ix uint32) int { return ixW1(ix) + 1 + ixGroups(ix) }
+
+// appendRank appends to out the words of a rank index over slots lo ..
+// lo+32*words-1 of the ranges ents (key<<32 | value), a key's slot being
+// key>>shift; every slot holds at most one start, and the starts after
+// key 0 lie in the span.
+func appendRank(out, ents []uint64, shift uint, lo, words int) []uint64 {
+	out = slices.Grow(out, words)
+	j, c := 1, uint64(0)
+	for w := range words {
+		var bm uint64
+		c0 := c
+		end := lo + (w+1)<<5
+		for ; j < len(ents); j++ {
+			s := int(ents[j] >> 32 >> shift)
+			if s >= end {
+				break
+			}
+			bm |= 1 << ((s - lo) & 31)
+			c++
+		}
+		out = append(out, c0<<32|bm)
+	}
+	return out
+}
+
+// rankOf returns what rank word x, word w of an index, says for slot
+// offset d (slot - the index's first slot): the starts up to and including
+// slot d. Offsets before the word count none of its bits, offsets after it
+// all of them, so that with rankWord's clamp slots before the index give
+// 0 and slots after it everything.
+func rankOf(x uint64, d, w int) uint32 {
+	k := min(max(d-w<<5+1, 0), 32)
+	return uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&uint32(uint64(1)<<k-1)))
+}
+
+// rankWord returns the word of a rank index of words words for slot offset
+// d, clamped to the index.
+func rankWord(d, words int) int { return min(max(d, 0)>>5, words-1) }
+
+// l2Rank decides whether the L2 table ents (n ranges, key<<32 | value)
+// gets a rank index and returns its header field (0: none).
+//
+// An L2 index has two levels, since the starts of a /32's ranges are
+// usually few and far apart among its 65536 /48 slots (a flat bitmap
+// would be 16 KiB for a few hundred ranges). The slots are grouped by 32;
+// level 1 is a rank index over the groups from the first with a start
+// (lo) to the last (w1 words: groups with a start before the word |
+// bitmap of the groups with a start); then comes a zero word and one word
+// per group with a start (starts before the group | bitmap of its slots
+// with a start). A lookup takes the rank r of its group at level 1 (the
+// groups with a start up to and including its own), then the word r after
+// level 1 (the last group with a start at or before its own; the zero word
+// if none), and counts the starts up to its slot in that group (all of
+// them if it is an earlier group): 3 loads, no search.
+func l2Rank(ents []uint64) uint32 {
+	n := len(ents)
+	if n < rankMin2 {
+		return 0
+	}
+	groups, last := 0, -1
+	for _, e := range ents {
+		if e>>32&0xffff != 0 {
+			return 0 // a range starts inside a /48
+		}
+	}
+	for _, e := range ents[1:] {
+		if g := int(e >> 53); g != last {
+			groups++
+			last = g
+		}
+	}
+	lo := int(ents[1] >> 53)
+	w1 := (last-lo)>>5 + 1
+	if w1 > 2*n+8 {
+		return 0 // too sparse: level 1 would be bigger than the table
+	}
+	return ixFlag | uint32(groups)<<17 | uint32(w1-1)<<11 | uint32(lo)
+}
+
+// appendRank2 appends the L2 index ix of the ranges ents (see l2Rank).
+func appendRank2(out, ents []uint64, ix uint32) []uint64 {
+	lo, w1 := ixLo(ix), ixW1(ix)
+	base := len(out)
+	for range w1 + 1 {
+		out = append(out, 0)
+	}
+	last := -1
+	for j, e := range ents[1:] {
+		s := int(e >> 48)
+		g := s >> 5
+		if g != last {
+			last = g
+			out[base+(g-lo)>>5] |= 1 << ((g - lo) & 31)
+			out = append(out, uint64(j)<<32) // j starts before the group
+		}
+		out[len(out)-1] |= 1 << (s & 31)
+	}
+	c := uint64(0)
+	for w := range w1 {
+		x := out[base+w]
+		out[base+w] = x | c<<32
+		c += uint64(bits.OnesCount32(uint32(x)))
+	}
+	return out
+}
+
+// rank2 returns the range of /48 slot s (bits 32-47 of the address) in
+// the L2 table whose index ix starts at offset q of the segment at seg.
+// Every read lies inside the index the writer built (the clamps keep the
+// level-1 word and the group word within it).
+func rank2(seg unsafe.Pointer, q uint32, ix uint32, s int) uint32 {
+	g := s >> 5
+	dg := g - ixLo(ix)
+	w1 := ixW1(ix)
+	w := rankWord(dg, w1)
+	x1 := at[uint64](seg, q+uint32(w))
+	r := rankOf(x1, dg, w)
+	x2 := at[uint64](seg, q+uint32(w1)+r)
+	b := dg - w<<5
+	sel := 31
+	if b >= 0 && b < 32 && x1>>b&1 != 0 {
+		sel = s & 31 // the group of s has starts: count those up to s
+	}
+	return rankOf(x2, sel, 0)
+}

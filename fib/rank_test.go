@@ -1,0 +1,200 @@
+package fib
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+	"unsafe"
+)
+
+// TestRankIndexes checks the rank indexes against a plain search: random
+// sorted range tables (L1: 16-bit keys; L2: /48-aligned 32-bit keys,
+// dense, sparse and clustered, with starts at the first and last slots),
+// and for every slot the index's range must be the last start <= the slot.
+func TestRankIndexes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 300 {
+		n := 1 + rng.IntN(3000)
+		if round%3 == 0 {
+			n = 1 + rng.IntN(20)
+		}
+		// Slots with a range start: random, clustered or at the edges.
+		set := map[uint16]bool{}
+		lo, span := 1, 65535
+		if round%4 == 1 {
+			lo = 1 + rng.IntN(60000)
+			span = 1 + rng.IntN(65536-lo)
+		}
+		for range n {
+			set[uint16(lo+rng.IntN(span))] = true
+		}
+		if round%5 == 0 {
+			set[1], set[0xffff] = true, true
+		}
+		keys := []uint16{0}
+		for k := range set {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+		// L1: the flat index over all 16 bits.
+		var e1, e2 []uint64
+		for i, k := range keys {
+			e1 = append(e1, uint64(k)<<32|uint64(i+1))
+			e2 = append(e2, uint64(k)<<48|uint64(i+1))
+		}
+		m := len(keys)
+		t1 := appendRank(slices.Clone(e1), e1, 0, 0, rankWords1)
+		ix := l2Rank(e2)
+		var t2 []uint64
+		if ix != 0 {
+			t2 = appendRank2(slices.Clone(e2), e2, ix)
+			if len(t2) != m+ixWords(ix) {
+				t.Fatalf("round %d: L2 index of %d words, header says %d", round, len(t2)-m, ixWords(ix))
+			}
+		} else if m >= rankMin2 && m > 2*((int(keys[m-1])>>5-int(keys[1])>>5)>>5+1)+8 {
+			t.Fatalf("round %d: %d ranges, no L2 index", round, m)
+		}
+		for s := range 1 << 16 {
+			want := search(keys, uint16(s))
+			w := s >> 5
+			if got := rankOf(t1[m+w], s, w); int(got) != want {
+				t.Fatalf("round %d (%d ranges): L1 slot %#x: range %d, want %d", round, m, s, got, want)
+			}
+			if ix != 0 {
+				if got := rank2(unsafe.Pointer(&t2[0]), uint32(m), ix, s); int(got) != want {
+					t.Fatalf("round %d (%d ranges, ix %#x): L2 slot %#x: range %d, want %d", round, m, ix, s, got, want)
+				}
+			}
+		}
+	}
+	// Starts inside a /48 leave an L2 table without index.
+	if l2Rank([]uint64{0, 1 << 48, 1<<48 | 1<<32, 2 << 48}) != 0 {
+		t.Fatal("a table with a start inside a /48 got an index")
+	}
+}
+
+// TestRankDense builds /16 regions dense enough for L1 indexes (and /32s
+// for L2 indexes), with prefixes at the edges of every level (/16, /17,
+// /31, /32, /33, /47, /48, /49, /63, /64, /65, /127, /128, the first and
+// last slots of a region, ::/0), and churns them in small batches
+// (patching, collection), comparing single and batch lookups with the
+// reference after every batch.
+func TestRankDense(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	f := newWithNH(t, 1)
+	r := newRef(1)
+	regions := []uint64{0x2001, 0x2a02, 0xffff, 0x0000}
+	var all []netip.Prefix
+	add := func(hi, lo uint64, l int) {
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], hi)
+		binary.BigEndian.PutUint64(b[8:], lo)
+		p, err := netip.AddrFrom16(b).Prefix(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, p)
+	}
+	for _, reg := range regions {
+		base := reg << 48
+		add(base, 0, 16)
+		add(base, 0, 17)
+		add(base|0x8000<<32, 0, 17)
+		add(base|0xfffe<<32, 0, 31)
+		// Many /32s with /48s: dense enough for an L1 index (>= rankMin1
+		// ranges), a few /32s dense enough for L2 indexes.
+		for range 400 {
+			k1 := uint64(rng.IntN(1 << 16))
+			add(base|k1<<32, 0, 32)
+			add(base|k1<<32|uint64(rng.IntN(1<<16))<<16, 0, 48)
+		}
+		for _, k1 := range []uint64{0, 1, 0x1234, 0xffff} {
+			h := base | k1<<32
+			add(h, 0, 32)
+			add(h, 0, 33)
+			add(h|0xffff<<16, 0, 48)
+			add(h|0x7fff<<16, 0, 47)
+			for range 200 {
+				add(h|uint64(rng.IntN(1<<16))<<16, 0, 48)
+			}
+		}
+		// Longer prefixes under one /32: its L2 table has starts inside
+		// a /48 and is searched.
+		h := base | 0x4242<<32 | 0x10<<16
+		add(h, 0, 48)
+		add(h, 0, 49)
+		add(h|0x8000, 0, 49)
+		add(h|0xff, 0, 63)
+		add(h|0xff, 0, 64)
+		add(h|0xff, 1<<63, 65)
+		add(h|0xff, 0x1234, 127)
+		add(h|0xff, 0x1234, 128)
+		add(base|0xffff<<32|0xffffffff, ^uint64(0), 128)
+	}
+	add(0, 0, 0)
+	slices.SortFunc(all, func(a, b netip.Prefix) int { return cmpChange(Change{Prefix: a}, Change{Prefix: b}) })
+	all = slices.Compact(all)
+	cs := append(adds(0, all), Change{Op: OpAdd, Prefix: mp("198.18.0.0/15"), NextHop: 1}) // checkCanonical wants both families
+	if err := f.Apply(cs); err != nil {
+		t.Fatal(err)
+	}
+	r.apply(cs)
+	f6 := f.f6[0]
+	ranked1, ranked2 := 0, 0
+	for _, reg := range regions {
+		if f6.d.get(uint16(reg))&rankFlag != 0 {
+			ranked1++
+		}
+	}
+	for _, rc := range f6.chunks {
+		for _, r2 := range rc.kids {
+			if f6.h.get(r2.id).ix != 0 {
+				ranked2++
+			}
+		}
+	}
+	if ranked1 < len(regions) || ranked2 < 100 {
+		t.Fatalf("%d L1 and %d L2 rank indexes: the test does not exercise them", ranked1, ranked2)
+	}
+	rngP := rand.New(rand.NewPCG(7, 8))
+	check(t, f, r, 0, probesFor(rngP, all))
+	present := map[netip.Prefix]bool{}
+	for _, p := range all {
+		present[p] = true
+	}
+	rounds := 200
+	if raceEnabled {
+		rounds = 40
+	}
+	for round := range rounds {
+		var b []Change
+		for range 1 + rng.IntN(20) {
+			p := all[rng.IntN(len(all))]
+			if present[p] {
+				b = append(b, Change{Op: OpDelete, Prefix: p})
+			} else {
+				b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(60))})
+			}
+			present[p] = !present[p]
+		}
+		if err := f.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+		r.apply(b)
+		var ps []netip.Prefix
+		for _, c := range b {
+			ps = append(ps, c.Prefix)
+		}
+		for range 50 {
+			ps = append(ps, all[rng.IntN(len(all))])
+		}
+		check(t, f, r, 0, probesFor(rngP, ps))
+		if t.Failed() {
+			t.Fatalf("round %d", round)
+		}
+	}
+	checkCanonical(t, f)
+}

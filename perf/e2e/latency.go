@@ -295,11 +295,21 @@ func (h *harness) latencyTrials(ctx context.Context, res *latencyResult) error {
 			h.logf("   %-14s rep %d: worker stalls ≥ 20 µs per second: parked by the Go runtime %.0f, preempted %.0f, other %.0f; ≥ 100 µs: %.0f/s; longest since start %.0f µs",
 				res.Leg, i+1, r.Parked, r.Preempted, r.Other, r.Long, r.MaxUS)
 		}
-		if w, ok := busiestThread(before, threadStats(res.pid)); ok {
+		after := threadStats(res.pid)
+		if w, ok := busiestThread(before, after); ok {
 			res.Parks = append(res.Parks, float64(w.vol)/el)
 			res.Preempts = append(res.Preempts, float64(w.invol)/el)
-			h.logf("   %-14s rep %d: busiest thread %d: ran %.2f s, scheduled in %d times (%d voluntary, %d involuntary switches), waited %.1f ms runnable", res.Leg, i+1,
-				w.tid, w.run.Seconds(), w.slices, w.vol, w.invol, float64(w.delay)/1e6)
+			// The other threads' wake-ups land on the generator's CPU
+			// (fwdd reserves the router CPU for its worker).
+			var others, othersRun int64
+			for tid, y := range after {
+				if tid != w.tid {
+					others += y.slices - before[tid].slices
+					othersRun += int64(y.run - before[tid].run)
+				}
+			}
+			h.logf("   %-14s rep %d: busiest thread %d: ran %.2f s, scheduled in %d times (%d voluntary, %d involuntary switches), waited %.1f ms runnable; the other threads: scheduled in %.0f times/s, ran %.1f ms", res.Leg, i+1,
+				w.tid, w.run.Seconds(), w.slices, w.vol, w.invol, float64(w.delay)/1e6, float64(others)/el, float64(othersRun)/1e6)
 		}
 		if err != nil {
 			return err

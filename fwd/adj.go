@@ -7,6 +7,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/pmd/flowhash"
 )
 
 // adjSize is the number of entries of a worker's adjacency caches (one for
@@ -23,7 +24,11 @@ const adjSize = 64
 //
 // For a gateway with a neighbour, eth0 and eth1 are the rewritten
 // Ethernet header's first 12 bytes (destination and source MAC) in memory
-// order: the rewrite is two stores.
+// order: the rewrite is two stores. If the port spreads by a flow hash
+// (pmd.TxHasher, a lagg), txHash is set and ha, hb are that hash's lanes
+// after the rewritten header (flowhash.Hash.Eth), hl3 and hl4 its other
+// layers: the packet's own fields finish it (forward4Burst in line,
+// txHash6).
 type adj struct {
 	key    uint32 // next-hop id + 1; 0: empty
 	port   uint16 // egress port (adjReady, adjConnected, adjNoNeighbour)
@@ -32,6 +37,10 @@ type adj struct {
 	mtu    int32 // the egress port's MTU
 	eth1   uint32
 	eth0   uint64
+	ha, hb uint64
+	txHash bool
+	hl3    bool
+	hl4    bool
 }
 
 // adj kinds.
@@ -50,15 +59,16 @@ type adjCache struct {
 	st  *State
 	fs  *fib.Snapshot
 	ns  *lltable.Snapshot
+	im  *inMap
 	ent [adjSize]adj
 }
 
 // valid makes the cache the burst's: entries derived from other snapshots
-// are dropped.
-func (c *adjCache) valid(st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
-	if c.st != st || c.fs != fs || c.ns != ns {
+// (the ports' map included: a port's flow hash) are dropped.
+func (c *adjCache) valid(st *State, fs *fib.Snapshot, ns *lltable.Snapshot, im *inMap) {
+	if c.st != st || c.fs != fs || c.ns != ns || c.im != im {
 		c.ent = [adjSize]adj{}
-		c.st, c.fs, c.ns = st, fs, ns
+		c.st, c.fs, c.ns, c.im = st, fs, ns, im
 	}
 }
 
@@ -121,7 +131,33 @@ func (p *pipeline) fillAdj(id uint32, v6 bool) *adj {
 	}
 	a.kind = adjReady
 	a.eth0, a.eth1 = ethWords(mac, out.MAC)
+	if h := c.im.txHash[port&(MaxPorts-1)]; h != nil {
+		a.txHash = true
+		a.ha, a.hb = h.Eth(a.eth0, a.eth1)
+		_, a.hl3, a.hl4 = h.Layers()
+	}
 	return a
+}
+
+// txHash6 sets m's hash to the flow hash a's port asks for (pmd.TxHasher)
+// and marks it so (mbuf.FlagTxHash; it is also the hash txq spreads foreign
+// queues by). m is a rewritten, untagged IPv6 packet: the value is
+// flowhash.Hash.Frame of its frame (TestLaggTxHash) — like Frame, the
+// fixed header's next header and the word after it (extension headers
+// are not walked). forward4Burst does the same for IPv4 in line.
+func txHash6(m *mbuf.Mbuf, a *adj) {
+	d := m.Data()
+	o := int(m.L3Off)
+	ip := d[o : o+40]
+	x, y := a.ha, a.hb
+	if a.hl3 {
+		x, y = flowhash.AddIPv6(x, y, ip)
+	}
+	if l4 := o + 40; a.hl4 && flowhash.HasPorts(ip[6]) && l4+4 <= len(d) {
+		y = flowhash.AddPorts(y, binary.LittleEndian.Uint32(d[l4:l4+4]))
+	}
+	m.Hash = flowhash.Mix(x, y)
+	m.Flags |= mbuf.FlagHashValid | mbuf.FlagTxHash
 }
 
 // ethWords returns the Ethernet destination and source MACs as the two

@@ -25,6 +25,13 @@ type capPort struct {
 	// cache, if set, takes back mbufs of its pool (as a driver's per-queue
 	// cache does); the queue's owner is the worker that owns cache.
 	cache *mbuf.Cache
+	// meta: each recorded frame's flow hash and flags as transmitted.
+	meta []txMeta
+}
+
+type txMeta struct {
+	hash  uint32
+	flags mbuf.Flags
 }
 
 func (p *capPort) RxBurst(int, []*mbuf.Mbuf) int { return 0 }
@@ -40,6 +47,7 @@ func (p *capPort) TxBurst(q int, ms []*mbuf.Mbuf) int {
 	for i, m := range ms[:n] {
 		if !p.discard {
 			p.out = append(p.out, append([]byte(nil), m.Data()...))
+			p.meta = append(p.meta, txMeta{m.Hash, m.Flags})
 		}
 		p.pools[m.PoolID()].Free(ms[i : i+1])
 	}

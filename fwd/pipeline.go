@@ -11,6 +11,7 @@ import (
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/flowhash"
 	"github.com/fwdd/fwdd/txq"
 )
 
@@ -239,11 +240,11 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 	flushSubRx(sub, p.id, subN, subBytes)
 	if n4 > 0 {
 		p.lookup4(fs, n4)
-		p.forward4Burst(n4, st, fs, ns)
+		p.forward4Burst(n4, st, fs, ns, im)
 	}
 	if n6 > 0 {
 		p.lookup6(fs, n6)
-		p.forward6Burst(n6, st, fs, ns)
+		p.forward6Burst(n6, st, fs, ns, im)
 	}
 	p.routeGenerated(st, fs, ns)
 	p.finish(st)
@@ -314,8 +315,8 @@ const (
 // one txq.Transmit per run of packets for a port, or forward4 for every
 // packet that is not the common case (local, no route, TTL expired, too
 // big...), so that a flow's packets leave in the order they came.
-func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
-	p.adjc4.valid(st, fs, ns)
+func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot, im *inMap) {
+	p.adjc4.valid(st, fs, ns, im)
 	conn := false
 	for i, m := range p.v4[:n] {
 		id := p.nh4[i]
@@ -339,13 +340,38 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			continue // forward4 drops it, answers it or fragments it
 		}
 		p.outPort[i] = a.port
-		if a.hashTx {
+		switch {
+		case a.txHash:
+			// after setEth (below): the port's hash covers the new header
+		case a.hashTx:
 			p.hash(m) // txq spreads foreign queues by flow hash
 		}
 		switch a.kind {
 		case adjReady:
 			dropTag(m)
-			setEth(m, a.eth0, a.eth1)
+			if !a.txHash {
+				setEth(m, a.eth0, a.eth1)
+			} else {
+				// setEth, then the flow hash the port (a lagg) asks for,
+				// in line (a call per packet would cost as much as the
+				// hash): flowhash.Hash.Frame of the rewritten frame
+				// (TestLaggTxHash), from the header the TTL decrement
+				// just touched and the parser's offsets (FlagFragment is
+				// Frame's fragment test). It is the lagg's member choice
+				// and txq's queue.
+				d := m.Data()
+				binary.LittleEndian.PutUint64(d[0:8], a.eth0)
+				binary.LittleEndian.PutUint32(d[8:12], a.eth1)
+				x, y := a.ha, a.hb
+				if o := int(m.L3Off); a.hl3 && o+20 <= len(d) {
+					x = flowhash.AddIPv4(x, binary.LittleEndian.Uint64(d[o+12:o+20]))
+				}
+				if l4 := int(m.L4Off); a.hl4 && l4 != 0 && m.Flags&pkt.FlagFragment == 0 && flowhash.HasPorts(m.L4Proto) && l4+4 <= len(d) {
+					y = flowhash.AddPorts(y, binary.LittleEndian.Uint32(d[l4:l4+4]))
+				}
+				m.Hash = flowhash.Mix(x, y)
+				m.Flags |= mbuf.FlagHashValid | mbuf.FlagTxHash
+			}
 			p.stage[i] = stageReady
 		case adjConnected:
 			p.stage[i] = stageNeighbour
@@ -420,8 +446,8 @@ func (p *pipeline) transmitRun(port uint16, ms []*mbuf.Mbuf) {
 
 // forward6Burst is forward4Burst for IPv6 (p.v6[:n], next hops in p.nh6;
 // p.dst6[i] holds the destination).
-func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot) {
-	p.adjc6.valid(st, fs, ns)
+func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable.Snapshot, im *inMap) {
+	p.adjc6.valid(st, fs, ns, im)
 	conn := false
 	for i, m := range p.v6[:n] {
 		id := p.nh6[i]
@@ -445,13 +471,19 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			continue // forward6 drops it or answers it
 		}
 		p.outPort[i] = a.port
-		if a.hashTx {
+		switch {
+		case a.txHash:
+			// after setEth (below): the port's hash covers the new header
+		case a.hashTx:
 			p.hash(m) // txq spreads foreign queues by flow hash
 		}
 		switch a.kind {
 		case adjReady:
 			dropTag(m)
 			setEth(m, a.eth0, a.eth1)
+			if a.txHash {
+				txHash6(m, a) // the lagg's member choice, and txq's queue
+			}
 			p.stage[i] = stageReady
 		case adjConnected:
 			p.stage[i] = stageNeighbour

@@ -5,6 +5,7 @@ import (
 
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/flowhash"
 	"github.com/fwdd/fwdd/ring"
 )
 
@@ -14,8 +15,13 @@ import (
 // tagged one with no sub-interface nobody's (drop_unknown_vlan). The
 // control side builds it whole on attach, detach and Rebind and publishes
 // it; workers load it once per burst.
+//
+// It also holds the flow hash each port that spreads by one asks for
+// (pmd.TxHasher: a loadbalance or lacp lagg), which the pipeline computes
+// for the frames it routes there (adj.go).
 type inMap struct {
-	ports [MaxPorts]inPort
+	ports  [MaxPorts]inPort
+	txHash [MaxPorts]*flowhash.Hash
 }
 
 // inPort is one received-on port's entry.
@@ -44,6 +50,9 @@ type inSub struct {
 func buildInMap(ports map[uint16]pmd.Port, stacked map[uint16]pmd.Stacked) *inMap {
 	im := &inMap{}
 	for id, s := range stacked {
+		if h, ok := s.(pmd.TxHasher); ok && int(id) < MaxPorts {
+			im.txHash[id] = h.TxHash()
+		}
 		for _, l := range s.Lowers() {
 			if _, ok := ports[l.Port]; !ok || int(l.Port) >= MaxPorts {
 				continue

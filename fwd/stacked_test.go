@@ -297,19 +297,30 @@ func TestLaggZeroAllocs(t *testing.T) {
 // MAC and addresses) of two discarding capture ports, members m0 and m1
 // attached as ports a and b.
 func (h *harness) laggify(id, a, b uint16) {
+	h.laggWith(id, a, b, "l2,l3,l4", true)
+}
+
+// laggWith is laggify with the lagg's hash layers, and capture ports that
+// record what they send unless discard. It returns the lagg and its
+// members in laggport order.
+func (h *harness) laggWith(id, a, b uint16, hash string, discard bool) (*lagg.Port, [2]*capPort) {
 	t := h.t
 	old := h.e.DetachPort(id).(*capPort)
 	mems := map[string]uint16{"m0": a, "m1": b}
 	ports := map[string]pmd.Port{}
-	for n, mid := range mems {
-		c := &capPort{info: old.info, pools: h.e.Pools(), discard: true, cache: h.w.cache}
+	var caps [2]*capPort
+	for i, n := range []string{"m0", "m1"} {
+		c := &capPort{info: old.info, pools: h.e.Pools(), discard: discard}
+		if discard {
+			c.cache = h.w.cache
+		}
 		c.info.Name = n
-		if err := h.e.AttachPort(mid, c); err != nil {
+		if err := h.e.AttachPort(mems[n], c); err != nil {
 			t.Fatal(err)
 		}
-		ports[n] = c
+		ports[n], caps[i] = c, c
 	}
-	l, err := lagg.Open(pmd.Config{Name: old.info.Name, ID: id, Driver: "lagg", Args: pmd.Args{"laggport": "m0 m1", "proto": "loadbalance"},
+	l, err := lagg.Open(pmd.Config{Name: old.info.Name, ID: id, Driver: "lagg", Args: pmd.Args{"laggport": "m0 m1", "proto": "loadbalance", "hash": hash},
 		Pools: h.e.Pools(), Shared: pmd.NewShared(),
 		Lookup: func(n string) (pmd.Port, uint16, bool) { p, ok := ports[n]; return p, mems[n], ok }})
 	if err != nil {
@@ -327,4 +338,5 @@ func (h *harness) laggify(id, a, b uint16) {
 	st.Ports[b] = st.Ports[a]
 	h.st = &st
 	h.e.PublishState(h.st)
+	return l, caps
 }

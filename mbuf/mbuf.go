@@ -18,6 +18,14 @@ const (
 	// FlagHashValid: Hash holds a flow hash of the packet.
 	FlagHashValid
 
+	// FlagTxHash (with FlagHashValid): Hash is the flow hash the egress
+	// port asked for (pmd.TxHasher: a lagg's member choice) of the frame
+	// as it is now, computed by the pipeline when it rewrote the frame.
+	// Whoever changes the hashed headers or sends the frame elsewhere
+	// clears it; parsing a received frame clears it. Bit 5 is fwd/pkt's
+	// FlagFragment.
+	FlagTxHash Flags = 1 << 6
+
 	// FlagUser is the first flag free for packages above the drivers.
 	FlagUser Flags = 1 << 8
 )

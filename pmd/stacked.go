@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fwdd/fwdd/mbuf"
+	"github.com/fwdd/fwdd/pmd/flowhash"
 	"github.com/fwdd/fwdd/ring"
 )
 
@@ -44,6 +45,20 @@ type Lower struct {
 	// port; it is multi-producer (several workers). A full ring drops and
 	// counts. Nil: such frames are dropped.
 	Control *ring.Ring[*mbuf.Mbuf]
+}
+
+// TxHasher is implemented by ports that spread their transmitted frames
+// over lower ports by a flow hash (a lagg's loadbalance and lacp). TxHash
+// returns that hash (nil: the port needs none, e.g. failover); the stack
+// reads it when the port is attached and on Rebind. Its pipeline then
+// computes the hash of the frames it routes to the port where it rewrites
+// their headers, and passes it in mbuf.Hash with mbuf.FlagTxHash (and
+// FlagHashValid) set: the port reads the mbuf instead of the frame. The
+// value must equal TxHash().Frame of the frame as transmitted; frames
+// without the flag the port hashes itself. Only honoured on Stacked
+// ports.
+type TxHasher interface {
+	TxHash() *flowhash.Hash
 }
 
 // Servicer is implemented by ports that run a protocol of their own on the

@@ -115,7 +115,7 @@ func Fragment4(m *mbuf.Mbuf, mtu int, c *mbuf.Cache, frags []*mbuf.Mbuf) (int, F
 		binary.BigEndian.PutUint16(h[10:12], Checksum(h[:hlen2]))
 		copy(h[hlen2:], ip[hlen+start:hlen+start+size])
 		f.Port, f.FIB, f.Hash, f.OutPort, f.NextHop = m.Port, m.FIB, m.Hash, m.OutPort, m.NextHop
-		f.Flags = m.Flags&^mbuf.FlagVLAN | FlagFragment
+		f.Flags = m.Flags&^(mbuf.FlagVLAN|mbuf.FlagTxHash) | FlagFragment
 		f.EtherType, f.VLANTCI = EtherTypeIPv4, 0
 		f.L3Off, f.L4Off, f.L4Proto = EthLen, 0, m.L4Proto
 	}

@@ -316,7 +316,7 @@ func BuildError6(out, in *mbuf.Mbuf, k Kind, arg uint32, src *[16]byte) bool {
 func setMeta(m *mbuf.Mbuf, et uint16, fl mbuf.Flags, l3len int, proto uint8) {
 	m.EtherType = et
 	m.VLANTCI = 0
-	m.Flags = m.Flags&^(parseFlags|mbuf.FlagHashValid) | fl
+	m.Flags = m.Flags&^(parseFlags|mbuf.FlagHashValid|mbuf.FlagTxHash) | fl
 	m.L3Off = EthLen
 	m.L4Off = uint16(EthLen + l3len)
 	m.L4Proto = proto

@@ -53,8 +53,9 @@ const MaxExtHeaders = 8
 // no transport header. It is a parser flag of mbuf's low byte.
 const FlagFragment mbuf.Flags = 1 << 5
 
-// parseFlags are the flags Parse owns and resets.
-const parseFlags = mbuf.FlagVLAN | mbuf.FlagIPv4 | mbuf.FlagIPv6 | FlagFragment
+// parseFlags are the flags Parse owns and resets (and FlagTxHash: the
+// hash of a frame as it was sent does not survive its receipt).
+const parseFlags = mbuf.FlagVLAN | mbuf.FlagIPv4 | mbuf.FlagIPv6 | FlagFragment | mbuf.FlagTxHash
 
 // Parse classifies the frame in m's data and validates its IP header
 // (RFC 1812 §5.2.2 for IPv4, RFC 8200 for IPv6). It sets m.EtherType (after

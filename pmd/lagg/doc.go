@@ -16,10 +16,15 @@
 //
 // Transmit: TxBurst spreads a burst over the distributing members — by a
 // flow hash over the chosen layers (MACs and VLAN id, IP addresses,
-// TCP/UDP/SCTP ports; hash.go: whole-word loads, one 128-bit multiply,
-// computed per burst), so one flow keeps one member and its order, or in
-// turn for roundrobin — and calls each member's TxBurst once on the same
-// queue. The set of distributing members is an immutable snapshot loaded
+// TCP/UDP/SCTP ports; pmd/flowhash: whole-word loads, one 128-bit
+// multiply), so one flow keeps one member and its order, or in turn for
+// roundrobin — and calls each member's TxBurst once on the same queue.
+// loadbalance and lacp ask the stack for the hash (pmd.TxHasher): the
+// pipeline computes it when it rewrites a routed frame and passes it in
+// the mbuf (mbuf.FlagTxHash), so that the lagg reads no header (hash.go:
+// one pass over the mbufs); frames without it (from the control path, a
+// vlan over the lagg, connected next hops) are hashed here, to the same
+// value. The set of distributing members is an immutable snapshot loaded
 // once per burst; per-queue scratch arrays belong to the queue's owner. No
 // lock, allocation or per-packet interface call. The lagg's transmit
 // queues are the fewest of its members', so queue q of every member is

@@ -177,9 +177,11 @@ func TestHashLayers(t *testing.T) {
 	}
 }
 
-// TestSpreadMatchesHash: spread's inline fast path and its fallback pick
-// the member the reference (hash, lanes) picks, for every kind of frame
-// and layer set, short and odd frames included.
+// TestSpreadMatchesHash: spread's paths (frames hashed by the pipeline,
+// mbuf.FlagTxHash: all, some, none; the inline hash; the reference) pick
+// the member the reference (flowhash Frame) picks, in order, for every
+// kind of frame and layer set, short and odd frames included, with 2, 3
+// and 9 members.
 func TestSpreadMatchesHash(t *testing.T) {
 	r := newRig(t, "m0", "m1", "m2")
 	opts := flowFrame("sport", 5)
@@ -193,28 +195,38 @@ func TestSpreadMatchesHash(t *testing.T) {
 		}
 	}
 	for _, h := range []string{"l2,l3,l4", "l3,l4", "l2", "l4"} {
-		for _, k := range []int{2, 3} {
+		for _, tc := range []struct {
+			k      int
+			hashed string // frames carrying the pipeline's hash: none, all, odd
+		}{{2, "none"}, {3, "none"}, {2, "all"}, {3, "all"}, {9, "all"}, {2, "odd"}, {3, "odd"}, {9, "odd"}} {
+			k := tc.k
 			p, err := r.open("lagg"+h, pmd.Args{"laggport": "m0 m1 m2", "proto": "loadbalance", "hash": h})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ms := r.burst(frames[:min(len(frames), maxBurst)]...)
+			for i, m := range ms {
+				if tc.hashed == "all" || tc.hashed == "odd" && i%2 == 1 {
+					m.Hash = p.hash(m.Data())
+					m.Flags |= mbuf.FlagTxHash | mbuf.FlagHashValid
+				}
+			}
 			var bufs [MaxMembers][maxBurst]*mbuf.Mbuf
 			var sel [maxBurst]uint8
-			lo, _ := p.spread(ms, sel[:], &bufs, k)
+			lo, hi := p.spread(ms, sel[:], &bufs, k)
 			var want [MaxMembers][]*mbuf.Mbuf
 			for _, m := range ms {
 				j := int(uint64(p.hash(m.Data())) * uint64(k) >> 32)
 				want[j] = append(want[j], m)
 			}
 			for j := 0; j < k; j++ {
-				n := int(lo >> (8 * j) & 0xff)
+				n := int(lanesCount(j, lo, hi))
 				if n != len(want[j]) {
-					t.Fatalf("hash %s, %d members: member %d got %d frames, reference %d", h, k, j, n, len(want[j]))
+					t.Fatalf("hash %s, %d members, %s hashed: member %d got %d frames, reference %d", h, k, tc.hashed, j, n, len(want[j]))
 				}
 				for i := range want[j] {
 					if bufs[j][i] != want[j][i] {
-						t.Fatalf("hash %s, %d members: member %d frame %d differs from the reference (order or member)", h, k, j, i)
+						t.Fatalf("hash %s, %d members, %s hashed: member %d frame %d differs from the reference (order or member)", h, k, tc.hashed, j, i)
 					}
 				}
 			}
@@ -228,5 +240,33 @@ func TestFlowFrameSane(t *testing.T) {
 	f := flowFrame("sport", 3)
 	if binary.BigEndian.Uint16(f[34:36]) != 1003 {
 		t.Fatalf("sport at 34: %x", f)
+	}
+}
+
+// TestTxHash: loadbalance and lacp ask the pipeline for their flow hash
+// (pmd.TxHasher) over their layers; failover and roundrobin for none.
+func TestTxHash(t *testing.T) {
+	r := newRig(t, "m0", "m1")
+	f := flowFrame("sport", 7)
+	for _, tc := range []struct {
+		proto, hash string
+		want        bool
+	}{{"loadbalance", "l2,l3,l4", true}, {"lacp", "l3", true}, {"loadbalance", "l4", true}, {"failover", "", false}, {"roundrobin", "", false}} {
+		args := pmd.Args{"laggport": "m0 m1", "proto": tc.proto}
+		if tc.hash != "" {
+			args["hash"] = tc.hash
+		}
+		p, err := r.open("lagg-"+tc.proto+tc.hash, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := p.TxHash()
+		if (h != nil) != tc.want {
+			t.Fatalf("%s: TxHash %v, want one: %v", tc.proto, h, tc.want)
+		}
+		if h != nil && h.Frame(f) != p.hash(f) {
+			t.Fatalf("%s %s: TxHash is not the lagg's hash", tc.proto, tc.hash)
+		}
+		p.Close()
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
+	"github.com/fwdd/fwdd/pmd/flowhash"
 	"github.com/fwdd/fwdd/pmd/mcast"
 	"github.com/fwdd/fwdd/ring"
 )
@@ -57,6 +58,7 @@ var (
 	_ pmd.Servicer    = (*Port)(nil)
 	_ pmd.Statuser    = (*Port)(nil)
 	_ pmd.Multicaster = (*Port)(nil)
+	_ pmd.TxHasher    = (*Port)(nil)
 )
 
 // memberKey claims a member port in pmd.Shared; the value is the lagg's
@@ -104,7 +106,7 @@ type Port struct {
 	hashL2     bool
 	hashL3     bool
 	hashL4     bool
-	k0, k1     uint64 // flow hash key (hash.go)
+	fh         *flowhash.Hash // flow hash over the layers (hash.go)
 	fast       bool
 	// rxAll: failover receives on every up member (failover_rx_all).
 	rxAll   bool
@@ -215,7 +217,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 		return nil, fmt.Errorf("lagg: %w", err)
 	}
 	p.ctl = r
-	p.k0, p.k1 = hashKey(p.sys, cfg.ID)
+	p.fh = flowhash.New(p.hashL2, p.hashL3, p.hashL4, p.sys, cfg.ID)
 	p.qs = make([]txQueue, txq)
 	p.info = pmd.Info{Name: cfg.Name, Driver: DriverName, MAC: append([]byte(nil), p.sys[:]...), MTU: mtu, TxQueues: txq}
 	for i, m := range p.members {
@@ -255,7 +257,10 @@ func (p *Port) RxBurst(int, []*mbuf.Mbuf) int { return 0 }
 // frames are freed and counted as tx drops.
 func (p *Port) TxBurst(q int, ms []*mbuf.Mbuf) int {
 	set := p.active.Load()
-	tq := &p.qs[q%len(p.qs)]
+	if uint(q) >= uint(len(p.qs)) {
+		q %= len(p.qs) // not on the common path: a division per burst costs
+	}
+	tq := &p.qs[q]
 	if len(ms) > maxBurst {
 		ms = ms[:maxBurst]
 	}

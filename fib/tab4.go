@@ -209,10 +209,11 @@ const batchLen = 64
 // lookupBatch resolves dst into out in stages over blocks of batchLen
 // addresses so that the memory accesses of different addresses overlap (Go
 // has no prefetch): the dir entries of the whole block, then their
-// buckets, then lockRounds rounds of the window searches in lockstep (one
-// step for every address per round; a finished search steps by 0, so the
-// loop is branch-free), then the few longer windows one by one, then the
-// values.
+// buckets, then the window searches in lockstep (one step for every
+// address per round, as many rounds as the longest window of the block
+// needs; a finished search steps by 0, so the loop is branch-free), then
+// the values. (Finishing the few longest windows one by one after two
+// rounds was slower: their branches mispredict.)
 //
 // Each stage is a small function of its own (not inlined) over a blk4:
 // in one big function the compiler kept spilling and reloading its many
@@ -239,13 +240,8 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		n := min(len(dst), batchLen)
 		t.dirs(&b, dst[:n])
 		t.prep(&b, dst[:n])
-		most := b.buckets(n)
-		for r := 0; most > 1 && r < lockRounds; r++ {
+		for most := b.buckets(n); most > 1; most -= most >> 1 {
 			b.step(n)
-			most -= most >> 1
-		}
-		if most > 1 {
-			b.finish(n)
 		}
 		b.values(out[:n], t.nh)
 		dst = dst[n:]
@@ -334,39 +330,11 @@ func (b *blk4) step(n int) {
 	}
 }
 
-// finish ends the searches still going after the lockstep rounds.
-//
-//go:noinline
-func (b *blk4) finish(n int) {
-	for i := range b.win[:n] {
-		if w := b.win[i]; w > 1 {
-			b.pos[i] = finish(b.tab[i], b.pos[i], w, b.key[i])
-		}
-	}
-}
-
 //go:noinline
 func (b *blk4) values(o []uint32, nh []uint32) {
 	for i := range o {
 		o[i] = nh[at[uint32](b.tab[i], b.pos[i])&0xffff] | b.lv[i]
 	}
-}
-
-// lockRounds is how many search rounds a batch lookup runs in lockstep;
-// the few addresses whose windows are longer finish one by one.
-const lockRounds = 2
-
-// finish returns the position of the last key <= k in the n entries at
-// position s of the segment starting at p.
-func finish(p unsafe.Pointer, s, n, k uint32) uint32 {
-	for n > 1 {
-		h := n >> 1
-		if at[uint32](p, s+h) <= k {
-			s += h
-		}
-		n -= h
-	}
-	return s
 }
 
 func (t *tab4) bytes() int {

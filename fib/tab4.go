@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"runtime"
 	"slices"
@@ -25,7 +26,8 @@ import (
 // binary search before the block search (until 2026-11-30).
 //
 // Buckets are 1, 2 or 4 bytes wide (tables of up to 256, up to 65536, or
-// more ranges), packed little-endian into uint32 words. The writer picks
+// more ranges), packed little-endian into uint32 words (the lookups read
+// words natively: little-endian CPUs, amd64 and arm64). The writer picks
 // the fewest bucket bits that give the fewest rounds the table's memory
 // budget allows: bucket bytes <= bucketBudget per range (at least one
 // word), so a table takes at most r + r*bucketBudget/4 + 1 entries
@@ -122,46 +124,61 @@ func addBuckets(out []uint32, base int, buf []uint32) ([]uint32, layout4, []uint
 	if cap(buf) < 2*nb {
 		buf = make([]uint32, 2*nb)
 	}
-	all, in := buf[:nb], buf[nb:2*nb]
-	clear(all)
-	clear(in)
+	buf = buf[:2*nb]
+	clear(buf)
+	all, in := buf[:nb], buf[nb:]
 	s := 16 - b
+	most := uint32(0)
 	for _, x := range keys {
 		k := x >> 16
 		all[k>>s]++
 		if k&(1<<s-1) != 0 {
 			in[k>>s]++
+			most = max(most, in[k>>s])
 		}
 	}
-	rounds := func() uint32 { return uint32(bits.Len32(slices.Max(in))) } // window 1+max(in)
-	l.b, l.rounds = b, rounds()
+	l.b, l.rounds = b, uint32(bits.Len32(most)) // windows of 1+most ranges
 	for b > 0 {
 		nb >>= 1
+		most = 0
 		for j := range nb {
 			in[j] = in[2*j] + all[2*j+1]
 			all[j] = all[2*j] + all[2*j+1]
+			most = max(most, in[j])
 		}
 		all, in = all[:nb], in[:nb]
 		b--
-		if rounds() != l.rounds {
+		if uint32(bits.Len32(most)) != l.rounds {
 			break
 		}
 		l.b = b
 	}
+	n := len(out)
 	words := l.bucketWords()
-	for range words {
-		out = append(out, 0)
-	}
+	out = slices.Grow(out, words)[:n+words]
+	clear(out[n:])
 	keys = out[base : base+r]
-	bk := out[base+r:]
+	// Bucket j gets the last range whose key is <= j<<s: range i fills the
+	// buckets from the one after the last bucket of range i-1 to the one
+	// before the first bucket starting at or after key i+1.
+	bk := unsafe.Slice((*byte)(unsafe.Pointer(&out[n])), words*4)
 	s = 16 - l.b
-	i := 0
-	for j := range uint32(1) << l.b {
-		for i+1 < r && keys[i+1]>>16 <= j<<s {
-			i++
+	j, nbk := uint32(0), uint32(1)<<l.b
+	for i := range uint32(r) {
+		end := nbk
+		if int(i)+1 < r {
+			end = (keys[i+1]>>16 + 1<<s - 1) >> s
 		}
-		o := j << l.ws
-		bk[o>>2] |= uint32(i) << ((o & 3) * 8)
+		for ; j < end; j++ {
+			switch l.ws {
+			case 0:
+				bk[j] = byte(i)
+			case 1:
+				binary.LittleEndian.PutUint16(bk[2*j:], uint16(i))
+			default:
+				binary.LittleEndian.PutUint32(bk[4*j:], i)
+			}
+		}
 	}
 	return out, l, buf
 }

@@ -289,7 +289,7 @@ func (s *stack) runtime() *show.Runtime {
 	for _, w := range s.eng.Workers() {
 		l := w.Load()
 		r.Workers = append(r.Workers, show.Worker{Worker: l.Worker, CPU: l.CPU, Polls: l.Polls, BusyPolls: l.BusyPolls, Packets: l.Packets,
-			StallsParked: l.Stalls.Parked, StallsPreempted: l.Stalls.Preempted, StallsOther: l.Stalls.Other, StallMaxNs: int64(l.Stalls.Max)})
+			StallsParked: l.Stalls.Parked, StallsPreempted: l.Stalls.Preempted, StallsOther: l.Stalls.Other, StallPackets: l.Stalls.Packets, StallMaxNs: int64(l.Stalls.Max)})
 	}
 	r.Neighbours, r.NeighHeld = s.nb.t.Len()
 	return r

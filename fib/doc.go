@@ -25,10 +25,11 @@
 // touched (copy on write; new range tables are appended past the end of
 // the current segment of a segmented arena, which published snapshots
 // never read; a big table whose changes lie inside one prefix is patched
-// rather than re-swept, patch.go), moves a bounded number of live tables
-// out of the segment being collected (seg.go), and publishes one new
-// Snapshot with atomic.Pointer. Segment memory is mapped outside the Go
-// heap and unmapped (or pooled) by a cleanup once no snapshot lists it.
+// rather than re-swept, patch.go, for IPv6 L2 tables patch6.go), moves a
+// bounded number of live tables out of the segment being collected
+// (seg.go), and publishes one new Snapshot with atomic.Pointer. Segment
+// memory is mapped outside the Go heap and unmapped (or pooled) by a
+// cleanup once no snapshot lists it.
 //
 // Workers call FIBs.Load once per burst and use the Snapshot lookups
 // (Lookup4Batch, Lookup6Batch, Lookup4, Lookup6, Select): no locks, no
@@ -45,7 +46,10 @@
 //     segments.
 //   - Every snapshot that lists a segment holds its segMem; lookups keep
 //     their table alive to their last read of segment memory.
-//   - Every range table starts with a range at key 0. A rank index counts
+//   - Every range table starts with a range at key 0.
+//   - In an IPv4 range table, the range of every key in bucket j lies in
+//     the window of 2^rounds ranges (clamped to the table) from bucket[j]
+//     (tab4.go). A rank index counts
 //     at most one range start per slot: an L2 table with a start inside a
 //     /48 has none (l2Rank).
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds

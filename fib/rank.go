@@ -2,6 +2,7 @@ package fib
 
 import (
 	"math/bits"
+	"slices"
 	"unsafe"
 )
 
@@ -82,19 +83,21 @@ func ixWords(ix uint32) int { return ixW1(ix) + 1 + ixGroups(ix) }
 // key>>shift; every slot holds at most one start, and the starts after
 // key 0 lie in the span.
 func appendRank(out, ents []uint64, shift uint, lo, words int) []uint64 {
-	base := len(out)
-	for range words {
-		out = append(out, 0)
-	}
-	for _, e := range ents[1:] {
-		s := int(e>>32>>shift) - lo
-		out[base+s>>5] |= 1 << (s & 31)
-	}
-	c := uint64(0)
+	out = slices.Grow(out, words)
+	j, c := 1, uint64(0)
 	for w := range words {
-		x := out[base+w]
-		out[base+w] = x | c<<32
-		c += uint64(bits.OnesCount32(uint32(x)))
+		var bm uint64
+		c0 := c
+		end := lo + (w+1)<<5
+		for ; j < len(ents); j++ {
+			s := int(ents[j] >> 32 >> shift)
+			if s >= end {
+				break
+			}
+			bm |= 1 << ((s - lo) & 31)
+			c++
+		}
+		out = append(out, c0<<32|bm)
 	}
 	return out
 }

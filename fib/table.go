@@ -250,6 +250,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		base, q   [batchLen]uint32
 		msk, best [batchLen]uint32
 		ixs       [batchLen]uint32
+		hdrs      [batchLen]hdr
 		// Searches in lockstep, in two groups so that a batch's small
 		// tables (at most blockLen ranges: no summary) do not take the
 		// steps of its biggest.
@@ -297,29 +298,38 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		}
 		short.run1(o)
 		long.run1(o)
-		// L2 for the addresses under a /32 with longer prefixes: headers.
+		// L2 for the addresses under a /32 with longer prefixes: the list
+		// of them, their headers, then by kind of table. No branch
+		// depends on a value loaded in the same loop: a mispredicted one
+		// would throw away the loads issued after it.
 		m = 0
-		short.n, long.n = 0, 0
 		for i := range d {
-			v := o[i]
-			if v&refFlag == 0 {
-				continue
-			}
-			h := t.hdr(v &^ refFlag)
+			idx[m] = uint8(i)
+			m += int(o[i] >> 31) // refFlag
+		}
+		for j := range m {
+			hdrs[j] = *t.hdr(o[idx[j]] &^ refFlag)
+		}
+		nr := 0
+		short.n, long.n = 0, 0
+		for j := range m {
+			i := idx[j]
+			h := &hdrs[j]
 			seg, at0 := segStart(e2[h.start>>segBits]), h.start&segMask
 			if h.ix != 0 {
-				idx[m], tab[m], base[m], ixs[m], best[m] = uint8(i), seg, at0, h.ix, h.def
-				q[m] = at0 + h.count
-				m++
+				idx[nr], tab[nr], base[nr], ixs[nr], best[nr] = i, seg, at0, h.ix, h.def
+				q[nr] = at0 + h.count
+				nr++
 				continue
 			}
 			k := his[i]<<32 | 0xffffffff
 			if h.count <= blockLen {
-				short.add(i, seg, at0, h.count, k, h.def)
+				short.add(int(i), seg, at0, h.count, k, h.def)
 			} else {
-				long.add(i, seg, at0, h.count, k, h.def)
+				long.add(int(i), seg, at0, h.count, k, h.def)
 			}
 		}
+		m = nr
 		// Rank index level 1 (see rank2), group words, values.
 		for j := range m {
 			s := int(his[idx[j]] >> 16 & 0xffff)
@@ -340,7 +350,15 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			q[j] = base[j] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&msk[j]))
 		}
 		for j := range m {
-			t.finish2(o, d, int(idx[j]), uint32(at[uint64](tab[j], q[j])), best[j])
+			i := idx[j]
+			v := uint32(at[uint64](tab[j], q[j]))
+			if v == 0 {
+				v = best[j] // a conditional move
+			}
+			if v&refFlag != 0 { // rare: L3
+				v = t.deep3(v, best[j], binary.BigEndian.Uint64(d[i][8:]))
+			}
+			o[i] = v
 		}
 		short.run2(t, o, d)
 		long.run2(t, o, d)

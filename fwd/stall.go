@@ -10,13 +10,17 @@ import (
 // A busy-polling worker's latency tail is made of the moments it does not
 // run: its thread parked by the Go runtime, another thread on its CPU,
 // interrupts and the hypervisor. The worker measures them itself: the time
-// between the starts of two loop iterations of which the first found no
-// packets (an empty poll takes well under a microsecond) is a stall when
-// it reaches StallMin. For each stall the worker reads its thread's
-// context switch counts (getrusage(RUSAGE_THREAD), one system call per
-// stall, none otherwise) to tell the causes apart. Iterations that
-// forwarded packets are not timed: how long a burst takes is work, not a
-// stall.
+// between the starts of two loop iterations of which the first was light
+// (fewer than stallLight packets: an empty poll takes well under a
+// microsecond, a packet a few) is a stall when it reaches StallMin. For
+// each stall the worker reads its thread's context switch counts
+// (getrusage(RUSAGE_THREAD), one system call per stall, none otherwise) to
+// tell the causes apart. Heavier iterations are not timed: how long a big
+// burst takes is work, not a stall.
+
+// stallLight is the most packets an iteration may carry for the gap to
+// the next one to be timed: well under StallMin of work.
+const stallLight = 4
 
 // StallMin is the shortest gap counted as a stall.
 const StallMin = 20 * time.Microsecond
@@ -60,8 +64,12 @@ func stallCause(vol0, invol0, vol1, invol1 int64) int {
 
 // stallCounters are a worker's stall counts (single writer: the worker).
 type stallCounters struct {
-	n   [stallCauses][stallClasses]atomic.Uint64
-	max atomic.Int64 // longest stall, ns
+	n [stallCauses][stallClasses]atomic.Uint64
+	// pkts counts the packets the polls after a stall found until one
+	// came back empty, by the stall's class: packets that arrived during
+	// it and waited (and the few that came while the backlog drained).
+	pkts [stallClasses]atomic.Uint64
+	max  atomic.Int64 // longest stall, ns
 	// vol and invol are the thread's switch counts after the last stall
 	// (worker only).
 	vol, invol int64
@@ -76,17 +84,28 @@ func (s *stallCounters) start() {
 	}
 }
 
-// note counts a gap of at least StallMin.
-func (s *stallCounters) note(gap time.Duration) {
+// note counts a gap of at least StallMin and returns its class.
+func (s *stallCounters) note(gap time.Duration) int {
 	var ru unix.Rusage
 	if unix.Getrusage(unix.RUSAGE_THREAD, &ru) != nil {
 		ru.Nvcsw, ru.Nivcsw = s.vol, s.invol
 	}
-	c := &s.n[stallCause(s.vol, s.invol, ru.Nvcsw, ru.Nivcsw)][stallClass(gap)]
+	class := stallClass(gap)
+	c := &s.n[stallCause(s.vol, s.invol, ru.Nvcsw, ru.Nivcsw)][class]
 	c.Store(c.Load() + 1)
 	s.vol, s.invol = ru.Nvcsw, ru.Nivcsw
 	if int64(gap) > s.max.Load() {
 		s.max.Store(int64(gap))
+	}
+	return class
+}
+
+// waited counts packets found by a poll after a stall of the given class,
+// before the worker's polls came back empty again.
+func (s *stallCounters) waited(class, packets int) {
+	if packets > 0 {
+		c := &s.pkts[class]
+		c.Store(c.Load() + uint64(packets))
 	}
 }
 
@@ -104,6 +123,11 @@ type Stalls struct {
 	Preempted [stallClasses]uint64 `json:"preempted"`
 	// Other: neither; interrupts, softirq work, the hypervisor.
 	Other [stallClasses]uint64 `json:"other"`
+	// Packets are the packets the polls after a stall of each class found
+	// until one came back empty: they arrived during it (or while its
+	// backlog drained) and waited. Against all the packets the worker
+	// received they say how much of a latency tail its stalls make.
+	Packets [stallClasses]uint64 `json:"packets"`
 	// Max is the longest stall.
 	Max time.Duration `json:"max_ns"`
 }
@@ -114,6 +138,7 @@ func (s *stallCounters) load() Stalls {
 		out.Parked[i] = s.n[stallParked][i].Load()
 		out.Preempted[i] = s.n[stallPreempted][i].Load()
 		out.Other[i] = s.n[stallOther][i].Load()
+		out.Packets[i] = s.pkts[i].Load()
 	}
 	out.Max = time.Duration(s.max.Load())
 	return out

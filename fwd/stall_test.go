@@ -48,7 +48,7 @@ func TestStallCountersNote(t *testing.T) {
 	s.start()
 	gaps := []time.Duration{30 * time.Microsecond, 150 * time.Microsecond, 2 * time.Millisecond, 40 * time.Microsecond}
 	for _, g := range gaps {
-		s.note(g)
+		s.waited(s.note(g), 3)
 	}
 	st := s.load()
 	want := [stallClasses]uint64{2, 1, 1}
@@ -56,6 +56,9 @@ func TestStallCountersNote(t *testing.T) {
 		if got := st.Parked[i] + st.Preempted[i] + st.Other[i]; got != want[i] {
 			t.Errorf("class %d: %d stalls, want %d (%+v)", i, got, want[i], st)
 		}
+	}
+	if st.Packets != [stallClasses]uint64{6, 3, 3} {
+		t.Errorf("packets after stalls %v, want [6 3 3]", st.Packets)
 	}
 	if st.Max != 2*time.Millisecond {
 		t.Errorf("max %v, want 2ms", st.Max)

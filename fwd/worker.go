@@ -187,10 +187,11 @@ func (w *Worker) run() {
 	// instead of spinning another IdleSpin.
 	var idleSince time.Time
 	idle, slept := false, false
-	// Busy mode times each iteration that follows an empty one (stall.go):
-	// last is when that empty iteration started.
+	// Busy mode times each iteration that follows a light one (stall.go):
+	// last is when that light iteration started.
 	var last time.Time
 	timed := false
+	stalled := -1 // the class of the stall whose backlog the worker is on
 	if mode == PollBusy {
 		w.load.stalls.start()
 	}
@@ -198,7 +199,7 @@ func (w *Worker) run() {
 		if mode == PollBusy {
 			now := time.Now()
 			if gap := now.Sub(last); timed && gap >= StallMin {
-				w.load.stalls.note(gap)
+				stalled = w.load.stalls.note(gap)
 				now = time.Now() // the next gap leaves out getrusage
 			}
 			last = now
@@ -217,9 +218,17 @@ func (w *Worker) run() {
 		w.pl.idle()
 		w.load.add(len(q.rx), busy, got)
 		w.epoch.Store(w.epoch.Load() + 1)
+		if stalled >= 0 {
+			// Until a poll comes back empty the worker is working off
+			// what piled up during the stall (a burst per poll).
+			w.load.stalls.waited(stalled, got)
+			if got == 0 {
+				stalled = -1
+			}
+		}
 		if got > 0 || mode == PollBusy {
 			idle, slept = false, false
-			timed = got == 0
+			timed = got < stallLight
 			continue
 		}
 		// The clock is read on empty polls only (a vDSO call, no

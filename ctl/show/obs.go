@@ -23,7 +23,11 @@ type Worker struct {
 	StallsParked    [3]uint64 `json:"stalls_parked"`
 	StallsPreempted [3]uint64 `json:"stalls_preempted"`
 	StallsOther     [3]uint64 `json:"stalls_other"`
-	StallMaxNs      int64     `json:"stall_max_ns"`
+	// StallPackets are the packets that arrived during stalls of each
+	// class (found by the polls after one until a poll came back empty):
+	// they waited for it.
+	StallPackets [3]uint64 `json:"stall_packets"`
+	StallMaxNs   int64     `json:"stall_max_ns"`
 }
 
 // stalled reports whether the worker counted any stall.
@@ -71,9 +75,9 @@ func Workers(w io.Writer, r *Runtime) error {
 		if !x.stalled() {
 			continue
 		}
-		p, k, o := x.StallsParked, x.StallsPreempted, x.StallsOther
-		if _, err := fmt.Fprintf(w, "worker %d stalls (>= 20us / 100us / 1ms): parked by the Go runtime %d/%d/%d, preempted %d/%d/%d, other %d/%d/%d; longest %.0fus\n",
-			x.Worker, p[0], p[1], p[2], k[0], k[1], k[2], o[0], o[1], o[2], float64(x.StallMaxNs)/1e3); err != nil {
+		p, k, o, n := x.StallsParked, x.StallsPreempted, x.StallsOther, x.StallPackets
+		if _, err := fmt.Fprintf(w, "worker %d stalls (>= 20us / 100us / 1ms): parked by the Go runtime %d/%d/%d, preempted %d/%d/%d, other %d/%d/%d; packets that waited in them %d/%d/%d; longest %.0fus\n",
+			x.Worker, p[0], p[1], p[2], k[0], k[1], k[2], o[0], o[1], o[2], n[0], n[1], n[2], float64(x.StallMaxNs)/1e3); err != nil {
 			return err
 		}
 	}

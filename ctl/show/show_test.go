@@ -250,7 +250,7 @@ func TestKernelFlag(t *testing.T) {
 func TestWorkersStalls(t *testing.T) {
 	r := &Runtime{Workers: []Worker{
 		{Worker: 0, CPU: 1, Polls: 10, BusyPolls: 5, Packets: 50,
-			StallsParked: [3]uint64{40, 2, 0}, StallsPreempted: [3]uint64{1, 0, 0}, StallsOther: [3]uint64{300, 4, 1}, StallMaxNs: 1_250_000},
+			StallsParked: [3]uint64{40, 2, 0}, StallsPreempted: [3]uint64{1, 0, 0}, StallsOther: [3]uint64{300, 4, 1}, StallPackets: [3]uint64{200, 9, 20}, StallMaxNs: 1_250_000},
 		{Worker: 1, CPU: -1, Polls: 10},
 	}}
 	var b strings.Builder
@@ -258,7 +258,7 @@ func TestWorkersStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	want := "worker 0 stalls (>= 20us / 100us / 1ms): parked by the Go runtime 40/2/0, preempted 1/0/0, other 300/4/1; longest 1250us\n"
+	want := "worker 0 stalls (>= 20us / 100us / 1ms): parked by the Go runtime 40/2/0, preempted 1/0/0, other 300/4/1; packets that waited in them 200/9/20; longest 1250us\n"
 	if !strings.Contains(out, want) {
 		t.Errorf("missing %q in:\n%s", want, out)
 	}

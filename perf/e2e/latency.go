@@ -46,12 +46,17 @@ type latencyResult struct {
 type stallRate struct {
 	Parked, Preempted, Other, Long float64
 	MaxUS                          float64
+	// Waited and WaitedLong are the shares of the packets the workers
+	// received that arrived during a stall (of any length, of at least
+	// 100 µs): they waited for it.
+	Waited, WaitedLong float64
 }
 
 // stallSum is fwdd's stall counters summed over its workers.
 type stallSum struct {
-	parked, preempted, other [3]uint64
-	maxNs                    int64
+	parked, preempted, other, waited [3]uint64
+	packets                          uint64 // received
+	maxNs                            int64
 }
 
 // workerStalls reads the running fwdd's stall counters; ok is false when
@@ -74,7 +79,9 @@ func (h *harness) workerStalls(ctx context.Context) (stallSum, bool) {
 			sum.parked[i] += w.StallsParked[i]
 			sum.preempted[i] += w.StallsPreempted[i]
 			sum.other[i] += w.StallsOther[i]
+			sum.waited[i] += w.StallPackets[i]
 		}
+		sum.packets += w.Packets
 		sum.maxNs = max(sum.maxNs, w.StallMaxNs)
 	}
 	return sum, true
@@ -94,7 +101,12 @@ func (b stallSum) rate(a stallSum, secs float64) stallRate {
 	p, pl := d(a.parked, b.parked)
 	k, kl := d(a.preempted, b.preempted)
 	o, ol := d(a.other, b.other)
-	return stallRate{Parked: p / secs, Preempted: k / secs, Other: o / secs, Long: (pl + kl + ol) / secs, MaxUS: float64(b.maxNs) / 1e3}
+	r := stallRate{Parked: p / secs, Preempted: k / secs, Other: o / secs, Long: (pl + kl + ol) / secs, MaxUS: float64(b.maxNs) / 1e3}
+	if n := float64(b.packets - a.packets); n > 0 {
+		w, wl := d(a.waited, b.waited)
+		r.Waited, r.WaitedLong = w/n, wl/n
+	}
+	return r
 }
 
 // threadStat is one thread's /proc schedstat: time on the CPU, time spent
@@ -292,14 +304,24 @@ func (h *harness) latencyTrials(ctx context.Context, res *latencyResult) error {
 		if st1, ok := h.workerStalls(ctx); ok && stOK && st1.maxNs > 0 {
 			r := st1.rate(st0, el)
 			res.Stalls = append(res.Stalls, r)
-			h.logf("   %-14s rep %d: worker stalls ≥ 20 µs per second: parked by the Go runtime %.0f, preempted %.0f, other %.0f; ≥ 100 µs: %.0f/s; longest since start %.0f µs",
-				res.Leg, i+1, r.Parked, r.Preempted, r.Other, r.Long, r.MaxUS)
+			h.logf("   %-14s rep %d: worker stalls ≥ 20 µs per second: parked by the Go runtime %.0f, preempted %.0f, other %.0f; ≥ 100 µs: %.0f/s; packets that arrived during one %.2f%% (≥ 100 µs: %.2f%%); longest since start %.0f µs",
+				res.Leg, i+1, r.Parked, r.Preempted, r.Other, r.Long, 100*r.Waited, 100*r.WaitedLong, r.MaxUS)
 		}
-		if w, ok := busiestThread(before, threadStats(res.pid)); ok {
+		after := threadStats(res.pid)
+		if w, ok := busiestThread(before, after); ok {
 			res.Parks = append(res.Parks, float64(w.vol)/el)
 			res.Preempts = append(res.Preempts, float64(w.invol)/el)
-			h.logf("   %-14s rep %d: busiest thread %d: ran %.2f s, scheduled in %d times (%d voluntary, %d involuntary switches), waited %.1f ms runnable", res.Leg, i+1,
-				w.tid, w.run.Seconds(), w.slices, w.vol, w.invol, float64(w.delay)/1e6)
+			// The other threads' wake-ups land on the generator's CPU
+			// (fwdd reserves the router CPU for its worker).
+			var others, othersRun int64
+			for tid, y := range after {
+				if tid != w.tid {
+					others += y.slices - before[tid].slices
+					othersRun += int64(y.run - before[tid].run)
+				}
+			}
+			h.logf("   %-14s rep %d: busiest thread %d: ran %.2f s, scheduled in %d times (%d voluntary, %d involuntary switches), waited %.1f ms runnable; the other threads: scheduled in %.0f times/s, ran %.1f ms", res.Leg, i+1,
+				w.tid, w.run.Seconds(), w.slices, w.vol, w.invol, float64(w.delay)/1e6, float64(others)/el, float64(othersRun)/1e6)
 		}
 		if err != nil {
 			return err
@@ -407,9 +429,10 @@ func (r *report) latencyLines() []string {
 				}
 				return median(v)
 			}
-			line += fmt.Sprintf("; worker stalls ≥ 20 µs between polls per second: %.0f parked by the Go runtime, %.0f preempted, %.0f other (interrupts, hypervisor); ≥ 100 µs: %.0f/s; longest %.0f µs",
+			line += fmt.Sprintf("; worker stalls ≥ 20 µs between polls per second: %.0f parked by the Go runtime, %.0f preempted, %.0f other (interrupts, hypervisor); ≥ 100 µs: %.0f/s; packets that arrived during a stall %.2f%% (≥ 100 µs: %.2f%%); longest %.0f µs",
 				sel(func(r stallRate) float64 { return r.Parked }), sel(func(r stallRate) float64 { return r.Preempted }),
 				sel(func(r stallRate) float64 { return r.Other }), sel(func(r stallRate) float64 { return r.Long }),
+				100*sel(func(r stallRate) float64 { return r.Waited }), 100*sel(func(r stallRate) float64 { return r.WaitedLong }),
 				l.Stalls[len(l.Stalls)-1].MaxUS)
 		}
 		if l.IdleCPU >= 0 {

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
@@ -61,10 +60,10 @@ func (lg *liveGen) close() {
 // LiveTXSpec describes the stream's frames to the live-frames program
 // (perf/xdpprog.NewLiveTX): offsets, the size pattern and, per size and
 // flow, the addresses, source port and checksum words that Build writes.
-// Run the program on LiveFrame(stream). With state nil the program gets a
-// state map of its own; timeEvery is passed on as LiveTXSpec.TimeEvery.
-func (b *Builder) LiveTXSpec(stream uint8, noTime bool, timeEvery int, state *ebpf.Map) xdpprog.LiveTXSpec {
-	s := xdpprog.LiveTXSpec{StampOff: b.l4 + udpLen, UDPOff: b.l4, SrcLoOff: b.srcOff, State: state, NoTime: noTime,
+// Run the program on LiveFrame(stream); timeEvery is passed on as
+// LiveTXSpec.TimeEvery.
+func (b *Builder) LiveTXSpec(stream uint8, noTime bool, timeEvery int) xdpprog.LiveTXSpec {
+	s := xdpprog.LiveTXSpec{StampOff: b.l4 + udpLen, UDPOff: b.l4, SrcLoOff: b.srcOff, NoTime: noTime,
 		TimeEvery: timeEvery, Flows: make([][]xdpprog.LiveFlow, len(b.tmpl))}
 	if b.spec.IPv6 {
 		s.L3LenOff, s.L3LenBase = ethLen+4, b.l4
@@ -132,7 +131,7 @@ func patternBytes(lens []uint64, total, seq0, seq1 uint64) uint64 {
 // call sends everything (Count frames, or until ctx ends it with a signal).
 func (lg *liveGen) worker(ctx context.Context, cfg TxConfig, stream uint8, count uint64, rate float64,
 	c *txCounters, ready chan<- error) error {
-	ls := lg.b.LiveTXSpec(stream, cfg.NoTimestamps, cfg.StampEvery, nil)
+	ls := lg.b.LiveTXSpec(stream, cfg.NoTimestamps, cfg.StampEvery)
 	ls.Rate, ls.Burst = rate, cfg.Batch
 	prog, err := xdpprog.NewLiveTX(ls)
 	if err != nil {

@@ -224,10 +224,6 @@ type LiveTXSpec struct {
 	// i (only Flows[0] with one size); frame seq is flow seq % the number
 	// of flows, the same for every entry.
 	Flows [][]LiveFlow
-	// State, if set, is the stream's sequence state to share (so that
-	// programs for several frame sizes number one stream and cycle one
-	// flow order); nil creates one. Its value is LiveState.
-	State *ebpf.Map
 	// NoTime leaves the stamp's send time 0 (the sink then takes no
 	// latency sample) and saves the bpf_ktime_get_ns call and its checksum
 	// work per frame: for throughput runs, where the generator's own cost
@@ -314,7 +310,6 @@ type LiveTX struct {
 	Prog  *ebpf.Program
 	State *ebpf.Map // the stream's LiveState
 	table *ebpf.Map
-	own   bool
 	flows uint32
 	sizes uint32
 	// Run's syscall arguments: on the heap, so that the kernel's pointers
@@ -336,7 +331,7 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		}
 	}
 	if nflows*nsizes > liveMaxEntries {
-		return nil, fmt.Errorf("live-frames program: %d flows × %d frame sizes is more than %d", nflows, nsizes, liveMaxEntries)
+		return nil, fmt.Errorf("live-frames program: %d flows × %d frame sizes is more than %d (use fewer flows)", nflows, nsizes, liveMaxEntries)
 	}
 	if spec.UDPOff < 2 || spec.SrcLoOff < 0 || spec.StampOff < spec.UDPOff+8 {
 		return nil, errors.New("live-frames program: bad offsets")
@@ -363,24 +358,17 @@ func NewLiveTX(spec LiveTXSpec) (*LiveTX, error) {
 		interval = int64(256e9/spec.Rate + 0.5)
 		burst = interval * int64(max(spec.Burst, 1))
 	}
-	if spec.State != nil && spec.State.ValueSize() != liveStateSize {
-		return nil, errors.New("live-frames program: state map of another layout")
+	// A plain array, not per-CPU: the thread running the program may
+	// migrate between runs, and a per-CPU counter would then repeat
+	// sequence numbers. A program runs on one thread at a time (Run is
+	// not safe for concurrent use; BPF_PROG_RUN disables migration during
+	// a run, and a batch runs with bottom halves off), so the non-atomic
+	// increments are safe.
+	state, err := ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_state", Type: ebpf.Array, KeySize: 4, ValueSize: liveStateSize, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("live-frames state map: %w", err)
 	}
-	state, own := spec.State, false
-	if state == nil {
-		var err error
-		// A plain array, not per-CPU: the thread running the program may
-		// migrate between runs, and a per-CPU counter would then repeat
-		// sequence numbers. One stream's programs run on one thread at a
-		// time (BPF_PROG_RUN disables migration during a run, and a batch
-		// runs with bottom halves off), so the non-atomic increment is safe.
-		state, err = ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_state", Type: ebpf.Array, KeySize: 4, ValueSize: liveStateSize, MaxEntries: 1})
-		if err != nil {
-			return nil, fmt.Errorf("live-frames state map: %w", err)
-		}
-		own = true
-	}
-	l := &LiveTX{State: state, own: own, flows: uint32(nflows), sizes: uint32(nsizes)}
+	l := &LiveTX{State: state, flows: uint32(nflows), sizes: uint32(nsizes)}
 	entries := nflows * nsizes
 	table, err := ebpf.NewMap(&ebpf.MapSpec{Name: "fwdd_gen_flows", Type: ebpf.Array, KeySize: 4,
 		ValueSize: uint32(binary.Size(liveFlowEntry{})), MaxEntries: uint32(entries)})
@@ -649,8 +637,7 @@ func (l *LiveTX) SetLimit(limit uint64) error {
 	return nil
 }
 
-// Close releases the program, its flow table and the state map if it
-// created it.
+// Close releases the program, its flow table and its state map.
 func (l *LiveTX) Close() {
 	if l.Prog != nil {
 		l.Prog.Close()
@@ -658,7 +645,7 @@ func (l *LiveTX) Close() {
 	if l.table != nil {
 		l.table.Close()
 	}
-	if l.own {
+	if l.State != nil {
 		l.State.Close()
 	}
 }
@@ -700,7 +687,7 @@ func (l *LiveTX) Run(frame []byte, ifindex int, repeat uint32, batch uint32) (ra
 	}
 	after, err := l.Seq()
 	if err != nil {
-		return uint64(repeat), perFrame, interrupted, nil
+		return 0, 0, false, err
 	}
 	return after - before, perFrame, interrupted, nil
 }
@@ -727,7 +714,10 @@ func RunLive(prog *ebpf.Program, frame []byte, ifindex int, repeat, batch uint32
 }
 
 // runLive is RunLive with the syscall's arguments in caller-owned heap
-// memory (their addresses go to the kernel as integers).
+// memory. Their addresses, and the frame's, go to the kernel as integers:
+// safe because Go's collector does not move heap objects and the
+// KeepAlives hold frame and md until the syscall has returned (attr's
+// owner holds it).
 func runLive(attr *progRunAttr, md *xdpMD, prog *ebpf.Program, frame []byte, ifindex int, repeat, batch uint32) (time.Duration, bool, error) {
 	if len(frame) == 0 {
 		return 0, false, errors.New("live-frames run: empty frame")

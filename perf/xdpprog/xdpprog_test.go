@@ -137,7 +137,7 @@ func TestLiveTX(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := xdpprog.NewLiveTX(b.LiveTXSpec(9, tc.noTime, tc.every, nil))
+		l, err := xdpprog.NewLiveTX(b.LiveTXSpec(9, tc.noTime, tc.every))
 		if err != nil {
 			if errors.Is(err, ebpf.ErrNotSupported) {
 				t.Skip(err)
@@ -182,7 +182,7 @@ func TestLiveTXBadSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := b.LiveTXSpec(0, false, 0, nil)
+	good := b.LiveTXSpec(0, false, 0)
 	noFlows := good
 	noFlows.Flows = nil
 	badOff := good
@@ -223,7 +223,7 @@ func TestLiveTXLimitAndPacing(t *testing.T) {
 		rate  float64
 		limit uint64
 	}{{"limit", 0, 4}, {"slow", 1, 0}, {"fast", 1e10, 0}, {"fast-limit", 1e10, 3}} {
-		s := b.LiveTXSpec(0, false, 1, nil)
+		s := b.LiveTXSpec(0, false, 1)
 		s.Rate, s.Burst = tc.rate, 1
 		l, err := xdpprog.NewLiveTX(s)
 		if err != nil {
@@ -269,7 +269,7 @@ func TestLiveTXLimitAndPacing(t *testing.T) {
 			t.Errorf("%s: sent %d in %.3f s at %g/s (burst 1)", tc.name, sent, el, tc.rate)
 		}
 	}
-	s := b.LiveTXSpec(0, false, 1, nil)
+	s := b.LiveTXSpec(0, false, 1)
 	s.Rate = 0.5
 	if l, err := xdpprog.NewLiveTX(s); err == nil {
 		l.Close()

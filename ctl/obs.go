@@ -303,7 +303,6 @@ type loadCollector struct {
 	stalls, stallPackets *prometheus.Desc
 }
 
-
 func newLoadCollector(d *Daemon) *loadCollector {
 	l := []string{"worker"}
 	return &loadCollector{

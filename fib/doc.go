@@ -25,10 +25,11 @@
 // touched (copy on write; new range tables are appended past the end of
 // the current segment of a segmented arena, which published snapshots
 // never read; a big table whose changes lie inside one prefix is patched
-// rather than re-swept, patch.go), moves a bounded number of live tables
-// out of the segment being collected (seg.go), and publishes one new
-// Snapshot with atomic.Pointer. Segment memory is mapped outside the Go
-// heap and unmapped (or pooled) by a cleanup once no snapshot lists it.
+// rather than re-swept, patch.go, for IPv6 L2 tables patch6.go), moves a
+// bounded number of live tables out of the segment being collected
+// (seg.go), and publishes one new Snapshot with atomic.Pointer. Segment
+// memory is mapped outside the Go heap and unmapped (or pooled) by a
+// cleanup once no snapshot lists it.
 //
 // Workers call FIBs.Load once per burst and use the Snapshot lookups
 // (Lookup4Batch, Lookup6Batch, Lookup4, Lookup6, Select): no locks, no

@@ -259,6 +259,7 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 			return false
 		}
 		f.d2[r2] = struct{}{}
+		r2.mark(k2, l-32)
 		return true
 	}
 	r3 := r2.kids[k2]
@@ -270,6 +271,7 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		r2.kids[k2] = r3
 		setEnt(&r2.ents, k2, 33, refFlag|r3.id, false)
 		f.d2[r2] = struct{}{}
+		r2.mark(k2, 32)
 	}
 	ed := setEnt(&r3.ents, lo, uint8(l-64), nh, del)
 	r2.n += ed.delta()
@@ -283,6 +285,7 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 		f.free3(r3.id)
 		r3.removed = true
 		f.d2[r2] = struct{}{}
+		r2.mark(k2, 32)
 	}
 	return true
 }
@@ -329,14 +332,10 @@ func (f *fam6) build3(sc *scratch, r *rc32) {
 func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
 	f.a64.release(h.start, h.size())
-	sc.swept += len(r.ents)
-	sc.tables++
-	sc.k2, sc.v2, sc.s32 = sweep(r.ents, 0, sc.k2[:0], sc.v2[:0], sc.s32)
-	n := len(sc.k2)
-	e := sc.e8[:0]
-	for i, k := range sc.k2 {
-		e = append(e, uint64(k)<<32|uint64(sc.v2[i]))
-	}
+	f.ranges2(sc, r, h) // patched or swept (patch6.go)
+	r.dirty = false
+	e := sc.e8
+	n := len(e)
 	h.ix = l2Rank(e)
 	if h.ix != 0 {
 		e = appendRank2(e, e, h.ix)
@@ -346,14 +345,6 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 	sc.e8 = e
 	h.start, h.count = f.a64.put(e, r.id), uint32(n)
 	f.h.set(r.id, h)
-	for _, e := range r.ents {
-		if e.v&refFlag != 0 {
-			id := e.v &^ refFlag
-			kh := f.h.get(id)
-			kh.def = e.under
-			f.h.set(id, kh)
-		}
-	}
 }
 
 // buildSlot rebuilds the L1 table of slot (see fam4.rebuildSlot).

@@ -135,3 +135,118 @@ func checkCanonical(t *testing.T, f *FIBs) {
 		}
 	}
 }
+
+// TestPatchL2 is TestPatch for IPv6 L2 tables: prefixes /33-/128 under a
+// few /32s (so their tables are big and often patched: patching forced
+// from 1 range on), churned in small batches, with /32s and /0-/31
+// prefixes whose changes reach the L2 tables' inherited defaults. After
+// every batch the lookups match the reference, and now and then every L2
+// table is the one a full sweep makes.
+func TestPatchL2(t *testing.T) {
+	f := newWithNH(t, 1)
+	f.sc.patchMin = 1
+	r := newRef(1)
+	rng := rand.New(rand.NewPCG(33, 34))
+	var ps []netip.Prefix
+	for range 1500 {
+		var b [16]byte
+		b[0], b[1], b[2], b[3] = 0x20, 0x01, 0x0d, byte(0xb0+rng.IntN(3))
+		for i := 4; i < 16; i++ {
+			b[i] = byte(rng.IntN(256))
+		}
+		if rng.IntN(2) == 0 {
+			b[4], b[5] = 0, byte(rng.IntN(4)) // clustered at the bottom of the /32
+		}
+		l := 33 + rng.IntN(32)
+		switch rng.IntN(8) {
+		case 0:
+			l = 65 + rng.IntN(64) // /64 regions: references in L2
+		case 1, 2, 3:
+			l = 48
+		}
+		p, _ := netip.AddrFrom16(b).Prefix(l)
+		ps = append(ps, p)
+	}
+	ps = append(ps, mp("2001:db0::/32"), mp("2001:db1::/32"), mp("2001:db0::/31"), mp("2001:d00::/24"), mp("2001::/16"), mp("::/0"),
+		mp("2001:db2::/33"), mp("2001:db2:8000::/33"), mp("2001:db2::/48"), mp("2001:db2:ffff::/48"), mp("2001:db2:ffff:ffff::/64"),
+		mp("2001:db2:ffff:ffff:ffff:ffff:ffff:ffff/128"))
+	cs := adds(0, ps)
+	if err := f.Apply(cs); err != nil {
+		t.Fatal(err)
+	}
+	r.apply(cs)
+	rounds := 1500
+	if raceEnabled {
+		rounds = 300
+	}
+	for round := range rounds {
+		var b []Change
+		for range 1 + rng.IntN(4) {
+			p := ps[rng.IntN(len(ps))]
+			if rng.IntN(2) == 0 {
+				b = append(b, Change{Op: OpDelete, Prefix: p})
+			} else {
+				b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(64))})
+			}
+		}
+		if err := f.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+		r.apply(b)
+		var probes []netip.Addr
+		for _, c := range b {
+			probes = append(probes, c.Prefix.Addr(), lastIn(c.Prefix), randIn(rng, c.Prefix))
+			if n := lastIn(c.Prefix).Next(); n.IsValid() {
+				probes = append(probes, n)
+			}
+			if n := c.Prefix.Addr().Prev(); n.IsValid() {
+				probes = append(probes, n)
+			}
+		}
+		check(t, f, r, 0, probes)
+		if round%150 == 149 {
+			checkCanonical2(t, f)
+			check(t, f, r, 0, probesFor2(rng, ps, true))
+		}
+		if t.Failed() {
+			t.Fatalf("round %d: batch %v", round, b)
+		}
+	}
+	if f.sc.patched < rounds/2 {
+		t.Errorf("%d tables patched in %d batches", f.sc.patched, rounds)
+	}
+}
+
+// checkCanonical2 compares every IPv6 L2 table (ranges and index or
+// summary) with the one a full sweep of its region makes.
+func checkCanonical2(t *testing.T, f *FIBs) {
+	t.Helper()
+	f6 := f.f6[0]
+	var st []rangeEnt[uint32]
+	for _, rc := range f6.chunks {
+		for k1, r2 := range rc.kids {
+			h := f6.h.get(r2.id)
+			got := f6.a64.get(h.start, h.size())
+			ents := slices.Clone(r2.ents)
+			keys, vals, _ := sweep(ents, 0, nil, nil, st)
+			var want []uint64
+			for i, k := range keys {
+				want = append(want, uint64(k)<<32|uint64(vals[i]))
+			}
+			ix := l2Rank(want)
+			if ix != 0 {
+				want = appendRank2(want, want, ix)
+			} else {
+				want = withSummary(want, 32)
+			}
+			if ix != h.ix || len(keys) != int(h.count) || !slices.Equal(got, want) {
+				i := 0
+				for i < min(len(got), len(want)) && got[i] == want[i] {
+					i++
+				}
+				t.Fatalf("L2 table of /32 %#x: %d ranges, ix %#x, %d entries; a sweep makes %d, %#x, %d; first difference at entry %d",
+					k1, h.count, h.ix, len(got), len(keys), ix, len(want), i)
+			}
+		}
+	}
+}

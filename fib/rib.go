@@ -26,6 +26,11 @@ type rc64 struct {
 	id      uint32 // header id
 	removed bool
 	n       int // prefixes /33-/128 under this /32 (the capacity checks read it)
+	// The smallest prefix (ds/dl of the 32-bit key space) containing the
+	// changes of this batch, if dirty (patch6.go).
+	dirty bool
+	dl    uint8
+	ds    uint32
 }
 
 // rc32 holds the /65-/128 prefixes of one IPv6 /64 (keys: bits 64-127).

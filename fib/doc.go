@@ -46,7 +46,10 @@
 //     segments.
 //   - Every snapshot that lists a segment holds its segMem; lookups keep
 //     their table alive to their last read of segment memory.
-//   - Every range table starts with a range at key 0. A rank index counts
+//   - Every range table starts with a range at key 0.
+//   - In an IPv4 range table, the range of every key in bucket j lies in
+//     the window of 2^rounds ranges (clamped to the table) from bucket[j]
+//     (tab4.go). A rank index counts
 //     at most one range start per slot: an L2 table with a start inside a
 //     /48 has none (l2Rank).
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds

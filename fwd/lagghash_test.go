@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/fwdd/fwdd/fwd/pkt"
 	"github.com/fwdd/fwdd/mbuf"
@@ -180,4 +181,13 @@ func TestTxHashClearedOnParse(t *testing.T) {
 		t.Fatalf("class %v (%v), flags %#x", cls, why, ms[0].Flags)
 	}
 	h.w.cache.Free(ms)
+}
+
+// TestAdjSize: an adjacency entry stays 24 bytes (the lagg's lanes live
+// beside the entries), so that the cache of a router without laggs did not
+// grow.
+func TestAdjSize(t *testing.T) {
+	if n := unsafe.Sizeof(adj{}); n != 24 {
+		t.Fatalf("adj is %d bytes, want 24", n)
+	}
 }

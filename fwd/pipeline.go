@@ -11,7 +11,6 @@ import (
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
-	"github.com/fwdd/fwdd/pmd/flowhash"
 	"github.com/fwdd/fwdd/txq"
 )
 
@@ -340,37 +339,15 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			continue // forward4 drops it, answers it or fragments it
 		}
 		p.outPort[i] = a.port
-		switch {
-		case a.txHash:
-			// after setEth (below): the port's hash covers the new header
-		case a.hashTx:
+		if a.bits&(adjTxHash|adjHashTx) == adjHashTx {
 			p.hash(m) // txq spreads foreign queues by flow hash
-		}
+		} // adjTxHash: after setEth (below), the port's hash covers the new header
 		switch a.kind {
 		case adjReady:
 			dropTag(m)
-			if !a.txHash {
-				setEth(m, a.eth0, a.eth1)
-			} else {
-				// setEth, then the flow hash the port (a lagg) asks for,
-				// in line (a call per packet would cost as much as the
-				// hash): flowhash.Hash.Frame of the rewritten frame
-				// (TestLaggTxHash), from the header the TTL decrement
-				// just touched and the parser's offsets (FlagFragment is
-				// Frame's fragment test). It is the lagg's member choice
-				// and txq's queue.
-				d := m.Data()
-				binary.LittleEndian.PutUint64(d[0:8], a.eth0)
-				binary.LittleEndian.PutUint32(d[8:12], a.eth1)
-				x, y := a.ha, a.hb
-				if o := int(m.L3Off); a.hl3 && o+20 <= len(d) {
-					x = flowhash.AddIPv4(x, binary.LittleEndian.Uint64(d[o+12:o+20]))
-				}
-				if l4 := int(m.L4Off); a.hl4 && l4 != 0 && m.Flags&pkt.FlagFragment == 0 && flowhash.HasPorts(m.L4Proto) && l4+4 <= len(d) {
-					y = flowhash.AddPorts(y, binary.LittleEndian.Uint32(d[l4:l4+4]))
-				}
-				m.Hash = flowhash.Mix(x, y)
-				m.Flags |= mbuf.FlagHashValid | mbuf.FlagTxHash
+			setEth(m, a.eth0, a.eth1)
+			if a.bits&adjTxHash != 0 {
+				txHash4(m, a, &p.adjc4.lanes[(a.key-1)%adjSize]) // the lagg's member choice, and txq's queue
 			}
 			p.stage[i] = stageReady
 		case adjConnected:
@@ -471,18 +448,15 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			continue // forward6 drops it or answers it
 		}
 		p.outPort[i] = a.port
-		switch {
-		case a.txHash:
-			// after setEth (below): the port's hash covers the new header
-		case a.hashTx:
+		if a.bits&(adjTxHash|adjHashTx) == adjHashTx {
 			p.hash(m) // txq spreads foreign queues by flow hash
-		}
+		} // adjTxHash: after setEth (below), the port's hash covers the new header
 		switch a.kind {
 		case adjReady:
 			dropTag(m)
 			setEth(m, a.eth0, a.eth1)
-			if a.txHash {
-				txHash6(m, a) // the lagg's member choice, and txq's queue
+			if a.bits&adjTxHash != 0 {
+				txHash6(m, a, &p.adjc6.lanes[(a.key-1)%adjSize]) // the lagg's member choice, and txq's queue
 			}
 			p.stage[i] = stageReady
 		case adjConnected:

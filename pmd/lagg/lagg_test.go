@@ -507,10 +507,14 @@ func FuzzParseSlow(f *testing.F) {
 
 // BenchmarkTxBurst: ns/op is per packet (32-packet bursts over 2 members,
 // l2,l3,l4 hash), against BenchmarkTxBurstOne (one member: no split).
-func BenchmarkTxBurst(b *testing.B)    { benchTx(b, "m0 m1") }
-func BenchmarkTxBurstOne(b *testing.B) { benchTx(b, "m0") }
+func BenchmarkTxBurst(b *testing.B)    { benchTx(b, "m0 m1", false) }
+func BenchmarkTxBurstOne(b *testing.B) { benchTx(b, "m0", false) }
 
-func benchTx(b *testing.B, members string) {
+// BenchmarkTxBurstHashed: frames carrying the pipeline's hash
+// (mbuf.FlagTxHash), as routed frames do.
+func BenchmarkTxBurstHashed(b *testing.B) { benchTx(b, "m0 m1", true) }
+
+func benchTx(b *testing.B, members string, hashed bool) {
 	r := newRig(b, "m0", "m1")
 	for _, s := range r.ports {
 		s.keep = false
@@ -521,8 +525,10 @@ func benchTx(b *testing.B, members string) {
 	}
 	ms := make([]*mbuf.Mbuf, 32)
 	frames := make([][]byte, 64)
+	hashes := make([]uint32, 64)
 	for i := range frames {
 		frames[i] = frame(i)
+		hashes[i] = p.hash(frames[i])
 	}
 	// CPU time of this thread next to wall time: on a shared machine
 	// being descheduled inflates wall time, not CPU time.
@@ -535,6 +541,10 @@ func benchTx(b *testing.B, members string) {
 		for j, m := range ms[:n] {
 			f := frames[(i+j)&63]
 			copy(m.Append(len(f)), f)
+			if hashed {
+				m.Hash = hashes[(i+j)&63]
+				m.Flags |= mbuf.FlagTxHash | mbuf.FlagHashValid
+			}
 		}
 		p.TxBurst(0, ms[:n])
 	}

@@ -193,18 +193,21 @@ func span(e uint64) int {
 
 // fam6 is the writer state of one FIB's IPv6 table.
 type fam6 struct {
-	d       dirw
-	chunks  map[uint16]*rc16
-	h       hdrw
-	t       tab6
-	d2      map[*rc64]struct{}
-	d3      map[*rc32]struct{}
-	a16     segArena[uint64] // L1 tables
-	a64     segArena[uint64] // L2 tables
-	a32     arena            // L3 (small: rebuilt whole when collected)
-	l2      []bool           // header id -> it is an L2 table's (owners of a64)
-	n       int              // prefixes in the RIB (the capacity checks read it)
-	starved int              // see fam4.starved
+	d      dirw
+	chunks map[uint16]*rc16
+	h      hdrw
+	t      tab6
+	d2     map[*rc64]struct{}
+	d3     map[*rc32]struct{}
+	a16    segArena[uint64] // L1 tables
+	a64    segArena[uint64] // L2 tables
+	a32    arena            // L3 (small: rebuilt whole when collected)
+	l2     []bool           // header id -> it is an L2 table's (owners of a64)
+	// Words of the L1 and L2 rank indexes in the arenas (at most
+	// ixBudget each: see room and FIBs.limits).
+	ixw1, ixw2 int
+	n          int // prefixes in the RIB (the capacity checks read it)
+	starved    int // see fam4.starved
 }
 
 func newFam6(zero *dirPage, seglen, maxSegs int) *fam6 {
@@ -300,6 +303,7 @@ func (f *fam6) free3(id uint32) {
 func (f *fam6) free2(id uint32) {
 	h := f.h.get(id)
 	f.a64.release(h.start, h.size())
+	f.unrank2(h)
 	f.h.free = append(f.h.free, id)
 	f.setL2(id, false)
 }
@@ -332,12 +336,17 @@ func (f *fam6) build3(sc *scratch, r *rc32) {
 func (f *fam6) build2(sc *scratch, r *rc64) {
 	h := f.h.get(r.id)
 	f.a64.release(h.start, h.size())
+	f.unrank2(h)
 	f.ranges2(sc, r, h) // patched or swept (patch6.go)
 	r.dirty = false
 	e := sc.e8
 	n := len(e)
 	h.ix = l2Rank(e)
+	if w := ixWords(h.ix); h.ix != 0 && (f.ixw2+w > f.ixBudget() || n+w > segMask+1) {
+		h.ix = 0 // over the budget, or too big for a segment: search
+	}
 	if h.ix != 0 {
+		f.ixw2 += ixWords(h.ix)
 		e = appendRank2(e, e, h.ix)
 	} else {
 		e = withSummary(e, 32)
@@ -352,13 +361,14 @@ func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32, p uint32) {
 	old := f.d.get(slot)
 	rc := f.chunks[slot]
 	if rc != nil && old&chunkFlag != 0 && sc.patchable(n6(old), p) {
-		n := f.patch(sc, slot, rc, old, p, def)
 		f.a16.release(uint32(old), span6(old))
-		f.d.set(slot, n)
+		f.unrank1(old)
+		f.d.set(slot, f.patch(sc, slot, rc, old, p, def))
 		return
 	}
 	if old&chunkFlag != 0 {
 		f.a16.release(uint32(old), span6(old))
+		f.unrank1(old)
 	}
 	if rc == nil {
 		f.d.set(slot, uint64(def))
@@ -430,19 +440,25 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 }
 
 // room is fam4.room for the L1 and L2 arenas.
+// Rank indexes add at most ixBudget words per arena.
 func (f *fam6) room() bool {
-	e1, e2 := 0, 0
+	e1, e2, x1, x2 := 0, 0, 0, 0
 	for slot := range f.d.dirty {
 		if rc := f.chunks[slot]; rc != nil {
 			e1 += tableBound(len(rc.ents))
+			if 2*len(rc.ents)+1 >= rankMin1 {
+				x1 += rankWords1
+			}
 		}
 	}
 	for r := range f.d2 {
 		if !r.removed {
 			e2 += tableBound(len(r.ents))
+			x2 += 3*(2*len(r.ents)+1) + 9 // ixWords <= 3 ranges + 9 (l2Rank)
 		}
 	}
-	return f.a16.room(e1) && f.a64.room(e2)
+	b := f.ixBudget()
+	return f.a16.room(e1+min(x1, b)) && f.a64.room(e2+min(x2, b))
 }
 
 // rebuildAll rebuilds every table into fresh arenas (bulk loads), first
@@ -513,6 +529,7 @@ func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 	}
 	if l2 {
 		f.a64.reset()
+		f.ixw2 = 0
 		f.a64.bulk = true
 		for _, rc := range f.chunks {
 			for _, r2 := range rc.kids {
@@ -523,6 +540,7 @@ func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 	}
 	if l1 {
 		f.a16.reset()
+		f.ixw1 = 0
 		f.a16.bulk = true
 		f.d.defs = f.d.defaults(f.d.defs)
 		for s := 0; s < 1<<16; s++ {
@@ -549,12 +567,35 @@ func (f *fam6) putL1(sc *scratch, slot uint16) uint64 {
 	e := sc.e8
 	n := len(e)
 	flag := uint64(0)
-	if n >= rankMin1 {
+	if n >= rankMin1 && f.ixw1+rankWords1 <= f.ixBudget() {
 		e = appendRank(e, e, 0, 0, rankWords1)
 		flag = rankFlag
+		f.ixw1 += rankWords1
 	} else {
 		e = withSummary(e, 32)
 	}
 	sc.e8 = e
 	return chunkEnt(int(f.a16.put(e, uint32(slot))), n) | flag
+}
+
+// ixBudget is the most words the rank indexes of one arena may take: an
+// eighth of the arena's capacity (8M words, 4096 L1 indexes, with the
+// default segments; the full table's take ~0.1M each). It keeps the
+// arithmetic of FIBs.limits: an arena at the prefix limit still fits in
+// its segment ids with its indexes.
+func (f *fam6) ixBudget() int { return f.a16.maxSegs * f.a16.seglen / 8 }
+
+// unrank1 and unrank2 take the rank index of a replaced L1 table (dir
+// entry e) or L2 table (header h) off the budget (not in a full rebuild,
+// which starts from zero).
+func (f *fam6) unrank1(e uint64) {
+	if e&chunkFlag != 0 && e&rankFlag != 0 && !f.a16.bulk {
+		f.ixw1 -= rankWords1
+	}
+}
+
+func (f *fam6) unrank2(h hdr) {
+	if h.ix != 0 && !f.a64.bulk {
+		f.ixw2 -= ixWords(h.ix)
+	}
 }

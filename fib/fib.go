@@ -103,8 +103,11 @@ type FIBs struct {
 // regions as prefixes, so a family of N prefixes has at most 4.2N entries
 // per arena level; a rebuild into a fresh arena fills them into fewer than
 // 2*4.2N/seglen + 1 segments (seg.go, room), which for N <= segs*seglen/16
-// is about half the segment ids. maxDeep keeps one IPv6 L2 or L3 table
-// under 2.3M entries, below the 4M a position can address (segBits).
+// is about half the segment ids. IPv6 rank indexes (rank.go) add at most
+// an eighth of an arena's capacity (fam6.ixBudget), a quarter of the ids.
+// maxDeep keeps one IPv6 L2 or L3 table under 2.3M entries, below the 4M
+// a position can address (segBits); an L2 table whose rank index would
+// take it over that gets none.
 func (f *FIBs) limits() (perFam, deep int) {
 	segs, seglen := f.maxSegs, f.seglen
 	if segs == 0 {

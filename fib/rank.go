@@ -24,8 +24,9 @@ import (
 //
 //   - L1 (slot = key = bits 16-31): a flat index of 2048 words (16 KiB)
 //     covering the /16, built for tables of at least rankMin1 ranges (the
-//     big ones: at most twice the table) and flagged in the dir entry
-//     (rankFlag); smaller tables keep the summary search.
+//     tables nearly all lookups go through: 46 on the full table, 736 KiB)
+//     and flagged in the dir entry (rankFlag); smaller tables keep the
+//     summary search.
 //   - L2 (slot = bits 32-47, the /48): only a table whose ranges all start
 //     on a /48 boundary (no /49-/64 prefix or /64 region: the usual case)
 //     gets an index. Its starts are usually few and far apart among the
@@ -41,7 +42,7 @@ const (
 	// rankWords1 is the size of an L1 index (65536 slots, 32 per word).
 	rankWords1 = 1 << 16 / 32
 	// rankMin1 is the smallest L1 table (in ranges) that gets an index.
-	rankMin1 = 512
+	rankMin1 = 128
 	// rankMin2 is the smallest L2 table (in ranges) that gets an index.
 	rankMin2 = 2
 	// hdr.ix: flag, first group, level-1 words - 1, groups (ixLo...).

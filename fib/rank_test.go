@@ -82,9 +82,21 @@ func TestRankIndexes(t *testing.T) {
 // last slots of a region, ::/0), and churns them in small batches
 // (patching, collection), comparing single and batch lookups with the
 // reference after every batch.
-func TestRankDense(t *testing.T) {
+func TestRankDense(t *testing.T) { rankDense(t, 400, 200, 0, 0) }
+
+// TestRankBudget is TestRankDense in small arenas, whose rank index
+// budget (ixBudget) holds only two of the four L1 indexes the regions
+// could have: the others are searched, the budget is never exceeded and
+// nothing panics.
+func TestRankBudget(t *testing.T) { rankDense(t, 150, 30, 2048, 16) }
+
+// rankDense runs TestRankDense with n /32s (and /48s) per /16 region,
+// dense /48s under four /32s each, and arenas of segs segments of seglen
+// entries (0: the defaults).
+func rankDense(t *testing.T, n, dense, seglen, segs int) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	f := newWithNH(t, 1)
+	f.seglen, f.maxSegs = seglen, segs
 	r := newRef(1)
 	regions := []uint64{0x2001, 0x2a02, 0xffff, 0x0000}
 	var all []netip.Prefix
@@ -106,7 +118,7 @@ func TestRankDense(t *testing.T) {
 		add(base|0xfffe<<32, 0, 31)
 		// Many /32s with /48s: dense enough for an L1 index (>= rankMin1
 		// ranges), a few /32s dense enough for L2 indexes.
-		for range 400 {
+		for range n {
 			k1 := uint64(rng.IntN(1 << 16))
 			add(base|k1<<32, 0, 32)
 			add(base|k1<<32|uint64(rng.IntN(1<<16))<<16, 0, 48)
@@ -117,7 +129,7 @@ func TestRankDense(t *testing.T) {
 			add(h, 0, 33)
 			add(h|0xffff<<16, 0, 48)
 			add(h|0x7fff<<16, 0, 47)
-			for range 200 {
+			for range dense {
 				add(h|uint64(rng.IntN(1<<16))<<16, 0, 48)
 			}
 		}
@@ -156,8 +168,9 @@ func TestRankDense(t *testing.T) {
 			}
 		}
 	}
-	if ranked1 < len(regions) || ranked2 < 100 {
-		t.Fatalf("%d L1 and %d L2 rank indexes: the test does not exercise them", ranked1, ranked2)
+	budget := f6.ixBudget()
+	if want := min(len(regions), budget/rankWords1); ranked1 < want || ranked2 < 16 {
+		t.Fatalf("%d L1 (want %d) and %d L2 rank indexes: the test does not exercise them", ranked1, want, ranked2)
 	}
 	rngP := rand.New(rand.NewPCG(7, 8))
 	check(t, f, r, 0, probesFor(rngP, all))
@@ -192,9 +205,34 @@ func TestRankDense(t *testing.T) {
 			ps = append(ps, all[rng.IntN(len(all))])
 		}
 		check(t, f, r, 0, probesFor(rngP, ps))
+		checkIndexWords(t, f6)
 		if t.Failed() {
 			t.Fatalf("round %d", round)
 		}
 	}
-	checkCanonical(t, f)
+	if budget >= len(regions)*rankWords1 {
+		checkCanonical(t, f)
+	}
+}
+
+// checkIndexWords checks the rank index budget's accounting: the words
+// counted are those of the live tables' indexes, and within the budget.
+func checkIndexWords(t *testing.T, f6 *fam6) {
+	t.Helper()
+	w1, w2 := 0, 0
+	for s := range 1 << 16 {
+		if e := f6.d.get(uint16(s)); e&chunkFlag != 0 && e&rankFlag != 0 {
+			w1 += rankWords1
+		}
+	}
+	for _, rc := range f6.chunks {
+		for _, r2 := range rc.kids {
+			if h := f6.h.get(r2.id); h.ix != 0 {
+				w2 += ixWords(h.ix)
+			}
+		}
+	}
+	if w1 != f6.ixw1 || w2 != f6.ixw2 || w1 > f6.ixBudget() || w2 > f6.ixBudget() {
+		t.Fatalf("rank index words: L1 %d (counted %d), L2 %d (counted %d), budget %d", w1, f6.ixw1, w2, f6.ixw2, f6.ixBudget())
+	}
 }

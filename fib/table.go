@@ -228,7 +228,7 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 // level and in stages, so that the memory accesses of different addresses
 // overlap (Go has no prefetch): the dir entries of all; for the L1 tables
 // with a rank index (rank.go) the index words of all, then the ranges'
-// values; the L1 tables without an index in lockstep (tab4.lookupBatch);
+// values; the L1 tables without an index in lockstep (see lockstep);
 // then the same for L2: headers, level-1 index words, group words, values
 // (or the lockstep search). The rare addresses that continue to L3 finish
 // one by one. Every stage is a loop whose loads are independent of each
@@ -251,10 +251,8 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		msk, best [batchLen]uint32
 		ixs       [batchLen]uint32
 		hdrs      [batchLen]hdr
-		// Searches in lockstep, in two groups so that a batch's small
-		// tables (at most blockLen ranges: no summary) do not take the
-		// steps of its biggest.
-		short, long search6
+		// Searches in lockstep.
+		srch search6
 	)
 	e16, e2 := t.e16, t.e2
 	for len(dst) > 0 {
@@ -263,7 +261,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		o := out[:n]
 		// L1: dir entries.
 		m := 0
-		short.n, long.n = 0, 0
+		srch.n = 0
 		for i := range d {
 			hi := binary.BigEndian.Uint64(d[i][:8])
 			his[i] = hi
@@ -282,11 +280,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 				continue
 			}
 			k := hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
-			if c <= blockLen {
-				short.add(i, seg, at0, c, k, 0)
-			} else {
-				long.add(i, seg, at0, c, k, 0)
-			}
+			srch.add(i, seg, at0, c, k, 0)
 		}
 		// L1 rank index words, then values.
 		for j := range m {
@@ -296,8 +290,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		for j := range m {
 			o[idx[j]] = uint32(at[uint64](tab[j], q[j]))
 		}
-		short.run1(o)
-		long.run1(o)
+		srch.run1(o)
 		// L2 for the addresses under a /32 with longer prefixes: the list
 		// of them, their headers, then by kind of table. No branch
 		// depends on a value loaded in the same loop: a mispredicted one
@@ -311,7 +304,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			hdrs[j] = *t.hdr(o[idx[j]] &^ refFlag)
 		}
 		nr := 0
-		short.n, long.n = 0, 0
+		srch.n = 0
 		for j := range m {
 			i := idx[j]
 			h := &hdrs[j]
@@ -323,11 +316,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 				continue
 			}
 			k := his[i]<<32 | 0xffffffff
-			if h.count <= blockLen {
-				short.add(int(i), seg, at0, h.count, k, h.def)
-			} else {
-				long.add(int(i), seg, at0, h.count, k, h.def)
-			}
+			srch.add(int(i), seg, at0, h.count, k, h.def)
 		}
 		m = nr
 		// Rank index level 1 (see rank2), group words, values.
@@ -360,8 +349,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			}
 			o[i] = v
 		}
-		short.run2(t, o, d)
-		long.run2(t, o, d)
+		srch.run2(t, o, d)
 		dst = dst[n:]
 		out = out[n:]
 	}

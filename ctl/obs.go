@@ -300,6 +300,7 @@ func (s *stack) runtime() *show.Runtime {
 type loadCollector struct {
 	d                    *Daemon
 	polls, busy, packets *prometheus.Desc
+	stalls, stallPackets *prometheus.Desc
 }
 
 func newLoadCollector(d *Daemon) *loadCollector {
@@ -309,6 +310,10 @@ func newLoadCollector(d *Daemon) *loadCollector {
 		polls:   prometheus.NewDesc("fwdd_worker_polls_total", "Receive polls (one RxBurst on one queue) per worker.", l, nil),
 		busy:    prometheus.NewDesc("fwdd_worker_busy_polls_total", "Receive polls that returned packets, per worker.", l, nil),
 		packets: prometheus.NewDesc("fwdd_worker_poll_packets_total", "Packets returned by receive polls, per worker (divided by busy polls: packets per poll).", l, nil),
+		stalls: prometheus.NewDesc("fwdd_worker_stalls_total", "Busy workers' gaps between polls of at least min (counted in their longest class), by cause: parked (the Go runtime parked the thread), preempted (another thread ran on its CPU), other (interrupts, the hypervisor).",
+			[]string{"worker", "cause", "min"}, nil),
+		stallPackets: prometheus.NewDesc("fwdd_worker_stall_packets_total", "Packets that arrived during a busy worker's stalls of at least min (they waited for it).",
+			[]string{"worker", "min"}, nil),
 	}
 }
 
@@ -316,6 +321,8 @@ func (c *loadCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.polls
 	ch <- c.busy
 	ch <- c.packets
+	ch <- c.stalls
+	ch <- c.stallPackets
 }
 
 func (c *loadCollector) Collect(ch chan<- prometheus.Metric) {
@@ -325,5 +332,12 @@ func (c *loadCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(l.Polls), ws)
 		ch <- prometheus.MustNewConstMetric(c.busy, prometheus.CounterValue, float64(l.BusyPolls), ws)
 		ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(l.Packets), ws)
+		// The stall length classes' labels, fwd.Stalls' indexes.
+		for i, m := range [...]string{"20us", "100us", "1ms"} {
+			ch <- prometheus.MustNewConstMetric(c.stalls, prometheus.CounterValue, float64(l.Stalls.Parked[i]), ws, "parked", m)
+			ch <- prometheus.MustNewConstMetric(c.stalls, prometheus.CounterValue, float64(l.Stalls.Preempted[i]), ws, "preempted", m)
+			ch <- prometheus.MustNewConstMetric(c.stalls, prometheus.CounterValue, float64(l.Stalls.Other[i]), ws, "other", m)
+			ch <- prometheus.MustNewConstMetric(c.stallPackets, prometheus.CounterValue, float64(l.Stalls.Packets[i]), ws, m)
+		}
 	}
 }

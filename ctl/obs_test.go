@@ -98,6 +98,12 @@ func TestShowTrace(t *testing.T) {
 		got["fwdd_worker_poll_packets_total"] < got["fwdd_worker_busy_polls_total"] {
 		t.Errorf("worker metrics %v", got)
 	}
+	if _, ok := got["fwdd_worker_stalls_total"]; !ok {
+		t.Errorf("fwdd_worker_stalls_total missing: %v", got)
+	}
+	if _, ok := got["fwdd_worker_stall_packets_total"]; !ok {
+		t.Errorf("fwdd_worker_stall_packets_total missing: %v", got)
+	}
 }
 
 // TestMonitorEvents: port, rule and route changes reach a monitor, in

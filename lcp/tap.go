@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"github.com/fwdd/fwdd/pmd"
 	"github.com/vishvananda/netlink"
@@ -130,13 +131,33 @@ func (t *tap) setMAC(mac net.HardwareAddr) error {
 	})
 }
 
+// closeWait bounds how long close waits for the kernel to remove the
+// interface.
+const closeWait = 500 * time.Millisecond
+
 // close closes the descriptor: the kernel removes the (non-persistent)
-// interface with it.
+// interface with it, once no other reference to the file is left. A
+// process forked elsewhere in fwdd at that moment holds one until it
+// execs, so close waits (at most closeWait, normally not at all) until the
+// interface is gone: the name is free for the next command when it
+// returns, e.g. "port set p0 lcp off" then "port set p1 lcp e0".
 func (t *tap) close() error {
 	if t.fd < 0 {
 		return nil
 	}
 	err := unix.Close(t.fd)
 	t.fd = -1
+	deadline := time.Now().Add(closeWait)
+	for t.exists() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	return err
+}
+
+// exists says whether the interface is still in its namespace.
+func (t *tap) exists() bool {
+	return pmd.InNetNS(t.nsPath, func() error {
+		_, err := netlink.LinkByIndex(t.ifindex)
+		return err
+	}) == nil
 }

@@ -283,10 +283,18 @@ type trialSpec struct {
 // runTrial runs one measurement and returns it with the sink's summary.
 func (h *harness) runTrial(ctx context.Context, ts trialSpec) (trialRes, gen.Summary, error) {
 	t := h.topo
-	sinkArgs := []string{"netns", "exec", t.S, h.fwdgen(), "-rx", "-backend", ts.sink, "-i", t.S0, "-d", "0", "-j", "-q"}
+	sinkArgs := []string{"netns", "exec", t.S}
 	if ts.sink == gen.BackendAFPacket {
 		// Checking stamps costs CPU: pin the sink beside the generator,
-		// off the router's CPU.
+		// off the router's CPU, all its threads (taskset) and not just its
+		// receiving worker (-cpus): the Go runtime's other threads wake up
+		// every few milliseconds while the worker polls, and on the
+		// router's CPU they would take it from a forwarder at ordinary
+		// priority (fwdd -poll busy).
+		sinkArgs = append(sinkArgs, "taskset", "-c", strconv.Itoa(h.cfg.genCPU))
+	}
+	sinkArgs = append(sinkArgs, h.fwdgen(), "-rx", "-backend", ts.sink, "-i", t.S0, "-d", "0", "-j", "-q")
+	if ts.sink == gen.BackendAFPacket {
 		sinkArgs = append(sinkArgs, "-cpus", strconv.Itoa(h.cfg.genCPU))
 	}
 	sink, err := start(ctx, "fwdgen: ready", "ip", sinkArgs...)

@@ -208,6 +208,10 @@ func TestLimitsFit(t *testing.T) {
 	if b := tableBound(MaxDeepPrefixes); b > segMask+1 {
 		t.Errorf("largest L2/L3 table %d entries > %d", b, segMask+1)
 	}
+	// An IPv6 L3 table of r ranges takes r keys and r/2 words of values.
+	if b := size3(2*MaxDeepPrefixes + 1); b > segMask+1 {
+		t.Errorf("largest L3 table %d entries > %d", b, segMask+1)
+	}
 	// tableBound(n) <= 2.125n + 2.07 <= 4.2n per region of n >= 1 entries;
 	// a rebuild makes fewer than 2e/seglen + 1 segments.
 	// IPv6 arenas also hold rank indexes, at most an eighth of their

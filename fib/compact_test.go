@@ -29,6 +29,16 @@ func TestCompaction(t *testing.T) {
 		q, _ := netip.AddrFrom16(b).Prefix(33 + rng.IntN(40))
 		ps = append(ps, q)
 	}
+	// And longer than /64 in a few /64s: big L3 tables, rebuilt often.
+	for range 1500 {
+		var b [16]byte
+		b[0], b[1], b[2], b[3], b[7] = 0x20, 0x01, 0xd, 0xb9, byte(rng.IntN(8))
+		for i := 8; i < 16; i++ {
+			b[i] = byte(rng.IntN(256))
+		}
+		q, _ := netip.AddrFrom16(b).Prefix(65 + rng.IntN(64))
+		ps = append(ps, q)
+	}
 	cs := adds(0, ps)
 	f.Apply(cs)
 	r.apply(cs)
@@ -63,8 +73,8 @@ func TestCompaction(t *testing.T) {
 		}
 	}
 	f4, f6 := f.f4[0], f.f6[0]
-	t.Logf("segments collected: IPv4 %d, IPv6 L1 %d, L2 %d", f4.a.drops, f6.a16.drops, f6.a64.drops)
-	if f4.a.drops == 0 || f6.a64.drops == 0 {
+	t.Logf("segments collected: IPv4 %d, IPv6 L1 %d, L2 %d, L3 %d", f4.a.drops, f6.a16.drops, f6.a64.drops, f6.a3.drops)
+	if f4.a.drops == 0 || f6.a64.drops == 0 || f6.a3.drops == 0 {
 		t.Error("an arena was never collected")
 	}
 	t.Logf("collection steps that continued in a later batch: IPv4 %d, IPv6 L1 %d, L2 %d", f4.a.partial, f6.a16.partial, f6.a64.partial)
@@ -131,6 +141,17 @@ func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
 	}
 	check("IPv6 L1", f6.a16.s, nil, f6.a16.live, f6.a16.nlive, f6.a16.garbage, r1)
 	check("IPv6 L2", f6.a64.s, nil, f6.a64.live, f6.a64.nlive, f6.a64.garbage, r2)
+	r3 := map[uint32]int{}
+	for _, rc := range f6.chunks {
+		for _, k := range rc.kids {
+			for _, k3 := range k.kids {
+				if h := f6.h.get(k3.id); h.count > 0 {
+					r3[h.start] = size3(int(h.count))
+				}
+			}
+		}
+	}
+	check("IPv6 L3", f6.a3.s, nil, f6.a3.live, f6.a3.nlive, f6.a3.garbage, r3)
 }
 
 // TestSegmentBoundaries checks where tables land: a table that does not fit

@@ -201,8 +201,9 @@ type fam6 struct {
 	d3     map[*rc32]struct{}
 	a16    segArena[uint64] // L1 tables
 	a64    segArena[uint64] // L2 tables
-	a32    arena            // L3 (small: rebuilt whole when collected)
+	a3     segArena[uint64] // L3 tables (keys, then values two per word)
 	l2     []bool           // header id -> it is an L2 table's (owners of a64)
+	l3     []bool           // header id -> it is an L3 table's (owners of a3)
 	// Words of the L1 and L2 rank indexes in the arenas (at most
 	// ixBudget each: see room and FIBs.limits).
 	ixw1, ixw2 int
@@ -212,7 +213,8 @@ type fam6 struct {
 
 func newFam6(zero *dirPage, seglen, maxSegs int) *fam6 {
 	f := &fam6{chunks: make(map[uint16]*rc16), d2: make(map[*rc64]struct{}), d3: make(map[*rc32]struct{}),
-		a16: newSegArena[uint64](seglen, maxSegs), a64: newSegArena[uint64](seglen, maxSegs)}
+		a16: newSegArena[uint64](seglen, maxSegs), a64: newSegArena[uint64](seglen, maxSegs),
+		a3: newSegArena[uint64](seglen, maxSegs)}
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f
@@ -271,6 +273,7 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 			return false
 		}
 		r3 = &rc32{id: f.h.alloc()}
+		f.setL3(r3.id, true)
 		r2.kids[k2] = r3
 		setEnt(&r2.ents, k2, 33, refFlag|r3.id, false)
 		f.d2[r2] = struct{}{}
@@ -293,10 +296,22 @@ func (f *fam6) change(hi, lo uint64, l int, nh uint32, del bool) bool {
 	return true
 }
 
-// free3 frees the header of an L3 table and counts its garbage.
+// free3 frees the header of an L3 table and releases its table.
 func (f *fam6) free3(id uint32) {
-	f.a32.garbage += int(f.h.get(id).count)
+	f.a3.release(f.h.get(id).start, size3(int(f.h.get(id).count)))
 	f.h.free = append(f.h.free, id)
+	f.setL3(id, false)
+}
+
+// size3 is the arena length of an L3 table of n ranges: the keys, then the
+// values two per word.
+func size3(n int) int { return n + (n+1)/2 }
+
+func (f *fam6) setL3(id uint32, v bool) {
+	if int(id) >= len(f.l3) {
+		f.l3 = append(f.l3, make([]bool, int(id)+1-len(f.l3))...)
+	}
+	f.l3[id] = v
 }
 
 // free2 does the same for an L2 table.
@@ -322,15 +337,45 @@ func (f *fam6) dropEmpty(slot uint16, rc *rc16) {
 	}
 }
 
+// build3 rebuilds the L3 table of r: keys (bits 64-127), then the values
+// two per word (value j in the low half of word j/2 if j is even).
 func (f *fam6) build3(sc *scratch, r *rc32) {
 	h := f.h.get(r.id)
-	f.a32.garbage += int(h.count)
-	start := len(f.t.k3)
+	if h.count > 0 {
+		f.a3.release(h.start, size3(int(h.count)))
+	}
 	sc.swept += len(r.ents)
 	sc.tables++
-	f.t.k3, f.t.v3, sc.s64 = sweep(r.ents, 0, f.t.k3, f.t.v3, sc.s64)
-	h.start, h.count = uint32(start), uint32(len(f.t.k3)-start)
+	sc.k3, sc.v, sc.s64 = sweep(r.ents, 0, sc.k3[:0], sc.v[:0], sc.s64)
+	e := append(sc.e8[:0], sc.k3...)
+	for j := 0; j < len(sc.v); j += 2 {
+		w := uint64(sc.v[j])
+		if j+1 < len(sc.v) {
+			w |= uint64(sc.v[j+1]) << 32
+		}
+		e = append(e, w)
+	}
+	sc.e8 = e
+	h.start, h.count = f.a3.put(e, r.id), uint32(len(sc.k3))
 	f.h.set(r.id, h)
+}
+
+// compact3 is one incremental collection step of the L3 arena (see
+// compact2; l3 tells the L3 headers).
+func (f *fam6) compact3(id int) {
+	f.a3.collect(id, func(hid uint32) int {
+		if int(hid) >= len(f.l3) || !f.l3[hid] {
+			return 0
+		}
+		h := f.h.get(hid)
+		if int(h.start>>segBits) != id || h.count == 0 {
+			return 0
+		}
+		n := size3(int(h.count))
+		h.start = f.a3.move(h.start, n, hid)
+		f.h.set(hid, h)
+		return n
+	})
 }
 
 func (f *fam6) build2(sc *scratch, r *rc64) {
@@ -401,7 +446,6 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	}
 	if bulk {
 		f.rebuildAll(sc)
-		f.t.k3, f.t.v3 = trim(f.t.k3), trim(f.t.v3)
 	} else {
 		for r := range f.d3 {
 			if !r.removed {
@@ -416,9 +460,10 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 		for slot, p := range f.d.dirty {
 			f.buildSlot(sc, slot, f.d.def(slot), p)
 		}
-		// Collect garbage: L3 by a rebuild (it is small), L2 and L1 one
-		// segment per batch at most.
-		f.compact(sc, f.a32.garbage > len(f.t.k3)-f.a32.garbage+65536, false, false)
+		// Collect garbage: one bounded step per arena and batch at most.
+		if id := f.a3.victim(); id >= 0 && f.a3.room(len(f.a3.s[id])) {
+			f.compact3(id)
+		}
 		if id := f.a64.victim(); id >= 0 && f.a64.room(len(f.a64.s[id])) {
 			f.compact2(id)
 		}
@@ -432,6 +477,7 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	f.t.top = f.d.top
 	f.t.e16, f.t.mem16 = f.a16.publish()
 	f.t.e2, f.t.mem2 = f.a64.publish()
+	f.t.e3, f.t.mem3 = f.a3.publish()
 	f.t.hdrs = f.h.pages
 	f.d.endBatch()
 	f.h.endBatch()
@@ -439,7 +485,7 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	return &t
 }
 
-// room is fam4.room for the L1 and L2 arenas.
+// room is fam4.room for the L1, L2 and L3 arenas.
 // Rank indexes add at most ixBudget words per arena.
 func (f *fam6) room() bool {
 	e1, e2, x1, x2 := 0, 0, 0, 0
@@ -457,8 +503,14 @@ func (f *fam6) room() bool {
 			x2 += 3*(2*len(r.ents)+1) + 9 // ixWords <= 3 ranges + 9 (l2Rank)
 		}
 	}
+	e3 := 0
+	for r := range f.d3 {
+		if !r.removed {
+			e3 += size3(2*len(r.ents) + 1)
+		}
+	}
 	b := f.ixBudget()
-	return f.a16.room(e1+min(x1, b)) && f.a64.room(e2+min(x2, b))
+	return f.a16.room(e1+min(x1, b)) && f.a64.room(e2+min(x2, b)) && f.a3.room(e3)
 }
 
 // rebuildAll rebuilds every table into fresh arenas (bulk loads), first
@@ -516,8 +568,8 @@ func (f *fam6) compact2(id int) {
 // compact rebuilds the tables of the chosen levels into fresh arenas.
 func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 	if l3 {
-		n := max(len(f.t.k3)-f.a32.garbage, 0)
-		f.t.k3, f.t.v3 = make([]uint64, 0, n+n/8), make([]uint32, 0, n+n/8)
+		f.a3.reset()
+		f.a3.bulk = true
 		for _, rc := range f.chunks {
 			for _, r2 := range rc.kids {
 				for _, r3 := range r2.kids {
@@ -525,7 +577,7 @@ func (f *fam6) compact(sc *scratch, l3, l2, l1 bool) {
 				}
 			}
 		}
-		f.a32.garbage = 0
+		f.a3.bulk = false
 	}
 	if l2 {
 		f.a64.reset()

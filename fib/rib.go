@@ -258,15 +258,13 @@ func (h *hdrw) endBatch() {
 	}
 }
 
-// arena tracks the garbage of one arena pair.
-type arena struct{ garbage int }
-
 // scratch holds reusable sweep buffers.
 type scratch struct {
 	s16 []rangeEnt[uint16]
 	s64 []rangeEnt[uint64]
 	s32 []rangeEnt[uint32]
 	k2  []uint32
+	k3  []uint64 // an L3 table's keys being built
 	v2  []uint32
 	k   []uint16
 	v   []uint32

@@ -57,11 +57,10 @@ type tab6 struct {
 	top  [256]*dirPage
 	e16  [][]uint64 // L1 segments: key<<32 | value per range (summary entries: key<<32)
 	e2   [][]uint64 // L2 segments (bits 32-63): key<<32 | value per range, like e16
-	k3   []uint64   // L3 (bits 64-127) keys
-	v3   []uint32   // L3 values
+	e3   [][]uint64 // L3 segments (bits 64-127): keys, then values two per word
 	hdrs []*hdrPage
-	// The memory of the L1 and L2 segments (see tab4.mem).
-	mem16, mem2 []*segMem
+	// The memory of the L1, L2 and L3 segments (see tab4.mem).
+	mem16, mem2, mem3 []*segMem
 }
 
 // find16 returns the position of the range of k in the uint16 range table
@@ -216,8 +215,11 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 	if h.def != 0 {
 		best = h.def
 	}
-	s, n := h.start, h.count
-	v = t.v3[s+uint32(search(t.k3[s:s+n], lo))]
+	seg := t.e3[h.start>>segBits]
+	s, n := h.start&segMask, h.count
+	j := uint32(search(seg[s:s+n], lo))
+	v = uint32(seg[s+n+j/2] >> (32 * (j & 1)))
+	runtime.KeepAlive(t) // the segment's memory (segMem)
 	if v == 0 {
 		return best
 	}
@@ -409,7 +411,7 @@ func (t *tab6) finish2(o []uint32, d [][16]byte, i int, v, best uint32) {
 
 func (t *tab6) bytes() int {
 	return 256*8 + countPages(&t.top)*256*8 + segBytes(t.e16, 8) +
-		segBytes(t.e2, 8) + cap(t.k3)*8 + cap(t.v3)*4 +
+		segBytes(t.e2, 8) + segBytes(t.e3, 8) +
 		cap(t.hdrs)*8 + len(t.hdrs)*256*12
 }
 

@@ -211,6 +211,11 @@ wait:
 			break wait
 		}
 	}
+	// A reload asked for while stopping is moot. Without Ignore a SIGHUP
+	// still on its way (sent just before SIGTERM, say) would find no
+	// channel after Stop and kill the process the Go runtime's default
+	// way, before the clean shutdown below.
+	signal.Ignore(syscall.SIGHUP)
 	signal.Stop(sigs)
 	close(hup)
 	for _, s := range servers {

@@ -47,15 +47,7 @@ func TestCompaction(t *testing.T) {
 		rounds = 300
 	}
 	for round := range rounds {
-		var b []Change
-		for range 20 {
-			p := ps[rng.IntN(len(ps))]
-			if rng.IntN(2) == 0 {
-				b = append(b, Change{Op: OpDelete, Prefix: p})
-			} else {
-				b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(64))})
-			}
-		}
+		b := randomChanges(rng, ps, 20)
 		if err := f.Apply(b); err != nil {
 			t.Fatal(err)
 		}
@@ -302,15 +294,7 @@ func TestSegmentMemory(t *testing.T) {
 		want[i] = lookup(old, 0, a)
 	}
 	for range 300 {
-		var b []Change
-		for range 10 {
-			p := ps[rng.IntN(len(ps))]
-			if rng.IntN(2) == 0 {
-				b = append(b, Change{Op: OpDelete, Prefix: p})
-			} else {
-				b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(64))})
-			}
-		}
+		b := randomChanges(rng, ps, 10)
 		if err := f.Apply(b); err != nil {
 			t.Fatal(err)
 		}

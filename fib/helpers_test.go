@@ -180,6 +180,21 @@ func (r *ref) lookup(fib uint32, a netip.Addr) (netip.Prefix, uint32) {
 	return netip.Prefix{}, NoRoute
 }
 
+// randomChanges returns n changes to prefixes drawn from ps, each a delete
+// or an add to a next hop in 1..64 with equal odds.
+func randomChanges(rng *rand.Rand, ps []netip.Prefix, n int) []Change {
+	var b []Change
+	for range n {
+		p := ps[rng.IntN(len(ps))]
+		if rng.IntN(2) == 0 {
+			b = append(b, Change{Op: OpDelete, Prefix: p})
+		} else {
+			b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(64))})
+		}
+	}
+	return b
+}
+
 // randIn returns a random address inside p.
 func randIn(rng *rand.Rand, p netip.Prefix) netip.Addr {
 	b := p.Addr().As16()

@@ -54,15 +54,7 @@ func TestPatch(t *testing.T) {
 		rounds = 400
 	}
 	for round := range rounds {
-		var b []Change
-		for range 1 + rng.IntN(3) {
-			p := ps[rng.IntN(len(ps))]
-			if rng.IntN(2) == 0 {
-				b = append(b, Change{Op: OpDelete, Prefix: p})
-			} else {
-				b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(64))})
-			}
-		}
+		b := randomChanges(rng, ps, 1+rng.IntN(3))
 		if err := f.Apply(b); err != nil {
 			t.Fatal(err)
 		}
@@ -180,15 +172,7 @@ func TestPatchL2(t *testing.T) {
 		rounds = 300
 	}
 	for round := range rounds {
-		var b []Change
-		for range 1 + rng.IntN(4) {
-			p := ps[rng.IntN(len(ps))]
-			if rng.IntN(2) == 0 {
-				b = append(b, Change{Op: OpDelete, Prefix: p})
-			} else {
-				b = append(b, Change{Op: OpAdd, Prefix: p, NextHop: 1 + uint32(rng.IntN(64))})
-			}
-		}
+		b := randomChanges(rng, ps, 1+rng.IntN(4))
 		if err := f.Apply(b); err != nil {
 			t.Fatal(err)
 		}

@@ -67,10 +67,12 @@ func UpdateChecksum(hc, old, new uint16) uint16 {
 // checksum incrementally (RFC 1624). It returns expired = true, changing
 // nothing, when the TTL is 0 or 1 (RFC 1812 §5.3.1: send Time Exceeded) or
 // when m.L3Off does not leave room for a header.
-func DecTTL4(m *mbuf.Mbuf) (expired bool) {
-	d := m.Data()
-	o := int(m.L3Off)
-	if o+IPv4Len > len(d) {
+func DecTTL4(m *mbuf.Mbuf) (expired bool) { return DecTTL4At(m.Data(), int(m.L3Off)) }
+
+// DecTTL4At is DecTTL4 of the IPv4 header at d[o:], for a caller that
+// holds the frame already (small enough to inline).
+func DecTTL4At(d []byte, o int) (expired bool) {
+	if o < 0 || o+IPv4Len > len(d) {
 		return true
 	}
 	// TTL, protocol and checksum in one load and one store.

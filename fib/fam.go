@@ -500,7 +500,7 @@ func (f *fam6) room() bool {
 	for r := range f.d2 {
 		if !r.removed {
 			e2 += tableBound(len(r.ents))
-			x2 += 3*(2*len(r.ents)+1) + 9 // ixWords <= 3 ranges + 9 (l2Rank)
+			x2 += 2*len(r.ents) + 1 + 65 // ixWords <= 64 + 1 + ranges (l2Rank)
 		}
 	}
 	e3 := 0

@@ -127,7 +127,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 		for slot, p := range f.d.dirty {
 			f.rebuildSlot(sc, slot, p)
 		}
-		if id := f.a.victim(); id >= 0 && f.a.room(len(f.a.s[id])) {
+		if id := f.a.victim(); id >= 0 && f.a.room(f.a.used(id)) {
 			f.compact(id)
 		}
 	}
@@ -461,13 +461,13 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 			f.buildSlot(sc, slot, f.d.def(slot), p)
 		}
 		// Collect garbage: one bounded step per arena and batch at most.
-		if id := f.a3.victim(); id >= 0 && f.a3.room(len(f.a3.s[id])) {
+		if id := f.a3.victim(); id >= 0 && f.a3.room(f.a3.used(id)) {
 			f.compact3(id)
 		}
-		if id := f.a64.victim(); id >= 0 && f.a64.room(len(f.a64.s[id])) {
+		if id := f.a64.victim(); id >= 0 && f.a64.room(f.a64.used(id)) {
 			f.compact2(id)
 		}
-		if id := f.a16.victim(); id >= 0 && f.a16.room(len(f.a16.s[id])) {
+		if id := f.a16.victim(); id >= 0 && f.a16.room(f.a16.used(id)) {
 			f.compact1(id)
 		}
 	}

@@ -7,7 +7,7 @@
 // It reads FILE (the command language of fwdctl, one command per line),
 // validates all of it, starts the dataplane and applies it, then serves the
 // control socket. SIGHUP re-reads FILE and applies the difference; SIGTERM
-// and SIGINT stop it cleanly.
+// and SIGINT stop it cleanly (a second one exits at once, status 1).
 package main
 
 import (

@@ -23,6 +23,7 @@ func count(n *int, ed edit) bool {
 func newFam4(zero *dirPage, seglen, maxSegs int) *fam4 {
 	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen, maxSegs)}
 	f.t.nh = []uint32{NoRoute}
+	f.t.none = [3]uint32{0, 1, ^uint32(0)}
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f
@@ -108,7 +109,7 @@ func (f *fam4) emit(sc *scratch, slot uint16, rc *rc16, def uint32) uint64 {
 		e = append(e, uint32(sc.k[i])<<16|uint32(f.leafOf(v)))
 	}
 	var l layout4
-	e, l, sc.bk = addBuckets(e, 0, sc.bk)
+	e, l, sc.bk = addBuckets(e, 0, sc.bk, tableBound4(len(rc.ents)))
 	sc.e4 = e
 	return l.ent(f.a.put(e, uint32(slot)))
 }

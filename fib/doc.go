@@ -10,8 +10,8 @@
 //   - Per FIB and family an editable RIB (maps of prefixes per region,
 //     control side only) and an immutable lookup structure rebuilt from it
 //     incrementally: a direct table on the top 16 bits, in 256 pages, and
-//     range tables (sorted range starts with a bucket index for IPv4,
-//     tab4.go, and a block summary for IPv6) below it; big IPv6 tables
+//     range tables (sorted range starts with a bitmap or bucket index for
+//     IPv4, tab4.go, and a block summary for IPv6) below it; big IPv6 tables
 //     carry a rank index (bitmaps of their range starts with counts,
 //     rank.go) instead of the summary, so that most IPv6 lookups need no
 //     search. docs/fib.md explains the algorithm and its costs.
@@ -38,8 +38,11 @@
 //
 // # Invariants
 //
-//   - A published Snapshot, its dir pages, header pages, segment lists and
-//     segment prefixes up to their lengths are immutable.
+//   - A published Snapshot, its dir pages, header pages and segment lists
+//     are immutable, and so is every segment up to the fill it had when the
+//     snapshot was published (its dir entries and headers point only
+//     there; segments are listed at full length, the writer fills them
+//     further).
 //   - A range table never straddles two segments; a collection step moves
 //     at most twice the entries its batch put (at least an eighth of a
 //     segment), unless an arena's garbage exceeds its live entries plus four
@@ -47,9 +50,12 @@
 //   - Every snapshot that lists a segment holds its segMem; lookups keep
 //     their table alive to their last read of segment memory.
 //   - Every range table starts with a range at key 0.
-//   - In an IPv4 range table, the range of every key in bucket j lies in
-//     the window of 2^rounds ranges (clamped to the table) from bucket[j]
-//     (tab4.go). A rank index counts
+//   - In an IPv4 range table with a bucket index, the range of every key in
+//     bucket j lies in the window of 2^rounds ranges (clamped to the table)
+//     from bucket[j]; with a bitmap index, every range starts at a unit's
+//     first key and the count words count the set bits before them, less
+//     one (tab4.go). Every IPv4 dir entry names a segment of the
+//     snapshot's list. A rank index counts
 //     at most one range start per slot: an L2 table with a start inside a
 //     /48 has none (l2Rank).
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds

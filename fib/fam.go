@@ -23,6 +23,7 @@ func count(n *int, ed edit) bool {
 func newFam4(zero *dirPage, seglen, maxSegs int) *fam4 {
 	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen, maxSegs)}
 	f.t.nh = []uint32{NoRoute}
+	f.t.none = [3]uint32{0, 1, ^uint32(0)}
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f
@@ -108,7 +109,7 @@ func (f *fam4) emit(sc *scratch, slot uint16, rc *rc16, def uint32) uint64 {
 		e = append(e, uint32(sc.k[i])<<16|uint32(f.leafOf(v)))
 	}
 	var l layout4
-	e, l, sc.bk = addBuckets(e, 0, sc.bk)
+	e, l, sc.bk = addBuckets(e, 0, sc.bk, tableBound4(len(rc.ents)))
 	sc.e4 = e
 	return l.ent(f.a.put(e, uint32(slot)))
 }
@@ -127,7 +128,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 		for slot, p := range f.d.dirty {
 			f.rebuildSlot(sc, slot, p)
 		}
-		if id := f.a.victim(); id >= 0 && f.a.room(len(f.a.s[id])) {
+		if id := f.a.victim(); id >= 0 && f.a.room(f.a.used(id)) {
 			f.compact(id)
 		}
 	}
@@ -461,13 +462,13 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 			f.buildSlot(sc, slot, f.d.def(slot), p)
 		}
 		// Collect garbage: one bounded step per arena and batch at most.
-		if id := f.a3.victim(); id >= 0 && f.a3.room(len(f.a3.s[id])) {
+		if id := f.a3.victim(); id >= 0 && f.a3.room(f.a3.used(id)) {
 			f.compact3(id)
 		}
-		if id := f.a64.victim(); id >= 0 && f.a64.room(len(f.a64.s[id])) {
+		if id := f.a64.victim(); id >= 0 && f.a64.room(f.a64.used(id)) {
 			f.compact2(id)
 		}
-		if id := f.a16.victim(); id >= 0 && f.a16.room(len(f.a16.s[id])) {
+		if id := f.a16.victim(); id >= 0 && f.a16.room(f.a16.used(id)) {
 			f.compact1(id)
 		}
 	}
@@ -500,7 +501,7 @@ func (f *fam6) room() bool {
 	for r := range f.d2 {
 		if !r.removed {
 			e2 += tableBound(len(r.ents))
-			x2 += 3*(2*len(r.ents)+1) + 9 // ixWords <= 3 ranges + 9 (l2Rank)
+			x2 += 2*len(r.ents) + 1 + 65 // ixWords <= 64 + 1 + ranges (l2Rank)
 		}
 	}
 	e3 := 0

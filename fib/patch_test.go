@@ -98,7 +98,7 @@ func checkCanonical(t *testing.T, f *FIBs) {
 					t.Fatalf("IPv4 slot %#x entry %d: key %#x value %d, a sweep makes %#x %d", slot, i, got[i]>>16, v, k, vals[i])
 				}
 			}
-			want, wl, _ := addBuckets(slices.Clone(got[:l.r]), 0, nil)
+			want, wl, _ := addBuckets(slices.Clone(got[:l.r]), 0, nil, tableBound4(len(f4.chunks[slot].ents)))
 			if wl != l || !slices.Equal(want, got) {
 				t.Fatalf("IPv4 slot %#x: layout %+v, buckets %x; the ranges make %+v, %x", slot, l, got[l.r:], wl, want[l.r:])
 			}

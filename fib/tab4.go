@@ -10,12 +10,26 @@ import (
 
 // The IPv4 lookup structure: a direct table on the top 16 bits (dir pages,
 // see table.go) and, below a /16 with longer prefixes, one range table
-// with a bucket index.
+// with an index: a bitmap index for almost all tables, a bucket index for
+// the others.
 //
 // A range table of r ranges is r uint32 entries key<<16 | value (value: an
 // index into tab4.nh), sorted by key, the first key 0; an address maps to
-// the last key <= its low 16 bits. After the ranges comes the bucket
-// index: the key space is cut into 2^b equal buckets (b from 0 to 16), and
+// the last key <= its low 16 bits. After the ranges comes the index.
+//
+// Bitmap index (since 2026-11-30, third session; addPop): if every range
+// starts at a multiple of 2^(16-b) (b >= 5; b = 8 for a table of /24s and
+// shorter, which is almost every table of the Internet's table), the key
+// space is cut into 2^b units and a bitmap marks the units ranges start
+// at; per 32 units the bitmap word is followed by a count word (the ranges
+// starting before). The range of a key is the count plus the bits set up
+// to its unit: one pair of words read, a popcount, no search. A table gets
+// one if it then takes at most 4.2n entries for a region of n prefixes,
+// the bound the capacity limits assume (tableBound4): 96 % of the lookups
+// of the benchmark's probes over the full table.
+//
+// Bucket index (tables with a longer prefix where the bitmap would be too
+// big): the key space is cut into 2^b equal buckets (b from 0 to 16), and
 // bucket j holds the index of the range containing the bucket's first key
 // j<<(16-b). So the range of a key k in bucket j is one of those from
 // bucket[j] up to bucket[j+1], and the table's dir entry records how many
@@ -27,23 +41,27 @@ import (
 //
 // Buckets are 1, 2 or 4 bytes wide (tables of up to 256, up to 65536, or
 // more ranges), packed little-endian into uint32 words (the lookups read
-// words natively: little-endian CPUs, amd64 and arm64). The writer picks
-// the fewest bucket bits that give the fewest rounds the table's memory
+// words natively: little-endian CPUs, amd64 and arm64; the bitmap index's
+// word pairs are read as one uint64 the same way). The writer picks the
+// fewest bucket bits that give the fewest rounds the table's memory
 // budget allows: bucket bytes <= bucketBudget per range (at least one
-// word), so a table takes at most r + r*bucketBudget/4 + 1 entries
-// (tableBound4).
+// word), so a table takes at most r + r*bucketBudget/4 + 1 entries.
 
 // bucketBudget is the bucket bytes a table may spend per range.
 const bucketBudget = 2
 
 // IPv4 dir entry of a range table: chunkFlag, the position (bits 0-31:
-// segment id and offset), and the layout.
+// segment id and offset), and the layout (for a bitmap index: the ranges,
+// 16 - the bitmap's bits in the shift field, wsPop in the width field).
 const (
 	r4Shift = 32 // ranges, 18 bits (at most 2*65536+1)
 	b4Shift = 50 // 16 - bucket bits (the bucket's shift), 5 bits (0-16)
 	w4Shift = 55 // log2 of the bucket width in bytes, 2 bits (0-2)
 	s4Shift = 57 // search rounds, 5 bits (0-17)
 	r4Mask  = 1<<18 - 1
+	// wsPop in the width field marks a bitmap index (see popWords); the
+	// bucket-shift field then holds 16 - the bitmap's bits.
+	wsPop = 3
 )
 
 // layout4 is the shape of an IPv4 range table.
@@ -65,8 +83,31 @@ func lay4(e uint64) layout4 {
 		ws: uint32(e>>w4Shift) & 3, rounds: uint32(e>>s4Shift) & 31}
 }
 
-// bucketWords is the size of the bucket index in uint32 entries.
-func (l layout4) bucketWords() int { return (1<<l.b<<l.ws + 3) / 4 }
+// bucketWords is the size of the bucket or bitmap index in uint32 entries.
+func (l layout4) bucketWords() int {
+	if l.ws == wsPop {
+		return popWords(l.b)
+	}
+	return (1<<l.b<<l.ws + 3) / 4
+}
+
+// popWords is the size in uint32 entries of a bitmap index of 2^b bits
+// (b >= 5): per 32 bits, the bitmap word and a count word.
+func popWords(b uint32) int { return 1 << (b - 4) }
+
+// popBits is the fewest bitmap bits (at least 5) whose units start every
+// range of the table keys (entries key<<16 | value, the first key 0): 16
+// less the trailing zero bits of the key with the fewest.
+func popBits(keys []uint32) uint32 {
+	var or uint32
+	for _, x := range keys {
+		or |= x >> 16
+	}
+	if or == 0 {
+		return 5
+	}
+	return max(5, 16-uint32(bits.TrailingZeros32(or)))
+}
 
 // words is the arena length of the table.
 func (l layout4) words() int { return int(l.r) + l.bucketWords() }
@@ -75,13 +116,16 @@ func (l layout4) words() int { return int(l.r) + l.bucketWords() }
 func span4(e uint64) int { return lay4(e).words() }
 
 // tableBound4 is the most entries the IPv4 range table of a region with
-// n prefixes can take (seg.go's tableBound for the bucketed layout): at
-// most 2n+1 ranges (and at most 65536), bucket bytes within the budget.
+// n prefixes can take (seg.go's tableBound for the indexed layout): 4.2n,
+// the bound the capacity limits assume (TestLimitsFit), or more if a
+// table of at most 2n+1 ranges (and at most 65536) with a bucket index
+// within the budget needs it (it never does). A table gets a bitmap index
+// if that fits the bound.
 func tableBound4(n int) int {
 	r := min(2*n+1, 1<<16) // keys are distinct 16-bit values
 	l := layout4{r: uint32(r), ws: bucketWidth(r)}
 	l.b = maxBucketBits(r, l.ws)
-	return l.words()
+	return max(l.words(), 42*n/10)
 }
 
 // maxBucketBits is the most bucket bits the budget allows a table of r
@@ -106,8 +150,10 @@ func bucketWidth(r int) uint32 {
 	return 2
 }
 
-// addBuckets appends the bucket index of the range table out[base:] to out
-// and returns out, the table's layout and buf (scratch, grown if needed).
+// addBuckets appends the index of the range table out[base:] to out and
+// returns out, the table's layout and buf (scratch, grown if needed). The
+// index is a bitmap index (addPop) if the table then takes at most limit
+// entries, else a bucket index (which always fits tableBound4).
 //
 // The layout has the fewest bucket bits with the fewest rounds the budget
 // allows. A lookup's window in bucket j is one plus the keys strictly
@@ -115,9 +161,12 @@ func bucketWidth(r int) uint32 {
 // the keys at the most bits, then pairwise for fewer bits: at b-1 bits,
 // bucket J has the inside keys of bucket 2J at b bits and all keys of
 // bucket 2J+1.
-func addBuckets(out []uint32, base int, buf []uint32) ([]uint32, layout4, []uint32) {
+func addBuckets(out []uint32, base int, buf []uint32, limit int) ([]uint32, layout4, []uint32) {
 	keys := out[base:]
 	r := len(keys)
+	if b := popBits(keys); r+popWords(b) <= limit {
+		return addPop(out, base, b), layout4{r: uint32(r), b: b, ws: wsPop}, buf
+	}
 	l := layout4{r: uint32(r), ws: bucketWidth(r)}
 	b := maxBucketBits(r, l.ws)
 	nb := 1 << b
@@ -183,15 +232,45 @@ func addBuckets(out []uint32, base int, buf []uint32) ([]uint32, layout4, []uint
 	return out, l, buf
 }
 
+// addPop appends the bitmap index of 2^b bits of the range table out[base:]
+// to out and returns out. Unit u (keys u<<(16-b) and up) has bit u&31 of
+// bitmap word u>>5, set if a range starts at the unit's first key; every
+// range starts at one (popBits). Each bitmap word is followed by a count
+// word: the ranges starting in the units before the word's, minus one. So
+// the range of key k, in unit u = k>>(16-b), is the count word plus the
+// set bits of the bitmap word up to bit u&31: one pair of words, no
+// search.
+func addPop(out []uint32, base int, b uint32) []uint32 {
+	n := len(out)
+	words := popWords(b)
+	out = slices.Grow(out, words)[:n+words]
+	clear(out[n:])
+	s := 16 - b
+	for _, x := range out[base:n] {
+		u := x >> 16 >> s
+		out[n+int(u>>5)*2] |= 1 << (u & 31)
+	}
+	c := ^uint32(0)
+	for w := n; w < n+words; w += 2 {
+		out[w+1] = c
+		c += uint32(bits.OnesCount32(out[w]))
+	}
+	return out
+}
+
 // tab4 is the immutable IPv4 lookup structure of one FIB.
 type tab4 struct {
 	top [256]*dirPage
-	// ent holds the range tables and their bucket indexes: key<<16 | index
-	// into nh per range, so a range's value shares the cache line of its
-	// key. Searching for k<<16|0xffff finds the last key <= k.
+	// ent holds the range tables and their indexes: key<<16 | index into
+	// nh per range, so a range's value shares the cache line of its key.
+	// Searching for k<<16|0xffff finds the last key <= k.
 	ent [][]uint32 // segments
 	mem []*segMem  // their memory: keeps it mapped while the table is reachable
 	nh  []uint32   // next-hop ids of the range values
+	// none is a one-range table with a bitmap index (range 0: value index
+	// 0, NoRoute; bitmap 1, count -1): the batch lookup sends addresses
+	// that take the bitmap path's stages to no table through it.
+	none [3]uint32
 }
 
 func (t *tab4) lookup(a uint32) uint32 {
@@ -203,7 +282,8 @@ func (t *tab4) lookup(a uint32) uint32 {
 }
 
 // window returns the first range and the length of the window to search
-// for address a in the table of dir entry e in segment seg.
+// for address a in the table of dir entry e (a bucket index) in segment
+// seg.
 func window(seg []uint32, e uint64, a uint32) (s, n uint32) {
 	l := lay4(e)
 	pos := uint32(e) & segMask
@@ -212,10 +292,25 @@ func window(seg []uint32, e uint64, a uint32) (s, n uint32) {
 	return pos + lo, min(1<<l.rounds, l.r-lo)
 }
 
+// popRange returns the range of address a in the table of dir entry e (a
+// bitmap index) in segment seg.
+func popRange(seg []uint32, e uint64, a uint32) uint32 {
+	l := lay4(e)
+	pos := uint32(e) & segMask
+	u := (a & 0xffff) >> (16 - l.b)
+	w := pos + l.r + u>>5*2
+	return pos + seg[w+1] + uint32(bits.OnesCount32(seg[w]&(2<<(u&31)-1)))
+}
+
 func (t *tab4) chunk(e uint64, a uint32) uint32 {
 	seg := t.ent[uint32(e)>>segBits]
-	s, n := window(seg, e, a)
-	v := seg[s+uint32(search(seg[s:s+n], a<<16|0xffff))]
+	var v uint32
+	if e>>w4Shift&3 == wsPop {
+		v = seg[popRange(seg, e, a)]
+	} else {
+		s, n := window(seg, e, a)
+		v = seg[s+uint32(search(seg[s:s+n], a<<16|0xffff))]
+	}
 	runtime.KeepAlive(t) // the segment's memory (segMem)
 	return t.nh[v&0xffff]
 }
@@ -225,28 +320,31 @@ const batchLen = 64
 
 // lookupBatch resolves dst into out in stages over blocks of batchLen
 // addresses so that the memory accesses of different addresses overlap (Go
-// has no prefetch): the dir entries of the whole block, then their
-// buckets, then the window searches in lockstep (one step for every
-// address per round; a finished search steps by 0, so the loop is
-// branch-free): two rounds for all (windows of up to 4 ranges, ~93 % of
-// the full table's lookups), then the rounds the longest window needs for
-// the few addresses with longer ones; then the values. (Finishing the few
-// longest windows one by one after two rounds was slower: their branches
+// has no prefetch): the dir entries of the whole block, then the bitmap
+// index words, then the values. Addresses whose tables have a bucket index
+// (a few per block in the full table: tables with prefixes longer than
+// /24, or too small for a bitmap) are gathered and resolved afterwards by
+// the bucket stages (slow): their buckets, then the window searches in
+// lockstep (one step for every address per round; a finished search steps
+// by 0, so the loop is branch-free): two rounds for all (windows of up to
+// 4 ranges), then the rounds the longest window needs for the few
+// addresses with longer ones; then the values. (Finishing the few longest
+// windows one by one after two rounds was slower: their branches
 // mispredict.)
 //
 // Each stage is a small function of its own (not inlined) over a blk4:
 // in one big function the compiler kept spilling and reloading its many
 // live values inside the inner loops (twice the instructions per address;
-// measured ~13 % more lookups/s split). The dir entries and the buckets
-// are loaded in loops that do nothing else: a load that misses holds up
-// the retirement of every instruction after it, so the fewer instructions
-// per address, the more addresses' misses are in flight at once (measured
-// ~15 % more lookups/s than computing in the same loop). The segments are
-// reached through unsafe pointers to their first entries (one load per
-// step, no slice header and bounds check); every offset read lies inside
-// the table the dir entry describes, which the writer built inside the
-// segment. An address without a table points at nh[0] (NoRoute, so
-// bucket 0, window 1, value index 0) and takes its result from lv.
+// measured ~13 % more lookups/s split). The dir entries and the index
+// words are loaded in loops that do nothing else: a load that misses holds
+// up the retirement of every instruction after it, so the fewer
+// instructions per address, the more addresses' misses are in flight at
+// once (measured ~15 % more lookups/s than computing in the same loop).
+// The segments are reached through unsafe pointers to their tables (one
+// load per step, no slice header and bounds check); every offset read lies
+// inside the table the dir entry describes, which the writer built inside
+// the segment. An address without a table goes through t.none (value
+// index 0, NoRoute) and takes its result from lv.
 func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	if len(t.ent) == 0 {
 		for i, a := range dst {
@@ -258,33 +356,62 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		t.dirs(&b, dst[:n])
-		t.prep(&b, dst[:n])
-		most := b.buckets(n)
-		for r := 0; most > 1 && r < 2; r++ {
-			b.step(n)
-			most -= most >> 1
+		t.prepPop(&b, dst[:n])
+		b.words(n)
+		b.ranges(n)
+		b.valuesPop(out[:n], t.nh)
+		if b.nslow > 0 {
+			t.slow(&b, dst[:n], out[:n])
 		}
-		for ; most > 1; most -= most >> 1 {
-			b.stepLong()
-		}
-		b.values(out[:n], t.nh)
 		dst = dst[n:]
 		out = out[n:]
 	}
 	runtime.KeepAlive(t) // the segments' memory (segMem)
 }
 
+// slow resolves the addresses b.slow of the block dst (tables with a
+// bucket index) into out.
+func (t *tab4) slow(b *blk4, dst, out []uint32) {
+	ns := b.nslow
+	for j, i := range b.slow[:ns] {
+		b.sd[j] = dst[i]
+	}
+	d := b.sd[:ns]
+	t.dirs(b, d)
+	t.prep(b, d)
+	most := b.buckets(ns)
+	for r := 0; most > 1 && r < 2; r++ {
+		b.step(ns)
+		most -= most >> 1
+	}
+	for ; most > 1; most -= most >> 1 {
+		b.stepLong()
+	}
+	b.values(b.so[:ns], t.nh)
+	for j, i := range b.slow[:ns] {
+		out[i] = b.so[j]
+	}
+}
+
 // blk4 is the working state of a batch lookup over one block.
 type blk4 struct {
-	key [batchLen]uint32         // a<<16 | 0xffff
-	bo  [batchLen]uint32         // byte offset of the 4 bytes ending with the bucket, then the bucket
-	sh  [batchLen]uint32         // shift of the bucket in those 4 bytes (32 - its bits)
-	pos [batchLen]uint32         // the window's first range (in the table)
-	win [batchLen]uint32         // ranges, then the window length
-	rnd [batchLen]uint32         // 1 << rounds
-	lv  [batchLen]uint32         // the result of an address without a table, else 0
-	tab [batchLen]unsafe.Pointer // the table
-	de  [batchLen]uint64         // dir entries
+	// Bitmap stages.
+	w   [batchLen]uint64 // the bitmap index's byte offset in the table, then its bitmap and count words
+	m   [batchLen]uint32 // the mask of the unit's bit and those before it
+	lv  [batchLen]uint32 // the result of an address without a table, else 0
+	tab [batchLen]unsafe.Pointer
+	de  [batchLen]uint64 // dir entries
+	// The addresses with a bucket index, and their addresses and results.
+	slow   [batchLen]uint8
+	nslow  int
+	sd, so [batchLen]uint32
+	// Bucket stages (tab and lv as above).
+	key [batchLen]uint32 // a<<16 | 0xffff
+	bo  [batchLen]uint32 // byte offset of the 4 bytes ending with the bucket, then the bucket
+	sh  [batchLen]uint32 // shift of the bucket in those 4 bytes (32 - its bits)
+	pos [batchLen]uint32 // the window's first range (in the table)
+	win [batchLen]uint32 // ranges, then the window length
+	rnd [batchLen]uint32 // 1 << rounds
 	// The addresses whose windows are longer than 4 ranges.
 	long  [batchLen]uint8
 	nlong int
@@ -294,6 +421,66 @@ type blk4 struct {
 func (t *tab4) dirs(b *blk4, d []uint32) {
 	for i, a := range d {
 		b.de[i] = t.top[a>>24][(a>>16)&255]
+	}
+}
+
+// prepPop decodes the dir entries of tables with a bitmap index; the
+// others are listed in b.slow and, like addresses without a table, take
+// t.none.
+//
+//go:noinline
+func (t *tab4) prepPop(b *blk4, d []uint32) {
+	// Every dir entry's segment is in the list: no bounds check.
+	segs := unsafe.Pointer(unsafe.SliceData(t.ent))
+	none := unsafe.Pointer(&t.none)
+	ns := 0
+	de := b.de[:len(d)]
+	for i, a := range d {
+		e := de[i]
+		if uint32(e>>w4Shift)&(1<<8|3) != 1<<8|wsPop { // chunkFlag and the bitmap width
+			b.tab[i], b.w[i], b.m[i] = none, 4, 1
+			lv := uint32(e)
+			if e&chunkFlag != 0 {
+				lv = 0
+				b.slow[ns&(batchLen-1)] = uint8(i)
+				ns++
+			}
+			b.lv[i] = lv
+			continue
+		}
+		b.lv[i] = 0
+		u := (a & 0xffff) >> (uint32(e>>b4Shift) & 31) // "& 31" spares Go's shift-overflow check
+		seg := *(*[]uint32)(unsafe.Add(segs, uintptr(uint32(e)>>segBits)*unsafe.Sizeof(t.ent[0])))
+		b.tab[i] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask)*4)
+		b.w[i] = uint64(uint32(e>>r4Shift)&r4Mask+u>>5*2) * 4
+		b.m[i] = 2<<(u&31) - 1
+	}
+	b.nslow = ns
+}
+
+// words loads the bitmap and count words.
+//
+//go:noinline
+func (b *blk4) words(n int) {
+	for i := range b.w[:n] {
+		b.w[i] = *(*uint64)(unsafe.Add(b.tab[i], uintptr(b.w[i])))
+	}
+}
+
+// ranges reads the ranges (into m): in a loop of its own, like words.
+//
+//go:noinline
+func (b *blk4) ranges(n int) {
+	for i := range b.m[:n] {
+		w := b.w[i]
+		b.m[i] = at[uint32](b.tab[i], uint32(w>>32)+uint32(bits.OnesCount32(uint32(w)&b.m[i])))
+	}
+}
+
+//go:noinline
+func (b *blk4) valuesPop(o []uint32, nh []uint32) {
+	for i := range o {
+		o[i] = nh[b.m[i]&0xffff] | b.lv[i]
 	}
 }
 

@@ -8,27 +8,46 @@ import (
 )
 
 // table4 makes an IPv4 range table (entries key<<16 | value, value = the
-// range's index) from sorted distinct keys starting at 0, with its bucket
-// index.
-func table4(keys []uint16) ([]uint32, layout4) {
+// range's index) from sorted distinct keys starting at 0, with its index
+// for a table of at most limit entries.
+func table4(keys []uint16, limit int) ([]uint32, layout4) {
 	e := make([]uint32, 0, len(keys))
 	for i, k := range keys {
 		e = append(e, uint32(k)<<16|uint32(i&0xffff))
 	}
-	e, l, _ := addBuckets(e, 0, nil)
+	e, l, _ := addBuckets(e, 0, nil, limit)
 	return e, l
 }
 
-// checkTable4 compares the bucketed search of every 16-bit key (single
-// and batch window) with a plain search of the ranges, and checks the
-// layout against the budget.
+// checkTable4 compares the indexed search of every 16-bit key (bucket
+// window or bitmap index) with a plain search of the ranges, and checks
+// the layout against the budget. It checks the table the bound of a
+// region of (len(keys)+1)/2 prefixes makes and, where it differs, the one
+// an unbounded table makes (a bitmap index).
 func checkTable4(t *testing.T, name string, keys []uint16) {
 	t.Helper()
-	tab, l := table4(keys)
-	if int(l.r) != len(keys) || len(tab) != l.words() || l.words() > tableBound4((len(keys)+1)/2) && len(keys) > 1 {
-		t.Fatalf("%s: %d ranges, layout %+v, %d entries (bound %d)", name, len(keys), l, len(tab), tableBound4((len(keys)+1)/2))
+	bound := tableBound4((len(keys) + 1) / 2)
+	tab, l := table4(keys, bound)
+	checkTable4Layout(t, name, keys, tab, l, bound)
+	if l.ws != wsPop {
+		tab, l = table4(keys, 1<<30)
+		if l.ws != wsPop {
+			t.Fatalf("%s: unbounded table has layout %+v, want a bitmap index", name, l)
+		}
+		checkTable4Layout(t, name+" (bitmap)", keys, tab, l, 1<<30)
 	}
-	if l.b > maxBucketBits(len(keys), l.ws) {
+}
+
+func checkTable4Layout(t *testing.T, name string, keys []uint16, tab []uint32, l layout4, bound int) {
+	t.Helper()
+	if int(l.r) != len(keys) || len(tab) != l.words() || l.words() > bound && len(keys) > 1 {
+		t.Fatalf("%s: %d ranges, layout %+v, %d entries (bound %d)", name, len(keys), l, len(tab), bound)
+	}
+	if l.ws == wsPop {
+		if l.b < 5 || l.b > 16 {
+			t.Fatalf("%s: bitmap of %d bits", name, l.b)
+		}
+	} else if l.b > maxBucketBits(len(keys), l.ws) {
 		t.Fatalf("%s: %d bucket bits over the budget (%d)", name, l.b, maxBucketBits(len(keys), l.ws))
 	}
 	// A table in the middle of a segment, as the arena stores it.
@@ -36,11 +55,16 @@ func checkTable4(t *testing.T, name string, keys []uint16) {
 	e := l.ent(3)
 	for k := range 1 << 16 {
 		want := search(keys, uint16(k))
-		s, n := window(seg, e, uint32(k))
-		if s < 3 || s+n > 3+l.r {
-			t.Fatalf("%s: key %#x: window %d+%d outside the table", name, k, s-3, n)
+		var got int
+		if l.ws == wsPop {
+			got = int(popRange(seg, e, uint32(k))) - 3
+		} else {
+			s, n := window(seg, e, uint32(k))
+			if s < 3 || s+n > 3+l.r {
+				t.Fatalf("%s: key %#x: window %d+%d outside the table", name, k, s-3, n)
+			}
+			got = int(s-3) + search(seg[s:s+n], uint32(k)<<16|0xffff)
 		}
-		got := int(s-3) + search(seg[s:s+n], uint32(k)<<16|0xffff)
 		if got != want {
 			t.Fatalf("%s: key %#x: range %d, want %d (layout %+v)", name, k, got, want, l)
 		}

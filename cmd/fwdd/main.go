@@ -7,7 +7,7 @@
 // It reads FILE (the command language of fwdctl, one command per line),
 // validates all of it, starts the dataplane and applies it, then serves the
 // control socket. SIGHUP re-reads FILE and applies the difference; SIGTERM
-// and SIGINT stop it cleanly.
+// and SIGINT stop it cleanly (a second one exits at once, status 1).
 package main
 
 import (
@@ -211,12 +211,23 @@ wait:
 			break wait
 		}
 	}
-	// A reload asked for while stopping is moot. Without Ignore a SIGHUP
-	// still on its way (sent just before SIGTERM, say) would find no
-	// channel after Stop and kill the process the Go runtime's default
-	// way, before the clean shutdown below.
-	signal.Ignore(syscall.SIGHUP)
-	signal.Stop(sigs)
+	// The signals stay subscribed until the process exits. A reload asked
+	// for while stopping is moot, so a SIGHUP is dropped; a second SIGTERM
+	// or SIGINT means the operator will not wait for the clean shutdown.
+	// Neither signal.Stop nor signal.Ignore may be used here: a SIGHUP sent
+	// just before the SIGTERM can still be inside the runtime's handler on
+	// another thread, and once SIGHUP is no longer wanted that handler
+	// falls back to the default action and kills the process (Go 1.26's
+	// sigfwdgo; seen under load as "signal: hangup" exits).
+	go func() {
+		for sig := range sigs {
+			if sig == syscall.SIGHUP {
+				continue
+			}
+			log.Warn("second stop signal: exiting without finishing the shutdown", "signal", sig.String())
+			os.Exit(1)
+		}
+	}()
 	close(hup)
 	for _, s := range servers {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

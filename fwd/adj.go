@@ -174,7 +174,11 @@ func (p *pipeline) fillAdj(id uint32, v6 bool) *adj {
 func (p *pipeline) decTTL4(m *mbuf.Mbuf, a *adj) (expired bool) {
 	d := m.Data()
 	o := int(m.L3Off)
-	if pkt.DecTTL4At(d, o) {
+	if o+pkt.IPv4Len > len(d) {
+		return true
+	}
+	ip := (*[pkt.IPv4Len]byte)(d[o:])
+	if pkt.DecTTL4Header(ip) {
 		return true
 	}
 	if a.bits&adjTxHash == 0 {
@@ -183,10 +187,10 @@ func (p *pipeline) decTTL4(m *mbuf.Mbuf, a *adj) (expired bool) {
 	lanes := &p.adjc4.lanes[(a.key-1)%adjSize]
 	x, y := lanes[0], lanes[1]
 	if a.bits&adjHL3 != 0 {
-		x = flowhash.AddIPv4(x, binary.LittleEndian.Uint64(d[o+12:o+20])) // DecTTL4At checked o+20
+		x = flowhash.AddIPv4(x, binary.LittleEndian.Uint64(ip[12:20]))
 	}
 	if l4 := int(m.L4Off); a.bits&adjHL4 != 0 && l4 != 0 && m.Flags&pkt.FlagFragment == 0 && flowhash.HasPorts(m.L4Proto) && l4+4 <= len(d) {
-		y = flowhash.AddPorts(y, binary.LittleEndian.Uint32(d[l4:l4+4]))
+		y = flowhash.AddPorts(y, binary.LittleEndian.Uint32((*[4]byte)(d[l4:])[:]))
 	}
 	m.Hash = flowhash.Mix(x, y)
 	m.Flags |= mbuf.FlagHashValid | mbuf.FlagTxHash

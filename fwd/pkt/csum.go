@@ -67,23 +67,27 @@ func UpdateChecksum(hc, old, new uint16) uint16 {
 // checksum incrementally (RFC 1624). It returns expired = true, changing
 // nothing, when the TTL is 0 or 1 (RFC 1812 §5.3.1: send Time Exceeded) or
 // when m.L3Off does not leave room for a header.
-func DecTTL4(m *mbuf.Mbuf) (expired bool) { return DecTTL4At(m.Data(), int(m.L3Off)) }
-
-// DecTTL4At is DecTTL4 of the IPv4 header at d[o:], for a caller that
-// holds the frame already (small enough to inline).
-func DecTTL4At(d []byte, o int) (expired bool) {
-	if o < 0 || o+IPv4Len > len(d) {
+func DecTTL4(m *mbuf.Mbuf) (expired bool) {
+	d := m.Data()
+	o := int(m.L3Off)
+	if o+IPv4Len > len(d) {
 		return true
 	}
+	return DecTTL4Header((*[IPv4Len]byte)(d[o:]))
+}
+
+// DecTTL4Header is DecTTL4 of the IPv4 header ip, for a caller that holds
+// the header already (small enough to inline; no bounds checks).
+func DecTTL4Header(ip *[IPv4Len]byte) (expired bool) {
 	// TTL, protocol and checksum in one load and one store.
-	w := binary.BigEndian.Uint32(d[o+8:])
+	w := binary.BigEndian.Uint32(ip[8:12])
 	if w < 2<<24 { // TTL 0 or 1
 		return true
 	}
 	// The word (TTL, protocol) dropped by 0x0100, so ~m + m' = 0xfeff; x
 	// is at most 0x1fefe and one end-around carry folds it.
 	x := ^w&0xffff + 0xfeff
-	binary.BigEndian.PutUint32(d[o+8:], (w-1<<24)&0xffff0000|^(x+x>>16)&0xffff)
+	binary.BigEndian.PutUint32(ip[8:12], (w-1<<24)&0xffff0000|^(x+x>>16)&0xffff)
 	return false
 }
 

@@ -23,7 +23,7 @@ func count(n *int, ed edit) bool {
 func newFam4(zero *dirPage, seglen, maxSegs int) *fam4 {
 	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen, maxSegs)}
 	f.t.nh = []uint32{NoRoute}
-	f.t.none = [3]uint32{0, 1, ^uint32(1)}
+	f.t.none = [3]uint32{0, 1, ^uint32(1)} // noneB is zero
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f

@@ -271,8 +271,10 @@ type tab4 struct {
 	nh  []uint32   // next-hop ids of the range values
 	// none is a one-range table with a bitmap index (range 0: value index
 	// 0; bitmap 1, count -2 from the bitmap word): the batch lookup sends
-	// the addresses it resolves otherwise through it.
-	none [3]uint32
+	// the addresses it resolves otherwise through it. noneB is one with a
+	// bucket index (dir entry noneB) for the bucket stages' empty lanes.
+	none  [3]uint32
+	noneB [2]uint32
 }
 
 func (t *tab4) lookup(a uint32) uint32 {
@@ -320,6 +322,9 @@ func (t *tab4) chunk(e uint64, a uint32) uint32 {
 // batchLen is the block of addresses a batch lookup works on at once.
 const batchLen = 64
 
+// noneB is the dir entry of tab4.noneB (its position is not used).
+const noneB = chunkFlag | 1<<r4Shift
+
 // lookupBatch resolves dst into out in stages over blocks of batchLen
 // addresses so that the memory accesses of different addresses overlap (Go
 // has no prefetch): the dir entries of the whole block, then the bitmap
@@ -359,28 +364,23 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		n := min(len(dst), batchLen)
 		o := out[:n]
 		t.dirs(&b, dst[:n])
+		t.lanes(&b)
 		t.prepPop(&b, dst[:n])
-		nb := 0
-		if b.nother > 0 {
-			nb = b.gather(dst[:n])
-			t.prep(&b, b.sd[:nb])
-		}
+		nb := max(b.nb, bLanes)
+		t.prep(&b, nb)
 		b.words(n)
-		most := uint32(0)
-		if nb > 0 {
-			most = b.buckets(nb)
-		}
+		most := b.buckets(nb)
 		b.ranges(n)
-		for r := 0; most > 1 && r < 2; r++ {
-			b.step(nb)
-			most -= most >> 1
-		}
-		for ; most > 1; most -= most >> 1 {
+		b.step(nb) // two rounds for all lanes: windows of up to 4 ranges
+		b.step(nb)
+		most -= most >> 1
+		for most -= most >> 1; most > 1; most -= most >> 1 {
 			b.stepLong()
 		}
+		b.values(nb)
 		b.valuesPop(o, t.nh)
-		if b.nother > 0 || nb > 0 {
-			t.other(&b, o, nb)
+		for _, i := range b.other[:b.nother] {
+			o[i] = uint32(b.de[i])
 		}
 		dst = dst[n:]
 		out = out[n:]
@@ -388,36 +388,19 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	runtime.KeepAlive(t) // the segments' memory (segMem)
 }
 
-// gather splits the addresses b.other of the block dst: those with a
-// bucket index go to b.sd (their positions to b.bi, their dir entries to
-// b.bde), the others (no table) stay in b.other. It returns how many have
-// a bucket index.
-func (b *blk4) gather(dst []uint32) int {
-	nb, nl := 0, 0
-	for _, i := range b.other[:b.nother] {
-		if e := b.de[i]; e&chunkFlag != 0 {
-			b.sd[nb], b.bde[nb], b.bi[nb] = dst[i], e, i
-			nb++
-			continue
-		}
-		b.other[nl] = i
-		nl++
-	}
-	b.nother = nl
-	return nb
-}
+// bLanes is the fewest addresses the bucket stages of a block work on:
+// lanes without an address search t.noneB. A fixed count keeps their loops'
+// branches predictable (a block has ~2.6 addresses with a bucket index in
+// the full table; fewer than bLanes in 88 %).
+const bLanes = 4
 
-// other finishes the block o: the values of the nb addresses with a bucket
-// index and those of the addresses without a table.
-func (t *tab4) other(b *blk4, o []uint32, nb int) {
-	if nb > 0 {
-		b.values(b.so[:nb], t.nh)
-		for j, i := range b.bi[:nb] {
-			o[i] = b.so[j]
-		}
-	}
-	for _, i := range b.other[:b.nother] {
-		o[i] = uint32(b.de[i])
+// lanes fills the first bLanes lanes of the bucket stages with t.noneB.
+//
+//go:noinline
+func (t *tab4) lanes(b *blk4) {
+	p := unsafe.Pointer(&t.noneB)
+	for j := range bLanes {
+		b.bde[j], b.tab[j], b.sd[j], b.bi[j] = noneB, p, 0, batchLen
 	}
 }
 
@@ -427,14 +410,16 @@ type blk4 struct {
 	de [batchLen]uint64         // dir entries
 	p  [batchLen]unsafe.Pointer // the bitmap word
 	w  [batchLen]uint64         // the bitmap and count words
-	m  [batchLen]uint32         // the mask of the unit's bit and those before it, then the range
-	// The addresses resolved otherwise, and the addresses, positions in
-	// the block, dir entries and results of those with a bucket index.
+	m  [batchLen + 1]uint32     // the mask of the unit's bit and those before it, then the range (m[batchLen]: empty bucket lanes')
+	// The addresses without a table.
 	other  [batchLen]uint8
 	nother int
-	sd, so [batchLen]uint32
-	bi     [batchLen]uint8
-	bde    [batchLen]uint64
+	// The addresses with a bucket index, their positions in the block
+	// (batchLen: an empty lane) and their dir entries.
+	sd  [batchLen]uint32
+	bi  [batchLen]uint8
+	bde [batchLen]uint64
+	nb  int
 	// Bucket stages.
 	tab [batchLen]unsafe.Pointer // the table
 	key [batchLen]uint32         // a<<16 | 0xffff
@@ -457,21 +442,30 @@ func (t *tab4) dirs(b *blk4, d []uint32) {
 }
 
 // prepPop decodes the dir entries of tables with a bitmap index; the
-// others are listed in b.other and take t.none.
+// others take t.none and are listed: those without a table in b.other,
+// those with a bucket index in the bucket lanes (with their tables).
 //
 //go:noinline
 func (t *tab4) prepPop(b *blk4, d []uint32) {
 	// Every dir entry's segment is in the list: no bounds check.
 	segs := unsafe.Pointer(unsafe.SliceData(t.ent))
 	none := unsafe.Pointer(&t.none[1])
-	no := 0
+	no, nb := 0, 0
 	de := b.de[:len(d)]
 	for i, a := range d {
 		e := de[i]
 		if uint32(e>>w4Shift)&(1<<8|3) != 1<<8|wsPop { // chunkFlag and the bitmap width
 			b.p[i], b.m[i] = none, 1
-			b.other[no&(batchLen-1)] = uint8(i)
-			no++
+			if e&chunkFlag == 0 {
+				b.other[no&(batchLen-1)] = uint8(i)
+				no++
+				continue
+			}
+			seg := *(*[]uint32)(unsafe.Add(segs, uintptr(uint32(e)>>segBits)*unsafe.Sizeof(t.ent[0])))
+			j := nb & (batchLen - 1)
+			b.tab[j] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask)*4)
+			b.sd[j], b.bde[j], b.bi[j] = a, e, uint8(i)
+			nb++
 			continue
 		}
 		u := (a & 0xffff) >> (uint32(e>>b4Shift) & 31) // "& 31" spares Go's shift-overflow check
@@ -479,7 +473,7 @@ func (t *tab4) prepPop(b *blk4, d []uint32) {
 		b.p[i] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask+uint32(e>>r4Shift)&r4Mask+u>>5*2)*4)
 		b.m[i] = 2<<(u&31) - 1
 	}
-	b.nother = no
+	b.nother, b.nb = no, nb
 }
 
 // words loads the bitmap and count words.
@@ -511,21 +505,19 @@ func (b *blk4) valuesPop(o []uint32, nh []uint32) {
 	}
 }
 
-// prep decodes the dir entries b.bde of tables with a bucket index. A
-// bucket is read as the 4 bytes ending with it (little-endian: its bytes
-// are the top ones), shifted down: no mask, and never a byte past the
-// bucket index (the bytes before the first bucket are the last range's).
+// prep decodes the dir entries of the first n bucket lanes. A bucket is
+// read as the 4 bytes ending with it (little-endian: its bytes are the top
+// ones), shifted down: no mask, and never a byte past the bucket index
+// (the bytes before the first bucket are the last range's).
 //
 //go:noinline
-func (t *tab4) prep(b *blk4, d []uint32) {
-	ent := t.ent
-	for i, a := range d {
+func (t *tab4) prep(b *blk4, n int) {
+	for i, a := range b.sd[:n] {
 		e := b.bde[i]
 		b.key[i] = a<<16 | 0xffff
 		r := uint32(e>>r4Shift) & r4Mask
 		ws := uint32(e>>w4Shift) & 3
 		o := (a & 0xffff) >> (uint32(e>>b4Shift) & 31) << ws // the "& 31"s spare Go's shift-overflow checks
-		b.tab[i] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(ent[uint32(e)>>segBits])), uintptr(uint32(e)&segMask)*4)
 		b.bo[i], b.sh[i] = r*4+o+1<<ws-4, 32-8<<ws
 		b.win[i], b.rnd[i] = r, 1<<(uint32(e>>s4Shift)&31)
 	}
@@ -588,10 +580,13 @@ func (b *blk4) step(n int) {
 	}
 }
 
+// values puts the ranges of the first n bucket lanes in m, where
+// valuesPop takes them (after ranges).
+//
 //go:noinline
-func (b *blk4) values(o []uint32, nh []uint32) {
-	for i := range o {
-		o[i] = nh[at[uint32](b.tab[i], b.pos[i])&0xffff]
+func (b *blk4) values(n int) {
+	for j, i := range b.bi[:n] {
+		b.m[i] = at[uint32](b.tab[j], b.pos[j])
 	}
 }
 

@@ -63,12 +63,12 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16, p uint32) {
 	rc := f.chunks[slot]
 	if rc != nil && old&chunkFlag != 0 && sc.patchable(int(lay4(old).r), p) {
 		n := f.patch(sc, slot, rc, old, p, def)
-		f.a.release(uint32(old), span4(old))
+		f.a.release(pos4(old), span4(old))
 		f.d.set(slot, n)
 		return
 	}
 	if old&chunkFlag != 0 {
-		f.a.release(uint32(old), span4(old))
+		f.a.release(pos4(old), span4(old))
 	}
 	if rc == nil {
 		f.d.set(slot, uint64(def))
@@ -165,7 +165,7 @@ func (f *fam4) compact(id int) {
 			return 0 // the slot's table was replaced since
 		}
 		n := span4(e)
-		f.d.set(uint16(s), lay4(e).ent(f.a.move(uint32(e), n, s)))
+		f.d.set(uint16(s), lay4(e).ent(f.a.move(pos4(e), n, s)))
 		return n
 	})
 }

@@ -72,9 +72,25 @@ type layout4 struct {
 	rounds uint32 // search rounds: a window of 2^rounds ranges
 }
 
+// ent returns the dir entry of a table with layout l at position pos. The
+// entry of a table with a bitmap index holds the position of the index
+// (pos + l.r, in the same segment): a lookup needs no other (pos4).
 func (l layout4) ent(pos uint32) uint64 {
+	if l.ws == wsPop {
+		pos += l.r
+	}
 	return chunkFlag | uint64(l.rounds)<<s4Shift | uint64(l.ws)<<w4Shift | uint64(16-l.b)<<b4Shift |
 		uint64(l.r)<<r4Shift | uint64(pos)
+}
+
+// pos4 returns the position of the range table of IPv4 dir entry e (of
+// its first range).
+func pos4(e uint64) uint32 {
+	l := lay4(e)
+	if l.ws == wsPop {
+		return uint32(e) - l.r
+	}
+	return uint32(e)
 }
 
 // lay4 returns the layout of the range table of IPv4 dir entry e.
@@ -300,9 +316,8 @@ func window(seg []uint32, e uint64, a uint32) (s, n uint32) {
 // bitmap index) in segment seg.
 func popRange(seg []uint32, e uint64, a uint32) uint32 {
 	l := lay4(e)
-	pos := uint32(e) & segMask
 	u := (a & 0xffff) >> (16 - l.b)
-	w := pos + l.r + u>>5*2
+	w := uint32(e)&segMask + u>>5*2
 	return w + seg[w+1] + uint32(bits.OnesCount32(seg[w]&(2<<(u&31)-1)))
 }
 
@@ -470,7 +485,7 @@ func (t *tab4) prepPop(b *blk4, d []uint32) {
 		}
 		u := (a & 0xffff) >> (uint32(e>>b4Shift) & 31) // "& 31" spares Go's shift-overflow check
 		seg := *(*[]uint32)(unsafe.Add(segs, uintptr(uint32(e)>>segBits)*unsafe.Sizeof(t.ent[0])))
-		b.p[i] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask+uint32(e>>r4Shift)&r4Mask+u>>5*2)*4)
+		b.p[i] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask+u>>5*2)*4) // the index's position: see layout4.ent
 		b.m[i] = 2<<(u&31) - 1
 	}
 	b.nother, b.nb = no, nb

@@ -79,19 +79,16 @@ func TestCompaction(t *testing.T) {
 // left.
 func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
 	t.Helper()
-	check := func(name string, segs [][]uint64, s4 [][]uint32, live []int, nlive, garbage int, refs map[uint32]int) {
+	// fill is the writer's count of entries filled per segment (segments
+	// are listed at full length), size the listed length (0: no segment).
+	check := func(name string, fill, size []int, live []int, nlive, garbage int, refs map[uint32]int) {
 		t.Helper()
 		got := make([]int, len(live))
 		for pos, n := range refs {
 			id, off := int(pos>>segBits), int(pos&segMask)
-			var l int
-			if segs != nil {
-				l = len(segs[id])
-			} else {
-				l = len(s4[id])
-			}
-			if l == 0 || off+n > l {
-				t.Fatalf("%s: table at segment %d offset %d (+%d) outside the segment (len %d)", name, id, off, n, l)
+			l := fill[id]
+			if size[id] == 0 || l > size[id] || off+n > l {
+				t.Fatalf("%s: table at segment %d offset %d (+%d) outside the segment (filled %d of %d)", name, id, off, n, l, size[id])
 			}
 			got[id] += n
 		}
@@ -101,15 +98,18 @@ func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
 				t.Fatalf("%s: segment %d: %d live entries referenced, %d counted", name, id, got[id], live[id])
 			}
 			sum += live[id]
-			if segs != nil {
-				total += len(segs[id])
-			} else {
-				total += len(s4[id])
-			}
+			total += fill[id]
 		}
 		if sum != nlive || total-sum != garbage {
 			t.Fatalf("%s: live %d (counted %d), garbage %d (counted %d)", name, sum, nlive, total-sum, garbage)
 		}
+	}
+	sizes := func(s int, l func(int) int) []int {
+		out := make([]int, s)
+		for i := range out {
+			out[i] = l(i)
+		}
+		return out
 	}
 	r4 := map[uint32]int{}
 	for s := range 1 << 16 {
@@ -117,7 +117,7 @@ func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
 			r4[pos4(e)] = span4(e)
 		}
 	}
-	check("IPv4", nil, f4.a.s, f4.a.live, f4.a.nlive, f4.a.garbage, r4)
+	check("IPv4", f4.a.n, sizes(len(f4.a.s), func(i int) int { return len(f4.a.s[i]) }), f4.a.live, f4.a.nlive, f4.a.garbage, r4)
 	r1, r2 := map[uint32]int{}, map[uint32]int{}
 	for s := range 1 << 16 {
 		if e := f6.d.get(uint16(s)); e&chunkFlag != 0 {
@@ -131,8 +131,8 @@ func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
 			}
 		}
 	}
-	check("IPv6 L1", f6.a16.s, nil, f6.a16.live, f6.a16.nlive, f6.a16.garbage, r1)
-	check("IPv6 L2", f6.a64.s, nil, f6.a64.live, f6.a64.nlive, f6.a64.garbage, r2)
+	check("IPv6 L1", f6.a16.n, sizes(len(f6.a16.s), func(i int) int { return len(f6.a16.s[i]) }), f6.a16.live, f6.a16.nlive, f6.a16.garbage, r1)
+	check("IPv6 L2", f6.a64.n, sizes(len(f6.a64.s), func(i int) int { return len(f6.a64.s[i]) }), f6.a64.live, f6.a64.nlive, f6.a64.garbage, r2)
 	r3 := map[uint32]int{}
 	for _, rc := range f6.chunks {
 		for _, k := range rc.kids {
@@ -143,7 +143,7 @@ func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
 			}
 		}
 	}
-	check("IPv6 L3", f6.a3.s, nil, f6.a3.live, f6.a3.nlive, f6.a3.garbage, r3)
+	check("IPv6 L3", f6.a3.n, sizes(len(f6.a3.s), func(i int) int { return len(f6.a3.s[i]) }), f6.a3.live, f6.a3.nlive, f6.a3.garbage, r3)
 }
 
 // TestSegmentBoundaries checks where tables land: a table that does not fit

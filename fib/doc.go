@@ -38,8 +38,11 @@
 //
 // # Invariants
 //
-//   - A published Snapshot, its dir pages, header pages, segment lists and
-//     segment prefixes up to their lengths are immutable.
+//   - A published Snapshot, its dir pages, header pages and segment lists
+//     are immutable, and so is every segment up to the fill it had when the
+//     snapshot was published (its dir entries and headers point only
+//     there; segments are listed at full length, the writer fills them
+//     further).
 //   - A range table never straddles two segments; a collection step moves
 //     at most twice the entries its batch put (at least an eighth of a
 //     segment), unless an arena's garbage exceeds its live entries plus four

@@ -128,7 +128,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 		for slot, p := range f.d.dirty {
 			f.rebuildSlot(sc, slot, p)
 		}
-		if id := f.a.victim(); id >= 0 && f.a.room(len(f.a.s[id])) {
+		if id := f.a.victim(); id >= 0 && f.a.room(f.a.used(id)) {
 			f.compact(id)
 		}
 	}
@@ -462,13 +462,13 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 			f.buildSlot(sc, slot, f.d.def(slot), p)
 		}
 		// Collect garbage: one bounded step per arena and batch at most.
-		if id := f.a3.victim(); id >= 0 && f.a3.room(len(f.a3.s[id])) {
+		if id := f.a3.victim(); id >= 0 && f.a3.room(f.a3.used(id)) {
 			f.compact3(id)
 		}
-		if id := f.a64.victim(); id >= 0 && f.a64.room(len(f.a64.s[id])) {
+		if id := f.a64.victim(); id >= 0 && f.a64.room(f.a64.used(id)) {
 			f.compact2(id)
 		}
-		if id := f.a16.victim(); id >= 0 && f.a16.room(len(f.a16.s[id])) {
+		if id := f.a16.victim(); id >= 0 && f.a16.room(f.a16.used(id)) {
 			f.compact1(id)
 		}
 	}
@@ -501,7 +501,7 @@ func (f *fam6) room() bool {
 	for r := range f.d2 {
 		if !r.removed {
 			e2 += tableBound(len(r.ents))
-			x2 += 3*(2*len(r.ents)+1) + 9 // ixWords <= 3 ranges + 9 (l2Rank)
+			x2 += 2*len(r.ents) + 1 + 65 // ixWords <= 64 + 1 + ranges (l2Rank)
 		}
 	}
 	e3 := 0

@@ -76,6 +76,9 @@ type Snapshot struct {
 	v4 []*tab4
 	v6 []*tab6
 	nh []NextHop
+	// gen numbers the snapshots of one FIBs in publication order (the
+	// first is 0).
+	gen uint64
 }
 
 // FIBs owns the routing tables of one stack. All methods but Load must be
@@ -91,7 +94,12 @@ type FIBs struct {
 	f6     []*fam6
 	nhs    []NextHop
 	sc     scratch
-	seglen int // arena segment length (0: segLen; tests use small ones)
+	// The FIBs whose IPv4 (IPv6) table the batch being applied changed,
+	// each listed once (dirty4[fib] says it is listed): reused by every
+	// Apply, so steady-state churn allocates no set per batch.
+	touched4, touched6 []int
+	dirty4, dirty6     []bool
+	seglen             int // arena segment length (0: segLen; tests use small ones)
 	// Tests lower the limits: segment ids per arena (0: segIDs) and
 	// prefixes under one IPv6 /32 (0: MaxDeepPrefixes).
 	maxSegs, maxDeep int
@@ -133,7 +141,8 @@ func New(cfg Config) (*FIBs, error) {
 	if n < 0 || n > MaxFIBs {
 		return nil, fmt.Errorf("fib: %d FIBs: %w (1..%d)", cfg.FIBs, ErrFIB, MaxFIBs)
 	}
-	f := &FIBs{nfib: n, zero: new(dirPage), f4: make([]*fam4, n), f6: make([]*fam6, n)}
+	f := &FIBs{nfib: n, zero: new(dirPage), f4: make([]*fam4, n), f6: make([]*fam6, n),
+		dirty4: make([]bool, n), dirty6: make([]bool, n)}
 	f.empty4 = &tab4{}
 	f.empty6 = &tab6{}
 	for i := range 256 {
@@ -189,6 +198,7 @@ func (f *FIBs) AddNextHop(nh NextHop) (uint32, error) {
 	f.nhs = append(f.nhs, nh)
 	s := *f.cur.Load()
 	s.nh = f.nhs
+	s.gen++
 	f.cur.Store(&s)
 	return id, nil
 }
@@ -238,32 +248,34 @@ func (f *FIBs) Apply(changes []Change) error {
 		changes = slices.Clone(changes)
 		slices.SortStableFunc(changes, cmpChange)
 	}
-	t4 := make(map[int]struct{})
-	t6 := make(map[int]struct{})
 	for i := range changes {
 		c := &changes[i]
 		if c.Connected {
 			for fib := range f.nfib {
-				f.change(fib, c, t4, t6)
+				f.change(fib, c)
 			}
 			continue
 		}
-		f.change(int(c.FIB), c, t4, t6)
+		f.change(int(c.FIB), c)
 	}
+	t4, t6 := f.touched4, f.touched6
+	f.touched4, f.touched6 = t4[:0], t6[:0]
 	if len(t4) == 0 && len(t6) == 0 {
 		return nil
 	}
 	old := f.cur.Load()
-	s := &Snapshot{v4: old.v4, v6: old.v6, nh: f.nhs}
+	s := &Snapshot{v4: old.v4, v6: old.v6, nh: f.nhs, gen: old.gen + 1}
 	if len(t4) > 0 {
 		s.v4 = slices.Clone(old.v4)
-		for fib := range t4 {
+		for _, fib := range t4 {
+			f.dirty4[fib] = false
 			s.v4[fib] = f.f4[fib].commit(&f.sc)
 		}
 	}
 	if len(t6) > 0 {
 		s.v6 = slices.Clone(old.v6)
-		for fib := range t6 {
+		for _, fib := range t6 {
+			f.dirty6[fib] = false
 			s.v6[fib] = f.f6[fib].commit(&f.sc)
 		}
 	}
@@ -316,7 +328,7 @@ func (f *FIBs) checkLeafRoom(changes []Change) error {
 	return nil
 }
 
-func (f *FIBs) change(fib int, c *Change, t4, t6 map[int]struct{}) {
+func (f *FIBs) change(fib int, c *Change) {
 	del := c.Op == OpDelete
 	a := c.Prefix.Addr()
 	l := c.Prefix.Bits()
@@ -330,8 +342,9 @@ func (f *FIBs) change(fib int, c *Change, t4, t6 map[int]struct{}) {
 			f.f4[fib] = fm
 		}
 		b := a.As4()
-		if fm.change(binary.BigEndian.Uint32(b[:]), l, c.NextHop, del) {
-			t4[fib] = struct{}{}
+		if fm.change(binary.BigEndian.Uint32(b[:]), l, c.NextHop, del) && !f.dirty4[fib] {
+			f.dirty4[fib] = true
+			f.touched4 = append(f.touched4, fib)
 		}
 		return
 	}
@@ -344,10 +357,16 @@ func (f *FIBs) change(fib int, c *Change, t4, t6 map[int]struct{}) {
 		f.f6[fib] = fm
 	}
 	b := a.As16()
-	if fm.change(binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), l, c.NextHop, del) {
-		t6[fib] = struct{}{}
+	if fm.change(binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), l, c.NextHop, del) && !f.dirty6[fib] {
+		f.dirty6[fib] = true
+		f.touched6 = append(f.touched6, fib)
 	}
 }
+
+// Generation is the snapshot's number: the snapshots of one FIBs are
+// numbered in the order they were published, from 0, so a later one has
+// a greater number.
+func (s *Snapshot) Generation() uint64 { return s.gen }
 
 // NumFIBs is the number of FIBs in the snapshot (that of the FIBs it came
 // from).

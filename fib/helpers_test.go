@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
 	"net/netip"
@@ -48,45 +49,52 @@ var fullOnce struct {
 
 // fullTable returns the prefixes of fulltable-2024 (read once per process).
 func fullTable(tb testing.TB) (v4, v6 []netip.Prefix) {
+	fullOnce.Do(func() {
+		fullOnce.v4, fullOnce.v6, fullOnce.err = readFullTable(tb)
+	})
+	if fullOnce.err != nil {
+		tb.Fatal(fullOnce.err)
+	}
+	return fullOnce.v4, fullOnce.v6
+}
+
+// readFullTable reads the prefixes of fulltable-2024 (each call reads the
+// file: for a benchmark that must not keep the lists alive, see
+// churnProbes); it skips the test if the file is missing.
+func readFullTable(tb testing.TB) (v4, v6 []netip.Prefix, err error) {
 	path := filepath.Join(dataDir(tb), "fulltable-2024.txt.gz")
 	if _, err := os.Stat(path); err != nil {
 		tb.Skipf("full table not available: %v", err)
 	}
-	fullOnce.Do(func() {
-		f, err := os.Open(path)
-		if err != nil {
-			fullOnce.err = err
-			return
-		}
-		defer f.Close()
-		z, err := gzip.NewReader(f)
-		if err != nil {
-			fullOnce.err = err
-			return
-		}
-		sc := bufio.NewScanner(z)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" {
-				continue
-			}
-			p, err := netip.ParsePrefix(line)
-			if err != nil {
-				fullOnce.err = err
-				return
-			}
-			if p.Addr().Is4() {
-				fullOnce.v4 = append(fullOnce.v4, p)
-			} else {
-				fullOnce.v6 = append(fullOnce.v6, p)
-			}
-		}
-		fullOnce.err = sc.Err()
-	})
-	if fullOnce.err != nil {
-		tb.Fatalf("reading %s: %v", path, fullOnce.err)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
 	}
-	return fullOnce.v4, fullOnce.v6
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	sc := bufio.NewScanner(z)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(line)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		if p.Addr().Is4() {
+			v4 = append(v4, p)
+		} else {
+			v6 = append(v6, p)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return v4, v6, nil
 }
 
 var nhSeed = maphash.MakeSeed()

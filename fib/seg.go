@@ -15,10 +15,14 @@ import (
 // never straddles two segments. Its position is one uint32: the segment id
 // in the top bits, the offset in the segment in the low segBits bits.
 //
-// A published snapshot holds its own copy of the segment list (copied on
-// the first change in a batch, like the dir and header pages) and reads
-// only the entries its dir entries and headers point at, which the writer
-// never writes again: new tables are appended past a segment's length.
+// Segments are listed at their full length (len == cap); the writer keeps
+// how much of each it has filled (segArena.n) and appends new tables past
+// that, so putting a table leaves the list as it is. A published snapshot
+// holds its own copy of the list, which the writer copies again only in a
+// batch that starts or drops a segment (like the dir and header pages,
+// copied on the first change in a batch), and reads only the entries its
+// dir entries and headers point at, which the writer never writes again.
+// So a batch that only puts tables makes no garbage for the list.
 // Garbage is collected incrementally: at the end of a batch whose arena has
 // too much garbage, the live tables of at most one segment (the one with
 // the most garbage) are copied into the current segment and the emptied
@@ -34,7 +38,8 @@ const (
 
 // segArena is the writer side of one level's segmented arena.
 type segArena[T any] struct {
-	s    [][]T          // segments by id (nil: free id); shared with the last snapshot until cloned
+	s    [][]T          // segments by id, at full length (nil: free id); shared with the last snapshot until cloned
+	n    []int          // entries filled per segment (tables are put from there)
 	mem  []*segMem      // the memory of each segment (nil: on the Go heap), like s
 	maps *atomic.Int64  // segments mapped and in use (for tests)
 	pool chan *spareSeg // spare segments (see segMem)
@@ -230,13 +235,12 @@ func (a *segArena[T]) reset() {
 // one if it does not fit) and returns its position.
 func (a *segArena[T]) put(tab []T, owner uint32) uint32 {
 	n := len(tab)
-	if a.cur < 0 || len(a.s[a.cur])+n > cap(a.s[a.cur]) {
+	if a.cur < 0 || a.n[a.cur]+n > len(a.s[a.cur]) {
 		a.newSeg(max(n, a.seglen))
 	}
-	a.own()
-	seg := a.s[a.cur]
-	off := len(seg)
-	a.s[a.cur] = append(seg, tab...)
+	off := a.n[a.cur]
+	copy(a.s[a.cur][off:off+n], tab)
+	a.n[a.cur] += n
 	a.live[a.cur] += n
 	a.nlive += n
 	a.put0 += n
@@ -260,11 +264,13 @@ func (a *segArena[T]) newSeg(c int) {
 		id = len(a.s)
 		a.s = append(a.s, nil)
 		a.mem = append(a.mem, nil)
+		a.n = append(a.n, 0)
 		a.live = append(a.live, 0)
 		a.owners = append(a.owners, nil)
 	}
 	a.owners[id] = a.owners[id][:0]
-	a.s[id], a.mem[id] = newSegMem(c, a)
+	seg, m := newSegMem(c, a)
+	a.s[id], a.mem[id], a.n[id] = seg[:c], m, 0
 	if c == a.seglen {
 		a.prefill() // for the segment after this one
 	}
@@ -316,11 +322,19 @@ func (a *segArena[T]) victim() int {
 		if s == nil || id == a.cur {
 			continue
 		}
-		if g := len(s) - a.live[id]; g > bg {
+		if g := a.n[id] - a.live[id]; g > bg {
 			best, bg = id, g
 		}
 	}
 	a.coll, a.collAt = best+1, 0
+	if best >= 0 {
+		// Owners in order (dir slots, header ids), so that the tables a
+		// step moves share dir and header pages: a step copies each page
+		// it touches once (the batch's copy), and fewer pages copied is
+		// less garbage for the Go heap. Which owners a step visits is not
+		// otherwise affected: collect checks each one.
+		slices.Sort(a.owners[best])
+	}
 	return best
 }
 
@@ -351,12 +365,12 @@ func (a *segArena[T]) collect(id int, moveOne func(owner uint32) int) {
 // released them, so all of it is garbage).
 func (a *segArena[T]) drop(id int) {
 	a.own()
-	a.garbage -= len(a.s[id]) - a.live[id]
+	a.garbage -= a.n[id] - a.live[id]
 	a.nlive -= a.live[id]
 	if a.coll == id+1 {
 		a.coll = 0
 	}
-	a.s[id], a.mem[id] = nil, nil
+	a.s[id], a.mem[id], a.n[id] = nil, nil, 0
 	a.live[id] = 0
 	a.owners[id] = a.owners[id][:0]
 	a.drops++
@@ -369,6 +383,10 @@ func (a *segArena[T]) publish() ([][]T, []*segMem) {
 	a.put0 = 0
 	return a.s, a.mem
 }
+
+// used is the number of entries filled in segment id (the size of a
+// collection step that moves all of it, at most).
+func (a *segArena[T]) used(id int) int { return a.n[id] }
 
 // bytes is the memory of the arena's segments.
 func segBytes[T any](s [][]T, size int) int {

@@ -59,6 +59,7 @@ type tab6 struct {
 	e2   [][]uint64 // L2 segments (bits 32-63): key<<32 | value per range, like e16
 	e3   [][]uint64 // L3 segments (bits 64-127): keys, then values two per word
 	hdrs []*hdrPage
+	z    uint64 // 0: what batch lookups without a rank index read
 	// The memory of the L1, L2 and L3 segments (see tab4.mem).
 	mem16, mem2, mem3 []*segMem
 }
@@ -234,7 +235,9 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 // then the same for L2: headers, level-1 index words, group words, values
 // (or the lockstep search). The rare addresses that continue to L3 finish
 // one by one. Every stage is a loop whose loads are independent of each
-// other.
+// other, and a small function of its own (not inlined) over a blk6, as
+// in tab4.lookupBatch: in one big function the compiler spilled and
+// reloaded its live values inside the inner loops.
 func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 	if len(t.e16) == 0 {
 		for i := range dst {
@@ -243,119 +246,202 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		}
 		return
 	}
-	var (
-		his [batchLen]uint64
-		// Rank index lookups: address idx[j], segment tab[j], table at
-		// base[j], next index word at q[j], slot mask msk[j].
-		idx       [batchLen]uint8
-		tab       [batchLen]unsafe.Pointer
-		base, q   [batchLen]uint32
-		msk, best [batchLen]uint32
-		ixs       [batchLen]uint32
-		hdrs      [batchLen]hdr
-		// Searches in lockstep.
-		srch search6
-	)
-	e16, e2 := t.e16, t.e2
+	var b blk6
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
-		d := dst[:n]
-		o := out[:n]
-		// L1: dir entries.
-		m := 0
-		srch.n = 0
-		for i := range d {
-			hi := binary.BigEndian.Uint64(d[i][:8])
-			his[i] = hi
-			e := t.top[hi>>56][(hi>>48)&255]
-			if e&chunkFlag == 0 {
-				o[i] = uint32(e)
-				continue
-			}
-			seg, at0, c := segStart(e16[uint32(e)>>segBits]), uint32(e)&segMask, uint32(n6(e))
-			if e&rankFlag != 0 {
-				s := uint32(hi>>32) & 0xffff
-				idx[m], tab[m], base[m] = uint8(i), seg, at0
-				q[m] = at0 + c + s>>5
-				msk[m] = ^uint32(0) >> (31 - s&31)
-				m++
-				continue
-			}
+		d, o := dst[:n], out[:n]
+		t.dirs6(&b, d)
+		t.prep1(&b, o)
+		b.words1(n)
+		b.values1(o)
+		b.srch.run1(o)
+		if m := t.headers(&b, o); m > 0 {
+			t.prep2(&b, m)
+			b.level1()
+			b.groups()
+			t.values2(&b, o, d)
+		}
+		b.srch.run2(t, o, d)
+		dst, out = dst[n:], out[n:]
+	}
+	runtime.KeepAlive(t) // the segments' memory (segMem)
+}
+
+// blk6 is the working state of an IPv6 batch lookup over one block.
+type blk6 struct {
+	hi [batchLen]uint64 // the addresses' top halves
+	de [batchLen]uint64 // dir entries
+	// L1 (every address; those without a rank index read z, value 0,
+	// and take lv): the table, its offset, the word to read (the index
+	// word, then the range), the slots to count in it.
+	tab  [batchLen]unsafe.Pointer
+	base [batchLen]uint32
+	q    [batchLen]uint32
+	msk  [batchLen]uint32
+	lv   [batchLen]uint32
+	// L2: the addresses (idx), their headers, then for those with a rank
+	// index (the first nr of idx): table, offset, next word (tab, base,
+	// q), level-1 bits to count (m1), the bit telling whether the slot's
+	// group has starts (b1), the group words' offset (gw), the group
+	// word's bits to count (msk), the inherited default.
+	idx  [batchLen]uint8
+	b1   [batchLen]uint8
+	hs   [batchLen]hdr
+	gw   [batchLen]uint32
+	m1   [batchLen]uint32
+	best [batchLen]uint32
+	nr   int
+	// Searches in lockstep.
+	srch search6
+}
+
+//go:noinline
+func (t *tab6) dirs6(b *blk6, d [][16]byte) {
+	for i := range d {
+		hi := binary.BigEndian.Uint64(d[i][:8])
+		b.hi[i] = hi
+		b.de[i] = t.top[hi>>56][(hi>>48)&255]
+	}
+}
+
+// prep1 decodes the dir entries: an L1 table with a rank index gets its
+// index word to read, the others read t.z (0) and take the dir value or a
+// search's.
+//
+//go:noinline
+func (t *tab6) prep1(b *blk6, o []uint32) {
+	e16 := t.e16
+	z := unsafe.Pointer(&t.z)
+	b.srch.n = 0
+	for i := range o {
+		e, hi := b.de[i], b.hi[i]
+		if e&(chunkFlag|rankFlag) == chunkFlag|rankFlag {
+			s := uint32(hi>>32) & 0xffff
+			at0 := uint32(e) & segMask
+			b.tab[i], b.base[i] = segStart(e16[uint32(e)>>segBits]), at0
+			b.q[i] = at0 + uint32(n6(e)) + s>>5
+			b.msk[i] = ^uint32(0) >> (31 - s&31)
+			b.lv[i] = 0
+			continue
+		}
+		b.tab[i], b.base[i], b.q[i], b.msk[i], b.lv[i] = z, 0, 0, 0, uint32(e)
+		if e&chunkFlag != 0 {
+			b.lv[i] = 0
 			k := hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
-			srch.add(i, seg, at0, c, k, 0)
+			b.srch.add(i, segStart(e16[uint32(e)>>segBits]), uint32(e)&segMask, uint32(n6(e)), k, 0)
 		}
-		// L1 rank index words, then values.
-		for j := range m {
-			x := at[uint64](tab[j], q[j])
-			q[j] = base[j] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&msk[j]))
-		}
-		for j := range m {
-			o[idx[j]] = uint32(at[uint64](tab[j], q[j]))
-		}
-		srch.run1(o)
-		// L2 for the addresses under a /32 with longer prefixes: the list
-		// of them, their headers, then by kind of table. No branch
-		// depends on a value loaded in the same loop: a mispredicted one
-		// would throw away the loads issued after it.
-		m = 0
-		for i := range d {
-			idx[m] = uint8(i)
-			m += int(o[i] >> 31) // refFlag
-		}
-		for j := range m {
-			hdrs[j] = *t.hdr(o[idx[j]] &^ refFlag)
-		}
-		nr := 0
-		srch.n = 0
-		for j := range m {
-			i := idx[j]
-			h := &hdrs[j]
-			seg, at0 := segStart(e2[h.start>>segBits]), h.start&segMask
-			if h.ix != 0 {
-				idx[nr], tab[nr], base[nr], ixs[nr], best[nr] = i, seg, at0, h.ix, h.def
-				q[nr] = at0 + h.count
-				nr++
-				continue
-			}
-			k := his[i]<<32 | 0xffffffff
-			srch.add(int(i), seg, at0, h.count, k, h.def)
-		}
-		m = nr
-		// Rank index level 1 (see rank2), group words, values.
-		for j := range m {
-			s := int(his[idx[j]] >> 16 & 0xffff)
-			ix := ixs[j]
+	}
+}
+
+// words1 reads the L1 index words and sets q to the ranges.
+//
+//go:noinline
+func (b *blk6) words1(n int) {
+	for i := range b.q[:n] {
+		x := at[uint64](b.tab[i], b.q[i])
+		b.q[i] = b.base[i] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&b.msk[i]))
+	}
+}
+
+//go:noinline
+func (b *blk6) values1(o []uint32) {
+	for i := range o {
+		o[i] = uint32(at[uint64](b.tab[i], b.q[i])) | b.lv[i]
+	}
+}
+
+// headers lists the addresses that continue to L2 and reads their
+// headers; it returns how many.
+//
+//go:noinline
+func (t *tab6) headers(b *blk6, o []uint32) int {
+	m := 0
+	for i := range o {
+		b.idx[m] = uint8(i)
+		m += int(o[i] >> 31) // refFlag
+	}
+	for j, i := range b.idx[:m] {
+		b.hs[j] = *t.hdr(o[i] &^ refFlag)
+	}
+	return m
+}
+
+// prep2 decodes the headers of the m addresses that continue to L2: those
+// with a rank index (rank2) get their level-1 word to read and move to the
+// front of idx; the others are searched.
+//
+//go:noinline
+func (t *tab6) prep2(b *blk6, m int) {
+	e2 := t.e2
+	nr := 0
+	for j := range b.hs[:m] {
+		i := b.idx[j]
+		h := &b.hs[j]
+		seg, at0 := segStart(e2[h.start>>segBits]), h.start&segMask
+		if ix := h.ix; ix != 0 {
+			// The word of the slot's group, clamped to the index, and
+			// the group's offset in it: negative before the index
+			// (count no bit), 32 or more after it (count all; the group
+			// has no start).
+			s := int(b.hi[i] >> 16 & 0xffff)
 			dg := s>>5 - ixLo(ix)
 			w1 := ixW1(ix)
 			w := rankWord(dg, w1)
-			x1 := at[uint64](tab[j], q[j]+uint32(w))
-			q[j] += uint32(w1) + rankOf(x1, dg, w)
-			in := uint64(0)
-			if b := uint(dg - w<<5); b < 32 {
-				in = x1 >> b & 1
+			q0 := at0 + h.count
+			b.idx[nr], b.tab[nr], b.base[nr], b.best[nr] = i, seg, at0, h.def
+			b.q[nr] = q0 + uint32(w)
+			b.gw[nr] = q0 + uint32(w1)
+			dg -= w << 5
+			b.m1[nr] = uint32(uint64(1)<<min(max(dg+1, 0), 32) - 1)
+			bit := 63 // bit 63 of a level-1 word is 0 (the count's top bit)
+			if uint(dg) < 32 {
+				bit = dg
 			}
-			msk[j] = ^uint32(0) >> ((31 - s&31) * int(in)) // the group of s has starts: count those up to s
+			b.b1[nr] = uint8(bit)
+			b.msk[nr] = ^uint32(0) >> (31 - s&31)
+			nr++
+			continue
 		}
-		for j := range m {
-			x := at[uint64](tab[j], q[j])
-			q[j] = base[j] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&msk[j]))
-		}
-		for j := range m {
-			i := idx[j]
-			v := uint32(at[uint64](tab[j], q[j]))
-			if v == 0 {
-				v = best[j] // a conditional move
-			}
-			if v&refFlag != 0 { // rare: L3
-				v = t.deep3(v, best[j], binary.BigEndian.Uint64(d[i][8:]))
-			}
-			o[i] = v
-		}
-		srch.run2(t, o, d)
-		dst = dst[n:]
-		out = out[n:]
+		b.srch.add(int(i), seg, at0, h.count, b.hi[i]<<32|0xffffffff, h.def)
 	}
-	runtime.KeepAlive(t) // the segments' memory (segMem)
+	b.nr = nr
+}
+
+// level1 reads the level-1 words of the L2 rank indexes and sets q to the
+// group words.
+//
+//go:noinline
+func (b *blk6) level1() {
+	for j := range b.q[:b.nr] {
+		x1 := at[uint64](b.tab[j], b.q[j])
+		b.q[j] = b.gw[j] + uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)&b.m1[j]))
+		in := uint32(x1>>(b.b1[j]&63)) & 1
+		b.msk[j] |= in - 1 // the group of the slot has starts: count those up to it; else all
+	}
+}
+
+// groups reads the group words and sets q to the ranges.
+//
+//go:noinline
+func (b *blk6) groups() {
+	for j := range b.q[:b.nr] {
+		x := at[uint64](b.tab[j], b.q[j])
+		b.q[j] = b.base[j] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
+	}
+}
+
+//go:noinline
+func (t *tab6) values2(b *blk6, o []uint32, d [][16]byte) {
+	for j, i := range b.idx[:b.nr] {
+		v := uint32(at[uint64](b.tab[j], b.q[j]))
+		if v == 0 {
+			v = b.best[j] // a conditional move
+		}
+		if v&refFlag != 0 { // rare: L3
+			v = t.deep3(v, b.best[j], binary.BigEndian.Uint64(d[i][8:]))
+		}
+		o[i] = v
+	}
 }
 
 // search6 is a group of IPv6 range searches run in lockstep.
@@ -374,7 +460,7 @@ func (s *search6) add(i int, tab unsafe.Pointer, base, cnt uint32, key uint64, b
 	s.n++
 }
 
-// run1 runs L1 searches and stores their values in o.
+// run1 runs L1 searches, stores their values in o and empties s.
 func (s *search6) run1(o []uint32) {
 	if s.n == 0 {
 		return
@@ -383,6 +469,7 @@ func (s *search6) run1(o []uint32) {
 	for j := range s.n {
 		o[s.idx[j]] = uint32(at[uint64](s.tab[j], s.pos[j]))
 	}
+	s.n = 0
 }
 
 // run2 runs L2 searches and finishes their addresses (d, o: the block).

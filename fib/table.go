@@ -310,7 +310,7 @@ func (t *tab6) prep1(b *blk6, d [][16]byte, o []uint32) {
 	z := unsafe.Pointer(&t.z)
 	b.srch.n = 0
 	o = o[:len(d)]
-	for i := range o {
+	for i := range b.hi[:len(o)] { // i < batchLen: no bounds checks on b's arrays
 		hi := binary.BigEndian.Uint64(d[i][:8])
 		b.hi[i] = hi
 		e := t.top[hi>>56][(hi>>48)&255]
@@ -346,7 +346,7 @@ func (b *blk6) words1(n int) {
 
 //go:noinline
 func (b *blk6) values1(o []uint32) {
-	for i := range o {
+	for i := range b.tab[:len(o)] {
 		o[i] |= uint32(at[uint64](b.tab[i], b.q[i]))
 	}
 }
@@ -358,11 +358,13 @@ func (b *blk6) values1(o []uint32) {
 func (t *tab6) headers(b *blk6, o []uint32) int {
 	m := 0
 	for i := range o {
-		b.idx[m] = uint8(i)
-		m += int(o[i] >> 31) // refFlag
+		b.idx[m&(batchLen-1)] = uint8(i) // m <= i < batchLen
+		m += int(o[i] >> 31)             // refFlag
 	}
+	hdrs := t.hdrs
 	for j, i := range b.idx[:m] {
-		b.hs[j] = *t.hdr(o[i] &^ refFlag)
+		id := o[i] &^ refFlag
+		b.hs[j] = hdrs[id>>8][id&255]
 	}
 	return m
 }
@@ -384,11 +386,12 @@ func (t *tab6) prep2(b *blk6, m int, o []uint32, d [][16]byte) {
 			// the group's offset in it: negative before the index
 			// (count no bit), 32 or more after it (count all; the group
 			// has no start).
-			s := int(b.hi[i] >> 16 & 0xffff)
+			s := int(b.hi[i&(batchLen-1)] >> 16 & 0xffff) // i < batchLen
 			dg := s>>5 - ixLo(ix)
 			w1 := ixW1(ix)
 			w := rankWord(dg, w1)
 			q0 := h.count
+			nr &= batchLen - 1 // nr <= j < batchLen
 			b.idx[nr], b.tab[nr], b.best[nr] = i, unsafe.Add(seg, uintptr(at0)*8), h.def
 			b.q[nr] = q0 + uint32(w)
 			b.gw[nr] = q0 + uint32(w1)

@@ -323,15 +323,26 @@ func (t *tab6) prep1(b *blk6, d [][16]byte, o []uint32) {
 			o[i] = 0
 			continue
 		}
-		b.tab[i], b.q[i], b.msk[i], o[i] = z, 0, 0, uint32(e)
-		if e&chunkFlag != 0 {
-			o[i] = 0
-			k := hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
-			if !b.srch.add(i, segStart(e16[uint32(e)>>segBits]), uint32(e)&segMask, uint32(n6(e)), k, 0) {
-				o[i] = t.lookup1(e, hi) // rare: more searches than srchLen
-			}
-		}
+		b.tab[i], b.q[i], b.msk[i] = z, 0, 0
+		o[i] = t.other1(b, i, e, hi)
 	}
+}
+
+// other1 returns the L1 value of address i of a block whose dir entry e
+// has no rank index: the dir value, or 0 and a search added to b (the
+// search's result, if b has no room). It is apart from prep1 so that the
+// common path keeps its values in registers.
+//
+//go:noinline
+func (t *tab6) other1(b *blk6, i int, e, hi uint64) uint32 {
+	if e&chunkFlag == 0 {
+		return uint32(e)
+	}
+	k := hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
+	if !b.srch.add(i, segStart(t.e16[uint32(e)>>segBits]), uint32(e)&segMask, uint32(n6(e)), k, 0) {
+		return t.lookup1(e, hi) // rare: more searches than srchLen
+	}
+	return 0
 }
 
 // words1 reads the L1 index words and sets q to the ranges.
@@ -406,11 +417,22 @@ func (t *tab6) prep2(b *blk6, m int, o []uint32, d [][16]byte) {
 			nr++
 			continue
 		}
-		if !b.srch.add(int(i), seg, at0, h.count, b.hi[i]<<32|0xffffffff, h.def) {
-			o[i] = t.deep2(o[i], b.hi[i], binary.BigEndian.Uint64(d[i][8:])) // rare: more searches than srchLen
-		}
+		t.other2(b, int(i), o, d)
 	}
 	b.nr = nr
+}
+
+// other2 adds the search of address i of a block whose L2 table has no
+// rank index to b, or, if b has no room, looks it up. It is apart from
+// prep2 so that the common path keeps its values in registers.
+//
+//go:noinline
+func (t *tab6) other2(b *blk6, i int, o []uint32, d [][16]byte) {
+	h := t.hdr(o[i] &^ refFlag)
+	hi := b.hi[i&(batchLen-1)]
+	if !b.srch.add(i, segStart(t.e2[h.start>>segBits]), h.start&segMask, h.count, hi<<32|0xffffffff, h.def) {
+		o[i] = t.deep2(o[i], hi, binary.BigEndian.Uint64(d[i][8:])) // rare: more searches than srchLen
+	}
 }
 
 // level1 reads the level-1 words of the L2 rank indexes and sets q to the

@@ -114,7 +114,7 @@ func checkArenas(t *testing.T, f4 *fam4, f6 *fam6) {
 	r4 := map[uint32]int{}
 	for s := range 1 << 16 {
 		if e := f4.d.get(uint16(s)); e&chunkFlag != 0 {
-			r4[uint32(e)] = span4(e)
+			r4[pos4(e)] = span4(e)
 		}
 	}
 	check("IPv4", f4.a.n, sizes(len(f4.a.s), func(i int) int { return len(f4.a.s[i]) }), f4.a.live, f4.a.nlive, f4.a.garbage, r4)

@@ -23,7 +23,7 @@ func count(n *int, ed edit) bool {
 func newFam4(zero *dirPage, seglen, maxSegs int) *fam4 {
 	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen, maxSegs)}
 	f.t.nh = []uint32{NoRoute}
-	f.t.none = [3]uint32{0, 1, ^uint32(0)}
+	f.t.none = [3]uint32{0, 1, ^uint32(1)} // noneB is zero
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f
@@ -63,12 +63,12 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16, p uint32) {
 	rc := f.chunks[slot]
 	if rc != nil && old&chunkFlag != 0 && sc.patchable(int(lay4(old).r), p) {
 		n := f.patch(sc, slot, rc, old, p, def)
-		f.a.release(uint32(old), span4(old))
+		f.a.release(pos4(old), span4(old))
 		f.d.set(slot, n)
 		return
 	}
 	if old&chunkFlag != 0 {
-		f.a.release(uint32(old), span4(old))
+		f.a.release(pos4(old), span4(old))
 	}
 	if rc == nil {
 		f.d.set(slot, uint64(def))
@@ -165,7 +165,7 @@ func (f *fam4) compact(id int) {
 			return 0 // the slot's table was replaced since
 		}
 		n := span4(e)
-		f.d.set(uint16(s), lay4(e).ent(f.a.move(uint32(e), n, s)))
+		f.d.set(uint16(s), lay4(e).ent(f.a.move(pos4(e), n, s)))
 		return n
 	})
 }

@@ -87,7 +87,7 @@ func checkCanonical(t *testing.T, f *FIBs) {
 		slot := uint16(s)
 		if e := f4.d.get(slot); e&chunkFlag != 0 {
 			l := lay4(e)
-			got := f4.a.get(uint32(e), span4(e))
+			got := f4.a.get(pos4(e), span4(e))
 			keys, vals, _ := sweep(f4.chunks[slot].ents, f4.d.def(slot), nil, nil, nil)
 			if int(l.r) != len(keys) {
 				t.Fatalf("IPv4 slot %#x: %d ranges, a sweep makes %d", slot, l.r, len(keys))

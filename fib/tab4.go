@@ -72,9 +72,25 @@ type layout4 struct {
 	rounds uint32 // search rounds: a window of 2^rounds ranges
 }
 
+// ent returns the dir entry of a table with layout l at position pos. The
+// entry of a table with a bitmap index holds the position of the index
+// (pos + l.r, in the same segment): a lookup needs no other (pos4).
 func (l layout4) ent(pos uint32) uint64 {
+	if l.ws == wsPop {
+		pos += l.r
+	}
 	return chunkFlag | uint64(l.rounds)<<s4Shift | uint64(l.ws)<<w4Shift | uint64(16-l.b)<<b4Shift |
 		uint64(l.r)<<r4Shift | uint64(pos)
+}
+
+// pos4 returns the position of the range table of IPv4 dir entry e (of
+// its first range).
+func pos4(e uint64) uint32 {
+	l := lay4(e)
+	if l.ws == wsPop {
+		return uint32(e) - l.r
+	}
+	return uint32(e)
 }
 
 // lay4 returns the layout of the range table of IPv4 dir entry e.
@@ -236,10 +252,12 @@ func addBuckets(out []uint32, base int, buf []uint32, limit int) ([]uint32, layo
 // to out and returns out. Unit u (keys u<<(16-b) and up) has bit u&31 of
 // bitmap word u>>5, set if a range starts at the unit's first key; every
 // range starts at one (popBits). Each bitmap word is followed by a count
-// word: the ranges starting in the units before the word's, minus one. So
-// the range of key k, in unit u = k>>(16-b), is the count word plus the
-// set bits of the bitmap word up to bit u&31: one pair of words, no
-// search.
+// word: the ranges starting in the units before the word's, minus one,
+// counted from the bitmap word (less its distance from the first range,
+// wrapping around). So the range of key k, in unit u = k>>(16-b), is the
+// bitmap word's position plus the count word plus the set bits of the
+// bitmap word up to bit u&31: one pair of words, no search, and a lookup
+// needs no other position than the pair's.
 func addPop(out []uint32, base int, b uint32) []uint32 {
 	n := len(out)
 	words := popWords(b)
@@ -252,7 +270,7 @@ func addPop(out []uint32, base int, b uint32) []uint32 {
 	}
 	c := ^uint32(0)
 	for w := n; w < n+words; w += 2 {
-		out[w+1] = c
+		out[w+1] = c - uint32(w-base)
 		c += uint32(bits.OnesCount32(out[w]))
 	}
 	return out
@@ -268,9 +286,11 @@ type tab4 struct {
 	mem []*segMem  // their memory: keeps it mapped while the table is reachable
 	nh  []uint32   // next-hop ids of the range values
 	// none is a one-range table with a bitmap index (range 0: value index
-	// 0, NoRoute; bitmap 1, count -1): the batch lookup sends addresses
-	// that take the bitmap path's stages to no table through it.
-	none [3]uint32
+	// 0; bitmap 1, count -2 from the bitmap word): the batch lookup sends
+	// the addresses it resolves otherwise through it. noneB is one with a
+	// bucket index (dir entry noneB) for the bucket stages' empty lanes.
+	none  [3]uint32
+	noneB [2]uint32
 }
 
 func (t *tab4) lookup(a uint32) uint32 {
@@ -296,10 +316,9 @@ func window(seg []uint32, e uint64, a uint32) (s, n uint32) {
 // bitmap index) in segment seg.
 func popRange(seg []uint32, e uint64, a uint32) uint32 {
 	l := lay4(e)
-	pos := uint32(e) & segMask
 	u := (a & 0xffff) >> (16 - l.b)
-	w := pos + l.r + u>>5*2
-	return pos + seg[w+1] + uint32(bits.OnesCount32(seg[w]&(2<<(u&31)-1)))
+	w := uint32(e)&segMask + u>>5*2
+	return w + seg[w+1] + uint32(bits.OnesCount32(seg[w]&(2<<(u&31)-1)))
 }
 
 func (t *tab4) chunk(e uint64, a uint32) uint32 {
@@ -318,33 +337,39 @@ func (t *tab4) chunk(e uint64, a uint32) uint32 {
 // batchLen is the block of addresses a batch lookup works on at once.
 const batchLen = 64
 
+// noneB is the dir entry of tab4.noneB (its position is not used).
+const noneB = chunkFlag | 1<<r4Shift
+
 // lookupBatch resolves dst into out in stages over blocks of batchLen
 // addresses so that the memory accesses of different addresses overlap (Go
 // has no prefetch): the dir entries of the whole block, then the bitmap
-// index words, then the values. Addresses whose tables have a bucket index
-// (a few per block in the full table: tables with prefixes longer than
-// /24, or too small for a bitmap) are gathered and resolved afterwards by
-// the bucket stages (slow): their buckets, then the window searches in
-// lockstep (one step for every address per round; a finished search steps
-// by 0, so the loop is branch-free): two rounds for all (windows of up to
-// 4 ranges), then the rounds the longest window needs for the few
-// addresses with longer ones; then the values. (Finishing the few longest
-// windows one by one after two rounds was slower: their branches
-// mispredict.)
+// index words, then the ranges, then the values. Addresses without a table
+// and those whose tables have a bucket index (a few per block in the full
+// table: tables with prefixes longer than /24, or too small for a bitmap)
+// go through t.none and are listed. The first take their dir entry's value
+// at the end; the others run in the bucket lanes, whose stages are
+// interleaved with the bitmap stages so that their misses overlap (run
+// after the block they took ~12 % of the time): decoding, then (after the
+// words) the buckets, then (after the ranges) the window searches in
+// lockstep (one step for every lane per round; a finished search steps by
+// 0, so the loop is branch-free): two rounds for all (windows of up to 4
+// ranges), then the rounds the longest window needs for the few addresses
+// with longer ones; then their ranges go where valuesPop reads them.
+// (Finishing the few longest windows one by one after two rounds was
+// slower: their branches mispredict.)
 //
 // Each stage is a small function of its own (not inlined) over a blk4:
 // in one big function the compiler kept spilling and reloading its many
 // live values inside the inner loops (twice the instructions per address;
-// measured ~13 % more lookups/s split). The dir entries and the index
-// words are loaded in loops that do nothing else: a load that misses holds
-// up the retirement of every instruction after it, so the fewer
-// instructions per address, the more addresses' misses are in flight at
-// once (measured ~15 % more lookups/s than computing in the same loop).
-// The segments are reached through unsafe pointers to their tables (one
+// measured ~13 % more lookups/s split). The dir entries, the index words
+// and the ranges are loaded in loops that do little else: a load that
+// misses holds up the retirement of every instruction after it, so the
+// fewer instructions per address, the more addresses' misses are in flight
+// at once (measured ~15 % more lookups/s than computing in the same loop).
+// The segments are reached through unsafe pointers into their tables (one
 // load per step, no slice header and bounds check); every offset read lies
 // inside the table the dir entry describes, which the writer built inside
-// the segment. An address without a table goes through t.none (value
-// index 0, NoRoute) and takes its result from lv.
+// the segment.
 func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	if len(t.ent) == 0 {
 		for i, a := range dst {
@@ -355,13 +380,25 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	var b blk4
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
+		o := out[:n]
 		t.dirs(&b, dst[:n])
+		t.lanes(&b)
 		t.prepPop(&b, dst[:n])
+		nb := max(b.nb, bLanes)
+		t.prep(&b, nb)
 		b.words(n)
+		most := b.buckets(nb)
 		b.ranges(n)
-		b.valuesPop(out[:n], t.nh)
-		if b.nslow > 0 {
-			t.slow(&b, dst[:n], out[:n])
+		b.step(nb) // two rounds for all lanes: windows of up to 4 ranges
+		b.step(nb)
+		most -= most >> 1
+		for most -= most >> 1; most > 1; most -= most >> 1 {
+			b.stepLong()
+		}
+		b.values(nb)
+		b.valuesPop(o, t.nh)
+		for _, i := range b.other[:b.nother] {
+			o[i] = uint32(b.de[i])
 		}
 		dst = dst[n:]
 		out = out[n:]
@@ -369,49 +406,46 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	runtime.KeepAlive(t) // the segments' memory (segMem)
 }
 
-// slow resolves the addresses b.slow of the block dst (tables with a
-// bucket index) into out.
-func (t *tab4) slow(b *blk4, dst, out []uint32) {
-	ns := b.nslow
-	for j, i := range b.slow[:ns] {
-		b.sd[j] = dst[i]
-	}
-	d := b.sd[:ns]
-	t.dirs(b, d)
-	t.prep(b, d)
-	most := b.buckets(ns)
-	for r := 0; most > 1 && r < 2; r++ {
-		b.step(ns)
-		most -= most >> 1
-	}
-	for ; most > 1; most -= most >> 1 {
-		b.stepLong()
-	}
-	b.values(b.so[:ns], t.nh)
-	for j, i := range b.slow[:ns] {
-		out[i] = b.so[j]
+// bLanes is the fewest addresses the bucket stages of a block work on:
+// lanes without an address search t.noneB. A fixed count keeps their loops'
+// branches predictable (a block has ~2.6 addresses with a bucket index in
+// the full table; fewer than bLanes in 88 %).
+const bLanes = 4
+
+// lanes fills the first bLanes lanes of the bucket stages with t.noneB.
+//
+//go:noinline
+func (t *tab4) lanes(b *blk4) {
+	p := unsafe.Pointer(&t.noneB)
+	for j := range bLanes {
+		b.bde[j], b.tab[j], b.sd[j], b.bi[j] = noneB, p, 0, batchLen
 	}
 }
 
 // blk4 is the working state of a batch lookup over one block.
 type blk4 struct {
 	// Bitmap stages.
-	w   [batchLen]uint64 // the bitmap index's byte offset in the table, then its bitmap and count words
-	m   [batchLen]uint32 // the mask of the unit's bit and those before it
-	lv  [batchLen]uint32 // the result of an address without a table, else 0
-	tab [batchLen]unsafe.Pointer
-	de  [batchLen]uint64 // dir entries
-	// The addresses with a bucket index, and their addresses and results.
-	slow   [batchLen]uint8
-	nslow  int
-	sd, so [batchLen]uint32
-	// Bucket stages (tab and lv as above).
-	key [batchLen]uint32 // a<<16 | 0xffff
-	bo  [batchLen]uint32 // byte offset of the 4 bytes ending with the bucket, then the bucket
-	sh  [batchLen]uint32 // shift of the bucket in those 4 bytes (32 - its bits)
-	pos [batchLen]uint32 // the window's first range (in the table)
-	win [batchLen]uint32 // ranges, then the window length
-	rnd [batchLen]uint32 // 1 << rounds
+	de [batchLen]uint64         // dir entries
+	p  [batchLen]unsafe.Pointer // the bitmap word
+	w  [batchLen]uint64         // the bitmap and count words
+	m  [batchLen + 1]uint32     // the mask of the unit's bit and those before it, then the range (m[batchLen]: empty bucket lanes')
+	// The addresses without a table.
+	other  [batchLen]uint8
+	nother int
+	// The addresses with a bucket index, their positions in the block
+	// (batchLen: an empty lane) and their dir entries.
+	sd  [batchLen]uint32
+	bi  [batchLen]uint8
+	bde [batchLen]uint64
+	nb  int
+	// Bucket stages.
+	tab [batchLen]unsafe.Pointer // the table
+	key [batchLen]uint32         // a<<16 | 0xffff
+	bo  [batchLen]uint32         // byte offset of the 4 bytes ending with the bucket, then the bucket
+	sh  [batchLen]uint32         // shift of the bucket in those 4 bytes (32 - its bits)
+	pos [batchLen]uint32         // the window's first range (in the table)
+	win [batchLen]uint32         // ranges, then the window length
+	rnd [batchLen]uint32         // 1 << rounds
 	// The addresses whose windows are longer than 4 ranges.
 	long  [batchLen]uint8
 	nlong int
@@ -419,51 +453,54 @@ type blk4 struct {
 
 //go:noinline
 func (t *tab4) dirs(b *blk4, d []uint32) {
+	de := b.de[:len(d)]
 	for i, a := range d {
-		b.de[i] = t.top[a>>24][(a>>16)&255]
+		de[i] = t.top[a>>24][(a>>16)&255]
 	}
 }
 
 // prepPop decodes the dir entries of tables with a bitmap index; the
-// others are listed in b.slow and, like addresses without a table, take
-// t.none.
+// others take t.none and are listed: those without a table in b.other,
+// those with a bucket index in the bucket lanes (with their tables).
 //
 //go:noinline
 func (t *tab4) prepPop(b *blk4, d []uint32) {
 	// Every dir entry's segment is in the list: no bounds check.
 	segs := unsafe.Pointer(unsafe.SliceData(t.ent))
-	none := unsafe.Pointer(&t.none)
-	ns := 0
+	none := unsafe.Pointer(&t.none[1])
+	no, nb := 0, 0
 	de := b.de[:len(d)]
 	for i, a := range d {
 		e := de[i]
 		if uint32(e>>w4Shift)&(1<<8|3) != 1<<8|wsPop { // chunkFlag and the bitmap width
-			b.tab[i], b.w[i], b.m[i] = none, 4, 1
-			lv := uint32(e)
-			if e&chunkFlag != 0 {
-				lv = 0
-				b.slow[ns&(batchLen-1)] = uint8(i)
-				ns++
+			b.p[i], b.m[i] = none, 1
+			if e&chunkFlag == 0 {
+				b.other[no&(batchLen-1)] = uint8(i)
+				no++
+				continue
 			}
-			b.lv[i] = lv
+			seg := *(*[]uint32)(unsafe.Add(segs, uintptr(uint32(e)>>segBits)*unsafe.Sizeof(t.ent[0])))
+			j := nb & (batchLen - 1)
+			b.tab[j] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask)*4)
+			b.sd[j], b.bde[j], b.bi[j] = a, e, uint8(i)
+			nb++
 			continue
 		}
-		b.lv[i] = 0
 		u := (a & 0xffff) >> (uint32(e>>b4Shift) & 31) // "& 31" spares Go's shift-overflow check
 		seg := *(*[]uint32)(unsafe.Add(segs, uintptr(uint32(e)>>segBits)*unsafe.Sizeof(t.ent[0])))
-		b.tab[i] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask)*4)
-		b.w[i] = uint64(uint32(e>>r4Shift)&r4Mask+u>>5*2) * 4
+		b.p[i] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask+u>>5*2)*4) // the index's position: see layout4.ent
 		b.m[i] = 2<<(u&31) - 1
 	}
-	b.nslow = ns
+	b.nother, b.nb = no, nb
 }
 
 // words loads the bitmap and count words.
 //
 //go:noinline
 func (b *blk4) words(n int) {
-	for i := range b.w[:n] {
-		b.w[i] = *(*uint64)(unsafe.Add(b.tab[i], uintptr(b.w[i])))
+	w := b.w[:n]
+	for i := range w {
+		w[i] = *(*uint64)(b.p[i])
 	}
 }
 
@@ -471,41 +508,34 @@ func (b *blk4) words(n int) {
 //
 //go:noinline
 func (b *blk4) ranges(n int) {
-	for i := range b.m[:n] {
+	m := b.m[:n]
+	for i := range m {
 		w := b.w[i]
-		b.m[i] = at[uint32](b.tab[i], uint32(w>>32)+uint32(bits.OnesCount32(uint32(w)&b.m[i])))
+		m[i] = *(*uint32)(unsafe.Add(b.p[i], int(int32(uint32(w>>32)+uint32(bits.OnesCount32(uint32(w)&m[i]))))*4))
 	}
 }
 
 //go:noinline
 func (b *blk4) valuesPop(o []uint32, nh []uint32) {
+	m := b.m[:len(o)]
 	for i := range o {
-		o[i] = nh[b.m[i]&0xffff] | b.lv[i]
+		o[i] = nh[m[i]&0xffff]
 	}
 }
 
-// prep decodes the dir entries. A bucket is read as the 4 bytes ending
-// with it (little-endian: its bytes are the top ones), shifted down: no
-// mask, and never a byte past the bucket index (the bytes before the first
-// bucket are the last range's).
+// prep decodes the dir entries of the first n bucket lanes. A bucket is
+// read as the 4 bytes ending with it (little-endian: its bytes are the top
+// ones), shifted down: no mask, and never a byte past the bucket index
+// (the bytes before the first bucket are the last range's).
 //
 //go:noinline
-func (t *tab4) prep(b *blk4, d []uint32) {
-	ent := t.ent
-	nh0 := unsafe.Pointer(unsafe.SliceData(t.nh))
-	for i, a := range d {
-		e := b.de[i]
+func (t *tab4) prep(b *blk4, n int) {
+	for i, a := range b.sd[:n] {
+		e := b.bde[i]
 		b.key[i] = a<<16 | 0xffff
-		if e&chunkFlag == 0 {
-			b.lv[i] = uint32(e)
-			b.tab[i], b.bo[i], b.sh[i], b.win[i], b.rnd[i] = nh0, 0, 0, 1, 1
-			continue
-		}
-		b.lv[i] = 0
 		r := uint32(e>>r4Shift) & r4Mask
 		ws := uint32(e>>w4Shift) & 3
 		o := (a & 0xffff) >> (uint32(e>>b4Shift) & 31) << ws // the "& 31"s spare Go's shift-overflow checks
-		b.tab[i] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(ent[uint32(e)>>segBits])), uintptr(uint32(e)&segMask)*4)
 		b.bo[i], b.sh[i] = r*4+o+1<<ws-4, 32-8<<ws
 		b.win[i], b.rnd[i] = r, 1<<(uint32(e>>s4Shift)&31)
 	}
@@ -568,10 +598,13 @@ func (b *blk4) step(n int) {
 	}
 }
 
+// values puts the ranges of the first n bucket lanes in m, where
+// valuesPop takes them (after ranges).
+//
 //go:noinline
-func (b *blk4) values(o []uint32, nh []uint32) {
-	for i := range o {
-		o[i] = nh[at[uint32](b.tab[i], b.pos[i])&0xffff] | b.lv[i]
+func (b *blk4) values(n int) {
+	for j, i := range b.bi[:n] {
+		b.m[i] = at[uint32](b.tab[j], b.pos[j])
 	}
 }
 

@@ -29,7 +29,7 @@ const adjSize = 64
 // (pmd.TxHasher, a lagg), adjTxHash is set, the cache's lanes (same slot)
 // hold that hash's lanes after the rewritten header (flowhash.Hash.Eth),
 // adjHL3 and adjHL4 say its other layers: the packet's own fields finish
-// it (txHash4, txHash6). An entry stays 24 bytes (the
+// it (decTTL4, txHash6). An entry stays 24 bytes (the
 // lanes apart): the cache of a router without laggs is as small as it
 // was.
 type adj struct {
@@ -158,25 +158,43 @@ func (p *pipeline) fillAdj(id uint32, v6 bool) *adj {
 	return a
 }
 
-// txHash4 sets m's hash to the flow hash a's port asks for (pmd.TxHasher)
-// and marks it so (mbuf.FlagTxHash; it is also the hash txq spreads
-// foreign queues by). m is a rewritten, untagged IPv4 packet: the value is
-// flowhash.Hash.Frame of its frame (TestLaggTxHash), from the header the
-// TTL decrement just touched and the parser's offsets (FlagFragment is
-// Frame's fragment test). A call of its own rather than code in
-// forward4Burst's loop: in line it cost a router without laggs 0.2 ns a
-// packet (the loop's registers), and the lagg as much as the call.
-func txHash4(m *mbuf.Mbuf, a *adj, lanes *[2]uint64) {
+// decTTL4 is pkt.DecTTL4 of m, an IPv4 packet to the ready adjacency a,
+// and, if a's port asks for a flow hash (adjTxHash: pmd.TxHasher, a lagg)
+// and the packet stays alive, that hash: m.Hash is set to it and marked
+// so (mbuf.FlagTxHash; it is also the hash txq spreads foreign queues by).
+// One call per packet for both, and the same call for every port: a
+// second call in forward4Burst's loop cost the lagg its spills, a branch
+// around this one cost plain ports theirs.
+//
+// The value is flowhash.Hash.Frame of the frame as sent
+// (TestLaggTxHash): the hash's Ethernet part is the adjacency's lanes
+// (the rewritten header; dropTag and setEth follow and change nothing
+// else it reads), the rest from the header the TTL decrement touches and
+// the parser's offsets (FlagFragment is Frame's fragment test).
+func (p *pipeline) decTTL4(m *mbuf.Mbuf, a *adj) (expired bool) {
 	d := m.Data()
+	o := int(m.L3Off)
+	if o+pkt.IPv4Len > len(d) {
+		return true
+	}
+	ip := (*[pkt.IPv4Len]byte)(d[o:])
+	if pkt.DecTTL4Header(ip) {
+		return true
+	}
+	if a.bits&adjTxHash == 0 {
+		return false
+	}
+	lanes := &p.adjc4.lanes[(a.key-1)%adjSize]
 	x, y := lanes[0], lanes[1]
-	if o := int(m.L3Off); a.bits&adjHL3 != 0 && o+20 <= len(d) {
-		x = flowhash.AddIPv4(x, binary.LittleEndian.Uint64(d[o+12:o+20]))
+	if a.bits&adjHL3 != 0 {
+		x = flowhash.AddIPv4(x, binary.LittleEndian.Uint64(ip[12:20]))
 	}
 	if l4 := int(m.L4Off); a.bits&adjHL4 != 0 && l4 != 0 && m.Flags&pkt.FlagFragment == 0 && flowhash.HasPorts(m.L4Proto) && l4+4 <= len(d) {
-		y = flowhash.AddPorts(y, binary.LittleEndian.Uint32(d[l4:l4+4]))
+		y = flowhash.AddPorts(y, binary.LittleEndian.Uint32((*[4]byte)(d[l4:])[:]))
 	}
 	m.Hash = flowhash.Mix(x, y)
 	m.Flags |= mbuf.FlagHashValid | mbuf.FlagTxHash
+	return false
 }
 
 // txHash6 sets m's hash to the flow hash a's port asks for (pmd.TxHasher)

@@ -43,9 +43,10 @@
 //     dropped when any of them changes; runs of packets for one port go
 //     to txq in one call, in arrival order with the other packets. A port
 //     that spreads by a flow hash (pmd.TxHasher: a loadbalance or lacp
-//     lagg) gets it computed here, after the rewrite, while the header is
-//     at hand (mbuf.FlagTxHash; the adjacency keeps the hash's lanes
-//     after the new Ethernet header): one hash per packet, also txq's;
+//     lagg) gets it computed here, in the same call as the TTL decrement,
+//     while the header is at hand (mbuf.FlagTxHash; the adjacency keeps
+//     the hash's lanes after the new Ethernet header): one hash per
+//     packet, also txq's;
 //  6. packets we generated (ICMP errors, echo replies) are routed after the
 //     burst in the FIB of the packet they answer.
 //

@@ -335,20 +335,17 @@ func (p *pipeline) forward4Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 				a = p.fillAdj(mid, false)
 			}
 		}
-		if a.kind < adjReady || l3len(m) > int(a.mtu) || pkt.DecTTL4(m) {
+		if a.kind < adjReady || l3len(m) > int(a.mtu) || p.decTTL4(m, a) { // adjTxHash: and the lagg's hash
 			continue // forward4 drops it, answers it or fragments it
 		}
 		p.outPort[i] = a.port
 		if a.bits&(adjTxHash|adjHashTx) == adjHashTx {
 			p.hash(m) // txq spreads foreign queues by flow hash
-		} // adjTxHash: after setEth (below), the port's hash covers the new header
+		}
 		switch a.kind {
 		case adjReady:
 			dropTag(m)
 			setEth(m, a.eth0, a.eth1)
-			if a.bits&adjTxHash != 0 {
-				txHash4(m, a, &p.adjc4.lanes[(a.key-1)%adjSize]) // the lagg's member choice, and txq's queue
-			}
 			p.stage[i] = stageReady
 		case adjConnected:
 			p.stage[i] = stageNeighbour

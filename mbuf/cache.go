@@ -36,7 +36,7 @@ func (p *Pool) NewCache() *Cache {
 // Pool returns the cache's pool.
 func (c *Cache) Pool() *Pool { return c.pool }
 
-// Alloc fills ms with fresh mbufs (data offset = the pool's headroom, length
+// Alloc fills ms with fresh mbufs (data offset Pool.Fresh, length
 // 0, metadata zeroed) and returns how many it got. Fewer than len(ms) means
 // the pool is exhausted: it is counted, never blocks.
 func (c *Cache) Alloc(ms []*Mbuf) int {

@@ -69,8 +69,9 @@ type Mbuf struct {
 	L4Proto   uint8  // IP protocol / next header of the transport
 	state     uint8  // checked pools: stateFree or stateInUse
 	poolID    uint16 // Config.ID of the owning pool
+	home      uint16 // data offset when allocated (Pool.Fresh)
 
-	_ [14]byte // reserved; keeps the struct one cache line
+	_ [12]byte // reserved; keeps the struct one cache line
 }
 
 // Size of Mbuf in bytes: one cache line. Checked by a test.
@@ -175,8 +176,8 @@ func (m *Mbuf) Trim(n int) bool {
 }
 
 // reset gives a freshly allocated mbuf its defaults.
-func (m *Mbuf) reset(headroom uint16) {
-	m.off = headroom
+func (m *Mbuf) reset() {
+	m.off = m.home
 	m.len = 0
 	m.Port, m.Queue, m.FIB, m.Flags, m.Hash = 0, 0, 0, 0, 0
 	m.L3Off, m.L4Off, m.EtherType, m.VLANTCI = 0, 0, 0, 0

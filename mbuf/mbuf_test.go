@@ -167,9 +167,48 @@ func TestFreshMetadata(t *testing.T) {
 	c.Free(ms)
 	c.Alloc(ms)
 	for _, m := range ms {
-		if m.Port|m.FIB|uint16(m.Flags) != 0 || m.Hash|m.NextHop != 0 || m.Offset() != DefaultHeadroom || m.Len() != 0 {
+		if m.Port|m.FIB|uint16(m.Flags) != 0 || m.Hash|m.NextHop != 0 || m.Offset() != p.Fresh(m.Index()) || m.Len() != 0 {
 			t.Fatalf("reallocated mbuf keeps old metadata: %+v", *m)
 		}
+	}
+}
+
+// TestFreshStagger: fresh mbufs start their data at Headroom less 0 to
+// StaggerLines-1 cache lines, never below MinHeadroom, always leaving
+// BufSize-Headroom after it; the first data lines of 2 KB buffers in a
+// row fall into 2*StaggerLines different sets of a cache with 4 KB ways
+// (64 sets of 64 bytes), not 2.
+func TestFreshStagger(t *testing.T) {
+	for _, tc := range []struct {
+		bufSize, headroom, offsets int
+	}{
+		{2048, 256, 4}, {4096, 256, 4}, {1024, 256, 4}, {8192, 256, 4},
+		{2048, 128, 2}, {2048, 100, 1}, {2048, 64, 1}, {2048, 32, 1}, {2048, 1024, 4},
+	} {
+		p := newPool(t, Config{Count: 64, BufSize: tc.bufSize, Headroom: tc.headroom, CacheSize: 64})
+		c := p.NewCache()
+		ms := make([]*Mbuf, 64)
+		if n := c.Alloc(ms); n != 64 {
+			t.Fatalf("allocated %d", n)
+		}
+		offs := map[int]bool{}
+		sets := map[uint64]bool{}
+		for _, m := range ms {
+			off := m.Offset()
+			if off != p.Fresh(m.Index()) || off > tc.headroom || off%64 != tc.headroom%64 ||
+				(off < tc.headroom && off < MinHeadroom) || m.Tailroom() < tc.bufSize-tc.headroom {
+				t.Fatalf("buf %d headroom %d: mbuf %d at offset %d, tailroom %d", tc.bufSize, tc.headroom, m.Index(), off, m.Tailroom())
+			}
+			offs[off] = true
+			sets[(p.DataAddr(m)/64)%64] = true
+		}
+		if len(offs) != tc.offsets {
+			t.Errorf("buf %d headroom %d: %d offsets, want %d", tc.bufSize, tc.headroom, len(offs), tc.offsets)
+		}
+		if tc.bufSize == 2048 && len(sets) != 2*tc.offsets {
+			t.Errorf("buf %d headroom %d: first lines in %d cache sets, want %d", tc.bufSize, tc.headroom, len(sets), 2*tc.offsets)
+		}
+		c.Free(ms)
 	}
 }
 

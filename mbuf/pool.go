@@ -20,6 +20,29 @@ const (
 	MaxBufSize = 1 << 16
 	// MaxCount bounds a pool's size (the free ring's capacity).
 	MaxCount = 1 << 24
+
+	// StaggerLines is how many data offsets fresh mbufs spread over, one
+	// cache line (64 bytes) apart, at and below Config.Headroom.
+	//
+	// Why: buffers are a power of two apart (AF_XDP's aligned chunks), so
+	// at one fixed offset every buffer's first data line falls into the
+	// same few sets of a set-associative L1 cache (2 KB buffers: 2 of the
+	// 64 sets of a 4 KB-way cache, 16-24 lines for a whole burst's
+	// headers). A burst's headers then evict each other between the
+	// parser and the rewrite, and only a hardware prefetcher that sees the
+	// buffers come back in address order hides it: a port that frees its
+	// share of a burst separately (a lagg's members, several egress
+	// ports) shuffles the order and pays for every header twice. Spread
+	// over StaggerLines offsets, a burst's headers use 4 times the sets
+	// and far fewer of them are evicted, in whatever order the buffers
+	// come back (DPDK pads its mempool objects for the same reason). The
+	// stagger goes down into the headroom, never up into the tailroom:
+	// what fits after Headroom fits in every fresh mbuf. Frames the kernel
+	// places (AF_XDP receive) are where it puts them.
+	StaggerLines = 4
+	// MinHeadroom is the least room a fresh mbuf keeps in front of its
+	// data when staggered (a VLAN tag, lltable's miss tag).
+	MinHeadroom = 64
 )
 
 // Config describes a pool.
@@ -34,8 +57,12 @@ type Config struct {
 	// BufSize is the bytes per buffer, a power of two in [256, 65536]
 	// (AF_XDP's aligned mode needs a power of two). Default 2048.
 	BufSize int
-	// Headroom is the data offset of a fresh mbuf. Default 256, which is
-	// also where AF_XDP places received frames (XDP_PACKET_HEADROOM).
+	// Headroom is the data offset of a fresh mbuf, less its stagger: a
+	// fresh mbuf's data starts 0 to 3 cache lines (StaggerLines) before
+	// Headroom, by its index, never leaving less than MinHeadroom bytes in
+	// front (see Pool.Fresh). The room after a fresh mbuf's data is
+	// therefore at least BufSize-Headroom. Default 256, which is also where
+	// AF_XDP places received frames (XDP_PACKET_HEADROOM).
 	Headroom int
 	// CacheSize is the target size of each per-worker Cache. Default 256.
 	CacheSize int
@@ -164,6 +191,7 @@ func NewPool(cfg Config) (*Pool, error) {
 		m.buf = unsafe.Add(base, i*cfg.BufSize)
 		m.idx = uint32(i)
 		m.bufLen = uint32(cfg.BufSize)
+		m.home = p.fresh(uint32(i))
 		if cfg.Checked {
 			m.state = stateFree
 		}
@@ -186,8 +214,30 @@ func (p *Pool) Count() int { return p.count }
 // BufSize returns the bytes per buffer.
 func (p *Pool) BufSize() int { return p.bufSize }
 
-// Headroom returns the data offset of a fresh mbuf.
+// Headroom returns Config.Headroom: the largest data offset of a fresh
+// mbuf (Fresh gives each mbuf's own).
 func (p *Pool) Headroom() int { return int(p.headroom) }
+
+// Fresh returns the data offset mbuf i has when allocated: Headroom less
+// its stagger, s cache lines with s in [0, StaggerLines), as many as
+// Headroom allows above MinHeadroom. s is the number of the 4 KB page
+// the buffer starts in (the buffer's index for buffers of 4 KB and more),
+// modulo StaggerLines: buffers in the same page already start in
+// different cache sets, buffers in neighbouring pages get different
+// offsets.
+func (p *Pool) Fresh(i uint32) int { return int(p.fresh(i)) }
+
+func (p *Pool) fresh(i uint32) uint16 {
+	steps := 1
+	if h := int(p.headroom); h > MinHeadroom {
+		steps = min(StaggerLines, 1+(h-MinHeadroom)/64)
+	}
+	page := i
+	if p.bufShift < 12 {
+		page = i >> (12 - p.bufShift)
+	}
+	return p.headroom - uint16(page%uint32(steps))*64
+}
 
 // Region returns the memory the buffers live in (the AF_XDP UMEM).
 func (p *Pool) Region() []byte { return p.region }
@@ -252,7 +302,7 @@ func (p *Pool) prepare(ms []*Mbuf) {
 			}
 			m.state = stateInUse
 		}
-		m.reset(p.headroom)
+		m.reset()
 	}
 }
 

@@ -230,7 +230,9 @@ func (s *Sender) Drain() {
 	inBurst := s.snap != nil
 	sn := s.enter()
 	for _, oq := range sn.owned[s.w] {
-		s.drainQueue(oq.port, oq.q)
+		if q := oq.q; q.blen() > 0 || q.ring != nil && q.ring.Len() > 0 {
+			s.drainQueue(oq.port, q) // no call for an idle queue
+		}
 	}
 	if !inBurst {
 		s.exit()

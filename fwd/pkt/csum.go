@@ -73,15 +73,21 @@ func DecTTL4(m *mbuf.Mbuf) (expired bool) {
 	if o+IPv4Len > len(d) {
 		return true
 	}
+	return DecTTL4Header((*[IPv4Len]byte)(d[o:]))
+}
+
+// DecTTL4Header is DecTTL4 of the IPv4 header ip, for a caller that holds
+// the header already (small enough to inline; no bounds checks).
+func DecTTL4Header(ip *[IPv4Len]byte) (expired bool) {
 	// TTL, protocol and checksum in one load and one store.
-	w := binary.BigEndian.Uint32(d[o+8:])
+	w := binary.BigEndian.Uint32(ip[8:12])
 	if w < 2<<24 { // TTL 0 or 1
 		return true
 	}
 	// The word (TTL, protocol) dropped by 0x0100, so ~m + m' = 0xfeff; x
 	// is at most 0x1fefe and one end-around carry folds it.
 	x := ^w&0xffff + 0xfeff
-	binary.BigEndian.PutUint32(d[o+8:], (w-1<<24)&0xffff0000|^(x+x>>16)&0xffff)
+	binary.BigEndian.PutUint32(ip[8:12], (w-1<<24)&0xffff0000|^(x+x>>16)&0xffff)
 	return false
 }
 

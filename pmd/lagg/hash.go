@@ -49,18 +49,18 @@ func (p *Port) spread(ms []*mbuf.Mbuf, sel []uint8, bufs *[MaxMembers][maxBurst]
 		// counts are two registers. At the first frame without a hash,
 		// start over with the passes below.
 		var c0, c1 uint
+		b0, b1 := &bufs[0], &bufs[1]
 		i := 0
 		for ; i < len(ms); i++ {
 			m := ms[i]
 			if m.Flags&mbuf.FlagTxHash == 0 {
 				break
 			}
+			// Both members' next slot take m, only one count moves: no
+			// branch, no select.
 			j := uint(m.Hash >> 31)
-			c := c0
-			if j != 0 {
-				c = c1
-			}
-			bufs[j][c&(maxBurst-1)] = m
+			b0[c0&(maxBurst-1)] = m
+			b1[c1&(maxBurst-1)] = m
 			c0 += 1 - j
 			c1 += j
 		}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -507,6 +508,9 @@ func BenchmarkChurnPinned(b *testing.B) {
 	o := churnOpts{pin: true, spin: os.Getenv("FIB_CHURN_WRITER") == "spin",
 		fifoReader: fifo == "reader" || fifo == "both"}
 	o.fifoWriter = o.spin && (fifo == "writer" || fifo == "both")
+	if !o.spin && (fifo == "writer" || fifo == "both") {
+		b.Log("FIB_CHURN_FIFO: the writer is fwdd's control goroutine, at ordinary priority like fwdd's; SCHED_FIFO applies to the reader (FIB_CHURN_WRITER=spin for a FIFO writer)")
+	}
 	benchChurn(b, o)
 }
 
@@ -537,6 +541,10 @@ func benchChurn(b *testing.B, o churnOpts) {
 		}
 		d = time.Duration(n) * time.Second
 	}
+	// fwdd's GC target (fib.GCPercent), unless GOGC is set.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer debug.SetGCPercent(debug.SetGCPercent(GCPercent))
+	}
 	runtime.GC() // the load's garbage, once, before measuring
 	var r churnResult
 	for b.Loop() {
@@ -566,4 +574,93 @@ func benchChurn(b *testing.B, o churnOpts) {
 	b.ReportMetric(float64(r.writerCPU.Microseconds())/float64(max(r.changes, 1)), "writer-cpu-µs/change")
 	b.ReportMetric(float64(r.allocBytes)/float64(max(r.changes, 1)), "heap-B/change")
 	b.ReportMetric(float64(r.gcs), "gc-cycles")
+}
+
+// BenchmarkWakeFloor is BenchmarkChurnPinned's placement and wake-ups
+// without the FIB: the reader spins on CPU 0 (SCHED_FIFO with
+// FIB_CHURN_FIFO=reader or both), every other thread is on CPU 1, and the
+// writer goroutine waits for the same timerfd (one expiry per change due
+// at 10k/s) through the netpoller, but only notes how late it woke for each
+// change due. It is the floor of the churn latency on this machine: the
+// delays that a control goroutine which did nothing would see from the
+// kernel's and the Go scheduler's wake-up, other processes on CPU 1 and the
+// GC (there is none: it allocates nothing).
+func BenchmarkWakeFloor(b *testing.B) {
+	if runtime.NumCPU() < 2 {
+		b.Skip("needs 2 CPUs")
+	}
+	fifo := os.Getenv("FIB_CHURN_FIFO")
+	fifoReader := fifo == "reader" || fifo == "both"
+	d := time.Second
+	if v := os.Getenv("FIB_CHURN_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("FIB_CHURN_SECONDS=%q: want a whole number of seconds >= 1", v)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	const rate = 10000
+	late := offHeap[time.Duration](b, int(d.Seconds()*rate)+1024)[:0]
+	for b.Loop() {
+		late = late[:0]
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+		allThreads(b, 1)
+		var stop atomic.Bool
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			place(b, 0, fifoReader)
+			defer unplace(fifoReader)
+			x := uint64(1)
+			rest := time.Now()
+			for i := 0; !stop.Load(); i++ {
+				x = x*6364136223846793005 + 1442695040888963407
+				if fifoReader && i&(1<<14-1) == 0 {
+					if now := time.Now(); now.Sub(rest) > time.Millisecond {
+						rawSleep(50 * time.Microsecond)
+						rest = now
+					}
+				}
+			}
+			sink += uint32(x)
+		}()
+		fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+		if err != nil {
+			b.Fatalf("timerfd_create: %v", err)
+		}
+		tf := os.NewFile(uintptr(fd), "timerfd")
+		iv := unix.NsecToTimespec(int64(time.Second) / rate)
+		t0 := time.Now()
+		if err := unix.TimerfdSettime(fd, 0, &unix.ItimerSpec{Interval: iv, Value: iv}, nil); err != nil {
+			b.Fatalf("timerfd_settime: %v", err)
+		}
+		seen := 0
+		var tick [8]byte
+		for time.Since(t0) < d {
+			if _, err := tf.Read(tick[:]); err != nil {
+				b.Fatalf("timerfd read: %v", err)
+			}
+			el := time.Since(t0)
+			for due := int(el.Seconds() * rate); seen < due && len(late) < cap(late); seen++ {
+				late = append(late, el-time.Duration(seen+1)*time.Second/rate)
+			}
+		}
+		tf.Close()
+		stop.Store(true)
+		<-done
+		allThreads(b, -1)
+	}
+	s := slices.Clone(late)
+	slices.Sort(s)
+	if len(s) == 0 {
+		b.Fatal("no wake-ups")
+	}
+	n, _ := slices.BinarySearch(s, time.Millisecond+1)
+	b.ReportMetric(float64(n)/float64(len(s))*100, "%-woken-within-1ms")
+	b.ReportMetric(float64(s[len(s)/2].Microseconds()), "p50-late-µs")
+	b.ReportMetric(float64(s[len(s)*99/100].Microseconds()), "p99-late-µs")
+	b.ReportMetric(float64(s[len(s)*999/1000].Microseconds()), "p99.9-late-µs")
+	b.ReportMetric(float64(s[len(s)-1].Microseconds()), "max-late-µs")
 }

@@ -12,6 +12,21 @@ import (
 // MaxFIBs is the largest number of FIBs New accepts.
 const MaxFIBs = 65536
 
+// GCPercent is the garbage collection target (runtime/debug.SetGCPercent)
+// fwdd runs with unless GOGC is set in its environment, and the churn
+// benchmarks with it. Route churn makes garbage at the rate snapshots are
+// published: each takes a new table header per family changed (2 KiB of dir
+// page pointers) and a copy of every dir or header page it changed (2-4
+// KiB), ~4-6 KiB per single-change batch (TestChurnGarbage), so 10k
+// changes/s make 40-60 MB/s. The Go heap of a full table is ~30 MB (the
+// range tables are mapped outside it), so at the default of 100 the GC ran
+// every ~0.6 s under that churn, and each cycle delays the control
+// goroutine by several ms (its netpoll wake-up waits behind the GC's mark
+// workers on the non-worker CPUs) and stops each worker briefly for its
+// stack scan. At 400 the heap may grow to five times the live heap
+// (~150 MB for a full table) and cycles are four times rarer.
+const GCPercent = 400
+
 // Config sets up a FIBs instance.
 type Config struct {
 	// FIBs is the number of FIBs (net.fibs); 0 means 1.

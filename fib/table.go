@@ -93,8 +93,8 @@ func find[K rangeKey](keys []K, s, n uint32, k K) uint32 {
 // searches the summaries, one step for every address per round
 // (branch-free: a finished search steps by 0), stage 2 the blocks the same
 // way. Each round's loads are independent of each other, so they overlap.
-func lockstep[K rangeKey](tab *[batchLen]unsafe.Pointer, key *[batchLen]K, base, cnt, pos *[batchLen]uint32, n int) {
-	var left [batchLen]uint32
+func lockstep[K rangeKey](tab *[srchLen]unsafe.Pointer, key *[srchLen]K, base, cnt, pos *[srchLen]uint32, n int) {
+	var left [srchLen]uint32
 	var maxm uint32
 	for i := range n {
 		s, c := base[i], cnt[i]
@@ -237,7 +237,11 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 // one by one. Every stage is a loop whose loads are independent of each
 // other, and a small function of its own (not inlined) over a blk6, as
 // in tab4.lookupBatch: in one big function the compiler spilled and
-// reloaded its live values inside the inner loops.
+// reloaded its live values inside the inner loops (with the stages split,
+// the level-1 decoding moved to the headers' stage, sparse L2 tables
+// indexed and a smaller search6, ~15 % faster; see BENCHMARKS.md). The
+// dir entries are decoded in the loop that loads them: their pages are few
+// and stay in cache, and a loop of their own was slower.
 func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 	if len(t.e16) == 0 {
 		for i := range dst {
@@ -250,13 +254,12 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d, o := dst[:n], out[:n]
-		t.dirs6(&b, d)
-		t.prep1(&b, o)
+		t.prep1(&b, d, o)
 		b.words1(n)
 		b.values1(o)
 		b.srch.run1(o)
 		if m := t.headers(&b, o); m > 0 {
-			t.prep2(&b, m)
+			t.prep2(&b, m, o, d)
 			b.level1()
 			b.groups()
 			t.values2(&b, o, d)
@@ -267,23 +270,25 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 	runtime.KeepAlive(t) // the segments' memory (segMem)
 }
 
-// blk6 is the working state of an IPv6 batch lookup over one block.
+// blk6 is the working state of an IPv6 batch lookup over one block. The
+// tables are reached through unsafe pointers to their first entries (see
+// lockstep): every offset read lies inside the table its dir entry or
+// header describes, or is offset 0 of t.z.
 type blk6 struct {
 	hi [batchLen]uint64 // the addresses' top halves
-	de [batchLen]uint64 // dir entries
-	// L1 (every address; those without a rank index read z, value 0,
-	// and take lv): the table, its offset, the word to read (the index
-	// word, then the range), the slots to count in it.
-	tab  [batchLen]unsafe.Pointer
-	base [batchLen]uint32
-	q    [batchLen]uint32
-	msk  [batchLen]uint32
-	lv   [batchLen]uint32
-	// L2: the addresses (idx), their headers, then for those with a rank
-	// index (the first nr of idx): table, offset, next word (tab, base,
-	// q), level-1 bits to count (m1), the bit telling whether the slot's
-	// group has starts (b1), the group words' offset (gw), the group
-	// word's bits to count (msk), the inherited default.
+	// L1, every address (those without a rank index read t.z, 0, and
+	// keep the dir value or search result prep1 put in the block's
+	// out): the table, the word to read in it (the index word, then the
+	// range), the slots to count in the index word.
+	tab [batchLen]unsafe.Pointer
+	q   [batchLen]uint32
+	msk [batchLen]uint32
+	// L2: the addresses (idx), their headers (hs), then for those with a
+	// rank index (the first nr of idx): the table and the word to read in
+	// it (tab, q), the level-1 bits to count (m1), the bit of the level-1
+	// word telling whether the slot's group has starts (b1), the group
+	// words' offset (gw), the group word's bits to count (msk), the
+	// inherited default.
 	idx  [batchLen]uint8
 	b1   [batchLen]uint8
 	hs   [batchLen]hdr
@@ -291,46 +296,53 @@ type blk6 struct {
 	m1   [batchLen]uint32
 	best [batchLen]uint32
 	nr   int
-	// Searches in lockstep.
+	// Searches in lockstep (tables without a rank index).
 	srch search6
 }
 
-//go:noinline
-func (t *tab6) dirs6(b *blk6, d [][16]byte) {
-	for i := range d {
-		hi := binary.BigEndian.Uint64(d[i][:8])
-		b.hi[i] = hi
-		b.de[i] = t.top[hi>>56][(hi>>48)&255]
-	}
-}
-
-// prep1 decodes the dir entries: an L1 table with a rank index gets its
-// index word to read, the others read t.z (0) and take the dir value or a
-// search's.
+// prep1 reads and decodes the dir entries: an address whose L1 table has
+// a rank index gets its index word to read; the others read t.z (0) and
+// keep the dir value or a search's result in o.
 //
 //go:noinline
-func (t *tab6) prep1(b *blk6, o []uint32) {
+func (t *tab6) prep1(b *blk6, d [][16]byte, o []uint32) {
 	e16 := t.e16
 	z := unsafe.Pointer(&t.z)
 	b.srch.n = 0
-	for i := range o {
-		e, hi := b.de[i], b.hi[i]
+	o = o[:len(d)]
+	for i := range b.hi[:len(o)] { // i < batchLen: no bounds checks on b's arrays
+		hi := binary.BigEndian.Uint64(d[i][:8])
+		b.hi[i] = hi
+		e := t.top[hi>>56][(hi>>48)&255]
 		if e&(chunkFlag|rankFlag) == chunkFlag|rankFlag {
 			s := uint32(hi>>32) & 0xffff
 			at0 := uint32(e) & segMask
-			b.tab[i], b.base[i] = segStart(e16[uint32(e)>>segBits]), at0
-			b.q[i] = at0 + uint32(n6(e)) + s>>5
+			b.tab[i] = unsafe.Add(segStart(e16[uint32(e)>>segBits]), uintptr(at0)*8)
+			b.q[i] = uint32(n6(e)) + s>>5
 			b.msk[i] = ^uint32(0) >> (31 - s&31)
-			b.lv[i] = 0
+			o[i] = 0
 			continue
 		}
-		b.tab[i], b.base[i], b.q[i], b.msk[i], b.lv[i] = z, 0, 0, 0, uint32(e)
-		if e&chunkFlag != 0 {
-			b.lv[i] = 0
-			k := hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
-			b.srch.add(i, segStart(e16[uint32(e)>>segBits]), uint32(e)&segMask, uint32(n6(e)), k, 0)
-		}
+		b.tab[i], b.q[i], b.msk[i] = z, 0, 0
+		o[i] = t.other1(b, i, e, hi)
 	}
+}
+
+// other1 returns the L1 value of address i of a block whose dir entry e
+// has no rank index: the dir value, or 0 and a search added to b (the
+// search's result, if b has no room). It is apart from prep1 so that the
+// common path keeps its values in registers.
+//
+//go:noinline
+func (t *tab6) other1(b *blk6, i int, e, hi uint64) uint32 {
+	if e&chunkFlag == 0 {
+		return uint32(e)
+	}
+	k := hi&0xffff00000000 | 0xffffffff // bits 16-31 in place: entries are key<<32
+	if !b.srch.add(i, segStart(t.e16[uint32(e)>>segBits]), uint32(e)&segMask, uint32(n6(e)), k, 0) {
+		return t.lookup1(e, hi) // rare: more searches than srchLen
+	}
+	return 0
 }
 
 // words1 reads the L1 index words and sets q to the ranges.
@@ -339,14 +351,14 @@ func (t *tab6) prep1(b *blk6, o []uint32) {
 func (b *blk6) words1(n int) {
 	for i := range b.q[:n] {
 		x := at[uint64](b.tab[i], b.q[i])
-		b.q[i] = b.base[i] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&b.msk[i]))
+		b.q[i] = uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&b.msk[i]))
 	}
 }
 
 //go:noinline
 func (b *blk6) values1(o []uint32) {
-	for i := range o {
-		o[i] = uint32(at[uint64](b.tab[i], b.q[i])) | b.lv[i]
+	for i := range b.tab[:len(o)] {
+		o[i] |= uint32(at[uint64](b.tab[i], b.q[i]))
 	}
 }
 
@@ -357,11 +369,13 @@ func (b *blk6) values1(o []uint32) {
 func (t *tab6) headers(b *blk6, o []uint32) int {
 	m := 0
 	for i := range o {
-		b.idx[m] = uint8(i)
-		m += int(o[i] >> 31) // refFlag
+		b.idx[m&(batchLen-1)] = uint8(i) // m <= i < batchLen
+		m += int(o[i] >> 31)             // refFlag
 	}
+	hdrs := t.hdrs
 	for j, i := range b.idx[:m] {
-		b.hs[j] = *t.hdr(o[i] &^ refFlag)
+		id := o[i] &^ refFlag
+		b.hs[j] = hdrs[id>>8][id&255]
 	}
 	return m
 }
@@ -371,7 +385,7 @@ func (t *tab6) headers(b *blk6, o []uint32) int {
 // front of idx; the others are searched.
 //
 //go:noinline
-func (t *tab6) prep2(b *blk6, m int) {
+func (t *tab6) prep2(b *blk6, m int, o []uint32, d [][16]byte) {
 	e2 := t.e2
 	nr := 0
 	for j := range b.hs[:m] {
@@ -383,12 +397,13 @@ func (t *tab6) prep2(b *blk6, m int) {
 			// the group's offset in it: negative before the index
 			// (count no bit), 32 or more after it (count all; the group
 			// has no start).
-			s := int(b.hi[i] >> 16 & 0xffff)
+			s := int(b.hi[i&(batchLen-1)] >> 16 & 0xffff) // i < batchLen
 			dg := s>>5 - ixLo(ix)
 			w1 := ixW1(ix)
 			w := rankWord(dg, w1)
-			q0 := at0 + h.count
-			b.idx[nr], b.tab[nr], b.base[nr], b.best[nr] = i, seg, at0, h.def
+			q0 := h.count
+			nr &= batchLen - 1 // nr <= j < batchLen
+			b.idx[nr], b.tab[nr], b.best[nr] = i, unsafe.Add(seg, uintptr(at0)*8), h.def
 			b.q[nr] = q0 + uint32(w)
 			b.gw[nr] = q0 + uint32(w1)
 			dg -= w << 5
@@ -402,9 +417,22 @@ func (t *tab6) prep2(b *blk6, m int) {
 			nr++
 			continue
 		}
-		b.srch.add(int(i), seg, at0, h.count, b.hi[i]<<32|0xffffffff, h.def)
+		t.other2(b, int(i), o, d)
 	}
 	b.nr = nr
+}
+
+// other2 adds the search of address i of a block whose L2 table has no
+// rank index to b, or, if b has no room, looks it up. It is apart from
+// prep2 so that the common path keeps its values in registers.
+//
+//go:noinline
+func (t *tab6) other2(b *blk6, i int, o []uint32, d [][16]byte) {
+	h := t.hdr(o[i] &^ refFlag)
+	hi := b.hi[i&(batchLen-1)]
+	if !b.srch.add(i, segStart(t.e2[h.start>>segBits]), h.start&segMask, h.count, hi<<32|0xffffffff, h.def) {
+		o[i] = t.deep2(o[i], hi, binary.BigEndian.Uint64(d[i][8:])) // rare: more searches than srchLen
+	}
 }
 
 // level1 reads the level-1 words of the L2 rank indexes and sets q to the
@@ -426,7 +454,7 @@ func (b *blk6) level1() {
 func (b *blk6) groups() {
 	for j := range b.q[:b.nr] {
 		x := at[uint64](b.tab[j], b.q[j])
-		b.q[j] = b.base[j] + uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
+		b.q[j] = uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
 	}
 }
 
@@ -444,20 +472,31 @@ func (t *tab6) values2(b *blk6, o []uint32, d [][16]byte) {
 	}
 }
 
+// srchLen is the most searches a search6 holds: on the full table a
+// block of 64 addresses has ~2 (tables without a rank index); the
+// addresses past srchLen are searched one by one. A small search6 keeps
+// down the stack a batch lookup zeroes per call.
+const srchLen = 16
+
 // search6 is a group of IPv6 range searches run in lockstep.
 type search6 struct {
-	idx            [batchLen]uint8 // the address in the block
-	tab            [batchLen]unsafe.Pointer
-	base, cnt, pos [batchLen]uint32
-	best           [batchLen]uint32 // L2: the inherited default
-	key            [batchLen]uint64
+	idx            [srchLen]uint8 // the address in the block
+	tab            [srchLen]unsafe.Pointer
+	base, cnt, pos [srchLen]uint32
+	best           [srchLen]uint32 // L2: the inherited default
+	key            [srchLen]uint64
 	n              int
 }
 
-func (s *search6) add(i int, tab unsafe.Pointer, base, cnt uint32, key uint64, best uint32) {
+// add adds a search, or returns false if s is full.
+func (s *search6) add(i int, tab unsafe.Pointer, base, cnt uint32, key uint64, best uint32) bool {
 	j := s.n
+	if j >= srchLen {
+		return false
+	}
 	s.idx[j], s.tab[j], s.base[j], s.cnt[j], s.key[j], s.best[j] = uint8(i), tab, base, cnt, key, best
 	s.n++
+	return true
 }
 
 // run1 runs L1 searches, stores their values in o and empties s.

@@ -409,7 +409,7 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 // bLanes is the fewest addresses the bucket stages of a block work on:
 // lanes without an address search t.noneB. A fixed count keeps their loops'
 // branches predictable (a block has ~2.6 addresses with a bucket index in
-// the full table; fewer than bLanes in 88 %).
+// the full table; at most bLanes in 88 % of the blocks).
 const bLanes = 4
 
 // lanes fills the first bLanes lanes of the bucket stages with t.noneB.

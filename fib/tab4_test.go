@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -175,4 +176,83 @@ func TestLookup4Edges(t *testing.T) {
 	probe("with /0 and /1s")
 	apply([]Change{{Op: OpDelete, Prefix: netip.MustParsePrefix("0.0.0.0/1")}, {Op: OpDelete, Prefix: netip.MustParsePrefix("10.4.0.1/32")}})
 	probe("after deletes")
+}
+
+// TestLookup4BatchLanes checks Lookup4Batch against the reference and
+// Lookup4 where blocks mix tables with a bitmap index, tables with a
+// bucket index (a /16 with /32s and a few /24s, too small for a bitmap;
+// some with windows longer than 4 ranges) and /16s without a table: blocks
+// whose bucket-index addresses fill no lane, fewer lanes than bLanes, more
+// than bLanes, or the whole block, and batches of 1, 63, 64, 65 and 200
+// addresses.
+func TestLookup4BatchLanes(t *testing.T) {
+	f := newWithNH(t, 1)
+	r := newRef(1)
+	var cs []Change
+	add := func(s string) {
+		p := netip.MustParsePrefix(s)
+		cs = append(cs, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
+	}
+	for i := range 8 { // bitmap tables: /24s
+		for j := range 40 {
+			add(fmt.Sprintf("10.%d.%d.0/24", i, j*3))
+		}
+	}
+	for i := range 8 { // bucket tables: a /24, /32s, a dense run of /32s
+		add(fmt.Sprintf("10.%d.5.0/24", 100+i))
+		add(fmt.Sprintf("10.%d.7.1/32", 100+i))
+		for j := range 12 {
+			add(fmt.Sprintf("10.%d.9.%d/32", 100+i, 2*j+1))
+		}
+	}
+	add("10.200.0.0/16") // a /16 without a table
+	add("0.0.0.0/0")
+	if err := f.Apply(cs); err != nil {
+		t.Fatal(err)
+	}
+	r.apply(cs)
+	s := f.Load()
+	kinds := map[uint32]uint32{}
+	t4 := s.v4[0]
+	for _, a := range []uint32{0x0a000000, 0x0a640000} {
+		e := t4.top[a>>24][(a>>16)&255]
+		kinds[a] = uint32(e>>w4Shift) & 3
+	}
+	if kinds[0x0a000000] != wsPop || kinds[0x0a640000] == wsPop {
+		t.Fatalf("table kinds %v: want a bitmap index for 10.0/16 and a bucket index for 10.100/16", kinds)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	pick := func(kind int) uint32 {
+		switch kind {
+		case 0:
+			return 0x0a000000 | uint32(rng.IntN(8))<<16 | uint32(rng.IntN(1<<16))
+		case 1:
+			return 0x0a640000 | uint32(rng.IntN(8))<<16 | 0x0900 | uint32(rng.IntN(32))
+		case 2:
+			return 0x0a640000 | uint32(rng.IntN(8))<<16 | uint32(rng.IntN(1<<16))
+		}
+		return 0x0ac80000 | uint32(rng.IntN(1<<16)) // no table
+	}
+	check := func(what string, as []uint32) {
+		t.Helper()
+		out := make([]uint32, len(as))
+		s.Lookup4Batch(0, as, out)
+		for i, a := range as {
+			_, want := r.lookup(0, addr4(a))
+			if got := s.Lookup4(0, a); got != want || out[i] != want {
+				t.Fatalf("%s: %v (address %d of %d): Lookup4 %d, batch %d, want %d", what, addr4(a), i, len(as), got, out[i], want)
+			}
+		}
+	}
+	for _, n := range []int{1, 63, 64, 65, 200} {
+		for _, mix := range [][]int{{0}, {1}, {2}, {3}, {0, 1}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3}, {0, 1, 2, 3}} {
+			for range 20 {
+				as := make([]uint32, n)
+				for i := range as {
+					as[i] = pick(mix[rng.IntN(len(mix))])
+				}
+				check(fmt.Sprintf("n %d mix %v", n, mix), as)
+			}
+		}
+	}
 }

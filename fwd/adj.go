@@ -189,8 +189,14 @@ func (p *pipeline) decTTL4(m *mbuf.Mbuf, a *adj) (expired bool) {
 	if a.bits&adjHL3 != 0 {
 		x = flowhash.AddIPv4(x, binary.LittleEndian.Uint64(ip[12:20]))
 	}
-	if l4 := int(m.L4Off); a.bits&adjHL4 != 0 && l4 != 0 && m.Flags&pkt.FlagFragment == 0 && flowhash.HasPorts(m.L4Proto) && l4+4 <= len(d) {
-		y = flowhash.AddPorts(y, binary.LittleEndian.Uint32((*[4]byte)(d[l4:])[:]))
+	if a.bits&adjHL4 != 0 && m.Flags&pkt.FlagFragment == 0 && flowhash.HasPorts(m.L4Proto) {
+		if l4 := int(m.L4Off); l4 == o+pkt.IPv4Len && l4+4 <= len(d) {
+			// No options: the ports follow the header (one bounds
+			// check, constant offsets).
+			y = flowhash.AddPorts(y, binary.LittleEndian.Uint32((*[pkt.IPv4Len + 4]byte)(d[o:])[pkt.IPv4Len:]))
+		} else if l4 != 0 && l4+4 <= len(d) {
+			y = flowhash.AddPorts(y, binary.LittleEndian.Uint32((*[4]byte)(d[l4:])[:]))
+		}
 	}
 	m.Hash = flowhash.Mix(x, y)
 	m.Flags |= mbuf.FlagHashValid | mbuf.FlagTxHash

@@ -52,7 +52,7 @@ func (c *Cache) Alloc(ms []*Mbuf) int {
 	if n < want {
 		c.misses.Add(1)
 	}
-	c.held.Store(int32(len(c.objs)))
+	c.setHeld(int32(len(c.objs)))
 	return n
 }
 
@@ -84,13 +84,13 @@ func (c *Cache) Free(ms []*Mbuf) {
 	if len(c.objs) > c.flush {
 		c.flushTo(c.size)
 	}
-	c.held.Store(int32(len(c.objs)))
+	c.setHeld(int32(len(c.objs)))
 }
 
 // Flush returns every mbuf the cache holds to the shared ring.
 func (c *Cache) Flush() {
 	c.flushTo(0)
-	c.held.Store(0)
+	c.setHeld(0)
 }
 
 func (c *Cache) flushTo(keep int) {

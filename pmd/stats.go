@@ -29,14 +29,13 @@ func (s *QueueStats) Add(o QueueStats) {
 	s.Copies += o.Copies
 }
 
-// Counter is a single-writer counter readable from other goroutines. The
-// owner adds with an atomic load and store (no locked instruction, the
-// owner being the only writer); readers Load. Update it once per burst, not
-// per packet.
+// Counter is a single-writer counter readable from other goroutines: the
+// owner Adds, readers Load. Add is a load and a plain store (see
+// counter_norace.go), not an atomic store: on amd64 sync/atomic's Store is
+// an XCHG, a locked instruction that drains the store buffer, and a worker
+// updates several counters per burst. Update it once per burst, not per
+// packet.
 type Counter struct{ v atomic.Uint64 }
-
-// Add adds n. Owner only.
-func (c *Counter) Add(n uint64) { c.v.Store(c.v.Load() + n) }
 
 // Load returns the value.
 func (c *Counter) Load() uint64 { return c.v.Load() }

@@ -1,6 +1,7 @@
 package afxdp
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -164,6 +165,9 @@ type Port struct {
 	bound  int          // ifindex the sockets are bound to, 0 when detached
 	held   []*mbuf.Pool // pools whose UMEM we acquired
 	closed bool
+	// busyRetries counts attach attempts refused with xsk.ErrBusy since the
+	// last success (onLink retries up to busyRetries times).
+	busyRetries int
 }
 
 var (
@@ -272,14 +276,36 @@ func open(cfg pmd.Config) (pmd.Port, error) {
 	return p, nil
 }
 
-// onLink is the link monitor's callback.
+// An attach refused because an fwdd program is still attached (xsk.ErrBusy)
+// is retried every busyRetryEvery, busyRetries times (2 s), before the port
+// logs it and waits for the next link change.
+const (
+	busyRetries    = 40
+	busyRetryEvery = 50 * time.Millisecond
+)
+
+// onLink is the link monitor's callback (and the busy retry's).
 func (p *Port) onLink(linkmon.State) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.mon == nil || p.closed {
 		return // Open reconciles itself; Close detaches
 	}
-	if err := p.reconcile(p.mon.State()); err != nil {
+	err := p.reconcile(p.mon.State())
+	switch {
+	case err == nil:
+		p.busyRetries = 0
+	case errors.Is(err, xsk.ErrBusy) && p.busyRetries < busyRetries:
+		// The bpf_link this port closed when the link went away can outlive
+		// its Close by a moment: a fork elsewhere in the process holds a
+		// copy of the descriptor until the child execs. Try again shortly
+		// instead of waiting for a link change that may never come.
+		if p.busyRetries++; p.busyRetries == 1 {
+			p.log("the interface still holds an fwdd program; retrying the attach for 2 s", "err", err)
+		}
+		time.AfterFunc(busyRetryEvery, func() { p.onLink(linkmon.State{}) })
+	default:
+		p.busyRetries = 0
 		p.logErr("cannot attach to the interface; waiting for the next link change", "err", err)
 	}
 	if p.linkChanged != nil {

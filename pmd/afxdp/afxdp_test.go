@@ -320,18 +320,28 @@ func TestForwardTwoPools(t *testing.T) {
 	closeAndCheck(t, tp, stop, []pmd.Port{a, b}, pools)
 }
 
+// forwardingPair opens ports A and B (one queue, one pool) on a fresh
+// topology, starts a forwarder between them and checks that x and y
+// exchange packets through it.
+func forwardingPair(t *testing.T) (tp *topo, a, b pmd.Port, pool *mbuf.Pool, stop func()) {
+	t.Helper()
+	tp = newTopo(t, 1)
+	pool = newPool(t, 0, 2048)
+	pools := []*mbuf.Pool{pool}
+	a = openPort(t, "A", 0, tp.r, tp.ra, pools, nil, ",ring=512")
+	b = openPort(t, "B", 1, tp.r, tp.rb, pools, nil, ",ring=512")
+	stop = startForwarder(t, tp, a, b, pools, 1)
+	echo(t, tp, 1, 10, 0)
+	return tp, a, b, pool, stop
+}
+
 // TestLinkGoneAndBack: the device goes down, then disappears under a
 // polling worker: no panic, Link follows, the port releases the buffers the
 // kernel held; the device is re-created (new ifindex, same name) and the
 // port comes back by itself and forwards again. Close returns every mbuf.
 func TestLinkGoneAndBack(t *testing.T) {
-	tp := newTopo(t, 1)
-	pool := newPool(t, 0, 2048)
+	tp, a, b, pool, stop := forwardingPair(t)
 	pools := []*mbuf.Pool{pool}
-	a := openPort(t, "A", 0, tp.r, tp.ra, pools, nil, ",ring=512")
-	b := openPort(t, "B", 1, tp.r, tp.rb, pools, nil, ",ring=512")
-	stop := startForwarder(t, tp, a, b, pools, 1)
-	echo(t, tp, 1, 10, 0)
 	inUse := pool.Stats().InUse
 
 	tp.n.In(tp.r, "ip", "link", "set", tp.rb, "down")

@@ -17,13 +17,8 @@ import (
 // moment), the port does not wait for another link change: it retries and
 // comes up once the link is gone, then forwards.
 func TestAttachRetriedWhileBusy(t *testing.T) {
-	tp := newTopo(t, 1)
-	pool := newPool(t, 0, 2048)
+	tp, a, b, pool, stop := forwardingPair(t)
 	pools := []*mbuf.Pool{pool}
-	a := openPort(t, "A", 0, tp.r, tp.ra, pools, nil, ",ring=512")
-	b := openPort(t, "B", 1, tp.r, tp.rb, pools, nil, ",ring=512")
-	stop := startForwarder(t, tp, a, b, pools, 1)
-	echo(t, tp, 1, 10, 0)
 
 	tp.n.In(tp.r, "ip", "link", "set", tp.rb, "down")
 	testnet.Eventually(t, 5*time.Second, "B down", func() bool { l := b.Link(); return !l.Up && l.Present })

@@ -533,14 +533,7 @@ func benchChurn(b *testing.B, o churnOpts) {
 		all = append(all, toC(p))
 	}
 	v4, v6 = nil, nil
-	d := time.Second
-	if v := os.Getenv("FIB_CHURN_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("FIB_CHURN_SECONDS=%q: want a whole number of seconds >= 1", v)
-		}
-		d = time.Duration(n) * time.Second
-	}
+	d := churnWindow(b)
 	// fwdd's GC target (fib.GCPercent), unless GOGC is set.
 	if _, set := os.LookupEnv("GOGC"); !set {
 		defer debug.SetGCPercent(debug.SetGCPercent(GCPercent))
@@ -591,14 +584,7 @@ func BenchmarkWakeFloor(b *testing.B) {
 	}
 	fifo := os.Getenv("FIB_CHURN_FIFO")
 	fifoReader := fifo == "reader" || fifo == "both"
-	d := time.Second
-	if v := os.Getenv("FIB_CHURN_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("FIB_CHURN_SECONDS=%q: want a whole number of seconds >= 1", v)
-		}
-		d = time.Duration(n) * time.Second
-	}
+	d := churnWindow(b)
 	const rate = 10000
 	late := offHeap[time.Duration](b, int(d.Seconds()*rate)+1024)[:0]
 	for b.Loop() {
@@ -663,4 +649,18 @@ func BenchmarkWakeFloor(b *testing.B) {
 	b.ReportMetric(float64(s[len(s)*99/100].Microseconds()), "p99-late-µs")
 	b.ReportMetric(float64(s[len(s)*999/1000].Microseconds()), "p99.9-late-µs")
 	b.ReportMetric(float64(s[len(s)-1].Microseconds()), "max-late-µs")
+}
+
+// churnWindow is the measured window: FIB_CHURN_SECONDS (whole seconds),
+// one second by default.
+func churnWindow(b *testing.B) time.Duration {
+	v := os.Getenv("FIB_CHURN_SECONDS")
+	if v == "" {
+		return time.Second
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("FIB_CHURN_SECONDS=%q: want a whole number of seconds >= 1", v)
+	}
+	return time.Duration(n) * time.Second
 }

@@ -47,18 +47,26 @@ func fullTablePath(tb testing.TB) string {
 }
 
 // fibView reads the workers' view of FIB 0: the published snapshot, as a
-// worker loads it once per burst.
-type fibView struct{ f *fib.FIBs }
+// worker loads it once per burst. The FIB set reuses the snapshot memory
+// its readers have left (fib.Config.Readers), so the test reads through a
+// Reader of its own, online only for the lookup, like a worker.
+type fibView struct {
+	f  *fib.FIBs
+	rd *fib.Reader
+}
 
 func (e *lcpEnv) view() fibView {
 	var v fibView
-	if err := e.d.do(func(s *stack) { v.f = s.fibs }); err != nil {
+	if err := e.d.do(func(s *stack) { v.f = s.fibs; v.rd = s.eng.FIBReaders().NewReader() }); err != nil {
 		e.t.Fatal(err)
 	}
+	e.t.Cleanup(v.rd.Close)
 	return v
 }
 
 func (v fibView) lookup(a netip.Addr) uint32 {
+	v.rd.Online()
+	defer v.rd.Offline()
 	s := v.f.Load()
 	if a.Is4() {
 		b := a.As4()
@@ -331,7 +339,9 @@ func benchLag(b *testing.B, rate, total int) {
 		return strings.Contains(out, "198.18.0.1/24")
 	})
 	var f *fib.FIBs
-	d.do(func(s *stack) { f = s.fibs })
+	var rd *fib.Reader // the poller reads like a worker (see fibView)
+	d.do(func(s *stack) { f = s.fibs; rd = s.eng.FIBReaders().NewReader() })
+	defer rd.Close()
 	h, err := netns.GetFromPath(testnet.Path(ns))
 	if err != nil {
 		b.Fatal(err)
@@ -390,11 +400,13 @@ func benchLag(b *testing.B, rate, total int) {
 			default:
 			}
 		}
+		rd.Online()
 		s := f.Load()
 		for next < total && !added[next].IsZero() && s.Lookup4(0, addr(next)) != fib.NoRoute {
 			seen[next] = time.Since(added[next])
 			next++
 		}
+		rd.Offline()
 		if time.Now().After(deadline) {
 			b.Fatalf("only %d of %d routes seen", next, total)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/internal/testnet"
+	"github.com/fwdd/fwdd/nlmirror"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -329,7 +330,19 @@ func benchLag(b *testing.B, rate, total int) {
 	if err := os.WriteFile(conf, []byte(lcpConfig), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	d, err := startQuiet(conf, testnet.Path(ns))
+	// FWDD_MIRROR_COALESCE (a duration, e.g. 2ms) sets the mirror's
+	// Coalesce: the hand-over before 2026-11-30 (2 ms) against the
+	// default (none: each batch as soon as the mirror has drained what is
+	// ready), in one run.
+	var coalesce time.Duration
+	if v := os.Getenv("FWDD_MIRROR_COALESCE"); v != "" {
+		c, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("FWDD_MIRROR_COALESCE=%q: %v", v, err)
+		}
+		coalesce = c
+	}
+	d, err := startQuiet(conf, testnet.Path(ns), coalesce)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -440,11 +453,12 @@ func benchLag(b *testing.B, rate, total int) {
 }
 
 // startQuiet starts fwdd with config file conf in namespace ns, logging
-// nothing.
-func startQuiet(conf, ns string) (*Daemon, error) {
+// nothing, with the netlink mirror's Coalesce set to coalesce.
+func startQuiet(conf, ns string, coalesce time.Duration) (*Daemon, error) {
 	return Start(Options{
 		ConfigFile: conf, NetNS: ns,
 		Engine: fwd.Config{Workers: 1, PoolSize: 2048, CheckedPools: true},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		mirror: func(c *nlmirror.Config) { c.Coalesce = coalesce },
 	})
 }

@@ -46,7 +46,9 @@
 //     lagg) gets it computed here, in the same call as the TTL decrement,
 //     while the header is at hand (mbuf.FlagTxHash; the adjacency keeps
 //     the hash's lanes after the new Ethernet header): one hash per
-//     packet, also txq's;
+//     packet, also txq's. An IPv6 packet's hop limit is read in step 1,
+//     with its destination, while its header is in cache: the staged
+//     path tests that copy and only stores the new value, with the MACs;
 //  6. packets we generated (ICMP errors, echo replies) are routed after the
 //     burst in the FIB of the packet they answer.
 //

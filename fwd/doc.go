@@ -63,7 +63,12 @@
 // summed on read. The control plane changes anything only by publishing a
 // new snapshot and, before freeing what workers might still see, waiting
 // for a grace period (Engine.Synchronize: every worker finished an
-// iteration or is idle).
+// iteration or is idle). The FIB sets made for the engine
+// (fib.Config.Readers = Engine.FIBReaders) reuse the snapshot memory the
+// workers have left without waiting: each worker holds a fib.Reader, online
+// while it runs, reporting a quiescent point at the end of every loop
+// iteration and offline while it sleeps; no other goroutine of the engine
+// but the control goroutine reads FIB snapshots.
 //
 // Punt (punt.go): on a port with a kernel interface (package lcp), the
 // host-bound packets the steps above would drop (for our addresses but not

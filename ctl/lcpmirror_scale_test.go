@@ -22,6 +22,7 @@ import (
 	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/fwd"
 	"github.com/fwdd/fwdd/internal/testnet"
+	"github.com/fwdd/fwdd/nlmirror"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -47,18 +48,26 @@ func fullTablePath(tb testing.TB) string {
 }
 
 // fibView reads the workers' view of FIB 0: the published snapshot, as a
-// worker loads it once per burst.
-type fibView struct{ f *fib.FIBs }
+// worker loads it once per burst. The FIB set reuses the snapshot memory
+// its readers have left (fib.Config.Readers), so the test reads through a
+// Reader of its own, online only for the lookup, like a worker.
+type fibView struct {
+	f  *fib.FIBs
+	rd *fib.Reader
+}
 
 func (e *lcpEnv) view() fibView {
 	var v fibView
-	if err := e.d.do(func(s *stack) { v.f = s.fibs }); err != nil {
+	if err := e.d.do(func(s *stack) { v.f = s.fibs; v.rd = s.eng.FIBReaders().NewReader() }); err != nil {
 		e.t.Fatal(err)
 	}
+	e.t.Cleanup(v.rd.Close)
 	return v
 }
 
 func (v fibView) lookup(a netip.Addr) uint32 {
+	v.rd.Online()
+	defer v.rd.Offline()
 	s := v.f.Load()
 	if a.Is4() {
 		b := a.As4()
@@ -321,7 +330,19 @@ func benchLag(b *testing.B, rate, total int) {
 	if err := os.WriteFile(conf, []byte(lcpConfig), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	d, err := startQuiet(conf, testnet.Path(ns))
+	// FWDD_MIRROR_COALESCE (a duration, e.g. 2ms) sets the mirror's
+	// Coalesce: the hand-over before 2026-11-30 (2 ms) against the
+	// default (none: each batch as soon as the mirror has drained what is
+	// ready), in one run.
+	var coalesce time.Duration
+	if v := os.Getenv("FWDD_MIRROR_COALESCE"); v != "" {
+		c, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("FWDD_MIRROR_COALESCE=%q: %v", v, err)
+		}
+		coalesce = c
+	}
+	d, err := startQuiet(conf, testnet.Path(ns), coalesce)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -331,7 +352,9 @@ func benchLag(b *testing.B, rate, total int) {
 		return strings.Contains(out, "198.18.0.1/24")
 	})
 	var f *fib.FIBs
-	d.do(func(s *stack) { f = s.fibs })
+	var rd *fib.Reader // the poller reads like a worker (see fibView)
+	d.do(func(s *stack) { f = s.fibs; rd = s.eng.FIBReaders().NewReader() })
+	defer rd.Close()
 	h, err := netns.GetFromPath(testnet.Path(ns))
 	if err != nil {
 		b.Fatal(err)
@@ -390,11 +413,13 @@ func benchLag(b *testing.B, rate, total int) {
 			default:
 			}
 		}
+		rd.Online()
 		s := f.Load()
 		for next < total && !added[next].IsZero() && s.Lookup4(0, addr(next)) != fib.NoRoute {
 			seen[next] = time.Since(added[next])
 			next++
 		}
+		rd.Offline()
 		if time.Now().After(deadline) {
 			b.Fatalf("only %d of %d routes seen", next, total)
 		}
@@ -428,11 +453,12 @@ func benchLag(b *testing.B, rate, total int) {
 }
 
 // startQuiet starts fwdd with config file conf in namespace ns, logging
-// nothing.
-func startQuiet(conf, ns string) (*Daemon, error) {
+// nothing, with the netlink mirror's Coalesce set to coalesce.
+func startQuiet(conf, ns string, coalesce time.Duration) (*Daemon, error) {
 	return Start(Options{
 		ConfigFile: conf, NetNS: ns,
 		Engine: fwd.Config{Workers: 1, PoolSize: 2048, CheckedPools: true},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		mirror: func(c *nlmirror.Config) { c.Coalesce = coalesce },
 	})
 }

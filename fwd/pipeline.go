@@ -49,6 +49,12 @@ type pipeline struct {
 	v6   [Burst]*mbuf.Mbuf
 	dst6 [Burst][16]byte
 	nh6  [Burst]uint32
+	// hl6 is each IPv6 packet's hop limit as received, read where the
+	// classification loop copies its destination (the header's line is
+	// in cache there; after the burst's FIB lookups it often is not):
+	// forward6Burst tests it and stores hl6-1 without loading the header
+	// again.
+	hl6 [Burst]uint8
 
 	// Packets we generated (ICMP errors, echo replies), routed after the
 	// burst without TTL decrement. Bounded: at most one per received packet.
@@ -203,7 +209,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			p.v6[n6] = m
-			p.dst6[n6] = dst6(m)
+			take6(&p.dst6[n6], &p.hl6[n6], m)
 			n6++
 		case pkt.ClassARP, pkt.ClassND:
 			if pin.LCP && p.punt != nil {
@@ -441,25 +447,28 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 				a = p.fillAdj(mid, true)
 			}
 		}
-		if a.kind < adjReady || l3len(m) > int(a.mtu) || pkt.DecHopLimit6(m) {
-			continue // forward6 drops it or answers it
+		hl := p.hl6[i]
+		if hl <= 1 || a.kind < adjReady || l3len(m) > int(a.mtu) {
+			continue // forward6 drops it or answers it (hop limit 0 or 1: RFC 8200 §3)
 		}
 		p.outPort[i] = a.port
 		if a.bits&(adjTxHash|adjHashTx) == adjHashTx {
 			p.hash(m) // txq spreads foreign queues by flow hash
-		} // adjTxHash: after setEth (below), the port's hash covers the new header
-		switch a.kind {
-		case adjReady:
+		} // adjTxHash: after the rewrite (below), the port's hash covers the new header
+		if a.kind == adjReady {
 			dropTag(m)
-			setEth(m, a.eth0, a.eth1)
+			rewrite6(m, a.eth0, a.eth1, hl-1)
 			if a.bits&adjTxHash != 0 {
 				txHash6(m, a, &p.adjc6.lanes[(a.key-1)%adjSize]) // the lagg's member choice, and txq's queue
 			}
 			p.stage[i] = stageReady
-		case adjConnected:
+			continue
+		}
+		setHopLimit6(m, hl-1)
+		if a.kind == adjConnected {
 			p.stage[i] = stageNeighbour
 			conn = true
-		default:
+		} else {
 			p.stage[i] = stageNoNeighbour
 		}
 	}
@@ -954,6 +963,31 @@ func dst6(m *mbuf.Mbuf) [16]byte {
 	d := m.Data()
 	o := int(m.L3Off)
 	return [16]byte(d[o+24 : o+40])
+}
+
+// take6 copies the destination and the hop limit of m, a parsed IPv6
+// packet (its fixed header lies within its data: pkt.Parse checked it), to
+// *dst and *hl.
+func take6(dst *[16]byte, hl *uint8, m *mbuf.Mbuf) {
+	d := m.Data()
+	ip := (*[pkt.IPv6Len]byte)(d[int(m.L3Off):])
+	*dst = [16]byte(ip[24:40])
+	*hl = ip[7]
+}
+
+// setHopLimit6 stores hl as the hop limit of m, a parsed IPv6 packet.
+func setHopLimit6(m *mbuf.Mbuf, hl uint8) {
+	d := m.Data()
+	d[int(m.L3Off)+7] = hl
+}
+
+// rewrite6 is setEth and setHopLimit6 of m, an untagged parsed IPv6
+// packet, with one look at its data.
+func rewrite6(m *mbuf.Mbuf, eth0 uint64, eth1 uint32, hl uint8) {
+	d := m.Data()
+	d[int(m.L3Off)+7] = hl
+	binary.LittleEndian.PutUint64(d[0:8], eth0)
+	binary.LittleEndian.PutUint32(d[8:12], eth1)
 }
 
 // addr4 is an IPv4 address in host order, as dst4 returns it.

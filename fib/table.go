@@ -256,9 +256,12 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		d, o := dst[:n], out[:n]
 		t.prep1(&b, d, o)
 		b.words1(n)
-		b.values1(o)
-		b.srch.run1(o)
-		if m := t.headers(&b, o); m > 0 {
+		m := b.values1(o)
+		if b.srch.n > 0 {
+			m = b.run1(o, m)
+		}
+		if m > 0 {
+			t.headers(&b, o, m)
 			t.prep2(&b, m, o, d)
 			b.level1()
 			b.groups()
@@ -352,29 +355,47 @@ func (b *blk6) words1(n int) {
 	}
 }
 
-//go:noinline
-func (b *blk6) values1(o []uint32) {
-	for i := range b.tab[:len(o)] {
-		o[i] |= uint32(at[uint64](b.tab[i], b.q[i]))
-	}
-}
-
-// headers lists the addresses that continue to L2 and reads their
-// headers; it returns how many.
+// values1 reads the L1 values and lists in idx the addresses that
+// continue to L2; it returns how many.
 //
 //go:noinline
-func (t *tab6) headers(b *blk6, o []uint32) int {
+func (b *blk6) values1(o []uint32) int {
 	m := 0
-	for i := range o {
+	for i := range b.tab[:len(o)] {
+		v := o[i] | uint32(at[uint64](b.tab[i], b.q[i]))
+		o[i] = v
 		b.idx[m&(batchLen-1)] = uint8(i) // m <= i < batchLen
-		m += int(o[i] >> 31)             // refFlag
+		m += int(v >> 31)                // refFlag
 	}
+	return m
+}
+
+// run1 runs the L1 searches, stores their values in o, adds the addresses
+// that continue to L2 to the m listed in idx and returns how many are
+// listed. The searched addresses are not listed yet: their value was 0.
+func (b *blk6) run1(o []uint32, m int) int {
+	s := &b.srch
+	lockstep(&s.tab, &s.key, &s.base, &s.cnt, &s.pos, s.n)
+	for j := range s.n {
+		i := s.idx[j]
+		v := uint32(at[uint64](s.tab[j], s.pos[j]))
+		o[i] = v
+		b.idx[m&(batchLen-1)] = i // every address is listed at most once
+		m += int(v >> 31)
+	}
+	s.n = 0
+	return m
+}
+
+// headers reads the headers of the m addresses listed in idx.
+//
+//go:noinline
+func (t *tab6) headers(b *blk6, o []uint32, m int) {
 	hdrs := t.hdrs
 	for j, i := range b.idx[:m] {
 		id := o[i] &^ refFlag
 		b.hs[j] = hdrs[id>>8][id&255]
 	}
-	return m
 }
 
 // prep2 decodes the headers of the m addresses that continue to L2: those
@@ -481,18 +502,6 @@ func (s *search6) add(i int, tab unsafe.Pointer, base, cnt uint32, key uint64, b
 	s.idx[j], s.tab[j], s.base[j], s.cnt[j], s.key[j], s.best[j] = uint8(i), tab, base, cnt, key, best
 	s.n++
 	return true
-}
-
-// run1 runs L1 searches, stores their values in o and empties s.
-func (s *search6) run1(o []uint32) {
-	if s.n == 0 {
-		return
-	}
-	lockstep(&s.tab, &s.key, &s.base, &s.cnt, &s.pos, s.n)
-	for j := range s.n {
-		o[s.idx[j]] = uint32(at[uint64](s.tab[j], s.pos[j]))
-	}
-	s.n = 0
 }
 
 // run2 runs L2 searches and finishes their addresses (d, o: the block).

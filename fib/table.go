@@ -195,7 +195,7 @@ func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	seg := t.e2[h.start>>segBits]
 	p := h.start & segMask
 	if h.ix != 0 {
-		v = uint32(seg[p+rank2(unsafe.Add(segStart(seg), uintptr(p)*8), h.count, h.ix, int(hi>>16&0xffff))])
+		v = uint32(seg[p+rank2(unsafe.Add(segStart(seg), uintptr(p)*8), h.count, h.ix, uint32(hi))])
 	} else {
 		v = uint32(seg[find(seg, p, h.count, hi<<32|0xffffffff)])
 	}
@@ -264,7 +264,9 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			t.headers(&b, o, m)
 			t.prep2(&b, m, o, d)
 			b.level1()
-			b.groups()
+			if nd := b.groups(); nd > 0 {
+				b.deep(nd)
+			}
 			t.values2(&b, o, d)
 		}
 		b.srch.run2(t, o, d)
@@ -296,6 +298,10 @@ type blk6 struct {
 	sl   [batchLen]uint16
 	best [batchLen]uint32
 	nr   int
+	// The rank-index lanes whose group word is deep (see l2Rank) and the
+	// words' offsets.
+	dl [batchLen]uint8
+	dq [batchLen]uint32
 	// Searches in lockstep (tables without a rank index).
 	srch search6
 }
@@ -453,13 +459,28 @@ func (b *blk6) level1() {
 	}
 }
 
-// groups reads the group words and sets q to the ranges.
+// groups reads the group words, sets q to the ranges and lists the lanes
+// whose group word is deep; it returns how many.
 //
 //go:noinline
-func (b *blk6) groups() {
+func (b *blk6) groups() int {
+	nd := 0
 	for j := range b.q[:b.nr] {
-		x := at[uint64](b.tab[j], b.q[j])
-		b.q[j] = uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
+		p := b.q[j]
+		x := at[uint64](b.tab[j], p)
+		b.q[j] = uint32(x>>32)&0x7fffffff + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
+		b.dl[nd&(batchLen-1)], b.dq[nd&(batchLen-1)] = uint8(j), p // nd <= j < batchLen
+		nd += int(x >> 63)                                         // deepBit
+	}
+	return nd
+}
+
+// deep finds the ranges of the nd lanes groups listed (deepRank; rare:
+// ~0.3 of a block on the full table).
+func (b *blk6) deep(nd int) {
+	for k, j := range b.dl[:nd] {
+		i := b.idx[j&(batchLen-1)]
+		b.q[j&(batchLen-1)] = deepRank(b.tab[j&(batchLen-1)], b.dq[k], uint32(b.hi[i&(batchLen-1)]))
 	}
 }
 

@@ -468,7 +468,11 @@ func (s *stack) freePortID(removed []*livePort) uint16 {
 // resizeFIBs replaces the FIB set with n empty FIBs; routeChanges then
 // installs everything.
 func (s *stack) resizeFIBs(n int) error {
-	f, err := fib.New(fib.Config{FIBs: n})
+	cfg := fib.Config{FIBs: n}
+	if s.eng != nil {
+		cfg.Readers = s.eng.FIBReaders() // the workers' registrations: reuse what they left
+	}
+	f, err := fib.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -237,10 +237,22 @@ func runChurn(tb testing.TB, f *FIBs, all []cprefix, probes []uint32, rate int, 
 			place(tb, 0, o.fifoReader)
 			defer unplace(o.fifoReader)
 		}
+		// A worker's registration with the FIBs' reader set, as in fwdd
+		// (fwd.Engine.FIBReaders): online while it runs, a quiescent
+		// point after every burst (fwd's workers: every loop iteration).
+		var rd *Reader
+		if f.rc != nil {
+			rd = f.rc.d.NewReader()
+			defer rd.Close()
+			rd.Online()
+		}
 		var out [64]uint32
 		var last *Snapshot
 		rest := time.Now()
 		for i := 0; !stop.Load(); i += 64 {
+			if rd != nil {
+				rd.Quiesce()
+			}
 			s := f.Load()
 			if s != last {
 				if len(sights) < cap(sights) {
@@ -500,6 +512,7 @@ func BenchmarkChurn(b *testing.B) {
 // FIB_CHURN_WRITER=spin selects the old writer (churnOpts.spin), pinned to
 // CPU 1, SCHED_FIFO too with FIB_CHURN_FIFO=writer or both.
 // FIB_CHURN_SECONDS sets the length of each phase (default 1).
+// FIB_CHURN_RECLAIM=off runs the FIBs without Readers (churnReaders).
 func BenchmarkChurnPinned(b *testing.B) {
 	if runtime.NumCPU() < 2 {
 		b.Skip("needs 2 CPUs")
@@ -521,7 +534,7 @@ func benchChurn(b *testing.B, o churnOpts) {
 	}
 	probes := offHeap[uint32](b, nProbes)
 	copy(probes, churnProbes(v4, v6))
-	f := newWithNH(b, 1)
+	f := newReclaiming(b, 1, churnReaders()) // FIB_CHURN_RECLAIM=off: without
 	if err := f.Apply(append(adds(0, v4), adds(0, v6)...)); err != nil {
 		b.Fatal(err)
 	}

@@ -33,8 +33,13 @@
 //
 // Workers call FIBs.Load once per burst and use the Snapshot lookups
 // (Lookup4Batch, Lookup6Batch, Lookup4, Lookup6, Select): no locks, no
-// allocations, no interface calls. A Snapshot is never modified after
-// publication; the Go garbage collector frees it when no worker holds it.
+// allocations, no interface calls. A Snapshot is never modified while a
+// reader may hold it. Without Config.Readers the Go garbage collector frees
+// it when no one holds it. With Readers (fwd's engine: one Reader per
+// worker) the writer reuses the parts a batch replaced (table headers, dir
+// and header pages, lists, segments) once every online Reader has reported
+// a quiescent point after their replacement (reclaim.go); each worker
+// writes only its own Reader's cache line, and the writer never waits.
 //
 // # Invariants
 //
@@ -67,6 +72,11 @@
 //     one (capacity.go).
 //   - Connected changes apply to every FIB; a plain delete removes the route
 //     from one FIB only.
+//   - With Readers, a replaced part is reused only when every online Reader's
+//     epoch is at least the one the writer stored right after publishing the
+//     snapshot without it; every goroutine but the control goroutine reads
+//     snapshots only through a Reader, and the control goroutine does not
+//     read a snapshot loaded before an Apply after it (next hops excepted).
 //
 // Anchors: FreeBSD DXR (direct table + range table) and fib_algo; DPDK
 // rte_fib (RIB/FIB split, bulk lookups returning next-hop ids).

@@ -20,8 +20,9 @@ func count(n *int, ed edit) bool {
 	return ed != unchanged
 }
 
-func newFam4(zero *dirPage, seglen, maxSegs int) *fam4 {
+func newFam4(zero *dirPage, seglen, maxSegs int, rc *reclaim) *fam4 {
 	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen, maxSegs)}
+	f.a.rc, f.d.rc = rc, rc
 	f.t.nh = []uint32{NoRoute}
 	f.t.none = [3]uint32{0, 1, ^uint32(1)} // noneB is zero
 	f.d.init(zero)
@@ -61,7 +62,7 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16, p uint32) {
 	old := f.d.get(slot)
 	def := f.d.def(slot)
 	rc := f.chunks[slot]
-	if rc != nil && old&chunkFlag != 0 && sc.patchable(int(lay4(old).r), p) {
+	if rc != nil && old&chunkFlag != 0 && sc.patchable(max(int(lay4(old).r), len(rc.ents)), p) {
 		n := f.patch(sc, slot, rc, old, p, def)
 		f.a.release(pos4(old), span4(old))
 		f.d.set(slot, n)
@@ -136,8 +137,7 @@ func (f *fam4) commit(sc *scratch) *tab4 {
 	f.t.ent, f.t.mem = f.a.publish()
 	f.t.top = f.d.top
 	f.d.endBatch()
-	t := f.t
-	return &t
+	return f.d.rc.newTab4(&f.t)
 }
 
 // room reports whether the incremental rebuild of the dirty slots cannot
@@ -212,10 +212,11 @@ type fam6 struct {
 	starved    int // see fam4.starved
 }
 
-func newFam6(zero *dirPage, seglen, maxSegs int) *fam6 {
+func newFam6(zero *dirPage, seglen, maxSegs int, rc *reclaim) *fam6 {
 	f := &fam6{chunks: make(map[uint16]*rc16), d2: make(map[*rc64]struct{}), d3: make(map[*rc32]struct{}),
 		a16: newSegArena[uint64](seglen, maxSegs), a64: newSegArena[uint64](seglen, maxSegs),
 		a3: newSegArena[uint64](seglen, maxSegs)}
+	f.a16.rc, f.a64.rc, f.a3.rc, f.d.rc, f.h.rc = rc, rc, rc, rc, rc
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f
@@ -406,7 +407,7 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32, p uint32) {
 	old := f.d.get(slot)
 	rc := f.chunks[slot]
-	if rc != nil && old&chunkFlag != 0 && sc.patchable(n6(old), p) {
+	if rc != nil && old&chunkFlag != 0 && sc.patchable(max(n6(old), len(rc.ents)), p) {
 		f.a16.release(uint32(old), span6(old))
 		f.unrank1(old)
 		f.d.set(slot, f.patch(sc, slot, rc, old, p, def))
@@ -482,8 +483,7 @@ func (f *fam6) commit(sc *scratch) *tab6 {
 	f.t.hdrs = f.h.pages
 	f.d.endBatch()
 	f.h.endBatch()
-	t := f.t
-	return &t
+	return f.d.rc.newTab6(&f.t)
 }
 
 // room is fam4.room for the L1, L2 and L3 arenas.
@@ -501,7 +501,7 @@ func (f *fam6) room() bool {
 	for r := range f.d2 {
 		if !r.removed {
 			e2 += tableBound(len(r.ents))
-			x2 += 2*len(r.ents) + 1 + 65 // ixWords <= 64 + 1 + ranges (l2Rank)
+			x2 += 2*len(r.ents) + 1 + 67 // ixWords <= 64 + 3 + ranges (l2Rank)
 		}
 	}
 	e3 := 0

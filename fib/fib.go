@@ -31,6 +31,16 @@ const GCPercent = 400
 type Config struct {
 	// FIBs is the number of FIBs (net.fibs); 0 means 1.
 	FIBs int
+	// Readers, if set, makes the FIBs reuse the memory of the snapshot
+	// parts a batch replaces (table headers, dir and header pages, lists,
+	// segments) once every online reader of the set has passed them
+	// (reclaim.go), instead of leaving them to the Go garbage collector.
+	// Then every goroutine but the control goroutine must read this
+	// FIBs' snapshots only through a Reader of the set, as its contract
+	// says, and the control goroutine must not read a snapshot it loaded
+	// before an Apply or AddNextHop after it. Without Readers, snapshots
+	// may be held and read by anyone for as long as they like.
+	Readers *Readers
 }
 
 // Errors of Apply and AddNextHop; they are wrapped with the offending change.
@@ -109,6 +119,7 @@ type FIBs struct {
 	f6     []*fam6
 	nhs    []NextHop
 	sc     scratch
+	rc     *reclaim // replaced snapshot parts waiting for the readers (nil: no Readers)
 	// The FIBs whose IPv4 (IPv6) table the batch being applied changed,
 	// each listed once (dirty4[fib] says it is listed): reused by every
 	// Apply, so steady-state churn allocates no set per batch.
@@ -157,7 +168,7 @@ func New(cfg Config) (*FIBs, error) {
 		return nil, fmt.Errorf("fib: %d FIBs: %w (1..%d)", cfg.FIBs, ErrFIB, MaxFIBs)
 	}
 	f := &FIBs{nfib: n, zero: new(dirPage), f4: make([]*fam4, n), f6: make([]*fam6, n),
-		dirty4: make([]bool, n), dirty6: make([]bool, n)}
+		dirty4: make([]bool, n), dirty6: make([]bool, n), rc: newReclaim(cfg.Readers)}
 	f.empty4 = &tab4{}
 	f.empty6 = &tab6{}
 	for i := range 256 {
@@ -279,22 +290,32 @@ func (f *FIBs) Apply(changes []Change) error {
 		return nil
 	}
 	old := f.cur.Load()
+	f.rc.collect()
+	// The Snapshot itself is always new (a few words): workers compare
+	// snapshot pointers (fwd's adjacency cache), which reuse would fool.
 	s := &Snapshot{v4: old.v4, v6: old.v6, nh: f.nhs, gen: old.gen + 1}
 	if len(t4) > 0 {
-		s.v4 = slices.Clone(old.v4)
+		s.v4 = f.rc.cloneV4(old.v4)
 		for _, fib := range t4 {
 			f.dirty4[fib] = false
 			s.v4[fib] = f.f4[fib].commit(&f.sc)
+			if t := old.v4[fib]; t != f.empty4 && f.rc != nil {
+				f.rc.t4.retire(t)
+			}
 		}
 	}
 	if len(t6) > 0 {
-		s.v6 = slices.Clone(old.v6)
+		s.v6 = f.rc.cloneV6(old.v6)
 		for _, fib := range t6 {
 			f.dirty6[fib] = false
 			s.v6[fib] = f.f6[fib].commit(&f.sc)
+			if t := old.v6[fib]; t != f.empty6 && f.rc != nil {
+				f.rc.t6.retire(t)
+			}
 		}
 	}
 	f.cur.Store(s)
+	f.rc.published()
 	return nil
 }
 
@@ -353,7 +374,7 @@ func (f *FIBs) change(fib int, c *Change) {
 			if del {
 				return
 			}
-			fm = newFam4(f.zero, f.seglen, f.maxSegs)
+			fm = newFam4(f.zero, f.seglen, f.maxSegs, f.rc)
 			f.f4[fib] = fm
 		}
 		b := a.As4()
@@ -368,7 +389,7 @@ func (f *FIBs) change(fib int, c *Change) {
 		if del {
 			return
 		}
-		fm = newFam6(f.zero, f.seglen, f.maxSegs)
+		fm = newFam6(f.zero, f.seglen, f.maxSegs, f.rc)
 		f.f6[fib] = fm
 	}
 	b := a.As16()

@@ -71,14 +71,16 @@ func (h hdr) size() int {
 	return n + summaryLen(n)
 }
 
-// The fields of hdr.ix (see l2Rank): the first group, the level-1 words
-// and the groups with a range start.
-func ixLo(ix uint32) int     { return int(ix & 0x7ff) }
-func ixW1(ix uint32) int     { return int(ix>>11&0x3f) + 1 }
-func ixGroups(ix uint32) int { return int(ix >> 17 & 0xfff) }
+// The fields of hdr.ix (see l2Rank): the first level-1 word (groups
+// 32*lo .. 32*lo+31 of the /32, that is /38 lo), the level-1 words and the
+// groups with a range start.
+func ixLo(ix uint32) int     { return int(ix & 0x3f) }
+func ixW1(ix uint32) int     { return int(ix>>6&0x3f) + 1 }
+func ixGroups(ix uint32) int { return int(ix >> 12 & 0xfff) }
 
-// ixWords is the length of an L2 rank index.
-func ixWords(ix uint32) int { return ixW1(ix) + 1 + ixGroups(ix) }
+// ixWords is the length of an L2 rank index: the level-1 words between
+// their two sentinels, the zero word and the group words.
+func ixWords(ix uint32) int { return ixW1(ix) + 3 + ixGroups(ix) }
 
 // appendRank appends to out the words of a rank index over slots lo ..
 // lo+32*words-1 of the ranges ents (key<<32 | value), a key's slot being
@@ -123,24 +125,37 @@ func rankWord(d, words int) int { return min(max(d, 0)>>5, words-1) }
 //
 // An L2 index has two levels, since the starts of a /32's ranges are
 // usually few and far apart among its 65536 /48 slots (a flat bitmap
-// would be 16 KiB for a few hundred ranges). The slots are grouped by 32;
-// level 1 is a rank index over the groups from the first with a start
-// (lo) to the last (w1 words: groups with a start before the word |
-// bitmap of the groups with a start); then comes a zero word and one word
-// per group with a start (starts before the group | bitmap of its slots
-// with a start). A lookup takes the rank r of its group at level 1 (the
-// groups with a start up to and including its own), then the word r after
-// level 1 (the last group with a start at or before its own; the zero word
-// if none), and counts the starts up to its slot in that group (all of
-// them if it is an earlier group): 3 loads, no search.
+// would be 16 KiB for a few hundred ranges). The slots are grouped by 32
+// (group g = slot>>5), the groups by 32 (level-1 word W = slot>>10, a
+// /38). The index follows the table's n entries:
+//
+//	n:              the "before" sentinel, Z<<32
+//	n+1 .. n+w1:    level-1 words lo .. lo+w1-1 (the first and last with
+//	                a group with a start): Z + groups with a start before
+//	                the word, <<32 | bitmap of its groups with a start
+//	n+w1+1:         the "after" sentinel, (Z+G)<<32
+//	Z = n+w1+2:     the zero word, 0
+//	Z+1 .. Z+G:     one word per group with a start: the starts before the
+//	                group <<32 | bitmap of its slots with a start
+//
+// A lookup of slot s reads the level-1 word at n + clamp(W-lo+1, 0, w1+1)
+// (a sentinel outside the level: no bitmap bits, so no clamp of the bit),
+// whose count plus its bits up to group g is the offset of the group word
+// of the last group with a start at or before g (the zero word if none),
+// and counts in that word the starts up to s if g itself has starts
+// (its level-1 bit), all of them otherwise: the range, an offset from the
+// table's first entry like every count in the index. 3 loads, no search,
+// and the only clamp is the level-1 word's.
 //
 // Level 1 spans at most 64 words (2048 groups), so a sparse table - a few
 // ranges spread over the /32, ~20 % of the full table's L2 tables - takes
-// up to 512 bytes more than its summary would (~0.8 MB on the full
-// table). Until 2026-11-30 such tables (level 1 over 2n+8 words) were
-// searched instead, and every address of a batch paid the lockstep rounds
-// of the batch's biggest searched table (Lookup6Batch ~7 % faster with
-// them indexed).
+// up to 536 bytes more than its summary would. Until 2026-11-30 such
+// tables (level 1 over 2n+8 words) were searched instead, and every
+// address of a batch paid the lockstep rounds of the batch's biggest
+// searched table (Lookup6Batch ~7 % faster with them indexed). Until the
+// fifth session of 2026-11-30 level 1 started at the first group with a
+// start, without sentinels: the lookup clamped the word, the bit and the
+// mask (Lookup6Batch decoded headers ~2x longer).
 func l2Rank(ents []uint64) uint32 {
 	n := len(ents)
 	if n < rankMin2 {
@@ -158,54 +173,53 @@ func l2Rank(ents []uint64) uint32 {
 			last = g
 		}
 	}
-	lo := int(ents[1] >> 53)
-	w1 := (last-lo)>>5 + 1 // at most 64 (2048 groups)
-	return ixFlag | uint32(groups)<<17 | uint32(w1-1)<<11 | uint32(lo)
+	lo := int(ents[1] >> 58)
+	w1 := last>>5 - lo + 1 // at most 64
+	return ixFlag | uint32(groups)<<12 | uint32(w1-1)<<6 | uint32(lo)
 }
 
 // appendRank2 appends the L2 index ix of the ranges ents (see l2Rank).
 func appendRank2(out, ents []uint64, ix uint32) []uint64 {
-	lo, w1 := ixLo(ix), ixW1(ix)
+	lo, w1, ng := ixLo(ix), ixW1(ix), ixGroups(ix)
+	n := len(ents)
+	z := uint64(n + w1 + 2)
 	base := len(out)
-	for range w1 + 1 {
+	out = append(out, z<<32)
+	for range w1 {
 		out = append(out, 0)
 	}
+	out = append(out, (z+uint64(ng))<<32, 0)
 	last := -1
 	for j, e := range ents[1:] {
 		s := int(e >> 48)
 		g := s >> 5
 		if g != last {
 			last = g
-			out[base+(g-lo)>>5] |= 1 << ((g - lo) & 31)
+			out[base+1+(g>>5-lo)] |= 1 << (g & 31)
 			out = append(out, uint64(j)<<32) // j starts before the group
 		}
 		out[len(out)-1] |= 1 << (s & 31)
 	}
-	c := uint64(0)
+	c := z
 	for w := range w1 {
-		x := out[base+w]
-		out[base+w] = x | c<<32
+		x := out[base+1+w]
+		out[base+1+w] = x | c<<32
 		c += uint64(bits.OnesCount32(uint32(x)))
 	}
 	return out
 }
 
 // rank2 returns the range of /48 slot s (bits 32-47 of the address) in
-// the L2 table whose index ix starts at offset q of the segment at seg.
-// Every read lies inside the index the writer built (the clamps keep the
-// level-1 word and the group word within it).
-func rank2(seg unsafe.Pointer, q uint32, ix uint32, s int) uint32 {
-	g := s >> 5
-	dg := g - ixLo(ix)
-	w1 := ixW1(ix)
-	w := rankWord(dg, w1)
-	x1 := at[uint64](seg, q+uint32(w))
-	r := rankOf(x1, dg, w)
-	x2 := at[uint64](seg, q+uint32(w1)+r)
-	b := dg - w<<5
-	sel := 31
-	if b >= 0 && b < 32 && x1>>b&1 != 0 {
-		sel = s & 31 // the group of s has starts: count those up to s
-	}
-	return rankOf(x2, sel, 0)
+// the L2 table of n ranges with index ix at the segment position tab.
+// Every read lies inside the table the writer built (the clamp keeps the
+// level-1 read between the sentinels).
+func rank2(tab unsafe.Pointer, n uint32, ix uint32, s int) uint32 {
+	p := min(max(s>>10-ixLo(ix)+1, 0), ixW1(ix)+1)
+	x1 := at[uint64](tab, n+uint32(p))
+	b := uint(s>>5) & 31
+	r := uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)<<(31-b)))
+	in := uint32(x1>>b) & 1
+	x2 := at[uint64](tab, r)
+	m := ^uint32(0)>>(31-uint(s)&31) | (in - 1) // g has starts: those up to s; else all
+	return uint32(x2>>32) + uint32(bits.OnesCount32(uint32(x2)&m))
 }

@@ -117,6 +117,7 @@ type dirw struct {
 	// (len<<16 | start; wholeRegion: all of it).
 	dirty map[uint16]uint32
 	defs  []uint32 // scratch of defaults
+	rc    *reclaim // where replaced pages go and copies come from (nil: the Go heap)
 }
 
 func (d *dirw) init(zero *dirPage) {
@@ -136,8 +137,11 @@ func (d *dirw) set(slot uint16, e uint64) {
 		return
 	}
 	if !d.own[p] {
-		np := new(dirPage)
+		np := d.rc.newDir()
 		*np = *d.top[p]
+		if d.top[p] != d.zero {
+			d.rc.retireDir(d.top[p]) // published: reused after the readers passed it
+		}
 		d.top[p] = np
 		d.own[p] = true
 	}
@@ -209,7 +213,19 @@ type hdrw struct {
 	own    []bool
 	free   []uint32
 	next   uint32
-	cloned bool // pages is a private copy in this batch
+	cloned bool     // pages is a private copy in this batch
+	rc     *reclaim // see dirw.rc
+}
+
+// ownList makes pages a private copy for this batch: the published
+// snapshot holds the old list, whose backing array is never written.
+func (h *hdrw) ownList() {
+	if !h.cloned {
+		old := h.pages
+		h.pages = h.rc.hdrList(old)
+		h.rc.retireHdrList(old)
+		h.cloned = true
+	}
 }
 
 func (h *hdrw) alloc() uint32 {
@@ -222,7 +238,10 @@ func (h *hdrw) alloc() uint32 {
 	id := h.next
 	h.next++
 	if int(id>>8) >= len(h.pages) {
-		h.pages = append(h.pages, new(hdrPage))
+		h.ownList()
+		np := h.rc.newHdr()
+		*np = hdrPage{}
+		h.pages = append(h.pages, np)
 		h.own = append(h.own, true)
 	}
 	return id
@@ -236,14 +255,10 @@ func (h *hdrw) set(id uint32, v hdr) {
 		return
 	}
 	if !h.own[p] {
-		if !h.cloned {
-			// The published snapshot holds the old slice: never write
-			// into its backing array.
-			h.pages = slices.Clone(h.pages)
-			h.cloned = true
-		}
-		np := new(hdrPage)
+		h.ownList()
+		np := h.rc.newHdr()
 		*np = *h.pages[p]
+		h.rc.retireHdr(h.pages[p])
 		h.pages[p] = np
 		h.own[p] = true
 	}
@@ -251,8 +266,7 @@ func (h *hdrw) set(id uint32, v hdr) {
 }
 
 func (h *hdrw) endBatch() {
-	h.pages = slices.Clip(h.pages) // the next append copies: published pages stay as they are
-	h.cloned = false
+	h.cloned = false // the list is published: the next change copies it (ownList)
 	for i := range h.own {
 		h.own[i] = false
 	}

@@ -55,10 +55,11 @@ type segArena[T any] struct {
 	cloned bool // s is a private copy in this batch
 	// garbage counts the entries of replaced tables still in segments.
 	garbage, nlive int
-	bulk           bool // a full rebuild: releases are not counted
-	drops          int  // segments collected (for tests)
-	seglen         int  // entries of a normal segment
-	maxSegs        int  // segment ids (segIDs; tests use fewer)
+	rc             *reclaim // the FIBs' store of replaced parts (nil: none)
+	bulk           bool     // a full rebuild: releases are not counted
+	drops          int      // segments collected (for tests)
+	seglen         int      // entries of a normal segment
+	maxSegs        int      // segment ids (segIDs; tests use fewer)
 	// Cumulative work counters (benchmarks attribute batch costs with
 	// them): segments started, entries moved by collection steps.
 	started, moved int
@@ -94,8 +95,13 @@ func newSegArena[T any](n, m int) segArena[T] {
 // segments (its pages are already faulted in, so reusing it costs no page
 // faults) or unmaps it if the pool is full. A pooled segment has a cleanup
 // of its own that unmaps it, so a pool that becomes garbage with its FIBs
-// leaks nothing.
-type segMem struct{ _ byte }
+// leaks nothing. With Readers (reclaim.go), a dropped segment goes back
+// to the pool as soon as every reader has passed it, without waiting for
+// a GC cycle (pool; the cleanup is then stopped).
+type segMem struct {
+	m    segMemory
+	stop runtime.Cleanup
+}
 
 // segMemory is what the cleanups of a segment need.
 type segMemory struct {
@@ -138,9 +144,9 @@ func newSegMem[T any](c int, a *segArena[T]) ([]T, *segMem) {
 			return make([]T, 0, c), nil
 		}
 	}
-	m := new(segMem)
+	m := &segMem{m: segMemory{b, a.pool, a.maps, size == normal}}
 	a.maps.Add(1)
-	runtime.AddCleanup(m, recycle, segMemory{b, a.pool, a.maps, size == normal})
+	m.stop = runtime.AddCleanup(m, recycle, m.m)
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), c)[:0], m
 }
 
@@ -226,7 +232,7 @@ func (a *segArena[T]) own() {
 // reset starts a fresh, empty arena (full rebuilds). Published snapshots
 // keep the old segments.
 func (a *segArena[T]) reset() {
-	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, maxSegs: a.maxSegs,
+	*a = segArena[T]{cur: -1, cloned: true, seglen: a.seglen, maxSegs: a.maxSegs, rc: a.rc,
 		maps: a.maps, pool: a.pool, filling: a.filling,
 		prefills: a.prefills, reused: a.reused, drops: a.drops, started: a.started, moved: a.moved, partial: a.partial}
 }
@@ -369,6 +375,9 @@ func (a *segArena[T]) drop(id int) {
 	a.nlive -= a.live[id]
 	if a.coll == id+1 {
 		a.coll = 0
+	}
+	if a.rc != nil && a.mem[id] != nil {
+		a.rc.segs.retire(a.mem[id])
 	}
 	a.s[id], a.mem[id], a.n[id] = nil, nil, 0
 	a.live[id] = 0

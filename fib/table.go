@@ -195,7 +195,7 @@ func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	seg := t.e2[h.start>>segBits]
 	p := h.start & segMask
 	if h.ix != 0 {
-		v = uint32(seg[p+rank2(segStart(seg), p+h.count, h.ix, int(hi>>16&0xffff))])
+		v = uint32(seg[p+rank2(unsafe.Add(segStart(seg), uintptr(p)*8), h.count, h.ix, int(hi>>16&0xffff))])
 	} else {
 		v = uint32(seg[find(seg, p, h.count, hi<<32|0xffffffff)])
 	}
@@ -285,15 +285,12 @@ type blk6 struct {
 	msk [batchLen]uint32
 	// L2: the addresses (idx), their headers (hs), then for those with a
 	// rank index (the first nr of idx): the table and the word to read in
-	// it (tab, q), the level-1 bits to count (m1), the bit of the level-1
-	// word telling whether the slot's group has starts (b1), the group
-	// words' offset (gw), the group word's bits to count (msk), the
-	// inherited default.
+	// it (tab, q: the level-1 word, the group word, the range), the /48
+	// slot (sl), the group word's bits to count (msk), the inherited
+	// default.
 	idx  [batchLen]uint8
-	b1   [batchLen]uint8
 	hs   [batchLen]hdr
-	gw   [batchLen]uint32
-	m1   [batchLen]uint32
+	sl   [batchLen]uint16
 	best [batchLen]uint32
 	nr   int
 	// Searches in lockstep (tables without a rank index).
@@ -391,29 +388,14 @@ func (t *tab6) prep2(b *blk6, m int, o []uint32, d [][16]byte) {
 	for j := range b.hs[:m] {
 		i := b.idx[j]
 		h := &b.hs[j]
-		seg, at0 := segStart(e2[h.start>>segBits]), h.start&segMask
 		if ix := h.ix; ix != 0 {
-			// The word of the slot's group, clamped to the index, and
-			// the group's offset in it: negative before the index
-			// (count no bit), 32 or more after it (count all; the group
-			// has no start).
-			s := int(b.hi[i&(batchLen-1)] >> 16 & 0xffff) // i < batchLen
-			dg := s>>5 - ixLo(ix)
-			w1 := ixW1(ix)
-			w := rankWord(dg, w1)
-			q0 := h.count
+			// The level-1 word of the slot, clamped to the sentinels.
+			s := uint32(b.hi[i&(batchLen-1)]>>16) & 0xffff // i < batchLen
+			p := min(max(int(s>>10)-ixLo(ix)+1, 0), ixW1(ix)+1)
 			nr &= batchLen - 1 // nr <= j < batchLen
-			b.idx[nr], b.tab[nr], b.best[nr] = i, unsafe.Add(seg, uintptr(at0)*8), h.def
-			b.q[nr] = q0 + uint32(w)
-			b.gw[nr] = q0 + uint32(w1)
-			dg -= w << 5
-			b.m1[nr] = uint32(uint64(1)<<min(max(dg+1, 0), 32) - 1)
-			bit := 63 // bit 63 of a level-1 word is 0 (the count's top bit)
-			if uint(dg) < 32 {
-				bit = dg
-			}
-			b.b1[nr] = uint8(bit)
-			b.msk[nr] = ^uint32(0) >> (31 - s&31)
+			b.idx[nr], b.best[nr], b.sl[nr] = i, h.def, uint16(s)
+			b.tab[nr] = unsafe.Add(segStart(e2[h.start>>segBits]), uintptr(h.start&segMask)*8)
+			b.q[nr] = h.count + uint32(p)
 			nr++
 			continue
 		}
@@ -436,15 +418,17 @@ func (t *tab6) other2(b *blk6, i int, o []uint32, d [][16]byte) {
 }
 
 // level1 reads the level-1 words of the L2 rank indexes and sets q to the
-// group words.
+// group words and msk to the group word's bits to count (see rank2).
 //
 //go:noinline
 func (b *blk6) level1() {
 	for j := range b.q[:b.nr] {
 		x1 := at[uint64](b.tab[j], b.q[j])
-		b.q[j] = b.gw[j] + uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)&b.m1[j]))
-		in := uint32(x1>>(b.b1[j]&63)) & 1
-		b.msk[j] |= in - 1 // the group of the slot has starts: count those up to it; else all
+		s := uint32(b.sl[j])
+		g := s >> 5 & 31
+		b.q[j] = uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)<<(^g&31)))
+		in := uint32(x1>>g) & 1
+		b.msk[j] = ^uint32(0)>>(^s&31) | (in - 1) // g has starts: those up to s; else all
 	}
 }
 

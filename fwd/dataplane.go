@@ -51,7 +51,7 @@ type view struct {
 func newDataplane(e *Engine) (*dataplane, error) {
 	d := &dataplane{e: e}
 	d.in.Store(&inMap{})
-	f, err := fib.New(fib.Config{FIBs: 1})
+	f, err := fib.New(fib.Config{FIBs: 1, Readers: e.fibReaders})
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,9 @@
 //     lagg) gets it computed here, in the same call as the TTL decrement,
 //     while the header is at hand (mbuf.FlagTxHash; the adjacency keeps
 //     the hash's lane after the new Ethernet header): one hash per
-//     packet, also txq's;
+//     packet, also txq's. An IPv6 packet's hop limit is read in step 1,
+//     with its destination, while its header is in cache: the staged
+//     path tests that copy and only stores the new value, with the MACs;
 //  6. packets we generated (ICMP errors, echo replies) are routed after the
 //     burst in the FIB of the packet they answer.
 //
@@ -61,7 +63,12 @@
 // summed on read. The control plane changes anything only by publishing a
 // new snapshot and, before freeing what workers might still see, waiting
 // for a grace period (Engine.Synchronize: every worker finished an
-// iteration or is idle).
+// iteration or is idle). The FIB sets made for the engine
+// (fib.Config.Readers = Engine.FIBReaders) reuse the snapshot memory the
+// workers have left without waiting: each worker holds a fib.Reader, online
+// while it runs, reporting a quiescent point at the end of every loop
+// iteration and offline while it sleeps; no other goroutine of the engine
+// but the control goroutine reads FIB snapshots.
 //
 // Punt (punt.go): on a port with a kernel interface (package lcp), the
 // host-bound packets the steps above would drop (for our addresses but not

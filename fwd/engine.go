@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/lltable"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
@@ -121,6 +122,10 @@ type Engine struct {
 	running bool
 
 	dp *dataplane
+	// fibReaders are the workers' registrations with the FIB sets
+	// (fib.Config.Readers): one fib.Reader per worker, so that the FIBs
+	// reuse the snapshot memory the workers have left (FIBReaders).
+	fibReaders *fib.Readers
 }
 
 // New creates an engine: its pools (one per worker) and workers, not yet
@@ -151,7 +156,8 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 			}
 		}
 	}
-	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, stacked: map[uint16]pmd.Stacked{}, hashSeed: rand.Uint64(), shared: pmd.NewShared()}
+	e := &Engine{cfg: cfg, log: log, wake: make(chan struct{}, 1), ports: map[uint16]pmd.Port{}, stacked: map[uint16]pmd.Stacked{}, hashSeed: rand.Uint64(), shared: pmd.NewShared(),
+		fibReaders: fib.NewReaders()}
 	for i := 0; i < cfg.Workers; i++ {
 		p, err := mbuf.NewPool(mbuf.Config{
 			Name: fmt.Sprintf("worker%d", i), ID: uint16(i), Count: cfg.PoolSize,
@@ -180,7 +186,8 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 			e.closePools()
 			return nil, fmt.Errorf("worker %d: eventfd: %w", i, err)
 		}
-		w := &Worker{id: i, cpu: cpu, e: e, cache: e.pools[i].NewCache(), done: make(chan struct{}), evfd: evfd}
+		w := &Worker{id: i, cpu: cpu, e: e, cache: e.pools[i].NewCache(), done: make(chan struct{}), evfd: evfd,
+			fr: e.fibReaders.NewReader()}
 		w.queues.Store(&workerQueues{})
 		w.offline.Store(true)
 		w.pl.w = w
@@ -201,6 +208,17 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// FIBReaders returns the workers' reader set: pass it as fib.Config.Readers
+// to every FIB set published to the engine (Publish, SetFIB), so that it
+// reuses the snapshot memory the workers have left instead of leaving it to
+// the garbage collector. Each worker reports a quiescent point at the end
+// of every loop iteration and goes offline while it sleeps or is stopped;
+// the control goroutine (which applies the changes) needs no Reader, and no
+// other goroutine of the engine reads FIB snapshots. A FIB set made with
+// these Readers must not be read by another goroutine without a Reader of
+// its own (FIBReaders().NewReader()).
+func (e *Engine) FIBReaders() *fib.Readers { return e.fibReaders }
 
 // Shared returns the drivers' per-stack state, to pass in pmd.Config.
 func (e *Engine) Shared() *pmd.Shared { return e.shared }

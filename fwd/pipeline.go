@@ -49,6 +49,12 @@ type pipeline struct {
 	v6   [Burst]*mbuf.Mbuf
 	dst6 [Burst][16]byte
 	nh6  [Burst]uint32
+	// hl6 is each IPv6 packet's hop limit as received, read where the
+	// classification loop copies its destination (the header's line is
+	// in cache there; after the burst's FIB lookups it often is not):
+	// forward6Burst tests it and stores hl6-1 without loading the header
+	// again.
+	hl6 [Burst]uint8
 
 	// Packets we generated (ICMP errors, echo replies), routed after the
 	// burst without TTL decrement. Bounded: at most one per received packet.
@@ -73,6 +79,11 @@ type pipeline struct {
 	nb4port uint16
 	nb4ip   uint32
 	nb4mac  [6]byte
+	// The same for IPv6 (neighbour6).
+	nb6snap *lltable.Snapshot
+	nb6port uint16
+	nb6ip   [16]byte
+	nb6mac  [6]byte
 
 	icmp     pkt.TokenBucket
 	icmpRate [2]int // rate, burst the bucket was set with
@@ -203,7 +214,7 @@ func (p *pipeline) process(port uint16, ms []*mbuf.Mbuf) {
 				continue
 			}
 			p.v6[n6] = m
-			p.dst6[n6] = dst6(m)
+			take6(&p.dst6[n6], &p.hl6[n6], m)
 			n6++
 		case pkt.ClassARP, pkt.ClassND:
 			if pin.LCP && p.punt != nil {
@@ -441,25 +452,28 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 				a = p.fillAdj(mid, true)
 			}
 		}
-		if a.kind < adjReady || l3len(m) > int(a.mtu) || pkt.DecHopLimit6(m) {
-			continue // forward6 drops it or answers it
+		hl := p.hl6[i]
+		if hl <= 1 || a.kind < adjReady || l3len(m) > int(a.mtu) {
+			continue // forward6 drops it or answers it (hop limit 0 or 1: RFC 8200 §3)
 		}
 		p.outPort[i] = a.port
 		if a.bits&(adjTxHash|adjHashTx) == adjHashTx {
 			p.hash(m) // txq spreads foreign queues by flow hash
-		} // adjTxHash: after setEth (below), the port's hash covers the new header
-		switch a.kind {
-		case adjReady:
+		} // adjTxHash: after the rewrite (below), the port's hash covers the new header
+		if a.kind == adjReady {
 			dropTag(m)
-			setEth(m, a.eth0, a.eth1)
+			rewrite6(m, a.eth0, a.eth1, hl-1)
 			if a.bits&adjTxHash != 0 {
 				txHash6(m, a) // the lagg's member choice, and txq's queue
 			}
 			p.stage[i] = stageReady
-		case adjConnected:
+			continue
+		}
+		setHopLimit6(m, hl-1)
+		if a.kind == adjConnected {
 			p.stage[i] = stageNeighbour
 			conn = true
-		default:
+		} else {
 			p.stage[i] = stageNoNeighbour
 		}
 	}
@@ -469,7 +483,7 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 				continue
 			}
 			port := p.outPort[i]
-			mac, ok := p.neigh.Lookup6(ns, port, &p.dst6[i])
+			mac, ok := p.neighbour6(ns, port, &p.dst6[i])
 			if !ok {
 				p.stage[i] = stageNoNeighbour
 				continue
@@ -585,12 +599,26 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapsh
 	} else {
 		target = dst6(m)
 	}
-	mac, ok := p.neigh.Lookup6(ns, port, &target)
+	mac, ok := p.neighbour6(ns, port, &target)
 	if !ok {
 		p.miss(m, port, nhid, 0, &target)
 		return
 	}
 	p.send(m, port, out, mac)
+}
+
+// neighbour6 looks up the MAC of IPv6 neighbour target on port through the
+// worker's Reader; consecutive packets usually share a neighbour, so the
+// last one found is remembered for the burst, as resolve4 does for IPv4.
+func (p *pipeline) neighbour6(ns *lltable.Snapshot, port uint16, target *[16]byte) ([6]byte, bool) {
+	if p.nb6snap == ns && p.nb6port == port && p.nb6ip == *target {
+		return p.nb6mac, true
+	}
+	mac, ok := p.neigh.Lookup6(ns, port, target)
+	if ok {
+		p.nb6snap, p.nb6port, p.nb6ip, p.nb6mac = ns, port, *target, mac
+	}
+	return mac, ok
 }
 
 // nextHop returns the FIB next hop id for m; an ECMP group is reduced to
@@ -907,7 +935,7 @@ func (p *pipeline) finish(st *State) {
 		p.nDrops = 0
 	}
 	p.ctr.flush(&p.bc, st.Rules)
-	p.nb4snap = nil
+	p.nb4snap, p.nb6snap = nil, nil
 	if p.punted > 0 {
 		p.punted = 0
 		p.d.e.Wake()
@@ -954,6 +982,31 @@ func dst6(m *mbuf.Mbuf) [16]byte {
 	d := m.Data()
 	o := int(m.L3Off)
 	return [16]byte(d[o+24 : o+40])
+}
+
+// take6 copies the destination and the hop limit of m, a parsed IPv6
+// packet (its fixed header lies within its data: pkt.Parse checked it), to
+// *dst and *hl.
+func take6(dst *[16]byte, hl *uint8, m *mbuf.Mbuf) {
+	d := m.Data()
+	ip := (*[pkt.IPv6Len]byte)(d[int(m.L3Off):])
+	*dst = [16]byte(ip[24:40])
+	*hl = ip[7]
+}
+
+// setHopLimit6 stores hl as the hop limit of m, a parsed IPv6 packet.
+func setHopLimit6(m *mbuf.Mbuf, hl uint8) {
+	d := m.Data()
+	d[int(m.L3Off)+7] = hl
+}
+
+// rewrite6 is setEth and setHopLimit6 of m, an untagged parsed IPv6
+// packet, with one look at its data.
+func rewrite6(m *mbuf.Mbuf, eth0 uint64, eth1 uint32, hl uint8) {
+	d := m.Data()
+	d[int(m.L3Off)+7] = hl
+	binary.LittleEndian.PutUint64(d[0:8], eth0)
+	binary.LittleEndian.PutUint32(d[8:12], eth1)
 }
 
 // addr4 is an IPv4 address in host order, as dst4 returns it.

@@ -605,3 +605,93 @@ func TestStagedOrder6(t *testing.T) {
 		t.Errorf("%d mbufs leaked", n)
 	}
 }
+
+// TestHopLimit6Staged: the staged IPv6 path tests and decrements the hop
+// limit the classification loop read, for gateway and connected next
+// hops, with hop limits at the edges in one burst, in arrival order: 0
+// and 1 are answered with time exceeded (RFC 4443 §3.3) and a packet too
+// big (§3.2) is answered too, each quoting the packet (time exceeded
+// unchanged, too big with the hop limit forward6 decremented); every other packet leaves with its hop limit one
+// less, the new MACs and the rest of the packet as it came.
+func TestHopLimit6Staged(t *testing.T) {
+	hls := []uint8{0, 1, 2, 3, 64, 254, 255}
+	for _, tc := range []struct {
+		name            string
+		in              uint16
+		src, dst        netip.Addr
+		inMAC           []byte
+		nextMAC, egrMAC []byte
+		tooBig          int
+	}{
+		{"gateway", 0, host6, remote6, macP0, macGW, macP1, 1450},
+		{"connected", 1, gw6, host6, macP1, macHost, macP0, 1500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, true)
+			var in [][]byte
+			for i, hl := range hls {
+				f := frame6(t, pktOpt{src: tc.src, dst: tc.dst, dstMAC: tc.inMAC, size: 10 + i})
+				f[14+7] = hl
+				in = append(in, f)
+			}
+			in = append(in, frame6(t, pktOpt{src: tc.src, dst: tc.dst, dstMAC: tc.inMAC, size: tc.tooBig, ttl: 7}))
+			out0, out1 := h.inject(tc.in, in...)
+			fwd, errs := out1, out0
+			if tc.in == 1 {
+				fwd, errs = out0, out1
+			}
+			var want [][]byte
+			for _, f := range in[:len(hls)] {
+				if f[14+7] > 1 {
+					want = append(want, f)
+				}
+			}
+			if len(fwd) != len(want) {
+				t.Fatalf("forwarded %d packets, want %d", len(fwd), len(want))
+			}
+			for i, f := range fwd {
+				w := want[i]
+				if len(f) != len(w) || !bytes.Equal(f[0:6], tc.nextMAC) || !bytes.Equal(f[6:12], tc.egrMAC) {
+					t.Fatalf("packet %d: % x, want the MACs rewritten of % x", i, f, w)
+				}
+				if f[14+7] != w[14+7]-1 {
+					t.Errorf("packet %d: hop limit %d, want %d", i, f[14+7], w[14+7]-1)
+				}
+				if !bytes.Equal(f[12:14+7], w[12:14+7]) || !bytes.Equal(f[14+8:], w[14+8:]) {
+					t.Errorf("packet %d changed beyond its MACs and hop limit: % x, sent % x", i, f, w)
+				}
+			}
+			// Two time exceeded (hop limits 0 and 1), then the packet too big.
+			if len(errs) != 3 {
+				t.Fatalf("%d ICMPv6 errors, want 3", len(errs))
+			}
+			for i, e := range errs {
+				d := decode(t, e)
+				orig := in[i]
+				kind := layers.CreateICMPv6TypeCode(layers.ICMPv6TypeTimeExceeded, layers.ICMPv6CodeHopLimitExceeded)
+				if i == 2 {
+					orig = in[len(in)-1]
+					kind = layers.CreateICMPv6TypeCode(layers.ICMPv6TypePacketTooBig, 0)
+				}
+				if d.icmp6 == nil || d.icmp6.TypeCode != kind {
+					t.Fatalf("error %d: %v, want %v", i, d.pkt, kind)
+				}
+				quote := e[14+40+8:]
+				hl := orig[14+7]
+				if i == 2 {
+					hl-- // forward6 decrements before it checks the MTU, as forward4 does
+				}
+				n := min(len(quote), len(orig)-14)
+				if n < 48 || quote[7] != hl || !bytes.Equal(quote[:7], orig[14:14+7]) || !bytes.Equal(quote[8:n], orig[14+8:14+n]) {
+					t.Errorf("error %d: quote % x, hop limit want %d", i, quote[:min(len(quote), 48)], hl)
+				}
+			}
+			if c := h.e.Counters(); c["drop_ttl_expired"] != 2 || c["drop_too_big"] != 1 || c["forwarded"] != uint64(len(want)+3) {
+				t.Errorf("counters %v", c)
+			}
+			if n := h.inUse(); n != 0 {
+				t.Errorf("%d mbufs leaked", n)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fwdd/fwdd/fib"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
 	"golang.org/x/sys/unix"
@@ -88,6 +89,11 @@ type Worker struct {
 	// still see. Written by the worker only.
 	epoch   atomic.Uint64
 	offline atomic.Bool // set while the worker sleeps or has stopped
+	// fr is the worker's registration with the FIB sets' reader set
+	// (Engine.FIBReaders): online while the worker runs and is awake, a
+	// quiescent point at the end of every iteration (where epoch moves),
+	// so that the FIBs reuse what the worker has left.
+	fr *fib.Reader
 
 	// load counts the worker's receive polls (RxBurst calls), those that
 	// found packets, and the packets: written by the worker only, once
@@ -195,6 +201,7 @@ func (w *Worker) run() {
 	if mode == PollBusy {
 		w.load.stalls.start()
 	}
+	w.fr.Online()
 	for !w.stop.Load() {
 		if mode == PollBusy {
 			now := time.Now()
@@ -218,6 +225,7 @@ func (w *Worker) run() {
 		w.pl.idle()
 		w.load.add(len(q.rx), busy, got)
 		w.epoch.Store(w.epoch.Load() + 1)
+		w.fr.Quiesce() // nothing loaded in this iteration is read again
 		if stalled >= 0 {
 			// Until a poll comes back empty the worker is working off
 			// what piled up during the stall (a burst per poll).
@@ -243,6 +251,7 @@ func (w *Worker) run() {
 		slept = true
 	}
 	w.pl.shutdown()
+	w.fr.Offline()
 	w.offline.Store(true)
 }
 
@@ -261,6 +270,7 @@ func (w *Worker) wait(q *workerQueues) {
 		timeout = 1 // the device refused a burst: retry soon
 	}
 	w.offline.Store(true)
+	w.fr.Offline()
 	if q.all && len(q.fds) > 0 {
 		for i := range q.fds {
 			q.fds[i].Revents = 0
@@ -273,6 +283,7 @@ func (w *Worker) wait(q *workerQueues) {
 	} else {
 		time.Sleep(200 * time.Microsecond)
 	}
+	w.fr.Online()
 	w.offline.Store(false)
 	w.sleeping.Store(false)
 }

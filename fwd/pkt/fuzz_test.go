@@ -57,6 +57,7 @@ func fuzzParseOne(t *testing.T, p *mbuf.Pool, c *mbuf.Cache, frame []byte, mtu u
 	}
 	copy(m.Append(len(frame)), frame)
 	checkParse4Paths(t, c, frame)
+	checkParse6Paths(t, c, frame)
 	cl, r := Parse(m)
 	if (cl == ClassDrop) != (r != OK) {
 		t.Fatalf("class %v reason %v", cl, r)
@@ -282,6 +283,124 @@ func TestParse4PlainMatchesAny(t *testing.T) {
 					}
 				}
 				checkParse4Paths(t, c, f)
+				n++
+			}
+		}
+	}
+	t.Logf("%d frames", n)
+}
+
+// checkParse6Paths parses an untagged or tagged IPv6 frame with Parse
+// (whose IPv6 branch takes plain packets itself) and with parse6 alone,
+// after the same Ethernet handling, each on its own copy, and fails when
+// they differ in class, reason, flags, transport offset and protocol or
+// the trimmed length.
+func checkParse6Paths(t *testing.T, c *mbuf.Cache, frame []byte) {
+	t.Helper()
+	off := EthLen
+	if len(frame) >= EthLen+VLANLen && binary.BigEndian.Uint16(frame[12:14]) == EtherTypeVLAN {
+		off += VLANLen
+	}
+	if len(frame) < off || binary.BigEndian.Uint16(frame[off-2:off]) != EtherTypeIPv6 {
+		return
+	}
+	var ms [2]*mbuf.Mbuf
+	if c.Alloc(ms[:]) != 2 {
+		t.Fatal("alloc")
+	}
+	defer c.Free(ms[:])
+	type result struct {
+		cl            Class
+		r             Reason
+		flags         mbuf.Flags
+		l4off, length int
+		proto         uint8
+	}
+	var res [2]result
+	for i, m := range ms {
+		if len(frame) > m.Tailroom() {
+			frame = frame[:m.Tailroom()]
+		}
+		copy(m.Append(len(frame)), frame)
+		m.Flags |= mbuf.FlagIPv4 | FlagFragment // stale flags: both must reset them
+		var cl Class
+		var r Reason
+		if i == 0 {
+			cl, r = Parse(m)
+		} else {
+			m.Flags &^= parseFlags
+			if off != EthLen {
+				m.Flags |= mbuf.FlagVLAN
+			}
+			cl, r = parse6(m, m.Data(), off)
+		}
+		res[i] = result{cl, r, m.Flags, int(m.L4Off), m.Len(), m.L4Proto}
+	}
+	if res[0] != res[1] {
+		t.Fatalf("frame %x: Parse %+v, parse6 %+v", frame, res[0], res[1])
+	}
+}
+
+// TestParse6PlainMatchesGeneral: Parse's own IPv6 path (plain packets)
+// decides as parse6 on valid packets and on random single-byte and
+// single-bit mutations of their headers, cuts and padding, tagged and
+// not.
+func TestParse6PlainMatchesGeneral(t *testing.T) {
+	p, err := mbuf.NewPool(mbuf.Config{Name: "t", Count: 64, CacheSize: 8, Checked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.NewCache()
+	t.Cleanup(func() { c.Flush(); p.Close() })
+	src, dst := mustIP6("2001:2::1"), mustIP6("2001:2:0:1::2")
+	echo := []byte{128, 0, 0, 0, 0, 1, 0, 1}
+	ns := append([]byte{135, 0, 0, 0, 0, 0, 0, 0}, dst...)
+	seeds := [][]byte{udp6(t, 0), udp6(t, 100), append(udp6(t, 0), 0, 0),
+		raw6(ProtoTCP, 64, src, dst, make([]byte, 20)),
+		raw6(ProtoNoNext, 1, src, dst, nil),
+		raw6(ProtoESP, 2, src, dst, make([]byte, 16)),
+		raw6(ProtoICMPv6, 64, src, dst, echo),
+		raw6(ProtoICMPv6, 255, src, mustIP6("ff02::1:ff00:2"), ns),
+		raw6(ProtoRouting, 64, src, dst, cat(ext(ProtoUDP, 0), make([]byte, 8))),
+		raw6(ProtoHopByHop, 64, src, dst, cat(ext(ProtoUDP, 0), make([]byte, 8))),
+		raw6(ProtoUDP, 64, mustIP6("::1"), dst, make([]byte, 8)),
+		raw6(ProtoUDP, 64, src, make([]byte, 16), make([]byte, 8)),
+	}
+	// The same frames with an 802.1Q tag.
+	for _, s := range seeds[:len(seeds):len(seeds)] {
+		f := cat(s[:12], []byte{0x81, 0x00, 0x00, 0x07}, s[12:])
+		seeds = append(seeds, f)
+	}
+	// Bytes that matter most, so mutations land on the decisions more often.
+	special := []byte{0, 1, 0xff, 0x60, 0x6f, ProtoHopByHop, ProtoRouting, ProtoFragment, ProtoAH, ProtoDstOpts, ProtoICMPv6, ProtoUDP, ProtoTCP, 63, 64, 255}
+	r := rand.New(rand.NewPCG(7, 8))
+	n := 0
+	for _, s := range seeds {
+		checkParse6Paths(t, c, s)
+		off := EthLen
+		if binary.BigEndian.Uint16(s[12:14]) == EtherTypeVLAN {
+			off += VLANLen
+		}
+		end := min(len(s), off+IPv6Len+8)
+		for i := off; i < end; i++ {
+			for range 48 {
+				f := append([]byte(nil), s...)
+				switch r.IntN(3) {
+				case 0:
+					f[i] ^= 1 << r.IntN(8)
+				case 1:
+					f[i] = byte(r.Uint32())
+				default:
+					f[i] = special[r.IntN(len(special))]
+				}
+				if r.IntN(4) == 0 { // padding after the packet, or a cut
+					if r.IntN(2) == 0 {
+						f = append(f, make([]byte, r.IntN(64))...)
+					} else {
+						f = f[:r.IntN(len(f)+1)]
+					}
+				}
+				checkParse6Paths(t, c, f)
 				n++
 			}
 		}

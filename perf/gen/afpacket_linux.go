@@ -30,6 +30,9 @@ const (
 
 	rxBlockSize = 1 << 20
 	rxBlockNr   = 64
+	// rxRetireMS is how long the kernel fills a block before it hands it
+	// over partly full (tp_retire_blk_tov).
+	rxRetireMS  = 2
 	rxFrameSize = 2048
 )
 
@@ -180,7 +183,7 @@ func newRxRing(dev string, fanout int) (*rxRing, error) {
 	// Kernel receive timestamps (tp_sec/tp_nsec) instead of coarse ones.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	req := unix.TpacketReq3{Block_size: rxBlockSize, Block_nr: rxBlockNr, Frame_size: rxFrameSize,
-		Frame_nr: rxBlockSize / rxFrameSize * rxBlockNr, Retire_blk_tov: 2}
+		Frame_nr: rxBlockSize / rxFrameSize * rxBlockNr, Retire_blk_tov: rxRetireMS}
 	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
 		return fail("PACKET_RX_RING", err)
 	}

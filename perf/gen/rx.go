@@ -35,7 +35,18 @@ type rxWorker struct {
 	drops   uint64
 }
 
-// Receive runs a sink until Duration or ctx ends it.
+// settleQuiet is how long a stopping sink must see no new frame before it
+// reports: frames already on the wire (a veth peer's NAPI queue, an
+// AF_PACKET block the kernel retires after rxRetireMS) are still counted.
+// settleMax bounds the wait under a sender that does not stop.
+const (
+	settleQuiet = 20 * time.Millisecond
+	settleMax   = time.Second
+)
+
+// Receive runs a sink until Duration or ctx ends it. When it ends, the sink
+// keeps counting until no frame has arrived for settleQuiet (at most
+// settleMax), so what was sent before the stop is not reported lost.
 func Receive(ctx context.Context, cfg RxConfig) (*Summary, error) {
 	if cfg.Workers < 1 {
 		cfg.Workers = 1
@@ -87,6 +98,17 @@ func receiveXDP(ctx context.Context, cfg RxConfig) (*Summary, error) {
 			c, err := s.Read()
 			if err != nil {
 				return nil, err
+			}
+			for end := time.Now().Add(settleMax); time.Now().Before(end); {
+				time.Sleep(settleQuiet)
+				n, err := s.Read()
+				if err != nil {
+					return nil, err
+				}
+				if n.Packets == c.Packets {
+					break
+				}
+				c = n
 			}
 			el := time.Since(t0)
 			sum := &Summary{Mode: "rx", Backend: cfg.Backend, Dev: cfg.Dev, Workers: 1, Seconds: el.Seconds(),
@@ -168,6 +190,20 @@ func receiveAFPacket(ctx context.Context, cfg RxConfig) (*Summary, error) {
 			for {
 				select {
 				case <-done:
+					// Settle: read until a poll longer than the
+					// block retire timeout finds nothing.
+					for end := time.Now().Add(settleMax); time.Now().Before(end); {
+						n, err := r.next(int(settleQuiet/time.Millisecond), fn)
+						if err != nil {
+							errs[i] = err
+							break
+						}
+						if n == 0 {
+							break
+						}
+					}
+					w.pkts.Store(pk)
+					w.bytes.Store(by)
 					w.drops = r.drops()
 					return
 				default:

@@ -1,0 +1,11 @@
+//go:build !amd64 || race
+
+package fib
+
+import "sync/atomic"
+
+// storeSeen publishes a reader's quiescent point (see seen_plain.go): a
+// release store where loads may pass earlier stores' visibility, and in
+// race-detector builds, so that the detector sees the reader's reads
+// happen before the writer's reuse.
+func storeSeen(w *atomic.Uint64, v uint64) { w.Store(v) }

@@ -62,7 +62,7 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16, p uint32) {
 	old := f.d.get(slot)
 	def := f.d.def(slot)
 	rc := f.chunks[slot]
-	if rc != nil && old&chunkFlag != 0 && sc.patchable(int(lay4(old).r), p) {
+	if rc != nil && old&chunkFlag != 0 && sc.patchable(max(int(lay4(old).r), len(rc.ents)), p) {
 		n := f.patch(sc, slot, rc, old, p, def)
 		f.a.release(pos4(old), span4(old))
 		f.d.set(slot, n)
@@ -407,7 +407,7 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 func (f *fam6) buildSlot(sc *scratch, slot uint16, def uint32, p uint32) {
 	old := f.d.get(slot)
 	rc := f.chunks[slot]
-	if rc != nil && old&chunkFlag != 0 && sc.patchable(n6(old), p) {
+	if rc != nil && old&chunkFlag != 0 && sc.patchable(max(n6(old), len(rc.ents)), p) {
 		f.a16.release(uint32(old), span6(old))
 		f.unrank1(old)
 		f.d.set(slot, f.patch(sc, slot, rc, old, p, def))

@@ -95,7 +95,7 @@ func (f *fam6) ranges2(sc *scratch, r *rc64, h hdr) {
 	// Not in a full rebuild (the old table is in the old arena) nor for a
 	// new table; patchable's second argument only needs to be a prefix
 	// other than the whole region (r.dl > 0 says that).
-	patch := r.dirty && r.dl > 0 && h.count > 0 && !f.a64.bulk && sc.patchable(int(h.count), 1)
+	patch := r.dirty && r.dl > 0 && h.count > 0 && !f.a64.bulk && sc.patchable(max(int(h.count), len(ents)), 1)
 	var s, e, cover uint32
 	if patch {
 		ents, e, cover = inside32(r.ents, r.ds, int(r.dl))

@@ -185,3 +185,72 @@ func TestAdjacencyCollision(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectedNeighbours: packets of one burst to several hosts on a
+// connected IPv4 or IPv6 subnet, interleaved, each leave with their own
+// host's MAC (the pipeline remembers the last neighbour of a burst: the
+// memo must tell them apart, and a host without a neighbour entry, handed
+// to the control plane, must not disturb it); the next burst sees a
+// changed MAC at once.
+func TestConnectedNeighbours(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		name := "ipv4"
+		if v6 {
+			name = "ipv6"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, true)
+			nt := h.e.Neigh()
+			a, b, c, src := host4, netip.MustParseAddr("198.18.1.3"), netip.MustParseAddr("198.18.1.4"), gw4
+			build := frame4
+			if v6 {
+				a, b, c, src = host6, netip.MustParseAddr("2001:2:0:1::3"), netip.MustParseAddr("2001:2:0:1::4"), gw6
+				build = frame6
+			}
+			macB := [6]byte{0x02, 0, 0, 0, 0, 0x44}
+			if err := nt.AddStatic(0, b, macB); err != nil {
+				t.Fatal(err)
+			}
+			nt.Publish()
+			order := []netip.Addr{a, a, b, a, c, b, b, a, c, a}
+			burst := func() ([][]byte, []net.HardwareAddr) {
+				var in [][]byte
+				var want []net.HardwareAddr
+				for i, d := range order {
+					in = append(in, build(t, pktOpt{src: src, dst: d, dstMAC: macP1, size: 10 + i}))
+					switch d {
+					case a:
+						want = append(want, macHost)
+					case b:
+						want = append(want, net.HardwareAddr(macB[:]))
+					}
+				}
+				return in, want
+			}
+			check := func(step string) {
+				t.Helper()
+				punted := h.e.Counters()["punted"]
+				in, want := burst()
+				out0, _ := h.inject(1, in...)
+				if len(out0) != len(want) {
+					t.Fatalf("%s: p0 sent %d frames, want %d (counters %v)", step, len(out0), len(want), h.e.Counters())
+				}
+				for i, f := range out0 {
+					if !bytes.Equal(f[0:6], want[i]) || !bytes.Equal(f[6:12], macP0) {
+						t.Errorf("%s: frame %d: MACs % x -> % x, want -> %s", step, i, f[6:12], f[0:6], want[i])
+					}
+				}
+				if got := h.e.Counters()["punted"] - punted; got != 2 {
+					t.Errorf("%s: %d packets handed to the control plane, want the 2 to the host without a neighbour", step, got)
+				}
+			}
+			check("first burst")
+			macB = [6]byte{0x02, 0, 0, 0, 0, 0x55}
+			if err := nt.AddStatic(0, b, macB); err != nil {
+				t.Fatal(err)
+			}
+			nt.Publish()
+			check("MAC changed")
+		})
+	}
+}

@@ -79,6 +79,11 @@ type pipeline struct {
 	nb4port uint16
 	nb4ip   uint32
 	nb4mac  [6]byte
+	// The same for IPv6 (neighbour6).
+	nb6snap *lltable.Snapshot
+	nb6port uint16
+	nb6ip   [16]byte
+	nb6mac  [6]byte
 
 	icmp     pkt.TokenBucket
 	icmpRate [2]int // rate, burst the bucket was set with
@@ -459,7 +464,7 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			dropTag(m)
 			rewrite6(m, a.eth0, a.eth1, hl-1)
 			if a.bits&adjTxHash != 0 {
-				txHash6(m, a, &p.adjc6.lanes[(a.key-1)%adjSize]) // the lagg's member choice, and txq's queue
+				txHash6(m, a) // the lagg's member choice, and txq's queue
 			}
 			p.stage[i] = stageReady
 			continue
@@ -478,7 +483,7 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 				continue
 			}
 			port := p.outPort[i]
-			mac, ok := p.neigh.Lookup6(ns, port, &p.dst6[i])
+			mac, ok := p.neighbour6(ns, port, &p.dst6[i])
 			if !ok {
 				p.stage[i] = stageNoNeighbour
 				continue
@@ -594,12 +599,26 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapsh
 	} else {
 		target = dst6(m)
 	}
-	mac, ok := p.neigh.Lookup6(ns, port, &target)
+	mac, ok := p.neighbour6(ns, port, &target)
 	if !ok {
 		p.miss(m, port, nhid, 0, &target)
 		return
 	}
 	p.send(m, port, out, mac)
+}
+
+// neighbour6 looks up the MAC of IPv6 neighbour target on port through the
+// worker's Reader; consecutive packets usually share a neighbour, so the
+// last one found is remembered for the burst, as resolve4 does for IPv4.
+func (p *pipeline) neighbour6(ns *lltable.Snapshot, port uint16, target *[16]byte) ([6]byte, bool) {
+	if p.nb6snap == ns && p.nb6port == port && p.nb6ip == *target {
+		return p.nb6mac, true
+	}
+	mac, ok := p.neigh.Lookup6(ns, port, target)
+	if ok {
+		p.nb6snap, p.nb6port, p.nb6ip, p.nb6mac = ns, port, *target, mac
+	}
+	return mac, ok
 }
 
 // nextHop returns the FIB next hop id for m; an ECMP group is reduced to
@@ -916,7 +935,7 @@ func (p *pipeline) finish(st *State) {
 		p.nDrops = 0
 	}
 	p.ctr.flush(&p.bc, st.Rules)
-	p.nb4snap = nil
+	p.nb4snap, p.nb6snap = nil, nil
 	if p.punted > 0 {
 		p.punted = 0
 		p.d.e.Wake()

@@ -17,12 +17,17 @@
 //
 // Events are copied out of the netlink messages into plain values (Route,
 // Link, Addr) and gathered into a Batch. The batch is offered to the
-// consumer through a channel of capacity one when it is due (Coalesce,
-// 2 ms, after its first event, or MaxBatch entries); while the consumer
-// is busy with the previous batch, events keep gathering in the next one.
-// So a full table arriving at tens of thousands of routes per second
-// becomes a few hundred FIB changes per second of a few hundred routes
-// each, and a slow consumer gets bigger batches, not more of them. The
+// consumer through an unbuffered channel, which hands it over only when
+// the consumer waits for one, as soon as the mirror has taken every event
+// the subscriptions have ready (or at MaxBatch entries; Config.Coalesce,
+// if set, holds it that long after its first event instead); while the
+// consumer works on a batch, events keep gathering in the next one. So
+// the consumer sets the batch size: a route change the kernel announces
+// alone reaches the FIB without waiting for a timer (until 2026-11-30
+// every batch waited 2 ms, and Go timers cannot wait much less than 1 ms),
+// and a full table arriving at tens of thousands of routes per second
+// while the consumer applies the previous batch becomes few batches of
+// many routes: a slow consumer gets bigger batches, not more of them. The
 // mirror never waits for the consumer with events (only with a dump):
 // beyond MaxPending gathered entries it drops them and takes a dump.
 //

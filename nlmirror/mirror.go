@@ -20,9 +20,12 @@ type Config struct {
 	// NetNS is the network namespace path ("" for the caller's).
 	NetNS string
 	Log   *slog.Logger
-	// Coalesce is how long the first event of a batch may wait for more
-	// before the batch is offered (default 2 ms). A batch is offered at
-	// once when it holds MaxBatch entries (default 16384).
+	// Coalesce, if set, is how long the first event of a batch may wait
+	// for more before the batch is offered. By default (0) there is no
+	// wait: the batch is offered as soon as the mirror has taken every
+	// event the subscriptions have ready (drained), and events that come
+	// while the consumer is busy with it gather in the next one. A batch
+	// is offered at once when it holds MaxBatch entries (default 16384).
 	Coalesce time.Duration
 	MaxBatch int
 	// MaxPending bounds the entries kept while the consumer has not taken
@@ -40,8 +43,8 @@ func (c *Config) defaults() {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
-	if c.Coalesce <= 0 {
-		c.Coalesce = 2 * time.Millisecond
+	if c.Coalesce < 0 {
+		c.Coalesce = 0
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 16384
@@ -97,7 +100,7 @@ var ErrNoNamespace = errors.New("nlmirror: cannot open network namespace")
 // a full dump (Reason "start").
 func Start(cfg Config) (*Mirror, error) {
 	cfg.defaults()
-	m := &Mirror{cfg: cfg, ns: netns.None(), out: make(chan *Batch, 1), resync: make(chan string, 1),
+	m := &Mirror{cfg: cfg, ns: netns.None(), out: make(chan *Batch), resync: make(chan string, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), writes: make(chan AddrWrite, 1024), wdone: make(chan struct{})}
 	if cfg.NetNS != "" {
 		h, err := netns.GetFromPath(cfg.NetNS)
@@ -143,8 +146,10 @@ func (m *Mirror) closeNS() {
 	}
 }
 
-// Batches is where the consumer takes batches from. At most one batch
-// waits in it; the mirror gathers the next one meanwhile.
+// Batches is where the consumer takes batches from. It is unbuffered: a
+// batch is handed over only when the consumer is waiting for one, and
+// while the consumer works on a batch the next one gathers (so a busy
+// consumer gets bigger batches, not more of them).
 func (m *Mirror) Batches() <-chan *Batch { return m.out }
 
 // Resync asks for a full dump (reason says why, for the log). It never
@@ -219,6 +224,12 @@ func (s *subs) close() {
 	}
 }
 
+// drained reports whether the subscriptions have no event ready: what the
+// library's goroutines read from the sockets is all in the pending batch.
+func (s *subs) drained() bool {
+	return len(s.routes) == 0 && len(s.links) == 0 && len(s.addrs) == 0 && len(s.neighs) == 0
+}
+
 func (m *Mirror) subscribe() (*subs, error) {
 	s := &subs{
 		done:   make(chan struct{}),
@@ -282,9 +293,9 @@ func (m *Mirror) subscribe() (*subs, error) {
 }
 
 // run is the mirror goroutine: it gathers events into the pending batch and
-// offers it to the consumer when it is due (Coalesce after its first
-// event, or MaxBatch entries). It never waits for the consumer except
-// while handing over a dump.
+// offers it to the consumer when it is due (when every ready event is in
+// it, or Coalesce after its first event if set, or at MaxBatch entries).
+// It never waits for the consumer except while handing over a dump.
 func (m *Mirror) run(s *subs, h *netlink.Handle) {
 	defer close(m.done)
 	defer func() {
@@ -310,9 +321,9 @@ func (m *Mirror) run(s *subs, h *netlink.Handle) {
 		var out chan<- *Batch
 		n := pending.size()
 		if n > 0 {
-			if n >= m.cfg.MaxBatch || time.Since(first) >= m.cfg.Coalesce {
+			if n >= m.cfg.MaxBatch || m.cfg.Coalesce == 0 && s.drained() || m.cfg.Coalesce > 0 && time.Since(first) >= m.cfg.Coalesce {
 				out = m.out
-			} else if !armed {
+			} else if m.cfg.Coalesce > 0 && !armed {
 				timer.Reset(m.cfg.Coalesce - time.Since(first))
 				armed = true
 			}
@@ -405,8 +416,8 @@ func (m *Mirror) run(s *subs, h *netlink.Handle) {
 			dumpReason = "consumer too slow"
 			continue
 		}
-		if len(m.out) > 0 {
-			m.coalesced.Add(1) // an event waits while the consumer is busy
+		if out != nil {
+			m.coalesced.Add(1) // an event came while the consumer was busy: it waits in the batch
 		}
 	}
 }

@@ -61,8 +61,8 @@
 //     first key and the count words count the set bits before them, less
 //     one (tab4.go). Every IPv4 dir entry names a segment of the
 //     snapshot's list. A rank index counts
-//     at most one range start per slot: an L2 table with a start inside a
-//     /48 has none (l2Rank).
+//     at most one range start per slot (L2: per /48 slot of a group that
+//     is not deep; a deep group's starts are searched by key, l2Rank).
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds
 //     at most 65535 distinct next-hop ids (16-bit range values).
 //   - A FIB's table of one family holds at most MaxPrefixes prefixes and an

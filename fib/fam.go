@@ -501,7 +501,7 @@ func (f *fam6) room() bool {
 	for r := range f.d2 {
 		if !r.removed {
 			e2 += tableBound(len(r.ents))
-			x2 += 2*len(r.ents) + 1 + 67 // ixWords <= 64 + 3 + ranges (l2Rank)
+			x2 += 2*len(r.ents) + 1 + 68 // ixWords <= 64 + 3 + ranges + 1 (l2Rank)
 		}
 	}
 	e3 := 0

@@ -11,8 +11,11 @@ import (
 
 // TestRankIndexes checks the rank indexes against a plain search: random
 // sorted range tables (L1: 16-bit keys; L2: /48-aligned 32-bit keys,
-// dense, sparse and clustered, with starts at the first and last slots),
-// and for every slot the index's range must be the last start <= the slot.
+// dense, sparse and clustered, with starts at the first and last slots,
+// and in every other round starts inside /48s too: deep groups), and for
+// every slot (L2: the first and last key of every /48, and the keys
+// around every start inside a /48) the index's range must be the last
+// start <= the key.
 func TestRankIndexes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 300 {
@@ -41,21 +44,46 @@ func TestRankIndexes(t *testing.T) {
 		keys = slices.Compact(keys)
 		// L1: the flat index over all 16 bits.
 		var e1, e2 []uint64
+		var k2 []uint32 // the L2 keys
 		for i, k := range keys {
 			e1 = append(e1, uint64(k)<<32|uint64(i+1))
-			e2 = append(e2, uint64(k)<<48|uint64(i+1))
+			k2 = append(k2, uint32(k)<<16)
 		}
-		m := len(keys)
+		var inner []uint32 // starts inside a /48
+		if round%2 == 1 {
+			for range 1 + rng.IntN(1+n/4) {
+				k := uint32(keys[rng.IntN(len(keys))])<<16 | uint32(1+rng.IntN(0xffff))
+				if rng.IntN(4) == 0 {
+					k = uint32(rng.IntN(1<<16))<<16 | uint32(1+rng.IntN(0xffff))
+				}
+				inner = append(inner, k)
+				k2 = append(k2, k)
+			}
+			slices.Sort(k2)
+			k2 = slices.Compact(k2)
+		}
+		for i, k := range k2 {
+			e2 = append(e2, uint64(k)<<32|uint64(i+1))
+		}
+		m, m2 := len(keys), len(k2)
 		t1 := appendRank(slices.Clone(e1), e1, 0, 0, rankWords1)
 		ix := l2Rank(e2)
 		var t2 []uint64
 		if ix != 0 {
 			t2 = appendRank2(slices.Clone(e2), e2, ix)
-			if len(t2) != m+ixWords(ix) {
-				t.Fatalf("round %d: L2 index of %d words, header says %d", round, len(t2)-m, ixWords(ix))
+			if len(t2) != m2+ixWords(ix) {
+				t.Fatalf("round %d: L2 index of %d words, header says %d", round, len(t2)-m2, ixWords(ix))
 			}
-		} else if m >= rankMin2 && m > 2*((int(keys[m-1])>>5-int(keys[1])>>5)>>5+1)+8 {
-			t.Fatalf("round %d: %d ranges, no L2 index", round, m)
+			if (ix&ixDeep != 0) != (len(inner) > 0) {
+				t.Fatalf("round %d: %d starts inside a /48, ix %#x", round, len(inner), ix)
+			}
+		} else if m2 >= rankMin2 {
+			t.Fatalf("round %d: %d ranges, no L2 index", round, m2)
+		}
+		check2 := func(k uint32) {
+			if got, want := rank2(unsafe.Pointer(&t2[0]), uint32(m2), ix, k), search(k2, k); int(got) != want {
+				t.Fatalf("round %d (%d ranges, ix %#x): L2 key %#x: range %d, want %d", round, m2, ix, k, got, want)
+			}
 		}
 		for s := range 1 << 16 {
 			want := search(keys, uint16(s))
@@ -64,15 +92,21 @@ func TestRankIndexes(t *testing.T) {
 				t.Fatalf("round %d (%d ranges): L1 slot %#x: range %d, want %d", round, m, s, got, want)
 			}
 			if ix != 0 {
-				if got := rank2(unsafe.Pointer(&t2[0]), uint32(m), ix, s); int(got) != want {
-					t.Fatalf("round %d (%d ranges, ix %#x): L2 slot %#x: range %d, want %d", round, m, ix, s, got, want)
-				}
+				check2(uint32(s) << 16)
+				check2(uint32(s)<<16 | 0xffff)
+			}
+		}
+		for _, k := range inner {
+			if ix != 0 {
+				check2(k - 1)
+				check2(k)
+				check2(k + 1)
 			}
 		}
 	}
-	// Starts inside a /48 leave an L2 table without index.
-	if l2Rank([]uint64{0, 1 << 48, 1<<48 | 1<<32, 2 << 48}) != 0 {
-		t.Fatal("a table with a start inside a /48 got an index")
+	// Starts inside a /48 make deep groups.
+	if l2Rank([]uint64{0, 1 << 48, 1<<48 | 1<<32, 2 << 48})&ixDeep == 0 {
+		t.Fatal("a table with a start inside a /48 has no deep group")
 	}
 }
 
@@ -134,7 +168,7 @@ func rankDense(t *testing.T, n, dense, seglen, segs int) {
 			}
 		}
 		// Longer prefixes under one /32: its L2 table has starts inside
-		// a /48 and is searched.
+		// a /48 (deep groups).
 		h := base | 0x4242<<32 | 0x10<<16
 		add(h, 0, 48)
 		add(h, 0, 49)
@@ -155,7 +189,7 @@ func rankDense(t *testing.T, n, dense, seglen, segs int) {
 	}
 	r.apply(cs)
 	f6 := f.f6[0]
-	ranked1, ranked2 := 0, 0
+	ranked1, ranked2, deep := 0, 0, 0
 	for _, reg := range regions {
 		if f6.d.get(uint16(reg))&rankFlag != 0 {
 			ranked1++
@@ -163,14 +197,15 @@ func rankDense(t *testing.T, n, dense, seglen, segs int) {
 	}
 	for _, rc := range f6.chunks {
 		for _, r2 := range rc.kids {
-			if f6.h.get(r2.id).ix != 0 {
+			if ix := f6.h.get(r2.id).ix; ix != 0 {
 				ranked2++
+				deep += int(ix >> 24 & 1)
 			}
 		}
 	}
 	budget := f6.ixBudget()
-	if want := min(len(regions), budget/rankWords1); ranked1 < want || ranked2 < 16 {
-		t.Fatalf("%d L1 (want %d) and %d L2 rank indexes: the test does not exercise them", ranked1, want, ranked2)
+	if want := min(len(regions), budget/rankWords1); ranked1 < want || ranked2 < 16 || deep == 0 {
+		t.Fatalf("%d L1 (want %d) and %d L2 rank indexes (%d with deep groups): the test does not exercise them", ranked1, want, ranked2, deep)
 	}
 	rngP := rand.New(rand.NewPCG(7, 8))
 	check(t, f, r, 0, probesFor(rngP, all))

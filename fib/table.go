@@ -195,7 +195,7 @@ func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	seg := t.e2[h.start>>segBits]
 	p := h.start & segMask
 	if h.ix != 0 {
-		v = uint32(seg[p+rank2(unsafe.Add(segStart(seg), uintptr(p)*8), h.count, h.ix, int(hi>>16&0xffff))])
+		v = uint32(seg[p+rank2(unsafe.Add(segStart(seg), uintptr(p)*8), h.count, h.ix, uint32(hi))])
 	} else {
 		v = uint32(seg[find(seg, p, h.count, hi<<32|0xffffffff)])
 	}
@@ -256,12 +256,17 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 		d, o := dst[:n], out[:n]
 		t.prep1(&b, d, o)
 		b.words1(n)
-		b.values1(o)
-		b.srch.run1(o)
-		if m := t.headers(&b, o); m > 0 {
+		m := b.values1(o)
+		if b.srch.n > 0 {
+			m = b.run1(o, m)
+		}
+		if m > 0 {
+			t.headers(&b, o, m)
 			t.prep2(&b, m, o, d)
 			b.level1()
-			b.groups()
+			if nd := b.groups(); nd > 0 {
+				b.deep(nd)
+			}
 			t.values2(&b, o, d)
 		}
 		b.srch.run2(t, o, d)
@@ -293,6 +298,10 @@ type blk6 struct {
 	sl   [batchLen]uint16
 	best [batchLen]uint32
 	nr   int
+	// The rank-index lanes whose group word is deep (see l2Rank) and the
+	// words' offsets.
+	dl [batchLen]uint8
+	dq [batchLen]uint32
 	// Searches in lockstep (tables without a rank index).
 	srch search6
 }
@@ -352,29 +361,47 @@ func (b *blk6) words1(n int) {
 	}
 }
 
-//go:noinline
-func (b *blk6) values1(o []uint32) {
-	for i := range b.tab[:len(o)] {
-		o[i] |= uint32(at[uint64](b.tab[i], b.q[i]))
-	}
-}
-
-// headers lists the addresses that continue to L2 and reads their
-// headers; it returns how many.
+// values1 reads the L1 values and lists in idx the addresses that
+// continue to L2; it returns how many.
 //
 //go:noinline
-func (t *tab6) headers(b *blk6, o []uint32) int {
+func (b *blk6) values1(o []uint32) int {
 	m := 0
-	for i := range o {
+	for i := range b.tab[:len(o)] {
+		v := o[i] | uint32(at[uint64](b.tab[i], b.q[i]))
+		o[i] = v
 		b.idx[m&(batchLen-1)] = uint8(i) // m <= i < batchLen
-		m += int(o[i] >> 31)             // refFlag
+		m += int(v >> 31)                // refFlag
 	}
+	return m
+}
+
+// run1 runs the L1 searches, stores their values in o, adds the addresses
+// that continue to L2 to the m listed in idx and returns how many are
+// listed. The searched addresses are not listed yet: their value was 0.
+func (b *blk6) run1(o []uint32, m int) int {
+	s := &b.srch
+	lockstep(&s.tab, &s.key, &s.base, &s.cnt, &s.pos, s.n)
+	for j := range s.n {
+		i := s.idx[j]
+		v := uint32(at[uint64](s.tab[j], s.pos[j]))
+		o[i] = v
+		b.idx[m&(batchLen-1)] = i // every address is listed at most once
+		m += int(v >> 31)
+	}
+	s.n = 0
+	return m
+}
+
+// headers reads the headers of the m addresses listed in idx.
+//
+//go:noinline
+func (t *tab6) headers(b *blk6, o []uint32, m int) {
 	hdrs := t.hdrs
 	for j, i := range b.idx[:m] {
 		id := o[i] &^ refFlag
 		b.hs[j] = hdrs[id>>8][id&255]
 	}
-	return m
 }
 
 // prep2 decodes the headers of the m addresses that continue to L2: those
@@ -432,13 +459,28 @@ func (b *blk6) level1() {
 	}
 }
 
-// groups reads the group words and sets q to the ranges.
+// groups reads the group words, sets q to the ranges and lists the lanes
+// whose group word is deep; it returns how many.
 //
 //go:noinline
-func (b *blk6) groups() {
+func (b *blk6) groups() int {
+	nd := 0
 	for j := range b.q[:b.nr] {
-		x := at[uint64](b.tab[j], b.q[j])
-		b.q[j] = uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
+		p := b.q[j]
+		x := at[uint64](b.tab[j], p)
+		b.q[j] = uint32(x>>32)&0x7fffffff + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
+		b.dl[nd&(batchLen-1)], b.dq[nd&(batchLen-1)] = uint8(j), p // nd <= j < batchLen
+		nd += int(x >> 63)                                         // deepBit
+	}
+	return nd
+}
+
+// deep finds the ranges of the nd lanes groups listed (deepRank; rare:
+// ~0.3 of a block on the full table).
+func (b *blk6) deep(nd int) {
+	for k, j := range b.dl[:nd] {
+		i := b.idx[j&(batchLen-1)]
+		b.q[j&(batchLen-1)] = deepRank(b.tab[j&(batchLen-1)], b.dq[k], uint32(b.hi[i&(batchLen-1)]))
 	}
 }
 
@@ -481,18 +523,6 @@ func (s *search6) add(i int, tab unsafe.Pointer, base, cnt uint32, key uint64, b
 	s.idx[j], s.tab[j], s.base[j], s.cnt[j], s.key[j], s.best[j] = uint8(i), tab, base, cnt, key, best
 	s.n++
 	return true
-}
-
-// run1 runs L1 searches, stores their values in o and empties s.
-func (s *search6) run1(o []uint32) {
-	if s.n == 0 {
-		return
-	}
-	lockstep(&s.tab, &s.key, &s.base, &s.cnt, &s.pos, s.n)
-	for j := range s.n {
-		o[s.idx[j]] = uint32(at[uint64](s.tab[j], s.pos[j]))
-	}
-	s.n = 0
 }
 
 // run2 runs L2 searches and finishes their addresses (d, o: the block).

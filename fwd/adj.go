@@ -26,20 +26,21 @@ const adjSize = 64
 // For a gateway with a neighbour, eth0 and eth1 are the rewritten
 // Ethernet header's first 12 bytes (destination and source MAC) in memory
 // order: the rewrite is two stores. If the port spreads by a flow hash
-// (pmd.TxHasher, a lagg), adjTxHash is set, the cache's lanes (same slot)
-// hold that hash's lanes after the rewritten header (flowhash.Hash.Eth),
-// adjHL3 and adjHL4 say its other layers: the packet's own fields finish
-// it (decTTL4, txHash6). An entry stays 24 bytes (the
-// lanes apart): the cache of a router without laggs is as small as it
-// was.
+// (pmd.TxHasher, a lagg), adjTxHash is set, hx is that hash's lane a after
+// the rewritten header (flowhash.Hash.Eth; lane b starts at the constant
+// flowhash.LaneB), adjHL3 and adjHL4 say its other layers (adjHLSome: not
+// both): the packet's own fields finish it (decTTL4, txHash6). An entry
+// is 32 bytes, half a cache line (TestAdjSize): none straddles two lines,
+// and the lagg's lane is read from the line the entry is in.
 type adj struct {
 	key  uint32 // next-hop id + 1; 0: empty
 	port uint16 // egress port (adjReady, adjConnected, adjNoNeighbour)
 	kind uint8
-	bits uint8 // adjHashTx, adjTxHash, adjHL3, adjHL4
+	bits uint8 // adjHashTx, adjTxHash, adjHL3, adjHL4, adjHLSome
 	mtu  int32 // the egress port's MTU
 	eth1 uint32
 	eth0 uint64
+	hx   uint64 // the port's flow hash, lane a after the Ethernet header (adjTxHash)
 }
 
 // adj bits.
@@ -48,6 +49,7 @@ const (
 	adjTxHash             // the port asks for its flow hash (pmd.TxHasher): compute it
 	adjHL3                // that hash covers layer 3
 	adjHL4                // and layer 4
+	adjHLSome             // not both: decTTL4's general path
 )
 
 // adj kinds.
@@ -68,16 +70,13 @@ type adjCache struct {
 	ns  *lltable.Snapshot
 	im  *inMap
 	ent [adjSize]adj
-	// lanes of the port's flow hash after the entry's Ethernet header
-	// (adjTxHash), by slot.
-	lanes [adjSize][2]uint64
 }
 
 // valid makes the cache the burst's: entries derived from other snapshots
 // (the ports' map included: a port's flow hash) are dropped.
 func (c *adjCache) valid(st *State, fs *fib.Snapshot, ns *lltable.Snapshot, im *inMap) {
 	if c.st != st || c.fs != fs || c.ns != ns || c.im != im {
-		c.ent = [adjSize]adj{} // the lanes are only read where adjTxHash is set
+		c.ent = [adjSize]adj{}
 		c.st, c.fs, c.ns, c.im = st, fs, ns, im
 	}
 }
@@ -152,8 +151,10 @@ func (p *pipeline) fillAdj(id uint32, v6 bool) *adj {
 		if l4 {
 			a.bits |= adjHL4
 		}
-		ha, hb := h.Eth(a.eth0, a.eth1)
-		c.lanes[id%adjSize] = [2]uint64{ha, hb}
+		if !l3 || !l4 {
+			a.bits |= adjHLSome
+		}
+		a.hx = h.Eth(a.eth0, a.eth1)
 	}
 	return a
 }
@@ -167,7 +168,7 @@ func (p *pipeline) fillAdj(id uint32, v6 bool) *adj {
 // around this one cost plain ports theirs.
 //
 // The value is flowhash.Hash.Frame of the frame as sent
-// (TestLaggTxHash): the hash's Ethernet part is the adjacency's lanes
+// (TestLaggTxHash): the hash's Ethernet part is the adjacency's lane
 // (the rewritten header; dropTag and setEth follow and change nothing
 // else it reads), the rest from the header the TTL decrement touches and
 // the parser's offsets (FlagFragment is Frame's fragment test).
@@ -184,22 +185,30 @@ func (p *pipeline) decTTL4(m *mbuf.Mbuf, a *adj) (expired bool) {
 	if a.bits&adjTxHash == 0 {
 		return false
 	}
-	lanes := &p.adjc4.lanes[(a.key-1)%adjSize]
-	x, y := lanes[0], lanes[1]
+	f := m.Flags
+	if a.bits&adjHLSome == 0 && f&pkt.FlagFragment == 0 && int(m.L4Off) == o+pkt.IPv4Len && len(d)-o >= pkt.IPv4Len+4 && flowhash.HasPorts(m.L4Proto) {
+		// The usual: all layers, no options, ports: constant offsets,
+		// one bounds check.
+		h := (*[pkt.IPv4Len + 4]byte)(d[o:])
+		x := flowhash.AddIPv4(a.hx, binary.LittleEndian.Uint64(h[12:20]))
+		y := flowhash.AddPorts(flowhash.LaneB, binary.LittleEndian.Uint32(h[20:24]))
+		m.Hash = flowhash.Mix(x, y)
+		m.Flags = f | mbuf.FlagHashValid | mbuf.FlagTxHash
+		return false
+	}
+	// The rest: a layer left out, IPv4 options, a fragment, a protocol
+	// without ports.
+	x, y := a.hx, uint64(flowhash.LaneB)
 	if a.bits&adjHL3 != 0 {
 		x = flowhash.AddIPv4(x, binary.LittleEndian.Uint64(ip[12:20]))
 	}
-	if a.bits&adjHL4 != 0 && m.Flags&pkt.FlagFragment == 0 && flowhash.HasPorts(m.L4Proto) {
-		if l4 := int(m.L4Off); l4 == o+pkt.IPv4Len && l4+4 <= len(d) {
-			// No options: the ports follow the header (one bounds
-			// check, constant offsets).
-			y = flowhash.AddPorts(y, binary.LittleEndian.Uint32((*[pkt.IPv4Len + 4]byte)(d[o:])[pkt.IPv4Len:]))
-		} else if l4 != 0 && l4+4 <= len(d) {
-			y = flowhash.AddPorts(y, binary.LittleEndian.Uint32((*[4]byte)(d[l4:])[:]))
+	if a.bits&adjHL4 != 0 && f&pkt.FlagFragment == 0 && flowhash.HasPorts(m.L4Proto) {
+		if l4 := int(m.L4Off); l4 != 0 && l4+4 <= len(d) {
+			y = flowhash.AddPorts(y, binary.LittleEndian.Uint32(d[l4:l4+4]))
 		}
 	}
 	m.Hash = flowhash.Mix(x, y)
-	m.Flags |= mbuf.FlagHashValid | mbuf.FlagTxHash
+	m.Flags = f | mbuf.FlagHashValid | mbuf.FlagTxHash
 	return false
 }
 
@@ -209,11 +218,11 @@ func (p *pipeline) decTTL4(m *mbuf.Mbuf, a *adj) (expired bool) {
 // flowhash.Hash.Frame of its frame (TestLaggTxHash) — like Frame, the
 // fixed header's next header and the word after it (extension headers
 // are not walked).
-func txHash6(m *mbuf.Mbuf, a *adj, lanes *[2]uint64) {
+func txHash6(m *mbuf.Mbuf, a *adj) {
 	d := m.Data()
 	o := int(m.L3Off)
 	ip := d[o : o+40]
-	x, y := lanes[0], lanes[1]
+	x, y := a.hx, uint64(flowhash.LaneB)
 	if a.bits&adjHL3 != 0 {
 		x, y = flowhash.AddIPv6(x, y, ip)
 	}

@@ -45,7 +45,7 @@
 //     that spreads by a flow hash (pmd.TxHasher: a loadbalance or lacp
 //     lagg) gets it computed here, in the same call as the TTL decrement,
 //     while the header is at hand (mbuf.FlagTxHash; the adjacency keeps
-//     the hash's lanes after the new Ethernet header): one hash per
+//     the hash's lane after the new Ethernet header): one hash per
 //     packet, also txq's. An IPv6 packet's hop limit is read in step 1,
 //     with its destination, while its header is in cache: the staged
 //     path tests that copy and only stores the new value, with the MACs;

@@ -464,7 +464,7 @@ func (p *pipeline) forward6Burst(n int, st *State, fs *fib.Snapshot, ns *lltable
 			dropTag(m)
 			rewrite6(m, a.eth0, a.eth1, hl-1)
 			if a.bits&adjTxHash != 0 {
-				txHash6(m, a, &p.adjc6.lanes[(a.key-1)%adjSize]) // the lagg's member choice, and txq's queue
+				txHash6(m, a) // the lagg's member choice, and txq's queue
 			}
 			p.stage[i] = stageReady
 			continue

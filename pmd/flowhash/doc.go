@@ -11,15 +11,17 @@
 // 802.1Q-tagged frame; l3 the IPv4 or IPv6 source and destination
 // addresses; l4 the TCP, UDP or SCTP ports of a frame that is not an IPv4
 // fragment (all fragments of a datagram hash by l3 alone). They are loaded
-// as whole words and folded into two 64-bit lanes started from the key;
-// one 64x64->128-bit multiply mixes them (Mix).
+// as whole words and folded into two 64-bit lanes, a started from the key
+// (the MACs and addresses go there) and b from the constant LaneB (the
+// ports, a VLAN id); one 64x64->128-bit multiply mixes them, the low 32
+// bits of its two halves xored (Mix).
 //
 // Sharing the hash (one per packet): a port that spreads by it implements
 // pmd.TxHasher. The pipeline, which has a routed packet's headers at hand
 // when it rewrites them, computes the same value from the steps Eth,
 // AddIPv4 and AddPorts (the lanes after each layer; the Ethernet part of
-// a routed frame is constant per next hop, so it is computed once per
-// adjacency) and passes it in mbuf.Hash with mbuf.FlagTxHash; the port
+// a routed frame is constant per next hop, so lane a after it is computed
+// once per adjacency: one word) and passes it in mbuf.Hash with mbuf.FlagTxHash; the port
 // then reads the mbuf, not the frame. Frame is the reference the steps
 // must agree with (TestStepsMatchFrame, and fwd's TestLaggTxHash on
 // forwarded frames).

@@ -7,9 +7,14 @@ import (
 
 // Hash is a keyed flow hash over a set of layers. Immutable after New.
 type Hash struct {
-	k0, k1     uint64
+	k0         uint64 // lane a's start; lane b starts at LaneB
 	l2, l3, l4 bool
 }
+
+// LaneB is lane b's start for every key: the key is in lane a, so that
+// a routed frame's constant part (the key and its Ethernet header) is one
+// word (Eth).
+const LaneB = 0x9e3779b97f4a7c15
 
 // New returns the hash over layers l2, l3, l4 keyed by a port's MAC and
 // id (so that two routers in a row do not pick lower ports in lockstep,
@@ -17,10 +22,8 @@ type Hash struct {
 func New(l2, l3, l4 bool, mac [6]byte, id uint16) *Hash {
 	x := uint64(mac[0])<<40 | uint64(mac[1])<<32 | uint64(mac[2])<<24 | uint64(mac[3])<<16 | uint64(mac[4])<<8 | uint64(mac[5])
 	x ^= uint64(id) << 48
-	k0 := splitmix(x ^ 0x9e3779b97f4a7c15)
-	k1 := splitmix(k0)
 	// Odd, nonzero multiplicands: a lane of zero would erase the other.
-	return &Hash{k0: k0 | 1, k1: k1 | 1, l2: l2, l3: l3, l4: l4}
+	return &Hash{k0: splitmix(x^0x9e3779b97f4a7c15) | 1, l2: l2, l3: l3, l4: l4}
 }
 
 func splitmix(x uint64) uint64 {
@@ -33,11 +36,11 @@ func splitmix(x uint64) uint64 {
 // Layers returns the layers the hash covers.
 func (h *Hash) Layers() (l2, l3, l4 bool) { return h.l2, h.l3, h.l4 }
 
-// Key returns the lanes' starting values.
-func (h *Hash) Key() (a, b uint64) { return h.k0, h.k1 }
+// Key returns the lanes' starting values (b is LaneB).
+func (h *Hash) Key() (a, b uint64) { return h.k0, LaneB }
 
 // Frame is the hash of frame d: the reference.
-func (h *Hash) Frame(d []byte) uint32 { return Mix(h.Lanes(d, h.k0, h.k1)) }
+func (h *Hash) Frame(d []byte) uint32 { return Mix(h.Lanes(d, h.k0, LaneB)) }
 
 // Lanes folds frame d's fields over the hash's layers into the lanes a, b
 // (Key to start). Frames shorter than their headers fold what they have.
@@ -46,8 +49,7 @@ func (h *Hash) Lanes(d []byte, a, b uint64) (uint64, uint64) {
 		return a, b
 	}
 	if h.l2 {
-		a ^= binary.LittleEndian.Uint64(d[0:8])
-		b ^= uint64(binary.LittleEndian.Uint32(d[8:12])) << 32
+		a = AddEth(a, binary.LittleEndian.Uint64(d[0:8]), binary.LittleEndian.Uint32(d[8:12]))
 	}
 	et := binary.BigEndian.Uint16(d[12:14])
 	off := 14
@@ -85,17 +87,21 @@ func (h *Hash) Lanes(d []byte, a, b uint64) (uint64, uint64) {
 	return a, b
 }
 
-// Eth returns the lanes after the layer-2 fields of an untagged frame
-// whose bytes 0-7 and 8-11 (the MACs), loaded little-endian, are eth0 and
-// eth1: the starting point of a routed frame's hash (constant per next
-// hop). Without l2 it is the key.
-func (h *Hash) Eth(eth0 uint64, eth1 uint32) (a, b uint64) {
-	a, b = h.k0, h.k1
+// Eth returns lane a after the layer-2 fields of an untagged frame whose
+// bytes 0-7 and 8-11 (the MACs), loaded little-endian, are eth0 and eth1:
+// the starting point of a routed frame's hash (constant per next hop;
+// lane b starts at LaneB). Without l2 it is the key.
+func (h *Hash) Eth(eth0 uint64, eth1 uint32) uint64 {
 	if h.l2 {
-		a ^= eth0
-		b ^= uint64(eth1) << 32
+		return AddEth(h.k0, eth0, eth1)
 	}
-	return a, b
+	return h.k0
+}
+
+// AddEth folds the MACs (bytes 0-7 and 8-11, loaded little-endian) into
+// lane a (layer l2).
+func AddEth(a, eth0 uint64, eth1 uint32) uint64 {
+	return a ^ eth0 ^ uint64(eth1)<<24
 }
 
 // AddIPv4 folds an IPv4 header's bytes 12-19 (source and destination),
@@ -121,12 +127,12 @@ func AddPorts(b uint64, ports uint32) uint64 { return b ^ uint64(ports)<<12 }
 // SCTP).
 func HasPorts(proto uint8) bool { return proto == 6 || proto == 17 || proto == 132 }
 
-// Mix folds the lanes into 32 bits: one 64x64->128-bit multiply, the
-// halves xored.
+// Mix folds the lanes into 32 bits: one 64x64->128-bit multiply, bits
+// 0-31 of the low word xored with bits 64-95, which depend on every bit
+// of both lanes.
 func Mix(a, b uint64) uint32 {
 	hi, lo := bits.Mul64(a, b)
-	x := hi ^ lo
-	return uint32(x ^ x>>32)
+	return uint32(hi ^ lo)
 }
 
 // Pick reduces hash h to one of k choices with a multiply, not a

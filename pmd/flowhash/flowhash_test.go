@@ -53,7 +53,7 @@ func TestStepsMatchFrame(t *testing.T) {
 		h := New(l2, l3, l4, [6]byte{2, 0, 0, 0, 0, byte(layers)}, uint16(layers))
 		for range 2000 {
 			f := frame(r)
-			a, b := h.Eth(binary.LittleEndian.Uint64(f[0:8]), binary.LittleEndian.Uint32(f[8:12]))
+			a, b := h.Eth(binary.LittleEndian.Uint64(f[0:8]), binary.LittleEndian.Uint32(f[8:12])), uint64(LaneB)
 			var proto byte
 			l4off := 0
 			if f[12] == 0x08 {

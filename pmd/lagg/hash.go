@@ -48,23 +48,7 @@ func (p *Port) spread(ms []*mbuf.Mbuf, sel []uint8, bufs *[MaxMembers][maxBurst]
 		// lagg) the hash's top bit is the member (flowhash.Pick), the
 		// counts are two registers. At the first frame without a hash,
 		// start over with the passes below.
-		var c0, c1 uint
-		b0, b1 := &bufs[0], &bufs[1]
-		i := 0
-		for ; i < len(ms); i++ {
-			m := ms[i]
-			if m.Flags&mbuf.FlagTxHash == 0 {
-				break
-			}
-			// Both members' next slot take m, only one count moves: no
-			// branch, no select.
-			j := uint(m.Hash >> 31)
-			b0[c0&(maxBurst-1)] = m
-			b1[c1&(maxBurst-1)] = m
-			c0 += 1 - j
-			c1 += j
-		}
-		if i == len(ms) {
+		if c0, c1, ok := split2(ms, &bufs[0], &bufs[1]); ok {
 			return uint64(c0) | uint64(c1)<<8, 0
 		}
 	case k <= 8:
@@ -101,8 +85,8 @@ func (p *Port) spread(ms []*mbuf.Mbuf, sel []uint8, bufs *[MaxMembers][maxBurst]
 				others++
 				continue
 			}
-			a := flowhash.AddIPv4(k0^binary.LittleEndian.Uint64(d[0:8]), binary.LittleEndian.Uint64(d[26:34]))
-			b := flowhash.AddPorts(k1^uint64(binary.LittleEndian.Uint32(d[8:12]))<<32, binary.LittleEndian.Uint32(d[34:38]))
+			a := flowhash.AddIPv4(flowhash.AddEth(k0, binary.LittleEndian.Uint64(d[0:8]), binary.LittleEndian.Uint32(d[8:12])), binary.LittleEndian.Uint64(d[26:34]))
+			b := flowhash.AddPorts(k1, binary.LittleEndian.Uint32(d[34:38]))
 			sel[i] = uint8(uint64(flowhash.Mix(a, b)) * kk >> 32)
 		}
 	} else {
@@ -135,4 +119,22 @@ func (p *Port) spread(ms []*mbuf.Mbuf, sel []uint8, bufs *[MaxMembers][maxBurst]
 		bufs[j][c&(maxBurst-1)] = m
 	}
 	return lo, hi
+}
+
+// split2 is spread's pass for two members when every frame of ms carries
+// the pipeline's hash (mbuf.FlagTxHash): the hash's top bit is the member
+// (flowhash.Pick of 2). Both members' next slots take the frame and only
+// one count moves: no branch, no select. ok is false at the first frame
+// without the hash (the counts are then meaningless).
+func split2(ms []*mbuf.Mbuf, b0, b1 *[maxBurst]*mbuf.Mbuf) (c0, c1 uint, ok bool) {
+	for i, m := range ms {
+		if m.Flags&mbuf.FlagTxHash == 0 {
+			return 0, 0, false
+		}
+		c0 = uint(i) - c1
+		b0[c0&(maxBurst-1)] = m
+		b1[c1&(maxBurst-1)] = m
+		c1 += uint(m.Hash >> 31)
+	}
+	return uint(len(ms)) - c1, c1, true
 }

@@ -196,7 +196,6 @@ func (c *recycler[T]) tag(e uint64) {
 // collect moves the parts every reader has passed to the free list
 // (keep says whether one is worth keeping; the others are dropped).
 func (c *recycler[T]) collect(safe uint64, keep func(T) bool) {
-	var zero T
 	for c.h < len(c.q) && c.q[c.h].tag <= safe {
 		if p := c.q[c.h].p; len(c.free) < maxFree && (keep == nil || keep(p)) {
 			c.free = append(c.free, p)
@@ -211,7 +210,6 @@ func (c *recycler[T]) collect(safe uint64, keep func(T) bool) {
 		clear(c.q[n:])
 		c.q, c.h = c.q[:n], 0
 	}
-	_ = zero
 }
 
 func (c *recycler[T]) get() (T, bool) {

@@ -24,7 +24,12 @@ const MaxFIBs = 65536
 // goroutine by several ms (its netpoll wake-up waits behind the GC's mark
 // workers on the non-worker CPUs) and stops each worker briefly for its
 // stack scan. At 400 the heap may grow to five times the live heap
-// (~150 MB for a full table) and cycles are four times rarer.
+// (~150 MB for a full table) and cycles are four times rarer. Since
+// 2026-11-30 fwdd's FIBs reuse the replaced parts for their workers
+// (Config.Readers), so a single-change batch leaves ~100 bytes (its
+// Snapshot, the RIB's edits) and at 10k changes/s a cycle comes every
+// minute or two at 400 (BENCHMARKS.md, FIB under churn); the target stays
+// for FIBs without Readers and for bulk loads.
 const GCPercent = 400
 
 // Config sets up a FIBs instance.

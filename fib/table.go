@@ -265,7 +265,7 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 			t.prep2(&b, m, o, d)
 			b.level1()
 			if nd := b.groups(); nd > 0 {
-				b.deep(nd)
+				t.deepLanes(&b, o, nd)
 			}
 			t.values2(&b, o, d)
 		}
@@ -298,10 +298,8 @@ type blk6 struct {
 	sl   [batchLen]uint16
 	best [batchLen]uint32
 	nr   int
-	// The rank-index lanes whose group word is deep (see l2Rank) and the
-	// words' offsets.
+	// The rank-index lanes whose group word is deep (see l2Rank).
 	dl [batchLen]uint8
-	dq [batchLen]uint32
 	// Searches in lockstep (tables without a rank index).
 	srch search6
 }
@@ -466,21 +464,23 @@ func (b *blk6) level1() {
 func (b *blk6) groups() int {
 	nd := 0
 	for j := range b.q[:b.nr] {
-		p := b.q[j]
-		x := at[uint64](b.tab[j], p)
+		x := at[uint64](b.tab[j], b.q[j])
 		b.q[j] = uint32(x>>32)&0x7fffffff + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
-		b.dl[nd&(batchLen-1)], b.dq[nd&(batchLen-1)] = uint8(j), p // nd <= j < batchLen
-		nd += int(x >> 63)                                         // deepBit
+		b.dl[nd&(batchLen-1)] = uint8(j) // nd <= j < batchLen
+		nd += int(x >> 63)               // deepBit
 	}
 	return nd
 }
 
-// deep finds the ranges of the nd lanes groups listed (deepRank; rare:
-// ~0.3 of a block on the full table).
-func (b *blk6) deep(nd int) {
-	for k, j := range b.dl[:nd] {
-		i := b.idx[j&(batchLen-1)]
-		b.q[j&(batchLen-1)] = deepRank(b.tab[j&(batchLen-1)], b.dq[k], uint32(b.hi[i&(batchLen-1)]))
+// deepLanes finds the ranges of the nd lanes groups listed, by a lookup of
+// their own (rank2 and deepRank; rare: ~0.3 of a block on the full table,
+// so the block state keeps no group word offsets for them).
+func (t *tab6) deepLanes(b *blk6, o []uint32, nd int) {
+	for _, j := range b.dl[:nd] {
+		j &= batchLen - 1
+		i := b.idx[j]
+		h := t.hdr(o[i] &^ refFlag)
+		b.q[j] = rank2(b.tab[j], h.count, h.ix, uint32(b.hi[i&(batchLen-1)]))
 	}
 }
 
@@ -499,10 +499,12 @@ func (t *tab6) values2(b *blk6, o []uint32, d [][16]byte) {
 }
 
 // srchLen is the most searches a search6 holds: on the full table a
-// block of 64 addresses has ~2 (tables without a rank index); the
-// addresses past srchLen are searched one by one. A small search6 keeps
-// down the stack a batch lookup zeroes per call.
-const srchLen = 16
+// block of 64 addresses has ~0.3 (L1 tables of fewer than rankMin1
+// ranges; since L2 tables with starts inside a /48 have rank indexes,
+// no L2 ones); the addresses past srchLen are searched one by one. A
+// small search6 keeps down the stack a batch lookup zeroes per call
+// (16 until the fifth session of 2026-11-30).
+const srchLen = 8
 
 // search6 is a group of IPv6 range searches run in lockstep.
 type search6 struct {

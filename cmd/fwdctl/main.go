@@ -128,13 +128,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	req.Lines = prefixVnet(req.Lines, *vnet)
-	c, err := ctlsock.Dial(ctx, *sock)
-	if err != nil {
-		fmt.Fprintf(stderr, "fwdctl: %v\n", err)
-		return 1
-	}
-	defer c.Close()
-	resp, err := c.Do(ctx, req)
+	resp, err := doOnce(ctx, *sock, req)
 	if err != nil {
 		fmt.Fprintf(stderr, "fwdctl: %v\n", err)
 		return 1
@@ -148,6 +142,28 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	return 0
+}
+
+// evictedRetries is how many times a command is sent again on a new
+// connection when fwdd closed the previous one for another client before
+// reading the request (every slot was taken; the request was not executed).
+const evictedRetries = 3
+
+// doOnce sends req on a new connection and returns fwdd's response. The
+// request is executed at most once: it is only resent when fwdd says it
+// did not execute it (ctlsock.ErrEvicted).
+func doOnce(ctx context.Context, sock string, req *ctlsock.Request) (*ctlsock.Response, error) {
+	for try := 0; ; try++ {
+		c, err := ctlsock.Dial(ctx, sock)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.Do(ctx, req)
+		c.Close()
+		if err == nil || try == evictedRetries || ctx.Err() != nil || !errors.Is(err, ctlsock.ErrEvicted) {
+			return resp, err
+		}
+	}
 }
 
 // prefixVnet puts "vnet NAME " before every line holding a command (blank

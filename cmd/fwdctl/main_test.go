@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -339,4 +341,68 @@ func TestInteractiveEvicted(t *testing.T) {
 		t.Fatalf("the command was executed %d times, want once", got)
 	}
 	sess.c.Close()
+}
+
+// TestOneShotEvictedResent: a command whose fresh connection fwdd closed
+// for another client before reading it (ctlsock.ErrEvicted: not executed)
+// is sent again on a new connection; after evictedRetries it gives up with
+// that error. Any other failure is not retried.
+func TestOneShotEvictedResent(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		evictions int // connections answered "evicted" before a good answer
+		wantConns int
+		wantErr   error
+	}{
+		{"none", 0, 1, nil},
+		{"once", 1, 2, nil},
+		{"every retry", evictedRetries, evictedRetries + 1, nil},
+		{"too often", evictedRetries + 1, evictedRetries + 1, ctlsock.ErrEvicted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "fake.sock")
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			conns := make(chan int, 1)
+			go func() {
+				n := 0
+				defer func() { conns <- n }()
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					n++
+					br := bufio.NewReader(c)
+					if _, err := br.ReadBytes('\n'); err != nil {
+						c.Close()
+						continue
+					}
+					resp := `{"ok":true,"output":"done"}`
+					if n <= tc.evictions {
+						resp = `{"ok":false,"evicted":true,"error":"closed for another client"}`
+					}
+					c.Write([]byte(resp + "\n"))
+					c.Close()
+				}
+			}()
+			resp, err := doOnce(context.Background(), sock, &ctlsock.Request{Lines: []string{"get net.fibs"}})
+			ln.Close()
+			if got := <-conns; got != tc.wantConns {
+				t.Errorf("%d connections, want %d", got, tc.wantConns)
+			}
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !resp.OK {
+				t.Fatalf("resp %+v, err %v", resp, err)
+			}
+		})
+	}
 }

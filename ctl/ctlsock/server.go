@@ -248,8 +248,9 @@ func (s *Server) isClosed() bool {
 type connState struct {
 	// admitted: the connection holds a slot of Config.MaxClients.
 	admitted bool
-	// idle: waiting for the first byte of a request; idleSince is when
-	// it became so. Only idle connections are evicted.
+	// idle: no request under way (admitted, or waiting for the first
+	// byte of a request); idleSince is when it became so. Only idle
+	// connections are evicted, the one idle longest first.
 	idle      bool
 	idleSince time.Time
 	// evicted: closed for a new client; the handler stops.
@@ -337,9 +338,13 @@ func (s *Server) evictIdle(c *net.UnixConn) bool {
 	return true
 }
 
+// setAdmitted gives c its slot. c is idle from then on (it has no request
+// under way), so that idle times follow admission order even when its
+// handler is scheduled late: a client admitted earlier is evicted first.
 func (s *Server) setAdmitted(c *net.UnixConn) {
 	s.mu.Lock()
-	s.conns[c].admitted = true
+	st := s.conns[c]
+	st.admitted, st.idle, st.idleSince = true, true, time.Now()
 	s.mu.Unlock()
 }
 
@@ -352,10 +357,10 @@ func (s *Server) setIdle(c *net.UnixConn, idle bool) bool {
 	if st.evicted {
 		return false
 	}
-	st.idle = idle
-	if idle {
-		st.idleSince = time.Now()
+	if idle && !st.idle {
+		st.idleSince = time.Now() // still idle since admission: keep that time
 	}
+	st.idle = idle
 	return true
 }
 

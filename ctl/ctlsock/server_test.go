@@ -415,6 +415,28 @@ func TestIdleClientsEvicted(t *testing.T) {
 	}
 }
 
+// TestEvictedInAdmissionOrder: connections that never sent a request are
+// idle from their admission, so the one admitted first is evicted first,
+// however late their handlers ran: a client that just connected (fwdctl)
+// is not evicted for one that connected before it.
+func TestEvictedInAdmissionOrder(t *testing.T) {
+	s := start(t, Config{MaxClients: 2})
+	var quiet []*Client
+	for i := 0; i < 2; i++ {
+		quiet = append(quiet, dial(t, s.Path()))
+		waitIdle(t, s, i+1)
+	}
+	if r := do(t, dial(t, s.Path()), &Request{Lines: []string{"get net.fibs"}}); !r.OK {
+		t.Fatalf("new client with every slot idle: %+v", r)
+	}
+	if _, err := quiet[0].Do(context.Background(), &Request{Lines: []string{"get net.fibs"}}); !errors.Is(err, ErrEvicted) {
+		t.Fatalf("first admitted: %v, want ErrEvicted", err)
+	}
+	if r := do(t, quiet[1], &Request{Lines: []string{"get net.fibs"}}); !r.OK {
+		t.Fatalf("second admitted (not evicted): %+v", r)
+	}
+}
+
 // waitIdle waits until n admitted connections of s are idle.
 func waitIdle(t *testing.T, s *Server, n int) {
 	t.Helper()

@@ -63,22 +63,7 @@ func TestConcurrentReadWrite(t *testing.T) {
 	f := newWithNH(t, 2)
 	f.seglen = 64 // small segments: arena collections run under the readers
 	rng := rand.New(rand.NewPCG(11, 12))
-	var base []Change
-	for range 3000 {
-		p := randPrefix(rng, rng.IntN(2) == 0)
-		base = append(base, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
-	}
-	// A big L2 table in the /32 of the flipped IPv6 prefixes: every round
-	// rebuilds it, so the L2 arena is collected under the readers too.
-	for i := range 300 {
-		p := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0x80 | byte(i>>8), byte(i)}), 48)
-		base = append(base, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
-	}
-	base = append(base, Change{Op: OpAdd, Prefix: mp("198.18.0.0/16"), NextHop: 1}, Change{Op: OpAdd, Prefix: mp("2001:2::/48"), NextHop: 1})
-	if err := f.Apply(base); err != nil {
-		t.Fatal(err)
-	}
-	base = base[:len(base)-2]
+	base := loadFlipTable(t, f, rng)
 	// The writer flips 198.18.0.0/16 and 2001:2::/48 subtrees between next
 	// hops 1 and 2 and adds and deletes other routes; the readers check
 	// that the flipped ranges always give 1 or 2.
@@ -121,25 +106,7 @@ func TestConcurrentReadWrite(t *testing.T) {
 		rounds = 150
 	}
 	for i := range rounds {
-		nh := uint32(1 + i%2)
-		cs := []Change{
-			{Op: OpAdd, Prefix: mp("198.18.0.0/16"), NextHop: nh},
-			{Op: OpAdd, Prefix: mp("198.18.7.0/24"), NextHop: 3 - nh},
-			{Op: OpAdd, Prefix: mp("198.18.9.128/25"), NextHop: nh},
-			{Op: OpAdd, Prefix: mp("2001:2::/48"), NextHop: nh},
-			{Op: OpAdd, Prefix: mp("2001:2:0:5::/64"), NextHop: 3 - nh},
-			{Op: OpAdd, Prefix: mp("2001:2::abc/128"), NextHop: 3 - nh},
-		}
-		for range 20 {
-			c := base[rng.IntN(len(base))]
-			if rng.IntN(2) == 0 {
-				c.Op = OpDelete
-			}
-			if !mp("198.18.0.0/15").Overlaps(c.Prefix) && !mp("2001:2::/47").Overlaps(c.Prefix) {
-				cs = append(cs, c)
-			}
-		}
-		if err := f.Apply(cs); err != nil {
+		if err := f.Apply(flipBatch(i, base, rng)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -216,4 +183,52 @@ func FuzzChanges(f *testing.F) {
 		}
 		flush()
 	})
+}
+
+// loadFlipTable loads f with 3000 random prefixes, 300 /48s that make a
+// big L2 table in the /32 of the flipped IPv6 prefixes (every flipBatch
+// rebuilds it, so the L2 arena is collected under readers too) and the
+// flipped 198.18.0.0/16 and 2001:2::/48 with next hop 1. It returns the
+// random part, which flipBatch adds and deletes.
+func loadFlipTable(t *testing.T, f *FIBs, rng *rand.Rand) []Change {
+	t.Helper()
+	var base []Change
+	for range 3000 {
+		p := randPrefix(rng, rng.IntN(2) == 0)
+		base = append(base, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
+	}
+	for i := range 300 {
+		p := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0x80 | byte(i>>8), byte(i)}), 48)
+		base = append(base, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
+	}
+	base = append(base, Change{Op: OpAdd, Prefix: mp("198.18.0.0/16"), NextHop: 1}, Change{Op: OpAdd, Prefix: mp("2001:2::/48"), NextHop: 1})
+	if err := f.Apply(base); err != nil {
+		t.Fatal(err)
+	}
+	return base[:len(base)-2]
+}
+
+// flipBatch is round i's batch: it flips the 198.18.0.0/16 and 2001:2::/48
+// subtrees between next hops 1 and 2 (so a lookup in them must give 1 or
+// 2) and adds or deletes 20 random routes of base outside them.
+func flipBatch(i int, base []Change, rng *rand.Rand) []Change {
+	nh := uint32(1 + i%2)
+	cs := []Change{
+		{Op: OpAdd, Prefix: mp("198.18.0.0/16"), NextHop: nh},
+		{Op: OpAdd, Prefix: mp("198.18.7.0/24"), NextHop: 3 - nh},
+		{Op: OpAdd, Prefix: mp("198.18.9.128/25"), NextHop: nh},
+		{Op: OpAdd, Prefix: mp("2001:2::/48"), NextHop: nh},
+		{Op: OpAdd, Prefix: mp("2001:2:0:5::/64"), NextHop: 3 - nh},
+		{Op: OpAdd, Prefix: mp("2001:2::abc/128"), NextHop: 3 - nh},
+	}
+	for range 20 {
+		c := base[rng.IntN(len(base))]
+		if rng.IntN(2) == 0 {
+			c.Op = OpDelete
+		}
+		if !mp("198.18.0.0/15").Overlaps(c.Prefix) && !mp("2001:2::/47").Overlaps(c.Prefix) {
+			cs = append(cs, c)
+		}
+	}
+	return cs
 }

@@ -69,20 +69,7 @@ func TestReclaimStress(t *testing.T) {
 	f := newReclaiming(t, 2, d)
 	f.seglen = 64 // small segments: they are collected and pooled under the readers
 	rng := rand.New(rand.NewPCG(21, 22))
-	var base []Change
-	for range 3000 {
-		p := randPrefix(rng, rng.IntN(2) == 0)
-		base = append(base, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
-	}
-	for i := range 300 {
-		p := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0x80 | byte(i>>8), byte(i)}), 48)
-		base = append(base, Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)})
-	}
-	base = append(base, Change{Op: OpAdd, Prefix: mp("198.18.0.0/16"), NextHop: 1}, Change{Op: OpAdd, Prefix: mp("2001:2::/48"), NextHop: 1})
-	if err := f.Apply(base); err != nil {
-		t.Fatal(err)
-	}
-	base = base[:len(base)-2]
+	base := loadFlipTable(t, f, rng)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var bad, changed, looks atomic.Int64
@@ -135,25 +122,7 @@ func TestReclaimStress(t *testing.T) {
 		rounds = 300
 	}
 	for i := range rounds {
-		nh := uint32(1 + i%2)
-		cs := []Change{
-			{Op: OpAdd, Prefix: mp("198.18.0.0/16"), NextHop: nh},
-			{Op: OpAdd, Prefix: mp("198.18.7.0/24"), NextHop: 3 - nh},
-			{Op: OpAdd, Prefix: mp("198.18.9.128/25"), NextHop: nh},
-			{Op: OpAdd, Prefix: mp("2001:2::/48"), NextHop: nh},
-			{Op: OpAdd, Prefix: mp("2001:2:0:5::/64"), NextHop: 3 - nh},
-			{Op: OpAdd, Prefix: mp("2001:2::abc/128"), NextHop: 3 - nh},
-		}
-		for range 20 {
-			c := base[rng.IntN(len(base))]
-			if rng.IntN(2) == 0 {
-				c.Op = OpDelete
-			}
-			if !mp("198.18.0.0/15").Overlaps(c.Prefix) && !mp("2001:2::/47").Overlaps(c.Prefix) {
-				cs = append(cs, c)
-			}
-		}
-		if err := f.Apply(cs); err != nil {
+		if err := f.Apply(flipBatch(i, base, rng)); err != nil {
 			t.Fatal(err)
 		}
 		if i%50 == 0 {

@@ -210,6 +210,19 @@ func checkParse4Paths(t *testing.T, c *mbuf.Cache, frame []byte) {
 	if len(frame) < EthLen+IPv4Len || frame[EthLen] != 0x45 {
 		return
 	}
+	checkSameParse(t, c, frame, [2]string{"parse4Plain", "parse4Any"}, func(i int, m *mbuf.Mbuf) (Class, Reason) {
+		if i == 0 {
+			return parse4Plain(m, m.Data()[EthLen:], EthLen)
+		}
+		return parse4Any(m, m.Data()[EthLen:], EthLen)
+	})
+}
+
+// checkSameParse parses frame with parse(0, m) and parse(1, m), each on
+// its own copy, and fails when they differ in class, reason, flags,
+// transport offset and protocol or the trimmed length.
+func checkSameParse(t *testing.T, c *mbuf.Cache, frame []byte, names [2]string, parse func(i int, m *mbuf.Mbuf) (Class, Reason)) {
+	t.Helper()
 	var ms [2]*mbuf.Mbuf
 	if c.Alloc(ms[:]) != 2 {
 		t.Fatal("alloc")
@@ -228,17 +241,11 @@ func checkParse4Paths(t *testing.T, c *mbuf.Cache, frame []byte) {
 			frame = frame[:m.Tailroom()]
 		}
 		copy(m.Append(len(frame)), frame)
-		var cl Class
-		var r Reason
-		if i == 0 {
-			cl, r = parse4Plain(m, m.Data()[EthLen:], EthLen)
-		} else {
-			cl, r = parse4Any(m, m.Data()[EthLen:], EthLen)
-		}
+		cl, r := parse(i, m)
 		res[i] = result{cl, r, m.Flags, int(m.L4Off), m.Len(), m.L4Proto}
 	}
 	if res[0] != res[1] {
-		t.Fatalf("frame %x: parse4Plain %+v, parse4Any %+v", frame, res[0], res[1])
+		t.Fatalf("frame %x: %s %+v, %s %+v", frame, names[0], res[0], names[1], res[1])
 	}
 }
 
@@ -304,41 +311,17 @@ func checkParse6Paths(t *testing.T, c *mbuf.Cache, frame []byte) {
 	if len(frame) < off || binary.BigEndian.Uint16(frame[off-2:off]) != EtherTypeIPv6 {
 		return
 	}
-	var ms [2]*mbuf.Mbuf
-	if c.Alloc(ms[:]) != 2 {
-		t.Fatal("alloc")
-	}
-	defer c.Free(ms[:])
-	type result struct {
-		cl            Class
-		r             Reason
-		flags         mbuf.Flags
-		l4off, length int
-		proto         uint8
-	}
-	var res [2]result
-	for i, m := range ms {
-		if len(frame) > m.Tailroom() {
-			frame = frame[:m.Tailroom()]
-		}
-		copy(m.Append(len(frame)), frame)
+	checkSameParse(t, c, frame, [2]string{"Parse", "parse6"}, func(i int, m *mbuf.Mbuf) (Class, Reason) {
 		m.Flags |= mbuf.FlagIPv4 | FlagFragment // stale flags: both must reset them
-		var cl Class
-		var r Reason
 		if i == 0 {
-			cl, r = Parse(m)
-		} else {
-			m.Flags &^= parseFlags
-			if off != EthLen {
-				m.Flags |= mbuf.FlagVLAN
-			}
-			cl, r = parse6(m, m.Data(), off)
+			return Parse(m)
 		}
-		res[i] = result{cl, r, m.Flags, int(m.L4Off), m.Len(), m.L4Proto}
-	}
-	if res[0] != res[1] {
-		t.Fatalf("frame %x: Parse %+v, parse6 %+v", frame, res[0], res[1])
-	}
+		m.Flags &^= parseFlags
+		if off != EthLen {
+			m.Flags |= mbuf.FlagVLAN
+		}
+		return parse6(m, m.Data(), off)
+	})
 }
 
 // TestParse6PlainMatchesGeneral: Parse's own IPv6 path (plain packets)

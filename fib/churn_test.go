@@ -54,21 +54,7 @@ func TestChurnGarbage(t *testing.T) {
 	if err := f.Apply(adds(0, ps)); err != nil {
 		t.Fatal(err)
 	}
-	deleted := make([]bool, len(ps))
-	cs := make([]Change, 1)
-	step := func() {
-		i := rng.IntN(len(ps))
-		p := ps[i]
-		if deleted[i] {
-			cs[0] = Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)}
-		} else {
-			cs[0] = Change{Op: OpDelete, Prefix: p}
-		}
-		deleted[i] = !deleted[i]
-		if err := f.Apply(cs); err != nil {
-			t.Fatal(err)
-		}
-	}
+	step := toggler(t, f, rng, ps)
 	for range 5000 { // warm up: scratch buffers grow, collection starts
 		step()
 	}
@@ -124,5 +110,25 @@ func TestGeneration(t *testing.T) {
 	}
 	if g := f.Load().Generation(); g != 68 {
 		t.Fatalf("after AddNextHop: generation %d, want 68", g)
+	}
+}
+
+// toggler returns a step that applies one single-change batch: a random
+// prefix of ps (all loaded at first) deleted, or added back if it was.
+func toggler(t *testing.T, f *FIBs, rng *rand.Rand, ps []netip.Prefix) func() {
+	deleted := make([]bool, len(ps))
+	cs := make([]Change, 1)
+	return func() {
+		i := rng.IntN(len(ps))
+		p := ps[i]
+		if deleted[i] {
+			cs[0] = Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)}
+		} else {
+			cs[0] = Change{Op: OpDelete, Prefix: p}
+		}
+		deleted[i] = !deleted[i]
+		if err := f.Apply(cs); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

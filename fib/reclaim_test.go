@@ -261,20 +261,9 @@ func TestReclaimGarbage(t *testing.T) {
 	if err := f.Apply(adds(0, ps)); err != nil {
 		t.Fatal(err)
 	}
-	deleted := make([]bool, len(ps))
-	cs := make([]Change, 1)
+	toggle := toggler(t, f, rng, ps)
 	step := func() {
-		i := rng.IntN(len(ps))
-		p := ps[i]
-		if deleted[i] {
-			cs[0] = Change{Op: OpAdd, Prefix: p, NextHop: nhOf(p)}
-		} else {
-			cs[0] = Change{Op: OpDelete, Prefix: p}
-		}
-		deleted[i] = !deleted[i]
-		if err := f.Apply(cs); err != nil {
-			t.Fatal(err)
-		}
+		toggle()
 		rd.Quiesce()
 	}
 	for range 5000 {

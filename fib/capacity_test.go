@@ -48,13 +48,7 @@ func TestCapacityRefused(t *testing.T) {
 	}
 	r := newRef(2)
 	rng := rand.New(rand.NewPCG(5, 6))
-	apply := func(cs []Change) {
-		t.Helper()
-		if err := f.Apply(cs); err != nil {
-			t.Fatal(err)
-		}
-		r.apply(cs)
-	}
+	apply := func(cs []Change) { t.Helper(); applyBoth(t, f, r, cs) }
 	var all []netip.Prefix
 	fill := func(fib uint32, v6 bool) []netip.Prefix {
 		var ps []netip.Prefix

@@ -40,8 +40,7 @@ func TestCompaction(t *testing.T) {
 		ps = append(ps, q)
 	}
 	cs := adds(0, ps)
-	f.Apply(cs)
-	r.apply(cs)
+	applyBoth(t, f, r, cs)
 	rounds := 1500
 	if raceEnabled {
 		rounds = 300

@@ -284,10 +284,7 @@ func TestRandomDifferential(t *testing.T) {
 			c.Connected = rng.IntN(50) == 0
 			cs = append(cs, c)
 		}
-		if err := f.Apply(cs); err != nil {
-			t.Fatal(err)
-		}
-		r.apply(cs)
+		applyBoth(t, f, r, cs)
 		var probes []netip.Addr
 		for range 300 {
 			probes = append(probes, randIn(rng, live[rng.IntN(len(live))]))
@@ -340,10 +337,7 @@ func TestFullTable(t *testing.T) {
 	f := newWithNH(t, 1)
 	r := newRef(1)
 	cs := append(adds(0, v4), adds(0, v6)...)
-	if err := f.Apply(cs); err != nil {
-		t.Fatal(err)
-	}
-	r.apply(cs)
+	applyBoth(t, f, r, cs)
 	rng := rand.New(rand.NewPCG(3, 4))
 	all := append(append([]netip.Prefix(nil), v4...), v6...)
 	check(t, f, r, 0, probesFor2(rng, all, false))

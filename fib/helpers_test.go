@@ -134,6 +134,16 @@ type ref struct {
 	lens [][2][129]int // routes per FIB, family (0 IPv4) and length
 }
 
+// applyBoth applies cs to f, failing t if f refuses it, and to the
+// reference r.
+func applyBoth(t testing.TB, f *FIBs, r *ref, cs []Change) {
+	t.Helper()
+	if err := f.Apply(cs); err != nil {
+		t.Fatal(err)
+	}
+	r.apply(cs)
+}
+
 func newRef(n int) *ref {
 	r := &ref{m: make([]map[netip.Prefix]uint32, n), lens: make([][2][129]int, n)}
 	for i := range r.m {

@@ -45,10 +45,7 @@ func TestPatch(t *testing.T) {
 	// Covering prefixes whose changes mark whole regions.
 	ps = append(ps, mp("10.0.0.0/8"), mp("10.1.0.0/16"), mp("2001::/16"), mp("2000::/3"))
 	cs := adds(0, ps)
-	if err := f.Apply(cs); err != nil {
-		t.Fatal(err)
-	}
-	r.apply(cs)
+	applyBoth(t, f, r, cs)
 	rounds := 2000
 	if raceEnabled {
 		rounds = 400
@@ -163,10 +160,7 @@ func TestPatchL2(t *testing.T) {
 		mp("2001:db2::/33"), mp("2001:db2:8000::/33"), mp("2001:db2::/48"), mp("2001:db2:ffff::/48"), mp("2001:db2:ffff:ffff::/64"),
 		mp("2001:db2:ffff:ffff:ffff:ffff:ffff:ffff/128"))
 	cs := adds(0, ps)
-	if err := f.Apply(cs); err != nil {
-		t.Fatal(err)
-	}
-	r.apply(cs)
+	applyBoth(t, f, r, cs)
 	rounds := 1500
 	if raceEnabled {
 		rounds = 300

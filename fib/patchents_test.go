@@ -14,13 +14,7 @@ import (
 func TestPatchSameNextHop(t *testing.T) {
 	f := newWithNH(t, 1)
 	r := newRef(1)
-	apply := func(cs []Change) {
-		t.Helper()
-		if err := f.Apply(cs); err != nil {
-			t.Fatal(err)
-		}
-		r.apply(cs)
-	}
+	apply := func(cs []Change) { t.Helper(); applyBoth(t, f, r, cs) }
 	const n = 600
 	var addrs []netip.Addr
 	for i := range n {

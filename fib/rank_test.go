@@ -184,10 +184,7 @@ func rankDense(t *testing.T, n, dense, seglen, segs int) {
 	slices.SortFunc(all, func(a, b netip.Prefix) int { return cmpChange(Change{Prefix: a}, Change{Prefix: b}) })
 	all = slices.Compact(all)
 	cs := append(adds(0, all), Change{Op: OpAdd, Prefix: mp("198.18.0.0/15"), NextHop: 1}) // checkCanonical wants both families
-	if err := f.Apply(cs); err != nil {
-		t.Fatal(err)
-	}
-	r.apply(cs)
+	applyBoth(t, f, r, cs)
 	f6 := f.f6[0]
 	ranked1, ranked2, deep := 0, 0, 0
 	for _, reg := range regions {

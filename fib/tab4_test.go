@@ -132,13 +132,7 @@ func TestBuckets4(t *testing.T) {
 func TestLookup4Edges(t *testing.T) {
 	f := newWithNH(t, 1)
 	r := newRef(1)
-	apply := func(cs []Change) {
-		t.Helper()
-		if err := f.Apply(cs); err != nil {
-			t.Fatal(err)
-		}
-		r.apply(cs)
-	}
+	apply := func(cs []Change) { t.Helper(); applyBoth(t, f, r, cs) }
 	pfx := []string{
 		"0.0.0.0/1", "128.0.0.0/1", "10.0.0.0/15", "10.2.0.0/16", "10.3.0.0/17", "10.3.128.0/17",
 		"10.4.0.0/32", "10.4.0.1/32", "10.4.255.255/32", "10.4.255.254/31", "10.4.128.0/32",
@@ -207,10 +201,7 @@ func TestLookup4BatchLanes(t *testing.T) {
 	}
 	add("10.200.0.0/16") // a /16 without a table
 	add("0.0.0.0/0")
-	if err := f.Apply(cs); err != nil {
-		t.Fatal(err)
-	}
-	r.apply(cs)
+	applyBoth(t, f, r, cs)
 	s := f.Load()
 	kinds := map[uint32]uint32{}
 	t4 := s.v4[0]

@@ -356,7 +356,9 @@ const noneB = chunkFlag | 1<<r4Shift
 // ranges), then the rounds the longest window needs for the few addresses
 // with longer ones; then their ranges go where valuesPop reads them.
 // (Finishing the few longest windows one by one after two rounds was
-// slower: their branches mispredict.)
+// slower: their branches mispredict.) A block has at most bLanesMax bucket
+// lanes; bucket-index addresses beyond them (none in the full table) are
+// looked up one by one after the block.
 //
 // Each stage is a small function of its own (not inlined) over a blk4:
 // in one big function the compiler kept spilling and reloading its many
@@ -366,10 +368,15 @@ const noneB = chunkFlag | 1<<r4Shift
 // misses holds up the retirement of every instruction after it, so the
 // fewer instructions per address, the more addresses' misses are in flight
 // at once (measured ~15 % more lookups/s than computing in the same loop).
-// The segments are reached through unsafe pointers into their tables (one
-// load per step, no slice header and bounds check); every offset read lies
+// The segments are reached through addresses into their tables (one load
+// per step, no slice header and bounds check); every offset read lies
 // inside the table the dir entry describes, which the writer built inside
 // the segment.
+//
+// The block state holds no Go pointers, only addresses (uintptr): the
+// segments are mapped memory outside the Go heap, and t.none and t.noneB
+// are kept alive with t; so storing them takes no write barrier, and the
+// state the call zeroes is small.
 func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	if len(t.ent) == 0 {
 		for i, a := range dst {
@@ -380,11 +387,11 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	var b blk4
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
-		o := out[:n]
-		t.dirs(&b, dst[:n])
+		d, o := dst[:n], out[:n]
+		t.dirs(&b, d)
 		t.lanes(&b)
-		t.prepPop(&b, dst[:n])
-		nb := max(b.nb, bLanes)
+		t.prepPop(&b, d)
+		nb := max(min(b.nb, bLanesMax), bLanes)
 		t.prep(&b, nb)
 		b.words(n)
 		most := b.buckets(nb)
@@ -397,65 +404,91 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		}
 		b.values(nb)
 		b.valuesPop(o, t.nh)
-		for _, i := range b.other[:b.nother] {
-			o[i] = uint32(b.de[i])
+		for j, i := range b.other[:b.nother] {
+			o[i] = b.othv[j]
+		}
+		if b.nb > bLanesMax {
+			t.overflow(&b, d, o)
 		}
 		dst = dst[n:]
 		out = out[n:]
 	}
-	runtime.KeepAlive(t) // the segments' memory (segMem)
+	runtime.KeepAlive(t) // the segments' memory (segMem), t.none, t.noneB
 }
 
 // bLanes is the fewest addresses the bucket stages of a block work on:
 // lanes without an address search t.noneB. A fixed count keeps their loops'
 // branches predictable (a block has ~2.6 addresses with a bucket index in
-// the full table; at most bLanes in 88 % of the blocks).
-const bLanes = 4
+// the full table; at most bLanes in 88 % of the blocks). bLanesMax is the
+// most: the addresses beyond are looked up one by one (overflow).
+const (
+	bLanes    = 4
+	bLanesMax = 16
+)
 
 // lanes fills the first bLanes lanes of the bucket stages with t.noneB.
 //
 //go:noinline
 func (t *tab4) lanes(b *blk4) {
-	p := unsafe.Pointer(&t.noneB)
+	p := uintptr(unsafe.Pointer(&t.noneB))
 	for j := range bLanes {
 		b.bde[j], b.tab[j], b.sd[j], b.bi[j] = noneB, p, 0, batchLen
 	}
 }
 
-// blk4 is the working state of a batch lookup over one block.
+// overflow looks up the bucket-index addresses of the block beyond the
+// lanes one by one.
+//
+//go:noinline
+func (t *tab4) overflow(b *blk4, d, o []uint32) {
+	for _, i := range b.ovf[:b.nb-bLanesMax] {
+		o[i] = t.lookup(d[i])
+	}
+}
+
+// blk4 is the working state of a batch lookup over one block. It holds no
+// Go pointers (see lookupBatch): an address a stage reads through is a
+// uintptr, read as an unsafe.Pointer (ptr).
 type blk4 struct {
 	// Bitmap stages.
-	de [batchLen]uint64         // dir entries
-	p  [batchLen]unsafe.Pointer // the bitmap word
-	w  [batchLen]uint64         // the bitmap and count words
-	m  [batchLen + 1]uint32     // the mask of the unit's bit and those before it, then the range (m[batchLen]: empty bucket lanes')
-	// The addresses without a table.
+	w [batchLen]uint64     // dir entries, then the bitmap and count words
+	p [batchLen]uintptr    // the bitmap word
+	m [batchLen + 1]uint32 // the mask of the unit's bit and those before it, then the range (m[batchLen]: empty bucket lanes')
+	// The addresses without a table and their dir entries' values.
 	other  [batchLen]uint8
+	othv   [batchLen]uint32
 	nother int
-	// The addresses with a bucket index, their positions in the block
-	// (batchLen: an empty lane) and their dir entries.
-	sd  [batchLen]uint32
-	bi  [batchLen]uint8
-	bde [batchLen]uint64
+	// The addresses with a bucket index: their positions in the block
+	// (batchLen: an empty lane), addresses and dir entries; the positions
+	// of those beyond bLanesMax (ovf).
+	bi  [bLanesMax]uint8
+	sd  [bLanesMax]uint32
+	bde [bLanesMax]uint64
+	ovf [batchLen]uint8
 	nb  int
 	// Bucket stages.
-	tab [batchLen]unsafe.Pointer // the table
-	key [batchLen]uint32         // a<<16 | 0xffff
-	bo  [batchLen]uint32         // byte offset of the 4 bytes ending with the bucket, then the bucket
-	sh  [batchLen]uint32         // shift of the bucket in those 4 bytes (32 - its bits)
-	pos [batchLen]uint32         // the window's first range (in the table)
-	win [batchLen]uint32         // ranges, then the window length
-	rnd [batchLen]uint32         // 1 << rounds
-	// The addresses whose windows are longer than 4 ranges.
-	long  [batchLen]uint8
+	tab [bLanesMax]uintptr // the table
+	key [bLanesMax]uint32  // a<<16 | 0xffff
+	bo  [bLanesMax]uint32  // byte offset of the 4 bytes ending with the bucket, then the bucket
+	sh  [bLanesMax]uint32  // shift of the bucket in those 4 bytes (32 - its bits)
+	pos [bLanesMax]uint32  // the window's first range (in the table)
+	win [bLanesMax]uint32  // ranges, then the window length
+	rnd [bLanesMax]uint32  // 1 << rounds
+	// The lanes whose windows are longer than 4 ranges.
+	long  [bLanesMax]uint8
 	nlong int
 }
 
+// ptr reads address x as a pointer.
+func ptr(x *uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(x)) }
+
 //go:noinline
 func (t *tab4) dirs(b *blk4, d []uint32) {
-	de := b.de[:len(d)]
+	top := &t.top
+	w := b.w[:len(d)]
 	for i, a := range d {
-		de[i] = t.top[a>>24][(a>>16)&255]
+		// Every page is there: no nil check.
+		w[i] = *(*uint64)(unsafe.Add(unsafe.Pointer(top[a>>24]), (a>>16&255)*8))
 	}
 }
 
@@ -467,31 +500,41 @@ func (t *tab4) dirs(b *blk4, d []uint32) {
 func (t *tab4) prepPop(b *blk4, d []uint32) {
 	// Every dir entry's segment is in the list: no bounds check.
 	segs := unsafe.Pointer(unsafe.SliceData(t.ent))
-	none := unsafe.Pointer(&t.none[1])
+	none := uintptr(unsafe.Pointer(&t.none[1]))
 	no, nb := 0, 0
-	de := b.de[:len(d)]
+	w := b.w[:len(d)]
+	p, m := b.p[:len(w)], b.m[:len(w)]
 	for i, a := range d {
-		e := de[i]
+		e := w[i]
 		if uint32(e>>w4Shift)&(1<<8|3) != 1<<8|wsPop { // chunkFlag and the bitmap width
-			b.p[i], b.m[i] = none, 1
+			p[i], m[i] = none, 1
 			if e&chunkFlag == 0 {
 				b.other[no&(batchLen-1)] = uint8(i)
+				b.othv[no&(batchLen-1)] = uint32(e)
 				no++
 				continue
 			}
-			seg := *(*[]uint32)(unsafe.Add(segs, uintptr(uint32(e)>>segBits)*unsafe.Sizeof(t.ent[0])))
-			j := nb & (batchLen - 1)
-			b.tab[j] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask)*4)
-			b.sd[j], b.bde[j], b.bi[j] = a, e, uint8(i)
+			if nb < bLanesMax {
+				b.tab[nb] = segAddr(segs, e) + uintptr(uint32(e)&segMask)*4
+				b.sd[nb], b.bde[nb], b.bi[nb] = a, e, uint8(i)
+			} else {
+				b.ovf[(nb-bLanesMax)&(batchLen-1)] = uint8(i)
+			}
 			nb++
 			continue
 		}
-		u := (a & 0xffff) >> (uint32(e>>b4Shift) & 31) // "& 31" spares Go's shift-overflow check
-		seg := *(*[]uint32)(unsafe.Add(segs, uintptr(uint32(e)>>segBits)*unsafe.Sizeof(t.ent[0])))
-		b.p[i] = unsafe.Add(unsafe.Pointer(unsafe.SliceData(seg)), uintptr(uint32(e)&segMask+u>>5*2)*4) // the index's position: see layout4.ent
-		b.m[i] = 2<<(u&31) - 1
+		u := (a & 0xffff) >> (uint32(e>>b4Shift) & 31)                // "& 31" spares Go's shift-overflow check
+		p[i] = segAddr(segs, e) + uintptr(uint32(e)&segMask+u>>5*2)*4 // the index's position: see layout4.ent
+		m[i] = 2<<(u&31) - 1
 	}
 	b.nother, b.nb = no, nb
+}
+
+// segAddr is the address of the first entry of the segment of dir entry e
+// (a table's), where segs is the data of tab4.ent: its slice's data
+// pointer.
+func segAddr(segs unsafe.Pointer, e uint64) uintptr {
+	return *(*uintptr)(unsafe.Add(segs, uintptr(uint32(e)>>segBits)*unsafe.Sizeof([]uint32{})))
 }
 
 // words loads the bitmap and count words.
@@ -499,8 +542,9 @@ func (t *tab4) prepPop(b *blk4, d []uint32) {
 //go:noinline
 func (b *blk4) words(n int) {
 	w := b.w[:n]
+	p := b.p[:len(w)]
 	for i := range w {
-		w[i] = *(*uint64)(b.p[i])
+		w[i] = *(*uint64)(ptr(&p[i]))
 	}
 }
 
@@ -508,10 +552,10 @@ func (b *blk4) words(n int) {
 //
 //go:noinline
 func (b *blk4) ranges(n int) {
-	m := b.m[:n]
-	for i := range m {
-		w := b.w[i]
-		m[i] = *(*uint32)(unsafe.Add(b.p[i], int(int32(uint32(w>>32)+uint32(bits.OnesCount32(uint32(w)&m[i]))))*4))
+	w := b.w[:n]
+	p, m := b.p[:len(w)], b.m[:len(w)]
+	for i, x := range w {
+		m[i] = *(*uint32)(unsafe.Add(ptr(&p[i]), int(int32(uint32(x>>32)+uint32(bits.OnesCount32(uint32(x)&m[i]))))*4))
 	}
 }
 
@@ -546,7 +590,7 @@ func (t *tab4) prep(b *blk4, n int) {
 //go:noinline
 func (b *blk4) buckets(n int) uint32 {
 	for i := range b.bo[:n] {
-		b.bo[i] = *(*uint32)(unsafe.Add(b.tab[i], b.bo[i]))
+		b.bo[i] = *(*uint32)(unsafe.Add(ptr(&b.tab[i]), b.bo[i]))
 	}
 	var most uint32
 	m := 0
@@ -556,7 +600,7 @@ func (b *blk4) buckets(n int) uint32 {
 		w := min(b.rnd[i], b.win[i]-lo)
 		b.win[i] = w
 		most = max(most, w)
-		b.long[m] = uint8(i)
+		b.long[m&(bLanesMax-1)] = uint8(i)
 		var inc int
 		if w > 4 {
 			inc = 1 // a conditional move, not a branch
@@ -573,9 +617,10 @@ func (b *blk4) buckets(n int) uint32 {
 //go:noinline
 func (b *blk4) stepLong() {
 	for _, i := range b.long[:b.nlong] {
+		i &= bLanesMax - 1
 		h := b.win[i] >> 1
 		p, r := b.pos[i], b.pos[i]+h
-		if at[uint32](b.tab[i], r) <= b.key[i] {
+		if at[uint32](ptr(&b.tab[i]), r) <= b.key[i] {
 			p = r // a conditional move, not a branch
 		}
 		b.pos[i] = p
@@ -590,7 +635,7 @@ func (b *blk4) step(n int) {
 	for i := range b.win[:n] {
 		h := b.win[i] >> 1
 		p, r := b.pos[i], b.pos[i]+h
-		if at[uint32](b.tab[i], r) <= b.key[i] {
+		if at[uint32](ptr(&b.tab[i]), r) <= b.key[i] {
 			p = r // a conditional move, not a branch: see docs/fib.md
 		}
 		b.pos[i] = p
@@ -604,7 +649,7 @@ func (b *blk4) step(n int) {
 //go:noinline
 func (b *blk4) values(n int) {
 	for j, i := range b.bi[:n] {
-		b.m[i] = at[uint32](b.tab[j], b.pos[j])
+		b.m[i] = at[uint32](ptr(&b.tab[j]), b.pos[j])
 	}
 }
 

@@ -62,6 +62,9 @@ const (
 	// wsPop in the width field marks a bitmap index (see popWords); the
 	// bucket-shift field then holds 16 - the bitmap's bits.
 	wsPop = 3
+	// popFlag marks the dir entry of a table with a bitmap index (with
+	// chunkFlag: such entries are the greatest, one comparison finds them).
+	popFlag = 1 << 62
 )
 
 // layout4 is the shape of an IPv4 range table.
@@ -76,10 +79,12 @@ type layout4 struct {
 // entry of a table with a bitmap index holds the position of the index
 // (pos + l.r, in the same segment): a lookup needs no other (pos4).
 func (l layout4) ent(pos uint32) uint64 {
+	var f uint64
 	if l.ws == wsPop {
 		pos += l.r
+		f = popFlag
 	}
-	return chunkFlag | uint64(l.rounds)<<s4Shift | uint64(l.ws)<<w4Shift | uint64(16-l.b)<<b4Shift |
+	return chunkFlag | f | uint64(l.rounds)<<s4Shift | uint64(l.ws)<<w4Shift | uint64(16-l.b)<<b4Shift |
 		uint64(l.r)<<r4Shift | uint64(pos)
 }
 
@@ -390,7 +395,8 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		d, o := dst[:n], out[:n]
 		t.dirs(&b, d)
 		t.lanes(&b)
-		t.prepPop(&b, d)
+		b.n = n
+		t.prepPop(&b)
 		nb := max(min(b.nb, bLanesMax), bLanes)
 		t.prep(&b, nb)
 		b.words(n)
@@ -466,6 +472,7 @@ type blk4 struct {
 	bde [bLanesMax]uint64
 	ovf [batchLen]uint8
 	nb  int
+	n   int // the block's addresses
 	// Bucket stages.
 	tab [bLanesMax]uintptr // the table
 	key [bLanesMax]uint32  // a<<16 | 0xffff
@@ -486,9 +493,11 @@ func ptr(x *uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(x
 func (t *tab4) dirs(b *blk4, d []uint32) {
 	top := &t.top
 	w := b.w[:len(d)]
+	m := b.m[:len(w)]
 	for i, a := range d {
 		// Every page is there: no nil check.
 		w[i] = *(*uint64)(unsafe.Add(unsafe.Pointer(top[a>>24]), (a>>16&255)*8))
+		m[i] = a // for prepPop
 	}
 }
 
@@ -497,18 +506,18 @@ func (t *tab4) dirs(b *blk4, d []uint32) {
 // those with a bucket index in the bucket lanes (with their tables).
 //
 //go:noinline
-func (t *tab4) prepPop(b *blk4, d []uint32) {
+func (t *tab4) prepPop(b *blk4) {
 	// Every dir entry's segment is in the list: no bounds check.
 	segs := unsafe.Pointer(unsafe.SliceData(t.ent))
 	none := uintptr(unsafe.Pointer(&t.none[1]))
 	no, nb := 0, 0
-	w := b.w[:len(d)]
+	w := b.w[:b.n] // b.n, not an argument: the shifts need CX, which the third argument takes
 	p, m := b.p[:len(w)], b.m[:len(w)]
-	for i, a := range d {
-		e := w[i]
-		if uint32(e>>w4Shift)&(1<<8|3) != 1<<8|wsPop { // chunkFlag and the bitmap width
+	for i, e := range w {
+		a := m[i] // the address (dirs)
+		if e < chunkFlag|popFlag {
 			p[i], m[i] = none, 1
-			if e&chunkFlag == 0 {
+			if int64(e) >= 0 { // no chunkFlag
 				b.other[no&(batchLen-1)] = uint8(i)
 				b.othv[no&(batchLen-1)] = uint32(e)
 				no++
@@ -523,8 +532,8 @@ func (t *tab4) prepPop(b *blk4, d []uint32) {
 			nb++
 			continue
 		}
-		u := (a & 0xffff) >> (uint32(e>>b4Shift) & 31)                // "& 31" spares Go's shift-overflow check
-		p[i] = segAddr(segs, e) + uintptr(uint32(e)&segMask+u>>5*2)*4 // the index's position: see layout4.ent
+		u := (a & 0xffff) >> (uint32(e>>b4Shift) & 31)                           // "& 31" spares Go's shift-overflow check
+		p[i] = segAddr(segs, e) + uintptr(uint32(e)&segMask)*4 + uintptr(u>>5)*8 // the index's position: see layout4.ent
 		m[i] = 2<<(u&31) - 1
 	}
 	b.nother, b.nb = no, nb

@@ -401,7 +401,6 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		t.prep(&b, nb)
 		b.words(n)
 		most := b.buckets(nb)
-		b.ranges(n)
 		b.step(nb) // two rounds for all lanes: windows of up to 4 ranges
 		b.step(nb)
 		most -= most >> 1
@@ -409,7 +408,7 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 			b.stepLong()
 		}
 		b.values(nb)
-		b.valuesPop(o, t.nh)
+		b.ranges(o, t.nh)
 		for j, i := range b.other[:b.nother] {
 			o[i] = b.othv[j]
 		}
@@ -457,9 +456,10 @@ func (t *tab4) overflow(b *blk4, d, o []uint32) {
 // uintptr, read as an unsafe.Pointer (ptr).
 type blk4 struct {
 	// Bitmap stages.
-	w [batchLen]uint64     // dir entries, then the bitmap and count words
-	p [batchLen]uintptr    // the bitmap word
-	m [batchLen + 1]uint32 // the mask of the unit's bit and those before it, then the range (m[batchLen]: empty bucket lanes')
+	// Slot batchLen is the empty bucket lanes'.
+	w [batchLen + 1]uint64  // dir entries, then the bitmap and count words
+	p [batchLen + 1]uintptr // the bitmap word
+	m [batchLen]uint32      // the addresses (dirs), then the masks of the unit's bit and those before it
 	// The addresses without a table and their dir entries' values.
 	other  [batchLen]uint8
 	othv   [batchLen]uint32
@@ -557,22 +557,16 @@ func (b *blk4) words(n int) {
 	}
 }
 
-// ranges reads the ranges (into m): in a loop of its own, like words.
+// ranges reads the ranges and stores their values in o: in a loop of
+// its own, like words. The bucket lanes' addresses have their range's
+// address in p and a zero word pair (values).
 //
 //go:noinline
-func (b *blk4) ranges(n int) {
-	w := b.w[:n]
+func (b *blk4) ranges(o []uint32, nh []uint32) {
+	w := b.w[:len(o)]
 	p, m := b.p[:len(w)], b.m[:len(w)]
 	for i, x := range w {
-		m[i] = *(*uint32)(unsafe.Add(ptr(&p[i]), int(int32(uint32(x>>32)+uint32(bits.OnesCount32(uint32(x)&m[i]))))*4))
-	}
-}
-
-//go:noinline
-func (b *blk4) valuesPop(o []uint32, nh []uint32) {
-	m := b.m[:len(o)]
-	for i := range o {
-		o[i] = nh[m[i]&0xffff]
+		o[i] = nh[*(*uint32)(unsafe.Add(ptr(&p[i]), int(int32(uint32(x>>32)+uint32(bits.OnesCount32(uint32(x)&m[i]))))*4))&0xffff]
 	}
 }
 
@@ -652,13 +646,14 @@ func (b *blk4) step(n int) {
 	}
 }
 
-// values puts the ranges of the first n bucket lanes in m, where
-// valuesPop takes them (after ranges).
+// values sets the first n bucket lanes' addresses up for ranges: the
+// address of their range, and a zero word pair.
 //
 //go:noinline
 func (b *blk4) values(n int) {
 	for j, i := range b.bi[:n] {
-		b.m[i] = at[uint32](ptr(&b.tab[j]), b.pos[j])
+		b.p[i] = b.tab[j] + uintptr(b.pos[j])*4
+		b.w[i] = 0
 	}
 }
 

@@ -290,11 +290,12 @@ type tab4 struct {
 	ent [][]uint32 // segments
 	mem []*segMem  // their memory: keeps it mapped while the table is reachable
 	nh  []uint32   // next-hop ids of the range values
-	// none is a one-range table with a bitmap index (range 0: value index
-	// 0; bitmap 1, count -2 from the bitmap word): the batch lookup sends
-	// the addresses it resolves otherwise through it. noneB is one with a
+	// none is a table with a bitmap index whose ranges have value index 0
+	// (ranges 0 and 1; bitmap 1, count -2 from the bitmap word, so range 0
+	// or 1 whatever the mask): the batch lookup sends the addresses it
+	// resolves otherwise through it, with any mask. noneB is one with a
 	// bucket index (dir entry noneB) for the bucket stages' empty lanes.
-	none  [3]uint32
+	none  [4]uint32
 	noneB [2]uint32
 }
 
@@ -409,8 +410,8 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 		}
 		b.values(nb)
 		b.ranges(o, t.nh)
-		for j, i := range b.other[:b.nother] {
-			o[i] = b.othv[j]
+		for _, i := range b.other[:b.nother] {
+			o[i] = b.m[i]
 		}
 		if b.nb > bLanesMax {
 			t.overflow(&b, d, o)
@@ -459,10 +460,9 @@ type blk4 struct {
 	// Slot batchLen is the empty bucket lanes'.
 	w [batchLen + 1]uint64  // dir entries, then the bitmap and count words
 	p [batchLen + 1]uintptr // the bitmap word
-	m [batchLen]uint32      // the addresses (dirs), then the masks of the unit's bit and those before it
-	// The addresses without a table and their dir entries' values.
+	m [batchLen]uint32      // the addresses (dirs), then the masks of the unit's bit and those before it (the values of those without a table)
+	// The addresses without a table (their dir entries' values in m).
 	other  [batchLen]uint8
-	othv   [batchLen]uint32
 	nother int
 	// The addresses with a bucket index: their positions in the block
 	// (batchLen: an empty lane), addresses and dir entries; the positions
@@ -509,17 +509,16 @@ func (t *tab4) dirs(b *blk4, d []uint32) {
 func (t *tab4) prepPop(b *blk4) {
 	// Every dir entry's segment is in the list: no bounds check.
 	segs := unsafe.Pointer(unsafe.SliceData(t.ent))
-	none := uintptr(unsafe.Pointer(&t.none[1]))
+	none := uintptr(unsafe.Pointer(&t.none[2]))
 	no, nb := 0, 0
 	w := b.w[:b.n] // b.n, not an argument: the shifts need CX, which the third argument takes
 	p, m := b.p[:len(w)], b.m[:len(w)]
 	for i, e := range w {
 		a := m[i] // the address (dirs)
 		if e < chunkFlag|popFlag {
-			p[i], m[i] = none, 1
-			if int64(e) >= 0 { // no chunkFlag
+			p[i], m[i] = none, uint32(e) // the dir entry's value for those without a table
+			if int64(e) >= 0 {           // no chunkFlag
 				b.other[no&(batchLen-1)] = uint8(i)
-				b.othv[no&(batchLen-1)] = uint32(e)
 				no++
 				continue
 			}
@@ -559,14 +558,18 @@ func (b *blk4) words(n int) {
 
 // ranges reads the ranges and stores their values in o: in a loop of
 // its own, like words. The bucket lanes' addresses have their range's
-// address in p and a zero word pair (values).
+// address in p and a zero word pair (values). The count word is signed
+// (int64(x)>>32: no separate sign extension); every range's value indexes
+// nh (the writer adds a next hop to nh before any range uses it, and
+// never removes one), so nh is read without a bounds check.
 //
 //go:noinline
 func (b *blk4) ranges(o []uint32, nh []uint32) {
 	w := b.w[:len(o)]
 	p, m := b.p[:len(w)], b.m[:len(w)]
+	v := unsafe.Pointer(unsafe.SliceData(nh))
 	for i, x := range w {
-		o[i] = nh[*(*uint32)(unsafe.Add(ptr(&p[i]), int(int32(uint32(x>>32)+uint32(bits.OnesCount32(uint32(x)&m[i]))))*4))&0xffff]
+		o[i] = at[uint32](v, uint32(*(*uint16)(unsafe.Add(ptr(&p[i]), (int64(x)>>32+int64(bits.OnesCount32(uint32(x)&m[i])))*4))))
 	}
 }
 

@@ -559,17 +559,16 @@ func (b *blk4) words(n int) {
 // ranges reads the ranges and stores their values in o: in a loop of
 // its own, like words. The bucket lanes' addresses have their range's
 // address in p and a zero word pair (values). The count word is signed
-// (int64(x)>>32: no separate sign extension); every range's value indexes
-// nh (the writer adds a next hop to nh before any range uses it, and
-// never removes one), so nh is read without a bounds check.
+// (int64(x)>>32: no separate sign extension). The value is read as the
+// range's low 16 bits. (nh without its bounds check was ~4 % slower with
+// 64 probes in cache: the loop's layout changed.)
 //
 //go:noinline
 func (b *blk4) ranges(o []uint32, nh []uint32) {
 	w := b.w[:len(o)]
 	p, m := b.p[:len(w)], b.m[:len(w)]
-	v := unsafe.Pointer(unsafe.SliceData(nh))
 	for i, x := range w {
-		o[i] = at[uint32](v, uint32(*(*uint16)(unsafe.Add(ptr(&p[i]), (int64(x)>>32+int64(bits.OnesCount32(uint32(x)&m[i])))*4))))
+		o[i] = nh[*(*uint16)(unsafe.Add(ptr(&p[i]), (int64(x)>>32+int64(bits.OnesCount32(uint32(x)&m[i])))*4))]
 	}
 }
 

@@ -384,9 +384,9 @@ const noneB = chunkFlag | 1<<r4Shift
 // segments (mapped memory, or Go heap slices if mapping failed), t.none
 // and t.noneB: t keeps all of them alive until the end, and Go does not
 // move heap objects; so storing them takes no write barrier, and the
-// state the call zeroes is half as big (2.2 KB; zeroing the 4.8 KB with
-// pointers, and the write barriers' checks, were ~20 % of the time with
-// 64 probes in cache).
+// state the call zeroes is half as big (2.2 KB instead of 4.8; with the
+// dir loads' nil checks gone too, ~18 % less time with 64 probes in
+// cache).
 func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 	if len(t.ent) == 0 {
 		for i, a := range dst {

@@ -224,12 +224,12 @@ const (
 	lateReader          // Apply→visible took most: the reader (worker) did not run
 	lateRunDelay        // our threads were runnable but the CPU ran something else (≥ half the wait)
 	lateSteal           // the host ran something else instead of the control CPU (steal ticks)
-	lateAsleep          // none of the above: no thread of ours ran or waited to run
+	lateAsleep          // none of the above: no thread of ours ran or waited half the wait to run (ftrace: see BENCHMARKS.md)
 	lateUnknown         // no samples bracket the wait
 	numLate
 )
 
-var lateNames = [numLate]string{"Apply (ours)", "our threads ran: GC/runtime (ours)", "the reader (worker) was not run (its CPU: not ours)", "runnable, CPU ran other tasks (not ours)", "host steal (not ours)", "no thread of ours ran or waited (wake-up not delivered)", "not sampled"}
+var lateNames = [numLate]string{"Apply (ours)", "our threads ran: GC/runtime (ours)", "the reader (worker) was not run (its CPU: not ours)", "runnable, CPU ran other tasks (not ours)", "host steal (not ours)", "unexplained by the samples: no thread of ours ran or waited half the wait", "not sampled"}
 
 // lateParts is what the samples say about one wait.
 type lateParts struct {

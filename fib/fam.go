@@ -24,7 +24,7 @@ func newFam4(zero *dirPage, seglen, maxSegs int, rc *reclaim) *fam4 {
 	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen, maxSegs)}
 	f.a.rc, f.d.rc = rc, rc
 	f.t.nh = []uint32{NoRoute}
-	f.t.none = [3]uint32{0, 1, ^uint32(1)} // noneB is zero
+	f.t.none = [4]uint32{0, 0, 1, ^uint32(1)} // noneB is zero
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f

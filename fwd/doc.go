@@ -33,7 +33,9 @@
 //     flow hash;
 //  5. per packet: local delivery (echo answered), no route / reject (ICMP
 //     unreachable), blackhole, TTL (ICMP time exceeded, RFC 1624 update),
-//     MTU (ICMP fragmentation needed / packet too big, or fragmentation),
+//     MTU (ICMP fragmentation needed / packet too big, or fragmentation;
+//     errors are decided before the TTL is decremented, so they quote the
+//     packet as it arrived),
 //     neighbour (a miss goes to the control plane, which holds the packet),
 //     MAC rewrite, txq. The common case (gateway or connected next hop,
 //     port up, TTL left, within the MTU) is staged over the burst: each

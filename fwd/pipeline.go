@@ -90,7 +90,7 @@ type pipeline struct {
 
 	icmp     pkt.TokenBucket
 	icmpRate [2]int // rate, burst the bucket was set with
-	// frags receives the fragments of one datagram (tooBig4), which are
+	// frags receives the fragments of one datagram (fragment4), which are
 	// sent before the next packet is looked at.
 	frags    [64]*mbuf.Mbuf
 	id       int // worker id (the control path: the number of workers)
@@ -536,7 +536,7 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapsh
 	if p.terminal(m, nh.Kind, st, decTTL, false) {
 		return
 	}
-	if decTTL && pkt.DecTTL4(m) {
+	if decTTL && hopsLeft(m, false) <= 1 {
 		p.icmpError(m, st, pkt.TTLExceeded, 0)
 		p.drop(m, DropTTL)
 		return
@@ -546,15 +546,35 @@ func (p *pipeline) forward4(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapsh
 	if out == nil {
 		return
 	}
+	tooBig := l3len(m) > out.MTU
+	if tooBig && dfSet(m) {
+		// Checked before the TTL is decremented, so the error quotes the
+		// datagram as it arrived (as Linux does).
+		p.icmpError(m, st, pkt.FragNeeded, out.MTU)
+		p.drop(m, DropTooBig)
+		return
+	}
+	if decTTL {
+		pkt.DecTTL4(m) // cannot expire: hopsLeft was > 1
+	}
 	target := dst4(m)
 	if nh.Kind == fib.KindGateway {
 		target = addr4(nh.Addr)
 	}
-	if l3len(m) > out.MTU {
-		p.tooBig4(m, st, out, port, nhid, target, ns)
+	if tooBig {
+		p.fragment4(m, out, port, nhid, target, ns)
 		return
 	}
 	p.resolve4(m, port, nhid, target, out, ns)
+}
+
+// hopsLeft is the TTL (IPv4) or hop limit (IPv6) of the parsed packet m.
+func hopsLeft(m *mbuf.Mbuf, v6 bool) uint8 {
+	d := m.Data()
+	if v6 {
+		return d[int(m.L3Off)+7]
+	}
+	return d[int(m.L3Off)+8]
 }
 
 // resolve4 sends m to IPv4 neighbour target on port: it looks up target's
@@ -581,7 +601,7 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapsh
 	if p.terminal(m, nh.Kind, st, decTTL, true) {
 		return
 	}
-	if decTTL && pkt.DecHopLimit6(m) {
+	if decTTL && hopsLeft(m, true) <= 1 {
 		p.icmpError(m, st, pkt.HopLimitExceeded6, 0)
 		p.drop(m, DropTTL)
 		return
@@ -592,9 +612,13 @@ func (p *pipeline) forward6(m *mbuf.Mbuf, nhid uint32, st *State, fs *fib.Snapsh
 		return
 	}
 	if l3len(m) > out.MTU {
+		// Before the decrement: the error quotes the packet as it arrived.
 		p.icmpError(m, st, pkt.PacketTooBig6, out.MTU)
 		p.drop(m, DropTooBig)
 		return
+	}
+	if decTTL {
+		pkt.DecHopLimit6(m) // cannot expire: hopsLeft was > 1
 	}
 	var target [16]byte
 	if nh.Kind == fib.KindGateway {
@@ -693,19 +717,15 @@ func (p *pipeline) egress(m *mbuf.Mbuf, port uint16, st *State) *PortState {
 	return out
 }
 
-// tooBig4 handles an IPv4 packet larger than the egress MTU: with DF an
-// ICMP "fragmentation needed" (RFC 1191), without DF fragmentation. The
-// datagram goes out whole or not at all: every fragment is resolved and
-// sent right here, in order (they share m's next hop), and when m cannot
-// be fragmented (no buffers, more fragments than p.frags holds, MTU too
-// small) it is dropped and counted (drop_frag_failed). Fragments are
-// counted in fragments_made, never as ICMP.
-func (p *pipeline) tooBig4(m *mbuf.Mbuf, st *State, out *PortState, port uint16, nhid, target uint32, ns *lltable.Snapshot) {
-	if dfSet(m) {
-		p.icmpError(m, st, pkt.FragNeeded, out.MTU)
-		p.drop(m, DropTooBig)
-		return
-	}
+// fragment4 sends an IPv4 packet without DF that is larger than the
+// egress MTU as fragments (forward4 answered one with DF with an ICMP
+// "fragmentation needed", RFC 1191). The datagram goes out whole or not at
+// all: every fragment is resolved and sent right here, in order (they
+// share m's next hop), and when m cannot be fragmented (no buffers, more
+// fragments than p.frags holds, MTU too small) it is dropped and counted
+// (drop_frag_failed). Fragments are counted in fragments_made, never as
+// ICMP.
+func (p *pipeline) fragment4(m *mbuf.Mbuf, out *PortState, port uint16, nhid, target uint32, ns *lltable.Snapshot) {
 	n, res := pkt.Fragment4(m, out.MTU, p.cache, p.frags[:])
 	if res != pkt.FragOK {
 		p.drop(m, DropFragFailed)

@@ -115,10 +115,12 @@ func TestICMPErrors(t *testing.T) {
 				if tc.mtu != 0 && d.icmp4.Seq != tc.mtu {
 					t.Errorf("next-hop MTU %d, want %d", d.icmp4.Seq, tc.mtu)
 				}
-				// The quote starts with the original IP header.
+				// The quote starts with the IP header as it arrived, TTL
+				// and checksum included (errors are decided before the
+				// TTL is decremented).
 				quote := d.icmp4.Payload
-				if len(quote) < 28 || !bytes.Equal(quote[12:20], in[14+12:14+20]) {
-					t.Errorf("quote does not hold the original header")
+				if len(quote) < 28 || !bytes.Equal(quote[:20], in[14:14+20]) {
+					t.Errorf("quote does not hold the header as it arrived: % x, sent % x", quote[:min(len(quote), 20)], in[14:14+20])
 				}
 			} else {
 				if d.icmp6 == nil {
@@ -132,6 +134,9 @@ func TestICMPErrors(t *testing.T) {
 				}
 				if len(out0[0]) > 14+1280 {
 					t.Errorf("ICMPv6 error of %d bytes exceeds the minimum MTU", len(out0[0])-14)
+				}
+				if quote := out0[0][14+40+8:]; len(quote) < 48 || !bytes.Equal(quote[:48], in[14:14+48]) {
+					t.Errorf("quote does not hold the packet as it arrived: % x", quote[:min(len(quote), 48)])
 				}
 			}
 			if c := h.e.Counters(); c[tc.counter] != 1 || c["icmp_sent"] != 1 {
@@ -610,9 +615,10 @@ func TestStagedOrder6(t *testing.T) {
 // limit the classification loop read, for gateway and connected next
 // hops, with hop limits at the edges in one burst, in arrival order: 0
 // and 1 are answered with time exceeded (RFC 4443 §3.3) and a packet too
-// big (§3.2) is answered too, each quoting the packet (time exceeded
-// unchanged, too big with the hop limit forward6 decremented); every other packet leaves with its hop limit one
-// less, the new MACs and the rest of the packet as it came.
+// big (§3.2) is answered too, each quoting the packet as it arrived (the
+// MTU is checked before the hop limit is decremented, as Linux does);
+// every other packet leaves with its hop limit one less, the new MACs and
+// the rest of the packet as it came.
 func TestHopLimit6Staged(t *testing.T) {
 	hls := []uint8{0, 1, 2, 3, 64, 254, 255}
 	for _, tc := range []struct {
@@ -678,9 +684,6 @@ func TestHopLimit6Staged(t *testing.T) {
 				}
 				quote := e[14+40+8:]
 				hl := orig[14+7]
-				if i == 2 {
-					hl-- // forward6 decrements before it checks the MTU, as forward4 does
-				}
 				n := min(len(quote), len(orig)-14)
 				if n < 48 || quote[7] != hl || !bytes.Equal(quote[:7], orig[14:14+7]) || !bytes.Equal(quote[8:n], orig[14+8:14+n]) {
 					t.Errorf("error %d: quote % x, hop limit want %d", i, quote[:min(len(quote), 48)], hl)

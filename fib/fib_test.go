@@ -51,6 +51,22 @@ func check(t *testing.T, f *FIBs, r *ref, fib uint32, probes []netip.Addr) {
 			t.Errorf("fib %d Lookup6Batch[%d] %v = %d, want %d", fib, i, netip.AddrFrom16(d6[i]), o6[i], w6[i])
 		}
 	}
+	// With a Scratch6 that an earlier lookup (the probes in reverse
+	// order) left full of stale state, as a worker's is.
+	var sc Scratch6
+	r6 := make([][16]byte, len(d6))
+	for i := range d6 {
+		r6[len(d6)-1-i] = d6[i]
+	}
+	s.Lookup6BatchScratch(&sc, fib, r6, o6)
+	clear(o6)
+	s.Lookup6BatchScratch(&sc, fib, d6, o6)
+	for i := range o6 {
+		if o6[i] != w6[i] && bad < 10 {
+			bad++
+			t.Errorf("fib %d Lookup6BatchScratch[%d] %v = %d, want %d", fib, i, netip.AddrFrom16(d6[i]), o6[i], w6[i])
+		}
+	}
 }
 
 // probesFor returns the first, last and a random address of every prefix,

@@ -314,11 +314,12 @@ func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
 		n := min(len(dst), batchLen)
 		d, o := dst[:n], out[:n]
 		b.srch.n = 0
-		if no := t.prep1(b, d, o); no > 0 {
-			t.others1(b, o, no)
-		}
+		no := t.prep1(b, d, o)
 		b.words1(n)
 		m := b.values1(o)
+		if no > 0 {
+			m = t.others1(b, o, no, m)
+		}
 		if b.srch.n > 0 {
 			m = b.run1(o, m)
 		}
@@ -326,7 +327,7 @@ func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
 			t.headers(b, o, m)
 			if no := t.prep2(b, m); no > 0 {
 				for _, j := range b.dl[:no] {
-					b.best[j&(batchLen-1)] = t.other2(b, int(b.idx[j&(batchLen-1)]), o, d)
+					b.hs[j&(batchLen-1)].def = t.other2(b, int(b.idx[j&(batchLen-1)]), o, d)
 				}
 			}
 			b.level1(m)
@@ -349,25 +350,25 @@ func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
 // zeroing (Scratch6).
 type blk6 struct {
 	hi [batchLen]uint64 // the addresses' top halves
-	// L1, every address (those without a rank index read t.z, 0, and
-	// keep the dir value or search result prep1 put in the block's
-	// out): the table and the word to read in it (the index word, then
-	// the range).
+	// L1, every address (those without a rank index read t.z, 0; see
+	// others1): the table and the word to read in it (the index word,
+	// then the range).
 	tab [batchLen]tptr
 	q   [batchLen]uint32
 	// L2, lane j for the j-th address that continues there: the address
-	// (idx), its header (hs), the table and the word to read in it (tab,
-	// q: the level-1 word, the group word, the range; t.z for a table
-	// without a rank index), the /38s with a start up to the slot's
-	// (l0: level1 counts them), the bits to count in the level-1 word,
-	// then in the group word (msk), whether the slot's /38 has a start
-	// <<10 | the slot's bits 0-9 (sl), the inherited default (best).
-	idx  [batchLen]uint8
-	hs   [batchLen]hdr6
-	msk  [batchLen]uint32
-	sl   [batchLen]uint16
-	l0   [batchLen]uint64
-	best [batchLen]uint32
+	// (idx), its header (hs; its def is the inherited default, or for a
+	// table without a rank index other2's result), the table and the
+	// word to read in it (tab, q: the level-1 word, the group word, the
+	// range; t.z for a table without a rank index), the /38s with a start
+	// up to the slot's (l0: level1 counts them), whether the slot's /38
+	// has a start <<10 | the slot's bits 0-9 (sl), the group word's bits
+	// to count (msk). The stages store as little as they can: stores,
+	// not loads, seem to bound the cached lookup.
+	idx [batchLen]uint8
+	hs  [batchLen]hdr6
+	msk [batchLen]uint32
+	sl  [batchLen]uint16
+	l0  [batchLen]uint64
 	// The lanes prep1 and prep2 leave to other1 and other2, then the
 	// lanes whose group word is deep (see l2Rank).
 	dl [batchLen]uint8
@@ -377,29 +378,27 @@ type blk6 struct {
 
 // prep1 reads and decodes the dir entries: an address whose L1 table has
 // a rank index gets its index word to read; the others read t.z (0) and
-// keep the dir value or a search's result in o (others1: prep1 lists them
-// in dl and returns how many, so that its loop makes no calls, like
-// prep2's).
+// are listed in dl for others1, which sets their dir value or adds their
+// search after values1 (prep1 returns how many: its loop makes no calls,
+// like prep2's).
 //
 //go:noinline
 func (t *tab6) prep1(b *blk6, d [][16]byte, o []uint32) int {
 	e16 := t.e16
-	z := tp(unsafe.Pointer(&t.z))
 	no := 0
 	o = o[:len(d)]
 	for i := range b.hi[:len(o)] { // i < batchLen: no bounds checks on b's arrays
 		hi := binary.BigEndian.Uint64(d[i][:8])
 		b.hi[i] = hi
 		e := t.top[hi>>56][(hi>>48)&255]
-		o[i] = 0
-		if e&(chunkFlag|rankFlag) == chunkFlag|rankFlag {
+		if e>>62 == (chunkFlag|rankFlag)>>62 { // one register less than e&(chunkFlag|rankFlag): no spill
 			s := uint32(hi>>32) & 0xffff
 			at0 := uint32(e) & segMask
 			b.tab[i] = tp(unsafe.Add(segStart(e16[uint32(e)>>segBits]), uintptr(at0)*8))
 			b.q[i] = uint32(n6(e)) + s>>5
 			continue
 		}
-		b.tab[i], b.q[i] = z, 0
+		b.tab[i], b.q[i] = tp(unsafe.Pointer(&t.z)), 0
 		b.dl[no&(batchLen-1)] = uint8(i) // no <= i < batchLen
 		no++
 	}
@@ -407,13 +406,18 @@ func (t *tab6) prep1(b *blk6, d [][16]byte, o []uint32) int {
 }
 
 // others1 sets the L1 values of the no addresses prep1 listed in dl (see
-// other1).
-func (t *tab6) others1(b *blk6, o []uint32, no int) {
-	b.srch.n = 0
+// other1), adds those that continue to L2 to the m listed in idx and
+// returns how many are listed. values1 gave them 0 (t.z) and did not list
+// them.
+func (t *tab6) others1(b *blk6, o []uint32, no, m int) int {
 	for _, i := range b.dl[:no] {
 		hi := b.hi[i&(batchLen-1)]
-		o[i] = t.other1(b, int(i), t.top[hi>>56][(hi>>48)&255], hi)
+		v := t.other1(b, int(i), t.top[hi>>56][(hi>>48)&255], hi)
+		o[i] = v
+		b.idx[m&(batchLen-1)] = i // every address is listed at most once
+		m += int(v >> 31)
 	}
+	return m
 }
 
 // other1 returns the L1 value of address i of a block whose dir entry e
@@ -452,7 +456,7 @@ func (b *blk6) words1(n int) {
 func (b *blk6) values1(o []uint32) int {
 	m := 0
 	for i := range b.tab[:len(o)] {
-		v := o[i] | uint32(b.tab[i].at(b.q[i]))
+		v := uint32(b.tab[i].at(b.q[i]))
 		o[i] = v
 		b.idx[m&(batchLen-1)] = uint8(i) // m <= i < batchLen
 		m += int(v >> 31)                // refFlag
@@ -515,10 +519,9 @@ func (t *tab6) prep2(b *blk6, m int) int {
 		s := uint32(b.hi[b.idx[j]&(batchLen-1)]>>16) & 0xffff // idx[j] < batchLen
 		l0 := h.x << (^(s >> 10) & 63)                        // the /38s up to s's, its own at bit 63
 		inW := uint32(l0 >> 63)                               // s's /38 has a start
-		b.best[j], b.sl[j] = h.def&^hdrIx, uint16(s&0x3ff|inW<<10)
+		b.sl[j] = uint16(s&0x3ff | inW<<10)
 		b.tab[j] = tp(unsafe.Add(segStart(e2[h.start>>segBits]), uintptr(h.start&segMask)*8))
-		b.l0[j] = l0                                     // level1 counts the /38s
-		b.msk[j] = ^uint32(0) >> (^(s >> 5) & 31 & -inW) // its groups up to g; else all
+		b.l0[j] = l0 // level1 counts the /38s
 	}
 	return no
 }
@@ -544,9 +547,11 @@ func (b *blk6) level1(m int) {
 	for j := range b.q[:m] {
 		x1 := b.tab[j].at(uint32(bits.OnesCount64(b.l0[j])))
 		sl := uint32(b.sl[j])
-		b.q[j] = uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)&b.msk[j]))
-		in := uint32(x1) >> (sl >> 5 & 31) & (sl >> 10) // g has starts (in /38 w)
-		b.msk[j] = ^uint32(0)>>(^sl&31) | (in - 1)      // then those up to s; else all
+		g, inW := sl>>5&31, sl>>10
+		m1 := ^uint32(0) >> ((31 - g) & -inW) // the groups up to g if x1 is the word of g's /38; else all
+		b.q[j] = uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)&m1))
+		in := uint32(x1) >> g & inW                // g has starts
+		b.msk[j] = ^uint32(0)>>(^sl&31) | (in - 1) // then those up to s; else all
 	}
 }
 
@@ -581,11 +586,12 @@ func (t *tab6) deepLanes(b *blk6, o []uint32, nd int) {
 func (t *tab6) values2(b *blk6, o []uint32, d [][16]byte, m int) {
 	for j, i := range b.idx[:m] {
 		v := uint32(b.tab[j].at(b.q[j]))
+		best := b.hs[j].def &^ hdrIx
 		if v == 0 {
-			v = b.best[j] // a conditional move
+			v = best // a conditional move
 		}
 		if v&refFlag != 0 { // rare: L3
-			v = t.deep3(v, b.best[j], binary.BigEndian.Uint64(d[i][8:]))
+			v = t.deep3(v, best, binary.BigEndian.Uint64(d[i][8:]))
 		}
 		o[i] = v
 	}

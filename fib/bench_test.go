@@ -97,12 +97,13 @@ func BenchmarkLookup4Batch(b *testing.B) {
 	s := benchOnce.f.Load()
 	v4, _ := s.MemStats(0)
 	var out [64]uint32
+	sc := new(Scratch4) // a worker's (fwd's pipeline keeps one)
 	p := benchOnce.p4
 	n := 0
 	cpu0 := startRate(b)
 	for i := 0; i < b.N; i += 64 {
 		j := (i) & (nProbes - 1)
-		s.Lookup4Batch(0, p[j:j+64], out[:])
+		s.Lookup4BatchScratch(sc, 0, p[j:j+64], out[:])
 		n += 64
 	}
 	sink += out[0]
@@ -117,11 +118,12 @@ func BenchmarkLookup4BatchCached(b *testing.B) {
 	fixture(b)
 	s := benchOnce.f.Load()
 	var out [64]uint32
+	sc := new(Scratch4)
 	p := benchOnce.p4[:64]
 	n := 0
 	cpu0 := startRate(b)
 	for i := 0; i < b.N; i += 64 {
-		s.Lookup4Batch(0, p, out[:])
+		s.Lookup4BatchScratch(sc, 0, p, out[:])
 		n += 64
 	}
 	sink += out[0]

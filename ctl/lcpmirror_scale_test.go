@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -344,7 +345,23 @@ func benchLag(b *testing.B, rate, total int) {
 		}
 		coalesce = c
 	}
-	d, err := startQuiet(conf, testnet.Path(ns), coalesce)
+	// FWDD_LAG_CTL_RT=PRIO runs the process's threads SCHED_FIFO at PRIO
+	// as fwdd -ctl-rt does (fwd.ControlRT; the worker returns to ordinary
+	// scheduling), except the sender's, which stands for the routing
+	// daemon, another process at ordinary priority.
+	ctlRT := 0
+	if v := os.Getenv("FWDD_LAG_CTL_RT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 99 {
+			b.Fatalf("FWDD_LAG_CTL_RT=%q: want a priority from 1 to 99", v)
+		}
+		if err := fwd.ControlRT(p); err != nil {
+			b.Skipf("FWDD_LAG_CTL_RT: %v", err)
+		}
+		defer func() { _ = fwd.ControlRT(0) }()
+		ctlRT = p
+	}
+	d, err := startQuiet(conf, testnet.Path(ns), coalesce, ctlRT)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -383,6 +400,16 @@ func benchLag(b *testing.B, rate, total int) {
 	cpu0 := processCPU()
 	begin := time.Now()
 	go func() {
+		if ctlRT > 0 {
+			// The routing daemon's stand-in at ordinary scheduling; the
+			// thread ends with the goroutine (still locked).
+			runtime.LockOSThread()
+			attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+			if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+				done <- err
+				return
+			}
+		}
 		gw := net.ParseIP("198.18.0.2")
 		for i := range total {
 			// Pace: route i is due at begin + i/rate.
@@ -405,7 +432,33 @@ func benchLag(b *testing.B, rate, total int) {
 		}
 		done <- nil
 	}()
-	spinPoll := os.Getenv("FWDD_LAG_POLL") == "spin"
+	// The poller looks every 50 µs. By default it waits for a timerfd
+	// that expires every 50 µs, through the netpoller, as fwdd's control
+	// goroutine waits for netlink: until 2026-11-30 it slept with
+	// time.Sleep(50 µs), which Go turns into ~1 ms on an idle machine
+	// (its timers wait in epoll_wait with millisecond timeouts), so the
+	// quiet p50 was the poller's granularity, not the mirror's
+	// (FWDD_LAG_POLL=sleep for that poller, =spin to spin instead).
+	pollMode := os.Getenv("FWDD_LAG_POLL")
+	var tick *os.File
+	switch pollMode {
+	case "sleep", "spin":
+	case "", "timer":
+		pollMode = "timer"
+		fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+		if err != nil {
+			b.Fatalf("timerfd_create: %v", err)
+		}
+		tick = os.NewFile(uintptr(fd), "timerfd")
+		defer tick.Close()
+		iv := unix.NsecToTimespec(int64(50 * time.Microsecond))
+		if err := unix.TimerfdSettime(fd, 0, &unix.ItimerSpec{Interval: iv, Value: iv}, nil); err != nil {
+			b.Fatalf("timerfd_settime: %v", err)
+		}
+	default:
+		b.Fatalf("FWDD_LAG_POLL=%q: want timer (default), sleep or spin", pollMode)
+	}
+	var expiries [8]byte
 	// The poller: the oldest routes not yet seen, in order.
 	next := 0
 	var sendErr error
@@ -432,15 +485,17 @@ func benchLag(b *testing.B, rate, total int) {
 		if time.Now().After(deadline) {
 			b.Fatalf("only %d of %d routes seen", next, total)
 		}
-		if spinPoll {
-			// FWDD_LAG_POLL=spin: look again after 50 µs of spinning, as a
-			// busy worker would (time.Sleep turns 50 µs into ~1 ms on an
-			// idle machine: Go's timers wait in epoll_wait with millisecond
-			// timeouts, which sets the quiet p50).
+		switch pollMode {
+		case "timer":
+			if _, err := tick.Read(expiries[:]); err != nil {
+				b.Fatalf("timerfd read: %v", err)
+			}
+		case "spin":
+			// Look again after 50 µs of spinning, as a busy worker would.
 			for t := time.Now(); time.Since(t) < 50*time.Microsecond; {
 				runtime.Gosched()
 			}
-		} else {
+		default:
 			time.Sleep(50 * time.Microsecond)
 		}
 	}
@@ -472,16 +527,16 @@ func benchLag(b *testing.B, rate, total int) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "process-cpu-µs/route")
 	var st lcpStats
 	d.do(func(s *stack) { st = s.lcpm.st; st.Mirror = s.lcpm.m.Stats() })
-	b.Logf("rate %d/s (0: max), %d routes in %v: lag p50 %.0f µs p99 %.0f µs max %v (kernel's RouteAdd p50 %.0f µs p99 %.0f µs); %d batches (%.1f routes/batch), waited %d, overruns %d",
-		rate, total, elapsed.Round(time.Millisecond), p(0.5), p(0.99), seen[len(seen)-1], kp(0.5), kp(0.99), st.Batches, float64(st.Events)/float64(max(st.Batches, 1)), st.Mirror.Coalesced, st.Mirror.Overruns)
+	b.Logf("poller %s, control threads SCHED_FIFO %d (0: ordinary); rate %d/s (0: max), %d routes in %v: lag p50 %.0f µs p99 %.0f µs max %v (kernel's RouteAdd p50 %.0f µs p99 %.0f µs); %d batches (%.1f routes/batch), waited %d, overruns %d",
+		pollMode, ctlRT, rate, total, elapsed.Round(time.Millisecond), p(0.5), p(0.99), seen[len(seen)-1], kp(0.5), kp(0.99), st.Batches, float64(st.Events)/float64(max(st.Batches, 1)), st.Mirror.Coalesced, st.Mirror.Overruns)
 }
 
 // startQuiet starts fwdd with config file conf in namespace ns, logging
 // nothing, with the netlink mirror's Coalesce set to coalesce.
-func startQuiet(conf, ns string, coalesce time.Duration) (*Daemon, error) {
+func startQuiet(conf, ns string, coalesce time.Duration, ctlRT int) (*Daemon, error) {
 	return Start(Options{
 		ConfigFile: conf, NetNS: ns,
-		Engine: fwd.Config{Workers: 1, PoolSize: 2048, CheckedPools: true},
+		Engine: fwd.Config{Workers: 1, PoolSize: 2048, CheckedPools: true, ControlRT: ctlRT},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		mirror: func(c *nlmirror.Config) { c.Coalesce = coalesce },
 	})

@@ -34,6 +34,8 @@ func TestLookupAllocs(t *testing.T) {
 		d6[i] = randIn(rng, randPrefix(rng, true)).As16()
 		hs[i] = rng.Uint32()
 	}
+	sc := new(Scratch6)
+	sc4 := new(Scratch4)
 	for _, fib := range []uint32{0, 1} { // 1 is empty
 		tests := map[string]func(){
 			"Load":         func() { _ = f.Load() },
@@ -41,6 +43,12 @@ func TestLookupAllocs(t *testing.T) {
 			"Lookup6":      func() { out[0] = f.Load().Lookup6(fib, &d6[3]) },
 			"Lookup4Batch": func() { f.Load().Lookup4Batch(fib, d4[:], out[:]) },
 			"Lookup6Batch": func() { f.Load().Lookup6Batch(fib, d6[:], out[:]) },
+			"Lookup4BatchScratch": func() {
+				f.Load().Lookup4BatchScratch(sc4, fib, d4[:], out[:])
+			},
+			"Lookup6BatchScratch": func() {
+				f.Load().Lookup6BatchScratch(sc, fib, d6[:], out[:])
+			},
 			"SelectBatch": func() {
 				s := f.Load()
 				s.Lookup4Batch(fib, d4[:], out[:])

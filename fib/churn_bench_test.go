@@ -55,6 +55,11 @@ type churnResult struct {
 	// late describes the batches whose changes were visible latest.
 	late  []string
 	start time.Duration // when the churn phase started, since the process did
+	// Attribution (pinned fwdd writer only, see churn_attrib_test.go):
+	// changes visible later than 1 ms by class, and the window's totals.
+	lateBy  [numLate]int
+	attrib  string
+	samples int
 }
 
 // churnOpts places the churn benchmark's threads.
@@ -90,6 +95,9 @@ type churnOpts struct {
 	// every change's due time, as a netlink socket becomes readable when a
 	// routing daemon's change arrives.
 	spin, fifoWriter bool
+	// sched are the scheduling attributes of every thread but the
+	// reader's (FIB_CHURN_NICE, FIB_CHURN_SLICE; pin without spin only).
+	sched schedOpts
 }
 
 // rawSleep sleeps in nanosleep(2) without telling the Go scheduler: the
@@ -228,6 +236,8 @@ type sight struct {
 // run), and, separately, from the time the writer called Apply with it.
 func runChurn(tb testing.TB, f *FIBs, all []cprefix, probes []uint32, rate int, d time.Duration, o churnOpts) churnResult {
 	var stop atomic.Bool
+	var readerTid atomic.Int32
+	var at *attrib
 	base := time.Now()
 	sights := offHeap[sight](tb, 1<<20)[:0]
 	reader := func() (n int) {
@@ -236,6 +246,7 @@ func runChurn(tb testing.TB, f *FIBs, all []cprefix, probes []uint32, rate int, 
 			defer runtime.UnlockOSThread()
 			place(tb, 0, o.fifoReader)
 			defer unplace(o.fifoReader)
+			readerTid.Store(int32(unix.Gettid()))
 		}
 		// A worker's registration with the FIBs' reader set, as in fwdd
 		// (fwd.Engine.FIBReaders): online while it runs, a quiescent
@@ -317,7 +328,29 @@ func runChurn(tb testing.TB, f *FIBs, all []cprefix, probes []uint32, rate int, 
 		done := make(chan int)
 		recs = recs[:0]
 		t0 = time.Now()
+		readerTid.Store(0)
 		go func() { done <- reader() }()
+		if o.pin && !o.spin {
+			// The reader's thread is the worker's; the others are the
+			// control CPU's: give them o.sched and sample them.
+			tid := 0
+			for dl := time.Now().Add(10 * time.Second); tid == 0; tid = int(readerTid.Load()) {
+				if time.Now().After(dl) {
+					tb.Fatal("the reader did not start")
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			if o.sched.set() {
+				applySched(tb, o.sched, tid)
+				defer applySched(tb, schedOpts{}, tid)
+			}
+			if o.sched.group {
+				defer setGroupNice(tb, o.sched.groupNice)()
+			}
+			if write {
+				at = newAttrib(tb, tid, 1, int(d.Seconds()*2000)+4096)
+			}
+		}
 		rng := rand.New(rand.NewPCG(9, 9))
 		deleted := make([]bool, len(all))
 		applied := 0
@@ -346,6 +379,12 @@ func runChurn(tb testing.TB, f *FIBs, all []cprefix, probes []uint32, rate int, 
 					rawSleep(20 * time.Microsecond)
 				}
 				continue
+			}
+			if at != nil {
+				// Sample at most once a millisecond, and whenever the
+				// first change due was due more than 0.5 ms ago.
+				due := time.Duration(float64(applied+1) / float64(rate) * 1e9)
+				at.sample(time.Since(base), el-due > time.Millisecond/2)
 			}
 			cs := csBuf[:0]
 			for range want - applied {
@@ -432,6 +471,9 @@ func runChurn(tb testing.TB, f *FIBs, all []cprefix, probes []uint32, rate int, 
 			break // not seen before the reader stopped
 		}
 		seen := sights[si].t
+		if at != nil && seen-b.due > time.Millisecond {
+			r.lateBy[at.classOf(b.due, b.a0, b.a1, seen).class] += b.n
+		}
 		// The batch's first change was due at b.due; later ones of the
 		// same batch were due later, so this is the worst of the batch.
 		for range b.n {
@@ -453,8 +495,18 @@ func runChurn(tb testing.TB, f *FIBs, all []cprefix, probes []uint32, rate int, 
 		if w.k+1 < len(recs) {
 			gcs = fmt.Sprint(recs[w.k+1].gcs - b.gcs)
 		}
-		r.late = append(r.late, fmt.Sprintf("batch %d at %v: %d changes visible %v after due: due->Apply %v, Apply %v (cpu %v), Apply returned->visible %v; GC cycles ended by the next batch %s",
-			w.k, (b.due-t0.Sub(base)).Round(time.Microsecond), b.n, w.lat, b.a0-b.due, b.a1-b.a0, b.cpu, w.lat-(b.a1-b.due), gcs))
+		l := fmt.Sprintf("batch %d at %v: %d changes visible %v after due: due->Apply %v, Apply %v (cpu %v), Apply returned->visible %v; GC cycles ended by the next batch %s",
+			w.k, (b.due - t0.Sub(base)).Round(time.Microsecond), b.n, w.lat, b.a0-b.due, b.a1-b.a0, b.cpu, w.lat-(b.a1-b.due), gcs)
+		if at != nil {
+			l += "; " + at.classOf(b.due, b.a0, b.a1, b.due+w.lat).String()
+		}
+		r.late = append(r.late, l)
+	}
+	if at != nil {
+		span, rd, cpu, steal, rdelay := at.window()
+		r.samples = at.n
+		r.attrib = fmt.Sprintf("control CPU over %v: run delay of our threads %v, their CPU %v, steal %v (ticks); the reader's run delay %v; %d samples cost %v",
+			span.Round(time.Millisecond), rd.Round(time.Microsecond), cpu.Round(time.Microsecond), steal, rdelay.Round(time.Microsecond), at.n, at.cost.Round(time.Microsecond))
 	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
@@ -513,6 +565,13 @@ func BenchmarkChurn(b *testing.B) {
 // CPU 1, SCHED_FIFO too with FIB_CHURN_FIFO=writer or both.
 // FIB_CHURN_SECONDS sets the length of each phase (default 1).
 // FIB_CHURN_RECLAIM=off runs the FIBs without Readers (churnReaders).
+// FIB_CHURN_CTL_FIFO=PRIO runs every thread but the reader's SCHED_FIFO,
+// as fwdd -ctl-rt PRIO does; FIB_CHURN_NICE, FIB_CHURN_GROUP_NICE and
+// FIB_CHURN_SLICE are the ordinary-scheduling alternatives (schedOpts). With
+// the fwdd writer, every change visible later than 1 ms is attributed
+// (churn_attrib_test.go): the log has the classes and the window's run
+// delay, CPU and steal, and %-late-ours / %-late-not-ours split the late
+// changes.
 func BenchmarkChurnPinned(b *testing.B) {
 	if runtime.NumCPU() < 2 {
 		b.Skip("needs 2 CPUs")
@@ -521,6 +580,9 @@ func BenchmarkChurnPinned(b *testing.B) {
 	o := churnOpts{pin: true, spin: os.Getenv("FIB_CHURN_WRITER") == "spin",
 		fifoReader: fifo == "reader" || fifo == "both"}
 	o.fifoWriter = o.spin && (fifo == "writer" || fifo == "both")
+	if !o.spin {
+		o.sched = churnSched(b)
+	}
 	if !o.spin && (fifo == "writer" || fifo == "both") {
 		b.Log("FIB_CHURN_FIFO: the writer is fwdd's control goroutine, at ordinary priority like fwdd's; SCHED_FIFO applies to the reader (FIB_CHURN_WRITER=spin for a FIFO writer)")
 	}
@@ -557,8 +619,26 @@ func benchChurn(b *testing.B, o churnOpts) {
 		r = runChurn(b, f, all, probes, 10000, d, o)
 	}
 	b.Logf("churn phase started at %v of process time (gctrace's clock)", r.start)
+	if o.sched.set() {
+		b.Logf("threads but the reader's: nice %d, slice %v; group nice %d (set: %v)", o.sched.nice, o.sched.slice, o.sched.groupNice, o.sched.group)
+	}
 	for _, l := range r.late {
 		b.Log(l)
+	}
+	if r.attrib != "" {
+		b.Log(r.attrib)
+		late, ours := 0, 0
+		for c, n := range r.lateBy {
+			late += n
+			if c <= lateOurCPU {
+				ours += n
+			}
+			if n > 0 {
+				b.Logf("changes later than 1 ms: %d (%.3f %% of all) %s", n, float64(n)/float64(max(r.changes, 1))*100, lateNames[c])
+			}
+		}
+		b.ReportMetric(float64(ours)/float64(max(r.changes, 1))*100, "%-late-ours")
+		b.ReportMetric(float64(late-ours)/float64(max(r.changes, 1))*100, "%-late-not-ours")
 	}
 	b.ReportMetric(r.idle, "idle-lookups/s")
 	b.ReportMetric(r.busy, "churn-lookups/s")
@@ -590,13 +670,15 @@ func benchChurn(b *testing.B, o churnOpts) {
 // change due. It is the floor of the churn latency on this machine: the
 // delays that a control goroutine which did nothing would see from the
 // kernel's and the Go scheduler's wake-up, other processes on CPU 1 and the
-// GC (there is none: it allocates nothing).
+// GC (there is none: it allocates nothing). The scheduling knobs of
+// BenchmarkChurnPinned (FIB_CHURN_CTL_FIFO ...) apply to it too.
 func BenchmarkWakeFloor(b *testing.B) {
 	if runtime.NumCPU() < 2 {
 		b.Skip("needs 2 CPUs")
 	}
 	fifo := os.Getenv("FIB_CHURN_FIFO")
 	fifoReader := fifo == "reader" || fifo == "both"
+	so := churnSched(b)
 	d := churnWindow(b)
 	const rate = 10000
 	late := offHeap[time.Duration](b, int(d.Seconds()*rate)+1024)[:0]
@@ -605,6 +687,7 @@ func BenchmarkWakeFloor(b *testing.B) {
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 		allThreads(b, 1)
 		var stop atomic.Bool
+		var readerTid atomic.Int32
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -612,6 +695,7 @@ func BenchmarkWakeFloor(b *testing.B) {
 			defer runtime.UnlockOSThread()
 			place(b, 0, fifoReader)
 			defer unplace(fifoReader)
+			readerTid.Store(int32(unix.Gettid()))
 			x := uint64(1)
 			rest := time.Now()
 			for i := 0; !stop.Load(); i++ {
@@ -625,6 +709,20 @@ func BenchmarkWakeFloor(b *testing.B) {
 			}
 			sink += uint32(x)
 		}()
+		if so.set() {
+			tid := 0
+			for dl := time.Now().Add(10 * time.Second); tid == 0; tid = int(readerTid.Load()) {
+				if time.Now().After(dl) {
+					b.Fatal("the reader did not start")
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			applySched(b, so, tid)
+			defer applySched(b, schedOpts{}, tid)
+			if so.group {
+				defer setGroupNice(b, so.groupNice)()
+			}
+		}
 		fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 		if err != nil {
 			b.Fatalf("timerfd_create: %v", err)

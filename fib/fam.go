@@ -24,7 +24,7 @@ func newFam4(zero *dirPage, seglen, maxSegs int, rc *reclaim) *fam4 {
 	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen, maxSegs)}
 	f.a.rc, f.d.rc = rc, rc
 	f.t.nh = []uint32{NoRoute}
-	f.t.none = [3]uint32{0, 1, ^uint32(1)} // noneB is zero
+	f.t.none = [4]uint32{0, 0, 1, ^uint32(1)} // noneB is zero
 	f.d.init(zero)
 	f.t.top = f.d.top
 	return f
@@ -388,17 +388,18 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 	r.dirty = false
 	e := sc.e8
 	n := len(e)
-	h.ix = l2Rank(e)
+	h.ix, h.l38 = l2Rank(e)
 	if w := ixWords(h.ix); h.ix != 0 && (f.ixw2+w > f.ixBudget() || n+w > segMask+1) {
-		h.ix = 0 // over the budget, or too big for a segment: search
+		h.ix, h.l38 = 0, 0 // over the budget, or too big for a segment: search
 	}
 	if h.ix != 0 {
 		f.ixw2 += ixWords(h.ix)
-		e = appendRank2(e, e, h.ix)
+		sc.ix8 = append(appendRank2(sc.ix8[:0], e, h.ix), e...) // the index first
+		e = sc.ix8
 	} else {
 		e = withSummary(e, 32)
+		sc.e8 = e
 	}
-	sc.e8 = e
 	h.start, h.count = f.a64.put(e, r.id), uint32(n)
 	f.h.set(r.id, h)
 }
@@ -501,7 +502,7 @@ func (f *fam6) room() bool {
 	for r := range f.d2 {
 		if !r.removed {
 			e2 += tableBound(len(r.ents))
-			x2 += 2*len(r.ents) + 1 + 68 // ixWords <= 64 + 3 + ranges + 1 (l2Rank)
+			x2 += 2*len(r.ents) + 1 + 67 // ixWords <= 64 + 2 + ranges + 1 (l2Rank)
 		}
 	}
 	e3 := 0

@@ -429,6 +429,21 @@ func (s *Snapshot) Lookup4Batch(fib uint32, dst []uint32, out []uint32) {
 	s.v4[fib].lookupBatch(dst, out)
 }
 
+// Scratch4 is the working memory of Lookup4BatchScratch (~2.2 KB): the
+// state of a block of addresses between the stages of the lookup. A worker
+// keeps one (fwd's pipeline does) so that its batch lookups do not zero
+// that much stack per call, as Lookup4Batch does. The zero value is ready
+// to use; one Scratch4 must not be used by two goroutines at once. Between
+// calls it holds stale addresses (uintptr, into segment memory and the
+// last table) that are never read again.
+type Scratch4 struct{ b blk4 }
+
+// Lookup4BatchScratch is Lookup4Batch with the working memory sc.
+func (s *Snapshot) Lookup4BatchScratch(sc *Scratch4, fib uint32, dst []uint32, out []uint32) {
+	_ = out[:len(dst)]
+	s.v4[fib].lookupBlocks(&sc.b, dst, out)
+}
+
 // Lookup6 returns the next-hop id of the longest prefix in FIB fib matching
 // the IPv6 address dst (network order), or NoRoute.
 func (s *Snapshot) Lookup6(fib uint32, dst *[16]byte) uint32 {
@@ -440,6 +455,21 @@ func (s *Snapshot) Lookup6(fib uint32, dst *[16]byte) uint32 {
 func (s *Snapshot) Lookup6Batch(fib uint32, dst [][16]byte, out []uint32) {
 	_ = out[:len(dst)]
 	s.v6[fib].lookupBatch(dst, out)
+}
+
+// Scratch6 is the working memory of Lookup6BatchScratch (~4.3 KB): the
+// state of a block of addresses between the stages of the lookup. A worker
+// keeps one (fwd's pipeline does) so that its batch lookups do not zero
+// that much stack per call, as Lookup6Batch does. The zero value is ready
+// to use; one Scratch6 must not be used by two goroutines at once. Between
+// calls it holds stale pointers (into segment memory, and to the last
+// table's zero word) that are never read again.
+type Scratch6 struct{ b blk6 }
+
+// Lookup6BatchScratch is Lookup6Batch with the working memory sc.
+func (s *Snapshot) Lookup6BatchScratch(sc *Scratch6, fib uint32, dst [][16]byte, out []uint32) {
+	_ = out[:len(dst)]
+	s.v6[fib].lookupBlocks(&sc.b, dst, out)
 }
 
 // NextHop returns the next hop with id id. The pointer is into the

@@ -43,12 +43,44 @@ func check(t *testing.T, f *FIBs, r *ref, fib uint32, probes []netip.Addr) {
 			t.Errorf("fib %d Lookup4Batch[%d] %v = %d, want %d", fib, i, addr4(d4[i]), o4[i], w4[i])
 		}
 	}
+	// With a Scratch4 that an earlier lookup (the probes in reverse
+	// order) left full of stale state, as a worker's is.
+	var sc4 Scratch4
+	r4 := make([]uint32, len(d4))
+	for i := range d4 {
+		r4[len(d4)-1-i] = d4[i]
+	}
+	s.Lookup4BatchScratch(&sc4, fib, r4, o4)
+	clear(o4)
+	s.Lookup4BatchScratch(&sc4, fib, d4, o4)
+	for i := range o4 {
+		if o4[i] != w4[i] && bad < 10 {
+			bad++
+			t.Errorf("fib %d Lookup4BatchScratch[%d] %v = %d, want %d", fib, i, addr4(d4[i]), o4[i], w4[i])
+		}
+	}
 	o6 := make([]uint32, len(d6))
 	s.Lookup6Batch(fib, d6, o6)
 	for i := range o6 {
 		if o6[i] != w6[i] && bad < 10 {
 			bad++
 			t.Errorf("fib %d Lookup6Batch[%d] %v = %d, want %d", fib, i, netip.AddrFrom16(d6[i]), o6[i], w6[i])
+		}
+	}
+	// With a Scratch6 that an earlier lookup (the probes in reverse
+	// order) left full of stale state, as a worker's is.
+	var sc Scratch6
+	r6 := make([][16]byte, len(d6))
+	for i := range d6 {
+		r6[len(d6)-1-i] = d6[i]
+	}
+	s.Lookup6BatchScratch(&sc, fib, r6, o6)
+	clear(o6)
+	s.Lookup6BatchScratch(&sc, fib, d6, o6)
+	for i := range o6 {
+		if o6[i] != w6[i] && bad < 10 {
+			bad++
+			t.Errorf("fib %d Lookup6BatchScratch[%d] %v = %d, want %d", fib, i, netip.AddrFrom16(d6[i]), o6[i], w6[i])
 		}
 	}
 }

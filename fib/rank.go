@@ -31,7 +31,7 @@ import (
 //     ranges gets an index. Its starts are usually few and far apart among
 //     the 65536 slots, so the index has two levels (l2Rank): a rank index
 //     over groups of 32 slots, then one rank word per group with a start.
-//     Its shape is in the table's header (hdr.ix). A group with a start
+//     Its shape is in the table's header (hdr.ix, hdr.l38). A group with a start
 //     inside a /48 (a /49-/64 prefix or a /64 region) is deep: a lookup
 //     there searches the group's entries. Sparse tables (few starts
 //     spread over the /32) get an index too: level 1 takes at most 64
@@ -47,7 +47,7 @@ const (
 	rankMin1 = 128
 	// rankMin2 is the smallest L2 table (in ranges) that gets an index.
 	rankMin2 = 2
-	// hdr.ix: flag, first group, level-1 words - 1, groups (ixLo...).
+	// hdr.ix: flag, level-1 words, groups (ixK...).
 	ixFlag = 1 << 31
 )
 
@@ -72,20 +72,27 @@ func (h hdr) size() int {
 	return n + summaryLen(n)
 }
 
-// The fields of hdr.ix (see l2Rank): the first level-1 word (groups
-// 32*lo .. 32*lo+31 of the /32, that is /38 lo), the level-1 words and the
-// groups with a range start.
-func ixLo(ix uint32) int     { return int(ix & 0x3f) }
-func ixW1(ix uint32) int     { return int(ix>>6&0x3f) + 1 }
+// ents is the arena position of the entries of an L2 table with header h
+// (after its rank index, if it has one).
+func (h hdr) ents() uint32 {
+	if h.ix != 0 {
+		return h.start + uint32(ixWords(h.ix))
+	}
+	return h.start
+}
+
+// The fields of hdr.ix (see l2Rank): the level-1 words (the /38s of the
+// /32 with a range start) and the groups with a range start.
+func ixK(ix uint32) int      { return int(ix & 0x7f) }
 func ixGroups(ix uint32) int { return int(ix >> 12 & 0xfff) }
 
 // ixDeep marks an L2 index with deep groups (see l2Rank).
 const ixDeep = 1 << 24
 
-// ixWords is the length of an L2 rank index: the level-1 words between
-// their two sentinels, the zero word and the group words (and, with deep
+// ixWords is the length of an L2 rank index: the "before" sentinel, the
+// level-1 words, the zero word and the group words (and, with deep
 // groups, the sentinel after them).
-func ixWords(ix uint32) int { return ixW1(ix) + 3 + ixGroups(ix) + int(ix>>24&1) }
+func ixWords(ix uint32) int { return ixK(ix) + 2 + ixGroups(ix) + int(ix>>24&1) }
 
 // deepBit marks a deep group's word (bit 31 of its count).
 const deepBit = 1 << 63
@@ -129,32 +136,38 @@ func rankOf(x uint64, d, w int) uint32 {
 func rankWord(d, words int) int { return min(max(d, 0)>>5, words-1) }
 
 // l2Rank decides whether the L2 table ents (n ranges, key<<32 | value)
-// gets a rank index and returns its header field (0: none).
+// gets a rank index and returns its header fields (ix 0: none): ix and
+// l38, the /38s of the /32 holding a range start after key 0 (bit W for
+// /38 W).
 //
 // An L2 index has two levels, since the starts of a /32's ranges are
 // usually few and far apart among its 65536 /48 slots (a flat bitmap
 // would be 16 KiB for a few hundred ranges). The slots are grouped by 32
-// (group g = slot>>5), the groups by 32 (level-1 word W = slot>>10, a
-// /38). The index follows the table's n entries:
+// (group g = slot>>5, 0..2047), the groups by 32 (/38 W = slot>>10,
+// 0..63). Level 0 is the header's l38; the index comes first in the
+// table, before its n entries, so that a lookup needs neither the range
+// count nor more than 16 bytes of header (hdr6), and every count in it is
+// an offset from its start (W = ixWords: the first entry's):
 //
-//	n:              the "before" sentinel, Z<<32
-//	n+1 .. n+w1:    level-1 words lo .. lo+w1-1 (the first and last with
-//	                a group with a start): Z + groups with a start before
-//	                the word, <<32 | bitmap of its groups with a start
-//	n+w1+1:         the "after" sentinel, (Z+G)<<32
-//	Z = n+w1+2:     the zero word, 0
-//	Z+1 .. Z+G:     one word per group with a start: the starts before the
-//	                group <<32 | bitmap of its slots with a start
-//	Z+G+1:          with deep groups only: (n-1)<<32
+//	0:              the "before" sentinel, Z<<32
+//	1 .. K:         one level-1 word per /38 with a start (K of them, in
+//	                order): Z + groups with a start before the /38, <<32 |
+//	                bitmap of its groups with a start
+//	Z = K+1:        the "zero" word, W<<32 (range 0)
+//	Z+1 .. Z+G:     one word per group with a start: W + the starts before
+//	                the group <<32 | bitmap of its slots with a start
+//	Z+G+1:          with deep groups only: (W+n-1)<<32
+//	W .. W+n-1:     the entries
 //
-// A lookup of slot s reads the level-1 word at n + clamp(W-lo+1, 0, w1+1)
-// (a sentinel outside the level: no bitmap bits, so no clamp of the bit),
-// whose count plus its bits up to group g is the offset of the group word
-// of the last group with a start at or before g (the zero word if none),
-// and counts in that word the starts up to s if g itself has starts
-// (its level-1 bit), all of them otherwise: the range, an offset from the
-// table's first entry like every count in the index. 3 loads, no search,
-// and the only clamp is the level-1 word's.
+// A lookup of slot s counts in l38 the /38s with a start up to W, k: the
+// level-1 word at n+k is W's if W has a start, else the last one before
+// it (the sentinel if none). Its count plus its bits up to group g (all
+// of them if the word is not W's) is the offset of the group word of the
+// last group with a start at or before g (the zero word if none), and the
+// count of that word plus its bits up to s if that group is g (g's bit in
+// W's word), all of them otherwise, is the range: an offset from the
+// table's start, like every count in the index. 3 loads (the header's
+// l38, the level-1 word, the group word), no search, no clamp.
 //
 // A table with ranges starting inside a /48 (a /49-/64 prefix or a /64
 // region's reference) is indexed too since the fifth session of
@@ -167,19 +180,19 @@ func rankWord(d, words int) int { return min(max(d, 0)>>5, words-1) }
 // has a sentinel word after the last group); the others never look at
 // the keys.
 //
-// Level 1 spans at most 64 words (2048 groups), so a sparse table - a few
-// ranges spread over the /32, ~20 % of the full table's L2 tables - takes
-// up to 536 bytes more than its summary would. Until 2026-11-30 such
-// tables (level 1 over 2n+8 words) were searched instead, and every
-// address of a batch paid the lockstep rounds of the batch's biggest
-// searched table (Lookup6Batch ~7 % faster with them indexed). Until the
-// fifth session of 2026-11-30 level 1 started at the first group with a
-// start, without sentinels: the lookup clamped the word, the bit and the
-// mask (Lookup6Batch decoded headers ~2x longer).
-func l2Rank(ents []uint64) uint32 {
+// Level 1 has at most 64 words, so a sparse table - a few ranges spread
+// over the /32, ~20 % of the full table's L2 tables - takes at most a few
+// words more than its summary would. Until 2026-11-30 such tables were
+// searched instead, and every address of a batch paid the lockstep rounds
+// of the batch's biggest searched table (Lookup6Batch ~7 % faster with
+// them indexed). Until the sixth session of 2026-11-30 level 1 had a word
+// for every /38 from the first to the last with a start (between two
+// sentinels, clamped to them): 1.26 MB on the full table, against 0.35
+// MB with a word only for the /38s with a start (see BENCHMARKS.md).
+func l2Rank(ents []uint64) (ix uint32, l38 uint64) {
 	n := len(ents)
 	if n < rankMin2 {
-		return 0
+		return 0, 0
 	}
 	groups, last := 0, -1
 	deep := uint32(0)
@@ -188,34 +201,38 @@ func l2Rank(ents []uint64) uint32 {
 			groups++
 			last = g
 		}
+		l38 |= 1 << (e >> 58)
 		if e>>32&0xffff != 0 {
 			deep = ixDeep // a range starts inside a /48
 		}
 	}
-	lo := int(ents[1] >> 58)
-	w1 := last>>5 - lo + 1 // at most 64
-	return ixFlag | deep | uint32(groups)<<12 | uint32(w1-1)<<6 | uint32(lo)
+	return ixFlag | deep | uint32(groups)<<12 | uint32(bits.OnesCount64(l38)), l38
 }
 
 // appendRank2 appends the L2 index ix of the ranges ents (see l2Rank).
 func appendRank2(out, ents []uint64, ix uint32) []uint64 {
-	lo, w1, ng := ixLo(ix), ixW1(ix), ixGroups(ix)
+	k := ixK(ix)
 	n := len(ents)
-	z := uint64(n + w1 + 2)
+	z := uint64(k + 1)
+	w0 := ixWords(ix) // the first entry's offset: every count is an offset from the index's start
 	base := len(out)
 	out = append(out, z<<32)
-	for range w1 {
+	for range k {
 		out = append(out, 0)
 	}
-	out = append(out, (z+uint64(ng))<<32, 0)
-	last := -1
+	out = append(out, uint64(w0)<<32)
+	last, lastW, w := -1, -1, 0
 	for j, e := range ents[1:] {
 		s := int(e >> 48)
 		g := s >> 5
 		if g != last {
 			last = g
-			out[base+1+(g>>5-lo)] |= 1 << (g & 31)
-			out = append(out, uint64(j)<<32) // j starts before the group
+			if s>>10 != lastW {
+				lastW = s >> 10
+				w++
+			}
+			out[base+w] |= 1 << (g & 31)
+			out = append(out, uint64(w0+j)<<32) // j starts before the group
 		}
 		out[len(out)-1] |= 1 << (s & 31)
 		if e>>32&0xffff != 0 {
@@ -223,10 +240,10 @@ func appendRank2(out, ents []uint64, ix uint32) []uint64 {
 		}
 	}
 	if ix&ixDeep != 0 {
-		out = append(out, uint64(n-1)<<32)
+		out = append(out, uint64(w0+n-1)<<32)
 	}
 	c := z
-	for w := range w1 {
+	for w := range k {
 		x := out[base+1+w]
 		out[base+1+w] = x | c<<32
 		c += uint64(bits.OnesCount32(uint32(x)))
@@ -234,22 +251,22 @@ func appendRank2(out, ents []uint64, ix uint32) []uint64 {
 	return out
 }
 
-// rank2 returns the range of key k (bits 32-63 of the address) in the L2
-// table of n ranges with index ix at the segment position tab. Every read
-// lies inside the table the writer built (the clamp keeps the level-1
-// read between the sentinels).
-func rank2(tab unsafe.Pointer, n uint32, ix uint32, k uint32) uint32 {
-	s := int(k >> 16)
-	p := min(max(s>>10-ixLo(ix)+1, 0), ixW1(ix)+1)
-	x1 := at[uint64](tab, n+uint32(p))
-	b := uint(s>>5) & 31
-	r := uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)<<(31-b)))
-	in := uint32(x1>>b) & 1
+// rank2 returns the offset of the range of key k (bits 32-63 of the
+// address) in the L2 table with index level 0 l38 at the segment position
+// tab (the index, then the entries). Every read lies inside the table the
+// writer built.
+func rank2(tab unsafe.Pointer, l38 uint64, k uint32) uint32 {
+	s := k >> 16
+	w := s >> 10
+	x1 := at[uint64](tab, uint32(bits.OnesCount64(l38&(2<<w-1))))
+	gs := s>>5&31 | (uint32(l38>>w)&1^1)<<5 // g, or 32+g if /38 w has no start
+	r := uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)&uint32(2<<gs-1)))
+	in := uint32(uint64(uint32(x1))>>gs) & 1
 	x2 := at[uint64](tab, r)
 	if x2&deepBit != 0 {
 		return deepRank(tab, r, k)
 	}
-	m := ^uint32(0)>>(31-uint(s)&31) | (in - 1) // g has starts: those up to s; else all
+	m := ^uint32(0)>>(31-s&31) | (in - 1) // g has starts: those up to s; else all
 	return uint32(x2>>32) + uint32(bits.OnesCount32(uint32(x2)&m))
 }
 

@@ -178,7 +178,7 @@ func TestLookup4Edges(t *testing.T) {
 // some with windows longer than 4 ranges) and /16s without a table: blocks
 // whose bucket-index addresses fill no lane, fewer lanes than bLanes, more
 // than bLanes, or the whole block, and batches of 1, 63, 64, 65 and 200
-// addresses.
+// addresses; Lookup4BatchScratch too, with one scratch for all.
 func TestLookup4BatchLanes(t *testing.T) {
 	f := newWithNH(t, 1)
 	r := newRef(1)
@@ -224,14 +224,17 @@ func TestLookup4BatchLanes(t *testing.T) {
 		}
 		return 0x0ac80000 | uint32(rng.IntN(1<<16)) // no table
 	}
+	var sc Scratch4 // reused across all the checks: stale state from other mixes
 	check := func(what string, as []uint32) {
 		t.Helper()
 		out := make([]uint32, len(as))
 		s.Lookup4Batch(0, as, out)
+		out2 := make([]uint32, len(as))
+		s.Lookup4BatchScratch(&sc, 0, as, out2)
 		for i, a := range as {
 			_, want := r.lookup(0, addr4(a))
-			if got := s.Lookup4(0, a); got != want || out[i] != want {
-				t.Fatalf("%s: %v (address %d of %d): Lookup4 %d, batch %d, want %d", what, addr4(a), i, len(as), got, out[i], want)
+			if got := s.Lookup4(0, a); got != want || out[i] != want || out2[i] != want {
+				t.Fatalf("%s: %v (address %d of %d): Lookup4 %d, batch %d, with a scratch %d, want %d", what, addr4(a), i, len(as), got, out[i], out2[i], want)
 			}
 		}
 	}

@@ -40,13 +40,40 @@ const (
 
 type dirPage [256]uint64
 
+// hdr is the writer's view of the header of an L2 or L3 table (hdrw);
+// the snapshot's header pages hold its packed form, hdr6.
 type hdr struct {
 	start, count uint32
 	def          uint32 // inherited default; 0: inherit from the level above
 	ix           uint32 // an L2 table's rank index (rank.go; 0: none, search the summary)
+	l38          uint64 // with ix: level 0 of the index, the /38s with a range start (l2Rank)
 }
 
-type hdrPage [256]hdr
+// hdr6 is a header as lookups read it: 16 bytes, four to a cache line
+// (with 24-byte headers the full table's lookups were ~8 % slower than
+// with 16-byte ones, and ~7 % faster than with 32-byte ones: the headers
+// are among the lines every IPv6 lookup misses).
+type hdr6 struct {
+	start uint32 // the table's position in its arena
+	def   uint32 // the inherited default (0: none), | hdrIx for an L2 table with a rank index
+	// With hdrIx the index's level 0 (hdr.l38; the index comes first in
+	// the table, rank.go), else the table's range count.
+	x uint64
+}
+
+// hdrIx marks an L2 table with a rank index in hdr6.def (next-hop ids are
+// below 2^31).
+const hdrIx = 1 << 31
+
+// pack returns h as lookups read it.
+func (h hdr) pack() hdr6 {
+	if h.ix != 0 {
+		return hdr6{h.start, h.def | hdrIx, h.l38}
+	}
+	return hdr6{h.start, h.def, uint64(h.count)}
+}
+
+type hdrPage [256]hdr6
 
 func chunkEnt(start, count int) uint64 {
 	return chunkFlag | uint64(count)<<32 | uint64(uint32(start))
@@ -149,10 +176,27 @@ func at[K any](p unsafe.Pointer, i uint32) K {
 	return *(*K)(unsafe.Add(p, uintptr(i)*unsafe.Sizeof(k)))
 }
 
+// tptr is a table pointer in a batch lookup's block state, kept as an
+// address: storing it takes no write barrier, and with no calls in their
+// loops the stages keep their values in registers (a stage whose loop
+// called the write barrier reloaded them all from the stack on every
+// iteration). The memory it points to is kept alive by the table the
+// lookup reads (its segments, tab6.z); the block state holds no tptr
+// past the lookup that stored it.
+type tptr uintptr
+
+func tp(p unsafe.Pointer) tptr { return tptr(uintptr(p)) }
+
+// at reads entry i of the table at p.
+func (p tptr) at(i uint32) uint64 { return at[uint64](*(*unsafe.Pointer)(unsafe.Pointer(&p)), i) }
+
+// ptr is p as a pointer.
+func (p tptr) ptr() unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&p)) }
+
 // segStart is the pointer lockstep uses for a segment.
 func segStart[K any](s []K) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s)) }
 
-func (t *tab6) hdr(id uint32) *hdr {
+func (t *tab6) hdr(id uint32) *hdr6 {
 	return &t.hdrs[id>>8][id&255]
 }
 
@@ -191,13 +235,13 @@ func (t *tab6) lookup1(e uint64, hi uint64) uint32 {
 // deep2 continues a lookup at the L2 table that L1 value v refers to.
 func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	h := t.hdr(v &^ refFlag)
-	best := h.def
+	best := h.def &^ hdrIx
 	seg := t.e2[h.start>>segBits]
 	p := h.start & segMask
-	if h.ix != 0 {
-		v = uint32(seg[p+rank2(unsafe.Add(segStart(seg), uintptr(p)*8), h.count, h.ix, uint32(hi))])
+	if h.def&hdrIx != 0 {
+		v = uint32(seg[p+rank2(unsafe.Add(segStart(seg), uintptr(p)*8), h.x, uint32(hi))])
 	} else {
-		v = uint32(seg[find(seg, p, h.count, hi<<32|0xffffffff)])
+		v = uint32(seg[find(seg, p, uint32(h.x), hi<<32|0xffffffff)])
 	}
 	runtime.KeepAlive(t) // the segment's memory (segMem)
 	if v&refFlag == 0 {
@@ -217,7 +261,7 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 		best = h.def
 	}
 	seg := t.e3[h.start>>segBits]
-	s, n := h.start&segMask, h.count
+	s, n := h.start&segMask, uint32(h.x)
 	j := uint32(search(seg[s:s+n], lo))
 	v = uint32(seg[s+n+j/2] >> (32 * (j & 1)))
 	runtime.KeepAlive(t) // the segment's memory (segMem)
@@ -244,30 +288,53 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 // and stay in cache, and a loop of their own was slower.
 func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 	if len(t.e16) == 0 {
-		for i := range dst {
-			hi := binary.BigEndian.Uint64(dst[i][:8])
-			out[i] = uint32(t.top[hi>>56][(hi>>48)&255])
-		}
+		t.lookupDir(dst, out)
 		return
 	}
 	var b blk6
+	t.lookupBlocks(&b, dst, out)
+}
+
+// lookupDir resolves dst into out in a table without L1 tables.
+func (t *tab6) lookupDir(dst [][16]byte, out []uint32) {
+	for i := range dst {
+		hi := binary.BigEndian.Uint64(dst[i][:8])
+		out[i] = uint32(t.top[hi>>56][(hi>>48)&255])
+	}
+}
+
+// lookupBlocks is lookupBatch with the block state b (which it leaves
+// holding stale values: every stage writes the fields it reads first).
+func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
+	if len(t.e16) == 0 {
+		t.lookupDir(dst, out)
+		return
+	}
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d, o := dst[:n], out[:n]
-		t.prep1(&b, d, o)
+		b.srch.n = 0
+		no := t.prep1(b, d, o)
 		b.words1(n)
 		m := b.values1(o)
+		if no > 0 {
+			m = t.others1(b, o, no, m)
+		}
 		if b.srch.n > 0 {
 			m = b.run1(o, m)
 		}
 		if m > 0 {
-			t.headers(&b, o, m)
-			t.prep2(&b, m, o, d)
-			b.level1()
-			if nd := b.groups(); nd > 0 {
-				t.deepLanes(&b, o, nd)
+			t.headers(b, o, m)
+			if no := t.prep2(b, m); no > 0 {
+				for _, j := range b.dl[:no] {
+					b.hs[j&(batchLen-1)].def = t.other2(b, int(b.idx[j&(batchLen-1)]), o, d)
+				}
 			}
-			t.values2(&b, o, d)
+			b.level1(m)
+			if nd := b.groups(m); nd > 0 {
+				t.deepLanes(b, o, nd)
+			}
+			t.values2(b, o, d, m)
 		}
 		b.srch.run2(t, o, d)
 		dst, out = dst[n:], out[n:]
@@ -276,29 +343,34 @@ func (t *tab6) lookupBatch(dst [][16]byte, out []uint32) {
 }
 
 // blk6 is the working state of an IPv6 batch lookup over one block. The
-// tables are reached through unsafe pointers to their first entries (see
+// tables are reached through pointers to their first entries (tptr; see
 // lockstep): every offset read lies inside the table its dir entry or
-// header describes, or is offset 0 of t.z.
+// header describes, or is offset 0 of t.z. Every stage writes the fields
+// it reads before reading them, so a block state can be reused without
+// zeroing (Scratch6).
 type blk6 struct {
 	hi [batchLen]uint64 // the addresses' top halves
-	// L1, every address (those without a rank index read t.z, 0, and
-	// keep the dir value or search result prep1 put in the block's
-	// out): the table, the word to read in it (the index word, then the
-	// range), the slots to count in the index word.
-	tab [batchLen]unsafe.Pointer
+	// L1, every address (those without a rank index read t.z, 0; see
+	// others1): the table and the word to read in it (the index word,
+	// then the range).
+	tab [batchLen]tptr
 	q   [batchLen]uint32
+	// L2, lane j for the j-th address that continues there: the address
+	// (idx), its header (hs; its def is the inherited default, or for a
+	// table without a rank index other2's result), the table and the
+	// word to read in it (tab, q: the level-1 word, the group word, the
+	// range; t.z for a table without a rank index), the /38s with a start
+	// up to the slot's (l0: level1 counts them), whether the slot's /38
+	// has a start <<10 | the slot's bits 0-9 (sl), the group word's bits
+	// to count (msk). The stages store as little as they can: stores,
+	// not loads, seem to bound the cached lookup.
+	idx [batchLen]uint8
+	hs  [batchLen]hdr6
 	msk [batchLen]uint32
-	// L2: the addresses (idx), their headers (hs), then for those with a
-	// rank index (the first nr of idx): the table and the word to read in
-	// it (tab, q: the level-1 word, the group word, the range), the /48
-	// slot (sl), the group word's bits to count (msk), the inherited
-	// default.
-	idx  [batchLen]uint8
-	hs   [batchLen]hdr
-	sl   [batchLen]uint16
-	best [batchLen]uint32
-	nr   int
-	// The rank-index lanes whose group word is deep (see l2Rank).
+	sl  [batchLen]uint16
+	l0  [batchLen]uint64
+	// The lanes prep1 and prep2 leave to other1 and other2, then the
+	// lanes whose group word is deep (see l2Rank).
 	dl [batchLen]uint8
 	// Searches in lockstep (tables without a rank index).
 	srch search6
@@ -306,30 +378,46 @@ type blk6 struct {
 
 // prep1 reads and decodes the dir entries: an address whose L1 table has
 // a rank index gets its index word to read; the others read t.z (0) and
-// keep the dir value or a search's result in o.
+// are listed in dl for others1, which sets their dir value or adds their
+// search after values1 (prep1 returns how many: its loop makes no calls,
+// like prep2's).
 //
 //go:noinline
-func (t *tab6) prep1(b *blk6, d [][16]byte, o []uint32) {
+func (t *tab6) prep1(b *blk6, d [][16]byte, o []uint32) int {
 	e16 := t.e16
-	z := unsafe.Pointer(&t.z)
-	b.srch.n = 0
+	no := 0
 	o = o[:len(d)]
 	for i := range b.hi[:len(o)] { // i < batchLen: no bounds checks on b's arrays
 		hi := binary.BigEndian.Uint64(d[i][:8])
 		b.hi[i] = hi
 		e := t.top[hi>>56][(hi>>48)&255]
-		if e&(chunkFlag|rankFlag) == chunkFlag|rankFlag {
+		if e>>62 == (chunkFlag|rankFlag)>>62 { // one register less than e&(chunkFlag|rankFlag): no spill
 			s := uint32(hi>>32) & 0xffff
 			at0 := uint32(e) & segMask
-			b.tab[i] = unsafe.Add(segStart(e16[uint32(e)>>segBits]), uintptr(at0)*8)
+			b.tab[i] = tp(unsafe.Add(segStart(e16[uint32(e)>>segBits]), uintptr(at0)*8))
 			b.q[i] = uint32(n6(e)) + s>>5
-			b.msk[i] = ^uint32(0) >> (31 - s&31)
-			o[i] = 0
 			continue
 		}
-		b.tab[i], b.q[i], b.msk[i] = z, 0, 0
-		o[i] = t.other1(b, i, e, hi)
+		b.tab[i], b.q[i] = tp(unsafe.Pointer(&t.z)), 0
+		b.dl[no&(batchLen-1)] = uint8(i) // no <= i < batchLen
+		no++
 	}
+	return no
+}
+
+// others1 sets the L1 values of the no addresses prep1 listed in dl (see
+// other1), adds those that continue to L2 to the m listed in idx and
+// returns how many are listed. values1 gave them 0 (t.z) and did not list
+// them.
+func (t *tab6) others1(b *blk6, o []uint32, no, m int) int {
+	for _, i := range b.dl[:no] {
+		hi := b.hi[i&(batchLen-1)]
+		v := t.other1(b, int(i), t.top[hi>>56][(hi>>48)&255], hi)
+		o[i] = v
+		b.idx[m&(batchLen-1)] = i // every address is listed at most once
+		m += int(v >> 31)
+	}
+	return m
 }
 
 // other1 returns the L1 value of address i of a block whose dir entry e
@@ -349,13 +437,15 @@ func (t *tab6) other1(b *blk6, i int, e, hi uint64) uint32 {
 	return 0
 }
 
-// words1 reads the L1 index words and sets q to the ranges.
+// words1 reads the L1 index words and sets q to the ranges (the slots
+// to count: those up to the address's in its word; t.z, 0, gives 0).
 //
 //go:noinline
 func (b *blk6) words1(n int) {
 	for i := range b.q[:n] {
-		x := at[uint64](b.tab[i], b.q[i])
-		b.q[i] = uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)&b.msk[i]))
+		x := b.tab[i].at(b.q[i])
+		s := uint32(b.hi[i]>>32) & 31
+		b.q[i] = uint32(x>>32) + uint32(bits.OnesCount32(uint32(x)<<(31-s)))
 	}
 }
 
@@ -366,7 +456,7 @@ func (b *blk6) words1(n int) {
 func (b *blk6) values1(o []uint32) int {
 	m := 0
 	for i := range b.tab[:len(o)] {
-		v := o[i] | uint32(at[uint64](b.tab[i], b.q[i]))
+		v := uint32(b.tab[i].at(b.q[i]))
 		o[i] = v
 		b.idx[m&(batchLen-1)] = uint8(i) // m <= i < batchLen
 		m += int(v >> 31)                // refFlag
@@ -402,58 +492,66 @@ func (t *tab6) headers(b *blk6, o []uint32, m int) {
 	}
 }
 
-// prep2 decodes the headers of the m addresses that continue to L2: those
-// with a rank index (rank2) get their level-1 word to read and move to the
-// front of idx; the others are searched.
+// prep2 decodes the headers of the m addresses that continue to L2 (lane
+// j: address idx[j]): those with a rank index (rank2) get their level-1
+// word to read. The others (rare) read t.z (0) in every stage, which gives
+// them their lane's best, and are listed in dl for other2 (prep2 returns
+// how many), which sets best or adds a search. The loop makes no calls, so
+// it keeps its values in registers (with other2 called in the loop, it
+// reloaded them from the stack on every iteration), and it keeps every
+// lane in place (no compaction).
 //
 //go:noinline
-func (t *tab6) prep2(b *blk6, m int, o []uint32, d [][16]byte) {
+func (t *tab6) prep2(b *blk6, m int) int {
 	e2 := t.e2
-	nr := 0
-	for j := range b.hs[:m] {
-		i := b.idx[j]
+	z := tp(unsafe.Pointer(&t.z))
+	no := 0
+	for j := range b.hs[:m&(2*batchLen-1)] { // m <= batchLen
 		h := &b.hs[j]
-		if ix := h.ix; ix != 0 {
-			// The level-1 word of the slot, clamped to the sentinels.
-			s := uint32(b.hi[i&(batchLen-1)]>>16) & 0xffff // i < batchLen
-			p := min(max(int(s>>10)-ixLo(ix)+1, 0), ixW1(ix)+1)
-			nr &= batchLen - 1 // nr <= j < batchLen
-			b.idx[nr], b.best[nr], b.sl[nr] = i, h.def, uint16(s)
-			b.tab[nr] = unsafe.Add(segStart(e2[h.start>>segBits]), uintptr(h.start&segMask)*8)
-			b.q[nr] = h.count + uint32(p)
-			nr++
+		if h.def&hdrIx == 0 {
+			b.tab[j], b.l0[j] = z, 0
+			b.dl[no&(batchLen-1)] = uint8(j) // no <= j < batchLen
+			no++
 			continue
 		}
-		t.other2(b, int(i), o, d)
+		// The level-1 word of the slot's /38 w, or of the last /38 with a
+		// start before it (see rank2).
+		s := uint32(b.hi[b.idx[j]&(batchLen-1)]>>16) & 0xffff // idx[j] < batchLen
+		l0 := h.x << (^(s >> 10) & 63)                        // the /38s up to s's, its own at bit 63
+		inW := uint32(l0 >> 63)                               // s's /38 has a start
+		b.sl[j] = uint16(s&0x3ff | inW<<10)
+		b.tab[j] = tp(unsafe.Add(segStart(e2[h.start>>segBits]), uintptr(h.start&segMask)*8))
+		b.l0[j] = l0 // level1 counts the /38s
 	}
-	b.nr = nr
+	return no
 }
 
-// other2 adds the search of address i of a block whose L2 table has no
-// rank index to b, or, if b has no room, looks it up. It is apart from
-// prep2 so that the common path keeps its values in registers.
-//
-//go:noinline
-func (t *tab6) other2(b *blk6, i int, o []uint32, d [][16]byte) {
+// other2 returns the result of address i of a block whose L2 table has no
+// rank index if it looks it up (if b has no room for its search), or 0
+// and adds its search to b (run2 finishes it). It is apart from prep2 so
+// that the common path keeps its values in registers.
+func (t *tab6) other2(b *blk6, i int, o []uint32, d [][16]byte) uint32 {
 	h := t.hdr(o[i] &^ refFlag)
 	hi := b.hi[i&(batchLen-1)]
-	if !b.srch.add(i, segStart(t.e2[h.start>>segBits]), h.start&segMask, h.count, hi<<32|0xffffffff, h.def) {
-		o[i] = t.deep2(o[i], hi, binary.BigEndian.Uint64(d[i][8:])) // rare: more searches than srchLen
+	if !b.srch.add(i, segStart(t.e2[h.start>>segBits]), h.start&segMask, uint32(h.x), hi<<32|0xffffffff, h.def) {
+		return t.deep2(o[i], hi, binary.BigEndian.Uint64(d[i][8:])) // rare: more searches than srchLen
 	}
+	return 0
 }
 
 // level1 reads the level-1 words of the L2 rank indexes and sets q to the
 // group words and msk to the group word's bits to count (see rank2).
 //
 //go:noinline
-func (b *blk6) level1() {
-	for j := range b.q[:b.nr] {
-		x1 := at[uint64](b.tab[j], b.q[j])
-		s := uint32(b.sl[j])
-		g := s >> 5 & 31
-		b.q[j] = uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)<<(^g&31)))
-		in := uint32(x1>>g) & 1
-		b.msk[j] = ^uint32(0)>>(^s&31) | (in - 1) // g has starts: those up to s; else all
+func (b *blk6) level1(m int) {
+	for j := range b.q[:m] {
+		x1 := b.tab[j].at(uint32(bits.OnesCount64(b.l0[j])))
+		sl := uint32(b.sl[j])
+		g, inW := sl>>5&31, sl>>10
+		m1 := ^uint32(0) >> ((31 - g) & -inW) // the groups up to g if x1 is the word of g's /38; else all
+		b.q[j] = uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)&m1))
+		in := uint32(x1) >> g & inW                // g has starts
+		b.msk[j] = ^uint32(0)>>(^sl&31) | (in - 1) // then those up to s; else all
 	}
 }
 
@@ -461,10 +559,10 @@ func (b *blk6) level1() {
 // whose group word is deep; it returns how many.
 //
 //go:noinline
-func (b *blk6) groups() int {
+func (b *blk6) groups(m int) int {
 	nd := 0
-	for j := range b.q[:b.nr] {
-		x := at[uint64](b.tab[j], b.q[j])
+	for j := range b.q[:m] {
+		x := b.tab[j].at(b.q[j])
 		b.q[j] = uint32(x>>32)&0x7fffffff + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
 		b.dl[nd&(batchLen-1)] = uint8(j) // nd <= j < batchLen
 		nd += int(x >> 63)               // deepBit
@@ -480,19 +578,20 @@ func (t *tab6) deepLanes(b *blk6, o []uint32, nd int) {
 		j &= batchLen - 1
 		i := b.idx[j]
 		h := t.hdr(o[i] &^ refFlag)
-		b.q[j] = rank2(b.tab[j], h.count, h.ix, uint32(b.hi[i&(batchLen-1)]))
+		b.q[j] = rank2(b.tab[j].ptr(), h.x, uint32(b.hi[i&(batchLen-1)]))
 	}
 }
 
 //go:noinline
-func (t *tab6) values2(b *blk6, o []uint32, d [][16]byte) {
-	for j, i := range b.idx[:b.nr] {
-		v := uint32(at[uint64](b.tab[j], b.q[j]))
+func (t *tab6) values2(b *blk6, o []uint32, d [][16]byte, m int) {
+	for j, i := range b.idx[:m] {
+		v := uint32(b.tab[j].at(b.q[j]))
+		best := b.hs[j].def &^ hdrIx
 		if v == 0 {
-			v = b.best[j] // a conditional move
+			v = best // a conditional move
 		}
 		if v&refFlag != 0 { // rare: L3
-			v = t.deep3(v, b.best[j], binary.BigEndian.Uint64(d[i][8:]))
+			v = t.deep3(v, best, binary.BigEndian.Uint64(d[i][8:]))
 		}
 		o[i] = v
 	}
@@ -554,7 +653,7 @@ func (t *tab6) finish2(o []uint32, d [][16]byte, i int, v, best uint32) {
 func (t *tab6) bytes() int {
 	return 256*8 + countPages(&t.top)*256*8 + segBytes(t.e16, 8) +
 		segBytes(t.e2, 8) + segBytes(t.e3, 8) +
-		cap(t.hdrs)*8 + len(t.hdrs)*256*12
+		cap(t.hdrs)*8 + len(t.hdrs)*int(unsafe.Sizeof(hdrPage{}))
 }
 
 // countPages counts distinct dir pages (the shared empty page counts once).

@@ -57,6 +57,11 @@ type Config struct {
 	// work (ksoftirqd, kworkers) still runs, unlike under SCHED_FIFO.
 	// Failing to set it is logged, not fatal.
 	Nice int
+	// ControlRT says that ControlRT(ControlRT) gave the process's threads
+	// SCHED_FIFO at this priority before the workers started: a worker's
+	// thread, which inherits it, then returns to ordinary scheduling
+	// (at Nice) unless RTPriority asks for SCHED_FIFO itself.
+	ControlRT int
 	// PoolSize is the number of mbufs per worker pool (the UMEM of that
 	// worker's AF_XDP sockets). Default 16384.
 	PoolSize int

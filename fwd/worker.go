@@ -185,6 +185,17 @@ func (w *Worker) run() {
 			w.e.log.Warn("worker: cannot set its nice value, keeping the process's", "worker", w.id, "nice", nice, "err", err)
 		}
 	}
+	if w.e.cfg.ControlRT > 0 && w.e.cfg.RTPriority <= 0 {
+		// The thread inherited the control threads' SCHED_FIFO (ControlRT):
+		// a busy worker must not hold its CPU at real-time priority unasked.
+		nice := w.e.cfg.Nice
+		if nice == 0 {
+			nice = threadNice(0)
+		}
+		if err := setPolicy(0, 0, nice); err != nil {
+			w.e.log.Warn("worker: cannot return to ordinary scheduling from the control threads' SCHED_FIFO", "worker", w.id, "err", err)
+		}
+	}
 	mode := w.e.cfg.PollMode
 	spin := w.e.cfg.IdleSpin
 	// idleSince is when the current run of empty polls began (idle: the

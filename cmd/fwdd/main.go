@@ -1,7 +1,7 @@
 // Command fwdd is the fwdd router daemon.
 //
 //	fwdd -c FILE [-s SOCKET] [-metrics ADDR] [-pprof ADDR] [-profile cpu|mem|mutex|block|trace]
-//	     [-profile-dir DIR] [-cpus LIST] [-workers N] [-poll busy|adaptive] [-idle-spin D] [-rt PRIO] [-log-level LEVEL]
+//	     [-profile-dir DIR] [-cpus LIST] [-workers N] [-poll busy|adaptive] [-idle-spin D] [-rt PRIO] [-ctl-rt PRIO] [-log-level LEVEL]
 //	fwdd -check -c FILE
 //
 // It reads FILE (the command language of fwdctl, one command per line),
@@ -55,6 +55,7 @@ func run(args []string) int {
 		poolSize  = fs.Int("mbufs", 0, "mbufs per worker (default 16384)")
 		nice      = fs.Int("nice", 0, "nice value of the workers' threads (-20..19; 0: the process's). For -poll busy at ordinary scheduling: -20 keeps other threads on a worker's CPU from taking it for whole time slices")
 		rtPrio    = fs.Int("rt", 0, "run workers SCHED_FIFO at this priority (1-99; 0: ordinary scheduling). With -poll busy a worker then never yields its CPU: give it a CPU of its own (-cpus)")
+		ctlRT     = fs.Int("ctl-rt", 0, "run fwdd's other threads (control goroutine, netlink mirror, Go runtime) SCHED_FIFO at this priority (1-99; 0: ordinary scheduling), so that route changes reach the workers within a millisecond even when other processes keep the non-worker CPUs busy (docs/tuning.md). Use with -cpus")
 		idleSpin  = fs.Duration("idle-spin", 0, "adaptive poll: keep polling this long after the last packet before sleeping (default 200µs)")
 		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn or error")
 	)
@@ -107,6 +108,10 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "fwdd: -rt %d: want a SCHED_FIFO priority from 1 to 99, or 0 for ordinary scheduling\n", *rtPrio)
 		return 2
 	}
+	if *ctlRT < 0 || *ctlRT > 99 {
+		fmt.Fprintf(os.Stderr, "fwdd: -ctl-rt %d: want a SCHED_FIFO priority from 1 to 99, or 0 for ordinary scheduling\n", *ctlRT)
+		return 2
+	}
 	if *profMode != "" {
 		var mode func(*profile.Profile)
 		switch *profMode {
@@ -142,11 +147,22 @@ func run(args []string) int {
 	} else if rest != "" {
 		log.Info("worker CPUs reserved", "workers", *cpus, "other threads", rest)
 	}
+	// Before the workers start: their threads inherit it and go back to
+	// ordinary scheduling (fwd.Config.ControlRT) unless -rt is given.
+	if *ctlRT > 0 {
+		if err := fwd.ControlRT(*ctlRT); err != nil {
+			log.Warn("cannot run the control threads SCHED_FIFO, keeping ordinary scheduling (needs CAP_SYS_NICE)", "priority", *ctlRT, "err", err)
+			_ = fwd.ControlRT(0)
+			*ctlRT = 0
+		} else {
+			log.Info("control threads SCHED_FIFO", "priority", *ctlRT)
+		}
+	}
 
 	d, err := vnet.Start(vnet.Config{
 		ConfigFile: *config,
 		Socket:     *socket,
-		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, AllowedCPUs: allowed, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, Nice: *nice, IdleSpin: *idleSpin},
+		Engine:     fwd.Config{Workers: *workers, CPUs: cpuList, AllowedCPUs: allowed, PollMode: pm, PoolSize: *poolSize, RTPriority: *rtPrio, ControlRT: *ctlRT, Nice: *nice, IdleSpin: *idleSpin},
 		Log:        log,
 	})
 	if err != nil {

@@ -38,7 +38,7 @@ func (p *Port) TxHash() *flowhash.Hash {
 // the common case — an untagged TCP/UDP/SCTP over IPv4 frame without
 // options or fragmentation —, marking the others; (2) hash the marked
 // through the reference; (3) scatter, the counts in registers.
-func (p *Port) spread(ms []*mbuf.Mbuf, sel []uint8, bufs *[MaxMembers][maxBurst]*mbuf.Mbuf, k int) (lo, hi uint64) {
+func (p *Port) spread(ms []*mbuf.Mbuf, sel []uint8, bufs *[MaxMembers][memberBuf]*mbuf.Mbuf, k int) (lo, hi uint64) {
 	const other = 0xff
 	kk := uint64(k)
 	switch {
@@ -47,8 +47,14 @@ func (p *Port) spread(ms []*mbuf.Mbuf, sel []uint8, bufs *[MaxMembers][maxBurst]
 		// one pass, reading the mbufs only; with two members (the usual
 		// lagg) the hash's top bit is the member (flowhash.Pick), the
 		// counts are two registers. At the first frame without a hash,
-		// start over with the passes below.
-		if c0, c1, ok := split2(ms, &bufs[0], &bufs[1]); ok {
+		// start over with the passes below. With AVX-512, eight frames
+		// a step (split2Vec; its stores need len(ms) <= maxBurst, which
+		// TxBurst ensures: checked again, it writes memory directly).
+		if p.splitVec && len(ms) <= maxBurst {
+			if c1, ok := split2Vec(ms, &bufs[0], &bufs[1]); ok {
+				return uint64(uint(len(ms))-c1) | uint64(c1)<<8, 0
+			}
+		} else if c0, c1, ok := split2(ms, &bufs[0], &bufs[1]); ok {
 			return uint64(c0) | uint64(c1)<<8, 0
 		}
 	case k <= 8:
@@ -126,7 +132,7 @@ func (p *Port) spread(ms []*mbuf.Mbuf, sel []uint8, bufs *[MaxMembers][maxBurst]
 // (flowhash.Pick of 2). Both members' next slots take the frame and only
 // one count moves: no branch, no select. ok is false at the first frame
 // without the hash (the counts are then meaningless).
-func split2(ms []*mbuf.Mbuf, b0, b1 *[maxBurst]*mbuf.Mbuf) (c0, c1 uint, ok bool) {
+func split2(ms []*mbuf.Mbuf, b0, b1 *[memberBuf]*mbuf.Mbuf) (c0, c1 uint, ok bool) {
 	for i, m := range ms {
 		if m.Flags&mbuf.FlagTxHash == 0 {
 			return 0, 0, false

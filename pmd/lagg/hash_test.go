@@ -3,6 +3,7 @@ package lagg
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/fwdd/fwdd/mbuf"
@@ -211,22 +212,27 @@ func TestSpreadMatchesHash(t *testing.T) {
 					m.Flags |= mbuf.FlagTxHash | mbuf.FlagHashValid
 				}
 			}
-			var bufs [MaxMembers][maxBurst]*mbuf.Mbuf
-			var sel [maxBurst]uint8
-			lo, hi := p.spread(ms, sel[:], &bufs, k)
-			var want [MaxMembers][]*mbuf.Mbuf
-			for _, m := range ms {
-				j := int(uint64(p.hash(m.Data())) * uint64(k) >> 32)
-				want[j] = append(want[j], m)
-			}
-			for j := 0; j < k; j++ {
-				n := int(lanesCount(j, lo, hi))
-				if n != len(want[j]) {
-					t.Fatalf("hash %s, %d members, %s hashed: member %d got %d frames, reference %d", h, k, tc.hashed, j, n, len(want[j]))
+			// Both two-member splits: split2, and split2Vec where the CPU
+			// has it.
+			for _, vec := range []bool{false, splitVecOK()} {
+				p.splitVec = vec
+				var bufs [MaxMembers][memberBuf]*mbuf.Mbuf
+				var sel [maxBurst]uint8
+				lo, hi := p.spread(ms, sel[:], &bufs, k)
+				var want [MaxMembers][]*mbuf.Mbuf
+				for _, m := range ms {
+					j := int(uint64(p.hash(m.Data())) * uint64(k) >> 32)
+					want[j] = append(want[j], m)
 				}
-				for i := range want[j] {
-					if bufs[j][i] != want[j][i] {
-						t.Fatalf("hash %s, %d members, %s hashed: member %d frame %d differs from the reference (order or member)", h, k, tc.hashed, j, i)
+				for j := 0; j < k; j++ {
+					n := int(lanesCount(j, lo, hi))
+					if n != len(want[j]) {
+						t.Fatalf("hash %s, %d members, %s hashed, split2Vec %v: member %d got %d frames, reference %d", h, k, tc.hashed, vec, j, n, len(want[j]))
+					}
+					for i := range want[j] {
+						if bufs[j][i] != want[j][i] {
+							t.Fatalf("hash %s, %d members, %s hashed, split2Vec %v: member %d frame %d differs from the reference (order or member)", h, k, tc.hashed, vec, j, i)
+						}
 					}
 				}
 			}
@@ -268,5 +274,72 @@ func TestTxHash(t *testing.T) {
 			t.Fatalf("%s %s: TxHash is not the lagg's hash", tc.proto, tc.hash)
 		}
 		p.Close()
+	}
+}
+
+// TestSplit2Vec: split2Vec (AVX-512) gives split2's result — the same
+// frames in the same order for each member, the same counts, the same ok —
+// for bursts of every length 0-64 (full steps of eight and tails), random
+// hashes, mbufs in any order, a frame without mbuf.FlagTxHash anywhere;
+// and writes nothing past a member's buffer (memberBuf).
+func TestSplit2Vec(t *testing.T) {
+	if !splitVecOK() {
+		t.Skip("this CPU has no AVX-512 F/DQ: split2Vec is not used here (split2 is, and TestSpreadMatchesHash covers it)")
+	}
+	r := newRig(t)
+	all := make([]*mbuf.Mbuf, 256)
+	if n := r.pool.Alloc(all); n != len(all) {
+		t.Fatal("pool exhausted")
+	}
+	t.Cleanup(func() { r.pool.Free(all) })
+	rnd := rand.New(rand.NewPCG(3, 4))
+	type bufs struct {
+		b0, b1 [memberBuf]*mbuf.Mbuf
+		guard  [8]*mbuf.Mbuf // after b1: must stay nil
+	}
+	for trial := 0; trial < 20000; trial++ {
+		n := trial % (maxBurst + 1)
+		ms := make([]*mbuf.Mbuf, n)
+		for i := range ms {
+			m := all[rnd.IntN(len(all))]
+			m.Hash = rnd.Uint32()
+			switch trial % 4 {
+			case 0:
+				m.Hash |= 1 << 31 // all to member 1
+			case 1:
+				m.Hash &^= 1 << 31 // all to member 0
+			}
+			m.Flags = mbuf.Flags(rnd.Uint32()) | mbuf.FlagTxHash
+			m.FIB = uint16(rnd.Uint32())
+			ms[i] = m
+		}
+		if n > 0 && trial%7 == 0 {
+			ms[rnd.IntN(n)].Flags &^= mbuf.FlagTxHash
+		}
+		var a, v bufs
+		c0, c1, ok := split2(ms, &a.b0, &a.b1)
+		v1, vok := split2Vec(ms, &v.b0, &v.b1)
+		if ok != vok {
+			t.Fatalf("burst of %d: split2 ok %v, split2Vec %v", n, ok, vok)
+		}
+		if v.guard != [8]*mbuf.Mbuf{} {
+			t.Fatalf("burst of %d: split2Vec wrote past member 1's buffer", n)
+		}
+		if !ok {
+			continue
+		}
+		if v1 != c1 || c0+c1 != uint(n) {
+			t.Fatalf("burst of %d: member 1 gets %d frames, split2 says %d (member 0 %d)", n, v1, c1, c0)
+		}
+		for i := range c0 {
+			if v.b0[i] != a.b0[i] {
+				t.Fatalf("burst of %d: member 0's frame %d differs", n, i)
+			}
+		}
+		for i := range c1 {
+			if v.b1[i] != a.b1[i] {
+				t.Fatalf("burst of %d: member 1's frame %d differs", n, i)
+			}
+		}
 	}
 }

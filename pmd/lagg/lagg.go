@@ -25,6 +25,10 @@ const MaxMembers = 16
 // the rest (TxBurst's contract).
 const maxBurst = 64
 
+// memberBuf is the length of a member's burst buffer: maxBurst and the
+// slack split2Vec writes past a member's count (eight slots a step).
+const memberBuf = maxBurst + 8
+
 // Protocols.
 const (
 	ProtoFailover    = "failover"
@@ -90,7 +94,7 @@ type txSet struct {
 // txQueue is one transmit queue's scratch, used by the queue's owner only.
 type txQueue struct {
 	n    [MaxMembers]int // frames each member refused
-	bufs [MaxMembers][maxBurst]*mbuf.Mbuf
+	bufs [MaxMembers][memberBuf]*mbuf.Mbuf
 	sel  [maxBurst]uint8 // member of each frame (spread's scratch)
 	rr   uint32
 	// ctr counts TxDrops (no member to send on); what the members send
@@ -110,7 +114,10 @@ type Port struct {
 	hashL3     bool
 	hashL4     bool
 	fh         *flowhash.Hash // flow hash over the layers (hash.go)
-	fast       bool
+	// splitVec: the two-member split runs split2Vec (this CPU has
+	// AVX-512), else split2; chosen at Open.
+	splitVec bool
+	fast     bool
 	// rxAll: failover receives on every up member (failover_rx_all).
 	rxAll   bool
 	members []*member
@@ -159,7 +166,7 @@ func Open(cfg pmd.Config) (*Port, error) {
 	if cfg.Lookup == nil {
 		return nil, fmt.Errorf("lagg: this stack gives drivers no other ports (pmd.Config.Lookup)")
 	}
-	p := &Port{proto: proto, pools: cfg.Pools, shared: cfg.Shared, sysPrio: 0x8000, key: 0x100 | cfg.ID}
+	p := &Port{proto: proto, pools: cfg.Pools, shared: cfg.Shared, sysPrio: 0x8000, key: 0x100 | cfg.ID, splitVec: splitVecOK()}
 	p.hashArg, p.lacpArg = a.Str("hash", "l2,l3,l4"), a.Str("lacp", "slow")
 	for _, h := range strings.Split(p.hashArg, ",") {
 		switch h {

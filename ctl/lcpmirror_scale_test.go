@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -344,7 +345,23 @@ func benchLag(b *testing.B, rate, total int) {
 		}
 		coalesce = c
 	}
-	d, err := startQuiet(conf, testnet.Path(ns), coalesce)
+	// FWDD_LAG_CTL_RT=PRIO runs the process's threads SCHED_FIFO at PRIO
+	// as fwdd -ctl-rt does (fwd.ControlRT; the worker returns to ordinary
+	// scheduling), except the sender's, which stands for the routing
+	// daemon, another process at ordinary priority.
+	ctlRT := 0
+	if v := os.Getenv("FWDD_LAG_CTL_RT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 99 {
+			b.Fatalf("FWDD_LAG_CTL_RT=%q: want a priority from 1 to 99", v)
+		}
+		if err := fwd.ControlRT(p); err != nil {
+			b.Skipf("FWDD_LAG_CTL_RT: %v", err)
+		}
+		defer func() { _ = fwd.ControlRT(0) }()
+		ctlRT = p
+	}
+	d, err := startQuiet(conf, testnet.Path(ns), coalesce, ctlRT)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -383,6 +400,16 @@ func benchLag(b *testing.B, rate, total int) {
 	cpu0 := processCPU()
 	begin := time.Now()
 	go func() {
+		if ctlRT > 0 {
+			// The routing daemon's stand-in at ordinary scheduling; the
+			// thread ends with the goroutine (still locked).
+			runtime.LockOSThread()
+			attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+			if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+				done <- err
+				return
+			}
+		}
 		gw := net.ParseIP("198.18.0.2")
 		for i := range total {
 			// Pace: route i is due at begin + i/rate.
@@ -500,16 +527,16 @@ func benchLag(b *testing.B, rate, total int) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(total), "process-cpu-µs/route")
 	var st lcpStats
 	d.do(func(s *stack) { st = s.lcpm.st; st.Mirror = s.lcpm.m.Stats() })
-	b.Logf("poller %s; rate %d/s (0: max), %d routes in %v: lag p50 %.0f µs p99 %.0f µs max %v (kernel's RouteAdd p50 %.0f µs p99 %.0f µs); %d batches (%.1f routes/batch), waited %d, overruns %d",
-		pollMode, rate, total, elapsed.Round(time.Millisecond), p(0.5), p(0.99), seen[len(seen)-1], kp(0.5), kp(0.99), st.Batches, float64(st.Events)/float64(max(st.Batches, 1)), st.Mirror.Coalesced, st.Mirror.Overruns)
+	b.Logf("poller %s, control threads SCHED_FIFO %d (0: ordinary); rate %d/s (0: max), %d routes in %v: lag p50 %.0f µs p99 %.0f µs max %v (kernel's RouteAdd p50 %.0f µs p99 %.0f µs); %d batches (%.1f routes/batch), waited %d, overruns %d",
+		pollMode, ctlRT, rate, total, elapsed.Round(time.Millisecond), p(0.5), p(0.99), seen[len(seen)-1], kp(0.5), kp(0.99), st.Batches, float64(st.Events)/float64(max(st.Batches, 1)), st.Mirror.Coalesced, st.Mirror.Overruns)
 }
 
 // startQuiet starts fwdd with config file conf in namespace ns, logging
 // nothing, with the netlink mirror's Coalesce set to coalesce.
-func startQuiet(conf, ns string, coalesce time.Duration) (*Daemon, error) {
+func startQuiet(conf, ns string, coalesce time.Duration, ctlRT int) (*Daemon, error) {
 	return Start(Options{
 		ConfigFile: conf, NetNS: ns,
-		Engine: fwd.Config{Workers: 1, PoolSize: 2048, CheckedPools: true},
+		Engine: fwd.Config{Workers: 1, PoolSize: 2048, CheckedPools: true, ControlRT: ctlRT},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		mirror: func(c *nlmirror.Config) { c.Coalesce = coalesce },
 	})

@@ -394,11 +394,12 @@ func (f *fam6) build2(sc *scratch, r *rc64) {
 	}
 	if h.ix != 0 {
 		f.ixw2 += ixWords(h.ix)
-		e = appendRank2(e, e, h.ix)
+		sc.ix8 = append(appendRank2(sc.ix8[:0], e, h.ix), e...) // the index first
+		e = sc.ix8
 	} else {
 		e = withSummary(e, 32)
+		sc.e8 = e
 	}
-	sc.e8 = e
 	h.start, h.count = f.a64.put(e, r.id), uint32(n)
 	f.h.set(r.id, h)
 }

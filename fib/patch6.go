@@ -111,7 +111,7 @@ func (f *fam6) ranges2(sc *scratch, r *rc64, h hdr) {
 	}
 	if patch {
 		sc.e8 = out
-		out = splice32(sc.p8[:0], f.a64.get(h.start, int(h.count)), sc.e8, s, e)
+		out = splice32(sc.p8[:0], f.a64.get(h.ents(), int(h.count)), sc.e8, s, e)
 		sc.p8 = sc.e8
 	}
 	sc.e8 = out

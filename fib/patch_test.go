@@ -213,7 +213,7 @@ func checkCanonical2(t *testing.T, f *FIBs) {
 			}
 			ix, l38 := l2Rank(want)
 			if ix != 0 {
-				want = appendRank2(want, want, ix)
+				want = append(appendRank2(nil, want, ix), want...) // the index first
 			} else {
 				want = withSummary(want, 32)
 			}

@@ -72,6 +72,15 @@ func (h hdr) size() int {
 	return n + summaryLen(n)
 }
 
+// ents is the arena position of the entries of an L2 table with header h
+// (after its rank index, if it has one).
+func (h hdr) ents() uint32 {
+	if h.ix != 0 {
+		return h.start + uint32(ixWords(h.ix))
+	}
+	return h.start
+}
+
 // The fields of hdr.ix (see l2Rank): the level-1 words (the /38s of the
 // /32 with a range start) and the groups with a range start.
 func ixK(ix uint32) int      { return int(ix & 0x7f) }
@@ -135,17 +144,20 @@ func rankWord(d, words int) int { return min(max(d, 0)>>5, words-1) }
 // usually few and far apart among its 65536 /48 slots (a flat bitmap
 // would be 16 KiB for a few hundred ranges). The slots are grouped by 32
 // (group g = slot>>5, 0..2047), the groups by 32 (/38 W = slot>>10,
-// 0..63). Level 0 is the header's l38; the index follows the table's n
-// entries:
+// 0..63). Level 0 is the header's l38; the index comes first in the
+// table, before its n entries, so that a lookup needs neither the range
+// count nor more than 16 bytes of header (hdr6), and every count in it is
+// an offset from its start (W = ixWords: the first entry's):
 //
-//	n:              the "before" sentinel, Z<<32
-//	n+1 .. n+K:     one level-1 word per /38 with a start (K of them, in
+//	0:              the "before" sentinel, Z<<32
+//	1 .. K:         one level-1 word per /38 with a start (K of them, in
 //	                order): Z + groups with a start before the /38, <<32 |
 //	                bitmap of its groups with a start
-//	Z = n+K+1:      the zero word, 0
-//	Z+1 .. Z+G:     one word per group with a start: the starts before the
-//	                group <<32 | bitmap of its slots with a start
-//	Z+G+1:          with deep groups only: (n-1)<<32
+//	Z = K+1:        the "zero" word, W<<32 (range 0)
+//	Z+1 .. Z+G:     one word per group with a start: W + the starts before
+//	                the group <<32 | bitmap of its slots with a start
+//	Z+G+1:          with deep groups only: (W+n-1)<<32
+//	W .. W+n-1:     the entries
 //
 // A lookup of slot s counts in l38 the /38s with a start up to W, k: the
 // level-1 word at n+k is W's if W has a start, else the last one before
@@ -154,8 +166,8 @@ func rankWord(d, words int) int { return min(max(d, 0)>>5, words-1) }
 // last group with a start at or before g (the zero word if none), and the
 // count of that word plus its bits up to s if that group is g (g's bit in
 // W's word), all of them otherwise, is the range: an offset from the
-// table's first entry, like every count in the index. 3 loads (the
-// header's l38, the level-1 word, the group word), no search, no clamp.
+// table's start, like every count in the index. 3 loads (the header's
+// l38, the level-1 word, the group word), no search, no clamp.
 //
 // A table with ranges starting inside a /48 (a /49-/64 prefix or a /64
 // region's reference) is indexed too since the fifth session of
@@ -201,13 +213,14 @@ func l2Rank(ents []uint64) (ix uint32, l38 uint64) {
 func appendRank2(out, ents []uint64, ix uint32) []uint64 {
 	k := ixK(ix)
 	n := len(ents)
-	z := uint64(n + k + 1)
+	z := uint64(k + 1)
+	w0 := ixWords(ix) // the first entry's offset: every count is an offset from the index's start
 	base := len(out)
 	out = append(out, z<<32)
 	for range k {
 		out = append(out, 0)
 	}
-	out = append(out, 0)
+	out = append(out, uint64(w0)<<32)
 	last, lastW, w := -1, -1, 0
 	for j, e := range ents[1:] {
 		s := int(e >> 48)
@@ -219,7 +232,7 @@ func appendRank2(out, ents []uint64, ix uint32) []uint64 {
 				w++
 			}
 			out[base+w] |= 1 << (g & 31)
-			out = append(out, uint64(j)<<32) // j starts before the group
+			out = append(out, uint64(w0+j)<<32) // j starts before the group
 		}
 		out[len(out)-1] |= 1 << (s & 31)
 		if e>>32&0xffff != 0 {
@@ -227,7 +240,7 @@ func appendRank2(out, ents []uint64, ix uint32) []uint64 {
 		}
 	}
 	if ix&ixDeep != 0 {
-		out = append(out, uint64(n-1)<<32)
+		out = append(out, uint64(w0+n-1)<<32)
 	}
 	c := z
 	for w := range k {
@@ -238,13 +251,14 @@ func appendRank2(out, ents []uint64, ix uint32) []uint64 {
 	return out
 }
 
-// rank2 returns the range of key k (bits 32-63 of the address) in the L2
-// table of n ranges with index level 0 l38 at the segment position tab.
-// Every read lies inside the table the writer built.
-func rank2(tab unsafe.Pointer, n uint32, l38 uint64, k uint32) uint32 {
+// rank2 returns the offset of the range of key k (bits 32-63 of the
+// address) in the L2 table with index level 0 l38 at the segment position
+// tab (the index, then the entries). Every read lies inside the table the
+// writer built.
+func rank2(tab unsafe.Pointer, l38 uint64, k uint32) uint32 {
 	s := k >> 16
 	w := s >> 10
-	x1 := at[uint64](tab, n+uint32(bits.OnesCount64(l38&(2<<w-1))))
+	x1 := at[uint64](tab, uint32(bits.OnesCount64(l38&(2<<w-1))))
 	gs := s>>5&31 | (uint32(l38>>w)&1^1)<<5 // g, or 32+g if /38 w has no start
 	r := uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)&uint32(2<<gs-1)))
 	in := uint32(uint64(uint32(x1))>>gs) & 1

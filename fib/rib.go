@@ -207,8 +207,11 @@ func (d *dirw) setShort(top uint16, l int, nh uint32, del bool) edit {
 	return ed
 }
 
-// hdrw is the writable header table of an IPv6 family.
+// hdrw is the writable header table of an IPv6 family: the writer's view
+// of every header (w, by id) and the published pages of their packed form
+// (hdr6, what lookups read).
 type hdrw struct {
+	w      []hdr
 	pages  []*hdrPage
 	own    []bool
 	free   []uint32
@@ -247,13 +250,22 @@ func (h *hdrw) alloc() uint32 {
 	return id
 }
 
-func (h *hdrw) get(id uint32) hdr { return h.pages[id>>8][id&255] }
+func (h *hdrw) get(id uint32) hdr {
+	if int(id) >= len(h.w) {
+		return hdr{}
+	}
+	return h.w[id]
+}
 
 func (h *hdrw) set(id uint32, v hdr) {
 	p := id >> 8
-	if h.pages[p][id&255] == v {
+	for int(id) >= len(h.w) {
+		h.w = append(h.w, hdr{})
+	}
+	if h.w[id] == v {
 		return
 	}
+	h.w[id] = v
 	if !h.own[p] {
 		h.ownList()
 		np := h.rc.newHdr()
@@ -262,7 +274,7 @@ func (h *hdrw) set(id uint32, v hdr) {
 		h.pages[p] = np
 		h.own[p] = true
 	}
-	h.pages[p][id&255] = v
+	h.pages[p][id&255] = v.pack()
 }
 
 func (h *hdrw) endBatch() {
@@ -285,6 +297,7 @@ type scratch struct {
 	e4  []uint32 // a range table being built (IPv4)
 	bk  []uint32 // bucket counts (IPv4, addBuckets)
 	e8  []uint64 // a range table being built (IPv6 L1, L2)
+	ix8 []uint64 // an IPv6 L2 table with its rank index being built
 	// swept counts the entries swept, cumulatively (benchmarks attribute
 	// batch costs with it).
 	swept, tables, patched int

@@ -40,6 +40,8 @@ const (
 
 type dirPage [256]uint64
 
+// hdr is the writer's view of the header of an L2 or L3 table (hdrw);
+// the snapshot's header pages hold its packed form, hdr6.
 type hdr struct {
 	start, count uint32
 	def          uint32 // inherited default; 0: inherit from the level above
@@ -47,7 +49,31 @@ type hdr struct {
 	l38          uint64 // with ix: level 0 of the index, the /38s with a range start (l2Rank)
 }
 
-type hdrPage [256]hdr
+// hdr6 is a header as lookups read it: 16 bytes, four to a cache line
+// (with 24-byte headers the full table's lookups were ~8 % slower than
+// with 16-byte ones, and ~7 % faster than with 32-byte ones: the headers
+// are among the lines every IPv6 lookup misses).
+type hdr6 struct {
+	start uint32 // the table's position in its arena
+	def   uint32 // the inherited default (0: none), | hdrIx for an L2 table with a rank index
+	// With hdrIx the index's level 0 (hdr.l38; the index comes first in
+	// the table, rank.go), else the table's range count.
+	x uint64
+}
+
+// hdrIx marks an L2 table with a rank index in hdr6.def (next-hop ids are
+// below 2^31).
+const hdrIx = 1 << 31
+
+// pack returns h as lookups read it.
+func (h hdr) pack() hdr6 {
+	if h.ix != 0 {
+		return hdr6{h.start, h.def | hdrIx, h.l38}
+	}
+	return hdr6{h.start, h.def, uint64(h.count)}
+}
+
+type hdrPage [256]hdr6
 
 func chunkEnt(start, count int) uint64 {
 	return chunkFlag | uint64(count)<<32 | uint64(uint32(start))
@@ -170,7 +196,7 @@ func (p tptr) ptr() unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&p
 // segStart is the pointer lockstep uses for a segment.
 func segStart[K any](s []K) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(s)) }
 
-func (t *tab6) hdr(id uint32) *hdr {
+func (t *tab6) hdr(id uint32) *hdr6 {
 	return &t.hdrs[id>>8][id&255]
 }
 
@@ -209,13 +235,13 @@ func (t *tab6) lookup1(e uint64, hi uint64) uint32 {
 // deep2 continues a lookup at the L2 table that L1 value v refers to.
 func (t *tab6) deep2(v uint32, hi, lo uint64) uint32 {
 	h := t.hdr(v &^ refFlag)
-	best := h.def
+	best := h.def &^ hdrIx
 	seg := t.e2[h.start>>segBits]
 	p := h.start & segMask
-	if h.ix != 0 {
-		v = uint32(seg[p+rank2(unsafe.Add(segStart(seg), uintptr(p)*8), h.count, h.l38, uint32(hi))])
+	if h.def&hdrIx != 0 {
+		v = uint32(seg[p+rank2(unsafe.Add(segStart(seg), uintptr(p)*8), h.x, uint32(hi))])
 	} else {
-		v = uint32(seg[find(seg, p, h.count, hi<<32|0xffffffff)])
+		v = uint32(seg[find(seg, p, uint32(h.x), hi<<32|0xffffffff)])
 	}
 	runtime.KeepAlive(t) // the segment's memory (segMem)
 	if v&refFlag == 0 {
@@ -235,7 +261,7 @@ func (t *tab6) deep3(v, best uint32, lo uint64) uint32 {
 		best = h.def
 	}
 	seg := t.e3[h.start>>segBits]
-	s, n := h.start&segMask, h.count
+	s, n := h.start&segMask, uint32(h.x)
 	j := uint32(search(seg[s:s+n], lo))
 	v = uint32(seg[s+n+j/2] >> (32 * (j & 1)))
 	runtime.KeepAlive(t) // the segment's memory (segMem)
@@ -288,11 +314,12 @@ func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
 		n := min(len(dst), batchLen)
 		d, o := dst[:n], out[:n]
 		b.srch.n = 0
-		if no := t.prep1(b, d, o); no > 0 {
-			t.others1(b, o, no)
-		}
+		no := t.prep1(b, d, o)
 		b.words1(n)
 		m := b.values1(o)
+		if no > 0 {
+			m = t.others1(b, o, no, m)
+		}
 		if b.srch.n > 0 {
 			m = b.run1(o, m)
 		}
@@ -300,7 +327,7 @@ func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
 			t.headers(b, o, m)
 			if no := t.prep2(b, m); no > 0 {
 				for _, j := range b.dl[:no] {
-					b.best[j&(batchLen-1)] = t.other2(b, int(b.idx[j&(batchLen-1)]), o, d)
+					b.hs[j&(batchLen-1)].def = t.other2(b, int(b.idx[j&(batchLen-1)]), o, d)
 				}
 			}
 			b.level1(m)
@@ -323,25 +350,25 @@ func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
 // zeroing (Scratch6).
 type blk6 struct {
 	hi [batchLen]uint64 // the addresses' top halves
-	// L1, every address (those without a rank index read t.z, 0, and
-	// keep the dir value or search result prep1 put in the block's
-	// out): the table and the word to read in it (the index word, then
-	// the range).
+	// L1, every address (those without a rank index read t.z, 0; see
+	// others1): the table and the word to read in it (the index word,
+	// then the range).
 	tab [batchLen]tptr
 	q   [batchLen]uint32
 	// L2, lane j for the j-th address that continues there: the address
-	// (idx), its header (hs), the table and the word to read in it (tab,
-	// q: the level-1 word, the group word, the range; t.z for a table
-	// without a rank index), the /38s with a start up to the slot's
-	// (l0: level1 counts them), the bits to count in the level-1 word,
-	// then in the group word (msk), whether the slot's /38 has a start
-	// <<10 | the slot's bits 0-9 (sl), the inherited default (best).
-	idx  [batchLen]uint8
-	hs   [batchLen]hdr
-	msk  [batchLen]uint32
-	sl   [batchLen]uint16
-	l0   [batchLen]uint64
-	best [batchLen]uint32
+	// (idx), its header (hs; its def is the inherited default, or for a
+	// table without a rank index other2's result), the table and the
+	// word to read in it (tab, q: the level-1 word, the group word, the
+	// range; t.z for a table without a rank index), the /38s with a start
+	// up to the slot's (l0: level1 counts them), whether the slot's /38
+	// has a start <<10 | the slot's bits 0-9 (sl), the group word's bits
+	// to count (msk). The stages store as little as they can: stores,
+	// not loads, seem to bound the cached lookup.
+	idx [batchLen]uint8
+	hs  [batchLen]hdr6
+	msk [batchLen]uint32
+	sl  [batchLen]uint16
+	l0  [batchLen]uint64
 	// The lanes prep1 and prep2 leave to other1 and other2, then the
 	// lanes whose group word is deep (see l2Rank).
 	dl [batchLen]uint8
@@ -351,29 +378,27 @@ type blk6 struct {
 
 // prep1 reads and decodes the dir entries: an address whose L1 table has
 // a rank index gets its index word to read; the others read t.z (0) and
-// keep the dir value or a search's result in o (others1: prep1 lists them
-// in dl and returns how many, so that its loop makes no calls, like
-// prep2's).
+// are listed in dl for others1, which sets their dir value or adds their
+// search after values1 (prep1 returns how many: its loop makes no calls,
+// like prep2's).
 //
 //go:noinline
 func (t *tab6) prep1(b *blk6, d [][16]byte, o []uint32) int {
 	e16 := t.e16
-	z := tp(unsafe.Pointer(&t.z))
 	no := 0
 	o = o[:len(d)]
 	for i := range b.hi[:len(o)] { // i < batchLen: no bounds checks on b's arrays
 		hi := binary.BigEndian.Uint64(d[i][:8])
 		b.hi[i] = hi
 		e := t.top[hi>>56][(hi>>48)&255]
-		o[i] = 0
-		if e&(chunkFlag|rankFlag) == chunkFlag|rankFlag {
+		if e>>62 == (chunkFlag|rankFlag)>>62 { // one register less than e&(chunkFlag|rankFlag): no spill
 			s := uint32(hi>>32) & 0xffff
 			at0 := uint32(e) & segMask
 			b.tab[i] = tp(unsafe.Add(segStart(e16[uint32(e)>>segBits]), uintptr(at0)*8))
 			b.q[i] = uint32(n6(e)) + s>>5
 			continue
 		}
-		b.tab[i], b.q[i] = z, 0
+		b.tab[i], b.q[i] = tp(unsafe.Pointer(&t.z)), 0
 		b.dl[no&(batchLen-1)] = uint8(i) // no <= i < batchLen
 		no++
 	}
@@ -381,13 +406,18 @@ func (t *tab6) prep1(b *blk6, d [][16]byte, o []uint32) int {
 }
 
 // others1 sets the L1 values of the no addresses prep1 listed in dl (see
-// other1).
-func (t *tab6) others1(b *blk6, o []uint32, no int) {
-	b.srch.n = 0
+// other1), adds those that continue to L2 to the m listed in idx and
+// returns how many are listed. values1 gave them 0 (t.z) and did not list
+// them.
+func (t *tab6) others1(b *blk6, o []uint32, no, m int) int {
 	for _, i := range b.dl[:no] {
 		hi := b.hi[i&(batchLen-1)]
-		o[i] = t.other1(b, int(i), t.top[hi>>56][(hi>>48)&255], hi)
+		v := t.other1(b, int(i), t.top[hi>>56][(hi>>48)&255], hi)
+		o[i] = v
+		b.idx[m&(batchLen-1)] = i // every address is listed at most once
+		m += int(v >> 31)
 	}
+	return m
 }
 
 // other1 returns the L1 value of address i of a block whose dir entry e
@@ -426,7 +456,7 @@ func (b *blk6) words1(n int) {
 func (b *blk6) values1(o []uint32) int {
 	m := 0
 	for i := range b.tab[:len(o)] {
-		v := o[i] | uint32(b.tab[i].at(b.q[i]))
+		v := uint32(b.tab[i].at(b.q[i]))
 		o[i] = v
 		b.idx[m&(batchLen-1)] = uint8(i) // m <= i < batchLen
 		m += int(v >> 31)                // refFlag
@@ -478,8 +508,8 @@ func (t *tab6) prep2(b *blk6, m int) int {
 	no := 0
 	for j := range b.hs[:m&(2*batchLen-1)] { // m <= batchLen
 		h := &b.hs[j]
-		if h.ix == 0 {
-			b.tab[j], b.q[j], b.l0[j] = z, 0, 0
+		if h.def&hdrIx == 0 {
+			b.tab[j], b.l0[j] = z, 0
 			b.dl[no&(batchLen-1)] = uint8(j) // no <= j < batchLen
 			no++
 			continue
@@ -487,12 +517,11 @@ func (t *tab6) prep2(b *blk6, m int) int {
 		// The level-1 word of the slot's /38 w, or of the last /38 with a
 		// start before it (see rank2).
 		s := uint32(b.hi[b.idx[j]&(batchLen-1)]>>16) & 0xffff // idx[j] < batchLen
-		l0 := h.l38 << (^(s >> 10) & 63)                      // the /38s up to s's, its own at bit 63
+		l0 := h.x << (^(s >> 10) & 63)                        // the /38s up to s's, its own at bit 63
 		inW := uint32(l0 >> 63)                               // s's /38 has a start
-		b.best[j], b.sl[j] = h.def, uint16(s&0x3ff|inW<<10)
+		b.sl[j] = uint16(s&0x3ff | inW<<10)
 		b.tab[j] = tp(unsafe.Add(segStart(e2[h.start>>segBits]), uintptr(h.start&segMask)*8))
-		b.q[j], b.l0[j] = h.count, l0                    // level1 counts the /38s
-		b.msk[j] = ^uint32(0) >> (^(s >> 5) & 31 & -inW) // its groups up to g; else all
+		b.l0[j] = l0 // level1 counts the /38s
 	}
 	return no
 }
@@ -504,7 +533,7 @@ func (t *tab6) prep2(b *blk6, m int) int {
 func (t *tab6) other2(b *blk6, i int, o []uint32, d [][16]byte) uint32 {
 	h := t.hdr(o[i] &^ refFlag)
 	hi := b.hi[i&(batchLen-1)]
-	if !b.srch.add(i, segStart(t.e2[h.start>>segBits]), h.start&segMask, h.count, hi<<32|0xffffffff, h.def) {
+	if !b.srch.add(i, segStart(t.e2[h.start>>segBits]), h.start&segMask, uint32(h.x), hi<<32|0xffffffff, h.def) {
 		return t.deep2(o[i], hi, binary.BigEndian.Uint64(d[i][8:])) // rare: more searches than srchLen
 	}
 	return 0
@@ -516,11 +545,13 @@ func (t *tab6) other2(b *blk6, i int, o []uint32, d [][16]byte) uint32 {
 //go:noinline
 func (b *blk6) level1(m int) {
 	for j := range b.q[:m] {
-		x1 := b.tab[j].at(b.q[j] + uint32(bits.OnesCount64(b.l0[j])))
+		x1 := b.tab[j].at(uint32(bits.OnesCount64(b.l0[j])))
 		sl := uint32(b.sl[j])
-		b.q[j] = uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)&b.msk[j]))
-		in := uint32(x1) >> (sl >> 5 & 31) & (sl >> 10) // g has starts (in /38 w)
-		b.msk[j] = ^uint32(0)>>(^sl&31) | (in - 1)      // then those up to s; else all
+		g, inW := sl>>5&31, sl>>10
+		m1 := ^uint32(0) >> ((31 - g) & -inW) // the groups up to g if x1 is the word of g's /38; else all
+		b.q[j] = uint32(x1>>32) + uint32(bits.OnesCount32(uint32(x1)&m1))
+		in := uint32(x1) >> g & inW                // g has starts
+		b.msk[j] = ^uint32(0)>>(^sl&31) | (in - 1) // then those up to s; else all
 	}
 }
 
@@ -547,7 +578,7 @@ func (t *tab6) deepLanes(b *blk6, o []uint32, nd int) {
 		j &= batchLen - 1
 		i := b.idx[j]
 		h := t.hdr(o[i] &^ refFlag)
-		b.q[j] = rank2(b.tab[j].ptr(), h.count, h.l38, uint32(b.hi[i&(batchLen-1)]))
+		b.q[j] = rank2(b.tab[j].ptr(), h.x, uint32(b.hi[i&(batchLen-1)]))
 	}
 }
 
@@ -555,11 +586,12 @@ func (t *tab6) deepLanes(b *blk6, o []uint32, nd int) {
 func (t *tab6) values2(b *blk6, o []uint32, d [][16]byte, m int) {
 	for j, i := range b.idx[:m] {
 		v := uint32(b.tab[j].at(b.q[j]))
+		best := b.hs[j].def &^ hdrIx
 		if v == 0 {
-			v = b.best[j] // a conditional move
+			v = best // a conditional move
 		}
 		if v&refFlag != 0 { // rare: L3
-			v = t.deep3(v, b.best[j], binary.BigEndian.Uint64(d[i][8:]))
+			v = t.deep3(v, best, binary.BigEndian.Uint64(d[i][8:]))
 		}
 		o[i] = v
 	}

@@ -59,7 +59,8 @@
 //     bucket j lies in the window of 2^rounds ranges (clamped to the table)
 //     from bucket[j]; with a bitmap index, every range starts at a unit's
 //     first key and the count words count the set bits before them, less
-//     one (tab4.go). Every IPv4 dir entry names a segment of the
+//     one (tab4.go); exactly the dir entries of tables with a bitmap index
+//     carry popFlag. Every IPv4 dir entry names a segment of the
 //     snapshot's list. A rank index counts
 //     at most one range start per slot (L2: per /48 slot of a group that
 //     is not deep; a deep group's starts are searched by key, l2Rank).
@@ -68,6 +69,9 @@
 //     its counts are offsets from the table's start (rank.go).
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds
 //     at most 65535 distinct next-hop ids (16-bit range values).
+//   - An IPv4 batch lookup's block state (blk4, Scratch4) holds no Go
+//     pointers, and each stage writes what it reads before reading it, so
+//     a worker's scratch is reused without zeroing (tab4.go).
 //   - A FIB's table of one family holds at most MaxPrefixes prefixes and an
 //     IPv6 /32 at most MaxDeepPrefixes prefixes longer than /32; Apply
 //     refuses a batch that would exceed them (ErrCapacity) before changing

@@ -11,7 +11,9 @@ import (
 
 // ControlRT runs every thread of the process SCHED_FIFO at prio (1-99), or
 // at ordinary scheduling (SCHED_OTHER at the thread's nice value) with prio
-// 0. The threads the Go runtime creates later inherit it from the thread
+// 0 (every thread, workers under Config.RTPriority included: it undoes
+// ControlRT for a process whose workers have stopped, or one that could
+// not complete it). The threads the Go runtime creates later inherit it from the thread
 // that creates them, so it holds for the control goroutine wherever the
 // runtime schedules it: the control goroutine, the netlink mirror's
 // reader, the netpoller that wakes them and the garbage collector's
@@ -40,21 +42,49 @@ func ControlRT(prio int) error {
 	if prio < 0 || prio > 99 {
 		return fmt.Errorf("control threads' SCHED_FIFO priority %d: want 1-99, or 0 for ordinary scheduling", prio)
 	}
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return fmt.Errorf("control threads' priority: %w", err)
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
+	// A thread created meanwhile by one not yet changed inherits the old
+	// policy and may be missing from the listing: go over the threads
+	// again until a pass changes none (threads created by changed ones
+	// inherit the new policy, so this ends).
+	for pass := 0; ; pass++ {
+		tasks, err := os.ReadDir("/proc/self/task")
 		if err != nil {
-			continue
+			return fmt.Errorf("control threads' priority: %w", err)
 		}
-		// Back to ordinary scheduling (prio 0) at the thread's nice value.
-		if err := setPolicy(tid, prio, threadNice(tid)); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("control threads' priority: thread %d: %w", tid, err)
+		changed := 0
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			if a, err := unix.SchedGetAttr(tid, 0); err == nil && pass > 0 && policyIs(a, prio) {
+				continue
+			}
+			// Back to ordinary scheduling (prio 0) at the thread's nice value.
+			if err := setPolicy(tid, prio, threadNice(tid)); err != nil {
+				if errors.Is(err, unix.ESRCH) {
+					continue
+				}
+				return fmt.Errorf("control threads' priority: thread %d: %w", tid, err)
+			}
+			changed++
+		}
+		if pass > 0 && changed == 0 {
+			return nil
+		}
+		if pass == 100 {
+			return fmt.Errorf("control threads' priority: threads keep appearing at the old policy after %d passes", pass)
 		}
 	}
-	return nil
+}
+
+// policyIs reports whether a thread's attributes are SCHED_FIFO at prio, or
+// ordinary scheduling for prio 0.
+func policyIs(a *unix.SchedAttr, prio int) bool {
+	if prio > 0 {
+		return a.Policy == unix.SCHED_FIFO && a.Priority == uint32(prio)
+	}
+	return a.Policy == unix.SCHED_NORMAL
 }
 
 // setPolicy runs thread tid (0: the calling one) SCHED_FIFO at prio, or

@@ -48,8 +48,9 @@ func (p *Port) spread(ms []*mbuf.Mbuf, sel []uint8, bufs *[MaxMembers][memberBuf
 		// lagg) the hash's top bit is the member (flowhash.Pick), the
 		// counts are two registers. At the first frame without a hash,
 		// start over with the passes below. With AVX-512, eight frames
-		// a step (split2Vec).
-		if p.splitVec {
+		// a step (split2Vec; its stores need len(ms) <= maxBurst, which
+		// TxBurst ensures: checked again, it writes memory directly).
+		if p.splitVec && len(ms) <= maxBurst {
 			if c1, ok := split2Vec(ms, &bufs[0], &bufs[1]); ok {
 				return uint64(uint(len(ms))-c1) | uint64(c1)<<8, 0
 			}

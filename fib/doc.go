@@ -64,6 +64,9 @@
 //     snapshot's list. A rank index counts
 //     at most one range start per slot (L2: per /48 slot of a group that
 //     is not deep; a deep group's starts are searched by key, l2Rank).
+//   - An IPv6 header page holds the packed form (hdr.pack) of the writer's
+//     header of each id; an L2 table with a rank index starts with it, and
+//     its counts are offsets from the table's start (rank.go).
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds
 //     at most 65535 distinct next-hop ids (16-bit range values).
 //   - An IPv4 batch lookup's block state (blk4, Scratch4) holds no Go

@@ -457,13 +457,14 @@ func (s *Snapshot) Lookup6Batch(fib uint32, dst [][16]byte, out []uint32) {
 	s.v6[fib].lookupBatch(dst, out)
 }
 
-// Scratch6 is the working memory of Lookup6BatchScratch (~4.3 KB): the
+// Scratch6 is the working memory of Lookup6BatchScratch (~3.6 KB): the
 // state of a block of addresses between the stages of the lookup. A worker
 // keeps one (fwd's pipeline does) so that its batch lookups do not zero
 // that much stack per call, as Lookup6Batch does. The zero value is ready
 // to use; one Scratch6 must not be used by two goroutines at once. Between
-// calls it holds stale pointers (into segment memory, and to the last
-// table's zero word) that are never read again.
+// calls it holds stale table addresses and search pointers (into segment
+// memory, or to the last table's zero word) that are never read again:
+// every stage writes what it reads first.
 type Scratch6 struct{ b blk6 }
 
 // Lookup6BatchScratch is Lookup6Batch with the working memory sc.

@@ -163,7 +163,7 @@ func TestLaggHashZeroAllocs(t *testing.T) {
 	if c := h.e.Counters(); c["forwarded"] != Burst {
 		t.Fatalf("forwarded %d of %d: %v", c["forwarded"], Burst, c)
 	}
-	if a := testing.AllocsPerRun(200, run); a != 0 {
+	if a := allocsPerRun(200, run); a != 0 {
 		t.Fatalf("%v allocations per burst, want 0", a)
 	}
 }

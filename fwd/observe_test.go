@@ -234,7 +234,7 @@ func TestObserveZeroAllocs(t *testing.T) {
 		h.w.pl.idle()
 	}
 	run()
-	if a := testing.AllocsPerRun(200, run); a != 0 {
+	if a := allocsPerRun(200, run); a != 0 {
 		t.Fatalf("nothing armed: %v allocations per burst, want 0", a)
 	}
 	tr := trace.New(1<<20, trace.Filter{Port: -1})
@@ -247,7 +247,7 @@ func TestObserveZeroAllocs(t *testing.T) {
 	}
 	run()
 	drain()
-	if a := testing.AllocsPerRun(100, func() { run(); drain() }); a != 0 {
+	if a := allocsPerRun(100, func() { run(); drain() }); a != 0 {
 		t.Fatalf("trace and capture armed: %v allocations per burst, want 0", a)
 	}
 	if tr.Claimed() < 100*Burst {

@@ -334,12 +334,12 @@ func TestPipelineZeroAllocs(t *testing.T) {
 		h.p0.out, h.p1.out = h.p0.out[:0], h.p1.out[:0]
 	}
 	run() // warm up: first-use growth of the capture slices
-	if a := testing.AllocsPerRun(200, run); a > 0 {
+	if a := allocsPerRun(200, run); a > 0 {
 		// The capture port appends copies; measure with a port that does not.
 		t.Logf("with the capture port: %v allocs", a)
 	}
 	h.p0.discard, h.p1.discard = true, true
-	if a := testing.AllocsPerRun(200, run); a != 0 {
+	if a := allocsPerRun(200, run); a != 0 {
 		t.Fatalf("%v allocations per burst, want 0", a)
 	}
 }

@@ -116,7 +116,7 @@ func TestPuntZeroAllocs(t *testing.T) {
 	}
 	run()
 	h.p0.discard, h.p1.discard = true, true
-	if a := testing.AllocsPerRun(200, run); a != 0 {
+	if a := allocsPerRun(200, run); a != 0 {
 		t.Fatalf("%v allocations per burst with punting, want 0", a)
 	}
 	// 201 bursts of ~26 punted frames overflow the 1024-frame ring: the

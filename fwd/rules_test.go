@@ -111,7 +111,7 @@ func TestRulesZeroAllocs(t *testing.T) {
 	rs, _ := CompileRules([]Rule{r}, 1)
 	k := key4(0, 0, 6, "198.18.1.9", "198.19.0.1", 1, 2)
 	var hits [MaxRules]uint32
-	if a := testing.AllocsPerRun(100, func() { rs.match(k, &hits) }); a != 0 {
+	if a := allocsPerRun(100, func() { rs.match(k, &hits) }); a != 0 {
 		t.Fatalf("%v allocs", a)
 	}
 }

@@ -182,7 +182,7 @@ func TestVLANZeroAllocs(t *testing.T) {
 	}
 	h.p0.discard, h.p1.discard = true, true
 	run()
-	if a := testing.AllocsPerRun(200, run); a != 0 {
+	if a := allocsPerRun(200, run); a != 0 {
 		t.Fatalf("%v allocations per burst, want 0", a)
 	}
 }
@@ -288,7 +288,7 @@ func TestLaggZeroAllocs(t *testing.T) {
 	}
 	h.p0.discard, h.p1.discard = true, true
 	run()
-	if a := testing.AllocsPerRun(200, run); a != 0 {
+	if a := allocsPerRun(200, run); a != 0 {
 		t.Fatalf("%v allocations per burst, want 0", a)
 	}
 }

@@ -63,7 +63,7 @@ func TestStallCountersNote(t *testing.T) {
 	if st.Max != 2*time.Millisecond {
 		t.Errorf("max %v, want 2ms", st.Max)
 	}
-	if allocs := testing.AllocsPerRun(100, func() { s.note(StallMin) }); allocs != 0 {
+	if allocs := allocsPerRun(100, func() { s.note(StallMin) }); allocs != 0 {
 		t.Errorf("note allocates %.1f times", allocs)
 	}
 }

@@ -46,13 +46,7 @@ func check(t *testing.T, f *FIBs, r *ref, fib uint32, probes []netip.Addr) {
 	// With a Scratch4 that an earlier lookup (the probes in reverse
 	// order) left full of stale state, as a worker's is.
 	var sc4 Scratch4
-	r4 := make([]uint32, len(d4))
-	for i := range d4 {
-		r4[len(d4)-1-i] = d4[i]
-	}
-	s.Lookup4BatchScratch(&sc4, fib, r4, o4)
-	clear(o4)
-	s.Lookup4BatchScratch(&sc4, fib, d4, o4)
+	afterReversed(d4, o4, func(d []uint32, o []uint32) { s.Lookup4BatchScratch(&sc4, fib, d, o) })
 	for i := range o4 {
 		if o4[i] != w4[i] && bad < 10 {
 			bad++
@@ -70,13 +64,7 @@ func check(t *testing.T, f *FIBs, r *ref, fib uint32, probes []netip.Addr) {
 	// With a Scratch6 that an earlier lookup (the probes in reverse
 	// order) left full of stale state, as a worker's is.
 	var sc Scratch6
-	r6 := make([][16]byte, len(d6))
-	for i := range d6 {
-		r6[len(d6)-1-i] = d6[i]
-	}
-	s.Lookup6BatchScratch(&sc, fib, r6, o6)
-	clear(o6)
-	s.Lookup6BatchScratch(&sc, fib, d6, o6)
+	afterReversed(d6, o6, func(d [][16]byte, o []uint32) { s.Lookup6BatchScratch(&sc, fib, d, o) })
 	for i := range o6 {
 		if o6[i] != w6[i] && bad < 10 {
 			bad++
@@ -436,4 +424,16 @@ func TestRouteExact(t *testing.T) {
 	if _, _, err := f.RouteExact(2, netip.MustParsePrefix("::/0")); err == nil {
 		t.Error("fib 2 of 2 accepted")
 	}
+}
+
+// afterReversed runs lookup over d into out after a lookup of d in reverse
+// order, so that a scratch lookup uses holds the other order's state.
+func afterReversed[T any](d []T, out []uint32, lookup func(d []T, out []uint32)) {
+	r := make([]T, len(d))
+	for i := range d {
+		r[len(d)-1-i] = d[i]
+	}
+	lookup(r, out)
+	clear(out)
+	lookup(d, out)
 }

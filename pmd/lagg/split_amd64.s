@@ -12,6 +12,15 @@
 #define MBUF_WORD 24
 #define TXHASH_BIT $22
 
+// MEMBER_BIT(off) takes the frame at off(SI): its word ANDed into R13,
+// its member bit (the hash's top bit) shifted into BX from below.
+#define MEMBER_BIT(off) \
+	MOVQ off(SI), R12; \
+	MOVQ MBUF_WORD(R12), R12; \
+	ANDQ R12, R13; \
+	SHRQ $63, R12; \
+	LEAQ (R12)(BX*2), BX
+
 // Registers: SI the next frames of ms, CX frames left, DI b0, R8 b1,
 // R9 and R10 member 0's and 1's counts, BX the step's member bits (frame
 // j in bit j), R13 the AND of the step's words (the TxHash test), R11 the
@@ -33,46 +42,14 @@ step:
 	// Frames 7 down to 0: frame j's member bit ends in bit j of BX.
 	MOVQ $-1, R13
 	XORQ BX, BX
-	MOVQ 56(SI), R12
-	MOVQ MBUF_WORD(R12), R12
-	ANDQ R12, R13
-	SHRQ $63, R12
-	LEAQ (R12)(BX*2), BX
-	MOVQ 48(SI), R12
-	MOVQ MBUF_WORD(R12), R12
-	ANDQ R12, R13
-	SHRQ $63, R12
-	LEAQ (R12)(BX*2), BX
-	MOVQ 40(SI), R12
-	MOVQ MBUF_WORD(R12), R12
-	ANDQ R12, R13
-	SHRQ $63, R12
-	LEAQ (R12)(BX*2), BX
-	MOVQ 32(SI), R12
-	MOVQ MBUF_WORD(R12), R12
-	ANDQ R12, R13
-	SHRQ $63, R12
-	LEAQ (R12)(BX*2), BX
-	MOVQ 24(SI), R12
-	MOVQ MBUF_WORD(R12), R12
-	ANDQ R12, R13
-	SHRQ $63, R12
-	LEAQ (R12)(BX*2), BX
-	MOVQ 16(SI), R12
-	MOVQ MBUF_WORD(R12), R12
-	ANDQ R12, R13
-	SHRQ $63, R12
-	LEAQ (R12)(BX*2), BX
-	MOVQ 8(SI), R12
-	MOVQ MBUF_WORD(R12), R12
-	ANDQ R12, R13
-	SHRQ $63, R12
-	LEAQ (R12)(BX*2), BX
-	MOVQ 0(SI), R12
-	MOVQ MBUF_WORD(R12), R12
-	ANDQ R12, R13
-	SHRQ $63, R12
-	LEAQ (R12)(BX*2), BX
+	MEMBER_BIT(56)
+	MEMBER_BIT(48)
+	MEMBER_BIT(40)
+	MEMBER_BIT(32)
+	MEMBER_BIT(24)
+	MEMBER_BIT(16)
+	MEMBER_BIT(8)
+	MEMBER_BIT(0)
 	BTQ TXHASH_BIT, R13
 	JCC fail
 	VMOVDQU64 (SI), Z0

@@ -21,6 +21,17 @@
 	SHRQ $63, R12; \
 	LEAQ (R12)(BX*2), BX
 
+// STORE_MEMBERS stores the frames of Z0 that K1 selects at member 1's
+// count in b1 and those K2 selects at member 0's in b0, and adds member
+// 1's frames (BX's bits, BX overwritten) to R10.
+#define STORE_MEMBERS \
+	VPCOMPRESSQ.Z Z0, K1, Z1; \
+	VPCOMPRESSQ.Z Z0, K2, Z2; \
+	VMOVDQU64 Z1, (R8)(R10*8); \
+	VMOVDQU64 Z2, (DI)(R9*8); \
+	POPCNTL BX, BX; \
+	ADDQ BX, R10
+
 // Registers: SI the next frames of ms, CX frames left, DI b0, R8 b1,
 // R9 and R10 member 0's and 1's counts, BX the step's member bits (frame
 // j in bit j), R13 the AND of the step's words (the TxHash test), R11 the
@@ -55,12 +66,7 @@ step:
 	VMOVDQU64 (SI), Z0
 	KMOVB BX, K1
 	KNOTB K1, K2
-	VPCOMPRESSQ.Z Z0, K1, Z1
-	VPCOMPRESSQ.Z Z0, K2, Z2
-	VMOVDQU64 Z1, (R8)(R10*8)
-	VMOVDQU64 Z2, (DI)(R9*8)
-	POPCNTL BX, BX
-	ADDQ BX, R10
+	STORE_MEMBERS
 	ADDQ $8, R9
 	SUBQ BX, R9
 	ADDQ $64, SI
@@ -93,12 +99,7 @@ tailframe:
 	VMOVDQU64.Z (SI), K3, Z0
 	KMOVB BX, K1
 	KANDNB K3, K1, K2
-	VPCOMPRESSQ.Z Z0, K1, Z1
-	VPCOMPRESSQ.Z Z0, K2, Z2
-	VMOVDQU64 Z1, (R8)(R10*8)
-	VMOVDQU64 Z2, (DI)(R9*8)
-	POPCNTL BX, BX
-	ADDQ BX, R10
+	STORE_MEMBERS
 
 done:
 	VZEROUPPER

@@ -243,11 +243,7 @@ func (p *pipeline) explain(rec *trace.Record, port uint16, m *mbuf.Mbuf) {
 	default:
 		return
 	}
-	d := m.Data()
-	hop := d[int(m.L3Off)+8]
-	if v6 {
-		hop = d[int(m.L3Off)+7]
-	}
+	hop := hopsLeft(m, v6)
 	if hop <= 1 {
 		rec.Add(trace.Step{What: trace.TTL, A: uint64(hop), B: 1})
 		p.explainICMP(rec, pick(v6, pkt.HopLimitExceeded6, pkt.TTLExceeded), src, fibID, fs)

@@ -85,19 +85,20 @@ func checkCanonical(t *testing.T, f *FIBs) {
 		if e := f4.d.get(slot); e&chunkFlag != 0 {
 			l := lay4(e)
 			got := f4.a.get(pos4(e), span4(e))
+			rs := ranges4(got, e, nil)
 			keys, vals, _ := sweep(f4.chunks[slot].ents, f4.d.def(slot), nil, nil, nil)
-			if int(l.r) != len(keys) {
-				t.Fatalf("IPv4 slot %#x: %d ranges, a sweep makes %d", slot, l.r, len(keys))
+			if len(rs) != len(keys) {
+				t.Fatalf("IPv4 slot %#x: %d ranges, a sweep makes %d", slot, len(rs), len(keys))
 			}
 			for i, k := range keys {
-				v := f4.t.nh[got[i]&0xffff]
-				if uint16(got[i]>>16) != k || v != vals[i] {
-					t.Fatalf("IPv4 slot %#x entry %d: key %#x value %d, a sweep makes %#x %d", slot, i, got[i]>>16, v, k, vals[i])
+				v := f4.t.nh[rs[i]&0xffff]
+				if uint16(rs[i]>>16) != k || v != vals[i] {
+					t.Fatalf("IPv4 slot %#x entry %d: key %#x value %d, a sweep makes %#x %d", slot, i, rs[i]>>16, v, k, vals[i])
 				}
 			}
-			want, wl, _ := addBuckets(slices.Clone(got[:l.r]), 0, nil, tableBound4(len(f4.chunks[slot].ents)))
+			want, wl, _ := addBuckets(slices.Clone(rs), 0, nil, f4.bound(len(f4.chunks[slot].ents)))
 			if wl != l || !slices.Equal(want, got) {
-				t.Fatalf("IPv4 slot %#x: layout %+v, buckets %x; the ranges make %+v, %x", slot, l, got[l.r:], wl, want[l.r:])
+				t.Fatalf("IPv4 slot %#x: layout %+v, index %x; the ranges make %+v, %x", slot, l, got[l.r:], wl, want[l.r:])
 			}
 		}
 		if e := f6.d.get(slot); e&chunkFlag != 0 {

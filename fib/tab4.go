@@ -10,7 +10,8 @@ import (
 
 // The IPv4 lookup structure: a direct table on the top 16 bits (dir pages,
 // see table.go) and, below a /16 with longer prefixes, one range table
-// with an index: a bitmap index for almost all tables, a bucket index for
+// with an index: a bitmap index (one or two levels) for every table that
+// fits the bound (all but 3 of the full table's 25.4k), a bucket index for
 // the others.
 //
 // A range table of r ranges is r uint32 entries key<<16 | value (value: an
@@ -24,12 +25,14 @@ import (
 // at; per 32 units the bitmap word is followed by a count word (the ranges
 // starting before). The range of a key is the count plus the bits set up
 // to its unit: one pair of words read, a popcount, no search. A table gets
-// one if it then takes at most 4.2n entries for a region of n prefixes,
-// the bound the capacity limits assume (tableBound4): 96 % of the lookups
-// of the benchmark's probes over the full table.
+// one if it then takes at most 4.2n + x entries for a region of n prefixes
+// (x = 48 with the default arenas), the bound the capacity limits assume
+// (tableBound4); else a two-level one (below) if that fits: 99.996 % of the
+// lookups of the benchmark's probes over the full table (0.12 % continue
+// in a sub-table).
 //
-// Bucket index (tables with a longer prefix where the bitmap would be too
-// big): the key space is cut into 2^b equal buckets (b from 0 to 16), and
+// Bucket index (tables where no bitmap index fits, such as /32s spread
+// over a /16): the key space is cut into 2^b equal buckets (b from 0 to 16), and
 // bucket j holds the index of the range containing the bucket's first key
 // j<<(16-b). So the range of a key k in bucket j is one of those from
 // bucket[j] up to bucket[j+1], and the table's dir entry records how many
@@ -583,23 +586,27 @@ const noneB = chunkFlag | 1<<r4Shift
 // lookupBatch resolves dst into out in stages over blocks of batchLen
 // addresses so that the memory accesses of different addresses overlap (Go
 // has no prefetch): the dir entries of the whole block, then the bitmap
-// index words, then the ranges and their values. Addresses without a table
-// and those whose tables have a bucket index (a few per block in the full
-// table: tables with prefixes longer than /24, or too small for a bitmap)
-// go through t.none and are listed. The first take their dir entry's value
-// at the end; the others run in the bucket lanes, whose stages are
-// interleaved with the bitmap stages so that their misses overlap (run
-// after the block they took ~12 % of the time): decoding, then (after the
-// words) the buckets and the window searches in lockstep (one step for
-// every lane per round; a finished search steps by 0, so the loop is
-// branch-free): two rounds for all (windows of up to 4 ranges), then the
-// rounds the longest window needs for the few addresses with longer ones;
-// then each lane hands the ranges stage the address of its range, with a
-// zero word pair (values).
+// index words, then the ranges and their values. The ranges loop ORs the
+// next-hop ids it stores; if the result has subMark's bit (~8 % of the
+// blocks on the full table), the addresses whose first-level range is a
+// sub unit's continue in their sub-tables (subs: two more dependent
+// loads). Addresses without a table and those whose tables have a bucket
+// index (none but a few dozen in a million on the full table) go through
+// t.none and are listed. The first take their dir entry's value at the
+// end; for the others, the block runs the bucket stages (bucketStages,
+// only for blocks that have such addresses: until the seventh session they
+// ran for every block, ~2.6 addresses of 64 then, and cost ~13-15 % of
+// the time), interleaved with the words stage so that their misses
+// overlap: decoding, the words, the buckets and the window searches in
+// lockstep (one step for every lane per round; a finished search steps
+// by 0, so the loop is branch-free): two rounds for all (windows of up to
+// 4 ranges), then the rounds the longest window needs for the few
+// addresses with longer ones; then each lane hands the ranges stage the
+// address of its range, with a zero word pair (values).
 // (Finishing the few longest windows one by one after two rounds was
 // slower: their branches mispredict.) A block has at most bLanesMax bucket
-// lanes; bucket-index addresses beyond them (none in the full table) are
-// looked up one by one after the block.
+// lanes; bucket-index addresses beyond them are looked up one by one
+// after the block.
 //
 // Each stage is a small function of its own (not inlined) over a blk4:
 // in one big function the compiler kept spilling and reloading its many
@@ -664,9 +671,8 @@ func (t *tab4) lookupBlocks(b *blk4, dst []uint32, out []uint32) {
 
 // bLanes is the fewest addresses the bucket stages of a block work on:
 // lanes without an address search t.noneB. A fixed count keeps their loops'
-// branches predictable (a block has ~2.6 addresses with a bucket index in
-// the full table; at most bLanes in 88 % of the blocks). bLanesMax is the
-// most: the addresses beyond are looked up one by one (overflow).
+// branches predictable. bLanesMax is the most: the addresses beyond are
+// looked up one by one (overflow).
 const (
 	bLanes    = 4
 	bLanesMax = 16

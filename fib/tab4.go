@@ -468,18 +468,19 @@ func addPop2(out []uint32, base int, b uint32, buf []uint32) ([]uint32, []uint32
 // ranges4 returns the canonical ranges of the IPv4 range table tab (its
 // span4 entries) with dir entry e: the table's own for a bucket index or a
 // single-level bitmap, else the first-level ranges with the sub-tables'
-// in place of their markers, equal neighbours merged, appended to buf.
-func ranges4(tab []uint32, e uint64, buf []uint32) []uint32 {
+// in place of their markers, equal neighbours merged, in buf (grown if
+// needed); and buf.
+func ranges4(tab []uint32, e uint64, buf []uint32) (rs, _ []uint32) {
 	l := lay4(e)
 	if l.ws != wsPop {
-		return tab[:l.r]
+		return tab[:l.r], buf
 	}
 	r1 := 0
 	for w := int(l.r); w < len(tab); w += 2 {
 		r1 += bits.OnesCount32(tab[w])
 	}
 	if r1 == int(l.r) {
-		return tab[:l.r]
+		return tab[:l.r], buf
 	}
 	sw := subWords(16 - l.b)
 	out := buf[:0]
@@ -502,7 +503,7 @@ func ranges4(tab []uint32, e uint64, buf []uint32) []uint32 {
 			add(y)
 		}
 	}
-	return out
+	return out, out
 }
 
 // tab4 is the immutable IPv4 lookup structure of one FIB.

@@ -55,6 +55,8 @@ func mainErr() int {
 		latLegs  = flag.String("lat-legs", "", "latency legs to run, comma-separated (linux, fwdd-adaptive, fwdd-busy; default all)")
 		latIdle  = flag.Duration("lat-idle", 3*time.Second, "how long an idle fwdd's CPU use is measured")
 		xskSrc   = flag.String("xskfwd", defaultXskfwdSource, "source of the C AF_XDP reference forwarder (c-afxdp leg; built with gcc -lxdp -lbpf)")
+		perfDir  = flag.String("perf", "", "record perf (cpu-clock, call graphs) on the router and generator CPUs during each flat-out trial of the first size, into this directory (LEG-GEN-repN.data), the same for every leg")
+		sinkRPS  = flag.String("sink-rps", "", "DIAGNOSTIC, not the issue's rig: steer the sink veth's receive (skbs the router transmits) to this CPU with RPS on s0, for every leg alike, so that it no longer runs on the router CPU as veth makes it (on real NICs the sink is another machine); empty: off, the rig as specified")
 		fetchURL = flag.String("fetch", "", "internal: fetch URL to -o (run inside the router namespace)")
 		fetchOut = flag.String("o", "", "internal: output of -fetch")
 	)
@@ -85,6 +87,7 @@ func mainErr() int {
 	}
 	cfg.legs = strings.Split(*legs, ",")
 	cfg.genRT, cfg.crefRT, cfg.busyNice = *genRT, *crefRT, *busyNice
+	cfg.perfDir, cfg.sinkRPS = *perfDir, *sinkRPS
 	if *latLegs != "" {
 		cfg.latLegs = strings.Split(*latLegs, ",")
 	}
@@ -152,6 +155,17 @@ func runHarness(cfg config, log *os.File) (*report, int) {
 	if err := topo.ethtool(ctx, topo.S, "-K", topo.S0, "gro", "on"); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
 		return nil, 1
+	}
+	if cfg.sinkRPS != "" {
+		cpu, err := strconv.Atoi(cfg.sinkRPS)
+		if err == nil {
+			err = topo.rps(ctx, topo.S, topo.S0, cpu)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-e2e: -sink-rps:", err)
+			return nil, 1
+		}
+		h.notes = append(h.notes, fmt.Sprintf("DIAGNOSTIC RIG (-sink-rps %s): RPS on the sink veth moves the sink's receive of skbs to CPU %s for every leg; the issue's rig keeps it on the router CPU", cfg.sinkRPS, cfg.sinkRPS))
 	}
 	fmt.Fprintf(log, "bench-e2e: topology %s/%s/%s up; generator on CPU %d, router on CPU %d\n", topo.G, topo.R, topo.S, cfg.genCPU, cfg.rtrCPU)
 	err = h.runAll(ctx)

@@ -103,6 +103,55 @@ func (h *harness) profileDuring(label string, dur time.Duration) func() func() {
 	}
 }
 
+// perfDuring records the router and generator CPUs with perf (cpu-clock
+// every 250 µs, call graphs) for dur into -perf's directory, a file per
+// flat-out trial of the first size (perf script
+// -F cpu,... separates them); the returned func waits for it. Every leg
+// gets the same recording, whoever forwards.
+func (h *harness) perfDuring(label string, dur time.Duration) func() func() {
+	return func() func() {
+		out := filepath.Join(h.cfg.perfDir, label+".data")
+		secs := fmt.Sprintf("%.2f", dur.Seconds())
+		cpus := fmt.Sprintf("%d,%d", h.cfg.rtrCPU, h.cfg.genCPU)
+		// perf itself runs beside the generator, off the router CPU.
+		cmd := exec.Command("taskset", "-c", fmt.Sprint(h.cfg.genCPU), "perf", "record", "-q", "-e", "cpu-clock", "-c", "250000", "-C", cpus, "-g", "-o", out, "--", "sleep", secs)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			h.logf("   perf: %v", err)
+			return nil
+		}
+		return func() {
+			if err := cmd.Wait(); err != nil {
+				h.logf("   perf %s: %v: %s", label, err, strings.TrimSpace(stderr.String()))
+				return
+			}
+			h.logf("   perf profile of CPUs %s: %s", cpus, out)
+		}
+	}
+}
+
+// both runs two during-hooks (either may be nil) around one trial.
+func both(a, b func() func()) func() func() {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	return func() func() {
+		fa, fb := a(), b()
+		return func() {
+			if fb != nil {
+				fb()
+			}
+			if fa != nil {
+				fa()
+			}
+		}
+	}
+}
+
 // fetch is the -fetch helper, run inside the router namespace.
 func fetch(ctx context.Context, url, out string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -55,6 +55,8 @@ type config struct {
 	crefRT    int           // SCHED_FIFO priority of the C forwarder (0: ordinary)
 	busyNice  int           // nice value of fwdd's busy-polling worker in the latency phase (0: unchanged)
 	latLegs   []string      // latency legs to run (nil: all)
+	perfDir   string        // perf record of the router CPU per leg and generator ("" = none)
+	sinkRPS   string        // diagnostic: RPS CPU for the sink veth's receive ("" = off)
 }
 
 func (h *harness) genBackend(g string) string {
@@ -500,7 +502,9 @@ func (h *harness) runAll(ctx context.Context) error {
 			h.logf("   skipped: %s", msg)
 			continue
 		}
+		before := h.vethStats(ctx)
 		err = h.runLeg(ctx, l)
+		h.logVethStats(ctx, l.name, before)
 		td()
 		if err != nil {
 			return err
@@ -531,6 +535,9 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 				if l.fwdd != "" && i == 0 && size == h.cfg.sizes[0] {
 					during = h.profileDuring(l.name+"-"+g, h.cfg.dur)
 				}
+				if h.cfg.perfDir != "" && size == h.cfg.sizes[0] {
+					during = both(during, h.perfDuring(fmt.Sprintf("%s-%s-rep%d", l.name, g, i+1), h.cfg.dur))
+				}
 				tr, err := h.trial(ctx, g, size, 0, h.cfg.dur, during)
 				if err != nil {
 					return fmt.Errorf("%s/%s/%dB: %w", l.name, g, size, err)
@@ -540,8 +547,8 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 				if tr.RouterCPU > 0 {
 					cpu = fmt.Sprintf(", router CPU %.2f s of %.2f (ksoftirqd %.2f): %.3f Mpps/CPU-s", tr.RouterCPU, tr.Wall, tr.SoftirqCPU, tr.perCPU()/1e6)
 				}
-				h.logf("   %-14s gen %-8s %4dB rep %d: offered %7.3f Mpps, delivered %7.3f Mpps, loss %6.2f%%%s",
-					l.name, g, size, i+1, tr.OfferedPPS/1e6, tr.DeliveredPPS/1e6, tr.LossPct, cpu)
+				h.logf("   %-14s gen %-8s %4dB rep %d: offered %7.3f Mpps, delivered %7.3f Mpps (%d), loss %6.2f%%%s",
+					l.name, g, size, i+1, tr.OfferedPPS/1e6, tr.DeliveredPPS/1e6, tr.Recv, tr.LossPct, cpu)
 			}
 			if len(r.Trials) > 0 {
 				h.res = append(h.res, r)
@@ -561,6 +568,46 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 		}
 	}
 	return nil
+}
+
+// vethStats reads the router's ingress veth counters (ethtool -S r0):
+// where frames offered to a forwarder were lost (rx_queue_0_drops: its
+// receive ring was full; xdp_redirect: handed to the forwarder's
+// program's target, for AF_XDP the socket, which may still drop them when
+// its RX ring is full). nil when unreadable.
+func (h *harness) vethStats(ctx context.Context) map[string]uint64 {
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", h.topo.R, "ethtool", "-S", h.topo.R0).Output()
+	if err != nil {
+		return nil
+	}
+	m := map[string]uint64{}
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+			m[k] = n
+		}
+	}
+	return m
+}
+
+// logVethStats logs what r0's counters gained during a leg.
+func (h *harness) logVethStats(ctx context.Context, leg string, before map[string]uint64) {
+	after := h.vethStats(ctx)
+	if before == nil || after == nil {
+		return
+	}
+	var parts []string
+	for _, k := range []string{"rx_queue_0_xdp_packets", "rx_queue_0_xdp_redirect", "rx_queue_0_xdp_drops", "rx_queue_0_drops", "rx_queue_0_xdp_tx"} {
+		if d := after[k] - before[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(k, "rx_queue_0_"), d))
+		}
+	}
+	if len(parts) > 0 {
+		h.logf("   %s: r0 during the leg: %s", leg, strings.Join(parts, ", "))
+	}
 }
 
 // wantGen reports whether -gens asks for generator g (all by default).

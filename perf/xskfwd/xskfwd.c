@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <linux/if_link.h>
+#include <linux/if_xdp.h>
 #include <xdp/xsk.h>
 
 #define FRAMES 8192
@@ -260,10 +261,18 @@ int main(int argc, char **argv)
 		refill(&out, &out_free);
 	}
 
-	printf("{\"rx\":%llu,\"tx\":%llu,\"tx_full_drops\":%llu,\"fill_empty\":%llu,\"kicks\":%llu}\n",
+	// The kernel's counters of the ingress socket (after the run: no
+	// effect on the loop): where offered frames were lost.
+	struct xdp_statistics xst;
+	socklen_t xlen = sizeof(xst);
+	memset(&xst, 0, sizeof(xst));
+	getsockopt(xsk_socket__fd(in.xsk), SOL_XDP, XDP_STATISTICS, &xst, &xlen);
+	printf("{\"rx\":%llu,\"tx\":%llu,\"tx_full_drops\":%llu,\"fill_empty\":%llu,\"kicks\":%llu,"
+	       "\"xsk_rx_dropped\":%llu,\"xsk_rx_ring_full\":%llu,\"xsk_rx_fill_ring_empty\":%llu}\n",
 	       (unsigned long long)ctr.rx, (unsigned long long)ctr.tx,
 	       (unsigned long long)ctr.tx_full_drops, (unsigned long long)ctr.fill_empty,
-	       (unsigned long long)ctr.kicks);
+	       (unsigned long long)ctr.kicks, (unsigned long long)xst.rx_dropped,
+	       (unsigned long long)xst.rx_ring_full, (unsigned long long)xst.rx_fill_ring_empty_descs);
 	xsk_socket__delete(out.xsk);
 	xsk_socket__delete(in.xsk);
 	xsk_umem__delete(umem);

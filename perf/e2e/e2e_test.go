@@ -112,6 +112,10 @@ func TestCReferenceLegQuick(t *testing.T) {
 	// not stop a leg from forwarding.
 	cfg := config{bin: bin, dur: time.Second, reps: 1, sizes: []int{64}, flows: 16, genCPU: 0, rtrCPU: 1,
 		legs: []string{"c-afxdp"}, budget: 20 * time.Second, sink: "auto", xskfwdSrc: "../xskfwd/xskfwd.c", sinkRPS: "0"}
+	_, noPerf := exec.LookPath("perf")
+	if noPerf == nil {
+		cfg.perfDir = t.TempDir()
+	}
 	log, err := os.Create(filepath.Join(t.TempDir(), "log"))
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +141,14 @@ func TestCReferenceLegQuick(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "c-afxdp: r0 during the leg: xdp_packets ") {
 		t.Errorf("no r0 counters in the log:\n%s", b)
+	}
+	if cfg.perfDir != "" {
+		for _, g := range []string{genAFP, genLive} {
+			f := filepath.Join(cfg.perfDir, "c-afxdp-"+g+"-rep1.data")
+			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+				t.Errorf("no perf recording %s (%v):\n%s", f, err, b)
+			}
+		}
 	}
 }
 

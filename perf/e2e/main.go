@@ -36,6 +36,7 @@ func mainErr() int {
 		napi     = flag.Bool("napi", true, "threaded NAPI on the router's ingress veth, pinned to -router-cpu (linux, xdp legs)")
 		afpTx    = flag.String("afp-tx", "afpacket", "fwdgen back end for the AF_PACKET generator: afpacket (TPACKET_V2 TX ring) or mmsg (sendmmsg)")
 		fwddArgs = flag.String("fwdd-args", "", "extra fwdd flags, space-separated (e.g. \"-poll busy\")")
+		portArgs = flag.String("fwdd-port-args", "", "extra arguments of fwdd's two ports (\"port add ... ARGS\"), e.g. \"ring 512\" or \"busypoll 20\" for the afxdp driver (fwdd only: the C forwarder has none)")
 		napiRT   = flag.Int("napi-rt", 50, "SCHED_FIFO priority for the router's NAPI thread (0 = ordinary scheduling)")
 		search   = flag.Bool("search", true, "RFC 2544-style throughput search (loss ≤ 0.1%) for linux and fwdd")
 		sdur     = flag.Duration("search-d", 2*time.Second, "duration of each search trial")
@@ -49,7 +50,7 @@ func mainErr() int {
 		svg      = flag.String("svg", "", "write the Mpps-per-size plot here (SVG)")
 		latency  = flag.Bool("latency", true, "latency phase: Linux forwarding, fwdd adaptive and fwdd busy at -lat-rate with stamps; idle fwdd's CPU")
 		latRate  = flag.Float64("lat-rate", 20000, "packets/s of the latency phase")
-		genRT    = flag.Int("gen-rt", 0, "run the generator SCHED_FIFO at this priority (0: ordinary; for A/B runs on a loaded machine)")
+		genRT    = flag.Int("gen-rt", 0, "run the generator SCHED_RR at this priority (0: ordinary; for A/B runs on a loaded machine)")
 		crefRT   = flag.Int("cref-rt", 0, "run the C AF_XDP forwarder SCHED_FIFO at this priority (0: ordinary, like fwdd -poll busy; for A/B runs on a loaded machine, beside -fwdd-args \"-rt N\")")
 		busyNice = flag.Int("busy-nice", -20, "nice value of fwdd's worker in the busy latency leg (fwdd -nice; 0: unchanged). A busy poller cannot run SCHED_FIFO like the other legs' router threads (it would starve its CPU's deferred kernel work); at -20 other ordinary threads no longer take its CPU for whole time slices")
 		latLegs  = flag.String("lat-legs", "", "latency legs to run, comma-separated (linux, fwdd-adaptive, fwdd-busy; default all)")
@@ -87,7 +88,7 @@ func mainErr() int {
 	}
 	cfg.legs = strings.Split(*legs, ",")
 	cfg.genRT, cfg.crefRT, cfg.busyNice = *genRT, *crefRT, *busyNice
-	cfg.perfDir, cfg.sinkRPS = *perfDir, *sinkRPS
+	cfg.perfDir, cfg.sinkRPS, cfg.portArgs = *perfDir, *sinkRPS, *portArgs
 	if *latLegs != "" {
 		cfg.latLegs = strings.Split(*latLegs, ",")
 	}

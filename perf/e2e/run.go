@@ -57,6 +57,7 @@ type config struct {
 	latLegs   []string      // latency legs to run (nil: all)
 	perfDir   string        // perf record of the router CPU per leg and generator ("" = none)
 	sinkRPS   string        // diagnostic: RPS CPU for the sink veth's receive ("" = off)
+	portArgs  string        // extra "port add" arguments of fwdd's ports
 }
 
 func (h *harness) genBackend(g string) string {
@@ -306,7 +307,12 @@ func (h *harness) runTrial(ctx context.Context, ts trialSpec) (trialRes, gen.Sum
 	defer sink.stop()
 	args := []string{"netns", "exec", t.G, "taskset", "-c", strconv.Itoa(h.cfg.genCPU)}
 	if h.cfg.genRT > 0 {
-		args = append(args, "chrt", "-f", strconv.Itoa(h.cfg.genRT))
+		// SCHED_RR, not FIFO: the live generator's sending thread sits in
+		// one BPF_PROG_RUN call for the whole run and its watcher thread
+		// (same process, same CPU, same priority) must get in to end it
+		// with a signal; under FIFO it never would (the call ran for
+		// minutes), RR rotates them every time slice (100 ms).
+		args = append(args, "chrt", "-r", strconv.Itoa(h.cfg.genRT))
 	}
 	args = append(args, h.fwdgen(),
 		"-i", t.G0, "-dst-mac", t.MAC[t.R0], "-size", strconv.Itoa(ts.size), "-flows", strconv.Itoa(h.cfg.flows),
@@ -768,12 +774,16 @@ func (h *harness) startFwddPid(ctx context.Context, driver string, extra ...stri
 		return nil, 0, err
 	}
 	cfgFile, sock := filepath.Join(dir, "fwdd.conf"), filepath.Join(dir, "fwdd.sock")
-	conf := fmt.Sprintf(`port add p0 driver %[1]s dev %[2]s
-port add p1 driver %[1]s dev %[3]s
+	pa := ""
+	if h.cfg.portArgs != "" {
+		pa = " " + h.cfg.portArgs
+	}
+	conf := fmt.Sprintf(`port add p0 driver %[1]s dev %[2]s%[4]s
+port add p1 driver %[1]s dev %[3]s%[4]s
 addr add p0 198.18.0.1/24
 addr add p1 198.19.0.1/24
 route add 198.19.128.0/17 via 198.19.0.2
-`, driver, t.R0, t.R1)
+`, driver, t.R0, t.R1, pa)
 	if err := os.WriteFile(cfgFile, []byte(conf), 0o644); err != nil {
 		return nil, 0, err
 	}

@@ -83,13 +83,13 @@ type Ring[T any] struct {
 	// by consumers (prodTail only). prodCachedConsTail is producer-private
 	// and only used in SP mode.
 	prodHead           atomic.Uint32
-	prodTail           atomic.Uint32
+	prodTail           uint32 // sync/atomic loads, storeRelease32
 	prodCachedConsTail uint32
 	_                  [cacheLine - 12]byte
 
 	// Consumer side, mirror of the producer side.
 	consHead           atomic.Uint32
-	consTail           atomic.Uint32
+	consTail           uint32 // sync/atomic loads, storeRelease32
 	consCachedProdTail uint32
 	_                  [cacheLine - 12]byte
 
@@ -102,9 +102,12 @@ type Ring[T any] struct {
 	mode  Mode
 	_     [cacheLine - 40]byte
 
-	// Written by producers only when an enqueue falls short.
-	refused  atomic.Uint64
-	failures atomic.Uint64
+	// Written by producers only when an enqueue falls short: with atomic
+	// adds in multi-producer mode, by the single producer with
+	// storeRelease64 otherwise; read with sync/atomic loads. 64-bit aligned
+	// (the struct's size up to here is a multiple of 8; TestLayout).
+	refused  uint64
+	failures uint64
 }
 
 // New returns a ring with room for size elements, size a power of two.
@@ -129,10 +132,10 @@ func newAt[T any](size int, mode Mode, start uint32) (*Ring[T], error) {
 		mode:  mode,
 	}
 	r.prodHead.Store(start)
-	r.prodTail.Store(start)
+	atomic.StoreUint32(&r.prodTail, start)
 	r.prodCachedConsTail = start
 	r.consHead.Store(start)
-	r.consTail.Store(start)
+	atomic.StoreUint32(&r.consTail, start)
 	r.consCachedProdTail = start
 	return r, nil
 }
@@ -146,15 +149,16 @@ func (r *Ring[T]) Mode() Mode { return r.mode }
 // Len returns the number of elements published and not yet consumed. Racy by
 // nature while producers or consumers run: use it for statistics only.
 func (r *Ring[T]) Len() int {
-	return int(r.prodTail.Load() - r.consTail.Load())
+	return int(atomic.LoadUint32(&r.prodTail) - atomic.LoadUint32(&r.consTail))
 }
 
 // Refused returns how many elements enqueue calls could not place because
 // the ring was full. Safe to call while producers run.
-func (r *Ring[T]) Refused() uint64 { return r.refused.Load() }
+func (r *Ring[T]) Refused() uint64 { return atomic.LoadUint64(&r.refused) }
 
 // Failures returns how many enqueue calls placed fewer elements than asked.
-func (r *Ring[T]) Failures() uint64 { return r.failures.Load() }
+// Safe to call while producers run.
+func (r *Ring[T]) Failures() uint64 { return atomic.LoadUint64(&r.failures) }
 
 // EnqueueBulk enqueues all of src or nothing. It returns len(src) or 0.
 func (r *Ring[T]) EnqueueBulk(src []T) int { return r.enqueue(src, true) }
@@ -198,10 +202,10 @@ func (r *Ring[T]) enqueue(src []T, bulk bool) int {
 	var head, n uint32
 	if !r.mp {
 		// Single producer: prodHead is not used; prodTail is ours alone.
-		head = r.prodTail.Load()
+		head = atomic.LoadUint32(&r.prodTail)
 		free := r.size + r.prodCachedConsTail - head
 		if free < want {
-			r.prodCachedConsTail = r.consTail.Load()
+			r.prodCachedConsTail = atomic.LoadUint32(&r.consTail)
 			free = r.size + r.prodCachedConsTail - head
 		}
 		n = min(want, free)
@@ -212,7 +216,7 @@ func (r *Ring[T]) enqueue(src []T, bulk bool) int {
 	} else {
 		for {
 			head = r.prodHead.Load()
-			free := r.size + r.consTail.Load() - head
+			free := r.size + atomic.LoadUint32(&r.consTail) - head
 			n = min(want, free)
 			if n == 0 || (bulk && n < want) {
 				r.refuse(uint32(len(src)))
@@ -227,22 +231,31 @@ func (r *Ring[T]) enqueue(src []T, bulk bool) int {
 	if r.mp {
 		// Publish in reservation order: wait for producers that reserved
 		// before us.
-		for spins := 0; r.prodTail.Load() != head; spins++ {
+		for spins := 0; atomic.LoadUint32(&r.prodTail) != head; spins++ {
 			if spins&63 == 63 {
 				runtime.Gosched()
 			}
 		}
 	}
-	r.prodTail.Store(head + n)
+	storeRelease32(&r.prodTail, head+n)
 	if n < uint32(len(src)) {
 		r.refuse(uint32(len(src)) - n)
 	}
 	return int(n)
 }
 
+// refuse counts n elements of one enqueue call that did not fit. A single
+// producer is the counters' only writer and needs no read-modify-write
+// atomics (a LOCK XADD each on amd64): a producer retrying on a full ring
+// comes here once per try.
 func (r *Ring[T]) refuse(n uint32) {
-	r.refused.Add(uint64(n))
-	r.failures.Add(1)
+	if r.mp {
+		atomic.AddUint64(&r.refused, uint64(n))
+		atomic.AddUint64(&r.failures, 1)
+		return
+	}
+	storeRelease64(&r.refused, atomic.LoadUint64(&r.refused)+uint64(n))
+	storeRelease64(&r.failures, atomic.LoadUint64(&r.failures)+1)
 }
 
 func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
@@ -256,10 +269,10 @@ func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
 	var head, n uint32
 	if !r.mc {
 		// Single consumer: consHead is not used; consTail is ours alone.
-		head = r.consTail.Load()
+		head = atomic.LoadUint32(&r.consTail)
 		avail := r.consCachedProdTail - head
 		if avail < want {
-			r.consCachedProdTail = r.prodTail.Load()
+			r.consCachedProdTail = atomic.LoadUint32(&r.prodTail)
 			avail = r.consCachedProdTail - head
 		}
 		n = min(want, avail)
@@ -269,7 +282,7 @@ func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
 	} else {
 		for {
 			head = r.consHead.Load()
-			avail := r.prodTail.Load() - head
+			avail := atomic.LoadUint32(&r.prodTail) - head
 			n = min(want, avail)
 			if n == 0 || (bulk && n < want) {
 				return 0
@@ -281,13 +294,13 @@ func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
 	}
 	r.copyOut(head, dst[:n])
 	if r.mc {
-		for spins := 0; r.consTail.Load() != head; spins++ {
+		for spins := 0; atomic.LoadUint32(&r.consTail) != head; spins++ {
 			if spins&63 == 63 {
 				runtime.Gosched()
 			}
 		}
 	}
-	r.consTail.Store(head + n)
+	storeRelease32(&r.consTail, head+n)
 	return int(n)
 }
 
@@ -301,10 +314,10 @@ func (r *Ring[T]) PeekBurst(dst []T) int {
 	if r.mc || len(dst) == 0 {
 		return 0
 	}
-	head := r.consTail.Load()
+	head := atomic.LoadUint32(&r.consTail)
 	avail := r.consCachedProdTail - head
 	if avail < uint32(len(dst)) {
-		r.consCachedProdTail = r.prodTail.Load()
+		r.consCachedProdTail = atomic.LoadUint32(&r.prodTail)
 		avail = r.consCachedProdTail - head
 	}
 	n := min(uint32(len(dst)), avail)
@@ -318,11 +331,11 @@ func (r *Ring[T]) Advance(n int) {
 	if r.mc || n <= 0 {
 		return
 	}
-	head := r.consTail.Load()
-	if avail := r.prodTail.Load() - head; uint32(n) > avail {
+	head := atomic.LoadUint32(&r.consTail)
+	if avail := atomic.LoadUint32(&r.prodTail) - head; uint32(n) > avail {
 		n = int(avail)
 	}
-	r.consTail.Store(head + uint32(n))
+	storeRelease32(&r.consTail, head+uint32(n))
 }
 
 // PutBack replaces the i-th element from the head (as seen by the last
@@ -333,8 +346,8 @@ func (r *Ring[T]) PutBack(i int, v T) {
 	if r.mc || i < 0 {
 		return
 	}
-	head := r.consTail.Load()
-	if uint32(i) >= r.prodTail.Load()-head {
+	head := atomic.LoadUint32(&r.consTail)
+	if uint32(i) >= atomic.LoadUint32(&r.prodTail)-head {
 		return
 	}
 	r.slots[(head+uint32(i))&r.mask] = v

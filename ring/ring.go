@@ -65,8 +65,11 @@ var ErrSize = errors.New("ring: size must be a power of two between 1 and 2^30")
 // In single-producer (single-consumer) mode the producer (consumer) caches
 // the opposite side's tail and reads the shared line again only when the
 // cached value does not show enough room (elements), so a burst touches the
-// other side's cache line at most once.
-//
+// other side's cache line at most once. It also keeps its own copy of its
+// tail: with that copy and the cached opposite tail on a line of their own,
+// a single producer only ever writes its shared line (a store the core need
+// not wait for) and never reads it back while the consumer holds it.
+
 // Memory: dequeued slots keep a stale copy of their element until they are
 // overwritten. For T holding heap pointers this keeps the referent reachable
 // a little longer; it never makes it visible to a consumer again.
@@ -78,20 +81,28 @@ var ErrSize = errors.New("ring: size must be a power of two between 1 and 2^30")
 type Ring[T any] struct {
 	_ [cacheLine]byte
 
-	// Producer side. prodHead is written by producers (CAS in MP mode),
-	// prodTail by the producer that publishes (release store); both are read
-	// by consumers (prodTail only). prodCachedConsTail is producer-private
-	// and only used in SP mode.
-	prodHead           atomic.Uint32
-	prodTail           uint32 // sync/atomic loads, storeRelease32
+	// Producer side, shared: prodHead is written by producers (CAS, MP mode
+	// only), prodTail by the producer that publishes (storeRelease32) and
+	// read by consumers and, in MP mode, producers (sync/atomic loads).
+	prodHead atomic.Uint32
+	prodTail uint32
+	_        [cacheLine - 8]byte
+
+	// Producer side, private to the single producer (SP mode only):
+	// prodNext equals prodTail (the producer's own copy), prodCachedConsTail
+	// is consTail as last read.
+	prodNext           uint32
 	prodCachedConsTail uint32
-	_                  [cacheLine - 12]byte
+	_                  [cacheLine - 8]byte
 
 	// Consumer side, mirror of the producer side.
-	consHead           atomic.Uint32
-	consTail           uint32 // sync/atomic loads, storeRelease32
+	consHead atomic.Uint32
+	consTail uint32
+	_        [cacheLine - 8]byte
+
+	consNext           uint32
 	consCachedProdTail uint32
-	_                  [cacheLine - 12]byte
+	_                  [cacheLine - 8]byte
 
 	// Read-only after New.
 	slots []T
@@ -133,9 +144,11 @@ func newAt[T any](size int, mode Mode, start uint32) (*Ring[T], error) {
 	}
 	r.prodHead.Store(start)
 	atomic.StoreUint32(&r.prodTail, start)
+	r.prodNext = start
 	r.prodCachedConsTail = start
 	r.consHead.Store(start)
 	atomic.StoreUint32(&r.consTail, start)
+	r.consNext = start
 	r.consCachedProdTail = start
 	return r, nil
 }
@@ -201,8 +214,9 @@ func (r *Ring[T]) enqueue(src []T, bulk bool) int {
 	}
 	var head, n uint32
 	if !r.mp {
-		// Single producer: prodHead is not used; prodTail is ours alone.
-		head = atomic.LoadUint32(&r.prodTail)
+		// Single producer: prodHead is not used; prodTail is ours alone
+		// and prodNext is our copy of it.
+		head = r.prodNext
 		free := r.size + r.prodCachedConsTail - head
 		if free < want {
 			r.prodCachedConsTail = atomic.LoadUint32(&r.consTail)
@@ -238,6 +252,9 @@ func (r *Ring[T]) enqueue(src []T, bulk bool) int {
 		}
 	}
 	storeRelease32(&r.prodTail, head+n)
+	if !r.mp {
+		r.prodNext = head + n
+	}
 	if n < uint32(len(src)) {
 		r.refuse(uint32(len(src)) - n)
 	}
@@ -268,8 +285,9 @@ func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
 	}
 	var head, n uint32
 	if !r.mc {
-		// Single consumer: consHead is not used; consTail is ours alone.
-		head = atomic.LoadUint32(&r.consTail)
+		// Single consumer: consHead is not used; consTail is ours alone
+		// and consNext is our copy of it.
+		head = r.consNext
 		avail := r.consCachedProdTail - head
 		if avail < want {
 			r.consCachedProdTail = atomic.LoadUint32(&r.prodTail)
@@ -301,6 +319,9 @@ func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
 		}
 	}
 	storeRelease32(&r.consTail, head+n)
+	if !r.mc {
+		r.consNext = head + n
+	}
 	return int(n)
 }
 
@@ -314,7 +335,7 @@ func (r *Ring[T]) PeekBurst(dst []T) int {
 	if r.mc || len(dst) == 0 {
 		return 0
 	}
-	head := atomic.LoadUint32(&r.consTail)
+	head := r.consNext
 	avail := r.consCachedProdTail - head
 	if avail < uint32(len(dst)) {
 		r.consCachedProdTail = atomic.LoadUint32(&r.prodTail)
@@ -331,11 +352,12 @@ func (r *Ring[T]) Advance(n int) {
 	if r.mc || n <= 0 {
 		return
 	}
-	head := atomic.LoadUint32(&r.consTail)
+	head := r.consNext
 	if avail := atomic.LoadUint32(&r.prodTail) - head; uint32(n) > avail {
 		n = int(avail)
 	}
 	storeRelease32(&r.consTail, head+uint32(n))
+	r.consNext = head + uint32(n)
 }
 
 // PutBack replaces the i-th element from the head (as seen by the last
@@ -346,7 +368,7 @@ func (r *Ring[T]) PutBack(i int, v T) {
 	if r.mc || i < 0 {
 		return
 	}
-	head := atomic.LoadUint32(&r.consTail)
+	head := r.consNext
 	if uint32(i) >= atomic.LoadUint32(&r.prodTail)-head {
 		return
 	}

@@ -291,17 +291,26 @@ func stress(t *testing.T, mode Mode, producers, consumers int) {
 // aligned for sync/atomic on 32-bit platforms.
 func TestLayout(t *testing.T) {
 	var r Ring[uint64]
-	prod := unsafe.Offsetof(r.prodTail) / cacheLine
-	cons := unsafe.Offsetof(r.consTail) / cacheLine
-	ro := unsafe.Offsetof(r.slots) / cacheLine
-	cnt := unsafe.Offsetof(r.refused) / cacheLine
-	if unsafe.Offsetof(r.prodHead)/cacheLine != prod || unsafe.Offsetof(r.prodCachedConsTail)/cacheLine != prod ||
-		unsafe.Offsetof(r.consHead)/cacheLine != cons || unsafe.Offsetof(r.consCachedProdTail)/cacheLine != cons ||
-		unsafe.Offsetof(r.mode)/cacheLine != ro || unsafe.Offsetof(r.failures)/cacheLine != cnt {
-		t.Fatal("a side's fields straddle a cache-line pair")
+	pair := func(off uintptr) uintptr { return off / cacheLine }
+	groups := [][]uintptr{
+		{unsafe.Offsetof(r.prodHead), unsafe.Offsetof(r.prodTail)},
+		{unsafe.Offsetof(r.prodNext), unsafe.Offsetof(r.prodCachedConsTail)},
+		{unsafe.Offsetof(r.consHead), unsafe.Offsetof(r.consTail)},
+		{unsafe.Offsetof(r.consNext), unsafe.Offsetof(r.consCachedProdTail)},
+		{unsafe.Offsetof(r.slots), unsafe.Offsetof(r.mode)},
+		{unsafe.Offsetof(r.refused), unsafe.Offsetof(r.failures)},
 	}
-	if prod == cons || prod == ro || cons == ro || cnt == prod || cnt == cons || cnt == ro {
-		t.Fatalf("sides share a cache-line pair: prod %d cons %d read-only %d counters %d", prod, cons, ro, cnt)
+	seen := map[uintptr]int{}
+	for i, g := range groups {
+		for _, off := range g {
+			if pair(off) != pair(g[0]) {
+				t.Fatalf("group %d straddles a cache-line pair: offsets %v", i, g)
+			}
+		}
+		if j, ok := seen[pair(g[0])]; ok {
+			t.Fatalf("groups %d and %d share a cache-line pair", j, i)
+		}
+		seen[pair(g[0])] = i
 	}
 	if unsafe.Offsetof(r.refused)%8 != 0 || unsafe.Offsetof(r.failures)%8 != 0 {
 		t.Fatal("counters not 64-bit aligned")

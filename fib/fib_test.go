@@ -71,6 +71,17 @@ func check(t *testing.T, f *FIBs, r *ref, fib uint32, probes []netip.Addr) {
 			t.Errorf("fib %d Lookup6BatchScratch[%d] %v = %d, want %d", fib, i, netip.AddrFrom16(d6[i]), o6[i], w6[i])
 		}
 	}
+	// The Go stages, where the lookups above ran the AVX-512 ones
+	// (lookup6_amd64.go), with the same stale scratch.
+	if vec6OK() {
+		afterReversed(d6, o6, func(d [][16]byte, o []uint32) { s.v6[fib].lookupBlocksV(&sc.b, d, o, false) })
+		for i := range o6 {
+			if o6[i] != w6[i] && bad < 10 {
+				bad++
+				t.Errorf("fib %d Lookup6Batch, Go stages [%d] %v = %d, want %d", fib, i, netip.AddrFrom16(d6[i]), o6[i], w6[i])
+			}
+		}
+	}
 }
 
 // probesFor returns the first, last and a random address of every prefix,

@@ -305,7 +305,15 @@ func (t *tab6) lookupDir(dst [][16]byte, out []uint32) {
 
 // lookupBlocks is lookupBatch with the block state b (which it leaves
 // holding stale values: every stage writes the fields it reads first).
+// On CPUs with AVX-512 the index stages run eight lanes a step
+// (lookup6_amd64.go).
 func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
+	t.lookupBlocksV(b, dst, out, vec6OK())
+}
+
+// lookupBlocksV is lookupBlocks with the AVX-512 stages (vec) or the Go
+// stages (tests run both).
+func (t *tab6) lookupBlocksV(b *blk6, dst [][16]byte, out []uint32, vec bool) {
 	if len(t.e16) == 0 {
 		t.lookupDir(dst, out)
 		return
@@ -315,7 +323,11 @@ func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
 		d, o := dst[:n], out[:n]
 		b.srch.n = 0
 		no := t.prep1(b, d, o)
-		b.words1(n)
+		if vec {
+			words1Vec(&b.tab, &b.q, &b.hi, n)
+		} else {
+			b.words1(n)
+		}
 		m := b.values1(o)
 		if no > 0 {
 			m = t.others1(b, o, no, m)
@@ -330,9 +342,16 @@ func (t *tab6) lookupBlocks(b *blk6, dst [][16]byte, out []uint32) {
 					b.hs[j&(batchLen-1)].def = t.other2(b, int(b.idx[j&(batchLen-1)]), o, d)
 				}
 			}
-			b.level1(m)
-			if nd := b.groups(m); nd > 0 {
-				t.deepLanes(b, o, nd)
+			if vec {
+				level1Vec(&b.tab, &b.q, &b.l0, &b.sl, &b.msk, m)
+				if dm := groupsVec(&b.tab, &b.q, &b.msk, m); dm != 0 {
+					t.deepLanes(b, o, deepList(&b.dl, dm))
+				}
+			} else {
+				b.level1(m)
+				if nd := b.groups(m); nd > 0 {
+					t.deepLanes(b, o, nd)
+				}
 			}
 			t.values2(b, o, d, m)
 		}
@@ -566,6 +585,17 @@ func (b *blk6) groups(m int) int {
 		b.q[j] = uint32(x>>32)&0x7fffffff + uint32(bits.OnesCount32(uint32(x)&b.msk[j]))
 		b.dl[nd&(batchLen-1)] = uint8(j) // nd <= j < batchLen
 		nd += int(x >> 63)               // deepBit
+	}
+	return nd
+}
+
+// deepList lists in dl the lanes of the mask dm (groupsVec's deep lanes)
+// in order and returns how many.
+func deepList(dl *[batchLen]uint8, dm uint64) int {
+	nd := 0
+	for ; dm != 0; dm &= dm - 1 {
+		dl[nd&(batchLen-1)] = uint8(bits.TrailingZeros64(dm))
+		nd++
 	}
 	return nd
 }

@@ -218,11 +218,74 @@ func TestLimitsFit(t *testing.T) {
 			t.Fatalf("tableBound(%d) = %d > 4.2n", n, tableBound(n))
 		}
 	}
-	// The same for IPv4's bucketed tables (tab4.go): tableBound4(n) <=
-	// r + r/2 + 1 with r = 2n+1 ranges, and at most 65536 ranges.
+	// The same for IPv4's indexed tables (tab4.go): tableBound4(n, x) <=
+	// 4.2n + x (a bucket index takes r + r/2 + 1 with r = 2n+1 ranges, and
+	// at most 65536 ranges), x = extra4 of the arena, which leaves room for
+	// x entries per region of a family at the limit (at most 65536
+	// regions). Tests' tiny arenas too.
+	x := extra4(segIDs, segLen)
+	if x != popExtra {
+		t.Errorf("extra4 of the default arena = %d, want popExtra (%d)", x, popExtra)
+	}
 	for n := 1; n < 1<<17; n++ {
-		if b := tableBound4(n); 10*b > 42*n || b > segMask+1 {
-			t.Fatalf("tableBound4(%d) = %d > 4.2n", n, b)
+		if b := tableBound4(n, x); 10*b > 42*n+10*x || b > segMask+1 {
+			t.Fatalf("tableBound4(%d, %d) = %d > 4.2n + x", n, x, b)
 		}
+	}
+	for _, a := range [][2]int{{segIDs, segLen}, {8, 16}, {16, 16}, {64, 64}, {8, 64}, {1024, 64}, {32, 1 << 12}} {
+		segs, seglen := a[0], a[1]
+		p := segs * seglen / 16 // FIBs.limits
+		x := extra4(segs, seglen)
+		if e := 42*p/10 + x*min(p, 1<<16); 2*e/seglen+2 > segs {
+			t.Errorf("IPv4, %d segments of %d: a family at the limit may need %d segments", segs, seglen, 2*e/seglen+2)
+		}
+	}
+}
+
+// TestLeafRoom checks the limit on distinct next hops in one FIB's IPv4
+// table: 65534 (16-bit value indexes; 0 is NoRoute's, 1 subLeaf's), and
+// that a refused batch changes nothing.
+func TestLeafRoom(t *testing.T) {
+	f, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1<<16 - 2
+	var cs []Change
+	for i := range n + 1 {
+		id, err := f.AddNextHop(NextHop{Kind: KindGateway, Port: 1, Addr: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// /26-/32s in 10.0.0.0/8, 1024 per /16: two-level bitmap and
+		// bucket indexes.
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 10), byte(i >> 2), byte(i << 6)})
+		cs = append(cs, Change{Op: OpAdd, Prefix: netip.PrefixFrom(a, 26+i%7), NextHop: id})
+	}
+	if err := f.Apply(cs[:n-1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Apply(cs[n-1 : n]); err != nil {
+		t.Fatalf("next hop %d of %d: %v", n, n, err)
+	}
+	s := f.Load()
+	if err := f.Apply(cs[n:]); !errors.Is(err, ErrFull) {
+		t.Fatalf("next hop %d: %v, want ErrFull", n+1, err)
+	}
+	if f.Load() != s {
+		t.Fatal("a refused batch published a snapshot")
+	}
+	for _, c := range cs[:n] {
+		a := u32(c.Prefix.Addr())
+		if got := s.Lookup4(0, a); got != c.NextHop {
+			t.Fatalf("%v: next hop %d, want %d", c.Prefix, got, c.NextHop)
+		}
+		var out [1]uint32
+		if s.Lookup4Batch(0, []uint32{a}, out[:]); out[0] != c.NextHop {
+			t.Fatalf("%v: batch next hop %d, want %d", c.Prefix, out[0], c.NextHop)
+		}
+	}
+	if got := s.Lookup4(0, u32(cs[n].Prefix.Addr())); got == cs[n].NextHop {
+		t.Fatalf("%v: the refused route is there", cs[n].Prefix)
 	}
 }

@@ -68,7 +68,7 @@
 //     header of each id; an L2 table with a rank index starts with it, and
 //     its counts are offsets from the table's start (rank.go).
 //   - Next-hop ids in routes are never 0 and below 2^31; an IPv4 table holds
-//     at most 65535 distinct next-hop ids (16-bit range values).
+//     at most 65534 distinct next-hop ids (16-bit range values; index 1 is subLeaf).
 //   - An IPv4 batch lookup's block state (blk4, Scratch4) holds no Go
 //     pointers, and each stage writes what it reads before reading it, so
 //     a worker's scratch is reused without zeroing (tab4.go).

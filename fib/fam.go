@@ -8,6 +8,7 @@ type fam4 struct {
 	a      segArena[uint32]
 	leaf   []uint16 // next-hop id -> index in t.nh (0: none yet, or NoRoute)
 	n      int      // prefixes in the RIB (the capacity checks read it)
+	x      int      // entries a table may take beyond 4.2n (extra4)
 	// starved counts the full rebuilds done because the incremental one
 	// could have run out of segment ids (for tests).
 	starved int
@@ -23,7 +24,8 @@ func count(n *int, ed edit) bool {
 func newFam4(zero *dirPage, seglen, maxSegs int, rc *reclaim) *fam4 {
 	f := &fam4{chunks: make(map[uint16]*rc16), a: newSegArena[uint32](seglen, maxSegs)}
 	f.a.rc, f.d.rc = rc, rc
-	f.t.nh = []uint32{NoRoute}
+	f.x = extra4(f.a.maxSegs, f.a.seglen)
+	f.t.nh = []uint32{NoRoute, subMark}       // subLeaf: see addPop2
 	f.t.none = [4]uint32{0, 0, 1, ^uint32(1)} // noneB is zero
 	f.d.init(zero)
 	f.t.top = f.d.top
@@ -78,6 +80,9 @@ func (f *fam4) rebuildSlot(sc *scratch, slot uint16, p uint32) {
 	f.d.set(slot, f.emit(sc, slot, rc, def))
 }
 
+// bound is tableBound4 of a region of n prefixes in this family.
+func (f *fam4) bound(n int) int { return tableBound4(n, f.x) }
+
 // leafOf returns the index of next hop v in t.nh, adding it if needed.
 func (f *fam4) leafOf(v uint32) uint16 {
 	if v == NoRoute {
@@ -110,7 +115,7 @@ func (f *fam4) emit(sc *scratch, slot uint16, rc *rc16, def uint32) uint64 {
 		e = append(e, uint32(sc.k[i])<<16|uint32(f.leafOf(v)))
 	}
 	var l layout4
-	e, l, sc.bk = addBuckets(e, 0, sc.bk, tableBound4(len(rc.ents)))
+	e, l, sc.bk = addBuckets(e, 0, sc.bk, f.bound(len(rc.ents)))
 	sc.e4 = e
 	return l.ent(f.a.put(e, uint32(slot)))
 }
@@ -148,7 +153,7 @@ func (f *fam4) room() bool {
 	e := 0
 	for slot := range f.d.dirty {
 		if rc := f.chunks[slot]; rc != nil {
-			e += tableBound4(len(rc.ents))
+			e += f.bound(len(rc.ents))
 		}
 	}
 	return f.a.room(e)

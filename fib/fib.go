@@ -56,7 +56,7 @@ var (
 	ErrNextHop   = errors.New("unknown next hop (add it with AddNextHop first)")
 	ErrBadOp     = errors.New("unknown operation")
 	ErrBadNH     = errors.New("invalid next hop")
-	ErrFull      = errors.New("too many distinct next hops in one FIB's IPv4 table (65535)")
+	ErrFull      = errors.New("too many distinct next hops in one FIB's IPv4 table (65534)")
 	ErrCapacity  = errors.New("table capacity exceeded")
 )
 
@@ -331,7 +331,7 @@ func cmpChange(a, b Change) int {
 	return a.Prefix.Bits() - b.Prefix.Bits()
 }
 
-// checkLeafRoom checks that no IPv4 table would need more than 65535
+// checkLeafRoom checks that no IPv4 table would need more than 65534
 // distinct next-hop ids (its range values are 16-bit indexes).
 func (f *FIBs) checkLeafRoom(changes []Change) error {
 	var extra map[int]map[uint32]struct{}
@@ -345,7 +345,7 @@ func (f *FIBs) checkLeafRoom(changes []Change) error {
 			lo, hi = 0, f.nfib
 		}
 		for fib := lo; fib < hi; fib++ {
-			have := 1
+			have := 2 // NoRoute and subMark (fam4.t.nh)
 			if fm := f.f4[fib]; fm != nil {
 				if fm.hasLeaf(c.NextHop) {
 					continue

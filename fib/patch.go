@@ -140,8 +140,10 @@ func (f *fam4) patch(sc *scratch, slot uint16, rc *rc16, old uint64, p uint32, d
 	for i, k := range sc.k {
 		sub = append(sub, uint32(k)<<16|uint32(f.leafOf(sc.v[i])))
 	}
-	out := splice(sc.p4[:0], f.a.get(pos4(old), int(lay4(old).r)), sub, 16, s, e)
-	out, l, bk := addBuckets(out, 0, sc.bk, tableBound4(len(rc.ents)))
+	var rs []uint32 // the old ranges: in the arena, or in sc.r4
+	rs, sc.r4 = ranges4(f.a.get(pos4(old), span4(old)), old, sc.r4)
+	out := splice(sc.p4[:0], rs, sub, 16, s, e)
+	out, l, bk := addBuckets(out, 0, sc.bk, f.bound(len(rc.ents)))
 	sc.bk = bk
 	sc.e4, sc.p4 = sub, out
 	return l.ent(f.a.put(out, uint32(slot)))

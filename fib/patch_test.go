@@ -85,19 +85,20 @@ func checkCanonical(t *testing.T, f *FIBs) {
 		if e := f4.d.get(slot); e&chunkFlag != 0 {
 			l := lay4(e)
 			got := f4.a.get(pos4(e), span4(e))
+			rs, _ := ranges4(got, e, nil)
 			keys, vals, _ := sweep(f4.chunks[slot].ents, f4.d.def(slot), nil, nil, nil)
-			if int(l.r) != len(keys) {
-				t.Fatalf("IPv4 slot %#x: %d ranges, a sweep makes %d", slot, l.r, len(keys))
+			if len(rs) != len(keys) {
+				t.Fatalf("IPv4 slot %#x: %d ranges, a sweep makes %d", slot, len(rs), len(keys))
 			}
 			for i, k := range keys {
-				v := f4.t.nh[got[i]&0xffff]
-				if uint16(got[i]>>16) != k || v != vals[i] {
-					t.Fatalf("IPv4 slot %#x entry %d: key %#x value %d, a sweep makes %#x %d", slot, i, got[i]>>16, v, k, vals[i])
+				v := f4.t.nh[rs[i]&0xffff]
+				if uint16(rs[i]>>16) != k || v != vals[i] {
+					t.Fatalf("IPv4 slot %#x entry %d: key %#x value %d, a sweep makes %#x %d", slot, i, rs[i]>>16, v, k, vals[i])
 				}
 			}
-			want, wl, _ := addBuckets(slices.Clone(got[:l.r]), 0, nil, tableBound4(len(f4.chunks[slot].ents)))
+			want, wl, _ := addBuckets(slices.Clone(rs), 0, nil, f4.bound(len(f4.chunks[slot].ents)))
 			if wl != l || !slices.Equal(want, got) {
-				t.Fatalf("IPv4 slot %#x: layout %+v, buckets %x; the ranges make %+v, %x", slot, l, got[l.r:], wl, want[l.r:])
+				t.Fatalf("IPv4 slot %#x: layout %+v, index %x; the ranges make %+v, %x", slot, l, got[l.r:], wl, want[l.r:])
 			}
 		}
 		if e := f6.d.get(slot); e&chunkFlag != 0 {
@@ -226,5 +227,82 @@ func checkCanonical2(t *testing.T, f *FIBs) {
 					k1, h.count, h.ix, len(got), len(keys), ix, len(want), i)
 			}
 		}
+	}
+}
+
+// TestPatchTwoLevel is TestPatch over regions like the Internet's: /24s
+// and shorter with a few /25-/32s among them, whose tables have two-level
+// bitmap indexes (and, as the batches change them, single-level bitmap or
+// bucket ones): every table is patched (the old one read back with
+// ranges4), lookups are checked against the reference after every batch
+// and every table against the canonical one.
+func TestPatchTwoLevel(t *testing.T) {
+	f := newWithNH(t, 1)
+	f.sc.patchMin = 1
+	r := newRef(1)
+	rng := rand.New(rand.NewPCG(33, 34))
+	var ps []netip.Prefix
+	for reg := range 4 {
+		for range 150 {
+			p, _ := netip.AddrFrom4([4]byte{10, byte(1 + reg), byte(rng.IntN(256)), 0}).Prefix(21 + rng.IntN(4))
+			ps = append(ps, p)
+		}
+		for range 6 {
+			p, _ := netip.AddrFrom4([4]byte{10, byte(1 + reg), byte(rng.IntN(256)), byte(rng.IntN(256))}).Prefix(25 + rng.IntN(8))
+			ps = append(ps, p)
+		}
+	}
+	// Small regions (single-level bitmap indexes) next to them: a patch
+	// of one of these between two of the big ones reads a table of
+	// another size back.
+	for reg := range 4 {
+		for range 3 {
+			p, _ := netip.AddrFrom4([4]byte{10, byte(5 + reg), byte(rng.IntN(256)), 0}).Prefix(24)
+			ps = append(ps, p)
+		}
+	}
+	ps = append(ps, mp("10.0.0.0/8"), mp("2001::/16"))
+	applyBoth(t, f, r, adds(0, ps))
+	twoLevel := func() int {
+		f4, n := f.f4[0], 0
+		for s := range 1 << 16 {
+			if e := f4.d.get(uint16(s)); e&chunkFlag != 0 && lay4(e).ws == wsPop {
+				if rs, _ := ranges4(f4.a.get(pos4(e), span4(e)), e, nil); len(rs) != int(lay4(e).r) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if n := twoLevel(); n < 3 {
+		t.Fatalf("%d tables with a two-level index, want 3 or more", n)
+	}
+	rounds := 1500
+	if raceEnabled {
+		rounds = 300
+	}
+	seen := 0
+	for round := range rounds {
+		b := randomChanges(rng, ps, 1+rng.IntN(3))
+		if err := f.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+		r.apply(b)
+		var probes []netip.Addr
+		for _, c := range b {
+			probes = append(probes, c.Prefix.Addr(), lastIn(c.Prefix), randIn(rng, c.Prefix))
+		}
+		check(t, f, r, 0, probes)
+		if round%20 == 19 {
+			checkCanonical(t, f)
+			check(t, f, r, 0, probesFor2(rng, ps, true))
+			seen += twoLevel()
+		}
+		if t.Failed() {
+			t.Fatalf("round %d: batch %v", round, b)
+		}
+	}
+	if seen == 0 {
+		t.Error("no table with a two-level index during the churn")
 	}
 }

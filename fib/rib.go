@@ -302,6 +302,7 @@ type scratch struct {
 	// batch costs with it).
 	swept, tables, patched int
 	p4                     []uint32 // a patched table being built (IPv4)
+	r4                     []uint32 // an IPv4 table's canonical ranges (ranges4)
 	p8                     []uint64 // a patched table being built (IPv6 L1)
 	patchMin               int      // tests: patch tables from this size (0: patchMin)
 }

@@ -10,7 +10,8 @@ import (
 
 // The IPv4 lookup structure: a direct table on the top 16 bits (dir pages,
 // see table.go) and, below a /16 with longer prefixes, one range table
-// with an index: a bitmap index for almost all tables, a bucket index for
+// with an index: a bitmap index (one or two levels) for every table that
+// fits the bound (all but 3 of the full table's 25.4k), a bucket index for
 // the others.
 //
 // A range table of r ranges is r uint32 entries key<<16 | value (value: an
@@ -24,12 +25,14 @@ import (
 // at; per 32 units the bitmap word is followed by a count word (the ranges
 // starting before). The range of a key is the count plus the bits set up
 // to its unit: one pair of words read, a popcount, no search. A table gets
-// one if it then takes at most 4.2n entries for a region of n prefixes,
-// the bound the capacity limits assume (tableBound4): 96 % of the lookups
-// of the benchmark's probes over the full table.
+// one if it then takes at most 4.2n + x entries for a region of n prefixes
+// (x = 48 with the default arenas), the bound the capacity limits assume
+// (tableBound4); else a two-level one (below) if that fits: 99.996 % of the
+// lookups of the benchmark's probes over the full table (0.12 % continue
+// in a sub-table).
 //
-// Bucket index (tables with a longer prefix where the bitmap would be too
-// big): the key space is cut into 2^b equal buckets (b from 0 to 16), and
+// Bucket index (tables where no bitmap index fits, such as /32s spread
+// over a /16): the key space is cut into 2^b equal buckets (b from 0 to 16), and
 // bucket j holds the index of the range containing the bucket's first key
 // j<<(16-b). So the range of a key k in bucket j is one of those from
 // bucket[j] up to bucket[j+1], and the table's dir entry records how many
@@ -137,16 +140,37 @@ func (l layout4) words() int { return int(l.r) + l.bucketWords() }
 func span4(e uint64) int { return lay4(e).words() }
 
 // tableBound4 is the most entries the IPv4 range table of a region with
-// n prefixes can take (seg.go's tableBound for the indexed layout): 4.2n,
-// the bound the capacity limits assume (TestLimitsFit), or more if a
-// table of at most 2n+1 ranges (and at most 65536) with a bucket index
-// within the budget needs it (it never does). A table gets a bitmap index
-// if that fits the bound.
-func tableBound4(n int) int {
+// n prefixes can take (seg.go's tableBound for the indexed layout) in a
+// family whose tables may take x entries more for a bitmap index
+// (extra4): 4.2n + x, the bound the capacity limits assume
+// (TestLimitsFit), or more if a table of at most 2n+1 ranges (and at most
+// 65536) with a bucket index within the budget needs it (it never does).
+// A table gets a bitmap index (one or two levels) if that fits the bound.
+func tableBound4(n, x int) int {
 	r := min(2*n+1, 1<<16) // keys are distinct 16-bit values
 	l := layout4{r: uint32(r), ws: bucketWidth(r)}
 	l.b = maxBucketBits(r, l.ws)
-	return max(l.words(), 42*n/10)
+	return max(l.words(), 42*n/10+x)
+}
+
+// popExtra is the most entries a region's table may take beyond 4.2n for a
+// bitmap index: small tables (16 words of bitmap for a few /24s) and
+// two-level indexes (a sub-table for a /25-/32 among /24s). With it all
+// but 3 of the full table's 25.4k tables have a bitmap index.
+const popExtra = 48
+
+// extra4 returns the entries beyond 4.2n that an IPv4 table may take in
+// an arena of segs segments of seglen entries (tableBound4's x): popExtra,
+// or less where the arena could not hold that much for every region of a
+// family at the prefix limit (FIBs.limits: seglen*segs/16 prefixes, at most
+// 65536 regions). A rebuild of a family of e entries fills fewer than
+// 2e/seglen + 1 segments, so e may be up to (segs-2)*seglen/2: 4.2 entries
+// per prefix take about half of that, x per region at most the rest (with
+// the default arenas 242 entries; tests' tiny arenas 1-3).
+func extra4(segs, seglen int) int {
+	p := segs * seglen / 16
+	regions := min(p, 1<<16)
+	return min(popExtra, max(0, ((segs-2)*seglen/2-42*p/10)/regions))
 }
 
 // maxBucketBits is the most bucket bits the budget allows a table of r
@@ -185,11 +209,16 @@ func bucketWidth(r int) uint32 {
 func addBuckets(out []uint32, base int, buf []uint32, limit int) ([]uint32, layout4, []uint32) {
 	keys := out[base:]
 	r := len(keys)
-	if b := popBits(keys); r+popWords(b) <= limit {
+	b := popBits(keys)
+	if r+popWords(b) <= limit {
 		return addPop(out, base, b), layout4{r: uint32(r), b: b, ws: wsPop}, buf
 	}
+	if b1, before := pop2Bits(keys, b, limit); b1 != 0 {
+		out, buf = addPop2(out, base, b1, buf)
+		return out, layout4{r: uint32(before), b: b1, ws: wsPop}, buf
+	}
 	l := layout4{r: uint32(r), ws: bucketWidth(r)}
-	b := maxBucketBits(r, l.ws)
+	b = maxBucketBits(r, l.ws)
 	nb := 1 << b
 	if cap(buf) < 2*nb {
 		buf = make([]uint32, 2*nb)
@@ -273,12 +302,208 @@ func addPop(out []uint32, base int, b uint32) []uint32 {
 		u := x >> 16 >> s
 		out[n+int(u>>5)*2] |= 1 << (u & 31)
 	}
+	popCounts(out[:n+words], n, base)
+	return out
+}
+
+// popCounts sets the count words of the bitmap index out[w0:] of the
+// ranges starting at out[base]: each the ranges before its bitmap word's
+// units, minus one, less the word's distance from base (wrapping around).
+func popCounts(out []uint32, w0, base int) {
 	c := ^uint32(0)
-	for w := n; w < n+words; w += 2 {
+	for w := w0; w < len(out); w += 2 {
 		out[w+1] = c - uint32(w-base)
 		c += uint32(bits.OnesCount32(out[w]))
 	}
-	return out
+}
+
+// Two-level bitmap index (since 2026-11-30, seventh session; addPop2): a
+// table whose single-level bitmap would exceed the bound (a prefix longer
+// than the units it can afford: a /25-/32 among /24s, or a small table)
+// gets a first-level bitmap of 2^b units (b < the bits its keys need) in
+// which the units where a range starts off the unit's first key ("sub
+// units") continue in a sub-table of their own. A sub unit's first-level
+// range has value index subLeaf (t.nh[subLeaf] is subMark, which no
+// next-hop id is) and, in its key's place, the distance in entries from it
+// to the sub-table's bitmap index, which has a bit per key of the unit (at
+// least one word pair) over the sub-table's ranges: the one covering the
+// unit's first key, then those starting inside the unit (keys absolute).
+// The unit after a sub unit always has a first-level range of its own (the
+// value the sub unit ends with), so an address outside a sub unit never
+// reaches its sub-table. Layout: the first-level ranges, the sub-tables
+// (ranges, then index words), then the first-level index words, where the
+// dir entry points; the dir entry's range field counts everything before
+// them. The canonical ranges are the first-level ranges with each marker
+// replaced by its sub-table's ranges, equal neighbours merged (ranges4).
+
+// subLeaf is the value index of the first-level range of a sub unit, and
+// subMark the next-hop id t.nh holds for it: no route's (ids are below
+// 2^31), so the batch lookup finds those addresses by the top bit of what
+// it read (lookupBlocks).
+const (
+	subLeaf = 1
+	subMark = 1 << 31
+)
+
+// subWords is the size of a sub-table's index (one bit per key) for
+// first-level units of 2^s keys: at least one word pair.
+func subWords(s uint32) int { return 1 << (max(s, 5) - 4) }
+
+// pop2Bits returns the first-level bits (5 to b-1) of the smallest
+// two-level index with which the table of ranges keys (key<<16 | value,
+// needing b bitmap bits) takes at most limit entries, and the entries
+// before its first-level index; 0 if there is none.
+func pop2Bits(keys []uint32, b uint32, limit int) (b1 uint32, before int) {
+	best := limit + 1
+	for c := uint32(5); c < b; c++ {
+		size, bf := pop2Size(keys, c)
+		if size < best && bf < 1<<16 { // the distances are 16-bit
+			best, b1, before = size, c, bf
+		}
+	}
+	return b1, before
+}
+
+// pop2Size returns the size in entries of the table of ranges keys with a
+// two-level index of 2^b first-level units, and the entries before its
+// first-level index.
+func pop2Size(keys []uint32, b uint32) (size, before int) {
+	s := 16 - b
+	low := uint32(1)<<s - 1
+	r1, in, subs := 0, 0, 0
+	for i := 0; i < len(keys); {
+		k := keys[i] >> 16
+		u := k >> s
+		j := i + 1
+		for j < len(keys) && keys[j]>>16>>s == u {
+			j++
+		}
+		r1++
+		if j-i > 1 || k&low != 0 {
+			subs++
+			in += j - i
+			if k&low != 0 {
+				in++ // the range covering the unit's first key
+			}
+			if u+1 < 1<<b && (j == len(keys) || keys[j]>>16>>s != u+1) {
+				r1++ // the unit after it
+			}
+		}
+		i = j
+	}
+	before = r1 + in + subs*subWords(s)
+	return before + popWords(b), before
+}
+
+// addPop2 rewrites the range table out[base:] (ranges only) with a
+// two-level bitmap index of 2^b first-level units (see above) and returns
+// out and buf (scratch, grown if needed).
+func addPop2(out []uint32, base int, b uint32, buf []uint32) ([]uint32, []uint32) {
+	keys := append(buf[:0], out[base:]...)
+	size, before := pop2Size(keys, b)
+	s := 16 - b
+	low := uint32(1)<<s - 1
+	sw := subWords(s)
+	out = slices.Grow(out[:base], size)[:base+size]
+	clear(out[base:])
+	bm := base + before // the first-level index
+	setBit := func(w0 int, u uint32) { out[w0+int(u>>5)*2] |= 1 << (u & 31) }
+	// The first-level ranges: one per group of keys in a unit, and one
+	// for the unit after a sub unit if no group has it.
+	r1 := 0
+	for i := 0; i < len(keys); {
+		u := keys[i] >> 16 >> s
+		j := i + 1
+		for j < len(keys) && keys[j]>>16>>s == u {
+			j++
+		}
+		r1++
+		if (j-i > 1 || keys[i]>>16&low != 0) && u+1 < 1<<b && (j == len(keys) || keys[j]>>16>>s != u+1) {
+			r1++
+		}
+		i = j
+	}
+	n1, ns := base, base+r1
+	for i := 0; i < len(keys); {
+		k := keys[i] >> 16
+		u := k >> s
+		j := i + 1
+		for j < len(keys) && keys[j]>>16>>s == u {
+			j++
+		}
+		setBit(bm, u)
+		if j-i == 1 && k&low == 0 {
+			out[n1] = keys[i]
+			n1++
+			i = j
+			continue
+		}
+		sr := ns // the sub-table's ranges
+		if k&low != 0 {
+			out[ns] = u<<s<<16 | keys[i-1]&0xffff // i > 0: the first key is 0
+			ns++
+		}
+		ns += copy(out[ns:], keys[i:j])
+		for _, x := range out[sr:ns] {
+			setBit(ns, x>>16&low)
+		}
+		popCounts(out[:ns+sw], ns, sr)
+		out[n1] = uint32(ns-n1)<<16 | subLeaf
+		n1++
+		ns += sw
+		if u+1 < 1<<b && (j == len(keys) || keys[j]>>16>>s != u+1) {
+			setBit(bm, u+1)
+			out[n1] = (u+1)<<s<<16 | keys[j-1]&0xffff
+			n1++
+		}
+		i = j
+	}
+	if n1 != base+r1 || ns != bm {
+		panic("fib: addPop2: layout mismatch") // a bug
+	}
+	popCounts(out, bm, base)
+	return out, keys
+}
+
+// ranges4 returns the canonical ranges of the IPv4 range table tab (its
+// span4 entries) with dir entry e: the table's own for a bucket index or a
+// single-level bitmap, else the first-level ranges with the sub-tables'
+// in place of their markers, equal neighbours merged, in buf (grown if
+// needed); and buf.
+func ranges4(tab []uint32, e uint64, buf []uint32) (rs, _ []uint32) {
+	l := lay4(e)
+	if l.ws != wsPop {
+		return tab[:l.r], buf
+	}
+	r1 := 0
+	for w := int(l.r); w < len(tab); w += 2 {
+		r1 += bits.OnesCount32(tab[w])
+	}
+	if r1 == int(l.r) {
+		return tab[:l.r], buf
+	}
+	sw := subWords(16 - l.b)
+	out := buf[:0]
+	add := func(x uint32) {
+		if n := len(out); n == 0 || out[n-1]&0xffff != x&0xffff {
+			out = append(out, x)
+		}
+	}
+	for k, x := range tab[:r1] {
+		if x&0xffff != subLeaf {
+			add(x)
+			continue
+		}
+		w0 := k + int(x>>16)
+		rs := 0
+		for w := w0; w < w0+sw; w += 2 {
+			rs += bits.OnesCount32(tab[w])
+		}
+		for _, y := range tab[w0-rs : w0] {
+			add(y)
+		}
+	}
+	return out, out
 }
 
 // tab4 is the immutable IPv4 lookup structure of one FIB.
@@ -327,11 +552,24 @@ func popRange(seg []uint32, e uint64, a uint32) uint32 {
 	return w + seg[w+1] + uint32(bits.OnesCount32(seg[w]&(2<<(u&31)-1)))
 }
 
+// subRange returns the range of address a in the sub-table whose index
+// starts at w0, of the table of dir entry e (a two-level bitmap index) in
+// segment seg.
+func subRange(seg []uint32, w0 uint32, e uint64, a uint32) uint32 {
+	u := a & (1<<(uint32(e>>b4Shift)&31) - 1) // the key in the unit
+	w := w0 + u>>5*2
+	return w + seg[w+1] + uint32(bits.OnesCount32(seg[w]&(2<<(u&31)-1)))
+}
+
 func (t *tab4) chunk(e uint64, a uint32) uint32 {
 	seg := t.ent[uint32(e)>>segBits]
 	var v uint32
 	if e>>w4Shift&3 == wsPop {
-		v = seg[popRange(seg, e, a)]
+		i := popRange(seg, e, a)
+		v = seg[i]
+		if v&0xffff == subLeaf {
+			v = seg[subRange(seg, i+v>>16, e, a)]
+		}
 	} else {
 		s, n := window(seg, e, a)
 		v = seg[s+uint32(search(seg[s:s+n], a<<16|0xffff))]
@@ -349,23 +587,27 @@ const noneB = chunkFlag | 1<<r4Shift
 // lookupBatch resolves dst into out in stages over blocks of batchLen
 // addresses so that the memory accesses of different addresses overlap (Go
 // has no prefetch): the dir entries of the whole block, then the bitmap
-// index words, then the ranges and their values. Addresses without a table
-// and those whose tables have a bucket index (a few per block in the full
-// table: tables with prefixes longer than /24, or too small for a bitmap)
-// go through t.none and are listed. The first take their dir entry's value
-// at the end; the others run in the bucket lanes, whose stages are
-// interleaved with the bitmap stages so that their misses overlap (run
-// after the block they took ~12 % of the time): decoding, then (after the
-// words) the buckets and the window searches in lockstep (one step for
-// every lane per round; a finished search steps by 0, so the loop is
-// branch-free): two rounds for all (windows of up to 4 ranges), then the
-// rounds the longest window needs for the few addresses with longer ones;
-// then each lane hands the ranges stage the address of its range, with a
-// zero word pair (values).
+// index words, then the ranges and their values. The ranges loop ORs the
+// next-hop ids it stores; if the result has subMark's bit (~8 % of the
+// blocks on the full table), the addresses whose first-level range is a
+// sub unit's continue in their sub-tables (subs: two more dependent
+// loads). Addresses without a table and those whose tables have a bucket
+// index (none but a few dozen in a million on the full table) go through
+// t.none and are listed. The first take their dir entry's value at the
+// end; for the others, the block runs the bucket stages (bucketStages,
+// only for blocks that have such addresses: until the seventh session they
+// ran for every block, ~2.6 addresses of 64 then, and cost ~13-15 % of
+// the time), interleaved with the words stage so that their misses
+// overlap: decoding, the words, the buckets and the window searches in
+// lockstep (one step for every lane per round; a finished search steps
+// by 0, so the loop is branch-free): two rounds for all (windows of up to
+// 4 ranges), then the rounds the longest window needs for the few
+// addresses with longer ones; then each lane hands the ranges stage the
+// address of its range, with a zero word pair (values).
 // (Finishing the few longest windows one by one after two rounds was
 // slower: their branches mispredict.) A block has at most bLanesMax bucket
-// lanes; bucket-index addresses beyond them (none in the full table) are
-// looked up one by one after the block.
+// lanes; bucket-index addresses beyond them are looked up one by one
+// after the block.
 //
 // Each stage is a small function of its own (not inlined) over a blk4:
 // in one big function the compiler kept spilling and reloading its many
@@ -406,21 +648,16 @@ func (t *tab4) lookupBlocks(b *blk4, dst []uint32, out []uint32) {
 		n := min(len(dst), batchLen)
 		d, o := dst[:n], out[:n]
 		t.dirs(b, d)
-		t.lanes(b)
 		b.n = n
 		t.prepPop(b)
-		nb := max(min(b.nb, bLanesMax), bLanes)
-		t.prep(b, nb)
-		b.words(n)
-		most := b.buckets(nb)
-		b.step(nb) // two rounds for all lanes: windows of up to 4 ranges
-		b.step(nb)
-		most -= most >> 1
-		for most -= most >> 1; most > 1; most -= most >> 1 {
-			b.stepLong()
+		if b.nb == 0 {
+			b.words(n)
+		} else {
+			t.bucketStages(b)
 		}
-		b.values(nb)
-		b.ranges(o, t.nh)
+		if b.ranges(o, t.nh) >= subMark {
+			t.subs(b, d, o)
+		}
 		for _, i := range b.other[:b.nother] {
 			o[i] = b.m[i]
 		}
@@ -435,20 +672,38 @@ func (t *tab4) lookupBlocks(b *blk4, dst []uint32, out []uint32) {
 
 // bLanes is the fewest addresses the bucket stages of a block work on:
 // lanes without an address search t.noneB. A fixed count keeps their loops'
-// branches predictable (a block has ~2.6 addresses with a bucket index in
-// the full table; at most bLanes in 88 % of the blocks). bLanesMax is the
-// most: the addresses beyond are looked up one by one (overflow).
+// branches predictable. bLanesMax is the most: the addresses beyond are
+// looked up one by one (overflow).
 const (
 	bLanes    = 4
 	bLanesMax = 16
 )
 
-// lanes fills the first bLanes lanes of the bucket stages with t.noneB.
+// bucketStages runs the bucket stages of a block with addresses whose
+// tables have a bucket index (b.nb > 0; rare since every table that fits
+// gets a bitmap index), with the words stage interleaved.
 //
 //go:noinline
+func (t *tab4) bucketStages(b *blk4) {
+	t.lanes(b)
+	nb := max(min(b.nb, bLanesMax), bLanes)
+	t.prep(b, nb)
+	b.words(b.n)
+	most := b.buckets(nb)
+	b.step(nb) // two rounds for all lanes: windows of up to 4 ranges
+	b.step(nb)
+	most -= most >> 1
+	for most -= most >> 1; most > 1; most -= most >> 1 {
+		b.stepLong()
+	}
+	b.values(nb)
+}
+
+// lanes fills the lanes of the bucket stages from b.nb to bLanes with
+// t.noneB (prepPop filled those before).
 func (t *tab4) lanes(b *blk4) {
 	p := uintptr(unsafe.Pointer(&t.noneB))
-	for j := range bLanes {
+	for j := b.nb; j < bLanes; j++ {
 		b.bde[j], b.tab[j], b.sd[j], b.bi[j] = noneB, p, 0, batchLen
 	}
 }
@@ -578,11 +833,38 @@ func (b *blk4) words(n int) {
 // 64 probes in cache: the loop's layout changed.)
 //
 //go:noinline
-func (b *blk4) ranges(o []uint32, nh []uint32) {
+func (b *blk4) ranges(o []uint32, nh []uint32) uint32 {
+	w := b.w[:len(o)]
+	p, m := b.p[:len(w)], b.m[:len(w)]
+	var all uint32
+	for i, x := range w {
+		v := nh[*(*uint16)(unsafe.Add(ptr(&p[i]), (int64(x)>>32+int64(bits.OnesCount32(uint32(x)&m[i])))*4))]
+		o[i] = v
+		all |= v
+	}
+	return all
+}
+
+// subs finishes the addresses whose first-level range continues in a
+// sub-table (o[i] is subMark; ~0.2 % of the lookups on the full table):
+// the range again (in cache), the sub-table's index words, its range.
+//
+//go:noinline
+func (t *tab4) subs(b *blk4, d, o []uint32) {
 	w := b.w[:len(o)]
 	p, m := b.p[:len(w)], b.m[:len(w)]
 	for i, x := range w {
-		o[i] = nh[*(*uint16)(unsafe.Add(ptr(&p[i]), (int64(x)>>32+int64(bits.OnesCount32(uint32(x)&m[i])))*4))]
+		if o[i] < subMark {
+			continue
+		}
+		r := p[i] + uintptr(int64(x)>>32+int64(bits.OnesCount32(uint32(x)&m[i])))*4
+		w0 := r + uintptr(*(*uint32)(ptr(&r))>>16)*4 // the sub-table's index
+		a := d[i]
+		e := *(*uint64)(unsafe.Add(unsafe.Pointer(t.top[a>>24]), (a>>16&255)*8))
+		u := a & (1<<(uint32(e>>b4Shift)&31) - 1) // the key in the unit
+		q := w0 + uintptr(u>>5)*8
+		y := *(*uint64)(ptr(&q))
+		o[i] = t.nh[*(*uint16)(unsafe.Add(ptr(&q), (int64(y)>>32+int64(bits.OnesCount32(uint32(y)&(2<<(u&31)-1))))*4))]
 	}
 }
 

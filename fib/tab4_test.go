@@ -8,66 +8,104 @@ import (
 	"testing"
 )
 
-// table4 makes an IPv4 range table (entries key<<16 | value, value = the
-// range's index) from sorted distinct keys starting at 0, with its index
-// for a table of at most limit entries.
+// table4 makes an IPv4 range table (entries key<<16 | value, value
+// val4(i) for range i) from sorted distinct keys starting at 0, with its
+// index for a table of at most limit entries.
 func table4(keys []uint16, limit int) ([]uint32, layout4) {
-	e := make([]uint32, 0, len(keys))
-	for i, k := range keys {
-		e = append(e, uint32(k)<<16|uint32(i&0xffff))
-	}
+	e := ranges4Of(keys)
 	e, l, _ := addBuckets(e, 0, nil, limit)
 	return e, l
+}
+
+// val4 is the value of range i of the tables the tests make: never
+// subLeaf, distinct from its neighbours'.
+func val4(i int) uint32 { return uint32(2 + i%65534) }
+
+func ranges4Of(keys []uint16) []uint32 {
+	e := make([]uint32, 0, len(keys))
+	for i, k := range keys {
+		e = append(e, uint32(k)<<16|val4(i))
+	}
+	return e
 }
 
 // checkTable4 compares the indexed search of every 16-bit key (bucket
 // window or bitmap index) with a plain search of the ranges, and checks
 // the layout against the budget. It checks the table the bound of a
 // region of (len(keys)+1)/2 prefixes makes and, where it differs, the one
-// an unbounded table makes (a bitmap index).
+// an unbounded table makes (a single-level bitmap index), and two-level
+// bitmap indexes of 5, 8 and the most first-level bits.
 func checkTable4(t *testing.T, name string, keys []uint16) {
 	t.Helper()
-	bound := tableBound4((len(keys) + 1) / 2)
+	bound := tableBound4((len(keys)+1)/2, popExtra)
 	tab, l := table4(keys, bound)
 	checkTable4Layout(t, name, keys, tab, l, bound)
-	if l.ws != wsPop {
+	if l.ws != wsPop || int(l.r) != len(keys) {
 		tab, l = table4(keys, 1<<30)
-		if l.ws != wsPop {
+		if l.ws != wsPop || int(l.r) != len(keys) {
 			t.Fatalf("%s: unbounded table has layout %+v, want a bitmap index", name, l)
 		}
 		checkTable4Layout(t, name+" (bitmap)", keys, tab, l, 1<<30)
+	}
+	b := popBits(ranges4Of(keys))
+	for _, b1 := range []uint32{5, 8, b - 1} {
+		if _, before := pop2Size(ranges4Of(keys), b1); b1 < 5 || b1 >= b || before >= 1<<16 {
+			continue // pop2Bits takes none of these
+		}
+		tab, _ := addPop2(ranges4Of(keys), 0, b1, nil)
+		size, before := pop2Size(ranges4Of(keys), b1)
+		l := layout4{r: uint32(before), b: b1, ws: wsPop}
+		if len(tab) != size || l.words() != size {
+			t.Fatalf("%s: two-level index of %d bits: %d entries, pop2Size %d, layout %d", name, b1, len(tab), size, l.words())
+		}
+		checkTable4Layout(t, fmt.Sprintf("%s (two levels, %d bits)", name, b1), keys, tab, l, 1<<30)
 	}
 }
 
 func checkTable4Layout(t *testing.T, name string, keys []uint16, tab []uint32, l layout4, bound int) {
 	t.Helper()
-	if int(l.r) != len(keys) || len(tab) != l.words() || l.words() > bound && len(keys) > 1 {
+	if len(tab) != l.words() || l.words() > bound && len(keys) > 1 {
 		t.Fatalf("%s: %d ranges, layout %+v, %d entries (bound %d)", name, len(keys), l, len(tab), bound)
 	}
 	if l.ws == wsPop {
 		if l.b < 5 || l.b > 16 {
 			t.Fatalf("%s: bitmap of %d bits", name, l.b)
 		}
-	} else if l.b > maxBucketBits(len(keys), l.ws) {
-		t.Fatalf("%s: %d bucket bits over the budget (%d)", name, l.b, maxBucketBits(len(keys), l.ws))
+		e := l.ent(0)
+		if rs, _ := ranges4(tab, e, nil); !slices.Equal(rs, ranges4Of(keys)) {
+			t.Fatalf("%s: ranges4 gives %d ranges %x, want %d", name, len(rs), rs[:min(len(rs), 20)], len(keys))
+		}
+	} else if int(l.r) != len(keys) || l.b > maxBucketBits(len(keys), l.ws) {
+		t.Fatalf("%s: %d ranges, %d bucket bits over the budget (%d)", name, l.r, l.b, maxBucketBits(len(keys), l.ws))
 	}
 	// A table in the middle of a segment, as the arena stores it.
 	seg := append(append([]uint32{7, 7, 7}, tab...), 9)
 	e := l.ent(3)
 	for k := range 1 << 16 {
-		want := search(keys, uint16(k))
-		var got int
+		want := val4(search(keys, uint16(k)))
+		var got uint32
 		if l.ws == wsPop {
-			got = int(popRange(seg, e, uint32(k))) - 3
+			i := popRange(seg, e, uint32(k))
+			if i < 3 || i >= 3+l.r {
+				t.Fatalf("%s: key %#x: range %d outside the table", name, k, i-3)
+			}
+			got = seg[i] & 0xffff
+			if got == subLeaf {
+				i = subRange(seg, i+seg[i]>>16, e, uint32(k))
+				if i < 3 || i >= 3+l.r {
+					t.Fatalf("%s: key %#x: sub-table range %d outside the table", name, k, i-3)
+				}
+				got = seg[i] & 0xffff
+			}
 		} else {
 			s, n := window(seg, e, uint32(k))
 			if s < 3 || s+n > 3+l.r {
 				t.Fatalf("%s: key %#x: window %d+%d outside the table", name, k, s-3, n)
 			}
-			got = int(s-3) + search(seg[s:s+n], uint32(k)<<16|0xffff)
+			got = seg[s+uint32(search(seg[s:s+n], uint32(k)<<16|0xffff))] & 0xffff
 		}
 		if got != want {
-			t.Fatalf("%s: key %#x: range %d, want %d (layout %+v)", name, k, got, want, l)
+			t.Fatalf("%s: key %#x: value %d, want %d (layout %+v)", name, k, got, want, l)
 		}
 	}
 }
@@ -173,9 +211,11 @@ func TestLookup4Edges(t *testing.T) {
 }
 
 // TestLookup4BatchLanes checks Lookup4Batch against the reference and
-// Lookup4 where blocks mix tables with a bitmap index, tables with a
-// bucket index (a /16 with /32s and a few /24s, too small for a bitmap;
-// some with windows longer than 4 ranges) and /16s without a table: blocks
+// Lookup4 where blocks mix tables with a single-level bitmap index, with a
+// two-level one (/24s with a /32, a /26 and a /25 among them: addresses in
+// their sub-tables and elsewhere), tables with a bucket index (/32s spread
+// over a /16 and a dense run of them: too many sub-tables for any bitmap;
+// some windows longer than 4 ranges) and /16s without a table: blocks
 // whose bucket-index addresses fill no lane, fewer lanes than bLanes, more
 // than bLanes, or the whole block, and batches of 1, 63, 64, 65 and 200
 // addresses; Lookup4BatchScratch too, with one scratch for all.
@@ -192,9 +232,19 @@ func TestLookup4BatchLanes(t *testing.T) {
 			add(fmt.Sprintf("10.%d.%d.0/24", i, j*3))
 		}
 	}
-	for i := range 8 { // bucket tables: a /24, /32s, a dense run of /32s
+	for i := range 8 { // two-level bitmap tables: /24s and a few longer ones
+		for j := range 30 {
+			add(fmt.Sprintf("10.%d.%d.0/24", 50+i, j*2))
+		}
+		add(fmt.Sprintf("10.%d.6.1/32", 50+i))
+		add(fmt.Sprintf("10.%d.11.64/26", 50+i))
+		add(fmt.Sprintf("10.%d.12.128/25", 50+i))
+	}
+	for i := range 8 { // bucket tables: a /24, /32s over the /16, a dense run of /32s
 		add(fmt.Sprintf("10.%d.5.0/24", 100+i))
-		add(fmt.Sprintf("10.%d.7.1/32", 100+i))
+		for j := range 40 {
+			add(fmt.Sprintf("10.%d.%d.%d/32", 100+i, 10+j*6, j*7%256))
+		}
 		for j := range 12 {
 			add(fmt.Sprintf("10.%d.9.%d/32", 100+i, 2*j+1))
 		}
@@ -203,14 +253,21 @@ func TestLookup4BatchLanes(t *testing.T) {
 	add("0.0.0.0/0")
 	applyBoth(t, f, r, cs)
 	s := f.Load()
-	kinds := map[uint32]uint32{}
 	t4 := s.v4[0]
-	for _, a := range []uint32{0x0a000000, 0x0a640000} {
+	kind := func(a uint32) string {
 		e := t4.top[a>>24][(a>>16)&255]
-		kinds[a] = uint32(e>>w4Shift) & 3
+		l := lay4(e)
+		rs, _ := ranges4(t4.ent[uint32(e)>>segBits][pos4(e)&segMask:][:span4(e)], e, nil)
+		switch {
+		case l.ws != wsPop:
+			return "bucket"
+		case len(rs) != int(l.r):
+			return "two-level"
+		}
+		return "bitmap"
 	}
-	if kinds[0x0a000000] != wsPop || kinds[0x0a640000] == wsPop {
-		t.Fatalf("table kinds %v: want a bitmap index for 10.0/16 and a bucket index for 10.100/16", kinds)
+	if k := [3]string{kind(0x0a000000), kind(0x0a320000), kind(0x0a640000)}; k != [3]string{"bitmap", "two-level", "bucket"} {
+		t.Fatalf("table kinds %v: want a bitmap index for 10.0/16, a two-level one for 10.50/16 and a bucket index for 10.100/16", k)
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	pick := func(kind int) uint32 {
@@ -221,6 +278,10 @@ func TestLookup4BatchLanes(t *testing.T) {
 			return 0x0a640000 | uint32(rng.IntN(8))<<16 | 0x0900 | uint32(rng.IntN(32))
 		case 2:
 			return 0x0a640000 | uint32(rng.IntN(8))<<16 | uint32(rng.IntN(1<<16))
+		case 4: // a sub-table's unit
+			return 0x0a320000 | uint32(rng.IntN(8))<<16 | uint32([]int{6, 11, 12}[rng.IntN(3)])<<8 | uint32(rng.IntN(256))
+		case 5:
+			return 0x0a320000 | uint32(rng.IntN(8))<<16 | uint32(rng.IntN(1<<16))
 		}
 		return 0x0ac80000 | uint32(rng.IntN(1<<16)) // no table
 	}
@@ -239,7 +300,7 @@ func TestLookup4BatchLanes(t *testing.T) {
 		}
 	}
 	for _, n := range []int{1, 63, 64, 65, 200} {
-		for _, mix := range [][]int{{0}, {1}, {2}, {3}, {0, 1}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3}, {0, 1, 2, 3}} {
+		for _, mix := range [][]int{{0}, {1}, {2}, {3}, {4}, {5}, {0, 1}, {0, 4}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3, 4}, {0, 1, 2, 3, 4, 5}} {
 			for range 20 {
 				as := make([]uint32, n)
 				for i := range as {

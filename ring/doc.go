@@ -15,9 +15,17 @@
 //   - producer and consumer fields sit on separate, padded cache lines;
 //     a single producer (consumer) caches the opposite tail and reloads it only
 //     when the cached value is insufficient, so one burst touches the shared
-//     line at most once, and publishes with a single release store;
-//   - enqueue shortfalls are counted (Refused, Failures) with atomics, readable
-//     while producers run. Nothing else is counted on the fast path.
+//     line at most once, and publishes with a single release store; its own
+//     copy of its tail and the cached opposite tail live on a private line,
+//     so it never reads back the line the other side polls;
+//   - tails are published with release stores and read with acquire loads
+//     (sync/atomic); on amd64 the release store is a plain MOV in assembly
+//     (release_amd64.s), which x86-TSO makes a release, instead of
+//     sync/atomic's XCHG; under -race and elsewhere it is sync/atomic's Store;
+//   - enqueue shortfalls are counted (Refused, Failures), readable while
+//     producers run: atomic adds with several producers, plain increments
+//     published with release stores by a single producer (their only
+//     writer). Nothing else is counted on the fast path.
 //
 // Elements are copied in and out. Rings of mbufs carry *mbuf.Mbuf values whose
 // target lives outside the Go heap (see package mbuf and docs/ring.md for the

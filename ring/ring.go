@@ -65,8 +65,11 @@ var ErrSize = errors.New("ring: size must be a power of two between 1 and 2^30")
 // In single-producer (single-consumer) mode the producer (consumer) caches
 // the opposite side's tail and reads the shared line again only when the
 // cached value does not show enough room (elements), so a burst touches the
-// other side's cache line at most once.
-//
+// other side's cache line at most once. It also keeps its own copy of its
+// tail: with that copy and the cached opposite tail on a line of their own,
+// a single producer only ever writes its shared line (a store the core need
+// not wait for) and never reads it back while the consumer holds it.
+
 // Memory: dequeued slots keep a stale copy of their element until they are
 // overwritten. For T holding heap pointers this keeps the referent reachable
 // a little longer; it never makes it visible to a consumer again.
@@ -78,20 +81,28 @@ var ErrSize = errors.New("ring: size must be a power of two between 1 and 2^30")
 type Ring[T any] struct {
 	_ [cacheLine]byte
 
-	// Producer side. prodHead is written by producers (CAS in MP mode),
-	// prodTail by the producer that publishes (release store); both are read
-	// by consumers (prodTail only). prodCachedConsTail is producer-private
-	// and only used in SP mode.
-	prodHead           atomic.Uint32
-	prodTail           atomic.Uint32
+	// Producer side, shared: prodHead is written by producers (CAS, MP mode
+	// only), prodTail by the producer that publishes (storeRelease32) and
+	// read by consumers and, in MP mode, producers (sync/atomic loads).
+	prodHead atomic.Uint32
+	prodTail uint32
+	_        [cacheLine - 8]byte
+
+	// Producer side, private to the single producer (SP mode only):
+	// prodNext equals prodTail (the producer's own copy), prodCachedConsTail
+	// is consTail as last read.
+	prodNext           uint32
 	prodCachedConsTail uint32
-	_                  [cacheLine - 12]byte
+	_                  [cacheLine - 8]byte
 
 	// Consumer side, mirror of the producer side.
-	consHead           atomic.Uint32
-	consTail           atomic.Uint32
+	consHead atomic.Uint32
+	consTail uint32
+	_        [cacheLine - 8]byte
+
+	consNext           uint32
 	consCachedProdTail uint32
-	_                  [cacheLine - 12]byte
+	_                  [cacheLine - 8]byte
 
 	// Read-only after New.
 	slots []T
@@ -102,9 +113,12 @@ type Ring[T any] struct {
 	mode  Mode
 	_     [cacheLine - 40]byte
 
-	// Written by producers only when an enqueue falls short.
-	refused  atomic.Uint64
-	failures atomic.Uint64
+	// Written by producers only when an enqueue falls short: with atomic
+	// adds in multi-producer mode, by the single producer with
+	// storeRelease64 otherwise; read with sync/atomic loads. 64-bit aligned
+	// (the struct's size up to here is a multiple of 8; TestLayout).
+	refused  uint64
+	failures uint64
 }
 
 // New returns a ring with room for size elements, size a power of two.
@@ -129,10 +143,12 @@ func newAt[T any](size int, mode Mode, start uint32) (*Ring[T], error) {
 		mode:  mode,
 	}
 	r.prodHead.Store(start)
-	r.prodTail.Store(start)
+	atomic.StoreUint32(&r.prodTail, start)
+	r.prodNext = start
 	r.prodCachedConsTail = start
 	r.consHead.Store(start)
-	r.consTail.Store(start)
+	atomic.StoreUint32(&r.consTail, start)
+	r.consNext = start
 	r.consCachedProdTail = start
 	return r, nil
 }
@@ -146,15 +162,16 @@ func (r *Ring[T]) Mode() Mode { return r.mode }
 // Len returns the number of elements published and not yet consumed. Racy by
 // nature while producers or consumers run: use it for statistics only.
 func (r *Ring[T]) Len() int {
-	return int(r.prodTail.Load() - r.consTail.Load())
+	return int(atomic.LoadUint32(&r.prodTail) - atomic.LoadUint32(&r.consTail))
 }
 
 // Refused returns how many elements enqueue calls could not place because
 // the ring was full. Safe to call while producers run.
-func (r *Ring[T]) Refused() uint64 { return r.refused.Load() }
+func (r *Ring[T]) Refused() uint64 { return atomic.LoadUint64(&r.refused) }
 
 // Failures returns how many enqueue calls placed fewer elements than asked.
-func (r *Ring[T]) Failures() uint64 { return r.failures.Load() }
+// Safe to call while producers run.
+func (r *Ring[T]) Failures() uint64 { return atomic.LoadUint64(&r.failures) }
 
 // EnqueueBulk enqueues all of src or nothing. It returns len(src) or 0.
 func (r *Ring[T]) EnqueueBulk(src []T) int { return r.enqueue(src, true) }
@@ -197,11 +214,12 @@ func (r *Ring[T]) enqueue(src []T, bulk bool) int {
 	}
 	var head, n uint32
 	if !r.mp {
-		// Single producer: prodHead is not used; prodTail is ours alone.
-		head = r.prodTail.Load()
+		// Single producer: prodHead is not used; prodTail is ours alone
+		// and prodNext is our copy of it.
+		head = r.prodNext
 		free := r.size + r.prodCachedConsTail - head
 		if free < want {
-			r.prodCachedConsTail = r.consTail.Load()
+			r.prodCachedConsTail = atomic.LoadUint32(&r.consTail)
 			free = r.size + r.prodCachedConsTail - head
 		}
 		n = min(want, free)
@@ -212,7 +230,7 @@ func (r *Ring[T]) enqueue(src []T, bulk bool) int {
 	} else {
 		for {
 			head = r.prodHead.Load()
-			free := r.size + r.consTail.Load() - head
+			free := r.size + atomic.LoadUint32(&r.consTail) - head
 			n = min(want, free)
 			if n == 0 || (bulk && n < want) {
 				r.refuse(uint32(len(src)))
@@ -227,22 +245,34 @@ func (r *Ring[T]) enqueue(src []T, bulk bool) int {
 	if r.mp {
 		// Publish in reservation order: wait for producers that reserved
 		// before us.
-		for spins := 0; r.prodTail.Load() != head; spins++ {
+		for spins := 0; atomic.LoadUint32(&r.prodTail) != head; spins++ {
 			if spins&63 == 63 {
 				runtime.Gosched()
 			}
 		}
 	}
-	r.prodTail.Store(head + n)
+	storeRelease32(&r.prodTail, head+n)
+	if !r.mp {
+		r.prodNext = head + n
+	}
 	if n < uint32(len(src)) {
 		r.refuse(uint32(len(src)) - n)
 	}
 	return int(n)
 }
 
+// refuse counts n elements of one enqueue call that did not fit. A single
+// producer is the counters' only writer and needs no read-modify-write
+// atomics (a LOCK XADD each on amd64): a producer retrying on a full ring
+// comes here once per try.
 func (r *Ring[T]) refuse(n uint32) {
-	r.refused.Add(uint64(n))
-	r.failures.Add(1)
+	if r.mp {
+		atomic.AddUint64(&r.refused, uint64(n))
+		atomic.AddUint64(&r.failures, 1)
+		return
+	}
+	storeRelease64(&r.refused, atomic.LoadUint64(&r.refused)+uint64(n))
+	storeRelease64(&r.failures, atomic.LoadUint64(&r.failures)+1)
 }
 
 func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
@@ -255,11 +285,12 @@ func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
 	}
 	var head, n uint32
 	if !r.mc {
-		// Single consumer: consHead is not used; consTail is ours alone.
-		head = r.consTail.Load()
+		// Single consumer: consHead is not used; consTail is ours alone
+		// and consNext is our copy of it.
+		head = r.consNext
 		avail := r.consCachedProdTail - head
 		if avail < want {
-			r.consCachedProdTail = r.prodTail.Load()
+			r.consCachedProdTail = atomic.LoadUint32(&r.prodTail)
 			avail = r.consCachedProdTail - head
 		}
 		n = min(want, avail)
@@ -269,7 +300,7 @@ func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
 	} else {
 		for {
 			head = r.consHead.Load()
-			avail := r.prodTail.Load() - head
+			avail := atomic.LoadUint32(&r.prodTail) - head
 			n = min(want, avail)
 			if n == 0 || (bulk && n < want) {
 				return 0
@@ -281,13 +312,16 @@ func (r *Ring[T]) dequeue(dst []T, bulk bool) int {
 	}
 	r.copyOut(head, dst[:n])
 	if r.mc {
-		for spins := 0; r.consTail.Load() != head; spins++ {
+		for spins := 0; atomic.LoadUint32(&r.consTail) != head; spins++ {
 			if spins&63 == 63 {
 				runtime.Gosched()
 			}
 		}
 	}
-	r.consTail.Store(head + n)
+	storeRelease32(&r.consTail, head+n)
+	if !r.mc {
+		r.consNext = head + n
+	}
 	return int(n)
 }
 
@@ -301,10 +335,10 @@ func (r *Ring[T]) PeekBurst(dst []T) int {
 	if r.mc || len(dst) == 0 {
 		return 0
 	}
-	head := r.consTail.Load()
+	head := r.consNext
 	avail := r.consCachedProdTail - head
 	if avail < uint32(len(dst)) {
-		r.consCachedProdTail = r.prodTail.Load()
+		r.consCachedProdTail = atomic.LoadUint32(&r.prodTail)
 		avail = r.consCachedProdTail - head
 	}
 	n := min(uint32(len(dst)), avail)
@@ -318,11 +352,12 @@ func (r *Ring[T]) Advance(n int) {
 	if r.mc || n <= 0 {
 		return
 	}
-	head := r.consTail.Load()
-	if avail := r.prodTail.Load() - head; uint32(n) > avail {
+	head := r.consNext
+	if avail := atomic.LoadUint32(&r.prodTail) - head; uint32(n) > avail {
 		n = int(avail)
 	}
-	r.consTail.Store(head + uint32(n))
+	storeRelease32(&r.consTail, head+uint32(n))
+	r.consNext = head + uint32(n)
 }
 
 // PutBack replaces the i-th element from the head (as seen by the last
@@ -333,8 +368,8 @@ func (r *Ring[T]) PutBack(i int, v T) {
 	if r.mc || i < 0 {
 		return
 	}
-	head := r.consTail.Load()
-	if uint32(i) >= r.prodTail.Load()-head {
+	head := r.consNext
+	if uint32(i) >= atomic.LoadUint32(&r.prodTail)-head {
 		return
 	}
 	r.slots[(head+uint32(i))&r.mask] = v

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"unsafe"
 )
 
 func TestNewSize(t *testing.T) {
@@ -111,7 +113,7 @@ func TestWrapAround(t *testing.T) {
 				k := r.DequeueBurst(dst[:1+round%7])
 				for _, v := range dst[:k] {
 					if v != want {
-						t.Fatalf("round %d: got %d want %d (head %d)", round, v, want, r.consTail.Load())
+						t.Fatalf("round %d: got %d want %d (head %d)", round, v, want, atomic.LoadUint32(&r.consTail))
 					}
 					want++
 				}
@@ -119,8 +121,8 @@ func TestWrapAround(t *testing.T) {
 					t.Fatalf("Len %d out of range", r.Len())
 				}
 			}
-			if r.prodTail.Load() > 1000 {
-				t.Fatalf("indexes did not wrap: %d", r.prodTail.Load())
+			if atomic.LoadUint32(&r.prodTail) > 1000 {
+				t.Fatalf("indexes did not wrap: %d", atomic.LoadUint32(&r.prodTail))
 			}
 		})
 	}
@@ -172,6 +174,11 @@ func stress(t *testing.T, mode Mode, producers, consumers int) {
 	}
 	r, _ := newAt[uint64](64, mode, ^uint32(0)-1000)
 	var wg sync.WaitGroup
+	// Each producer counts what the ring refused it; the ring's counters
+	// must add up to the same (plain single-writer stores in SP mode,
+	// atomic adds in MP mode).
+	refused := make([]uint64, producers)
+	failures := make([]uint64, producers)
 	for p := 0; p < producers; p++ {
 		wg.Add(1)
 		go func(p uint64) {
@@ -187,6 +194,10 @@ func stress(t *testing.T, mode Mode, producers, consumers int) {
 					n = r.EnqueueBurst(buf)
 				} else {
 					n = r.EnqueueBulk(buf)
+				}
+				if n < len(buf) {
+					refused[p] += uint64(len(buf) - n)
+					failures[p]++
 				}
 				if n == 0 {
 					runtime.Gosched()
@@ -265,10 +276,55 @@ func stress(t *testing.T, mode Mode, producers, consumers int) {
 	if r.Len() != 0 {
 		t.Fatalf("ring not empty: %d", r.Len())
 	}
+	var wantRefused, wantFailures uint64
+	for p := range refused {
+		wantRefused += refused[p]
+		wantFailures += failures[p]
+	}
+	if r.Refused() != wantRefused || r.Failures() != wantFailures {
+		t.Fatalf("Refused=%d Failures=%d, producers counted %d, %d", r.Refused(), r.Failures(), wantRefused, wantFailures)
+	}
+}
+
+// TestLayout: producer and consumer indexes on separate cache-line pairs,
+// away from the read-only fields and the counters, and the counters 64-bit
+// aligned for sync/atomic on 32-bit platforms.
+func TestLayout(t *testing.T) {
+	var r Ring[uint64]
+	pair := func(off uintptr) uintptr { return off / cacheLine }
+	groups := [][]uintptr{
+		{unsafe.Offsetof(r.prodHead), unsafe.Offsetof(r.prodTail)},
+		{unsafe.Offsetof(r.prodNext), unsafe.Offsetof(r.prodCachedConsTail)},
+		{unsafe.Offsetof(r.consHead), unsafe.Offsetof(r.consTail)},
+		{unsafe.Offsetof(r.consNext), unsafe.Offsetof(r.consCachedProdTail)},
+		{unsafe.Offsetof(r.slots), unsafe.Offsetof(r.mode)},
+		{unsafe.Offsetof(r.refused), unsafe.Offsetof(r.failures)},
+	}
+	seen := map[uintptr]int{}
+	for i, g := range groups {
+		for _, off := range g {
+			if pair(off) != pair(g[0]) {
+				t.Fatalf("group %d straddles a cache-line pair: offsets %v", i, g)
+			}
+		}
+		if j, ok := seen[pair(g[0])]; ok {
+			t.Fatalf("groups %d and %d share a cache-line pair", j, i)
+		}
+		seen[pair(g[0])] = i
+	}
+	if unsafe.Offsetof(r.refused)%8 != 0 || unsafe.Offsetof(r.failures)%8 != 0 {
+		t.Fatal("counters not 64-bit aligned")
+	}
 }
 
 func TestZeroAllocs(t *testing.T) {
-	r, _ := New[*int](64, MPSC)
+	for _, mode := range []Mode{SPSC, MPSC, SPMC, MPMC} {
+		t.Run(mode.String(), func(t *testing.T) { testZeroAllocs(t, mode) })
+	}
+}
+
+func testZeroAllocs(t *testing.T, mode Mode) {
+	r, _ := New[*int](64, mode)
 	x := 1
 	src := make([]*int, 32)
 	for i := range src {

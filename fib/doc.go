@@ -76,9 +76,9 @@
 //     at most 65534 distinct next-hop ids (16-bit range values; index 1 is subLeaf).
 //   - An IPv4 batch lookup's block state (blk4, Scratch4) holds no Go
 //     pointers, and each stage writes what it reads before reading it, so
-//     a worker's scratch is reused without zeroing (tab4.go). The AVX-512
-//     stages (lookup4_amd64.s, lookup6_amd64.s) do what the Go stages of
-//     the same block state do, and the Go stages stay the fallback.
+//     a worker's scratch is reused without zeroing (tab4.go). Its AVX-512
+//     stages (lookup4_amd64.s) do what the Go code they replace does on
+//     the same block state; the Go stages stay the fallback.
 //   - On CPUs with AVX-512 the IPv6 batch lookup's stages run eight lanes
 //     a step (lookup6_amd64.s); each stores exactly what the Go stage of
 //     the same name stores for the lanes below the block's count, and no

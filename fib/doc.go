@@ -72,6 +72,10 @@
 //   - An IPv4 batch lookup's block state (blk4, Scratch4) holds no Go
 //     pointers, and each stage writes what it reads before reading it, so
 //     a worker's scratch is reused without zeroing (tab4.go).
+//   - On CPUs with AVX-512 the IPv6 batch lookup's stages run eight lanes
+//     a step (lookup6_amd64.s); each stores exactly what the Go stage of
+//     the same name stores for the lanes below the block's count, and no
+//     lane at or past it is read through (masked gathers).
 //   - A FIB's table of one family holds at most MaxPrefixes prefixes and an
 //     IPv6 /32 at most MaxDeepPrefixes prefixes longer than /32; Apply
 //     refuses a batch that would exceed them (ErrCapacity) before changing

@@ -52,24 +52,27 @@ func groupsVec(tab *[batchLen]tptr, q *[batchLen]uint32, msk *[batchLen]uint32, 
 //go:noescape
 func prep1Vec(hi *[batchLen]uint64, tab *[batchLen]tptr, q *[batchLen]uint32, top *[256]*dirPage, e16 *[]uint64, ns int, z *uint64, n int) (other uint64)
 
-// values1Vec is blk6.values1 over the n lanes with out at o.
+// values1Vec is blk6.values1 over the n lanes with out at o; it also
+// stores the L1 values and the addresses' top halves (hi) of the lanes it
+// lists in v1 and h2, in lane order.
 //
 //go:noescape
-func values1Vec(tab *[batchLen]tptr, q *[batchLen]uint32, o *uint32, idx *[batchLen]uint8, n int) (m int)
+func values1Vec(tab *[batchLen]tptr, q *[batchLen]uint32, o *uint32, idx *[batchLen]uint8, hi *[batchLen]uint64, v1 *[batchLen]uint32, h2 *[batchLen]uint64, n int) (m int)
 
-// headersVec is tab6.headers over m lanes with out at o and the header
-// pages hdrs (nh of them). It writes the hs of the whole last step (the
-// lanes past m get zeros).
+// headersVec is tab6.headers over m lanes whose L1 values are in v1, with
+// the header pages hdrs (nh of them). It writes the hs of the whole last
+// step (the lanes past m get zeros).
 //
 //go:noescape
-func headersVec(o *uint32, idx *[batchLen]uint8, hs *[batchLen]hdr6, hdrs **hdrPage, nh int, m int)
+func headersVec(v1 *[batchLen]uint32, hs *[batchLen]hdr6, hdrs **hdrPage, nh int, m int)
 
-// prep2Vec is tab6.prep2 over m lanes (e2 and ns: the L2 segment list, z:
-// the zero word), except that it returns the lanes it leaves to other2
-// as a mask rather than listing them.
+// prep2Vec is tab6.prep2 over m lanes whose addresses' top halves are in
+// h2 (e2 and ns: the L2 segment list, z: the zero word), except that it
+// returns the lanes it leaves to other2 as a mask rather than listing
+// them.
 //
 //go:noescape
-func prep2Vec(hs *[batchLen]hdr6, hi *[batchLen]uint64, idx *[batchLen]uint8, tab *[batchLen]tptr, l0 *[batchLen]uint64, sl *[batchLen]uint16, e2 *[]uint64, ns int, z *uint64, m int) (other uint64)
+func prep2Vec(hs *[batchLen]hdr6, h2 *[batchLen]uint64, tab *[batchLen]tptr, l0 *[batchLen]uint64, sl *[batchLen]uint16, e2 *[]uint64, ns int, z *uint64, m int) (other uint64)
 
 // values2Vec is tab6.values2 over m lanes with out at o, except that it
 // leaves the lanes whose value refers to an L3 table to the caller: it

@@ -316,16 +316,20 @@ done:
 	VZEROUPPER
 	RET
 
-// func values1Vec(tab *[64]tptr, q *[64]uint32, o *uint32, idx *[64]uint8, n int) (m int)
+// func values1Vec(tab *[64]tptr, q *[64]uint32, o *uint32, idx *[64]uint8, hi *[64]uint64, v1 *[64]uint32, h2 *[64]uint64, n int) (m int)
 //
 // v = uint32(the word at q); o[lane] = v; idx lists the lanes with
-// refFlag in order (all 64 bytes written), m counts them.
-TEXT ·values1Vec(SB), NOSPLIT, $0-48
+// refFlag in order (all 64 bytes written), m counts them; v1 and h2 get
+// their v and hi in the same order. A step stores eight elements of v1
+// and h2 from the count so far, which is at most the step's first lane:
+// never past the arrays.
+TEXT ·values1Vec(SB), NOSPLIT, $0-72
 	MOVQ tab+0(FP), DI
 	MOVQ q+8(FP), BX
 	MOVQ o+16(FP), R10
-	MOVQ idx+24(FP), R12
-	MOVQ n+32(FP), DX
+	MOVQ hi+32(FP), R12
+	MOVQ v1+40(FP), R13
+	MOVQ n+56(FP), DX
 	XORQ SI, SI
 	XORQ R9, R9
 	XORQ AX, AX
@@ -338,6 +342,13 @@ loop:
 	VPMOVQD Z2, Y4
 	VMOVDQU32 Y4, K1, (R10)(SI*4)   // o
 	VPMOVD2M Y4, K3                 // refFlag (masked lanes read 0)
+	POPCNTQ AX, R8                  // the lanes listed so far
+	VPCOMPRESSD.Z Y4, K3, Y5
+	VMOVDQU32 Y5, (R13)(R8*4)       // v1
+	VMOVDQU64 (R12)(SI*8), Z6
+	VPCOMPRESSQ.Z Z6, K3, Z6
+	MOVQ h2+48(FP), R11
+	VMOVDQU64 Z6, (R11)(R8*8)       // h2
 	MASKBITS(K3)
 	ADDQ $8, SI
 	JMP loop
@@ -345,25 +356,25 @@ done:
 	KMOVQ AX, K4
 	VMOVDQU8 lanes<>(SB), Z5
 	VPCOMPRESSB.Z Z5, K4, Z6
+	MOVQ idx+24(FP), R12
 	VMOVDQU8 Z6, (R12)              // idx
 	POPCNTQ AX, AX
-	MOVQ AX, m+40(FP)
+	MOVQ AX, m+64(FP)
 	VZEROUPPER
 	RET
 
-// func headersVec(o *uint32, idx *[64]uint8, hs *[64]hdr6, hdrs **hdrPage, nh int, m int)
+// func headersVec(v1 *[64]uint32, hs *[64]hdr6, hdrs **hdrPage, nh int, m int)
 //
-// id = o[idx[lane]] &^ refFlag; hs[lane] = hdrs[id>>8 (clamped to nh)][id
-// & 255]. All eight hdr6s of the last step are written (zeros past m).
-TEXT ·headersVec(SB), NOSPLIT, $0-48
-	MOVQ o+0(FP), R10
-	MOVQ idx+8(FP), R12
-	MOVQ hs+16(FP), DI
-	MOVQ hdrs+24(FP), R13
-	MOVQ m+40(FP), DX
+// id = v1[lane] &^ refFlag; hs[lane] = hdrs[id>>8 (clamped to nh)][id &
+// 255]. All eight hdr6s of the last step are written (zeros past m).
+TEXT ·headersVec(SB), NOSPLIT, $0-40
+	MOVQ v1+0(FP), R10
+	MOVQ hs+8(FP), DI
+	MOVQ hdrs+16(FP), R13
+	MOVQ m+32(FP), DX
 	XORQ SI, SI
 	XORQ R9, R9
-	MOVQ nh+32(FP), R8
+	MOVQ nh+24(FP), R8
 	DECQ R8
 	VPBROADCASTD R8, Y20 // the last header page
 	MOVL $0x7fffffff, R8
@@ -376,10 +387,7 @@ loop:
 	CMPQ SI, DX
 	JGE done
 	TAILMASK
-	VPMOVZXBD (R12)(SI*1), Y3       // the lanes' addresses in the block
-	KMOVB K1, K2
-	VPXORD Y4, Y4, Y4
-	VPGATHERDD (R10)(Y3*4), K2, Y4  // their L1 values
+	VMOVDQU32.Z (R10)(SI*4), K1, Y4 // the L1 values
 	VPANDD Y21, Y4, Y4              // header ids
 	VPSRLD $8, Y4, Y5
 	VPMINUD Y20, Y5, Y5
@@ -409,26 +417,25 @@ done:
 	VZEROUPPER
 	RET
 
-// func prep2Vec(hs *[64]hdr6, hi *[64]uint64, idx *[64]uint8, tab *[64]tptr, l0 *[64]uint64, sl *[64]uint16, e2 *[]uint64, ns int, z *uint64, m int) (other uint64)
+// func prep2Vec(hs *[64]hdr6, h2 *[64]uint64, tab *[64]tptr, l0 *[64]uint64, sl *[64]uint16, e2 *[]uint64, ns int, z *uint64, m int) (other uint64)
 //
-// For a lane whose header has hdrIx: s = hi[idx[lane]]>>16 & 0xffff, l0 =
+// For a lane whose header has hdrIx: s = h2[lane]>>16 & 0xffff, l0 =
 // x << (^(s>>10) & 63), sl = s&0x3ff | (l0>>63)<<10, tab = the table
 // (segment start>>22 of e2, clamped to ns, offset start & segMask); the
 // others: tab = z, l0 = 0 (sl untouched), and their bit in other.
-TEXT ·prep2Vec(SB), NOSPLIT, $0-88
+TEXT ·prep2Vec(SB), NOSPLIT, $0-80
 	MOVQ hs+0(FP), R10
-	MOVQ hi+8(FP), R12
-	MOVQ idx+16(FP), R13
-	MOVQ tab+24(FP), DI
-	MOVQ l0+32(FP), BX
-	MOVQ m+72(FP), DX
+	MOVQ h2+8(FP), R12
+	MOVQ tab+16(FP), DI
+	MOVQ l0+24(FP), BX
+	MOVQ m+64(FP), DX
 	XORQ SI, SI
 	XORQ R9, R9
 	XORQ AX, AX
-	MOVQ ns+56(FP), R8
+	MOVQ ns+48(FP), R8
 	DECQ R8
 	VPBROADCASTQ R8, Z20 // the last segment
-	MOVQ z+64(FP), R8
+	MOVQ z+56(FP), R8
 	VPBROADCASTQ R8, Z21 // &t.z
 	MOVL $0xffff, R8
 	VPBROADCASTQ R8, Z22
@@ -457,10 +464,7 @@ loop:
 	KANDB K1, K3, K3                // the lanes with an index
 	KANDNB K1, K3, K4               // the others
 	MASKBITS(K4)
-	VPMOVZXBQ (R13)(SI*1), Z5
-	KMOVB K3, K2
-	VPXORQ Z6, Z6, Z6
-	VPGATHERQQ (R12)(Z5*8), K2, Z6  // hi
+	VMOVDQU64.Z (R12)(SI*8), K3, Z6 // hi
 	VPSRLQ $16, Z6, Z6
 	VPANDQ Z22, Z6, Z6              // s
 	VPSRLQ $10, Z6, Z7
@@ -472,14 +476,14 @@ loop:
 	VPSLLQ $10, Z7, Z7
 	VPANDQ Z24, Z6, Z6
 	VPORQ Z7, Z6, Z6
-	MOVQ sl+40(FP), R8
+	MOVQ sl+32(FP), R8
 	VPMOVQW Z6, K3, (R8)(SI*2)      // sl
 	VPANDQ Z25, Z4, Z6              // start
 	VPSRLQ $22, Z6, Z7
 	VPMINUQ Z20, Z7, Z7
 	VPSLLQ $1, Z7, Z8
 	VPADDQ Z7, Z8, Z7               // 3 words per slice header
-	MOVQ e2+48(FP), R8
+	MOVQ e2+40(FP), R8
 	KMOVB K3, K2
 	VPXORQ Z8, Z8, Z8
 	VPGATHERQQ (R8)(Z7*8), K2, Z8   // the segments' first entries
@@ -491,7 +495,7 @@ loop:
 	ADDQ $8, SI
 	JMP loop
 done:
-	MOVQ AX, other+80(FP)
+	MOVQ AX, other+72(FP)
 	VZEROUPPER
 	RET
 

@@ -22,15 +22,15 @@ func prep1Vec(hi *[batchLen]uint64, tab *[batchLen]tptr, q *[batchLen]uint32, to
 	panic("fib: no vector stages on this architecture")
 }
 
-func values1Vec(tab *[batchLen]tptr, q *[batchLen]uint32, o *uint32, idx *[batchLen]uint8, n int) (m int) {
+func values1Vec(tab *[batchLen]tptr, q *[batchLen]uint32, o *uint32, idx *[batchLen]uint8, hi *[batchLen]uint64, v1 *[batchLen]uint32, h2 *[batchLen]uint64, n int) (m int) {
 	panic("fib: no vector stages on this architecture")
 }
 
-func headersVec(o *uint32, idx *[batchLen]uint8, hs *[batchLen]hdr6, hdrs **hdrPage, nh int, m int) {
+func headersVec(v1 *[batchLen]uint32, hs *[batchLen]hdr6, hdrs **hdrPage, nh int, m int) {
 	panic("fib: no vector stages on this architecture")
 }
 
-func prep2Vec(hs *[batchLen]hdr6, hi *[batchLen]uint64, idx *[batchLen]uint8, tab *[batchLen]tptr, l0 *[batchLen]uint64, sl *[batchLen]uint16, e2 *[]uint64, ns int, z *uint64, m int) (other uint64) {
+func prep2Vec(hs *[batchLen]hdr6, h2 *[batchLen]uint64, tab *[batchLen]tptr, l0 *[batchLen]uint64, sl *[batchLen]uint16, e2 *[]uint64, ns int, z *uint64, m int) (other uint64) {
 	panic("fib: no vector stages on this architecture")
 }
 

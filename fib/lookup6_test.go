@@ -173,8 +173,11 @@ func TestStages6VecTable(t *testing.T) {
 			words1Vec(&v.tab, &v.q, &v.hi, n)
 			stage("words1", n, a.q == v.q)
 			m := a.values1(o)
-			vm := values1Vec(&v.tab, &v.q, &ov[0], &v.idx, n)
-			stage("values1", n, m == vm && slices.Equal(a.idx[:m], v.idx[:m]))
+			for j, i := range a.idx[:m] { // what values1Vec adds
+				a.v1[j], a.h2[j] = o[i], a.hi[i]
+			}
+			vm := values1Vec(&v.tab, &v.q, &ov[0], &v.idx, &v.hi, &v.v1, &v.h2, n)
+			stage("values1", n, m == vm && slices.Equal(a.idx[:m], v.idx[:m]) && slices.Equal(a.v1[:m], v.v1[:m]) && slices.Equal(a.h2[:m], v.h2[:m]))
 			if no > 0 {
 				m = tb.others1(&a, o, no, m)
 			}
@@ -186,7 +189,12 @@ func TestStages6VecTable(t *testing.T) {
 			kinds[1] += m
 			if m > 0 {
 				tb.headers(&a, o, m)
-				headersVec(&ov[0], &v.idx, &v.hs, unsafe.SliceData(tb.hdrs), len(tb.hdrs), m)
+				for j, i := range a.idx[:m] { // others1 and run1 add to them too
+					if a.v1[j] != o[i] || a.h2[j] != a.hi[i] {
+						t.Fatalf("block of %d: lane %d: v1, h2 %#x %#x, want %#x %#x", n, j, a.v1[j], a.h2[j], o[i], a.hi[i])
+					}
+				}
+				headersVec(&v.v1, &v.hs, unsafe.SliceData(tb.hdrs), len(tb.hdrs), m)
 				stage("headers", n, slices.Equal(a.hs[:m], v.hs[:m]))
 				no := tb.prep2(&a, m)
 				vno := tb.prep2AVX(&v, m)

@@ -326,7 +326,7 @@ func (t *tab6) lookupBlocksV(b *blk6, dst [][16]byte, out []uint32, vec bool) {
 		if vec {
 			no = t.prep1AVX(b, d)
 			words1Vec(&b.tab, &b.q, &b.hi, n)
-			m = values1Vec(&b.tab, &b.q, &o[0], &b.idx, n)
+			m = values1Vec(&b.tab, &b.q, &o[0], &b.idx, &b.hi, &b.v1, &b.h2, n)
 		} else {
 			no = t.prep1(b, d, o)
 			b.words1(n)
@@ -381,6 +381,12 @@ type blk6 struct {
 	// The lanes prep1 and prep2 leave to other1 and other2, then the
 	// lanes whose group word is deep (see l2Rank).
 	dl [batchLen]uint8
+	// L2 lane j's L1 value and address top half (the AVX-512 stages:
+	// values1Vec compresses them into lane order, others1 and run1 add
+	// theirs, headersVec and prep2Vec read them without a gather; the Go
+	// stages read them through idx).
+	v1 [batchLen]uint32
+	h2 [batchLen]uint64
 	// Searches in lockstep (tables without a rank index).
 	srch search6
 }
@@ -424,6 +430,7 @@ func (t *tab6) others1(b *blk6, o []uint32, no, m int) int {
 		v := t.other1(b, int(i), t.top[hi>>56][(hi>>48)&255], hi)
 		o[i] = v
 		b.idx[m&(batchLen-1)] = i // every address is listed at most once
+		b.v1[m&(batchLen-1)], b.h2[m&(batchLen-1)] = v, hi
 		m += int(v >> 31)
 	}
 	return m
@@ -484,6 +491,7 @@ func (b *blk6) run1(o []uint32, m int) int {
 		v := uint32(at[uint64](s.tab[j], s.pos[j]))
 		o[i] = v
 		b.idx[m&(batchLen-1)] = i // every address is listed at most once
+		b.v1[m&(batchLen-1)], b.h2[m&(batchLen-1)] = v, b.hi[i&(batchLen-1)]
 		m += int(v >> 31)
 	}
 	s.n = 0
@@ -608,7 +616,7 @@ func (t *tab6) stages2(b *blk6, o []uint32, d [][16]byte, m int) {
 
 // stages2Vec is stages2 with the AVX-512 stages (lookup6_amd64.go).
 func (t *tab6) stages2Vec(b *blk6, o []uint32, d [][16]byte, m int) {
-	headersVec(&o[0], &b.idx, &b.hs, unsafe.SliceData(t.hdrs), len(t.hdrs), m)
+	headersVec(&b.v1, &b.hs, unsafe.SliceData(t.hdrs), len(t.hdrs), m)
 	if no := t.prep2AVX(b, m); no > 0 {
 		t.others2(b, o, d, no)
 	}
@@ -630,7 +638,7 @@ func (t *tab6) prep1AVX(b *blk6, d [][16]byte) int {
 
 // prep2AVX is prep2 by prep2Vec.
 func (t *tab6) prep2AVX(b *blk6, m int) int {
-	return laneList(&b.dl, prep2Vec(&b.hs, &b.hi, &b.idx, &b.tab, &b.l0, &b.sl, unsafe.SliceData(t.e2), len(t.e2), &t.z, m))
+	return laneList(&b.dl, prep2Vec(&b.hs, &b.h2, &b.tab, &b.l0, &b.sl, unsafe.SliceData(t.e2), len(t.e2), &t.z, m))
 }
 
 // values2AVX is values2 by values2Vec, which leaves the lanes whose value

@@ -37,6 +37,12 @@ func vec4OK() bool {
 //go:noescape
 func prep4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, segs unsafe.Pointer, none uintptr, n int) (others uint64)
 
+// prep4VecP is prep4Vec for a table of at most 32 segments, whose
+// addresses segs lists (two permutes instead of the gather).
+//
+//go:noescape
+func prep4VecP(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, segs *[32]uintptr, none uintptr, n int) (others uint64)
+
 // rangeAddrs4Vec sets p to the address of the range of the first n
 // addresses: p + 4*(int64(w)>>32 + popcount(uint32(w) & m)), as ranges
 // computes it.

@@ -15,3 +15,7 @@ func prep4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]ui
 func rangeAddrs4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, n int) {
 	panic("fib: no vector stages on this architecture")
 }
+
+func prep4VecP(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, segs *[32]uintptr, none uintptr, n int) (others uint64) {
+	panic("fib: no vector stages on this architecture")
+}

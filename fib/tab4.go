@@ -650,13 +650,23 @@ func (t *tab4) lookupBlocksV(b *blk4, dst []uint32, out []uint32, vec bool) {
 		}
 		return
 	}
+	if vec && len(t.ent) <= len(b.segs) {
+		for j, sg := range t.ent {
+			b.segs[j] = uintptr(unsafe.Pointer(unsafe.SliceData(sg)))
+		}
+	}
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d, o := dst[:n], out[:n]
 		b.n = n
 		if vec {
 			t.dirs(b, d)
-			others := prep4Vec(&b.w, &b.p, &b.m, unsafe.Pointer(unsafe.SliceData(t.ent)), uintptr(unsafe.Pointer(&t.none[2])), n)
+			var others uint64
+			if len(t.ent) <= len(b.segs) {
+				others = prep4VecP(&b.w, &b.p, &b.m, &b.segs, uintptr(unsafe.Pointer(&t.none[2])), n)
+			} else {
+				others = prep4Vec(&b.w, &b.p, &b.m, unsafe.Pointer(unsafe.SliceData(t.ent)), uintptr(unsafe.Pointer(&t.none[2])), n)
+			}
 			b.nother, b.nb = 0, 0
 			if others != 0 {
 				t.others4(b, d, others)
@@ -777,6 +787,10 @@ type blk4 struct {
 	// The lanes whose windows are longer than 4 ranges.
 	long  [bLanesMax]uint8
 	nlong int
+	// The segments' addresses, for prep4VecP (tables of up to 32
+	// segments; the full table has ~25); entries past the table's
+	// segments are stale and never selected.
+	segs [32]uintptr
 }
 
 // ptr reads address x as a pointer.

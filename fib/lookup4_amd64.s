@@ -30,22 +30,23 @@
 	SHLQ CX, R11; \
 	ORQ R11, AX
 
-// func prep4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, segs unsafe.Pointer, none uintptr, n int) (others uint64)
+// func prep4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, d *uint32, segs unsafe.Pointer, none uintptr, n int) (others uint64)
 //
-// e = w, a = m. Lanes with e >= chunkFlag|popFlag (a bitmap index):
+// e = w, a = d[i]. Lanes with e >= chunkFlag|popFlag (a bitmap index):
 // u = (a & 0xffff) >> (e>>b4Shift & 31); p = the segment's address
 // (segs[e>>segBits & 1023], 24-byte slice headers: the one gather, of
 // the snapshot's segment list, in L1) + 4*(e & segMask) + 8*(u>>5);
 // m = 2<<(u&31) - 1. The others: p = none, m = uint32(e), and bit i of
 // others set.
-TEXT ·prep4Vec(SB), NOSPLIT, $0-56
+TEXT ·prep4Vec(SB), NOSPLIT, $0-64
 	MOVQ w+0(FP), DI
 	MOVQ p+8(FP), BX
 	MOVQ m+16(FP), R12
-	MOVQ segs+24(FP), R13
-	MOVQ none+32(FP), R8
+	MOVQ d+24(FP), R14
+	MOVQ segs+32(FP), R13
+	MOVQ none+40(FP), R8
 	VPBROADCASTQ R8, Z20              // none
-	MOVQ n+40(FP), DX
+	MOVQ n+48(FP), DX
 	XORQ SI, SI
 	XORQ AX, AX
 	MOVQ $0xc000000000000000, R8
@@ -67,7 +68,7 @@ loop:
 	JGE done
 	TAILMASK
 	VMOVDQU64.Z (DI)(SI*8), K1, Z0    // e
-	VPMOVZXDQ (R12)(SI*4), Z1         // a
+	VPMOVZXDQ.Z (R14)(SI*4), K1, Z1   // a
 	VPCMPUQ $5, Z21, Z0, K1, K2       // bitmap lanes: e >= chunkFlag|popFlag
 	KANDNB K1, K2, K3                 // the others: K1 &^ K2
 	LANEBITS(K3)
@@ -98,30 +99,31 @@ loop:
 	ADDQ $8, SI
 	JMP loop
 done:
-	MOVQ AX, others+48(FP)
+	MOVQ AX, others+56(FP)
 	VZEROUPPER
 	RET
 
-// func prep4VecP(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, segs *[32]uintptr, none uintptr, n int) (others uint64)
+// func prep4VecP(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, d *uint32, segs *[32]uintptr, none uintptr, n int) (others uint64)
 //
 // prep4Vec for tables of at most 32 segments, whose addresses segs lists:
 // the segments' addresses by two permutes of four registers instead of a
 // gather.
 //
-// e = w, a = m. Lanes with e >= chunkFlag|popFlag (a bitmap index):
+// e = w, a = d[i]. Lanes with e >= chunkFlag|popFlag (a bitmap index):
 // u = (a & 0xffff) >> (e>>b4Shift & 31); p = the segment's address
 // (segs[e>>segBits & 1023], 24-byte slice headers: the one gather, of
 // the snapshot's segment list, in L1) + 4*(e & segMask) + 8*(u>>5);
 // m = 2<<(u&31) - 1. The others: p = none, m = uint32(e), and bit i of
 // others set.
-TEXT ·prep4VecP(SB), NOSPLIT, $0-56
+TEXT ·prep4VecP(SB), NOSPLIT, $0-64
 	MOVQ w+0(FP), DI
 	MOVQ p+8(FP), BX
 	MOVQ m+16(FP), R12
-	MOVQ segs+24(FP), R13
-	MOVQ none+32(FP), R8
+	MOVQ d+24(FP), R14
+	MOVQ segs+32(FP), R13
+	MOVQ none+40(FP), R8
 	VPBROADCASTQ R8, Z20              // none
-	MOVQ n+40(FP), DX
+	MOVQ n+48(FP), DX
 	XORQ SI, SI
 	XORQ AX, AX
 	MOVQ $0xc000000000000000, R8
@@ -149,7 +151,7 @@ loop:
 	JGE done
 	TAILMASK
 	VMOVDQU64.Z (DI)(SI*8), K1, Z0    // e
-	VPMOVZXDQ (R12)(SI*4), Z1         // a
+	VPMOVZXDQ.Z (R14)(SI*4), K1, Z1   // a
 	VPCMPUQ $5, Z21, Z0, K1, K2       // bitmap lanes: e >= chunkFlag|popFlag
 	KANDNB K1, K2, K3                 // the others: K1 &^ K2
 	LANEBITS(K3)
@@ -181,7 +183,7 @@ loop:
 	ADDQ $8, SI
 	JMP loop
 done:
-	MOVQ AX, others+48(FP)
+	MOVQ AX, others+56(FP)
 	VZEROUPPER
 	RET
 

@@ -60,10 +60,11 @@ func TestStages4Vec(t *testing.T) {
 			a.n = n
 			tb.prepPop(&a)
 			var others uint64
+			d := v.m // the addresses, at another place than m
 			if round%2 == 0 {
-				others = prep4Vec(&v.w, &v.p, &v.m, segs, none, n)
+				others = prep4Vec(&v.w, &v.p, &v.m, &d[0], segs, none, n)
 			} else {
-				others = prep4VecP(&v.w, &v.p, &v.m, &sv, none, n)
+				others = prep4VecP(&v.w, &v.p, &v.m, &d[0], &sv, none, n)
 			}
 			if a.p != v.p || a.m != v.m || a.w != v.w {
 				for i := range batchLen {

@@ -899,14 +899,20 @@ func (b *blk4) ranges(o []uint32, nh []uint32) uint32 {
 }
 
 // rangeVals reads the values of the ranges at p (rangeAddrs4Vec set
-// them) and stores them in o, like ranges; it returns the OR of them.
+// them) and stores them in o, like ranges; it returns the OR of them. It
+// reads nh without a bounds check: every value index of a table is below
+// len(t.nh) (leafOf hands them out, t.nh only grows, and a snapshot's
+// tables and next-hop list are published together). Without the check
+// the lookup was ~5 % faster with the probes in cache and ~2 % over the
+// whole table (3 alternating pairs, loaded).
 //
 //go:noinline
 func (b *blk4) rangeVals(o []uint32, nh []uint32) uint32 {
 	p := b.p[:len(o)]
+	h := unsafe.Pointer(unsafe.SliceData(nh))
 	var all uint32
 	for i := range p {
-		v := nh[*(*uint16)(ptr(&p[i]))]
+		v := *(*uint32)(unsafe.Add(h, uintptr(*(*uint16)(ptr(&p[i])))*4))
 		o[i] = v
 		all |= v
 	}

@@ -59,8 +59,13 @@
 //     bucket j lies in the window of 2^rounds ranges (clamped to the table)
 //     from bucket[j]; with a bitmap index, every range starts at a unit's
 //     first key and the count words count the set bits before them, less
-//     one (tab4.go); exactly the dir entries of tables with a bitmap index
-//     carry popFlag. Every IPv4 dir entry names a segment of the
+//     one (tab4.go); with a two-level one, the first-level range of a sub
+//     unit (a unit where a range starts off its first key) has value index
+//     subLeaf and the distance to its sub-table's index, the unit after it
+//     has a first-level range, and no other range has value index subLeaf
+//     (t.nh[subLeaf] is subMark, no route's id); exactly the dir entries of
+//     tables with a bitmap index carry popFlag. A table takes at most
+//     tableBound4(n, extra4) entries for a region of n prefixes. Every IPv4 dir entry names a segment of the
 //     snapshot's list. A rank index counts
 //     at most one range start per slot (L2: per /48 slot of a group that
 //     is not deep; a deep group's starts are searched by key, l2Rank).
@@ -71,7 +76,13 @@
 //     at most 65534 distinct next-hop ids (16-bit range values; index 1 is subLeaf).
 //   - An IPv4 batch lookup's block state (blk4, Scratch4) holds no Go
 //     pointers, and each stage writes what it reads before reading it, so
-//     a worker's scratch is reused without zeroing (tab4.go).
+//     a worker's scratch is reused without zeroing (tab4.go). Its AVX-512
+//     stages (lookup4_amd64.s) do what the Go code they replace does on
+//     the same block state; the Go stages stay the fallback.
+//   - On CPUs with AVX-512 the IPv6 batch lookup's stages run eight lanes
+//     a step (lookup6_amd64.s); each stores exactly what the Go stage of
+//     the same name stores for the lanes below the block's count, and no
+//     lane at or past it is read through (masked gathers).
 //   - A FIB's table of one family holds at most MaxPrefixes prefixes and an
 //     IPv6 /32 at most MaxDeepPrefixes prefixes longer than /32; Apply
 //     refuses a batch that would exceed them (ErrCapacity) before changing

@@ -53,6 +53,17 @@ func check(t *testing.T, f *FIBs, r *ref, fib uint32, probes []netip.Addr) {
 			t.Errorf("fib %d Lookup4BatchScratch[%d] %v = %d, want %d", fib, i, addr4(d4[i]), o4[i], w4[i])
 		}
 	}
+	// The Go stages, where the lookups above ran the AVX-512 ones
+	// (lookup4_amd64.go), with the same stale scratch.
+	if vec4OK() {
+		afterReversed(d4, o4, func(d []uint32, o []uint32) { s.v4[fib].lookupBlocksV(&sc4.b, d, o, false) })
+		for i := range o4 {
+			if o4[i] != w4[i] && bad < 10 {
+				bad++
+				t.Errorf("fib %d Lookup4Batch, Go stages [%d] %v = %d, want %d", fib, i, addr4(d4[i]), o4[i], w4[i])
+			}
+		}
+	}
 	o6 := make([]uint32, len(d6))
 	s.Lookup6Batch(fib, d6, o6)
 	for i := range o6 {

@@ -638,6 +638,12 @@ func (t *tab4) lookupBatch(dst []uint32, out []uint32) {
 // need zeroed: every stage writes what it reads before reading it
 // (Scratch4).
 func (t *tab4) lookupBlocks(b *blk4, dst []uint32, out []uint32) {
+	t.lookupBlocksV(b, dst, out, vec4OK())
+}
+
+// lookupBlocksV is lookupBlocks with the AVX-512 stages (vec;
+// lookup4_amd64.go) or the Go stages.
+func (t *tab4) lookupBlocksV(b *blk4, dst []uint32, out []uint32, vec bool) {
 	if len(t.ent) == 0 {
 		for i, a := range dst {
 			out[i] = uint32(t.top[a>>24][(a>>16)&255])
@@ -647,16 +653,34 @@ func (t *tab4) lookupBlocks(b *blk4, dst []uint32, out []uint32) {
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d, o := dst[:n], out[:n]
-		t.dirs(b, d)
 		b.n = n
-		t.prepPop(b)
-		if b.nb == 0 {
-			b.words(n)
+		if vec {
+			t.dirs(b, d)
+			others := prep4Vec(&b.w, &b.p, &b.m, unsafe.Pointer(unsafe.SliceData(t.ent)), uintptr(unsafe.Pointer(&t.none[2])), n)
+			b.nother, b.nb = 0, 0
+			if others != 0 {
+				t.others4(b, d, others)
+			}
+			if b.nb == 0 {
+				b.words(n)
+			} else {
+				t.bucketStages(b)
+			}
+			rangeAddrs4Vec(&b.w, &b.p, &b.m, n)
+			if b.rangeVals(o, t.nh) >= subMark {
+				t.subsAt(b, d, o)
+			}
 		} else {
-			t.bucketStages(b)
-		}
-		if b.ranges(o, t.nh) >= subMark {
-			t.subs(b, d, o)
+			t.dirs(b, d)
+			t.prepPop(b)
+			if b.nb == 0 {
+				b.words(n)
+			} else {
+				t.bucketStages(b)
+			}
+			if b.ranges(o, t.nh) >= subMark {
+				t.subs(b, d, o)
+			}
 		}
 		for _, i := range b.other[:b.nother] {
 			o[i] = b.m[i]
@@ -807,6 +831,35 @@ func (t *tab4) prepPop(b *blk4) {
 	b.nother, b.nb = no, nb
 }
 
+// others4 lists the addresses of the block without a bitmap index (bit i
+// of mask: address i; prep4Vec set their p and m as prepPop does): those
+// without a table in b.other, those with a bucket index in the bucket
+// lanes (with their tables).
+//
+//go:noinline
+func (t *tab4) others4(b *blk4, d []uint32, mask uint64) {
+	segs := unsafe.Pointer(unsafe.SliceData(t.ent))
+	no, nb := 0, 0
+	for ; mask != 0; mask &= mask - 1 {
+		i := bits.TrailingZeros64(mask) & (batchLen - 1)
+		a := d[i]
+		e := *(*uint64)(unsafe.Add(unsafe.Pointer(t.top[a>>24]), (a>>16&255)*8))
+		if e&chunkFlag == 0 {
+			b.other[no&(batchLen-1)] = uint8(i)
+			no++
+			continue
+		}
+		if nb < bLanesMax {
+			b.tab[nb] = segAddr(segs, e) + uintptr(uint32(e)&segMask)*4
+			b.sd[nb], b.bde[nb], b.bi[nb] = a, e, uint8(i)
+		} else {
+			b.ovf[(nb-bLanesMax)&(batchLen-1)] = uint8(i)
+		}
+		nb++
+	}
+	b.nother, b.nb = no, nb
+}
+
 // segAddr is the address of the first entry of the segment of dir entry e
 // (a table's), where segs is the data of tab4.ent: its slice's data
 // pointer.
@@ -845,19 +898,56 @@ func (b *blk4) ranges(o []uint32, nh []uint32) uint32 {
 	return all
 }
 
+// rangeVals reads the values of the ranges at p (rangeAddrs4Vec set
+// them) and stores them in o, like ranges; it returns the OR of them. It
+// reads nh without a bounds check: every value index of a table is below
+// len(t.nh) (leafOf hands them out, t.nh only grows, and a snapshot's
+// tables and next-hop list are published together). Without the check
+// the lookup was ~5 % faster with the probes in cache and ~2 % over the
+// whole table (3 alternating pairs, loaded).
+//
+//go:noinline
+func (b *blk4) rangeVals(o []uint32, nh []uint32) uint32 {
+	p := b.p[:len(o)]
+	h := unsafe.Pointer(unsafe.SliceData(nh))
+	var all uint32
+	for i := range p {
+		v := *(*uint32)(unsafe.Add(h, uintptr(*(*uint16)(ptr(&p[i])))*4))
+		o[i] = v
+		all |= v
+	}
+	return all
+}
+
 // subs finishes the addresses whose first-level range continues in a
-// sub-table (o[i] is subMark; ~0.2 % of the lookups on the full table):
-// the range again (in cache), the sub-table's index words, its range.
+// sub-table (o[i] is subMark; ~0.12 % of the lookups on the full table)
+// after ranges: it sets their p to their range's address (in cache), as
+// rangeAddrs4Vec does, and calls subsAt.
 //
 //go:noinline
 func (t *tab4) subs(b *blk4, d, o []uint32) {
 	w := b.w[:len(o)]
 	p, m := b.p[:len(w)], b.m[:len(w)]
 	for i, x := range w {
+		if o[i] >= subMark {
+			p[i] += uintptr(int64(x)>>32+int64(bits.OnesCount32(uint32(x)&m[i]))) * 4
+		}
+	}
+	t.subsAt(b, d, o)
+}
+
+// subsAt finishes the addresses whose first-level range, at p, continues
+// in a sub-table (o[i] is subMark): the sub-table's index words, its
+// range.
+//
+//go:noinline
+func (t *tab4) subsAt(b *blk4, d, o []uint32) {
+	p := b.p[:len(o)]
+	for i := range p {
 		if o[i] < subMark {
 			continue
 		}
-		r := p[i] + uintptr(int64(x)>>32+int64(bits.OnesCount32(uint32(x)&m[i])))*4
+		r := p[i]
 		w0 := r + uintptr(*(*uint32)(ptr(&r))>>16)*4 // the sub-table's index
 		a := d[i]
 		e := *(*uint64)(unsafe.Add(unsafe.Pointer(t.top[a>>24]), (a>>16&255)*8))

@@ -322,13 +322,16 @@ func (t *tab6) lookupBlocksV(b *blk6, dst [][16]byte, out []uint32, vec bool) {
 		n := min(len(dst), batchLen)
 		d, o := dst[:n], out[:n]
 		b.srch.n = 0
-		no := t.prep1(b, d, o)
+		var no, m int
 		if vec {
+			no = t.prep1AVX(b, d)
 			words1Vec(&b.tab, &b.q, &b.hi, n)
+			m = values1Vec(&b.tab, &b.q, &o[0], &b.idx, &b.hi, &b.v1, &b.h2, n)
 		} else {
+			no = t.prep1(b, d, o)
 			b.words1(n)
+			m = b.values1(o)
 		}
-		m := b.values1(o)
 		if no > 0 {
 			m = t.others1(b, o, no, m)
 		}
@@ -336,24 +339,11 @@ func (t *tab6) lookupBlocksV(b *blk6, dst [][16]byte, out []uint32, vec bool) {
 			m = b.run1(o, m)
 		}
 		if m > 0 {
-			t.headers(b, o, m)
-			if no := t.prep2(b, m); no > 0 {
-				for _, j := range b.dl[:no] {
-					b.hs[j&(batchLen-1)].def = t.other2(b, int(b.idx[j&(batchLen-1)]), o, d)
-				}
-			}
 			if vec {
-				level1Vec(&b.tab, &b.q, &b.l0, &b.sl, &b.msk, m)
-				if dm := groupsVec(&b.tab, &b.q, &b.msk, m); dm != 0 {
-					t.deepLanes(b, o, deepList(&b.dl, dm))
-				}
+				t.stages2Vec(b, o, d, m)
 			} else {
-				b.level1(m)
-				if nd := b.groups(m); nd > 0 {
-					t.deepLanes(b, o, nd)
-				}
+				t.stages2(b, o, d, m)
 			}
-			t.values2(b, o, d, m)
 		}
 		b.srch.run2(t, o, d)
 		dst, out = dst[n:], out[n:]
@@ -391,6 +381,12 @@ type blk6 struct {
 	// The lanes prep1 and prep2 leave to other1 and other2, then the
 	// lanes whose group word is deep (see l2Rank).
 	dl [batchLen]uint8
+	// L2 lane j's L1 value and address top half (the AVX-512 stages:
+	// values1Vec compresses them into lane order, others1 and run1 add
+	// theirs, headersVec and prep2Vec read them without a gather; the Go
+	// stages read them through idx).
+	v1 [batchLen]uint32
+	h2 [batchLen]uint64
 	// Searches in lockstep (tables without a rank index).
 	srch search6
 }
@@ -434,6 +430,7 @@ func (t *tab6) others1(b *blk6, o []uint32, no, m int) int {
 		v := t.other1(b, int(i), t.top[hi>>56][(hi>>48)&255], hi)
 		o[i] = v
 		b.idx[m&(batchLen-1)] = i // every address is listed at most once
+		b.v1[m&(batchLen-1)], b.h2[m&(batchLen-1)] = v, hi
 		m += int(v >> 31)
 	}
 	return m
@@ -494,6 +491,7 @@ func (b *blk6) run1(o []uint32, m int) int {
 		v := uint32(at[uint64](s.tab[j], s.pos[j]))
 		o[i] = v
 		b.idx[m&(batchLen-1)] = i // every address is listed at most once
+		b.v1[m&(batchLen-1)], b.h2[m&(batchLen-1)] = v, b.hi[i&(batchLen-1)]
 		m += int(v >> 31)
 	}
 	s.n = 0
@@ -589,15 +587,76 @@ func (b *blk6) groups(m int) int {
 	return nd
 }
 
-// deepList lists in dl the lanes of the mask dm (groupsVec's deep lanes)
-// in order and returns how many.
-func deepList(dl *[batchLen]uint8, dm uint64) int {
+// laneList lists in dl the lanes of the mask lm (bit j: lane j; what the
+// AVX-512 stages return for the rare lanes) in order and returns how
+// many.
+func laneList(dl *[batchLen]uint8, lm uint64) int {
 	nd := 0
-	for ; dm != 0; dm &= dm - 1 {
-		dl[nd&(batchLen-1)] = uint8(bits.TrailingZeros64(dm))
+	for ; lm != 0; lm &= lm - 1 {
+		dl[nd&(batchLen-1)] = uint8(bits.TrailingZeros64(lm))
 		nd++
 	}
 	return nd
+}
+
+// stages2 runs the L2 stages over the m lanes listed in idx: headers,
+// their decoding (the lanes without a rank index to other2), the level-1
+// words, the group words (the deep lanes to deepLanes) and the values.
+func (t *tab6) stages2(b *blk6, o []uint32, d [][16]byte, m int) {
+	t.headers(b, o, m)
+	if no := t.prep2(b, m); no > 0 {
+		t.others2(b, o, d, no)
+	}
+	b.level1(m)
+	if nd := b.groups(m); nd > 0 {
+		t.deepLanes(b, o, nd)
+	}
+	t.values2(b, o, d, m)
+}
+
+// stages2Vec is stages2 with the AVX-512 stages (lookup6_amd64.go).
+func (t *tab6) stages2Vec(b *blk6, o []uint32, d [][16]byte, m int) {
+	headersVec(&b.v1, &b.hs, unsafe.SliceData(t.hdrs), len(t.hdrs), m)
+	if no := t.prep2AVX(b, m); no > 0 {
+		t.others2(b, o, d, no)
+	}
+	level1Vec(&b.tab, &b.q, &b.l0, &b.sl, &b.msk, m)
+	if dm := groupsVec(&b.tab, &b.q, &b.msk, m); dm != 0 {
+		t.deepLanes(b, o, laneList(&b.dl, dm))
+	}
+	t.values2AVX(b, o, d, m)
+}
+
+// prep1AVX is prep1 by prep1Vec, after a loop of its own that loads the
+// addresses' top halves (see prep1Vec).
+func (t *tab6) prep1AVX(b *blk6, d [][16]byte) int {
+	for i := range b.hi[:len(d)] {
+		b.hi[i] = binary.BigEndian.Uint64(d[i][:8])
+	}
+	return laneList(&b.dl, prep1Vec(&b.hi, &b.tab, &b.q, &t.top, unsafe.SliceData(t.e16), len(t.e16), &t.z, len(d)))
+}
+
+// prep2AVX is prep2 by prep2Vec.
+func (t *tab6) prep2AVX(b *blk6, m int) int {
+	return laneList(&b.dl, prep2Vec(&b.hs, &b.h2, &b.tab, &b.l0, &b.sl, unsafe.SliceData(t.e2), len(t.e2), &t.z, m))
+}
+
+// values2AVX is values2 by values2Vec, which leaves the lanes whose value
+// refers to an L3 table (rare) to it, with that value in o.
+func (t *tab6) values2AVX(b *blk6, o []uint32, d [][16]byte, m int) {
+	for l3 := values2Vec(&b.tab, &b.q, &b.hs, &b.idx, &o[0], m); l3 != 0; l3 &= l3 - 1 {
+		j := bits.TrailingZeros64(l3)
+		i := b.idx[j]
+		o[i] = t.deep3(o[i], b.hs[j].def&^hdrIx, binary.BigEndian.Uint64(d[i][8:]))
+	}
+}
+
+// others2 sets the defaults of the no lanes prep2 listed in dl (see
+// other2).
+func (t *tab6) others2(b *blk6, o []uint32, d [][16]byte, no int) {
+	for _, j := range b.dl[:no] {
+		b.hs[j&(batchLen-1)].def = t.other2(b, int(b.idx[j&(batchLen-1)]), o, d)
+	}
 }
 
 // deepLanes finds the ranges of the nd lanes groups listed, by a lookup of

@@ -108,8 +108,14 @@ func TestCReferenceLegQuick(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/fwdgen").CombinedOutput(); err != nil {
 		t.Fatalf("build fwdgen: %v\n%s", err, out)
 	}
+	// The diagnostic rig (-sink-rps) and its notes ride along: they must
+	// not stop a leg from forwarding.
 	cfg := config{bin: bin, dur: time.Second, reps: 1, sizes: []int{64}, flows: 16, genCPU: 0, rtrCPU: 1,
-		legs: []string{"c-afxdp"}, budget: 20 * time.Second, sink: "auto", xskfwdSrc: "../xskfwd/xskfwd.c"}
+		legs: []string{"c-afxdp"}, budget: 20 * time.Second, sink: "auto", xskfwdSrc: "../xskfwd/xskfwd.c", sinkRPS: "0"}
+	_, noPerf := exec.LookPath("perf")
+	if noPerf == nil {
+		cfg.perfDir = t.TempDir()
+	}
 	log, err := os.Create(filepath.Join(t.TempDir(), "log"))
 	if err != nil {
 		t.Fatal(err)
@@ -128,5 +134,39 @@ func TestCReferenceLegQuick(t *testing.T) {
 		if r == nil || len(r.Trials) != 1 || r.Trials[0].Recv == 0 {
 			t.Errorf("c-afxdp with the %s generator delivered nothing:\n%s", g, b)
 		}
+	}
+	notes := strings.Join(rep.h.notes, "\n")
+	if !strings.Contains(notes, "DIAGNOSTIC RIG (-sink-rps 0)") || !strings.Contains(notes, `"xsk_rx_ring_full":`) {
+		t.Errorf("notes lack the diagnostic rig or the C forwarder's socket counters:\n%s", notes)
+	}
+	if !strings.Contains(string(b), "c-afxdp: r0 during the leg: xdp_packets ") {
+		t.Errorf("no r0 counters in the log:\n%s", b)
+	}
+	if cfg.perfDir != "" {
+		for _, g := range []string{genAFP, genLive} {
+			f := filepath.Join(cfg.perfDir, "c-afxdp-"+g+"-rep1.data")
+			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+				t.Errorf("no perf recording %s (%v):\n%s", f, err, b)
+			}
+		}
+	}
+}
+
+func TestBothHooks(t *testing.T) {
+	var got []string
+	hook := func(name string) func() func() {
+		return func() func() {
+			got = append(got, "start "+name)
+			return func() { got = append(got, "stop "+name) }
+		}
+	}
+	if both(nil, nil) != nil {
+		t.Error("both(nil, nil) != nil")
+	}
+	both(nil, hook("a"))()()
+	both(hook("a"), hook("b"))()()
+	want := "start a,stop a,start a,start b,stop b,stop a"
+	if s := strings.Join(got, ","); s != want {
+		t.Errorf("got %s, want %s", s, want)
 	}
 }

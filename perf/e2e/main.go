@@ -36,6 +36,7 @@ func mainErr() int {
 		napi     = flag.Bool("napi", true, "threaded NAPI on the router's ingress veth, pinned to -router-cpu (linux, xdp legs)")
 		afpTx    = flag.String("afp-tx", "afpacket", "fwdgen back end for the AF_PACKET generator: afpacket (TPACKET_V2 TX ring) or mmsg (sendmmsg)")
 		fwddArgs = flag.String("fwdd-args", "", "extra fwdd flags, space-separated (e.g. \"-poll busy\")")
+		portArgs = flag.String("fwdd-port-args", "", "extra arguments of fwdd's two ports (\"port add ... ARGS\"), e.g. \"ring 512\" or \"busypoll 20\" for the afxdp driver (fwdd only: the C forwarder has none)")
 		napiRT   = flag.Int("napi-rt", 50, "SCHED_FIFO priority for the router's NAPI thread (0 = ordinary scheduling)")
 		search   = flag.Bool("search", true, "RFC 2544-style throughput search (loss ≤ 0.1%) for linux and fwdd")
 		sdur     = flag.Duration("search-d", 2*time.Second, "duration of each search trial")
@@ -49,12 +50,14 @@ func mainErr() int {
 		svg      = flag.String("svg", "", "write the Mpps-per-size plot here (SVG)")
 		latency  = flag.Bool("latency", true, "latency phase: Linux forwarding, fwdd adaptive and fwdd busy at -lat-rate with stamps; idle fwdd's CPU")
 		latRate  = flag.Float64("lat-rate", 20000, "packets/s of the latency phase")
-		genRT    = flag.Int("gen-rt", 0, "run the generator SCHED_FIFO at this priority (0: ordinary; for A/B runs on a loaded machine)")
+		genRT    = flag.Int("gen-rt", 0, "run the generator SCHED_RR at this priority (0: ordinary; for A/B runs on a loaded machine)")
 		crefRT   = flag.Int("cref-rt", 0, "run the C AF_XDP forwarder SCHED_FIFO at this priority (0: ordinary, like fwdd -poll busy; for A/B runs on a loaded machine, beside -fwdd-args \"-rt N\")")
 		busyNice = flag.Int("busy-nice", -20, "nice value of fwdd's worker in the busy latency leg (fwdd -nice; 0: unchanged). A busy poller cannot run SCHED_FIFO like the other legs' router threads (it would starve its CPU's deferred kernel work); at -20 other ordinary threads no longer take its CPU for whole time slices")
 		latLegs  = flag.String("lat-legs", "", "latency legs to run, comma-separated (linux, fwdd-adaptive, fwdd-busy; default all)")
 		latIdle  = flag.Duration("lat-idle", 3*time.Second, "how long an idle fwdd's CPU use is measured")
 		xskSrc   = flag.String("xskfwd", defaultXskfwdSource, "source of the C AF_XDP reference forwarder (c-afxdp leg; built with gcc -lxdp -lbpf)")
+		perfDir  = flag.String("perf", "", "record perf (cpu-clock, call graphs) on the router and generator CPUs during each flat-out trial of the first size, into this directory (LEG-GEN-repN.data), the same for every leg")
+		sinkRPS  = flag.String("sink-rps", "", "DIAGNOSTIC, not the issue's rig: steer the sink veth's receive (skbs the router transmits) to this CPU with RPS on s0, for every leg alike, so that it no longer runs on the router CPU as veth makes it (on real NICs the sink is another machine); empty: off, the rig as specified")
 		fetchURL = flag.String("fetch", "", "internal: fetch URL to -o (run inside the router namespace)")
 		fetchOut = flag.String("o", "", "internal: output of -fetch")
 	)
@@ -85,6 +88,7 @@ func mainErr() int {
 	}
 	cfg.legs = strings.Split(*legs, ",")
 	cfg.genRT, cfg.crefRT, cfg.busyNice = *genRT, *crefRT, *busyNice
+	cfg.perfDir, cfg.sinkRPS, cfg.portArgs = *perfDir, *sinkRPS, *portArgs
 	if *latLegs != "" {
 		cfg.latLegs = strings.Split(*latLegs, ",")
 	}
@@ -152,6 +156,17 @@ func runHarness(cfg config, log *os.File) (*report, int) {
 	if err := topo.ethtool(ctx, topo.S, "-K", topo.S0, "gro", "on"); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
 		return nil, 1
+	}
+	if cfg.sinkRPS != "" {
+		cpu, err := strconv.Atoi(cfg.sinkRPS)
+		if err == nil {
+			err = topo.rps(ctx, topo.S, topo.S0, cpu)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench-e2e: -sink-rps:", err)
+			return nil, 1
+		}
+		h.notes = append(h.notes, fmt.Sprintf("DIAGNOSTIC RIG (-sink-rps %s): RPS on the sink veth moves the sink's receive of skbs to CPU %s for every leg; the issue's rig keeps it on the router CPU", cfg.sinkRPS, cfg.sinkRPS))
 	}
 	fmt.Fprintf(log, "bench-e2e: topology %s/%s/%s up; generator on CPU %d, router on CPU %d\n", topo.G, topo.R, topo.S, cfg.genCPU, cfg.rtrCPU)
 	err = h.runAll(ctx)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf/link"
@@ -99,6 +101,128 @@ func (h *harness) profileDuring(label string, dur time.Duration) func() func() {
 				pr.Total, pr.Top, pr.Err = topFunctions(out, 15)
 			}
 			h.prof = append(h.prof, pr)
+		}
+	}
+}
+
+// perfDuring records the router and generator CPUs with perf (cpu-clock
+// every 250 µs, call graphs) into -perf's directory, a file per flat-out
+// trial of the first size (perf script -F cpu,... separates the CPUs).
+// perf starts with its events disabled and is switched on through its
+// control FIFO once it is ready, so that the recording covers the trial
+// and nothing else (perf's own start-up can take longer than a trial on a
+// loaded machine); the returned func switches it off and waits for it.
+// Every leg gets the same recording, whoever forwards.
+func (h *harness) perfDuring(label string, dur time.Duration) func() func() {
+	return func() func() {
+		out := filepath.Join(h.cfg.perfDir, label+".data")
+		dir, err := os.MkdirTemp("", "fwb-perf-")
+		if err != nil {
+			h.logf("   perf: %v", err)
+			return nil
+		}
+		ctl, ack := filepath.Join(dir, "ctl"), filepath.Join(dir, "ack")
+		for _, f := range []string{ctl, ack} {
+			if err := syscall.Mkfifo(f, 0o600); err != nil {
+				h.logf("   perf: %v", err)
+				os.RemoveAll(dir)
+				return nil
+			}
+		}
+		cpus := fmt.Sprintf("%d,%d", h.cfg.rtrCPU, h.cfg.genCPU)
+		// Not pinned: on the generator CPU (taken by the generator,
+		// SCHED_RR with -gen-rt) it would be late. Large buffers keep its
+		// wake-ups rare wherever it runs.
+		cmd := exec.Command("perf", "record", "-q", "-m", "1024", "-e", "cpu-clock", "-c", "250000", "-C", cpus, "-g",
+			"-D", "-1", "--control", "fifo:"+ctl+","+ack, "-o", out)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			h.logf("   perf: %v", err)
+			os.RemoveAll(dir)
+			return nil
+		}
+		fail := func(err error) func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			os.RemoveAll(dir)
+			h.logf("   perf %s: %v: %s", label, err, strings.TrimSpace(stderr.String()))
+			return nil
+		}
+		// Opening the FIFOs waits for perf to open its ends: a deadline
+		// keeps a perf that died (or lacks --control) from hanging us.
+		command := func(what string) error {
+			done := make(chan error, 1)
+			go func() {
+				c, err := os.OpenFile(ctl, os.O_WRONLY, 0)
+				if err != nil {
+					done <- err
+					return
+				}
+				_, err = c.WriteString(what + "\n")
+				c.Close()
+				if err != nil {
+					done <- err
+					return
+				}
+				a, err := os.Open(ack)
+				if err != nil {
+					done <- err
+					return
+				}
+				buf := make([]byte, 16)
+				_, err = a.Read(buf)
+				a.Close()
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("perf did not answer %q within 10 s", what)
+			}
+		}
+		if err := command("enable"); err != nil {
+			return fail(err)
+		}
+		return func() {
+			if err := command("disable"); err != nil {
+				fail(err)
+				return
+			}
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			err := cmd.Wait()
+			os.RemoveAll(dir)
+			var ee *exec.ExitError
+			if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT {
+				err = nil // how perf record without a command ends
+			}
+			if err != nil {
+				h.logf("   perf %s: %v: %s", label, err, strings.TrimSpace(stderr.String()))
+				return
+			}
+			h.logf("   perf profile of CPUs %s: %s", cpus, out)
+		}
+	}
+}
+
+// both runs two during-hooks (either may be nil) around one trial.
+func both(a, b func() func()) func() func() {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	return func() func() {
+		fa, fb := a(), b()
+		return func() {
+			if fb != nil {
+				fb()
+			}
+			if fa != nil {
+				fa()
+			}
 		}
 	}
 }

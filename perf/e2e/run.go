@@ -55,6 +55,9 @@ type config struct {
 	crefRT    int           // SCHED_FIFO priority of the C forwarder (0: ordinary)
 	busyNice  int           // nice value of fwdd's busy-polling worker in the latency phase (0: unchanged)
 	latLegs   []string      // latency legs to run (nil: all)
+	perfDir   string        // perf record of the router CPU per leg and generator ("" = none)
+	sinkRPS   string        // diagnostic: RPS CPU for the sink veth's receive ("" = off)
+	portArgs  string        // extra "port add" arguments of fwdd's ports
 }
 
 func (h *harness) genBackend(g string) string {
@@ -304,7 +307,12 @@ func (h *harness) runTrial(ctx context.Context, ts trialSpec) (trialRes, gen.Sum
 	defer sink.stop()
 	args := []string{"netns", "exec", t.G, "taskset", "-c", strconv.Itoa(h.cfg.genCPU)}
 	if h.cfg.genRT > 0 {
-		args = append(args, "chrt", "-f", strconv.Itoa(h.cfg.genRT))
+		// SCHED_RR, not FIFO: the live generator's sending thread sits in
+		// one BPF_PROG_RUN call for the whole run and its watcher thread
+		// (same process, same CPU, same priority) must get in to end it
+		// with a signal; under FIFO it never would (the call ran for
+		// minutes), RR rotates them every time slice (100 ms).
+		args = append(args, "chrt", "-r", strconv.Itoa(h.cfg.genRT))
 	}
 	args = append(args, h.fwdgen(),
 		"-i", t.G0, "-dst-mac", t.MAC[t.R0], "-size", strconv.Itoa(ts.size), "-flows", strconv.Itoa(h.cfg.flows),
@@ -500,7 +508,9 @@ func (h *harness) runAll(ctx context.Context) error {
 			h.logf("   skipped: %s", msg)
 			continue
 		}
+		before := h.vethStats(ctx)
 		err = h.runLeg(ctx, l)
+		h.logVethStats(ctx, l.name, before)
 		td()
 		if err != nil {
 			return err
@@ -531,6 +541,9 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 				if l.fwdd != "" && i == 0 && size == h.cfg.sizes[0] {
 					during = h.profileDuring(l.name+"-"+g, h.cfg.dur)
 				}
+				if h.cfg.perfDir != "" && size == h.cfg.sizes[0] {
+					during = both(during, h.perfDuring(fmt.Sprintf("%s-%s-rep%d", l.name, g, i+1), h.cfg.dur))
+				}
 				tr, err := h.trial(ctx, g, size, 0, h.cfg.dur, during)
 				if err != nil {
 					return fmt.Errorf("%s/%s/%dB: %w", l.name, g, size, err)
@@ -540,8 +553,8 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 				if tr.RouterCPU > 0 {
 					cpu = fmt.Sprintf(", router CPU %.2f s of %.2f (ksoftirqd %.2f): %.3f Mpps/CPU-s", tr.RouterCPU, tr.Wall, tr.SoftirqCPU, tr.perCPU()/1e6)
 				}
-				h.logf("   %-14s gen %-8s %4dB rep %d: offered %7.3f Mpps, delivered %7.3f Mpps, loss %6.2f%%%s",
-					l.name, g, size, i+1, tr.OfferedPPS/1e6, tr.DeliveredPPS/1e6, tr.LossPct, cpu)
+				h.logf("   %-14s gen %-8s %4dB rep %d: offered %7.3f Mpps, delivered %7.3f Mpps (%d), loss %6.2f%%%s",
+					l.name, g, size, i+1, tr.OfferedPPS/1e6, tr.DeliveredPPS/1e6, tr.Recv, tr.LossPct, cpu)
 			}
 			if len(r.Trials) > 0 {
 				h.res = append(h.res, r)
@@ -561,6 +574,46 @@ func (h *harness) runLeg(ctx context.Context, l leg) error {
 		}
 	}
 	return nil
+}
+
+// vethStats reads the router's ingress veth counters (ethtool -S r0):
+// where frames offered to a forwarder were lost (rx_queue_0_drops: its
+// receive ring was full; xdp_redirect: handed to the forwarder's
+// program's target, for AF_XDP the socket, which may still drop them when
+// its RX ring is full). nil when unreadable.
+func (h *harness) vethStats(ctx context.Context) map[string]uint64 {
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", h.topo.R, "ethtool", "-S", h.topo.R0).Output()
+	if err != nil {
+		return nil
+	}
+	m := map[string]uint64{}
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
+			m[k] = n
+		}
+	}
+	return m
+}
+
+// logVethStats logs what r0's counters gained during a leg.
+func (h *harness) logVethStats(ctx context.Context, leg string, before map[string]uint64) {
+	after := h.vethStats(ctx)
+	if before == nil || after == nil {
+		return
+	}
+	var parts []string
+	for _, k := range []string{"rx_queue_0_xdp_packets", "rx_queue_0_xdp_redirect", "rx_queue_0_xdp_drops", "rx_queue_0_drops", "rx_queue_0_xdp_tx"} {
+		if d := after[k] - before[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", strings.TrimPrefix(k, "rx_queue_0_"), d))
+		}
+	}
+	if len(parts) > 0 {
+		h.logf("   %s: r0 during the leg: %s", leg, strings.Join(parts, ", "))
+	}
 }
 
 // wantGen reports whether -gens asks for generator g (all by default).
@@ -721,12 +774,16 @@ func (h *harness) startFwddPid(ctx context.Context, driver string, extra ...stri
 		return nil, 0, err
 	}
 	cfgFile, sock := filepath.Join(dir, "fwdd.conf"), filepath.Join(dir, "fwdd.sock")
-	conf := fmt.Sprintf(`port add p0 driver %[1]s dev %[2]s
-port add p1 driver %[1]s dev %[3]s
+	pa := ""
+	if h.cfg.portArgs != "" {
+		pa = " " + h.cfg.portArgs
+	}
+	conf := fmt.Sprintf(`port add p0 driver %[1]s dev %[2]s%[4]s
+port add p1 driver %[1]s dev %[3]s%[4]s
 addr add p0 198.18.0.1/24
 addr add p1 198.19.0.1/24
 route add 198.19.128.0/17 via 198.19.0.2
-`, driver, t.R0, t.R1)
+`, driver, t.R0, t.R1, pa)
 	if err := os.WriteFile(cfgFile, []byte(conf), 0o644); err != nil {
 		return nil, 0, err
 	}

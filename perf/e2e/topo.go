@@ -168,6 +168,18 @@ func (t *Topo) threadedNAPI(ctx context.Context, ns, dev string, cpu, rtPrio int
 	}
 }
 
+// rps sets receive packet steering of dev's first receive queue in ns to
+// cpu: skbs that enter dev through netif_rx (what veth does with its
+// peer's transmit when dev has no NAPI for them) are queued to cpu's
+// backlog and received there.
+func (t *Topo) rps(ctx context.Context, ns, dev string, cpu int) error {
+	if cpu < 0 || cpu >= 64 {
+		return fmt.Errorf("rps: cpu %d out of range", cpu)
+	}
+	mask := strconv.FormatUint(1<<uint(cpu), 16)
+	return run(ctx, "ip", "netns", "exec", ns, "sh", "-c", "echo "+mask+" > /sys/class/net/"+dev+"/queues/rx-0/rps_cpus")
+}
+
 func findThreads(prefix string) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")

@@ -5,12 +5,14 @@
 // and per frame only a MAC rewrite (no routing). It is what fwdd's afxdp
 // path is compared with: same devices, generator, sink and CPU.
 //
-//   xskfwd -i IN -o OUT -d DSTMAC [-s SRCMAC] [-b BURST] [-t SECONDS]
+//   xskfwd -i IN -o OUT -d DSTMAC [-s SRCMAC] [-b BURST] [-t SECONDS] [-z]
 //
 // Frames received on IN queue 0 leave OUT queue 0 with the destination MAC
 // set to DSTMAC and the source to SRCMAC (default: OUT's own). It runs until
 // SIGINT/SIGTERM (or -t seconds), says "ready" on stderr once its sockets
-// are bound, and prints its counters as one JSON line on stdout.
+// are bound, and prints its counters as one JSON line on stdout. It binds
+// in copy mode (what veth offers); -z binds zero-copy instead, for the
+// same comparison on a NIC whose driver has it (docs/perf.md).
 //
 // Build: gcc -O2 -o xskfwd xskfwd.c -lxdp -lbpf (Debian libxdp-dev,
 // libbpf-dev). The harness builds it and skips the leg when it cannot.
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #include <linux/if_link.h>
+#include <linux/if_xdp.h>
 #include <xdp/xsk.h>
 
 #define FRAMES 8192
@@ -175,8 +178,8 @@ int main(int argc, char **argv)
 {
 	const char *in_if = NULL, *out_if = NULL, *dst_s = NULL, *src_s = NULL;
 	uint32_t burst = 64;
-	int seconds = 0, opt;
-	while ((opt = getopt(argc, argv, "i:o:d:s:b:t:")) != -1) {
+	int seconds = 0, opt, zerocopy = 0;
+	while ((opt = getopt(argc, argv, "i:o:d:s:b:t:z")) != -1) {
 		switch (opt) {
 		case 'i': in_if = optarg; break;
 		case 'o': out_if = optarg; break;
@@ -184,6 +187,7 @@ int main(int argc, char **argv)
 		case 's': src_s = optarg; break;
 		case 'b': burst = (uint32_t)atoi(optarg); break;
 		case 't': seconds = atoi(optarg); break;
+		case 'z': zerocopy = 1; break;
 		default: goto usage;
 		}
 	}
@@ -211,7 +215,7 @@ int main(int argc, char **argv)
 		die("xsk_umem__create", err);
 	struct xsk_socket_config scfg = {
 		.rx_size = RING, .tx_size = RING,
-		.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY,
+		.bind_flags = XDP_USE_NEED_WAKEUP | (zerocopy ? XDP_ZEROCOPY : XDP_COPY),
 	};
 	err = xsk_socket__create(&in.xsk, in_if, 0, umem, &in.rx, &in.tx, &scfg);
 	if (err)
@@ -237,7 +241,7 @@ int main(int argc, char **argv)
 		signal(SIGALRM, on_signal);
 		alarm((unsigned)seconds);
 	}
-	fprintf(stderr, "xskfwd: ready: %s -> %s, burst %u\n", in_if, out_if, burst);
+	fprintf(stderr, "xskfwd: ready: %s -> %s, burst %u, %s\n", in_if, out_if, burst, zerocopy ? "zero-copy" : "copy mode");
 
 	while (!stop) {
 		// Kick while frames are in flight (the kernel sample kicks after
@@ -260,16 +264,24 @@ int main(int argc, char **argv)
 		refill(&out, &out_free);
 	}
 
-	printf("{\"rx\":%llu,\"tx\":%llu,\"tx_full_drops\":%llu,\"fill_empty\":%llu,\"kicks\":%llu}\n",
+	// The kernel's counters of the ingress socket (after the run: no
+	// effect on the loop): where offered frames were lost.
+	struct xdp_statistics xst;
+	socklen_t xlen = sizeof(xst);
+	memset(&xst, 0, sizeof(xst));
+	getsockopt(xsk_socket__fd(in.xsk), SOL_XDP, XDP_STATISTICS, &xst, &xlen);
+	printf("{\"rx\":%llu,\"tx\":%llu,\"tx_full_drops\":%llu,\"fill_empty\":%llu,\"kicks\":%llu,"
+	       "\"xsk_rx_dropped\":%llu,\"xsk_rx_ring_full\":%llu,\"xsk_rx_fill_ring_empty\":%llu}\n",
 	       (unsigned long long)ctr.rx, (unsigned long long)ctr.tx,
 	       (unsigned long long)ctr.tx_full_drops, (unsigned long long)ctr.fill_empty,
-	       (unsigned long long)ctr.kicks);
+	       (unsigned long long)ctr.kicks, (unsigned long long)xst.rx_dropped,
+	       (unsigned long long)xst.rx_ring_full, (unsigned long long)xst.rx_fill_ring_empty_descs);
 	xsk_socket__delete(out.xsk);
 	xsk_socket__delete(in.xsk);
 	xsk_umem__delete(umem);
 	munmap(area, size);
 	return 0;
 usage:
-	fprintf(stderr, "usage: xskfwd -i IN -o OUT -d DSTMAC [-s SRCMAC] [-b BURST<=%d] [-t SECONDS]\n", MAX_BURST);
+	fprintf(stderr, "usage: xskfwd -i IN -o OUT -d DSTMAC [-s SRCMAC] [-b BURST<=%d] [-t SECONDS] [-z]\n", MAX_BURST);
 	return 2;
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fwdd/fwdd/internal/testnet"
+	"github.com/fwdd/fwdd/internal/xsk"
 	"github.com/fwdd/fwdd/mbuf"
 	"github.com/fwdd/fwdd/pmd"
 	"golang.org/x/sys/unix"
@@ -473,5 +474,26 @@ func TestStatsDuringDetach(t *testing.T) {
 	}
 	if reads.Load() == 0 {
 		t.Fatal("Stats never ran")
+	}
+}
+
+// TestTouchFrames: touchFrames reads the first byte of every frame inside
+// the region, skips descriptors outside it (whatever the kernel hands out),
+// takes none at all, and allocates nothing.
+func TestTouchFrames(t *testing.T) {
+	region := make([]byte, 4096)
+	region[0], region[256], region[4095] = 1, 2, 4
+	descs := []xsk.Desc{{Addr: 0}, {Addr: 4095}, {Addr: 4096}, {Addr: 1 << 40}, {Addr: ^uint64(0)}, {Addr: 256, Len: 60}}
+	if got := touchFrames(region, descs); got != 7 {
+		t.Errorf("touchFrames = %d, want 7 (1+4+2; the three outside skipped)", got)
+	}
+	if got := touchFrames(region, nil); got != 0 {
+		t.Errorf("touchFrames(nil) = %d", got)
+	}
+	if got := touchFrames(nil, descs); got != 0 {
+		t.Errorf("touchFrames with no region = %d", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { touchFrames(region, descs) }); n != 0 {
+		t.Errorf("%v allocations per call", n)
 	}
 }

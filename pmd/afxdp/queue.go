@@ -46,6 +46,9 @@ type queue struct {
 	portID uint16
 	qid    uint16
 
+	region []byte // the pool's memory: the UMEM the descriptors point into
+	touch  byte   // what touchFrames read last (kept so that its loads stay)
+
 	descs  [Burst]xsk.Desc
 	addrs  [Burst]uint64
 	ms     [Burst]*mbuf.Mbuf
@@ -57,6 +60,7 @@ type queue struct {
 func (q *queue) init(u *xsk.Umem, pool *mbuf.Pool, c *pmd.QueueCounters, port, qid uint16, pools []*mbuf.Pool) {
 	q.umem, q.pool, q.c, q.portID, q.qid, q.pools = u, pool, c, port, qid, pools
 	q.cache = pool.NewCache()
+	q.region = pool.Region()
 }
 
 // prime fills a new socket's fill ring from the pool's shared ring (control
@@ -153,6 +157,7 @@ func (q *queue) refill(st *qsock) {
 func (q *queue) rx(st *qsock, ms []*mbuf.Mbuf) int {
 	want := min(len(ms), Burst)
 	n := st.s.Receive(q.descs[:want])
+	q.touch = touchFrames(q.region, q.descs[:n])
 	var bytes uint64
 	k := 0
 	for _, d := range q.descs[:n] {
@@ -184,6 +189,27 @@ func (q *queue) rx(st *qsock, ms []*mbuf.Mbuf) int {
 		q.complete(st) // idle: collect TX completions too
 	}
 	return k
+}
+
+// touchFrames loads the first byte of every frame of descs from region
+// (addresses outside it are skipped: rx counts them) and returns their sum.
+//
+// The kernel wrote these frames on another CPU, so their first cache lines
+// are in none of this CPU's caches, and the parse that follows would wait
+// for each miss in turn: ~45 ns a packet on a quiet veth rig, 75-100 under
+// load, the worker's largest user-space cost (BENCHMARKS.md, "Issue 13,
+// item 3, third pass"). In a loop with nothing else in it the loads are
+// independent, so the core has many misses in flight at once and the
+// burst pays for about one. (A PREFETCHT0 loop in assembly measured no
+// better and is not portable.)
+func touchFrames(region []byte, descs []xsk.Desc) byte {
+	var t byte
+	for _, d := range descs {
+		if d.Addr < uint64(len(region)) {
+			t += region[d.Addr]
+		}
+	}
+	return t
 }
 
 func (q *queue) freeOne(m *mbuf.Mbuf) {

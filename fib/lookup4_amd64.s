@@ -1,0 +1,133 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// The AVX-512 stages of the IPv4 batch lookup (lookup4_amd64.go): the
+// arithmetic of prepPop and of ranges (tab4.go), eight lanes (vector
+// elements) a step; the loads that miss stay in Go's bare load loops
+// (gathers of them were much slower here). K1 holds the step's lanes
+// below the count and masks the loads, the gather (a masked-off lane
+// reads nothing) and the stores.
+//
+// Registers: DX the lane count, SI the step's first lane, R8 and R11
+// scratch (TAILMASK), AX the result.
+
+// TAILMASK sets K1 to lanes SI .. min(SI+8, DX)-1 of the step.
+#define TAILMASK \
+	MOVQ DX, R11; \
+	SUBQ SI, R11; \
+	MOVL $0xff, R8; \
+	CMPQ R11, $8; \
+	JAE 2(PC); \
+	BZHIL R11, R8, R8; \
+	KMOVB R8, K1
+
+// LANEBITS ORs mask register k, shifted to the step's first lane, into AX
+// (CX, R11 clobbered).
+#define LANEBITS(k) \
+	KMOVB k, R11; \
+	MOVQ SI, CX; \
+	SHLQ CX, R11; \
+	ORQ R11, AX
+
+// func prep4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, segs unsafe.Pointer, none uintptr, n int) (others uint64)
+//
+// e = w, a = m. Lanes with e >= chunkFlag|popFlag (a bitmap index):
+// u = (a & 0xffff) >> (e>>b4Shift & 31); p = the segment's address
+// (segs[e>>segBits & 1023], 24-byte slice headers: the one gather, of
+// the snapshot's segment list, in L1) + 4*(e & segMask) + 8*(u>>5);
+// m = 2<<(u&31) - 1. The others: p = none, m = uint32(e), and bit i of
+// others set.
+TEXT ·prep4Vec(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), DI
+	MOVQ p+8(FP), BX
+	MOVQ m+16(FP), R12
+	MOVQ segs+24(FP), R13
+	MOVQ none+32(FP), R8
+	VPBROADCASTQ R8, Z20              // none
+	MOVQ n+40(FP), DX
+	XORQ SI, SI
+	XORQ AX, AX
+	MOVQ $0xc000000000000000, R8
+	VPBROADCASTQ R8, Z21              // chunkFlag|popFlag
+	MOVL $31, R8
+	VPBROADCASTQ R8, Z22
+	MOVL $0xffff, R8
+	VPBROADCASTQ R8, Z23
+	MOVL $1023, R8
+	VPBROADCASTQ R8, Z24              // segment ids
+	MOVL $0x3fffff, R8
+	VPBROADCASTQ R8, Z25              // segMask
+	MOVL $2, R8
+	VPBROADCASTQ R8, Z26
+	MOVL $1, R8
+	VPBROADCASTQ R8, Z27
+loop:
+	CMPQ SI, DX
+	JGE done
+	TAILMASK
+	VMOVDQU64.Z (DI)(SI*8), K1, Z0    // e
+	VPMOVZXDQ (R12)(SI*4), Z1         // a
+	VPCMPUQ $5, Z21, Z0, K1, K2       // bitmap lanes: e >= chunkFlag|popFlag
+	KANDNB K1, K2, K3                 // the others: K1 &^ K2
+	LANEBITS(K3)
+	VPSRLQ $50, Z0, Z2                // b4Shift
+	VPANDQ Z22, Z2, Z2
+	VPANDQ Z23, Z1, Z3
+	VPSRLVQ Z2, Z3, Z3                // u
+	VPSRLQ $22, Z0, Z4                // segBits
+	VPANDQ Z24, Z4, Z4
+	VPSLLQ $1, Z4, Z5
+	VPADDQ Z4, Z5, Z5                 // 3 * the segment id
+	KMOVB K2, K4
+	VPXORQ Z6, Z6, Z6
+	VPGATHERQQ (R13)(Z5*8), K4, Z6    // the segments' addresses
+	VPANDQ Z25, Z0, Z7
+	VPSLLQ $2, Z7, Z7
+	VPSRLQ $5, Z3, Z8
+	VPSLLQ $3, Z8, Z8
+	VPADDQ Z7, Z8, Z8
+	VMOVDQA64 Z20, Z9
+	VPADDQ Z6, Z8, K2, Z9             // p: none for the others
+	VMOVDQU64 Z9, K1, (BX)(SI*8)
+	VPANDQ Z22, Z3, Z10
+	VPSLLVQ Z10, Z26, Z10
+	VMOVDQA64 Z0, Z11
+	VPSUBQ Z27, Z10, K2, Z11          // m: uint32(e) for the others
+	VPMOVQD Z11, K1, (R12)(SI*4)
+	ADDQ $8, SI
+	JMP loop
+done:
+	MOVQ AX, others+48(FP)
+	VZEROUPPER
+	RET
+
+// func rangeAddrs4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, n int)
+//
+// x = w; p = the range's address: p + 4*(int64(x)>>32 + popcount(uint32(x) & m)).
+TEXT ·rangeAddrs4Vec(SB), NOSPLIT, $0-32
+	MOVQ w+0(FP), DI
+	MOVQ p+8(FP), BX
+	MOVQ m+16(FP), R12
+	MOVQ n+24(FP), DX
+	XORQ SI, SI
+	XORQ AX, AX
+loop:
+	CMPQ SI, DX
+	JGE done
+	TAILMASK
+	VMOVDQU64.Z (DI)(SI*8), K1, Z0    // x
+	VPMOVZXDQ (R12)(SI*4), Z1         // m
+	VPANDQ Z0, Z1, Z1
+	VPOPCNTQ Z1, Z1
+	VPSRAQ $32, Z0, Z2
+	VPADDQ Z1, Z2, Z2
+	VPSLLQ $2, Z2, Z2
+	VMOVDQU64.Z (BX)(SI*8), K1, Z3    // p
+	VPADDQ Z3, Z2, Z2
+	VMOVDQU64 Z2, K1, (BX)(SI*8)
+	ADDQ $8, SI
+	JMP loop
+done:
+	VZEROUPPER
+	RET

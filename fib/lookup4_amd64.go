@@ -31,11 +31,18 @@ func vec4OK() bool {
 	return cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VPOPCNTDQ && cpu.X86.HasBMI2
 }
 
-// prep4Vec is tab4.prepPop over n addresses, except that it returns the
-// addresses without a bitmap index as a mask and lists none.
+// prep4Vec is tab4.prepPop over the n addresses at d (dirsOnly stored
+// no copy in m), except that it returns the addresses without a bitmap
+// index as a mask and lists none.
 //
 //go:noescape
-func prep4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, segs unsafe.Pointer, none uintptr, n int) (others uint64)
+func prep4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, d *uint32, segs unsafe.Pointer, none uintptr, n int) (others uint64)
+
+// prep4VecP is prep4Vec for a table of at most 32 segments, whose
+// addresses segs lists (two permutes instead of the gather).
+//
+//go:noescape
+func prep4VecP(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, d *uint32, segs *[32]uintptr, none uintptr, n int) (others uint64)
 
 // rangeAddrs4Vec sets p to the address of the range of the first n
 // addresses: p + 4*(int64(w)>>32 + popcount(uint32(w) & m)), as ranges

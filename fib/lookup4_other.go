@@ -8,10 +8,14 @@ import "unsafe"
 
 func vec4OK() bool { return false }
 
-func prep4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, segs unsafe.Pointer, none uintptr, n int) (others uint64) {
+func prep4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, d *uint32, segs unsafe.Pointer, none uintptr, n int) (others uint64) {
 	panic("fib: no vector stages on this architecture")
 }
 
 func rangeAddrs4Vec(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, n int) {
+	panic("fib: no vector stages on this architecture")
+}
+
+func prep4VecP(w *[batchLen + 1]uint64, p *[batchLen + 1]uintptr, m *[batchLen]uint32, d *uint32, segs *[32]uintptr, none uintptr, n int) (others uint64) {
 	panic("fib: no vector stages on this architecture")
 }

@@ -10,7 +10,7 @@ import (
 
 // TestStages4Vec compares the AVX-512 stages (lookup4_amd64.s) with the Go
 // code they replace on random block states, for every lane count:
-// prep4Vec with prepPop (the same p and m for the lanes below the count,
+// prep4Vec and prep4VecP with prepPop (the same p and m for the lanes below the count,
 // the lanes without a bitmap index in the mask that prepPop lists, and
 // nothing written for the others), rangeAddrs4Vec with the range address
 // that ranges computes. The differential tests (check) run the whole
@@ -20,9 +20,13 @@ func TestStages4Vec(t *testing.T) {
 		t.Skip("this CPU has no AVX-512 stages")
 	}
 	rng := rand.New(rand.NewPCG(4, 4))
+	// 32 segments: prep4VecP's most (odd rounds; its list of their
+	// addresses in sv), prep4Vec reads the slice headers (even rounds).
 	var tb tab4
-	for range 5 {
+	var sv [32]uintptr
+	for j := range 32 {
 		tb.ent = append(tb.ent, make([]uint32, 1<<12))
+		sv[j] = uintptr(unsafe.Pointer(unsafe.SliceData(tb.ent[j])))
 	}
 	tb.none = [4]uint32{0, 0, 1, ^uint32(1)}
 	segs := unsafe.Pointer(unsafe.SliceData(tb.ent))
@@ -55,7 +59,13 @@ func TestStages4Vec(t *testing.T) {
 			fill()
 			a.n = n
 			tb.prepPop(&a)
-			others := prep4Vec(&v.w, &v.p, &v.m, segs, none, n)
+			var others uint64
+			d := v.m // the addresses, at another place than m
+			if round%2 == 0 {
+				others = prep4Vec(&v.w, &v.p, &v.m, &d[0], segs, none, n)
+			} else {
+				others = prep4VecP(&v.w, &v.p, &v.m, &d[0], &sv, none, n)
+			}
 			if a.p != v.p || a.m != v.m || a.w != v.w {
 				for i := range batchLen {
 					if a.p[i] != v.p[i] || a.m[i] != v.m[i] {

@@ -650,13 +650,23 @@ func (t *tab4) lookupBlocksV(b *blk4, dst []uint32, out []uint32, vec bool) {
 		}
 		return
 	}
+	if vec && len(t.ent) <= len(b.segs) {
+		for j, sg := range t.ent {
+			b.segs[j] = uintptr(unsafe.Pointer(unsafe.SliceData(sg)))
+		}
+	}
 	for len(dst) > 0 {
 		n := min(len(dst), batchLen)
 		d, o := dst[:n], out[:n]
 		b.n = n
 		if vec {
-			t.dirs(b, d)
-			others := prep4Vec(&b.w, &b.p, &b.m, unsafe.Pointer(unsafe.SliceData(t.ent)), uintptr(unsafe.Pointer(&t.none[2])), n)
+			t.dirsOnly(b, d)
+			var others uint64
+			if len(t.ent) <= len(b.segs) {
+				others = prep4VecP(&b.w, &b.p, &b.m, &d[0], &b.segs, uintptr(unsafe.Pointer(&t.none[2])), n)
+			} else {
+				others = prep4Vec(&b.w, &b.p, &b.m, &d[0], unsafe.Pointer(unsafe.SliceData(t.ent)), uintptr(unsafe.Pointer(&t.none[2])), n)
+			}
 			b.nother, b.nb = 0, 0
 			if others != 0 {
 				t.others4(b, d, others)
@@ -777,6 +787,10 @@ type blk4 struct {
 	// The lanes whose windows are longer than 4 ranges.
 	long  [bLanesMax]uint8
 	nlong int
+	// The segments' addresses, for prep4VecP (tables of up to 32
+	// segments; the full table has ~25); entries past the table's
+	// segments are stale and never selected.
+	segs [32]uintptr
 }
 
 // ptr reads address x as a pointer.
@@ -791,6 +805,19 @@ func (t *tab4) dirs(b *blk4, d []uint32) {
 		// Every page is there: no nil check.
 		w[i] = *(*uint64)(unsafe.Add(unsafe.Pointer(top[a>>24]), (a>>16&255)*8))
 		m[i] = a // for prepPop
+	}
+}
+
+// dirsOnly is dirs without the copy of the addresses in m (prep4Vec
+// reads them from d).
+//
+//go:noinline
+func (t *tab4) dirsOnly(b *blk4, d []uint32) {
+	top := &t.top
+	w := b.w[:len(d)]
+	for i, a := range d {
+		// Every page is there: no nil check.
+		w[i] = *(*uint64)(unsafe.Add(unsafe.Pointer(top[a>>24]), (a>>16&255)*8))
 	}
 }
 

@@ -69,7 +69,7 @@ var ErrSize = errors.New("ring: size must be a power of two between 1 and 2^30")
 // tail: with that copy and the cached opposite tail on a line of their own,
 // a single producer only ever writes its shared line (a store the core need
 // not wait for) and never reads it back while the consumer holds it.
-
+//
 // Memory: dequeued slots keep a stale copy of their element until they are
 // overwritten. For T holding heap pointers this keeps the referent reachable
 // a little longer; it never makes it visible to a consumer again.

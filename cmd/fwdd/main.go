@@ -83,17 +83,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "fwdd: -c FILE is required (see fwdd -h; an example is in docs/config.md of the source tree)")
 		return 2
 	}
-	if *check {
-		// The pools the ports' kernel rings take from are sized by
-		// -workers/-cpus and -mbufs: check with them.
-		cl, _ := parseCPUList(*cpus) // a bad -cpus is reported when starting
-		if err := vnet.CheckFileEngine(*config, fwd.Config{Workers: *workers, CPUs: cl, PoolSize: *poolSize}); err != nil {
-			fmt.Fprintf(os.Stderr, "fwdd: %v\n", err)
-			return 1
-		}
-		fmt.Printf("fwdd: configuration file %s is valid\n", *config)
-		return 0
-	}
+	// The options are checked before -check, so that -check validates the
+	// whole command line a start would use.
 	cpuList, err := parseCPUList(*cpus)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fwdd: -cpus: %v\n", err)
@@ -111,6 +102,16 @@ func run(args []string) int {
 	if *ctlRT < 0 || *ctlRT > 99 {
 		fmt.Fprintf(os.Stderr, "fwdd: -ctl-rt %d: want a SCHED_FIFO priority from 1 to 99, or 0 for ordinary scheduling\n", *ctlRT)
 		return 2
+	}
+	if *check {
+		// The pools the ports' kernel rings take from are sized by
+		// -workers/-cpus and -mbufs: check with them.
+		if err := vnet.CheckFileEngine(*config, fwd.Config{Workers: *workers, CPUs: cpuList, PoolSize: *poolSize}); err != nil {
+			fmt.Fprintf(os.Stderr, "fwdd: %v\n", err)
+			return 1
+		}
+		fmt.Printf("fwdd: configuration file %s is valid\n", *config)
+		return 0
 	}
 	if *profMode != "" {
 		var mode func(*profile.Profile)

@@ -51,16 +51,7 @@ func TestPatch(t *testing.T) {
 		rounds = 400
 	}
 	for round := range rounds {
-		b := randomChanges(rng, ps, 1+rng.IntN(3))
-		if err := f.Apply(b); err != nil {
-			t.Fatal(err)
-		}
-		r.apply(b)
-		var probes []netip.Addr
-		for _, c := range b {
-			probes = append(probes, c.Prefix.Addr(), lastIn(c.Prefix), randIn(rng, c.Prefix))
-		}
-		check(t, f, r, 0, probes)
+		b := churnStep(t, f, r, rng, ps)
 		if round%200 == 199 {
 			checkCanonical(t, f)
 			check(t, f, r, 0, probesFor2(rng, ps, true))
@@ -283,16 +274,7 @@ func TestPatchTwoLevel(t *testing.T) {
 	}
 	seen := 0
 	for round := range rounds {
-		b := randomChanges(rng, ps, 1+rng.IntN(3))
-		if err := f.Apply(b); err != nil {
-			t.Fatal(err)
-		}
-		r.apply(b)
-		var probes []netip.Addr
-		for _, c := range b {
-			probes = append(probes, c.Prefix.Addr(), lastIn(c.Prefix), randIn(rng, c.Prefix))
-		}
-		check(t, f, r, 0, probes)
+		b := churnStep(t, f, r, rng, ps)
 		if round%20 == 19 {
 			checkCanonical(t, f)
 			check(t, f, r, 0, probesFor2(rng, ps, true))
@@ -305,4 +287,22 @@ func TestPatchTwoLevel(t *testing.T) {
 	if seen == 0 {
 		t.Error("no table with a two-level index during the churn")
 	}
+}
+
+// churnStep applies a batch of 1-3 random changes to prefixes of ps to f
+// and the reference r, checks FIB 0 at the first, last and a random
+// address of every changed prefix, and returns the batch.
+func churnStep(t *testing.T, f *FIBs, r *ref, rng *rand.Rand, ps []netip.Prefix) []Change {
+	t.Helper()
+	b := randomChanges(rng, ps, 1+rng.IntN(3))
+	if err := f.Apply(b); err != nil {
+		t.Fatal(err)
+	}
+	r.apply(b)
+	var probes []netip.Addr
+	for _, c := range b {
+		probes = append(probes, c.Prefix.Addr(), lastIn(c.Prefix), randIn(rng, c.Prefix))
+	}
+	check(t, f, r, 0, probes)
+	return b
 }

@@ -1,6 +1,7 @@
 //go:build amd64
 
 #include "textflag.h"
+#include "lanes_amd64.h"
 
 // The AVX-512 stages of the IPv4 batch lookup (lookup4_amd64.go): the
 // arithmetic of prepPop and of ranges (tab4.go), eight lanes (vector
@@ -11,24 +12,6 @@
 //
 // Registers: DX the lane count, SI the step's first lane, R8 and R11
 // scratch (TAILMASK), AX the result.
-
-// TAILMASK sets K1 to lanes SI .. min(SI+8, DX)-1 of the step.
-#define TAILMASK \
-	MOVQ DX, R11; \
-	SUBQ SI, R11; \
-	MOVL $0xff, R8; \
-	CMPQ R11, $8; \
-	JAE 2(PC); \
-	BZHIL R11, R8, R8; \
-	KMOVB R8, K1
-
-// LANEBITS ORs mask register k, shifted to the step's first lane, into AX
-// (CX, R11 clobbered).
-#define LANEBITS(k) \
-	KMOVB k, R11; \
-	MOVQ SI, CX; \
-	SHLQ CX, R11; \
-	ORQ R11, AX
 
 // PREP4_ARGS loads prep4Vec's and prep4VecP's arguments and constants:
 // DI w, BX p, R12 m, R14 d, R13 segs, DX n, SI 0, AX 0; Z20 none, Z21

@@ -1,6 +1,7 @@
 //go:build amd64
 
 #include "textflag.h"
+#include "lanes_amd64.h"
 
 // The AVX-512 stages of the IPv6 batch lookup (lookup6_amd64.go): each is
 // the Go stage of the same name in table.go, eight lanes (64-bit vector
@@ -12,16 +13,6 @@
 //
 // Registers: DI tab, BX q, DX the lane count, SI the step's first lane,
 // R9 zero, R8 and R11 scratch (TAILMASK).
-
-// TAILMASK sets K1 to lanes SI .. min(SI+8, DX)-1 of the step.
-#define TAILMASK \
-	MOVQ DX, R11; \
-	SUBQ SI, R11; \
-	MOVL $0xff, R8; \
-	CMPQ R11, $8; \
-	JAE 2(PC); \
-	BZHIL R11, R8, R8; \
-	KMOVB R8, K1
 
 // GATHER(idx, dst) loads into dst the words at tab[lane] + 8*idx[lane]
 // of the step's lanes (Z0, Z1 and K2 clobbered).
@@ -224,14 +215,6 @@ DATA defs<>+0x30(SB)/8, $0
 DATA defs<>+0x38(SB)/8, $0
 GLOBL defs<>(SB), RODATA|NOPTR, $64 // VPERMT2D: the def dwords of eight hdr6s
 
-// MASKBITS(k) ORs the lanes of k into AX at the step's lanes (CX, R11
-// clobbered).
-#define MASKBITS(k) \
-	KMOVB k, R11; \
-	MOVQ SI, CX; \
-	SHLQ CX, R11; \
-	ORQ R11, AX
-
 // func prep1Vec(hi *[64]uint64, tab *[64]tptr, q *[64]uint32, top *[256]*dirPage, e16 *[]uint64, ns int, z *uint64, n int) (other uint64)
 //
 // e = top[hi>>56][hi>>48 & 255]; for e with chunkFlag and rankFlag: tab =
@@ -287,7 +270,7 @@ loop:
 	VPCMPEQQ Z23, Z6, K3
 	KANDB K1, K3, K3                // rank lanes
 	KANDNB K1, K3, K4               // the others
-	MASKBITS(K4)
+	LANEBITS(K4)
 	VPANDQ Z24, Z5, Z6              // position
 	VPSRLQ $22, Z6, Z7
 	VPMINUQ Z20, Z7, Z7
@@ -349,7 +332,7 @@ loop:
 	VPCOMPRESSQ.Z Z6, K3, Z6
 	MOVQ h2+48(FP), R11
 	VMOVDQU64 Z6, (R11)(R8*8)       // h2
-	MASKBITS(K3)
+	LANEBITS(K3)
 	ADDQ $8, SI
 	JMP loop
 done:
@@ -463,7 +446,7 @@ loop:
 	VPMOVQ2M Z4, K3                 // hdrIx
 	KANDB K1, K3, K3                // the lanes with an index
 	KANDNB K1, K3, K4               // the others
-	MASKBITS(K4)
+	LANEBITS(K4)
 	VMOVDQU64.Z (R12)(SI*8), K3, Z6 // hi
 	VPSRLQ $16, Z6, Z6
 	VPANDQ Z22, Z6, Z6              // s
@@ -534,7 +517,7 @@ loop:
 	VMOVDQA32 Y5, K3, Y4            // v, or best if 0
 	VPMOVD2M Y4, K4                 // refFlag: L3
 	KANDB K1, K4, K4
-	MASKBITS(K4)
+	LANEBITS(K4)
 	VPMOVZXBD (R12)(SI*1), Y6
 	KMOVB K1, K2
 	VPSCATTERDD Y4, K2, (R13)(Y6*4) // o[idx]
